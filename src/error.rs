@@ -1,0 +1,179 @@
+//! The one error type of ctstack, split by who is at fault.
+//!
+//! Every variant that concerns a file names it, so a message read in a log or a
+//! dialog box says which slice of a 2000-slice stack is the bad one.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Everything that can go wrong in ctstack.
+///
+/// The variants follow blame: the file ([`Error::Format`]), the library's reach
+/// ([`Error::Unsupported`]), the system ([`Error::Io`]), the budget
+/// ([`Error::LimitsExceeded`]), the caller ([`Error::Usage`], [`Error::Mismatch`])
+/// and the caller's wish to stop ([`Error::Cancelled`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The file could not be opened, read or written.
+    #[error("{}: {what}: {source}", path.display())]
+    Io {
+        /// The file involved.
+        path: PathBuf,
+        /// What was being done ("cannot open", "cannot write", ...).
+        what: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a TIFF, or is a malformed or truncated one.
+    #[error("{}: {what}", path.display())]
+    Format {
+        /// The file involved.
+        path: PathBuf,
+        /// What is wrong, with the offsets and sizes involved.
+        what: String,
+    },
+    /// A valid TIFF that ctstack does not handle (RGB, float, signed, 1-bit, ...).
+    #[error("{}: unsupported: {what}", path.display())]
+    Unsupported {
+        /// The file involved.
+        path: PathBuf,
+        /// What it is that is not supported.
+        what: String,
+    },
+    /// The file asks for more than the configured [`Limits`](crate::Limits) allow.
+    #[error("{}: limit exceeded: {what}", path.display())]
+    LimitsExceeded {
+        /// The file involved.
+        path: PathBuf,
+        /// Which limit, and the size the file asked for.
+        what: String,
+    },
+    /// Slices that must agree do not (size or depth), or a destination buffer has
+    /// the wrong length.
+    #[error("{}: {what}", path.display())]
+    Mismatch {
+        /// The file (or, for buffers, the slice) involved.
+        path: PathBuf,
+        /// What differs from what.
+        what: String,
+    },
+    /// The caller asked for something impossible (empty stack, bad option, ...).
+    #[error("invalid argument: {what}")]
+    Usage {
+        /// What is wrong with the request.
+        what: String,
+    },
+    /// The caller asked the run to stop.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// The broad class of an [`Error`]: one value per variant, for callers that
+/// branch on the kind (the C ABI maps these to its status codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// See [`Error::Io`].
+    Io,
+    /// See [`Error::Format`].
+    Format,
+    /// See [`Error::Unsupported`].
+    Unsupported,
+    /// See [`Error::LimitsExceeded`].
+    LimitsExceeded,
+    /// See [`Error::Mismatch`].
+    Mismatch,
+    /// See [`Error::Usage`].
+    Usage,
+    /// See [`Error::Cancelled`].
+    Cancelled,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorKind::Io => "I/O error",
+            ErrorKind::Format => "malformed file",
+            ErrorKind::Unsupported => "unsupported file",
+            ErrorKind::LimitsExceeded => "limit exceeded",
+            ErrorKind::Mismatch => "mismatch",
+            ErrorKind::Usage => "invalid argument",
+            ErrorKind::Cancelled => "cancelled",
+        })
+    }
+}
+
+impl Error {
+    /// The class of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Io { .. } => ErrorKind::Io,
+            Error::Format { .. } => ErrorKind::Format,
+            Error::Unsupported { .. } => ErrorKind::Unsupported,
+            Error::LimitsExceeded { .. } => ErrorKind::LimitsExceeded,
+            Error::Mismatch { .. } => ErrorKind::Mismatch,
+            Error::Usage { .. } => ErrorKind::Usage,
+            Error::Cancelled => ErrorKind::Cancelled,
+        }
+    }
+
+    /// The file this error is about, if it is about one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Error::Io { path, .. }
+            | Error::Format { path, .. }
+            | Error::Unsupported { path, .. }
+            | Error::LimitsExceeded { path, .. }
+            | Error::Mismatch { path, .. } => Some(path),
+            Error::Usage { .. } | Error::Cancelled => None,
+        }
+    }
+
+    pub(crate) fn io(path: &Path, what: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.to_path_buf(),
+            what: what.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn mismatch(path: &Path, what: impl Into<String>) -> Error {
+        Error::Mismatch {
+            path: path.to_path_buf(),
+            what: what.into(),
+        }
+    }
+
+    pub(crate) fn usage(what: impl Into<String>) -> Error {
+        Error::Usage { what: what.into() }
+    }
+}
+
+/// A problem found while parsing bytes, before it is tied to a file name.
+///
+/// The parser works on byte slices and knows no paths; [`Problem::at`] turns it
+/// into an [`Error`] once the caller knows which file the bytes came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Problem {
+    Format(String),
+    Unsupported(String),
+    Limits(String),
+}
+
+impl Problem {
+    pub(crate) fn at(self, path: &Path) -> Error {
+        let path = path.to_path_buf();
+        match self {
+            Problem::Format(what) => Error::Format { path, what },
+            Problem::Unsupported(what) => Error::Unsupported { path, what },
+            Problem::Limits(what) => Error::LimitsExceeded { path, what },
+        }
+    }
+}
+
+/// Shorthand for a [`Problem::Format`] built with `format!`.
+macro_rules! format_problem {
+    ($($arg:tt)*) => { $crate::error::Problem::Format(format!($($arg)*)) };
+}
+pub(crate) use format_problem;

@@ -1,0 +1,103 @@
+//! Compressed slices (LZW, Deflate, PackBits, JPEG, predictors): decoded by the `tiff` crate.
+
+use std::io::Cursor;
+
+use tiff::decoder::{Decoder, DecodingResult};
+use tiff::{ColorType, TiffError};
+
+use crate::Limits;
+use crate::error::{Problem, format_problem};
+use crate::sample::Samples;
+use crate::tiff::ImageLayout;
+
+/// Decodes IFD 0 of `bytes`, whose layout `layout` has already been validated.
+///
+/// The decoded size and the compression ratio are checked against `limits`
+/// before the decoder allocates anything, and the decoder's own limits are set
+/// from ours, so a large but legitimate slice is not refused by its 256 MiB default.
+pub(crate) fn decode(
+    bytes: &[u8],
+    layout: &ImageLayout,
+    limits: &Limits,
+) -> Result<Samples, Problem> {
+    let image_bytes = layout.image_bytes();
+    check_decoded_size(image_bytes, limits)?;
+    let compressed: u64 = layout
+        .byte_counts
+        .iter()
+        .fold(0u64, |a, &b| a.saturating_add(b));
+    if image_bytes > compressed.saturating_mul(limits.max_compression_ratio) {
+        return Err(Problem::Limits(format!(
+            "{} claims {image_bytes} decoded bytes from {compressed} compressed bytes, \
+             a ratio above the limit of {}:1 (a decompression bomb)",
+            layout.compression.name(),
+            limits.max_compression_ratio
+        )));
+    }
+    let budget = usize::try_from(image_bytes.saturating_mul(2)).unwrap_or(usize::MAX);
+    let mut tiff_limits = tiff::decoder::Limits::default();
+    tiff_limits.decoding_buffer_size = budget;
+    tiff_limits.intermediate_buffer_size = budget;
+    let mut decoder = Decoder::new(Cursor::new(bytes))
+        .map_err(problem)?
+        .with_limits(tiff_limits);
+    let colortype = decoder.colortype().map_err(problem)?;
+    let expected = match colortype {
+        ColorType::Gray(8) if layout.bits == 8 => 8,
+        ColorType::Gray(16) if layout.bits == 16 => 16,
+        other => {
+            return Err(Problem::Unsupported(format!(
+                "the tiff decoder reads this file as {other:?}, not {}-bit grayscale",
+                layout.bits
+            )));
+        }
+    };
+    let pixels = u64::from(layout.width) * u64::from(layout.height);
+    let result = decoder.read_image().map_err(problem)?;
+    let samples = match result {
+        DecodingResult::U8(v) if expected == 8 => Samples::U8(v),
+        DecodingResult::U16(v) if expected == 16 => Samples::U16(v),
+        _ => {
+            return Err(Problem::Unsupported(
+                "the tiff decoder returned another sample type than the file declares".into(),
+            ));
+        }
+    };
+    let got = match &samples {
+        Samples::U8(v) => v.len(),
+        Samples::U16(v) => v.len(),
+    } as u64;
+    if got != pixels {
+        return Err(format_problem!(
+            "the tiff decoder returned {got} samples for a {}x{} image",
+            layout.width,
+            layout.height
+        ));
+    }
+    Ok(samples)
+}
+
+/// Refuses a pixel buffer larger than `limits.max_decoded_bytes`.
+pub(crate) fn check_decoded_size(image_bytes: u64, limits: &Limits) -> Result<(), Problem> {
+    if image_bytes > limits.max_decoded_bytes {
+        return Err(Problem::Limits(format!(
+            "the image needs a {image_bytes}-byte buffer, more than the limit of {}",
+            limits.max_decoded_bytes
+        )));
+    }
+    Ok(())
+}
+
+/// Sorts a `tiff` crate error into ctstack's classes.
+fn problem(e: TiffError) -> Problem {
+    match e {
+        TiffError::FormatError(e) => format_problem!("{e}"),
+        TiffError::UnsupportedError(e) => Problem::Unsupported(e.to_string()),
+        TiffError::LimitsExceeded => {
+            Problem::Limits("the tiff decoder's buffer limit was exceeded".into())
+        }
+        // The decoder reads from memory: an I/O error means the data ended early.
+        TiffError::IoError(e) => format_problem!("compressed data is truncated or corrupt: {e}"),
+        other => format_problem!("{other}"),
+    }
+}

@@ -1,0 +1,34 @@
+//! ctstack turns stacks of CT-scan TIFF slices into thumbnail pyramids as fast as
+//! the memory bus allows.
+//!
+//! An uncompressed TIFF *is* the pixel array, already on disk. ctstack parses the
+//! TIFF structure itself, memory-maps the file and views the mapped pixels as
+//! `&[u16]` (or `&[u8]`) without decoding or copying; compressed files fall back to
+//! the `tiff` crate's decoder.
+//!
+//! ```no_run
+//! use ctstack::Slice;
+//!
+//! let slice = Slice::open("scan/slice_0000.tif")?;
+//! println!("{}x{} {}-bit, {}", slice.width(), slice.height(), slice.bits(), slice.access());
+//! let rows = slice.rows::<u16>()?;
+//! let brightest = rows.iter().flat_map(|r| r.iter()).max();
+//! # Ok::<(), ctstack::Error>(())
+//! ```
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+mod error;
+mod fallback;
+mod limits;
+mod sample;
+mod slice;
+mod source;
+mod tiff;
+
+pub use error::{Error, ErrorKind};
+pub use limits::Limits;
+pub use sample::{Sample, Samples};
+pub use slice::{Access, AccessPath, OpenOptions, Rows, Slice};
+pub use source::ReadMode;
+pub use tiff::{ByteOrder, Compression};

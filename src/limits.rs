@@ -1,0 +1,46 @@
+//! Caps on what a file can make ctstack allocate or do.
+
+/// Caps on what one file may make ctstack allocate or walk.
+///
+/// Every TIFF is treated as hostile: a header can claim any size. These caps are
+/// checked before any allocation that depends on the file's claims, and a file
+/// that goes beyond them gets [`Error::LimitsExceeded`](crate::Error::LimitsExceeded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest image accepted, in pixels (width x height).
+    pub max_pixels: u64,
+    /// Largest pixel buffer ctstack will allocate for one slice (copied or decoded), in bytes.
+    pub max_decoded_bytes: u64,
+    /// Largest entry count accepted in the image's directory (IFD).
+    pub max_ifd_entries: u64,
+    /// Largest ratio of decoded bytes to compressed bytes accepted for a compressed slice.
+    ///
+    /// Deflate cannot exceed about 1032:1 and TIFF's LZW about 1400:1, so a file
+    /// that claims more is a decompression bomb, refused before decoding starts.
+    pub max_compression_ratio: u64,
+}
+
+impl Limits {
+    /// No caps beyond what the file's own length implies (use with trusted files only).
+    pub const fn unlimited() -> Limits {
+        Limits {
+            max_pixels: u64::MAX,
+            max_decoded_bytes: u64::MAX,
+            max_ifd_entries: u64::MAX,
+            max_compression_ratio: u64::MAX,
+        }
+    }
+}
+
+impl Default for Limits {
+    /// Generous for CT data (a 32768 x 32768 16-bit slice, 2 GiB, fits), small enough
+    /// that a forged header cannot exhaust the memory of a desktop machine.
+    fn default() -> Limits {
+        Limits {
+            max_pixels: 1 << 30,
+            max_decoded_bytes: 2 << 30,
+            max_ifd_entries: 4096,
+            max_compression_ratio: 4096,
+        }
+    }
+}

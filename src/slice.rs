@@ -1,0 +1,501 @@
+//! An opened slice: rows served straight from the mapped file when its layout
+//! allows, from an owned buffer otherwise. One type for callers either way.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use crate::error::Problem;
+use crate::fallback;
+use crate::sample::{Sample, Samples};
+use crate::source::{ReadMode, Source};
+use crate::tiff::{ByteOrder, Chunks, Compression, ImageLayout};
+use crate::{Error, Limits};
+
+/// How a slice's pixels reach the caller, in order of cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AccessPath {
+    /// Rows are views into the memory-mapped file: no decode, no copy.
+    Mapped,
+    /// The file was read whole into memory ([`ReadMode::Buffered`]); rows are views into that buffer.
+    Read,
+    /// Uncompressed but not viewable (other byte order, odd offset, tiles): assembled
+    /// into an owned buffer by ctstack in one pass.
+    Copied,
+    /// Compressed or with a predictor: decoded by the `tiff` crate into an owned buffer.
+    Decoded,
+}
+
+impl AccessPath {
+    /// `mapped`, `read`, `copied` or `decoded`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AccessPath::Mapped => "mapped",
+            AccessPath::Read => "read",
+            AccessPath::Copied => "copied",
+            AccessPath::Decoded => "decoded",
+        }
+    }
+}
+
+/// The access path a slice took, and why: e.g. `copied: big-endian`, `decoded: LZW`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    /// The path.
+    pub path: AccessPath,
+    /// Why this path: what in the file allowed or forbade a view.
+    pub reason: String,
+}
+
+impl fmt::Display for Access {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.name(), self.reason)
+    }
+}
+
+/// Options for [`Slice::open_with`].
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// How the file's bytes are brought in.
+    pub read_mode: ReadMode,
+    /// Caps on what the file may make ctstack allocate.
+    pub limits: Limits,
+    /// Fault the whole mapping in at open (MAP_POPULATE on Linux; no effect elsewhere
+    /// or in buffered mode).
+    pub populate: bool,
+}
+
+/// One CT slice: page 0 of a TIFF file, 8- or 16-bit unsigned grayscale.
+///
+/// Pixels are handed out as rows ([`Slice::rows`]): a strip always holds whole
+/// rows, so even files whose strips are scattered through the file are served
+/// without a copy. When the file is uncompressed, in the host's byte order and
+/// aligned, every row is a view into the memory-mapped file ([`AccessPath::Mapped`]);
+/// otherwise ctstack assembles or decodes the pixels into an owned buffer once,
+/// at open. [`Slice::access`] tells which happened and why.
+///
+/// A mapped slice shares memory-mapping's hazard: see [`ReadMode`].
+pub struct Slice {
+    path: PathBuf,
+    width: u32,
+    height: u32,
+    bits: u32,
+    order: ByteOrder,
+    compression: Compression,
+    bigtiff: bool,
+    access: Access,
+    pixels: Pixels,
+    /// A contiguous copy, made on first request, for slices whose rows are scattered.
+    contiguous: OnceLock<Samples>,
+}
+
+enum Pixels {
+    /// Rows are views into `source`; `starts` holds each strip's byte offset.
+    View {
+        source: Source,
+        starts: Vec<usize>,
+        rows_per_strip: usize,
+    },
+    /// Rows live in an owned, contiguous buffer.
+    Owned(Samples),
+}
+
+/// The rows of a slice, typed. Cheap to copy; borrows the slice.
+#[derive(Clone, Copy)]
+pub struct Rows<'a, T> {
+    /// The samples the rows live in: the whole file (for views) or the owned buffer.
+    base: &'a [T],
+    /// Where each strip starts in `base`, in samples; one entry when the image is contiguous.
+    starts: &'a [usize],
+    rows_per_strip: usize,
+    width: usize,
+    height: usize,
+}
+
+impl<'a, T: Sample> Rows<'a, T> {
+    /// Row `y`, `width` samples. Panics if `y >= height`, like slice indexing.
+    #[inline]
+    pub fn row(&self, y: usize) -> &'a [T] {
+        assert!(y < self.height, "row {y} of a {}-row slice", self.height);
+        let start = self.starts[y / self.rows_per_strip] + (y % self.rows_per_strip) * self.width;
+        &self.base[start..start + self.width]
+    }
+
+    /// Samples per row.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Number of rows.
+    pub fn height(&self) -> usize {
+        self.height
+    }
+
+    /// All rows, top to bottom.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &'a [T]> + '_ {
+        (0..self.height).map(|y| self.row(y))
+    }
+
+    /// The whole image as one row-major slice, if its rows follow each other.
+    pub fn as_contiguous(&self) -> Option<&'a [T]> {
+        (self.starts.len() == 1).then(|| {
+            let start = self.starts[0];
+            &self.base[start..start + self.width * self.height]
+        })
+    }
+}
+
+impl Slice {
+    /// Opens `path` with default options (memory map, default [`Limits`]).
+    pub fn open(path: impl AsRef<Path>) -> Result<Slice, Error> {
+        Slice::open_with(path, &OpenOptions::default())
+    }
+
+    /// Opens `path` with `options`.
+    pub fn open_with(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Slice, Error> {
+        let path = path.as_ref();
+        let source = Source::open(path, options.read_mode, options.populate)?;
+        let layout = ImageLayout::parse(source.bytes(), &options.limits).map_err(|p| p.at(path))?;
+        let (access, pixels) = arrange(source, &layout, &options.limits).map_err(|p| p.at(path))?;
+        Ok(Slice {
+            path: path.to_path_buf(),
+            width: layout.width,
+            height: layout.height,
+            bits: u32::from(layout.bits),
+            order: layout.order,
+            compression: layout.compression,
+            bigtiff: layout.bigtiff,
+            access,
+            pixels,
+            contiguous: OnceLock::new(),
+        })
+    }
+
+    /// The file this slice was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Width in pixels.
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    /// Height in pixels.
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    /// Bits per sample: 8 or 16.
+    pub fn bits(&self) -> u32 {
+        self.bits
+    }
+
+    /// The file's byte order.
+    pub fn byte_order(&self) -> ByteOrder {
+        self.order
+    }
+
+    /// The file's compression.
+    pub fn compression(&self) -> Compression {
+        self.compression
+    }
+
+    /// Whether the file is a BigTIFF.
+    pub fn is_bigtiff(&self) -> bool {
+        self.bigtiff
+    }
+
+    /// Which path the pixels took, and why.
+    pub fn access(&self) -> &Access {
+        &self.access
+    }
+
+    /// Whether rows are served straight from the mapped file (no decode, no copy).
+    pub fn is_zero_copy(&self) -> bool {
+        self.access.path == AccessPath::Mapped
+    }
+
+    /// Bytes of the whole image, unpadded: width x height x bits / 8.
+    pub fn image_bytes(&self) -> usize {
+        self.width as usize * self.height as usize * (self.bits as usize / 8)
+    }
+
+    /// The rows as `T` samples; `T` must match the depth ([`Slice::bits`]), else a
+    /// [`Error::Mismatch`].
+    pub fn rows<T: Sample>(&self) -> Result<Rows<'_, T>, Error> {
+        if T::BITS != self.bits {
+            return Err(Error::mismatch(
+                &self.path,
+                format!(
+                    "the slice is {}-bit, asked for {}-bit samples",
+                    self.bits,
+                    T::BITS
+                ),
+            ));
+        }
+        let (width, height) = (self.width as usize, self.height as usize);
+        match &self.pixels {
+            Pixels::View {
+                source,
+                starts,
+                rows_per_strip,
+            } => {
+                let base = whole_words::<T>(source.bytes()).ok_or_else(|| {
+                    // `arrange` made this view only after the same cast succeeded.
+                    Error::mismatch(
+                        &self.path,
+                        "mapped bytes are not aligned for the sample type",
+                    )
+                })?;
+                Ok(Rows {
+                    base,
+                    starts,
+                    rows_per_strip: *rows_per_strip,
+                    width,
+                    height,
+                })
+            }
+            Pixels::Owned(samples) => Ok(Rows {
+                base: T::samples(samples).unwrap_or(&[]),
+                starts: &[0],
+                rows_per_strip: height.max(1),
+                width,
+                height,
+            }),
+        }
+    }
+
+    /// The whole image as one row-major slice of samples.
+    ///
+    /// Free when the rows are contiguous (one run in the file, or an owned buffer);
+    /// for files with scattered strips, the first call copies the rows into a buffer
+    /// kept for the slice's lifetime. Prefer [`Slice::rows`] in hot paths.
+    pub fn contiguous<T: Sample>(&self) -> Result<&[T], Error> {
+        let rows = self.rows::<T>()?;
+        if let Some(all) = rows.as_contiguous() {
+            return Ok(all);
+        }
+        let samples = self.contiguous.get_or_init(|| {
+            let mut out = Vec::with_capacity(rows.width() * rows.height());
+            for row in rows.iter() {
+                out.extend_from_slice(row);
+            }
+            T::into_samples(out)
+        });
+        Ok(T::samples(samples).unwrap_or(&[]))
+    }
+
+    /// Copies the image row-major into `dst`, which must hold exactly width x height samples.
+    pub fn copy_to<T: Sample>(&self, dst: &mut [T]) -> Result<(), Error> {
+        let rows = self.rows::<T>()?;
+        if dst.len() != rows.width() * rows.height() {
+            return Err(Error::mismatch(
+                &self.path,
+                format!(
+                    "destination holds {} samples, the {}x{} slice has {}",
+                    dst.len(),
+                    self.width,
+                    self.height,
+                    rows.width() * rows.height()
+                ),
+            ));
+        }
+        for (d, row) in dst.chunks_exact_mut(rows.width().max(1)).zip(rows.iter()) {
+            d.copy_from_slice(row);
+        }
+        Ok(())
+    }
+
+    /// The address range of the file's bytes in memory, when the slice still holds
+    /// them (mapped or read views). Lets tests and callers verify a zero-copy claim.
+    pub fn source_address_range(&self) -> Option<std::ops::Range<usize>> {
+        match &self.pixels {
+            Pixels::View { source, .. } => {
+                let b = source.bytes();
+                Some(b.as_ptr() as usize..b.as_ptr() as usize + b.len())
+            }
+            Pixels::Owned(_) => None,
+        }
+    }
+
+    /// Hints the OS to read the slice's pixel bytes ahead (madvise WILLNEED on a
+    /// mapped slice); a no-op for owned pixels and off Unix.
+    pub fn prefetch(&self) {
+        if let Pixels::View { source, .. } = &self.pixels {
+            source.prefetch(0..source.bytes().len());
+        }
+    }
+}
+
+impl fmt::Debug for Slice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Slice")
+            .field("path", &self.path)
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .field("bits", &self.bits)
+            .field("access", &self.access.to_string())
+            .finish()
+    }
+}
+
+/// The file's bytes as `T` samples, cut to a whole number of samples; `None` if
+/// the buffer is not aligned for `T`.
+fn whole_words<T: Sample>(bytes: &[u8]) -> Option<&[T]> {
+    let size = std::mem::size_of::<T>();
+    bytemuck::try_cast_slice(&bytes[..bytes.len() - bytes.len() % size]).ok()
+}
+
+/// Chooses the access path for a validated layout and prepares the pixels.
+fn arrange(
+    source: Source,
+    layout: &ImageLayout,
+    limits: &Limits,
+) -> Result<(Access, Pixels), Problem> {
+    if !layout.is_raw() {
+        let reason = match (layout.compression, layout.predictor) {
+            (Compression::None, p) => format!("predictor {p}"),
+            (c, 1) => c.name(),
+            (c, p) => format!("{} with predictor {p}", c.name()),
+        };
+        let samples = fallback::decode(source.bytes(), layout, limits)?;
+        return Ok((
+            Access {
+                path: AccessPath::Decoded,
+                reason,
+            },
+            Pixels::Owned(samples),
+        ));
+    }
+    match view_refusal(&source, layout) {
+        Some(reason) => {
+            let samples = match layout.bits {
+                8 => Samples::U8(assemble::<u8>(source.bytes(), layout, limits)?),
+                _ => Samples::U16(assemble::<u16>(source.bytes(), layout, limits)?),
+            };
+            Ok((
+                Access {
+                    path: AccessPath::Copied,
+                    reason,
+                },
+                Pixels::Owned(samples),
+            ))
+        }
+        None => Ok(view(source, layout)),
+    }
+}
+
+/// Why the raw pixels cannot be viewed in place, or `None` if they can.
+fn view_refusal(source: &Source, layout: &ImageLayout) -> Option<String> {
+    if let Chunks::Tiles { width, length } = layout.chunks {
+        return Some(format!("tiled ({width}x{length} tiles)"));
+    }
+    if layout.bits == 16 {
+        if layout.order != ByteOrder::host() {
+            return Some(layout.order.name().to_string());
+        }
+        if let Some((i, off)) = layout
+            .offsets
+            .iter()
+            .enumerate()
+            .find(|(_, o)| **o % 2 != 0)
+        {
+            return Some(format!("strip {i} at odd offset {off}"));
+        }
+        if whole_words::<u16>(source.bytes()).is_none() {
+            return Some("buffer not aligned for 16-bit samples".into());
+        }
+    }
+    None
+}
+
+/// Row views into `source`: strips that follow each other become one run.
+fn view(source: Source, layout: &ImageLayout) -> (Access, Pixels) {
+    let Chunks::Strips { rows_per_strip } = layout.chunks else {
+        unreachable!("view_refusal refuses tiles");
+    };
+    let size = layout.sample_bytes();
+    let strip_bytes = u64::from(rows_per_strip) * layout.row_bytes();
+    let first = layout.offsets[0];
+    let in_one_run = layout.offsets.iter().enumerate().all(|(i, &o)| {
+        Some(o)
+            == (i as u64)
+                .checked_mul(strip_bytes)
+                .and_then(|d| d.checked_add(first))
+    });
+    // Offsets were checked to lie in the file, whose length is a usize.
+    let to_words = |o: u64| (o / size) as usize;
+    let n = layout.offsets.len();
+    let (starts, rows_per_strip, reason) = if in_one_run {
+        let reason = if n == 1 {
+            "one strip".to_string()
+        } else {
+            format!("{n} strips in one run")
+        };
+        (vec![to_words(first)], layout.height as usize, reason)
+    } else {
+        let starts = layout.offsets.iter().map(|&o| to_words(o)).collect();
+        (
+            starts,
+            rows_per_strip as usize,
+            format!("{n} scattered strips, viewed row by row"),
+        )
+    };
+    let path = if source.is_mapped() {
+        AccessPath::Mapped
+    } else {
+        AccessPath::Read
+    };
+    (
+        Access { path, reason },
+        Pixels::View {
+            source,
+            starts,
+            rows_per_strip,
+        },
+    )
+}
+
+/// Copies raw chunks into one row-major buffer, converting byte order, in one pass.
+fn assemble<T: Sample>(
+    bytes: &[u8],
+    layout: &ImageLayout,
+    limits: &Limits,
+) -> Result<Vec<T>, Problem> {
+    fallback::check_decoded_size(layout.image_bytes(), limits)?;
+    let (width, height) = (layout.width as usize, layout.height as usize);
+    let size = std::mem::size_of::<T>();
+    let mut out = vec![T::default(); width * height];
+    // Offsets and sizes were validated against the file by `ImageLayout::parse`.
+    match layout.chunks {
+        Chunks::Strips { rows_per_strip } => {
+            let rps = rows_per_strip as usize;
+            for (y, dst) in out.chunks_exact_mut(width).enumerate() {
+                let start = layout.offsets[y / rps] as usize + (y % rps) * width * size;
+                T::decode_into(&bytes[start..start + width * size], layout.order, dst);
+            }
+        }
+        Chunks::Tiles {
+            width: tw,
+            length: tl,
+        } => {
+            let (tw, tl) = (tw as usize, tl as usize);
+            let across = width.div_ceil(tw);
+            for (t, &offset) in layout.offsets.iter().enumerate() {
+                let (tx, ty) = (t % across * tw, t / across * tl);
+                let cols = tw.min(width - tx);
+                for r in 0..tl.min(height - ty) {
+                    let src = offset as usize + r * tw * size;
+                    let dst = (ty + r) * width + tx;
+                    T::decode_into(
+                        &bytes[src..src + cols * size],
+                        layout.order,
+                        &mut out[dst..dst + cols],
+                    );
+                }
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,113 @@
+//! Byte order and bounds-checked reads of integers at file offsets.
+
+use crate::error::{Problem, format_problem};
+
+/// The byte order of a TIFF file (its first two bytes: `II` or `MM`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ByteOrder {
+    /// `II`: least significant byte first (what x86-64 and aarch64 use).
+    LittleEndian,
+    /// `MM`: most significant byte first.
+    BigEndian,
+}
+
+impl ByteOrder {
+    /// The byte order of the machine running this code.
+    pub const fn host() -> ByteOrder {
+        if cfg!(target_endian = "little") {
+            ByteOrder::LittleEndian
+        } else {
+            ByteOrder::BigEndian
+        }
+    }
+
+    /// `"little-endian"` or `"big-endian"`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ByteOrder::LittleEndian => "little-endian",
+            ByteOrder::BigEndian => "big-endian",
+        }
+    }
+}
+
+/// A file's bytes together with its byte order: the one place integers are decoded.
+#[derive(Clone, Copy)]
+pub(crate) struct Reader<'a> {
+    pub bytes: &'a [u8],
+    pub order: ByteOrder,
+}
+
+impl<'a> Reader<'a> {
+    /// The `N` bytes at `offset`, or a format problem naming `what` if they are not all in the file.
+    pub fn array<const N: usize>(&self, offset: u64, what: &str) -> Result<[u8; N], Problem> {
+        let start = usize::try_from(offset).ok();
+        let got = start
+            .and_then(|s| s.checked_add(N).map(|e| (s, e)))
+            .and_then(|(s, e)| self.bytes.get(s..e));
+        match got {
+            Some(b) => {
+                let mut out = [0u8; N];
+                out.copy_from_slice(b);
+                Ok(out)
+            }
+            None => Err(format_problem!(
+                "{what} at offset {offset} lies past the end of the file ({} bytes)",
+                self.bytes.len()
+            )),
+        }
+    }
+
+    pub fn u16(&self, offset: u64, what: &str) -> Result<u16, Problem> {
+        let b = self.array::<2>(offset, what)?;
+        Ok(match self.order {
+            ByteOrder::LittleEndian => u16::from_le_bytes(b),
+            ByteOrder::BigEndian => u16::from_be_bytes(b),
+        })
+    }
+
+    pub fn u32(&self, offset: u64, what: &str) -> Result<u32, Problem> {
+        let b = self.array::<4>(offset, what)?;
+        Ok(match self.order {
+            ByteOrder::LittleEndian => u32::from_le_bytes(b),
+            ByteOrder::BigEndian => u32::from_be_bytes(b),
+        })
+    }
+
+    pub fn u64(&self, offset: u64, what: &str) -> Result<u64, Problem> {
+        let b = self.array::<8>(offset, what)?;
+        Ok(match self.order {
+            ByteOrder::LittleEndian => u64::from_le_bytes(b),
+            ByteOrder::BigEndian => u64::from_be_bytes(b),
+        })
+    }
+
+    /// The file length as a `u64`.
+    pub fn len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_both_orders_and_refuses_out_of_bounds() {
+        let bytes = [1u8, 2, 3, 4, 5, 6, 7, 8];
+        let le = Reader {
+            bytes: &bytes,
+            order: ByteOrder::LittleEndian,
+        };
+        let be = Reader {
+            bytes: &bytes,
+            order: ByteOrder::BigEndian,
+        };
+        assert_eq!(le.u16(0, "x").unwrap(), 0x0201);
+        assert_eq!(be.u16(0, "x").unwrap(), 0x0102);
+        assert_eq!(le.u32(4, "x").unwrap(), 0x0807_0605);
+        assert_eq!(be.u64(0, "x").unwrap(), 0x0102_0304_0506_0708);
+        assert!(le.u32(5, "x").is_err());
+        assert!(le.u16(u64::MAX, "x").is_err());
+        assert!(le.u64(1, "x").is_err());
+    }
+}

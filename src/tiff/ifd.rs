@@ -1,0 +1,209 @@
+//! The file header and the first image file directory (IFD 0).
+//!
+//! Only IFD 0 is read: a CT slice is one image, later pages are ignored. Not
+//! following the IFD chain also means no chain can loop.
+
+use super::bytes::{ByteOrder, Reader};
+use super::tags::{Tag, unsigned_type_size};
+use crate::Limits;
+use crate::error::{Problem, format_problem};
+
+/// One directory entry, located but not yet decoded.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    tag: u16,
+    field_type: u16,
+    count: u64,
+    /// Where the entry's 4-byte (classic) or 8-byte (BigTIFF) value field starts.
+    value_field: u64,
+}
+
+/// IFD 0 of a file: its entries and the reader to decode their values with.
+pub(crate) struct Directory<'a> {
+    reader: Reader<'a>,
+    bigtiff: bool,
+    entries: Vec<Entry>,
+}
+
+impl<'a> Directory<'a> {
+    /// Parses the header and IFD 0 of `bytes`.
+    pub fn parse(bytes: &'a [u8], limits: &Limits) -> Result<Directory<'a>, Problem> {
+        if bytes.len() < 8 {
+            return Err(format_problem!(
+                "not a TIFF file: {} bytes, too short for a TIFF header",
+                bytes.len()
+            ));
+        }
+        let order = match bytes.get(..2) {
+            Some(b"II") => ByteOrder::LittleEndian,
+            Some(b"MM") => ByteOrder::BigEndian,
+            Some(b) => {
+                return Err(format_problem!(
+                    "not a TIFF file: starts with {:02x} {:02x}, not II or MM",
+                    b[0],
+                    b[1]
+                ));
+            }
+            None => return Err(format_problem!("not a TIFF file")),
+        };
+        let reader = Reader { bytes, order };
+        let (bigtiff, first_ifd) = match reader.u16(2, "TIFF version")? {
+            42 => (false, u64::from(reader.u32(4, "first IFD offset")?)),
+            43 => {
+                let offset_size = reader.u16(4, "BigTIFF offset size")?;
+                if offset_size != 8 {
+                    return Err(format_problem!(
+                        "BigTIFF header gives offset size {offset_size}, not 8"
+                    ));
+                }
+                (true, reader.u64(8, "first IFD offset")?)
+            }
+            v => {
+                return Err(format_problem!(
+                    "not a TIFF file: version {v}, expected 42 (TIFF) or 43 (BigTIFF)"
+                ));
+            }
+        };
+        if first_ifd == 0 {
+            return Err(format_problem!(
+                "the file holds no image (first IFD offset is 0)"
+            ));
+        }
+
+        let (count_size, entry_size) = if bigtiff { (8u64, 20u64) } else { (2, 12) };
+        let count = if bigtiff {
+            reader.u64(first_ifd, "IFD 0 entry count")?
+        } else {
+            u64::from(reader.u16(first_ifd, "IFD 0 entry count")?)
+        };
+        let table_end = count
+            .checked_mul(entry_size)
+            .and_then(|n| n.checked_add(first_ifd))
+            .and_then(|n| n.checked_add(count_size));
+        if table_end.is_none_or(|end| end > reader.len()) {
+            return Err(format_problem!(
+                "IFD 0 at offset {first_ifd} claims {count} entries, more than the file ({} bytes) holds",
+                reader.len()
+            ));
+        }
+        if count > limits.max_ifd_entries {
+            return Err(Problem::Limits(format!(
+                "IFD 0 has {count} entries, more than the limit of {}",
+                limits.max_ifd_entries
+            )));
+        }
+        // `count` entries fit in the file, so this allocation is bounded by its length.
+        let mut entries = Vec::with_capacity(count as usize);
+        for i in 0..count {
+            let at = first_ifd + count_size + i * entry_size;
+            let tag = reader.u16(at, "IFD entry")?;
+            let field_type = reader.u16(at + 2, "IFD entry")?;
+            let (count, value_field) = if bigtiff {
+                (reader.u64(at + 4, "IFD entry")?, at + 12)
+            } else {
+                (u64::from(reader.u32(at + 4, "IFD entry")?), at + 8)
+            };
+            entries.push(Entry {
+                tag,
+                field_type,
+                count,
+                value_field,
+            });
+        }
+        Ok(Directory {
+            reader,
+            bigtiff,
+            entries,
+        })
+    }
+
+    pub fn order(&self) -> ByteOrder {
+        self.reader.order
+    }
+
+    pub fn bigtiff(&self) -> bool {
+        self.bigtiff
+    }
+
+    fn find(&self, tag: Tag) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.tag == tag as u16)
+    }
+
+    /// Where an entry's values start and how many bytes each takes; checks they lie in the file.
+    fn locate(&self, entry: &Entry, name: &str) -> Result<(u64, u64), Problem> {
+        let size = unsigned_type_size(entry.field_type).ok_or_else(|| {
+            format_problem!(
+                "tag {name} has field type {}, not an unsigned integer type",
+                entry.field_type
+            )
+        })?;
+        let inline_size = if self.bigtiff { 8 } else { 4 };
+        let total = entry.count.checked_mul(size).ok_or_else(|| {
+            format_problem!(
+                "tag {name} claims {} values, more than any file holds",
+                entry.count
+            )
+        })?;
+        let start = if total <= inline_size {
+            entry.value_field
+        } else if self.bigtiff {
+            self.reader.u64(entry.value_field, name)?
+        } else {
+            u64::from(self.reader.u32(entry.value_field, name)?)
+        };
+        if start
+            .checked_add(total)
+            .is_none_or(|end| end > self.reader.len())
+        {
+            return Err(format_problem!(
+                "tag {name}: {} values at offset {start} run past the end of the file ({} bytes)",
+                entry.count,
+                self.reader.len()
+            ));
+        }
+        Ok((start, size))
+    }
+
+    fn read_at(&self, at: u64, size: u64, name: &str) -> Result<u64, Problem> {
+        Ok(match size {
+            1 => u64::from(self.reader.array::<1>(at, name)?[0]),
+            2 => u64::from(self.reader.u16(at, name)?),
+            4 => u64::from(self.reader.u32(at, name)?),
+            _ => self.reader.u64(at, name)?,
+        })
+    }
+
+    /// All values of an unsigned-integer tag, or `None` if the tag is absent.
+    ///
+    /// The values must lie inside the file, so the returned vector is bounded by the file's length.
+    pub fn values(&self, tag: Tag) -> Result<Option<Vec<u64>>, Problem> {
+        let Some(entry) = self.find(tag) else {
+            return Ok(None);
+        };
+        let (start, size) = self.locate(entry, tag.name())?;
+        // `locate` checked that count * size bytes lie in the file: the capacity is bounded by its length.
+        let mut out = Vec::with_capacity(entry.count as usize);
+        for i in 0..entry.count {
+            out.push(self.read_at(start + i * size, size, tag.name())?);
+        }
+        Ok(Some(out))
+    }
+
+    /// The first value of a tag (BitsPerSample has one per sample), or `None` if absent.
+    pub fn value(&self, tag: Tag) -> Result<Option<u64>, Problem> {
+        let Some(entry) = self.find(tag) else {
+            return Ok(None);
+        };
+        if entry.count == 0 {
+            return Err(format_problem!("tag {} has no value", tag.name()));
+        }
+        let (start, size) = self.locate(entry, tag.name())?;
+        self.read_at(start, size, tag.name()).map(Some)
+    }
+
+    /// Like [`Directory::value`], but the tag must be present.
+    pub fn required(&self, tag: Tag) -> Result<u64, Problem> {
+        self.value(tag)?
+            .ok_or_else(|| format_problem!("required tag {} is missing", tag.name()))
+    }
+}

@@ -1,0 +1,280 @@
+//! What IFD 0 says about the image: size, depth, encoding and where its pixel
+//! bytes lie, validated against the file.
+
+use super::bytes::ByteOrder;
+use super::ifd::Directory;
+use super::tags::Tag;
+use crate::Limits;
+use crate::error::{Problem, format_problem};
+
+/// The Compression tag's value, named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Compression {
+    /// 1: uncompressed; the only encoding ctstack reads itself.
+    None,
+    /// 5: LZW.
+    Lzw,
+    /// 8 or 32946: Deflate (zlib).
+    Deflate,
+    /// 32773: PackBits.
+    PackBits,
+    /// 6 or 7: JPEG.
+    Jpeg,
+    /// Any other value, kept as found.
+    Other(u16),
+}
+
+impl Compression {
+    fn from_tag(value: u64) -> Compression {
+        match value {
+            1 => Compression::None,
+            5 => Compression::Lzw,
+            8 | 32946 => Compression::Deflate,
+            32773 => Compression::PackBits,
+            6 | 7 => Compression::Jpeg,
+            v => Compression::Other(u16::try_from(v).unwrap_or(u16::MAX)),
+        }
+    }
+
+    /// A short human name: `none`, `LZW`, `Deflate`, ...
+    pub fn name(self) -> String {
+        match self {
+            Compression::None => "none".into(),
+            Compression::Lzw => "LZW".into(),
+            Compression::Deflate => "Deflate".into(),
+            Compression::PackBits => "PackBits".into(),
+            Compression::Jpeg => "JPEG".into(),
+            Compression::Other(v) => format!("compression {v}"),
+        }
+    }
+}
+
+/// How the pixel bytes are cut into chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Chunks {
+    /// Strips of whole rows, `rows_per_strip` each (the last may hold fewer).
+    Strips { rows_per_strip: u32 },
+    /// Tiles of `width` x `length` samples, padded at the right and bottom edges.
+    Tiles { width: u32, length: u32 },
+}
+
+/// IFD 0 of a grayscale 8/16-bit unsigned TIFF, with every chunk checked to lie in the file.
+#[derive(Debug, Clone)]
+pub(crate) struct ImageLayout {
+    pub width: u32,
+    pub height: u32,
+    pub bits: u16,
+    pub order: ByteOrder,
+    pub bigtiff: bool,
+    pub compression: Compression,
+    pub predictor: u16,
+    pub chunks: Chunks,
+    /// One per chunk the image needs (extra entries in the file are dropped).
+    pub offsets: Vec<u64>,
+    /// One per chunk; for uncompressed files each covers at least the chunk's pixels.
+    pub byte_counts: Vec<u64>,
+}
+
+impl ImageLayout {
+    /// Parses and validates IFD 0 of `bytes`.
+    ///
+    /// Errors: `Format` for anything malformed or pointing outside the file,
+    /// `Unsupported` for valid images that are not 8/16-bit unsigned single-sample
+    /// grayscale, `Limits` for images beyond `limits.max_pixels`.
+    pub fn parse(bytes: &[u8], limits: &Limits) -> Result<ImageLayout, Problem> {
+        let dir = Directory::parse(bytes, limits)?;
+        let width = dimension(&dir, Tag::ImageWidth)?;
+        let height = dimension(&dir, Tag::ImageLength)?;
+        let bits = check_supported(&dir)?;
+        let compression = Compression::from_tag(dir.value(Tag::Compression)?.unwrap_or(1));
+        let predictor = dir.value(Tag::Predictor)?.unwrap_or(1);
+        let predictor = u16::try_from(predictor)
+            .map_err(|_| format_problem!("Predictor {predictor} is not a valid value"))?;
+
+        let planar = dir.value(Tag::PlanarConfiguration)?.unwrap_or(1);
+        if !(1..=2).contains(&planar) {
+            return Err(format_problem!(
+                "PlanarConfiguration is {planar}, not 1 or 2"
+            ));
+        }
+        let tiled = dir.value(Tag::TileWidth)?.is_some() || dir.value(Tag::TileOffsets)?.is_some();
+        let (chunks, needed, offsets_tag, counts_tag) = if tiled {
+            let tw = dimension(&dir, Tag::TileWidth)?;
+            let tl = dimension(&dir, Tag::TileLength)?;
+            let needed = u64::from(width.div_ceil(tw)) * u64::from(height.div_ceil(tl));
+            let chunks = Chunks::Tiles {
+                width: tw,
+                length: tl,
+            };
+            (chunks, needed, Tag::TileOffsets, Tag::TileByteCounts)
+        } else {
+            // Absent RowsPerStrip means one strip for the whole image.
+            let rps = dir.value(Tag::RowsPerStrip)?.unwrap_or(u64::from(u32::MAX));
+            if rps == 0 {
+                return Err(format_problem!("RowsPerStrip is 0"));
+            }
+            let rps = u32::try_from(rps.min(u64::from(height))).unwrap_or(height);
+            let needed = u64::from(height.div_ceil(rps));
+            let chunks = Chunks::Strips {
+                rows_per_strip: rps,
+            };
+            (chunks, needed, Tag::StripOffsets, Tag::StripByteCounts)
+        };
+        let mut offsets = dir
+            .values(offsets_tag)?
+            .ok_or_else(|| format_problem!("required tag {} is missing", offsets_tag.name()))?;
+        let mut byte_counts = dir
+            .values(counts_tag)?
+            .ok_or_else(|| format_problem!("required tag {} is missing", counts_tag.name()))?;
+        let kind = if tiled { "tiles" } else { "strips" };
+        for (tag, list) in [(offsets_tag, &mut offsets), (counts_tag, &mut byte_counts)] {
+            if (list.len() as u64) < needed {
+                return Err(format_problem!(
+                    "{} lists {} {kind}, the {width}x{height} image needs {needed}",
+                    tag.name(),
+                    list.len()
+                ));
+            }
+            list.truncate(needed as usize);
+        }
+
+        let layout = ImageLayout {
+            width,
+            height,
+            bits,
+            order: dir.order(),
+            bigtiff: dir.bigtiff(),
+            compression,
+            predictor,
+            chunks,
+            offsets,
+            byte_counts,
+        };
+        layout.check_chunks_in_file(bytes.len() as u64)?;
+        let pixels = u64::from(width) * u64::from(height);
+        if pixels > limits.max_pixels {
+            return Err(Problem::Limits(format!(
+                "{width}x{height} is {pixels} pixels, more than the limit of {}",
+                limits.max_pixels
+            )));
+        }
+        Ok(layout)
+    }
+
+    /// Bytes per sample: 1 or 2.
+    pub fn sample_bytes(&self) -> u64 {
+        u64::from(self.bits / 8)
+    }
+
+    /// Bytes of one image row.
+    pub fn row_bytes(&self) -> u64 {
+        u64::from(self.width) * self.sample_bytes()
+    }
+
+    /// Bytes of the whole image, unpadded.
+    pub fn image_bytes(&self) -> u64 {
+        self.row_bytes() * u64::from(self.height)
+    }
+
+    /// Whether the pixels are stored raw (no compression, no predictor).
+    pub fn is_raw(&self) -> bool {
+        self.compression == Compression::None && self.predictor == 1
+    }
+
+    /// Bytes an uncompressed chunk must hold.
+    pub fn raw_chunk_bytes(&self, index: usize) -> u64 {
+        match self.chunks {
+            Chunks::Strips { rows_per_strip } => {
+                let first = index as u64 * u64::from(rows_per_strip);
+                let rows = u64::from(rows_per_strip).min(u64::from(self.height) - first);
+                rows * self.row_bytes()
+            }
+            Chunks::Tiles { width, length } => {
+                u64::from(width) * u64::from(length) * self.sample_bytes()
+            }
+        }
+    }
+
+    fn chunk_name(&self) -> &'static str {
+        match self.chunks {
+            Chunks::Strips { .. } => "strip",
+            Chunks::Tiles { .. } => "tile",
+        }
+    }
+
+    /// Every chunk lies in the file; raw chunks hold at least the pixels they must.
+    fn check_chunks_in_file(&self, file_len: u64) -> Result<(), Problem> {
+        let name = self.chunk_name();
+        for (i, (&offset, &count)) in self.offsets.iter().zip(&self.byte_counts).enumerate() {
+            if self.is_raw() {
+                let need = self.raw_chunk_bytes(i);
+                if count < need {
+                    return Err(format_problem!(
+                        "{name} {i} holds {count} bytes, its pixels need {need}"
+                    ));
+                }
+            }
+            let used = count;
+            if offset >= file_len && used > 0 {
+                return Err(format_problem!(
+                    "{name} {i} starts past the end of the file (offset {offset}, file {file_len} bytes)"
+                ));
+            }
+            if offset.checked_add(used).is_none_or(|end| end > file_len) {
+                return Err(format_problem!(
+                    "{name} {i} (offset {offset}, {used} bytes) runs past the end of the file ({file_len} bytes)"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A required, nonzero dimension that fits in `u32`.
+fn dimension(dir: &Directory<'_>, tag: Tag) -> Result<u32, Problem> {
+    let v = dir.required(tag)?;
+    match u32::try_from(v) {
+        Ok(0) => Err(format_problem!("{} is 0", tag.name())),
+        Ok(v) => Ok(v),
+        Err(_) => Err(format_problem!(
+            "{} is {v}, larger than TIFF allows",
+            tag.name()
+        )),
+    }
+}
+
+/// Accepts 8/16-bit unsigned single-sample grayscale and returns the bit depth;
+/// names anything else as `Unsupported`.
+fn check_supported(dir: &Directory<'_>) -> Result<u16, Problem> {
+    let samples = dir.value(Tag::SamplesPerPixel)?.unwrap_or(1);
+    let photometric = dir.value(Tag::PhotometricInterpretation)?;
+    let bits = dir.value(Tag::BitsPerSample)?.unwrap_or(1);
+    let format = dir.value(Tag::SampleFormat)?.unwrap_or(1);
+    let unsupported = |what: String| Err(Problem::Unsupported(what));
+    match photometric {
+        None | Some(1) => {}
+        Some(0) => return unsupported("WhiteIsZero grayscale (inverted)".into()),
+        Some(2) => return unsupported(format!("RGB color, {samples} samples per pixel")),
+        Some(3) => return unsupported("palette color".into()),
+        Some(4) => return unsupported("transparency mask".into()),
+        Some(5) => return unsupported("CMYK color".into()),
+        Some(6) => return unsupported("YCbCr color".into()),
+        Some(p) => return unsupported(format!("photometric interpretation {p}")),
+    }
+    if samples != 1 {
+        return unsupported(format!("{samples} samples per pixel, not 1"));
+    }
+    let kind = match format {
+        1 => "unsigned",
+        2 => return unsupported(format!("{bits}-bit signed integer samples")),
+        3 => return unsupported(format!("{bits}-bit floating-point samples")),
+        f => return unsupported(format!("sample format {f}")),
+    };
+    match bits {
+        8 => Ok(8),
+        16 => Ok(16),
+        b => unsupported(format!(
+            "{b}-bit {kind} samples (only 8 and 16 are handled)"
+        )),
+    }
+}

@@ -1,0 +1,15 @@
+//! TIFF structure parsing: header, the first image directory, and the pixel layout
+//! it describes. Parsing only: no I/O, no policy about how pixels are served.
+//!
+//! Everything here works on a byte slice holding the whole file and checks every
+//! offset and size against its length with checked arithmetic, so no byte
+//! sequence can make it read out of bounds, allocate without bound or loop.
+
+mod bytes;
+mod ifd;
+mod layout;
+mod tags;
+
+pub use bytes::ByteOrder;
+pub use layout::Compression;
+pub(crate) use layout::{Chunks, ImageLayout};

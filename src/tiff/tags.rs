@@ -1,0 +1,60 @@
+//! The TIFF tags and field types ctstack reads (TIFF 6.0, BigTIFF).
+
+/// Tags read from the image directory. Others are ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u16)]
+pub(crate) enum Tag {
+    ImageWidth = 256,
+    ImageLength = 257,
+    BitsPerSample = 258,
+    Compression = 259,
+    PhotometricInterpretation = 262,
+    StripOffsets = 273,
+    SamplesPerPixel = 277,
+    RowsPerStrip = 278,
+    StripByteCounts = 279,
+    PlanarConfiguration = 284,
+    Predictor = 317,
+    TileWidth = 322,
+    TileLength = 323,
+    TileOffsets = 324,
+    TileByteCounts = 325,
+    SampleFormat = 339,
+}
+
+impl Tag {
+    pub fn name(self) -> &'static str {
+        match self {
+            Tag::ImageWidth => "ImageWidth",
+            Tag::ImageLength => "ImageLength",
+            Tag::BitsPerSample => "BitsPerSample",
+            Tag::Compression => "Compression",
+            Tag::PhotometricInterpretation => "PhotometricInterpretation",
+            Tag::StripOffsets => "StripOffsets",
+            Tag::SamplesPerPixel => "SamplesPerPixel",
+            Tag::RowsPerStrip => "RowsPerStrip",
+            Tag::StripByteCounts => "StripByteCounts",
+            Tag::PlanarConfiguration => "PlanarConfiguration",
+            Tag::Predictor => "Predictor",
+            Tag::TileWidth => "TileWidth",
+            Tag::TileLength => "TileLength",
+            Tag::TileOffsets => "TileOffsets",
+            Tag::TileByteCounts => "TileByteCounts",
+            Tag::SampleFormat => "SampleFormat",
+        }
+    }
+}
+
+/// A field type that holds unsigned integers, with its size in bytes.
+///
+/// Other types (ASCII, RATIONAL, FLOAT, ...) are only skipped: none of the tags
+/// ctstack reads may use them.
+pub(crate) fn unsigned_type_size(field_type: u16) -> Option<u64> {
+    match field_type {
+        1 | 7 => Some(1),   // BYTE, UNDEFINED
+        3 => Some(2),       // SHORT
+        4 | 13 => Some(4),  // LONG, IFD
+        16 | 18 => Some(8), // LONG8, IFD8 (BigTIFF)
+        _ => None,
+    }
+}
