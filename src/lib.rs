@@ -20,6 +20,7 @@
 
 mod error;
 mod fallback;
+pub mod kernels;
 mod limits;
 mod sample;
 mod slice;
@@ -27,6 +28,7 @@ mod source;
 mod tiff;
 
 pub use error::{Error, ErrorKind};
+pub use kernels::{Kernel, average_pair};
 pub use limits::Limits;
 pub use sample::{Sample, Samples};
 pub use slice::{Access, AccessPath, OpenOptions, Rows, Slice};

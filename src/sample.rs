@@ -1,5 +1,6 @@
 //! The two sample types ctstack handles, and owned pixel buffers of either.
 
+use crate::kernels::{self, Kernel};
 use crate::tiff::ByteOrder;
 
 mod sealed {
@@ -28,6 +29,16 @@ pub trait Sample:
     fn samples(owned: &Samples) -> Option<&[Self]>;
     #[doc(hidden)]
     fn into_samples(v: Vec<Self>) -> Samples;
+    /// One output row of the 2x2x2 mean with `kernel`; inputs hold `2 * out.len()` samples.
+    #[doc(hidden)]
+    fn average_rows(
+        kernel: Kernel,
+        a0: &[Self],
+        a1: &[Self],
+        b0: &[Self],
+        b1: &[Self],
+        out: &mut [Self],
+    );
 }
 
 impl Sample for u8 {
@@ -52,6 +63,9 @@ impl Sample for u8 {
     }
     fn into_samples(v: Vec<u8>) -> Samples {
         Samples::U8(v)
+    }
+    fn average_rows(kernel: Kernel, a0: &[u8], a1: &[u8], b0: &[u8], b1: &[u8], out: &mut [u8]) {
+        kernels::dispatch_u8(kernel, a0, a1, b0, b1, out)
     }
 }
 
@@ -89,6 +103,16 @@ impl Sample for u16 {
     }
     fn into_samples(v: Vec<u16>) -> Samples {
         Samples::U16(v)
+    }
+    fn average_rows(
+        kernel: Kernel,
+        a0: &[u16],
+        a1: &[u16],
+        b0: &[u16],
+        b1: &[u16],
+        out: &mut [u16],
+    ) {
+        kernels::dispatch_u16(kernel, a0, a1, b0, b1, out)
     }
 }
 

@@ -113,6 +113,18 @@ pub struct Rows<'a, T> {
 }
 
 impl<'a, T: Sample> Rows<'a, T> {
+    /// Rows over a contiguous row-major buffer of `width * height` samples (an owned
+    /// level of a pyramid, a caller's array). `None` if the length does not match.
+    pub fn from_contiguous(data: &'a [T], width: usize, height: usize) -> Option<Rows<'a, T>> {
+        (width.checked_mul(height) == Some(data.len())).then_some(Rows {
+            base: data,
+            starts: &[0],
+            rows_per_strip: height.max(1),
+            width,
+            height,
+        })
+    }
+
     /// Row `y`, `width` samples. Panics if `y >= height`, like slice indexing.
     #[inline]
     pub fn row(&self, y: usize) -> &'a [T] {

@@ -1,0 +1,221 @@
+//! The 2x2x2 averaging kernels: the scalar specification, per-ISA vector
+//! versions, and the one dispatch that picks among them.
+//!
+//! `out[y][x] = (a[2y][2x] + a[2y][2x+1] + a[2y+1][2x] + a[2y+1][2x+1]
+//!             + b[2y][2x] + b[2y][2x+1] + b[2y+1][2x] + b[2y+1][2x+1] + 4) >> 3`:
+//! the exact mean of eight samples, rounded half up, one rounding. An odd last
+//! row or column is dropped.
+
+mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use rayon::prelude::*;
+
+use crate::{Error, Rows, Sample};
+
+/// One implementation of the row kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// The specification, one sample at a time. Always available.
+    Scalar,
+    /// x86-64 SSE2 (every x86-64 CPU has it).
+    Sse2,
+    /// x86-64 AVX2, where the CPU has it.
+    Avx2,
+}
+
+impl Kernel {
+    /// The fastest kernel this CPU supports (checked at run time, once per call).
+    pub fn best() -> Kernel {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                return Kernel::Avx2;
+            }
+            Kernel::Sse2
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        Kernel::Scalar
+    }
+
+    /// Every kernel this CPU can run, scalar first.
+    pub fn available() -> Vec<Kernel> {
+        [Kernel::Scalar, Kernel::Sse2, Kernel::Avx2]
+            .into_iter()
+            .filter(|k| k.is_supported())
+            .collect()
+    }
+
+    /// Whether this CPU can run the kernel.
+    pub fn is_supported(self) -> bool {
+        match self {
+            Kernel::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Sse2 => std::arch::is_x86_feature_detected!("sse2"),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// A short name: `scalar`, `sse2`, `avx2`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Scalar => "scalar",
+            Kernel::Sse2 => "sse2",
+            Kernel::Avx2 => "avx2",
+        }
+    }
+}
+
+/// Averages one output row from two rows of each slice.
+///
+/// `out.len()` outputs are written; each input row must hold at least
+/// `2 * out.len()` samples (else this panics). A kernel the CPU does not support
+/// falls back to scalar.
+pub fn average_rows<T: Sample>(
+    kernel: Kernel,
+    a0: &[T],
+    a1: &[T],
+    b0: &[T],
+    b1: &[T],
+    out: &mut [T],
+) {
+    let need = 2 * out.len();
+    assert!(
+        a0.len() >= need && a1.len() >= need && b0.len() >= need && b1.len() >= need,
+        "average_rows: input rows shorter than 2 x {} samples",
+        out.len()
+    );
+    T::average_rows(kernel, a0, a1, b0, b1, out);
+}
+
+/// Output rows per rayon task. Rows of a 2752-wide slice are 2.7 KB of output
+/// and 22 KB of input: 16 rows make tasks of ~350 KB input, large enough that
+/// scheduling costs vanish, small enough to balance two to many cores.
+const ROWS_PER_TASK: usize = 16;
+
+/// Writes the 2x2x2 mean of `a` and `b` into `out`, row-major,
+/// `(width / 2) * (height / 2)` samples, with the fastest kernel, rows split across
+/// rayon's threads.
+///
+/// `a` and `b` must have the same size (`a` and `b` may be the same slice).
+pub fn average_pair<T: Sample>(
+    a: &Rows<'_, T>,
+    b: &Rows<'_, T>,
+    out: &mut [T],
+) -> Result<(), Error> {
+    average_pair_with(Kernel::best(), a, b, out)
+}
+
+/// [`average_pair`] with a chosen kernel (for tests and benchmarks).
+pub fn average_pair_with<T: Sample>(
+    kernel: Kernel,
+    a: &Rows<'_, T>,
+    b: &Rows<'_, T>,
+    out: &mut [T],
+) -> Result<(), Error> {
+    check_pair(a, b, out)?;
+    let ow = a.width() / 2;
+    if ow == 0 {
+        return Ok(());
+    }
+    out.par_chunks_mut(ow * ROWS_PER_TASK)
+        .enumerate()
+        .for_each(|(task, chunk)| {
+            for (r, orow) in chunk.chunks_exact_mut(ow).enumerate() {
+                let y = 2 * (task * ROWS_PER_TASK + r);
+                T::average_rows(kernel, a.row(y), a.row(y + 1), b.row(y), b.row(y + 1), orow);
+            }
+        });
+    Ok(())
+}
+
+/// [`average_pair_with`] on the calling thread only (no rayon).
+pub fn average_pair_serial<T: Sample>(
+    kernel: Kernel,
+    a: &Rows<'_, T>,
+    b: &Rows<'_, T>,
+    out: &mut [T],
+) -> Result<(), Error> {
+    check_pair(a, b, out)?;
+    let ow = a.width() / 2;
+    if ow == 0 {
+        return Ok(());
+    }
+    for (r, orow) in out.chunks_exact_mut(ow).enumerate() {
+        let y = 2 * r;
+        T::average_rows(kernel, a.row(y), a.row(y + 1), b.row(y), b.row(y + 1), orow);
+    }
+    Ok(())
+}
+
+fn check_pair<T: Sample>(a: &Rows<'_, T>, b: &Rows<'_, T>, out: &[T]) -> Result<(), Error> {
+    if (a.width(), a.height()) != (b.width(), b.height()) {
+        return Err(Error::usage(format!(
+            "average_pair: slices differ in size ({}x{} and {}x{})",
+            a.width(),
+            a.height(),
+            b.width(),
+            b.height()
+        )));
+    }
+    let want = (a.width() / 2) * (a.height() / 2);
+    if out.len() != want {
+        return Err(Error::usage(format!(
+            "average_pair: output holds {} samples, a {}x{} pair makes {want}",
+            out.len(),
+            a.width(),
+            a.height()
+        )));
+    }
+    Ok(())
+}
+
+/// The one dispatch for 16-bit rows. Inputs hold at least `2 * out.len()` samples.
+#[inline]
+pub(crate) fn dispatch_u16(
+    kernel: Kernel,
+    a0: &[u16],
+    a1: &[u16],
+    b0: &[u16],
+    b1: &[u16],
+    out: &mut [u16],
+) {
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: SSE2 is part of the x86-64 baseline; lengths checked by callers.
+        Kernel::Sse2 => unsafe { x86::average_rows_u16_sse2(a0, a1, b0, b1, out) },
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 if kernel.is_supported() => {
+            // SAFETY: AVX2 support was just checked; lengths checked by callers.
+            unsafe { x86::average_rows_u16_avx2(a0, a1, b0, b1, out) }
+        }
+        _ => scalar::average_rows(a0, a1, b0, b1, out),
+    }
+}
+
+/// The one dispatch for 8-bit rows. Inputs hold at least `2 * out.len()` samples.
+#[inline]
+pub(crate) fn dispatch_u8(
+    kernel: Kernel,
+    a0: &[u8],
+    a1: &[u8],
+    b0: &[u8],
+    b1: &[u8],
+    out: &mut [u8],
+) {
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: SSE2 is part of the x86-64 baseline; lengths checked by callers.
+        Kernel::Sse2 => unsafe { x86::average_rows_u8_sse2(a0, a1, b0, b1, out) },
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 if kernel.is_supported() => {
+            // SAFETY: AVX2 support was just checked; lengths checked by callers.
+            unsafe { x86::average_rows_u8_avx2(a0, a1, b0, b1, out) }
+        }
+        _ => scalar::average_rows(a0, a1, b0, b1, out),
+    }
+}

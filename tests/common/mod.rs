@@ -1,0 +1,52 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+/// The repository's fixtures folder.
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// fixtures/expected.json, one object per single-slice fixture.
+pub fn expected() -> Vec<Value> {
+    let text = std::fs::read_to_string(fixtures().join("expected.json")).unwrap();
+    serde_json::from_str::<Value>(&text)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// A small deterministic generator (xorshift64*), so tests need no rand crate.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+/// Every pixel of a decoded image via the `tiff` crate (the independent reference reader).
+pub fn tiff_crate_pixels(path: &std::path::Path) -> Vec<u32> {
+    let file = std::fs::File::open(path).unwrap();
+    let mut dec = tiff::decoder::Decoder::new(std::io::BufReader::new(file))
+        .unwrap()
+        .with_limits(tiff::decoder::Limits::unlimited());
+    match dec.read_image().unwrap() {
+        tiff::decoder::DecodingResult::U8(v) => v.into_iter().map(u32::from).collect(),
+        tiff::decoder::DecodingResult::U16(v) => v.into_iter().map(u32::from).collect(),
+        _ => panic!("unexpected sample type in {}", path.display()),
+    }
+}

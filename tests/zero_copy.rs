@@ -1,0 +1,132 @@
+//! Proof of the zero-copy claim: a plain uncompressed little-endian slice written
+//! by tifffile is served from the mapping, and opening it allocates nothing
+//! proportional to the image.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ctstack::{AccessPath, Slice};
+
+/// Counts the bytes allocated on this process (tests in this file run one at a time).
+struct Counting;
+static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged, only counting sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATED.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: same contract as ours, passed through.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours, passed through.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Writes a tifffile-like 16-bit slice large enough that a pixel copy would stand out.
+fn big_slice(dir: &std::path::Path) -> std::path::PathBuf {
+    // Take a real tifffile fixture's header and widen the image: simpler to write a
+    // minimal classic TIFF by hand, laid out as tifffile lays it out.
+    let (w, h) = (1024u32, 768u32);
+    let data_offset = 256u32;
+    let mut bytes = vec![0u8; data_offset as usize];
+    bytes[..8].copy_from_slice(&[b'I', b'I', 42, 0, 8, 0, 0, 0]);
+    let entries: [(u16, u16, u32, u32); 8] = [
+        (256, 4, 1, w),
+        (257, 4, 1, h),
+        (258, 3, 1, 16),
+        (259, 3, 1, 1),
+        (262, 3, 1, 1),
+        (273, 4, 1, data_offset),
+        (278, 4, 1, h),
+        (279, 4, 1, w * h * 2),
+    ];
+    bytes[8..10].copy_from_slice(&(entries.len() as u16).to_le_bytes());
+    for (i, (tag, ty, count, value)) in entries.iter().enumerate() {
+        let at = 10 + 12 * i;
+        bytes[at..at + 2].copy_from_slice(&tag.to_le_bytes());
+        bytes[at + 2..at + 4].copy_from_slice(&ty.to_le_bytes());
+        bytes[at + 4..at + 8].copy_from_slice(&count.to_le_bytes());
+        bytes[at + 8..at + 12].copy_from_slice(&value.to_le_bytes());
+    }
+    for i in 0..w * h {
+        bytes.extend_from_slice(&((i * 7) as u16).to_le_bytes());
+    }
+    let path = dir.join("big.tif");
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn mapped_slice_views_the_file_without_allocating_pixels() {
+    let dir = std::env::temp_dir().join(format!("ctstack-zero-copy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = big_slice(&dir);
+
+    let before = ALLOCATED.load(Ordering::Relaxed);
+    let slice = Slice::open(&path).unwrap();
+    let rows = slice.rows::<u16>().unwrap();
+    let all = rows.as_contiguous().unwrap();
+    let allocated = ALLOCATED.load(Ordering::Relaxed) - before;
+
+    assert_eq!(slice.access().path, AccessPath::Mapped);
+    assert!(slice.is_zero_copy());
+    let range = slice.source_address_range().unwrap();
+    let (start, end) = (all.as_ptr() as usize, all.as_ptr() as usize + 2 * all.len());
+    assert!(
+        range.start <= start && end <= range.end,
+        "pixels lie outside the mapping"
+    );
+    assert_eq!(
+        start - range.start,
+        256,
+        "pixels start at the strip offset in the mapping"
+    );
+    assert!(
+        allocated < slice.image_bytes() / 100,
+        "opening allocated {allocated} bytes for a {}-byte image",
+        slice.image_bytes()
+    );
+    assert_eq!(all[1000], (1000 * 7) as u16);
+    drop(slice);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn tifffile_plain_slices_open_mapped() {
+    for name in [
+        "tifffile_u16_le_1strip.tif",
+        "tifffile_u16_le_strips8.tif",
+        "tifffile_u8.tif",
+    ] {
+        let slice = Slice::open(common::fixtures().join("slices").join(name)).unwrap();
+        assert_eq!(
+            slice.access().path,
+            AccessPath::Mapped,
+            "{name}: {}",
+            slice.access()
+        );
+        let range = slice.source_address_range().unwrap();
+        let at = match slice.bits() {
+            8 => slice
+                .rows::<u8>()
+                .unwrap()
+                .as_contiguous()
+                .unwrap()
+                .as_ptr() as usize,
+            _ => slice
+                .rows::<u16>()
+                .unwrap()
+                .as_contiguous()
+                .unwrap()
+                .as_ptr() as usize,
+        };
+        assert!(range.contains(&at), "{name}: pixels outside the mapping");
+    }
+}
