@@ -51,12 +51,10 @@ pub enum Error {
         what: String,
     },
     /// Slices that must agree do not (size or depth), or a destination buffer has
-    /// the wrong length.
-    #[error("{}: {what}", path.display())]
+    /// the wrong length. The message names the files involved.
+    #[error("{what}")]
     Mismatch {
-        /// The file (or, for buffers, the slice) involved.
-        path: PathBuf,
-        /// What differs from what.
+        /// What differs from what, naming the files involved.
         what: String,
     },
     /// The caller asked for something impossible (empty stack, bad option, ...).
@@ -124,9 +122,8 @@ impl Error {
             Error::Io { path, .. }
             | Error::Format { path, .. }
             | Error::Unsupported { path, .. }
-            | Error::LimitsExceeded { path, .. }
-            | Error::Mismatch { path, .. } => Some(path),
-            Error::Usage { .. } | Error::Cancelled => None,
+            | Error::LimitsExceeded { path, .. } => Some(path),
+            Error::Mismatch { .. } | Error::Usage { .. } | Error::Cancelled => None,
         }
     }
 
@@ -138,10 +135,13 @@ impl Error {
         }
     }
 
-    pub(crate) fn mismatch(path: &Path, what: impl Into<String>) -> Error {
+    pub(crate) fn mismatch(what: impl Into<String>) -> Error {
+        Error::Mismatch { what: what.into() }
+    }
+
+    pub(crate) fn mismatch_at(path: &Path, what: impl std::fmt::Display) -> Error {
         Error::Mismatch {
-            path: path.to_path_buf(),
-            what: what.into(),
+            what: format!("{}: {what}", path.display()),
         }
     }
 

@@ -167,6 +167,22 @@ impl Slice {
     pub fn open_with(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Slice, Error> {
         let path = path.as_ref();
         let source = Source::open(path, options.read_mode, options.populate)?;
+        Slice::from_source(path, source, options)
+    }
+
+    /// Parses a TIFF held in memory; `name` stands for the file in messages.
+    ///
+    /// The bytes are copied once into an aligned buffer (views then point into
+    /// it, [`AccessPath::Read`]). `options.read_mode` and `options.populate` do not apply.
+    pub fn from_bytes(
+        name: impl AsRef<Path>,
+        bytes: &[u8],
+        options: &OpenOptions,
+    ) -> Result<Slice, Error> {
+        Slice::from_source(name.as_ref(), Source::copy_of(bytes), options)
+    }
+
+    fn from_source(path: &Path, source: Source, options: &OpenOptions) -> Result<Slice, Error> {
         let layout = ImageLayout::parse(source.bytes(), &options.limits).map_err(|p| p.at(path))?;
         let (access, pixels) = arrange(source, &layout, &options.limits).map_err(|p| p.at(path))?;
         Ok(Slice {
@@ -237,7 +253,7 @@ impl Slice {
     /// [`Error::Mismatch`].
     pub fn rows<T: Sample>(&self) -> Result<Rows<'_, T>, Error> {
         if T::BITS != self.bits {
-            return Err(Error::mismatch(
+            return Err(Error::mismatch_at(
                 &self.path,
                 format!(
                     "the slice is {}-bit, asked for {}-bit samples",
@@ -255,7 +271,7 @@ impl Slice {
             } => {
                 let base = whole_words::<T>(source.bytes()).ok_or_else(|| {
                     // `arrange` made this view only after the same cast succeeded.
-                    Error::mismatch(
+                    Error::mismatch_at(
                         &self.path,
                         "mapped bytes are not aligned for the sample type",
                     )
@@ -302,16 +318,14 @@ impl Slice {
     pub fn copy_to<T: Sample>(&self, dst: &mut [T]) -> Result<(), Error> {
         let rows = self.rows::<T>()?;
         if dst.len() != rows.width() * rows.height() {
-            return Err(Error::mismatch(
-                &self.path,
-                format!(
-                    "destination holds {} samples, the {}x{} slice has {}",
-                    dst.len(),
-                    self.width,
-                    self.height,
-                    rows.width() * rows.height()
-                ),
-            ));
+            return Err(Error::mismatch(format!(
+                "{}: destination holds {} samples, the {}x{} slice has {}",
+                self.path.display(),
+                dst.len(),
+                self.width,
+                self.height,
+                rows.width() * rows.height()
+            )));
         }
         for (d, row) in dst.chunks_exact_mut(rows.width().max(1)).zip(rows.iter()) {
             d.copy_from_slice(row);

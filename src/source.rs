@@ -87,6 +87,16 @@ impl Source {
         Ok(Source::Read { words, len })
     }
 
+    /// A copy of `bytes` in an aligned buffer, as if read from a file.
+    pub fn copy_of(bytes: &[u8]) -> Source {
+        let mut words = vec![0u16; bytes.len().div_ceil(2)];
+        bytemuck::cast_slice_mut::<u16, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+        Source::Read {
+            words,
+            len: bytes.len(),
+        }
+    }
+
     /// All of the file's bytes.
     pub fn bytes(&self) -> &[u8] {
         match self {

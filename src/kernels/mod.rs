@@ -154,7 +154,7 @@ pub fn average_pair_serial<T: Sample>(
 
 fn check_pair<T: Sample>(a: &Rows<'_, T>, b: &Rows<'_, T>, out: &[T]) -> Result<(), Error> {
     if (a.width(), a.height()) != (b.width(), b.height()) {
-        return Err(Error::usage(format!(
+        return Err(Error::mismatch(format!(
             "average_pair: slices differ in size ({}x{} and {}x{})",
             a.width(),
             a.height(),
@@ -164,7 +164,7 @@ fn check_pair<T: Sample>(a: &Rows<'_, T>, b: &Rows<'_, T>, out: &[T]) -> Result<
     }
     let want = (a.width() / 2) * (a.height() / 2);
     if out.len() != want {
-        return Err(Error::usage(format!(
+        return Err(Error::mismatch(format!(
             "average_pair: output holds {} samples, a {}x{} pair makes {want}",
             out.len(),
             a.width(),
