@@ -22,15 +22,22 @@ mod error;
 mod fallback;
 pub mod kernels;
 mod limits;
+mod pyramid;
 mod sample;
 mod slice;
 mod source;
+pub mod stack;
 mod tiff;
+mod writer;
 
 pub use error::{Error, ErrorKind};
 pub use kernels::{Kernel, average_pair};
 pub use limits::Limits;
+pub use pyramid::{
+    CancelFlag, DEFAULT_MIN_SIZE, LevelShape, Plan, PyramidBuilder, Summary, level_shapes,
+};
 pub use sample::{Sample, Samples};
-pub use slice::{Access, AccessPath, OpenOptions, Rows, Slice};
+pub use slice::{Access, AccessPath, OpenOptions, Rows, Slice, SliceHeader};
 pub use source::ReadMode;
 pub use tiff::{ByteOrder, Compression};
+pub use writer::write_slice;

@@ -53,6 +53,21 @@ impl fmt::Display for Access {
     }
 }
 
+/// What a slice's header says, read without touching its pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SliceHeader {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Bits per sample: 8 or 16.
+    pub bits: u32,
+    /// The file's compression.
+    pub compression: Compression,
+    /// The file's byte order.
+    pub byte_order: ByteOrder,
+}
+
 /// Options for [`Slice::open_with`].
 #[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
@@ -168,6 +183,26 @@ impl Slice {
         let path = path.as_ref();
         let source = Source::open(path, options.read_mode, options.populate)?;
         Slice::from_source(path, source, options)
+    }
+
+    /// Reads and validates a slice's header and strip table without touching its
+    /// pixels (for a memory-mapped file, only the header's pages are read): the
+    /// same checks as [`Slice::open_with`] except decoding.
+    pub fn read_header(
+        path: impl AsRef<Path>,
+        options: &OpenOptions,
+    ) -> Result<SliceHeader, Error> {
+        let path = path.as_ref();
+        let mode = options.read_mode;
+        let source = Source::open(path, mode, false)?;
+        let layout = ImageLayout::parse(source.bytes(), &options.limits).map_err(|p| p.at(path))?;
+        Ok(SliceHeader {
+            width: layout.width,
+            height: layout.height,
+            bits: u32::from(layout.bits),
+            compression: layout.compression,
+            byte_order: layout.order,
+        })
     }
 
     /// Parses a TIFF held in memory; `name` stands for the file in messages.

@@ -1,26 +1,59 @@
 //! The `ctstack` command-line tool: a thin layer over the library.
 
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use ctstack::Slice;
+use ctstack::{CancelFlag, PyramidBuilder, ReadMode, Slice};
+use indicatif::{ProgressBar, ProgressStyle};
 
 const USAGE: &str = "\
 usage:
-  ctstack info FILE...     one line per file: size, depth, compression, byte order, access path
+  ctstack info FILE...
+      one line per file: size, depth, compression, byte order, access path (or the error)
+  ctstack pyramid INPUT_DIR [--out DIR] [--min-size N] [--threads N] [--no-mmap] [--strict] [--quiet]
+      build the level-of-detail pyramid of the .tif/.tiff slices in INPUT_DIR
+      --out DIR       where levels go, as DIR/<level>/<index:06>.tif (default INPUT_DIR/.thumbnail)
+      --min-size N    halve while width or height exceeds N (default 500)
+      --threads N     averaging threads (default: one per core)
+      --no-mmap       read slices with buffered reads instead of memory maps
+      --strict        a gap in the slice numbering is an error, not a warning
+      --quiet         no progress bar and no summary
 ";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("info") if args.len() > 1 => info(&args[1..]),
+    let result = match args.first().map(String::as_str) {
+        Some("info") if args.len() > 1 => return info(&args[1..]),
+        Some("pyramid") => pyramid(&args[1..]),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
-            ExitCode::SUCCESS
+            return ExitCode::SUCCESS;
         }
-        _ => {
-            eprint!("{USAGE}");
+        _ => Err(Failure::Usage("expected a command".into())),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(msg)) => {
+            eprintln!("ctstack: {msg}\n\n{USAGE}");
             ExitCode::from(2)
         }
+        Err(Failure::Run(e)) => {
+            eprintln!("ctstack: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+enum Failure {
+    Usage(String),
+    Run(ctstack::Error),
+}
+
+impl From<ctstack::Error> for Failure {
+    fn from(e: ctstack::Error) -> Failure {
+        Failure::Run(e)
     }
 }
 
@@ -50,4 +83,97 @@ fn info(files: &[String]) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+fn pyramid(args: &[String]) -> Result<(), Failure> {
+    let mut input: Option<PathBuf> = None;
+    let mut out: Option<PathBuf> = None;
+    let mut min_size = ctstack::DEFAULT_MIN_SIZE;
+    let mut threads: Option<usize> = None;
+    let (mut quiet, mut strict, mut no_mmap) = (false, false, false);
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| Failure::Usage(format!("{name} needs a value")))
+        };
+        match arg.as_str() {
+            "--out" => out = Some(value("--out")?.into()),
+            "--min-size" => min_size = number(&value("--min-size")?, "--min-size")?,
+            "--threads" => threads = Some(number(&value("--threads")?, "--threads")?),
+            "--quiet" | "-q" => quiet = true,
+            "--strict" => strict = true,
+            "--no-mmap" => no_mmap = true,
+            flag if flag.starts_with('-') => {
+                return Err(Failure::Usage(format!("unknown option {flag}")));
+            }
+            dir if input.is_none() => input = Some(dir.into()),
+            extra => return Err(Failure::Usage(format!("unexpected argument {extra}"))),
+        }
+    }
+    let input = input.ok_or_else(|| Failure::Usage("pyramid needs an INPUT_DIR".into()))?;
+    let mut builder = PyramidBuilder::from_dir(&input)?
+        .min_size(min_size)
+        .strict(strict);
+    if let Some(out) = out {
+        builder = builder.output_dir(out);
+    }
+    if let Some(n) = threads {
+        builder = builder.threads(n);
+    }
+    if no_mmap {
+        builder = builder.read_mode(ReadMode::Buffered);
+    }
+    let plan = builder.plan()?;
+    for warning in plan.warnings() {
+        eprintln!("ctstack: warning: {warning}");
+    }
+
+    let bar = if quiet || !std::io::stderr().is_terminal() {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::new(plan.total_units());
+        let style = ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} slices ({per_sec}, ETA {eta})",
+        )
+        .expect("the template is valid");
+        bar.set_style(style);
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    };
+    let cancel = CancelFlag::new();
+    let summary = plan.run(
+        &mut |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        },
+        &cancel,
+    );
+    bar.finish_and_clear();
+    let summary = summary?;
+    if !quiet {
+        let secs = summary.elapsed.as_secs_f64();
+        let shapes = plan.levels();
+        let last = shapes[shapes.len() - 1];
+        println!(
+            "{} levels ({}x{} down to {}x{}), {} slices written, {} kept, {:.3} s, {:.2} GB/s of input -> {}",
+            summary.levels,
+            shapes[0].width,
+            shapes[0].height,
+            last.width,
+            last.height,
+            summary.written,
+            summary.kept,
+            secs,
+            summary.input_bytes as f64 / secs.max(1e-9) / 1e9,
+            plan.output_dir().display()
+        );
+    }
+    Ok(())
+}
+
+fn number<T: std::str::FromStr>(text: &str, name: &str) -> Result<T, Failure> {
+    text.parse()
+        .map_err(|_| Failure::Usage(format!("{name}: {text:?} is not a valid number")))
 }
