@@ -1,0 +1,401 @@
+//! The pyramid builder against independent references: the numpy-made reference
+//! pyramids committed under fixtures/, and a naive per-pixel 3-D reference here.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::Rng;
+use ctstack::{CancelFlag, ErrorKind, PyramidBuilder, Sample, Slice, level_shapes, write_slice};
+
+/// A fresh, empty directory under the system temp dir.
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ctstack-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn pixels(path: &Path) -> (u32, u32, Vec<u32>) {
+    let s = Slice::open(path).unwrap_or_else(|e| panic!("{e}"));
+    let v = match s.bits() {
+        8 => s
+            .contiguous::<u8>()
+            .unwrap()
+            .iter()
+            .map(|&v| u32::from(v))
+            .collect(),
+        _ => s
+            .contiguous::<u16>()
+            .unwrap()
+            .iter()
+            .map(|&v| u32::from(v))
+            .collect(),
+    };
+    (s.width(), s.height(), v)
+}
+
+/// Every `<k>/<j>.tif` under `dir`, relative, sorted.
+fn tree(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for level in std::fs::read_dir(dir).unwrap().flatten() {
+        if !level.path().is_dir() {
+            continue;
+        }
+        for f in std::fs::read_dir(level.path()).unwrap().flatten() {
+            out.push(format!(
+                "{}/{}",
+                level.file_name().to_string_lossy(),
+                f.file_name().to_string_lossy()
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn assert_same_pyramid(ours: &Path, reference: &Path) {
+    let want = tree(reference);
+    assert!(!want.is_empty());
+    assert_eq!(tree(ours), want, "file lists differ");
+    for f in &want {
+        assert_eq!(
+            pixels(&ours.join(f)),
+            pixels(&reference.join(f)),
+            "{f} differs from the reference"
+        );
+    }
+}
+
+fn build(input: &Path, out: &Path, min_size: u32) -> ctstack::Summary {
+    let plan = PyramidBuilder::from_dir(input)
+        .unwrap()
+        .output_dir(out)
+        .min_size(min_size)
+        .plan()
+        .unwrap();
+    plan.run(&mut |_, _| {}, &CancelFlag::new()).unwrap()
+}
+
+#[test]
+fn fixture_stacks_give_the_reference_pyramids() {
+    let f = common::fixtures();
+    for (stack, reference, min_size) in [
+        ("stack", "stack_reference", 80),
+        ("stack_mixed", "stack_mixed_reference", 8),
+        ("stack_u8", "stack_u8_reference", 10),
+    ] {
+        let out = temp_dir(&format!("fixture-{stack}"));
+        let summary = build(&f.join(stack), &out, min_size);
+        assert_eq!(summary.kept, 0);
+        assert_same_pyramid(&out, &f.join(reference));
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+}
+
+/// The formula applied level by level over whole volumes, as plainly as possible.
+fn reference_volume(vol: &[Vec<u32>], w: usize, h: usize) -> (Vec<Vec<u32>>, usize, usize) {
+    let (ow, oh) = (w / 2, h / 2);
+    let mut out = Vec::new();
+    for j in 0..vol.len().div_ceil(2) {
+        let a = &vol[2 * j];
+        let b = vol.get(2 * j + 1).unwrap_or(a);
+        let mut img = vec![0u32; ow * oh];
+        for y in 0..oh {
+            for x in 0..ow {
+                let mut s = 0;
+                for img_in in [a, b] {
+                    s += img_in[2 * y * w + 2 * x]
+                        + img_in[2 * y * w + 2 * x + 1]
+                        + img_in[(2 * y + 1) * w + 2 * x]
+                        + img_in[(2 * y + 1) * w + 2 * x + 1];
+                }
+                img[y * ow + x] = (s + 4) >> 3;
+            }
+        }
+        out.push(img);
+    }
+    (out, ow, oh)
+}
+
+fn random_stack<T: Sample>(dir: &Path, rng: &mut Rng, w: u32, h: u32, n: usize) -> Vec<Vec<u32>> {
+    let max = T::MAX.to_u32();
+    let mut vol = Vec::new();
+    for i in 0..n {
+        let img: Vec<T> = (0..w * h)
+            .map(|_| {
+                T::from_u32(match rng.below(5) {
+                    0 => 0,
+                    1 => max,
+                    _ => rng.below(u64::from(max) + 1) as u32,
+                })
+            })
+            .collect();
+        write_slice(&dir.join(format!("img{i}.tif")), w, h, &img).unwrap();
+        vol.push(img.iter().map(|v| v.to_u32()).collect());
+    }
+    vol
+}
+
+fn check_random<T: Sample>(seed: u64) {
+    let mut rng = Rng::new(seed);
+    for (case, (w, h, n, min_size)) in [
+        (1u32, 1u32, 1usize, 1u32),
+        (2, 2, 1, 1),
+        (3, 5, 2, 1),
+        (17, 9, 5, 2),
+        (33, 31, 7, 4),
+        (64, 3, 3, 1),
+        (40, 41, 12, 5),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let input = temp_dir(&format!("rand{}-{seed}-{case}", T::BITS));
+        let out = input.join("out");
+        let mut vol = random_stack::<T>(&input, &mut rng, w, h, n);
+        build(&input, &out, min_size);
+        let shapes = level_shapes(w, h, n, min_size);
+        let (mut cw, mut ch) = (w as usize, h as usize);
+        for (k, shape) in shapes.iter().enumerate().skip(1) {
+            let (next, nw, nh) = reference_volume(&vol, cw, ch);
+            assert_eq!(
+                (nw as u32, nh as u32, next.len()),
+                (shape.width, shape.height, shape.count)
+            );
+            for (j, img) in next.iter().enumerate() {
+                let got = pixels(&out.join(format!("{k}/{j:06}.tif")));
+                assert_eq!(
+                    got,
+                    (nw as u32, nh as u32, img.clone()),
+                    "{w}x{h}x{n} level {k} slice {j}"
+                );
+            }
+            (vol, cw, ch) = (next, nw, nh);
+        }
+        assert_eq!(
+            tree(&out).len() as u64,
+            shapes[1..].iter().map(|s| s.count as u64).sum::<u64>()
+        );
+        std::fs::remove_dir_all(&input).unwrap();
+    }
+}
+
+#[test]
+fn random_u16_stacks_match_a_naive_reference() {
+    check_random::<u16>(11);
+}
+
+#[test]
+fn random_u8_stacks_match_a_naive_reference() {
+    check_random::<u8>(12);
+}
+
+#[test]
+fn level_rule_is_ctharvesters() {
+    let shapes = level_shapes(2752, 2752, 64, 500);
+    let sizes: Vec<_> = shapes.iter().map(|s| (s.width, s.count)).collect();
+    assert_eq!(sizes, [(2752, 64), (1376, 32), (688, 16), (344, 8)]);
+    assert_eq!(level_shapes(500, 500, 3, 500).len(), 1);
+    assert_eq!(level_shapes(501, 10, 3, 500).len(), 2);
+    // A dimension never reaches 0.
+    assert_eq!(level_shapes(1000, 1, 4, 10).len(), 1);
+}
+
+fn copy_stack(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        if e.path().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn resume_keeps_valid_outputs_and_rebuilds_damaged_ones() {
+    let f = common::fixtures();
+    let out = temp_dir("resume");
+    build(&f.join("stack"), &out, 80);
+    // Damage three outputs: delete one, truncate one, and give one the wrong size.
+    std::fs::remove_file(out.join("1/000003.tif")).unwrap();
+    let bytes = std::fs::read(out.join("1/000007.tif")).unwrap();
+    std::fs::write(out.join("1/000007.tif"), &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::copy(out.join("2/000000.tif"), out.join("1/000009.tif")).unwrap();
+    let before = std::fs::metadata(out.join("1/000000.tif"))
+        .unwrap()
+        .modified()
+        .unwrap();
+
+    let summary = build(&f.join("stack"), &out, 80);
+    assert_eq!(summary.written, 3, "{summary:?}");
+    assert_eq!(summary.kept, 17 - 3);
+    // Level 1 slices that were kept needed no input at all: only 3 pairs were read.
+    assert_eq!(summary.input_bytes, 3 * 2 * 301 * 203 * 2);
+    assert_eq!(
+        std::fs::metadata(out.join("1/000000.tif"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        before
+    );
+    assert_same_pyramid(&out, &f.join("stack_reference"));
+
+    let again = build(&f.join("stack"), &out, 80);
+    assert_eq!((again.written, again.kept, again.input_bytes), (0, 17, 0));
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn cancel_leaves_only_complete_files() {
+    let f = common::fixtures();
+    let out = temp_dir("cancel");
+    let plan = PyramidBuilder::from_dir(f.join("stack"))
+        .unwrap()
+        .output_dir(&out)
+        .min_size(80)
+        .plan()
+        .unwrap();
+    let cancel = CancelFlag::new();
+    let mut seen = Vec::new();
+    let err = plan
+        .run(
+            &mut |done, total| {
+                seen.push((done, total));
+                if done == 5 {
+                    cancel.cancel();
+                }
+            },
+            &cancel,
+        )
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Cancelled);
+    assert!(
+        seen.windows(2)
+            .all(|w| w[0].0 <= w[1].0 && w[1].0 <= w[1].1),
+        "{seen:?}"
+    );
+    let files = tree(&out);
+    assert!(!files.is_empty() && files.len() < 17, "{files:?}");
+    for file in &files {
+        assert!(file.ends_with(".tif"), "leftover {file}");
+        let reference = f.join("stack_reference").join(file);
+        assert_eq!(pixels(&out.join(file)), pixels(&reference), "{file}");
+    }
+    // Resuming completes the pyramid.
+    let summary = build(&f.join("stack"), &out, 80);
+    assert_eq!(summary.kept, files.len());
+    assert_same_pyramid(&out, &f.join("stack_reference"));
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn progress_reaches_total_and_never_goes_back() {
+    let f = common::fixtures();
+    let out = temp_dir("progress");
+    let plan = PyramidBuilder::from_dir(f.join("stack"))
+        .unwrap()
+        .output_dir(&out)
+        .min_size(80)
+        .plan()
+        .unwrap();
+    let mut seen = Vec::new();
+    plan.run(&mut |d, t| seen.push((d, t)), &CancelFlag::new())
+        .unwrap();
+    assert_eq!(seen.first(), Some(&(0, 17)));
+    assert_eq!(seen.last(), Some(&(17, 17)));
+    assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0));
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn a_mismatched_slice_is_named_before_anything_is_written() {
+    let f = common::fixtures();
+    let input = temp_dir("mismatch");
+    copy_stack(&f.join("stack"), &input);
+    std::fs::copy(
+        f.join("slices/tifffile_u16_le_1strip.tif"),
+        input.join("slice_0013.tif"),
+    )
+    .unwrap();
+    let err = PyramidBuilder::from_dir(&input)
+        .unwrap()
+        .min_size(80)
+        .plan()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Mismatch);
+    assert!(err.to_string().contains("slice_0013.tif"), "{err}");
+    assert!(!input.join(".thumbnail").exists());
+    // A different depth is a mismatch too.
+    std::fs::copy(
+        f.join("stack_u8/slice_0000.tif"),
+        input.join("slice_0013.tif"),
+    )
+    .unwrap();
+    let err = PyramidBuilder::from_dir(&input)
+        .unwrap()
+        .plan()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Mismatch);
+    std::fs::remove_dir_all(&input).unwrap();
+}
+
+#[test]
+fn numbering_gaps_warn_or_fail_when_strict() {
+    let f = common::fixtures();
+    let input = temp_dir("gap");
+    copy_stack(&f.join("stack"), &input);
+    std::fs::remove_file(input.join("slice_0008.tif")).unwrap();
+    std::fs::write(input.join("notes.txt"), "not a slice").unwrap();
+    let plan = PyramidBuilder::from_dir(&input)
+        .unwrap()
+        .min_size(80)
+        .plan()
+        .unwrap();
+    assert_eq!(plan.warnings().len(), 1);
+    assert!(
+        plan.warnings()[0].contains("slice_0007.tif is followed by slice_0009.tif"),
+        "{:?}",
+        plan.warnings()
+    );
+    assert_eq!(plan.levels()[0].count, 20);
+    let err = PyramidBuilder::from_dir(&input)
+        .unwrap()
+        .strict(true)
+        .plan()
+        .unwrap_err();
+    assert!(err.to_string().contains("number 8 is missing"), "{err}");
+    std::fs::remove_dir_all(&input).unwrap();
+}
+
+#[test]
+fn explicit_file_lists_and_buffered_reads_give_the_same_pyramid() {
+    let f = common::fixtures();
+    let out = temp_dir("files");
+    let files = ctstack::stack::list_slices(&f.join("stack")).unwrap();
+    let plan = PyramidBuilder::from_files(files, &out)
+        .min_size(80)
+        .threads(1)
+        .read_mode(ctstack::ReadMode::Buffered)
+        .plan()
+        .unwrap();
+    plan.run(&mut |_, _| {}, &CancelFlag::new()).unwrap();
+    assert_same_pyramid(&out, &f.join("stack_reference"));
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn empty_directory_and_bad_options_are_usage_errors() {
+    let input = temp_dir("empty");
+    assert_eq!(
+        PyramidBuilder::from_dir(&input).unwrap_err().kind(),
+        ErrorKind::Usage
+    );
+    let f = common::fixtures();
+    let b = PyramidBuilder::from_dir(f.join("stack")).unwrap();
+    assert_eq!(
+        b.clone().min_size(0).plan().unwrap_err().kind(),
+        ErrorKind::Usage
+    );
+    assert_eq!(b.threads(0).plan().unwrap_err().kind(), ErrorKind::Usage);
+    std::fs::remove_dir_all(&input).unwrap();
+}
