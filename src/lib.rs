@@ -20,6 +20,7 @@
 
 mod error;
 mod fallback;
+pub mod ffi;
 pub mod kernels;
 mod limits;
 mod pyramid;

@@ -1,0 +1,308 @@
+/* A C consumer of the ctstack ABI, compiled with -Wall -Werror by tests/c_abi.rs.
+ * usage: abi_test FIXTURES_DIR SCRATCH_DIR
+ * Prints "N passed, 0 failed" and exits 0 when every check holds. */
+#include "ctstack.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int passed = 0, failed = 0;
+static const char *fixtures, *scratch;
+
+#define CHECK(cond, ...)                                                    \
+    do {                                                                    \
+        if (cond) {                                                         \
+            passed++;                                                       \
+        } else {                                                            \
+            failed++;                                                       \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                   \
+            fprintf(stderr, "\n");                                          \
+        }                                                                   \
+    } while (0)
+
+static char *path_of(const char *dir, const char *name) {
+    static char buf[8][1024];
+    static int next = 0;
+    char *p = buf[next++ % 8];
+    snprintf(p, sizeof buf[0], "%s/%s", dir, name);
+    return p;
+}
+
+static ctstack_slice *open_ok(const char *name) {
+    ctstack_slice *s = NULL;
+    int32_t st = ctstack_slice_open(path_of(fixtures, name), &s);
+    CHECK(st == CTSTACK_OK && s != NULL, "open %s: %d %s", name, st, ctstack_last_error());
+    return s;
+}
+
+static void test_slices(void) {
+    CHECK(strlen(ctstack_version()) > 0, "empty version");
+
+    ctstack_slice *s = open_ok("slices/tifffile_u16_le_1strip.tif");
+    CHECK(ctstack_slice_width(s) == 67 && ctstack_slice_height(s) == 45, "size %ux%u",
+          ctstack_slice_width(s), ctstack_slice_height(s));
+    CHECK(ctstack_slice_bits(s) == 16, "bits %u", ctstack_slice_bits(s));
+    CHECK(ctstack_slice_is_zero_copy(s) == 1, "a plain tifffile slice is zero-copy");
+
+    const void *data = NULL;
+    size_t len = 0;
+    CHECK(ctstack_slice_data(s, &data, &len) == CTSTACK_OK && data && len == 67 * 45 * 2, "data %zu", len);
+    uint16_t *copy = malloc(len);
+    CHECK(ctstack_slice_read(s, copy, len) == CTSTACK_OK, "read: %s", ctstack_last_error());
+    CHECK(memcmp(copy, data, len) == 0, "read() differs from data()");
+    uint16_t lo = 65535, hi = 0;
+    for (size_t i = 0; i < len / 2; i++) {
+        if (copy[i] < lo) lo = copy[i];
+        if (copy[i] > hi) hi = copy[i];
+    }
+    CHECK(lo == 0 && hi == 65535, "fixture holds 0 and 65535 (got %u..%u)", lo, hi);
+    /* An unaligned destination works too. */
+    unsigned char *odd = malloc(len + 1);
+    CHECK(ctstack_slice_read(s, odd + 1, len) == CTSTACK_OK && memcmp(odd + 1, data, len) == 0, "unaligned read");
+    free(odd);
+    CHECK(ctstack_slice_read(s, copy, len - 2) == CTSTACK_ERR_MISMATCH, "short dst_len");
+    CHECK(strstr(ctstack_last_error(), "tifffile_u16_le_1strip.tif") != NULL, "message names file: %s",
+          ctstack_last_error());
+
+    /* The big-endian copy of other pixels is served from a copy, not the map. */
+    ctstack_slice *be = open_ok("slices/tifffile_u16_be.tif");
+    CHECK(ctstack_slice_is_zero_copy(be) == 0, "big-endian is not zero-copy");
+    const void *bedata = NULL;
+    size_t belen = 0;
+    CHECK(ctstack_slice_data(be, &bedata, &belen) == CTSTACK_OK && belen == len, "be data");
+
+    /* average_pair against a naive reference, a with itself and a with b. */
+    size_t ow = 67 / 2, oh = 45 / 2;
+    uint16_t *avg = malloc(ow * oh * 2);
+    const uint16_t *a = data, *b = bedata;
+    CHECK(ctstack_average_pair(s, be, avg, ow * oh * 2) == CTSTACK_OK, "average: %s", ctstack_last_error());
+    int bad = 0;
+    for (size_t y = 0; y < oh; y++)
+        for (size_t x = 0; x < ow; x++) {
+            uint32_t sum = 4;
+            for (int dy = 0; dy < 2; dy++)
+                for (int dx = 0; dx < 2; dx++)
+                    sum += a[(2 * y + dy) * 67 + 2 * x + dx] + b[(2 * y + dy) * 67 + 2 * x + dx];
+            if (avg[y * ow + x] != (uint16_t)(sum >> 3)) bad++;
+        }
+    CHECK(bad == 0, "%d averaged pixels differ from the reference", bad);
+    CHECK(ctstack_average_pair(s, s, avg, ow * oh * 2) == CTSTACK_OK, "a == b allowed");
+    CHECK(ctstack_average_pair(s, s, avg, ow * oh * 2 + 2) == CTSTACK_ERR_MISMATCH, "wrong dst_len");
+
+    ctstack_slice *small = open_ok("slices/tifffile_bigtiff_u16_le.tif");
+    CHECK(ctstack_average_pair(s, small, avg, ow * oh * 2) == CTSTACK_ERR_MISMATCH, "size mismatch");
+    CHECK(strstr(ctstack_last_error(), "tifffile_bigtiff_u16_le.tif") != NULL, "names both: %s",
+          ctstack_last_error());
+    ctstack_slice *u8 = open_ok("slices/tifffile_u8.tif");
+    CHECK(ctstack_slice_bits(u8) == 8, "8-bit");
+    CHECK(ctstack_average_pair(s, u8, avg, ow * oh * 2) == CTSTACK_ERR_MISMATCH, "depth mismatch");
+
+    free(avg);
+    free(copy);
+    ctstack_slice_free(small);
+    ctstack_slice_free(u8);
+    ctstack_slice_free(be);
+    ctstack_slice_free(s);
+}
+
+static void test_errors(void) {
+    ctstack_slice *s = (ctstack_slice *)1;
+    CHECK(ctstack_slice_open(path_of(fixtures, "no_such_slice_0042.tif"), &s) == CTSTACK_ERR_IO, "missing");
+    CHECK(s == NULL, "*out is NULL after a failure");
+    CHECK(strstr(ctstack_last_error(), "no_such_slice_0042.tif") != NULL, "%s", ctstack_last_error());
+    CHECK(ctstack_slice_open(path_of(fixtures, "malformed/strip_offset_past_eof.tif"), &s) == CTSTACK_ERR_FORMAT,
+          "malformed");
+    CHECK(strstr(ctstack_last_error(), "starts past the end of the file") != NULL, "%s", ctstack_last_error());
+    CHECK(ctstack_slice_open(path_of(fixtures, "unsupported/pillow_rgb_u8.tif"), &s) == CTSTACK_ERR_UNSUPPORTED,
+          "rgb");
+    CHECK(strstr(ctstack_last_error(), "RGB") != NULL, "%s", ctstack_last_error());
+    CHECK(ctstack_slice_open(NULL, &s) == CTSTACK_ERR_INVALID_ARGUMENT, "NULL path");
+    CHECK(ctstack_slice_open(path_of(fixtures, "slices/tifffile_u8.tif"), NULL) == CTSTACK_ERR_INVALID_ARGUMENT,
+          "NULL out");
+    CHECK(ctstack_slice_open("\xff\xfe.tif", &s) == CTSTACK_ERR_INVALID_ARGUMENT, "non-UTF-8 path");
+    CHECK(ctstack_slice_width(NULL) == 0 && ctstack_slice_bits(NULL) == 0, "getters on NULL");
+    CHECK(ctstack_slice_read(NULL, &s, 1) == CTSTACK_ERR_INVALID_ARGUMENT, "read NULL");
+    CHECK(ctstack_average_pair(NULL, NULL, NULL, 0) == CTSTACK_ERR_INVALID_ARGUMENT, "average NULL");
+    CHECK(ctstack_build_pyramid(NULL, NULL, 0, NULL, NULL) == CTSTACK_ERR_INVALID_ARGUMENT, "pyramid NULL");
+    CHECK(ctstack_build_pyramid(path_of(fixtures, "stack"), NULL, 0xFFFFFFFFu, NULL, NULL) ==
+              CTSTACK_ERR_INVALID_ARGUMENT,
+          "min_size out of range");
+    ctstack_slice_free(NULL);
+    ctstack_job_free(NULL);
+    ctstack_job_cancel(NULL);
+    CHECK(ctstack_job_progress(NULL, NULL, NULL) == 0, "progress NULL");
+    CHECK(strcmp(ctstack_job_error(NULL), "") == 0, "job_error NULL");
+}
+
+struct progress_log {
+    uint64_t last_done, last_total, calls, cancel_at;
+    int backwards;
+};
+
+static int32_t on_progress(uint64_t done, uint64_t total, void *user) {
+    struct progress_log *log = user;
+    if (done < log->last_done || done > total) log->backwards = 1;
+    log->last_done = done;
+    log->last_total = total;
+    log->calls++;
+    return log->cancel_at && done >= log->cancel_at;
+}
+
+static int same_slice_file(const char *x, const char *y) {
+    ctstack_slice *a = NULL, *b = NULL;
+    int same = 0;
+    if (ctstack_slice_open(x, &a) == CTSTACK_OK && ctstack_slice_open(y, &b) == CTSTACK_OK) {
+        const void *da, *db;
+        size_t la, lb;
+        ctstack_slice_data(a, &da, &la);
+        ctstack_slice_data(b, &db, &lb);
+        same = la == lb && memcmp(da, db, la) == 0;
+    }
+    ctstack_slice_free(a);
+    ctstack_slice_free(b);
+    return same;
+}
+
+static int matches_reference(const char *out) {
+    char ours[1024], ref[1024];
+    int ok = 1;
+    for (int j = 0; j < 11; j++) {
+        snprintf(ours, sizeof ours, "%s/1/%06d.tif", out, j);
+        snprintf(ref, sizeof ref, "%s/stack_reference/1/%06d.tif", fixtures, j);
+        ok &= same_slice_file(ours, ref);
+    }
+    for (int j = 0; j < 6; j++) {
+        snprintf(ours, sizeof ours, "%s/2/%06d.tif", out, j);
+        snprintf(ref, sizeof ref, "%s/stack_reference/2/%06d.tif", fixtures, j);
+        ok &= same_slice_file(ours, ref);
+    }
+    return ok;
+}
+
+static void test_pyramid(void) {
+    struct progress_log log = {0};
+    const char *out = path_of(scratch, "blocking");
+    int32_t st = ctstack_build_pyramid(path_of(fixtures, "stack"), out, 80, on_progress, &log);
+    CHECK(st == CTSTACK_OK, "build: %d %s", st, ctstack_last_error());
+    CHECK(log.last_done == 17 && log.last_total == 17 && !log.backwards, "progress %llu/%llu",
+          (unsigned long long)log.last_done, (unsigned long long)log.last_total);
+    CHECK(matches_reference(out), "blocking build differs from the reference");
+
+    struct progress_log stop = {.cancel_at = 3};
+    st = ctstack_build_pyramid(path_of(fixtures, "stack"), path_of(scratch, "cancelled"), 80, on_progress, &stop);
+    CHECK(st == CTSTACK_ERR_CANCELLED, "cancel via callback: %d", st);
+    CHECK(stop.last_done == 3, "stopped at %llu", (unsigned long long)stop.last_done);
+
+    /* The job API: poll from this thread until done. */
+    ctstack_job *job = NULL;
+    const char *jout = path_of(scratch, "job");
+    CHECK(ctstack_pyramid_start(path_of(fixtures, "stack"), jout, 80, &job) == CTSTACK_OK && job, "start");
+    uint64_t done = 0, total = 0, seen = 0;
+    int went_back = 0;
+    while (ctstack_job_progress(job, &done, &total) == 1) {
+        went_back |= done < seen;
+        seen = done;
+    }
+    CHECK(!went_back, "job progress went back");
+    ctstack_job_progress(job, &done, &total);
+    CHECK(done == 17 && total == 17, "job progress %llu/%llu", (unsigned long long)done,
+          (unsigned long long)total);
+    CHECK(ctstack_job_wait(job) == CTSTACK_OK, "job: %s", ctstack_job_error(job));
+    CHECK(ctstack_job_wait(job) == CTSTACK_OK, "wait twice");
+    CHECK(strcmp(ctstack_job_error(job), "") == 0, "no error");
+    CHECK(matches_reference(jout), "job output differs from the reference");
+    ctstack_job_free(job);
+
+    /* A job from an explicit file list. */
+    const char *names[21];
+    char storage[21][1024];
+    for (int i = 0; i < 21; i++) {
+        snprintf(storage[i], sizeof storage[i], "%s/stack/slice_%04d.tif", fixtures, i);
+        names[i] = storage[i];
+    }
+    const char *fout = path_of(scratch, "files");
+    CHECK(ctstack_pyramid_start_files(names, 21, fout, 80, &job) == CTSTACK_OK, "start_files");
+    CHECK(ctstack_job_wait(job) == CTSTACK_OK, "files job: %s", ctstack_job_error(job));
+    CHECK(matches_reference(fout), "file-list job differs from the reference");
+    ctstack_job_free(job);
+    CHECK(ctstack_pyramid_start_files(names, 21, NULL, 80, &job) == CTSTACK_ERR_INVALID_ARGUMENT && !job,
+          "output_dir required");
+
+    /* A failing job reports its message; a cancelled one says so; free on a running job joins it. */
+    CHECK(ctstack_pyramid_start(path_of(fixtures, "no_such_dir"), NULL, 0, &job) == CTSTACK_OK, "start bad");
+    CHECK(ctstack_job_wait(job) == CTSTACK_ERR_IO, "missing dir");
+    CHECK(strstr(ctstack_job_error(job), "no_such_dir") != NULL, "%s", ctstack_job_error(job));
+    ctstack_job_free(job);
+    CHECK(ctstack_pyramid_start(path_of(fixtures, "stack"), path_of(scratch, "jobcancel"), 1, &job) == CTSTACK_OK,
+          "start 2");
+    ctstack_job_cancel(job);
+    st = ctstack_job_wait(job);
+    CHECK(st == CTSTACK_ERR_CANCELLED || st == CTSTACK_OK, "cancelled job: %d", st);
+    if (st == CTSTACK_ERR_CANCELLED) CHECK(strstr(ctstack_job_error(job), "cancelled") != NULL, "message");
+    ctstack_job_free(job);
+    CHECK(ctstack_pyramid_start(path_of(fixtures, "stack"), path_of(scratch, "jobfree"), 1, &job) == CTSTACK_OK,
+          "start 3");
+    ctstack_job_free(job);
+}
+
+struct reader {
+    const ctstack_slice *shared;
+    const char *own_path;
+    const void *want;
+    size_t len;
+    int ok;
+};
+
+static void *read_in_thread(void *arg) {
+    struct reader *r = arg;
+    r->ok = 1;
+    void *buf = malloc(r->len);
+    for (int i = 0; i < 50; i++) {
+        r->ok &= ctstack_slice_read(r->shared, buf, r->len) == CTSTACK_OK && memcmp(buf, r->want, r->len) == 0;
+        ctstack_slice *own = NULL;
+        r->ok &= ctstack_slice_open(r->own_path, &own) == CTSTACK_OK;
+        r->ok &= ctstack_slice_read(own, buf, r->len) == CTSTACK_OK && memcmp(buf, r->want, r->len) == 0;
+        ctstack_slice_free(own);
+        /* Errors are per thread: a failure here must not disturb the others. */
+        r->ok &= ctstack_slice_open("missing.tif", &own) == CTSTACK_ERR_IO;
+        r->ok &= strstr(ctstack_last_error(), "missing.tif") != NULL;
+    }
+    free(buf);
+    return NULL;
+}
+
+static void test_threads(void) {
+    ctstack_slice *s = open_ok("slices/tifffile_u16_le_strips8.tif");
+    const void *data;
+    size_t len;
+    ctstack_slice_data(s, &data, &len);
+    pthread_t threads[4];
+    struct reader readers[4];
+    for (int i = 0; i < 4; i++) {
+        readers[i] = (struct reader){s, path_of(fixtures, "slices/tifffile_u16_le_strips8.tif"), data, len, 0};
+        pthread_create(&threads[i], NULL, read_in_thread, &readers[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(threads[i], NULL);
+        CHECK(readers[i].ok, "thread %d read differently", i);
+    }
+    ctstack_slice_free(s);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s FIXTURES_DIR SCRATCH_DIR\n", argv[0]);
+        return 2;
+    }
+    fixtures = argv[1];
+    scratch = argv[2];
+    test_slices();
+    test_errors();
+    test_pyramid();
+    test_threads();
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed != 0;
+}
