@@ -69,3 +69,49 @@ fn c_program_uses_the_abi() {
     );
     std::fs::remove_dir_all(&scratch).unwrap();
 }
+
+#[test]
+#[cfg(unix)]
+fn c_example_builds_and_runs() {
+    let lib_dir = build_library();
+    let scratch = std::env::temp_dir().join(format!("ctstack-c-example-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).unwrap();
+    let exe = scratch.join("c_thumbnails");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let output = Command::new(&cc)
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror"])
+        .arg("-I")
+        .arg(root().join("include"))
+        .arg(root().join("examples/c_thumbnails.c"))
+        .arg("-o")
+        .arg(&exe)
+        .arg("-L")
+        .arg(&lib_dir)
+        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
+        .arg("-lctstack")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "cc failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let run = Command::new(&exe)
+        .arg(root().join("fixtures/stack"))
+        .arg(scratch.join("out"))
+        .arg("80")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(
+        stdout.trim(),
+        "level 2: volume of 6 x 50 x 75, 16-bit, 45000 bytes"
+    );
+    std::fs::remove_dir_all(&scratch).unwrap();
+}
