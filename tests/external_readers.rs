@@ -38,10 +38,14 @@ for path in sys.argv[1:]:
 #[test]
 fn tifffile_pillow_and_libtiff_read_our_outputs() {
     let py_ok = have(Command::new(python()).args(["-c", "import tifffile, PIL, numpy"]));
-    let tiff_ok = have(Command::new("tiffinfo").arg("-h")) || have(Command::new("tiffcp").arg("-h"))
+    let tiff_ok = have(Command::new("tiffinfo").arg("-h"))
+        || have(Command::new("tiffcp").arg("-h"))
         || Command::new("tiffinfo").output().is_ok();
     if !(py_ok && tiff_ok) {
-        assert!(!require(), "python with tifffile+Pillow ({py_ok}) or libtiff tools ({tiff_ok}) missing");
+        assert!(
+            !require(),
+            "python with tifffile+Pillow ({py_ok}) or libtiff tools ({tiff_ok}) missing"
+        );
         eprintln!("skipped: python with tifffile+Pillow or libtiff tools not found");
         return;
     }
@@ -50,39 +54,85 @@ fn tifffile_pillow_and_libtiff_read_our_outputs() {
     let mut files: Vec<PathBuf> = Vec::new();
     for (stack, min_size) in [("stack", 80), ("stack_u8", 10)] {
         let dir = out.join(stack);
-        let plan = PyramidBuilder::from_dir(common::fixtures().join(stack)).unwrap().output_dir(&dir);
-        plan.min_size(min_size).plan().unwrap().run(&mut |_, _| {}, &CancelFlag::new()).unwrap();
+        let plan = PyramidBuilder::from_dir(common::fixtures().join(stack))
+            .unwrap()
+            .output_dir(&dir);
+        plan.min_size(min_size)
+            .plan()
+            .unwrap()
+            .run(&mut |_, _| {}, &CancelFlag::new())
+            .unwrap();
         files.push(dir.join("1/000000.tif"));
         files.push(dir.join("2/000001.tif"));
     }
 
-    let output = Command::new(python()).arg("-c").arg(READ_SCRIPT).args(&files).output().unwrap();
-    assert!(output.status.success(), "python readers failed: {}", String::from_utf8_lossy(&output.stderr));
+    let output = Command::new(python())
+        .arg("-c")
+        .arg(READ_SCRIPT)
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "python readers failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let lines = String::from_utf8(output.stdout).unwrap();
     for (file, line) in files.iter().zip(lines.lines()) {
         let s = Slice::open(file).unwrap();
         let sum: u64 = match s.bits() {
-            8 => s.contiguous::<u8>().unwrap().iter().map(|&v| u64::from(v)).sum(),
-            _ => s.contiguous::<u16>().unwrap().iter().map(|&v| u64::from(v)).sum(),
+            8 => s
+                .contiguous::<u8>()
+                .unwrap()
+                .iter()
+                .map(|&v| u64::from(v))
+                .sum(),
+            _ => s
+                .contiguous::<u16>()
+                .unwrap()
+                .iter()
+                .map(|&v| u64::from(v))
+                .sum(),
         };
-        let want = format!("{} {} {} {} {sum}", file.display(), s.bits(), s.width(), s.height());
+        let want = format!(
+            "{} {} {} {} {sum}",
+            file.display(),
+            s.bits(),
+            s.width(),
+            s.height()
+        );
         assert_eq!(line, want);
     }
 
     for file in &files {
         // libtiff: tiffinfo must parse it with no error, and tiffcp must decode every strip.
         let info = Command::new("tiffinfo").arg(file).output().unwrap();
-        assert!(info.status.success() && info.stderr.is_empty(), "tiffinfo: {}", String::from_utf8_lossy(&info.stderr));
+        assert!(
+            info.status.success() && info.stderr.is_empty(),
+            "tiffinfo: {}",
+            String::from_utf8_lossy(&info.stderr)
+        );
         let text = String::from_utf8_lossy(&info.stdout);
-        assert!(text.contains("Compression Scheme: None") && text.contains("min-is-black"), "{text}");
+        assert!(
+            text.contains("Compression Scheme: None") && text.contains("min-is-black"),
+            "{text}"
+        );
         let copy = file.with_extension("lzw.tif");
-        let status = Command::new("tiffcp").args(["-c", "lzw"]).arg(file).arg(&copy).status().unwrap();
+        let status = Command::new("tiffcp")
+            .args(["-c", "lzw"])
+            .arg(file)
+            .arg(&copy)
+            .status()
+            .unwrap();
         assert!(status.success());
         let (a, b) = (Slice::open(file).unwrap(), Slice::open(&copy).unwrap());
         assert_eq!(b.access().path, ctstack::AccessPath::Decoded);
         match a.bits() {
             8 => assert_eq!(a.contiguous::<u8>().unwrap(), b.contiguous::<u8>().unwrap()),
-            _ => assert_eq!(a.contiguous::<u16>().unwrap(), b.contiguous::<u16>().unwrap()),
+            _ => assert_eq!(
+                a.contiguous::<u16>().unwrap(),
+                b.contiguous::<u16>().unwrap()
+            ),
         }
     }
     std::fs::remove_dir_all(&out).unwrap();
