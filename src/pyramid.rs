@@ -13,6 +13,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -357,7 +358,7 @@ fn remove_stale_temps(dir: &Path) {
 
 /// A slice of level >= 1: computed now, or an existing output kept from an earlier run.
 enum Made<T> {
-    Computed(Vec<T>),
+    Computed(Arc<Vec<T>>),
     Kept(Slice),
 }
 
@@ -442,7 +443,18 @@ impl<'p, T: Sample> Cascade<'p, T> {
                 second,
             })
         };
+        let shape = self.plan.levels[1];
+        let write_level1 = |(j, pixels): (usize, Arc<Vec<T>>)| {
+            write_slice(
+                &self.plan.output_path(1, j),
+                shape.width,
+                shape.height,
+                &pixels,
+            )
+        };
         let mut ahead: Option<Result<InputPair, Error>> = None;
+        // A computed level-1 slice not yet on disk: written while the next pair is averaged.
+        let mut unwritten: Option<(usize, Arc<Vec<T>>)> = None;
         for j in 0..pairs {
             self.check_cancel()?;
             let made = match kept[j].then(|| self.existing(1, j)).flatten() {
@@ -455,30 +467,35 @@ impl<'p, T: Sample> Cascade<'p, T> {
                         Some(opened) if opened.as_ref().map_or(true, |p| p.index == j) => opened?,
                         _ => open_pair(j)?,
                     };
-                    // The next pair to compute opens (and is prefetched or decoded)
-                    // while this one is averaged.
+                    // While this pair is averaged, the next pair to compute opens (and
+                    // is prefetched or decoded) and the previous result is written.
                     let upcoming = (j + 1..pairs).find(|&i| !kept[i]);
-                    let shape = self.plan.levels[1];
-                    let (pixels, opened) = self.parallel(|| {
-                        rayon::join(|| current.average::<T>(shape), || upcoming.map(open_pair))
+                    let previous = unwritten.take();
+                    let (pixels, (opened, wrote)) = self.parallel(|| {
+                        rayon::join(
+                            || current.average::<T>(shape),
+                            || (upcoming.map(open_pair), previous.map(write_level1)),
+                        )
                     });
                     ahead = opened;
-                    let pixels = pixels?;
+                    if let Some(wrote) = wrote {
+                        wrote?;
+                        self.summary.written += 1;
+                    }
+                    let pixels = Arc::new(pixels?);
                     self.summary.input_bytes += current.image_bytes();
                     drop(current);
-                    write_slice(
-                        &self.plan.output_path(1, j),
-                        shape.width,
-                        shape.height,
-                        &pixels,
-                    )?;
-                    self.summary.written += 1;
+                    unwritten = Some((j, Arc::clone(&pixels)));
                     Made::Computed(pixels)
                 }
             };
             self.next[1] = j + 1;
             self.advance();
             self.push(1, made)?;
+        }
+        if let Some(last) = unwritten.take() {
+            write_level1(last)?;
+            self.summary.written += 1;
         }
         // Odd counts: a level's last slice is paired with itself, lowest level first.
         for k in 1..self.plan.levels.len() {
@@ -558,7 +575,7 @@ impl<'p, T: Sample> Cascade<'p, T> {
                     &out,
                 )?;
                 self.summary.written += 1;
-                Made::Computed(out)
+                Made::Computed(Arc::new(out))
             }
         };
         self.advance();
