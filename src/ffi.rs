@@ -620,13 +620,17 @@ pub unsafe extern "C" fn ctstack_job_progress(
         };
         let s = &job.shared;
         let running = !s.finished.load(Ordering::Acquire);
+        // `done` first: the job stores `total` before `done` (Release), so a `done`
+        // read with Acquire is never ahead of the `total` read after it.
+        let d = s.done.load(Ordering::Acquire);
+        let t = s.total.load(Ordering::Relaxed);
         // SAFETY: each is NULL or writable per the contract.
         unsafe {
-            if let Some(t) = total.as_mut() {
-                *t = s.total.load(Ordering::Relaxed);
+            if let Some(total) = total.as_mut() {
+                *total = t;
             }
-            if let Some(d) = done.as_mut() {
-                *d = s.done.load(Ordering::Acquire);
+            if let Some(done) = done.as_mut() {
+                *done = d;
             }
         }
         i32::from(running)
@@ -658,11 +662,13 @@ pub unsafe extern "C" fn ctstack_job_wait(job: *mut ctstack_job) -> i32 {
     boundary(|| {
         // SAFETY: per the contract above.
         let job = unsafe { handle(job.cast_const(), "job") }?;
-        let thread = job.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(t) = thread {
+        // The lock is held while joining, so a second waiter blocks until the run ends.
+        let mut thread = job.thread.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = thread.take() {
             // The job's body runs behind its own panic boundary, so join cannot fail.
             let _ = t.join();
         }
+        drop(thread);
         match job.shared.status.load(Ordering::Acquire) {
             CTSTACK_OK => Ok(()),
             status => Err(Failure {

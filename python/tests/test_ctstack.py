@@ -1,0 +1,956 @@
+"""Tests of the ctstack Python binding (python/ctstack.py) against fixtures/.
+
+Run from the repository root, with the library built:
+
+    CTSTACK_LIBRARY=$PWD/target/debug/libctstack.so PYTHONPATH=python \\
+        python -m unittest discover -s python/tests -v
+
+Only the standard library is required. Tests that need numpy are skipped when
+it is missing, unless CTSTACK_REQUIRE_EXTERNAL=1, in which case they fail.
+tifffile, if installed, is used as an extra reference.
+"""
+
+import array
+import ctypes
+import gc
+import json
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+import unittest
+from pathlib import Path
+from unittest import mock
+
+import ctstack
+
+try:
+    import numpy as np
+except ImportError:
+    np = None
+
+try:
+    import tifffile
+except ImportError:
+    tifffile = None
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "fixtures"
+SLICES = FIXTURES / "slices"
+STACK = FIXTURES / "stack"
+STACK_REF = FIXTURES / "stack_reference"
+STACK_U8 = FIXTURES / "stack_u8"
+STACK_U8_REF = FIXTURES / "stack_u8_reference"
+
+U16_LE = SLICES / "tifffile_u16_le_1strip.tif"  # 67x45, mapped
+U16_BE = SLICES / "tifffile_u16_be.tif"  # 67x45, copied
+U16_LZW = SLICES / "tifffile_u16_lzw.tif"  # 67x45, decoded
+U16_TILED = SLICES / "tifffile_u16_tiled16.tif"  # 67x45, copied
+U16_61x37 = SLICES / "tifffile_bigtiff_u16_le.tif"  # 61x37, mapped
+U16_61x37_BE = SLICES / "tifffile_bigtiff_u16_be.tif"  # 61x37, copied
+U8 = SLICES / "tifffile_u8.tif"  # 67x45, mapped
+U8_LZW = SLICES / "tifffile_u8_lzw.tif"  # 67x45, decoded
+MALFORMED_STRIP = FIXTURES / "malformed" / "strip_offset_past_eof.tif"
+RGB = FIXTURES / "unsupported" / "pillow_rgb_u8.tif"
+
+#: fixtures/stack with min_size 80: 11 + 6 output slices.
+STACK_TOTAL = 17
+
+REQUIRE_EXTERNAL = os.environ.get("CTSTACK_REQUIRE_EXTERNAL") == "1"
+
+#: How long any single blocking step may take before a test calls it a hang.
+HANG_SECONDS = 120
+
+LEVEL_FILE = re.compile(r"^\d{6}\.tif$")
+LOCK_FILE = ".ctstack.lock"
+
+
+# --------------------------------------------------------------------------
+# Helpers
+
+
+def need_numpy(test):
+    """Skips ``test`` without numpy, or fails it if CTSTACK_REQUIRE_EXTERNAL=1."""
+    if np is None:
+        if REQUIRE_EXTERNAL:
+            test.fail("numpy is required (CTSTACK_REQUIRE_EXTERNAL=1) but not installed")
+        test.skipTest("numpy is not installed")
+
+
+def samples(data, bits):
+    """The native-endian samples of raw slice bytes, as an array.array."""
+    out = array.array("B" if bits == 8 else "H")
+    out.frombytes(data)
+    return out
+
+
+def slice_bytes(path):
+    """``Slice(path).read()``."""
+    with ctstack.Slice(path) as s:
+        return s.read()
+
+
+def numpy_average(a, b):
+    """The reference 2x2x2 mean of two arrays, computed with numpy."""
+    dtype = a.dtype
+    h, w = a.shape[0] // 2 * 2, a.shape[1] // 2 * 2
+    a = a[:h, :w].astype(np.uint32)
+    b = b[:h, :w].astype(np.uint32)
+    total = (
+        a[0::2, 0::2] + a[1::2, 0::2] + a[0::2, 1::2] + a[1::2, 1::2]
+        + b[0::2, 0::2] + b[1::2, 0::2] + b[0::2, 1::2] + b[1::2, 1::2]
+    )
+    return ((total + 4) >> 3).astype(dtype)
+
+
+def python_average(a, b, width, height, bits):
+    """The reference 2x2x2 mean of raw slice bytes, in pure Python."""
+    sa, sb = samples(a, bits), samples(b, bits)
+    out = array.array(sa.typecode)
+    for y in range(height // 2):
+        for x in range(width // 2):
+            total = 4
+            for src in (sa, sb):
+                for dy in (0, 1):
+                    row = (2 * y + dy) * width
+                    total += src[row + 2 * x] + src[row + 2 * x + 1]
+            out.append(total >> 3)
+    return out.tobytes()
+
+
+def level_files(root):
+    """The relative paths (``"<k>/<j:06>.tif"``) of the pyramid files under root."""
+    found = []
+    for entry in sorted(os.listdir(root)):
+        if entry.isdigit() and os.path.isdir(os.path.join(root, entry)):
+            for name in sorted(os.listdir(os.path.join(root, entry))):
+                found.append(entry + "/" + name)
+    return found
+
+
+def run_with_timeout(test, fn, timeout=HANG_SECONDS):
+    """Runs ``fn()`` on a daemon thread; returns its result, re-raises its
+    exception, and fails ``test`` if it does not finish within ``timeout``."""
+    result = {}
+
+    def target():
+        try:
+            result["value"] = fn()
+        except BaseException as e:  # handed to the test thread
+            result["error"] = e
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        test.fail("still blocked after %s s: a hang" % timeout)
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")
+
+
+def linked_stack(directory, copies):
+    """Fills ``directory`` with ``copies`` x fixtures/stack (hard links where
+    possible) and returns the file count: a longer-running, valid stack."""
+    sources = sorted(STACK.glob("*.tif"))
+    n = 0
+    for c in range(copies):
+        for src in sources:
+            dst = os.path.join(directory, "slice_%05d.tif" % n)
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copyfile(src, dst)
+            n += 1
+    return n
+
+
+class PyramidAssertions(unittest.TestCase):
+    """Assertions on pyramid output directories."""
+
+    def assertPyramidEqual(self, out, ref):
+        """The pyramid under ``out`` has exactly ``ref``'s files, and each
+        holds the same samples of the same size and depth."""
+        files = level_files(out)
+        self.assertEqual(files, level_files(ref))
+        self.assertTrue(files, "empty reference %s" % ref)
+        for rel in files:
+            with ctstack.Slice(os.path.join(out, rel)) as got:
+                with ctstack.Slice(os.path.join(ref, rel)) as want:
+                    self.assertEqual(
+                        (got.width, got.height, got.bits),
+                        (want.width, want.height, want.bits),
+                        rel,
+                    )
+                    self.assertEqual(got.read(), want.read(), rel)
+
+    def assertCleanOutput(self, out):
+        """Only complete pyramid files (each opens) under ``out``: no temporary
+        or partial file. Returns the relative paths of the files."""
+        if not os.path.isdir(out):
+            return []
+        for entry in os.listdir(out):
+            path = os.path.join(out, entry)
+            if entry == LOCK_FILE:
+                continue
+            self.assertTrue(entry.isdigit() and os.path.isdir(path), "stray %s" % path)
+            for name in os.listdir(path):
+                self.assertRegex(name, LEVEL_FILE, "stray file in %s" % path)
+        files = level_files(out)
+        for rel in files:
+            with ctstack.Slice(os.path.join(out, rel)) as s:
+                self.assertEqual(len(s.read()), s.nbytes)
+        return files
+
+    def assertProgressSane(self, events, total=None, complete=True):
+        """``events`` ((done, total) pairs) never go back, never exceed the total,
+        and (if complete) end at (total, total)."""
+        self.assertTrue(events)
+        totals = {t for _, t in events if t}
+        self.assertLessEqual(len(totals), 1, "the total changed: %s" % events)
+        last = 0
+        for done, t in events:
+            self.assertGreaterEqual(done, last, events)
+            if t:
+                self.assertLessEqual(done, t, events)
+            last = done
+        if total is not None and totals:
+            self.assertEqual(totals, {total})
+        if complete:
+            self.assertEqual(events[-1], (total, total))
+
+
+# --------------------------------------------------------------------------
+# Tests
+
+
+class LibraryTest(unittest.TestCase):
+    """The module itself."""
+
+    def test_version(self):
+        self.assertRegex(ctstack.version(), r"^\d+\.\d+\.\d+")
+
+    def test_library_path(self):
+        self.assertTrue(os.path.isfile(ctstack.library_path))
+
+    def test_status_constants(self):
+        self.assertEqual(
+            [
+                ctstack.OK,
+                ctstack.ERR_IO,
+                ctstack.ERR_FORMAT,
+                ctstack.ERR_UNSUPPORTED,
+                ctstack.ERR_MISMATCH,
+                ctstack.ERR_CANCELLED,
+                ctstack.ERR_INVALID_ARGUMENT,
+                ctstack.ERR_INTERNAL,
+            ],
+            list(range(8)),
+        )
+
+    def test_exception_hierarchy(self):
+        for cls in (
+            ctstack.CtstackIOError,
+            ctstack.TiffFormatError,
+            ctstack.UnsupportedTiffError,
+            ctstack.MismatchError,
+            ctstack.CancelledError,
+            ctstack.InvalidArgumentError,
+            ctstack.InternalError,
+        ):
+            self.assertTrue(issubclass(cls, ctstack.CtstackError), cls)
+        self.assertTrue(issubclass(ctstack.InvalidArgumentError, ValueError))
+        e = ctstack.TiffFormatError(ctstack.ERR_FORMAT, "bad file")
+        self.assertEqual((e.status, e.message, str(e)), (2, "bad file", "bad file"))
+
+
+def header_functions():
+    """``{name: (return type, [parameter types])}`` of include/ctstack.h, with
+    C types as written (whitespace normalised)."""
+    with open(ROOT / "include" / "ctstack.h", encoding="utf-8") as f:
+        text = re.sub(r"//[^\n]*|/\*.*?\*/", " ", f.read(), flags=re.S)
+    text = re.sub(r"^\s*#.*$", " ", text, flags=re.M)  # preprocessor lines
+    functions = {}
+    for m in re.finditer(r"([A-Za-z_][\w\s\*]*?)\b(ctstack_\w+)\s*\(([^)]*)\)\s*;", text):
+        ret, name, params = m.groups()
+        if ret.strip().startswith("typedef"):
+            continue
+        types = []
+        for param in params.split(","):
+            param = " ".join(param.replace("*", " * ").split())
+            if param and param != "void":
+                types.append(param.rsplit(" ", 1)[0])  # drop the parameter name
+        functions[name] = (" ".join(ret.replace("*", " * ").split()), types)
+    return functions
+
+
+class HeaderTest(unittest.TestCase):
+    """The binding declares every function of include/ctstack.h, with the
+    header's exact types."""
+
+    C_TYPES = {
+        "void": None,
+        "int32_t": ctypes.c_int32,
+        "uint32_t": ctypes.c_uint32,
+        "size_t": ctypes.c_size_t,
+        "const char *": ctypes.c_char_p,
+        "void *": ctypes.c_void_p,
+        "const void * *": ctypes.POINTER(ctypes.c_void_p),
+        "size_t *": ctypes.POINTER(ctypes.c_size_t),
+        "uint64_t *": ctypes.POINTER(ctypes.c_uint64),
+        "const char * const *": ctypes.POINTER(ctypes.c_char_p),
+        "ctstack_progress_fn": ctstack.PROGRESS_FN,
+        "ctstack_slice *": ctstack._SliceP,
+        "const ctstack_slice *": ctstack._SliceP,
+        "ctstack_slice * *": ctypes.POINTER(ctstack._SliceP),
+        "ctstack_job *": ctstack._JobP,
+        "const ctstack_job *": ctstack._JobP,
+        "ctstack_job * *": ctypes.POINTER(ctstack._JobP),
+    }
+
+    def test_every_function_declared(self):
+        functions = header_functions()
+        self.assertIn("ctstack_slice_open", functions)
+        self.assertEqual(sorted(functions), sorted(ctstack._SIGNATURES))
+        for name, (ret, params) in functions.items():
+            with self.subTest(function=name):
+                fn = getattr(ctstack._lib, name)
+                self.assertIs(fn.restype, self.C_TYPES[ret])
+                self.assertEqual(list(fn.argtypes), [self.C_TYPES[p] for p in params])
+
+    def test_progress_fn_type(self):
+        self.assertIs(ctstack.PROGRESS_FN._restype_, ctypes.c_int32)
+        self.assertEqual(
+            ctstack.PROGRESS_FN._argtypes_, (ctypes.c_uint64, ctypes.c_uint64, ctypes.c_void_p)
+        )
+
+
+class SliceTest(unittest.TestCase):
+    """Opening slices and reading their samples."""
+
+    def test_mapped(self):
+        with ctstack.Slice(U16_LE) as s:
+            self.assertEqual((s.width, s.height, s.bits), (67, 45, 16))
+            self.assertIs(s.zero_copy, True)
+            self.assertEqual(s.nbytes, 67 * 45 * 2)
+            self.assertEqual(s.shape, (45, 67))
+            self.assertEqual(len(s.read()), s.nbytes)
+            self.assertIn("67x45", repr(s))
+
+    def test_copied_big_endian(self):
+        with ctstack.Slice(U16_BE) as s:
+            self.assertEqual((s.width, s.height, s.bits), (67, 45, 16))
+            self.assertIs(s.zero_copy, False)
+
+    def test_u8(self):
+        with ctstack.Slice(U8) as s:
+            self.assertEqual((s.width, s.height, s.bits), (67, 45, 8))
+            self.assertIs(s.zero_copy, True)
+            self.assertEqual(s.nbytes, 67 * 45)
+
+    def test_str_and_pathlike(self):
+        self.assertEqual(slice_bytes(str(U16_LE)), slice_bytes(U16_LE))
+
+    def test_expected_json(self):
+        """Every fixture listed in expected.json: size, depth, mapping, sum of
+        samples, or the expected error."""
+        errors = {
+            "Io": ctstack.CtstackIOError,
+            "Format": ctstack.TiffFormatError,
+            "Unsupported": ctstack.UnsupportedTiffError,
+            "LimitsExceeded": ctstack.UnsupportedTiffError,
+        }
+        with open(FIXTURES / "expected.json", encoding="utf-8") as f:
+            entries = json.load(f)
+        self.assertGreater(len(entries), 30)
+        for e in entries:
+            path = FIXTURES / e["file"]
+            with self.subTest(file=e["file"]):
+                if e["expect"] in errors:
+                    with self.assertRaises(errors[e["expect"]]):
+                        ctstack.Slice(path)
+                    continue
+                self.assertIn(e["expect"], ("mapped", "copied", "decoded"))
+                with ctstack.Slice(path) as s:
+                    self.assertEqual(
+                        (s.width, s.height, s.bits), (e["width"], e["height"], e["bits"])
+                    )
+                    self.assertEqual(s.zero_copy, e["expect"] == "mapped")
+                    values = samples(s.read(), s.bits)
+                    self.assertEqual(sum(values), e["sum"])
+                    self.assertEqual((min(values), max(values)), (e["min"], e["max"]))
+
+    def test_readinto(self):
+        with ctstack.Slice(U16_LE) as s:
+            buf = bytearray(s.nbytes)
+            self.assertEqual(s.readinto(buf), s.nbytes)
+            self.assertEqual(bytes(buf), s.read())
+            with self.assertRaises(ctstack.MismatchError):
+                s.readinto(bytearray(s.nbytes - 1))
+            with self.assertRaises(TypeError):
+                s.readinto(bytes(s.nbytes))
+
+    def test_close_is_idempotent(self):
+        s = ctstack.Slice(U16_LE)
+        s.close()
+        s.close()
+        self.assertTrue(s.closed)
+        with self.assertRaises(ValueError):
+            s.read()
+        # Properties stay readable.
+        self.assertEqual(s.width, 67)
+        self.assertIn("closed", repr(s))
+
+    def test_del_without_close(self):
+        for _ in range(50):
+            s = ctstack.Slice(U16_BE)
+            s.read()
+            del s
+        gc.collect()
+
+    def test_read_equals_array(self):
+        need_numpy(self)
+        for path in (U16_LE, U16_BE, U16_LZW, U16_TILED, U8, U8_LZW, U16_61x37_BE):
+            with self.subTest(path=path.name), ctstack.Slice(path) as s:
+                arr = s.array()
+                self.assertEqual(arr.shape, (s.height, s.width))
+                self.assertEqual(arr.dtype, np.uint8 if s.bits == 8 else np.uint16)
+                self.assertTrue(arr.dtype.isnative)
+                self.assertEqual(s.read(), arr.tobytes())
+
+    def test_array_is_read_only_view(self):
+        need_numpy(self)
+        for path in (U16_LE, U16_BE, U8):
+            with self.subTest(path=path.name), ctstack.Slice(path) as s:
+                a1, a2 = s.array(), s.array()
+                self.assertIs(a1.flags.writeable, False)
+                with self.assertRaises(ValueError):
+                    a1.flags.writeable = True
+                with self.assertRaises(ValueError):
+                    a1[0, 0] = 1
+                # No copy: both views point at the same memory (the mapping when
+                # zero-copy, else the slice's kept buffer).
+                self.assertEqual(a1.ctypes.data, a2.ctypes.data)
+                self.assertFalse(a1.flags.owndata)
+
+    def test_array_outlives_close(self):
+        need_numpy(self)
+        s = ctstack.Slice(U16_LE)
+        arr = s.array()
+        expected = s.read()
+        row = arr[3]
+        s.close()
+        del s
+        gc.collect()
+        self.assertEqual(arr.tobytes(), expected)
+        self.assertEqual(row.tobytes(), arr[3].tobytes())
+
+    def test_closed_slice_has_no_array(self):
+        need_numpy(self)
+        s = ctstack.Slice(U16_LE)
+        s.close()
+        with self.assertRaises(ValueError):
+            s.array()
+
+    def test_array_matches_tifffile(self):
+        need_numpy(self)
+        if tifffile is None:
+            self.skipTest("tifffile is not installed")
+        for path in (U16_LE, U16_BE, U16_LZW, U16_TILED, U8, U8_LZW, U16_61x37):
+            with self.subTest(path=path.name), ctstack.Slice(path) as s:
+                np.testing.assert_array_equal(s.array(), tifffile.imread(path))
+
+    def test_array_without_numpy(self):
+        with mock.patch.object(ctstack, "_np", None), ctstack.Slice(U16_LE) as s:
+            with self.assertRaisesRegex(ImportError, "numpy"):
+                s.array()
+            self.assertEqual(len(s.read()), s.nbytes)
+
+
+class AveragePairTest(unittest.TestCase):
+    """ctstack.average_pair against references."""
+
+    def check_numpy(self, path_a, path_b):
+        """average_pair of two fixtures equals the numpy reference."""
+        need_numpy(self)
+        with ctstack.Slice(path_a) as a, ctstack.Slice(path_b) as b:
+            got = ctstack.average_pair(a, b)
+            want = numpy_average(a.array(), b.array())
+            self.assertEqual(got.shape, (a.height // 2, a.width // 2))
+            self.assertEqual(got.dtype, a.array().dtype)
+            np.testing.assert_array_equal(got, want)
+
+    def test_u16(self):
+        self.check_numpy(U16_LE, U16_BE)
+
+    def test_u16_odd_size(self):
+        self.check_numpy(U16_61x37, U16_61x37_BE)
+
+    def test_u8(self):
+        self.check_numpy(U8, U8_LZW)
+
+    def test_same_slice(self):
+        need_numpy(self)
+        for path in (U16_LE, U8):
+            with self.subTest(path=path.name), ctstack.Slice(path) as a:
+                got = ctstack.average_pair(a, a)
+                np.testing.assert_array_equal(got, numpy_average(a.array(), a.array()))
+
+    def test_u16_extremes_round(self):
+        """Max and zero samples: exact integer rounding, no overflow."""
+        need_numpy(self)
+        with ctstack.Slice(U16_LE) as a:
+            got = ctstack.average_pair(a, a)
+            arr = a.array()
+            self.assertEqual(int(arr.max()), 65535)
+            np.testing.assert_array_equal(got, numpy_average(arr, arr))
+
+    def test_out_numpy(self):
+        need_numpy(self)
+        with ctstack.Slice(U16_LE) as a, ctstack.Slice(U16_BE) as b:
+            out = np.zeros((22, 33), dtype=np.uint16)
+            self.assertIs(ctstack.average_pair(a, b, out=out), out)
+            np.testing.assert_array_equal(out, ctstack.average_pair(a, b))
+            with self.assertRaises(ctstack.MismatchError):
+                ctstack.average_pair(a, b, out=np.zeros((22, 34), dtype=np.uint16))
+
+    def test_stdlib_bytes(self):
+        """Without numpy: bytes, equal to a pure-Python reference."""
+        for path_a, path_b in ((U16_LE, U16_BE), (U8, U8_LZW), (U16_61x37, U16_61x37)):
+            with self.subTest(a=path_a.name, b=path_b.name):
+                with ctstack.Slice(path_a) as a, ctstack.Slice(path_b) as b:
+                    with mock.patch.object(ctstack, "_np", None):
+                        got = ctstack.average_pair(a, b)
+                    self.assertIsInstance(got, bytes)
+                    want = python_average(a.read(), b.read(), a.width, a.height, a.bits)
+                    self.assertEqual(got, want)
+                    out = bytearray(len(want))
+                    self.assertIs(ctstack.average_pair(a, b, out=out), out)
+                    self.assertEqual(bytes(out), want)
+
+
+class ErrorTest(unittest.TestCase):
+    """Failures raise the right exception with the library's message."""
+
+    def test_missing_file(self):
+        path = SLICES / "no_such_file.tif"
+        with self.assertRaises(ctstack.CtstackIOError) as cm:
+            ctstack.Slice(path)
+        self.assertIsInstance(cm.exception, ctstack.CtstackError)
+        self.assertEqual(cm.exception.status, ctstack.ERR_IO)
+        self.assertIn("no_such_file.tif", cm.exception.message)
+        self.assertIn("no_such_file.tif", str(cm.exception))
+
+    def test_malformed(self):
+        with self.assertRaises(ctstack.TiffFormatError) as cm:
+            ctstack.Slice(MALFORMED_STRIP)
+        self.assertEqual(cm.exception.status, ctstack.ERR_FORMAT)
+        self.assertIn("past the end", cm.exception.message)
+
+    def test_unsupported(self):
+        with self.assertRaises(ctstack.UnsupportedTiffError) as cm:
+            ctstack.Slice(RGB)
+        self.assertEqual(cm.exception.status, ctstack.ERR_UNSUPPORTED)
+        self.assertTrue(cm.exception.message)
+
+    def test_mismatch_size(self):
+        with ctstack.Slice(U16_LE) as a, ctstack.Slice(U16_61x37) as b:
+            with self.assertRaises(ctstack.MismatchError) as cm:
+                ctstack.average_pair(a, b)
+            self.assertEqual(cm.exception.status, ctstack.ERR_MISMATCH)
+            self.assertIn("61x37", cm.exception.message)
+
+    def test_mismatch_depth(self):
+        with ctstack.Slice(U16_LE) as a, ctstack.Slice(U8) as b:
+            with self.assertRaises(ctstack.MismatchError):
+                ctstack.average_pair(a, b)
+
+    def test_invalid_paths(self):
+        with self.assertRaises(ctstack.InvalidArgumentError):
+            ctstack.Slice("fixtures\0slices")
+        with self.assertRaises(ValueError):
+            ctstack.Slice("fixtures\0slices")
+        with self.assertRaises(ctstack.InvalidArgumentError):
+            ctstack.Slice("\ud800.tif")
+
+    def test_invalid_min_size(self):
+        with tempfile.TemporaryDirectory() as out:
+            for bad in (-1, 2**32, 1.5, "80"):
+                with self.subTest(min_size=bad):
+                    with self.assertRaises(ctstack.InvalidArgumentError):
+                        ctstack.build_pyramid(STACK, out, bad)
+            # Representable but out of the library's range: its own message.
+            with self.assertRaises(ctstack.InvalidArgumentError) as cm:
+                ctstack.build_pyramid(STACK, out, 2**31)
+            self.assertIn("min_size", cm.exception.message)
+            self.assertEqual(level_files(out), [])
+
+    def test_messages_are_per_thread(self):
+        """Each thread sees the message of its own failed call."""
+        failures = []
+
+        def worker(i):
+            name = "missing_%d.tif" % i
+            for _ in range(100):
+                try:
+                    ctstack.Slice(SLICES / name)
+                except ctstack.CtstackIOError as e:
+                    if name not in e.message:
+                        failures.append(e.message)
+                else:
+                    failures.append("no error")
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(failures, [])
+
+
+class BuildPyramidTest(PyramidAssertions):
+    """ctstack.build_pyramid (blocking, with a progress callback)."""
+
+    def test_matches_reference(self):
+        events = []
+        with tempfile.TemporaryDirectory() as out:
+            result = ctstack.build_pyramid(
+                STACK, out, min_size=80, progress=lambda d, t: events.append((d, t))
+            )
+            self.assertIsNone(result)
+            self.assertPyramidEqual(out, STACK_REF)
+            self.assertCleanOutput(out)
+        self.assertProgressSane(events, STACK_TOTAL)
+
+    def test_without_progress(self):
+        with tempfile.TemporaryDirectory() as out:
+            ctstack.build_pyramid(str(STACK), Path(out), 80)
+            self.assertPyramidEqual(out, STACK_REF)
+
+    def test_u8_default_output_dir(self):
+        """output_dir None: <input_dir>/.thumbnail."""
+        with tempfile.TemporaryDirectory() as tmp:
+            stack = os.path.join(tmp, "stack_u8")
+            shutil.copytree(STACK_U8, stack)
+            ctstack.build_pyramid(stack, min_size=10)
+            self.assertPyramidEqual(os.path.join(stack, ".thumbnail"), STACK_U8_REF)
+
+    def test_min_size_zero_is_500(self):
+        events = []
+        with tempfile.TemporaryDirectory() as out:
+            # 301x203 is within 500: no level to build.
+            ctstack.build_pyramid(STACK, out, 0, progress=lambda d, t: events.append((d, t)))
+            self.assertEqual(level_files(out), [])
+        self.assertEqual(events[-1], (0, 0))
+
+    def test_resume_keeps_files(self):
+        with tempfile.TemporaryDirectory() as out:
+            ctstack.build_pyramid(STACK, out, 80)
+            stamps = {rel: os.stat(os.path.join(out, rel)).st_mtime_ns for rel in level_files(out)}
+            events = []
+            ctstack.build_pyramid(STACK, out, 80, progress=lambda d, t: events.append((d, t)))
+            self.assertEqual(
+                {rel: os.stat(os.path.join(out, rel)).st_mtime_ns for rel in level_files(out)},
+                stamps,
+            )
+            self.assertProgressSane(events, STACK_TOTAL)
+            self.assertPyramidEqual(out, STACK_REF)
+
+    def test_cancel_by_return_value(self):
+        events = []
+
+        def progress(done, total):
+            events.append((done, total))
+            return done >= 3
+
+        with tempfile.TemporaryDirectory() as out:
+            with self.assertRaises(ctstack.CancelledError) as cm:
+                ctstack.build_pyramid(STACK, out, 80, progress=progress)
+            self.assertEqual(cm.exception.status, ctstack.ERR_CANCELLED)
+            files = self.assertCleanOutput(out)
+            self.assertLess(len(files), STACK_TOTAL)
+            self.assertProgressSane(events, STACK_TOTAL, complete=False)
+            self.assertEqual(events[-1][0], 3)
+            # A second run resumes and completes.
+            ctstack.build_pyramid(STACK, out, 80)
+            self.assertPyramidEqual(out, STACK_REF)
+
+    def test_callback_exception_propagates(self):
+        calls = []
+
+        def progress(done, total):
+            calls.append(done)
+            if done == 2:
+                raise ValueError("boom from the callback")
+
+        with tempfile.TemporaryDirectory() as out:
+            with self.assertRaisesRegex(ValueError, "boom from the callback"):
+                ctstack.build_pyramid(STACK, out, 80, progress=progress)
+            # The run stopped right there.
+            self.assertEqual(calls[-1], 2)
+            self.assertLess(len(self.assertCleanOutput(out)), STACK_TOTAL)
+
+    def test_keyboard_interrupt_in_callback(self):
+        def progress(done, total):
+            if done == 1:
+                raise KeyboardInterrupt
+
+        with tempfile.TemporaryDirectory() as out:
+            with self.assertRaises(KeyboardInterrupt):
+                ctstack.build_pyramid(STACK, out, 80, progress=progress)
+            self.assertCleanOutput(out)
+
+    def test_missing_input_dir(self):
+        with tempfile.TemporaryDirectory() as out:
+            missing = os.path.join(out, "no_such_stack")
+            with self.assertRaises(ctstack.CtstackIOError) as cm:
+                ctstack.build_pyramid(missing, os.path.join(out, "thumbs"), 80)
+            self.assertIn("no_such_stack", cm.exception.message)
+
+    def test_mismatched_stack(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            stack = os.path.join(tmp, "stack")
+            os.mkdir(stack)
+            shutil.copyfile(U16_LE, os.path.join(stack, "a1.tif"))
+            shutil.copyfile(U16_61x37, os.path.join(stack, "a2.tif"))
+            with self.assertRaises(ctstack.MismatchError):
+                ctstack.build_pyramid(stack, os.path.join(tmp, "out"), 10)
+
+
+class PyramidJobTest(PyramidAssertions):
+    """ctstack.PyramidJob (background build, polled)."""
+
+    def test_poll_to_completion(self):
+        with tempfile.TemporaryDirectory() as out:
+            events = []
+            with ctstack.PyramidJob(STACK, out, min_size=80) as job:
+                deadline = time.monotonic() + HANG_SECONDS
+                while job.running:
+                    events.append(job.progress)
+                    self.assertLess(time.monotonic(), deadline, "job never finished")
+                    time.sleep(0.001)
+                events.append(job.progress)
+                self.assertIsNone(job.wait())
+                self.assertIsNone(job.wait())  # may be called again
+                self.assertEqual(job.progress, (STACK_TOTAL, STACK_TOTAL))
+                self.assertFalse(job.running)
+            self.assertTrue(job.closed)
+            self.assertProgressSane(events, STACK_TOTAL)
+            self.assertPyramidEqual(out, STACK_REF)
+            self.assertCleanOutput(out)
+
+    def test_wait_polling(self):
+        with tempfile.TemporaryDirectory() as out:
+            with ctstack.PyramidJob(STACK, out, min_size=80) as job:
+                self.assertIsNone(run_with_timeout(self, lambda: job.wait(poll=0.005)))
+            self.assertPyramidEqual(out, STACK_REF)
+
+    def test_from_files(self):
+        paths = sorted(STACK.glob("*.tif"))
+        self.assertEqual(len(paths), 21)
+        with tempfile.TemporaryDirectory() as out:
+            with ctstack.PyramidJob.from_files(paths, out, 80) as job:
+                job.wait()
+                self.assertEqual(job.progress, (STACK_TOTAL, STACK_TOTAL))
+            self.assertPyramidEqual(out, STACK_REF)
+
+    def test_from_files_u8_str_paths(self):
+        paths = [str(p) for p in sorted(STACK_U8.glob("*.tif"))]
+        with tempfile.TemporaryDirectory() as out:
+            with ctstack.PyramidJob.from_files(paths, out, min_size=10) as job:
+                job.wait()
+            self.assertPyramidEqual(out, STACK_U8_REF)
+
+    def test_from_files_empty(self):
+        with tempfile.TemporaryDirectory() as out:
+            with self.assertRaises(ctstack.InvalidArgumentError):
+                ctstack.PyramidJob.from_files([], out)
+
+    def test_default_output_dir(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            stack = os.path.join(tmp, "stack_u8")
+            shutil.copytree(STACK_U8, stack)
+            with ctstack.PyramidJob(stack, min_size=10) as job:
+                job.wait()
+            self.assertPyramidEqual(os.path.join(stack, ".thumbnail"), STACK_U8_REF)
+
+    def test_cancel(self):
+        """Cancel never raises or hangs; the job ends cancelled, or completed
+        if it got there first, and leaves only complete files."""
+        with tempfile.TemporaryDirectory() as out:
+            with ctstack.PyramidJob(STACK, out, 80) as job:
+                job.cancel()
+                try:
+                    run_with_timeout(self, job.wait)
+                except ctstack.CancelledError as e:
+                    self.assertEqual(e.status, ctstack.ERR_CANCELLED)
+                    self.assertTrue(e.message)
+                else:
+                    self.assertEqual(job.progress, (STACK_TOTAL, STACK_TOTAL))
+                self.assertFalse(job.running)
+                job.cancel()  # after the end: no effect, no error
+            self.assertCleanOutput(out)
+
+    def test_cancel_long_job(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            stack = os.path.join(tmp, "stack")
+            os.mkdir(stack)
+            linked_stack(stack, 8)
+            out = os.path.join(tmp, "out")
+            with ctstack.PyramidJob(stack, out, 40) as job:
+                while job.running and job.progress[0] < 2:
+                    time.sleep(0.001)
+                job.cancel()
+                try:
+                    run_with_timeout(self, job.wait)
+                except ctstack.CancelledError:
+                    pass
+            self.assertCleanOutput(out)
+
+    def test_exit_while_running(self):
+        """Leaving the with block of a running job cancels it and returns."""
+        with tempfile.TemporaryDirectory() as tmp:
+            stack = os.path.join(tmp, "stack")
+            os.mkdir(stack)
+            linked_stack(stack, 4)
+            out = os.path.join(tmp, "out")
+
+            def leave():
+                with ctstack.PyramidJob(stack, out, 40) as job:
+                    pass
+                return job
+
+            job = run_with_timeout(self, leave)
+            self.assertTrue(job.closed)
+            self.assertCleanOutput(out)
+
+    def test_closed_job(self):
+        with tempfile.TemporaryDirectory() as out:
+            job = ctstack.PyramidJob(STACK, out, 80)
+            job.close()
+            job.close()
+            self.assertIn("closed", repr(job))
+            for op in (lambda: job.progress, lambda: job.running, job.wait, job.cancel):
+                with self.assertRaises(ValueError):
+                    op()
+
+    def test_dropped_job(self):
+        with tempfile.TemporaryDirectory() as out:
+            job = ctstack.PyramidJob(STACK, out, 80)
+            del job
+            gc.collect()
+            self.assertCleanOutput(out)
+
+    def test_failure_message(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            missing = os.path.join(tmp, "no_such_stack")
+            with self.assertRaises(ctstack.CtstackIOError) as cm:
+                with ctstack.PyramidJob(missing, os.path.join(tmp, "out"), 80) as job:
+                    job.wait()
+            self.assertIn("no_such_stack", cm.exception.message)
+
+    def test_concurrent_wait(self):
+        """Several threads waiting on one job all see its final status, only
+        once it has finished."""
+        with tempfile.TemporaryDirectory() as tmp:
+            stack = os.path.join(tmp, "stack")
+            os.mkdir(stack)
+            linked_stack(stack, 4)
+            out = os.path.join(tmp, "out")
+            results = []
+            with ctstack.PyramidJob(stack, out, 40) as job:
+
+                def waiter():
+                    job.wait()
+                    results.append(job.running)
+
+                threads = [threading.Thread(target=waiter) for _ in range(3)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join(HANG_SECONDS)
+                self.assertEqual(results, [False, False, False])
+                done, total = job.progress
+                self.assertEqual(done, total)
+            self.assertCleanOutput(out)
+
+
+class ThreadTest(unittest.TestCase):
+    """Concurrent use from Python threads."""
+
+    def run_threads(self, fn, n=4):
+        """Runs ``fn`` on ``n`` threads at once; returns their results and
+        fails if any raised."""
+        results = [None] * n
+        errors = []
+
+        def target(i):
+            try:
+                results[i] = fn()
+            except BaseException as e:  # reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=target, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(HANG_SECONDS)
+        self.assertEqual(errors, [])
+        return results
+
+    def test_open_and_read(self):
+        want = slice_bytes(U16_BE)
+
+        def work():
+            return {slice_bytes(U16_BE) for _ in range(25)}
+
+        for got in self.run_threads(work):
+            self.assertEqual(got, {want})
+
+    def test_shared_slice(self):
+        with ctstack.Slice(U16_LZW) as s:
+            want = s.read()
+
+            def work():
+                seen = set()
+                for _ in range(25):
+                    seen.add(s.read())
+                    if np is not None:
+                        seen.add(s.array().tobytes())
+                return seen
+
+            for got in self.run_threads(work):
+                self.assertEqual(got, {want})
+
+    def test_close_while_reading(self):
+        """Closing a Slice that other threads use: their calls finish with the
+        right bytes or raise ValueError; memory is never freed under them."""
+        s = ctstack.Slice(U16_LE)
+        want = s.read()
+        started = threading.Barrier(5)
+
+        def work():
+            started.wait()
+            for _ in range(200):
+                try:
+                    got = s.array().tobytes() if np is not None else s.read()
+                except ValueError:
+                    return "closed"
+                if got != want:
+                    return "corrupt"
+            return "done"
+
+        threads_result = []
+        worker = threading.Thread(target=lambda: threads_result.extend(self.run_threads(work)))
+        worker.start()
+        started.wait()
+        s.close()
+        worker.join(HANG_SECONDS)
+        self.assertEqual(len(threads_result), 4)
+        self.assertNotIn("corrupt", threads_result)
+
+
+if __name__ == "__main__":
+    unittest.main()
