@@ -6,6 +6,7 @@
 //! the exact mean of eight samples, rounded half up, one rounding. An odd last
 //! row or column is dropped.
 
+mod portable;
 mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod x86;
@@ -17,8 +18,10 @@ use crate::{Error, Rows, Sample};
 /// One implementation of the row kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kernel {
-    /// The specification, one sample at a time. Always available.
+    /// The specification, one sample at a time, deliberately not vectorized. Always available.
     Scalar,
+    /// The specification's arithmetic written for LLVM's auto-vectorizer. Always available.
+    Portable,
     /// x86-64 SSE2 (every x86-64 CPU has it).
     Sse2,
     /// x86-64 AVX2, where the CPU has it.
@@ -36,12 +39,12 @@ impl Kernel {
             Kernel::Sse2
         }
         #[cfg(not(target_arch = "x86_64"))]
-        Kernel::Scalar
+        Kernel::Portable
     }
 
     /// Every kernel this CPU can run, scalar first.
     pub fn available() -> Vec<Kernel> {
-        [Kernel::Scalar, Kernel::Sse2, Kernel::Avx2]
+        [Kernel::Scalar, Kernel::Portable, Kernel::Sse2, Kernel::Avx2]
             .into_iter()
             .filter(|k| k.is_supported())
             .collect()
@@ -50,7 +53,7 @@ impl Kernel {
     /// Whether this CPU can run the kernel.
     pub fn is_supported(self) -> bool {
         match self {
-            Kernel::Scalar => true,
+            Kernel::Scalar | Kernel::Portable => true,
             #[cfg(target_arch = "x86_64")]
             Kernel::Sse2 => std::arch::is_x86_feature_detected!("sse2"),
             #[cfg(target_arch = "x86_64")]
@@ -64,6 +67,7 @@ impl Kernel {
     pub fn name(self) -> &'static str {
         match self {
             Kernel::Scalar => "scalar",
+            Kernel::Portable => "portable",
             Kernel::Sse2 => "sse2",
             Kernel::Avx2 => "avx2",
         }
@@ -193,6 +197,7 @@ pub(crate) fn dispatch_u16(
             // SAFETY: AVX2 support was just checked; lengths checked by callers.
             unsafe { x86::average_rows_u16_avx2(a0, a1, b0, b1, out) }
         }
+        Kernel::Portable => portable::average_rows_u16(a0, a1, b0, b1, out),
         _ => scalar::average_rows(a0, a1, b0, b1, out),
     }
 }
@@ -216,6 +221,7 @@ pub(crate) fn dispatch_u8(
             // SAFETY: AVX2 support was just checked; lengths checked by callers.
             unsafe { x86::average_rows_u8_avx2(a0, a1, b0, b1, out) }
         }
+        Kernel::Portable => portable::average_rows_u8(a0, a1, b0, b1, out),
         _ => scalar::average_rows(a0, a1, b0, b1, out),
     }
 }
