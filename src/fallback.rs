@@ -1,4 +1,5 @@
-//! Compressed slices (LZW, Deflate, PackBits, JPEG, predictors): decoded by the `tiff` crate.
+//! Compressed slices (LZW, Deflate, PackBits, JPEG, predictors): LZW strips by
+//! ctstack's own decoder (src/lzw.rs, for speed), everything else by the `tiff` crate.
 
 use std::io::Cursor;
 
@@ -7,8 +8,10 @@ use tiff::{ColorType, TiffError};
 
 use crate::Limits;
 use crate::error::{Problem, format_problem};
+use crate::lzw;
+use crate::sample::Sample;
 use crate::sample::Samples;
-use crate::tiff::ImageLayout;
+use crate::tiff::{ByteOrder, Chunks, Compression, ImageLayout};
 
 /// Decodes IFD 0 of `bytes`, whose layout `layout` has already been validated.
 ///
@@ -22,10 +25,14 @@ pub(crate) fn decode(
 ) -> Result<Samples, Problem> {
     let image_bytes = layout.image_bytes();
     check_decoded_size(image_bytes, limits)?;
+    // Chunks may overlap (every strip pointing at the same bytes), so the byte
+    // counts can add up to more than the file; the compressed data cannot be
+    // larger than the file itself, whatever they claim.
     let compressed: u64 = layout
         .byte_counts
         .iter()
-        .fold(0u64, |a, &b| a.saturating_add(b));
+        .fold(0u64, |a, &b| a.saturating_add(b))
+        .min(bytes.len() as u64);
     if image_bytes > compressed.saturating_mul(limits.max_compression_ratio) {
         return Err(Problem::Limits(format!(
             "{} claims {image_bytes} decoded bytes from {compressed} compressed bytes, \
@@ -33,6 +40,9 @@ pub(crate) fn decode(
             layout.compression.name(),
             limits.max_compression_ratio
         )));
+    }
+    if let Some(samples) = decode_lzw_strips(bytes, layout)? {
+        return Ok(samples);
     }
     let budget = usize::try_from(image_bytes.saturating_mul(2)).unwrap_or(usize::MAX);
     let mut tiff_limits = tiff::decoder::Limits::default();
@@ -100,4 +110,68 @@ fn problem(e: TiffError) -> Problem {
         TiffError::IoError(e) => format_problem!("compressed data is truncated or corrupt: {e}"),
         other => format_problem!("{other}"),
     }
+}
+
+/// LZW strips (predictor none or horizontal, new-style codes): decoded by
+/// [`lzw::decode`], strips in parallel. `None` for anything else.
+fn decode_lzw_strips(bytes: &[u8], layout: &ImageLayout) -> Result<Option<Samples>, Problem> {
+    let Chunks::Strips { rows_per_strip } = layout.chunks else {
+        return Ok(None);
+    };
+    let first = layout
+        .offsets
+        .first()
+        .map_or(&[][..], |&o| &bytes[o as usize..]);
+    if layout.compression != Compression::Lzw
+        || !matches!(layout.predictor, 1 | 2)
+        || lzw::is_old_style(first)
+    {
+        return Ok(None);
+    }
+    Ok(Some(match layout.bits {
+        8 => Samples::U8(lzw_strips::<u8>(bytes, layout, rows_per_strip as usize)?),
+        _ => Samples::U16(lzw_strips::<u16>(bytes, layout, rows_per_strip as usize)?),
+    }))
+}
+
+fn lzw_strips<T: Sample>(
+    bytes: &[u8],
+    layout: &ImageLayout,
+    rows_per_strip: usize,
+) -> Result<Vec<T>, Problem> {
+    use rayon::prelude::*;
+    let (width, height) = (layout.width as usize, layout.height as usize);
+    let mut out = vec![T::default(); width * height];
+    let strips: Vec<(usize, usize)> = layout
+        .offsets
+        .iter()
+        .zip(&layout.byte_counts)
+        .map(|(&o, &c)| (o as usize, c as usize))
+        .collect();
+    // `ImageLayout::parse` checked every strip lies in the file.
+    out.par_chunks_mut(rows_per_strip * width)
+        .zip(strips)
+        .try_for_each(|(dst, (offset, count))| {
+            lzw::decode(
+                &bytes[offset..offset + count],
+                bytemuck::cast_slice_mut(dst),
+            )?;
+            if std::mem::size_of::<T>() == 2 && layout.order != ByteOrder::host() {
+                for v in dst.iter_mut() {
+                    *v = T::from_u32(u32::from(v.to_u32() as u16).swap_bytes().into());
+                }
+            }
+            if layout.predictor == 2 {
+                // Horizontal differencing: each sample was stored minus its left neighbour.
+                for row in dst.chunks_exact_mut(width) {
+                    let mut acc = 0u32;
+                    for v in row.iter_mut() {
+                        acc = acc.wrapping_add(v.to_u32()) & T::MAX.to_u32();
+                        *v = T::from_u32(acc);
+                    }
+                }
+            }
+            Ok::<(), Problem>(())
+        })?;
+    Ok(out)
 }

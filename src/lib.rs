@@ -23,6 +23,7 @@ mod fallback;
 pub mod ffi;
 pub mod kernels;
 mod limits;
+mod lzw;
 mod pyramid;
 mod sample;
 mod slice;
