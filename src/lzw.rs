@@ -165,11 +165,11 @@ fn mask_top(n: u32) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A plain TIFF LZW encoder (MSB-first, early change), for round trips.
-    fn encode(data: &[u8]) -> Vec<u8> {
+    pub(crate) fn encode(data: &[u8]) -> Vec<u8> {
         use std::collections::HashMap;
         let mut out = Vec::new();
         let (mut acc, mut nacc) = (0u64, 0u32);

@@ -12,6 +12,7 @@ use crate::Sample;
 
 /// `out[x] = (a0[2x] + a0[2x+1] + a1[2x] + a1[2x+1] + b0[2x] + b0[2x+1] + b1[2x] + b1[2x+1] + 4) >> 3`
 /// for every `x < out.len()`. Inputs hold at least `2 * out.len()` samples.
+#[allow(clippy::needless_range_loop)] // the index is the point: it is what black_box hides
 pub fn average_rows<T: Sample>(a0: &[T], a1: &[T], b0: &[T], b1: &[T], out: &mut [T]) {
     for x in 0..out.len() {
         let i = 2 * black_box(x);
