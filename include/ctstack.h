@@ -39,6 +39,16 @@
 // A caught panic or other bug.
 #define CTSTACK_ERR_INTERNAL 7
 
+// Memory-map policy `auto` (the default): map, except small files and files on
+// network filesystems, which are read (see `ctstack_set_mmap_policy`).
+#define CTSTACK_MMAP_AUTO 0
+
+// Memory-map policy `always`: map every file.
+#define CTSTACK_MMAP_ALWAYS 1
+
+// Memory-map policy `never`: read every file into memory (immune to truncation).
+#define CTSTACK_MMAP_NEVER 2
+
 // A pyramid build running on its own thread. Opaque.
 typedef struct ctstack_job ctstack_job;
 
@@ -52,6 +62,27 @@ typedef int32_t (*ctstack_progress_fn)(uint64_t done, uint64_t total, void *user
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// Sets the process-wide memory-map policy for every later `ctstack_slice_open`
+// and pyramid run (`ctstack_build_pyramid`, `ctstack_pyramid_start*`; a job
+// reads the policy when it starts): `CTSTACK_MMAP_AUTO` (0, the default) maps
+// files except those on network filesystems (NFS, SMB, FUSE, ...), which it
+// reads; `CTSTACK_MMAP_ALWAYS` (1) maps every file;
+// `CTSTACK_MMAP_NEVER` (2) reads every file into memory. Any other value gives
+// CTSTACK_ERR_INVALID_ARGUMENT and leaves the policy unchanged.
+//
+// Why: if another process truncates a mapped file, the reading process gets
+// SIGBUS on Unix and dies; a read file is immune (a change gives an error or the
+// old data). Use `CTSTACK_MMAP_NEVER` when files may change while they are read.
+// Slices already open keep how they were opened.
+//
+// Threading: callable from any thread at any time (an atomic store); opens that
+// race with the call use the old or the new policy.
+int32_t ctstack_set_mmap_policy(int32_t policy);
+
+// The current memory-map policy: `CTSTACK_MMAP_AUTO` (0), `CTSTACK_MMAP_ALWAYS`
+// (1) or `CTSTACK_MMAP_NEVER` (2). Threading: callable from any thread.
+int32_t ctstack_mmap_policy(void);
 
 // Opens the TIFF file at `path` (UTF-8) and stores a new slice handle in `*out`.
 //
@@ -89,8 +120,9 @@ uint32_t ctstack_slice_height(const ctstack_slice *slice);
 // `slice` is NULL or a live slice handle.
 uint32_t ctstack_slice_bits(const ctstack_slice *slice);
 
-// 1 if the pixels are served straight from the mapped file, 0 if decoded or
-// copied (or `slice` is NULL).
+// 1 if the pixels are served straight from the mapped file, 0 if decoded,
+// copied or read into memory instead of mapped (see `ctstack_set_mmap_policy`),
+// or `slice` is NULL.
 //
 // # Safety
 // `slice` is NULL or a live slice handle.

@@ -63,6 +63,8 @@ __all__ = [
     "PyramidJob",
     "average_pair",
     "build_pyramid",
+    "set_mmap_policy",
+    "mmap_policy",
     "version",
     "library_path",
 ]
@@ -257,6 +259,8 @@ _SIGNATURES = {
     "ctstack_job_wait": (_c_int32, [_JobP]),
     "ctstack_job_error": (_c_char_p, [_JobP]),
     "ctstack_job_free": (None, [_JobP]),
+    "ctstack_set_mmap_policy": (_c_int32, [_c_int32]),
+    "ctstack_mmap_policy": (_c_int32, []),
     "ctstack_last_error": (_c_char_p, []),
     "ctstack_version": (_c_char_p, []),
 }
@@ -340,6 +344,42 @@ def _writable_buffer(obj):
 def version():
     """The library's version, e.g. ``"0.1.0"``."""
     return _decode(_lib.ctstack_version())
+
+
+#: Memory-map policies by name, and their ABI values (CTSTACK_MMAP_*).
+_MMAP_POLICIES = {"auto": 0, "always": 1, "never": 2}
+
+
+def set_mmap_policy(policy):
+    """Sets how the library brings files into memory, process-wide, for every
+    later :class:`Slice` and pyramid run (slices already open keep theirs):
+
+    - ``"auto"`` (the default): memory-map, but read files on network
+      filesystems (NFS, SMB, sshfs/FUSE, ...);
+    - ``"always"``: memory-map every file (zero-copy for every uncompressed one);
+    - ``"never"``: read every file into memory.
+
+    If another program truncates a file while it is mapped, the process is
+    killed by SIGBUS (on Unix); ``"never"`` is immune. Use it when files may
+    change while they are read (a scanner still writing). Anything else raises
+    :class:`InvalidArgumentError`.
+    """
+    value = _MMAP_POLICIES.get(policy) if isinstance(policy, str) else None
+    if value is None:
+        raise InvalidArgumentError(
+            ERR_INVALID_ARGUMENT,
+            "mmap policy %r is not one of 'auto', 'always', 'never'" % (policy,),
+        )
+    _check(_lib.ctstack_set_mmap_policy(value))
+
+
+def mmap_policy():
+    """The current memory-map policy: ``"auto"``, ``"always"`` or ``"never"``."""
+    value = _lib.ctstack_mmap_policy()
+    for name, v in _MMAP_POLICIES.items():
+        if v == value:
+            return name
+    raise InternalError(ERR_INTERNAL, "unknown mmap policy %d" % value)
 
 
 # --------------------------------------------------------------------------

@@ -2,11 +2,11 @@
 //! generated from this file by cbindgen). This file holds the ABI and nothing else.
 //!
 //! Conventions for every function:
-//! - It never unwinds: the body runs behind one panic boundary ([`boundary`]) and a
+//! - It never unwinds: the body runs behind one panic boundary (`boundary`) and a
 //!   panic becomes `CTSTACK_ERR_INTERNAL`.
 //! - NULL arguments give `CTSTACK_ERR_INVALID_ARGUMENT`; `_free(NULL)` is a no-op.
 //! - A failed call stores its message for [`ctstack_last_error`], per thread.
-//! - Status codes come from [`ErrorKind`] through [`status_of`], in one place.
+//! - Status codes come from [`ErrorKind`] through `status_of`, in one place.
 
 #![allow(non_camel_case_types)]
 
@@ -18,7 +18,10 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
-use crate::{CancelFlag, Error, ErrorKind, PyramidBuilder, Rows, Sample, Slice, average_pair};
+use crate::{
+    CancelFlag, Error, ErrorKind, OpenOptions, PyramidBuilder, ReadMode, Rows, Sample, Slice,
+    average_pair,
+};
 
 /// Success.
 pub const CTSTACK_OK: i32 = 0;
@@ -36,6 +39,14 @@ pub const CTSTACK_ERR_CANCELLED: i32 = 5;
 pub const CTSTACK_ERR_INVALID_ARGUMENT: i32 = 6;
 /// A caught panic or other bug.
 pub const CTSTACK_ERR_INTERNAL: i32 = 7;
+
+/// Memory-map policy `auto` (the default): map, except small files and files on
+/// network filesystems, which are read (see `ctstack_set_mmap_policy`).
+pub const CTSTACK_MMAP_AUTO: i32 = 0;
+/// Memory-map policy `always`: map every file.
+pub const CTSTACK_MMAP_ALWAYS: i32 = 1;
+/// Memory-map policy `never`: read every file into memory (immune to truncation).
+pub const CTSTACK_MMAP_NEVER: i32 = 2;
 
 /// The largest accepted `min_size`: larger values are almost surely a negative
 /// number passed through a signed type.
@@ -179,6 +190,53 @@ fn with_samples<T: Sample>(
     }
 }
 
+/// The process-wide memory-map policy, a `CTSTACK_MMAP_*` value.
+static MMAP_POLICY: AtomicI32 = AtomicI32::new(CTSTACK_MMAP_AUTO);
+
+/// The read mode that the current policy selects.
+fn read_mode() -> ReadMode {
+    match MMAP_POLICY.load(Ordering::Relaxed) {
+        CTSTACK_MMAP_ALWAYS => ReadMode::Mmap,
+        CTSTACK_MMAP_NEVER => ReadMode::Buffered,
+        _ => ReadMode::Auto,
+    }
+}
+
+/// Sets the process-wide memory-map policy for every later `ctstack_slice_open`
+/// and pyramid run (`ctstack_build_pyramid`, `ctstack_pyramid_start*`; a job
+/// reads the policy when it starts): `CTSTACK_MMAP_AUTO` (0, the default) maps
+/// files except those on network filesystems (NFS, SMB, FUSE, ...), which it
+/// reads; `CTSTACK_MMAP_ALWAYS` (1) maps every file;
+/// `CTSTACK_MMAP_NEVER` (2) reads every file into memory. Any other value gives
+/// CTSTACK_ERR_INVALID_ARGUMENT and leaves the policy unchanged.
+///
+/// Why: if another process truncates a mapped file, the reading process gets
+/// SIGBUS on Unix and dies; a read file is immune (a change gives an error or the
+/// old data). Use `CTSTACK_MMAP_NEVER` when files may change while they are read.
+/// Slices already open keep how they were opened.
+///
+/// Threading: callable from any thread at any time (an atomic store); opens that
+/// race with the call use the old or the new policy.
+#[unsafe(no_mangle)]
+pub extern "C" fn ctstack_set_mmap_policy(policy: i32) -> i32 {
+    boundary(|| match policy {
+        CTSTACK_MMAP_AUTO | CTSTACK_MMAP_ALWAYS | CTSTACK_MMAP_NEVER => {
+            MMAP_POLICY.store(policy, Ordering::Relaxed);
+            Ok(())
+        }
+        other => Err(invalid(format!(
+            "mmap policy {other} is not one of 0 (auto), 1 (always), 2 (never)"
+        ))),
+    })
+}
+
+/// The current memory-map policy: `CTSTACK_MMAP_AUTO` (0), `CTSTACK_MMAP_ALWAYS`
+/// (1) or `CTSTACK_MMAP_NEVER` (2). Threading: callable from any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn ctstack_mmap_policy() -> i32 {
+    boundary_value(CTSTACK_MMAP_AUTO, || MMAP_POLICY.load(Ordering::Relaxed))
+}
+
 /// One image (page 0) of a TIFF file. Opaque.
 pub struct ctstack_slice {
     slice: Slice,
@@ -205,7 +263,11 @@ pub unsafe extern "C" fn ctstack_slice_open(
         unsafe { *out = std::ptr::null_mut() };
         // SAFETY: per the contract above.
         let path = unsafe { utf8_arg(path, "path") }?;
-        let slice = Slice::open(path)?;
+        let options = OpenOptions {
+            read_mode: read_mode(),
+            ..OpenOptions::default()
+        };
+        let slice = Slice::open_with(path, &options)?;
         // SAFETY: as above.
         unsafe { *out = Box::into_raw(Box::new(ctstack_slice { slice })) };
         Ok(())
@@ -264,8 +326,9 @@ pub unsafe extern "C" fn ctstack_slice_bits(slice: *const ctstack_slice) -> u32 
     })
 }
 
-/// 1 if the pixels are served straight from the mapped file, 0 if decoded or
-/// copied (or `slice` is NULL).
+/// 1 if the pixels are served straight from the mapped file, 0 if decoded,
+/// copied or read into memory instead of mapped (see `ctstack_set_mmap_policy`),
+/// or `slice` is NULL.
 ///
 /// # Safety
 /// `slice` is NULL or a live slice handle.
@@ -429,7 +492,7 @@ impl Request {
         };
         let min_size = min_size_arg(min_size)?;
         let builder = PyramidBuilder::from_dir(input).map(|b| {
-            let b = b.min_size(min_size);
+            let b = b.min_size(min_size).read_mode(read_mode());
             match output {
                 Some(o) => b.output_dir(o),
                 None => b,
@@ -596,7 +659,9 @@ pub unsafe extern "C" fn ctstack_pyramid_start_files(
         // SAFETY: per the contract above.
         let output = unsafe { utf8_arg(output_dir, "output_dir") }?;
         let min_size = min_size_arg(min_size)?;
-        let builder = Ok(PyramidBuilder::from_files(files, output).min_size(min_size));
+        let builder = Ok(PyramidBuilder::from_files(files, output)
+            .min_size(min_size)
+            .read_mode(read_mode()));
         start_job(Request { builder }, out);
         Ok(())
     })

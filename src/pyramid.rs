@@ -129,7 +129,7 @@ impl PyramidBuilder {
         self
     }
 
-    /// How input slices are read (default: memory map).
+    /// How input slices (and kept outputs) are read (default: [`ReadMode::Auto`]).
     pub fn read_mode(mut self, mode: ReadMode) -> Self {
         self.open.read_mode = mode;
         self
@@ -523,7 +523,7 @@ impl<'p, T: Sample> Cascade<'p, T> {
     /// An existing, valid output of level `k`, index `j`, if there is one.
     fn existing(&self, k: usize, j: usize) -> Option<Slice> {
         let shape = self.plan.levels[k];
-        let slice = Slice::open(self.plan.output_path(k, j)).ok()?;
+        let slice = Slice::open_with(self.plan.output_path(k, j), &self.plan.builder.open).ok()?;
         (slice.width() == shape.width && slice.height() == shape.height && slice.bits() == T::BITS)
             .then_some(slice)
     }

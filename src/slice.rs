@@ -17,7 +17,9 @@ use crate::{Error, Limits};
 pub enum AccessPath {
     /// Rows are views into the memory-mapped file: no decode, no copy.
     Mapped,
-    /// The file was read whole into memory ([`ReadMode::Buffered`]); rows are views into that buffer.
+    /// The file was read whole into memory ([`ReadMode::Buffered`], or
+    /// [`ReadMode::Auto`] for a small file or one on a network filesystem, which the
+    /// reason then says); rows are views into that buffer: no decode, one copy.
     Read,
     /// Uncompressed but not viewable (other byte order, odd offset, tiles): assembled
     /// into an owned buffer by ctstack in one pass.
@@ -71,7 +73,7 @@ pub struct SliceHeader {
 /// Options for [`Slice::open_with`].
 #[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
-    /// How the file's bytes are brought in.
+    /// How the file's bytes are brought in (default [`ReadMode::Auto`]).
     pub read_mode: ReadMode,
     /// Caps on what the file may make ctstack allocate.
     pub limits: Limits,
@@ -85,7 +87,8 @@ pub struct OpenOptions {
 /// Pixels are handed out as rows ([`Slice::rows`]): a strip always holds whole
 /// rows, so even files whose strips are scattered through the file are served
 /// without a copy. When the file is uncompressed, in the host's byte order and
-/// aligned, every row is a view into the memory-mapped file ([`AccessPath::Mapped`]);
+/// aligned, every row is a view into the memory-mapped file ([`AccessPath::Mapped`],
+/// or into the file read whole, [`AccessPath::Read`], as [`ReadMode`] decides);
 /// otherwise ctstack assembles or decodes the pixels into an owned buffer once,
 /// at open. [`Slice::access`] tells which happened and why.
 ///
@@ -173,7 +176,7 @@ impl<'a, T: Sample> Rows<'a, T> {
 }
 
 impl Slice {
-    /// Opens `path` with default options (memory map, default [`Limits`]).
+    /// Opens `path` with default options ([`ReadMode::Auto`], default [`Limits`]).
     pub fn open(path: impl AsRef<Path>) -> Result<Slice, Error> {
         Slice::open_with(path, &OpenOptions::default())
     }
@@ -188,13 +191,16 @@ impl Slice {
     /// Reads and validates a slice's header and strip table without touching its
     /// pixels (for a memory-mapped file, only the header's pages are read): the
     /// same checks as [`Slice::open_with`] except decoding.
+    ///
+    /// Under [`ReadMode::Auto`] a file on a network filesystem is mapped for this
+    /// (only its header's pages travel); [`ReadMode::Buffered`] reads the whole
+    /// file, as it never maps.
     pub fn read_header(
         path: impl AsRef<Path>,
         options: &OpenOptions,
     ) -> Result<SliceHeader, Error> {
         let path = path.as_ref();
-        let mode = options.read_mode;
-        let source = Source::open(path, mode, false)?;
+        let source = Source::open_header(path, options.read_mode)?;
         let layout = ImageLayout::parse(source.bytes(), &options.limits).map_err(|p| p.at(path))?;
         Ok(SliceHeader {
             width: layout.width,
@@ -507,6 +513,10 @@ fn view(source: Source, layout: &ImageLayout) -> (Access, Pixels) {
         AccessPath::Mapped
     } else {
         AccessPath::Read
+    };
+    let reason = match source.read_reason() {
+        Some(why) => format!("{reason} ({why})"),
+        None => reason,
     };
     (
         Access { path, reason },

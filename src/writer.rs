@@ -88,7 +88,8 @@ pub fn write_slice<T: Sample>(
     let mut file = &temp.file;
     file.write_all(&header::<T>(width, height))
         .and_then(|()| file.write_all(bytemuck::cast_slice(samples)))
-        .map_err(|e| Error::io(&temp.path, "cannot write", e))?;
+        .map_err(|e| Error::io(path, format!("cannot write {}", temp.describe()), e))?;
+    // Dropping `temp` on an error above removes the partial file.
     temp.persist(path)
 }
 
@@ -113,7 +114,10 @@ impl TempFile {
             .write(true)
             .create_new(true)
             .open(&path)
-            .map_err(|e| Error::io(&path, "cannot create", e))?;
+            .map_err(|e| {
+                let what = format!("cannot create {}", describe(&path));
+                Error::io(target, what, e)
+            })?;
         Ok(TempFile {
             path,
             file,
@@ -121,9 +125,16 @@ impl TempFile {
         })
     }
 
+    /// `temporary file NAME`, for messages that name the final path first.
+    fn describe(&self) -> String {
+        describe(&self.path)
+    }
+
     fn persist(mut self, target: &Path) -> Result<(), Error> {
-        std::fs::rename(&self.path, target)
-            .map_err(|e| Error::io(target, "cannot rename into place", e))?;
+        std::fs::rename(&self.path, target).map_err(|e| {
+            let what = format!("cannot rename {} into place", self.describe());
+            Error::io(target, what, e)
+        })?;
         self.persisted = true;
         Ok(())
     }
@@ -135,6 +146,12 @@ impl Drop for TempFile {
             let _ = std::fs::remove_file(&self.path);
         }
     }
+}
+
+/// `temporary file NAME` for the temporary file at `path`.
+fn describe(path: &Path) -> String {
+    let name = path.file_name().unwrap_or(path.as_os_str());
+    format!("temporary file {}", name.to_string_lossy())
 }
 
 /// Whether `name` is one of our temporary files.

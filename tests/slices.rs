@@ -25,6 +25,14 @@ fn pixels(slice: &Slice) -> Vec<u32> {
     }
 }
 
+/// Always map: `ReadMode::Auto` would read files on a network filesystem.
+fn mapped() -> OpenOptions {
+    OpenOptions {
+        read_mode: ReadMode::Mmap,
+        ..OpenOptions::default()
+    }
+}
+
 fn buffered() -> OpenOptions {
     OpenOptions {
         read_mode: ReadMode::Buffered,
@@ -39,7 +47,7 @@ fn every_fixture_opens_as_expected() {
         let file = case["file"].as_str().unwrap();
         let path = common::fixtures().join(file);
         let expect = case["expect"].as_str().unwrap();
-        let result = Slice::open(&path);
+        let result = Slice::open_with(&path, &mapped());
         match expect {
             "mapped" | "copied" | "decoded" => {
                 let slice = result.unwrap_or_else(|e| panic!("{file}: {e}"));
@@ -95,6 +103,10 @@ fn every_fixture_opens_as_expected() {
                     want_path
                 };
                 assert_eq!(again.access().path, want_buffered, "{file}");
+
+                // The default (auto) gives the same pixels.
+                let auto = Slice::open(&path).unwrap();
+                assert_eq!(pixels(&auto), ours, "{file}: auto read differs");
             }
             kind => {
                 let err = result
@@ -123,7 +135,12 @@ fn every_fixture_opens_as_expected() {
 #[test]
 fn reasons_name_the_cause() {
     let f = common::fixtures().join("slices");
-    let reason = |name: &str| Slice::open(f.join(name)).unwrap().access().to_string();
+    let reason = |name: &str| {
+        Slice::open_with(f.join(name), &mapped())
+            .unwrap()
+            .access()
+            .to_string()
+    };
     assert_eq!(reason("tifffile_u16_be.tif"), "copied: big-endian");
     assert_eq!(reason("tifffile_u16_lzw.tif"), "decoded: LZW");
     assert_eq!(reason("tifffile_u16_le_1strip.tif"), "mapped: one strip");

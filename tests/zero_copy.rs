@@ -7,7 +7,7 @@ mod common;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ctstack::{AccessPath, Slice};
+use ctstack::{AccessPath, OpenOptions, ReadMode, Slice};
 
 /// Counts the bytes allocated on this process (tests in this file run one at a time).
 struct Counting;
@@ -105,7 +105,12 @@ fn tifffile_plain_slices_open_mapped() {
         "tifffile_u16_le_strips8.tif",
         "tifffile_u8.tif",
     ] {
-        let slice = Slice::open(common::fixtures().join("slices").join(name)).unwrap();
+        // Always map: `ReadMode::Auto` would read these small files instead.
+        let mmap = OpenOptions {
+            read_mode: ReadMode::Mmap,
+            ..OpenOptions::default()
+        };
+        let slice = Slice::open_with(common::fixtures().join("slices").join(name), &mmap).unwrap();
         assert_eq!(
             slice.access().path,
             AccessPath::Mapped,

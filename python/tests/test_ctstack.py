@@ -327,8 +327,53 @@ class HeaderTest(unittest.TestCase):
         )
 
 
+class MmapPolicyTest(PyramidAssertions):
+    """set_mmap_policy / mmap_policy: process-wide, restored after each test."""
+
+    def setUp(self):
+        self.saved = ctstack.mmap_policy()
+
+    def tearDown(self):
+        ctstack.set_mmap_policy(self.saved)
+
+    def test_default_is_auto(self):
+        # Every test restores the policy, so the process default is still visible.
+        self.assertEqual(ctstack.mmap_policy(), "auto")
+
+    def test_policies(self):
+        # A local file: auto and always map it, never reads it.
+        want = slice_bytes(U16_LE)
+        for policy, zero_copy in (("auto", True), ("always", True), ("never", False)):
+            ctstack.set_mmap_policy(policy)
+            self.assertEqual(ctstack.mmap_policy(), policy)
+            with ctstack.Slice(U16_LE) as s:
+                self.assertIs(s.zero_copy, zero_copy, policy)
+                self.assertEqual(s.read(), want, policy)
+
+    def test_invalid(self):
+        ctstack.set_mmap_policy("never")
+        for bad in ("sometimes", "", None, 1, "AUTO"):
+            with self.assertRaises(ctstack.InvalidArgumentError):
+                ctstack.set_mmap_policy(bad)
+        self.assertEqual(ctstack.mmap_policy(), "never")
+
+    def test_pyramid_never(self):
+        ctstack.set_mmap_policy("never")
+        with tempfile.TemporaryDirectory() as tmp:
+            ctstack.build_pyramid(STACK, tmp, min_size=80)
+            self.assertPyramidEqual(tmp, STACK_REF)
+
+
 class SliceTest(unittest.TestCase):
-    """Opening slices and reading their samples."""
+    """Opening slices and reading their samples (with the mmap policy "always",
+    so the zero-copy checks hold whatever filesystem the fixtures are on)."""
+
+    def setUp(self):
+        self.saved = ctstack.mmap_policy()
+        ctstack.set_mmap_policy("always")
+
+    def tearDown(self):
+        ctstack.set_mmap_policy(self.saved)
 
     def test_mapped(self):
         with ctstack.Slice(U16_LE) as s:

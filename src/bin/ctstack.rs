@@ -5,27 +5,35 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use ctstack::{CancelFlag, PyramidBuilder, ReadMode, Slice};
+use ctstack::{CancelFlag, OpenOptions, PyramidBuilder, ReadMode, Slice};
 use indicatif::{ProgressBar, ProgressStyle};
 
 const USAGE: &str = "\
 usage:
-  ctstack info FILE...
+  ctstack info [--mmap auto|always|never] FILE...
       one line per file: size, depth, compression, byte order, access path (or the error)
-  ctstack pyramid INPUT_DIR [--out DIR] [--min-size N] [--threads N] [--no-mmap] [--strict] [--quiet]
+  ctstack pyramid INPUT_DIR [--out DIR] [--min-size N] [--threads N] [--mmap auto|always|never]
+                  [--strict] [--quiet]
       build the level-of-detail pyramid of the .tif/.tiff slices in INPUT_DIR
       --out DIR       where levels go, as DIR/<level>/<index:06>.tif (default INPUT_DIR/.thumbnail)
       --min-size N    halve while width or height exceeds N (default 500)
       --threads N     averaging threads (default: one per core)
-      --no-mmap       read slices with buffered reads instead of memory maps
       --strict        a gap in the slice numbering is an error, not a warning
       --quiet         no progress bar and no summary
+  --mmap POLICY (both commands) how files are brought into memory:
+      auto    (default) memory-map, but read files under 128 KiB (faster) and files on
+              network filesystems (NFS, SMB, sshfs/FUSE, ...)
+      always  memory-map every file: zero-copy, but if another program truncates a file
+              while it is mapped, ctstack is killed by SIGBUS
+      never   read every file into memory (one copy): immune to files changing while they
+              are read; use it while a scanner or sync tool may still be writing them
+  --no-mmap           same as --mmap never
 ";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("info") if args.len() > 1 => return info(&args[1..]),
+        Some("info") => info(&args[1..]),
         Some("pyramid") => pyramid(&args[1..]),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
@@ -43,12 +51,17 @@ fn main() -> ExitCode {
             eprintln!("ctstack: error: {e}");
             ExitCode::FAILURE
         }
+        Err(Failure::Quiet) => ExitCode::FAILURE,
     }
 }
 
 enum Failure {
+    /// A wrong command line: the message, then the usage text; exit status 2.
     Usage(String),
+    /// The work failed: the error; exit status 1.
     Run(ctstack::Error),
+    /// Failed, and the reason is already printed; exit status 1.
+    Quiet,
 }
 
 impl From<ctstack::Error> for Failure {
@@ -57,11 +70,44 @@ impl From<ctstack::Error> for Failure {
     }
 }
 
-/// Prints one line per file; exits non-zero if any file failed to open.
-fn info(files: &[String]) -> ExitCode {
-    let mut failed = false;
+/// The `--mmap` value.
+fn mmap_policy(value: &str) -> Result<ReadMode, Failure> {
+    ReadMode::from_policy_name(value).ok_or_else(|| {
+        Failure::Usage(format!(
+            "--mmap: {value:?} is not one of auto, always, never"
+        ))
+    })
+}
+
+/// Prints one line per file; fails if any file failed to open.
+fn info(args: &[String]) -> Result<(), Failure> {
+    let mut options = OpenOptions::default();
+    let mut files = Vec::new();
+    let mut it = args.iter();
+    let mut options_done = false;
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            _ if options_done => files.push(arg),
+            "--" => options_done = true,
+            "--mmap" => {
+                let value = it
+                    .next()
+                    .ok_or_else(|| Failure::Usage("--mmap needs a value".into()))?;
+                options.read_mode = mmap_policy(value)?;
+            }
+            "--no-mmap" => options.read_mode = ReadMode::Buffered,
+            flag if flag.starts_with("--") => {
+                return Err(Failure::Usage(format!("unknown option {flag}")));
+            }
+            _ => files.push(arg),
+        }
+    }
+    if files.is_empty() {
+        return Err(Failure::Usage("info needs at least one FILE".into()));
+    }
+    let mut failed = 0;
     for file in files {
-        match Slice::open(file) {
+        match Slice::open_with(file, &options) {
             Ok(s) => println!(
                 "{file}: {}x{} {}-bit, compression {}, {}{}, {}",
                 s.width(),
@@ -73,16 +119,15 @@ fn info(files: &[String]) -> ExitCode {
                 s.access()
             ),
             Err(e) => {
-                failed = true;
+                failed += 1;
                 println!("{file}: error ({}): {e}", e.kind());
             }
         }
     }
-    if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
+    if failed > 0 {
+        return Err(Failure::Quiet);
     }
+    Ok(())
 }
 
 fn pyramid(args: &[String]) -> Result<(), Failure> {
@@ -90,7 +135,8 @@ fn pyramid(args: &[String]) -> Result<(), Failure> {
     let mut out: Option<PathBuf> = None;
     let mut min_size = ctstack::DEFAULT_MIN_SIZE;
     let mut threads: Option<usize> = None;
-    let (mut quiet, mut strict, mut no_mmap) = (false, false, false);
+    let (mut quiet, mut strict) = (false, false);
+    let mut read_mode = ReadMode::default();
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = |name: &str| {
@@ -104,7 +150,8 @@ fn pyramid(args: &[String]) -> Result<(), Failure> {
             "--threads" => threads = Some(number(&value("--threads")?, "--threads")?),
             "--quiet" | "-q" => quiet = true,
             "--strict" => strict = true,
-            "--no-mmap" => no_mmap = true,
+            "--mmap" => read_mode = mmap_policy(&value("--mmap")?)?,
+            "--no-mmap" => read_mode = ReadMode::Buffered,
             flag if flag.starts_with('-') => {
                 return Err(Failure::Usage(format!("unknown option {flag}")));
             }
@@ -115,15 +162,13 @@ fn pyramid(args: &[String]) -> Result<(), Failure> {
     let input = input.ok_or_else(|| Failure::Usage("pyramid needs an INPUT_DIR".into()))?;
     let mut builder = PyramidBuilder::from_dir(&input)?
         .min_size(min_size)
-        .strict(strict);
+        .strict(strict)
+        .read_mode(read_mode);
     if let Some(out) = out {
         builder = builder.output_dir(out);
     }
     if let Some(n) = threads {
         builder = builder.threads(n);
-    }
-    if no_mmap {
-        builder = builder.read_mode(ReadMode::Buffered);
     }
     let plan = builder.plan()?;
     for warning in plan.warnings() {

@@ -125,8 +125,22 @@ impl<'a> Directory<'a> {
         self.bigtiff
     }
 
-    fn find(&self, tag: Tag) -> Option<&Entry> {
-        self.entries.iter().find(|e| e.tag == tag as u16)
+    /// The entry for `tag`, if present; a tag present twice is a format error.
+    ///
+    /// Readers disagree on duplicates (libtiff keeps the first, the `tiff` crate the
+    /// last), and compressed slices are decoded by the `tiff` crate after this parser
+    /// has validated the layout: with two ImageWidth or StripOffsets entries, the
+    /// decoder would read another image than the one checked here.
+    fn find(&self, tag: Tag) -> Result<Option<&Entry>, Problem> {
+        let mut found = self.entries.iter().filter(|e| e.tag == tag as u16);
+        let first = found.next();
+        if found.next().is_some() {
+            return Err(format_problem!(
+                "tag {} appears more than once in IFD 0",
+                tag.name()
+            ));
+        }
+        Ok(first)
     }
 
     /// Where an entry's values start and how many bytes each takes; checks they lie in the file.
@@ -177,7 +191,7 @@ impl<'a> Directory<'a> {
     ///
     /// The values must lie inside the file, so the returned vector is bounded by the file's length.
     pub fn values(&self, tag: Tag) -> Result<Option<Vec<u64>>, Problem> {
-        let Some(entry) = self.find(tag) else {
+        let Some(entry) = self.find(tag)? else {
             return Ok(None);
         };
         let (start, size) = self.locate(entry, tag.name())?;
@@ -191,7 +205,7 @@ impl<'a> Directory<'a> {
 
     /// The first value of a tag (BitsPerSample has one per sample), or `None` if absent.
     pub fn value(&self, tag: Tag) -> Result<Option<u64>, Problem> {
-        let Some(entry) = self.find(tag) else {
+        let Some(entry) = self.find(tag)? else {
             return Ok(None);
         };
         if entry.count == 0 {

@@ -151,6 +151,18 @@ impl ImageLayout {
             byte_counts,
         };
         layout.check_chunks_in_file(bytes.len() as u64)?;
+        // Every byte of a raw image lies in the file, and in one chunk only, so a
+        // raw image larger than the file must have overlapping chunks (every strip
+        // at the same offset, say): a 400 KB file could then stand for a 2 GiB image
+        // that is copied or averaged in full. No writer lays a raw image out that way.
+        if layout.is_raw() && layout.image_bytes() > bytes.len() as u64 {
+            return Err(format_problem!(
+                "the uncompressed {width}x{height} image needs {} bytes, more than the \
+                 whole file ({} bytes): its {kind} overlap",
+                layout.image_bytes(),
+                bytes.len()
+            ));
+        }
         let pixels = u64::from(width) * u64::from(height);
         if pixels > limits.max_pixels {
             return Err(Problem::Limits(format!(

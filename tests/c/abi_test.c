@@ -38,6 +38,30 @@ static ctstack_slice *open_ok(const char *name) {
     return s;
 }
 
+/* The process-wide mmap policy: auto by default, which maps a local file; always maps
+ * it; never reads everything. Leaves the policy at always for the checks below. */
+static void test_mmap_policy(void) {
+    const char *plain = "slices/tifffile_u16_le_1strip.tif";
+    CHECK(ctstack_mmap_policy() == CTSTACK_MMAP_AUTO, "default policy %d", ctstack_mmap_policy());
+    ctstack_slice *s = open_ok(plain);
+    CHECK(ctstack_slice_is_zero_copy(s) == 1, "auto maps a local file");
+    ctstack_slice_free(s);
+    CHECK(ctstack_set_mmap_policy(3) == CTSTACK_ERR_INVALID_ARGUMENT && ctstack_mmap_policy() == CTSTACK_MMAP_AUTO,
+          "policy 3 is refused and changes nothing");
+    CHECK(strstr(ctstack_last_error(), "mmap policy 3") != NULL, "%s", ctstack_last_error());
+    CHECK(ctstack_set_mmap_policy(-1) == CTSTACK_ERR_INVALID_ARGUMENT, "policy -1 refused");
+    CHECK(ctstack_set_mmap_policy(CTSTACK_MMAP_NEVER) == CTSTACK_OK && ctstack_mmap_policy() == CTSTACK_MMAP_NEVER,
+          "never");
+    s = open_ok(plain);
+    CHECK(ctstack_slice_is_zero_copy(s) == 0, "never maps nothing");
+    ctstack_slice_free(s);
+    CHECK(ctstack_set_mmap_policy(CTSTACK_MMAP_ALWAYS) == CTSTACK_OK && ctstack_mmap_policy() == CTSTACK_MMAP_ALWAYS,
+          "always");
+    s = open_ok(plain);
+    CHECK(ctstack_slice_is_zero_copy(s) == 1, "always maps even a small file");
+    ctstack_slice_free(s);
+}
+
 static void test_slices(void) {
     CHECK(strlen(ctstack_version()) > 0, "empty version");
 
@@ -299,10 +323,17 @@ int main(int argc, char **argv) {
     }
     fixtures = argv[1];
     scratch = argv[2];
+    test_mmap_policy();
     test_slices();
     test_errors();
     test_pyramid();
     test_threads();
+    /* The same pyramid with every file read, not mapped. */
+    CHECK(ctstack_set_mmap_policy(CTSTACK_MMAP_NEVER) == CTSTACK_OK, "never");
+    const char *never = path_of(scratch, "never");
+    CHECK(ctstack_build_pyramid(path_of(fixtures, "stack"), never, 80, NULL, NULL) == CTSTACK_OK, "never: %s",
+          ctstack_last_error());
+    CHECK(matches_reference(never), "pyramid with policy never differs from the reference");
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
 }
