@@ -23,6 +23,11 @@ use crate::{Error, Limits, OpenOptions, ReadMode, Rows, Sample, Slice, average_p
 /// The default `min_size`: CTHarvester halves until slices fit 500 px.
 pub const DEFAULT_MIN_SIZE: u32 = 500;
 
+/// Spare slice buffers kept for reuse: a level-1 slice is held by the cascade
+/// (pending its partner) and by the writer, and one is being computed; a fourth
+/// covers the next level. More would only hold memory.
+const SPARE_BUFFERS: usize = 4;
+
 /// Name of the lock file that keeps two runs from writing one output directory at once.
 pub const LOCK_FILE: &str = ".ctstack.lock";
 
@@ -391,6 +396,9 @@ struct Cascade<'p, T> {
     done: u64,
     total: u64,
     summary: Summary,
+    /// Buffers of computed slices no longer needed, kept for the next ones: saves
+    /// zeroing and faulting in fresh pages for every slice.
+    spare: Vec<Vec<T>>,
 }
 
 impl<'p, T: Sample> Cascade<'p, T> {
@@ -410,6 +418,7 @@ impl<'p, T: Sample> Cascade<'p, T> {
             next: vec![0; n],
             done: 0,
             total: plan.total_units(),
+            spare: Vec::new(),
             summary: Summary {
                 levels: n - 1,
                 written: 0,
@@ -450,6 +459,7 @@ impl<'p, T: Sample> Cascade<'p, T> {
             })
         };
         let shape = self.plan.levels[1];
+        // Writes a level-1 slice and hands its buffer back for reuse.
         let write_level1 = |(j, pixels): (usize, Arc<Vec<T>>)| {
             write_slice(
                 &self.plan.output_path(1, j),
@@ -457,6 +467,7 @@ impl<'p, T: Sample> Cascade<'p, T> {
                 shape.height,
                 &pixels,
             )
+            .map(|()| pixels)
         };
         let mut ahead: Option<Result<InputPair, Error>> = None;
         // A computed level-1 slice not yet on disk: written while the next pair is averaged.
@@ -477,15 +488,16 @@ impl<'p, T: Sample> Cascade<'p, T> {
                     // is prefetched or decoded) and the previous result is written.
                     let upcoming = (j + 1..pairs).find(|&i| !kept[i]);
                     let previous = unwritten.take();
+                    let buffer = self.buffer(shape);
                     let (pixels, (opened, wrote)) = self.parallel(|| {
                         rayon::join(
-                            || current.average::<T>(shape),
+                            || current.average::<T>(buffer),
                             || (upcoming.map(open_pair), previous.map(write_level1)),
                         )
                     });
                     ahead = opened;
                     if let Some(wrote) = wrote {
-                        wrote?;
+                        self.reuse(wrote?);
                         self.summary.written += 1;
                     }
                     let pixels = Arc::new(pixels?);
@@ -500,13 +512,15 @@ impl<'p, T: Sample> Cascade<'p, T> {
             self.push(1, made)?;
         }
         if let Some(last) = unwritten.take() {
-            write_level1(last)?;
+            let buffer = write_level1(last)?;
+            self.reuse(buffer);
             self.summary.written += 1;
         }
         // Odd counts: a level's last slice is paired with itself, lowest level first.
         for k in 1..self.plan.levels.len() {
             if let Some(last) = self.pending[k].take() {
                 self.combine(k, &last, None)?;
+                self.recycle(last);
             }
         }
         Ok(self.summary)
@@ -544,6 +558,7 @@ impl<'p, T: Sample> Cascade<'p, T> {
     /// A level-`k` slice is made: pair it with the pending one, or make it pending.
     fn push(&mut self, k: usize, made: Made<T>) -> Result<(), Error> {
         if k + 1 >= self.plan.levels.len() {
+            self.recycle(made);
             return Ok(());
         }
         match self.pending[k].take() {
@@ -551,7 +566,37 @@ impl<'p, T: Sample> Cascade<'p, T> {
                 self.pending[k] = Some(made);
                 Ok(())
             }
-            Some(first) => self.combine(k, &first, Some(&made)),
+            Some(first) => {
+                let result = self.combine(k, &first, Some(&made));
+                self.recycle(first);
+                self.recycle(made);
+                result
+            }
+        }
+    }
+
+    /// A buffer for one slice of `shape`: a spare one, or a new one.
+    fn buffer(&mut self, shape: LevelShape) -> Vec<T> {
+        let len = shape.width as usize * shape.height as usize;
+        match self.spare.iter().position(|v| v.len() == len) {
+            Some(i) => self.spare.swap_remove(i),
+            None => vec![T::default(); len],
+        }
+    }
+
+    /// Keeps a computed slice's buffer for reuse once nobody else holds it (the
+    /// writer and the cascade each hold one, and either may be last).
+    fn reuse(&mut self, pixels: Arc<Vec<T>>) {
+        if let Ok(v) = Arc::try_unwrap(pixels) {
+            if self.spare.len() < SPARE_BUFFERS {
+                self.spare.push(v);
+            }
+        }
+    }
+
+    fn recycle(&mut self, made: Made<T>) {
+        if let Made::Computed(pixels) = made {
+            self.reuse(pixels);
         }
     }
 
@@ -572,7 +617,7 @@ impl<'p, T: Sample> Cascade<'p, T> {
                     Some(b) => b.rows(src)?,
                     None => ra,
                 };
-                let mut out = vec![T::default(); dst.width as usize * dst.height as usize];
+                let mut out = self.buffer(dst);
                 self.parallel(|| average_pair(&ra, &rb, &mut out))?;
                 write_slice(
                     &self.plan.output_path(k + 1, j),
@@ -598,14 +643,13 @@ struct InputPair {
 }
 
 impl InputPair {
-    /// Averages the pair into a new level-1 buffer.
-    fn average<T: Sample>(&self, shape: LevelShape) -> Result<Vec<T>, Error> {
+    /// Averages the pair into `out`, a level-1 buffer, and returns it.
+    fn average<T: Sample>(&self, mut out: Vec<T>) -> Result<Vec<T>, Error> {
         let ra = self.first.rows::<T>()?;
         let rb = match &self.second {
             Some(b) => b.rows::<T>()?,
             None => ra,
         };
-        let mut out = vec![T::default(); shape.width as usize * shape.height as usize];
         average_pair(&ra, &rb, &mut out)?;
         Ok(out)
     }
