@@ -26,32 +26,73 @@ pub fn is_old_style(data: &[u8]) -> bool {
     data.len() >= 2 && data[0] == 0 && data[1] & 1 != 0
 }
 
+/// Bytes after the output in the scratch buffer, so a string of up to 16 bytes
+/// can always be copied as one fixed 16-byte block.
+const SLACK: usize = 16;
+
+/// Where the output starts in the scratch buffer: after the 256 one-byte strings
+/// of the literal codes, so every code, literal or not, is a copy.
+const OUTPUT: usize = 256;
+
+thread_local! {
+    /// One scratch buffer per thread: `[0, 1, ..., 255]`, the output, slack.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Decodes one LZW strip into `out`, which must be filled exactly.
 ///
 /// Data that ends early is an error; data that would decode to more than `out`
 /// holds is cut at its end (libtiff does the same).
 pub fn decode(data: &[u8], out: &mut [u8]) -> Result<(), Problem> {
-    // Table entries for codes >= 258: where an occurrence of the string starts in
-    // `out`, and its length.
+    SCRATCH.with(|scratch| {
+        let mut buf = scratch.borrow_mut();
+        let needed = OUTPUT + out.len() + SLACK;
+        if buf.len() < needed {
+            buf.clear();
+            buf.extend(0..=255u8);
+            buf.resize(needed, 0);
+        }
+        let written = decode_into(data, &mut buf, out.len())?;
+        if written < out.len() {
+            return Err(format_problem!(
+                "LZW data ends after {written} of {} bytes",
+                out.len()
+            ));
+        }
+        out.copy_from_slice(&buf[OUTPUT..OUTPUT + out.len()]);
+        Ok(())
+    })
+}
+
+/// Decodes into `buf[OUTPUT..OUTPUT + n]` (`buf` starts with the 256 literal bytes
+/// and has [`SLACK`] bytes after the output); returns how many bytes were written.
+fn decode_into(data: &[u8], buf: &mut [u8], n: usize) -> Result<usize, Problem> {
+    // Every code is a string somewhere in `buf`: where it starts and its length.
+    // Literals are the bytes 0..=255 at the front; codes from 258 on are earlier output.
     let mut start = [0u32; MAX_CODES];
-    let mut len = [0u32; MAX_CODES];
-    let mut next = FIRST_FREE as usize;
+    let mut len = [1u32; MAX_CODES];
+    for (code, s) in start.iter_mut().enumerate().take(256) {
+        *s = code as u32;
+    }
+    let mut next = usize::from(FIRST_FREE);
     let mut width = 9u32;
-    // The output range the previous code was just written to (None after a clear).
-    let mut prev: Option<(usize, usize)> = None;
-    let mut pos = 0usize;
+    // The string the previous code was just written as (length 0: none, after a clear).
+    let (mut prev_start, mut prev_len) = (0usize, 0usize);
+    let end = OUTPUT + n;
+    let mut pos = OUTPUT;
 
     let mut bits = 0u64;
     let mut nbits = 0u32;
     let mut next_byte = 0usize;
-    while pos < out.len() {
+    while pos < end {
         if nbits < width {
             // Refill, most significant bit first: eight bytes at once while they
             // last, then byte by byte.
             if let Some(chunk) = data.get(next_byte..next_byte + 8) {
-                let word = u64::from_be_bytes(chunk.try_into().unwrap_or([0; 8]));
+                let mut word = [0u8; 8];
+                word.copy_from_slice(chunk);
                 let take = (64 - nbits) / 8;
-                bits |= (word >> nbits) & mask_top(nbits + take * 8);
+                bits |= (u64::from_be_bytes(word) >> nbits) & mask_top(nbits + take * 8);
                 next_byte += take as usize;
                 nbits += take * 8;
             } else {
@@ -61,101 +102,69 @@ pub fn decode(data: &[u8], out: &mut [u8]) -> Result<(), Problem> {
                     nbits += 8;
                 }
             }
-        }
-        if nbits < width {
-            return Err(format_problem!(
-                "LZW data ends after {pos} of {} bytes (no end code)",
-                out.len()
-            ));
+            if nbits < width {
+                return Err(format_problem!(
+                    "LZW data ends after {} of {n} bytes (no end code)",
+                    pos - OUTPUT
+                ));
+            }
         }
         let code = (bits >> (64 - width)) as usize;
         bits <<= width;
         nbits -= width;
 
-        if code == usize::from(END) {
-            break;
-        }
-        if code == usize::from(CLEAR) {
-            next = usize::from(FIRST_FREE);
-            width = 9;
-            prev = None;
-            continue;
-        }
-        let here = pos;
-        let room = out.len() - pos;
-        match prev {
-            None => {
-                // The first code after a clear is a literal.
-                if code > 255 {
-                    return Err(format_problem!("LZW code {code} follows a clear code"));
-                }
-                out[pos] = code as u8;
-                pos += 1;
-            }
-            Some((p_start, p_len)) => {
-                if code < 256 {
-                    out[pos] = code as u8;
-                    pos += 1;
-                } else if code < next {
-                    // A known string: a copy of earlier output.
-                    let (s, n) = (
-                        start[code & (MAX_CODES - 1)] as usize,
-                        (len[code & (MAX_CODES - 1)] as usize).min(room),
-                    );
-                    copy_short(out, s, pos, n);
-                    pos += n;
-                } else if code == next {
-                    // KwKwK: the previous string plus its own first byte.
-                    let n = p_len.min(room);
-                    copy_short(out, p_start, pos, n);
-                    pos += n;
-                    if pos < out.len() {
-                        out[pos] = out[p_start];
-                        pos += 1;
-                    }
-                } else {
-                    return Err(format_problem!(
-                        "LZW code {code} is not in the table (next free code {next})"
-                    ));
-                }
-                // The new entry is the previous string followed by this string's
-                // first byte: exactly the output from `p_start`, one byte longer.
-                if next < MAX_CODES {
-                    start[next] = p_start as u32;
-                    len[next] = (p_len + 1) as u32;
-                    next += 1;
-                }
+        let (from, length) =
+            if code < next && code != usize::from(CLEAR) && code != usize::from(END) {
+                (start[code] as usize, len[code] as usize)
+            } else if code == usize::from(END) {
+                break;
+            } else if code == usize::from(CLEAR) {
+                next = usize::from(FIRST_FREE);
+                width = 9;
+                prev_len = 0;
+                continue;
+            } else if code == next && prev_len > 0 {
+                // KwKwK: the previous string plus its own first byte, which the copy
+                // below writes by reading one byte past the previous string's end, the
+                // byte this very copy has just written.
+                (prev_start, prev_len + 1)
+            } else if prev_len == 0 {
+                return Err(format_problem!("LZW code {code} follows a clear code"));
+            } else {
+                return Err(format_problem!(
+                    "LZW code {code} is not in the table (next free code {next})"
+                ));
+            };
+        let room = end - pos;
+        if length <= 16 && from + length <= pos {
+            // A short string from earlier output: one 16-byte block (the bytes past
+            // `length` land in output not yet final, or in the slack).
+            let mut block = [0u8; 16];
+            block.copy_from_slice(&buf[from..from + 16]);
+            buf[pos..pos + 16].copy_from_slice(&block);
+        } else {
+            // Long strings, and KwKwK (whose source overlaps its destination by one
+            // byte): byte order matters, so copy forward.
+            for i in 0..length.min(room) {
+                buf[pos + i] = buf[from + i];
             }
         }
-        prev = Some((here, pos - here));
+        // The new entry is the previous string followed by this string's first
+        // byte: the output from `prev_start`, one byte longer.
+        if prev_len > 0 && next < MAX_CODES {
+            start[next] = prev_start as u32;
+            len[next] = (prev_len + 1) as u32;
+            next += 1;
+        }
+        prev_start = pos;
+        prev_len = length;
+        pos += length.min(room);
         // TIFF's "early change": codes widen one entry before the table is full.
         if next + 1 >= (1 << width) && width < 12 {
             width += 1;
         }
     }
-    if pos < out.len() {
-        return Err(format_problem!(
-            "LZW data ends after {pos} of {} bytes",
-            out.len()
-        ));
-    }
-    Ok(())
-}
-
-/// Copies `n` bytes of `out` from `from` to `to` (`from + n <= to`).
-///
-/// Noisy data is made of strings of a few bytes: for those, one fixed 16-byte
-/// copy through a register beats a call to `memmove`. The bytes past `n` it writes
-/// are not yet final output and are overwritten by the strings that follow.
-#[inline(always)]
-fn copy_short(out: &mut [u8], from: usize, to: usize, n: usize) {
-    if n <= 16 && to + 16 <= out.len() {
-        let mut chunk = [0u8; 16];
-        chunk.copy_from_slice(&out[from..from + 16]);
-        out[to..to + 16].copy_from_slice(&chunk);
-    } else {
-        out.copy_within(from..from + n, to);
-    }
+    Ok(pos.min(end) - OUTPUT)
 }
 
 /// A mask of the top `n` bits of a `u64` (all bits for 64).
