@@ -179,6 +179,8 @@ impl Source {
     }
 
     fn read(path: &Path, mut file: File, len: usize, why: Option<String>) -> Result<Source, Error> {
+        let stamp = |file: &File| file.metadata().map(|m| (m.len(), m.modified().ok()));
+        let before = stamp(&file).map_err(|e| Error::io(path, "cannot read metadata", e))?;
         let mut words = pooled_buffer(len.div_ceil(2));
         let bytes = &mut bytemuck::cast_slice_mut::<u16, u8>(&mut words)[..len];
         file.read_exact(bytes).map_err(|e| {
@@ -189,6 +191,14 @@ impl Source {
                 Error::io(path, "cannot read", e)
             }
         })?;
+        // A read that overlaps a truncation can see zeroed pages and still succeed
+        // (read() is not atomic against truncate): refuse the bytes if the file's
+        // length or modification time changed while they were read.
+        let after = stamp(&file).map_err(|e| Error::io(path, "cannot read metadata", e))?;
+        if after != before || before.0 != len as u64 {
+            let e = std::io::Error::other("the file changed while it was read");
+            return Err(Error::io(path, "cannot read", e));
+        }
         Ok(Source::Read { words, len, why })
     }
 
