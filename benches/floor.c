@@ -1,0 +1,242 @@
+/*
+ * floor.c: lower bounds for benches/compare.py, timed as whole processes.
+ *
+ *   floor mmap     THREADS FILE...   map every file (MAP_POPULATE), sum it as
+ *                                    u16 words, unmap: every input byte read once
+ *   floor read     THREADS FILE...   the same with read() into one reused
+ *                                    buffer per thread (4 MiB)
+ *   floor write    OUTDIR COUNT BYTES  write COUNT files of BYTES bytes each
+ *                                    (OUTDIR/000000.bin ...) with write(): the
+ *                                    cost of putting level 1 on disk (page cache)
+ *   floor resident FILE...           print the fraction of the files' pages that
+ *                                    are in the page cache (mincore); compare.py
+ *                                    uses it to check that --cold eviction worked
+ *   floor spawn RESULT CMD ARG...    run CMD, wait4 for it, write "SECONDS MAXRSS_KIB"
+ *                                    to the file RESULT, exit with CMD's status.
+ *                                    compare.py starts every contender through this:
+ *                                    a child forked from the Python harness would
+ *                                    report the harness's RSS as its ru_maxrss
+ *                                    (Linux keeps the pre-exec high-water mark),
+ *                                    a child forked from this small process does not
+ *
+ * The read modes print the total sum (as a check that both read the same bytes
+ * and so the compiler cannot drop the loop). Files are dealt round-robin to
+ * THREADS pthreads. Built by compare.py with `cc -O3 -march=native -pthread`.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define READ_BUF (4u << 20)
+#define BLOCK 4096 /* u16 words summed into a u32 before widening: 4096*65535 < 2^32 */
+
+static void die(const char *what, const char *path) {
+    fprintf(stderr, "floor: %s %s: %s\n", what, path ? path : "", strerror(errno));
+    exit(1);
+}
+
+/* Sum of n u16 words; written so that -O3 vectorizes the inner loop. */
+static uint64_t sum_u16(const uint16_t *p, size_t n) {
+    uint64_t total = 0;
+    while (n >= BLOCK) {
+        uint32_t acc = 0;
+        for (size_t i = 0; i < BLOCK; i++) acc += p[i];
+        total += acc;
+        p += BLOCK;
+        n -= BLOCK;
+    }
+    uint32_t acc = 0;
+    for (size_t i = 0; i < n; i++) acc += p[i];
+    return total + acc;
+}
+
+/* Bytes as little-endian u16 words; an odd trailing byte counts as its own value. */
+static uint64_t sum_bytes(const unsigned char *b, size_t len) {
+    uint64_t s = 0;
+    size_t words = len / 2;
+    if (((uintptr_t)b & 1) == 0) {
+        s = sum_u16((const uint16_t *)b, words);
+    } else {
+        for (size_t i = 0; i < words; i++) s += (uint64_t)b[2 * i] | ((uint64_t)b[2 * i + 1] << 8);
+    }
+    if (len & 1) s += b[len - 1];
+    return s;
+}
+
+struct job {
+    int mode_mmap;
+    int tid, nthreads;
+    char **files;
+    int nfiles;
+    uint64_t sum;
+    uint64_t bytes;
+};
+
+static void *worker(void *arg) {
+    struct job *j = arg;
+    unsigned char *buf = NULL;
+    if (!j->mode_mmap) {
+        if (posix_memalign((void **)&buf, 4096, READ_BUF) != 0) die("posix_memalign", NULL);
+    }
+    for (int i = j->tid; i < j->nfiles; i += j->nthreads) {
+        const char *path = j->files[i];
+        int fd = open(path, O_RDONLY);
+        if (fd < 0) die("open", path);
+        if (j->mode_mmap) {
+            struct stat st;
+            if (fstat(fd, &st) != 0) die("fstat", path);
+            size_t len = (size_t)st.st_size;
+            if (len > 0) {
+                void *m = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+                if (m == MAP_FAILED) die("mmap", path);
+                j->sum += sum_bytes(m, len);
+                j->bytes += len;
+                munmap(m, len);
+            }
+        } else {
+            /* A carry byte keeps u16 words aligned across reads of odd length. */
+            for (;;) {
+                ssize_t got = read(fd, buf, READ_BUF);
+                if (got < 0) {
+                    if (errno == EINTR) continue;
+                    die("read", path);
+                }
+                if (got == 0) break;
+                j->sum += sum_bytes(buf, (size_t)got);
+                j->bytes += (size_t)got;
+            }
+        }
+        close(fd);
+    }
+    free(buf);
+    return NULL;
+}
+
+static int run_read(int mode_mmap, int nthreads, char **files, int nfiles) {
+    if (nthreads < 1) nthreads = 1;
+    if (nthreads > nfiles) nthreads = nfiles > 0 ? nfiles : 1;
+    pthread_t th[256];
+    struct job jobs[256];
+    if (nthreads > 256) nthreads = 256;
+    for (int t = 0; t < nthreads; t++) {
+        jobs[t] = (struct job){mode_mmap, t, nthreads, files, nfiles, 0, 0};
+        if (pthread_create(&th[t], NULL, worker, &jobs[t]) != 0) die("pthread_create", NULL);
+    }
+    uint64_t sum = 0, bytes = 0;
+    for (int t = 0; t < nthreads; t++) {
+        pthread_join(th[t], NULL);
+        sum += jobs[t].sum;
+        bytes += jobs[t].bytes;
+    }
+    printf("files %d bytes %llu sum %llu\n", nfiles, (unsigned long long)bytes, (unsigned long long)sum);
+    return 0;
+}
+
+static int run_write(const char *dir, long count, long long bytes) {
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) die("mkdir", dir);
+    unsigned char *buf = malloc((size_t)bytes > 0 ? (size_t)bytes : 1);
+    if (!buf) die("malloc", NULL);
+    /* Not all zero, so no file system can treat the output as sparse. */
+    for (long long i = 0; i < bytes; i++) buf[i] = (unsigned char)(i * 131 + 7);
+    char path[4096];
+    for (long k = 0; k < count; k++) {
+        snprintf(path, sizeof path, "%s/%06ld.bin", dir, k);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+        if (fd < 0) die("open", path);
+        long long off = 0;
+        while (off < bytes) {
+            ssize_t put = write(fd, buf + off, (size_t)(bytes - off));
+            if (put < 0) {
+                if (errno == EINTR) continue;
+                die("write", path);
+            }
+            off += put;
+        }
+        if (close(fd) != 0) die("close", path);
+    }
+    free(buf);
+    printf("files %ld bytes %lld\n", count, (long long)count * bytes);
+    return 0;
+}
+
+static int run_resident(char **files, int nfiles) {
+    long page = sysconf(_SC_PAGESIZE);
+    unsigned long long total = 0, resident = 0;
+    for (int i = 0; i < nfiles; i++) {
+        int fd = open(files[i], O_RDONLY);
+        if (fd < 0) die("open", files[i]);
+        struct stat st;
+        if (fstat(fd, &st) != 0) die("fstat", files[i]);
+        size_t len = (size_t)st.st_size;
+        if (len > 0) {
+            void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+            if (m == MAP_FAILED) die("mmap", files[i]);
+            size_t pages = (len + page - 1) / page;
+            unsigned char *vec = malloc(pages);
+            if (!vec) die("malloc", NULL);
+            if (mincore(m, len, vec) != 0) die("mincore", files[i]);
+            for (size_t p = 0; p < pages; p++) resident += vec[p] & 1;
+            total += pages;
+            free(vec);
+            munmap(m, len);
+        }
+        close(fd);
+    }
+    printf("%.4f\n", total ? (double)resident / (double)total : 0.0);
+    return 0;
+}
+
+static int run_spawn(const char *result, char **cmd) {
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    pid_t pid = fork();
+    if (pid < 0) die("fork", NULL);
+    if (pid == 0) {
+        execvp(cmd[0], cmd);
+        fprintf(stderr, "floor spawn: exec %s: %s\n", cmd[0], strerror(errno));
+        _exit(127);
+    }
+    int status;
+    struct rusage ru;
+    while (wait4(pid, &status, 0, &ru) < 0) {
+        if (errno != EINTR) die("wait4", NULL);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    FILE *f = fopen(result, "w");
+    if (!f) die("fopen", result);
+    fprintf(f, "%.9f %ld\n", secs, ru.ru_maxrss);
+    if (fclose(f) != 0) die("fclose", result);
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) {
+        fprintf(stderr, "floor spawn: %s killed by signal %d\n", cmd[0], WTERMSIG(status));
+        return 128 + WTERMSIG(status);
+    }
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    if (argc >= 3 && (!strcmp(argv[1], "mmap") || !strcmp(argv[1], "read")))
+        return run_read(!strcmp(argv[1], "mmap"), atoi(argv[2]), argv + 3, argc - 3);
+    if (argc == 5 && !strcmp(argv[1], "write"))
+        return run_write(argv[2], atol(argv[3]), atoll(argv[4]));
+    if (argc >= 2 && !strcmp(argv[1], "resident"))
+        return run_resident(argv + 2, argc - 2);
+    if (argc >= 4 && !strcmp(argv[1], "spawn"))
+        return run_spawn(argv[2], argv + 3);
+    fprintf(stderr,
+            "usage: floor mmap|read THREADS FILE... | floor write OUTDIR COUNT BYTES | "
+            "floor resident FILE... | floor spawn RESULT CMD ARG...\n");
+    return 2;
+}
