@@ -298,6 +298,7 @@ pub unsafe extern "C" fn ctstack_slice_free(slice: *mut ctstack_slice) {
 pub unsafe extern "C" fn ctstack_slice_width(slice: *const ctstack_slice) -> u32 {
     // SAFETY: per the contract above.
     boundary_value(0, || {
+        // SAFETY: the caller passes NULL or a live handle (the function's contract).
         unsafe { slice.as_ref() }.map_or(0, |s| s.slice.width())
     })
 }
@@ -310,6 +311,7 @@ pub unsafe extern "C" fn ctstack_slice_width(slice: *const ctstack_slice) -> u32
 pub unsafe extern "C" fn ctstack_slice_height(slice: *const ctstack_slice) -> u32 {
     // SAFETY: per the contract above.
     boundary_value(0, || {
+        // SAFETY: the caller passes NULL or a live handle (the function's contract).
         unsafe { slice.as_ref() }.map_or(0, |s| s.slice.height())
     })
 }
@@ -322,6 +324,7 @@ pub unsafe extern "C" fn ctstack_slice_height(slice: *const ctstack_slice) -> u3
 pub unsafe extern "C" fn ctstack_slice_bits(slice: *const ctstack_slice) -> u32 {
     // SAFETY: per the contract above.
     boundary_value(0, || {
+        // SAFETY: the caller passes NULL or a live handle (the function's contract).
         unsafe { slice.as_ref() }.map_or(0, |s| s.slice.bits())
     })
 }
@@ -336,6 +339,7 @@ pub unsafe extern "C" fn ctstack_slice_bits(slice: *const ctstack_slice) -> u32 
 pub unsafe extern "C" fn ctstack_slice_is_zero_copy(slice: *const ctstack_slice) -> i32 {
     // SAFETY: per the contract above.
     boundary_value(0, || {
+        // SAFETY: the caller passes NULL or a live handle (the function's contract).
         unsafe { slice.as_ref() }.map_or(0, |s| i32::from(s.slice.is_zero_copy()))
     })
 }

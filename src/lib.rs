@@ -16,14 +16,14 @@
 //! # Ok::<(), ctstack::Error>(())
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
+mod decode;
 mod error;
-mod fallback;
-pub mod ffi;
-pub mod kernels;
+mod ffi;
+mod kernels;
 mod limits;
-mod lzw;
 mod pyramid;
 mod sample;
 mod slice;
@@ -33,12 +33,12 @@ mod tiff;
 mod writer;
 
 pub use error::{Error, ErrorKind};
-pub use kernels::{Kernel, average_pair};
+pub use kernels::{Kernel, average_pair, average_pair_with};
 pub use limits::Limits;
 pub use pyramid::{
     CancelFlag, DEFAULT_MIN_SIZE, LevelShape, Plan, PyramidBuilder, Summary, level_shapes,
 };
-pub use sample::{Sample, Samples};
+pub use sample::{Sample, SampleType};
 pub use slice::{Access, AccessPath, OpenOptions, Rows, Slice, SliceHeader};
 pub use source::ReadMode;
 pub use tiff::{ByteOrder, Compression};

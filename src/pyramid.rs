@@ -17,8 +17,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::sample::with_sample_type;
 use crate::writer::{self, write_slice};
-use crate::{Error, Limits, OpenOptions, ReadMode, Rows, Sample, Slice, average_pair, stack};
+use crate::{
+    Error, Limits, OpenOptions, ReadMode, Rows, Sample, SampleType, Slice, average_pair, stack,
+};
 
 /// The default `min_size`: CTHarvester halves until slices fit 500 px.
 pub const DEFAULT_MIN_SIZE: u32 = 500;
@@ -174,17 +177,19 @@ impl PyramidBuilder {
         let head = Slice::read_header(first, &self.open)?;
         for path in &self.inputs[1..] {
             let info = Slice::read_header(path, &self.open)?;
-            if (info.width, info.height, info.bits) != (head.width, head.height, head.bits) {
+            if (info.width, info.height, info.sample_type)
+                != (head.width, head.height, head.sample_type)
+            {
                 return Err(Error::mismatch(format!(
-                    "{}: {}x{} {}-bit, but {} is {}x{} {}-bit: all slices of a stack must match",
+                    "{}: {}x{} {}, but {} is {}x{} {}: all slices of a stack must match",
                     path.display(),
                     info.width,
                     info.height,
-                    info.bits,
+                    info.sample_type,
                     first.display(),
                     head.width,
                     head.height,
-                    head.bits
+                    head.sample_type
                 )));
             }
         }
@@ -195,7 +200,7 @@ impl PyramidBuilder {
         let levels = level_shapes(head.width, head.height, self.inputs.len(), self.min_size);
         Ok(Plan {
             builder: self.clone(),
-            bits: head.bits,
+            sample_type: head.sample_type,
             levels,
             warnings,
         })
@@ -229,7 +234,7 @@ pub fn level_shapes(width: u32, height: u32, count: usize, min_size: u32) -> Vec
 #[derive(Debug, Clone)]
 pub struct Plan {
     builder: PyramidBuilder,
-    bits: u32,
+    sample_type: SampleType,
     levels: Vec<LevelShape>,
     warnings: Vec<String>,
 }
@@ -260,9 +265,9 @@ impl Plan {
         &self.levels
     }
 
-    /// Bits per sample of the stack.
-    pub fn bits(&self) -> u32 {
-        self.bits
+    /// The stack's sample type.
+    pub fn sample_type(&self) -> SampleType {
+        self.sample_type
     }
 
     /// Non-fatal findings (gaps in the numbering).
@@ -321,10 +326,9 @@ impl Plan {
             None => None,
         };
         let pool = pool.as_ref();
-        let mut summary = match self.bits {
-            8 => Cascade::<u8>::new(self, pool, progress, cancel).run()?,
-            _ => Cascade::<u16>::new(self, pool, progress, cancel).run()?,
-        };
+        let mut summary = with_sample_type!(self.sample_type, T => {
+            Cascade::<T>::new(self, pool, progress, cancel).run()?
+        });
         summary.elapsed = started.elapsed();
         Ok(summary)
     }
@@ -543,7 +547,9 @@ impl<'p, T: Sample> Cascade<'p, T> {
     fn existing(&self, k: usize, j: usize) -> Option<Slice> {
         let shape = self.plan.levels[k];
         let slice = Slice::open_with(self.plan.output_path(k, j), &self.plan.builder.open).ok()?;
-        (slice.width() == shape.width && slice.height() == shape.height && slice.bits() == T::BITS)
+        (slice.width() == shape.width
+            && slice.height() == shape.height
+            && slice.sample_type() == T::TYPE)
             .then_some(slice)
     }
 

@@ -1,85 +1,140 @@
-//! The two sample types ctstack handles, and owned pixel buffers of either.
+//! The sample types ctstack handles, and owned pixel buffers of any of them.
+//!
+//! [`Sample`] is the public, sealed trait that names a sample type; what the
+//! library does with samples (decoding, averaging) lives in the crate-private
+//! supertrait [`internal::SampleInternal`], whose methods take a token that only
+//! this crate can make, so code outside the crate can name a sample type but not
+//! reach the kernels behind it.
 
-use crate::kernels::{self, Kernel};
+use crate::kernels::RowKernels;
 use crate::tiff::ByteOrder;
 
-mod sealed {
-    pub trait Sealed {}
-    impl Sealed for u8 {}
-    impl Sealed for u16 {}
+/// The type of one grayscale sample.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SampleType {
+    /// Unsigned 8-bit.
+    U8,
+    /// Unsigned 16-bit.
+    U16,
 }
+
+impl SampleType {
+    /// Bits per sample.
+    pub const fn bits(self) -> u32 {
+        match self {
+            SampleType::U8 => 8,
+            SampleType::U16 => 16,
+        }
+    }
+
+    /// Bytes per sample.
+    pub const fn bytes(self) -> usize {
+        self.bits() as usize / 8
+    }
+
+    /// The name numpy gives the type: `uint8`, `uint16`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            SampleType::U8 => "uint8",
+            SampleType::U16 => "uint16",
+        }
+    }
+}
+
+impl std::fmt::Display for SampleType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Runs `$body` with `$T` bound to the Rust type of the [`SampleType`] `$ty`: the
+/// one place a run-time sample type becomes a compile-time one.
+macro_rules! with_sample_type {
+    ($ty:expr, $T:ident => $body:expr) => {
+        match $ty {
+            $crate::SampleType::U8 => {
+                type $T = u8;
+                $body
+            }
+            $crate::SampleType::U16 => {
+                type $T = u16;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_sample_type;
+
+pub(crate) mod internal {
+    use super::{ByteOrder, RowKernels, Samples};
+
+    /// Proof that a call comes from inside the crate: only this crate can make one.
+    #[derive(Clone, Copy)]
+    pub struct Token(());
+
+    /// The token, for the crate's own calls.
+    pub(crate) const TOKEN: Token = Token(());
+
+    /// What the library does with a sample type. Reachable from outside only by
+    /// name: every method takes a [`Token`].
+    pub trait SampleInternal: Sized {
+        /// Decodes `src` (samples in byte order `order`) into `dst`, one sample each.
+        fn decode_into(_: Token, src: &[u8], order: ByteOrder, dst: &mut [Self]);
+        /// The owned buffer's samples, if it holds this type.
+        fn samples(_: Token, owned: &Samples) -> Option<&[Self]>;
+        /// Wraps an owned buffer.
+        fn into_samples(_: Token, v: Vec<Self>) -> Samples;
+        /// The row kernels for this type.
+        fn row_kernels(_: Token) -> RowKernels<Self>;
+    }
+}
+
+use internal::{SampleInternal, Token};
 
 /// A grayscale sample type: `u8` or `u16`. Sealed: no other type can implement it.
 pub trait Sample:
-    bytemuck::Pod + Default + Copy + Send + Sync + Eq + std::fmt::Debug + sealed::Sealed + 'static
+    bytemuck::Pod
+    + Default
+    + Copy
+    + Send
+    + Sync
+    + PartialEq
+    + std::fmt::Debug
+    + SampleInternal
+    + 'static
 {
-    /// Bits per sample: 8 or 16.
-    const BITS: u32;
-    /// The largest value.
-    const MAX: Self;
-
-    #[doc(hidden)]
-    fn from_u32(v: u32) -> Self;
-    #[doc(hidden)]
-    fn to_u32(self) -> u32;
-    /// Decodes `src` (samples in byte order `order`) into `dst`, one sample each.
-    #[doc(hidden)]
-    fn decode_into(src: &[u8], order: ByteOrder, dst: &mut [Self]);
-    #[doc(hidden)]
-    fn samples(owned: &Samples) -> Option<&[Self]>;
-    #[doc(hidden)]
-    fn into_samples(v: Vec<Self>) -> Samples;
-    /// One output row of the 2x2x2 mean with `kernel`; inputs hold `2 * out.len()` samples.
-    #[doc(hidden)]
-    fn average_rows(
-        kernel: Kernel,
-        a0: &[Self],
-        a1: &[Self],
-        b0: &[Self],
-        b1: &[Self],
-        out: &mut [Self],
-    );
+    /// The sample type.
+    const TYPE: SampleType;
+    /// Bits per sample.
+    const BITS: u32 = Self::TYPE.bits();
 }
 
-impl Sample for u8 {
-    const BITS: u32 = 8;
-    const MAX: u8 = u8::MAX;
-
-    fn from_u32(v: u32) -> u8 {
-        v as u8
-    }
-    fn to_u32(self) -> u32 {
-        u32::from(self)
-    }
-    fn decode_into(src: &[u8], _order: ByteOrder, dst: &mut [u8]) {
+impl SampleInternal for u8 {
+    fn decode_into(_: Token, src: &[u8], _order: ByteOrder, dst: &mut [u8]) {
         let n = dst.len().min(src.len());
         dst[..n].copy_from_slice(&src[..n]);
     }
-    fn samples(owned: &Samples) -> Option<&[u8]> {
+    fn samples(_: Token, owned: &Samples) -> Option<&[u8]> {
         match owned {
             Samples::U8(v) => Some(v),
-            Samples::U16(_) => None,
+            _ => None,
         }
     }
-    fn into_samples(v: Vec<u8>) -> Samples {
+    fn into_samples(_: Token, v: Vec<u8>) -> Samples {
         Samples::U8(v)
     }
-    fn average_rows(kernel: Kernel, a0: &[u8], a1: &[u8], b0: &[u8], b1: &[u8], out: &mut [u8]) {
-        kernels::dispatch_u8(kernel, a0, a1, b0, b1, out)
+    fn row_kernels(_: Token) -> RowKernels<u8> {
+        crate::kernels::U8_KERNELS
     }
 }
 
-impl Sample for u16 {
-    const BITS: u32 = 16;
-    const MAX: u16 = u16::MAX;
+impl Sample for u8 {
+    const TYPE: SampleType = SampleType::U8;
+}
 
-    fn from_u32(v: u32) -> u16 {
-        v as u16
-    }
-    fn to_u32(self) -> u32 {
-        u32::from(self)
-    }
-    fn decode_into(src: &[u8], order: ByteOrder, dst: &mut [u16]) {
+impl SampleInternal for u16 {
+    fn decode_into(_: Token, src: &[u8], order: ByteOrder, dst: &mut [u16]) {
         let pairs = src.chunks_exact(2);
         // Two loops, each simple enough for LLVM to vectorize the byte swap.
         match order {
@@ -95,29 +150,26 @@ impl Sample for u16 {
             }
         }
     }
-    fn samples(owned: &Samples) -> Option<&[u16]> {
+    fn samples(_: Token, owned: &Samples) -> Option<&[u16]> {
         match owned {
             Samples::U16(v) => Some(v),
-            Samples::U8(_) => None,
+            _ => None,
         }
     }
-    fn into_samples(v: Vec<u16>) -> Samples {
+    fn into_samples(_: Token, v: Vec<u16>) -> Samples {
         Samples::U16(v)
     }
-    fn average_rows(
-        kernel: Kernel,
-        a0: &[u16],
-        a1: &[u16],
-        b0: &[u16],
-        b1: &[u16],
-        out: &mut [u16],
-    ) {
-        kernels::dispatch_u16(kernel, a0, a1, b0, b1, out)
+    fn row_kernels(_: Token) -> RowKernels<u16> {
+        crate::kernels::U16_KERNELS
     }
 }
 
-/// An owned, row-major, native-endian pixel buffer of either depth.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl Sample for u16 {
+    const TYPE: SampleType = SampleType::U16;
+}
+
+/// An owned, row-major, native-endian pixel buffer of any sample type.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Samples {
     /// 8-bit samples.
     U8(Vec<u8>),
@@ -126,11 +178,26 @@ pub enum Samples {
 }
 
 impl Samples {
-    /// The samples as native-endian bytes.
-    pub fn as_bytes(&self) -> &[u8] {
+    /// Wraps `v`.
+    pub(crate) fn from_vec<T: Sample>(v: Vec<T>) -> Samples {
+        T::into_samples(internal::TOKEN, v)
+    }
+
+    /// The samples, if they are of type `T`.
+    pub(crate) fn get<T: Sample>(&self) -> Option<&[T]> {
+        T::samples(internal::TOKEN, self)
+    }
+
+    /// The number of samples.
+    pub(crate) fn len(&self) -> usize {
         match self {
-            Samples::U8(v) => v,
-            Samples::U16(v) => bytemuck::cast_slice(v),
+            Samples::U8(v) => v.len(),
+            Samples::U16(v) => v.len(),
         }
     }
+}
+
+/// Decodes `src` (samples in byte order `order`) into `dst`.
+pub(crate) fn decode_into<T: Sample>(src: &[u8], order: ByteOrder, dst: &mut [T]) {
+    T::decode_into(internal::TOKEN, src, order, dst)
 }

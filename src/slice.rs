@@ -5,9 +5,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use crate::decode;
 use crate::error::Problem;
-use crate::fallback;
-use crate::sample::{Sample, Samples};
+use crate::sample::{self, Sample, SampleType, Samples, with_sample_type};
 use crate::source::{ReadMode, Source};
 use crate::tiff::{ByteOrder, Chunks, Compression, ImageLayout};
 use crate::{Error, Limits};
@@ -62,8 +62,8 @@ pub struct SliceHeader {
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
-    /// Bits per sample: 8 or 16.
-    pub bits: u32,
+    /// The sample type.
+    pub sample_type: SampleType,
     /// The file's compression.
     pub compression: Compression,
     /// The file's byte order.
@@ -97,7 +97,7 @@ pub struct Slice {
     path: PathBuf,
     width: u32,
     height: u32,
-    bits: u32,
+    sample_type: SampleType,
     order: ByteOrder,
     compression: Compression,
     bigtiff: bool,
@@ -205,7 +205,7 @@ impl Slice {
         Ok(SliceHeader {
             width: layout.width,
             height: layout.height,
-            bits: u32::from(layout.bits),
+            sample_type: layout.sample_type,
             compression: layout.compression,
             byte_order: layout.order,
         })
@@ -230,7 +230,7 @@ impl Slice {
             path: path.to_path_buf(),
             width: layout.width,
             height: layout.height,
-            bits: u32::from(layout.bits),
+            sample_type: layout.sample_type,
             order: layout.order,
             compression: layout.compression,
             bigtiff: layout.bigtiff,
@@ -255,9 +255,14 @@ impl Slice {
         self.height
     }
 
-    /// Bits per sample: 8 or 16.
+    /// The sample type.
+    pub fn sample_type(&self) -> SampleType {
+        self.sample_type
+    }
+
+    /// Bits per sample (of [`Slice::sample_type`]).
     pub fn bits(&self) -> u32 {
-        self.bits
+        self.sample_type.bits()
     }
 
     /// The file's byte order.
@@ -287,19 +292,19 @@ impl Slice {
 
     /// Bytes of the whole image, unpadded: width x height x bits / 8.
     pub fn image_bytes(&self) -> usize {
-        self.width as usize * self.height as usize * (self.bits as usize / 8)
+        self.width as usize * self.height as usize * self.sample_type.bytes()
     }
 
     /// The rows as `T` samples; `T` must match the depth ([`Slice::bits`]), else a
     /// [`Error::Mismatch`].
     pub fn rows<T: Sample>(&self) -> Result<Rows<'_, T>, Error> {
-        if T::BITS != self.bits {
+        if T::TYPE != self.sample_type {
             return Err(Error::mismatch_at(
                 &self.path,
                 format!(
-                    "the slice is {}-bit, asked for {}-bit samples",
-                    self.bits,
-                    T::BITS
+                    "the slice holds {} samples, asked for {}",
+                    self.sample_type,
+                    T::TYPE
                 ),
             ));
         }
@@ -326,7 +331,7 @@ impl Slice {
                 })
             }
             Pixels::Owned(samples) => Ok(Rows {
-                base: T::samples(samples).unwrap_or(&[]),
+                base: samples.get::<T>().unwrap_or(&[]),
                 starts: &[0],
                 rows_per_strip: height.max(1),
                 width,
@@ -350,9 +355,9 @@ impl Slice {
             for row in rows.iter() {
                 out.extend_from_slice(row);
             }
-            T::into_samples(out)
+            Samples::from_vec(out)
         });
-        Ok(T::samples(samples).unwrap_or(&[]))
+        Ok(samples.get::<T>().unwrap_or(&[]))
     }
 
     /// Copies the image row-major into `dst`, which must hold exactly width x height samples.
@@ -401,7 +406,7 @@ impl fmt::Debug for Slice {
             .field("path", &self.path)
             .field("width", &self.width)
             .field("height", &self.height)
-            .field("bits", &self.bits)
+            .field("sample_type", &self.sample_type)
             .field("access", &self.access.to_string())
             .finish()
     }
@@ -426,7 +431,7 @@ fn arrange(
             (c, 1) => c.name(),
             (c, p) => format!("{} with predictor {p}", c.name()),
         };
-        let samples = fallback::decode(source.bytes(), layout, limits)?;
+        let samples = decode::decode(source.bytes(), layout, limits)?;
         return Ok((
             Access {
                 path: AccessPath::Decoded,
@@ -437,10 +442,9 @@ fn arrange(
     }
     match view_refusal(&source, layout) {
         Some(reason) => {
-            let samples = match layout.bits {
-                8 => Samples::U8(assemble::<u8>(source.bytes(), layout, limits)?),
-                _ => Samples::U16(assemble::<u16>(source.bytes(), layout, limits)?),
-            };
+            let samples = with_sample_type!(layout.sample_type, T => {
+                Samples::from_vec(assemble::<T>(source.bytes(), layout, limits)?)
+            });
             Ok((
                 Access {
                     path: AccessPath::Copied,
@@ -458,7 +462,7 @@ fn view_refusal(source: &Source, layout: &ImageLayout) -> Option<String> {
     if let Chunks::Tiles { width, length } = layout.chunks {
         return Some(format!("tiled ({width}x{length} tiles)"));
     }
-    if layout.bits == 16 {
+    if layout.sample_type.bytes() > 1 {
         if layout.order != ByteOrder::host() {
             return Some(layout.order.name().to_string());
         }
@@ -466,12 +470,21 @@ fn view_refusal(source: &Source, layout: &ImageLayout) -> Option<String> {
             .offsets
             .iter()
             .enumerate()
-            .find(|(_, o)| **o % 2 != 0)
+            .find(|(_, o)| **o % layout.sample_type_bytes() != 0)
         {
-            return Some(format!("strip {i} at odd offset {off}"));
+            return Some(format!(
+                "strip {i} at offset {off}, not a multiple of {}",
+                layout.sample_type.bytes()
+            ));
         }
-        if whole_words::<u16>(source.bytes()).is_none() {
-            return Some("buffer not aligned for 16-bit samples".into());
+        let aligned = with_sample_type!(layout.sample_type, T => {
+            whole_words::<T>(source.bytes()).is_some()
+        });
+        if !aligned {
+            return Some(format!(
+                "buffer not aligned for {} samples",
+                layout.sample_type
+            ));
         }
     }
     None
@@ -534,7 +547,7 @@ fn assemble<T: Sample>(
     layout: &ImageLayout,
     limits: &Limits,
 ) -> Result<Vec<T>, Problem> {
-    fallback::check_decoded_size(layout.image_bytes(), limits)?;
+    decode::check_decoded_size(layout.image_bytes(), limits)?;
     let (width, height) = (layout.width as usize, layout.height as usize);
     let size = std::mem::size_of::<T>();
     let mut out = vec![T::default(); width * height];
@@ -544,7 +557,7 @@ fn assemble<T: Sample>(
             let rps = rows_per_strip as usize;
             for (y, dst) in out.chunks_exact_mut(width).enumerate() {
                 let start = layout.offsets[y / rps] as usize + (y % rps) * width * size;
-                T::decode_into(&bytes[start..start + width * size], layout.order, dst);
+                sample::decode_into(&bytes[start..start + width * size], layout.order, dst);
             }
         }
         Chunks::Tiles {
@@ -559,7 +572,7 @@ fn assemble<T: Sample>(
                 for r in 0..tl.min(height - ty) {
                     let src = offset as usize + r * tw * size;
                     let dst = (ty + r) * width + tx;
-                    T::decode_into(
+                    sample::decode_into(
                         &bytes[src..src + cols * size],
                         layout.order,
                         &mut out[dst..dst + cols],

@@ -13,6 +13,7 @@ mod x86;
 
 use rayon::prelude::*;
 
+use crate::sample::internal::TOKEN;
 use crate::{Error, Rows, Sample};
 
 /// One implementation of the row kernel.
@@ -74,28 +75,6 @@ impl Kernel {
     }
 }
 
-/// Averages one output row from two rows of each slice.
-///
-/// `out.len()` outputs are written; each input row must hold at least
-/// `2 * out.len()` samples (else this panics). A kernel the CPU does not support
-/// falls back to scalar.
-pub fn average_rows<T: Sample>(
-    kernel: Kernel,
-    a0: &[T],
-    a1: &[T],
-    b0: &[T],
-    b1: &[T],
-    out: &mut [T],
-) {
-    let need = 2 * out.len();
-    assert!(
-        a0.len() >= need && a1.len() >= need && b0.len() >= need && b1.len() >= need,
-        "average_rows: input rows shorter than 2 x {} samples",
-        out.len()
-    );
-    T::average_rows(kernel, a0, a1, b0, b1, out);
-}
-
 /// Output rows per rayon task. Rows of a 2752-wide slice are 2.7 KB of output
 /// and 22 KB of input: 16 rows make tasks of ~350 KB input, large enough that
 /// scheduling costs vanish, small enough to balance two to many cores.
@@ -114,7 +93,20 @@ pub fn average_pair<T: Sample>(
     average_pair_with(Kernel::best(), a, b, out)
 }
 
-/// [`average_pair`] with a chosen kernel (for tests and benchmarks).
+/// [`average_pair`] with a chosen kernel: to compare kernels on your machine, or
+/// to pin one. A kernel the CPU does not support runs the scalar specification.
+///
+/// ```
+/// use ctstack::{Kernel, Rows, average_pair_with};
+///
+/// let a = [10u16, 20, 30, 40]; // a 2x2 slice
+/// let b = [50u16, 60, 70, 80];
+/// let (ra, rb) = (Rows::from_contiguous(&a, 2, 2).unwrap(), Rows::from_contiguous(&b, 2, 2).unwrap());
+/// let mut out = [0u16; 1];
+/// average_pair_with(Kernel::Scalar, &ra, &rb, &mut out)?;
+/// assert_eq!(out, [45]); // (360 + 4) >> 3
+/// # Ok::<(), ctstack::Error>(())
+/// ```
 pub fn average_pair_with<T: Sample>(
     kernel: Kernel,
     a: &Rows<'_, T>,
@@ -131,28 +123,9 @@ pub fn average_pair_with<T: Sample>(
         .for_each(|(task, chunk)| {
             for (r, orow) in chunk.chunks_exact_mut(ow).enumerate() {
                 let y = 2 * (task * ROWS_PER_TASK + r);
-                T::average_rows(kernel, a.row(y), a.row(y + 1), b.row(y), b.row(y + 1), orow);
+                average_rows(kernel, a.row(y), a.row(y + 1), b.row(y), b.row(y + 1), orow);
             }
         });
-    Ok(())
-}
-
-/// [`average_pair_with`] on the calling thread only (no rayon).
-pub fn average_pair_serial<T: Sample>(
-    kernel: Kernel,
-    a: &Rows<'_, T>,
-    b: &Rows<'_, T>,
-    out: &mut [T],
-) -> Result<(), Error> {
-    check_pair(a, b, out)?;
-    let ow = a.width() / 2;
-    if ow == 0 {
-        return Ok(());
-    }
-    for (r, orow) in out.chunks_exact_mut(ow).enumerate() {
-        let y = 2 * r;
-        T::average_rows(kernel, a.row(y), a.row(y + 1), b.row(y), b.row(y + 1), orow);
-    }
     Ok(())
 }
 
@@ -178,50 +151,86 @@ fn check_pair<T: Sample>(a: &Rows<'_, T>, b: &Rows<'_, T>, out: &[T]) -> Result<
     Ok(())
 }
 
-/// The one dispatch for 16-bit rows. Inputs hold at least `2 * out.len()` samples.
+/// A row kernel: `out.len()` outputs from four input rows of at least
+/// `2 * out.len()` samples each.
+pub type RowFn<T> = fn(&[T], &[T], &[T], &[T], &mut [T]);
+
+/// A vector row kernel.
+///
+/// # Safety
+/// The CPU supports the kernel's instruction set, and every input row holds at
+/// least `2 * out.len()` samples.
+pub type UnsafeRowFn<T> = unsafe fn(&[T], &[T], &[T], &[T], &mut [T]);
+
+/// The row kernels of one sample type: what [`Kernel`] chooses among. A vector
+/// kernel a type lacks is `None` and runs the portable one.
+#[derive(Clone, Copy)]
+pub struct RowKernels<T: 'static> {
+    pub scalar: RowFn<T>,
+    pub portable: RowFn<T>,
+    pub sse2: Option<UnsafeRowFn<T>>,
+    pub avx2: Option<UnsafeRowFn<T>>,
+}
+
+/// `Some(kernel)` on x86-64, `None` elsewhere.
+macro_rules! x86_kernel {
+    ($name:ident) => {{
+        #[cfg(target_arch = "x86_64")]
+        let kernel: Option<UnsafeRowFn<_>> = Some(x86::$name);
+        #[cfg(not(target_arch = "x86_64"))]
+        let kernel = None;
+        kernel
+    }};
+}
+
+pub(crate) const U16_KERNELS: RowKernels<u16> = RowKernels {
+    scalar: scalar::average_rows::<u16>,
+    portable: portable::average_rows_u16,
+    sse2: x86_kernel!(average_rows_u16_sse2),
+    avx2: x86_kernel!(average_rows_u16_avx2),
+};
+
+pub(crate) const U8_KERNELS: RowKernels<u8> = RowKernels {
+    scalar: scalar::average_rows::<u8>,
+    portable: portable::average_rows_u8,
+    sse2: x86_kernel!(average_rows_u8_sse2),
+    avx2: x86_kernel!(average_rows_u8_avx2),
+};
+
+/// The one dispatch: one output row from two rows of each slice, with `kernel`.
+///
+/// Panics unless every input row holds at least `2 * out.len()` samples: that
+/// check is what makes the vector kernels' unchecked loads sound, so it is an
+/// `assert!`, in every build.
 #[inline]
-pub(crate) fn dispatch_u16(
+pub(crate) fn average_rows<T: Sample>(
     kernel: Kernel,
-    a0: &[u16],
-    a1: &[u16],
-    b0: &[u16],
-    b1: &[u16],
-    out: &mut [u16],
+    a0: &[T],
+    a1: &[T],
+    b0: &[T],
+    b1: &[T],
+    out: &mut [T],
 ) {
-    match kernel {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: SSE2 is part of the x86-64 baseline; lengths checked by callers.
-        Kernel::Sse2 => unsafe { x86::average_rows_u16_sse2(a0, a1, b0, b1, out) },
-        #[cfg(target_arch = "x86_64")]
-        Kernel::Avx2 if kernel.is_supported() => {
-            // SAFETY: AVX2 support was just checked; lengths checked by callers.
-            unsafe { x86::average_rows_u16_avx2(a0, a1, b0, b1, out) }
-        }
-        Kernel::Portable => portable::average_rows_u16(a0, a1, b0, b1, out),
-        _ => scalar::average_rows(a0, a1, b0, b1, out),
+    let need = 2 * out.len();
+    assert!(
+        a0.len() >= need && a1.len() >= need && b0.len() >= need && b1.len() >= need,
+        "average_rows: input rows shorter than 2 x {} samples",
+        out.len()
+    );
+    let kernels = T::row_kernels(TOKEN);
+    let vector = match kernel {
+        Kernel::Sse2 if kernel.is_supported() => kernels.sse2,
+        Kernel::Avx2 if kernel.is_supported() => kernels.avx2,
+        Kernel::Scalar => return (kernels.scalar)(a0, a1, b0, b1, out),
+        _ => None,
+    };
+    match vector {
+        // SAFETY: the instruction set was just checked (`is_supported`), and the
+        // assert above guarantees 2 * out.len() samples in every input row.
+        Some(f) => unsafe { f(a0, a1, b0, b1, out) },
+        None => (kernels.portable)(a0, a1, b0, b1, out),
     }
 }
 
-/// The one dispatch for 8-bit rows. Inputs hold at least `2 * out.len()` samples.
-#[inline]
-pub(crate) fn dispatch_u8(
-    kernel: Kernel,
-    a0: &[u8],
-    a1: &[u8],
-    b0: &[u8],
-    b1: &[u8],
-    out: &mut [u8],
-) {
-    match kernel {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: SSE2 is part of the x86-64 baseline; lengths checked by callers.
-        Kernel::Sse2 => unsafe { x86::average_rows_u8_sse2(a0, a1, b0, b1, out) },
-        #[cfg(target_arch = "x86_64")]
-        Kernel::Avx2 if kernel.is_supported() => {
-            // SAFETY: AVX2 support was just checked; lengths checked by callers.
-            unsafe { x86::average_rows_u8_avx2(a0, a1, b0, b1, out) }
-        }
-        Kernel::Portable => portable::average_rows_u8(a0, a1, b0, b1, out),
-        _ => scalar::average_rows(a0, a1, b0, b1, out),
-    }
-}
+#[cfg(test)]
+mod tests;

@@ -207,7 +207,7 @@ pub unsafe fn average_rows_u8_avx2(a0: &[u8], a1: &[u8], b0: &[u8], b1: &[u8], o
 
 /// The outputs from `done` on, by the scalar specification.
 #[inline(always)]
-fn tail<T: crate::Sample>(a0: &[T], a1: &[T], b0: &[T], b1: &[T], out: &mut [T], done: usize) {
+fn tail<T: scalar::Unsigned>(a0: &[T], a1: &[T], b0: &[T], b1: &[T], out: &mut [T], done: usize) {
     let i = 2 * done;
     scalar::average_rows(&a0[i..], &a1[i..], &b0[i..], &b1[i..], &mut out[done..]);
 }

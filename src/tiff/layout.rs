@@ -4,8 +4,8 @@
 use super::bytes::ByteOrder;
 use super::ifd::Directory;
 use super::tags::Tag;
-use crate::Limits;
 use crate::error::{Problem, format_problem};
+use crate::{Limits, SampleType};
 
 /// The Compression tag's value, named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -63,7 +63,7 @@ pub(crate) enum Chunks {
 pub(crate) struct ImageLayout {
     pub width: u32,
     pub height: u32,
-    pub bits: u16,
+    pub sample_type: SampleType,
     pub order: ByteOrder,
     pub bigtiff: bool,
     pub compression: Compression,
@@ -85,7 +85,7 @@ impl ImageLayout {
         let dir = Directory::parse(bytes, limits)?;
         let width = dimension(&dir, Tag::ImageWidth)?;
         let height = dimension(&dir, Tag::ImageLength)?;
-        let bits = check_supported(&dir)?;
+        let sample_type = check_supported(&dir)?;
         let compression = Compression::from_tag(dir.value(Tag::Compression)?.unwrap_or(1));
         let predictor = dir.value(Tag::Predictor)?.unwrap_or(1);
         let predictor = u16::try_from(predictor)
@@ -141,7 +141,7 @@ impl ImageLayout {
         let layout = ImageLayout {
             width,
             height,
-            bits,
+            sample_type,
             order: dir.order(),
             bigtiff: dir.bigtiff(),
             compression,
@@ -173,9 +173,14 @@ impl ImageLayout {
         Ok(layout)
     }
 
-    /// Bytes per sample: 1 or 2.
+    /// Bytes per sample, as a `u64` for offset arithmetic.
+    pub fn sample_type_bytes(&self) -> u64 {
+        self.sample_type.bytes() as u64
+    }
+
+    /// Bytes per sample.
     pub fn sample_bytes(&self) -> u64 {
-        u64::from(self.bits / 8)
+        self.sample_type.bytes() as u64
     }
 
     /// Bytes of one image row.
@@ -257,7 +262,7 @@ fn dimension(dir: &Directory<'_>, tag: Tag) -> Result<u32, Problem> {
 
 /// Accepts 8/16-bit unsigned single-sample grayscale and returns the bit depth;
 /// names anything else as `Unsupported`.
-fn check_supported(dir: &Directory<'_>) -> Result<u16, Problem> {
+fn check_supported(dir: &Directory<'_>) -> Result<SampleType, Problem> {
     let samples = dir.value(Tag::SamplesPerPixel)?.unwrap_or(1);
     let photometric = dir.value(Tag::PhotometricInterpretation)?;
     let bits = dir.value(Tag::BitsPerSample)?.unwrap_or(1);
@@ -283,8 +288,8 @@ fn check_supported(dir: &Directory<'_>) -> Result<u16, Problem> {
         f => return unsupported(format!("sample format {f}")),
     };
     match bits {
-        8 => Ok(8),
-        16 => Ok(16),
+        8 => Ok(SampleType::U8),
+        16 => Ok(SampleType::U16),
         b => unsupported(format!(
             "{b}-bit {kind} samples (only 8 and 16 are handled)"
         )),

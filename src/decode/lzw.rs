@@ -13,7 +13,10 @@
 //! parallel. Hostile data cannot read or write out of bounds: every offset comes
 //! from output already written, and output stops at the strip's size.
 
+use crate::SampleType;
 use crate::error::{Problem, format_problem};
+use crate::sample::{Sample, Samples, with_sample_type};
+use crate::tiff::{ByteOrder, Chunks, Compression, ImageLayout};
 
 const CLEAR: u16 = 256;
 const END: u16 = 257;
@@ -171,6 +174,107 @@ fn decode_into(data: &[u8], buf: &mut [u8], n: usize) -> Result<usize, Problem> 
 #[inline(always)]
 fn mask_top(n: u32) -> u64 {
     if n >= 64 { u64::MAX } else { !(u64::MAX >> n) }
+}
+
+/// LZW strips (predictor none or horizontal, new-style codes): decoded by
+/// [`lzw::decode`], strips in parallel. `None` for anything else.
+pub(super) fn decode_strips(
+    bytes: &[u8],
+    layout: &ImageLayout,
+) -> Result<Option<Samples>, Problem> {
+    let Chunks::Strips { rows_per_strip } = layout.chunks else {
+        return Ok(None);
+    };
+    let first = layout
+        .offsets
+        .first()
+        .map_or(&[][..], |&o| &bytes[o as usize..]);
+    if layout.compression != Compression::Lzw
+        || !matches!(layout.predictor, 1 | 2)
+        || is_old_style(first)
+    {
+        return Ok(None);
+    }
+    let rows_per_strip = rows_per_strip as usize;
+    Ok(Some(with_sample_type!(layout.sample_type, T => {
+        Samples::from_vec(strips::<T>(bytes, layout, rows_per_strip)?)
+    })))
+}
+
+fn strips<T: Sample>(
+    bytes: &[u8],
+    layout: &ImageLayout,
+    rows_per_strip: usize,
+) -> Result<Vec<T>, Problem> {
+    use rayon::prelude::*;
+    let (width, height) = (layout.width as usize, layout.height as usize);
+    let mut out = vec![T::default(); width * height];
+    let strips: Vec<(usize, usize)> = layout
+        .offsets
+        .iter()
+        .zip(&layout.byte_counts)
+        .map(|(&o, &c)| (o as usize, c as usize))
+        .collect();
+    // `ImageLayout::parse` checked every strip lies in the file.
+    out.par_chunks_mut(rows_per_strip * width)
+        .zip(strips)
+        .try_for_each(|(dst, (offset, count))| {
+            decode(
+                &bytes[offset..offset + count],
+                bytemuck::cast_slice_mut(dst),
+            )?;
+            let horizontal = layout.predictor == 2;
+            match T::TYPE {
+                SampleType::U8 => {
+                    if horizontal {
+                        undo_horizontal(bytemuck::cast_slice_mut::<T, u8>(dst), width);
+                    }
+                }
+                SampleType::U16 => {
+                    let words = bytemuck::cast_slice_mut::<T, u16>(dst);
+                    if layout.order != ByteOrder::host() {
+                        words.iter_mut().for_each(|v| *v = v.swap_bytes());
+                    }
+                    if horizontal {
+                        undo_horizontal(words, width);
+                    }
+                }
+            }
+            Ok::<(), Problem>(())
+        })?;
+    Ok(out)
+}
+
+/// Undoes horizontal differencing (Predictor 2): each sample was stored minus its
+/// left neighbour, modulo the sample's range.
+fn undo_horizontal<T: Copy + WrappingAdd>(samples: &mut [T], width: usize) {
+    if width == 0 {
+        return;
+    }
+    for row in samples.chunks_exact_mut(width) {
+        let mut left = row[0];
+        for v in &mut row[1..] {
+            *v = v.wrapping_add(left);
+            left = *v;
+        }
+    }
+}
+
+/// Addition modulo the type's range.
+trait WrappingAdd {
+    fn wrapping_add(self, other: Self) -> Self;
+}
+
+impl WrappingAdd for u8 {
+    fn wrapping_add(self, other: u8) -> u8 {
+        u8::wrapping_add(self, other)
+    }
+}
+
+impl WrappingAdd for u16 {
+    fn wrapping_add(self, other: u16) -> u16 {
+        u16::wrapping_add(self, other)
+    }
 }
 
 #[cfg(test)]

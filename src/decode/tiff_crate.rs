@@ -1,0 +1,70 @@
+//! The `tiff` crate's decoder, for every compressed layout ctstack does not decode
+//! itself, with its limits set from ctstack's so a large but legitimate slice is
+//! not refused by the crate's 256 MiB default.
+
+use std::io::Cursor;
+
+use tiff::decoder::{Decoder, DecodingResult};
+use tiff::{ColorType, TiffError};
+
+use crate::SampleType;
+use crate::error::{Problem, format_problem};
+use crate::sample::Samples;
+use crate::tiff::ImageLayout;
+
+/// Decodes IFD 0 of `bytes` (validated as `layout`, within the caller's budget).
+pub(super) fn decode(bytes: &[u8], layout: &ImageLayout) -> Result<Samples, Problem> {
+    let image_bytes = layout.image_bytes();
+    let budget = usize::try_from(image_bytes.saturating_mul(2)).unwrap_or(usize::MAX);
+    let mut tiff_limits = tiff::decoder::Limits::default();
+    tiff_limits.decoding_buffer_size = budget;
+    tiff_limits.intermediate_buffer_size = budget;
+    let mut decoder = Decoder::new(Cursor::new(bytes))
+        .map_err(problem)?
+        .with_limits(tiff_limits);
+    let colortype = decoder.colortype().map_err(problem)?;
+    let expected = match colortype {
+        ColorType::Gray(8) if layout.sample_type == SampleType::U8 => 8,
+        ColorType::Gray(16) if layout.sample_type == SampleType::U16 => 16,
+        other => {
+            return Err(Problem::Unsupported(format!(
+                "the tiff decoder reads this file as {other:?}, not {} grayscale",
+                layout.sample_type
+            )));
+        }
+    };
+    let pixels = u64::from(layout.width) * u64::from(layout.height);
+    let result = decoder.read_image().map_err(problem)?;
+    let samples = match result {
+        DecodingResult::U8(v) if expected == 8 => Samples::U8(v),
+        DecodingResult::U16(v) if expected == 16 => Samples::U16(v),
+        _ => {
+            return Err(Problem::Unsupported(
+                "the tiff decoder returned another sample type than the file declares".into(),
+            ));
+        }
+    };
+    let got = samples.len() as u64;
+    if got != pixels {
+        return Err(format_problem!(
+            "the tiff decoder returned {got} samples for a {}x{} image",
+            layout.width,
+            layout.height
+        ));
+    }
+    Ok(samples)
+}
+
+/// Sorts a `tiff` crate error into ctstack's classes.
+fn problem(e: TiffError) -> Problem {
+    match e {
+        TiffError::FormatError(e) => format_problem!("{e}"),
+        TiffError::UnsupportedError(e) => Problem::Unsupported(e.to_string()),
+        TiffError::LimitsExceeded => {
+            Problem::Limits("the tiff decoder's buffer limit was exceeded".into())
+        }
+        // The decoder reads from memory: an I/O error means the data ended early.
+        TiffError::IoError(e) => format_problem!("compressed data is truncated or corrupt: {e}"),
+        other => format_problem!("{other}"),
+    }
+}
