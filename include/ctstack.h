@@ -15,32 +15,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// Success.
-#define CTSTACK_OK 0
+// The default `min_size`: keep halving while width or height exceeds 500 px.
+#define CTSTACK_DEFAULT_MIN_SIZE 500
 
-// File missing or unreadable, write failure.
-#define CTSTACK_ERR_IO 1
-
-// Not a TIFF, malformed or truncated TIFF.
-#define CTSTACK_ERR_FORMAT 2
-
-// A valid TIFF this library does not handle (RGB, float, 1-bit, or beyond the size limits).
-#define CTSTACK_ERR_UNSUPPORTED 3
-
-// Slices differ in size or depth, or a destination buffer has the wrong length.
-#define CTSTACK_ERR_MISMATCH 4
-
-// The progress callback (or a cancel call) asked to stop.
-#define CTSTACK_ERR_CANCELLED 5
-
-// Null pointer, path not UTF-8, min_size out of range.
-#define CTSTACK_ERR_INVALID_ARGUMENT 6
-
-// A caught panic or other bug.
-#define CTSTACK_ERR_INTERNAL 7
-
-// Memory-map policy `auto` (the default): map, except small files and files on
-// network filesystems, which are read (see `ctstack_set_mmap_policy`).
+// Memory-map policy `auto` (the default): map, except files on network
+// filesystems, which are read (see `ctstack_set_mmap_policy`).
 #define CTSTACK_MMAP_AUTO 0
 
 // Memory-map policy `always`: map every file.
@@ -49,11 +28,71 @@
 // Memory-map policy `never`: read every file into memory (immune to truncation).
 #define CTSTACK_MMAP_NEVER 2
 
+// Sample type `uint8_t`.
+#define CTSTACK_SAMPLE_U8 1
+
+// Sample type `uint16_t`.
+#define CTSTACK_SAMPLE_U16 2
+
+// What a call returns: `CTSTACK_OK` (0) or why it failed. The numbers are
+// stable; new codes may be added at the end.
+enum ctstack_status
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Success.
+  CTSTACK_OK = 0,
+  // File missing or unreadable, write failure.
+  CTSTACK_ERR_IO = 1,
+  // Not a readable image, or a malformed or truncated one.
+  CTSTACK_ERR_FORMAT = 2,
+  // A valid image this library does not handle (or beyond the size limits).
+  CTSTACK_ERR_UNSUPPORTED = 3,
+  // Slices differ in size or depth, or a destination buffer has the wrong length.
+  CTSTACK_ERR_MISMATCH = 4,
+  // The progress callback (or a cancel call) asked to stop.
+  CTSTACK_ERR_CANCELLED = 5,
+  // NULL pointer, path not UTF-8, an option out of range.
+  CTSTACK_ERR_INVALID_ARGUMENT = 6,
+  // A caught panic or other bug.
+  CTSTACK_ERR_INTERNAL = 7,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum ctstack_status ctstack_status;
+#else
+typedef int32_t ctstack_status;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // A pyramid build running on its own thread. Opaque.
 typedef struct ctstack_job ctstack_job;
 
-// One image (page 0) of a TIFF file. Opaque.
+// One image of a file. Opaque.
 typedef struct ctstack_slice ctstack_slice;
+
+// The settings of a pyramid run. Fill it with `ctstack_pyramid_options_init`,
+// then change the fields you need: later versions of the library append
+// fields, and `struct_size` tells it which ones the caller knows.
+typedef struct {
+  // `sizeof(ctstack_pyramid_options)` as the caller compiled it (set by init).
+  size_t struct_size;
+  // Where levels go (`<output_dir>/<k>/<j:06>.tif`); NULL: `<input_dir>/.thumbnail`
+  // (required for a file list).
+  const char *output_dir;
+  // Keep halving while width or height exceeds this; at least 1. Default 500.
+  uint32_t min_size;
+  // Build at least this many levels even when the input already fits
+  // `min_size` (CTHarvester's Python path always builds level 1). Default 0.
+  uint32_t min_levels;
+  // Averaging threads; 0 (the default) is one per core.
+  uint32_t threads;
+  // A `CTSTACK_MMAP_*` policy for this run; init sets the process-wide one.
+  int32_t mmap_policy;
+  // Nonzero: a gap in the slice numbering is an error, not a warning.
+  int32_t strict;
+} ctstack_pyramid_options;
 
 // Progress callback: `done` of `total` work units (one per output slice); return
 // nonzero to cancel the run.
@@ -63,12 +102,93 @@ typedef int32_t (*ctstack_progress_fn)(uint64_t done, uint64_t total, void *user
 extern "C" {
 #endif // __cplusplus
 
+// The message of the last failed call on this thread, "" if none. Valid until the
+// next failing call on this thread.
+const char *ctstack_last_error(void);
+
+// The library's version, e.g. "0.1.0". Static.
+const char *ctstack_version(void);
+
+// Starts `ctstack_pyramid_build`'s work on a background thread and stores the
+// job in `*out` (same arguments; no callback: poll `ctstack_job_progress`).
+// Returns CTSTACK_OK once started (bad options fail here); the run's own status
+// comes from `ctstack_job_wait`. Ownership: the caller owns `*out` and must
+// release it with `ctstack_job_free`; on failure `*out` is NULL.
+//
+// # Safety
+// `input_dir` is NULL or NUL-terminated; `options` as for `ctstack_pyramid_build`;
+// `out` is NULL or writable.
+ctstack_status ctstack_job_start(const char *input_dir, const ctstack_pyramid_options *options, ctstack_job **out);
+
+// `ctstack_job_start` for an explicit, ordered list of `n_paths` slice files;
+// `options->output_dir` is required.
+//
+// # Safety
+// `paths` is NULL or points to `n_paths` NUL-terminated strings; other arguments
+// as for `ctstack_job_start`.
+ctstack_status ctstack_job_start_files(const char *const *paths, size_t n_paths, const ctstack_pyramid_options *options, ctstack_job **out);
+
+// Fills `*done` and `*total` (either may be NULL); returns 1 while the job runs, 0
+// once it has finished (or `job` is NULL). Callable from any thread. `total` is
+// 0 while the job still checks its inputs' headers (before the first slice),
+// so a (0, 0) from a running job means "starting".
+//
+// # Safety
+// `job` is NULL or a live job handle; `done`, `total` are NULL or writable.
+int32_t ctstack_job_progress(const ctstack_job *job, uint64_t *done, uint64_t *total);
+
+// Asks the job to stop; returns at once. The job then ends with
+// CTSTACK_ERR_CANCELLED (unless it had finished). Callable from any thread.
+//
+// # Safety
+// `job` is NULL or a live job handle.
+void ctstack_job_cancel(ctstack_job *job);
+
+// Blocks until the job has finished and returns its status (CTSTACK_OK,
+// CTSTACK_ERR_CANCELLED, ...); may be called again, and from any thread.
+//
+// # Safety
+// `job` is NULL or a live job handle.
+ctstack_status ctstack_job_wait(ctstack_job *job);
+
+// The failed run's message, "" if none (or not finished, or `job` is NULL); valid
+// until `ctstack_job_free`.
+//
+// # Safety
+// `job` is NULL or a live job handle.
+const char *ctstack_job_error(const ctstack_job *job);
+
+// Releases a job; if it still runs, cancels it and waits for it first. NULL is a no-op.
+//
+// # Safety
+// `job` is NULL or a live job handle, used by no other thread during or after this call.
+void ctstack_job_free(ctstack_job *job);
+
+// `ctstack_job_start` with only `output_dir` (NULL: `<input_dir>/.thumbnail`)
+// and `min_size` (at least 1) set.
+//
+// # Safety
+// As for `ctstack_job_start`; `output_dir` is NULL or NUL-terminated.
+ctstack_status ctstack_pyramid_start(const char *input_dir, const char *output_dir, uint32_t min_size, ctstack_job **out);
+
+// `ctstack_job_start_files` with only `output_dir` (required) and `min_size` set.
+//
+// # Safety
+// As for `ctstack_job_start_files`.
+ctstack_status ctstack_pyramid_start_files(const char *const *paths, size_t n_paths, const char *output_dir, uint32_t min_size, ctstack_job **out);
+
+// Fills `*options` with the defaults (and `struct_size`). NULL is a no-op.
+//
+// # Safety
+// `options` is NULL or writable.
+void ctstack_pyramid_options_init(ctstack_pyramid_options *options);
+
 // Sets the process-wide memory-map policy for every later `ctstack_slice_open`
-// and pyramid run (`ctstack_build_pyramid`, `ctstack_pyramid_start*`; a job
-// reads the policy when it starts): `CTSTACK_MMAP_AUTO` (0, the default) maps
-// files except those on network filesystems (NFS, SMB, FUSE, ...), which it
-// reads; `CTSTACK_MMAP_ALWAYS` (1) maps every file;
-// `CTSTACK_MMAP_NEVER` (2) reads every file into memory. Any other value gives
+// and every pyramid run that does not set its own (`ctstack_pyramid_options`
+// starts from this value): `CTSTACK_MMAP_AUTO` (0, the default) maps files
+// except those on network filesystems (NFS, SMB, FUSE, ...), which it reads;
+// `CTSTACK_MMAP_ALWAYS` (1) maps every file; `CTSTACK_MMAP_NEVER` (2) reads
+// every file instead of mapping it. Any other value gives
 // CTSTACK_ERR_INVALID_ARGUMENT and leaves the policy unchanged.
 //
 // Why: if another process truncates a mapped file, the reading process gets
@@ -78,13 +198,40 @@ extern "C" {
 //
 // Threading: callable from any thread at any time (an atomic store); opens that
 // race with the call use the old or the new policy.
-int32_t ctstack_set_mmap_policy(int32_t policy);
+ctstack_status ctstack_set_mmap_policy(int32_t policy);
 
 // The current memory-map policy: `CTSTACK_MMAP_AUTO` (0), `CTSTACK_MMAP_ALWAYS`
 // (1) or `CTSTACK_MMAP_NEVER` (2). Threading: callable from any thread.
 int32_t ctstack_mmap_policy(void);
 
-// Opens the TIFF file at `path` (UTF-8) and stores a new slice handle in `*out`.
+// Builds the pyramid of the slices in `input_dir` (found by extension, natural
+// order) with `options` (NULL: the defaults of `ctstack_pyramid_options_init`).
+// Blocks until done; `progress` (may be NULL) is called on the calling thread
+// after every output slice, and a nonzero return cancels (CTSTACK_ERR_CANCELLED).
+// No partial or temporary file is left behind.
+//
+// # Safety
+// `input_dir` is NULL or NUL-terminated; `options` is NULL or an initialised
+// options struct whose strings are NULL or NUL-terminated; `progress`, if set, is
+// safe to call with `user_data` from this thread.
+ctstack_status ctstack_pyramid_build(const char *input_dir, const ctstack_pyramid_options *options, ctstack_progress_fn progress, void *user_data);
+
+// `ctstack_pyramid_build` for an explicit, ordered list of `n_paths` slice
+// files; `options->output_dir` is required.
+//
+// # Safety
+// `paths` is NULL or points to `n_paths` NUL-terminated strings; other arguments
+// as for `ctstack_pyramid_build`.
+ctstack_status ctstack_pyramid_build_files(const char *const *paths, size_t n_paths, const ctstack_pyramid_options *options, ctstack_progress_fn progress, void *user_data);
+
+// `ctstack_pyramid_build` with only `output_dir` (NULL: `<input_dir>/.thumbnail`)
+// and `min_size` (at least 1; `CTSTACK_DEFAULT_MIN_SIZE` is 500) set.
+//
+// # Safety
+// As for `ctstack_pyramid_build`; `output_dir` is NULL or NUL-terminated.
+ctstack_status ctstack_build_pyramid(const char *input_dir, const char *output_dir, uint32_t min_size, ctstack_progress_fn progress, void *user_data);
+
+// Opens the image file at `path` (UTF-8) and stores a new slice handle in `*out`.
 //
 // Ownership: on success the caller owns `*out` and must release it with
 // `ctstack_slice_free`; on failure `*out` is set to NULL. Threading: a slice may
@@ -92,7 +239,7 @@ int32_t ctstack_mmap_policy(void);
 //
 // # Safety
 // `path` is NULL or a NUL-terminated string; `out` is NULL or writable.
-int32_t ctstack_slice_open(const char *path, ctstack_slice **out);
+ctstack_status ctstack_slice_open(const char *path, ctstack_slice **out);
 
 // Releases a slice and its mapping. NULL is a no-op. Pointers from
 // `ctstack_slice_data` become invalid.
@@ -114,11 +261,17 @@ uint32_t ctstack_slice_width(const ctstack_slice *slice);
 // `slice` is NULL or a live slice handle.
 uint32_t ctstack_slice_height(const ctstack_slice *slice);
 
-// Bits per sample, 8 or 16; 0 if `slice` is NULL.
+// Bits per sample (8 or 16); 0 if `slice` is NULL.
 //
 // # Safety
 // `slice` is NULL or a live slice handle.
 uint32_t ctstack_slice_bits(const ctstack_slice *slice);
+
+// The sample type, a `CTSTACK_SAMPLE_*` value; 0 if `slice` is NULL.
+//
+// # Safety
+// `slice` is NULL or a live slice handle.
+int32_t ctstack_slice_sample_type(const ctstack_slice *slice);
 
 // 1 if the pixels are served straight from the mapped file, 0 if decoded,
 // copied or read into memory instead of mapped (see `ctstack_set_mmap_policy`),
@@ -134,7 +287,7 @@ int32_t ctstack_slice_is_zero_copy(const ctstack_slice *slice);
 //
 // # Safety
 // `slice` is NULL or a live slice handle; `dst` is NULL or writable for `dst_len` bytes.
-int32_t ctstack_slice_read(const ctstack_slice *slice, void *dst, size_t dst_len);
+ctstack_status ctstack_slice_read(const ctstack_slice *slice, void *dst, size_t dst_len);
 
 // The samples in place, row-major, native-endian: `*data` points to
 // `*len` = width*height*bits/8 bytes, valid until `ctstack_slice_free`. A pointer
@@ -143,86 +296,19 @@ int32_t ctstack_slice_read(const ctstack_slice *slice, void *dst, size_t dst_len
 //
 // # Safety
 // `slice` is NULL or a live slice handle; `data` and `len` are NULL or writable.
-int32_t ctstack_slice_data(const ctstack_slice *slice, const void **data, size_t *len);
+ctstack_status ctstack_slice_data(const ctstack_slice *slice, const void **data, size_t *len);
 
 // The 2x2x2 mean of `a` and `b` into (width/2)*(height/2) samples of the same
-// depth; `a == b` is allowed. Sizes or depths that differ, or a `dst_len` other
+// type; `a == b` is allowed. Sizes or types that differ, or a `dst_len` other
 // than (width/2)*(height/2)*bits/8, give CTSTACK_ERR_MISMATCH. Uses all cores.
 //
 // # Safety
 // `a`, `b` are NULL or live slice handles; `dst` is NULL or writable for `dst_len` bytes.
-int32_t ctstack_average_pair(const ctstack_slice *a, const ctstack_slice *b, void *dst, size_t dst_len);
+ctstack_status ctstack_average_pair(const ctstack_slice *a, const ctstack_slice *b, void *dst, size_t dst_len);
 
-// Builds the pyramid of the .tif/.tiff files in `input_dir` (natural order) into
-// `<output_dir>/<k>/<j:06>.tif`. `output_dir` NULL: `<input_dir>/.thumbnail`;
-// `min_size` 0: 500; `progress` may be NULL. Blocks until done; `progress` is
-// called on the calling thread after every output slice, and a nonzero return
-// cancels (CTSTACK_ERR_CANCELLED). Valid existing outputs are kept (resume); no
-// partial or temporary file is left behind.
-//
-// # Safety
-// String arguments are NULL or NUL-terminated; `progress`, if set, is safe to call
-// with `user_data` from this thread.
-int32_t ctstack_build_pyramid(const char *input_dir, const char *output_dir, uint32_t min_size, ctstack_progress_fn progress, void *user_data);
-
-// Starts `ctstack_build_pyramid`'s work on a background thread and stores the job
-// in `*out` (same arguments and semantics; no callback: poll
-// `ctstack_job_progress`). Returns CTSTACK_OK once started; the run's own status
-// comes from `ctstack_job_wait`. Ownership: the caller owns `*out` and must
-// release it with `ctstack_job_free`; on failure `*out` is NULL.
-//
-// # Safety
-// String arguments are NULL or NUL-terminated; `out` is NULL or writable.
-int32_t ctstack_pyramid_start(const char *input_dir, const char *output_dir, uint32_t min_size, ctstack_job **out);
-
-// Like `ctstack_pyramid_start`, for an explicit, ordered list of `n_paths` slice
-// files; `output_dir` is required.
-//
-// # Safety
-// `paths` is NULL or points to `n_paths` NUL-terminated strings; other arguments as
-// for `ctstack_pyramid_start`.
-int32_t ctstack_pyramid_start_files(const char *const *paths, size_t n_paths, const char *output_dir, uint32_t min_size, ctstack_job **out);
-
-// Fills `*done` and `*total` (either may be NULL); returns 1 while the job runs, 0
-// once it has finished (or `job` is NULL). Callable from any thread.
-//
-// # Safety
-// `job` is NULL or a live job handle; `done`, `total` are NULL or writable.
-int32_t ctstack_job_progress(const ctstack_job *job, uint64_t *done, uint64_t *total);
-
-// Asks the job to stop; returns at once. The job then ends with
-// CTSTACK_ERR_CANCELLED (unless it had finished). Callable from any thread.
-//
-// # Safety
-// `job` is NULL or a live job handle.
-void ctstack_job_cancel(ctstack_job *job);
-
-// Blocks until the job has finished and returns its status (CTSTACK_OK,
-// CTSTACK_ERR_CANCELLED, ...); may be called again, and from any thread.
-//
-// # Safety
-// `job` is NULL or a live job handle.
-int32_t ctstack_job_wait(ctstack_job *job);
-
-// The failed run's message, "" if none (or not finished, or `job` is NULL); valid
-// until `ctstack_job_free`.
-//
-// # Safety
-// `job` is NULL or a live job handle.
-const char *ctstack_job_error(const ctstack_job *job);
-
-// Releases a job; if it still runs, cancels it and waits for it first. NULL is a no-op.
-//
-// # Safety
-// `job` is NULL or a live job handle, used by no other thread during or after this call.
-void ctstack_job_free(ctstack_job *job);
-
-// The message of the last failed call on this thread, "" if none. Valid until the
-// next failing call on this thread.
-const char *ctstack_last_error(void);
-
-// The library's version, e.g. "0.1.0". Static.
-const char *ctstack_version(void);
+// The name of status `status` ("CTSTACK_OK", "CTSTACK_ERR_IO", ...), or
+// "CTSTACK_UNKNOWN_STATUS" for a number that is none. Static; any thread.
+const char *ctstack_status_name(int32_t status);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -79,19 +79,9 @@ ERR_CANCELLED = 5
 ERR_INVALID_ARGUMENT = 6
 ERR_INTERNAL = 7
 
-#: The pyramid's min_size when 0 is given.
+#: The pyramid's default min_size (0 is invalid).
 DEFAULT_MIN_SIZE = 500
 
-_STATUS_NAMES = {
-    OK: "OK",
-    ERR_IO: "ERR_IO",
-    ERR_FORMAT: "ERR_FORMAT",
-    ERR_UNSUPPORTED: "ERR_UNSUPPORTED",
-    ERR_MISMATCH: "ERR_MISMATCH",
-    ERR_CANCELLED: "ERR_CANCELLED",
-    ERR_INVALID_ARGUMENT: "ERR_INVALID_ARGUMENT",
-    ERR_INTERNAL: "ERR_INTERNAL",
-}
 
 
 # --------------------------------------------------------------------------
@@ -108,7 +98,7 @@ class CtstackError(Exception):
         self.message = message
 
     def __str__(self):
-        return self.message or _STATUS_NAMES.get(self.status, "status %d" % self.status)
+        return self.message or _decode(_lib.ctstack_status_name(self.status))
 
 
 class CtstackIOError(CtstackError):
@@ -234,6 +224,23 @@ _c_char_p = ctypes.c_char_p
 _c_void_p = ctypes.c_void_p
 _P = ctypes.POINTER
 
+
+class _PyramidOptions(ctypes.Structure):
+    """``ctstack_pyramid_options`` (include/ctstack.h); fill with ``ctstack_pyramid_options_init``."""
+
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("output_dir", ctypes.c_char_p),
+        ("min_size", ctypes.c_uint32),
+        ("min_levels", ctypes.c_uint32),
+        ("threads", ctypes.c_uint32),
+        ("mmap_policy", ctypes.c_int32),
+        ("strict", ctypes.c_int32),
+    ]
+
+
+_OptionsP = ctypes.POINTER(_PyramidOptions)
+
 _SIGNATURES = {
     # name: (restype, argtypes)
     "ctstack_slice_open": (_c_int32, [_c_char_p, _P(_SliceP)]),
@@ -242,6 +249,7 @@ _SIGNATURES = {
     "ctstack_slice_height": (_c_uint32, [_SliceP]),
     "ctstack_slice_bits": (_c_uint32, [_SliceP]),
     "ctstack_slice_is_zero_copy": (_c_int32, [_SliceP]),
+    "ctstack_slice_sample_type": (_c_int32, [_SliceP]),
     "ctstack_slice_read": (_c_int32, [_SliceP, _c_void_p, _c_size_t]),
     "ctstack_slice_data": (_c_int32, [_SliceP, _P(_c_void_p), _P(_c_size_t)]),
     "ctstack_average_pair": (_c_int32, [_SliceP, _SliceP, _c_void_p, _c_size_t]),
@@ -254,6 +262,14 @@ _SIGNATURES = {
         _c_int32,
         [_P(_c_char_p), _c_size_t, _c_char_p, _c_uint32, _P(_JobP)],
     ),
+    "ctstack_pyramid_options_init": (None, [_OptionsP]),
+    "ctstack_pyramid_build": (_c_int32, [_c_char_p, _OptionsP, PROGRESS_FN, _c_void_p]),
+    "ctstack_pyramid_build_files": (
+        _c_int32,
+        [_P(_c_char_p), _c_size_t, _OptionsP, PROGRESS_FN, _c_void_p],
+    ),
+    "ctstack_job_start": (_c_int32, [_c_char_p, _OptionsP, _P(_JobP)]),
+    "ctstack_job_start_files": (_c_int32, [_P(_c_char_p), _c_size_t, _OptionsP, _P(_JobP)]),
     "ctstack_job_progress": (_c_int32, [_JobP, _P(_c_uint64), _P(_c_uint64)]),
     "ctstack_job_cancel": (None, [_JobP]),
     "ctstack_job_wait": (_c_int32, [_JobP]),
@@ -262,6 +278,7 @@ _SIGNATURES = {
     "ctstack_set_mmap_policy": (_c_int32, [_c_int32]),
     "ctstack_mmap_policy": (_c_int32, []),
     "ctstack_last_error": (_c_char_p, []),
+    "ctstack_status_name": (_c_char_p, [_c_int32]),
     "ctstack_version": (_c_char_p, []),
 }
 
@@ -320,10 +337,10 @@ def _min_size_arg(min_size):
         raise InvalidArgumentError(
             ERR_INVALID_ARGUMENT, "min_size must be an integer, not %r" % (min_size,)
         ) from None
-    if value != min_size or not 0 <= value <= 0xFFFFFFFF:
+    if value != min_size or not 1 <= value <= 0xFFFFFFFF:
         raise InvalidArgumentError(
             ERR_INVALID_ARGUMENT,
-            "min_size %r is out of range (0 for %d, or a positive size)"
+            "min_size %r is out of range (at least 1; the default is %d)"
             % (min_size, DEFAULT_MIN_SIZE),
         )
     return value

@@ -83,6 +83,7 @@ pub struct PyramidBuilder {
     inputs: Vec<PathBuf>,
     output_dir: PathBuf,
     min_size: u32,
+    min_levels: usize,
     threads: Option<usize>,
     strict: bool,
     open: OpenOptions,
@@ -109,6 +110,7 @@ impl PyramidBuilder {
             inputs,
             output_dir: output_dir.into(),
             min_size: DEFAULT_MIN_SIZE,
+            min_levels: 0,
             threads: None,
             strict: false,
             open: OpenOptions {
@@ -127,6 +129,14 @@ impl PyramidBuilder {
     /// Keep halving while width or height exceeds this (default 500; must be >= 1).
     pub fn min_size(mut self, min_size: u32) -> Self {
         self.min_size = min_size;
+        self
+    }
+
+    /// Build at least this many levels even when the input already fits
+    /// `min_size` (default 0; CTHarvester's Python path always builds level 1).
+    /// Halving still stops where a dimension would reach 0.
+    pub fn min_levels(mut self, min_levels: usize) -> Self {
+        self.min_levels = min_levels;
         self
     }
 
@@ -197,7 +207,13 @@ impl PyramidBuilder {
         if self.strict && !warnings.is_empty() {
             return Err(Error::mismatch(warnings.join("; ")));
         }
-        let levels = level_shapes(head.width, head.height, self.inputs.len(), self.min_size);
+        let levels = level_shapes_with(
+            head.width,
+            head.height,
+            self.inputs.len(),
+            self.min_size,
+            self.min_levels,
+        );
         Ok(Plan {
             builder: self.clone(),
             sample_type: head.sample_type,
@@ -211,6 +227,17 @@ impl PyramidBuilder {
 /// keep halving while width or height exceeds `min_size` (CTHarvester's rule),
 /// stopping early only if a dimension would reach 0.
 pub fn level_shapes(width: u32, height: u32, count: usize, min_size: u32) -> Vec<LevelShape> {
+    level_shapes_with(width, height, count, min_size, 0)
+}
+
+/// [`level_shapes`], building at least `min_levels` levels beyond the input.
+fn level_shapes_with(
+    width: u32,
+    height: u32,
+    count: usize,
+    min_size: u32,
+    min_levels: usize,
+) -> Vec<LevelShape> {
     let mut levels = vec![LevelShape {
         width,
         height,
@@ -218,7 +245,8 @@ pub fn level_shapes(width: u32, height: u32, count: usize, min_size: u32) -> Vec
     }];
     loop {
         let last = levels[levels.len() - 1];
-        let wants_more = last.width > min_size || last.height > min_size;
+        let wants_more =
+            last.width > min_size || last.height > min_size || levels.len() <= min_levels;
         if !wants_more || last.width < 2 || last.height < 2 {
             return levels;
         }

@@ -293,6 +293,9 @@ class HeaderTest(unittest.TestCase):
     C_TYPES = {
         "void": None,
         "int32_t": ctypes.c_int32,
+        "ctstack_status": ctypes.c_int32,
+        "ctstack_pyramid_options *": ctstack._OptionsP,
+        "const ctstack_pyramid_options *": ctstack._OptionsP,
         "uint32_t": ctypes.c_uint32,
         "size_t": ctypes.c_size_t,
         "const char *": ctypes.c_char_p,
@@ -682,11 +685,17 @@ class BuildPyramidTest(PyramidAssertions):
             ctstack.build_pyramid(stack, min_size=10)
             self.assertPyramidEqual(os.path.join(stack, ".thumbnail"), STACK_U8_REF)
 
-    def test_min_size_zero_is_500(self):
+    def test_min_size_zero_is_invalid(self):
+        with tempfile.TemporaryDirectory() as out:
+            with self.assertRaises(ctstack.InvalidArgumentError):
+                ctstack.build_pyramid(STACK, out, 0)
+            self.assertEqual(level_files(out), [])
+
+    def test_default_min_size_builds_nothing_for_small_slices(self):
         events = []
         with tempfile.TemporaryDirectory() as out:
             # 301x203 is within 500: no level to build.
-            ctstack.build_pyramid(STACK, out, 0, progress=lambda d, t: events.append((d, t)))
+            ctstack.build_pyramid(STACK, out, progress=lambda d, t: events.append((d, t)))
             self.assertEqual(level_files(out), [])
         self.assertEqual(events[-1], (0, 0))
 

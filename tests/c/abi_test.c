@@ -154,6 +154,31 @@ static void test_errors(void) {
     CHECK(ctstack_build_pyramid(path_of(fixtures, "stack"), NULL, 0xFFFFFFFFu, NULL, NULL) ==
               CTSTACK_ERR_INVALID_ARGUMENT,
           "min_size out of range");
+    CHECK(ctstack_build_pyramid(path_of(fixtures, "stack"), NULL, 0, NULL, NULL) == CTSTACK_ERR_INVALID_ARGUMENT,
+          "min_size 0 is invalid");
+    CHECK(strcmp(ctstack_status_name(CTSTACK_ERR_IO), "CTSTACK_ERR_IO") == 0, "status name");
+    CHECK(strcmp(ctstack_status_name(CTSTACK_OK), "CTSTACK_OK") == 0, "status name OK");
+    CHECK(strcmp(ctstack_status_name(99), "CTSTACK_UNKNOWN_STATUS") == 0, "unknown status name");
+    CHECK(ctstack_slice_sample_type(NULL) == 0, "sample type of NULL");
+    {
+        /* Options: defaults from init; a zero struct_size and bad values are refused. */
+        ctstack_pyramid_options o;
+        memset(&o, 0, sizeof o);
+        CHECK(ctstack_pyramid_build(path_of(fixtures, "stack"), &o, NULL, NULL) == CTSTACK_ERR_INVALID_ARGUMENT,
+              "uninitialised options");
+        ctstack_pyramid_options_init(&o);
+        CHECK(o.struct_size == sizeof o && o.min_size == CTSTACK_DEFAULT_MIN_SIZE && o.min_levels == 0 &&
+                  o.threads == 0 && o.mmap_policy == ctstack_mmap_policy() && o.strict == 0 && o.output_dir == NULL,
+              "option defaults");
+        o.mmap_policy = 7;
+        CHECK(ctstack_pyramid_build(path_of(fixtures, "stack"), &o, NULL, NULL) == CTSTACK_ERR_INVALID_ARGUMENT,
+              "bad mmap policy option");
+        ctstack_pyramid_options_init(&o);
+        o.min_size = 0;
+        ctstack_job *none = NULL;
+        CHECK(ctstack_job_start(path_of(fixtures, "stack"), &o, &none) == CTSTACK_ERR_INVALID_ARGUMENT && !none,
+              "bad options fail the start, not the job");
+    }
     ctstack_slice_free(NULL);
     ctstack_job_free(NULL);
     ctstack_job_cancel(NULL);
@@ -215,6 +240,28 @@ static void test_pyramid(void) {
           (unsigned long long)log.last_done, (unsigned long long)log.last_total);
     CHECK(matches_reference(out), "blocking build differs from the reference");
 
+    /* Options: threads and min_size through the struct give the same pyramid; min_levels = 1 builds
+     * level 1 of a stack that already fits min_size (301x203 under 500), and nothing deeper. */
+    ctstack_pyramid_options o;
+    ctstack_pyramid_options_init(&o);
+    o.output_dir = path_of(scratch, "options");
+    o.min_size = 80;
+    o.threads = 1;
+    st = ctstack_pyramid_build(path_of(fixtures, "stack"), &o, NULL, NULL);
+    CHECK(st == CTSTACK_OK && matches_reference(o.output_dir), "options build: %d %s", st, ctstack_last_error());
+    char level[4096];
+    ctstack_pyramid_options_init(&o);
+    o.output_dir = path_of(scratch, "min_levels");
+    o.min_levels = 1;
+    st = ctstack_pyramid_build(path_of(fixtures, "stack"), &o, NULL, NULL);
+    snprintf(level, sizeof level, "%s/1/%06d.tif", o.output_dir, 10);
+    CHECK(st == CTSTACK_OK && same_slice_file(level, path_of(fixtures, "stack_reference/1/000010.tif")),
+          "min_levels 1: %d %s", st, ctstack_last_error());
+    snprintf(level, sizeof level, "%s/2/000000.tif", o.output_dir);
+    FILE *deeper = fopen(level, "r");
+    CHECK(deeper == NULL, "min_levels 1 built level 2");
+    if (deeper) fclose(deeper);
+
     struct progress_log stop = {.cancel_at = 3};
     st = ctstack_build_pyramid(path_of(fixtures, "stack"), path_of(scratch, "cancelled"), 80, on_progress, &stop);
     CHECK(st == CTSTACK_ERR_CANCELLED, "cancel via callback: %d", st);
@@ -256,7 +303,8 @@ static void test_pyramid(void) {
           "output_dir required");
 
     /* A failing job reports its message; a cancelled one says so; free on a running job joins it. */
-    CHECK(ctstack_pyramid_start(path_of(fixtures, "no_such_dir"), NULL, 0, &job) == CTSTACK_OK, "start bad");
+    CHECK(ctstack_pyramid_start(path_of(fixtures, "no_such_dir"), NULL, CTSTACK_DEFAULT_MIN_SIZE, &job) == CTSTACK_OK,
+          "start bad");
     CHECK(ctstack_job_wait(job) == CTSTACK_ERR_IO, "missing dir");
     CHECK(strstr(ctstack_job_error(job), "no_such_dir") != NULL, "%s", ctstack_job_error(job));
     ctstack_job_free(job);

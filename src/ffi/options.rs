@@ -1,0 +1,229 @@
+//! `ctstack_pyramid_options`: every setting of a pyramid run, in one versioned
+//! struct, and its conversion into a [`PyramidBuilder`].
+
+use std::ffi::c_char;
+use std::path::PathBuf;
+
+use super::boundary::{Failure, ffi_boundary, invalid, optional_utf8_arg, utf8_arg};
+use super::policy;
+use crate::{DEFAULT_MIN_SIZE, PyramidBuilder};
+
+/// The default `min_size`: keep halving while width or height exceeds 500 px.
+pub const CTSTACK_DEFAULT_MIN_SIZE: u32 = 500;
+const _: () = assert!(CTSTACK_DEFAULT_MIN_SIZE == DEFAULT_MIN_SIZE);
+
+/// The largest accepted `min_size` or `threads`: larger values are almost surely
+/// a negative number passed through an unsigned type.
+const MAX_ARG: u32 = i32::MAX as u32;
+
+/// The settings of a pyramid run. Fill it with `ctstack_pyramid_options_init`,
+/// then change the fields you need: later versions of the library append
+/// fields, and `struct_size` tells it which ones the caller knows.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct ctstack_pyramid_options {
+    /// `sizeof(ctstack_pyramid_options)` as the caller compiled it (set by init).
+    pub struct_size: usize,
+    /// Where levels go (`<output_dir>/<k>/<j:06>.tif`); NULL: `<input_dir>/.thumbnail`
+    /// (required for a file list).
+    pub output_dir: *const c_char,
+    /// Keep halving while width or height exceeds this; at least 1. Default 500.
+    pub min_size: u32,
+    /// Build at least this many levels even when the input already fits
+    /// `min_size` (CTHarvester's Python path always builds level 1). Default 0.
+    pub min_levels: u32,
+    /// Averaging threads; 0 (the default) is one per core.
+    pub threads: u32,
+    /// A `CTSTACK_MMAP_*` policy for this run; init sets the process-wide one.
+    pub mmap_policy: i32,
+    /// Nonzero: a gap in the slice numbering is an error, not a warning.
+    pub strict: i32,
+}
+
+impl ctstack_pyramid_options {
+    fn defaults() -> ctstack_pyramid_options {
+        ctstack_pyramid_options {
+            struct_size: std::mem::size_of::<ctstack_pyramid_options>(),
+            output_dir: std::ptr::null(),
+            min_size: CTSTACK_DEFAULT_MIN_SIZE,
+            min_levels: 0,
+            threads: 0,
+            mmap_policy: policy::current(),
+            strict: 0,
+        }
+    }
+
+    /// The caller's options, or the defaults for NULL. Fields past the caller's
+    /// `struct_size` (an older caller) keep their defaults.
+    ///
+    /// # Safety
+    /// `ptr` is NULL or points to a `ctstack_pyramid_options` of at least its own
+    /// `struct_size` bytes.
+    pub(crate) unsafe fn read(
+        ptr: *const ctstack_pyramid_options,
+    ) -> Result<ctstack_pyramid_options, Failure> {
+        let mut options = ctstack_pyramid_options::defaults();
+        if ptr.is_null() {
+            return Ok(options);
+        }
+        // SAFETY: non-NULL; the first field is always there.
+        let size = unsafe { (*ptr).struct_size };
+        let header = std::mem::size_of::<usize>();
+        if size < header {
+            return Err(invalid(format!(
+                "options->struct_size is {size}: set it with ctstack_pyramid_options_init"
+            )));
+        }
+        let n = size.min(std::mem::size_of::<ctstack_pyramid_options>());
+        // SAFETY: the caller's struct holds `size >= n` bytes of valid field values
+        // (a C struct of the same layout, prefix-compatible), and `options` is a
+        // distinct local of at least `n` bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), (&raw mut options).cast::<u8>(), n);
+        }
+        Ok(options)
+    }
+
+    /// Applies the settings to `builder`, checking each.
+    ///
+    /// # Safety
+    /// String fields are NULL or NUL-terminated.
+    pub(crate) unsafe fn apply(&self, builder: PyramidBuilder) -> Result<PyramidBuilder, Failure> {
+        let mut b = builder;
+        // SAFETY: per the contract above.
+        if let Some(dir) = unsafe { optional_utf8_arg(self.output_dir, "options->output_dir") }? {
+            b = b.output_dir(dir);
+        }
+        if self.min_size == 0 || self.min_size > MAX_ARG {
+            return Err(invalid(format!(
+                "options->min_size {} is out of range 1..={MAX_ARG} (the default is {})",
+                self.min_size, CTSTACK_DEFAULT_MIN_SIZE
+            )));
+        }
+        b = b.min_size(self.min_size);
+        if self.min_levels > 64 {
+            return Err(invalid(format!(
+                "options->min_levels {} is out of range 0..=64",
+                self.min_levels
+            )));
+        }
+        b = b.min_levels(self.min_levels as usize);
+        if self.threads > MAX_ARG {
+            return Err(invalid(format!(
+                "options->threads {} is out of range",
+                self.threads
+            )));
+        }
+        if self.threads > 0 {
+            b = b.threads(self.threads as usize);
+        }
+        b = b.read_mode(policy::read_mode_of(self.mmap_policy)?);
+        Ok(b.strict(self.strict != 0))
+    }
+}
+
+/// Fills `*options` with the defaults (and `struct_size`). NULL is a no-op.
+///
+/// # Safety
+/// `options` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ctstack_pyramid_options_init(options: *mut ctstack_pyramid_options) {
+    ffi_boundary! {
+        // SAFETY: NULL or writable per the contract.
+        if let Some(o) = unsafe { options.as_mut() } {
+            *o = ctstack_pyramid_options::defaults();
+        }
+    }
+}
+
+/// The input of a run: a directory (its slices found by extension), or an
+/// explicit, ordered list of files.
+pub(crate) enum Input {
+    Dir(PathBuf),
+    Files(Vec<PathBuf>),
+}
+
+impl Input {
+    /// # Safety
+    /// `dir` is NULL or NUL-terminated.
+    pub(crate) unsafe fn dir(dir: *const c_char) -> Result<Input, Failure> {
+        // SAFETY: per the contract above.
+        Ok(Input::Dir(unsafe { utf8_arg(dir, "input_dir") }?.into()))
+    }
+
+    /// # Safety
+    /// `paths` is NULL or points to `n` NULL-or-NUL-terminated strings.
+    pub(crate) unsafe fn files(paths: *const *const c_char, n: usize) -> Result<Input, Failure> {
+        if paths.is_null() {
+            return Err(invalid("paths is NULL"));
+        }
+        if n == 0 {
+            return Err(invalid("n_paths is 0: the stack is empty"));
+        }
+        // SAFETY: `paths` holds `n` pointers per the contract.
+        let list = unsafe { std::slice::from_raw_parts(paths, n) };
+        let mut files = Vec::with_capacity(n);
+        for (i, &p) in list.iter().enumerate() {
+            // SAFETY: each is NULL or NUL-terminated per the contract.
+            files.push(PathBuf::from(unsafe {
+                utf8_arg(p, &format!("paths[{i}]"))
+            }?));
+        }
+        Ok(Input::Files(files))
+    }
+}
+
+/// A checked request: the input and the options, before anything is read.
+pub(crate) struct Request {
+    input: Input,
+    options: ctstack_pyramid_options,
+}
+
+impl Request {
+    /// Checks what can be checked without touching the disk.
+    ///
+    /// # Safety
+    /// `options` as for [`ctstack_pyramid_options::read`].
+    pub(crate) unsafe fn new(
+        input: Input,
+        options: *const ctstack_pyramid_options,
+    ) -> Result<Request, Failure> {
+        // SAFETY: per the contract above.
+        let options = unsafe { ctstack_pyramid_options::read(options) }?;
+        if matches!(input, Input::Files(_)) && options.output_dir.is_null() {
+            return Err(invalid(
+                "options->output_dir is required for a list of files",
+            ));
+        }
+        let request = Request { input, options };
+        // Validate the options now, so a bad one fails the call, not the job.
+        // SAFETY: the strings were given by this call's caller and are live.
+        unsafe {
+            request
+                .options
+                .apply(PyramidBuilder::from_files(Vec::new(), ""))
+        }?;
+        Ok(request)
+    }
+
+    /// The builder: lists the directory, applies the options.
+    ///
+    /// # Safety
+    /// The option strings are still live (they are read again here).
+    unsafe fn builder(&self) -> Result<PyramidBuilder, Failure> {
+        let builder = match &self.input {
+            Input::Dir(dir) => PyramidBuilder::from_dir(dir)?,
+            Input::Files(files) => PyramidBuilder::from_files(files.clone(), ""),
+        };
+        // SAFETY: per the contract above.
+        unsafe { self.options.apply(builder) }
+    }
+
+    /// Turns the request into one that owns everything it needs (the option
+    /// strings are read now), so it can run on another thread.
+    pub(crate) fn into_owned(self) -> Result<PyramidBuilder, Failure> {
+        // SAFETY: called within the ABI call that made the request, so the
+        // caller's strings are live.
+        unsafe { self.builder() }
+    }
+}
