@@ -16,8 +16,10 @@ use crate::{Error, Sample};
 /// The suffix of temporary files.
 pub const TEMP_SUFFIX: &str = ".ctstack-tmp";
 
-/// Where the pixel data starts: after the 8-byte header and the IFD, rounded up to
-/// 16 bytes so the samples are aligned for a zero-copy view when read back.
+/// Where the pixel data starts: after the 8-byte header and the IFD (2 + 12 per
+/// entry + 4 bytes), at a multiple of 16 so the samples are aligned for a
+/// zero-copy view when read back. The 11 entries end at byte 146: 176 leaves room
+/// for two more entries without moving the data.
 const DATA_OFFSET: u32 = 176;
 
 /// The bytes of a TIFF header and IFD for a `width` x `height` image of `T`, in the
@@ -61,7 +63,7 @@ fn header<T: Sample>(width: u32, height: u32) -> Vec<u8> {
         }
     }
     out.extend_from_slice(&ne32(0)); // no next IFD
-    debug_assert!(out.len() <= DATA_OFFSET as usize);
+    assert!(out.len() <= DATA_OFFSET as usize, "the IFD outgrew DATA_OFFSET");
     out.resize(DATA_OFFSET as usize, 0);
     out
 }
