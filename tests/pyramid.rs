@@ -239,7 +239,7 @@ fn resume_keeps_valid_outputs_and_rebuilds_damaged_ones() {
         .unwrap();
 
     let summary = build(&f.join("stack"), &out, 80);
-    assert_eq!(summary.written, 3, "{summary:?}");
+    assert_eq!(summary.rebuilt, 3, "{summary:?}");
     assert_eq!(summary.kept, 17 - 3);
     // Level 1 slices that were kept needed no input at all: only 3 pairs were read.
     assert_eq!(summary.input_bytes, 3 * 2 * 301 * 203 * 2);
@@ -253,7 +253,7 @@ fn resume_keeps_valid_outputs_and_rebuilds_damaged_ones() {
     assert_same_pyramid(&out, &f.join("stack_reference"));
 
     let again = build(&f.join("stack"), &out, 80);
-    assert_eq!((again.written, again.kept, again.input_bytes), (0, 17, 0));
+    assert_eq!((again.rebuilt, again.kept, again.input_bytes), (0, 17, 0));
     std::fs::remove_dir_all(&out).unwrap();
 }
 
