@@ -5,7 +5,7 @@
 //! partial file under a final name. Temporary names start with `.` and end with
 //! [`TEMP_SUFFIX`], so they are recognisable and never mistaken for slices.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{File, Metadata, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -86,13 +86,39 @@ pub fn write_slice<T: Sample>(
             samples.len()
         )));
     }
+    write_slice_file(path, width, height, samples).map(|_| ())
+}
+
+/// [`write_slice`], returning the written file's metadata (what the pyramid's
+/// manifest records: size and modification time).
+pub(crate) fn write_slice_file<T: Sample>(
+    path: &Path,
+    width: u32,
+    height: u32,
+    samples: &[T],
+) -> Result<Metadata, Error> {
+    write_atomically(path, |file| {
+        file.write_all(&header::<T>(width, height))?;
+        file.write_all(bytemuck::cast_slice(samples))
+    })
+}
+
+/// Writes a file at `path` atomically: `fill` writes a temporary file in the same
+/// directory, which is renamed into place only once complete (and removed on any
+/// error). Returns the complete file's metadata, taken before the rename (a rename
+/// keeps size and modification time).
+pub(crate) fn write_atomically(
+    path: &Path,
+    fill: impl FnOnce(&mut &File) -> std::io::Result<()>,
+) -> Result<Metadata, Error> {
     let temp = TempFile::create(path)?;
     let mut file = &temp.file;
-    file.write_all(&header::<T>(width, height))
-        .and_then(|()| file.write_all(bytemuck::cast_slice(samples)))
+    let metadata = fill(&mut file)
+        .and_then(|()| file.metadata())
         .map_err(|e| Error::io(path, format!("cannot write {}", temp.describe()), e))?;
     // Dropping `temp` on an error above removes the partial file.
-    temp.persist(path)
+    temp.persist(path)?;
+    Ok(metadata)
 }
 
 /// A temporary file removed on drop unless persisted.

@@ -141,6 +141,19 @@ fn temp_files(out: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// `out` holds level folders and the manifest, nothing else (no lock file).
+fn assert_only_outputs(out: &Path) {
+    for e in std::fs::read_dir(out).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let is_level = e.path().is_dir() && name.parse::<usize>().is_ok();
+        assert!(
+            is_level || name == ctstack::MANIFEST_FILE,
+            "{}: unexpected {name}",
+            out.display()
+        );
+    }
+}
+
 fn assert_no_temps(out: &Path) {
     let temps = temp_files(out);
     assert!(temps.is_empty(), "temporary files left behind: {temps:?}");
@@ -599,11 +612,14 @@ fn disk_full_leaves_only_complete_files() {
     let clean = level_files(&dir.join("clean"));
     assert_eq!(clean.len(), 8 + 4 + 2);
 
+    // A complete run whose outputs were then lost, but for the first four of
+    // level 1 (the manifest vouches for those).
     let out = dir.join("out");
-    std::fs::create_dir_all(out.join("1")).unwrap();
-    for j in 0..4 {
-        let rel = format!("1/{j:06}.tif");
-        std::fs::write(out.join(&rel), &clean[&rel]).unwrap();
+    build(&dir.join("in"), &out, 64);
+    for rel in clean.keys() {
+        if !(rel.starts_with("1/") && rel.as_str() < "1/000004.tif") {
+            std::fs::remove_file(out.join(rel)).unwrap();
+        }
     }
     let limit: libc::rlim_t = 64 * 1024;
     let mut cmd = cli_pyramid(&dir.join("in"), &out, 64);
@@ -654,6 +670,7 @@ fn disk_full_leaves_only_complete_files() {
     run_ok(&mut cli_pyramid(&dir.join("in"), &out, 64));
     assert_complete_outputs(&out, &clean, true);
     assert_no_temps(&out);
+    assert_only_outputs(&out);
     assert_eq!(hashes(&inputs), before, "inputs changed");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -729,6 +746,7 @@ fn slice_vanishing_mid_run_is_named() {
             "{what}: {written} outputs"
         );
         assert_no_temps(&out);
+        assert_only_outputs(&out);
         assert_eq!(hashes(&others), before, "{what}: inputs changed");
     }
     std::fs::remove_dir_all(&small.dir).unwrap();
@@ -815,6 +833,7 @@ fn kill_9_then_rerun_is_byte_identical_to_a_clean_run() {
     run_ok(&mut cli_pyramid(&big.input, &out, BIG_MIN_SIZE));
     assert_complete_outputs(&out, &big.clean, true);
     assert_no_temps(&out);
+    assert_only_outputs(&out);
     std::fs::remove_dir_all(&out).unwrap();
 }
 
@@ -853,10 +872,10 @@ fn two_concurrent_runs_both_succeed_with_complete_outputs() {
             output.status,
             String::from_utf8_lossy(&output.stderr)
         );
-        // "4 levels (...), 60 slices written, 0 kept, ..."
+        // "4 levels (...), 60 slices rebuilt, 0 kept, 0 removed, ..."
         let count = stdout
             .split(", ")
-            .find_map(|part| part.strip_suffix(" slices written"))
+            .find_map(|part| part.strip_suffix(" slices rebuilt"))
             .and_then(|n| n.parse::<usize>().ok())
             .unwrap_or_else(|| panic!("no summary: {stdout}"));
         written += count;
@@ -868,6 +887,7 @@ fn two_concurrent_runs_both_succeed_with_complete_outputs() {
     );
     assert_complete_outputs(&out, &big.clean, true);
     assert_no_temps(&out);
+    assert_only_outputs(&out);
     std::fs::remove_dir_all(&out).unwrap();
 }
 

@@ -64,7 +64,8 @@ REQUIRE_EXTERNAL = os.environ.get("CTSTACK_REQUIRE_EXTERNAL") == "1"
 HANG_SECONDS = 120
 
 LEVEL_FILE = re.compile(r"^\d{6}\.tif$")
-LOCK_FILE = ".ctstack.lock"
+# The pyramid's manifest (ctstack::MANIFEST_FILE); runs leave no lock file.
+MANIFEST_FILE = "ctstack.json"
 
 
 # --------------------------------------------------------------------------
@@ -193,7 +194,7 @@ class PyramidAssertions(unittest.TestCase):
             return []
         for entry in os.listdir(out):
             path = os.path.join(out, entry)
-            if entry == LOCK_FILE:
+            if entry == MANIFEST_FILE:
                 continue
             self.assertTrue(entry.isdigit() and os.path.isdir(path), "stray %s" % path)
             for name in os.listdir(path):

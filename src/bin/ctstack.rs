@@ -13,12 +13,13 @@ usage:
   ctstack info [--mmap auto|always|never] FILE...
       one line per file: size, depth, compression, byte order, access path (or the error)
   ctstack pyramid INPUT_DIR [--out DIR] [--min-size N] [--threads N] [--mmap auto|always|never]
-                  [--strict] [--quiet]
+                  [--strict] [--force] [--quiet]
       build the level-of-detail pyramid of the .tif/.tiff slices in INPUT_DIR
       --out DIR       where levels go, as DIR/<level>/<index:06>.tif (default INPUT_DIR/.thumbnail)
       --min-size N    halve while width or height exceeds N (default 500)
       --threads N     averaging threads (default: one per core)
       --strict        a gap in the slice numbering is an error, not a warning
+      --force         rebuild every output (default: keep those made from unchanged inputs)
       --quiet         no progress bar and no summary
   --mmap POLICY (both commands) how files are brought into memory:
       auto    (default) memory-map, but read files under 128 KiB (faster) and files on
@@ -135,7 +136,7 @@ fn pyramid(args: &[String]) -> Result<(), Failure> {
     let mut out: Option<PathBuf> = None;
     let mut min_size = ctstack::DEFAULT_MIN_SIZE;
     let mut threads: Option<usize> = None;
-    let (mut quiet, mut strict) = (false, false);
+    let (mut quiet, mut strict, mut force) = (false, false, false);
     let mut read_mode = ReadMode::default();
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -150,6 +151,7 @@ fn pyramid(args: &[String]) -> Result<(), Failure> {
             "--threads" => threads = Some(number(&value("--threads")?, "--threads")?),
             "--quiet" | "-q" => quiet = true,
             "--strict" => strict = true,
+            "--force" => force = true,
             "--mmap" => read_mode = mmap_policy(&value("--mmap")?)?,
             "--no-mmap" => read_mode = ReadMode::Buffered,
             flag if flag.starts_with('-') => {
@@ -163,6 +165,7 @@ fn pyramid(args: &[String]) -> Result<(), Failure> {
     let mut builder = PyramidBuilder::from_dir(&input)?
         .min_size(min_size)
         .strict(strict)
+        .force(force)
         .read_mode(read_mode);
     if let Some(out) = out {
         builder = builder.output_dir(out);
@@ -197,19 +200,24 @@ fn pyramid(args: &[String]) -> Result<(), Failure> {
     );
     bar.finish_and_clear();
     let summary = summary?;
+    // The plan's warnings come first and were printed already.
+    for warning in &summary.warnings[plan.warnings().len()..] {
+        eprintln!("ctstack: warning: {warning}");
+    }
     if !quiet {
         let secs = summary.elapsed.as_secs_f64();
         let shapes = plan.levels();
         let last = shapes[shapes.len() - 1];
         println!(
-            "{} levels ({}x{} down to {}x{}), {} slices written, {} kept, {:.3} s, {:.2} GB/s of input -> {}",
-            summary.levels,
+            "{} levels ({}x{} down to {}x{}), {} slices rebuilt, {} kept, {} removed, {:.3} s, {:.2} GB/s of input -> {}",
+            summary.levels.len() - 1,
             shapes[0].width,
             shapes[0].height,
             last.width,
             last.height,
-            summary.written,
+            summary.rebuilt,
             summary.kept,
+            summary.removed,
             secs,
             summary.input_bytes as f64 / secs.max(1e-9) / 1e9,
             plan.output_dir().display()

@@ -1,0 +1,165 @@
+//! The stream of level-1 slices, in order: the one place where input slices are
+//! read.
+//!
+//! A level-1 slice to rebuild is the average of an input pair. While one pair is
+//! averaged (on the pool), the next pair to rebuild is opened (mapped, or read,
+//! or decoded when compressed) and the previous result is written: look-ahead
+//! and write-behind overlap the compute. A slice is handed to the cascade once it
+//! is on disk, so every buffer has one owner at a time: this stream until it is
+//! written, then the cascade. Kept slices are read back only if a rebuilt slice
+//! above needs them.
+//!
+//! A different read path (positional reads of a few rows at a time, say) replaces
+//! [`InputPair`] and keeps this shape: open ahead, average, write behind.
+
+use std::collections::VecDeque;
+use std::ops::Range;
+
+use super::cascade::{Buffers, Context, Made};
+use crate::{Error, Sample, Slice, average_pair};
+
+/// Level-1 slices of a span, in order, each as the cascade needs it.
+pub(crate) struct Level1Stream<'c, T> {
+    ctx: &'c Context<'c>,
+    /// Indices still to make.
+    indices: Range<usize>,
+    /// The next pair to rebuild, opened while the previous one was averaged.
+    ahead: Option<(usize, Result<InputPair, Error>)>,
+    /// A computed slice not yet on disk: written while the next pair is averaged.
+    unwritten: Option<(usize, Vec<T>)>,
+    /// Slices ready for the cascade, in index order.
+    ready: VecDeque<(usize, Made<T>)>,
+    input_bytes: u64,
+}
+
+impl<'c, T: Sample> Level1Stream<'c, T> {
+    /// The stream of level-1 slices `indices`.
+    pub fn new(ctx: &'c Context<'c>, indices: Range<usize>) -> Self {
+        Level1Stream {
+            ctx,
+            indices,
+            ahead: None,
+            unwritten: None,
+            ready: VecDeque::new(),
+            input_bytes: 0,
+        }
+    }
+
+    /// Bytes of input pixels read so far.
+    pub fn input_bytes(&self) -> u64 {
+        self.input_bytes
+    }
+
+    /// The next level-1 slice and its index; `None` at the end of the span.
+    /// Buffers for computed slices come from `buffers`.
+    pub fn next(&mut self, buffers: &mut Buffers<T>) -> Result<Option<(usize, Made<T>)>, Error> {
+        loop {
+            if let Some(item) = self.ready.pop_front() {
+                return Ok(Some(item));
+            }
+            let Some(j) = self.indices.next() else {
+                // The last slice computed has nothing left to overlap its write with.
+                return match self.unwritten.take() {
+                    Some(last) => Ok(Some(write(self.ctx, last)?)),
+                    None => Ok(None),
+                };
+            };
+            if self.ctx.keep.keep(1, j) {
+                // Slices leave in order: an earlier one still unwritten goes first.
+                if let Some(earlier) = self.unwritten.take() {
+                    let item = write(self.ctx, earlier)?;
+                    self.ready.push_back(item);
+                }
+                self.ready.push_back((j, self.ctx.kept(1, j)?));
+            } else {
+                self.rebuild(j, buffers)?;
+            }
+        }
+    }
+
+    /// Averages pair `j` while the next pair to rebuild opens and the previous
+    /// result is written.
+    fn rebuild(&mut self, j: usize, buffers: &mut Buffers<T>) -> Result<(), Error> {
+        let ctx = *self.ctx;
+        // `ahead` holds the next index to rebuild after the previous one, which is `j`.
+        let current = match self.ahead.take() {
+            Some((i, opened)) if i == j => opened?,
+            _ => InputPair::open(ctx, j)?,
+        };
+        let upcoming = self.indices.clone().find(|&i| !ctx.keep.keep(1, i));
+        let previous = self.unwritten.take();
+        let buffer = buffers.take(ctx.plan.levels[1]);
+        let (pixels, (opened, written)) = ctx.parallel(|| {
+            rayon::join(
+                || current.average(buffer),
+                || {
+                    (
+                        upcoming.map(|i| (i, InputPair::open(ctx, i))),
+                        previous.map(|item| write(&ctx, item)),
+                    )
+                },
+            )
+        });
+        self.ahead = opened;
+        if let Some(item) = written {
+            self.ready.push_back(item?);
+        }
+        self.input_bytes += current.image_bytes();
+        self.unwritten = Some((j, pixels?));
+        Ok(())
+    }
+}
+
+/// Writes computed level-1 slice `j`, which then belongs to the cascade.
+fn write<T: Sample>(
+    ctx: &Context<'_>,
+    (j, pixels): (usize, Vec<T>),
+) -> Result<(usize, Made<T>), Error> {
+    let file = ctx.write(1, j, &pixels)?;
+    Ok((j, Made::Built { pixels, file }))
+}
+
+/// The input slices of one level-1 slice: two, or one for an odd count's last.
+pub(crate) struct InputPair {
+    first: Slice,
+    second: Option<Slice>,
+}
+
+impl InputPair {
+    /// Opens the inputs of level-1 slice `j`, side by side: for compressed
+    /// stacks that is two decodes in parallel; for mapped ones, two prefetches.
+    fn open(ctx: Context<'_>, j: usize) -> Result<InputPair, Error> {
+        let inputs = ctx.plan.inputs();
+        let opts = ctx.open_options();
+        let (first, second) = rayon::join(
+            || Slice::open_with(&inputs[2 * j], opts),
+            || {
+                inputs
+                    .get(2 * j + 1)
+                    .map(|p| Slice::open_with(p, opts))
+                    .transpose()
+            },
+        );
+        Ok(InputPair {
+            first: first?,
+            second: second?,
+        })
+    }
+
+    /// Averages the pair into `out`, a level-1 buffer, and returns it.
+    fn average<T: Sample>(&self, mut out: Vec<T>) -> Result<Vec<T>, Error> {
+        let ra = self.first.rows::<T>()?;
+        let rb = match &self.second {
+            Some(b) => b.rows::<T>()?,
+            None => ra,
+        };
+        average_pair(&ra, &rb, &mut out)?;
+        Ok(out)
+    }
+
+    /// Input pixel bytes this pair brought in.
+    fn image_bytes(&self) -> u64 {
+        let n = if self.second.is_some() { 2 } else { 1 };
+        n * self.first.image_bytes() as u64
+    }
+}

@@ -1,0 +1,119 @@
+//! The output folder's lock: concurrent runs on one folder take turns, and a run
+//! that ends (done, failed or cancelled) leaves no lock file behind.
+//!
+//! Removing a lock file is the delicate part: a second run may already hold an
+//! open descriptor to it, waiting, and would then lock a file that no longer has
+//! a name while a third run creates and locks a new one. So, on Unix, a run that
+//! gets the lock checks that [`LOCK_FILE`] still names the very file it locked
+//! (device and inode) and starts over if not; the holder removes the name while
+//! still holding the lock. Whoever holds the lock therefore always holds the file
+//! the name points to. A run killed with `kill -9` leaves the file (the lock
+//! itself dies with the process); the next run takes it and removes it.
+//!
+//! On Windows the file is opened with no sharing and deleted on close: a second
+//! run cannot open it until the first closes it, and the system removes it then,
+//! even if the process is killed.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::CancelFlag;
+use crate::Error;
+
+/// Name of the lock file that keeps two runs from writing one output folder at once.
+pub const LOCK_FILE: &str = ".ctstack.lock";
+
+/// How long a waiting run sleeps between attempts.
+const RETRY: Duration = Duration::from_millis(20);
+
+/// The output folder's lock; released (and its file removed) on drop.
+pub(crate) struct OutputLock {
+    path: PathBuf,
+    /// Held open for the lock's lifetime.
+    _file: File,
+}
+
+impl OutputLock {
+    /// Takes the lock of output folder `out`, waiting for another run to finish
+    /// (raising `cancel` stops the wait with [`Error::Cancelled`]).
+    pub fn acquire(out: &Path, cancel: &CancelFlag) -> Result<OutputLock, Error> {
+        let path = out.join(LOCK_FILE);
+        loop {
+            if let Some(file) = try_acquire(&path)? {
+                return Ok(OutputLock { path, _file: file });
+            }
+            if cancel.is_cancelled() {
+                return Err(Error::Cancelled);
+            }
+            std::thread::sleep(RETRY);
+        }
+    }
+}
+
+#[cfg(not(windows))]
+fn try_acquire(path: &Path) -> Result<Option<File>, Error> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(path, "cannot create lock file", e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(path, "cannot lock", e)),
+    }
+    // The previous holder may have removed the name after we opened the file.
+    Ok(names_file(path, &file).then_some(file))
+}
+
+/// Whether `path` names the open `file` (same device and inode).
+#[cfg(unix)]
+fn names_file(path: &Path, file: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(path), file.metadata()) {
+        (Ok(named), Ok(open)) => (named.dev(), named.ino()) == (open.dev(), open.ino()),
+        _ => false,
+    }
+}
+
+/// Without inode numbers, the name is taken to still be the file.
+#[cfg(not(any(unix, windows)))]
+fn names_file(_path: &Path, _file: &File) -> bool {
+    true
+}
+
+#[cfg(windows)]
+fn try_acquire(path: &Path) -> Result<Option<File>, Error> {
+    use std::os::windows::fs::OpenOptionsExt;
+    /// FILE_FLAG_DELETE_ON_CLOSE (winbase.h).
+    const DELETE_ON_CLOSE: u32 = 0x0400_0000;
+    /// ERROR_ACCESS_DENIED, ERROR_SHARING_VIOLATION (winerror.h).
+    const ACCESS_DENIED: i32 = 5;
+    const SHARING_VIOLATION: i32 = 32;
+    let opened = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .share_mode(0)
+        .custom_flags(DELETE_ON_CLOSE)
+        .open(path);
+    match opened {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if e.raw_os_error() == Some(SHARING_VIOLATION) => Ok(None),
+        // A file pending deletion (its holder just closed it) refuses access.
+        Err(e) if e.raw_os_error() == Some(ACCESS_DENIED) && path.exists() => Ok(None),
+        Err(e) => Err(Error::io(path, "cannot create lock file", e)),
+    }
+}
+
+impl Drop for OutputLock {
+    fn drop(&mut self) {
+        // Removed while still locked (the file closes after this), so a waiting
+        // run that locks the old file next sees it has no name and starts over.
+        // On Windows the system deletes it on close instead.
+        #[cfg(not(windows))]
+        let _ = std::fs::remove_file(&self.path);
+    }
+}

@@ -1,0 +1,343 @@
+//! The manifest: a small JSON file at the top of the output folder that says what
+//! every output slice was made from.
+//!
+//! It is what resume trusts (an output is kept only if the manifest says it was
+//! made from the inputs it depends on now), what stale-output removal trusts (only
+//! files it lists are ever deleted) and what [`Pyramid::open`](crate::Pyramid::open)
+//! reads back. Its format and identity rule are documented on [`MANIFEST_FILE`].
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::plan::{LevelShape, Plan};
+use crate::writer::write_atomically;
+use crate::{Error, SampleType};
+
+/// The manifest's file name, at the top of the output folder: a small JSON file,
+/// written atomically after every run (and at checkpoints during one), that
+/// records what each output was made from.
+///
+/// ```json
+/// {
+///   "format": "ctstack-pyramid",
+///   "version": 1,
+///   "min_size": 500,
+///   "sample_type": "uint16",
+///   "inputs": [
+///     { "name": "slice_0000.tif", "size": 15147184, "mtime_ns": 1764600000123456789,
+///       "width": 2752, "height": 2752, "sample_type": "uint16" }
+///   ],
+///   "levels": [
+///     { "k": 1, "width": 1376, "height": 1376, "count": 32,
+///       "files": [ { "size": 3786928, "mtime_ns": 1764600001234567890 }, null ] }
+///   ]
+/// }
+/// ```
+///
+/// `levels[k - 1].files[j]` is level-`k` slice `j` (`<out>/<k>/<j:06>.tif`), made
+/// from `inputs[j * 2^k .. (j + 1) * 2^k]` (cut at the end of the list); `null`
+/// while it is not (or no longer) a valid output. Inputs are named by file name
+/// only, so a scan folder moved together with its thumbnails stays valid.
+///
+/// An input's identity is its name, size and modification time (in nanoseconds),
+/// the rule make and rsync use: reading every input's pixels to decide would cost
+/// as much as building. What it cannot see: a rewrite that keeps both the size and
+/// the modification time (a tool that restores mtimes, or a filesystem with coarse
+/// timestamps rewritten within one tick). `force` rebuilds everything.
+pub const MANIFEST_FILE: &str = "ctstack.json";
+
+/// The `format` field: says the file is ours.
+const FORMAT: &str = "ctstack-pyramid";
+
+/// The `version` field: bumped when the meaning of a field changes (an older or
+/// newer manifest is then treated as absent: nothing trusted, nothing deleted).
+const VERSION: u32 = 1;
+
+/// A manifest larger than this is not read (treated as absent): a bound on what
+/// a hostile file can make a run allocate, far above a real stack's manifest
+/// (about 150 bytes per input and 60 per output).
+const MAX_MANIFEST_BYTES: u64 = 64 << 20;
+
+/// How often a run saves its progress to the manifest: a killed run then loses at
+/// most this much work (outputs written since are rebuilt), for at most one small
+/// write per interval.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(2);
+
+/// What the output folder's manifest holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Manifest {
+    format: String,
+    version: u32,
+    /// The `min_size` of the run that wrote it (informative: a level is kept or
+    /// rebuilt by its shape, which is all `min_size` decides).
+    pub min_size: u32,
+    /// The sample type of every input and output, as [`SampleType::name`] spells it.
+    pub sample_type: String,
+    /// The ordered input list.
+    pub inputs: Vec<InputRecord>,
+    /// Levels 1 ..= L.
+    pub levels: Vec<LevelRecord>,
+}
+
+/// One input slice's identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct InputRecord {
+    /// File name (no directory).
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the Unix epoch.
+    pub mtime_ns: i64,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// The sample type, as [`SampleType::name`] spells it.
+    pub sample_type: String,
+}
+
+/// One level of the pyramid and its files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct LevelRecord {
+    /// The level: 1 is the first halving.
+    pub k: usize,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Number of slices.
+    pub count: usize,
+    /// `files[j]`: the file of slice `j` as ctstack wrote it, or `None`.
+    pub files: Vec<Option<FileRecord>>,
+}
+
+/// An output file as ctstack wrote it: if either figure differs now, someone
+/// else changed the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FileRecord {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the Unix epoch.
+    pub mtime_ns: i64,
+}
+
+impl FileRecord {
+    /// The record of a file with this metadata.
+    pub fn of(metadata: &std::fs::Metadata) -> FileRecord {
+        FileRecord {
+            size: metadata.len(),
+            mtime_ns: metadata.modified().map(mtime_ns).unwrap_or(0),
+        }
+    }
+
+    /// Whether the file at `path` is still the one recorded (a plain file of the
+    /// same size and modification time).
+    pub fn matches(&self, path: &Path) -> bool {
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && FileRecord::of(&m) == *self)
+    }
+}
+
+/// Nanoseconds since the Unix epoch (negative before it), saturating.
+fn mtime_ns(t: SystemTime) -> i64 {
+    let ns = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(after) => ns(after),
+        Err(before) => -ns(before.duration()),
+    }
+}
+
+impl InputRecord {
+    /// The identity of every input now: one `stat` each, no read. `shape` and
+    /// `sample_type` are the plan's (every input was checked against them).
+    pub fn stat_all(
+        inputs: &[PathBuf],
+        shape: LevelShape,
+        sample_type: SampleType,
+    ) -> Result<Vec<InputRecord>, Error> {
+        inputs
+            .iter()
+            .map(|path| {
+                let metadata =
+                    std::fs::metadata(path).map_err(|e| Error::io(path, "cannot open", e))?;
+                let file = FileRecord::of(&metadata);
+                Ok(InputRecord {
+                    name: path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    size: file.size,
+                    mtime_ns: file.mtime_ns,
+                    width: shape.width,
+                    height: shape.height,
+                    sample_type: sample_type.name().to_string(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// The sample type's name in the manifest.
+pub(crate) fn sample_type_named(name: &str) -> Option<SampleType> {
+    [SampleType::U8, SampleType::U16]
+        .into_iter()
+        .find(|t| t.name() == name)
+}
+
+impl Manifest {
+    /// A manifest for `plan` made from `inputs`, with no file listed yet.
+    pub fn empty(plan: &Plan, inputs: Vec<InputRecord>) -> Manifest {
+        Manifest {
+            format: FORMAT.to_string(),
+            version: VERSION,
+            min_size: plan.builder.min_size,
+            sample_type: plan.sample_type.name().to_string(),
+            inputs,
+            levels: plan.levels[1..]
+                .iter()
+                .enumerate()
+                .map(|(i, shape)| LevelRecord {
+                    k: i + 1,
+                    width: shape.width,
+                    height: shape.height,
+                    count: shape.count,
+                    files: vec![None; shape.count],
+                })
+                .collect(),
+        }
+    }
+
+    /// The manifest of the output folder `out` and its bytes; `Ok(None)` if there
+    /// is none. A manifest that cannot be trusted (unreadable, truncated,
+    /// malformed, of another format version) is an error: a run treats it as
+    /// absent and says why, a reader refuses it.
+    pub fn read(out: &Path) -> Result<Option<(Manifest, Vec<u8>)>, Error> {
+        let path = out.join(MANIFEST_FILE);
+        let file = match std::fs::File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(&path, "cannot open", e)),
+        };
+        let mut bytes = Vec::new();
+        use std::io::Read;
+        file.take(MAX_MANIFEST_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io(&path, "cannot read", e))?;
+        let malformed = |what: String| Error::Format {
+            path: path.clone(),
+            what,
+        };
+        if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+            return Err(malformed(format!(
+                "larger than {MAX_MANIFEST_BYTES} bytes: not a ctstack manifest"
+            )));
+        }
+        let manifest: Manifest = serde_json::from_slice(&bytes)
+            .map_err(|e| malformed(format!("not a valid ctstack manifest: {e}")))?;
+        manifest.check().map_err(malformed)?;
+        Ok(Some((manifest, bytes)))
+    }
+
+    /// Checks what the rest of ctstack relies on: ours, this version, levels
+    /// numbered 1, 2, ... with one file entry per slice.
+    fn check(&self) -> Result<(), String> {
+        if self.format != FORMAT || self.version != VERSION {
+            return Err(format!(
+                "format {:?} version {}, expected {FORMAT:?} version {VERSION}",
+                self.format, self.version
+            ));
+        }
+        if sample_type_named(&self.sample_type).is_none() {
+            return Err(format!("unknown sample type {:?}", self.sample_type));
+        }
+        for (i, level) in self.levels.iter().enumerate() {
+            if level.k != i + 1 || level.files.len() != level.count {
+                return Err(format!(
+                    "level entry {i} says k = {} with {} files for {} slices",
+                    level.k,
+                    level.files.len(),
+                    level.count
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Level `k` (>= 1), if the manifest has it.
+    pub fn level(&self, k: usize) -> Option<&LevelRecord> {
+        k.checked_sub(1).and_then(|i| self.levels.get(i))
+    }
+
+    /// The record of level-`k` slice `j`, if listed.
+    pub fn file(&self, k: usize, j: usize) -> Option<&FileRecord> {
+        self.level(k)?.files.get(j)?.as_ref()
+    }
+
+    /// Lists level-`k` slice `j` as written (`k` and `j` within the manifest's levels).
+    pub fn set_file(&mut self, k: usize, j: usize, file: FileRecord) {
+        if let Some(slot) = self.levels.get_mut(k - 1).and_then(|l| l.files.get_mut(j)) {
+            *slot = Some(file);
+        }
+    }
+
+    /// Whether every slice of every level is listed.
+    pub fn is_complete(&self) -> bool {
+        self.levels
+            .iter()
+            .all(|level| level.files.iter().all(Option::is_some))
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
+        bytes.push(b'\n');
+        bytes
+    }
+}
+
+/// The manifest of a run in progress: outputs are listed as they are written and
+/// saved at checkpoints and at the end, never rewritten when unchanged.
+pub(crate) struct Journal {
+    path: PathBuf,
+    manifest: Manifest,
+    /// The bytes the file holds now (`None`: no file, or one not trusted).
+    saved: Option<Vec<u8>>,
+    last_save: Instant,
+}
+
+impl Journal {
+    /// A journal for the output folder `out`, starting from `manifest`; `saved`
+    /// is what the folder's manifest file holds now, if it was read.
+    pub fn new(out: &Path, manifest: Manifest, saved: Option<Vec<u8>>) -> Journal {
+        Journal {
+            path: out.join(MANIFEST_FILE),
+            manifest,
+            saved,
+            last_save: Instant::now(),
+        }
+    }
+
+    /// Lists level-`k` slice `j` as written; saves if a checkpoint is due.
+    pub fn record(&mut self, k: usize, j: usize, file: FileRecord) -> Result<(), Error> {
+        self.manifest.set_file(k, j, file);
+        if self.last_save.elapsed() >= CHECKPOINT_INTERVAL {
+            self.save()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the manifest (atomically) unless the file already holds exactly it.
+    pub fn save(&mut self) -> Result<(), Error> {
+        self.last_save = Instant::now();
+        let bytes = self.manifest.to_bytes();
+        if self.saved.as_ref() == Some(&bytes) {
+            return Ok(());
+        }
+        write_atomically(&self.path, |file| {
+            use std::io::Write;
+            file.write_all(&bytes)
+        })?;
+        self.saved = Some(bytes);
+        Ok(())
+    }
+}

@@ -1,0 +1,262 @@
+//! What a pyramid is made of: the level shapes, which inputs each output slice
+//! depends on, and the checked stack ready to run.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::cascade;
+use super::lock::OutputLock;
+use super::manifest::InputRecord;
+use super::resume::{self, Reconciled};
+use super::{CancelFlag, PyramidBuilder, Summary};
+use crate::{Error, SampleType};
+
+/// The size and slice count of one pyramid level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LevelShape {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Number of slices.
+    pub count: usize,
+}
+
+/// The shapes of levels 0 ..= L for an input of `width` x `height` x `count`:
+/// keep halving while width or height exceeds `min_size` (CTHarvester's rule),
+/// stopping early only if a dimension would reach 0.
+pub fn level_shapes(width: u32, height: u32, count: usize, min_size: u32) -> Vec<LevelShape> {
+    level_shapes_with(width, height, count, min_size, 0)
+}
+
+/// [`level_shapes`], building at least `min_levels` levels beyond the input.
+pub(super) fn level_shapes_with(
+    width: u32,
+    height: u32,
+    count: usize,
+    min_size: u32,
+    min_levels: usize,
+) -> Vec<LevelShape> {
+    let mut levels = vec![LevelShape {
+        width,
+        height,
+        count,
+    }];
+    loop {
+        let last = levels[levels.len() - 1];
+        let wants_more =
+            last.width > min_size || last.height > min_size || levels.len() <= min_levels;
+        if !wants_more || last.width < 2 || last.height < 2 {
+            return levels;
+        }
+        levels.push(LevelShape {
+            width: last.width / 2,
+            height: last.height / 2,
+            count: last.count.div_ceil(2),
+        });
+    }
+}
+
+/// The inputs that level-`k` slice `j` is made from, of a stack of `count`:
+/// `j * 2^k .. (j + 1) * 2^k`, cut at the end of the stack.
+///
+/// The cut range alone decides the pixels: at every level a slice is paired with
+/// itself exactly when its partner would start at or beyond `count`, which is
+/// when the range runs past the end. So two stacks whose inputs agree over this
+/// range give the same slice, whatever their lengths (the resume rule and slabs
+/// rely on this).
+pub fn inputs_of(k: usize, j: usize, count: usize) -> Range<usize> {
+    let start = j.saturating_mul(1 << k).min(count);
+    let end = (j.saturating_add(1)).saturating_mul(1 << k).min(count);
+    start..end
+}
+
+/// A checked stack, ready to run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub(super) builder: PyramidBuilder,
+    pub(super) sample_type: SampleType,
+    pub(super) levels: Vec<LevelShape>,
+    pub(super) warnings: Vec<String>,
+}
+
+impl Plan {
+    /// Levels 0 ..= L: the input, then each halving.
+    pub fn levels(&self) -> &[LevelShape] {
+        &self.levels
+    }
+
+    /// The stack's sample type.
+    pub fn sample_type(&self) -> SampleType {
+        self.sample_type
+    }
+
+    /// Non-fatal findings (gaps in the numbering).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Where the levels are written.
+    pub fn output_dir(&self) -> &Path {
+        &self.builder.output_dir
+    }
+
+    /// The input slices, in stack order.
+    pub fn inputs(&self) -> &[PathBuf] {
+        &self.builder.inputs
+    }
+
+    /// Progress units of a run: one per output slice.
+    pub fn total_units(&self) -> u64 {
+        self.levels[1..].iter().map(|l| l.count as u64).sum()
+    }
+
+    /// Path of output slice `j` of level `k` (k >= 1).
+    pub fn output_path(&self, k: usize, j: usize) -> PathBuf {
+        self.builder
+            .output_dir
+            .join(k.to_string())
+            .join(output_name(j))
+    }
+
+    /// The input range a slab must cover to be built on its own: `start` and `end`
+    /// on multiples of 2^L (`end` may also be the stack's end), so that every
+    /// output slice depending on the slab depends on nothing else.
+    pub fn slab_alignment(&self) -> usize {
+        1 << (self.levels.len() - 1)
+    }
+
+    /// Builds the pyramid. `progress(done, total)` is called after every output
+    /// slice (done never decreases and reaches total on success); raising `cancel`
+    /// stops the run at the next slice with [`Error::Cancelled`].
+    ///
+    /// Resume: an existing output is kept only if the output folder's manifest
+    /// says it was made from exactly the inputs it depends on now (same names,
+    /// sizes and modification times, see [`inputs_of`]), at the same level shape
+    /// and sample type, and the file is still the one written (same size and
+    /// modification time) and parses as such. Everything else is rebuilt, so one
+    /// replaced input rebuilds its dependants at every level and nothing else.
+    /// Without a manifest nothing is trusted. See [`PyramidBuilder`](super::PyramidBuilder)
+    /// for what is removed and what is only reported.
+    ///
+    /// Every file appears atomically. The output folder is locked for the run
+    /// (concurrent runs on one folder take turns) and the lock leaves no file.
+    pub fn run(
+        &self,
+        progress: &mut dyn FnMut(u64, u64),
+        cancel: &CancelFlag,
+    ) -> Result<Summary, Error> {
+        self.run_inputs(0..self.levels[0].count, progress, cancel)
+    }
+
+    /// Builds only the outputs that depend on inputs `start..end` (a slab), byte
+    /// for byte as [`Plan::run`] would, with the level shapes of the whole stack.
+    ///
+    /// `start` and `end` must be multiples of [`Plan::slab_alignment`] (`end` may
+    /// also be the stack's length), else a usage error: then each output depends on
+    /// one slab only, so slabs can be built independently, in any order or at once
+    /// (each run takes the folder's lock). Outputs outside the slab are neither
+    /// written nor removed; the manifest is updated with this slab's outputs.
+    pub fn run_slab(
+        &self,
+        inputs: Range<usize>,
+        progress: &mut dyn FnMut(u64, u64),
+        cancel: &CancelFlag,
+    ) -> Result<Summary, Error> {
+        let count = self.levels[0].count;
+        let align = self.slab_alignment();
+        let aligned = |i: usize| i.is_multiple_of(align) || i == count;
+        if inputs.start >= inputs.end
+            || inputs.end > count
+            || !aligned(inputs.start)
+            || !aligned(inputs.end)
+        {
+            return Err(Error::usage(format!(
+                "slab {}..{} of a {count}-slice stack: must be non-empty and start and end on \
+                 multiples of {align} (or at the stack's end)",
+                inputs.start, inputs.end
+            )));
+        }
+        self.run_inputs(inputs, progress, cancel)
+    }
+
+    fn run_inputs(
+        &self,
+        span: Range<usize>,
+        progress: &mut dyn FnMut(u64, u64),
+        cancel: &CancelFlag,
+    ) -> Result<Summary, Error> {
+        let started = Instant::now();
+        let out = &self.builder.output_dir;
+        std::fs::create_dir_all(out)
+            .map_err(|e| Error::io(out, "cannot create output directory", e))?;
+        let _lock = OutputLock::acquire(out, cancel)?;
+        let inputs = InputRecord::stat_all(&self.builder.inputs, self.levels[0], self.sample_type)?;
+        let Reconciled {
+            keep,
+            removed,
+            warnings,
+            mut journal,
+        } = resume::reconcile(self, inputs, self.builder.force);
+        // Before any output is overwritten, the manifest stops vouching for the
+        // ones to rebuild (a no-op when nothing changes).
+        journal.save()?;
+        for k in 1..self.levels.len() {
+            let dir = out.join(k.to_string());
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Error::io(&dir, "cannot create output directory", e))?;
+        }
+        let pool = match self.builder.threads {
+            Some(n) => Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .build()
+                    .map_err(|e| Error::usage(format!("cannot start {n} threads: {e}")))?,
+            ),
+            None => None,
+        };
+        let built = cascade::run(
+            self,
+            &keep,
+            span,
+            pool.as_ref(),
+            &mut journal,
+            progress,
+            cancel,
+        );
+        // Saved whatever happened: what was written stays usable by the next run.
+        let saved = journal.save();
+        let counts = built?;
+        saved?;
+        Ok(Summary {
+            output_dir: out.clone(),
+            levels: self.levels.clone(),
+            kept: counts.kept,
+            rebuilt: counts.rebuilt,
+            removed,
+            warnings: self.warnings.iter().cloned().chain(warnings).collect(),
+            input_bytes: counts.input_bytes,
+            elapsed: started.elapsed(),
+        })
+    }
+}
+
+/// The file name of output slice `j`: `000042.tif`.
+pub(super) fn output_name(j: usize) -> String {
+    format!("{j:06}.tif")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dependency_ranges_cut_at_the_end() {
+        assert_eq!(inputs_of(1, 0, 5), 0..2);
+        assert_eq!(inputs_of(1, 2, 5), 4..5);
+        assert_eq!(inputs_of(2, 1, 5), 4..5);
+        assert_eq!(inputs_of(3, 0, 5), 0..5);
+        assert_eq!(inputs_of(60, 3, 5), 5..5);
+    }
+}

@@ -1,0 +1,212 @@
+//! Before a run: which outputs are kept and which are rebuilt (by the manifest
+//! and the dependency rule), and clearing what the plan no longer contains.
+
+use std::path::Path;
+
+use super::manifest::{InputRecord, Journal, Manifest};
+use super::plan::{Plan, inputs_of, output_name};
+use crate::writer::is_temp_name;
+use crate::{OpenOptions, Slice};
+
+/// For every output slice of the plan: kept as it is, or (re)built.
+#[derive(Debug, Clone)]
+pub(crate) struct KeepTable {
+    /// `keep[k][j]` for levels k >= 1; `keep[0]` is empty.
+    keep: Vec<Vec<bool>>,
+}
+
+impl KeepTable {
+    /// Whether level-`k` slice `j` is kept.
+    pub fn keep(&self, k: usize, j: usize) -> bool {
+        self.keep[k][j]
+    }
+
+    /// Whether level-`k` slice `j`'s pixels are needed: it is an input of a slice
+    /// of level `k + 1` that is rebuilt. (A kept slice then has to be read back.)
+    pub fn needed(&self, k: usize, j: usize) -> bool {
+        self.keep.get(k + 1).is_some_and(|up| !up[j / 2])
+    }
+}
+
+/// What [`reconcile`] decided and did.
+pub(crate) struct Reconciled {
+    pub keep: KeepTable,
+    /// Stale outputs removed.
+    pub removed: usize,
+    /// Unexpected files left in place, a manifest not trusted, ...
+    pub warnings: Vec<String>,
+    /// The run's manifest: the kept outputs listed, the rebuilt ones not yet.
+    pub journal: Journal,
+}
+
+/// Decides what to keep (see [`Plan::run`] for the rule), removes the outputs the
+/// old manifest lists that the plan does not contain, removes temporary files of
+/// killed runs, and reports files in level folders that are not outputs. The
+/// caller holds the output folder's lock.
+pub(crate) fn reconcile(plan: &Plan, inputs: Vec<InputRecord>, force: bool) -> Reconciled {
+    let out = plan.output_dir();
+    let mut warnings = Vec::new();
+    let (old, saved) = match Manifest::read(out) {
+        Ok(Some((manifest, bytes))) => (Some(manifest), Some(bytes)),
+        Ok(None) => (None, None),
+        Err(e) => {
+            warnings.push(format!(
+                "{e}: treated as absent (nothing kept, nothing removed)"
+            ));
+            (None, None)
+        }
+    };
+    let mut draft = Manifest::empty(plan, inputs);
+    let keep = decide(plan, old.as_ref().filter(|_| !force), &mut draft);
+    let removed = match &old {
+        Some(old) => remove_stale(plan, old, &mut warnings),
+        None => 0,
+    };
+    sweep(plan, &mut warnings);
+    Reconciled {
+        keep,
+        removed,
+        warnings,
+        journal: Journal::new(out, draft, saved),
+    }
+}
+
+/// The keep table, listing every kept output in `draft`.
+fn decide(plan: &Plan, old: Option<&Manifest>, draft: &mut Manifest) -> KeepTable {
+    let mut keep = vec![Vec::new()];
+    for k in 1..plan.levels.len() {
+        let row: Vec<bool> = (0..plan.levels[k].count)
+            .map(|j| old.is_some_and(|old| still_valid(plan, old, draft, k, j)))
+            .collect();
+        for (j, _) in row.iter().enumerate().filter(|(_, kept)| **kept) {
+            if let Some(file) = old.and_then(|old| old.file(k, j)) {
+                draft.set_file(k, j, file.clone());
+            }
+        }
+        keep.push(row);
+    }
+    KeepTable { keep }
+}
+
+/// Whether the old manifest's level-`k` slice `j` is what the plan would make now.
+fn still_valid(plan: &Plan, old: &Manifest, now: &Manifest, k: usize, j: usize) -> bool {
+    let (Some(file), Some(level)) = (old.file(k, j), old.level(k)) else {
+        return false;
+    };
+    let shape = plan.levels[k];
+    let same_inputs = old
+        .inputs
+        .get(inputs_of(k, j, old.inputs.len()))
+        .is_some_and(|then| then == &now.inputs[inputs_of(k, j, now.inputs.len())]);
+    let path = plan.output_path(k, j);
+    same_inputs
+        && (level.width, level.height) == (shape.width, shape.height)
+        && old.sample_type == plan.sample_type.name()
+        && file.matches(&path)
+        && Slice::read_header(&path, &OpenOptions::default()).is_ok_and(|h| {
+            (h.width, h.height, h.sample_type) == (shape.width, shape.height, plan.sample_type)
+        })
+}
+
+/// Removes the outputs `old` lists that the plan does not contain, if they are
+/// still the files ctstack wrote; returns how many. Level folders left empty
+/// beyond the plan's levels go too.
+fn remove_stale(plan: &Plan, old: &Manifest, warnings: &mut Vec<String>) -> usize {
+    let mut removed = 0;
+    for level in &old.levels {
+        let planned = plan.levels.get(level.k).map_or(0, |shape| shape.count);
+        for (j, file) in level.files.iter().enumerate().skip(planned) {
+            let Some(file) = file else { continue };
+            let path = plan.output_path(level.k, j);
+            if !file.matches(&path) {
+                if path.exists() {
+                    warnings.push(format!(
+                        "{}: changed since ctstack wrote it: left in place",
+                        path.display()
+                    ));
+                }
+                continue;
+            }
+            match std::fs::remove_file(&path) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => warnings.push(format!("{}: cannot remove: {e}", path.display())),
+            }
+        }
+        if level.k >= plan.levels.len() {
+            // Succeeds only if nothing else is in it.
+            let _ = std::fs::remove_dir(plan.output_dir().join(level.k.to_string()));
+        }
+    }
+    removed
+}
+
+/// Removes temporary files of killed runs (ours by their names) from the output
+/// folder and its level folders, and reports the files of level folders that
+/// are not outputs of the plan: they are left in place.
+fn sweep(plan: &Plan, warnings: &mut Vec<String>) {
+    let out = plan.output_dir();
+    remove_temps(out);
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(k) = canonical_index(&name) else {
+            continue;
+        };
+        if k == 0 || !entry.path().is_dir() {
+            continue;
+        }
+        remove_temps(&entry.path());
+        let count = plan.levels.get(k).map_or(0, |shape| shape.count);
+        let mut unexpected: Vec<String> = std::fs::read_dir(entry.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|f| f.file_name().to_string_lossy().into_owned())
+            .filter(|f| {
+                let planned = f
+                    .strip_suffix(".tif")
+                    .and_then(canonical_output)
+                    .is_some_and(|j| j < count);
+                !planned && !is_temp_name(f)
+            })
+            .collect();
+        if !unexpected.is_empty() {
+            unexpected.sort();
+            let first = &unexpected[0];
+            warnings.push(format!(
+                "{}: {} not written by ctstack for this pyramid, left in place ({first}{})",
+                entry.path().display(),
+                if unexpected.len() == 1 {
+                    "1 file".to_string()
+                } else {
+                    format!("{} files", unexpected.len())
+                },
+                if unexpected.len() > 1 { ", ..." } else { "" }
+            ));
+        }
+    }
+}
+
+/// `k` if `name` is exactly `k.to_string()`.
+fn canonical_index(name: &str) -> Option<usize> {
+    name.parse::<usize>().ok().filter(|k| k.to_string() == name)
+}
+
+/// `j` if `stem` is exactly the stem of [`output_name`]`(j)`.
+fn canonical_output(stem: &str) -> Option<usize> {
+    stem.parse::<usize>()
+        .ok()
+        .filter(|&j| output_name(j).strip_suffix(".tif") == Some(stem))
+}
+
+/// Removes our temporary files directly in `dir` (safe: the caller holds the lock).
+fn remove_temps(dir: &Path) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if is_temp_name(&entry.file_name().to_string_lossy()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
