@@ -45,11 +45,16 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s INPUT_DIR OUTPUT_DIR [MIN_SIZE]\n", argv[0]);
         return 2;
     }
-    uint32_t min_size = argc > 3 ? (uint32_t)strtoul(argv[3], NULL, 10) : 500;
+    /* Options start from the defaults (min_size CTSTACK_DEFAULT_MIN_SIZE, one thread
+     * per core, ...); set only what differs. */
+    ctstack_pyramid_options options;
+    ctstack_pyramid_options_init(&options);
+    options.output_dir = argv[2];
+    if (argc > 3) options.min_size = (uint32_t)strtoul(argv[3], NULL, 10); /* 0 is refused */
     signal(SIGINT, on_sigint); /* ISO C: available on Windows too */
 
     ctstack_job *job = NULL;
-    if (ctstack_pyramid_start(argv[1], argv[2], min_size, &job) != CTSTACK_OK) {
+    if (ctstack_job_start(argv[1], &options, &job) != CTSTACK_OK) {
         fprintf(stderr, "cannot start: %s\n", ctstack_last_error());
         return 1;
     }
