@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ctstack::{ErrorKind, ReadMode};
 
-/// Exit status of a wrong command line, as clap and the BSD `sysexits` tradition use.
+/// Exit status of a wrong command line, as clap and POSIX tools (grep, diff, ls) use.
 const EXIT_USAGE: u8 = 2;
 /// Exit status of a run stopped by Ctrl-C: 128 + SIGINT, what shells report.
 const EXIT_INTERRUPTED: u8 = 130;

@@ -51,24 +51,22 @@ pub fn run(args: &PyramidArgs) -> Result<(), Failure> {
     if let Some(n) = args.threads {
         builder = builder.threads(capped_threads(n));
     }
-    let cancel = interrupt::cancel_on_ctrl_c();
     let plan = builder.plan()?;
     for warning in plan.warnings() {
         eprintln!("ctstack: warning: {warning}");
     }
+    // Checking the headers writes nothing, so until here Ctrl-C may simply end the
+    // process; from now on it asks the run to stop cleanly.
+    let cancel = interrupt::cancel_on_ctrl_c();
     let progress = Progress::new(&plan, args.quiet);
     let mut done = 0;
-    let result = if cancel.is_cancelled() {
-        Err(Error::Cancelled)
-    } else {
-        plan.run(
-            &mut |d, total| {
-                done = d;
-                progress.update(d, total);
-            },
-            &cancel,
-        )
-    };
+    let result = plan.run(
+        &mut |d, total| {
+            done = d;
+            progress.update(d, total);
+        },
+        &cancel,
+    );
     progress.finish();
     let summary = match result {
         Err(Error::Cancelled) => {
