@@ -2,19 +2,37 @@
  * start the build as a job (so a GUI thread would stay free), show a progress
  * bar by polling, cancel on Ctrl-C, then load the smallest level as a volume.
  *
- *   cargo build --release
- *   cc -std=c11 -Wall -Iinclude examples/c_thumbnails.c -Ltarget/release -lctstack \
- *      -Wl,-rpath,$PWD/target/release -o c_thumbnails
+ * Build it against the installed library (README, "Building and linking from C"):
+ *
+ *   cargo cinstall --release --prefix "$HOME/.local"
+ *   export PKG_CONFIG_PATH="$HOME/.local/lib/pkgconfig"
+ *   cc -std=c11 -Wall examples/c_thumbnails.c $(pkg-config --cflags --libs ctstack) -o c_thumbnails
  *   ./c_thumbnails fixtures/stack target/c-pyramid 80
+ *
+ * Portable C11 plus one sleep call: nanosleep on POSIX systems, Sleep on Windows.
  */
+#ifndef _WIN32
 #define _POSIX_C_SOURCE 200809L
-#include "ctstack.h"
+#endif
+#include <ctstack.h>
 
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
+#ifdef _WIN32
+#include <windows.h>
+#else
 #include <time.h>
+#endif
+
+/* Lets the progress loop breathe between polls. */
+static void sleep_100ms(void) {
+#ifdef _WIN32
+    Sleep(100);
+#else
+    nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+#endif
+}
 
 static volatile sig_atomic_t interrupted = 0;
 static void on_sigint(int sig) {
@@ -27,11 +45,16 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s INPUT_DIR OUTPUT_DIR [MIN_SIZE]\n", argv[0]);
         return 2;
     }
-    uint32_t min_size = argc > 3 ? (uint32_t)strtoul(argv[3], NULL, 10) : 0; /* 0: 500 */
-    signal(SIGINT, on_sigint);
+    /* Options start from the defaults (min_size CTSTACK_DEFAULT_MIN_SIZE, one thread
+     * per core, ...); set only what differs. */
+    ctstack_pyramid_options options;
+    ctstack_pyramid_options_init(&options);
+    options.output_dir = argv[2];
+    if (argc > 3) options.min_size = (uint32_t)strtoul(argv[3], NULL, 10); /* 0 is refused */
+    signal(SIGINT, on_sigint); /* ISO C: available on Windows too */
 
     ctstack_job *job = NULL;
-    if (ctstack_pyramid_start(argv[1], argv[2], min_size, &job) != CTSTACK_OK) {
+    if (ctstack_job_start(argv[1], &options, &job) != CTSTACK_OK) {
         fprintf(stderr, "cannot start: %s\n", ctstack_last_error());
         return 1;
     }
@@ -41,7 +64,7 @@ int main(int argc, char **argv) {
         int width = total ? (int)(40 * done / total) : 0;
         fprintf(stderr, "\r[%.*s%*s] %llu/%llu", width, "########################################",
                 40 - width, "", (unsigned long long)done, (unsigned long long)total);
-        nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+        sleep_100ms();
     }
     int32_t status = ctstack_job_wait(job);
     fprintf(stderr, "\n");

@@ -12,6 +12,21 @@ use std::path::{Path, PathBuf};
 /// ([`Error::Unsupported`]), the system ([`Error::Io`]), the budget
 /// ([`Error::LimitsExceeded`]), the caller ([`Error::Usage`], [`Error::Mismatch`])
 /// and the caller's wish to stop ([`Error::Cancelled`]).
+///
+/// ```
+/// use ctstack::{ErrorKind, Slice};
+///
+/// let path = std::env::temp_dir().join(format!("ctstack-doc-error-{}.tif", std::process::id()));
+/// std::fs::write(&path, b"scanned on Tuesday")?;
+/// let e = Slice::open(&path).unwrap_err();
+/// // Who is to blame, for code: the file.
+/// assert_eq!(e.kind(), ErrorKind::Format);
+/// assert_eq!(e.path(), Some(path.as_path()));
+/// // And for people: the message names the file and what is wrong with it.
+/// assert!(e.to_string().starts_with(&path.display().to_string()), "{e}");
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

@@ -5,6 +5,23 @@
 /// Every TIFF is treated as hostile: a header can claim any size. These caps are
 /// checked before any allocation that depends on the file's claims, and a file
 /// that goes beyond them gets [`Error::LimitsExceeded`](crate::Error::LimitsExceeded).
+///
+/// ```
+/// use ctstack::{Error, Limits, OpenOptions, Slice, write_slice};
+///
+/// let path = std::env::temp_dir().join(format!("ctstack-doc-limits-{}.tif", std::process::id()));
+/// write_slice::<u16>(&path, 64, 64, &vec![0; 64 * 64])?;
+/// // A viewer that only ever shows thumbnails refuses anything bigger than 32x32.
+/// let options = OpenOptions {
+///     limits: Limits { max_pixels: 32 * 32, ..Limits::default() },
+///     ..OpenOptions::default()
+/// };
+/// let refused = Slice::open_with(&path, &options).unwrap_err();
+/// assert!(matches!(refused, Error::LimitsExceeded { .. }), "{refused}");
+/// assert!(Slice::open(&path).is_ok()); // the default limits allow 2^30 pixels
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Largest image accepted, in pixels (width x height).

@@ -42,6 +42,23 @@ use crate::Error;
 ///
 /// The same policy is `ctstack pyramid --mmap auto|always|never` (`--no-mmap` is
 /// `never`) and `ctstack_set_mmap_policy` in the C ABI.
+///
+/// ```
+/// use ctstack::{AccessPath, OpenOptions, ReadMode, Slice, write_slice};
+///
+/// let path = std::env::temp_dir().join(format!("ctstack-doc-readmode-{}.tif", std::process::id()));
+/// write_slice::<u16>(&path, 8, 8, &[7; 64])?;
+/// // A scanner may still be writing: read the file instead of mapping it.
+/// let options = OpenOptions {
+///     read_mode: ReadMode::from_policy_name("never").unwrap(),
+///     ..OpenOptions::default()
+/// };
+/// let slice = Slice::open_with(&path, &options)?;
+/// assert_eq!(slice.access().path, AccessPath::Read);
+/// assert_eq!(slice.contiguous::<u16>()?, &[7; 64][..]);
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), ctstack::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum ReadMode {
     /// Map, unless mapping is risky or slow: files on a network filesystem are

@@ -63,7 +63,10 @@ fn header<T: Sample>(width: u32, height: u32) -> Vec<u8> {
         }
     }
     out.extend_from_slice(&ne32(0)); // no next IFD
-    assert!(out.len() <= DATA_OFFSET as usize, "the IFD outgrew DATA_OFFSET");
+    assert!(
+        out.len() <= DATA_OFFSET as usize,
+        "the IFD outgrew DATA_OFFSET"
+    );
     out.resize(DATA_OFFSET as usize, 0);
     out
 }

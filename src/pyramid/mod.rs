@@ -248,6 +248,26 @@ impl PyramidBuilder {
 
 /// Asks a running build to stop; share it between the thread that runs and the
 /// one that cancels.
+///
+/// ```
+/// use std::sync::Arc;
+/// use ctstack::{CancelFlag, Error, PyramidBuilder, write_slice};
+///
+/// let dir = std::env::temp_dir().join(format!("ctstack-doc-cancel-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// for k in 0..8 {
+///     write_slice::<u16>(&dir.join(format!("s{k}.tif")), 64, 64, &vec![k; 64 * 64])?;
+/// }
+/// let plan = PyramidBuilder::from_dir(&dir)?.min_size(8).output_dir(dir.join("out")).plan()?;
+/// // A GUI's cancel button or a Ctrl-C handler holds a clone and calls cancel() from its
+/// // own thread; here the first progress report does.
+/// let cancel = Arc::new(CancelFlag::new());
+/// let button = Arc::clone(&cancel);
+/// let result = plan.run(&mut |_done, _total| button.cancel(), &cancel);
+/// assert!(matches!(result, Err(Error::Cancelled)));
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), Error>(())
+/// ```
 #[derive(Debug, Default)]
 pub struct CancelFlag(AtomicBool);
 

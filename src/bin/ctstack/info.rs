@@ -1,0 +1,246 @@
+//! `ctstack info`: one line per slice file; for a directory, a description of the
+//! stack it holds, as `ctstack pyramid` would see it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use ctstack::{OpenOptions, Slice, stack};
+
+use crate::signature::Signature;
+use crate::{Failure, ReadArgs};
+
+#[derive(Args)]
+#[command(after_help = "\
+For a FILE: size, depth, compression, byte order and access path (or the error). \
+For a DIR: slice count, size and depth, access paths, numbering gaps, files that \
+will be skipped and why, and the slices a pyramid run would refuse. \
+Exit status: 0 all readable, 1 a file or slice is not, 2 wrong command line.")]
+pub struct InfoArgs {
+    /// Slice files, or directories holding a stack.
+    #[arg(value_name = "FILE|DIR", required = true)]
+    paths: Vec<PathBuf>,
+    #[command(flatten)]
+    read: ReadArgs,
+}
+
+pub fn run(args: &InfoArgs) -> Result<(), Failure> {
+    let options = OpenOptions {
+        read_mode: args.read.read_mode(),
+        ..OpenOptions::default()
+    };
+    let mut all_good = true;
+    for path in &args.paths {
+        let good = if path.is_dir() {
+            describe_stack(path, &options)?
+        } else {
+            describe_file(path, &options)
+        };
+        all_good &= good;
+    }
+    if all_good {
+        Ok(())
+    } else {
+        Err(Failure::Reported)
+    }
+}
+
+/// One line for a slice file; on failure the error, and what the file looks like
+/// if it is not a TIFF at all. Whether it opened.
+fn describe_file(path: &Path, options: &OpenOptions) -> bool {
+    let name = path.display();
+    match Slice::open_with(path, options) {
+        Ok(s) => {
+            println!(
+                "{name}: {}x{} {}-bit, compression {}, {}{}, {}",
+                s.width(),
+                s.height(),
+                s.bits(),
+                s.compression().name(),
+                s.byte_order().name(),
+                if s.is_bigtiff() { " BigTIFF" } else { "" },
+                s.access()
+            );
+            true
+        }
+        Err(e) => {
+            println!("{name}: error ({}): {e}", e.kind());
+            if let Some(advice) = Signature::of_file(path).and_then(Signature::advice) {
+                println!("{name}: this is {advice}");
+            }
+            false
+        }
+    }
+}
+
+/// What `ctstack pyramid DIR` would work on. Whether every slice is usable (all
+/// open, all of one size and depth); the skipped files and gaps do not count.
+fn describe_stack(dir: &Path, options: &OpenOptions) -> Result<bool, Failure> {
+    let slices = stack::list_slices(dir)?;
+    let skipped = skipped_entries(dir, &slices)?;
+    println!("{}: {}", dir.display(), plural(slices.len(), "slice"));
+
+    let mut first: Option<(String, (u32, u32, u32))> = None;
+    let mut paths: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut compressions: BTreeMap<String, usize> = BTreeMap::new();
+    let mut input_bytes = 0u64;
+    let mut refused = Vec::new();
+    for path in &slices {
+        let name = file_name(path);
+        let slice = match Slice::open_with(path, options) {
+            Ok(slice) => slice,
+            Err(e) => {
+                // The error names the file.
+                let mut why = e.to_string();
+                if let Some(advice) = Signature::of_file(path).and_then(Signature::advice) {
+                    why.push_str(&format!(" (this is {advice})"));
+                }
+                refused.push(why);
+                continue;
+            }
+        };
+        let shape = (slice.width(), slice.height(), slice.bits());
+        let (first_name, first_shape) = first.get_or_insert_with(|| (name.clone(), shape));
+        if *first_shape != shape {
+            let (w, h, bits) = *first_shape;
+            refused.push(format!(
+                "{name}: {}x{} {}-bit, but {first_name} is {w}x{h} {bits}-bit",
+                shape.0, shape.1, shape.2
+            ));
+            continue;
+        }
+        *paths.entry(slice.access().path.name()).or_default() += 1;
+        *compressions.entry(slice.compression().name()).or_default() += 1;
+        input_bytes += slice.image_bytes() as u64;
+    }
+    if let Some((name, (w, h, bits))) = &first {
+        println!(
+            "  size: {w}x{h} {bits}-bit (as {name}), {} of pixels",
+            bytes(input_bytes)
+        );
+        println!("  access paths: {}", counts(&paths));
+        println!("  compression: {}", counts(&compressions));
+    }
+    let gaps = stack::numbering_gaps(&slices);
+    if gaps.is_empty() {
+        println!("  numbering: no gaps");
+    } else {
+        let n = plural(gaps.len(), "gap");
+        println!("  numbering: {n} (a warning; an error with pyramid --strict)");
+        for gap in &gaps {
+            println!("    {gap}");
+        }
+    }
+    if skipped.is_empty() {
+        println!("  skipped: none");
+    } else {
+        println!("  skipped: {}", plural(skipped.len(), "entry"));
+        for line in &skipped {
+            println!("    {line}");
+        }
+    }
+    if !refused.is_empty() {
+        let n = plural(refused.len(), "slice");
+        println!("  refused: {n} that `ctstack pyramid` would stop at");
+        for line in &refused {
+            println!("    {line}");
+        }
+    }
+    Ok(refused.is_empty() && !slices.is_empty())
+}
+
+/// Every entry of `dir` that is not one of `slices`, with why it is left out.
+fn skipped_entries(dir: &Path, slices: &[PathBuf]) -> Result<Vec<String>, Failure> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        Failure::Run(ctstack::Error::Io {
+            path: dir.to_path_buf(),
+            what: "cannot list directory".into(),
+            source: e,
+        })
+    })?;
+    let mut skipped: Vec<(String, String)> = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if slices.contains(&path) {
+            continue;
+        }
+        let name = file_name(&path);
+        let why = if path.is_dir() {
+            if name == ".thumbnail" {
+                "directory: ctstack's default output directory".to_string()
+            } else {
+                "directory: a stack is the files directly in DIR".to_string()
+            }
+        } else {
+            let extension = path.extension().map_or_else(
+                || "no extension".to_string(),
+                |e| format!("extension .{}", e.to_string_lossy()),
+            );
+            match Signature::of_file(&path) {
+                Some(kind) => format!(
+                    "not a slice by its name ({extension}); it is {}",
+                    kind.name()
+                ),
+                None => format!("not a slice by its name ({extension})"),
+            }
+        };
+        skipped.push((name, why));
+    }
+    skipped.sort_by(|a, b| stack::natural_cmp(&a.0, &b.0));
+    Ok(skipped
+        .into_iter()
+        .map(|(name, why)| format!("{name}: {why}"))
+        .collect())
+}
+
+/// `"mapped 20, decoded 1"`.
+fn counts<K: std::fmt::Display>(counts: &BTreeMap<K, usize>) -> String {
+    counts
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `"1 gap"`, `"2 gaps"`, `"3 entries"`.
+fn plural(n: usize, word: &str) -> String {
+    match (n, word.strip_suffix('y')) {
+        (1, _) => format!("1 {word}"),
+        (_, Some(stem)) => format!("{n} {stem}ies"),
+        (_, None) => format!("{n} {word}s"),
+    }
+}
+
+/// A byte count for people: `"2.6 MB"`, `"20.6 kB"`.
+fn bytes(n: u64) -> String {
+    let n = n as f64;
+    if n >= 1e9 {
+        format!("{:.1} GB", n / 1e9)
+    } else if n >= 1e6 {
+        format!("{:.1} MB", n / 1e6)
+    } else {
+        format!("{:.1} kB", n / 1e3)
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{bytes, plural};
+
+    #[test]
+    fn counts_read_well() {
+        assert_eq!(plural(1, "gap"), "1 gap");
+        assert_eq!(plural(2, "gap"), "2 gaps");
+        assert_eq!(plural(0, "entry"), "0 entries");
+        assert_eq!(bytes(2_567_166), "2.6 MB");
+        assert_eq!(bytes(20_460), "20.5 kB");
+        assert_eq!(bytes(969_000_000_000), "969.0 GB");
+    }
+}

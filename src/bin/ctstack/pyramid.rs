@@ -1,0 +1,138 @@
+//! `ctstack pyramid`: build the pyramid with a progress bar, stop cleanly on Ctrl-C.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::Args;
+use ctstack::{DEFAULT_MIN_SIZE, Error, PyramidBuilder};
+
+use crate::progress::Progress;
+use crate::{Failure, ReadArgs, interrupt};
+
+#[derive(Args)]
+#[command(after_help = "\
+Output: OUT/<level>/<index:06>.tif, level 1 = half of the input in every direction. \
+Outputs the manifest (OUT/ctstack.json) shows were made from the same inputs \
+are kept, so an interrupted or repeated run only rebuilds what is missing or stale; \
+outputs the plan no longer holds are removed; every file appears atomically. Exit status: 0 done, 1 failed, 2 wrong command line, 130 interrupted.")]
+pub struct PyramidArgs {
+    /// Directory of .tif/.tiff slices, in natural order (s2 before s10).
+    #[arg(value_name = "INPUT_DIR")]
+    input: PathBuf,
+    /// Where levels go [default: INPUT_DIR/.thumbnail].
+    #[arg(long, short, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Keep halving while width or height exceeds N (N >= 1). The same rule as
+    /// min_size in the Rust, C and Python APIs.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MIN_SIZE, allow_negative_numbers = true,
+          value_parser = at_least_one::<u32>)]
+    min_size: u32,
+    /// Averaging threads (N >= 1) [default: one per CPU]. More than the CPUs this
+    /// process may use only slows it down, so N is capped there, with a note.
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = at_least_one::<usize>)]
+    threads: Option<usize>,
+    /// A gap in the slice numbering is an error, not a warning.
+    #[arg(long)]
+    strict: bool,
+    /// Rebuild every output [default: keep those the manifest shows were made
+    /// from the unchanged inputs].
+    #[arg(long)]
+    force: bool,
+    /// No progress bar and no summary (warnings and errors still go to stderr).
+    #[arg(long, short)]
+    quiet: bool,
+    #[command(flatten)]
+    read: ReadArgs,
+}
+
+pub fn run(args: &PyramidArgs) -> Result<(), Failure> {
+    let mut builder = PyramidBuilder::from_dir(&args.input)?
+        .min_size(args.min_size)
+        .strict(args.strict)
+        .force(args.force)
+        .read_mode(args.read.read_mode());
+    if let Some(out) = &args.out {
+        builder = builder.output_dir(out);
+    }
+    if let Some(n) = args.threads {
+        builder = builder.threads(capped_threads(n));
+    }
+    let plan = builder.plan()?;
+    for warning in plan.warnings() {
+        eprintln!("ctstack: warning: {warning}");
+    }
+    // Checking the headers writes nothing, so until here Ctrl-C may simply end the
+    // process; from now on it asks the run to stop cleanly.
+    let cancel = interrupt::cancel_on_ctrl_c();
+    let progress = Progress::new(&plan, args.quiet);
+    let mut done = 0;
+    let result = plan.run(
+        &mut |d, total| {
+            done = d;
+            progress.update(d, total);
+        },
+        &cancel,
+    );
+    progress.finish();
+    let summary = match result {
+        Err(Error::Cancelled) => {
+            return Err(Failure::Interrupted(format!(
+                "interrupted after {done} of {} output slices; no partial or temporary \
+                 file left (run again to resume)",
+                plan.total_units()
+            )));
+        }
+        other => other?,
+    };
+    // The plan's warnings come first and were printed already.
+    for warning in &summary.warnings[plan.warnings().len()..] {
+        eprintln!("ctstack: warning: {warning}");
+    }
+    if !args.quiet {
+        let secs = summary.elapsed.as_secs_f64();
+        let shapes = plan.levels();
+        let last = shapes[shapes.len() - 1];
+        println!(
+            "{} levels ({}x{} down to {}x{}), {} slices rebuilt, {} kept, {} removed, {:.3} s, {:.2} GB/s of input -> {}",
+            summary.levels.len() - 1,
+            shapes[0].width,
+            shapes[0].height,
+            last.width,
+            last.height,
+            summary.rebuilt,
+            summary.kept,
+            summary.removed,
+            secs,
+            summary.input_bytes as f64 / secs.max(1e-9) / 1e9,
+            plan.output_dir().display()
+        );
+    }
+    Ok(())
+}
+
+/// A whole number >= 1 (clap puts the flag and the value before the message).
+fn at_least_one<T>(text: &str) -> Result<T, String>
+where
+    T: FromStr + PartialOrd + From<u8>,
+    T::Err: std::fmt::Display,
+{
+    match text.parse::<T>() {
+        Ok(n) if n >= T::from(1) => Ok(n),
+        Ok(_) => Err("must be at least 1".into()),
+        Err(e) => Err(format!("{e} (expected a whole number >= 1)")),
+    }
+}
+
+/// `n`, or the number of CPUs this process may use if `n` is larger (with a note):
+/// averaging is CPU-bound, so extra threads only add switching and memory.
+fn capped_threads(n: usize) -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if n > cpus {
+        eprintln!(
+            "ctstack: note: --threads {n} capped at {cpus}, the CPUs this process may use \
+             (more threads only slow the averaging down)"
+        );
+        return cpus;
+    }
+    n
+}

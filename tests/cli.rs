@@ -1,0 +1,533 @@
+//! The `ctstack` command as a user meets it: help and version, `--opt=value`,
+//! the exit status of every kind of bad command line, a failed run, Ctrl-C in the
+//! middle of a run, and `info` on a folder and on a file that is not a TIFF.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ctstack::{Slice, write_slice};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ctstack");
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ctstack-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn ctstack(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("cannot run ctstack")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn stack_dir() -> String {
+    common::fixtures().join("stack").display().to_string()
+}
+
+#[test]
+fn help_is_there_for_every_command() {
+    for args in [
+        &["--help"][..],
+        &["-h"],
+        &["pyramid", "--help"],
+        &["pyramid", "-h"],
+        &["info", "--help"],
+        &["help", "pyramid"],
+    ] {
+        let out = ctstack(args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(out.stderr.is_empty(), "{args:?}: {}", text(&out.stderr));
+        let help = text(&out.stdout);
+        assert!(help.contains("Usage: ctstack"), "{args:?}: {help}");
+    }
+    let pyramid = text(&ctstack(&["pyramid", "--help"]).stdout);
+    for option in [
+        "--out",
+        "--min-size",
+        "--threads",
+        "--strict",
+        "--quiet",
+        "--mmap",
+        "--no-mmap",
+    ] {
+        assert!(
+            pyramid.contains(option),
+            "pyramid --help lacks {option}:\n{pyramid}"
+        );
+    }
+    assert!(pyramid.contains("[default: 500]"), "{pyramid}");
+    let info = text(&ctstack(&["info", "--help"]).stdout);
+    assert!(
+        info.contains("Usage: ctstack info [OPTIONS] <FILE|DIR>..."),
+        "{info}"
+    );
+    assert!(
+        !info.contains("--min-size"),
+        "info --help shows pyramid's options:\n{info}"
+    );
+}
+
+#[test]
+fn version_is_printed() {
+    let version = env!("CARGO_PKG_VERSION");
+    for (args, want) in [
+        (&["--version"][..], format!("ctstack {version}\n")),
+        (&["-V"], format!("ctstack {version}\n")),
+        // clap's convention for a subcommand's version.
+        (
+            &["pyramid", "--version"],
+            format!("ctstack-pyramid {version}\n"),
+        ),
+    ] {
+        let out = ctstack(args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stdout), want, "{args:?}");
+    }
+}
+
+/// Every file under `out`, by relative path, with its bytes.
+fn tree(out: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut dirs = vec![out.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                let rel = path.strip_prefix(out).unwrap().display().to_string();
+                files.insert(rel, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn equals_forms_mean_the_same_as_separate_values() {
+    let dir = scratch("equals");
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    let a_arg = format!("--out={}", a.display());
+    let stack = stack_dir();
+    let joined = ctstack(&[
+        "pyramid",
+        &stack,
+        &a_arg,
+        "--min-size=80",
+        "--threads=1",
+        "--mmap=never",
+        "--quiet",
+    ]);
+    assert_eq!(joined.status.code(), Some(0), "{}", text(&joined.stderr));
+    let b_arg = b.display().to_string();
+    let split = ctstack(&[
+        "pyramid",
+        "--quiet",
+        "--min-size",
+        "80",
+        "--threads",
+        "1",
+        "--mmap",
+        "never",
+        "-o",
+        &b_arg,
+        &stack,
+    ]);
+    assert_eq!(split.status.code(), Some(0), "{}", text(&split.stderr));
+    let (ta, tb) = (tree(&a), tree(&b));
+    // 21 slices of 301x203 to 80 px: level 1 has 11 slices, level 2 has 6.
+    let levels = |t: &BTreeMap<String, Vec<u8>>, k: &str| {
+        t.keys().filter(|p| p.starts_with(&format!("{k}/"))).count()
+    };
+    assert_eq!(
+        (levels(&ta, "1"), levels(&ta, "2")),
+        (11, 6),
+        "{:?}",
+        ta.keys()
+    );
+    for (rel, bytes) in &ta {
+        if rel.ends_with(".tif") {
+            assert_eq!(
+                Some(bytes),
+                tb.get(rel),
+                "{rel} differs between the two forms"
+            );
+        }
+    }
+    // And the same as the committed numpy reference.
+    let reference = common::fixtures().join("stack_reference");
+    for rel in ta.keys().filter(|r| r.ends_with(".tif")) {
+        let ours = Slice::open(a.join(rel)).unwrap();
+        let theirs = Slice::open(reference.join(rel)).unwrap();
+        assert_eq!(
+            ours.contiguous::<u16>().unwrap(),
+            theirs.contiguous::<u16>().unwrap(),
+            "{rel}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn every_bad_command_line_exits_2_with_a_short_message() {
+    let dir = scratch("usage");
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let empty = empty.display().to_string();
+    let stack = stack_dir();
+    let out = dir.join("out").display().to_string();
+    let s = stack.as_str();
+    let cases: &[(&[&str], &str)] = &[
+        (&[], "Usage"),
+        (&["frobnicate"], "frobnicate"),
+        (&["pyramid"], "INPUT_DIR"),
+        (&["pyramid", s, "extra"], "extra"),
+        (&["pyramid", s, "--bogus"], "--bogus"),
+        (&["pyramid", s, "--min-size", "0"], "--min-size"),
+        (&["pyramid", s, "--min-size=0"], "at least 1"),
+        (&["pyramid", s, "--min-size", "-1"], "--min-size"),
+        (&["pyramid", s, "--min-size", "abc"], "--min-size"),
+        (&["pyramid", s, "--min-size", "99999999999"], "--min-size"),
+        (&["pyramid", s, "--min-size"], "--min-size"),
+        (&["pyramid", s, "--threads", "0"], "--threads"),
+        (&["pyramid", s, "--threads=2.5"], "--threads"),
+        (&["pyramid", s, "--mmap", "sometimes"], "--mmap"),
+        (&["pyramid", s, "--mmap=never", "--no-mmap"], "--no-mmap"),
+        (&["pyramid", s, "--out"], "--out"),
+        (&["info"], "FILE|DIR"),
+        (&["info", "--min-size", "80", s], "--min-size"),
+        // Understood, but the library blames the argument: no slices in the folder.
+        (
+            &["pyramid", &empty, "--out", &out],
+            "no .tif or .tiff files",
+        ),
+    ];
+    for (args, mention) in cases {
+        let run = ctstack(args);
+        let stderr = text(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(mention),
+            "{args:?} does not mention {mention}: {stderr}"
+        );
+        if !args.is_empty() {
+            // Short: the problem and a pointer to --help, not the whole help text.
+            assert!(stderr.contains("--help"), "{args:?}: {stderr}");
+            assert!(stderr.lines().count() <= 8, "{args:?}: too long:\n{stderr}");
+            assert!(!stderr.contains("Possible values"), "{args:?}: {stderr}");
+        }
+        assert!(run.stdout.is_empty(), "{args:?}: {}", text(&run.stdout));
+    }
+    assert!(
+        !Path::new(&out).exists(),
+        "a refused command line wrote output"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_failed_run_exits_1_and_names_the_file() {
+    let dir = scratch("failed");
+    let missing = dir.join("no-such-dir").display().to_string();
+    let run = ctstack(&["pyramid", &missing]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run.stderr));
+    assert!(
+        text(&run.stderr).contains("no-such-dir"),
+        "{}",
+        text(&run.stderr)
+    );
+
+    // A stack with one slice of another size.
+    let stack = dir.join("stack");
+    std::fs::create_dir_all(&stack).unwrap();
+    write_slice::<u16>(&stack.join("s1.tif"), 8, 8, &[1; 64]).unwrap();
+    write_slice::<u16>(&stack.join("s2.tif"), 4, 4, &[1; 16]).unwrap();
+    let run = ctstack(&["pyramid", &stack.display().to_string(), "--min-size", "1"]);
+    let stderr = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("ctstack: error: ") && stderr.contains("s2.tif"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn too_many_threads_are_capped_with_a_note() {
+    let dir = scratch("threads");
+    let out = dir.join("out").display().to_string();
+    let run = ctstack(&[
+        "pyramid",
+        &stack_dir(),
+        "--out",
+        &out,
+        "--min-size",
+        "80",
+        "--threads",
+        "100000",
+    ]);
+    let stderr = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("note: --threads 100000 capped at"),
+        "{stderr}"
+    );
+    // Not a terminal: no progress bar on stderr, only the note; the summary on stdout.
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let stdout = text(&run.stdout);
+    assert!(
+        stdout
+            .starts_with("2 levels (301x203 down to 75x50), 17 slices rebuilt, 0 kept, 0 removed"),
+        "{stdout}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn info_describes_a_stack_folder() {
+    let run = ctstack(&["info", &stack_dir()]);
+    let stdout = text(&run.stdout);
+    assert_eq!(run.status.code(), Some(0), "{stdout}{}", text(&run.stderr));
+    for line in [
+        ": 21 slices\n",
+        "  size: 301x203 16-bit (as slice_0000.tif), 2.6 MB of pixels\n",
+        "  access paths: mapped 21\n",
+        "  compression: none 21\n",
+        "  numbering: no gaps\n",
+        "  skipped: none\n",
+    ] {
+        assert!(stdout.contains(line), "no {line:?} in:\n{stdout}");
+    }
+
+    let mixed = text(
+        &ctstack(&[
+            "info",
+            &common::fixtures().join("stack_mixed").display().to_string(),
+        ])
+        .stdout,
+    );
+    assert!(
+        mixed.contains("  access paths: copied 2, decoded 2, mapped 1\n"),
+        "{mixed}"
+    );
+    assert!(
+        mixed.contains("  compression: Deflate 1, LZW 1, none 3\n"),
+        "{mixed}"
+    );
+}
+
+/// The first bytes of a PNG file: its signature and the start of its header chunk.
+const PNG_HEAD: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x10";
+
+#[test]
+fn info_explains_gaps_skipped_files_and_refused_slices() {
+    let dir = scratch("info-mixed");
+    for k in [0, 1, 3] {
+        write_slice::<u16>(&dir.join(format!("scan_{k:04}.tif")), 6, 4, &[7; 24]).unwrap();
+    }
+    write_slice::<u16>(&dir.join("scan_0004.tif"), 3, 4, &[7; 12]).unwrap();
+    std::fs::write(dir.join("scan_0005.tif"), PNG_HEAD).unwrap();
+    std::fs::write(dir.join("notes.txt"), b"scanned on Tuesday\n").unwrap();
+    std::fs::write(dir.join("preview.png"), PNG_HEAD).unwrap();
+    std::fs::create_dir_all(dir.join(".thumbnail")).unwrap();
+    std::fs::create_dir_all(dir.join("raw")).unwrap();
+
+    let run = ctstack(&["info", &dir.display().to_string()]);
+    let stdout = text(&run.stdout);
+    assert_eq!(run.status.code(), Some(1), "{stdout}");
+    for line in [
+        ": 5 slices\n",
+        "  size: 6x4 16-bit (as scan_0000.tif), ",
+        "  access paths: ",
+        "  numbering: 1 gap (a warning; an error with pyramid --strict)\n",
+        "scan_0001.tif is followed by scan_0003.tif: number 2 is missing\n",
+        "  skipped: 4 entries\n",
+        "    .thumbnail: directory: ctstack's default output directory\n",
+        "    notes.txt: not a slice by its name (extension .txt)\n",
+        "    preview.png: not a slice by its name (extension .png); it is a PNG image\n",
+        "    raw: directory: a stack is the files directly in DIR\n",
+        "  refused: 2 slices that `ctstack pyramid` would stop at\n",
+        "scan_0004.tif: 3x4 16-bit, but scan_0000.tif is 6x4 16-bit\n",
+    ] {
+        assert!(stdout.contains(line), "no {line:?} in:\n{stdout}");
+    }
+    let png_slice = stdout
+        .lines()
+        .find(|l| l.contains("scan_0005.tif"))
+        .unwrap_or_else(|| panic!("scan_0005.tif not reported:\n{stdout}"));
+    assert!(png_slice.contains("this is a PNG image"), "{png_slice}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn info_on_a_png_says_what_it_is_and_what_to_do() {
+    let dir = scratch("info-png");
+    let png = dir.join("slice.png");
+    std::fs::write(&png, PNG_HEAD).unwrap();
+    let good = common::fixtures().join("slices/tifffile_u16_be.tif");
+    let run = ctstack(&[
+        "info",
+        &png.display().to_string(),
+        &good.display().to_string(),
+    ]);
+    let stdout = text(&run.stdout);
+    assert_eq!(run.status.code(), Some(1), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(lines[0].contains("slice.png: error ("), "{stdout}");
+    assert!(
+        lines[1].ends_with(
+            "slice.png: this is a PNG image, not a TIFF: convert the stack to TIFF, \
+             for example with ImageMagick: magick mogrify -format tif *.png"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        lines[2].ends_with(
+            "tifffile_u16_be.tif: 67x45 16-bit, compression none, big-endian, copied: big-endian"
+        ),
+        "{stdout}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Ctrl-C in the middle of a run: exit 130 with one line, nothing partial or
+/// temporary left, only level folders (and the lock file) in the output; a rerun
+/// finishes the job.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_the_run_cleanly() {
+    use std::time::{Duration, Instant};
+
+    let dir = scratch("sigint");
+    let input = dir.join("in");
+    let out = dir.join("out");
+    std::fs::create_dir_all(&input).unwrap();
+    // Enough work that the run is still going when the signal arrives: 48 slices
+    // of 1024x1024 (96 MB), about 2 s in a debug build.
+    let (count, side) = (48usize, 1024u32);
+    let mut pixels: Vec<u16> = (0..side * side).map(|i| (i % 65_521) as u16).collect();
+    for k in 0..count {
+        pixels
+            .iter_mut()
+            .for_each(|p| *p = p.wrapping_add(k as u16));
+        write_slice(&input.join(format!("s{k:03}.tif")), side, side, &pixels).unwrap();
+    }
+    let mut child = Command::new(BIN)
+        .arg("pyramid")
+        .arg(&input)
+        .arg("--out")
+        .arg(&out)
+        .args(["--min-size", "64"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first output slice: the run is then in its main loop.
+    let first = out.join("1").join("000000.tif");
+    let start = Instant::now();
+    while !first.exists() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be interrupted"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no output after 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: kill() takes plain integers; the child is ours and not yet reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let signalled = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        // A bound against a hang, not a speed check: a cancelled run stops at the
+        // next slice, normally well under a second.
+        assert!(
+            signalled.elapsed() < Duration::from_secs(30),
+            "still running 30 s after SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let latency = signalled.elapsed();
+    let output = child.wait_with_output().unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(status.code(), Some(130), "{status:?}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("ctstack: interrupted after "),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty(), "{}", text(&output.stdout));
+    eprintln!("SIGINT to exit: {latency:?}; {stderr}");
+
+    // Only level folders and the manifest at the top (no lock, no temporary
+    // file); only final names inside.
+    let mut written = 0;
+    for entry in std::fs::read_dir(&out).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == ctstack::MANIFEST_FILE {
+            continue;
+        }
+        assert!(
+            entry.path().is_dir() && name.parse::<u32>().is_ok_and(|k| k >= 1),
+            "unexpected {name} in the output"
+        );
+        for file in std::fs::read_dir(entry.path()).unwrap().flatten() {
+            let file_name = file.file_name().to_string_lossy().into_owned();
+            let stem = file_name.strip_suffix(".tif").unwrap_or("");
+            assert!(
+                stem.len() == 6 && stem.bytes().all(|b| b.is_ascii_digit()),
+                "left behind: {name}/{file_name}"
+            );
+            Slice::open(file.path()).expect("a complete output slice");
+            written += 1;
+        }
+    }
+    // 48 -> 24 -> 12 -> 6 -> 3 slices: 45 outputs in all.
+    assert!(
+        written < 45,
+        "the run finished before the signal: not an interruption test"
+    );
+
+    let rerun = Command::new(BIN)
+        .arg("pyramid")
+        .arg(&input)
+        .arg("--out")
+        .arg(&out)
+        .args(["--min-size", "64"])
+        .output()
+        .unwrap();
+    let summary = text(&rerun.stdout);
+    assert_eq!(rerun.status.code(), Some(0), "{}", text(&rerun.stderr));
+    assert!(
+        summary.contains(&format!("{} slices rebuilt, {written} kept", 45 - written)),
+        "{summary}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
