@@ -1027,7 +1027,9 @@ fn cli_mmap_policies() {
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("[possible values: auto, always, never]"));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("[possible values: auto, always, never]")
+    );
 
     let file = &small.inputs[0];
     for (policy, want) in [
