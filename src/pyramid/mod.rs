@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::{Error, Limits, OpenOptions, ReadMode, Slice, stack};
+use crate::{Error, Limits, OpenOptions, ReadMode, SampleType, Slice, stack};
 
 mod cascade;
 mod level1;
@@ -219,6 +219,14 @@ impl PyramidBuilder {
     /// Whether look-ahead opens fault the whole mapping in (MAP_POPULATE; default off).
     pub fn populate(mut self, populate: bool) -> Self {
         self.open.populate = populate;
+        self
+    }
+
+    /// Convert slices of the other depth to `to` ([`SampleType::U8`] or
+    /// [`SampleType::U16`]) instead of refusing a stack that mixes depths: see
+    /// [`OpenOptions::convert_depth`] for the rule. The pyramid is then written as `to`.
+    pub fn convert_depth(mut self, to: SampleType) -> Self {
+        self.open.convert_depth = Some(to);
         self
     }
 
