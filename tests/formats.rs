@@ -288,26 +288,10 @@ fn hostile_and_unsupported_files_get_typed_errors() {
     // A PNG whose header claims 60000 x 60000 gray pixels.
     let mut png = std::fs::read(common::fixtures().join("images/pillow_L.png")).unwrap();
     png[16..24].copy_from_slice(&[0, 0, 0xea, 0x60, 0, 0, 0xea, 0x60]);
-    let crc = crc32(&png[12..29]);
+    let crc = common::crc32(&png[12..29]);
     png[29..33].copy_from_slice(&crc.to_be_bytes());
     let (kind, message) = error_of("huge.png", &png);
     assert_eq!(kind, ErrorKind::LimitsExceeded, "{message}");
-}
-
-/// CRC-32 (ISO-HDLC, PNG's), bit by bit.
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xedb8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 /// Builds the pyramid of `stack` and compares every level with its reference

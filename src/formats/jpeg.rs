@@ -16,6 +16,9 @@ use crate::sample::{SampleType, Samples};
 
 type Decoder<'a> = JpegDecoder<ZCursor<&'a [u8]>>;
 
+/// The most pixels a JPEG can encode per byte of file: 64 per bit.
+const PIXELS_PER_BYTE: u64 = 64 * 8;
+
 /// The sample precision of the first frame header (SOFn), found by walking the
 /// marker segments up to the first scan; `None` if there is none before it.
 /// Each step moves forward, so the walk ends on any byte sequence.
@@ -63,6 +66,19 @@ fn open<'a>(bytes: &'a [u8], limits: &Limits) -> Result<(Decoder<'a>, bool), Pro
         .info()
         .ok_or_else(|| format_problem!("JPEG headers could not be read"))?;
     let (width, height) = (u32::from(info.width), u32::from(info.height));
+    // Every 8x8 block costs at least one bit of the file (the Huffman code of its
+    // DC coefficient, even in a progressive file), so a JPEG holds at most 512
+    // pixels per byte. A header that claims more is forged or truncated, and the
+    // decoder would spend its time inventing the missing blocks.
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > PIXELS_PER_BYTE * bytes.len() as u64 {
+        return Err(format_problem!(
+            "the {width}x{height} JPEG needs at least {} bytes (a bit per 8x8 block), \
+             the file has {}: truncated or forged",
+            pixels.div_ceil(PIXELS_PER_BYTE),
+            bytes.len()
+        ));
+    }
     let gray = match decoder.input_colorspace() {
         Some(ColorSpace::Luma) => true,
         Some(ColorSpace::YCbCr | ColorSpace::RGB) => false,
@@ -126,10 +142,7 @@ pub(super) fn read(bytes: &[u8], limits: &Limits) -> Result<Image, Problem> {
     let (samples, reason) = if channels == 1 {
         (buffer, "JPEG")
     } else {
-        (
-            to_gray(&buffer, channels, |v| v as u8),
-            "RGB to gray (JPEG)",
-        )
+        (to_gray(&buffer, channels), "RGB to gray (JPEG)")
     };
     Ok(Image {
         header,

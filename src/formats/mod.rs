@@ -174,20 +174,15 @@ pub(crate) fn check_ratio(
     Ok(())
 }
 
-/// Gray from interleaved 8-bit or 16-bit (native-order) samples of `channels`
-/// channels: gray (+ alpha) keeps the first channel, RGB (+ alpha) goes through
-/// [`luma`]; alpha is ignored.
-pub(crate) fn to_gray<T: Copy + Into<u32>>(
-    pixels: &[T],
-    channels: usize,
-    from: impl Fn(u32) -> T,
-) -> Vec<T> {
+/// Gray from interleaved 8-bit samples of `channels` channels (2 or more): gray
+/// and alpha keep the first channel, RGB (and alpha) goes through [`luma`];
+/// alpha is ignored.
+pub(crate) fn to_gray(pixels: &[u8], channels: usize) -> Vec<u8> {
     match channels {
-        1 => pixels.to_vec(),
         2 => pixels.chunks_exact(2).map(|p| p[0]).collect(),
         _ => pixels
             .chunks_exact(channels)
-            .map(|p| from(luma(p[0].into(), p[1].into(), p[2].into())))
+            .map(|p| luma(p[0].into(), p[1].into(), p[2].into()) as u8)
             .collect(),
     }
 }

@@ -8,7 +8,7 @@ use std::io::Cursor;
 
 use png::{BitDepth, ColorType, Decoder, DecodingError, Transformations};
 
-use super::{Header, Image, ImagePixels, check_ratio, check_size, to_gray};
+use super::{Header, Image, ImagePixels, check_ratio, check_size, luma, to_gray};
 use crate::Limits;
 use crate::error::{Problem, format_problem};
 use crate::sample::{SampleType, Samples};
@@ -74,15 +74,20 @@ pub(super) fn read(bytes: &[u8], limits: &Limits) -> Result<Image, Problem> {
         ));
     }
     let samples = if header.sample_type == SampleType::U16 {
-        let wide: Vec<u16> = buffer
-            .chunks_exact(2)
-            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+        // Big-endian samples straight to native gray: no second full-size buffer.
+        let sample = |p: &[u8], c: usize| u32::from(u16::from_be_bytes([p[2 * c], p[2 * c + 1]]));
+        let gray: Vec<u16> = buffer
+            .chunks_exact(2 * channels)
+            .map(|p| match channels {
+                1 | 2 => sample(p, 0) as u16,
+                _ => luma(sample(p, 0), sample(p, 1), sample(p, 2)) as u16,
+            })
             .collect();
-        Samples::from_vec(to_gray(&wide, channels, |v| v as u16))
+        Samples::from_vec(gray)
     } else if channels == 1 {
         Samples::from_vec(buffer)
     } else {
-        Samples::from_vec(to_gray(&buffer, channels, |v| v as u8))
+        Samples::from_vec(to_gray(&buffer, channels))
     };
     let converted = match source_color {
         ColorType::Grayscale => None,
