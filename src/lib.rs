@@ -20,8 +20,10 @@
 #![warn(missing_docs)]
 
 mod decode;
+mod depth;
 mod error;
 mod ffi;
+mod formats;
 mod kernels;
 mod limits;
 mod pyramid;
@@ -33,6 +35,7 @@ mod tiff;
 mod writer;
 
 pub use error::{Error, ErrorKind};
+pub use formats::Format;
 pub use kernels::{Kernel, average_pair, average_pair_with};
 pub use limits::Limits;
 pub use pyramid::{

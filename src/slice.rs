@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use crate::decode;
+use crate::depth;
 use crate::error::Problem;
+use crate::formats::{self, Format, Image, ImagePixels};
 use crate::sample::{self, Sample, SampleType, Samples, with_sample_type};
 use crate::source::{ReadMode, Source};
 use crate::tiff::{ByteOrder, Chunks, Compression, ImageLayout};
@@ -14,6 +16,7 @@ use crate::{Error, Limits};
 
 /// How a slice's pixels reach the caller, in order of cost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum AccessPath {
     /// Rows are views into the memory-mapped file: no decode, no copy.
     Mapped,
@@ -24,18 +27,23 @@ pub enum AccessPath {
     /// Uncompressed but not viewable (other byte order, odd offset, tiles): assembled
     /// into an owned buffer by ctstack in one pass.
     Copied,
-    /// Compressed or with a predictor: decoded by the `tiff` crate into an owned buffer.
+    /// Compressed or with a predictor: decoded by the `tiff` crate (or the PNG or
+    /// JPEG decoder) into an owned buffer.
     Decoded,
+    /// Color or palette pixels (or samples of the other depth, when asked)
+    /// converted to gray into an owned buffer, after any decoding.
+    Converted,
 }
 
 impl AccessPath {
-    /// `mapped`, `read`, `copied` or `decoded`.
+    /// `mapped`, `read`, `copied`, `decoded` or `converted`.
     pub fn name(self) -> &'static str {
         match self {
             AccessPath::Mapped => "mapped",
             AccessPath::Read => "read",
             AccessPath::Copied => "copied",
             AccessPath::Decoded => "decoded",
+            AccessPath::Converted => "converted",
         }
     }
 }
@@ -58,15 +66,17 @@ impl fmt::Display for Access {
 /// What a slice's header says, read without touching its pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SliceHeader {
+    /// The file's format.
+    pub format: Format,
     /// Width in pixels.
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
-    /// The sample type.
+    /// The sample type as served (after [`OpenOptions::convert_depth`]).
     pub sample_type: SampleType,
-    /// The file's compression.
+    /// The file's compression (see [`Slice::compression`] for other formats than TIFF).
     pub compression: Compression,
-    /// The file's byte order.
+    /// The file's byte order (see [`Slice::byte_order`] for other formats than TIFF).
     pub byte_order: ByteOrder,
 }
 
@@ -80,9 +90,20 @@ pub struct OpenOptions {
     /// Fault the whole mapping in at open (MAP_POPULATE on Linux; no effect elsewhere
     /// or in buffered mode).
     pub populate: bool,
+    /// Serve every slice at this depth ([`SampleType::U8`] or [`SampleType::U16`]):
+    /// a slice of the other depth is converted into an owned buffer, 8 to 16 bits
+    /// by `v * 257` (0 stays 0, 255 becomes 65535), 16 to 8 bits by
+    /// `(v + 128) / 257` (the nearest 8-bit level, 65535 becomes 255). `None`
+    /// (default): each slice keeps its type.
+    pub convert_depth: Option<SampleType>,
 }
 
-/// One CT slice: page 0 of a TIFF file, 8- or 16-bit unsigned grayscale.
+/// One CT slice: page 0 of a TIFF file, or a BMP, PNG or JPEG image, served as
+/// 8- or 16-bit unsigned grayscale.
+///
+/// The format is told by the file's first bytes ([`Slice::format`]). TIFF and
+/// 8-bit gray-palette BMP rows can be views of the file; PNG and JPEG are decoded,
+/// and color is converted to gray (see [`AccessPath::Converted`]).
 ///
 /// Pixels are handed out as rows ([`Slice::rows`]): a strip always holds whole
 /// rows, so even files whose strips are scattered through the file are served
@@ -95,6 +116,7 @@ pub struct OpenOptions {
 /// A mapped slice shares memory-mapping's hazard: see [`ReadMode`].
 pub struct Slice {
     path: PathBuf,
+    format: Format,
     width: u32,
     height: u32,
     sample_type: SampleType,
@@ -103,16 +125,20 @@ pub struct Slice {
     bigtiff: bool,
     access: Access,
     pixels: Pixels,
-    /// A contiguous copy, made on first request, for slices whose rows are scattered.
-    contiguous: OnceLock<Samples>,
+    /// A contiguous copy, made on first request, for slices whose rows are scattered
+    /// or stored bottom-up. Boxed: rarely made, and it keeps `Slice` small to move.
+    contiguous: OnceLock<Box<Samples>>,
 }
 
 enum Pixels {
-    /// Rows are views into `source`; `starts` holds each strip's byte offset.
+    /// Rows are views into `source`; `starts` holds each strip's first row, in
+    /// samples, and `row_step` the samples from one row of a strip to the next
+    /// (negative for a bottom-up BMP, more than the width for padded rows).
     View {
         source: Source,
         starts: Vec<usize>,
         rows_per_strip: usize,
+        row_step: isize,
     },
     /// Rows live in an owned, contiguous buffer.
     Owned(Samples),
@@ -123,9 +149,13 @@ enum Pixels {
 pub struct Rows<'a, T> {
     /// The samples the rows live in: the whole file (for views) or the owned buffer.
     base: &'a [T],
-    /// Where each strip starts in `base`, in samples; one entry when the image is contiguous.
+    /// Where each strip's first row starts in `base`, in samples; one entry when
+    /// the rows follow a single step.
     starts: &'a [usize],
     rows_per_strip: usize,
+    /// Samples from the start of one row of a strip to the next: the width for
+    /// packed rows, more for padded ones, negative for rows stored bottom-up.
+    row_step: isize,
     width: usize,
     height: usize,
 }
@@ -138,6 +168,7 @@ impl<'a, T: Sample> Rows<'a, T> {
             base: data,
             starts: &[0],
             rows_per_strip: height.max(1),
+            row_step: width as isize,
             width,
             height,
         })
@@ -147,7 +178,8 @@ impl<'a, T: Sample> Rows<'a, T> {
     #[inline]
     pub fn row(&self, y: usize) -> &'a [T] {
         assert!(y < self.height, "row {y} of a {}-row slice", self.height);
-        let start = self.starts[y / self.rows_per_strip] + (y % self.rows_per_strip) * self.width;
+        let within = (y % self.rows_per_strip) as isize * self.row_step;
+        let start = self.starts[y / self.rows_per_strip].wrapping_add_signed(within);
         &self.base[start..start + self.width]
     }
 
@@ -168,7 +200,7 @@ impl<'a, T: Sample> Rows<'a, T> {
 
     /// The whole image as one row-major slice, if its rows follow each other.
     pub fn as_contiguous(&self) -> Option<&'a [T]> {
-        (self.starts.len() == 1).then(|| {
+        (self.starts.len() == 1 && self.row_step == self.width as isize).then(|| {
             let start = self.starts[0];
             &self.base[start..start + self.width * self.height]
         })
@@ -200,18 +232,43 @@ impl Slice {
         options: &OpenOptions,
     ) -> Result<SliceHeader, Error> {
         let path = path.as_ref();
+        let depth = wanted_depth(options)?;
         let source = Source::open_header(path, options.read_mode)?;
-        let layout = ImageLayout::parse(source.bytes(), &options.limits).map_err(|p| p.at(path))?;
+        let bytes = source.bytes();
+        let header = match Format::sniff(bytes) {
+            Some(format) if format != Format::Tiff => {
+                let h =
+                    formats::read_header(format, bytes, &options.limits).map_err(|p| p.at(path))?;
+                let (compression, byte_order) = formats::nominal_encoding(format);
+                SliceHeader {
+                    format,
+                    width: h.width,
+                    height: h.height,
+                    sample_type: h.sample_type,
+                    compression,
+                    byte_order,
+                }
+            }
+            _ => {
+                let layout = ImageLayout::parse(bytes, &options.limits).map_err(|p| p.at(path))?;
+                SliceHeader {
+                    format: Format::Tiff,
+                    width: layout.width,
+                    height: layout.height,
+                    sample_type: layout.sample_type,
+                    compression: layout.compression,
+                    byte_order: layout.order,
+                }
+            }
+        };
         Ok(SliceHeader {
-            width: layout.width,
-            height: layout.height,
-            sample_type: layout.sample_type,
-            compression: layout.compression,
-            byte_order: layout.order,
+            sample_type: depth.unwrap_or(header.sample_type),
+            ..header
         })
     }
 
-    /// Parses a TIFF held in memory; `name` stands for the file in messages.
+    /// Parses a slice file (TIFF, BMP, PNG, JPEG) held in memory; `name` stands
+    /// for the file in messages.
     ///
     /// The bytes are copied once into an aligned buffer (views then point into
     /// it, [`AccessPath::Read`]). `options.read_mode` and `options.populate` do not apply.
@@ -224,19 +281,120 @@ impl Slice {
     }
 
     fn from_source(path: &Path, source: Source, options: &OpenOptions) -> Result<Slice, Error> {
-        let layout = ImageLayout::parse(source.bytes(), &options.limits).map_err(|p| p.at(path))?;
-        let (access, pixels) = arrange(source, &layout, &options.limits).map_err(|p| p.at(path))?;
-        Ok(Slice {
+        let depth = wanted_depth(options)?;
+        let slice = match Format::sniff(source.bytes()) {
+            Some(format) if format != Format::Tiff => {
+                let image = formats::read(format, source.bytes(), &options.limits)
+                    .map_err(|p| p.at(path))?;
+                Slice::from_image(path, format, source, image)
+            }
+            _ => {
+                let layout =
+                    ImageLayout::parse(source.bytes(), &options.limits).map_err(|p| p.at(path))?;
+                let (access, pixels) =
+                    arrange(source, &layout, &options.limits).map_err(|p| p.at(path))?;
+                Slice {
+                    path: path.to_path_buf(),
+                    format: Format::Tiff,
+                    width: layout.width,
+                    height: layout.height,
+                    sample_type: layout.sample_type,
+                    order: layout.order,
+                    compression: layout.compression,
+                    bigtiff: layout.bigtiff,
+                    access,
+                    pixels,
+                    contiguous: OnceLock::new(),
+                }
+            }
+        };
+        match depth {
+            Some(to) if to != slice.sample_type => slice.converted_to(to, &options.limits),
+            _ => Ok(slice),
+        }
+    }
+
+    /// A slice over a BMP, PNG or JPEG image read by [`formats::read`].
+    fn from_image(path: &Path, format: Format, source: Source, image: Image) -> Slice {
+        let (compression, order) = formats::nominal_encoding(format);
+        let (access, pixels) = match image.pixels {
+            ImagePixels::InFile {
+                first_row,
+                row_step,
+                reason,
+            } => (
+                view_access(&source, reason),
+                Pixels::View {
+                    source,
+                    starts: vec![first_row],
+                    rows_per_strip: image.header.height as usize,
+                    row_step,
+                },
+            ),
+            ImagePixels::Owned {
+                samples,
+                converted,
+                reason,
+            } => {
+                let path = if converted {
+                    AccessPath::Converted
+                } else {
+                    AccessPath::Decoded
+                };
+                (Access { path, reason }, Pixels::Owned(samples))
+            }
+        };
+        Slice {
             path: path.to_path_buf(),
-            width: layout.width,
-            height: layout.height,
-            sample_type: layout.sample_type,
-            order: layout.order,
-            compression: layout.compression,
-            bigtiff: layout.bigtiff,
+            format,
+            width: image.header.width,
+            height: image.header.height,
+            sample_type: image.header.sample_type,
+            order,
+            compression,
+            bigtiff: false,
             access,
             pixels,
             contiguous: OnceLock::new(),
+        }
+    }
+
+    /// This slice at the other depth, in an owned buffer (see [`OpenOptions::convert_depth`]).
+    fn converted_to(self, to: SampleType, limits: &Limits) -> Result<Slice, Error> {
+        let pixels = self.width as u64 * self.height as u64;
+        decode::check_decoded_size(pixels * to.bytes() as u64, limits)
+            .map_err(|p| p.at(&self.path))?;
+        let (samples, rule) = match (self.sample_type, to) {
+            (SampleType::U8, SampleType::U16) => (
+                Samples::from_vec(depth::widen(self.rows::<u8>()?)),
+                "v * 257",
+            ),
+            (SampleType::U16, SampleType::U8) => (
+                Samples::from_vec(depth::narrow(self.rows::<u16>()?)),
+                "(v + 128) / 257",
+            ),
+            (from, to) => {
+                return Err(Error::Unsupported {
+                    path: self.path,
+                    what: format!("converting {from} samples to {to}"),
+                });
+            }
+        };
+        let reason = format!(
+            "{}-bit to {}-bit by {rule} (was {})",
+            self.bits(),
+            to.bits(),
+            self.access
+        );
+        Ok(Slice {
+            sample_type: to,
+            access: Access {
+                path: AccessPath::Converted,
+                reason,
+            },
+            pixels: Pixels::Owned(samples),
+            contiguous: OnceLock::new(),
+            ..self
         })
     }
 
@@ -255,7 +413,7 @@ impl Slice {
         self.height
     }
 
-    /// The sample type.
+    /// The sample type as served.
     pub fn sample_type(&self) -> SampleType {
         self.sample_type
     }
@@ -265,12 +423,19 @@ impl Slice {
         self.sample_type.bits()
     }
 
-    /// The file's byte order.
+    /// The file's format, told by its first bytes.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// The file's byte order. For other formats than TIFF, the format's own:
+    /// little-endian for BMP, big-endian for PNG and JPEG.
     pub fn byte_order(&self) -> ByteOrder {
         self.order
     }
 
-    /// The file's compression.
+    /// The file's compression. For other formats than TIFF: `None` for BMP,
+    /// `Deflate` for PNG, `Jpeg` for JPEG.
     pub fn compression(&self) -> Compression {
         self.compression
     }
@@ -314,6 +479,7 @@ impl Slice {
                 source,
                 starts,
                 rows_per_strip,
+                row_step,
             } => {
                 let base = whole_words::<T>(source.bytes()).ok_or_else(|| {
                     // `arrange` made this view only after the same cast succeeded.
@@ -326,6 +492,7 @@ impl Slice {
                     base,
                     starts,
                     rows_per_strip: *rows_per_strip,
+                    row_step: *row_step,
                     width,
                     height,
                 })
@@ -334,6 +501,7 @@ impl Slice {
                 base: samples.get::<T>().unwrap_or(&[]),
                 starts: &[0],
                 rows_per_strip: height.max(1),
+                row_step: width as isize,
                 width,
                 height,
             }),
@@ -355,7 +523,7 @@ impl Slice {
             for row in rows.iter() {
                 out.extend_from_slice(row);
             }
-            Samples::from_vec(out)
+            Box::new(Samples::from_vec(out))
         });
         Ok(samples.get::<T>().unwrap_or(&[]))
     }
@@ -522,6 +690,19 @@ fn view(source: Source, layout: &ImageLayout) -> (Access, Pixels) {
             format!("{n} scattered strips, viewed row by row"),
         )
     };
+    (
+        view_access(&source, reason),
+        Pixels::View {
+            source,
+            starts,
+            rows_per_strip,
+            row_step: layout.width as isize,
+        },
+    )
+}
+
+/// The access of rows viewed in `source`: mapped, or read and why.
+fn view_access(source: &Source, reason: String) -> Access {
     let path = if source.is_mapped() {
         AccessPath::Mapped
     } else {
@@ -531,14 +712,21 @@ fn view(source: Source, layout: &ImageLayout) -> (Access, Pixels) {
         Some(why) => format!("{reason} ({why})"),
         None => reason,
     };
-    (
-        Access { path, reason },
-        Pixels::View {
-            source,
-            starts,
-            rows_per_strip,
-        },
-    )
+    Access { path, reason }
+}
+
+/// The sample type `options` ask every slice to be served at, checked.
+fn wanted_depth(options: &OpenOptions) -> Result<Option<SampleType>, Error> {
+    let Some(to) = options.convert_depth else {
+        return Ok(None);
+    };
+    #[allow(unreachable_patterns)] // sample types beyond these two are not converted
+    match to {
+        SampleType::U8 | SampleType::U16 => Ok(Some(to)),
+        other => Err(Error::usage(format!(
+            "convert_depth is {other}: slices are converted to uint8 or uint16 only"
+        ))),
+    }
 }
 
 /// Copies raw chunks into one row-major buffer, converting byte order, in one pass.

@@ -1,30 +1,396 @@
-//! Which files make a stack, in which order: `.tif`/`.tiff` files of a directory
-//! in natural order (`s2` before `s10`), and gaps in their numbering.
+//! Which files make a stack, in which order.
+//!
+//! A directory is read by extension (any case): `.tif`, `.tiff`, `.bmp`, `.jpg`,
+//! `.jpeg` and `.png`. Its files are grouped by prefix and extension, as
+//! CTHarvester groups them (`slice_0007.tif` has prefix `slice_`, index 7 and
+//! extension `tif`), and one group is the stack; [`select`] says which files it
+//! left out and why, and where the numbering has gaps. Files come in natural
+//! order (`s2` before `s10`).
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::Error;
 
-/// The `.tif`/`.tiff` files (any case) directly in `dir`, in natural order.
-/// Other files and subdirectories are ignored.
-pub fn list_slices(dir: &Path) -> Result<Vec<PathBuf>, Error> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, "cannot list directory", e))?;
-    let mut files = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(dir, "cannot list directory", e))?;
-        let path = entry.path();
-        let is_tiff = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| e.eq_ignore_ascii_case("tif") || e.eq_ignore_ascii_case("tiff"));
-        // Follows symlinks: a stack of links to slices elsewhere is a stack.
-        if is_tiff && path.is_file() {
-            files.push(path);
+/// The extensions a stack is read from, lower case, in the order they are named in messages.
+pub const EXTENSIONS: [&str; 6] = ["tif", "tiff", "bmp", "png", "jpg", "jpeg"];
+
+/// Which files of a directory make the stack: every field left `None` is
+/// chosen from what the directory holds.
+///
+/// The default selection takes the most common (prefix, extension) group of
+/// the directory. Setting fields narrows that choice, as CTHarvester's own
+/// settings do: `prefix` and `extension` fix the group, `range` keeps indices
+/// `first..=last` (indices of the range with no file are reported as gaps),
+/// and `index_width` keeps only names whose index is written as
+/// `format!("{index:0width$}")` (`slice_0007.tif` with width 4).
+///
+/// ```
+/// use ctstack::stack::Selection;
+///
+/// let selection = Selection::default().prefix("rec_").extension("bmp").range(100, 899);
+/// assert_eq!(selection.range, Some((100, 899)));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Selection {
+    /// The text before the index, exactly (case-sensitive); `None`: the most common one.
+    pub prefix: Option<String>,
+    /// The extension, without the dot, any case (`tif` and `tiff` are two
+    /// extensions); `None`: the most common one.
+    pub extension: Option<String>,
+    /// Indices `first..=last`, both included; `None`: every index.
+    pub range: Option<(u64, u64)>,
+    /// Digits of the index, zero-padded: `{index:0width}`; `None`: any width.
+    pub index_width: Option<usize>,
+}
+
+impl Selection {
+    /// Only files whose name starts with `prefix` right before the index.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Selection {
+        self.prefix = Some(prefix.into());
+        self
+    }
+
+    /// Only files with this extension (`"bmp"` or `".bmp"`, any case).
+    pub fn extension(mut self, extension: impl Into<String>) -> Selection {
+        self.extension = Some(extension.into());
+        self
+    }
+
+    /// Only indices `first..=last`.
+    pub fn range(mut self, first: u64, last: u64) -> Selection {
+        self.range = Some((first, last));
+        self
+    }
+
+    /// Only indices written with `width` digits, zero-padded (wider numbers as they are).
+    pub fn index_width(mut self, width: usize) -> Selection {
+        self.index_width = Some(width);
+        self
+    }
+
+    /// The extension asked for, lower case and without a dot, checked to be one ctstack reads.
+    fn wanted_extension(&self) -> Result<Option<String>, Error> {
+        let Some(ext) = &self.extension else {
+            return Ok(None);
+        };
+        let ext = ext.strip_prefix('.').unwrap_or(ext).to_ascii_lowercase();
+        if !EXTENSIONS.contains(&ext.as_str()) {
+            return Err(Error::usage(format!(
+                "extension {:?} is not one ctstack reads ({})",
+                self.extension.as_deref().unwrap_or_default(),
+                EXTENSIONS.join(", ")
+            )));
+        }
+        Ok(Some(ext))
+    }
+}
+
+/// The files a [`Selection`] picked from a directory, and what it left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Listing {
+    /// The stack, in natural order.
+    pub files: Vec<PathBuf>,
+    /// Image files of the directory that are not in the stack, with the reason.
+    pub skipped: Vec<Skipped>,
+    /// Gaps in the numbering, one message each (see [`numbering_gaps`]).
+    pub gaps: Vec<String>,
+}
+
+/// An image file [`select`] left out of the stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Skipped {
+    /// The file.
+    pub path: PathBuf,
+    /// Why it is not in the stack (`prefix "spr_" is not the stack's "rec_"`, ...).
+    pub reason: String,
+}
+
+/// A candidate file: an image file of the directory, its name cut CTHarvester's
+/// way, `(prefix)(digits).(ext)`.
+#[derive(Debug)]
+struct Candidate {
+    path: PathBuf,
+    name: String,
+    prefix: String,
+    /// The index as written; empty for a name without digits before the extension.
+    digits: String,
+    /// Lower case.
+    extension: String,
+}
+
+impl Candidate {
+    fn new(path: PathBuf) -> Option<Candidate> {
+        let name = file_name(&path);
+        let (stem, ext) = name.rsplit_once('.')?;
+        let extension = ext.to_ascii_lowercase();
+        if !EXTENSIONS.contains(&extension.as_str()) {
+            return None;
+        }
+        let start = stem
+            .bytes()
+            .rposition(|c| !c.is_ascii_digit())
+            .map_or(0, |p| p + 1);
+        Some(Candidate {
+            prefix: stem[..start].to_string(),
+            digits: stem[start..].to_string(),
+            extension,
+            path,
+            name,
+        })
+    }
+
+    /// The index, if the name has one (and it fits a u64).
+    fn index(&self) -> Option<u64> {
+        self.digits.parse().ok()
+    }
+
+    /// Names without an index form one group per extension: a folder of
+    /// `a.tif`, `b.tif` is one stack, as it always was for ctstack.
+    fn group(&self) -> (Option<&str>, &str) {
+        let prefix = (!self.digits.is_empty()).then_some(self.prefix.as_str());
+        (prefix, &self.extension)
+    }
+
+    fn describe_group(group: (Option<&str>, &str)) -> String {
+        match group {
+            (Some(prefix), ext) => format!("{prefix:?} + index + \".{ext}\""),
+            (None, ext) => format!("unnumbered \".{ext}\" names"),
         }
     }
-    files.sort_by(|a, b| natural_cmp(&file_name(a), &file_name(b)));
-    Ok(files)
+}
+
+/// Picks the stack of `dir` as `selection` says: reads the directory (not
+/// recursively; symbolic links are followed, subdirectories ignored), keeps the
+/// files with a stack extension, and takes one (prefix, extension) group.
+///
+/// Unset fields of the selection are chosen like CTHarvester chooses them: the
+/// group with the most files wins (CTHarvester counts prefixes and extensions
+/// separately, which can name a pair with no file at all; ctstack counts the
+/// pairs), a tie goes to the group whose first file comes first in natural
+/// order. Names with no digits before the extension form one group per
+/// extension. Every image file left out is in [`Listing::skipped`] with the
+/// reason; other files (logs, `.csv`, ...) are ignored silently.
+///
+/// Gaps: with a `range`, every index of the range with no file; without one,
+/// the gaps between neighbouring files ([`numbering_gaps`]).
+///
+/// An empty stack is not an error here (the listing says what was skipped);
+/// [`PyramidBuilder::from_selection`](crate::PyramidBuilder::from_selection) refuses one.
+/// Errors: the directory cannot be read ([`Error::Io`]); the selection names an
+/// extension ctstack does not read or a range whose first index is after its
+/// last ([`Error::Usage`]).
+pub fn select(dir: &Path, selection: &Selection) -> Result<Listing, Error> {
+    let extension = selection.wanted_extension()?;
+    if let Some((first, last)) = selection.range
+        && first > last
+    {
+        return Err(Error::usage(format!(
+            "slice range {first}..={last} is empty: its first index is after its last"
+        )));
+    }
+    let mut candidates = read_candidates(dir)?;
+    candidates.sort_by(|a, b| natural_cmp(&a.name, &b.name));
+
+    let mut skipped = Vec::new();
+    let mut kept = Vec::new();
+    for c in candidates {
+        match refusal(&c, selection, extension.as_deref()) {
+            Some(reason) => skipped.push(Skipped {
+                path: c.path,
+                reason,
+            }),
+            None => kept.push(c),
+        }
+    }
+    let Some(group) = most_common_group(&kept) else {
+        return Ok(Listing {
+            skipped,
+            gaps: selection
+                .range
+                .map_or_else(Vec::new, |range| range_gaps(&[], range)),
+            files: Vec::new(),
+        });
+    };
+    let group = (group.0.map(str::to_string), group.1.to_string());
+    let mut files: Vec<Candidate> = Vec::new();
+    for c in kept {
+        let (prefix, ext) = c.group();
+        if (prefix, ext) == (group.0.as_deref(), group.1.as_str()) {
+            files.push(c);
+        } else {
+            let reason = format!(
+                "{} is not the stack's group, {} (the most common)",
+                Candidate::describe_group((prefix, ext)),
+                Candidate::describe_group((group.0.as_deref(), &group.1))
+            );
+            skipped.push(Skipped {
+                path: c.path,
+                reason,
+            });
+        }
+    }
+    drop_duplicate_indices(&mut files, &mut skipped);
+    skipped.sort_by(|a, b| natural_cmp(&file_name(&a.path), &file_name(&b.path)));
+    let gaps = match selection.range {
+        Some(range) => range_gaps(&files, range),
+        None => numbering_gaps(&files.iter().map(|c| c.path.clone()).collect::<Vec<_>>()),
+    };
+    Ok(Listing {
+        files: files.into_iter().map(|c| c.path).collect(),
+        skipped,
+        gaps,
+    })
+}
+
+/// The image files directly in `dir`.
+fn read_candidates(dir: &Path) -> Result<Vec<Candidate>, Error> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, "cannot list directory", e))?;
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, "cannot list directory", e))?;
+        // Follows symlinks: a stack of links to slices elsewhere is a stack.
+        if let Some(c) = Candidate::new(entry.path())
+            && c.path.is_file()
+        {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+/// Why the explicit fields of `selection` exclude `c`, or `None` if they keep it.
+fn refusal(c: &Candidate, selection: &Selection, extension: Option<&str>) -> Option<String> {
+    if let Some(ext) = extension
+        && c.extension != ext
+    {
+        return Some(format!(
+            "extension .{} is not the selected .{ext}",
+            c.extension
+        ));
+    }
+    let explicit_index =
+        selection.prefix.is_some() || selection.range.is_some() || selection.index_width.is_some();
+    if explicit_index && c.digits.is_empty() {
+        return Some("no index before the extension".into());
+    }
+    if let Some(prefix) = &selection.prefix
+        && &c.prefix != prefix
+    {
+        return Some(format!(
+            "prefix {:?} is not the selected {prefix:?}",
+            c.prefix
+        ));
+    }
+    let index = c.index();
+    if let Some((first, last)) = selection.range {
+        match index {
+            Some(i) if (first..=last).contains(&i) => {}
+            _ => return Some(format!("index {} is outside {first}..={last}", c.digits)),
+        }
+    }
+    if let Some(width) = selection.index_width {
+        let written_so = index.is_some_and(|i| format!("{i:0width$}") == c.digits);
+        if !written_so {
+            return Some(format!(
+                "index {} is not written with {width} digits",
+                c.digits
+            ));
+        }
+    }
+    None
+}
+
+/// The (prefix, extension) group with the most files; ties go to the group
+/// seen first (`candidates` is in natural order).
+fn most_common_group(candidates: &[Candidate]) -> Option<(Option<&str>, &str)> {
+    let mut counts: HashMap<(Option<&str>, &str), (usize, usize)> = HashMap::new();
+    for (i, c) in candidates.iter().enumerate() {
+        counts.entry(c.group()).or_insert((0, i)).0 += 1;
+    }
+    counts
+        .into_iter()
+        .max_by(|(_, (na, fa)), (_, (nb, fb))| na.cmp(nb).then(fb.cmp(fa)))
+        .map(|(group, _)| group)
+}
+
+/// Keeps the first file of each index (`s01.tif` and `s1.tif` are both index 1:
+/// only one can be slice 1); the others are skipped. Names without an index are all kept.
+fn drop_duplicate_indices(files: &mut Vec<Candidate>, skipped: &mut Vec<Skipped>) {
+    let mut seen: HashMap<u64, String> = HashMap::new();
+    let mut kept = Vec::with_capacity(files.len());
+    for c in files.drain(..) {
+        match c.index() {
+            Some(i) if seen.contains_key(&i) => skipped.push(Skipped {
+                reason: format!("index {i} again: {} has it", seen[&i]),
+                path: c.path,
+            }),
+            Some(i) => {
+                seen.insert(i, c.name.clone());
+                kept.push(c);
+            }
+            None => kept.push(c),
+        }
+    }
+    *files = kept;
+}
+
+/// Indices of `first..=last` with no file, as runs (never one message per
+/// missing index: a range can be as wide as a u64).
+fn range_gaps(files: &[Candidate], (first, last): (u64, u64)) -> Vec<String> {
+    let mut gaps = Vec::new();
+    let mut expected = Some(first);
+    let mut previous: Option<&str> = None;
+    for c in files {
+        let Some(i) = c.index() else { continue };
+        if let Some(e) = expected
+            && i > e
+        {
+            let after = match previous {
+                Some(p) => format!("{p} is followed by {}", c.name),
+                None => format!("the range {first}..={last} starts before {}", c.name),
+            };
+            gaps.push(format!(
+                "gap in the slice numbering: {after}: {}",
+                missing(e.into(), (i - 1).into())
+            ));
+        }
+        expected = i.checked_add(1);
+        previous = Some(&c.name);
+    }
+    if let Some(e) = expected
+        && e <= last
+    {
+        let after = match previous {
+            Some(p) => format!("the range {first}..={last} goes on after {p}"),
+            None => format!("no file of the range {first}..={last} exists"),
+        };
+        gaps.push(format!(
+            "gap in the slice numbering: {after}: {}",
+            missing(e.into(), last.into())
+        ));
+    }
+    gaps
+}
+
+/// `number 8 is missing` or `numbers 11..=13 are missing (3 files)`.
+fn missing(from: u128, to: u128) -> String {
+    if from == to {
+        format!("number {from} is missing")
+    } else {
+        let n = to - from + 1;
+        format!("numbers {from}..={to} are missing ({n} files)")
+    }
+}
+
+/// The stack of `dir` under the default [`Selection`]: its most common
+/// (prefix, extension) group, in natural order. See [`select`].
+pub fn list_slices(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    Ok(select(dir, &Selection::default())?.files)
 }
 
 fn file_name(p: &Path) -> String {
@@ -95,16 +461,7 @@ pub fn numbering_gaps(files: &[PathBuf]) -> Vec<String> {
         if pa != pb || sa != sb || *nb <= na + 1 {
             continue;
         }
-        let missing = nb - na - 1;
-        let which = if missing == 1 {
-            format!("number {} is missing", na + 1)
-        } else {
-            format!(
-                "numbers {}..={} are missing ({missing} files)",
-                na + 1,
-                nb - 1
-            )
-        };
+        let which = missing(na + 1, nb - 1);
         gaps.push(format!(
             "gap in the slice numbering: {} is followed by {}: {which}",
             file_name(&files[i]),
@@ -114,7 +471,7 @@ pub fn numbering_gaps(files: &[PathBuf]) -> Vec<String> {
     gaps
 }
 
-/// (text before, text after, value) of the last run of digits in `name`.
+/// (text before, text after in lower case, value) of the last run of digits in `name`.
 fn index_of(name: &str) -> Option<(String, String, u128)> {
     let bytes = name.as_bytes();
     let end = bytes.iter().rposition(u8::is_ascii_digit)? + 1;
@@ -123,12 +480,203 @@ fn index_of(name: &str) -> Option<(String, String, u128)> {
         .rposition(|c| !c.is_ascii_digit())
         .map_or(0, |p| p + 1);
     let value = name[start..end].parse::<u128>().ok()?;
-    Some((name[..start].to_string(), name[end..].to_string(), value))
+    // Extensions compare in any case, as they do when a stack is selected.
+    let after = name[end..].to_ascii_lowercase();
+    Some((name[..start].to_string(), after, value))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fresh directory holding empty files of these names (selection never opens them).
+    fn folder(name: &str, files: &[&str]) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ctstack-stack-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("subdir.tif")).unwrap();
+        for f in files {
+            std::fs::write(dir.join(f), b"").unwrap();
+        }
+        dir
+    }
+
+    fn names(paths: &[PathBuf]) -> Vec<String> {
+        paths.iter().map(|p| file_name(p)).collect()
+    }
+
+    fn skipped(listing: &Listing) -> Vec<(String, String)> {
+        let s = listing.skipped.iter();
+        s.map(|s| (file_name(&s.path), s.reason.clone())).collect()
+    }
+
+    #[test]
+    fn the_most_common_prefix_and_extension_win_and_the_rest_is_reported() {
+        // An NRecon folder: slices, a preview image, a log; and a stray TIFF export.
+        let dir = folder(
+            "nrecon",
+            &[
+                "scan_rec00000010.bmp",
+                "scan_rec00000009.bmp",
+                "scan_rec00000011.BMP",
+                "scan_rec00000013.bmp",
+                "scan_spr.bmp",
+                "scan_rec.log",
+                "export_0001.tif",
+                "export_0002.tif",
+            ],
+        );
+        let listing = select(&dir, &Selection::default()).unwrap();
+        assert_eq!(
+            names(&listing.files),
+            [
+                "scan_rec00000009.bmp",
+                "scan_rec00000010.bmp",
+                "scan_rec00000011.BMP",
+                "scan_rec00000013.bmp"
+            ]
+        );
+        let group = r#"is not the stack's group, "scan_rec" + index + ".bmp" (the most common)"#;
+        assert_eq!(
+            skipped(&listing),
+            [
+                (
+                    "export_0001.tif".to_string(),
+                    format!(r#""export_" + index + ".tif" {group}"#)
+                ),
+                (
+                    "export_0002.tif".to_string(),
+                    format!(r#""export_" + index + ".tif" {group}"#)
+                ),
+                (
+                    "scan_spr.bmp".to_string(),
+                    format!(r#"unnumbered ".bmp" names {group}"#)
+                ),
+            ]
+        );
+        assert_eq!(listing.gaps.len(), 1, "{:?}", listing.gaps);
+        assert!(listing.gaps[0].contains("number 12 is missing"));
+        assert_eq!(list_slices(&dir).unwrap(), listing.files);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn ties_go_to_the_group_that_comes_first_and_unnumbered_names_are_one_group() {
+        let dir = folder("tie", &["b_1.png", "b_2.png", "a_1.png", "a_2.png"]);
+        let listing = select(&dir, &Selection::default()).unwrap();
+        assert_eq!(names(&listing.files), ["a_1.png", "a_2.png"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let dir = folder("plain", &["c.tif", "a.tif", "b.TIFF", "notes.txt"]);
+        let listing = select(&dir, &Selection::default()).unwrap();
+        assert_eq!(names(&listing.files), ["a.tif", "c.tif"]);
+        assert_eq!(names(&[listing.skipped[0].path.clone()]), ["b.TIFF"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let dir = folder("empty", &["readme.md"]);
+        assert_eq!(
+            select(&dir, &Selection::default()).unwrap(),
+            Listing::default()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn explicit_prefix_extension_range_and_width_select_ctharvester_style() {
+        let mut files: Vec<String> = (1..=10)
+            .filter(|i| *i != 5)
+            .map(|i| format!("s_{i:04}.png"))
+            .collect();
+        files.extend(["s_3.png".into(), "s_0004.jpg".into(), "t_0004.png".into()]);
+        let refs: Vec<&str> = files.iter().map(String::as_str).collect();
+        let dir = folder("explicit", &refs);
+        let selection = Selection::default()
+            .prefix("s_")
+            .extension(".PNG")
+            .range(2, 12)
+            .index_width(4);
+        let listing = select(&dir, &selection).unwrap();
+        assert_eq!(
+            names(&listing.files),
+            [
+                "s_0002", "s_0003", "s_0004", "s_0006", "s_0007", "s_0008", "s_0009", "s_0010"
+            ]
+            .map(|n| format!("{n}.png"))
+        );
+        assert_eq!(
+            listing.gaps,
+            [
+                "gap in the slice numbering: s_0004.png is followed by s_0006.png: number 5 is missing",
+                "gap in the slice numbering: the range 2..=12 goes on after s_0010.png: \
+                 numbers 11..=12 are missing (2 files)"
+            ]
+        );
+        assert_eq!(
+            skipped(&listing),
+            [
+                ("s_0001.png".into(), "index 0001 is outside 2..=12".into()),
+                (
+                    "s_3.png".into(),
+                    "index 3 is not written with 4 digits".into()
+                ),
+                (
+                    "s_0004.jpg".into(),
+                    "extension .jpg is not the selected .png".into()
+                ),
+                (
+                    "t_0004.png".into(),
+                    r#"prefix "t_" is not the selected "s_""#.into()
+                ),
+            ]
+        );
+        // Without a width, s_3.png and s_0003.png are both index 3: the first is kept.
+        let listing = select(&dir, &Selection::default().prefix("s_").range(3, 3)).unwrap();
+        assert_eq!(names(&listing.files), ["s_0003.png"]);
+        assert!(
+            skipped(&listing)
+                .contains(&("s_3.png".into(), "index 3 again: s_0003.png has it".into())),
+            "{:?}",
+            listing.skipped
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_range_as_wide_as_u64_reports_runs_not_indices() {
+        let dir = folder("wide", &["s_5.tif"]);
+        let listing = select(&dir, &Selection::default().range(0, u64::MAX)).unwrap();
+        assert_eq!(names(&listing.files), ["s_5.tif"]);
+        assert_eq!(listing.gaps.len(), 2);
+        assert!(
+            listing.gaps[0].contains("starts before s_5.tif: numbers 0..=4 are missing (5 files)")
+        );
+        assert!(
+            listing.gaps[1].contains("(18446744073709551610 files)"),
+            "{:?}",
+            listing.gaps
+        );
+        let none = select(&dir, &Selection::default().range(7, 7)).unwrap();
+        assert!(none.files.is_empty());
+        assert_eq!(
+            none.gaps,
+            ["gap in the slice numbering: no file of the range 7..=7 exists: number 7 is missing"]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn impossible_selections_are_usage_errors() {
+        let dir = folder("usage", &["s_1.tif"]);
+        for selection in [
+            Selection::default().extension("raw"),
+            Selection::default().range(5, 3),
+        ] {
+            let err = select(&dir, &selection).unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::Usage, "{err}");
+        }
+        let err = select(&dir.join("absent"), &Selection::default()).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Io);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn natural_order_counts_numbers() {

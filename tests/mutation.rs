@@ -1,4 +1,5 @@
-//! Hostile bytes, in-tree: every valid fixture (and the unsupported ones) is
+//! Hostile bytes, in-tree: every valid fixture (TIFF, and the BMP, PNG and JPEG
+//! files of fixtures/images; and the unsupported ones) is
 //! mutated a few thousand times with a seeded generator, and each mutant is
 //! opened with default limits and with small ones. Every outcome must be an
 //! `Ok` slice whose rows agree with its dimensions, or a typed error of kind
@@ -310,8 +311,13 @@ fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>) -> String {
         bytes.push(rng.next_u64() as u8);
         return "grew an empty file by one byte".into();
     }
-    let s = structure(bytes);
     let kind = rng.below(13);
+    if kind >= 4
+        && let Some(what) = mutate_image_header(rng, bytes)
+    {
+        return what;
+    }
+    let s = structure(bytes);
     // Structured mutations need an IFD; without one they fall back to a byte overwrite.
     let s = match (kind, s) {
         (0..=3, _) | (_, None) => return mutate_bytes(rng, bytes, kind.min(3)),
@@ -425,6 +431,91 @@ fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>) -> String {
             format!("tag {tag} (entry @{}) := {count} values at {offset}", e.pos)
         }
     }
+}
+
+/// Header mutations for BMP, PNG and JPEG files: a size, offset or count field
+/// of the header gets an interesting value (PNG's IHDR keeps a valid CRC, so the
+/// decoder gets past its check). `None` for TIFF files.
+fn mutate_image_header(rng: &mut Rng, bytes: &mut [u8]) -> Option<String> {
+    let len = bytes.len();
+    let le32 = |bytes: &mut [u8], at: usize, v: u64| write_uint(bytes, at, 4, v, true);
+    if bytes.starts_with(b"BM") {
+        // File size, pixel offset, header size, width, height, planes + bits,
+        // compression, image size, colors used.
+        const FIELDS: [(usize, &str); 9] = [
+            (2, "file size"),
+            (10, "pixel offset"),
+            (14, "header size"),
+            (18, "width"),
+            (22, "height"),
+            (26, "planes and bits"),
+            (30, "compression"),
+            (34, "image size"),
+            (46, "colors used"),
+        ];
+        let (at, name) = FIELDS[rng.below(FIELDS.len() as u64) as usize];
+        let v = match name {
+            "header size" => {
+                [12u64, 16, 40, 52, 56, 64, 108, 124, 0, 0xFFFF_FFFF][rng.below(10) as usize]
+            }
+            "planes and bits" => [
+                1u64 | 8 << 16,
+                1 | 24 << 16,
+                1 | 32 << 16,
+                1 | 4 << 16,
+                1 | 16 << 16,
+                0,
+            ][rng.below(6) as usize],
+            "compression" => rng.below(8),
+            "height" if rng.below(2) == 0 => (-(interesting(rng, len, false) as i64)) as u32 as u64,
+            _ => interesting(rng, len, false),
+        };
+        le32(bytes, at, v);
+        return Some(format!("BMP {name} (@{at}) := {v}"));
+    }
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") && len >= 33 {
+        // IHDR: width @16, height @20, depth @24, color @25, interlace @28; CRC @29.
+        let what = match rng.below(4) {
+            0 | 1 => {
+                let at = [16usize, 20][rng.below(2) as usize];
+                let v = interesting(rng, len, false);
+                write_uint(bytes, at, 4, v, false);
+                format!(
+                    "PNG IHDR {} := {v}",
+                    if at == 16 { "width" } else { "height" }
+                )
+            }
+            2 => {
+                let depth = [1u8, 2, 4, 8, 16, 0, 3][rng.below(7) as usize];
+                bytes[24] = depth;
+                format!("PNG IHDR bit depth := {depth}")
+            }
+            _ => {
+                let color = [0u8, 2, 3, 4, 6, 1, 7][rng.below(7) as usize];
+                bytes[25] = color;
+                format!("PNG IHDR color type := {color}")
+            }
+        };
+        let crc = common::crc32(&bytes[12..29]);
+        bytes[29..33].copy_from_slice(&crc.to_be_bytes());
+        return Some(what);
+    }
+    if bytes.starts_with(&[0xff, 0xd8]) {
+        // The frame header: precision, height, width, components.
+        let sof = bytes
+            .windows(2)
+            .position(|w| w[0] == 0xff && (0xc0..=0xc2).contains(&w[1]))?;
+        let field = rng.below(4) as usize;
+        let (at, size) = [(sof + 4, 1), (sof + 5, 2), (sof + 7, 2), (sof + 9, 1)][field];
+        let v = match field {
+            0 => [8u64, 12, 16, 0][rng.below(4) as usize],
+            3 => [1u64, 3, 4, 0, 255][rng.below(5) as usize],
+            _ => [0u64, 1, 0xFFFF, 0x8000, 8192][rng.below(5) as usize],
+        };
+        write_uint(bytes, at, size, v, false);
+        return Some(format!("JPEG frame field @{at} := {v}"));
+    }
+    None
 }
 
 /// Unstructured mutations: 0 bit flips, 1 interesting byte, 2 truncation, 3 word overwrite or splice.
@@ -581,7 +672,7 @@ fn open_and_check(
             }
             let owned = matches!(
                 slice.access().path,
-                AccessPath::Copied | AccessPath::Decoded
+                AccessPath::Copied | AccessPath::Decoded | AccessPath::Converted
             );
             if owned && slice.image_bytes() as u64 > options.limits.max_decoded_bytes {
                 return Err(format!(
@@ -650,10 +741,13 @@ static STARTED_MS: AtomicU64 = AtomicU64::new(0);
 fn inputs() -> Vec<(String, Vec<u8>)> {
     let root = common::fixtures();
     let mut files: Vec<PathBuf> = Vec::new();
-    for dir in ["slices", "unsupported"] {
+    for dir in ["slices", "unsupported", "images"] {
         for entry in std::fs::read_dir(root.join(dir)).unwrap() {
             let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "tif") {
+            if path
+                .extension()
+                .is_some_and(|e| ["tif", "bmp", "png", "jpg"].iter().any(|x| e == *x))
+            {
                 files.push(path);
             }
         }

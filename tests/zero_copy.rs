@@ -1,5 +1,6 @@
 //! Proof of the zero-copy claim: a plain uncompressed little-endian slice written
-//! by tifffile is served from the mapping, and opening it allocates nothing
+//! by tifffile, and an NRecon-like 8-bit gray-palette BMP (bottom-up, padded
+//! rows), are served from the mapping, and opening them allocates nothing
 //! proportional to the image.
 
 mod common;
@@ -134,4 +135,81 @@ fn tifffile_plain_slices_open_mapped() {
         };
         assert!(range.contains(&at), "{name}: pixels outside the mapping");
     }
+}
+
+/// An NRecon-like 8-bit BMP, large enough that a pixel copy would stand out:
+/// BITMAPINFOHEADER, a 256-entry gray palette, rows stored bottom-up and padded
+/// from 1001 to 1004 bytes. Returns the path and the pixel data's offset.
+fn big_bmp(dir: &std::path::Path) -> (std::path::PathBuf, usize) {
+    let (w, h, stride) = (1001usize, 768usize, 1004usize);
+    let offset = 14 + 40 + 1024;
+    let mut bytes = b"BM".to_vec();
+    bytes.extend_from_slice(&((offset + stride * h) as u32).to_le_bytes());
+    bytes.extend_from_slice(&[0; 4]);
+    bytes.extend_from_slice(&(offset as u32).to_le_bytes());
+    for field in [40u32, w as u32, h as u32] {
+        bytes.extend_from_slice(&field.to_le_bytes());
+    }
+    bytes.extend_from_slice(&[1, 0, 8, 0]);
+    for field in [0u32, (stride * h) as u32, 0, 0, 256, 256] {
+        bytes.extend_from_slice(&field.to_le_bytes());
+    }
+    for i in 0..=255u8 {
+        bytes.extend_from_slice(&[i, i, i, 0]);
+    }
+    for stored in 0..h {
+        let y = h - 1 - stored;
+        bytes.extend((0..w).map(|x| (x * 3 + y * 7) as u8));
+        bytes.extend_from_slice(&[0xEE; 3]);
+    }
+    let path = dir.join("nrecon_rec00000000.bmp");
+    std::fs::write(&path, bytes).unwrap();
+    (path, offset)
+}
+
+#[test]
+fn gray_palette_bmp_rows_are_views_of_the_mapping() {
+    let dir = std::env::temp_dir().join(format!("ctstack-zero-copy-bmp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (path, offset) = big_bmp(&dir);
+    let (w, h, stride) = (1001usize, 768usize, 1004usize);
+
+    let before = ALLOCATED.load(Ordering::Relaxed);
+    let slice = Slice::open(&path).unwrap();
+    let rows = slice.rows::<u8>().unwrap();
+    let (top, bottom) = (
+        rows.row(0).as_ptr() as usize,
+        rows.row(h - 1).as_ptr() as usize,
+    );
+    let allocated = ALLOCATED.load(Ordering::Relaxed) - before;
+
+    assert_eq!(
+        slice.access().path,
+        AccessPath::Mapped,
+        "{}",
+        slice.access()
+    );
+    assert!(slice.is_zero_copy());
+    let range = slice.source_address_range().unwrap();
+    // The top row is the last one stored, the bottom row the first.
+    assert_eq!(top - range.start, offset + (h - 1) * stride);
+    assert_eq!(bottom - range.start, offset);
+    for y in [0, 1, h / 2, h - 1] {
+        let row = rows.row(y);
+        let at = row.as_ptr() as usize;
+        assert!(range.start <= at && at + row.len() <= range.end);
+        assert_eq!(row.len(), w, "padding is not served");
+        assert!(
+            row.iter()
+                .enumerate()
+                .all(|(x, &v)| v == (x * 3 + y * 7) as u8)
+        );
+    }
+    assert!(
+        allocated < slice.image_bytes() / 100,
+        "opening allocated {allocated} bytes for a {}-byte image",
+        slice.image_bytes()
+    );
+    drop(slice);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

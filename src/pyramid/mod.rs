@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::{Error, Limits, OpenOptions, ReadMode, Slice, stack};
+use crate::{Error, Limits, OpenOptions, ReadMode, SampleType, Slice, stack};
 
 mod cascade;
 mod level1;
@@ -103,21 +103,48 @@ pub struct PyramidBuilder {
     strict: bool,
     force: bool,
     open: OpenOptions,
+    /// How the inputs were picked from a directory, if they were.
+    listing: Option<stack::Listing>,
 }
 
 impl PyramidBuilder {
-    /// The `.tif`/`.tiff` files of `dir` (not recursive), in natural order; output
-    /// to `<dir>/.thumbnail` unless [`PyramidBuilder::output_dir`] says otherwise.
+    /// The stack of `dir` under the default [`Selection`](stack::Selection): its
+    /// most common (prefix, extension) group of image files, in natural order
+    /// (see [`stack::select`]); output to `<dir>/.thumbnail` unless
+    /// [`PyramidBuilder::output_dir`] says otherwise.
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<PyramidBuilder, Error> {
+        PyramidBuilder::from_selection(dir, &stack::Selection::default())
+    }
+
+    /// The files of `dir` that `selection` picks ([`stack::select`]), output to
+    /// `<dir>/.thumbnail`. The listing, with the files left out, stays available
+    /// from [`PyramidBuilder::listing`]; its gaps become the plan's warnings.
+    ///
+    /// Errors: those of [`stack::select`], and [`Error::Usage`] when no file is selected.
+    pub fn from_selection(
+        dir: impl AsRef<Path>,
+        selection: &stack::Selection,
+    ) -> Result<PyramidBuilder, Error> {
         let dir = dir.as_ref();
-        let inputs = stack::list_slices(dir)?;
-        if inputs.is_empty() {
+        let listing = stack::select(dir, selection)?;
+        if listing.files.is_empty() {
+            let extensions = stack::EXTENSIONS.map(|e| format!(".{e}")).join(" ");
+            let skipped = match listing.skipped.len() {
+                0 => String::new(),
+                n => format!(
+                    " ({n} image files left out, e.g. {}: {})",
+                    listing.skipped[0].path.display(),
+                    listing.skipped[0].reason
+                ),
+            };
             return Err(Error::usage(format!(
-                "{}: no .tif or .tiff files in the directory",
+                "{}: no slice files ({extensions}) selected in the directory{skipped}",
                 dir.display()
             )));
         }
-        Ok(PyramidBuilder::from_files(inputs, dir.join(".thumbnail")))
+        let mut builder = PyramidBuilder::from_files(listing.files.clone(), dir.join(".thumbnail"));
+        builder.listing = Some(listing);
+        Ok(builder)
     }
 
     /// An explicit, ordered list of slice files, written to `output_dir`.
@@ -134,7 +161,15 @@ impl PyramidBuilder {
                 populate: POPULATE_AHEAD,
                 ..OpenOptions::default()
             },
+            listing: None,
         }
+    }
+
+    /// How [`PyramidBuilder::from_selection`] or [`PyramidBuilder::from_dir`]
+    /// picked the inputs: the files left out and the gaps; `None` for
+    /// [`PyramidBuilder::from_files`].
+    pub fn listing(&self) -> Option<&stack::Listing> {
+        self.listing.as_ref()
     }
 
     /// Where levels go: `<dir>/<k>/<j:06>.tif`.
@@ -187,6 +222,14 @@ impl PyramidBuilder {
         self
     }
 
+    /// Convert slices of the other depth to `to` ([`SampleType::U8`] or
+    /// [`SampleType::U16`]) instead of refusing a stack that mixes depths: see
+    /// [`OpenOptions::convert_depth`] for the rule. The pyramid is then written as `to`.
+    pub fn convert_depth(mut self, to: SampleType) -> Self {
+        self.open.convert_depth = Some(to);
+        self
+    }
+
     /// Caps on what one input slice may make ctstack allocate.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.open.limits = limits;
@@ -226,7 +269,10 @@ impl PyramidBuilder {
                 )));
             }
         }
-        let warnings = stack::numbering_gaps(&self.inputs);
+        let warnings = match &self.listing {
+            Some(listing) => listing.gaps.clone(),
+            None => stack::numbering_gaps(&self.inputs),
+        };
         if self.strict && !warnings.is_empty() {
             return Err(Error::mismatch(warnings.join("; ")));
         }

@@ -52,3 +52,19 @@ pub fn tiff_crate_pixels(path: &std::path::Path) -> Vec<u32> {
         _ => panic!("unexpected sample type in {}", path.display()),
     }
 }
+
+/// CRC-32 (ISO-HDLC, the one PNG chunks carry), bit by bit.
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}

@@ -1,0 +1,166 @@
+//! JPEG, decoded by `zune-jpeg`: 8-bit gray as decoded, color decoded to RGB and
+//! converted to gray with [`luma`] (as Pillow's `convert("L")` does after
+//! libjpeg's own YCbCr to RGB step). 12- and 16-bit JPEG, CMYK and YCCK are
+//! refused as unsupported.
+
+use zune_core::bytestream::ZCursor;
+use zune_core::colorspace::ColorSpace;
+use zune_core::options::DecoderOptions;
+use zune_jpeg::JpegDecoder;
+use zune_jpeg::errors::DecodeErrors;
+
+use super::{Header, Image, ImagePixels, check_ratio, check_size, to_gray};
+use crate::Limits;
+use crate::error::{Problem, format_problem};
+use crate::sample::{SampleType, Samples};
+
+type Decoder<'a> = JpegDecoder<ZCursor<&'a [u8]>>;
+
+/// The most pixels a JPEG can encode per byte of file: 64 per bit.
+const PIXELS_PER_BYTE: u64 = 64 * 8;
+
+/// The sample precision of the first frame header (SOFn), found by walking the
+/// marker segments up to the first scan; `None` if there is none before it.
+/// Each step moves forward, so the walk ends on any byte sequence.
+fn frame_precision(bytes: &[u8]) -> Option<u8> {
+    let mut at = 2;
+    while at + 1 < bytes.len() {
+        if bytes[at] != 0xff {
+            return None;
+        }
+        let marker = bytes[at + 1];
+        match marker {
+            // Fill bytes, and markers without a length.
+            0xff => at += 1,
+            0x01 | 0xd0..=0xd8 => at += 2,
+            0xd9 | 0xda => return None,
+            0xc0..=0xcf if !matches!(marker, 0xc4 | 0xc8 | 0xcc) => {
+                return bytes.get(at + 4).copied();
+            }
+            _ => {
+                let len = usize::from(u16::from_be_bytes([
+                    *bytes.get(at + 2)?,
+                    *bytes.get(at + 3)?,
+                ]));
+                at += 2 + len;
+            }
+        }
+    }
+    None
+}
+
+/// Reads the headers, refusing what ctstack does not decode, and checks the
+/// decoded size against `limits`. Returns the decoder and whether the image is gray.
+fn open<'a>(bytes: &'a [u8], limits: &Limits) -> Result<(Decoder<'a>, bool), Problem> {
+    if let Some(p) = frame_precision(bytes)
+        && p != 8
+    {
+        return Err(Problem::Unsupported(format!("{p}-bit JPEG")));
+    }
+    let options = DecoderOptions::default()
+        .set_max_width(usize::from(u16::MAX))
+        .set_max_height(usize::from(u16::MAX));
+    let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    decoder.decode_headers().map_err(problem)?;
+    let info = decoder
+        .info()
+        .ok_or_else(|| format_problem!("JPEG headers could not be read"))?;
+    let (width, height) = (u32::from(info.width), u32::from(info.height));
+    // Every 8x8 block costs at least one bit of the file (the Huffman code of its
+    // DC coefficient, even in a progressive file), so a JPEG holds at most 512
+    // pixels per byte. A header that claims more is forged or truncated, and the
+    // decoder would spend its time inventing the missing blocks.
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > PIXELS_PER_BYTE * bytes.len() as u64 {
+        return Err(format_problem!(
+            "the {width}x{height} JPEG needs at least {} bytes (a bit per 8x8 block), \
+             the file has {}: truncated or forged",
+            pixels.div_ceil(PIXELS_PER_BYTE),
+            bytes.len()
+        ));
+    }
+    let gray = match decoder.input_colorspace() {
+        Some(ColorSpace::Luma) => true,
+        Some(ColorSpace::YCbCr | ColorSpace::RGB) => false,
+        Some(other) => {
+            return Err(Problem::Unsupported(format!(
+                "JPEG in the {other:?} color space"
+            )));
+        }
+        None => return Err(format_problem!("JPEG color space unknown")),
+    };
+    let out = if gray {
+        ColorSpace::Luma
+    } else {
+        ColorSpace::RGB
+    };
+    decoder.set_options(options.jpeg_set_out_colorspace(out));
+    let channels = out.num_components() as u64;
+    // The output buffer, and as much again for the decoder's coefficients and rows.
+    check_size(width, height, 3 * channels, limits)?;
+    check_ratio(
+        u64::from(width) * u64::from(height) * channels,
+        bytes.len(),
+        "JPEG",
+        limits,
+    )?;
+    Ok((decoder, gray))
+}
+
+pub(super) fn read_header(bytes: &[u8], limits: &Limits) -> Result<Header, Problem> {
+    let (decoder, _) = open(bytes, limits)?;
+    let (width, height) = decoder.dimensions().unwrap_or_default();
+    Ok(Header {
+        width: width as u32,
+        height: height as u32,
+        sample_type: SampleType::U8,
+    })
+}
+
+pub(super) fn read(bytes: &[u8], limits: &Limits) -> Result<Image, Problem> {
+    let (mut decoder, gray) = open(bytes, limits)?;
+    let (width, height) = decoder.dimensions().unwrap_or_default();
+    let size = decoder
+        .output_buffer_size()
+        .ok_or_else(|| format_problem!("JPEG headers could not be read"))?;
+    let mut buffer = vec![0u8; size];
+    decoder.decode_into(&mut buffer).map_err(problem)?;
+    let channels = decoder
+        .output_colorspace()
+        .map_or(0, |c| c.num_components());
+    if channels == 0 || buffer.len() != width * height * channels {
+        return Err(format_problem!(
+            "the JPEG decoder returned {} bytes for a {width}x{height} image",
+            buffer.len()
+        ));
+    }
+    let header = Header {
+        width: width as u32,
+        height: height as u32,
+        sample_type: SampleType::U8,
+    };
+    let (samples, reason) = if channels == 1 {
+        (buffer, "JPEG")
+    } else {
+        (to_gray(&buffer, channels), "RGB to gray (JPEG)")
+    };
+    Ok(Image {
+        header,
+        pixels: ImagePixels::Owned {
+            samples: Samples::from_vec(samples),
+            converted: !gray,
+            reason: reason.into(),
+        },
+    })
+}
+
+/// Sorts a `zune-jpeg` error into ctstack's classes.
+fn problem(e: DecodeErrors) -> Problem {
+    match e {
+        DecodeErrors::Unsupported(scheme) => Problem::Unsupported(format!("JPEG: {scheme:?}")),
+        DecodeErrors::LargeDimensions(n) => {
+            Problem::Limits(format!("JPEG dimension {n} is above the decoder's limit"))
+        }
+        other => format_problem!("JPEG: {other:?}"),
+    }
+}
