@@ -217,10 +217,7 @@ fn every_bad_command_line_exits_2_with_a_short_message() {
         (&["info"], "FILE|DIR"),
         (&["info", "--min-size", "80", s], "--min-size"),
         // Understood, but the library blames the argument: no slices in the folder.
-        (
-            &["pyramid", &empty, "--out", &out],
-            "no .tif or .tiff files",
-        ),
+        (&["pyramid", &empty, "--out", &out], "no slice files"),
     ];
     for (args, mention) in cases {
         let run = ctstack(args);
