@@ -459,6 +459,9 @@ fn arrange(
 
 /// Why the raw pixels cannot be viewed in place, or `None` if they can.
 fn view_refusal(source: &Source, layout: &ImageLayout) -> Option<String> {
+    if layout.bits_reversed {
+        return Some("FillOrder 2, bits reversed in every byte".into());
+    }
     if let Chunks::Tiles { width, length } = layout.chunks {
         return Some(format!("tiled ({width}x{length} tiles)"));
     }
@@ -541,7 +544,8 @@ fn view(source: Source, layout: &ImageLayout) -> (Access, Pixels) {
     )
 }
 
-/// Copies raw chunks into one row-major buffer, converting byte order, in one pass.
+/// Copies raw chunks into one row-major buffer, converting byte order (and bit
+/// order, for FillOrder 2), in one pass.
 fn assemble<T: Sample>(
     bytes: &[u8],
     layout: &ImageLayout,
@@ -549,15 +553,16 @@ fn assemble<T: Sample>(
 ) -> Result<Vec<T>, Problem> {
     decode::check_decoded_size(layout.image_bytes(), limits)?;
     let (width, height) = (layout.width as usize, layout.height as usize);
-    let size = std::mem::size_of::<T>();
     let mut out = vec![T::default(); width * height];
+    let mut scratch = Vec::new();
     // Offsets and sizes were validated against the file by `ImageLayout::parse`.
     match layout.chunks {
         Chunks::Strips { rows_per_strip } => {
             let rps = rows_per_strip as usize;
+            let row_bytes = layout.row_bytes() as usize;
             for (y, dst) in out.chunks_exact_mut(width).enumerate() {
-                let start = layout.offsets[y / rps] as usize + (y % rps) * width * size;
-                sample::decode_into(&bytes[start..start + width * size], layout.order, dst);
+                let start = layout.offsets[y / rps] as usize + (y % rps) * row_bytes;
+                decode_row(&bytes[start..start + row_bytes], layout, &mut scratch, dst);
             }
         }
         Chunks::Tiles {
@@ -565,16 +570,19 @@ fn assemble<T: Sample>(
             length: tl,
         } => {
             let (tw, tl) = (tw as usize, tl as usize);
+            let tile_row_bytes = layout.stored_bytes(tw as u64) as usize;
             let across = width.div_ceil(tw);
             for (t, &offset) in layout.offsets.iter().enumerate() {
                 let (tx, ty) = (t % across * tw, t / across * tl);
                 let cols = tw.min(width - tx);
+                let used = layout.stored_bytes(cols as u64) as usize;
                 for r in 0..tl.min(height - ty) {
-                    let src = offset as usize + r * tw * size;
+                    let src = offset as usize + r * tile_row_bytes;
                     let dst = (ty + r) * width + tx;
-                    sample::decode_into(
-                        &bytes[src..src + cols * size],
-                        layout.order,
+                    decode_row(
+                        &bytes[src..src + used],
+                        layout,
+                        &mut scratch,
                         &mut out[dst..dst + cols],
                     );
                 }
@@ -582,4 +590,16 @@ fn assemble<T: Sample>(
         }
     }
     Ok(out)
+}
+
+/// Decodes one stored row (or the part of a tile row inside the image) into `dst`.
+fn decode_row<T: Sample>(src: &[u8], layout: &ImageLayout, scratch: &mut Vec<u8>, dst: &mut [T]) {
+    let src = if layout.bits_reversed {
+        scratch.clear();
+        scratch.extend(src.iter().map(|b| b.reverse_bits()));
+        &scratch[..]
+    } else {
+        src
+    };
+    sample::decode_into(src, layout.order, dst);
 }

@@ -650,7 +650,7 @@ static STARTED_MS: AtomicU64 = AtomicU64::new(0);
 fn inputs() -> Vec<(String, Vec<u8>)> {
     let root = common::fixtures();
     let mut files: Vec<PathBuf> = Vec::new();
-    for dir in ["slices", "unsupported"] {
+    for dir in ["slices", "unsupported", "types"] {
         for entry in std::fs::read_dir(root.join(dir)).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "tif") {

@@ -68,6 +68,8 @@ pub(crate) struct ImageLayout {
     pub bigtiff: bool,
     pub compression: Compression,
     pub predictor: u16,
+    /// FillOrder 2: the bits of every byte are stored least significant first.
+    pub bits_reversed: bool,
     pub chunks: Chunks,
     /// One per chunk the image needs (extra entries in the file are dropped).
     pub offsets: Vec<u64>,
@@ -90,6 +92,22 @@ impl ImageLayout {
         let predictor = dir.value(Tag::Predictor)?.unwrap_or(1);
         let predictor = u16::try_from(predictor)
             .map_err(|_| format_problem!("Predictor {predictor} is not a valid value"))?;
+
+        check_one_plane(&dir)?;
+        let bits_reversed = match dir.value(Tag::FillOrder)?.unwrap_or(1) {
+            1 => false,
+            2 => true,
+            f => return Err(format_problem!("FillOrder is {f}, not 1 or 2")),
+        };
+        if bits_reversed && (compression != Compression::None || predictor != 1) {
+            // The bit order applies to the encoded bytes, which the decoders read
+            // most significant bit first whatever the tag says.
+            return Err(Problem::Unsupported(format!(
+                "FillOrder 2 (bits stored least significant first) with {} compression \
+                 and predictor {predictor}",
+                compression.name()
+            )));
+        }
 
         let planar = dir.value(Tag::PlanarConfiguration)?.unwrap_or(1);
         if !(1..=2).contains(&planar) {
@@ -146,6 +164,7 @@ impl ImageLayout {
             bigtiff: dir.bigtiff(),
             compression,
             predictor,
+            bits_reversed,
             chunks,
             offsets,
             byte_counts,
@@ -183,9 +202,14 @@ impl ImageLayout {
         self.sample_type.bytes() as u64
     }
 
-    /// Bytes of one image row.
+    /// Bytes `n` consecutive samples of a row take in the file.
+    pub fn stored_bytes(&self, n: u64) -> u64 {
+        n * self.sample_bytes()
+    }
+
+    /// Bytes of one image row as stored.
     pub fn row_bytes(&self) -> u64 {
-        u64::from(self.width) * self.sample_bytes()
+        self.stored_bytes(u64::from(self.width))
     }
 
     /// Bytes of the whole image, unpadded.
@@ -258,6 +282,24 @@ fn dimension(dir: &Directory<'_>, tag: Tag) -> Result<u32, Problem> {
             tag.name()
         )),
     }
+}
+
+/// Refuses a volume stored in one IFD (SGI's ImageDepth/TileDepth): page 0 would
+/// be one plane of it, not the whole image.
+fn check_one_plane(dir: &Directory<'_>) -> Result<(), Problem> {
+    for tag in [Tag::ImageDepth, Tag::TileDepth] {
+        match dir.value(tag)? {
+            None | Some(0 | 1) => {}
+            Some(depth) => {
+                return Err(Problem::Unsupported(format!(
+                    "a volume of {depth} planes in one image ({} {depth}): \
+                     only the first plane would be read",
+                    tag.name()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Accepts 8/16-bit unsigned single-sample grayscale and returns the bit depth;
