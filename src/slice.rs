@@ -9,7 +9,7 @@ use crate::decode;
 use crate::error::Problem;
 use crate::sample::{self, Sample, SampleType, Samples, with_sample_type};
 use crate::source::{ReadMode, Source};
-use crate::tiff::{ByteOrder, Chunks, Compression, ImageLayout};
+use crate::tiff::{ByteOrder, Chunks, Compression, ImageLayout, Photometric};
 use crate::{Error, Limits};
 
 /// How a slice's pixels reach the caller, in order of cost.
@@ -64,6 +64,10 @@ pub struct SliceHeader {
     pub height: u32,
     /// The sample type.
     pub sample_type: SampleType,
+    /// Bits per sample as stored (fewer than the type's for packed depths).
+    pub stored_bits: u32,
+    /// How values map to brightness; samples are served as stored.
+    pub photometric: Photometric,
     /// The file's compression.
     pub compression: Compression,
     /// The file's byte order.
@@ -98,6 +102,8 @@ pub struct Slice {
     width: u32,
     height: u32,
     sample_type: SampleType,
+    stored_bits: u32,
+    photometric: Photometric,
     order: ByteOrder,
     compression: Compression,
     bigtiff: bool,
@@ -206,6 +212,8 @@ impl Slice {
             width: layout.width,
             height: layout.height,
             sample_type: layout.sample_type,
+            stored_bits: layout.bits,
+            photometric: layout.photometric,
             compression: layout.compression,
             byte_order: layout.order,
         })
@@ -231,6 +239,8 @@ impl Slice {
             width: layout.width,
             height: layout.height,
             sample_type: layout.sample_type,
+            stored_bits: layout.bits,
+            photometric: layout.photometric,
             order: layout.order,
             compression: layout.compression,
             bigtiff: layout.bigtiff,
@@ -263,6 +273,16 @@ impl Slice {
     /// Bits per sample (of [`Slice::sample_type`]).
     pub fn bits(&self) -> u32 {
         self.sample_type.bits()
+    }
+    /// Bits per sample as stored in the file: [`Slice::bits`], or fewer for packed
+    /// depths (a 12-bit file is served as `u16`, values unchanged, 0..=4095).
+    pub fn stored_bits(&self) -> u32 {
+        self.stored_bits
+    }
+    /// How values map to brightness. Samples are served as stored (a MinIsWhite
+    /// file's 0 is white), as tifffile does; pyramids keep the photometric.
+    pub fn photometric(&self) -> Photometric {
+        self.photometric
     }
 
     /// The file's byte order.
@@ -459,6 +479,12 @@ fn arrange(
 
 /// Why the raw pixels cannot be viewed in place, or `None` if they can.
 fn view_refusal(source: &Source, layout: &ImageLayout) -> Option<String> {
+    if layout.is_packed() {
+        return Some(format!(
+            "{}-bit samples, unpacked to {}",
+            layout.bits, layout.sample_type
+        ));
+    }
     if layout.bits_reversed {
         return Some("FillOrder 2, bits reversed in every byte".into());
     }
@@ -473,7 +499,7 @@ fn view_refusal(source: &Source, layout: &ImageLayout) -> Option<String> {
             .offsets
             .iter()
             .enumerate()
-            .find(|(_, o)| **o % layout.sample_type_bytes() != 0)
+            .find(|(_, o)| **o % layout.sample_bytes() != 0)
         {
             return Some(format!(
                 "strip {i} at offset {off}, not a multiple of {}",
@@ -601,5 +627,40 @@ fn decode_row<T: Sample>(src: &[u8], layout: &ImageLayout, scratch: &mut Vec<u8>
     } else {
         src
     };
-    sample::decode_into(src, layout.order, dst);
+    if layout.is_packed() {
+        unpack(src, layout.bits, dst);
+    } else {
+        sample::decode_into(src, layout.order, dst);
+    }
+}
+
+/// Unpacks `dst.len()` samples of `bits` bits (1 to 15), stored as one bit stream
+/// most significant bit first (TIFF's packing, whatever the byte order), into
+/// unsigned integers, values unchanged. `src` holds at least the bits needed.
+fn unpack<T: Sample>(src: &[u8], bits: u32, dst: &mut [T]) {
+    match T::TYPE {
+        SampleType::U8 => unpack_into(src, bits, bytemuck::cast_slice_mut::<T, u8>(dst), |v| {
+            v as u8
+        }),
+        SampleType::U16 => unpack_into(src, bits, bytemuck::cast_slice_mut::<T, u16>(dst), |v| v),
+        // `check_supported` gives packed depths only the unsigned types.
+        other => unreachable!("{other} samples are never packed"),
+    }
+}
+
+fn unpack_into<U>(src: &[u8], bits: u32, dst: &mut [U], narrow: impl Fn(u16) -> U) {
+    debug_assert!((1..16).contains(&bits));
+    let mask = (1u32 << bits) - 1;
+    let (mut acc, mut have) = (0u32, 0u32);
+    let mut bytes = src.iter();
+    for d in dst {
+        while have < bits {
+            // `src` is sized for the row; were it short, the missing bits read as 0.
+            acc = (acc << 8) | u32::from(bytes.next().copied().unwrap_or(0));
+            have += 8;
+        }
+        have -= bits;
+        *d = narrow(((acc >> have) & mask) as u16);
+        acc &= (1u32 << have) - 1;
+    }
 }

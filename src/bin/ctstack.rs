@@ -110,10 +110,14 @@ fn info(args: &[String]) -> Result<(), Failure> {
     for file in files {
         match Slice::open_with(file, &options) {
             Ok(s) => println!(
-                "{file}: {}x{} {}-bit, compression {}, {}{}, {}",
+                "{file}: {}x{} {}{}, compression {}, {}{}, {}",
                 s.width(),
                 s.height(),
-                s.bits(),
+                s.sample_type(),
+                match s.photometric() {
+                    ctstack::Photometric::MinIsBlack => "",
+                    _ => " min-is-white",
+                },
                 s.compression().name(),
                 s.byte_order().name(),
                 if s.is_bigtiff() { " BigTIFF" } else { "" },

@@ -11,5 +11,5 @@ mod layout;
 mod tags;
 
 pub use bytes::ByteOrder;
-pub use layout::Compression;
 pub(crate) use layout::{Chunks, ImageLayout};
+pub use layout::{Compression, Photometric};
