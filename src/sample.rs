@@ -28,6 +28,19 @@ pub enum SampleType {
 }
 
 impl SampleType {
+    /// Every sample type, in the order of their numbers.
+    pub const ALL: [SampleType; 4] = [
+        SampleType::U8,
+        SampleType::U16,
+        SampleType::I16,
+        SampleType::F32,
+    ];
+
+    /// The type [`SampleType::name`] calls `name`, if any.
+    pub fn from_name(name: &str) -> Option<SampleType> {
+        SampleType::ALL.into_iter().find(|t| t.name() == name)
+    }
+
     /// Bits per sample.
     pub const fn bits(self) -> u32 {
         match self {

@@ -138,8 +138,19 @@ fn typed_pyramids_equal_the_numpy_references() {
             .plan()
             .unwrap();
         assert_eq!(plan.sample_type().name(), entry["dtype"].as_str().unwrap());
-        plan.run(&mut |_, _| {}, &ctstack::CancelFlag::new())
+        let first = plan
+            .run(&mut |_, _| {}, &ctstack::CancelFlag::new())
             .unwrap();
+        assert!(first.rebuilt > 0, "{name}");
+        // A second run trusts its manifest (which names the sample type): nothing rebuilt.
+        let again = plan
+            .run(&mut |_, _| {}, &ctstack::CancelFlag::new())
+            .unwrap();
+        assert_eq!(
+            (again.rebuilt, again.kept),
+            (0, first.rebuilt),
+            "{name}: {again:?}"
+        );
         let white = entry["photometric"].as_str().unwrap() == "miniswhite";
         for level in entry["levels"].as_array().unwrap() {
             let k = level["level"].as_u64().unwrap();
