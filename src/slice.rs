@@ -446,11 +446,7 @@ fn arrange(
     limits: &Limits,
 ) -> Result<(Access, Pixels), Problem> {
     if !layout.is_raw() {
-        let reason = match (layout.compression, layout.predictor) {
-            (Compression::None, p) => format!("predictor {p}"),
-            (c, 1) => c.name(),
-            (c, p) => format!("{} with predictor {p}", c.name()),
-        };
+        let reason = layout.compression.with_predictor(layout.predictor);
         let samples = decode::decode(source.bytes(), layout, limits)?;
         return Ok((
             Access {

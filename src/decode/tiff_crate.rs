@@ -77,16 +77,25 @@ pub(super) fn decode(bytes: &[u8], layout: &ImageLayout) -> Result<Samples, Prob
     Ok(samples)
 }
 
-/// Sorts a `tiff` crate error into ctstack's classes.
+/// Sorts a `tiff` crate error into ctstack's classes, by who is to blame: the
+/// file (`Format`: malformed structure, corrupt or truncated data), the decoder's
+/// reach (`Unsupported`: a feature it does not implement, or a request it cannot
+/// serve), the budget (`Limits`). Layouts the decoder is known not to read are
+/// refused before it runs (packed depths, FillOrder 2, unsupported JPEG frames,
+/// unnamed compressions), so what reaches it is structurally valid TIFF.
 fn problem(e: TiffError) -> Problem {
     match e {
         TiffError::FormatError(e) => format_problem!("{e}"),
         TiffError::UnsupportedError(e) => Problem::Unsupported(e.to_string()),
+        TiffError::UsageError(e) => Problem::Unsupported(format!("the tiff decoder: {e}")),
         TiffError::LimitsExceeded => {
             Problem::Limits("the tiff decoder's buffer limit was exceeded".into())
         }
-        // The decoder reads from memory: an I/O error means the data ended early.
+        TiffError::IntSizeError => {
+            Problem::Limits("the image's sizes do not fit this platform's integers".into())
+        }
+        // The decoder reads from memory: an I/O error means the data ended early
+        // or, for ZSTD, that the stream is corrupt.
         TiffError::IoError(e) => format_problem!("compressed data is truncated or corrupt: {e}"),
-        other => format_problem!("{other}"),
     }
 }

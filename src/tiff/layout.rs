@@ -2,52 +2,11 @@
 //! bytes lie, validated against the file.
 
 use super::bytes::ByteOrder;
+use super::compression::Compression;
 use super::ifd::Directory;
 use super::tags::Tag;
 use crate::error::{Problem, format_problem};
 use crate::{Limits, SampleType};
-
-/// The Compression tag's value, named.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Compression {
-    /// 1: uncompressed; the only encoding ctstack reads itself.
-    None,
-    /// 5: LZW.
-    Lzw,
-    /// 8 or 32946: Deflate (zlib).
-    Deflate,
-    /// 32773: PackBits.
-    PackBits,
-    /// 6 or 7: JPEG.
-    Jpeg,
-    /// Any other value, kept as found.
-    Other(u16),
-}
-
-impl Compression {
-    fn from_tag(value: u64) -> Compression {
-        match value {
-            1 => Compression::None,
-            5 => Compression::Lzw,
-            8 | 32946 => Compression::Deflate,
-            32773 => Compression::PackBits,
-            6 | 7 => Compression::Jpeg,
-            v => Compression::Other(u16::try_from(v).unwrap_or(u16::MAX)),
-        }
-    }
-
-    /// A short human name: `none`, `LZW`, `Deflate`, ...
-    pub fn name(self) -> String {
-        match self {
-            Compression::None => "none".into(),
-            Compression::Lzw => "LZW".into(),
-            Compression::Deflate => "Deflate".into(),
-            Compression::PackBits => "PackBits".into(),
-            Compression::Jpeg => "JPEG".into(),
-            Compression::Other(v) => format!("compression {v}"),
-        }
-    }
-}
 
 /// How sample values map to brightness (the PhotometricInterpretation tag).
 ///
@@ -127,6 +86,12 @@ impl ImageLayout {
             photometric,
         } = check_supported(&dir)?;
         let compression = Compression::from_tag(dir.value(Tag::Compression)?.unwrap_or(1));
+        if !compression.is_readable() {
+            return Err(Problem::Unsupported(format!(
+                "{} compression",
+                compression.name()
+            )));
+        }
         let predictor = dir.value(Tag::Predictor)?.unwrap_or(1);
         let predictor = u16::try_from(predictor)
             .map_err(|_| format_problem!("Predictor {predictor} is not a valid value"))?;
@@ -134,9 +99,8 @@ impl ImageLayout {
         check_one_plane(&dir)?;
         if bits % 8 != 0 && (compression != Compression::None || predictor != 1) {
             return Err(Problem::Unsupported(format!(
-                "{bits}-bit samples with {} compression and predictor {predictor} \
-                 (packed depths are read uncompressed only)",
-                compression.name()
+                "{bits}-bit samples with {} (packed depths are read uncompressed only)",
+                compression.with_predictor(predictor)
             )));
         }
         let bits_reversed = match dir.value(Tag::FillOrder)?.unwrap_or(1) {
@@ -148,9 +112,8 @@ impl ImageLayout {
             // The bit order applies to the encoded bytes, which the decoders read
             // most significant bit first whatever the tag says.
             return Err(Problem::Unsupported(format!(
-                "FillOrder 2 (bits stored least significant first) with {} compression \
-                 and predictor {predictor}",
-                compression.name()
+                "FillOrder 2 (bits stored least significant first) with {}",
+                compression.with_predictor(predictor)
             )));
         }
 
