@@ -35,6 +35,12 @@
 // Sample type `uint16_t`.
 #define CTSTACK_SAMPLE_U16 2
 
+// Sample type `int16_t`.
+#define CTSTACK_SAMPLE_I16 3
+
+// Sample type `float` (32-bit IEEE 754).
+#define CTSTACK_SAMPLE_F32 4
+
 // What a call returns: `CTSTACK_OK` (0) or why it failed. The numbers are
 // stable; new codes may be added at the end.
 enum ctstack_status

@@ -45,5 +45,5 @@ pub use pyramid::{
 pub use sample::{Sample, SampleType};
 pub use slice::{Access, AccessPath, OpenOptions, Rows, Slice, SliceHeader};
 pub use source::ReadMode;
-pub use tiff::{ByteOrder, Compression};
-pub use writer::write_slice;
+pub use tiff::{ByteOrder, Compression, Photometric};
+pub use writer::{write_slice, write_slice_as};

@@ -10,21 +10,52 @@ use crate::kernels::RowKernels;
 use crate::tiff::ByteOrder;
 
 /// The type of one grayscale sample.
+///
+/// The discriminants are stable (the C ABI reports them): 1 u8, 2 u16, 3 i16, 4 f32.
+/// Files with other integer depths are unpacked into the next wider type: 1-7 bits
+/// into `U8`, 9-15 bits into `U16`, values unchanged.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SampleType {
     /// Unsigned 8-bit.
-    U8,
+    U8 = 1,
     /// Unsigned 16-bit.
-    U16,
+    U16 = 2,
+    /// Signed 16-bit (two's complement): CT in Hounsfield units.
+    I16 = 3,
+    /// 32-bit IEEE 754 float: reconstructions (tomopy, synchrotron pipelines).
+    F32 = 4,
 }
 
 impl SampleType {
+    /// Every sample type, in the order of their numbers.
+    pub const ALL: [SampleType; 4] = [
+        SampleType::U8,
+        SampleType::U16,
+        SampleType::I16,
+        SampleType::F32,
+    ];
+
+    /// The type [`SampleType::name`] calls `name`, if any.
+    pub fn from_name(name: &str) -> Option<SampleType> {
+        SampleType::ALL.into_iter().find(|t| t.name() == name)
+    }
+
     /// Bits per sample.
     pub const fn bits(self) -> u32 {
         match self {
             SampleType::U8 => 8,
-            SampleType::U16 => 16,
+            SampleType::U16 | SampleType::I16 => 16,
+            SampleType::F32 => 32,
+        }
+    }
+
+    /// The TIFF SampleFormat tag's value for the type: 1 unsigned, 2 signed, 3 float.
+    pub const fn tiff_sample_format(self) -> u16 {
+        match self {
+            SampleType::U8 | SampleType::U16 => 1,
+            SampleType::I16 => 2,
+            SampleType::F32 => 3,
         }
     }
 
@@ -33,11 +64,13 @@ impl SampleType {
         self.bits() as usize / 8
     }
 
-    /// The name numpy gives the type: `uint8`, `uint16`.
+    /// The name numpy gives the type: `uint8`, `uint16`, `int16`, `float32`.
     pub const fn name(self) -> &'static str {
         match self {
             SampleType::U8 => "uint8",
             SampleType::U16 => "uint16",
+            SampleType::I16 => "int16",
+            SampleType::F32 => "float32",
         }
     }
 }
@@ -59,6 +92,14 @@ macro_rules! with_sample_type {
             }
             $crate::SampleType::U16 => {
                 type $T = u16;
+                $body
+            }
+            $crate::SampleType::I16 => {
+                type $T = i16;
+                $body
+            }
+            $crate::SampleType::F32 => {
+                type $T = f32;
                 $body
             }
         }
@@ -92,7 +133,8 @@ pub(crate) mod internal {
 
 use internal::{SampleInternal, Token};
 
-/// A grayscale sample type: `u8` or `u16`. Sealed: no other type can implement it.
+/// A grayscale sample type: `u8`, `u16`, `i16` or `f32`. Sealed: no other type
+/// can implement it.
 pub trait Sample:
     bytemuck::Pod
     + Default
@@ -133,48 +175,62 @@ impl Sample for u8 {
     const TYPE: SampleType = SampleType::U8;
 }
 
-impl SampleInternal for u16 {
-    fn decode_into(_: Token, src: &[u8], order: ByteOrder, dst: &mut [u16]) {
-        let pairs = src.chunks_exact(2);
-        // Two loops, each simple enough for LLVM to vectorize the byte swap.
-        match order {
-            ByteOrder::LittleEndian => {
-                for (d, s) in dst.iter_mut().zip(pairs) {
-                    *d = u16::from_le_bytes([s[0], s[1]]);
+/// The sample types wider than a byte: decoded from either byte order.
+macro_rules! wide_sample {
+    ($T:ty, $variant:ident, $kernels:ident) => {
+        impl SampleInternal for $T {
+            fn decode_into(_: Token, src: &[u8], order: ByteOrder, dst: &mut [$T]) {
+                const N: usize = std::mem::size_of::<$T>();
+                let words = src.chunks_exact(N);
+                // Two loops, each simple enough for LLVM to vectorize the byte swap.
+                match order {
+                    ByteOrder::LittleEndian => {
+                        for (d, s) in dst.iter_mut().zip(words) {
+                            *d = <$T>::from_le_bytes(s.try_into().expect("N bytes"));
+                        }
+                    }
+                    ByteOrder::BigEndian => {
+                        for (d, s) in dst.iter_mut().zip(words) {
+                            *d = <$T>::from_be_bytes(s.try_into().expect("N bytes"));
+                        }
+                    }
                 }
             }
-            ByteOrder::BigEndian => {
-                for (d, s) in dst.iter_mut().zip(pairs) {
-                    *d = u16::from_be_bytes([s[0], s[1]]);
+            fn samples(_: Token, owned: &Samples) -> Option<&[$T]> {
+                match owned {
+                    Samples::$variant(v) => Some(v),
+                    _ => None,
                 }
             }
+            fn into_samples(_: Token, v: Vec<$T>) -> Samples {
+                Samples::$variant(v)
+            }
+            fn row_kernels(_: Token) -> RowKernels<$T> {
+                crate::kernels::$kernels
+            }
         }
-    }
-    fn samples(_: Token, owned: &Samples) -> Option<&[u16]> {
-        match owned {
-            Samples::U16(v) => Some(v),
-            _ => None,
+
+        impl Sample for $T {
+            const TYPE: SampleType = SampleType::$variant;
         }
-    }
-    fn into_samples(_: Token, v: Vec<u16>) -> Samples {
-        Samples::U16(v)
-    }
-    fn row_kernels(_: Token) -> RowKernels<u16> {
-        crate::kernels::U16_KERNELS
-    }
+    };
 }
 
-impl Sample for u16 {
-    const TYPE: SampleType = SampleType::U16;
-}
+wide_sample!(u16, U16, U16_KERNELS);
+wide_sample!(i16, I16, I16_KERNELS);
+wide_sample!(f32, F32, F32_KERNELS);
 
 /// An owned, row-major, native-endian pixel buffer of any sample type.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Samples {
     /// 8-bit samples.
     U8(Vec<u8>),
-    /// 16-bit samples.
+    /// Unsigned 16-bit samples.
     U16(Vec<u16>),
+    /// Signed 16-bit samples.
+    I16(Vec<i16>),
+    /// 32-bit float samples.
+    F32(Vec<f32>),
 }
 
 impl Samples {
@@ -193,6 +249,8 @@ impl Samples {
         match self {
             Samples::U8(v) => v.len(),
             Samples::U16(v) => v.len(),
+            Samples::I16(v) => v.len(),
+            Samples::F32(v) => v.len(),
         }
     }
 }

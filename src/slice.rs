@@ -11,7 +11,7 @@ use crate::error::Problem;
 use crate::formats::{self, Format, Image, ImagePixels};
 use crate::sample::{self, Sample, SampleType, Samples, with_sample_type};
 use crate::source::{ReadMode, Source};
-use crate::tiff::{ByteOrder, Chunks, Compression, ImageLayout};
+use crate::tiff::{ByteOrder, Chunks, Compression, ImageLayout, Photometric};
 use crate::{Error, Limits};
 
 /// How a slice's pixels reach the caller, in order of cost.
@@ -74,6 +74,10 @@ pub struct SliceHeader {
     pub height: u32,
     /// The sample type as served (after [`OpenOptions::convert_depth`]).
     pub sample_type: SampleType,
+    /// Bits per sample as stored (fewer than the type's for packed depths).
+    pub stored_bits: u32,
+    /// How values map to brightness; samples are served as stored.
+    pub photometric: Photometric,
     /// The file's compression (see [`Slice::compression`] for other formats than TIFF).
     pub compression: Compression,
     /// The file's byte order (see [`Slice::byte_order`] for other formats than TIFF).
@@ -120,6 +124,8 @@ pub struct Slice {
     width: u32,
     height: u32,
     sample_type: SampleType,
+    stored_bits: u32,
+    photometric: Photometric,
     order: ByteOrder,
     compression: Compression,
     bigtiff: bool,
@@ -245,6 +251,8 @@ impl Slice {
                     width: h.width,
                     height: h.height,
                     sample_type: h.sample_type,
+                    stored_bits: h.sample_type.bits(),
+                    photometric: Photometric::MinIsBlack,
                     compression,
                     byte_order,
                 }
@@ -256,6 +264,8 @@ impl Slice {
                     width: layout.width,
                     height: layout.height,
                     sample_type: layout.sample_type,
+                    stored_bits: layout.bits,
+                    photometric: layout.photometric,
                     compression: layout.compression,
                     byte_order: layout.order,
                 }
@@ -299,6 +309,8 @@ impl Slice {
                     width: layout.width,
                     height: layout.height,
                     sample_type: layout.sample_type,
+                    stored_bits: layout.bits,
+                    photometric: layout.photometric,
                     order: layout.order,
                     compression: layout.compression,
                     bigtiff: layout.bigtiff,
@@ -350,6 +362,8 @@ impl Slice {
             width: image.header.width,
             height: image.header.height,
             sample_type: image.header.sample_type,
+            stored_bits: image.header.sample_type.bits(),
+            photometric: Photometric::MinIsBlack,
             order,
             compression,
             bigtiff: false,
@@ -421,6 +435,16 @@ impl Slice {
     /// Bits per sample (of [`Slice::sample_type`]).
     pub fn bits(&self) -> u32 {
         self.sample_type.bits()
+    }
+    /// Bits per sample as stored in the file: [`Slice::bits`], or fewer for packed
+    /// depths (a 12-bit file is served as `u16`, values unchanged, 0..=4095).
+    pub fn stored_bits(&self) -> u32 {
+        self.stored_bits
+    }
+    /// How values map to brightness. Samples are served as stored (a MinIsWhite
+    /// file's 0 is white), as tifffile does; pyramids keep the photometric.
+    pub fn photometric(&self) -> Photometric {
+        self.photometric
     }
 
     /// The file's format, told by its first bytes.
@@ -594,11 +618,7 @@ fn arrange(
     limits: &Limits,
 ) -> Result<(Access, Pixels), Problem> {
     if !layout.is_raw() {
-        let reason = match (layout.compression, layout.predictor) {
-            (Compression::None, p) => format!("predictor {p}"),
-            (c, 1) => c.name(),
-            (c, p) => format!("{} with predictor {p}", c.name()),
-        };
+        let reason = layout.compression.with_predictor(layout.predictor);
         let samples = decode::decode(source.bytes(), layout, limits)?;
         return Ok((
             Access {
@@ -627,6 +647,15 @@ fn arrange(
 
 /// Why the raw pixels cannot be viewed in place, or `None` if they can.
 fn view_refusal(source: &Source, layout: &ImageLayout) -> Option<String> {
+    if layout.is_packed() {
+        return Some(format!(
+            "{}-bit samples, unpacked to {}",
+            layout.bits, layout.sample_type
+        ));
+    }
+    if layout.bits_reversed {
+        return Some("FillOrder 2, bits reversed in every byte".into());
+    }
     if let Chunks::Tiles { width, length } = layout.chunks {
         return Some(format!("tiled ({width}x{length} tiles)"));
     }
@@ -638,7 +667,7 @@ fn view_refusal(source: &Source, layout: &ImageLayout) -> Option<String> {
             .offsets
             .iter()
             .enumerate()
-            .find(|(_, o)| **o % layout.sample_type_bytes() != 0)
+            .find(|(_, o)| **o % layout.sample_bytes() != 0)
         {
             return Some(format!(
                 "strip {i} at offset {off}, not a multiple of {}",
@@ -729,7 +758,8 @@ fn wanted_depth(options: &OpenOptions) -> Result<Option<SampleType>, Error> {
     }
 }
 
-/// Copies raw chunks into one row-major buffer, converting byte order, in one pass.
+/// Copies raw chunks into one row-major buffer, converting byte order (and bit
+/// order, for FillOrder 2), in one pass.
 fn assemble<T: Sample>(
     bytes: &[u8],
     layout: &ImageLayout,
@@ -737,15 +767,16 @@ fn assemble<T: Sample>(
 ) -> Result<Vec<T>, Problem> {
     decode::check_decoded_size(layout.image_bytes(), limits)?;
     let (width, height) = (layout.width as usize, layout.height as usize);
-    let size = std::mem::size_of::<T>();
     let mut out = vec![T::default(); width * height];
+    let mut scratch = Vec::new();
     // Offsets and sizes were validated against the file by `ImageLayout::parse`.
     match layout.chunks {
         Chunks::Strips { rows_per_strip } => {
             let rps = rows_per_strip as usize;
+            let row_bytes = layout.row_bytes() as usize;
             for (y, dst) in out.chunks_exact_mut(width).enumerate() {
-                let start = layout.offsets[y / rps] as usize + (y % rps) * width * size;
-                sample::decode_into(&bytes[start..start + width * size], layout.order, dst);
+                let start = layout.offsets[y / rps] as usize + (y % rps) * row_bytes;
+                decode_row(&bytes[start..start + row_bytes], layout, &mut scratch, dst);
             }
         }
         Chunks::Tiles {
@@ -753,16 +784,19 @@ fn assemble<T: Sample>(
             length: tl,
         } => {
             let (tw, tl) = (tw as usize, tl as usize);
+            let tile_row_bytes = layout.stored_bytes(tw as u64) as usize;
             let across = width.div_ceil(tw);
             for (t, &offset) in layout.offsets.iter().enumerate() {
                 let (tx, ty) = (t % across * tw, t / across * tl);
                 let cols = tw.min(width - tx);
+                let used = layout.stored_bytes(cols as u64) as usize;
                 for r in 0..tl.min(height - ty) {
-                    let src = offset as usize + r * tw * size;
+                    let src = offset as usize + r * tile_row_bytes;
                     let dst = (ty + r) * width + tx;
-                    sample::decode_into(
-                        &bytes[src..src + cols * size],
-                        layout.order,
+                    decode_row(
+                        &bytes[src..src + used],
+                        layout,
+                        &mut scratch,
                         &mut out[dst..dst + cols],
                     );
                 }
@@ -770,4 +804,51 @@ fn assemble<T: Sample>(
         }
     }
     Ok(out)
+}
+
+/// Decodes one stored row (or the part of a tile row inside the image) into `dst`.
+fn decode_row<T: Sample>(src: &[u8], layout: &ImageLayout, scratch: &mut Vec<u8>, dst: &mut [T]) {
+    let src = if layout.bits_reversed {
+        scratch.clear();
+        scratch.extend(src.iter().map(|b| b.reverse_bits()));
+        &scratch[..]
+    } else {
+        src
+    };
+    if layout.is_packed() {
+        unpack(src, layout.bits, dst);
+    } else {
+        sample::decode_into(src, layout.order, dst);
+    }
+}
+
+/// Unpacks `dst.len()` samples of `bits` bits (1 to 15), stored as one bit stream
+/// most significant bit first (TIFF's packing, whatever the byte order), into
+/// unsigned integers, values unchanged. `src` holds at least the bits needed.
+fn unpack<T: Sample>(src: &[u8], bits: u32, dst: &mut [T]) {
+    match T::TYPE {
+        SampleType::U8 => unpack_into(src, bits, bytemuck::cast_slice_mut::<T, u8>(dst), |v| {
+            v as u8
+        }),
+        SampleType::U16 => unpack_into(src, bits, bytemuck::cast_slice_mut::<T, u16>(dst), |v| v),
+        // `check_supported` gives packed depths only the unsigned types.
+        other => unreachable!("{other} samples are never packed"),
+    }
+}
+
+fn unpack_into<U>(src: &[u8], bits: u32, dst: &mut [U], narrow: impl Fn(u16) -> U) {
+    debug_assert!((1..16).contains(&bits));
+    let mask = (1u32 << bits) - 1;
+    let (mut acc, mut have) = (0u32, 0u32);
+    let mut bytes = src.iter();
+    for d in dst {
+        while have < bits {
+            // `src` is sized for the row; were it short, the missing bits read as 0.
+            acc = (acc << 8) | u32::from(bytes.next().copied().unwrap_or(0));
+            have += 8;
+        }
+        have -= bits;
+        *d = narrow(((acc >> have) & mask) as u16);
+        acc &= (1u32 << have) - 1;
+    }
 }

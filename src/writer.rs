@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::tiff::ByteOrder;
-use crate::{Error, Sample};
+use crate::{Error, Photometric, Sample};
 
 /// The suffix of temporary files.
 pub const TEMP_SUFFIX: &str = ".ctstack-tmp";
@@ -24,21 +24,21 @@ const DATA_OFFSET: u32 = 176;
 
 /// The bytes of a TIFF header and IFD for a `width` x `height` image of `T`, in the
 /// host's byte order (so ctstack maps it back without a copy), data at [`DATA_OFFSET`].
-fn header<T: Sample>(width: u32, height: u32) -> Vec<u8> {
+fn header<T: Sample>(width: u32, height: u32, photometric: Photometric) -> Vec<u8> {
     let sample_bytes = T::BITS / 8;
     let data_len = width * height * sample_bytes;
     let entries: [(u16, u16, u32); 11] = [
-        (256, 4, width),       // ImageWidth, LONG
-        (257, 4, height),      // ImageLength, LONG
-        (258, 3, T::BITS),     // BitsPerSample, SHORT
-        (259, 3, 1),           // Compression: none
-        (262, 3, 1),           // PhotometricInterpretation: BlackIsZero
-        (273, 4, DATA_OFFSET), // StripOffsets: one strip
-        (277, 3, 1),           // SamplesPerPixel
-        (278, 4, height),      // RowsPerStrip: the whole image
-        (279, 4, data_len),    // StripByteCounts
-        (284, 3, 1),           // PlanarConfiguration: chunky
-        (339, 3, 1),           // SampleFormat: unsigned integer
+        (256, 4, width),                                   // ImageWidth, LONG
+        (257, 4, height),                                  // ImageLength, LONG
+        (258, 3, T::BITS),                                 // BitsPerSample, SHORT
+        (259, 3, 1),                                       // Compression: none
+        (262, 3, u32::from(photometric.tiff_value())),     // PhotometricInterpretation
+        (273, 4, DATA_OFFSET),                             // StripOffsets: one strip
+        (277, 3, 1),                                       // SamplesPerPixel
+        (278, 4, height),                                  // RowsPerStrip: the whole image
+        (279, 4, data_len),                                // StripByteCounts
+        (284, 3, 1),                                       // PlanarConfiguration: chunky
+        (339, 3, u32::from(T::TYPE.tiff_sample_format())), // SampleFormat
     ];
     let ne16 = |v: u16| v.to_ne_bytes();
     let ne32 = |v: u32| v.to_ne_bytes();
@@ -72,12 +72,25 @@ fn header<T: Sample>(width: u32, height: u32) -> Vec<u8> {
 }
 
 /// Writes `samples` (row-major, `width` x `height`) as an uncompressed grayscale
-/// TIFF at `path`, atomically: through a temporary file renamed into place.
+/// (min-is-black) TIFF at `path`, atomically: through a temporary file renamed
+/// into place. The SampleFormat tag says unsigned, signed or float, from `T`.
 pub fn write_slice<T: Sample>(
     path: &Path,
     width: u32,
     height: u32,
     samples: &[T],
+) -> Result<(), Error> {
+    write_slice_as(path, width, height, samples, Photometric::MinIsBlack)
+}
+
+/// [`write_slice`] with the given photometric, so a level of a min-is-white stack
+/// shows as its input does.
+pub fn write_slice_as<T: Sample>(
+    path: &Path,
+    width: u32,
+    height: u32,
+    samples: &[T],
+    photometric: Photometric,
 ) -> Result<(), Error> {
     let len = u64::from(width) * u64::from(height) * u64::from(T::BITS / 8);
     if samples.len() as u64 * u64::from(T::BITS / 8) != len
@@ -89,19 +102,20 @@ pub fn write_slice<T: Sample>(
             samples.len()
         )));
     }
-    write_slice_file(path, width, height, samples).map(|_| ())
+    write_slice_file(path, width, height, samples, photometric).map(|_| ())
 }
 
-/// [`write_slice`], returning the written file's metadata (what the pyramid's
+/// [`write_slice_as`], returning the written file's metadata (what the pyramid's
 /// manifest records: size and modification time).
 pub(crate) fn write_slice_file<T: Sample>(
     path: &Path,
     width: u32,
     height: u32,
     samples: &[T],
+    photometric: Photometric,
 ) -> Result<Metadata, Error> {
     write_atomically(path, |file| {
-        file.write_all(&header::<T>(width, height))?;
+        file.write_all(&header::<T>(width, height, photometric))?;
         file.write_all(bytemuck::cast_slice(samples))
     })
 }

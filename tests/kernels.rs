@@ -102,6 +102,189 @@ fn u8_kernels_match_the_specification() {
     check_all_kernels::<u8>(2);
 }
 
+/// Signed and float samples: random values biased towards the extremes and
+/// special values, the formula per pixel, and equality that treats NaN as NaN.
+trait Case: Sample {
+    fn random(rng: &mut Rng) -> Self;
+    /// The mean of a 2x2 block of each slice (`[row 0 even, row 0 odd, row 1 even, row 1 odd]`).
+    fn reference(a: [Self; 4], b: [Self; 4]) -> Self;
+    fn same(x: Self, y: Self) -> bool;
+}
+
+impl Case for i16 {
+    fn random(rng: &mut Rng) -> i16 {
+        match rng.below(6) {
+            0 => i16::MIN,
+            1 => i16::MAX,
+            2 => i16::MIN + rng.below(3) as i16,
+            3 => i16::MAX - rng.below(3) as i16,
+            4 => rng.below(5) as i16 - 2,
+            _ => rng.next_u64() as i16,
+        }
+    }
+    fn reference(a: [i16; 4], b: [i16; 4]) -> i16 {
+        let sum: i64 = a.iter().chain(&b).map(|&v| i64::from(v)).sum();
+        // floor((sum + 4) / 8): the mean rounded half up, towards +infinity.
+        i16::try_from((sum + 4).div_euclid(8)).unwrap()
+    }
+    fn same(x: i16, y: i16) -> bool {
+        x == y
+    }
+}
+
+impl Case for f32 {
+    fn random(rng: &mut Rng) -> f32 {
+        match rng.below(12) {
+            0 => f32::NAN,
+            1 => f32::INFINITY,
+            2 => f32::NEG_INFINITY,
+            3 => -0.0,
+            4 => f32::MAX,
+            5 => -f32::MAX,
+            6 => f32::from_bits(1 + rng.below(8) as u32), // subnormal
+            7 => (rng.below(1 << 26) as f32) - (1 << 25) as f32, // ties in the f32 rounding
+            8 => f32::from_bits(rng.next_u64() as u32),   // any pattern, NaNs included
+            _ => (rng.below(1 << 20) as f32) / 1024.0 - 512.0,
+        }
+    }
+    fn reference(a: [f32; 4], b: [f32; 4]) -> f32 {
+        let w = f64::from;
+        let sa = (w(a[0]) + w(a[1])) + (w(a[2]) + w(a[3]));
+        let sb = (w(b[0]) + w(b[1])) + (w(b[2]) + w(b[3]));
+        ((sa + sb) / 8.0) as f32
+    }
+    fn same(x: f32, y: f32) -> bool {
+        x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan())
+    }
+}
+
+fn check_all_kernels_on<T: Case>(seed: u64) {
+    let mut rng = Rng::new(seed);
+    let kernels = Kernel::available();
+    for w in 1..=67usize {
+        for h in [1usize, 2, 3, 5, 7] {
+            let a: Vec<T> = (0..w * h).map(|_| T::random(&mut rng)).collect();
+            let b: Vec<T> = (0..w * h).map(|_| T::random(&mut rng)).collect();
+            let at = |img: &[T], y: usize, x: usize| {
+                [
+                    img[2 * y * w + 2 * x],
+                    img[2 * y * w + 2 * x + 1],
+                    img[(2 * y + 1) * w + 2 * x],
+                    img[(2 * y + 1) * w + 2 * x + 1],
+                ]
+            };
+            let want: Vec<T> = (0..h / 2)
+                .flat_map(|y| (0..w / 2).map(move |x| (y, x)))
+                .map(|(y, x)| T::reference(at(&a, y, x), at(&b, y, x)))
+                .collect();
+            let ra = Rows::from_contiguous(&a, w, h).unwrap();
+            let rb = Rows::from_contiguous(&b, w, h).unwrap();
+            for &k in &kernels {
+                let mut out = vec![T::default(); want.len()];
+                average_pair_serial(k, &ra, &rb, &mut out).unwrap();
+                for (i, (&g, &e)) in out.iter().zip(&want).enumerate() {
+                    assert!(
+                        T::same(g, e),
+                        "{} kernel, {}, {w}x{h}, output {i}: {g:?}, the formula gives {e:?}",
+                        k.name(),
+                        T::TYPE
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn i16_kernels_match_the_specification() {
+    check_all_kernels_on::<i16>(3);
+}
+
+#[test]
+fn f32_kernels_match_the_specification() {
+    check_all_kernels_on::<f32>(4);
+}
+
+#[test]
+fn i16_halves_round_up_and_extremes_hold() {
+    for &k in &Kernel::available() {
+        let run = |a: &[i16], b: &[i16]| {
+            let (ra, rb) = (
+                Rows::from_contiguous(a, 64, 2).unwrap(),
+                Rows::from_contiguous(b, 64, 2).unwrap(),
+            );
+            let mut out = vec![0i16; 32];
+            average_pair_serial(k, &ra, &rb, &mut out).unwrap();
+            out
+        };
+        for v in [i16::MIN, i16::MAX, -1, 0] {
+            let a = vec![v; 128];
+            assert!(run(&a, &a).iter().all(|&o| o == v), "{}: {v}", k.name());
+        }
+        // Sum -20 over eight: -2.5 rounds up to -2; sum -21: -2.625 to -3; 20: 2.5 to 3.
+        for (fill, want) in [(-5i16, -2i16), (5, 3)] {
+            let a: Vec<i16> = (0..128)
+                .map(|i| if i % 2 == 0 { fill } else { 0 })
+                .collect();
+            assert!(run(&a, &a).iter().all(|&o| o == want), "{}", k.name());
+        }
+        let mut a = vec![-3i16; 128];
+        a.iter_mut().step_by(2).for_each(|v| *v = -2);
+        let b = vec![-3i16; 128];
+        // a's block: -2 -3 -2 -3 = -10; b's: -12; sum -22: -2.75 rounds to -3.
+        assert!(run(&a, &b).iter().all(|&o| o == -3), "{}", k.name());
+    }
+}
+
+#[test]
+fn f32_means_propagate_nan_and_round_once() {
+    for &k in &Kernel::available() {
+        let run = |a: &[f32], b: &[f32]| {
+            let (ra, rb) = (
+                Rows::from_contiguous(a, 64, 2).unwrap(),
+                Rows::from_contiguous(b, 64, 2).unwrap(),
+            );
+            let mut out = vec![0f32; 32];
+            average_pair_serial(k, &ra, &rb, &mut out).unwrap();
+            out
+        };
+        let ones = vec![1.0f32; 128];
+        let mut nan = ones.clone();
+        nan[127] = f32::NAN;
+        let out = run(&ones, &nan);
+        assert!(out[31].is_nan() && out[..31].iter().all(|&v| v == 1.0));
+        let mut inf = ones.clone();
+        inf[0] = f32::INFINITY;
+        assert_eq!(run(&inf, &ones)[0], f32::INFINITY);
+        let mut both = inf.clone();
+        both[1] = f32::NEG_INFINITY;
+        assert!(run(&both, &ones)[0].is_nan());
+        // f32::MAX everywhere: the f64 sum does not overflow, the mean is MAX.
+        let max = vec![f32::MAX; 128];
+        assert!(
+            run(&max, &max).iter().all(|&v| v == f32::MAX),
+            "{}",
+            k.name()
+        );
+        // Eight values whose exact mean, 2^24 + 1, is not an f32: one rounding (to
+        // even, 2^24), where summing in f32 would have rounded at every step.
+        let a: Vec<f32> = (0..128)
+            .map(|i| {
+                if i % 2 == 0 {
+                    16_777_216.0
+                } else {
+                    16_777_218.0
+                }
+            })
+            .collect();
+        assert!(
+            run(&a, &a).iter().all(|&v| v == 16_777_216.0),
+            "{}",
+            k.name()
+        );
+    }
+}
+
 #[test]
 fn extremes_round_half_up_once() {
     for &k in &Kernel::available() {

@@ -24,7 +24,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::Rng;
-use ctstack::{AccessPath, ErrorKind, Limits, OpenOptions, Sample, Slice, average_pair};
+use ctstack::{
+    AccessPath, ErrorKind, Limits, OpenOptions, Sample, SampleType, Slice, average_pair,
+};
 
 // ---------------------------------------------------------------------------
 // Peak-tracking allocator (this test binary only).
@@ -592,7 +594,46 @@ enum Outcome {
     Refused(ErrorKind),
 }
 
-fn rows_checksum<T: Sample + Into<u64>>(slice: &Slice) -> Result<u64, String> {
+/// What the checks need of a sample type: its bit pattern, and the mean of a
+/// 2x2 block averaged with itself, as the specification has it.
+trait Probe: Sample {
+    fn pattern(self) -> u64;
+    fn self_mean(q: [Self; 4]) -> Self;
+    fn same(a: Self, b: Self) -> bool;
+}
+
+macro_rules! integer_probe {
+    ($($T:ty => $U:ty),*) => {$(
+        impl Probe for $T {
+            fn pattern(self) -> u64 {
+                u64::from(self as $U)
+            }
+            fn self_mean(q: [$T; 4]) -> $T {
+                let s: i64 = q.iter().map(|&v| i64::from(v)).sum();
+                <$T>::try_from((2 * s + 4).div_euclid(8)).unwrap()
+            }
+            fn same(a: $T, b: $T) -> bool {
+                a == b
+            }
+        }
+    )*};
+}
+integer_probe!(u8 => u8, u16 => u16, i16 => u16);
+
+impl Probe for f32 {
+    fn pattern(self) -> u64 {
+        u64::from(self.to_bits())
+    }
+    fn self_mean(q: [f32; 4]) -> f32 {
+        let s = (f64::from(q[0]) + f64::from(q[1])) + (f64::from(q[2]) + f64::from(q[3]));
+        ((s + s) / 8.0) as f32
+    }
+    fn same(a: f32, b: f32) -> bool {
+        a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+    }
+}
+
+fn rows_checksum<T: Probe>(slice: &Slice) -> Result<u64, String> {
     let rows = slice.rows::<T>().map_err(|e| format!("rows(): {e}"))?;
     let (w, h) = (slice.width() as usize, slice.height() as usize);
     if rows.width() != w || rows.height() != h {
@@ -609,8 +650,9 @@ fn rows_checksum<T: Sample + Into<u64>>(slice: &Slice) -> Result<u64, String> {
             return Err(format!("row {y} holds {} samples, width is {w}", row.len()));
         }
         for (x, &v) in row.iter().enumerate() {
-            let v: u64 = v.into();
-            sum = sum.wrapping_mul(31).wrapping_add(v ^ (x as u64) << 16);
+            sum = sum
+                .wrapping_mul(31)
+                .wrapping_add(v.pattern() ^ (x as u64) << 16);
         }
         n += 1;
     }
@@ -621,20 +663,17 @@ fn rows_checksum<T: Sample + Into<u64>>(slice: &Slice) -> Result<u64, String> {
     average_pair(&rows, &rows, &mut out).map_err(|e| format!("average_pair: {e}"))?;
     // The mean of a slice with itself, on the first output pixel, is the 2x2 mean.
     if w >= 2 && h >= 2 {
-        let q: u64 = [
+        let q = [
             rows.row(0)[0],
             rows.row(0)[1],
             rows.row(1)[0],
             rows.row(1)[1],
-        ]
-        .into_iter()
-        .map(Into::into)
-        .sum();
-        let got: u64 = out[0].into();
-        if got != (2 * q + 4) >> 3 {
+        ];
+        let want = T::self_mean(q);
+        if !T::same(out[0], want) {
             return Err(format!(
-                "average_pair gave {got}, the 2x2 mean is {}",
-                (2 * q + 4) >> 3
+                "average_pair gave {:?}, the 2x2 mean is {want:?}",
+                out[0]
             ));
         }
     }
@@ -680,10 +719,12 @@ fn open_and_check(
                     slice.image_bytes()
                 ));
             }
-            let checksum = match bits {
-                8 => rows_checksum::<u8>(&slice)?,
-                16 => rows_checksum::<u16>(&slice)?,
-                b => return Err(format!("opened with {b} bits")),
+            let checksum = match slice.sample_type() {
+                SampleType::U8 => rows_checksum::<u8>(&slice)?,
+                SampleType::U16 => rows_checksum::<u16>(&slice)?,
+                SampleType::I16 => rows_checksum::<i16>(&slice)?,
+                SampleType::F32 => rows_checksum::<f32>(&slice)?,
+                t => return Err(format!("opened with samples of {t}")),
             };
             Ok(Outcome::Opened {
                 width: w,
@@ -741,7 +782,7 @@ static STARTED_MS: AtomicU64 = AtomicU64::new(0);
 fn inputs() -> Vec<(String, Vec<u8>)> {
     let root = common::fixtures();
     let mut files: Vec<PathBuf> = Vec::new();
-    for dir in ["slices", "unsupported", "images"] {
+    for dir in ["slices", "unsupported", "images", "types"] {
         for entry in std::fs::read_dir(root.join(dir)).unwrap() {
             let path = entry.unwrap().path();
             if path

@@ -176,7 +176,7 @@ fn mask_top(n: u32) -> u64 {
     if n >= 64 { u64::MAX } else { !(u64::MAX >> n) }
 }
 
-/// LZW strips (predictor none or horizontal, new-style codes): decoded by
+/// LZW strips (predictor none or, for integers, horizontal; new-style codes): decoded by
 /// [`lzw::decode`], strips in parallel. `None` for anything else.
 pub(super) fn decode_strips(
     bytes: &[u8],
@@ -189,10 +189,11 @@ pub(super) fn decode_strips(
         .offsets
         .first()
         .map_or(&[][..], |&o| &bytes[o as usize..]);
-    if layout.compression != Compression::Lzw
-        || !matches!(layout.predictor, 1 | 2)
-        || is_old_style(first)
-    {
+    let predictor_ok = match layout.sample_type {
+        SampleType::F32 => layout.predictor == 1,
+        _ => matches!(layout.predictor, 1 | 2),
+    };
+    if layout.compression != Compression::Lzw || !predictor_ok || is_old_style(first) {
         return Ok(None);
     }
     let rows_per_strip = rows_per_strip as usize;
@@ -224,19 +225,28 @@ fn strips<T: Sample>(
                 bytemuck::cast_slice_mut(dst),
             )?;
             let horizontal = layout.predictor == 2;
-            match T::TYPE {
-                SampleType::U8 => {
+            // Byte order and predictor work on bit patterns: horizontal
+            // differencing modulo 2^16 is the same for u16 and i16.
+            match T::TYPE.bytes() {
+                1 => {
                     if horizontal {
                         undo_horizontal(bytemuck::cast_slice_mut::<T, u8>(dst), width);
                     }
                 }
-                SampleType::U16 => {
+                2 => {
                     let words = bytemuck::cast_slice_mut::<T, u16>(dst);
                     if layout.order != ByteOrder::host() {
                         words.iter_mut().for_each(|v| *v = v.swap_bytes());
                     }
                     if horizontal {
                         undo_horizontal(words, width);
+                    }
+                }
+                _ => {
+                    // 32-bit floats: `decode_strips` takes them only without a predictor.
+                    let words = bytemuck::cast_slice_mut::<T, u32>(dst);
+                    if layout.order != ByteOrder::host() {
+                        words.iter_mut().for_each(|v| *v = v.swap_bytes());
                     }
                 }
             }

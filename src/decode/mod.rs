@@ -1,14 +1,15 @@
-//! Decoding compressed TIFF images (LZW, Deflate, PackBits, JPEG, predictors):
+//! Decoding compressed TIFF images (LZW, Deflate, PackBits, JPEG, ZSTD, predictors):
 //! LZW strips by ctstack's own decoder ([`lzw`], for speed), everything else by
 //! the `tiff` crate ([`tiff_crate`]). Both run behind the same budget checks.
 
+mod jpeg_probe;
 mod lzw;
 mod tiff_crate;
 
 use crate::Limits;
 use crate::error::Problem;
 use crate::sample::Samples;
-use crate::tiff::ImageLayout;
+use crate::tiff::{Compression, ImageLayout};
 
 /// Decodes IFD 0 of `bytes`, whose layout `layout` has already been validated.
 ///
@@ -37,6 +38,12 @@ pub(crate) fn decode(
             layout.compression.name(),
             limits.max_compression_ratio
         )));
+    }
+    if layout.compression == Compression::Jpeg {
+        // Chunks were checked to lie in the file.
+        for (&offset, &count) in layout.offsets.iter().zip(&layout.byte_counts) {
+            jpeg_probe::check_chunk(&bytes[offset as usize..(offset + count) as usize])?;
+        }
     }
     if let Some(samples) = lzw::decode_strips(bytes, layout)? {
         return Ok(samples);

@@ -13,12 +13,18 @@ use crate::{Error, OpenOptions, Sample, SampleType, Slice, average_pair};
 pub const CTSTACK_SAMPLE_U8: i32 = 1;
 /// Sample type `uint16_t`.
 pub const CTSTACK_SAMPLE_U16: i32 = 2;
+/// Sample type `int16_t`.
+pub const CTSTACK_SAMPLE_I16: i32 = 3;
+/// Sample type `float` (32-bit IEEE 754).
+pub const CTSTACK_SAMPLE_F32: i32 = 4;
 
 /// The `CTSTACK_SAMPLE_*` number of a sample type.
 pub(crate) fn sample_type_code(t: SampleType) -> i32 {
     match t {
         SampleType::U8 => CTSTACK_SAMPLE_U8,
         SampleType::U16 => CTSTACK_SAMPLE_U16,
+        SampleType::I16 => CTSTACK_SAMPLE_I16,
+        SampleType::F32 => CTSTACK_SAMPLE_F32,
     }
 }
 

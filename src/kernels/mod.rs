@@ -1,10 +1,21 @@
 //! The 2x2x2 averaging kernels: the scalar specification, per-ISA vector
 //! versions, and the one dispatch that picks among them.
 //!
-//! `out[y][x] = (a[2y][2x] + a[2y][2x+1] + a[2y+1][2x] + a[2y+1][2x+1]
-//!             + b[2y][2x] + b[2y][2x+1] + b[2y+1][2x] + b[2y+1][2x+1] + 4) >> 3`:
-//! the exact mean of eight samples, rounded half up, one rounding. An odd last
-//! row or column is dropped.
+//! Each output sample is the mean of eight: a 2x2 block of slice `a` and the
+//! same block of slice `b`. An odd last row or column is dropped. The rule per
+//! sample type:
+//!
+//! - **u8, u16, i16**: `(sum of the eight + 4) >> 3`, the sum exact (in `u32` or
+//!   `i32`), the shift arithmetic for i16: the exact mean, rounded once, halves
+//!   upwards (towards +infinity, so -2.5 gives -2 and 2.5 gives 3).
+//! - **f32**: the sum in `f64`, in the order `((a00 + a01) + (a10 + a11)) +
+//!   ((b00 + b01) + (b10 + b11))`, times 1/8, rounded once to the nearest `f32`
+//!   (ties to even). Widening is exact and so is the sum unless a block mixes
+//!   magnitudes more than about 2^26 apart. A NaN anywhere in the block gives NaN;
+//!   +inf and -inf in one block give NaN; one infinity gives that infinity.
+//!
+//! Every kernel gives the scalar specification's result bit for bit (for f32,
+//! NaN for NaN); `tests/kernels.rs` checks all of them on every tail width.
 
 mod portable;
 mod scalar;
@@ -188,6 +199,21 @@ pub(crate) const U16_KERNELS: RowKernels<u16> = RowKernels {
     portable: portable::average_rows_u16,
     sse2: x86_kernel!(average_rows_u16_sse2),
     avx2: x86_kernel!(average_rows_u16_avx2),
+};
+
+pub(crate) const I16_KERNELS: RowKernels<i16> = RowKernels {
+    scalar: scalar::average_rows::<i16>,
+    portable: portable::average_rows_i16,
+    sse2: x86_kernel!(average_rows_i16_sse2),
+    avx2: x86_kernel!(average_rows_i16_avx2),
+};
+
+/// No hand-written vector kernel: the portable one, which LLVM vectorizes, is it.
+pub(crate) const F32_KERNELS: RowKernels<f32> = RowKernels {
+    scalar: scalar::average_rows::<f32>,
+    portable: portable::average_rows_f32,
+    sse2: None,
+    avx2: None,
 };
 
 pub(crate) const U8_KERNELS: RowKernels<u8> = RowKernels {

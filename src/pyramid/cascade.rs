@@ -90,7 +90,13 @@ impl Context<'_> {
     pub fn write<T: Sample>(&self, k: usize, j: usize, pixels: &[T]) -> Result<FileRecord, Error> {
         let shape = self.plan.levels[k];
         let path = self.plan.output_path(k, j);
-        let metadata = write_slice_file(&path, shape.width, shape.height, pixels)?;
+        let metadata = write_slice_file(
+            &path,
+            shape.width,
+            shape.height,
+            pixels,
+            self.plan.photometric,
+        )?;
         Ok(FileRecord::of(&metadata))
     }
 }

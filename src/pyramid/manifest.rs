@@ -180,9 +180,7 @@ impl InputRecord {
 
 /// The sample type's name in the manifest.
 pub(crate) fn sample_type_named(name: &str) -> Option<SampleType> {
-    [SampleType::U8, SampleType::U16]
-        .into_iter()
-        .find(|t| t.name() == name)
+    SampleType::from_name(name)
 }
 
 impl Manifest {

@@ -253,19 +253,21 @@ impl PyramidBuilder {
         let head = Slice::read_header(first, &self.open)?;
         for path in &self.inputs[1..] {
             let info = Slice::read_header(path, &self.open)?;
-            if (info.width, info.height, info.sample_type)
-                != (head.width, head.height, head.sample_type)
+            if (info.width, info.height, info.sample_type, info.photometric)
+                != (head.width, head.height, head.sample_type, head.photometric)
             {
                 return Err(Error::mismatch(format!(
-                    "{}: {}x{} {}, but {} is {}x{} {}: all slices of a stack must match",
+                    "{}: {}x{} {} {}, but {} is {}x{} {} {}: all slices of a stack must match",
                     path.display(),
                     info.width,
                     info.height,
                     info.sample_type,
+                    info.photometric.name(),
                     first.display(),
                     head.width,
                     head.height,
-                    head.sample_type
+                    head.sample_type,
+                    head.photometric.name()
                 )));
             }
         }
@@ -286,6 +288,7 @@ impl PyramidBuilder {
         Ok(Plan {
             builder: self.clone(),
             sample_type: head.sample_type,
+            photometric: head.photometric,
             levels,
             warnings,
         })

@@ -10,7 +10,7 @@ use super::lock::OutputLock;
 use super::manifest::InputRecord;
 use super::resume::{self, Reconciled};
 use super::{CancelFlag, PyramidBuilder, Summary};
-use crate::{Error, SampleType};
+use crate::{Error, Photometric, SampleType};
 
 /// The size and slice count of one pyramid level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +77,8 @@ pub fn inputs_of(k: usize, j: usize, count: usize) -> Range<usize> {
 pub struct Plan {
     pub(super) builder: PyramidBuilder,
     pub(super) sample_type: SampleType,
+    /// The inputs' photometric, written into every level.
+    pub(super) photometric: Photometric,
     pub(super) levels: Vec<LevelShape>,
     pub(super) warnings: Vec<String>,
 }

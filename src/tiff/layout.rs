@@ -2,49 +2,38 @@
 //! bytes lie, validated against the file.
 
 use super::bytes::ByteOrder;
+use super::compression::Compression;
 use super::ifd::Directory;
 use super::tags::Tag;
 use crate::error::{Problem, format_problem};
 use crate::{Limits, SampleType};
 
-/// The Compression tag's value, named.
+/// How sample values map to brightness (the PhotometricInterpretation tag).
+///
+/// ctstack serves samples as stored, whichever it is (as tifffile does), and
+/// writes the same photometric into pyramid levels so viewers show them alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Compression {
-    /// 1: uncompressed; the only encoding ctstack reads itself.
-    None,
-    /// 5: LZW.
-    Lzw,
-    /// 8 or 32946: Deflate (zlib).
-    Deflate,
-    /// 32773: PackBits.
-    PackBits,
-    /// 6 or 7: JPEG.
-    Jpeg,
-    /// Any other value, kept as found.
-    Other(u16),
+pub enum Photometric {
+    /// 1 (or the tag absent): 0 is black.
+    MinIsBlack,
+    /// 0: 0 is white (inverted grayscale).
+    MinIsWhite,
 }
 
-impl Compression {
-    fn from_tag(value: u64) -> Compression {
-        match value {
-            1 => Compression::None,
-            5 => Compression::Lzw,
-            8 | 32946 => Compression::Deflate,
-            32773 => Compression::PackBits,
-            6 | 7 => Compression::Jpeg,
-            v => Compression::Other(u16::try_from(v).unwrap_or(u16::MAX)),
+impl Photometric {
+    /// The tag's value: 1 or 0.
+    pub const fn tiff_value(self) -> u16 {
+        match self {
+            Photometric::MinIsBlack => 1,
+            Photometric::MinIsWhite => 0,
         }
     }
 
-    /// A short human name: `none`, `LZW`, `Deflate`, ...
-    pub fn name(self) -> String {
+    /// `min-is-black` or `min-is-white`.
+    pub const fn name(self) -> &'static str {
         match self {
-            Compression::None => "none".into(),
-            Compression::Lzw => "LZW".into(),
-            Compression::Deflate => "Deflate".into(),
-            Compression::PackBits => "PackBits".into(),
-            Compression::Jpeg => "JPEG".into(),
-            Compression::Other(v) => format!("compression {v}"),
+            Photometric::MinIsBlack => "min-is-black",
+            Photometric::MinIsWhite => "min-is-white",
         }
     }
 }
@@ -63,11 +52,17 @@ pub(crate) enum Chunks {
 pub(crate) struct ImageLayout {
     pub width: u32,
     pub height: u32,
+    /// The type samples are served as.
     pub sample_type: SampleType,
+    /// Bits per sample as stored: the type's, or fewer (packed, unpacked on copy).
+    pub bits: u32,
+    pub photometric: Photometric,
     pub order: ByteOrder,
     pub bigtiff: bool,
     pub compression: Compression,
     pub predictor: u16,
+    /// FillOrder 2: the bits of every byte are stored least significant first.
+    pub bits_reversed: bool,
     pub chunks: Chunks,
     /// One per chunk the image needs (extra entries in the file are dropped).
     pub offsets: Vec<u64>,
@@ -85,11 +80,42 @@ impl ImageLayout {
         let dir = Directory::parse(bytes, limits)?;
         let width = dimension(&dir, Tag::ImageWidth)?;
         let height = dimension(&dir, Tag::ImageLength)?;
-        let sample_type = check_supported(&dir)?;
+        let PixelFormat {
+            sample_type,
+            bits,
+            photometric,
+        } = check_supported(&dir)?;
         let compression = Compression::from_tag(dir.value(Tag::Compression)?.unwrap_or(1));
+        if !compression.is_readable() {
+            return Err(Problem::Unsupported(format!(
+                "{} compression",
+                compression.name()
+            )));
+        }
         let predictor = dir.value(Tag::Predictor)?.unwrap_or(1);
         let predictor = u16::try_from(predictor)
             .map_err(|_| format_problem!("Predictor {predictor} is not a valid value"))?;
+
+        check_one_plane(&dir)?;
+        if bits % 8 != 0 && (compression != Compression::None || predictor != 1) {
+            return Err(Problem::Unsupported(format!(
+                "{bits}-bit samples with {} (packed depths are read uncompressed only)",
+                compression.with_predictor(predictor)
+            )));
+        }
+        let bits_reversed = match dir.value(Tag::FillOrder)?.unwrap_or(1) {
+            1 => false,
+            2 => true,
+            f => return Err(format_problem!("FillOrder is {f}, not 1 or 2")),
+        };
+        if bits_reversed && (compression != Compression::None || predictor != 1) {
+            // The bit order applies to the encoded bytes, which the decoders read
+            // most significant bit first whatever the tag says.
+            return Err(Problem::Unsupported(format!(
+                "FillOrder 2 (bits stored least significant first) with {}",
+                compression.with_predictor(predictor)
+            )));
+        }
 
         let planar = dir.value(Tag::PlanarConfiguration)?.unwrap_or(1);
         if !(1..=2).contains(&planar) {
@@ -142,10 +168,13 @@ impl ImageLayout {
             width,
             height,
             sample_type,
+            bits,
+            photometric,
             order: dir.order(),
             bigtiff: dir.bigtiff(),
             compression,
             predictor,
+            bits_reversed,
             chunks,
             offsets,
             byte_counts,
@@ -155,11 +184,11 @@ impl ImageLayout {
         // raw image larger than the file must have overlapping chunks (every strip
         // at the same offset, say): a 400 KB file could then stand for a 2 GiB image
         // that is copied or averaged in full. No writer lays a raw image out that way.
-        if layout.is_raw() && layout.image_bytes() > bytes.len() as u64 {
+        if layout.is_raw() && layout.stored_image_bytes() > bytes.len() as u64 {
             return Err(format_problem!(
                 "the uncompressed {width}x{height} image needs {} bytes, more than the \
                  whole file ({} bytes): its {kind} overlap",
-                layout.image_bytes(),
+                layout.stored_image_bytes(),
                 bytes.len()
             ));
         }
@@ -173,23 +202,34 @@ impl ImageLayout {
         Ok(layout)
     }
 
-    /// Bytes per sample, as a `u64` for offset arithmetic.
-    pub fn sample_type_bytes(&self) -> u64 {
-        self.sample_type.bytes() as u64
-    }
-
     /// Bytes per sample.
     pub fn sample_bytes(&self) -> u64 {
         self.sample_type.bytes() as u64
     }
 
-    /// Bytes of one image row.
-    pub fn row_bytes(&self) -> u64 {
-        u64::from(self.width) * self.sample_bytes()
+    /// Bytes `n` consecutive samples of a row take in the file (rows of packed
+    /// samples are padded to a whole byte).
+    pub fn stored_bytes(&self, n: u64) -> u64 {
+        (n * u64::from(self.bits)).div_ceil(8)
     }
 
-    /// Bytes of the whole image, unpadded.
+    /// Whether samples are stored with fewer bits than their type has.
+    pub fn is_packed(&self) -> bool {
+        self.bits != self.sample_type.bits()
+    }
+
+    /// Bytes of one image row as stored.
+    pub fn row_bytes(&self) -> u64 {
+        self.stored_bytes(u64::from(self.width))
+    }
+
+    /// Bytes of the whole image as served (unpacked), unpadded.
     pub fn image_bytes(&self) -> u64 {
+        u64::from(self.width) * u64::from(self.height) * self.sample_bytes()
+    }
+
+    /// Bytes of the whole image as stored, uncompressed.
+    pub fn stored_image_bytes(&self) -> u64 {
         self.row_bytes() * u64::from(self.height)
     }
 
@@ -207,7 +247,7 @@ impl ImageLayout {
                 rows * self.row_bytes()
             }
             Chunks::Tiles { width, length } => {
-                u64::from(width) * u64::from(length) * self.sample_bytes()
+                self.stored_bytes(u64::from(width)) * u64::from(length)
             }
         }
     }
@@ -260,38 +300,79 @@ fn dimension(dir: &Directory<'_>, tag: Tag) -> Result<u32, Problem> {
     }
 }
 
-/// Accepts 8/16-bit unsigned single-sample grayscale and returns the bit depth;
-/// names anything else as `Unsupported`.
-fn check_supported(dir: &Directory<'_>) -> Result<SampleType, Problem> {
+/// Refuses a volume stored in one IFD (SGI's ImageDepth/TileDepth): page 0 would
+/// be one plane of it, not the whole image.
+fn check_one_plane(dir: &Directory<'_>) -> Result<(), Problem> {
+    for tag in [Tag::ImageDepth, Tag::TileDepth] {
+        match dir.value(tag)? {
+            None | Some(0 | 1) => {}
+            Some(depth) => {
+                return Err(Problem::Unsupported(format!(
+                    "a volume of {depth} planes in one image ({} {depth}): \
+                     only the first plane would be read",
+                    tag.name()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What the samples are: their served type, stored depth and photometric.
+struct PixelFormat {
+    sample_type: SampleType,
+    bits: u32,
+    photometric: Photometric,
+}
+
+/// Accepts single-sample grayscale of the types in [`SampleType`] (unsigned
+/// integers of 1 to 16 bits, i16, f32), black or white zero; names anything else
+/// as `Unsupported`.
+fn check_supported(dir: &Directory<'_>) -> Result<PixelFormat, Problem> {
     let samples = dir.value(Tag::SamplesPerPixel)?.unwrap_or(1);
     let photometric = dir.value(Tag::PhotometricInterpretation)?;
     let bits = dir.value(Tag::BitsPerSample)?.unwrap_or(1);
     let format = dir.value(Tag::SampleFormat)?.unwrap_or(1);
     let unsupported = |what: String| Err(Problem::Unsupported(what));
-    match photometric {
-        None | Some(1) => {}
-        Some(0) => return unsupported("WhiteIsZero grayscale (inverted)".into()),
+    let photometric = match photometric {
+        None | Some(1) => Photometric::MinIsBlack,
+        Some(0) => Photometric::MinIsWhite,
         Some(2) => return unsupported(format!("RGB color, {samples} samples per pixel")),
         Some(3) => return unsupported("palette color".into()),
         Some(4) => return unsupported("transparency mask".into()),
         Some(5) => return unsupported("CMYK color".into()),
         Some(6) => return unsupported("YCbCr color".into()),
+        Some(8) => return unsupported("CIE L*a*b* color".into()),
+        Some(32844 | 32845) => return unsupported("LogLuv (SGI) color".into()),
         Some(p) => return unsupported(format!("photometric interpretation {p}")),
-    }
+    };
     if samples != 1 {
         return unsupported(format!("{samples} samples per pixel, not 1"));
     }
-    let kind = match format {
-        1 => "unsigned",
-        2 => return unsupported(format!("{bits}-bit signed integer samples")),
-        3 => return unsupported(format!("{bits}-bit floating-point samples")),
-        f => return unsupported(format!("sample format {f}")),
-    };
-    match bits {
-        8 => Ok(SampleType::U8),
-        16 => Ok(SampleType::U16),
-        b => unsupported(format!(
-            "{b}-bit {kind} samples (only 8 and 16 are handled)"
-        )),
+    if bits == 0 {
+        return Err(format_problem!("BitsPerSample is 0"));
     }
+    let sample_type = match (format, bits) {
+        (1, 1..=8) => SampleType::U8,
+        (1, 9..=16) => SampleType::U16,
+        (1, b) => return unsupported(format!("{b}-bit unsigned integer samples (at most 16)")),
+        (2, 16) => SampleType::I16,
+        (2, b) => {
+            return unsupported(format!(
+                "{b}-bit signed integer samples (only 16-bit signed)"
+            ));
+        }
+        (3, 32) => SampleType::F32,
+        (3, b) => {
+            return unsupported(format!(
+                "{b}-bit floating-point samples (only 32-bit float)"
+            ));
+        }
+        (f, b) => return unsupported(format!("{b}-bit samples of sample format {f}")),
+    };
+    Ok(PixelFormat {
+        sample_type,
+        bits: bits as u32,
+        photometric,
+    })
 }

@@ -6,10 +6,12 @@
 //! sequence can make it read out of bounds, allocate without bound or loop.
 
 mod bytes;
+mod compression;
 mod ifd;
 mod layout;
 mod tags;
 
 pub use bytes::ByteOrder;
-pub use layout::Compression;
+pub use compression::Compression;
+pub use layout::Photometric;
 pub(crate) use layout::{Chunks, ImageLayout};

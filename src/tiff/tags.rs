@@ -9,6 +9,7 @@ pub(crate) enum Tag {
     BitsPerSample = 258,
     Compression = 259,
     PhotometricInterpretation = 262,
+    FillOrder = 266,
     StripOffsets = 273,
     SamplesPerPixel = 277,
     RowsPerStrip = 278,
@@ -20,6 +21,10 @@ pub(crate) enum Tag {
     TileOffsets = 324,
     TileByteCounts = 325,
     SampleFormat = 339,
+    /// SGI's volume extension: planes stacked in one IFD.
+    ImageDepth = 32997,
+    /// SGI's volume extension: planes per tile.
+    TileDepth = 32998,
 }
 
 impl Tag {
@@ -30,6 +35,7 @@ impl Tag {
             Tag::BitsPerSample => "BitsPerSample",
             Tag::Compression => "Compression",
             Tag::PhotometricInterpretation => "PhotometricInterpretation",
+            Tag::FillOrder => "FillOrder",
             Tag::StripOffsets => "StripOffsets",
             Tag::SamplesPerPixel => "SamplesPerPixel",
             Tag::RowsPerStrip => "RowsPerStrip",
@@ -41,6 +47,8 @@ impl Tag {
             Tag::TileOffsets => "TileOffsets",
             Tag::TileByteCounts => "TileByteCounts",
             Tag::SampleFormat => "SampleFormat",
+            Tag::ImageDepth => "ImageDepth",
+            Tag::TileDepth => "TileDepth",
         }
     }
 }

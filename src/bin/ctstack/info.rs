@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use ctstack::{OpenOptions, Slice, stack};
 
+use crate::select::SelectArgs;
 use crate::signature::Signature;
 use crate::{Failure, ReadArgs};
 
@@ -21,6 +22,8 @@ pub struct InfoArgs {
     #[arg(value_name = "FILE|DIR", required = true)]
     paths: Vec<PathBuf>,
     #[command(flatten)]
+    select: SelectArgs,
+    #[command(flatten)]
     read: ReadArgs,
 }
 
@@ -32,7 +35,7 @@ pub fn run(args: &InfoArgs) -> Result<(), Failure> {
     let mut all_good = true;
     for path in &args.paths {
         let good = if path.is_dir() {
-            describe_stack(path, &options)?
+            describe_stack(path, &args.select, &options)?
         } else {
             describe_file(path, &options)
         };
@@ -52,10 +55,15 @@ fn describe_file(path: &Path, options: &OpenOptions) -> bool {
     match Slice::open_with(path, options) {
         Ok(s) => {
             println!(
-                "{name}: {}x{} {}-bit, compression {}, {}{}, {}",
+                "{name}: {} {}x{} {}{}, compression {}, {}{}, {}",
+                s.format().name(),
                 s.width(),
                 s.height(),
-                s.bits(),
+                s.sample_type(),
+                match s.photometric() {
+                    ctstack::Photometric::MinIsWhite => " min-is-white",
+                    _ => "",
+                },
                 s.compression().name(),
                 s.byte_order().name(),
                 if s.is_bigtiff() { " BigTIFF" } else { "" },
@@ -75,12 +83,19 @@ fn describe_file(path: &Path, options: &OpenOptions) -> bool {
 
 /// What `ctstack pyramid DIR` would work on. Whether every slice is usable (all
 /// open, all of one size and depth); the skipped files and gaps do not count.
-fn describe_stack(dir: &Path, options: &OpenOptions) -> Result<bool, Failure> {
-    let slices = stack::list_slices(dir)?;
-    let skipped = skipped_entries(dir, &slices)?;
+fn describe_stack(dir: &Path, select: &SelectArgs, options: &OpenOptions) -> Result<bool, Failure> {
+    let listing = stack::select(dir, &select.selection())?;
+    let slices = listing.files;
+    let mut skipped: Vec<String> = listing
+        .skipped
+        .iter()
+        .map(|s| format!("{}: {}", file_name(&s.path), s.reason))
+        .collect();
+    let listed: Vec<PathBuf> = listing.skipped.into_iter().map(|s| s.path).collect();
+    skipped.extend(skipped_entries(dir, &slices, &listed)?);
     println!("{}: {}", dir.display(), plural(slices.len(), "slice"));
 
-    let mut first: Option<(String, (u32, u32, u32))> = None;
+    let mut first: Option<(String, (u32, u32, ctstack::SampleType))> = None;
     let mut paths: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut compressions: BTreeMap<String, usize> = BTreeMap::new();
     let mut input_bytes = 0u64;
@@ -99,12 +114,12 @@ fn describe_stack(dir: &Path, options: &OpenOptions) -> Result<bool, Failure> {
                 continue;
             }
         };
-        let shape = (slice.width(), slice.height(), slice.bits());
+        let shape = (slice.width(), slice.height(), slice.sample_type());
         let (first_name, first_shape) = first.get_or_insert_with(|| (name.clone(), shape));
         if *first_shape != shape {
-            let (w, h, bits) = *first_shape;
+            let (w, h, ty) = *first_shape;
             refused.push(format!(
-                "{name}: {}x{} {}-bit, but {first_name} is {w}x{h} {bits}-bit",
+                "{name}: {}x{} {}, but {first_name} is {w}x{h} {ty}",
                 shape.0, shape.1, shape.2
             ));
             continue;
@@ -113,15 +128,15 @@ fn describe_stack(dir: &Path, options: &OpenOptions) -> Result<bool, Failure> {
         *compressions.entry(slice.compression().name()).or_default() += 1;
         input_bytes += slice.image_bytes() as u64;
     }
-    if let Some((name, (w, h, bits))) = &first {
+    if let Some((name, (w, h, ty))) = &first {
         println!(
-            "  size: {w}x{h} {bits}-bit (as {name}), {} of pixels",
+            "  size: {w}x{h} {ty} (as {name}), {} of pixels",
             bytes(input_bytes)
         );
         println!("  access paths: {}", counts(&paths));
         println!("  compression: {}", counts(&compressions));
     }
-    let gaps = stack::numbering_gaps(&slices);
+    let gaps = listing.gaps;
     if gaps.is_empty() {
         println!("  numbering: no gaps");
     } else {
@@ -149,8 +164,13 @@ fn describe_stack(dir: &Path, options: &OpenOptions) -> Result<bool, Failure> {
     Ok(refused.is_empty() && !slices.is_empty())
 }
 
-/// Every entry of `dir` that is not one of `slices`, with why it is left out.
-fn skipped_entries(dir: &Path, slices: &[PathBuf]) -> Result<Vec<String>, Failure> {
+/// Every entry of `dir` that is neither one of `slices` nor in `listed` (the
+/// image files the selection already explained), with why it is left out.
+fn skipped_entries(
+    dir: &Path,
+    slices: &[PathBuf],
+    listed: &[PathBuf],
+) -> Result<Vec<String>, Failure> {
     let entries = std::fs::read_dir(dir).map_err(|e| {
         Failure::Run(ctstack::Error::Io {
             path: dir.to_path_buf(),
@@ -161,7 +181,7 @@ fn skipped_entries(dir: &Path, slices: &[PathBuf]) -> Result<Vec<String>, Failur
     let mut skipped: Vec<(String, String)> = Vec::new();
     for entry in entries.flatten() {
         let path = entry.path();
-        if slices.contains(&path) {
+        if slices.contains(&path) || listed.contains(&path) {
             continue;
         }
         let name = file_name(&path);

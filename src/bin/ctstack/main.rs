@@ -7,6 +7,7 @@ mod info;
 mod interrupt;
 mod progress;
 mod pyramid;
+mod select;
 mod signature;
 
 use std::process::ExitCode;

@@ -7,6 +7,7 @@ use clap::Args;
 use ctstack::{DEFAULT_MIN_SIZE, Error, PyramidBuilder};
 
 use crate::progress::Progress;
+use crate::select::SelectArgs;
 use crate::{Failure, ReadArgs, interrupt};
 
 #[derive(Args)]
@@ -16,7 +17,8 @@ Outputs the manifest (OUT/ctstack.json) shows were made from the same inputs \
 are kept, so an interrupted or repeated run only rebuilds what is missing or stale; \
 outputs the plan no longer holds are removed; every file appears atomically. Exit status: 0 done, 1 failed, 2 wrong command line, 130 interrupted.")]
 pub struct PyramidArgs {
-    /// Directory of .tif/.tiff slices, in natural order (s2 before s10).
+    /// Directory of slices (.tif .tiff .bmp .png .jpg .jpeg), in natural order (s2
+    /// before s10); the most common prefix and extension unless --prefix/--ext say.
     #[arg(value_name = "INPUT_DIR")]
     input: PathBuf,
     /// Where levels go [default: INPUT_DIR/.thumbnail].
@@ -42,11 +44,13 @@ pub struct PyramidArgs {
     #[arg(long, short)]
     quiet: bool,
     #[command(flatten)]
+    select: SelectArgs,
+    #[command(flatten)]
     read: ReadArgs,
 }
 
 pub fn run(args: &PyramidArgs) -> Result<(), Failure> {
-    let mut builder = PyramidBuilder::from_dir(&args.input)?
+    let mut builder = PyramidBuilder::from_selection(&args.input, &args.select.selection())?
         .min_size(args.min_size)
         .strict(args.strict)
         .force(args.force)
