@@ -38,10 +38,11 @@ impl ctstack_level_info {
             height: level.height,
             count: level.count as u64,
             sample_type: sample_type_code(level.sample_type),
-            bytes: level.count as u64
-                * u64::from(level.width)
-                * u64::from(level.height)
-                * level.sample_type.bytes() as u64,
+            // Saturates for a manifest that claims the impossible: a read of it
+            // then fails on the length check.
+            bytes: (level.count as u64)
+                .saturating_mul(u64::from(level.width) * u64::from(level.height))
+                .saturating_mul(level.sample_type.bytes() as u64),
         }
     }
 }

@@ -29,6 +29,8 @@ const RETRY: Duration = Duration::from_millis(20);
 
 /// The output folder's lock; released (and its file removed) on drop.
 pub(crate) struct OutputLock {
+    /// Removed on drop (on Windows the system deletes the file on close).
+    #[cfg_attr(windows, allow(dead_code))]
     path: PathBuf,
     /// Held open for the lock's lifetime.
     _file: File,
