@@ -2,7 +2,8 @@
 """Full build vs unchanged rerun vs one touched input, ctstack pyramid on the 64-slice stack.
 usage: python3 benches/resume.py target/release/ctstack STACK_DIR OUT_DIR
 (STACK_DIR: python3 ../shared/tools/make_stack.py STACK_DIR -n 64, in a venv with numpy and
-tifffile; OUT_DIR is deleted and rebuilt.) Medians of 7 whole-process runs per row."""
+tifffile; OUT_DIR is deleted and rebuilt; the last row sets slice_0010.tif's mtime to now,
+its bytes untouched.) Medians of 7 whole-process runs per row."""
 import os, subprocess, time, shutil, statistics, sys
 bin_, stack, out = sys.argv[1], sys.argv[2], sys.argv[3]
 def run(*extra):
