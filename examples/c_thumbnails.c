@@ -1,6 +1,7 @@
 /* Build the thumbnail pyramid of a CT stack the way CTHarvester does, from C:
  * start the build as a job (so a GUI thread would stay free), show a progress
- * bar by polling, cancel on Ctrl-C, then load the smallest level as a volume.
+ * bar by polling, cancel on Ctrl-C, report what was kept and rebuilt, then load the
+ * smallest level as a volume through the read-back API.
  *
  * Build it against the installed library (README, "Building and linking from C"):
  *
@@ -74,40 +75,39 @@ int main(int argc, char **argv) {
         ctstack_job_free(job);
         return 1;
     }
+    ctstack_job_report report = {.struct_size = sizeof report};
+    if (ctstack_job_report_get(job, &report) == CTSTACK_OK) {
+        fprintf(stderr, "%llu slices rebuilt, %llu kept, %llu removed\n", (unsigned long long)report.rebuilt,
+                (unsigned long long)report.kept, (unsigned long long)report.removed);
+        for (uint32_t i = 0; i < report.warnings; i++) fprintf(stderr, "warning: %s\n", ctstack_job_warning(job, i));
+    }
     ctstack_job_free(job);
 
-    /* The smallest level is the highest-numbered directory with a 000000.tif. */
-    char path[4096];
-    int level = 0;
-    for (int k = 1; k < 64; k++) {
-        snprintf(path, sizeof path, "%s/%d/000000.tif", argv[2], k);
-        FILE *f = fopen(path, "rb");
-        if (!f) break;
-        fclose(f);
-        level = k;
+    /* The smallest level, read back by the pyramid's manifest (not by folder names: a folder
+     * may hold stale or foreign files) as one contiguous (count, height, width) volume. */
+    ctstack_pyramid *pyramid = NULL;
+    if (ctstack_pyramid_open(argv[2], &pyramid) != CTSTACK_OK) {
+        fprintf(stderr, "cannot open the pyramid: %s\n", ctstack_last_error());
+        return 1;
     }
+    uint32_t level = ctstack_pyramid_level_count(pyramid);
     if (level == 0) {
         fprintf(stderr, "no levels written (the slices already fit)\n");
+        ctstack_pyramid_free(pyramid);
         return 0;
     }
-    /* Load it as a volume: slices in order, each read into its plane. */
-    size_t count = 0, plane = 0;
-    unsigned char *volume = NULL;
-    uint32_t width = 0, height = 0, bits = 0;
-    for (;; count++) {
-        snprintf(path, sizeof path, "%s/%d/%06zu.tif", argv[2], level, count);
-        ctstack_slice *s = NULL;
-        if (ctstack_slice_open(path, &s) != CTSTACK_OK) break;
-        width = ctstack_slice_width(s), height = ctstack_slice_height(s), bits = ctstack_slice_bits(s);
-        plane = (size_t)width * height * bits / 8;
-        unsigned char *grown = realloc(volume, (count + 1) * plane);
-        if (!grown) return 1;
-        volume = grown;
-        ctstack_slice_read(s, volume + count * plane, plane);
-        ctstack_slice_free(s);
+    ctstack_level_info info;
+    ctstack_pyramid_level(pyramid, level, &info);
+    void *volume = malloc(info.bytes ? info.bytes : 1);
+    if (!volume || ctstack_pyramid_read_level(pyramid, level, volume, info.bytes) != CTSTACK_OK) {
+        fprintf(stderr, "cannot read level %u: %s\n", level, volume ? ctstack_last_error() : "out of memory");
+        free(volume);
+        ctstack_pyramid_free(pyramid);
+        return 1;
     }
-    printf("level %d: volume of %zu x %u x %u, %u-bit, %zu bytes\n", level, count, height, width, bits,
-           count * plane);
+    printf("level %u: volume of %llu x %u x %u, %d-bit, %llu bytes\n", level, (unsigned long long)info.count,
+           info.height, info.width, info.sample_type == CTSTACK_SAMPLE_U8 ? 8 : 16, (unsigned long long)info.bytes);
     free(volume);
+    ctstack_pyramid_free(pyramid);
     return 0;
 }

@@ -76,6 +76,9 @@ typedef int32_t ctstack_status;
 // A pyramid build running on its own thread. Opaque.
 typedef struct ctstack_job ctstack_job;
 
+// A built pyramid, opened for reading. Opaque.
+typedef struct ctstack_pyramid ctstack_pyramid;
+
 // One image of a file. Opaque.
 typedef struct ctstack_slice ctstack_slice;
 
@@ -99,11 +102,50 @@ typedef struct {
   int32_t mmap_policy;
   // Nonzero: a gap in the slice numbering is an error, not a warning.
   int32_t strict;
+  // Nonzero: rebuild every output, trusting nothing an earlier run left.
+  // Default 0: keep the outputs the folder's manifest vouches for.
+  int32_t force;
 } ctstack_pyramid_options;
 
 // Progress callback: `done` of `total` work units (one per output slice); return
 // nonzero to cancel the run.
 typedef int32_t (*ctstack_progress_fn)(uint64_t done, uint64_t total, void *user_data);
+
+// One level of a built pyramid.
+typedef struct {
+  // The level: 1 is the first halving of the input.
+  uint32_t k;
+  // Width in pixels.
+  uint32_t width;
+  // Height in pixels.
+  uint32_t height;
+  // Number of slices.
+  uint64_t count;
+  // A `CTSTACK_SAMPLE_*` value.
+  int32_t sample_type;
+  // Bytes of the whole level: count x height x width x bytes per sample.
+  uint64_t bytes;
+} ctstack_level_info;
+
+// What a finished job did. Fill `struct_size` with `sizeof(ctstack_job_report)`
+// before the call: later versions append fields and fill only what the caller
+// knows.
+typedef struct {
+  // `sizeof(ctstack_job_report)` as the caller compiled it.
+  size_t struct_size;
+  // Levels beyond the input (L): the output has levels 1 ..= L.
+  uint32_t levels;
+  // Output slices that were valid and kept.
+  uint64_t kept;
+  // Output slices written by the run.
+  uint64_t rebuilt;
+  // Stale outputs of an earlier run removed.
+  uint64_t removed;
+  // Warnings: read them with `ctstack_job_warning`.
+  uint32_t warnings;
+  // Wall time of the run, in seconds.
+  double elapsed_seconds;
+} ctstack_job_report;
 
 #ifdef __cplusplus
 extern "C" {
@@ -237,6 +279,72 @@ ctstack_status ctstack_pyramid_build_files(const char *const *paths, size_t n_pa
 // # Safety
 // As for `ctstack_pyramid_build`; `output_dir` is NULL or NUL-terminated.
 ctstack_status ctstack_build_pyramid(const char *input_dir, const char *output_dir, uint32_t min_size, ctstack_progress_fn progress, void *user_data);
+
+// Opens the pyramid that a build wrote to `output_dir`, by its manifest (not
+// by folder names), and stores it in `*out`. Fails with CTSTACK_ERR_IO if there
+// is no manifest, CTSTACK_ERR_FORMAT if it is not a valid one, and
+// CTSTACK_ERR_INVALID_ARGUMENT if the last build did not finish. Ownership: the
+// caller owns `*out` and releases it with `ctstack_pyramid_free`; on failure
+// `*out` is NULL.
+//
+// # Safety
+// `output_dir` is NULL or NUL-terminated; `out` is NULL or writable.
+ctstack_status ctstack_pyramid_open(const char *output_dir, ctstack_pyramid **out);
+
+// The number of levels beyond the input (L: levels are numbered 1 ..= L,
+// largest first); 0 if `pyramid` is NULL (or the input was already small).
+//
+// # Safety
+// `pyramid` is NULL or a live pyramid handle.
+uint32_t ctstack_pyramid_level_count(const ctstack_pyramid *pyramid);
+
+// Fills `*info` with level `k` (1 ..= `ctstack_pyramid_level_count`).
+//
+// # Safety
+// `pyramid` is NULL or a live pyramid handle; `info` is NULL or writable.
+ctstack_status ctstack_pyramid_level(const ctstack_pyramid *pyramid, uint32_t k, ctstack_level_info *info);
+
+// Reads level `k` into `dst` as one contiguous (count, height, width) volume
+// of the level's sample type in the host's byte order: `dst_bytes` must be
+// exactly the level's `bytes`, and `dst` aligned for the sample type (as
+// `malloc` gives). A slice file that is not the one the build wrote (changed or
+// removed since) fails with CTSTACK_ERR_MISMATCH, naming it.
+//
+// # Safety
+// `pyramid` is NULL or a live pyramid handle; `dst` is NULL or valid for
+// writes of `dst_bytes` bytes.
+ctstack_status ctstack_pyramid_read_level(const ctstack_pyramid *pyramid, uint32_t k, void *dst, size_t dst_bytes);
+
+// Releases a pyramid handle. NULL is a no-op.
+//
+// # Safety
+// `pyramid` is NULL or a live pyramid handle, used by no other thread during or
+// after this call.
+void ctstack_pyramid_free(ctstack_pyramid *pyramid);
+
+// Fills `*report` with what the finished job did. Fails with the job's own
+// status if it failed, and CTSTACK_ERR_INVALID_ARGUMENT if it still runs.
+//
+// # Safety
+// `job` is NULL or a live job handle; `report` is NULL or points to a
+// `ctstack_job_report` of at least its own `struct_size` bytes.
+ctstack_status ctstack_job_report_get(const ctstack_job *job, ctstack_job_report *report);
+
+// Warning `i` (0 ..< the report's `warnings`) of the finished job: a gap in
+// the numbering, files in the output folder that are not outputs, ... "" if
+// there is no such warning (or `job` is NULL or unfinished). Valid until
+// `ctstack_job_free`.
+//
+// # Safety
+// `job` is NULL or a live job handle.
+const char *ctstack_job_warning(const ctstack_job *job, uint32_t i);
+
+// The output folder of the finished job (open it with `ctstack_pyramid_open`);
+// "" if `job` is NULL, unfinished or failed. Valid until `ctstack_job_free`.
+//
+// # Safety
+// `job` is NULL or a live job handle.
+const char *ctstack_job_output_dir(const ctstack_job *job);
 
 // Opens the image file at `path` (UTF-8) and stores a new slice handle in `*out`.
 //

@@ -210,8 +210,13 @@ class _JobT(ctypes.Structure):
     """Opaque ``ctstack_job``."""
 
 
+class _PyramidT(ctypes.Structure):
+    """Opaque ``ctstack_pyramid``."""
+
+
 _SliceP = ctypes.POINTER(_SliceT)
 _JobP = ctypes.POINTER(_JobT)
+_PyramidP = ctypes.POINTER(_PyramidT)
 
 #: ``typedef int32_t (*ctstack_progress_fn)(uint64_t done, uint64_t total, void *user_data)``
 PROGRESS_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_void_p)
@@ -236,6 +241,34 @@ class _PyramidOptions(ctypes.Structure):
         ("threads", ctypes.c_uint32),
         ("mmap_policy", ctypes.c_int32),
         ("strict", ctypes.c_int32),
+        ("force", ctypes.c_int32),
+    ]
+
+
+class _LevelInfo(ctypes.Structure):
+    """``ctstack_level_info`` (include/ctstack.h)."""
+
+    _fields_ = [
+        ("k", ctypes.c_uint32),
+        ("width", ctypes.c_uint32),
+        ("height", ctypes.c_uint32),
+        ("count", ctypes.c_uint64),
+        ("sample_type", ctypes.c_int32),
+        ("bytes", ctypes.c_uint64),
+    ]
+
+
+class _JobReport(ctypes.Structure):
+    """``ctstack_job_report`` (include/ctstack.h); set ``struct_size`` to its size."""
+
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("levels", ctypes.c_uint32),
+        ("kept", ctypes.c_uint64),
+        ("rebuilt", ctypes.c_uint64),
+        ("removed", ctypes.c_uint64),
+        ("warnings", ctypes.c_uint32),
+        ("elapsed_seconds", ctypes.c_double),
     ]
 
 
@@ -275,6 +308,14 @@ _SIGNATURES = {
     "ctstack_job_wait": (_c_int32, [_JobP]),
     "ctstack_job_error": (_c_char_p, [_JobP]),
     "ctstack_job_free": (None, [_JobP]),
+    "ctstack_job_report_get": (_c_int32, [_JobP, _P(_JobReport)]),
+    "ctstack_job_warning": (_c_char_p, [_JobP, _c_uint32]),
+    "ctstack_job_output_dir": (_c_char_p, [_JobP]),
+    "ctstack_pyramid_open": (_c_int32, [_c_char_p, _P(_PyramidP)]),
+    "ctstack_pyramid_level_count": (_c_uint32, [_PyramidP]),
+    "ctstack_pyramid_level": (_c_int32, [_PyramidP, _c_uint32, _P(_LevelInfo)]),
+    "ctstack_pyramid_read_level": (_c_int32, [_PyramidP, _c_uint32, _c_void_p, _c_size_t]),
+    "ctstack_pyramid_free": (None, [_PyramidP]),
     "ctstack_set_mmap_policy": (_c_int32, [_c_int32]),
     "ctstack_mmap_policy": (_c_int32, []),
     "ctstack_last_error": (_c_char_p, []),

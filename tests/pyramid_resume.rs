@@ -259,29 +259,33 @@ fn run(via: Via, stack: &Stack, min_size: u32, force: bool) -> Counts {
             if force {
                 cmd.arg("--force");
             }
-            let output = cmd.output().unwrap();
-            let stdout = String::from_utf8_lossy(&output.stdout);
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            assert!(output.status.success(), "{cmd:?}: {stderr}");
-            // "3 levels (...), 10 slices rebuilt, 4 kept, 0 removed, ..."
-            let field = |suffix: &str| {
-                stdout
-                    .split(", ")
-                    .find_map(|part| part.strip_suffix(suffix))
-                    .and_then(|n| n.parse::<usize>().ok())
-                    .unwrap_or_else(|| panic!("no {suffix:?} in {stdout}"))
-            };
-            Counts {
-                rebuilt: field(" slices rebuilt"),
-                kept: field(" kept"),
-                removed: field(" removed"),
-                warnings: stderr
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("ctstack: warning: "))
-                    .map(String::from)
-                    .collect(),
-            }
+            cli_counts(&cmd.output().unwrap())
         }
+    }
+}
+
+/// What a successful `ctstack pyramid` printed.
+fn cli_counts(output: &std::process::Output) -> Counts {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "ctstack pyramid failed: {stderr}");
+    // "3 levels (...), 10 slices rebuilt, 4 kept, 0 removed, ..."
+    let field = |suffix: &str| {
+        stdout
+            .split(", ")
+            .find_map(|part| part.strip_suffix(suffix))
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or_else(|| panic!("no {suffix:?} in {stdout}"))
+    };
+    Counts {
+        rebuilt: field(" slices rebuilt"),
+        kept: field(" kept"),
+        removed: field(" removed"),
+        warnings: stderr
+            .lines()
+            .filter_map(|l| l.strip_prefix("ctstack: warning: "))
+            .map(String::from)
+            .collect(),
     }
 }
 
@@ -651,21 +655,10 @@ fn two_concurrent_runs_are_both_correct_and_leave_no_lock_file() {
             })
         })
         .collect();
-    let mut rebuilt = 0;
-    for h in handles {
-        let output = h.join().unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        rebuilt += stdout
-            .split(", ")
-            .find_map(|part| part.strip_suffix(" slices rebuilt"))
-            .and_then(|n| n.parse::<usize>().ok())
-            .unwrap_or_else(|| panic!("no summary: {stdout}"));
-    }
+    let rebuilt: usize = handles
+        .into_iter()
+        .map(|h| cli_counts(&h.join().unwrap()).rebuilt)
+        .sum();
     // They took turns: the second kept what the first wrote.
     assert_eq!(rebuilt, outputs(19, MIN_SIZE));
     stack.assert_matches_reference(MIN_SIZE, &[]);

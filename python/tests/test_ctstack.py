@@ -312,6 +312,11 @@ class HeaderTest(unittest.TestCase):
         "ctstack_job *": ctstack._JobP,
         "const ctstack_job *": ctstack._JobP,
         "ctstack_job * *": ctypes.POINTER(ctstack._JobP),
+        "ctstack_pyramid *": ctstack._PyramidP,
+        "const ctstack_pyramid *": ctstack._PyramidP,
+        "ctstack_pyramid * *": ctypes.POINTER(ctstack._PyramidP),
+        "ctstack_level_info *": ctypes.POINTER(ctstack._LevelInfo),
+        "ctstack_job_report *": ctypes.POINTER(ctstack._JobReport),
     }
 
     def test_every_function_declared(self):

@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use super::boundary::{Failure, OutHandle, ffi_boundary, free_handle, handle, write_optional};
 use super::ctstack_status;
 use super::options::{Input, Request, ctstack_pyramid_options};
+use super::report::JobReport;
 use crate::{CancelFlag, PyramidBuilder};
 
 /// A pyramid build running on its own thread. Opaque.
@@ -24,8 +25,9 @@ struct JobState {
     /// `done` first (Acquire) never sees it ahead of `total`.
     done: AtomicU64,
     total: AtomicU64,
-    /// The outcome, set once when the run ends; its message as a C string.
-    outcome: OnceLock<Result<(), (Failure, CString)>>,
+    /// The outcome, set once when the run ends: its report, or the failure and
+    /// its message as a C string.
+    outcome: OnceLock<Result<JobReport, (Failure, CString)>>,
 }
 
 impl Drop for ctstack_job {
@@ -54,7 +56,7 @@ impl ctstack_job {
                 builder?
                     .plan()?
                     .run(&mut report, &state.cancel)
-                    .map(|_| ())
+                    .map(JobReport::new)
                     .map_err(Failure::from)
             }));
             let outcome = match run {
@@ -75,6 +77,14 @@ impl ctstack_job {
             shared,
             thread: Mutex::new(Some(thread)),
         }
+    }
+
+    /// The outcome, once the run has ended.
+    pub(super) fn outcome(&self) -> Option<Result<&JobReport, &Failure>> {
+        self.shared
+            .outcome
+            .get()
+            .map(|o| o.as_ref().map_err(|(failure, _)| failure))
     }
 
     /// Waits for the thread. The lock is held while joining, so a second waiter
@@ -194,7 +204,7 @@ pub unsafe extern "C" fn ctstack_job_wait(job: *mut ctstack_job) -> ctstack_stat
         let job = unsafe { handle(job.cast_const(), "job") }?;
         job.join();
         match job.shared.outcome.get() {
-            Some(Ok(())) => Ok(()),
+            Some(Ok(_)) => Ok(()),
             Some(Err((failure, _))) => Err(failure.clone()),
             None => Err(Failure {
                 status: ctstack_status::CTSTACK_ERR_INTERNAL,

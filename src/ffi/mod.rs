@@ -5,7 +5,9 @@
 //! - [`status`]: the status codes and their names;
 //! - [`policy`]: the process-wide memory-map policy;
 //! - [`slice`]: slice handles;
-//! - [`options`], [`pyramid`], [`job`]: pyramid runs, blocking or on a thread.
+//! - [`options`], [`pyramid`], [`job`]: pyramid runs, blocking or on a thread;
+//! - [`report`]: what a finished job did;
+//! - [`pyramid_read`]: reading a built pyramid back.
 //!
 //! Conventions for every function: it never unwinds (a panic becomes
 //! `CTSTACK_ERR_INTERNAL`, or the return type's zero); NULL arguments give
@@ -19,6 +21,8 @@ mod job;
 mod options;
 mod policy;
 mod pyramid;
+mod pyramid_read;
+mod report;
 mod slice;
 mod status;
 

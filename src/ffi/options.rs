@@ -38,6 +38,9 @@ pub struct ctstack_pyramid_options {
     pub mmap_policy: i32,
     /// Nonzero: a gap in the slice numbering is an error, not a warning.
     pub strict: i32,
+    /// Nonzero: rebuild every output, trusting nothing an earlier run left.
+    /// Default 0: keep the outputs the folder's manifest vouches for.
+    pub force: i32,
 }
 
 impl ctstack_pyramid_options {
@@ -50,6 +53,7 @@ impl ctstack_pyramid_options {
             threads: 0,
             mmap_policy: policy::current(),
             strict: 0,
+            force: 0,
         }
     }
 
@@ -118,7 +122,7 @@ impl ctstack_pyramid_options {
             b = b.threads(self.threads as usize);
         }
         b = b.read_mode(policy::read_mode_of(self.mmap_policy)?);
-        Ok(b.strict(self.strict != 0))
+        Ok(b.strict(self.strict != 0).force(self.force != 0))
     }
 }
 

@@ -29,6 +29,8 @@ const RETRY: Duration = Duration::from_millis(20);
 
 /// The output folder's lock; released (and its file removed) on drop.
 pub(crate) struct OutputLock {
+    /// Removed on drop (on Windows the system deletes the file on close).
+    #[cfg_attr(windows, allow(dead_code))]
     path: PathBuf,
     /// Held open for the lock's lifetime.
     _file: File,
@@ -59,6 +61,13 @@ fn try_acquire(path: &Path) -> Result<Option<File>, Error> {
         .write(true)
         .open(path)
         .map_err(|e| Error::io(path, "cannot create lock file", e))?;
+    lock_opened(path, file)
+}
+
+/// Locks `file`, opened from `path`: `None` if another run holds it, or if the
+/// name no longer is that file.
+#[cfg(not(windows))]
+fn lock_opened(path: &Path, file: File) -> Result<Option<File>, Error> {
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
@@ -115,5 +124,91 @@ impl Drop for OutputLock {
         // On Windows the system deletes it on close instead.
         #[cfg(not(windows))]
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ctstack-lock-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// The race the re-check is for: a file opened before its name was removed
+    /// (or replaced) is not the lock any more.
+    #[cfg(unix)]
+    #[test]
+    fn a_file_whose_name_is_gone_or_reused_is_not_the_lock() {
+        let dir = scratch("names");
+        let path = dir.join(LOCK_FILE);
+        let early = File::create(&path).unwrap();
+        assert!(names_file(&path, &early));
+        std::fs::remove_file(&path).unwrap();
+        assert!(!names_file(&path, &early));
+        let _new = File::create(&path).unwrap();
+        assert!(!names_file(&path, &early));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The race itself: run B opens the lock file while run A holds it; A ends
+    /// (removing the name, then unlocking); run C creates a new one and locks it.
+    /// B's lock on the old, nameless file must not count.
+    #[cfg(unix)]
+    #[test]
+    fn a_waiter_on_a_removed_lock_file_starts_over() {
+        let dir = scratch("race");
+        let path = dir.join(LOCK_FILE);
+        let a = OutputLock::acquire(&dir, &CancelFlag::new()).unwrap();
+        let b = File::options().write(true).open(&path).unwrap();
+        drop(a);
+        let c = OutputLock::acquire(&dir, &CancelFlag::new()).unwrap();
+        assert!(lock_opened(&path, b).unwrap().is_none(), "two holders");
+        drop(c);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Threads that take the lock in a tight loop are never inside at once, and
+    /// the last one out leaves no file.
+    #[test]
+    fn holders_never_overlap_and_leave_no_file() {
+        let dir = scratch("overlap");
+        let inside = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (dir, inside) = (dir.clone(), Arc::clone(&inside));
+                std::thread::spawn(move || {
+                    for _ in 0..25 {
+                        let lock = OutputLock::acquire(&dir, &CancelFlag::new()).unwrap();
+                        assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two holders");
+                        std::thread::yield_now();
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                        drop(lock);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(!dir.join(LOCK_FILE).exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_cancelled_wait_gives_up() {
+        let dir = scratch("cancel");
+        let _held = OutputLock::acquire(&dir, &CancelFlag::new()).unwrap();
+        let cancel = CancelFlag::new();
+        cancel.cancel();
+        let err = OutputLock::acquire(&dir, &cancel).err().unwrap();
+        assert_eq!(err.kind(), crate::ErrorKind::Cancelled);
+        drop(_held);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -26,12 +26,12 @@ use crate::{Error, SampleType};
 ///   "min_size": 500,
 ///   "sample_type": "uint16",
 ///   "inputs": [
-///     { "name": "slice_0000.tif", "size": 15147184, "mtime_ns": 1764600000123456789,
+///     { "name": "slice_0000.tif", "size": 15147216, "mtime_ns": 1796159193326627631,
 ///       "width": 2752, "height": 2752, "sample_type": "uint16" }
 ///   ],
 ///   "levels": [
 ///     { "k": 1, "width": 1376, "height": 1376, "count": 32,
-///       "files": [ { "size": 3786928, "mtime_ns": 1764600001234567890 }, null ] }
+///       "files": [ { "size": 3786928, "mtime_ns": 1796159784610662779 }, null ] }
 ///   ]
 /// }
 /// ```

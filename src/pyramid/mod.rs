@@ -40,6 +40,7 @@ const POPULATE_AHEAD: bool = false;
 
 /// What a run did.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Summary {
     /// Where the levels are.
     pub output_dir: PathBuf,

@@ -158,8 +158,9 @@ impl Plan {
     /// `start` and `end` must be multiples of [`Plan::slab_alignment`] (`end` may
     /// also be the stack's length), else a usage error: then each output depends on
     /// one slab only, so slabs can be built independently, in any order or at once
-    /// (each run takes the folder's lock). Outputs outside the slab are neither
-    /// written nor removed; the manifest is updated with this slab's outputs.
+    /// (each run takes the folder's lock). Outputs of the plan outside the slab
+    /// are neither written nor removed (stale ones, of no slab, are, as by
+    /// [`Plan::run`]); the manifest is updated with this slab's outputs.
     pub fn run_slab(
         &self,
         inputs: Range<usize>,

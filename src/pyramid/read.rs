@@ -9,6 +9,7 @@ use crate::{Error, OpenOptions, Sample, SampleType, Slice};
 
 /// One level of a built pyramid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PyramidLevel {
     /// The level: 1 is the first halving of the input.
     pub k: usize,

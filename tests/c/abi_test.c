@@ -320,6 +320,111 @@ static void test_pyramid(void) {
     ctstack_job_free(job);
 }
 
+/* A built pyramid read back: its levels from the manifest, every level equal to the reference
+ * slices laid end to end; the errors of the read-back calls. */
+static void test_read_back(void) {
+    const char *out = path_of(scratch, "read_back");
+    CHECK(ctstack_build_pyramid(path_of(fixtures, "stack"), out, 80, NULL, NULL) == CTSTACK_OK, "build: %s",
+          ctstack_last_error());
+    ctstack_pyramid *p = NULL;
+    CHECK(ctstack_pyramid_open(out, &p) == CTSTACK_OK && p, "open: %s", ctstack_last_error());
+    CHECK(ctstack_pyramid_level_count(p) == 2, "levels %u", ctstack_pyramid_level_count(p));
+    const uint32_t want[3][3] = {{0, 0, 0}, {150, 101, 11}, {75, 50, 6}};
+    for (uint32_t k = 1; k <= 2; k++) {
+        ctstack_level_info info;
+        CHECK(ctstack_pyramid_level(p, k, &info) == CTSTACK_OK, "level %u: %s", k, ctstack_last_error());
+        CHECK(info.k == k && info.width == want[k][0] && info.height == want[k][1] && info.count == want[k][2] &&
+                  info.sample_type == CTSTACK_SAMPLE_U16 && info.bytes == 2ull * info.width * info.height * info.count,
+              "level %u: %ux%u x %llu type %d", k, info.width, info.height, (unsigned long long)info.count,
+              info.sample_type);
+        uint16_t *volume = malloc(info.bytes);
+        CHECK(ctstack_pyramid_read_level(p, k, volume, info.bytes) == CTSTACK_OK, "read %u: %s", k,
+              ctstack_last_error());
+        size_t plane = (size_t)info.width * info.height * 2;
+        for (uint64_t j = 0; j < info.count; j++) {
+            char ref[1024];
+            snprintf(ref, sizeof ref, "%s/stack_reference/%u/%06llu.tif", fixtures, k, (unsigned long long)j);
+            ctstack_slice *r = NULL;
+            const void *data = NULL;
+            size_t len = 0;
+            CHECK(ctstack_slice_open(ref, &r) == CTSTACK_OK && ctstack_slice_data(r, &data, &len) == CTSTACK_OK,
+                  "reference %s", ref);
+            CHECK(len == plane && memcmp((const char *)volume + j * plane, data, plane) == 0,
+                  "level %u slice %llu differs from the reference", k, (unsigned long long)j);
+            ctstack_slice_free(r);
+        }
+        CHECK(ctstack_pyramid_read_level(p, k, volume, info.bytes - 2) == CTSTACK_ERR_MISMATCH, "short buffer");
+        CHECK(ctstack_pyramid_read_level(p, k, NULL, info.bytes) == CTSTACK_ERR_INVALID_ARGUMENT, "NULL buffer");
+        free(volume);
+    }
+    ctstack_level_info info;
+    CHECK(ctstack_pyramid_level(p, 0, &info) == CTSTACK_ERR_INVALID_ARGUMENT, "level 0");
+    CHECK(ctstack_pyramid_level(p, 3, &info) == CTSTACK_ERR_INVALID_ARGUMENT, "level 3");
+    CHECK(ctstack_pyramid_level(p, 1, NULL) == CTSTACK_ERR_INVALID_ARGUMENT, "info NULL");
+    ctstack_pyramid_free(p);
+    ctstack_pyramid_free(NULL);
+    CHECK(ctstack_pyramid_level_count(NULL) == 0, "count NULL");
+    p = (ctstack_pyramid *)1;
+    CHECK(ctstack_pyramid_open(fixtures, &p) == CTSTACK_ERR_IO && p == NULL, "no manifest");
+    CHECK(strstr(ctstack_last_error(), "ctstack.json") != NULL, "%s", ctstack_last_error());
+    CHECK(ctstack_pyramid_open(NULL, &p) == CTSTACK_ERR_INVALID_ARGUMENT, "open NULL");
+}
+
+/* A finished job's report: levels, counts kept / rebuilt / removed, warnings, output folder;
+ * a rerun keeps everything, force rebuilds everything. */
+static void test_job_report(void) {
+    const char *out = path_of(scratch, "report");
+    ctstack_pyramid_options o;
+    ctstack_pyramid_options_init(&o);
+    o.output_dir = out;
+    o.min_size = 80;
+    CHECK(o.force == 0, "force defaults to off");
+    const uint64_t rebuilt[3] = {17, 0, 17};
+    for (int round = 0; round < 3; round++) {
+        o.force = round == 2;
+        ctstack_job *job = NULL;
+        CHECK(ctstack_job_start(path_of(fixtures, "stack"), &o, &job) == CTSTACK_OK, "start");
+        CHECK(ctstack_job_wait(job) == CTSTACK_OK, "job: %s", ctstack_job_error(job));
+        ctstack_job_report r = {.struct_size = sizeof r};
+        CHECK(ctstack_job_report_get(job, &r) == CTSTACK_OK, "report: %s", ctstack_last_error());
+        CHECK(r.levels == 2 && r.rebuilt == rebuilt[round] && r.kept == 17 - rebuilt[round] && r.removed == 0,
+              "round %d: %u levels, %llu rebuilt, %llu kept, %llu removed", round, r.levels,
+              (unsigned long long)r.rebuilt, (unsigned long long)r.kept, (unsigned long long)r.removed);
+        CHECK(r.warnings == 0 && strcmp(ctstack_job_warning(job, 0), "") == 0, "warnings %u", r.warnings);
+        CHECK(r.elapsed_seconds >= 0.0, "elapsed");
+        CHECK(strcmp(ctstack_job_output_dir(job), out) == 0, "output dir %s", ctstack_job_output_dir(job));
+        r.struct_size = 4;
+        CHECK(ctstack_job_report_get(job, &r) == CTSTACK_ERR_INVALID_ARGUMENT, "struct_size 4");
+        CHECK(ctstack_job_report_get(job, NULL) == CTSTACK_ERR_INVALID_ARGUMENT, "report NULL");
+        ctstack_job_free(job);
+    }
+    /* A gap in the numbering is a warning of the report; a failed job reports its status. */
+    const char *names[20];
+    char storage[20][1024];
+    for (int i = 0, n = 0; i < 21; i++) {
+        if (i == 8) continue;
+        snprintf(storage[n], sizeof storage[n], "%s/stack/slice_%04d.tif", fixtures, i);
+        names[n] = storage[n];
+        n++;
+    }
+    ctstack_job *job = NULL;
+    o.force = 0;
+    o.output_dir = path_of(scratch, "report_gap");
+    CHECK(ctstack_job_start_files(names, 20, &o, &job) == CTSTACK_OK, "start gap");
+    CHECK(ctstack_job_wait(job) == CTSTACK_OK, "gap job: %s", ctstack_job_error(job));
+    ctstack_job_report r = {.struct_size = sizeof r};
+    CHECK(ctstack_job_report_get(job, &r) == CTSTACK_OK && r.warnings == 1, "gap warnings %u", r.warnings);
+    CHECK(strstr(ctstack_job_warning(job, 0), "number 8 is missing") != NULL, "%s", ctstack_job_warning(job, 0));
+    ctstack_job_free(job);
+    CHECK(ctstack_pyramid_start(path_of(fixtures, "no_such_dir"), NULL, 80, &job) == CTSTACK_OK, "start bad");
+    CHECK(ctstack_job_wait(job) == CTSTACK_ERR_IO, "missing dir");
+    CHECK(ctstack_job_report_get(job, &r) == CTSTACK_ERR_IO, "a failed job's report is its status");
+    CHECK(strcmp(ctstack_job_output_dir(job), "") == 0, "no output dir");
+    ctstack_job_free(job);
+    CHECK(ctstack_job_report_get(NULL, &r) == CTSTACK_ERR_INVALID_ARGUMENT, "job NULL");
+    CHECK(strcmp(ctstack_job_warning(NULL, 0), "") == 0, "warning NULL");
+}
+
 struct reader {
     const ctstack_slice *shared;
     const char *own_path;
@@ -375,6 +480,8 @@ int main(int argc, char **argv) {
     test_slices();
     test_errors();
     test_pyramid();
+    test_read_back();
+    test_job_report();
     test_threads();
     /* The same pyramid with every file read, not mapped. */
     CHECK(ctstack_set_mmap_policy(CTSTACK_MMAP_NEVER) == CTSTACK_OK, "never");
