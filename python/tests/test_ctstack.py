@@ -295,8 +295,8 @@ class HeaderTest(unittest.TestCase):
         "void": None,
         "int32_t": ctypes.c_int32,
         "ctstack_status": ctypes.c_int32,
-        "ctstack_pyramid_options *": ctstack._OptionsP,
-        "const ctstack_pyramid_options *": ctstack._OptionsP,
+        "ctstack_pyramid_options *": ctstack._library.OptionsP,
+        "const ctstack_pyramid_options *": ctstack._library.OptionsP,
         "uint32_t": ctypes.c_uint32,
         "size_t": ctypes.c_size_t,
         "const char *": ctypes.c_char_p,
@@ -306,21 +306,21 @@ class HeaderTest(unittest.TestCase):
         "uint64_t *": ctypes.POINTER(ctypes.c_uint64),
         "const char * const *": ctypes.POINTER(ctypes.c_char_p),
         "ctstack_progress_fn": ctstack.PROGRESS_FN,
-        "ctstack_slice *": ctstack._SliceP,
-        "const ctstack_slice *": ctstack._SliceP,
-        "ctstack_slice * *": ctypes.POINTER(ctstack._SliceP),
-        "ctstack_job *": ctstack._JobP,
-        "const ctstack_job *": ctstack._JobP,
-        "ctstack_job * *": ctypes.POINTER(ctstack._JobP),
+        "ctstack_slice *": ctstack._library.SliceP,
+        "const ctstack_slice *": ctstack._library.SliceP,
+        "ctstack_slice * *": ctypes.POINTER(ctstack._library.SliceP),
+        "ctstack_job *": ctstack._library.JobP,
+        "const ctstack_job *": ctstack._library.JobP,
+        "ctstack_job * *": ctypes.POINTER(ctstack._library.JobP),
     }
 
     def test_every_function_declared(self):
         functions = header_functions()
         self.assertIn("ctstack_slice_open", functions)
-        self.assertEqual(sorted(functions), sorted(ctstack._SIGNATURES))
+        self.assertEqual(sorted(functions), sorted(ctstack._library.SIGNATURES))
         for name, (ret, params) in functions.items():
             with self.subTest(function=name):
-                fn = getattr(ctstack._lib, name)
+                fn = getattr(ctstack._library.lib, name)
                 self.assertIs(fn.restype, self.C_TYPES[ret])
                 self.assertEqual(list(fn.argtypes), [self.C_TYPES[p] for p in params])
 
@@ -512,7 +512,7 @@ class SliceTest(unittest.TestCase):
                 np.testing.assert_array_equal(s.array(), tifffile.imread(path))
 
     def test_array_without_numpy(self):
-        with mock.patch.object(ctstack, "_np", None), ctstack.Slice(U16_LE) as s:
+        with mock.patch.object(ctstack._slice, "_np", None), ctstack.Slice(U16_LE) as s:
             with self.assertRaisesRegex(ImportError, "numpy"):
                 s.array()
             self.assertEqual(len(s.read()), s.nbytes)
@@ -570,7 +570,7 @@ class AveragePairTest(unittest.TestCase):
         for path_a, path_b in ((U16_LE, U16_BE), (U8, U8_LZW), (U16_61x37, U16_61x37)):
             with self.subTest(a=path_a.name, b=path_b.name):
                 with ctstack.Slice(path_a) as a, ctstack.Slice(path_b) as b:
-                    with mock.patch.object(ctstack, "_np", None):
+                    with mock.patch.object(ctstack._slice, "_np", None):
                         got = ctstack.average_pair(a, b)
                     self.assertIsInstance(got, bytes)
                     want = python_average(a.read(), b.read(), a.width, a.height, a.bits)
@@ -686,19 +686,25 @@ class BuildPyramidTest(PyramidAssertions):
             ctstack.build_pyramid(stack, min_size=10)
             self.assertPyramidEqual(os.path.join(stack, ".thumbnail"), STACK_U8_REF)
 
-    def test_min_size_zero_is_invalid(self):
-        with tempfile.TemporaryDirectory() as out:
-            with self.assertRaises(ctstack.InvalidArgumentError):
-                ctstack.build_pyramid(STACK, out, 0)
-            self.assertEqual(level_files(out), [])
-
-    def test_default_min_size_builds_nothing_for_small_slices(self):
+    def test_default_min_size_is_500(self):
         events = []
         with tempfile.TemporaryDirectory() as out:
             # 301x203 is within 500: no level to build.
             ctstack.build_pyramid(STACK, out, progress=lambda d, t: events.append((d, t)))
             self.assertEqual(level_files(out), [])
         self.assertEqual(events[-1], (0, 0))
+
+    def test_min_size_zero_is_an_error(self):
+        with tempfile.TemporaryDirectory() as out:
+            for call in (
+                lambda: ctstack.build_pyramid(STACK, out, 0),
+                lambda: ctstack.PyramidJob(STACK, out, 0),
+                lambda: ctstack.PyramidJob.from_files([U16_LE], out, min_size=0),
+            ):
+                with self.assertRaises(ValueError) as cm:
+                    call()
+                self.assertIn("min_size", str(cm.exception))
+            self.assertEqual(level_files(out), [])
 
     def test_resume_keeps_files(self):
         with tempfile.TemporaryDirectory() as out:
