@@ -233,6 +233,12 @@ class LibraryTest(unittest.TestCase):
     def test_version(self):
         self.assertRegex(ctstack.version(), r"^\d+\.\d+\.\d+")
 
+    def test_version_is_the_crate_version(self):
+        with open(ROOT / "Cargo.toml", encoding="utf-8") as f:
+            crate = re.search(r'^version\s*=\s*"([^"]+)"', f.read(), flags=re.M).group(1)
+        self.assertEqual(ctstack.__version__, crate)
+        self.assertEqual(ctstack.version(), crate)
+
     def test_library_path(self):
         self.assertTrue(os.path.isfile(ctstack.library_path))
 
