@@ -30,7 +30,10 @@ def check(path):
         names = set(wheel.namelist())
         libraries = names & LIBRARIES
         if len(libraries) != 1:
-            problems.append("expected one shared library of %s, found %s" % (sorted(LIBRARIES), sorted(libraries)))
+            problems.append(
+                "expected one shared library of %s, found %s"
+                % (sorted(LIBRARIES), sorted(libraries))
+            )
         for required in sorted(REQUIRED - names):
             problems.append("missing %s" % required)
         for stray in sorted(n for n in names if "/tests/" in n or n.startswith("tests/")):
@@ -45,7 +48,10 @@ def check(path):
         if not tags or any(not t.startswith("py3-none-") for t in tags):
             problems.append("WHEEL tags %s are not py3-none-<platform>" % tags)
         entry_points = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
-        if not entry_points or "ctstack._pyinstaller:get_hook_dirs" not in wheel.read(entry_points[0]).decode():
+        if (
+            not entry_points
+            or "ctstack._pyinstaller:get_hook_dirs" not in wheel.read(entry_points[0]).decode()
+        ):
             problems.append("no pyinstaller40 entry point")
     return problems
 

@@ -21,7 +21,9 @@ import os
 import sys
 
 if importlib.util.find_spec("ctstack") is None:  # a checkout used without installing
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python"))
+    sys.path.insert(
+        0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python")
+    )
 
 import ctstack  # noqa: E402
 
@@ -94,7 +96,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     app = QtWidgets.QApplication(sys.argv[:1])
-    window = PyramidWindow(ctstack.PyramidJob(args.input_dir, args.out, args.min_size), args.auto_close)
+    window = PyramidWindow(
+        ctstack.PyramidJob(args.input_dir, args.out, args.min_size), args.auto_close
+    )
     window.show()
     app.exec() if hasattr(app, "exec") else app.exec_()
     print(window.outcome or "closed")

@@ -18,11 +18,14 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from ._errors import OK, error_for, invalid_argument
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+#: What a path argument may be: str, bytes or os.PathLike.
+PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 
 def library_name(platform: str = sys.platform) -> str:
@@ -162,16 +165,16 @@ def check(status: int, message: Optional[str] = None) -> None:
         raise error_for(status, last_error() if message is None else message)
 
 
-def path_arg(path: "os.PathLike[str] | str | bytes", what: str = "path") -> bytes:
+def path_arg(path: PathArg, what: str = "path") -> bytes:
     """``path`` (str, bytes or os.PathLike) as NUL-terminated UTF-8 bytes."""
-    path = os.fspath(path)
-    if isinstance(path, str):
+    fspath = os.fspath(path)
+    if isinstance(fspath, str):
         try:
-            encoded = path.encode("utf-8")
+            encoded = fspath.encode("utf-8")
         except UnicodeEncodeError:
             raise invalid_argument("%s %r is not valid UTF-8" % (what, path)) from None
     else:
-        encoded = bytes(path)
+        encoded = bytes(fspath)
     if b"\0" in encoded:
         raise invalid_argument("%s %r contains a NUL" % (what, path))
     return encoded

@@ -16,12 +16,11 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from . import _library as _l
+from ._library import PathArg
 from ._errors import ERR_INTERNAL, ERR_IO, ERR_MISMATCH, OK, error_for, invalid_argument
-
-PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 #: The default ``min_size``: halve while the width or height exceeds it.
 DEFAULT_MIN_SIZE = 500
@@ -71,17 +70,18 @@ def _mmap_value(policy: object) -> int:
 
 def _uint32(value: object, name: str, minimum: int) -> int:
     """``value`` as an int in ``minimum ..= 2**32 - 1``, or InvalidArgumentError."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
         try:
-            as_int = int(value)  # type: ignore[call-overload]
+            number = int(value)  # type: ignore[call-overload]
         except (TypeError, ValueError):
             raise invalid_argument("%s must be an integer, not %r" % (name, value)) from None
-        if as_int != value:
+        if number != value:
             raise invalid_argument("%s must be an integer, not %r" % (name, value))
-        value = as_int
-    if not minimum <= value <= 0xFFFFFFFF:
+    if not minimum <= number <= 0xFFFFFFFF:
         raise invalid_argument("%s %r is out of range (%d or more)" % (name, value, minimum))
-    return value
+    return number
 
 
 @dataclass(frozen=True)
@@ -359,10 +359,14 @@ class PyramidJob:
         if pattern is not None:
             selection = _select(input_dir, pattern)
             if strict and selection.gaps:
-                raise error_for(ERR_MISMATCH, "missing slices (strict): %s" % _describe_gaps(pattern, selection.gaps))
+                raise error_for(
+                    ERR_MISMATCH,
+                    "missing slices (strict): %s" % _describe_gaps(pattern, selection.gaps),
+                )
             if not selection.files:
                 raise invalid_argument(
-                    "%s: no file matches %s" % (os.fsdecode(input_dir), pattern.file_name(pattern.first))
+                    "%s: no file matches %s"
+                    % (os.fsdecode(input_dir), pattern.file_name(pattern.first))
                 )
             if output_dir is None:
                 output_dir = os.path.join(os.fsdecode(input_dir), ".thumbnail")
@@ -399,14 +403,18 @@ class PyramidJob:
         job._start_files(paths, output_dir, options)
         return job
 
-    def _start_files(self, paths: Sequence[PathArg], output_dir: PathArg, options: PyramidOptions) -> None:
+    def _start_files(
+        self, paths: Sequence[PathArg], output_dir: PathArg, options: PyramidOptions
+    ) -> None:
         """Starts a job over an explicit file list."""
         encoded = [_l.path_arg(p, "paths[%d]" % i) for i, p in enumerate(paths)]
         dst = _l.path_arg(output_dir, "output_dir")
         array = (ctypes.c_char_p * len(encoded))(*encoded)
         self._start(
             options,
-            lambda out: _l.lib.ctstack_pyramid_start_files(array, len(encoded), dst, options.min_size, out),
+            lambda out: _l.lib.ctstack_pyramid_start_files(
+                array, len(encoded), dst, options.min_size, out
+            ),
         )
 
     def _start(self, options: PyramidOptions, start: Callable[[Any], int]) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-from typing import TYPE_CHECKING, Any, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Optional, Tuple, cast
 
 from . import _library as _l
 from ._errors import ERR_INTERNAL, InternalError
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     import numpy
     import numpy.typing
 
-PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+from ._library import PathArg
 
 
 def _need_numpy(what: str) -> Any:
@@ -177,7 +177,7 @@ class Slice:
     def dtype(self) -> "numpy.dtype[Any]":
         """The numpy dtype of the samples (uint8, or native-endian uint16)."""
         np = _need_numpy("Slice.dtype")
-        return np.dtype(np.uint8 if self.bits == 8 else np.uint16)
+        return cast("numpy.dtype[Any]", np.dtype(np.uint8 if self.bits == 8 else np.uint16))
 
     def array(self) -> "numpy.typing.NDArray[Any]":
         """A read-only numpy array of shape ``(height, width)`` (uint8, or
@@ -198,7 +198,7 @@ class Slice:
                 "ctstack_slice_data returned %d bytes, expected %d" % (length.value, self.nbytes),
             )
         view = _PixelView(handle, data.value or 0, self.shape, self.dtype.str)
-        return np.asarray(view)
+        return cast("numpy.typing.NDArray[Any]", np.asarray(view))
 
     def __array__(
         self, dtype: "Optional[numpy.typing.DTypeLike]" = None, copy: Optional[bool] = None

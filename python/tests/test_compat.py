@@ -135,7 +135,9 @@ class CtThumbnailTest(unittest.TestCase):
         self.write_stack(range(5))
         for answer in (None, True, 1, "yes"):
             with self.subTest(answer=answer):
-                self.assertIsNone(ct_thumbnail.build_thumbnails(self.dir, lambda p: answer))
+                self.assertIsNone(
+                    ct_thumbnail.build_thumbnails(self.dir, lambda p, answer=answer: answer)
+                )
                 files = self.thumbnail_files()
                 self.assertEqual([len(files[k]) for k in sorted(files)], [3, 2])
 
@@ -191,7 +193,9 @@ class CtThumbnailTest(unittest.TestCase):
         100, None is returned (as CTHarvester's module)."""
         self.write_stack(range(3))
         seen = []
-        self.assertIsNone(ct_thumbnail.build_thumbnails(self.dir, seen.append, "scan_", "tif", 0, 9, 4))
+        self.assertIsNone(
+            ct_thumbnail.build_thumbnails(self.dir, seen.append, "scan_", "tif", 0, 9, 4)
+        )
         self.assertEqual(seen, [100.0])
         self.assertFalse(os.path.exists(os.path.join(self.dir, ".thumbnail")))
 
@@ -199,12 +203,17 @@ class CtThumbnailTest(unittest.TestCase):
         """Slices within 500 px: no level (CTHarvester's Rust module's rule)."""
         rng = np.random.default_rng(3)
         for i in range(4):
-            tifffile.imwrite(os.path.join(self.dir, "s%d.tif" % i), rng.integers(0, 255, (64, 64), dtype=np.uint8))
+            tifffile.imwrite(
+                os.path.join(self.dir, "s%d.tif" % i),
+                rng.integers(0, 255, (64, 64), dtype=np.uint8),
+            )
         seen = []
         self.assertIsNone(ct_thumbnail.build_thumbnails(self.dir, seen.append))
         self.assertEqual(seen[-1], 100.0)
         root = os.path.join(self.dir, ".thumbnail")
-        self.assertEqual([k for k in os.listdir(root) if k.isdigit()] if os.path.isdir(root) else [], [])
+        self.assertEqual(
+            [k for k in os.listdir(root) if k.isdigit()] if os.path.isdir(root) else [], []
+        )
 
     def test_missing_directory_is_an_oserror(self):
         with self.assertRaises(OSError):

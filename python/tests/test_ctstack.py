@@ -100,8 +100,14 @@ def numpy_average(a, b):
     a = a[:h, :w].astype(np.uint32)
     b = b[:h, :w].astype(np.uint32)
     total = (
-        a[0::2, 0::2] + a[1::2, 0::2] + a[0::2, 1::2] + a[1::2, 1::2]
-        + b[0::2, 0::2] + b[1::2, 0::2] + b[0::2, 1::2] + b[1::2, 1::2]
+        a[0::2, 0::2]
+        + a[1::2, 0::2]
+        + a[0::2, 1::2]
+        + a[1::2, 1::2]
+        + b[0::2, 0::2]
+        + b[1::2, 0::2]
+        + b[0::2, 1::2]
+        + b[1::2, 1::2]
     )
     return ((total + 4) >> 3).astype(dtype)
 
@@ -157,7 +163,7 @@ def linked_stack(directory, copies):
     possible) and returns the file count: a longer-running, valid stack."""
     sources = sorted(STACK.glob("*.tif"))
     n = 0
-    for c in range(copies):
+    for _ in range(copies):
         for src in sources:
             dst = os.path.join(directory, "slice_%05d.tif" % n)
             try:

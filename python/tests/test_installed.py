@@ -70,9 +70,20 @@ class InstalledTest(unittest.TestCase):
             )
             build = subprocess.run(
                 [
-                    sys.executable, "-m", "PyInstaller", "--onedir", "--noconfirm", "--log-level", "WARN",
-                    "--distpath", str(Path(tmp) / "dist"), "--workpath", str(Path(tmp) / "build"),
-                    "--specpath", tmp, str(script),
+                    sys.executable,
+                    "-m",
+                    "PyInstaller",
+                    "--onedir",
+                    "--noconfirm",
+                    "--log-level",
+                    "WARN",
+                    "--distpath",
+                    str(Path(tmp) / "dist"),
+                    "--workpath",
+                    str(Path(tmp) / "build"),
+                    "--specpath",
+                    tmp,
+                    str(script),
                 ],
                 capture_output=True,
                 text=True,
@@ -82,7 +93,9 @@ class InstalledTest(unittest.TestCase):
             exe = Path(tmp) / "dist" / "tiny" / ("tiny.exe" if os.name == "nt" else "tiny")
             env = {k: v for k, v in os.environ.items() if k != "CTSTACK_LIBRARY"}
             slice_path = ROOT / "fixtures" / "slices" / "tifffile_u16_le_1strip.tif"
-            run = subprocess.run([str(exe), str(slice_path)], capture_output=True, text=True, env=env, cwd=tmp)
+            run = subprocess.run(
+                [str(exe), str(slice_path)], capture_output=True, text=True, env=env, cwd=tmp
+            )
             self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
             version, width, height, library = run.stdout.split()
             self.assertEqual((version, width, height), (ctstack.__version__, "67", "45"))

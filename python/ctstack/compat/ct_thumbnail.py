@@ -44,7 +44,7 @@ MAX_THUMBNAIL_SIZE = 500
 #: How often the callback is called while the build runs, in seconds.
 CALLBACK_INTERVAL = 0.05
 
-PathArg = Union[str, "os.PathLike[str]"]
+PathArg = Union[str, "os.PathLike[str]"]  # CTHarvester passes a str
 ProgressCallback = Callable[[float], Any]
 
 
@@ -95,20 +95,23 @@ def build_thumbnails(
         ctstack.CtstackError: an invalid or mismatched stack, and the like.
     """
     report = _Reporter(py_progress_cb)
-    options = dict(min_size=MAX_THUMBNAIL_SIZE, min_levels=min_levels)
     pattern_args = (prefix, file_type, seq_begin, seq_end, index_length)
     if all(arg is not None for arg in pattern_args):
         assert seq_begin is not None and seq_end is not None and index_length is not None
         if seq_begin > seq_end:
             report.finish()
             return None
-        pattern = _pyramid.StackPattern(str(prefix), str(file_type), seq_begin, seq_end, index_length)
+        pattern = _pyramid.StackPattern(
+            str(prefix), str(file_type), seq_begin, seq_end, index_length
+        )
         if not _pyramid._select(input_dir, pattern).files:
             report.finish()
             return None
-        job = _pyramid.PyramidJob(input_dir, pattern=pattern, **options)
+        job = _pyramid.PyramidJob(
+            input_dir, None, MAX_THUMBNAIL_SIZE, pattern=pattern, min_levels=min_levels
+        )
     else:
-        job = _pyramid.PyramidJob(input_dir, **options)
+        job = _pyramid.PyramidJob(input_dir, None, MAX_THUMBNAIL_SIZE, min_levels=min_levels)
     with job:
         going_on = report.start()
         while True:
