@@ -33,17 +33,6 @@ ERR_CANCELLED = 5
 ERR_INVALID_ARGUMENT = 6
 ERR_INTERNAL = 7
 
-_STATUS_NAMES = {
-    OK: "OK",
-    ERR_IO: "ERR_IO",
-    ERR_FORMAT: "ERR_FORMAT",
-    ERR_UNSUPPORTED: "ERR_UNSUPPORTED",
-    ERR_MISMATCH: "ERR_MISMATCH",
-    ERR_CANCELLED: "ERR_CANCELLED",
-    ERR_INVALID_ARGUMENT: "ERR_INVALID_ARGUMENT",
-    ERR_INTERNAL: "ERR_INTERNAL",
-}
-
 
 class CtstackError(Exception):
     """A failed ctstack call.
@@ -64,7 +53,11 @@ class CtstackError(Exception):
         self.message = message
 
     def __str__(self) -> str:
-        return self.message or _STATUS_NAMES.get(self.status, "status %d" % self.status)
+        if self.message:
+            return self.message
+        from ._library import status_name  # imported late: _library imports this module
+
+        return status_name(self.status)
 
 
 class CtstackIOError(CtstackError, OSError):

@@ -89,6 +89,7 @@ _str = ctypes.c_char_p
 _void = ctypes.c_void_p
 _P = ctypes.POINTER
 
+
 class PyramidOptionsT(ctypes.Structure):
     """``ctstack_pyramid_options`` (include/ctstack.h), versioned by
     ``struct_size``: later libraries append fields."""
@@ -147,9 +148,31 @@ for _name, (_restype, _argtypes) in SIGNATURES.items():
 del _name, _restype, _argtypes, _fn
 
 
+#: Bytes ``ctstack_pyramid_options_init`` may write: it fills the library's
+#: own struct, which a newer library makes longer than ours (fields are
+#: appended), so it writes into this scratch buffer and we copy our prefix.
+_OPTIONS_SCRATCH = 4096
+
+
+def default_options() -> PyramidOptionsT:
+    """The library's default ``ctstack_pyramid_options`` (the process-wide mmap
+    policy included), with ``struct_size`` set to the struct this package
+    knows."""
+    scratch = ctypes.create_string_buffer(_OPTIONS_SCRATCH)
+    lib.ctstack_pyramid_options_init(ctypes.cast(scratch, OptionsP))
+    options = PyramidOptionsT.from_buffer_copy(scratch.raw[: ctypes.sizeof(PyramidOptionsT)])
+    options.struct_size = ctypes.sizeof(PyramidOptionsT)
+    return options
+
+
 def decode(raw: Optional[bytes]) -> str:
     """A C string (bytes or None) as str."""
     return (raw or b"").decode("utf-8", errors="replace")
+
+
+def status_name(status: int) -> str:
+    """The library's name of a status code, e.g. ``"CTSTACK_ERR_IO"``."""
+    return decode(lib.ctstack_status_name(status))
 
 
 def last_error() -> str:

@@ -20,7 +20,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from . import _library as _l
 from ._library import PathArg
-from ._errors import ERR_INTERNAL, ERR_IO, ERR_MISMATCH, OK, error_for, invalid_argument
+from ._errors import ERR_INTERNAL, ERR_IO, OK, error_for, invalid_argument
 
 #: The default ``min_size``: halve while the width or height exceeds it.
 DEFAULT_MIN_SIZE = 500
@@ -150,27 +150,26 @@ class PyramidOptions:
         if self.mmap is not None:
             _mmap_value(self.mmap)
 
-    def _unsupported(self) -> List[str]:
-        """The options the loaded library's ABI cannot carry yet."""
-        names = []
-        if self.min_levels:
-            names.append("min_levels")
-        if self.threads is not None:
-            names.append("threads")
-        if self.strict:
-            names.append("strict")
-        if self.force:
-            names.append("force")
-        return names
+    def _native(self, output_dir: Optional[bytes]) -> _l.PyramidOptionsT:
+        """The ``ctstack_pyramid_options`` of these options; ``output_dir``
+        (encoded) must outlive the call that uses it.
 
-    def _require_supported(self) -> None:
-        """NotImplementedError for options the loaded library cannot carry."""
-        missing = self._unsupported()
-        if missing:
+        Raises NotImplementedError for ``force``, which the loaded library's
+        options struct cannot carry yet."""
+        if self.force:
             raise NotImplementedError(
-                "ctstack %s: the option(s) %s need the library's ctstack_pyramid_options "
-                "(a newer ctstack)" % (_l.decode(_l.lib.ctstack_version()), ", ".join(missing))
+                "ctstack %s: force=True needs a library whose ctstack_pyramid_options has "
+                "a force field" % _l.decode(_l.lib.ctstack_version())
             )
+        native = _l.default_options()
+        native.output_dir = output_dir
+        native.min_size = self.min_size
+        native.min_levels = self.min_levels
+        native.threads = self.threads or 0
+        if self.mmap is not None:
+            native.mmap_policy = _mmap_value(self.mmap)
+        native.strict = 1 if self.strict else 0
+        return native
 
 
 def _options(
@@ -192,29 +191,43 @@ def _options(
     )
 
 
-class _PolicyScope:
-    """Sets the process-wide mmap policy for the start of one run and puts the
-    old one back: a run reads the policy once, when it starts. A stop-gap until
-    the ABI carries the policy per run; a lock keeps concurrent starts from
-    interleaving."""
+class _Input:
+    """What a run reads: a directory (its slices found by extension) or an
+    explicit file list, where its levels go, and the gaps of a pattern."""
 
-    _lock = threading.Lock()
-
-    def __init__(self, policy: Optional[str]) -> None:
-        self.policy = policy
-
-    def __enter__(self) -> None:
-        if self.policy is None:
-            return
-        self._lock.acquire()
-        self.old = _l.lib.ctstack_mmap_policy()
-        _l.check(_l.lib.ctstack_set_mmap_policy(_mmap_value(self.policy)))
-
-    def __exit__(self, *exc: object) -> None:
-        if self.policy is None:
-            return
-        _l.lib.ctstack_set_mmap_policy(self.old)
-        self._lock.release()
+    def __init__(
+        self,
+        input_dir: Optional[PathArg],
+        output_dir: Optional[PathArg],
+        pattern: Optional[StackPattern] = None,
+        files: Optional[Sequence[PathArg]] = None,
+    ) -> None:
+        self.gaps: List[int] = []
+        self.dir: Optional[bytes] = None
+        self.files: Optional[Any] = None
+        self.n_files = 0
+        if pattern is not None:
+            assert input_dir is not None
+            selection = _select(input_dir, pattern)
+            if not selection.files:
+                raise invalid_argument(
+                    "%s: no file matches %s"
+                    % (os.fsdecode(input_dir), pattern.file_name(pattern.first))
+                )
+            self.gaps = selection.gaps
+            files = selection.files
+            if output_dir is None:
+                output_dir = os.path.join(os.fsdecode(input_dir), ".thumbnail")
+        if files is not None:
+            if output_dir is None:
+                raise invalid_argument("output_dir is required with an explicit file list")
+            encoded = [_l.path_arg(p, "paths[%d]" % i) for i, p in enumerate(files)]
+            self.files = (ctypes.c_char_p * len(encoded))(*encoded)
+            self.n_files = len(encoded)
+        else:
+            assert input_dir is not None
+            self.dir = _l.path_arg(input_dir, "input_dir")
+        self.output_dir = None if output_dir is None else _l.path_arg(output_dir, "output_dir")
 
 
 @dataclass(frozen=True)
@@ -254,14 +267,16 @@ def build_pyramid(
     min_size: int = DEFAULT_MIN_SIZE,
     progress: Optional[ProgressCallback] = None,
     *,
+    pattern: Optional[StackPattern] = None,
     min_levels: int = 0,
     threads: Optional[int] = None,
     mmap: Optional[str] = None,
     strict: bool = False,
     force: bool = False,
 ) -> None:
-    """Builds the thumbnail pyramid of the .tif/.tiff files in ``input_dir``
-    (natural order) into ``<output_dir>/<k>/<j:06>.tif`` (``output_dir`` None:
+    """Builds the thumbnail pyramid of the slices in ``input_dir`` (found by
+    extension, natural order; or those ``pattern`` selects) into
+    ``<output_dir>/<k>/<j:06>.tif`` (``output_dir`` None:
     ``<input_dir>/.thumbnail``). Blocks until done; the GIL is released while
     the library works. Options as in :class:`PyramidOptions`.
 
@@ -274,33 +289,32 @@ def build_pyramid(
 
     Raises:
         CtstackIOError: a file is missing or unreadable, or a write failed.
-        MismatchError: the slices differ in size or depth.
-        InvalidArgumentError: a bad option value (a ValueError).
+        MismatchError: the slices differ in size or depth, or (``strict``) the
+            numbering has a gap.
+        InvalidArgumentError: a bad option value, or a pattern that matches
+            nothing (a ValueError).
         CancelledError: ``progress`` asked to stop.
     """
     options = _options(min_size, min_levels, threads, mmap, strict, force)
-    options._require_supported()
-    src = _l.path_arg(input_dir, "input_dir")
-    dst = None if output_dir is None else _l.path_arg(output_dir, "output_dir")
-    size = options.min_size
-    if progress is None:
-        with _PolicyScope(options.mmap):
-            status = _l.lib.ctstack_build_pyramid(src, dst, size, _l.PROGRESS_FN(), None)
-        _l.check(status)
-        return
+    source = _Input(input_dir, output_dir, pattern)
+    native = options._native(source.output_dir)
     raised: List[BaseException] = []
 
     def trampoline(done: int, total: int, _user_data: object) -> int:
         """The C callback: calls ``progress``, keeps what it raises."""
         try:
-            return 1 if progress(done, total) else 0
+            return 1 if progress is not None and progress(done, total) else 0
         except BaseException as e:  # re-raised below, after the call returns
             raised.append(e)
             return 1
 
-    callback = _l.PROGRESS_FN(trampoline)
-    with _PolicyScope(options.mmap):
-        status = _l.lib.ctstack_build_pyramid(src, dst, size, callback, None)
+    callback = _l.PROGRESS_FN() if progress is None else _l.PROGRESS_FN(trampoline)
+    if source.files is not None:
+        status = _l.lib.ctstack_pyramid_build_files(
+            source.files, source.n_files, ctypes.byref(native), callback, None
+        )
+    else:
+        status = _l.lib.ctstack_pyramid_build(source.dir, ctypes.byref(native), callback, None)
     message = _l.last_error() if status != OK else None
     if raised:
         try:
@@ -348,37 +362,14 @@ class PyramidJob:
         """Starts building the pyramid of ``input_dir``.
 
         Raises:
-            InvalidArgumentError: a bad option value (a ValueError).
+            InvalidArgumentError: a bad option value, or a pattern that
+                matches nothing (a ValueError).
             CtstackIOError: ``input_dir`` cannot be listed (with ``pattern``;
                 otherwise :meth:`wait` reports it).
         """
         self._handle: Optional[_l.NativeHandle] = None
-        self.gaps = []
         options = _options(min_size, min_levels, threads, mmap, strict, force)
-        options._require_supported()
-        if pattern is not None:
-            selection = _select(input_dir, pattern)
-            if strict and selection.gaps:
-                raise error_for(
-                    ERR_MISMATCH,
-                    "missing slices (strict): %s" % _describe_gaps(pattern, selection.gaps),
-                )
-            if not selection.files:
-                raise invalid_argument(
-                    "%s: no file matches %s"
-                    % (os.fsdecode(input_dir), pattern.file_name(pattern.first))
-                )
-            if output_dir is None:
-                output_dir = os.path.join(os.fsdecode(input_dir), ".thumbnail")
-            self._start_files(selection.files, output_dir, options)
-            self.gaps = selection.gaps
-            return
-        src = _l.path_arg(input_dir, "input_dir")
-        dst = None if output_dir is None else _l.path_arg(output_dir, "output_dir")
-        self._start(
-            options,
-            lambda out: _l.lib.ctstack_pyramid_start(src, dst, options.min_size, out),
-        )
+        self._start(options, _Input(input_dir, output_dir, pattern))
 
     @classmethod
     def from_files(
@@ -396,34 +387,24 @@ class PyramidJob:
         """Starts building the pyramid of the slice files ``paths``, in the
         given order, into ``output_dir`` (required)."""
         options = _options(min_size, min_levels, threads, mmap, strict, force)
-        options._require_supported()
         job = cls.__new__(cls)
         job._handle = None
-        job.gaps = []
-        job._start_files(paths, output_dir, options)
+        job._start(options, _Input(None, output_dir, files=paths))
         return job
 
-    def _start_files(
-        self, paths: Sequence[PathArg], output_dir: PathArg, options: PyramidOptions
-    ) -> None:
-        """Starts a job over an explicit file list."""
-        encoded = [_l.path_arg(p, "paths[%d]" % i) for i, p in enumerate(paths)]
-        dst = _l.path_arg(output_dir, "output_dir")
-        array = (ctypes.c_char_p * len(encoded))(*encoded)
-        self._start(
-            options,
-            lambda out: _l.lib.ctstack_pyramid_start_files(
-                array, len(encoded), dst, options.min_size, out
-            ),
-        )
-
-    def _start(self, options: PyramidOptions, start: Callable[[Any], int]) -> None:
-        """Runs ``start(out)`` (a ctstack_pyramid_start* call) and keeps the job."""
+    def _start(self, options: PyramidOptions, source: _Input) -> None:
+        """Starts the job and keeps it."""
         # ctstack_job_wait calls are serialised: see wait().
         self._wait_lock = threading.Lock()
+        self.gaps = source.gaps
+        native = options._native(source.output_dir)
         out = _l.JobP()
-        with _PolicyScope(options.mmap):
-            status = start(ctypes.byref(out))
+        if source.files is not None:
+            status = _l.lib.ctstack_job_start_files(
+                source.files, source.n_files, ctypes.byref(native), ctypes.byref(out)
+            )
+        else:
+            status = _l.lib.ctstack_job_start(source.dir, ctypes.byref(native), ctypes.byref(out))
         _l.check(status)
         self._handle = _l.NativeHandle(out, _l.lib.ctstack_job_free)
 
@@ -508,10 +489,3 @@ class PyramidJob:
             return "<ctstack.PyramidJob closed>"
         running, done, total = self._poll()
         return "<ctstack.PyramidJob %s %d/%d>" % ("running" if running else "finished", done, total)
-
-
-def _describe_gaps(pattern: StackPattern, gaps: Sequence[int]) -> str:
-    """``gaps`` as a short list of file names (the first few, and a count)."""
-    shown = ", ".join(pattern.file_name(i) for i in gaps[:5])
-    more = " and %d more" % (len(gaps) - 5) if len(gaps) > 5 else ""
-    return shown + more

@@ -215,6 +215,15 @@ class CtThumbnailTest(unittest.TestCase):
             [k for k in os.listdir(root) if k.isdigit()] if os.path.isdir(root) else [], []
         )
 
+    def test_min_levels_builds_level_1_of_small_slices(self):
+        """min_levels=1: level 1 even within 500 px (CTHarvester's Python path)."""
+        rng = np.random.default_rng(4)
+        slices = [rng.integers(0, 65536, (64, 66), dtype=np.uint16) for _ in range(5)]
+        for i, a in enumerate(slices):
+            tifffile.imwrite(os.path.join(self.dir, "s%d.tif" % i), a)
+        self.assertIsNone(ct_thumbnail.build_thumbnails(self.dir, min_levels=1))
+        self.assertPyramid(reference_pyramid(slices, max_size=65)[:1])
+
     def test_missing_directory_is_an_oserror(self):
         with self.assertRaises(OSError):
             ct_thumbnail.build_thumbnails(os.path.join(self.dir, "no_such_scan"))

@@ -792,6 +792,127 @@ class BuildPyramidTest(PyramidAssertions):
                 ctstack.build_pyramid(stack, os.path.join(tmp, "out"), 10)
 
 
+class PyramidOptionsTest(PyramidAssertions):
+    """min_levels, threads, mmap, strict, force and pattern, on build_pyramid
+    and PyramidJob alike (both go through ctstack_pyramid_options)."""
+
+    def build_both(self, out, **kwargs):
+        """Builds with build_pyramid into ``out/a`` and a PyramidJob into
+        ``out/b``; returns the two directories."""
+        a, b = os.path.join(out, "a"), os.path.join(out, "b")
+        ctstack.build_pyramid(STACK, a, **kwargs)
+        with ctstack.PyramidJob(STACK, b, **kwargs) as job:
+            job.wait()
+        return a, b
+
+    def test_threads_and_mmap_give_the_reference(self):
+        for kwargs in (dict(threads=1), dict(threads=3), dict(mmap="never"), dict(mmap="always")):
+            with self.subTest(**kwargs), tempfile.TemporaryDirectory() as out:
+                for d in self.build_both(out, min_size=80, **kwargs):
+                    self.assertPyramidEqual(d, STACK_REF)
+
+    def test_mmap_option_leaves_the_process_policy(self):
+        with tempfile.TemporaryDirectory() as out:
+            self.build_both(out, min_size=80, mmap="never")
+        self.assertEqual(ctstack.mmap_policy(), "auto")
+
+    def test_min_levels_builds_level_1_of_small_slices(self):
+        """301x203 is within the default 500: no level, unless min_levels."""
+        with tempfile.TemporaryDirectory() as out:
+            for d in self.build_both(out, min_levels=1):
+                files = level_files(d)
+                self.assertEqual(len(files), 11, files)
+                self.assertTrue(all(f.startswith("1/") for f in files), files)
+                # Level 1 is the same whatever the min_size: the reference's.
+                for rel in files:
+                    with ctstack.Slice(os.path.join(d, rel)) as got:
+                        with ctstack.Slice(os.path.join(STACK_REF, rel)) as want:
+                            self.assertEqual(got.read(), want.read(), rel)
+
+    def test_bad_option_values(self):
+        with tempfile.TemporaryDirectory() as out:
+            for kwargs in (
+                dict(threads=0),
+                dict(threads=-1),
+                dict(min_levels=-1),
+                dict(min_levels=65),
+                dict(mmap="sometimes"),
+            ):
+                with self.subTest(**kwargs):
+                    with self.assertRaises(ctstack.InvalidArgumentError):
+                        ctstack.build_pyramid(STACK, out, **kwargs)
+                    with self.assertRaises(ValueError):
+                        ctstack.PyramidJob(STACK, out, **kwargs)
+            self.assertEqual(level_files(out), [])
+
+    def test_force_is_not_in_this_abi_yet(self):
+        with tempfile.TemporaryDirectory() as out:
+            with self.assertRaisesRegex(NotImplementedError, "force"):
+                ctstack.build_pyramid(STACK, out, force=True)
+
+    def gapped_stack(self, tmp):
+        """fixtures/stack as slice_0000 ... slice_0020 without slice_0005, plus
+        files the pattern must ignore; returns (directory, selected paths)."""
+        stack = os.path.join(tmp, "gapped")
+        os.mkdir(stack)
+        sources = sorted(STACK.glob("*.tif"))
+        selected = []
+        for i, src in enumerate(sources):
+            if i == 5:
+                continue
+            dst = os.path.join(stack, "slice_%04d.tif" % i)
+            shutil.copyfile(src, dst)
+            selected.append(dst)
+        shutil.copyfile(sources[0], os.path.join(stack, "other_0001.tif"))
+        shutil.copyfile(sources[0], os.path.join(stack, "slice_0099.tif"))
+        return stack, selected
+
+    def test_pattern_selects_and_reports_gaps(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            stack, selected = self.gapped_stack(tmp)
+            pattern = ctstack.StackPattern("slice_", "tif", 0, 20, 4)
+            self.assertEqual(pattern.file_name(7), "slice_0007.tif")
+            with ctstack.PyramidJob(stack, min_size=80, pattern=pattern) as job:
+                job.wait()
+                self.assertEqual(job.gaps, [5])
+            want = os.path.join(tmp, "want")
+            with ctstack.PyramidJob.from_files(selected, want, 80) as job:
+                job.wait()
+            self.assertPyramidEqual(os.path.join(stack, ".thumbnail"), want)
+            events = []
+            got = os.path.join(tmp, "blocking")
+            ctstack.build_pyramid(
+                stack, got, 80, lambda d, t: events.append((d, t)), pattern=pattern
+            )
+            self.assertPyramidEqual(got, want)
+            self.assertProgressSane(events, 10 + 5)
+
+    def test_strict_refuses_a_gap(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            stack, _ = self.gapped_stack(tmp)
+            pattern = ctstack.StackPattern("slice_", "tif", 0, 20, 4)
+            with self.assertRaises(ctstack.MismatchError):
+                ctstack.build_pyramid(stack, None, 80, pattern=pattern, strict=True)
+            with self.assertRaises(ctstack.MismatchError):
+                with ctstack.PyramidJob(stack, None, 80, pattern=pattern, strict=True) as job:
+                    job.wait()
+
+    def test_pattern_matching_nothing(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            with self.assertRaises(ctstack.InvalidArgumentError):
+                ctstack.PyramidJob(STACK, tmp, pattern=ctstack.StackPattern("x", "tif", 0, 3, 2))
+
+    def test_bad_patterns(self):
+        for args in (
+            ("s", ".tif", 0, 1),
+            ("a/b", "tif", 0, 1),
+            ("s", "tif", 3, 1),
+            ("s", "tif", -1, 1),
+        ):
+            with self.subTest(args=args), self.assertRaises(ValueError):
+                ctstack.StackPattern(*args)
+
+
 class PyramidJobTest(PyramidAssertions):
     """ctstack.PyramidJob (background build, polled)."""
 
