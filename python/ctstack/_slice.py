@@ -74,7 +74,8 @@ class _PixelView:
 
 
 class Slice:
-    """One image (page 0) of an 8- or 16-bit grayscale TIFF file.
+    """One grayscale slice image, 8 or 16 bits per sample: page 0 of a TIFF file,
+    or a BMP, PNG or JPEG file.
 
     Use as a context manager (``with Slice(path) as s: ...``) or call
     :meth:`close`. ``numpy.asarray(s)`` gives the pixels without a copy.
@@ -95,12 +96,12 @@ class Slice:
     nbytes: int
 
     def __init__(self, path: PathArg) -> None:
-        """Opens the TIFF file at ``path`` (str, bytes or os.PathLike).
+        """Opens the slice file at ``path`` (str, bytes or os.PathLike).
 
         Raises:
             CtstackIOError: the file is missing or unreadable (an OSError).
-            TiffFormatError: not a TIFF, or a malformed one.
-            UnsupportedTiffError: a TIFF this library does not handle.
+            TiffFormatError: not a readable image, or a malformed one.
+            UnsupportedTiffError: a valid image this library does not handle.
         """
         self._handle: Optional[_l.NativeHandle] = None
         self.path = os.fsdecode(path)

@@ -188,6 +188,28 @@ class CtThumbnailTest(unittest.TestCase):
         self.assertEqual(len(selected), 20)
         self.assertPyramid(reference_pyramid(selected))
 
+    def test_bmp_pattern(self):
+        """CTHarvester's usual input: an 8-bit BMP stack selected by pattern."""
+        try:
+            from PIL import Image
+        except ImportError:
+            if REQUIRE_EXTERNAL:
+                self.fail("Pillow is required (CTSTACK_REQUIRE_EXTERNAL=1)")
+            self.skipTest("Pillow is not installed")
+        rng = np.random.default_rng(5)
+        slices = []
+        for i in range(7):
+            a = rng.integers(0, 256, (HEIGHT, WIDTH), dtype=np.uint8)
+            a[0, :2] = (0, 255)
+            Image.fromarray(a).save(os.path.join(self.dir, "rec%05d.bmp" % i))
+            slices.append(a)
+        seen = []
+        self.assertIsNone(
+            ct_thumbnail.build_thumbnails(self.dir, seen.append, "rec", "bmp", 0, 6, 5)
+        )
+        self.assertEqual(seen[-1], 100.0)
+        self.assertPyramid(reference_pyramid(slices))
+
     def test_pattern_matching_nothing(self):
         """No file of the pattern exists: nothing is built, the callback hears
         100, None is returned (as CTHarvester's module)."""

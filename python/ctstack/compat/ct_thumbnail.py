@@ -80,8 +80,8 @@ def build_thumbnails(
         prefix, file_type, seq_begin, seq_end, index_length: all five given:
             the stack is ``f"{prefix}{i:0{index_length}d}.{file_type}"`` for i
             in ``seq_begin ..= seq_end``, missing files skipped (nothing to do
-            if none exists). Otherwise every .tif/.tiff file of ``input_dir``,
-            in natural order.
+            if none exists). Otherwise the slices of ``input_dir`` found by
+            extension (.tif, .tiff, .bmp, .png, .jpg, .jpeg), in natural order.
         min_levels: build at least this many levels even for slices already
             within 500 px (CTHarvester's Python path always builds level 1);
             0, the default, is its Rust module's rule.
