@@ -9,9 +9,9 @@ bar. Ctrl-C cancels the job (no partial file is left behind; a later run
 resumes). The smallest level is then loaded as a volume: a numpy array of
 shape (slices, height, width).
 
-Needs numpy. Finds the ctstack module in ../python if it is not importable,
-and the library as that module does (CTSTACK_LIBRARY, or target/release or
-target/debug).
+Needs numpy. Uses the installed ctstack package (pip install .); in a
+checkout used without installing, the package in ../python with the library
+named by CTSTACK_LIBRARY (e.g. target/release/libctstack.so).
 """
 
 import argparse

@@ -1,4 +1,4 @@
-//! The Python binding (python/ctstack.py) and its tests, against the cdylib.
+//! The Python package (python/ctstack/, used from the source tree) and its tests, against the cdylib.
 //!
 //! Builds the shared library with `cargo build --lib`, then runs
 //! `python -m unittest discover -s python/tests -v` and

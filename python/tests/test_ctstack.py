@@ -100,8 +100,14 @@ def numpy_average(a, b):
     a = a[:h, :w].astype(np.uint32)
     b = b[:h, :w].astype(np.uint32)
     total = (
-        a[0::2, 0::2] + a[1::2, 0::2] + a[0::2, 1::2] + a[1::2, 1::2]
-        + b[0::2, 0::2] + b[1::2, 0::2] + b[0::2, 1::2] + b[1::2, 1::2]
+        a[0::2, 0::2]
+        + a[1::2, 0::2]
+        + a[0::2, 1::2]
+        + a[1::2, 1::2]
+        + b[0::2, 0::2]
+        + b[1::2, 0::2]
+        + b[0::2, 1::2]
+        + b[1::2, 1::2]
     )
     return ((total + 4) >> 3).astype(dtype)
 
@@ -157,7 +163,7 @@ def linked_stack(directory, copies):
     possible) and returns the file count: a longer-running, valid stack."""
     sources = sorted(STACK.glob("*.tif"))
     n = 0
-    for c in range(copies):
+    for _ in range(copies):
         for src in sources:
             dst = os.path.join(directory, "slice_%05d.tif" % n)
             try:
@@ -233,6 +239,12 @@ class LibraryTest(unittest.TestCase):
     def test_version(self):
         self.assertRegex(ctstack.version(), r"^\d+\.\d+\.\d+")
 
+    def test_version_is_the_crate_version(self):
+        with open(ROOT / "Cargo.toml", encoding="utf-8") as f:
+            crate = re.search(r'^version\s*=\s*"([^"]+)"', f.read(), flags=re.M).group(1)
+        self.assertEqual(ctstack.__version__, crate)
+        self.assertEqual(ctstack.version(), crate)
+
     def test_library_path(self):
         self.assertTrue(os.path.isfile(ctstack.library_path))
 
@@ -295,8 +307,8 @@ class HeaderTest(unittest.TestCase):
         "void": None,
         "int32_t": ctypes.c_int32,
         "ctstack_status": ctypes.c_int32,
-        "ctstack_pyramid_options *": ctstack._OptionsP,
-        "const ctstack_pyramid_options *": ctstack._OptionsP,
+        "ctstack_pyramid_options *": ctstack._library.OptionsP,
+        "const ctstack_pyramid_options *": ctstack._library.OptionsP,
         "uint32_t": ctypes.c_uint32,
         "size_t": ctypes.c_size_t,
         "const char *": ctypes.c_char_p,
@@ -306,26 +318,26 @@ class HeaderTest(unittest.TestCase):
         "uint64_t *": ctypes.POINTER(ctypes.c_uint64),
         "const char * const *": ctypes.POINTER(ctypes.c_char_p),
         "ctstack_progress_fn": ctstack.PROGRESS_FN,
-        "ctstack_slice *": ctstack._SliceP,
-        "const ctstack_slice *": ctstack._SliceP,
-        "ctstack_slice * *": ctypes.POINTER(ctstack._SliceP),
-        "ctstack_job *": ctstack._JobP,
-        "const ctstack_job *": ctstack._JobP,
-        "ctstack_job * *": ctypes.POINTER(ctstack._JobP),
-        "ctstack_pyramid *": ctstack._PyramidP,
-        "const ctstack_pyramid *": ctstack._PyramidP,
-        "ctstack_pyramid * *": ctypes.POINTER(ctstack._PyramidP),
-        "ctstack_level_info *": ctypes.POINTER(ctstack._LevelInfo),
-        "ctstack_job_report *": ctypes.POINTER(ctstack._JobReport),
+        "ctstack_slice *": ctstack._library.SliceP,
+        "const ctstack_slice *": ctstack._library.SliceP,
+        "ctstack_slice * *": ctypes.POINTER(ctstack._library.SliceP),
+        "ctstack_job *": ctstack._library.JobP,
+        "const ctstack_job *": ctstack._library.JobP,
+        "ctstack_job * *": ctypes.POINTER(ctstack._library.JobP),
+        "ctstack_pyramid *": ctstack._library.PyramidP,
+        "const ctstack_pyramid *": ctstack._library.PyramidP,
+        "ctstack_pyramid * *": ctypes.POINTER(ctstack._library.PyramidP),
+        "ctstack_level_info *": ctypes.POINTER(ctstack._library.LevelInfoT),
+        "ctstack_job_report *": ctypes.POINTER(ctstack._library.JobReportT),
     }
 
     def test_every_function_declared(self):
         functions = header_functions()
         self.assertIn("ctstack_slice_open", functions)
-        self.assertEqual(sorted(functions), sorted(ctstack._SIGNATURES))
+        self.assertEqual(sorted(functions), sorted(ctstack._library.SIGNATURES))
         for name, (ret, params) in functions.items():
             with self.subTest(function=name):
-                fn = getattr(ctstack._lib, name)
+                fn = getattr(ctstack._library.lib, name)
                 self.assertIs(fn.restype, self.C_TYPES[ret])
                 self.assertEqual(list(fn.argtypes), [self.C_TYPES[p] for p in params])
 
@@ -517,7 +529,7 @@ class SliceTest(unittest.TestCase):
                 np.testing.assert_array_equal(s.array(), tifffile.imread(path))
 
     def test_array_without_numpy(self):
-        with mock.patch.object(ctstack, "_np", None), ctstack.Slice(U16_LE) as s:
+        with mock.patch.object(ctstack._slice, "_np", None), ctstack.Slice(U16_LE) as s:
             with self.assertRaisesRegex(ImportError, "numpy"):
                 s.array()
             self.assertEqual(len(s.read()), s.nbytes)
@@ -575,7 +587,7 @@ class AveragePairTest(unittest.TestCase):
         for path_a, path_b in ((U16_LE, U16_BE), (U8, U8_LZW), (U16_61x37, U16_61x37)):
             with self.subTest(a=path_a.name, b=path_b.name):
                 with ctstack.Slice(path_a) as a, ctstack.Slice(path_b) as b:
-                    with mock.patch.object(ctstack, "_np", None):
+                    with mock.patch.object(ctstack._slice, "_np", None):
                         got = ctstack.average_pair(a, b)
                     self.assertIsInstance(got, bytes)
                     want = python_average(a.read(), b.read(), a.width, a.height, a.bits)
@@ -691,19 +703,25 @@ class BuildPyramidTest(PyramidAssertions):
             ctstack.build_pyramid(stack, min_size=10)
             self.assertPyramidEqual(os.path.join(stack, ".thumbnail"), STACK_U8_REF)
 
-    def test_min_size_zero_is_invalid(self):
-        with tempfile.TemporaryDirectory() as out:
-            with self.assertRaises(ctstack.InvalidArgumentError):
-                ctstack.build_pyramid(STACK, out, 0)
-            self.assertEqual(level_files(out), [])
-
-    def test_default_min_size_builds_nothing_for_small_slices(self):
+    def test_default_min_size_is_500(self):
         events = []
         with tempfile.TemporaryDirectory() as out:
             # 301x203 is within 500: no level to build.
             ctstack.build_pyramid(STACK, out, progress=lambda d, t: events.append((d, t)))
             self.assertEqual(level_files(out), [])
         self.assertEqual(events[-1], (0, 0))
+
+    def test_min_size_zero_is_an_error(self):
+        with tempfile.TemporaryDirectory() as out:
+            for call in (
+                lambda: ctstack.build_pyramid(STACK, out, 0),
+                lambda: ctstack.PyramidJob(STACK, out, 0),
+                lambda: ctstack.PyramidJob.from_files([U16_LE], out, min_size=0),
+            ):
+                with self.assertRaises(ValueError) as cm:
+                    call()
+                self.assertIn("min_size", str(cm.exception))
+            self.assertEqual(level_files(out), [])
 
     def test_resume_keeps_files(self):
         with tempfile.TemporaryDirectory() as out:
@@ -777,6 +795,127 @@ class BuildPyramidTest(PyramidAssertions):
             shutil.copyfile(U16_61x37, os.path.join(stack, "a2.tif"))
             with self.assertRaises(ctstack.MismatchError):
                 ctstack.build_pyramid(stack, os.path.join(tmp, "out"), 10)
+
+
+class PyramidOptionsTest(PyramidAssertions):
+    """min_levels, threads, mmap, strict, force and pattern, on build_pyramid
+    and PyramidJob alike (both go through ctstack_pyramid_options)."""
+
+    def build_both(self, out, **kwargs):
+        """Builds with build_pyramid into ``out/a`` and a PyramidJob into
+        ``out/b``; returns the two directories."""
+        a, b = os.path.join(out, "a"), os.path.join(out, "b")
+        ctstack.build_pyramid(STACK, a, **kwargs)
+        with ctstack.PyramidJob(STACK, b, **kwargs) as job:
+            job.wait()
+        return a, b
+
+    def test_threads_and_mmap_give_the_reference(self):
+        for kwargs in (dict(threads=1), dict(threads=3), dict(mmap="never"), dict(mmap="always")):
+            with self.subTest(**kwargs), tempfile.TemporaryDirectory() as out:
+                for d in self.build_both(out, min_size=80, **kwargs):
+                    self.assertPyramidEqual(d, STACK_REF)
+
+    def test_mmap_option_leaves_the_process_policy(self):
+        with tempfile.TemporaryDirectory() as out:
+            self.build_both(out, min_size=80, mmap="never")
+        self.assertEqual(ctstack.mmap_policy(), "auto")
+
+    def test_min_levels_builds_level_1_of_small_slices(self):
+        """301x203 is within the default 500: no level, unless min_levels."""
+        with tempfile.TemporaryDirectory() as out:
+            for d in self.build_both(out, min_levels=1):
+                files = level_files(d)
+                self.assertEqual(len(files), 11, files)
+                self.assertTrue(all(f.startswith("1/") for f in files), files)
+                # Level 1 is the same whatever the min_size: the reference's.
+                for rel in files:
+                    with ctstack.Slice(os.path.join(d, rel)) as got:
+                        with ctstack.Slice(os.path.join(STACK_REF, rel)) as want:
+                            self.assertEqual(got.read(), want.read(), rel)
+
+    def test_bad_option_values(self):
+        with tempfile.TemporaryDirectory() as out:
+            for kwargs in (
+                dict(threads=0),
+                dict(threads=-1),
+                dict(min_levels=-1),
+                dict(min_levels=65),
+                dict(mmap="sometimes"),
+            ):
+                with self.subTest(**kwargs):
+                    with self.assertRaises(ctstack.InvalidArgumentError):
+                        ctstack.build_pyramid(STACK, out, **kwargs)
+                    with self.assertRaises(ValueError):
+                        ctstack.PyramidJob(STACK, out, **kwargs)
+            self.assertEqual(level_files(out), [])
+
+    def test_force_is_not_in_this_abi_yet(self):
+        with tempfile.TemporaryDirectory() as out:
+            with self.assertRaisesRegex(NotImplementedError, "force"):
+                ctstack.build_pyramid(STACK, out, force=True)
+
+    def gapped_stack(self, tmp):
+        """fixtures/stack as slice_0000 ... slice_0020 without slice_0005, plus
+        files the pattern must ignore; returns (directory, selected paths)."""
+        stack = os.path.join(tmp, "gapped")
+        os.mkdir(stack)
+        sources = sorted(STACK.glob("*.tif"))
+        selected = []
+        for i, src in enumerate(sources):
+            if i == 5:
+                continue
+            dst = os.path.join(stack, "slice_%04d.tif" % i)
+            shutil.copyfile(src, dst)
+            selected.append(dst)
+        shutil.copyfile(sources[0], os.path.join(stack, "other_0001.tif"))
+        shutil.copyfile(sources[0], os.path.join(stack, "slice_0099.tif"))
+        return stack, selected
+
+    def test_pattern_selects_and_reports_gaps(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            stack, selected = self.gapped_stack(tmp)
+            pattern = ctstack.StackPattern("slice_", "tif", 0, 20, 4)
+            self.assertEqual(pattern.file_name(7), "slice_0007.tif")
+            with ctstack.PyramidJob(stack, min_size=80, pattern=pattern) as job:
+                job.wait()
+                self.assertEqual(job.gaps, [5])
+            want = os.path.join(tmp, "want")
+            with ctstack.PyramidJob.from_files(selected, want, 80) as job:
+                job.wait()
+            self.assertPyramidEqual(os.path.join(stack, ".thumbnail"), want)
+            events = []
+            got = os.path.join(tmp, "blocking")
+            ctstack.build_pyramid(
+                stack, got, 80, lambda d, t: events.append((d, t)), pattern=pattern
+            )
+            self.assertPyramidEqual(got, want)
+            self.assertProgressSane(events, 10 + 5)
+
+    def test_strict_refuses_a_gap(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            stack, _ = self.gapped_stack(tmp)
+            pattern = ctstack.StackPattern("slice_", "tif", 0, 20, 4)
+            with self.assertRaises(ctstack.MismatchError):
+                ctstack.build_pyramid(stack, None, 80, pattern=pattern, strict=True)
+            with self.assertRaises(ctstack.MismatchError):
+                with ctstack.PyramidJob(stack, None, 80, pattern=pattern, strict=True) as job:
+                    job.wait()
+
+    def test_pattern_matching_nothing(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            with self.assertRaises(ctstack.InvalidArgumentError):
+                ctstack.PyramidJob(STACK, tmp, pattern=ctstack.StackPattern("x", "tif", 0, 3, 2))
+
+    def test_bad_patterns(self):
+        for args in (
+            ("s", ".tif", 0, 1),
+            ("a/b", "tif", 0, 1),
+            ("s", "tif", 3, 1),
+            ("s", "tif", -1, 1),
+        ):
+            with self.subTest(args=args), self.assertRaises(ValueError):
+                ctstack.StackPattern(*args)
 
 
 class PyramidJobTest(PyramidAssertions):

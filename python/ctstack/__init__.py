@@ -1,0 +1,105 @@
+"""ctstack: zero-copy CT-scan TIFF slices and exact 2x2x2 thumbnail pyramids.
+
+A binding over the ctstack shared library (its C ABI, include/ctstack.h) with
+:mod:`ctypes`: one wheel per OS and architecture serves every CPython >= 3.9,
+and the library releases the GIL while it works. numpy is optional; with it,
+:meth:`Slice.array` and ``numpy.asarray(slice)`` view the pixels without a
+copy.
+
+Quick start::
+
+    import ctstack
+
+    with ctstack.Slice("scan/slice_0001.tif") as s:
+        pixels = numpy.asarray(s)          # (height, width), uint8 or uint16
+
+    ctstack.build_pyramid("scan", progress=lambda done, total: print(done, total))
+
+    job = ctstack.PyramidJob("scan", pattern=ctstack.StackPattern("slice_", "tif", 1, 250, 4))
+    ...                                    # poll job.progress from a GUI timer
+    job.wait()
+
+CTHarvester can use :mod:`ctstack.compat.ct_thumbnail` in place of its own
+``ct_thumbnail`` module.
+
+Errors are :class:`CtstackError` subclasses: :class:`CtstackIOError` is an
+:class:`OSError`, :class:`InvalidArgumentError` and :class:`MismatchError` are
+:class:`ValueError`\\ s, a cancelled run raises :class:`CancelledError`.
+
+The library is loaded from this package (where the wheel puts it), else from
+the path in the environment variable ``CTSTACK_LIBRARY``.
+"""
+
+from __future__ import annotations
+
+from ._errors import (
+    ERR_CANCELLED,
+    ERR_FORMAT,
+    ERR_INTERNAL,
+    ERR_INVALID_ARGUMENT,
+    ERR_IO,
+    ERR_MISMATCH,
+    ERR_UNSUPPORTED,
+    OK,
+    CancelledError,
+    CtstackError,
+    CtstackIOError,
+    InternalError,
+    InvalidArgumentError,
+    MismatchError,
+    TiffFormatError,
+    UnsupportedTiffError,
+)
+from ._library import PROGRESS_FN, decode as _decode, lib as _lib, library_path
+from ._pyramid import (
+    DEFAULT_MIN_SIZE,
+    PyramidJob,
+    PyramidOptions,
+    StackPattern,
+    build_pyramid,
+    mmap_policy,
+    set_mmap_policy,
+)
+from ._slice import Slice, average_pair
+
+__all__ = [
+    "OK",
+    "ERR_IO",
+    "ERR_FORMAT",
+    "ERR_UNSUPPORTED",
+    "ERR_MISMATCH",
+    "ERR_CANCELLED",
+    "ERR_INVALID_ARGUMENT",
+    "ERR_INTERNAL",
+    "DEFAULT_MIN_SIZE",
+    "PROGRESS_FN",
+    "CtstackError",
+    "CtstackIOError",
+    "TiffFormatError",
+    "UnsupportedTiffError",
+    "MismatchError",
+    "CancelledError",
+    "InvalidArgumentError",
+    "InternalError",
+    "Slice",
+    "average_pair",
+    "PyramidJob",
+    "PyramidOptions",
+    "StackPattern",
+    "build_pyramid",
+    "set_mmap_policy",
+    "mmap_policy",
+    "version",
+    "library_path",
+    "__version__",
+]
+
+
+def version() -> str:
+    """The loaded library's version, e.g. ``"0.1.0"`` (the crate's version)."""
+    return _decode(_lib.ctstack_version())
+
+
+#: The package's version: the version of the library it wraps, which is the
+#: crate's version (Cargo.toml); the wheel's metadata carries the same.
+__version__: str = version()

@@ -1,0 +1,117 @@
+"""The exceptions of ctstack, one per status code of the C ABI.
+
+Each failing call raises a subclass of :class:`CtstackError`, which carries the
+ABI status code (``.status``) and the library's message (``.message``, which
+names the file involved). Where Python has a standard exception for the same
+failure, the class is also that exception, so ``except OSError`` and
+``except ValueError`` work as Python users expect:
+
+=============================  ==========================  ====================
+status                         class                       also a
+=============================  ==========================  ====================
+``ERR_IO``                     :class:`CtstackIOError`     :class:`OSError`
+``ERR_FORMAT``                 :class:`TiffFormatError`
+``ERR_UNSUPPORTED``            :class:`UnsupportedTiffError`
+``ERR_MISMATCH``               :class:`MismatchError`      :class:`ValueError`
+``ERR_CANCELLED``              :class:`CancelledError`
+``ERR_INVALID_ARGUMENT``       :class:`InvalidArgumentError` :class:`ValueError`
+``ERR_INTERNAL``               :class:`InternalError`
+=============================  ==========================  ====================
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Type
+
+# Status codes (int32_t), fixed by the ABI (include/ctstack.h).
+OK = 0
+ERR_IO = 1
+ERR_FORMAT = 2
+ERR_UNSUPPORTED = 3
+ERR_MISMATCH = 4
+ERR_CANCELLED = 5
+ERR_INVALID_ARGUMENT = 6
+ERR_INTERNAL = 7
+
+
+class CtstackError(Exception):
+    """A failed ctstack call.
+
+    Attributes:
+        status: the ABI status code (``ERR_IO``, ``ERR_FORMAT``, ...).
+        message: the library's message, which names the file involved.
+    """
+
+    status: int
+    message: str
+
+    def __init__(self, status: int, message: str) -> None:
+        # One argument to the base class: for OSError, two would set errno
+        # and strerror from our status code, which is not an errno.
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+    def __str__(self) -> str:
+        if self.message:
+            return self.message
+        from ._library import status_name  # imported late: _library imports this module
+
+        return status_name(self.status)
+
+
+class CtstackIOError(CtstackError, OSError):
+    """``ERR_IO``: a file is missing or unreadable, or a write failed. Also an
+    :class:`OSError` (its ``errno`` is None: the message says what failed)."""
+
+
+class TiffFormatError(CtstackError):
+    """``ERR_FORMAT``: not a TIFF, or a malformed or truncated one: the file is
+    to blame."""
+
+
+class UnsupportedTiffError(CtstackError):
+    """``ERR_UNSUPPORTED``: a valid file this library does not handle (RGB,
+    1-bit, or beyond the size limits)."""
+
+
+class MismatchError(CtstackError, ValueError):
+    """``ERR_MISMATCH``: slices differ in size or depth, or a buffer has the
+    wrong length. Also a :class:`ValueError`."""
+
+
+class CancelledError(CtstackError):
+    """``ERR_CANCELLED``: the run was cancelled, by the progress callback or by
+    :meth:`PyramidJob.cancel`. Only complete output files are left behind, and a
+    later run resumes from them."""
+
+
+class InvalidArgumentError(CtstackError, ValueError):
+    """``ERR_INVALID_ARGUMENT``: a bad argument (a path that is not UTF-8 or
+    holds a NUL, ``min_size`` < 1, an unknown option value). Also a
+    :class:`ValueError`."""
+
+
+class InternalError(CtstackError):
+    """``ERR_INTERNAL``: a bug in ctstack (a caught panic). Please report it."""
+
+
+_EXCEPTIONS: Dict[int, Type[CtstackError]] = {
+    ERR_IO: CtstackIOError,
+    ERR_FORMAT: TiffFormatError,
+    ERR_UNSUPPORTED: UnsupportedTiffError,
+    ERR_MISMATCH: MismatchError,
+    ERR_CANCELLED: CancelledError,
+    ERR_INVALID_ARGUMENT: InvalidArgumentError,
+    ERR_INTERNAL: InternalError,
+}
+
+
+def error_for(status: int, message: Optional[str]) -> CtstackError:
+    """The exception for ``status`` with ``message``."""
+    return _EXCEPTIONS.get(status, CtstackError)(status, message or "")
+
+
+def invalid_argument(message: str) -> InvalidArgumentError:
+    """An :class:`InvalidArgumentError` raised by the binding itself."""
+    return InvalidArgumentError(ERR_INVALID_ARGUMENT, message)

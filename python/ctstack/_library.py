@@ -1,0 +1,265 @@
+"""Finding, loading and declaring the ctstack shared library (the C ABI of
+include/ctstack.h), and the few helpers every wrapper needs.
+
+Where the library is looked for, first match wins:
+
+1. inside this package, where the wheel puts it (``libctstack.so`` on Linux
+   and the BSDs, ``libctstack.dylib`` on macOS, ``ctstack.dll`` on Windows);
+   also where the PyInstaller hook puts it in a frozen app;
+2. the environment variable ``CTSTACK_LIBRARY``: the full path of a library,
+   for a source checkout (``cargo build --release``) used without installing.
+
+Nothing else: a package that cannot find its library raises ImportError
+saying where it looked, instead of loading a stale build from elsewhere.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+from ._errors import OK, error_for, invalid_argument
+
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+#: What a path argument may be: str, bytes or os.PathLike.
+PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+
+
+def library_name(platform: str = sys.platform) -> str:
+    """The file name cargo gives the cdylib on ``platform`` (a ``sys.platform``
+    value)."""
+    if platform == "win32" or platform == "cygwin":
+        return "ctstack.dll"
+    if platform == "darwin":
+        return "libctstack.dylib"
+    return "libctstack.so"
+
+
+def find_library() -> str:
+    """The path of the shared library (see the module docstring), or
+    ImportError naming where it looked."""
+    bundled = os.path.join(PACKAGE_DIR, library_name())
+    if os.path.isfile(bundled):
+        return bundled
+    env = os.environ.get("CTSTACK_LIBRARY")
+    if env:
+        if not os.path.isfile(env):
+            raise ImportError("ctstack: CTSTACK_LIBRARY is set to %r, which is not a file" % env)
+        return os.path.abspath(env)
+    raise ImportError(
+        "ctstack: the shared library is not installed with this package (looked for %s). "
+        "Install the ctstack wheel (pip install ctstack, or pip install . in a checkout), "
+        "or set CTSTACK_LIBRARY to the full path of a library built with "
+        "`cargo build --release`." % bundled
+    )
+
+
+def _load(path: str) -> ctypes.CDLL:
+    """Loads the library at ``path``."""
+    try:
+        # A full path: on Windows (Python >= 3.8) that loads exactly this file;
+        # ctstack.dll depends only on system DLLs, so no search path is needed.
+        return ctypes.CDLL(path)
+    except OSError as e:
+        raise ImportError("ctstack: cannot load %s: %s" % (path, e)) from e
+
+
+class _SliceT(ctypes.Structure):
+    """Opaque ``ctstack_slice``."""
+
+
+class _JobT(ctypes.Structure):
+    """Opaque ``ctstack_job``."""
+
+
+class _PyramidT(ctypes.Structure):
+    """Opaque ``ctstack_pyramid`` (a built pyramid, read back)."""
+
+
+SliceP = ctypes.POINTER(_SliceT)
+JobP = ctypes.POINTER(_JobT)
+PyramidP = ctypes.POINTER(_PyramidT)
+
+#: ``typedef int32_t (*ctstack_progress_fn)(uint64_t done, uint64_t total, void *user_data)``
+PROGRESS_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_void_p)
+
+_i32 = ctypes.c_int32
+_u32 = ctypes.c_uint32
+_u64 = ctypes.c_uint64
+_size = ctypes.c_size_t
+_str = ctypes.c_char_p
+_void = ctypes.c_void_p
+_P = ctypes.POINTER
+
+
+class PyramidOptionsT(ctypes.Structure):
+    """``ctstack_pyramid_options`` (include/ctstack.h), versioned by
+    ``struct_size``: later libraries append fields."""
+
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("output_dir", ctypes.c_char_p),
+        ("min_size", ctypes.c_uint32),
+        ("min_levels", ctypes.c_uint32),
+        ("threads", ctypes.c_uint32),
+        ("mmap_policy", ctypes.c_int32),
+        ("strict", ctypes.c_int32),
+        ("force", ctypes.c_int32),
+    ]
+
+
+OptionsP = ctypes.POINTER(PyramidOptionsT)
+
+
+class LevelInfoT(ctypes.Structure):
+    """``ctstack_level_info`` (include/ctstack.h)."""
+
+    _fields_ = [
+        ("k", ctypes.c_uint32),
+        ("width", ctypes.c_uint32),
+        ("height", ctypes.c_uint32),
+        ("count", ctypes.c_uint64),
+        ("sample_type", ctypes.c_int32),
+        ("bytes", ctypes.c_uint64),
+    ]
+
+
+class JobReportT(ctypes.Structure):
+    """``ctstack_job_report`` (include/ctstack.h); set ``struct_size`` to its size."""
+
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("levels", ctypes.c_uint32),
+        ("kept", ctypes.c_uint64),
+        ("rebuilt", ctypes.c_uint64),
+        ("removed", ctypes.c_uint64),
+        ("warnings", ctypes.c_uint32),
+        ("elapsed_seconds", ctypes.c_double),
+    ]
+
+#: Every function of include/ctstack.h: ``name: (restype, argtypes)``.
+SIGNATURES: Dict[str, Tuple[Any, List[Any]]] = {
+    "ctstack_slice_open": (_i32, [_str, _P(SliceP)]),
+    "ctstack_slice_free": (None, [SliceP]),
+    "ctstack_slice_width": (_u32, [SliceP]),
+    "ctstack_slice_height": (_u32, [SliceP]),
+    "ctstack_slice_bits": (_u32, [SliceP]),
+    "ctstack_slice_is_zero_copy": (_i32, [SliceP]),
+    "ctstack_slice_sample_type": (_i32, [SliceP]),
+    "ctstack_slice_read": (_i32, [SliceP, _void, _size]),
+    "ctstack_slice_data": (_i32, [SliceP, _P(_void), _P(_size)]),
+    "ctstack_average_pair": (_i32, [SliceP, SliceP, _void, _size]),
+    "ctstack_build_pyramid": (_i32, [_str, _str, _u32, PROGRESS_FN, _void]),
+    "ctstack_pyramid_start": (_i32, [_str, _str, _u32, _P(JobP)]),
+    "ctstack_pyramid_start_files": (_i32, [_P(_str), _size, _str, _u32, _P(JobP)]),
+    "ctstack_pyramid_options_init": (None, [OptionsP]),
+    "ctstack_pyramid_build": (_i32, [_str, OptionsP, PROGRESS_FN, _void]),
+    "ctstack_pyramid_build_files": (_i32, [_P(_str), _size, OptionsP, PROGRESS_FN, _void]),
+    "ctstack_job_start": (_i32, [_str, OptionsP, _P(JobP)]),
+    "ctstack_job_start_files": (_i32, [_P(_str), _size, OptionsP, _P(JobP)]),
+    "ctstack_job_progress": (_i32, [JobP, _P(_u64), _P(_u64)]),
+    "ctstack_job_cancel": (None, [JobP]),
+    "ctstack_job_wait": (_i32, [JobP]),
+    "ctstack_job_error": (_str, [JobP]),
+    "ctstack_job_free": (None, [JobP]),
+    "ctstack_job_report_get": (_i32, [JobP, _P(JobReportT)]),
+    "ctstack_job_warning": (_str, [JobP, _u32]),
+    "ctstack_job_output_dir": (_str, [JobP]),
+    "ctstack_pyramid_open": (_i32, [_str, _P(PyramidP)]),
+    "ctstack_pyramid_level_count": (_u32, [PyramidP]),
+    "ctstack_pyramid_level": (_i32, [PyramidP, _u32, _P(LevelInfoT)]),
+    "ctstack_pyramid_read_level": (_i32, [PyramidP, _u32, _void, _size]),
+    "ctstack_pyramid_free": (None, [PyramidP]),
+    "ctstack_set_mmap_policy": (_i32, [_i32]),
+    "ctstack_mmap_policy": (_i32, []),
+    "ctstack_last_error": (_str, []),
+    "ctstack_status_name": (_str, [_i32]),
+    "ctstack_version": (_str, []),
+}
+
+library_path = find_library()
+lib = _load(library_path)
+for _name, (_restype, _argtypes) in SIGNATURES.items():
+    _fn = getattr(lib, _name)
+    _fn.restype = _restype
+    _fn.argtypes = _argtypes
+del _name, _restype, _argtypes, _fn
+
+
+#: Bytes ``ctstack_pyramid_options_init`` may write: it fills the library's
+#: own struct, which a newer library makes longer than ours (fields are
+#: appended), so it writes into this scratch buffer and we copy our prefix.
+_OPTIONS_SCRATCH = 4096
+
+
+def default_options() -> PyramidOptionsT:
+    """The library's default ``ctstack_pyramid_options`` (the process-wide mmap
+    policy included), with ``struct_size`` set to the struct this package
+    knows."""
+    scratch = ctypes.create_string_buffer(_OPTIONS_SCRATCH)
+    lib.ctstack_pyramid_options_init(ctypes.cast(scratch, OptionsP))
+    options = PyramidOptionsT.from_buffer_copy(scratch.raw[: ctypes.sizeof(PyramidOptionsT)])
+    options.struct_size = ctypes.sizeof(PyramidOptionsT)
+    return options
+
+
+def decode(raw: Optional[bytes]) -> str:
+    """A C string (bytes or None) as str."""
+    return (raw or b"").decode("utf-8", errors="replace")
+
+
+def status_name(status: int) -> str:
+    """The library's name of a status code, e.g. ``"CTSTACK_ERR_IO"``."""
+    return decode(lib.ctstack_status_name(status))
+
+
+def last_error() -> str:
+    """The message of the last failed call on this thread."""
+    return decode(lib.ctstack_last_error())
+
+
+def check(status: int, message: Optional[str] = None) -> None:
+    """Raises the exception for a failed ``status``; the message is
+    ``ctstack_last_error()`` unless given. Call it on the thread that made the
+    failing call, right after it."""
+    if status != OK:
+        raise error_for(status, last_error() if message is None else message)
+
+
+def path_arg(path: PathArg, what: str = "path") -> bytes:
+    """``path`` (str, bytes or os.PathLike) as NUL-terminated UTF-8 bytes."""
+    fspath = os.fspath(path)
+    if isinstance(fspath, str):
+        try:
+            encoded = fspath.encode("utf-8")
+        except UnicodeEncodeError:
+            raise invalid_argument("%s %r is not valid UTF-8" % (what, path)) from None
+    else:
+        encoded = bytes(fspath)
+    if b"\0" in encoded:
+        raise invalid_argument("%s %r contains a NUL" % (what, path))
+    return encoded
+
+
+class NativeHandle:
+    """Owns one native object (a slice or a job) and releases it with its
+    ``_free`` function when garbage collected.
+
+    Wrappers, numpy arrays and in-flight calls hold references to the handle,
+    so the native object outlives every one of them.
+    """
+
+    __slots__ = ("ptr", "_free")
+
+    def __init__(self, ptr: Any, free: Callable[[Any], None]) -> None:
+        self.ptr = ptr
+        # Kept on the instance: module globals may be gone at interpreter exit.
+        self._free = free
+
+    def __del__(self) -> None:
+        ptr, self.ptr = self.ptr, None
+        if ptr:
+            self._free(ptr)

@@ -1,0 +1,491 @@
+"""Pyramid builds: :func:`build_pyramid` (blocking, with a progress callback)
+and :class:`PyramidJob` (a background thread, polled: the pattern for GUIs),
+their options, and CTHarvester-style stack selection (:class:`StackPattern`).
+
+Output layout: ``<output_dir>/<k>/<j:06>.tif`` for levels k = 1, 2, ... (each
+the 2x2x2 mean of the level below), ``output_dir`` by default
+``<input_dir>/.thumbnail``. Outputs are written atomically; valid existing
+outputs are kept (a cancelled or interrupted run resumes); nothing a user put
+in the output folder is deleted.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, List, Optional, Sequence, Tuple
+
+from . import _library as _l
+from ._library import PathArg
+from ._errors import ERR_INTERNAL, ERR_IO, OK, error_for, invalid_argument
+
+#: The default ``min_size``: halve while the width or height exceeds it.
+DEFAULT_MIN_SIZE = 500
+
+#: Memory-map policies by name, and their ABI values (CTSTACK_MMAP_*).
+_MMAP_POLICIES = {"auto": 0, "always": 1, "never": 2}
+
+
+def set_mmap_policy(policy: str) -> None:
+    """Sets how the library brings files into memory, process-wide, for every
+    later :class:`~ctstack.Slice` and pyramid run (slices already open keep
+    theirs):
+
+    - ``"auto"`` (the default): memory-map, but read files on network
+      filesystems (NFS, SMB, sshfs/FUSE, ...);
+    - ``"always"``: memory-map every file (zero-copy for every uncompressed one);
+    - ``"never"``: read every file into memory.
+
+    If another program truncates a file while it is mapped, the process is
+    killed by SIGBUS (on Unix); ``"never"`` is immune. Use it when files may
+    change while they are read (a scanner still writing). On Windows a mapped
+    file cannot be renamed or deleted until it is unmapped.
+
+    Raises:
+        InvalidArgumentError: not one of the three names (a ValueError).
+    """
+    _l.check(_l.lib.ctstack_set_mmap_policy(_mmap_value(policy)))
+
+
+def mmap_policy() -> str:
+    """The current process-wide memory-map policy: ``"auto"``, ``"always"`` or
+    ``"never"``."""
+    value = _l.lib.ctstack_mmap_policy()
+    for name, v in _MMAP_POLICIES.items():
+        if v == value:
+            return name
+    raise error_for(ERR_INTERNAL, "unknown mmap policy %d" % value)
+
+
+def _mmap_value(policy: object) -> int:
+    """The ABI value of a policy name, or InvalidArgumentError."""
+    value = _MMAP_POLICIES.get(policy) if isinstance(policy, str) else None
+    if value is None:
+        raise invalid_argument("mmap policy %r is not one of 'auto', 'always', 'never'" % (policy,))
+    return value
+
+
+def _uint32(value: object, name: str, minimum: int) -> int:
+    """``value`` as an int in ``minimum ..= 2**32 - 1``, or InvalidArgumentError."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        try:
+            number = int(value)  # type: ignore[call-overload]
+        except (TypeError, ValueError):
+            raise invalid_argument("%s must be an integer, not %r" % (name, value)) from None
+        if number != value:
+            raise invalid_argument("%s must be an integer, not %r" % (name, value))
+    if not minimum <= number <= 0xFFFFFFFF:
+        raise invalid_argument("%s %r is out of range (%d or more)" % (name, value, minimum))
+    return number
+
+
+@dataclass(frozen=True)
+class StackPattern:
+    """Which files of a directory form the stack, as CTHarvester names them:
+    ``f"{prefix}{index:0{width}d}.{ext}"`` for every index in
+    ``first ..= last``. Indices whose file is missing are gaps: the stack is
+    built from the files that exist, and :attr:`PyramidJob.gaps` lists the
+    missing indices (an error with ``strict=True``).
+
+    Example: ``StackPattern("scan_", "tif", 10, 250, 4)`` selects
+    ``scan_0010.tif`` ... ``scan_0250.tif``.
+    """
+
+    prefix: str
+    ext: str
+    first: int
+    last: int
+    width: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.prefix, str) or not isinstance(self.ext, str):
+            raise invalid_argument("prefix and ext must be str")
+        if self.ext.startswith("."):
+            raise invalid_argument("ext %r: give it without the dot" % self.ext)
+        if any(sep in self.prefix + self.ext for sep in ("/", "\\", "\0")):
+            raise invalid_argument("prefix and ext may not hold a path separator or a NUL")
+        for name in ("first", "last", "width"):
+            _uint32(getattr(self, name), name, 0)
+        if self.first > self.last:
+            raise invalid_argument("index range %d..%d is empty" % (self.first, self.last))
+
+    def file_name(self, index: int) -> str:
+        """The file name of ``index``."""
+        return "%s%0*d.%s" % (self.prefix, self.width, index, self.ext)
+
+
+@dataclass(frozen=True)
+class PyramidOptions:
+    """How a pyramid is built; every field is checked when a build starts.
+
+    Attributes:
+        min_size: keep halving while the width or height exceeds this (>= 1).
+        min_levels: build at least this many levels, even for inputs already
+            within ``min_size`` (CTHarvester's Python path always builds level 1:
+            ``min_levels=1``). 0 keeps the ``min_size`` rule alone.
+        threads: worker threads for averaging (>= 1); None: one per core.
+        mmap: ``"auto"``, ``"always"`` or ``"never"`` for this run (see
+            :func:`set_mmap_policy`); None: the process-wide policy.
+        strict: a gap in the slice numbering is an error, not a warning.
+        force: rebuild every output instead of keeping valid existing ones.
+    """
+
+    min_size: int = DEFAULT_MIN_SIZE
+    min_levels: int = 0
+    threads: Optional[int] = None
+    mmap: Optional[str] = None
+    strict: bool = False
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        _uint32(self.min_size, "min_size", 1)
+        _uint32(self.min_levels, "min_levels", 0)
+        if self.threads is not None:
+            _uint32(self.threads, "threads", 1)
+        if self.mmap is not None:
+            _mmap_value(self.mmap)
+
+    def _native(self, output_dir: Optional[bytes]) -> _l.PyramidOptionsT:
+        """The ``ctstack_pyramid_options`` of these options; ``output_dir``
+        (encoded) must outlive the call that uses it.
+
+        Raises NotImplementedError for ``force``, which the loaded library's
+        options struct cannot carry yet."""
+        if self.force:
+            raise NotImplementedError(
+                "ctstack %s: force=True needs a library whose ctstack_pyramid_options has "
+                "a force field" % _l.decode(_l.lib.ctstack_version())
+            )
+        native = _l.default_options()
+        native.output_dir = output_dir
+        native.min_size = self.min_size
+        native.min_levels = self.min_levels
+        native.threads = self.threads or 0
+        if self.mmap is not None:
+            native.mmap_policy = _mmap_value(self.mmap)
+        native.strict = 1 if self.strict else 0
+        return native
+
+
+def _options(
+    min_size: int,
+    min_levels: int,
+    threads: Optional[int],
+    mmap: Optional[str],
+    strict: bool,
+    force: bool,
+) -> PyramidOptions:
+    """A checked PyramidOptions (InvalidArgumentError on a bad value)."""
+    return PyramidOptions(
+        min_size=min_size,
+        min_levels=min_levels,
+        threads=threads,
+        mmap=mmap,
+        strict=strict,
+        force=force,
+    )
+
+
+class _Input:
+    """What a run reads: a directory (its slices found by extension) or an
+    explicit file list, where its levels go, and the gaps of a pattern."""
+
+    def __init__(
+        self,
+        input_dir: Optional[PathArg],
+        output_dir: Optional[PathArg],
+        pattern: Optional[StackPattern] = None,
+        files: Optional[Sequence[PathArg]] = None,
+    ) -> None:
+        self.gaps: List[int] = []
+        self.dir: Optional[bytes] = None
+        self.files: Optional[Any] = None
+        self.n_files = 0
+        if pattern is not None:
+            assert input_dir is not None
+            selection = _select(input_dir, pattern)
+            if not selection.files:
+                raise invalid_argument(
+                    "%s: no file matches %s"
+                    % (os.fsdecode(input_dir), pattern.file_name(pattern.first))
+                )
+            self.gaps = selection.gaps
+            files = selection.files
+            if output_dir is None:
+                output_dir = os.path.join(os.fsdecode(input_dir), ".thumbnail")
+        if files is not None:
+            if output_dir is None:
+                raise invalid_argument("output_dir is required with an explicit file list")
+            encoded = [_l.path_arg(p, "paths[%d]" % i) for i, p in enumerate(files)]
+            self.files = (ctypes.c_char_p * len(encoded))(*encoded)
+            self.n_files = len(encoded)
+        else:
+            assert input_dir is not None
+            self.dir = _l.path_arg(input_dir, "input_dir")
+        self.output_dir = None if output_dir is None else _l.path_arg(output_dir, "output_dir")
+
+
+@dataclass(frozen=True)
+class _Selection:
+    """The files a StackPattern selects in a directory, and its gaps."""
+
+    files: List[str] = field(default_factory=list)
+    gaps: List[int] = field(default_factory=list)
+
+
+def _select(directory: PathArg, pattern: StackPattern) -> _Selection:
+    """The existing files of ``pattern`` in ``directory``, in index order, and
+    the indices whose file is missing.
+
+    A stop-gap: the library's own selection (src/stack.rs) replaces this once
+    the ABI carries it (ctstack_pyramid_options)."""
+    root = os.fsdecode(directory)
+    if not os.path.isdir(root):
+        raise error_for(ERR_IO, "%s: not a directory" % root)
+    present = set(os.listdir(root))
+    selection = _Selection()
+    for index in range(pattern.first, pattern.last + 1):
+        name = pattern.file_name(index)
+        if name in present and os.path.isfile(os.path.join(root, name)):
+            selection.files.append(os.path.join(root, name))
+        else:
+            selection.gaps.append(index)
+    return selection
+
+
+ProgressCallback = Callable[[int, int], Any]
+
+
+def build_pyramid(
+    input_dir: PathArg,
+    output_dir: Optional[PathArg] = None,
+    min_size: int = DEFAULT_MIN_SIZE,
+    progress: Optional[ProgressCallback] = None,
+    *,
+    pattern: Optional[StackPattern] = None,
+    min_levels: int = 0,
+    threads: Optional[int] = None,
+    mmap: Optional[str] = None,
+    strict: bool = False,
+    force: bool = False,
+) -> None:
+    """Builds the thumbnail pyramid of the slices in ``input_dir`` (found by
+    extension, natural order; or those ``pattern`` selects) into
+    ``<output_dir>/<k>/<j:06>.tif`` (``output_dir`` None:
+    ``<input_dir>/.thumbnail``). Blocks until done; the GIL is released while
+    the library works. Options as in :class:`PyramidOptions`.
+
+    ``progress(done, total)`` is called on this thread after every output
+    slice; a true return value cancels the run (:class:`CancelledError`). An
+    exception raised by ``progress`` (KeyboardInterrupt included) cancels the
+    run and is re-raised here once the library has cleaned up. Without a
+    callback the call cannot be interrupted with Ctrl-C: use
+    :class:`PyramidJob` for that.
+
+    Raises:
+        CtstackIOError: a file is missing or unreadable, or a write failed.
+        MismatchError: the slices differ in size or depth, or (``strict``) the
+            numbering has a gap.
+        InvalidArgumentError: a bad option value, or a pattern that matches
+            nothing (a ValueError).
+        CancelledError: ``progress`` asked to stop.
+    """
+    options = _options(min_size, min_levels, threads, mmap, strict, force)
+    source = _Input(input_dir, output_dir, pattern)
+    native = options._native(source.output_dir)
+    raised: List[BaseException] = []
+
+    def trampoline(done: int, total: int, _user_data: object) -> int:
+        """The C callback: calls ``progress``, keeps what it raises."""
+        try:
+            return 1 if progress is not None and progress(done, total) else 0
+        except BaseException as e:  # re-raised below, after the call returns
+            raised.append(e)
+            return 1
+
+    callback = _l.PROGRESS_FN() if progress is None else _l.PROGRESS_FN(trampoline)
+    if source.files is not None:
+        status = _l.lib.ctstack_pyramid_build_files(
+            source.files, source.n_files, ctypes.byref(native), callback, None
+        )
+    else:
+        status = _l.lib.ctstack_pyramid_build(source.dir, ctypes.byref(native), callback, None)
+    message = _l.last_error() if status != OK else None
+    if raised:
+        try:
+            raise raised[0]
+        finally:
+            raised.clear()
+    _l.check(status, message)
+
+
+class PyramidJob:
+    """A pyramid build on a background thread, for GUI callers: no callback;
+    poll :attr:`progress` and :attr:`running` (e.g. from a ``QTimer``, see
+    examples/qt_thumbnails.py), and :meth:`wait` for the result.
+
+    ``PyramidJob(input_dir, output_dir=None, min_size=500, **options)`` starts
+    at once, with the semantics of :func:`build_pyramid`; ``pattern=`` selects
+    the stack CTHarvester's way (:class:`StackPattern`); :meth:`from_files`
+    takes an explicit, ordered list of files.
+
+    Use as a context manager, or call :meth:`close`: closing a running job
+    cancels it and waits for it to stop. Dropping the last reference to a
+    running job cancels it too: keep the object for as long as the build
+    should run.
+
+    Attributes:
+        gaps: the indices a ``pattern`` selected whose file is missing (empty
+            without a pattern).
+    """
+
+    gaps: List[int]
+
+    def __init__(
+        self,
+        input_dir: PathArg,
+        output_dir: Optional[PathArg] = None,
+        min_size: int = DEFAULT_MIN_SIZE,
+        *,
+        pattern: Optional[StackPattern] = None,
+        min_levels: int = 0,
+        threads: Optional[int] = None,
+        mmap: Optional[str] = None,
+        strict: bool = False,
+        force: bool = False,
+    ) -> None:
+        """Starts building the pyramid of ``input_dir``.
+
+        Raises:
+            InvalidArgumentError: a bad option value, or a pattern that
+                matches nothing (a ValueError).
+            CtstackIOError: ``input_dir`` cannot be listed (with ``pattern``;
+                otherwise :meth:`wait` reports it).
+        """
+        self._handle: Optional[_l.NativeHandle] = None
+        options = _options(min_size, min_levels, threads, mmap, strict, force)
+        self._start(options, _Input(input_dir, output_dir, pattern))
+
+    @classmethod
+    def from_files(
+        cls,
+        paths: Sequence[PathArg],
+        output_dir: PathArg,
+        min_size: int = DEFAULT_MIN_SIZE,
+        *,
+        min_levels: int = 0,
+        threads: Optional[int] = None,
+        mmap: Optional[str] = None,
+        strict: bool = False,
+        force: bool = False,
+    ) -> "PyramidJob":
+        """Starts building the pyramid of the slice files ``paths``, in the
+        given order, into ``output_dir`` (required)."""
+        options = _options(min_size, min_levels, threads, mmap, strict, force)
+        job = cls.__new__(cls)
+        job._handle = None
+        job._start(options, _Input(None, output_dir, files=paths))
+        return job
+
+    def _start(self, options: PyramidOptions, source: _Input) -> None:
+        """Starts the job and keeps it."""
+        # ctstack_job_wait calls are serialised: see wait().
+        self._wait_lock = threading.Lock()
+        self.gaps = source.gaps
+        native = options._native(source.output_dir)
+        out = _l.JobP()
+        if source.files is not None:
+            status = _l.lib.ctstack_job_start_files(
+                source.files, source.n_files, ctypes.byref(native), ctypes.byref(out)
+            )
+        else:
+            status = _l.lib.ctstack_job_start(source.dir, ctypes.byref(native), ctypes.byref(out))
+        _l.check(status)
+        self._handle = _l.NativeHandle(out, _l.lib.ctstack_job_free)
+
+    def _live(self) -> _l.NativeHandle:
+        """The handle, held by the caller for the duration of a call."""
+        handle = self._handle
+        if handle is None:
+            raise ValueError("operation on a closed PyramidJob")
+        return handle
+
+    def _poll(self) -> Tuple[bool, int, int]:
+        """``(running, done, total)`` from one ctstack_job_progress call."""
+        handle = self._live()
+        done = ctypes.c_uint64()
+        total = ctypes.c_uint64()
+        running = _l.lib.ctstack_job_progress(handle.ptr, ctypes.byref(done), ctypes.byref(total))
+        return bool(running), done.value, total.value
+
+    @property
+    def progress(self) -> Tuple[int, int]:
+        """``(done, total)`` work units (output slices) so far."""
+        _, done, total = self._poll()
+        return done, total
+
+    @property
+    def running(self) -> bool:
+        """True while the job runs."""
+        return self._poll()[0]
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has been called."""
+        return self._handle is None
+
+    def cancel(self) -> None:
+        """Asks the job to stop; returns at once. A finished job is unaffected."""
+        _l.lib.ctstack_job_cancel(self._live().ptr)
+
+    def wait(self, poll: Optional[float] = None) -> None:
+        """Waits until the job has finished; returns None on success, else
+        raises the matching :class:`CtstackError` (e.g. CancelledError).
+
+        ``poll`` None blocks inside the library (the GIL is released); a number
+        of seconds instead polls at that interval with :func:`time.sleep`,
+        which keeps the calling thread responsive to KeyboardInterrupt. May be
+        called again, and from several threads.
+        """
+        handle = self._live()
+        if poll is not None:
+            while self._poll()[0]:
+                time.sleep(poll)
+        # Only one thread at a time inside ctstack_job_wait: a second caller
+        # must not observe the job before the first one's join has finished.
+        with self._wait_lock:
+            status = _l.lib.ctstack_job_wait(handle.ptr)
+        if status != OK:
+            raise error_for(status, _l.decode(_l.lib.ctstack_job_error(handle.ptr)))
+
+    def close(self) -> None:
+        """Cancels the job if it still runs, waits for it to stop and releases
+        it. Idempotent."""
+        handle = self._handle
+        if handle is None:
+            return
+        _l.lib.ctstack_job_cancel(handle.ptr)
+        with self._wait_lock:
+            _l.lib.ctstack_job_wait(handle.ptr)
+        self._handle = None
+
+    def __enter__(self) -> "PyramidJob":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # The handle cancels, joins and frees the native job once unreferenced.
+        self._handle = None
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return "<ctstack.PyramidJob closed>"
+        running, done, total = self._poll()
+        return "<ctstack.PyramidJob %s %d/%d>" % ("running" if running else "finished", done, total)

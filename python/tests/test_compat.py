@@ -1,0 +1,255 @@
+"""ctstack.compat.ct_thumbnail against the contract of CTHarvester's
+``ct_thumbnail.build_thumbnails``: signature, percentages, cancel, layout,
+pattern selection and exact pixels (against a numpy reference).
+
+Needs numpy and tifffile (to write stacks wider than CTHarvester's 500 px
+limit); skipped without them unless CTSTACK_REQUIRE_EXTERNAL=1.
+"""
+
+import inspect
+import os
+import re
+import tempfile
+import unittest
+
+from ctstack.compat import ct_thumbnail
+
+import ctstack
+
+try:
+    import numpy as np
+    import tifffile
+except ImportError:
+    np = tifffile = None
+
+REQUIRE_EXTERNAL = os.environ.get("CTSTACK_REQUIRE_EXTERNAL") == "1"
+
+#: Wider than 500 px: two levels (1002x40 -> 501x20 -> 250x10).
+WIDTH, HEIGHT = 1002, 40
+LEVEL_FILE = re.compile(r"^\d{6}\.tif$")
+
+
+def reference_pyramid(slices, max_size=500):
+    """The exact pyramid of ``slices`` (uint16 arrays) in numpy: per level, the
+    2x2x2 mean ``(sum + 4) >> 3`` of slice pairs, an odd last slice paired
+    with itself, while the width or height exceeds ``max_size``."""
+    levels = []
+    current = [s.astype(np.uint32) for s in slices]
+    while current[0].shape[1] > max_size or current[0].shape[0] > max_size:
+        h, w = current[0].shape[0] // 2 * 2, current[0].shape[1] // 2 * 2
+        nxt = []
+        for j in range(0, len(current), 2):
+            a = current[j][:h, :w]
+            b = current[j + 1][:h, :w] if j + 1 < len(current) else a
+            total = sum(s[dy::2, dx::2] for s in (a, b) for dy in (0, 1) for dx in (0, 1))
+            nxt.append((total + 4) >> 3)
+        levels.append([s.astype(slices[0].dtype) for s in nxt])
+        current = nxt
+    return levels
+
+
+class CtThumbnailTest(unittest.TestCase):
+    def setUp(self):
+        if np is None:
+            if REQUIRE_EXTERNAL:
+                self.fail("numpy and tifffile are required (CTSTACK_REQUIRE_EXTERNAL=1)")
+            self.skipTest("numpy or tifffile is not installed")
+        self.tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(self.tmp.cleanup)
+        self.dir = self.tmp.name
+
+    def write_stack(self, indices, prefix="slice_", width=4, seed=7):
+        """Writes one random uint16 slice per index (extremes included) as
+        ``prefix{index:0width}.tif``; returns ``{index: array}``."""
+        rng = np.random.default_rng(seed)
+        slices = {}
+        for i in indices:
+            a = rng.integers(0, 65536, (HEIGHT, WIDTH), dtype=np.uint16)
+            a[0, :4] = (0, 65535, 65535, 0)
+            tifffile.imwrite(os.path.join(self.dir, "%s%0*d.tif" % (prefix, width, i)), a)
+            slices[i] = a
+        return slices
+
+    def thumbnail_files(self):
+        """``{level: [file names]}`` under <dir>/.thumbnail (level directories only)."""
+        root = os.path.join(self.dir, ".thumbnail")
+        return {
+            int(k): sorted(os.listdir(os.path.join(root, k)))
+            for k in os.listdir(root)
+            if k.isdigit()
+        }
+
+    def assertPyramid(self, levels):
+        """The files under .thumbnail are exactly ``levels``, pixel for pixel."""
+        files = self.thumbnail_files()
+        self.assertEqual(sorted(files), list(range(1, len(levels) + 1)))
+        for k, level in enumerate(levels, start=1):
+            self.assertEqual(files[k], ["%06d.tif" % j for j in range(len(level))], "level %d" % k)
+            for j, want in enumerate(level):
+                got = tifffile.imread(os.path.join(self.dir, ".thumbnail", str(k), "%06d.tif" % j))
+                np.testing.assert_array_equal(got, want, "level %d slice %d" % (k, j))
+
+    def test_signature(self):
+        params = inspect.signature(ct_thumbnail.build_thumbnails).parameters
+        positional = [
+            (p.name, p.default)
+            for p in params.values()
+            if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+        ]
+        self.assertEqual(
+            positional,
+            [
+                ("input_dir", inspect.Parameter.empty),
+                ("py_progress_cb", None),
+                ("prefix", None),
+                ("file_type", None),
+                ("seq_begin", None),
+                ("seq_end", None),
+                ("index_length", None),
+            ],
+        )
+        self.assertIs(ct_thumbnail.build_thumbnails_optimized, ct_thumbnail.build_thumbnails)
+
+    def test_exact_pixels_and_complete_trailing_slices(self):
+        """21 slices: 11 + 6 outputs (CTHarvester's module gives 10 + 5), each
+        the exact mean."""
+        slices = self.write_stack(range(21))
+        self.assertIsNone(ct_thumbnail.build_thumbnails(self.dir))
+        levels = reference_pyramid([slices[i] for i in range(21)])
+        self.assertEqual([len(level) for level in levels], [11, 6])
+        self.assertEqual([level[0].shape for level in levels], [(20, 501), (10, 250)])
+        self.assertPyramid(levels)
+
+    def test_percentages_rise_to_100(self):
+        self.write_stack(range(21))
+        seen = []
+        self.assertIsNone(ct_thumbnail.build_thumbnails(self.dir, seen.append))
+        self.assertGreaterEqual(len(seen), 2)
+        self.assertEqual(seen[0], 0.0)
+        self.assertEqual(seen[-1], 100.0)
+        self.assertTrue(all(isinstance(p, float) for p in seen), seen)
+        self.assertEqual(seen, sorted(seen), "percentages went back")
+        self.assertNotIn(100.0, seen[:-1], "100 reported before the end")
+
+    def test_callback_returning_none_or_true_goes_on(self):
+        self.write_stack(range(5))
+        for answer in (None, True, 1, "yes"):
+            with self.subTest(answer=answer):
+                self.assertIsNone(
+                    ct_thumbnail.build_thumbnails(self.dir, lambda p, answer=answer: answer)
+                )
+                files = self.thumbnail_files()
+                self.assertEqual([len(files[k]) for k in sorted(files)], [3, 2])
+
+    def test_cancel_by_returning_false(self):
+        """False cancels: None is returned, only complete files are left, and
+        a second run completes the pyramid."""
+        slices = self.write_stack(range(64))
+        calls = []
+
+        def cancel_at_once(percentage):
+            calls.append(percentage)
+            return False
+
+        self.assertIsNone(ct_thumbnail.build_thumbnails(self.dir, cancel_at_once))
+        self.assertNotIn(100.0, calls)
+        root = os.path.join(self.dir, ".thumbnail")
+        written = 0
+        for k, names in self.thumbnail_files().items():
+            for name in names:
+                self.assertRegex(name, LEVEL_FILE)
+                with ctstack.Slice(os.path.join(root, str(k), name)) as s:
+                    self.assertEqual((s.width, s.height), (WIDTH >> k, HEIGHT >> k))
+                written += 1
+        self.assertLess(written, 32 + 16, "the cancel did not stop the run")
+        self.assertIsNone(ct_thumbnail.build_thumbnails(self.dir))
+        self.assertPyramid(reference_pyramid([slices[i] for i in range(64)]))
+
+    def test_callback_exception_cancels_and_propagates(self):
+        self.write_stack(range(8))
+
+        def boom(percentage):
+            raise RuntimeError("from the callback")
+
+        with self.assertRaisesRegex(RuntimeError, "from the callback"):
+            ct_thumbnail.build_thumbnails(self.dir, boom)
+
+    def test_pattern_selection_with_a_gap(self):
+        """prefix{i:0width}.ext for i in seq_begin..=seq_end: files outside the
+        range or the pattern are ignored, a missing index is skipped."""
+        slices = self.write_stack([i for i in range(10, 31) if i != 15])
+        self.write_stack([9, 31], seed=8)  # outside the range
+        self.write_stack([12], prefix="other_", seed=9)  # another prefix
+        seen = []
+        result = ct_thumbnail.build_thumbnails(self.dir, seen.append, "slice_", "tif", 10, 30, 4)
+        self.assertIsNone(result)
+        self.assertEqual(seen[-1], 100.0)
+        selected = [slices[i] for i in range(10, 31) if i != 15]
+        self.assertEqual(len(selected), 20)
+        self.assertPyramid(reference_pyramid(selected))
+
+    def test_bmp_pattern(self):
+        """CTHarvester's usual input: an 8-bit BMP stack selected by pattern."""
+        try:
+            from PIL import Image
+        except ImportError:
+            if REQUIRE_EXTERNAL:
+                self.fail("Pillow is required (CTSTACK_REQUIRE_EXTERNAL=1)")
+            self.skipTest("Pillow is not installed")
+        rng = np.random.default_rng(5)
+        slices = []
+        for i in range(7):
+            a = rng.integers(0, 256, (HEIGHT, WIDTH), dtype=np.uint8)
+            a[0, :2] = (0, 255)
+            Image.fromarray(a).save(os.path.join(self.dir, "rec%05d.bmp" % i))
+            slices.append(a)
+        seen = []
+        self.assertIsNone(
+            ct_thumbnail.build_thumbnails(self.dir, seen.append, "rec", "bmp", 0, 6, 5)
+        )
+        self.assertEqual(seen[-1], 100.0)
+        self.assertPyramid(reference_pyramid(slices))
+
+    def test_pattern_matching_nothing(self):
+        """No file of the pattern exists: nothing is built, the callback hears
+        100, None is returned (as CTHarvester's module)."""
+        self.write_stack(range(3))
+        seen = []
+        self.assertIsNone(
+            ct_thumbnail.build_thumbnails(self.dir, seen.append, "scan_", "tif", 0, 9, 4)
+        )
+        self.assertEqual(seen, [100.0])
+        self.assertFalse(os.path.exists(os.path.join(self.dir, ".thumbnail")))
+
+    def test_small_slices_build_no_level(self):
+        """Slices within 500 px: no level (CTHarvester's Rust module's rule)."""
+        rng = np.random.default_rng(3)
+        for i in range(4):
+            tifffile.imwrite(
+                os.path.join(self.dir, "s%d.tif" % i),
+                rng.integers(0, 255, (64, 64), dtype=np.uint8),
+            )
+        seen = []
+        self.assertIsNone(ct_thumbnail.build_thumbnails(self.dir, seen.append))
+        self.assertEqual(seen[-1], 100.0)
+        root = os.path.join(self.dir, ".thumbnail")
+        self.assertEqual(
+            [k for k in os.listdir(root) if k.isdigit()] if os.path.isdir(root) else [], []
+        )
+
+    def test_min_levels_builds_level_1_of_small_slices(self):
+        """min_levels=1: level 1 even within 500 px (CTHarvester's Python path)."""
+        rng = np.random.default_rng(4)
+        slices = [rng.integers(0, 65536, (64, 66), dtype=np.uint16) for _ in range(5)]
+        for i, a in enumerate(slices):
+            tifffile.imwrite(os.path.join(self.dir, "s%d.tif" % i), a)
+        self.assertIsNone(ct_thumbnail.build_thumbnails(self.dir, min_levels=1))
+        self.assertPyramid(reference_pyramid(slices, max_size=65)[:1])
+
+    def test_missing_directory_is_an_oserror(self):
+        with self.assertRaises(OSError):
+            ct_thumbnail.build_thumbnails(os.path.join(self.dir, "no_such_scan"))
+
+
+if __name__ == "__main__":
+    unittest.main()
