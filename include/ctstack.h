@@ -105,6 +105,21 @@ typedef struct {
   // Nonzero: rebuild every output, trusting nothing an earlier run left.
   // Default 0: keep the outputs the folder's manifest vouches for.
   int32_t force;
+  // For a directory input: only files whose name starts with this before the
+  // index (CTHarvester's `prefix{index:0width}.{ext}`). NULL (the default): the
+  // most common prefix in the folder.
+  const char *prefix;
+  // For a directory input: only files with this extension (`tif`, `bmp`, ...,
+  // case-insensitive, with or without the dot). NULL: the most common one.
+  const char *extension;
+  // For a directory input: only indices `index_first..=index_last`; a missing
+  // index is a gap. Both -1 (the default): no range; otherwise both >= 0.
+  int64_t index_first;
+  // See `index_first`.
+  int64_t index_last;
+  // For a directory input: only indices written with this many digits,
+  // zero-padded. 0 (the default): any.
+  uint32_t index_width;
 } ctstack_pyramid_options;
 
 // Progress callback: `done` of `total` work units (one per output slice); return

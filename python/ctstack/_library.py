@@ -108,6 +108,11 @@ class PyramidOptionsT(ctypes.Structure):
         ("mmap_policy", ctypes.c_int32),
         ("strict", ctypes.c_int32),
         ("force", ctypes.c_int32),
+        ("prefix", ctypes.c_char_p),
+        ("extension", ctypes.c_char_p),
+        ("index_first", ctypes.c_int64),
+        ("index_last", ctypes.c_int64),
+        ("index_width", ctypes.c_uint32),
     ]
 
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::boundary::{Failure, ffi_boundary, invalid, optional_utf8_arg, utf8_arg};
 use super::policy;
+use crate::stack::Selection;
 use crate::{DEFAULT_MIN_SIZE, PyramidBuilder};
 
 /// The default `min_size`: keep halving while width or height exceeds 500 px.
@@ -41,6 +42,21 @@ pub struct ctstack_pyramid_options {
     /// Nonzero: rebuild every output, trusting nothing an earlier run left.
     /// Default 0: keep the outputs the folder's manifest vouches for.
     pub force: i32,
+    /// For a directory input: only files whose name starts with this before the
+    /// index (CTHarvester's `prefix{index:0width}.{ext}`). NULL (the default): the
+    /// most common prefix in the folder.
+    pub prefix: *const c_char,
+    /// For a directory input: only files with this extension (`tif`, `bmp`, ...,
+    /// case-insensitive, with or without the dot). NULL: the most common one.
+    pub extension: *const c_char,
+    /// For a directory input: only indices `index_first..=index_last`; a missing
+    /// index is a gap. Both -1 (the default): no range; otherwise both >= 0.
+    pub index_first: i64,
+    /// See `index_first`.
+    pub index_last: i64,
+    /// For a directory input: only indices written with this many digits,
+    /// zero-padded. 0 (the default): any.
+    pub index_width: u32,
 }
 
 impl ctstack_pyramid_options {
@@ -54,6 +70,11 @@ impl ctstack_pyramid_options {
             mmap_policy: policy::current(),
             strict: 0,
             force: 0,
+            prefix: std::ptr::null(),
+            extension: std::ptr::null(),
+            index_first: -1,
+            index_last: -1,
+            index_width: 0,
         }
     }
 
@@ -86,6 +107,43 @@ impl ctstack_pyramid_options {
             std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), (&raw mut options).cast::<u8>(), n);
         }
         Ok(options)
+    }
+
+    /// The stack selection for a directory input; `None` when no field asks for one.
+    ///
+    /// # Safety
+    /// String fields are NULL or NUL-terminated.
+    unsafe fn selection(&self) -> Result<Option<Selection>, Failure> {
+        let mut selection = Selection::default();
+        let mut any = false;
+        // SAFETY: per the contract above.
+        if let Some(prefix) = unsafe { optional_utf8_arg(self.prefix, "options->prefix") }? {
+            selection = selection.prefix(prefix);
+            any = true;
+        }
+        // SAFETY: per the contract above.
+        if let Some(ext) = unsafe { optional_utf8_arg(self.extension, "options->extension") }? {
+            selection = selection.extension(ext);
+            any = true;
+        }
+        match (self.index_first, self.index_last) {
+            (-1, -1) => {}
+            (first, last) if first >= 0 && last >= first => {
+                selection = selection.range(first as u64, last as u64);
+                any = true;
+            }
+            (first, last) => {
+                return Err(invalid(format!(
+                    "options->index_first {first} and index_last {last}: both -1 (no range), \
+                     or 0 <= index_first <= index_last"
+                )));
+            }
+        }
+        if self.index_width > 0 {
+            selection = selection.index_width(self.index_width as usize);
+            any = true;
+        }
+        Ok(any.then_some(selection))
     }
 
     /// Applies the settings to `builder`, checking each.
@@ -194,10 +252,20 @@ impl Request {
     ) -> Result<Request, Failure> {
         // SAFETY: per the contract above.
         let options = unsafe { ctstack_pyramid_options::read(options) }?;
-        if matches!(input, Input::Files(_)) && options.output_dir.is_null() {
-            return Err(invalid(
-                "options->output_dir is required for a list of files",
-            ));
+        // SAFETY: per the contract above.
+        let selection = unsafe { options.selection() }?;
+        if matches!(input, Input::Files(_)) {
+            if options.output_dir.is_null() {
+                return Err(invalid(
+                    "options->output_dir is required for a list of files",
+                ));
+            }
+            if selection.is_some() {
+                return Err(invalid(
+                    "options->prefix, extension, index_* select files of a directory, \
+                     not of a list of files",
+                ));
+            }
         }
         let request = Request { input, options };
         // Validate the options now, so a bad one fails the call, not the job.
@@ -216,7 +284,11 @@ impl Request {
     /// The option strings are still live (they are read again here).
     unsafe fn builder(&self) -> Result<PyramidBuilder, Failure> {
         let builder = match &self.input {
-            Input::Dir(dir) => PyramidBuilder::from_dir(dir)?,
+            // SAFETY: per the contract above.
+            Input::Dir(dir) => match unsafe { self.options.selection() }? {
+                Some(selection) => PyramidBuilder::from_selection(dir, &selection)?,
+                None => PyramidBuilder::from_dir(dir)?,
+            },
             Input::Files(files) => PyramidBuilder::from_files(files.clone(), ""),
         };
         // SAFETY: per the contract above.

@@ -250,6 +250,31 @@ static void test_pyramid(void) {
     st = ctstack_pyramid_build(path_of(fixtures, "stack"), &o, NULL, NULL);
     CHECK(st == CTSTACK_OK && matches_reference(o.output_dir), "options build: %d %s", st, ctstack_last_error());
     char level[4096];
+    /* Selection: slice_0000..slice_0009 of the 21 give 5 level-1 slices, equal to the reference's
+     * first five (level-1 slice j depends only on inputs 2j and 2j+1). */
+    ctstack_pyramid_options_init(&o);
+    CHECK(o.prefix == NULL && o.extension == NULL && o.index_first == -1 && o.index_last == -1 &&
+              o.index_width == 0,
+          "selection defaults");
+    o.output_dir = path_of(scratch, "selected");
+    o.min_size = 80;
+    o.prefix = "slice_";
+    o.extension = "TIF";
+    o.index_first = 0;
+    o.index_last = 9;
+    o.index_width = 4;
+    st = ctstack_pyramid_build(path_of(fixtures, "stack"), &o, NULL, NULL);
+    snprintf(level, sizeof level, "%s/1/%06d.tif", o.output_dir, 4);
+    CHECK(st == CTSTACK_OK && same_slice_file(level, path_of(fixtures, "stack_reference/1/000004.tif")),
+          "selection: %d %s", st, ctstack_last_error());
+    snprintf(level, sizeof level, "%s/1/%06d.tif", o.output_dir, 5);
+    FILE *beyond = fopen(level, "r");
+    CHECK(beyond == NULL, "the selection built slice 5 of level 1");
+    if (beyond) fclose(beyond);
+    o.index_first = 5;
+    o.index_last = 4;
+    CHECK(ctstack_pyramid_build(path_of(fixtures, "stack"), &o, NULL, NULL) == CTSTACK_ERR_INVALID_ARGUMENT,
+          "inverted range");
     ctstack_pyramid_options_init(&o);
     o.output_dir = path_of(scratch, "min_levels");
     o.min_levels = 1;
