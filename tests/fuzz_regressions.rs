@@ -178,10 +178,40 @@ fn regressions_fail_for_the_reason_they_were_fixed() {
             ErrorKind::Format,
             "more than once",
         ),
+        (
+            "stderr/extrasamples_ascii_huge_deflate.tif",
+            ErrorKind::Format,
+            "ASCII tag claims",
+        ),
     ];
     for (file, kind, words) in cases {
         let err = Slice::open(malformed().join(file)).expect_err(file);
         assert_eq!(err.kind(), kind, "{file}: {err}");
         assert!(err.to_string().contains(words), "{file}: {err}");
+    }
+}
+
+/// Opening a hostile file prints nothing: the `tiff` crate (0.11.3) has a stray
+/// `dbg!` on its ASCII-over-limit path, which ctstack keeps it from reaching. The
+/// command line is the observer: its stderr must hold nothing but nothing.
+#[test]
+fn hostile_files_print_nothing_to_stderr() {
+    let mut files = tifs(&malformed());
+    for class in classes() {
+        files.extend(tifs(&class));
+    }
+    for file in files {
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_ctstack"))
+            .arg("info")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(run.status.code(), Some(1), "{}", file.display());
+        assert!(
+            run.stderr.is_empty(),
+            "{}: {}",
+            file.display(),
+            String::from_utf8_lossy(&run.stderr)
+        );
     }
 }

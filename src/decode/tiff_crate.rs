@@ -20,7 +20,21 @@ use crate::tiff::{ImageLayout, Photometric};
 /// Decodes IFD 0 of `bytes` (validated as `layout`, within the caller's budget).
 pub(super) fn decode(bytes: &[u8], layout: &ImageLayout) -> Result<Samples, Problem> {
     let image_bytes = layout.image_bytes();
-    let budget = usize::try_from(image_bytes.saturating_mul(2)).unwrap_or(usize::MAX);
+    // The crate allocates an ASCII tag's count in full and, when that is over its
+    // limit, refuses through a stray `dbg!` (tiff 0.11.3, the newest release) that
+    // prints to the user's terminal. A count beyond the file is the file's fault,
+    // said here; any other fits the limit, which is raised to it (it is at most the
+    // file's length, already in memory).
+    if layout.largest_ascii > bytes.len() as u64 {
+        return Err(format_problem!(
+            "an ASCII tag claims {} bytes, more than the whole file ({} bytes)",
+            layout.largest_ascii,
+            bytes.len()
+        ));
+    }
+    let budget = usize::try_from(image_bytes.saturating_mul(2))
+        .unwrap_or(usize::MAX)
+        .max(layout.largest_ascii as usize);
     let mut tiff_limits = tiff::decoder::Limits::default();
     tiff_limits.decoding_buffer_size = budget;
     tiff_limits.intermediate_buffer_size = budget;

@@ -117,6 +117,17 @@ impl<'a> Directory<'a> {
         })
     }
 
+    /// The largest count of any ASCII (type 2) entry: the bytes a decoder that
+    /// reads that tag would allocate for it.
+    pub fn largest_ascii_count(&self) -> u64 {
+        self.entries
+            .iter()
+            .filter(|e| e.field_type == 2)
+            .map(|e| e.count)
+            .max()
+            .unwrap_or(0)
+    }
+
     pub fn order(&self) -> ByteOrder {
         self.reader.order
     }

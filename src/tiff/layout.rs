@@ -68,6 +68,8 @@ pub(crate) struct ImageLayout {
     pub offsets: Vec<u64>,
     /// One per chunk; for uncompressed files each covers at least the chunk's pixels.
     pub byte_counts: Vec<u64>,
+    /// The largest ASCII entry's count (see [`Directory::largest_ascii_count`]).
+    pub largest_ascii: u64,
 }
 
 impl ImageLayout {
@@ -178,6 +180,7 @@ impl ImageLayout {
             chunks,
             offsets,
             byte_counts,
+            largest_ascii: dir.largest_ascii_count(),
         };
         layout.check_chunks_in_file(bytes.len() as u64)?;
         // Every byte of a raw image lies in the file, and in one chunk only, so a
