@@ -857,3 +857,67 @@ fn slabs_build_byte_identical_outputs() {
         assert!(Pyramid::open(stack.out()).is_ok());
     }
 }
+
+/// Slabs built at once by several threads on one folder (each its own run, as
+/// distributed workers are), then the finishing whole run: it rebuilds nothing,
+/// and the result is byte for byte a single run's, with no temporary file.
+#[test]
+fn concurrent_slabs_then_a_finishing_run_give_the_whole_pyramid() {
+    let count = 45;
+    let stack = Stack::new("slabs-concurrent", count, 20);
+    let whole = stack.dir.join("whole");
+    let builder = |out: &Path| {
+        PyramidBuilder::from_dir(stack.input())
+            .unwrap()
+            .output_dir(out)
+            .min_size(MIN_SIZE)
+            .threads(1)
+    };
+    builder(&whole)
+        .plan()
+        .unwrap()
+        .run(&mut |_, _| {}, &CancelFlag::new())
+        .unwrap();
+    let plan = builder(&stack.out()).plan().unwrap();
+    let align = plan.slab_alignment();
+    let slabs: Vec<_> = (0..count)
+        .step_by(align)
+        .map(|start| start..(start + align).min(count))
+        .collect();
+    let rebuilt: usize = std::thread::scope(|scope| {
+        let tasks: Vec<_> = slabs
+            .iter()
+            .map(|slab| {
+                let plan = &plan;
+                scope.spawn(move || {
+                    plan.run_slab(slab.clone(), &mut |_, _| {}, &CancelFlag::new())
+                        .unwrap()
+                        .rebuilt
+                })
+            })
+            .collect();
+        tasks.into_iter().map(|t| t.join().unwrap()).sum()
+    });
+    assert_eq!(rebuilt, outputs(count, MIN_SIZE));
+    let finish = plan.run(&mut |_, _| {}, &CancelFlag::new()).unwrap();
+    assert_eq!(
+        (finish.rebuilt, finish.kept, finish.input_bytes),
+        (0, outputs(count, MIN_SIZE), 0),
+        "every slab's outputs are in the manifest"
+    );
+    assert_eq!(output_bytes(&stack.out()), output_bytes(&whole));
+    stack.assert_matches_reference(MIN_SIZE, &[]);
+    // force on one slab rebuilds that slab's outputs only.
+    let forced = builder(&stack.out())
+        .force(true)
+        .plan()
+        .unwrap()
+        .run_slab(slabs[1].clone(), &mut |_, _| {}, &CancelFlag::new())
+        .unwrap();
+    let slab_outputs: usize = (1..level_shapes(W, H, count, MIN_SIZE).len())
+        .map(|k| (slabs[1].end.div_ceil(1 << k)) - (slabs[1].start >> k))
+        .sum();
+    assert_eq!((forced.rebuilt, forced.kept), (slab_outputs, 0));
+    let again = plan.run(&mut |_, _| {}, &CancelFlag::new()).unwrap();
+    assert_eq!(again.rebuilt, 0);
+}

@@ -16,7 +16,7 @@ use std::ops::Range;
 use super::CancelFlag;
 use super::level1::Level1Stream;
 use super::manifest::{FileRecord, Journal};
-use super::plan::{LevelShape, Plan};
+use super::plan::{LevelShape, Plan, level_range};
 use super::resume::KeepTable;
 use crate::sample::with_sample_type;
 use crate::writer::write_slice_file;
@@ -183,8 +183,7 @@ impl<'c, T: Sample> Cascade<'c, T> {
         cancel: &'c CancelFlag,
     ) -> Self {
         let levels = &ctx.plan.levels;
-        // Level-k slices of the span: start / 2^k .. ceil(end / 2^k).
-        let range = |k: usize| span.start >> k..span.end.div_ceil(1 << k);
+        let range = |k: usize| level_range(&span, k);
         let total = (1..levels.len()).map(|k| range(k).len() as u64).sum();
         Cascade {
             ctx,

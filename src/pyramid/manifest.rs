@@ -279,6 +279,13 @@ impl Manifest {
         }
     }
 
+    /// Unlists level-`k` slice `j` (if within the manifest's levels).
+    pub fn clear_file(&mut self, k: usize, j: usize) {
+        if let Some(slot) = self.levels.get_mut(k - 1).and_then(|l| l.files.get_mut(j)) {
+            *slot = None;
+        }
+    }
+
     /// Whether every slice of every level is listed.
     pub fn is_complete(&self) -> bool {
         self.levels
@@ -301,27 +308,41 @@ pub(crate) struct Journal {
     /// The bytes the file holds now (`None`: no file, or one not trusted).
     saved: Option<Vec<u8>>,
     last_save: Instant,
+    /// Whether `record` saves at checkpoints (a slab run merges once, at its end).
+    checkpoints: bool,
 }
 
 impl Journal {
     /// A journal for the output folder `out`, starting from `manifest`; `saved`
-    /// is what the folder's manifest file holds now, if it was read.
-    pub fn new(out: &Path, manifest: Manifest, saved: Option<Vec<u8>>) -> Journal {
+    /// is what the folder's manifest file holds now, if it was read; with
+    /// `checkpoints`, it saves during the run too.
+    pub fn new(
+        out: &Path,
+        manifest: Manifest,
+        saved: Option<Vec<u8>>,
+        checkpoints: bool,
+    ) -> Journal {
         Journal {
             path: out.join(MANIFEST_FILE),
             manifest,
             saved,
             last_save: Instant::now(),
+            checkpoints,
         }
     }
 
     /// Lists level-`k` slice `j` as written; saves if a checkpoint is due.
     pub fn record(&mut self, k: usize, j: usize, file: FileRecord) -> Result<(), Error> {
         self.manifest.set_file(k, j, file);
-        if self.last_save.elapsed() >= CHECKPOINT_INTERVAL {
+        if self.checkpoints && self.last_save.elapsed() >= CHECKPOINT_INTERVAL {
             self.save()?;
         }
         Ok(())
+    }
+
+    /// The manifest as it stands.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
     }
 
     /// Writes the manifest (atomically) unless the file already holds exactly it.

@@ -72,6 +72,12 @@ pub fn inputs_of(k: usize, j: usize, count: usize) -> Range<usize> {
     start..end
 }
 
+/// The level-`k` slices made from inputs `span` (a slab, or the whole stack):
+/// `start / 2^k .. ceil(end / 2^k)`.
+pub(super) fn level_range(span: &Range<usize>, k: usize) -> Range<usize> {
+    span.start >> k..span.end.div_ceil(1 << k)
+}
+
 /// A checked stack, ready to run.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -157,10 +163,17 @@ impl Plan {
     ///
     /// `start` and `end` must be multiples of [`Plan::slab_alignment`] (`end` may
     /// also be the stack's length), else a usage error: then each output depends on
-    /// one slab only, so slabs can be built independently, in any order or at once
-    /// (each run takes the folder's lock). Outputs of the plan outside the slab
-    /// are neither written nor removed (stale ones, of no slab, are, as by
-    /// [`Plan::run`]); the manifest is updated with this slab's outputs.
+    /// one slab only, so slabs can be built independently, in any order or at
+    /// once, by several processes or machines sharing the folder. A slab run
+    /// holds the folder's lock only to read the manifest and to merge its own
+    /// outputs into it; it writes, keeps or (with `force`) rebuilds only the
+    /// outputs of its slab, and removes nothing. A retried slab keeps what it
+    /// finished before.
+    ///
+    /// When every slab is done, finish with [`Plan::run`]: it keeps every slab's
+    /// outputs (reading no input pixels), removes stale outputs and temporary
+    /// files of killed tasks, and writes the final manifest. Do not run a whole
+    /// build of the folder while its slabs are being built.
     pub fn run_slab(
         &self,
         inputs: Range<usize>,
@@ -194,14 +207,15 @@ impl Plan {
         let out = &self.builder.output_dir;
         std::fs::create_dir_all(out)
             .map_err(|e| Error::io(out, "cannot create output directory", e))?;
-        let _lock = OutputLock::acquire(out, cancel)?;
+        let whole = span == (0..self.levels[0].count);
+        let lock = OutputLock::acquire(out, cancel)?;
         let inputs = InputRecord::stat_all(&self.builder.inputs, self.levels[0], self.sample_type)?;
         let Reconciled {
             keep,
             removed,
             warnings,
             mut journal,
-        } = resume::reconcile(self, inputs, self.builder.force);
+        } = resume::reconcile(self, inputs.clone(), self.builder.force, &span, whole);
         // Before any output is overwritten, the manifest stops vouching for the
         // ones to rebuild (a no-op when nothing changes).
         journal.save()?;
@@ -210,6 +224,8 @@ impl Plan {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| Error::io(&dir, "cannot create output directory", e))?;
         }
+        // A slab's outputs are its own: other slabs may build theirs meanwhile.
+        let lock = whole.then_some(lock);
         let pool = match self.builder.threads {
             Some(n) => Some(
                 rayon::ThreadPoolBuilder::new()
@@ -222,14 +238,22 @@ impl Plan {
         let built = cascade::run(
             self,
             &keep,
-            span,
+            span.clone(),
             pool.as_ref(),
             &mut journal,
             progress,
             cancel,
         );
         // Saved whatever happened: what was written stays usable by the next run.
-        let saved = journal.save();
+        let saved = if whole {
+            journal.save()
+        } else {
+            // Merged into the manifest as it is now (other slabs may have saved
+            // theirs); waited for even when cancelled, so the work is not lost.
+            OutputLock::acquire(out, &CancelFlag::new())
+                .and_then(|_merging| resume::merge(self, inputs, journal.manifest(), &span).save())
+        };
+        drop(lock);
         let counts = built?;
         saved?;
         Ok(Summary {

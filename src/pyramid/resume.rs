@@ -1,10 +1,11 @@
 //! Before a run: which outputs are kept and which are rebuilt (by the manifest
 //! and the dependency rule), and clearing what the plan no longer contains.
 
+use std::ops::Range;
 use std::path::Path;
 
 use super::manifest::{InputRecord, Journal, Manifest};
-use super::plan::{Plan, inputs_of, output_name};
+use super::plan::{Plan, inputs_of, level_range, output_name};
 use crate::writer::is_temp_name;
 use crate::{OpenOptions, Slice};
 
@@ -39,14 +40,74 @@ pub(crate) struct Reconciled {
     pub journal: Journal,
 }
 
-/// Decides what to keep (see [`Plan::run`] for the rule), removes the outputs the
-/// old manifest lists that the plan does not contain, removes temporary files of
-/// killed runs, and reports files in level folders that are not outputs. The
-/// caller holds the output folder's lock.
-pub(crate) fn reconcile(plan: &Plan, inputs: Vec<InputRecord>, force: bool) -> Reconciled {
+/// Decides what to keep (see [`Plan::run`] for the rule; `force` rebuilds every
+/// output of `span`). For a `whole` run, also removes the outputs the old
+/// manifest lists that the plan does not contain, removes temporary files of
+/// killed runs, and reports files in level folders that are not outputs; a slab
+/// run leaves all that to the whole run that finishes a slab job (other slabs may
+/// be writing). The caller holds the output folder's lock.
+pub(crate) fn reconcile(
+    plan: &Plan,
+    inputs: Vec<InputRecord>,
+    force: bool,
+    span: &Range<usize>,
+    whole: bool,
+) -> Reconciled {
     let out = plan.output_dir();
     let mut warnings = Vec::new();
-    let (old, saved) = match Manifest::read(out) {
+    let (old, saved) = read_manifest(out, &mut warnings);
+    let mut draft = Manifest::empty(plan, inputs);
+    let mut keep = decide(plan, old.as_ref(), &mut draft);
+    if force {
+        for k in 1..plan.levels.len() {
+            for j in level_range(span, k) {
+                keep.keep[k][j] = false;
+                draft.clear_file(k, j);
+            }
+        }
+    }
+    let mut removed = 0;
+    if whole {
+        if let Some(old) = &old {
+            removed = remove_stale(plan, old, &mut warnings);
+        }
+        sweep(plan, &mut warnings);
+    }
+    Reconciled {
+        keep,
+        removed,
+        warnings,
+        journal: Journal::new(out, draft, saved, whole),
+    }
+}
+
+/// The manifest of a slab run once its slab is built: the folder's manifest as
+/// it is now (other slabs may have merged theirs), re-checked by the same rule,
+/// with `ours`' outputs of `span` added. The caller holds the lock.
+pub(crate) fn merge(
+    plan: &Plan,
+    inputs: Vec<InputRecord>,
+    ours: &Manifest,
+    span: &Range<usize>,
+) -> Journal {
+    let out = plan.output_dir();
+    let (now, saved) = read_manifest(out, &mut Vec::new());
+    let mut draft = Manifest::empty(plan, inputs);
+    decide(plan, now.as_ref(), &mut draft);
+    for k in 1..plan.levels.len() {
+        for j in level_range(span, k) {
+            if let Some(file) = ours.file(k, j) {
+                draft.set_file(k, j, file.clone());
+            }
+        }
+    }
+    Journal::new(out, draft, saved, false)
+}
+
+/// The folder's manifest and its bytes; one that cannot be trusted is absent,
+/// with a warning saying why.
+fn read_manifest(out: &Path, warnings: &mut Vec<String>) -> (Option<Manifest>, Option<Vec<u8>>) {
+    match Manifest::read(out) {
         Ok(Some((manifest, bytes))) => (Some(manifest), Some(bytes)),
         Ok(None) => (None, None),
         Err(e) => {
@@ -55,19 +116,6 @@ pub(crate) fn reconcile(plan: &Plan, inputs: Vec<InputRecord>, force: bool) -> R
             ));
             (None, None)
         }
-    };
-    let mut draft = Manifest::empty(plan, inputs);
-    let keep = decide(plan, old.as_ref().filter(|_| !force), &mut draft);
-    let removed = match &old {
-        Some(old) => remove_stale(plan, old, &mut warnings),
-        None => 0,
-    };
-    sweep(plan, &mut warnings);
-    Reconciled {
-        keep,
-        removed,
-        warnings,
-        journal: Journal::new(out, draft, saved),
     }
 }
 
