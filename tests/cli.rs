@@ -26,6 +26,15 @@ fn ctstack(args: &[&str]) -> Output {
         .expect("cannot run ctstack")
 }
 
+/// The stdout of a run that must succeed with nothing on stderr.
+fn ctstack_ok(args: &[&str]) -> String {
+    let out = ctstack(args);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    text(&out.stdout)
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -44,15 +53,7 @@ fn help_is_there_for_every_command() {
         &["info", "--help"],
         &["help", "pyramid"],
     ] {
-        let out = ctstack(args);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
-        assert!(out.stderr.is_empty(), "{args:?}: {}", text(&out.stderr));
-        let help = text(&out.stdout);
+        let help = ctstack_ok(args);
         assert!(help.contains("Usage: ctstack"), "{args:?}: {help}");
     }
     let pyramid = text(&ctstack(&["pyramid", "--help"]).stdout);
@@ -94,14 +95,7 @@ fn version_is_printed() {
             format!("ctstack-pyramid {version}\n"),
         ),
     ] {
-        let out = ctstack(args);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
-        assert_eq!(text(&out.stdout), want, "{args:?}");
+        assert_eq!(ctstack_ok(args), want, "{args:?}");
     }
 }
 
