@@ -211,10 +211,7 @@ fn every_bad_command_line_exits_2_with_a_short_message() {
         (&["info"], "FILE|DIR"),
         (&["info", "--min-size", "80", s], "--min-size"),
         // Understood, but the library blames the argument: no slices in the folder.
-        (
-            &["pyramid", &empty, "--out", &out],
-            "no .tif or .tiff files",
-        ),
+        (&["pyramid", &empty, "--out", &out], "no slice files"),
     ];
     for (args, mention) in cases {
         let run = ctstack(args);
@@ -358,8 +355,9 @@ fn info_explains_gaps_skipped_files_and_refused_slices() {
         "scan_0001.tif is followed by scan_0003.tif: number 2 is missing\n",
         "  skipped: 4 entries\n",
         "    .thumbnail: directory: ctstack's default output directory\n",
-        "    notes.txt: not a slice by its name (extension .txt)\n",
-        "    preview.png: not a slice by its name (extension .png); it is a PNG image\n",
+        "    notes.txt: not a slice file by its name (extension .txt, not .tif .tiff .bmp .png .jpg .jpeg)\n",
+        // The library's selection says why it left an image file out.
+        "    preview.png: unnumbered \".png\" names is not the stack's group",
         "    raw: directory: a stack is the files directly in DIR\n",
         "  refused: 2 slices that `ctstack pyramid` would stop at\n",
         "scan_0004.tif: 3x4 16-bit, but scan_0000.tif is 6x4 16-bit\n",
@@ -370,36 +368,43 @@ fn info_explains_gaps_skipped_files_and_refused_slices() {
         .lines()
         .find(|l| l.contains("scan_0005.tif"))
         .unwrap_or_else(|| panic!("scan_0005.tif not reported:\n{stdout}"));
-    assert!(png_slice.contains("this is a PNG image"), "{png_slice}");
+    // A PNG under a .tif name is read as a PNG: this one is cut short.
+    assert!(png_slice.contains("PNG data is truncated"), "{png_slice}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
-fn info_on_a_png_says_what_it_is_and_what_to_do() {
+fn info_on_a_png_and_on_files_it_cannot_read() {
     let dir = scratch("info-png");
-    let png = dir.join("slice.png");
-    std::fs::write(&png, PNG_HEAD).unwrap();
-    let good = common::fixtures().join("slices/tifffile_u16_be.tif");
-    let run = ctstack(&[
-        "info",
-        &png.display().to_string(),
-        &good.display().to_string(),
-    ]);
+    let broken = dir.join("broken.png");
+    std::fs::write(&broken, PNG_HEAD).unwrap();
+    let gif = dir.join("scan.gif");
+    std::fs::write(&gif, b"GIF89a\x01\0\x01\0\0\0\0;").unwrap();
+    // A PNG written by Pillow (fixtures/make_image_fixtures.py).
+    let png = common::fixtures().join("images/pillow_L.png");
+    let paths = [&png, &broken, &gif].map(|p| p.display().to_string());
+    let run = ctstack(&["info", &paths[0], &paths[1], &paths[2]]);
     let stdout = text(&run.stdout);
     assert_eq!(run.status.code(), Some(1), "{stdout}");
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 3, "{stdout}");
-    assert!(lines[0].contains("slice.png: error ("), "{stdout}");
+    assert_eq!(lines.len(), 4, "{stdout}");
     assert!(
-        lines[1].ends_with(
-            "slice.png: this is a PNG image, not a TIFF: convert the stack to TIFF, \
-             for example with ImageMagick: magick mogrify -format tif *.png"
-        ),
+        lines[0]
+            .ends_with("pillow_L.png: 67x45 8-bit, compression Deflate, big-endian, decoded: PNG"),
         "{stdout}"
     );
+    // A damaged PNG: the PNG reader's error, no advice to convert it.
     assert!(
-        lines[2].ends_with(
-            "tifffile_u16_be.tif: 67x45 16-bit, compression none, big-endian, copied: big-endian"
+        lines[1].contains("broken.png: error (malformed file): "),
+        "{stdout}"
+    );
+    assert!(lines[1].contains("PNG data is truncated"), "{stdout}");
+    // A format ctstack does not read: what it is and what to do.
+    assert!(lines[2].contains("scan.gif: error ("), "{stdout}");
+    assert!(
+        lines[3].ends_with(
+            "scan.gif: this is a GIF image, a format ctstack does not read: convert the stack to \
+             TIFF or PNG, for example with ImageMagick: magick mogrify -format tif *.gif"
         ),
         "{stdout}"
     );

@@ -76,8 +76,9 @@ fn describe_file(path: &Path, options: &OpenOptions) -> bool {
 /// What `ctstack pyramid DIR` would work on. Whether every slice is usable (all
 /// open, all of one size and depth); the skipped files and gaps do not count.
 fn describe_stack(dir: &Path, options: &OpenOptions) -> Result<bool, Failure> {
-    let slices = stack::list_slices(dir)?;
-    let skipped = skipped_entries(dir, &slices)?;
+    let listing = stack::select(dir, &stack::Selection::default())?;
+    let slices = &listing.files;
+    let skipped = skipped_entries(dir, &listing)?;
     println!("{}: {}", dir.display(), plural(slices.len(), "slice"));
 
     let mut first: Option<(String, (u32, u32, u32))> = None;
@@ -85,7 +86,7 @@ fn describe_stack(dir: &Path, options: &OpenOptions) -> Result<bool, Failure> {
     let mut compressions: BTreeMap<String, usize> = BTreeMap::new();
     let mut input_bytes = 0u64;
     let mut refused = Vec::new();
-    for path in &slices {
+    for path in slices {
         let name = file_name(path);
         let slice = match Slice::open_with(path, options) {
             Ok(slice) => slice,
@@ -121,13 +122,13 @@ fn describe_stack(dir: &Path, options: &OpenOptions) -> Result<bool, Failure> {
         println!("  access paths: {}", counts(&paths));
         println!("  compression: {}", counts(&compressions));
     }
-    let gaps = stack::numbering_gaps(&slices);
+    let gaps = &listing.gaps;
     if gaps.is_empty() {
         println!("  numbering: no gaps");
     } else {
         let n = plural(gaps.len(), "gap");
         println!("  numbering: {n} (a warning; an error with pyramid --strict)");
-        for gap in &gaps {
+        for gap in gaps {
             println!("    {gap}");
         }
     }
@@ -149,8 +150,10 @@ fn describe_stack(dir: &Path, options: &OpenOptions) -> Result<bool, Failure> {
     Ok(refused.is_empty() && !slices.is_empty())
 }
 
-/// Every entry of `dir` that is not one of `slices`, with why it is left out.
-fn skipped_entries(dir: &Path, slices: &[PathBuf]) -> Result<Vec<String>, Failure> {
+/// Every entry of `dir` that is not in the stack, with why: the image files the
+/// library's selection left out (its reasons), then what it ignores without a
+/// word (subdirectories, files of other types, said what they are if recognised).
+fn skipped_entries(dir: &Path, listing: &stack::Listing) -> Result<Vec<String>, Failure> {
     let entries = std::fs::read_dir(dir).map_err(|e| {
         Failure::Run(ctstack::Error::Io {
             path: dir.to_path_buf(),
@@ -158,10 +161,14 @@ fn skipped_entries(dir: &Path, slices: &[PathBuf]) -> Result<Vec<String>, Failur
             source: e,
         })
     })?;
-    let mut skipped: Vec<(String, String)> = Vec::new();
+    let mut skipped: Vec<(String, String)> = listing
+        .skipped
+        .iter()
+        .map(|s| (file_name(&s.path), s.reason.clone()))
+        .collect();
     for entry in entries.flatten() {
         let path = entry.path();
-        if slices.contains(&path) {
+        if listing.files.contains(&path) || listing.skipped.iter().any(|s| s.path == path) {
             continue;
         }
         let name = file_name(&path);
@@ -176,12 +183,13 @@ fn skipped_entries(dir: &Path, slices: &[PathBuf]) -> Result<Vec<String>, Failur
                 || "no extension".to_string(),
                 |e| format!("extension .{}", e.to_string_lossy()),
             );
+            let wanted = stack::EXTENSIONS.join(" .");
             match Signature::of_file(&path) {
                 Some(kind) => format!(
-                    "not a slice by its name ({extension}); it is {}",
+                    "not a slice file by its name ({extension}, not .{wanted}); it is {}",
                     kind.name()
                 ),
-                None => format!("not a slice by its name ({extension})"),
+                None => format!("not a slice file by its name ({extension}, not .{wanted})"),
             }
         };
         skipped.push((name, why));
