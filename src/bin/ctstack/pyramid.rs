@@ -16,7 +16,8 @@ Outputs the manifest (OUT/ctstack.json) shows were made from the same inputs \
 are kept, so an interrupted or repeated run only rebuilds what is missing or stale; \
 outputs the plan no longer holds are removed; every file appears atomically. Exit status: 0 done, 1 failed, 2 wrong command line, 130 interrupted.")]
 pub struct PyramidArgs {
-    /// Directory of .tif/.tiff slices, in natural order (s2 before s10).
+    /// Directory of slices (.tif .tiff .bmp .png .jpg .jpeg; the most common name
+    /// pattern, as `ctstack info INPUT_DIR` shows), in natural order (s2 before s10).
     #[arg(value_name = "INPUT_DIR")]
     input: PathBuf,
     /// Where levels go [default: INPUT_DIR/.thumbnail].
