@@ -26,6 +26,15 @@ fn ctstack(args: &[&str]) -> Output {
         .expect("cannot run ctstack")
 }
 
+/// The stdout of a run that must succeed with nothing on stderr.
+fn ctstack_ok(args: &[&str]) -> String {
+    let out = ctstack(args);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    text(&out.stdout)
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -44,15 +53,7 @@ fn help_is_there_for_every_command() {
         &["info", "--help"],
         &["help", "pyramid"],
     ] {
-        let out = ctstack(args);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
-        assert!(out.stderr.is_empty(), "{args:?}: {}", text(&out.stderr));
-        let help = text(&out.stdout);
+        let help = ctstack_ok(args);
         assert!(help.contains("Usage: ctstack"), "{args:?}: {help}");
     }
     let pyramid = text(&ctstack(&["pyramid", "--help"]).stdout);
@@ -94,14 +95,7 @@ fn version_is_printed() {
             format!("ctstack-pyramid {version}\n"),
         ),
     ] {
-        let out = ctstack(args);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
-        assert_eq!(text(&out.stdout), want, "{args:?}");
+        assert_eq!(ctstack_ok(args), want, "{args:?}");
     }
 }
 
@@ -308,7 +302,7 @@ fn info_describes_a_stack_folder() {
     assert_eq!(run.status.code(), Some(0), "{stdout}{}", text(&run.stderr));
     for line in [
         ": 21 slices\n",
-        "  size: 301x203 uint16 (as slice_0000.tif), 2.6 MB of pixels\n",
+        "  size: 301x203 16-bit (as slice_0000.tif), 2.6 MB of pixels\n",
         "  access paths: mapped 21\n",
         "  compression: none 21\n",
         "  numbering: no gaps\n",
@@ -355,17 +349,18 @@ fn info_explains_gaps_skipped_files_and_refused_slices() {
     assert_eq!(run.status.code(), Some(1), "{stdout}");
     for line in [
         ": 5 slices\n",
-        "  size: 6x4 uint16 (as scan_0000.tif), ",
+        "  size: 6x4 16-bit (as scan_0000.tif), ",
         "  access paths: ",
         "  numbering: 1 gap (a warning; an error with pyramid --strict)\n",
         "scan_0001.tif is followed by scan_0003.tif: number 2 is missing\n",
         "  skipped: 4 entries\n",
         "    .thumbnail: directory: ctstack's default output directory\n",
-        "    notes.txt: not a slice by its name (extension .txt)\n",
-        "    preview.png: unnumbered \".png\" names",
+        "    notes.txt: not a slice file by its name (extension .txt, not .tif .tiff .bmp .png .jpg .jpeg)\n",
+        // The library's selection says why it left an image file out.
+        "    preview.png: unnumbered \".png\" names is not the stack's group",
         "    raw: directory: a stack is the files directly in DIR\n",
         "  refused: 2 slices that `ctstack pyramid` would stop at\n",
-        "scan_0004.tif: 3x4 uint16, but scan_0000.tif is 6x4 uint16\n",
+        "scan_0004.tif: 3x4 16-bit, but scan_0000.tif is 6x4 16-bit\n",
     ] {
         assert!(stdout.contains(line), "no {line:?} in:\n{stdout}");
     }
@@ -373,36 +368,43 @@ fn info_explains_gaps_skipped_files_and_refused_slices() {
         .lines()
         .find(|l| l.contains("scan_0005.tif"))
         .unwrap_or_else(|| panic!("scan_0005.tif not reported:\n{stdout}"));
+    // A PNG under a .tif name is read as a PNG: this one is cut short.
     assert!(png_slice.contains("PNG data is truncated"), "{png_slice}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
-fn info_on_a_file_it_cannot_read_says_what_it_is_and_what_to_do() {
-    let dir = scratch("info-gif");
-    let png = dir.join("slice.gif");
-    std::fs::write(&png, b"GIF89a\x10\0\x10\0\0\0\0").unwrap();
-    let good = common::fixtures().join("slices/tifffile_u16_be.tif");
-    let run = ctstack(&[
-        "info",
-        &png.display().to_string(),
-        &good.display().to_string(),
-    ]);
+fn info_on_a_png_and_on_files_it_cannot_read() {
+    let dir = scratch("info-png");
+    let broken = dir.join("broken.png");
+    std::fs::write(&broken, PNG_HEAD).unwrap();
+    let gif = dir.join("scan.gif");
+    std::fs::write(&gif, b"GIF89a\x01\0\x01\0\0\0\0;").unwrap();
+    // A PNG written by Pillow (fixtures/make_image_fixtures.py).
+    let png = common::fixtures().join("images/pillow_L.png");
+    let paths = [&png, &broken, &gif].map(|p| p.display().to_string());
+    let run = ctstack(&["info", &paths[0], &paths[1], &paths[2]]);
     let stdout = text(&run.stdout);
     assert_eq!(run.status.code(), Some(1), "{stdout}");
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 3, "{stdout}");
-    assert!(lines[0].contains("slice.gif: error ("), "{stdout}");
+    assert_eq!(lines.len(), 4, "{stdout}");
     assert!(
-        lines[1].ends_with(
-            "slice.gif: this is a GIF image, not a TIFF: convert the stack to TIFF, \
-             for example with ImageMagick: magick mogrify -format tif *.gif"
-        ),
+        lines[0]
+            .ends_with("pillow_L.png: 67x45 8-bit, compression Deflate, big-endian, decoded: PNG"),
         "{stdout}"
     );
+    // A damaged PNG: the PNG reader's error, no advice to convert it.
     assert!(
-        lines[2].ends_with(
-            "tifffile_u16_be.tif: TIFF 67x45 uint16, compression none, big-endian, copied: big-endian"
+        lines[1].contains("broken.png: error (malformed file): "),
+        "{stdout}"
+    );
+    assert!(lines[1].contains("PNG data is truncated"), "{stdout}");
+    // A format ctstack does not read: what it is and what to do.
+    assert!(lines[2].contains("scan.gif: error ("), "{stdout}");
+    assert!(
+        lines[3].ends_with(
+            "scan.gif: this is a GIF image, a format ctstack does not read: convert the stack to \
+             TIFF or PNG, for example with ImageMagick: magick mogrify -format tif *.gif"
         ),
         "{stdout}"
     );

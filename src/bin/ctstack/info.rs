@@ -55,15 +55,10 @@ fn describe_file(path: &Path, options: &OpenOptions) -> bool {
     match Slice::open_with(path, options) {
         Ok(s) => {
             println!(
-                "{name}: {} {}x{} {}{}, compression {}, {}{}, {}",
-                s.format().name(),
+                "{name}: {}x{} {}-bit, compression {}, {}{}, {}",
                 s.width(),
                 s.height(),
-                s.sample_type(),
-                match s.photometric() {
-                    ctstack::Photometric::MinIsWhite => " min-is-white",
-                    _ => "",
-                },
+                s.bits(),
                 s.compression().name(),
                 s.byte_order().name(),
                 if s.is_bigtiff() { " BigTIFF" } else { "" },
@@ -85,22 +80,16 @@ fn describe_file(path: &Path, options: &OpenOptions) -> bool {
 /// open, all of one size and depth); the skipped files and gaps do not count.
 fn describe_stack(dir: &Path, select: &SelectArgs, options: &OpenOptions) -> Result<bool, Failure> {
     let listing = stack::select(dir, &select.selection())?;
-    let slices = listing.files;
-    let mut skipped: Vec<String> = listing
-        .skipped
-        .iter()
-        .map(|s| format!("{}: {}", file_name(&s.path), s.reason))
-        .collect();
-    let listed: Vec<PathBuf> = listing.skipped.into_iter().map(|s| s.path).collect();
-    skipped.extend(skipped_entries(dir, &slices, &listed)?);
+    let slices = &listing.files;
+    let skipped = skipped_entries(dir, &listing)?;
     println!("{}: {}", dir.display(), plural(slices.len(), "slice"));
 
-    let mut first: Option<(String, (u32, u32, ctstack::SampleType))> = None;
+    let mut first: Option<(String, (u32, u32, u32))> = None;
     let mut paths: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut compressions: BTreeMap<String, usize> = BTreeMap::new();
     let mut input_bytes = 0u64;
     let mut refused = Vec::new();
-    for path in &slices {
+    for path in slices {
         let name = file_name(path);
         let slice = match Slice::open_with(path, options) {
             Ok(slice) => slice,
@@ -114,12 +103,12 @@ fn describe_stack(dir: &Path, select: &SelectArgs, options: &OpenOptions) -> Res
                 continue;
             }
         };
-        let shape = (slice.width(), slice.height(), slice.sample_type());
+        let shape = (slice.width(), slice.height(), slice.bits());
         let (first_name, first_shape) = first.get_or_insert_with(|| (name.clone(), shape));
         if *first_shape != shape {
-            let (w, h, ty) = *first_shape;
+            let (w, h, bits) = *first_shape;
             refused.push(format!(
-                "{name}: {}x{} {}, but {first_name} is {w}x{h} {ty}",
+                "{name}: {}x{} {}-bit, but {first_name} is {w}x{h} {bits}-bit",
                 shape.0, shape.1, shape.2
             ));
             continue;
@@ -128,21 +117,21 @@ fn describe_stack(dir: &Path, select: &SelectArgs, options: &OpenOptions) -> Res
         *compressions.entry(slice.compression().name()).or_default() += 1;
         input_bytes += slice.image_bytes() as u64;
     }
-    if let Some((name, (w, h, ty))) = &first {
+    if let Some((name, (w, h, bits))) = &first {
         println!(
-            "  size: {w}x{h} {ty} (as {name}), {} of pixels",
+            "  size: {w}x{h} {bits}-bit (as {name}), {} of pixels",
             bytes(input_bytes)
         );
         println!("  access paths: {}", counts(&paths));
         println!("  compression: {}", counts(&compressions));
     }
-    let gaps = listing.gaps;
+    let gaps = &listing.gaps;
     if gaps.is_empty() {
         println!("  numbering: no gaps");
     } else {
         let n = plural(gaps.len(), "gap");
         println!("  numbering: {n} (a warning; an error with pyramid --strict)");
-        for gap in &gaps {
+        for gap in gaps {
             println!("    {gap}");
         }
     }
@@ -164,13 +153,10 @@ fn describe_stack(dir: &Path, select: &SelectArgs, options: &OpenOptions) -> Res
     Ok(refused.is_empty() && !slices.is_empty())
 }
 
-/// Every entry of `dir` that is neither one of `slices` nor in `listed` (the
-/// image files the selection already explained), with why it is left out.
-fn skipped_entries(
-    dir: &Path,
-    slices: &[PathBuf],
-    listed: &[PathBuf],
-) -> Result<Vec<String>, Failure> {
+/// Every entry of `dir` that is not in the stack, with why: the image files the
+/// library's selection left out (its reasons), then what it ignores without a
+/// word (subdirectories, files of other types, said what they are if recognised).
+fn skipped_entries(dir: &Path, listing: &stack::Listing) -> Result<Vec<String>, Failure> {
     let entries = std::fs::read_dir(dir).map_err(|e| {
         Failure::Run(ctstack::Error::Io {
             path: dir.to_path_buf(),
@@ -178,10 +164,14 @@ fn skipped_entries(
             source: e,
         })
     })?;
-    let mut skipped: Vec<(String, String)> = Vec::new();
+    let mut skipped: Vec<(String, String)> = listing
+        .skipped
+        .iter()
+        .map(|s| (file_name(&s.path), s.reason.clone()))
+        .collect();
     for entry in entries.flatten() {
         let path = entry.path();
-        if slices.contains(&path) || listed.contains(&path) {
+        if listing.files.contains(&path) || listing.skipped.iter().any(|s| s.path == path) {
             continue;
         }
         let name = file_name(&path);
@@ -196,12 +186,13 @@ fn skipped_entries(
                 || "no extension".to_string(),
                 |e| format!("extension .{}", e.to_string_lossy()),
             );
+            let wanted = stack::EXTENSIONS.join(" .");
             match Signature::of_file(&path) {
                 Some(kind) => format!(
-                    "not a slice by its name ({extension}); it is {}",
+                    "not a slice file by its name ({extension}, not .{wanted}); it is {}",
                     kind.name()
                 ),
-                None => format!("not a slice by its name ({extension})"),
+                None => format!("not a slice file by its name ({extension}, not .{wanted})"),
             }
         };
         skipped.push((name, why));

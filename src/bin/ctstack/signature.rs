@@ -1,5 +1,6 @@
-//! What a file that is not a TIFF looks like, from its first bytes, so that
-//! `ctstack info` can say what the file is and what to do with it.
+//! What a file looks like from its first bytes, so that `ctstack info` can say
+//! what a file it cannot read is and what to do with it (the library sniffs the
+//! formats it reads itself; this knows a few more that CT users meet).
 
 use std::io::Read;
 use std::path::Path;
@@ -73,27 +74,24 @@ impl Signature {
         }
     }
 
-    /// For a file that failed to open: what it is and what to do, or `None` if
-    /// it is a TIFF (the error message says what is wrong with it).
+    /// For a file that failed to open: what it is and what to do, or `None` for a
+    /// format ctstack reads (the reader's error then says what is wrong).
     pub fn advice(self) -> Option<String> {
         let convert = |ext: &str| {
             format!(
-                "{}, not a TIFF: convert the stack to TIFF, for example with ImageMagick: \
-                 magick mogrify -format tif *.{ext}",
+                "{}, a format ctstack does not read: convert the stack to TIFF or PNG, \
+                 for example with ImageMagick: magick mogrify -format tif *.{ext}",
                 self.name()
             )
         };
         Some(match self {
-            // Formats ctstack reads: the error itself says what is wrong with the file.
-            Signature::Tiff
-            | Signature::BigTiff
-            | Signature::Png
-            | Signature::Bmp
-            | Signature::Jpeg => return None,
+            Signature::Tiff | Signature::BigTiff | Signature::Png | Signature::Bmp => return None,
+            Signature::Jpeg => return None,
             Signature::Jpeg2000 => convert("jp2"),
             Signature::Gif => convert("gif"),
             Signature::Dicom => format!(
-                "{}, not a TIFF: export the series as TIFF slices with a DICOM tool first",
+                "{}, a format ctstack does not read: export the series as TIFF slices \
+                 with a DICOM tool first",
                 self.name()
             ),
         })
@@ -132,9 +130,19 @@ mod tests {
     #[test]
     fn advice_names_the_format_and_a_way_out() {
         let advice = Signature::Gif.advice().unwrap();
-        assert!(advice.starts_with("a GIF image, not a TIFF"), "{advice}");
+        assert!(
+            advice.starts_with("a GIF image, a format ctstack does not read"),
+            "{advice}"
+        );
         assert!(advice.contains("*.gif"), "{advice}");
-        assert_eq!(Signature::Tiff.advice(), None);
-        assert_eq!(Signature::Png.advice(), None, "PNG is read");
+        // Formats ctstack reads: their reader's error says what is wrong.
+        for readable in [
+            Signature::Tiff,
+            Signature::Png,
+            Signature::Bmp,
+            Signature::Jpeg,
+        ] {
+            assert_eq!(readable.advice(), None);
+        }
     }
 }
