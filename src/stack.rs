@@ -126,6 +126,11 @@ struct Candidate {
 impl Candidate {
     fn new(path: PathBuf) -> Option<Candidate> {
         let name = file_name(&path);
+        // Hidden files: macOS writes `._slice_0001.tif` resource forks beside every
+        // file it copies to a foreign disk; they are not slices.
+        if name.starts_with('.') {
+            return None;
+        }
         let (stem, ext) = name.rsplit_once('.')?;
         let extension = ext.to_ascii_lowercase();
         if !EXTENSIONS.contains(&extension.as_str()) {
@@ -165,8 +170,9 @@ impl Candidate {
 }
 
 /// Picks the stack of `dir` as `selection` says: reads the directory (not
-/// recursively; symbolic links are followed, subdirectories ignored), keeps the
-/// files with a stack extension, and takes one (prefix, extension) group.
+/// recursively; symbolic links are followed, subdirectories and names starting
+/// with `.` ignored), keeps the files with a stack extension, and takes one
+/// (prefix, extension) group.
 ///
 /// Unset fields of the selection are chosen like CTHarvester chooses them: the
 /// group with the most files wins (CTHarvester counts prefixes and extensions
@@ -520,6 +526,10 @@ mod tests {
                 "scan_rec00000011.BMP",
                 "scan_rec00000013.bmp",
                 "scan_spr.bmp",
+                "._scan_rec00000009.bmp",
+                "._scan_rec00000010.bmp",
+                "._scan_rec00000011.bmp",
+                "._scan_rec00000013.bmp",
                 "scan_rec.log",
                 "export_0001.tif",
                 "export_0002.tif",
