@@ -242,6 +242,7 @@ impl Slice {
         let source = Source::open_header(path, options.read_mode)?;
         let bytes = source.bytes();
         let header = match Format::sniff(bytes) {
+            None => return Err(formats::unknown(bytes).at(path)),
             Some(format) if format != Format::Tiff => {
                 let h =
                     formats::read_header(format, bytes, &options.limits).map_err(|p| p.at(path))?;
@@ -257,7 +258,7 @@ impl Slice {
                     byte_order,
                 }
             }
-            _ => {
+            Some(_) => {
                 let layout = ImageLayout::parse(bytes, &options.limits).map_err(|p| p.at(path))?;
                 SliceHeader {
                     format: Format::Tiff,
@@ -293,12 +294,13 @@ impl Slice {
     fn from_source(path: &Path, source: Source, options: &OpenOptions) -> Result<Slice, Error> {
         let depth = wanted_depth(options)?;
         let slice = match Format::sniff(source.bytes()) {
+            None => return Err(formats::unknown(source.bytes()).at(path)),
             Some(format) if format != Format::Tiff => {
                 let image = formats::read(format, source.bytes(), &options.limits)
                     .map_err(|p| p.at(path))?;
                 Slice::from_image(path, format, source, image)
             }
-            _ => {
+            Some(_) => {
                 let layout =
                     ImageLayout::parse(source.bytes(), &options.limits).map_err(|p| p.at(path))?;
                 let (access, pixels) =

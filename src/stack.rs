@@ -126,6 +126,11 @@ struct Candidate {
 impl Candidate {
     fn new(path: PathBuf) -> Option<Candidate> {
         let name = file_name(&path);
+        // Hidden files: macOS writes `._slice_0001.tif` resource forks beside every
+        // file it copies to a foreign disk; they are not slices.
+        if name.starts_with('.') {
+            return None;
+        }
         let (stem, ext) = name.rsplit_once('.')?;
         let extension = ext.to_ascii_lowercase();
         if !EXTENSIONS.contains(&extension.as_str()) {
@@ -155,18 +160,12 @@ impl Candidate {
         let prefix = (!self.digits.is_empty()).then_some(self.prefix.as_str());
         (prefix, &self.extension)
     }
-
-    fn describe_group(group: (Option<&str>, &str)) -> String {
-        match group {
-            (Some(prefix), ext) => format!("{prefix:?} + index + \".{ext}\""),
-            (None, ext) => format!("unnumbered \".{ext}\" names"),
-        }
-    }
 }
 
 /// Picks the stack of `dir` as `selection` says: reads the directory (not
-/// recursively; symbolic links are followed, subdirectories ignored), keeps the
-/// files with a stack extension, and takes one (prefix, extension) group.
+/// recursively; symbolic links are followed, subdirectories and names starting
+/// with `.` ignored), keeps the files with a stack extension, and takes one
+/// (prefix, extension) group.
 ///
 /// Unset fields of the selection are chosen like CTHarvester chooses them: the
 /// group with the most files wins (CTHarvester counts prefixes and extensions
@@ -207,7 +206,8 @@ pub fn select(dir: &Path, selection: &Selection) -> Result<Listing, Error> {
             None => kept.push(c),
         }
     }
-    let Some(group) = most_common_group(&kept) else {
+    let counts = group_counts(&kept);
+    let Some(group) = most_common_group(&counts) else {
         return Ok(Listing {
             skipped,
             gaps: selection
@@ -216,17 +216,26 @@ pub fn select(dir: &Path, selection: &Selection) -> Result<Listing, Error> {
             files: Vec::new(),
         });
     };
+    let stack_group = format!(
+        "the stack's group {} has {}",
+        describe(group),
+        file_count(counts[&group].0)
+    );
     let group = (group.0.map(str::to_string), group.1.to_string());
+    let counts: HashMap<_, usize> = counts
+        .iter()
+        .map(|(g, (n, _))| (describe(*g), *n))
+        .collect();
     let mut files: Vec<Candidate> = Vec::new();
     for c in kept {
         let (prefix, ext) = c.group();
         if (prefix, ext) == (group.0.as_deref(), group.1.as_str()) {
             files.push(c);
         } else {
+            let own = describe((prefix, ext));
             let reason = format!(
-                "{} is not the stack's group, {} (the most common)",
-                Candidate::describe_group((prefix, ext)),
-                Candidate::describe_group((group.0.as_deref(), &group.1))
+                "group {own} has {}, {stack_group}",
+                file_count(counts[&own])
             );
             skipped.push(Skipped {
                 path: c.path,
@@ -305,17 +314,42 @@ fn refusal(c: &Candidate, selection: &Selection, extension: Option<&str>) -> Opt
     None
 }
 
-/// The (prefix, extension) group with the most files; ties go to the group
-/// seen first (`candidates` is in natural order).
-fn most_common_group(candidates: &[Candidate]) -> Option<(Option<&str>, &str)> {
-    let mut counts: HashMap<(Option<&str>, &str), (usize, usize)> = HashMap::new();
+/// A (prefix, extension) group: the prefix is `None` for names without an index.
+type Group<'a> = (Option<&'a str>, &'a str);
+
+/// Files per group, and the position of each group's first file.
+fn group_counts(candidates: &[Candidate]) -> HashMap<Group<'_>, (usize, usize)> {
+    let mut counts = HashMap::new();
     for (i, c) in candidates.iter().enumerate() {
         counts.entry(c.group()).or_insert((0, i)).0 += 1;
     }
     counts
-        .into_iter()
+}
+
+/// The group with the most files; ties go to the group seen first (candidates
+/// are in natural order).
+fn most_common_group<'a>(counts: &HashMap<Group<'a>, (usize, usize)>) -> Option<Group<'a>> {
+    counts
+        .iter()
         .max_by(|(_, (na, fa)), (_, (nb, fb))| na.cmp(nb).then(fb.cmp(fa)))
-        .map(|(group, _)| group)
+        .map(|(group, _)| *group)
+}
+
+/// `"scan_" + index + ".tif"`, or `unnumbered ".tif"`.
+fn describe(group: Group<'_>) -> String {
+    match group {
+        (Some(prefix), ext) => format!("{prefix:?} + index + \".{ext}\""),
+        (None, ext) => format!("unnumbered \".{ext}\""),
+    }
+}
+
+/// `1 file`, `2 files`.
+fn file_count(n: usize) -> String {
+    if n == 1 {
+        "1 file".into()
+    } else {
+        format!("{n} files")
+    }
 }
 
 /// Keeps the first file of each index (`s01.tif` and `s1.tif` are both index 1:
@@ -520,6 +554,10 @@ mod tests {
                 "scan_rec00000011.BMP",
                 "scan_rec00000013.bmp",
                 "scan_spr.bmp",
+                "._scan_rec00000009.bmp",
+                "._scan_rec00000010.bmp",
+                "._scan_rec00000011.bmp",
+                "._scan_rec00000013.bmp",
                 "scan_rec.log",
                 "export_0001.tif",
                 "export_0002.tif",
@@ -535,21 +573,21 @@ mod tests {
                 "scan_rec00000013.bmp"
             ]
         );
-        let group = r#"is not the stack's group, "scan_rec" + index + ".bmp" (the most common)"#;
+        let group = r#"the stack's group "scan_rec" + index + ".bmp" has 4 files"#;
         assert_eq!(
             skipped(&listing),
             [
                 (
                     "export_0001.tif".to_string(),
-                    format!(r#""export_" + index + ".tif" {group}"#)
+                    format!(r#"group "export_" + index + ".tif" has 2 files, {group}"#)
                 ),
                 (
                     "export_0002.tif".to_string(),
-                    format!(r#""export_" + index + ".tif" {group}"#)
+                    format!(r#"group "export_" + index + ".tif" has 2 files, {group}"#)
                 ),
                 (
                     "scan_spr.bmp".to_string(),
-                    format!(r#"unnumbered ".bmp" names {group}"#)
+                    format!(r#"group unnumbered ".bmp" has 1 file, {group}"#)
                 ),
             ]
         );

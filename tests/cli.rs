@@ -357,7 +357,7 @@ fn info_explains_gaps_skipped_files_and_refused_slices() {
         "    .thumbnail: directory: ctstack's default output directory\n",
         "    notes.txt: not a slice file by its name (extension .txt, not .tif .tiff .bmp .png .jpg .jpeg)\n",
         // The library's selection says why it left an image file out.
-        "    preview.png: unnumbered \".png\" names is not the stack's group",
+        "    preview.png: group unnumbered \".png\" has 1 file, the stack's group \"scan_\" + index + \".tif\" has 5 files\n",
         "    raw: directory: a stack is the files directly in DIR\n",
         "  refused: 2 slices that `ctstack pyramid` would stop at\n",
         "scan_0004.tif: 3x4 16-bit, but scan_0000.tif is 6x4 16-bit\n",
@@ -408,6 +408,127 @@ fn info_on_a_png_and_on_files_it_cannot_read() {
         ),
         "{stdout}"
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Ctrl-C in the middle of a run: exit 130 with one line, nothing partial or
+/// temporary left, only level folders (and the lock file) in the output; a rerun
+/// finishes the job.
+#[cfg(unix)]
+#[test]
+fn info_reads_bmp_png_and_jpeg_or_says_what_is_wrong() {
+    let dir = scratch("info-png");
+    let png = dir.join("slice.png");
+    std::fs::write(&png, PNG_HEAD).unwrap();
+    let f = common::fixtures();
+    let files = [
+        png.clone(),
+        f.join("images/pillow_I16.png"),
+        f.join("images/nrecon_like_301.bmp"),
+        f.join("images/pillow_RGB.jpg"),
+        f.join("slices/tifffile_u16_be.tif"),
+    ];
+    let args: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    let mut argv = vec!["info", "--mmap", "always"];
+    argv.extend(args.iter().map(String::as_str));
+    let run = ctstack(&argv);
+    let stdout = text(&run.stdout);
+    assert_eq!(run.status.code(), Some(1), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "{stdout}");
+    assert!(
+        lines[0].contains("slice.png: error (malformed file)"),
+        "{stdout}"
+    );
+    assert!(lines[0].contains("PNG data is truncated"), "{stdout}");
+    for (line, want) in lines[1..].iter().zip([
+        "pillow_I16.png: PNG 67x45 uint16, compression Deflate, big-endian, decoded: PNG, 16-bit big-endian",
+        "nrecon_like_301.bmp: BMP 301x37 uint8, compression none, little-endian, mapped: BMP, bottom-up rows padded to 304 bytes, gray palette",
+        "pillow_RGB.jpg: JPEG 67x45 uint8, compression JPEG, big-endian, converted: RGB to gray (JPEG)",
+        "tifffile_u16_be.tif: TIFF 67x45 uint16, compression none, big-endian, copied: big-endian",
+    ]) {
+        assert!(line.ends_with(want), "{line:?} is not {want:?}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn pyramid_selects_with_prefix_ext_range_and_converts_depth() {
+    let dir = scratch("select");
+    let f = common::fixtures();
+    for k in 0..9 {
+        let name = format!("scan_rec{k:08}.bmp");
+        std::fs::copy(f.join("stack_bmp").join(&name), dir.join(&name)).unwrap();
+    }
+    std::fs::copy(f.join("stack_bmp/scan_spr.bmp"), dir.join("scan_spr.bmp")).unwrap();
+    let out = dir.join("out");
+    let (input, out_arg) = (dir.display().to_string(), out.display().to_string());
+    let run = ctstack(&[
+        "pyramid",
+        &input,
+        "--out",
+        &out_arg,
+        "--min-size",
+        "10",
+        "-q",
+    ]);
+    let stderr = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("ctstack: note: left out "), "{stderr}");
+    assert!(
+        stderr.contains("scan_spr.bmp: group unnumbered \".bmp\" has 1 file"),
+        "{stderr}"
+    );
+    // The pyramid is the numpy reference, file for file.
+    let reference = f.join("stack_bmp_reference");
+    for (k, count) in [(1, 5), (2, 3), (3, 2)] {
+        for j in 0..count {
+            let name = format!("{k}/{j:06}.tif");
+            let ours = ctstack::Slice::open(out.join(&name)).unwrap();
+            let theirs = ctstack::Slice::open(reference.join(&name)).unwrap();
+            assert_eq!(
+                ours.contiguous::<u8>().unwrap(),
+                theirs.contiguous::<u8>().unwrap(),
+                "{name}"
+            );
+        }
+    }
+    assert!(!out.join("4").exists());
+
+    let ranged = dir.join("ranged");
+    let run = ctstack(&[
+        "pyramid",
+        &input,
+        "--out",
+        &ranged.display().to_string(),
+        "--min-size",
+        "10",
+        "--prefix",
+        "scan_rec",
+        "--ext",
+        "BMP",
+        "--range",
+        "2:10",
+        "--index-width",
+        "8",
+        "--depth",
+        "16",
+        "-q",
+    ]);
+    let stderr = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("index 00000000 is outside 2..=10"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("numbers 9..=10 are missing (2 files)"),
+        "{stderr}"
+    );
+    let level1 = ctstack::Slice::open(ranged.join("1/000000.tif")).unwrap();
+    assert_eq!(level1.bits(), 16, "--depth 16 converts the 8-bit slices");
+    let run = ctstack(&["pyramid", &input, "--range", "5:2"]);
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run.stderr));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

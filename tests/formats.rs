@@ -259,6 +259,22 @@ fn hostile_and_unsupported_files_get_typed_errors() {
             "18 bytes",
         ),
         (
+            "pixels_over_palette.bmp",
+            {
+                let mut b = bmp(3, 2, 8, 0, 256, &[0; 8]);
+                b[10..14].copy_from_slice(&54u32.to_le_bytes());
+                b
+            },
+            ErrorKind::Format,
+            "overlap the headers and palette, which end at 1078",
+        ),
+        (
+            "hello.txt",
+            b"hello".to_vec(),
+            ErrorKind::Format,
+            "not a TIFF, BMP, PNG or JPEG file: it starts with 68 65 6c 6c",
+        ),
+        (
             "png_cut.png",
             b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec(),
             ErrorKind::Format,

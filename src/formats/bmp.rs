@@ -126,6 +126,15 @@ impl Layout {
         } else {
             Vec::new()
         };
+        // Pixels that overlap the headers or the palette would be served as gray levels.
+        let entry = if core { 3 } else { 4 };
+        let tables = FILE_HEADER + info_size + masks_len(info_size, compression);
+        let headers_end = tables + palette.len() * entry;
+        if data < headers_end {
+            return Err(format_problem!(
+                "BMP pixels at offset {data} overlap the headers and palette, which end at {headers_end}"
+            ));
+        }
         Ok(Layout {
             width,
             height,
@@ -196,6 +205,15 @@ fn check_masks(bytes: &[u8], bits: u16) -> Result<(), Problem> {
     Ok(())
 }
 
+/// Bytes of bit masks between a 40-byte header and the palette (later headers hold them).
+fn masks_len(info_size: usize, compression: u32) -> usize {
+    match (info_size, compression) {
+        (40, 3) => 12,
+        (40, 6) => 16,
+        _ => 0,
+    }
+}
+
 fn read_palette(
     bytes: &[u8],
     info_size: usize,
@@ -213,12 +231,7 @@ fn read_palette(
         }
     };
     let entry = if core { 3 } else { 4 };
-    let masks = match (info_size, compression) {
-        (40, 3) => 12,
-        (40, 6) => 16,
-        _ => 0,
-    };
-    let start = FILE_HEADER + info_size + masks;
+    let start = FILE_HEADER + info_size + masks_len(info_size, compression);
     let table = bytes.get(start..start + count * entry).ok_or_else(|| {
         format_problem!(
             "the {count}-entry BMP palette at offset {start} goes past the end of the {}-byte file",

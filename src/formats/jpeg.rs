@@ -16,13 +16,23 @@ use crate::sample::{SampleType, Samples};
 
 type Decoder<'a> = JpegDecoder<ZCursor<&'a [u8]>>;
 
-/// The most pixels a JPEG can encode per byte of file: 64 per bit.
-const PIXELS_PER_BYTE: u64 = 64 * 8;
+/// The fewest bits of the file one 8x8 block of a Huffman-coded JPEG can take:
+/// sequential frames (SOF0, SOF1) code at least a DC difference and an end of
+/// block, one bit each at best; a progressive frame (SOF2) at least the DC
+/// difference of its first scan. `None` for other frames (arithmetic, lossless,
+/// hierarchical), which the decoder refuses anyway.
+fn min_bits_per_block(frame_marker: u8) -> Option<u64> {
+    match frame_marker {
+        0xc0 | 0xc1 => Some(2),
+        0xc2 => Some(1),
+        _ => None,
+    }
+}
 
-/// The sample precision of the first frame header (SOFn), found by walking the
-/// marker segments up to the first scan; `None` if there is none before it.
-/// Each step moves forward, so the walk ends on any byte sequence.
-fn frame_precision(bytes: &[u8]) -> Option<u8> {
+/// The marker and sample precision of the first frame header (SOFn), found by
+/// walking the marker segments up to the first scan; `None` if there is none
+/// before it. Each step moves forward, so the walk ends on any byte sequence.
+fn frame_header(bytes: &[u8]) -> Option<(u8, u8)> {
     let mut at = 2;
     while at + 1 < bytes.len() {
         if bytes[at] != 0xff {
@@ -35,7 +45,7 @@ fn frame_precision(bytes: &[u8]) -> Option<u8> {
             0x01 | 0xd0..=0xd8 => at += 2,
             0xd9 | 0xda => return None,
             0xc0..=0xcf if !matches!(marker, 0xc4 | 0xc8 | 0xcc) => {
-                return bytes.get(at + 4).copied();
+                return bytes.get(at + 4).map(|&p| (marker, p));
             }
             _ => {
                 let len = usize::from(u16::from_be_bytes([
@@ -52,7 +62,8 @@ fn frame_precision(bytes: &[u8]) -> Option<u8> {
 /// Reads the headers, refusing what ctstack does not decode, and checks the
 /// decoded size against `limits`. Returns the decoder and whether the image is gray.
 fn open<'a>(bytes: &'a [u8], limits: &Limits) -> Result<(Decoder<'a>, bool), Problem> {
-    if let Some(p) = frame_precision(bytes)
+    let frame = frame_header(bytes);
+    if let Some((_, p)) = frame
         && p != 8
     {
         return Err(Problem::Unsupported(format!("{p}-bit JPEG")));
@@ -66,18 +77,20 @@ fn open<'a>(bytes: &'a [u8], limits: &Limits) -> Result<(Decoder<'a>, bool), Pro
         .info()
         .ok_or_else(|| format_problem!("JPEG headers could not be read"))?;
     let (width, height) = (u32::from(info.width), u32::from(info.height));
-    // Every 8x8 block costs at least one bit of the file (the Huffman code of its
-    // DC coefficient, even in a progressive file), so a JPEG holds at most 512
-    // pixels per byte. A header that claims more is forged or truncated, and the
-    // decoder would spend its time inventing the missing blocks.
+    // Every 8x8 block costs the file at least a bit or two, so a JPEG holds at
+    // most 256 (sequential) or 512 (progressive) pixels per byte. A header that
+    // claims more is forged or truncated, and the decoder would spend its time
+    // inventing the missing blocks.
     let pixels = u64::from(width) * u64::from(height);
-    if pixels > PIXELS_PER_BYTE * bytes.len() as u64 {
-        return Err(format_problem!(
-            "the {width}x{height} JPEG needs at least {} bytes (a bit per 8x8 block), \
-             the file has {}: truncated or forged",
-            pixels.div_ceil(PIXELS_PER_BYTE),
-            bytes.len()
-        ));
+    if let Some(bits) = frame.and_then(|(marker, _)| min_bits_per_block(marker)) {
+        let needed = (pixels.div_ceil(64) * bits).div_ceil(8);
+        if needed > bytes.len() as u64 {
+            return Err(format_problem!(
+                "the {width}x{height} JPEG needs at least {needed} bytes ({bits} bits per \
+                 8x8 block), the file has {}: truncated or forged",
+                bytes.len()
+            ));
+        }
     }
     let gray = match decoder.input_colorspace() {
         Some(ColorSpace::Luma) => true,

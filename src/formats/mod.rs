@@ -53,6 +53,16 @@ impl Format {
     }
 }
 
+/// The problem with a file whose first bytes are no known signature.
+pub(crate) fn unknown(bytes: &[u8]) -> Problem {
+    let start: Vec<String> = bytes.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    let start = match start.len() {
+        0 => "it is empty".to_string(),
+        _ => format!("it starts with {}", start.join(" ")),
+    };
+    Problem::Format(format!("not a TIFF, BMP, PNG or JPEG file: {start}"))
+}
+
 /// Size and depth of a non-TIFF image, read from its header alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Header {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use clap::Args;
-use ctstack::{DEFAULT_MIN_SIZE, Error, PyramidBuilder};
+use ctstack::{DEFAULT_MIN_SIZE, Error, PyramidBuilder, SampleType};
 
 use crate::progress::Progress;
 use crate::select::SelectArgs;
@@ -45,6 +45,10 @@ pub struct PyramidArgs {
     quiet: bool,
     #[command(flatten)]
     select: SelectArgs,
+    /// Convert slices of the other depth to this one (8: (v + 128) / 257, 16:
+    /// v * 257) instead of refusing a stack that mixes 8- and 16-bit slices.
+    #[arg(long, value_name = "BITS", value_parser = ["8", "16"])]
+    depth: Option<String>,
     #[command(flatten)]
     read: ReadArgs,
 }
@@ -60,6 +64,18 @@ pub fn run(args: &PyramidArgs) -> Result<(), Failure> {
     }
     if let Some(n) = args.threads {
         builder = builder.threads(capped_threads(n));
+    }
+    match args.depth.as_deref() {
+        Some("8") => builder = builder.convert_depth(SampleType::U8),
+        Some(_) => builder = builder.convert_depth(SampleType::U16),
+        None => {}
+    }
+    for skipped in builder.listing().map_or(&[][..], |l| &l.skipped) {
+        eprintln!(
+            "ctstack: note: left out {}: {}",
+            skipped.path.display(),
+            skipped.reason
+        );
     }
     let plan = builder.plan()?;
     for warning in plan.warnings() {
