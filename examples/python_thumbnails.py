@@ -6,8 +6,8 @@ CTHarvester's thumbnail module does, with the ctstack Python binding.
 The build runs as a ctstack.PyramidJob on a background thread; this script
 polls it every 0.1 s, as a GUI would from a timer, and draws a text progress
 bar. Ctrl-C cancels the job (no partial file is left behind; a later run
-resumes). The smallest level is then loaded as a volume: a numpy array of
-shape (slices, height, width).
+resumes). The smallest level is then read back (ctstack.open_pyramid) as a
+volume: a numpy array of shape (slices, height, width).
 
 Needs numpy. Uses the installed ctstack package (pip install .); in a
 checkout used without installing, the package in ../python with the library
@@ -76,19 +76,14 @@ def build(input_dir, output_dir, min_size):
 
 
 def smallest_level(output_dir, input_dir):
-    """The directory of the pyramid's smallest level: the highest numbered
-    level directory, or the input itself if no level was needed."""
-    levels = []
-    if os.path.isdir(output_dir):
-        levels = [
-            int(n)
-            for n in os.listdir(output_dir)
-            if n.isdigit() and tiff_files(os.path.join(output_dir, n))
-        ]
-    if not levels:
-        return 0, input_dir
-    k = max(levels)
-    return k, os.path.join(output_dir, str(k))
+    """``(k, volume)`` of the pyramid's smallest level, read back by the build's
+    manifest as one (slices, height, width) array; level 0 (the input itself)
+    if the input needed no level."""
+    with ctstack.open_pyramid(output_dir) as pyramid:
+        if len(pyramid):
+            level = pyramid[len(pyramid)]
+            return level.k, np.asarray(level)
+    return 0, load_volume(input_dir)
 
 
 def load_volume(directory):
@@ -130,8 +125,7 @@ def main(argv=None):
     elapsed = time.monotonic() - started
     print("pyramid built in %.2f s: %s (ctstack %s)" % (elapsed, output_dir, ctstack.version()))
 
-    level, directory = smallest_level(output_dir, args.input_dir)
-    volume = load_volume(directory)
+    level, volume = smallest_level(output_dir, args.input_dir)
     print(
         "level %d: shape %s, dtype %s, min %d, max %d"
         % (level, volume.shape, volume.dtype, volume.min(), volume.max())

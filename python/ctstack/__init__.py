@@ -17,7 +17,9 @@ Quick start::
 
     job = ctstack.PyramidJob("scan", pattern=ctstack.StackPattern("slice_", "tif", 1, 250, 4))
     ...                                    # poll job.progress from a GUI timer
-    job.wait()
+    report = job.report()                  # kept / rebuilt / removed, warnings
+    with ctstack.open_pyramid(report.output_dir) as pyramid:
+        volume = numpy.asarray(pyramid[len(pyramid)])   # the smallest level
 
 CTHarvester can use :mod:`ctstack.compat.ct_thumbnail` in place of its own
 ``ct_thumbnail`` module.
@@ -53,6 +55,7 @@ from ._errors import (
 from ._library import PROGRESS_FN, decode as _decode, lib as _lib, library_path
 from ._pyramid import (
     DEFAULT_MIN_SIZE,
+    JobReport,
     PyramidJob,
     PyramidOptions,
     StackPattern,
@@ -60,6 +63,7 @@ from ._pyramid import (
     mmap_policy,
     set_mmap_policy,
 )
+from ._readback import Level, Pyramid, open_pyramid
 from ._slice import Slice, average_pair
 
 __all__ = [
@@ -84,6 +88,10 @@ __all__ = [
     "Slice",
     "average_pair",
     "PyramidJob",
+    "JobReport",
+    "Pyramid",
+    "Level",
+    "open_pyramid",
     "PyramidOptions",
     "StackPattern",
     "build_pyramid",

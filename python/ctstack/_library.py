@@ -20,7 +20,7 @@ import os
 import sys
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
-from ._errors import OK, error_for, invalid_argument
+from ._errors import ERR_INTERNAL, OK, error_for, invalid_argument
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -145,6 +145,7 @@ class JobReportT(ctypes.Structure):
         ("elapsed_seconds", ctypes.c_double),
     ]
 
+
 #: Every function of include/ctstack.h: ``name: (restype, argtypes)``.
 SIGNATURES: Dict[str, Tuple[Any, List[Any]]] = {
     "ctstack_slice_open": (_i32, [_str, _P(SliceP)]),
@@ -209,6 +210,26 @@ def default_options() -> PyramidOptionsT:
     options = PyramidOptionsT.from_buffer_copy(scratch.raw[: ctypes.sizeof(PyramidOptionsT)])
     options.struct_size = ctypes.sizeof(PyramidOptionsT)
     return options
+
+
+#: ``CTSTACK_SAMPLE_*``: ``value: (name, numpy typestr without byte order, bytes)``.
+SAMPLE_TYPES: Dict[int, Tuple[str, str, int]] = {
+    1: ("u8", "u1", 1),
+    2: ("u16", "u2", 2),
+    3: ("i16", "i2", 2),
+    4: ("f32", "f4", 4),
+}
+
+
+def sample_type(value: int) -> Tuple[str, str, int]:
+    """``(name, typestr, bytes per sample)`` of a ``CTSTACK_SAMPLE_*`` value, the
+    typestr in the host's byte order (the library's order for samples)."""
+    try:
+        name, code, size = SAMPLE_TYPES[value]
+    except KeyError:
+        raise error_for(ERR_INTERNAL, "unknown sample type %d from the library" % value) from None
+    order = "|" if size == 1 else ("<" if sys.byteorder == "little" else ">")
+    return name, order + code, size
 
 
 def decode(raw: Optional[bytes]) -> str:

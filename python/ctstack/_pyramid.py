@@ -132,7 +132,8 @@ class PyramidOptions:
         mmap: ``"auto"``, ``"always"`` or ``"never"`` for this run (see
             :func:`set_mmap_policy`); None: the process-wide policy.
         strict: a gap in the slice numbering is an error, not a warning.
-        force: rebuild every output instead of keeping valid existing ones.
+        force: rebuild every output instead of keeping valid existing ones
+            (a resume keeps an output whose inputs are unchanged).
     """
 
     min_size: int = DEFAULT_MIN_SIZE
@@ -152,15 +153,7 @@ class PyramidOptions:
 
     def _native(self, output_dir: Optional[bytes]) -> _l.PyramidOptionsT:
         """The ``ctstack_pyramid_options`` of these options; ``output_dir``
-        (encoded) must outlive the call that uses it.
-
-        Raises NotImplementedError for ``force``, which the loaded library's
-        options struct cannot carry yet."""
-        if self.force:
-            raise NotImplementedError(
-                "ctstack %s: force=True needs a library whose ctstack_pyramid_options has "
-                "a force field" % _l.decode(_l.lib.ctstack_version())
-            )
+        (encoded) must outlive the call that uses it."""
         native = _l.default_options()
         native.output_dir = output_dir
         native.min_size = self.min_size
@@ -169,6 +162,7 @@ class PyramidOptions:
         if self.mmap is not None:
             native.mmap_policy = _mmap_value(self.mmap)
         native.strict = 1 if self.strict else 0
+        native.force = 1 if self.force else 0
         return native
 
 
@@ -324,6 +318,30 @@ def build_pyramid(
     _l.check(status, message)
 
 
+@dataclass(frozen=True)
+class JobReport:
+    """What a finished :class:`PyramidJob` did.
+
+    Attributes:
+        levels: levels beyond the input (the output has levels 1 ..= levels).
+        kept: output slices that were valid and kept (resume).
+        rebuilt: output slices this run wrote.
+        removed: stale outputs of an earlier run removed.
+        warnings: e.g. a gap in the numbering, files in the output folder
+            that are not outputs.
+        elapsed_seconds: the run's wall time.
+        output_dir: where the levels are (open it with :func:`open_pyramid`).
+    """
+
+    levels: int
+    kept: int
+    rebuilt: int
+    removed: int
+    warnings: List[str]
+    elapsed_seconds: float
+    output_dir: str
+
+
 class PyramidJob:
     """A pyramid build on a background thread, for GUI callers: no callback;
     poll :attr:`progress` and :attr:`running` (e.g. from a ``QTimer``, see
@@ -462,6 +480,29 @@ class PyramidJob:
             status = _l.lib.ctstack_job_wait(handle.ptr)
         if status != OK:
             raise error_for(status, _l.decode(_l.lib.ctstack_job_error(handle.ptr)))
+
+    def report(self) -> "JobReport":
+        """What the finished job did; waits for it first.
+
+        Raises:
+            CtstackError: the job failed (its own error, as :meth:`wait`).
+        """
+        self.wait()
+        handle = self._live()
+        native = _l.JobReportT()
+        native.struct_size = ctypes.sizeof(_l.JobReportT)
+        _l.check(_l.lib.ctstack_job_report_get(handle.ptr, ctypes.byref(native)))
+        return JobReport(
+            levels=native.levels,
+            kept=native.kept,
+            rebuilt=native.rebuilt,
+            removed=native.removed,
+            warnings=[
+                _l.decode(_l.lib.ctstack_job_warning(handle.ptr, i)) for i in range(native.warnings)
+            ],
+            elapsed_seconds=native.elapsed_seconds,
+            output_dir=_l.decode(_l.lib.ctstack_job_output_dir(handle.ptr)),
+        )
 
     def close(self) -> None:
         """Cancels the job if it still runs, waits for it to stop and releases

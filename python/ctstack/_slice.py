@@ -74,8 +74,8 @@ class _PixelView:
 
 
 class Slice:
-    """One grayscale slice image, 8 or 16 bits per sample: page 0 of a TIFF file,
-    or a BMP, PNG or JPEG file.
+    """One grayscale slice image: page 0 of a TIFF file, or a BMP, PNG or JPEG
+    file, with samples of type uint8, uint16, int16 or float32.
 
     Use as a context manager (``with Slice(path) as s: ...``) or call
     :meth:`close`. ``numpy.asarray(s)`` gives the pixels without a copy.
@@ -83,14 +83,16 @@ class Slice:
     Attributes:
         path: the path it was opened from.
         width, height: the size in pixels.
-        bits: bits per sample (8 or 16).
+        sample_type: ``"u8"``, ``"u16"``, ``"i16"`` or ``"f32"``.
+        bits: bits per sample (8, 16 or 32).
         zero_copy: True when the pixels are served straight from the mapped file.
-        nbytes: ``width * height * bits // 8``.
+        nbytes: ``width * height * bits // 8``, the size of the samples.
     """
 
     path: str
     width: int
     height: int
+    sample_type: str
     bits: int
     zero_copy: bool
     nbytes: int
@@ -110,7 +112,10 @@ class Slice:
         self._handle = _l.NativeHandle(out, _l.lib.ctstack_slice_free)
         self.width = _l.lib.ctstack_slice_width(out)
         self.height = _l.lib.ctstack_slice_height(out)
-        self.bits = _l.lib.ctstack_slice_bits(out)
+        self.sample_type, self._typestr, size = _l.sample_type(
+            _l.lib.ctstack_slice_sample_type(out)
+        )
+        self.bits = 8 * size
         self.zero_copy = bool(_l.lib.ctstack_slice_is_zero_copy(out))
         self.nbytes = self.width * self.height * self.bits // 8
 
@@ -148,11 +153,11 @@ class Slice:
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else ("zero-copy" if self.zero_copy else "copied")
-        return "<ctstack.Slice %r %dx%d %d-bit %s>" % (
+        return "<ctstack.Slice %r %dx%d %s %s>" % (
             self.path,
             self.width,
             self.height,
-            self.bits,
+            self.sample_type,
             state,
         )
 
@@ -176,13 +181,14 @@ class Slice:
 
     @property
     def dtype(self) -> "numpy.dtype[Any]":
-        """The numpy dtype of the samples (uint8, or native-endian uint16)."""
+        """The numpy dtype of the samples (uint8, or native-endian uint16,
+        int16 or float32)."""
         np = _need_numpy("Slice.dtype")
-        return cast("numpy.dtype[Any]", np.dtype(np.uint8 if self.bits == 8 else np.uint16))
+        return cast("numpy.dtype[Any]", np.dtype(self._typestr))
 
     def array(self) -> "numpy.typing.NDArray[Any]":
-        """A read-only numpy array of shape ``(height, width)`` (uint8, or
-        native-endian uint16) viewing the slice's memory without a copy: the
+        """A read-only numpy array of shape ``(height, width)`` (:attr:`dtype`)
+        viewing the slice's memory without a copy: the
         mapped file when :attr:`zero_copy`, else the slice's own buffer.
 
         The array keeps the native slice alive (see the module docstring), so
@@ -198,7 +204,7 @@ class Slice:
                 ERR_INTERNAL,
                 "ctstack_slice_data returned %d bytes, expected %d" % (length.value, self.nbytes),
             )
-        view = _PixelView(handle, data.value or 0, self.shape, self.dtype.str)
+        view = _PixelView(handle, data.value or 0, self.shape, self._typestr)
         return cast("numpy.typing.NDArray[Any]", np.asarray(view))
 
     def __array__(
@@ -215,9 +221,10 @@ class Slice:
 
 
 def average_pair(a: Slice, b: Slice, out: Any = None) -> Any:
-    """The 2x2x2 mean of slices ``a`` and ``b`` (``a is b`` allowed):
-    ``(sum of 8 samples + 4) >> 3`` for each output pixel, of size
-    ``(height // 2, width // 2)`` and the slices' depth.
+    """The 2x2x2 mean of slices ``a`` and ``b`` (``a is b`` allowed), of size
+    ``(height // 2, width // 2)`` and the slices' sample type: for integers
+    ``(sum of 8 samples + 4) >> 3`` (the exact mean, rounded half up once), for
+    float32 the mean computed in float64 and rounded once.
 
     Returns a numpy array when numpy is installed, else bytes. With ``out``
     (a writable, C-contiguous buffer such as a numpy array or bytearray of
@@ -234,7 +241,7 @@ def average_pair(a: Slice, b: Slice, out: Any = None) -> Any:
         _l.check(_l.lib.ctstack_average_pair(ha.ptr, hb.ptr, dst, nbytes))
         return out
     if _np is not None:
-        result = _np.empty((h, w), dtype=_np.uint8 if a.bits == 8 else _np.uint16)
+        result = _np.empty((h, w), dtype=a._typestr)
         _l.check(_l.lib.ctstack_average_pair(ha.ptr, hb.ptr, result.ctypes.data, result.nbytes))
         return result
     buf = bytearray(h * w * a.bits // 8)

@@ -850,10 +850,36 @@ class PyramidOptionsTest(PyramidAssertions):
                         ctstack.PyramidJob(STACK, out, **kwargs)
             self.assertEqual(level_files(out), [])
 
-    def test_force_is_not_in_this_abi_yet(self):
+    def test_force_rebuilds_and_the_report_says_so(self):
         with tempfile.TemporaryDirectory() as out:
-            with self.assertRaisesRegex(NotImplementedError, "force"):
-                ctstack.build_pyramid(STACK, out, force=True)
+            with ctstack.PyramidJob(STACK, out, 80) as job:
+                first = job.report()
+            self.assertEqual((first.levels, first.kept, first.rebuilt), (2, 0, STACK_TOTAL))
+            self.assertEqual(os.path.realpath(first.output_dir), os.path.realpath(out))
+            self.assertGreater(first.elapsed_seconds, 0)
+            with ctstack.PyramidJob(STACK, out, 80) as job:
+                resumed = job.report()
+            self.assertEqual((resumed.kept, resumed.rebuilt), (STACK_TOTAL, 0))
+            with ctstack.PyramidJob(STACK, out, 80, force=True) as job:
+                forced = job.report()
+            self.assertEqual((forced.kept, forced.rebuilt), (0, STACK_TOTAL))
+            ctstack.build_pyramid(STACK, out, 80, force=True)
+            self.assertPyramidEqual(out, STACK_REF)
+
+    def test_report_of_a_failed_job_raises_its_error(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            job = ctstack.PyramidJob(os.path.join(tmp, "no_such_scan"), os.path.join(tmp, "out"))
+            with job, self.assertRaises(ctstack.CtstackIOError):
+                job.report()
+
+    def test_report_lists_a_gap(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            stack, _ = self.gapped_stack(tmp)
+            pattern = ctstack.StackPattern("slice_", "tif", 0, 20, 4)
+            with ctstack.PyramidJob(stack, None, 80, pattern=pattern) as job:
+                report = job.report()
+            self.assertEqual(len(report.warnings), 1, report)
+            self.assertIn("number 5 is missing", report.warnings[0])
 
     def gapped_stack(self, tmp):
         """fixtures/stack as slice_0000 ... slice_0020 without slice_0005, plus
@@ -916,6 +942,74 @@ class PyramidOptionsTest(PyramidAssertions):
         ):
             with self.subTest(args=args), self.assertRaises(ValueError):
                 ctstack.StackPattern(*args)
+
+
+class ReadBackTest(PyramidAssertions):
+    """ctstack.open_pyramid: levels by the manifest, as numpy volumes."""
+
+    def test_levels_equal_the_reference(self):
+        need_numpy(self)
+        with tempfile.TemporaryDirectory() as out:
+            ctstack.build_pyramid(STACK, out, 80)
+            with ctstack.open_pyramid(out) as pyramid:
+                self.assertEqual(len(pyramid), 2)
+                self.assertEqual([level.k for level in pyramid], [1, 2])
+                for level in pyramid:
+                    volume = np.asarray(level)
+                    self.assertEqual(volume.shape, level.shape)
+                    self.assertEqual((level.sample_type, volume.dtype), ("u16", np.uint16))
+                    self.assertEqual(volume.nbytes, level.nbytes)
+                    for j in range(level.count):
+                        rel = "%d/%06d.tif" % (level.k, j)
+                        with ctstack.Slice(os.path.join(STACK_REF, rel)) as want:
+                            np.testing.assert_array_equal(volume[j], want.array(), rel)
+                with self.assertRaises(ValueError):
+                    pyramid[3]
+            with self.assertRaises(ValueError):
+                pyramid[1].array()  # closed
+
+    def test_changed_output_is_refused(self):
+        need_numpy(self)
+        with tempfile.TemporaryDirectory() as out:
+            ctstack.build_pyramid(STACK, out, 80)
+            shutil.copyfile(
+                os.path.join(out, "1", "000001.tif"), os.path.join(out, "1", "000000.tif")
+            )
+            with ctstack.open_pyramid(out) as pyramid:
+                with self.assertRaises(ctstack.MismatchError):
+                    pyramid[1].array()
+
+    def test_no_manifest_is_an_oserror(self):
+        with tempfile.TemporaryDirectory() as out:
+            with self.assertRaises(OSError):
+                ctstack.open_pyramid(out)
+
+
+class SampleTypeTest(unittest.TestCase):
+    """int16 and float32 slices come out with their dtype."""
+
+    def test_types(self):
+        need_numpy(self)
+        if tifffile is None:
+            self.skipTest("tifffile is not installed")
+        for name, sample_type in (
+            ("tifffile_i16.tif", "i16"),
+            ("tifffile_i16_be.tif", "i16"),
+            ("tifffile_f32.tif", "f32"),
+            ("tifffile_f32_be.tif", "f32"),
+            ("tifffile_u8.tif", "u8"),
+        ):
+            path = (
+                (FIXTURES / "types" / name)
+                if (FIXTURES / "types" / name).exists()
+                else (SLICES / name)
+            )
+            with self.subTest(name=name), ctstack.Slice(path) as s:
+                want = tifffile.imread(path)
+                self.assertEqual(s.sample_type, sample_type)
+                self.assertEqual(s.dtype, want.dtype.newbyteorder("="))
+                self.assertEqual(s.bits, 8 * want.dtype.itemsize)
+                np.testing.assert_array_equal(np.asarray(s), want)
 
 
 class PyramidJobTest(PyramidAssertions):
