@@ -49,7 +49,7 @@ int main(int argc, char **argv) {
     /* Options start from the defaults (min_size CTSTACK_DEFAULT_MIN_SIZE, one thread
      * per core, ...); set only what differs. */
     ctstack_pyramid_options options;
-    ctstack_pyramid_options_init(&options);
+    ctstack_pyramid_options_init(&options, sizeof options);
     options.output_dir = argv[2];
     if (argc > 3) options.min_size = (uint32_t)strtoul(argv[3], NULL, 10); /* 0 is refused */
     signal(SIGINT, on_sigint); /* ISO C: available on Windows too */

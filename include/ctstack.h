@@ -241,11 +241,16 @@ ctstack_status ctstack_pyramid_start(const char *input_dir, const char *output_d
 // As for `ctstack_job_start_files`.
 ctstack_status ctstack_pyramid_start_files(const char *const *paths, size_t n_paths, const char *output_dir, uint32_t min_size, ctstack_job **out);
 
-// Fills `*options` with the defaults (and `struct_size`). NULL is a no-op.
+// Fills `*options` with the defaults: pass `sizeof *options`, the size of
+// the struct as the caller compiled it. Only that many bytes are written (a
+// caller built against an older, shorter struct is never overrun), and
+// `struct_size` is set to the smaller of `size` and this library's struct, so
+// later calls read only the fields both know. NULL, or a `size` too small to hold
+// `struct_size`, is a no-op.
 //
 // # Safety
-// `options` is NULL or writable.
-void ctstack_pyramid_options_init(ctstack_pyramid_options *options);
+// `options` is NULL or writable for `size` bytes.
+void ctstack_pyramid_options_init(ctstack_pyramid_options *options, size_t size);
 
 // Sets the process-wide memory-map policy for every later `ctstack_slice_open`
 // and every pyramid run that does not set its own (`ctstack_pyramid_options`

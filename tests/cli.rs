@@ -302,7 +302,7 @@ fn info_describes_a_stack_folder() {
     assert_eq!(run.status.code(), Some(0), "{stdout}{}", text(&run.stderr));
     for line in [
         ": 21 slices\n",
-        "  size: 301x203 16-bit (as slice_0000.tif), 2.6 MB of pixels\n",
+        "  size: 301x203 uint16 (as slice_0000.tif), 2.6 MB of pixels\n",
         "  access paths: mapped 21\n",
         "  compression: none 21\n",
         "  numbering: no gaps\n",
@@ -349,7 +349,7 @@ fn info_explains_gaps_skipped_files_and_refused_slices() {
     assert_eq!(run.status.code(), Some(1), "{stdout}");
     for line in [
         ": 5 slices\n",
-        "  size: 6x4 16-bit (as scan_0000.tif), ",
+        "  size: 6x4 uint16 (as scan_0000.tif), ",
         "  access paths: ",
         "  numbering: 1 gap (a warning; an error with pyramid --strict)\n",
         "scan_0001.tif is followed by scan_0003.tif: number 2 is missing\n",
@@ -360,7 +360,7 @@ fn info_explains_gaps_skipped_files_and_refused_slices() {
         "    preview.png: group unnumbered \".png\" has 1 file, the stack's group \"scan_\" + index + \".tif\" has 5 files\n",
         "    raw: directory: a stack is the files directly in DIR\n",
         "  refused: 2 slices that `ctstack pyramid` would stop at\n",
-        "scan_0004.tif: 3x4 16-bit, but scan_0000.tif is 6x4 16-bit\n",
+        "scan_0004.tif: 3x4 uint16, but scan_0000.tif is 6x4 uint16\n",
     ] {
         assert!(stdout.contains(line), "no {line:?} in:\n{stdout}");
     }
@@ -389,8 +389,9 @@ fn info_on_a_png_and_on_files_it_cannot_read() {
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 4, "{stdout}");
     assert!(
-        lines[0]
-            .ends_with("pillow_L.png: 67x45 8-bit, compression Deflate, big-endian, decoded: PNG"),
+        lines[0].ends_with(
+            "pillow_L.png: PNG 67x45 uint8, compression Deflate, big-endian, decoded: PNG"
+        ),
         "{stdout}"
     );
     // A damaged PNG: the PNG reader's error, no advice to convert it.

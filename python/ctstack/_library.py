@@ -161,7 +161,7 @@ SIGNATURES: Dict[str, Tuple[Any, List[Any]]] = {
     "ctstack_build_pyramid": (_i32, [_str, _str, _u32, PROGRESS_FN, _void]),
     "ctstack_pyramid_start": (_i32, [_str, _str, _u32, _P(JobP)]),
     "ctstack_pyramid_start_files": (_i32, [_P(_str), _size, _str, _u32, _P(JobP)]),
-    "ctstack_pyramid_options_init": (None, [OptionsP]),
+    "ctstack_pyramid_options_init": (None, [OptionsP, _size]),
     "ctstack_pyramid_build": (_i32, [_str, OptionsP, PROGRESS_FN, _void]),
     "ctstack_pyramid_build_files": (_i32, [_P(_str), _size, OptionsP, PROGRESS_FN, _void]),
     "ctstack_job_start": (_i32, [_str, OptionsP, _P(JobP)]),
@@ -195,20 +195,12 @@ for _name, (_restype, _argtypes) in SIGNATURES.items():
 del _name, _restype, _argtypes, _fn
 
 
-#: Bytes ``ctstack_pyramid_options_init`` may write: it fills the library's
-#: own struct, which a newer library makes longer than ours (fields are
-#: appended), so it writes into this scratch buffer and we copy our prefix.
-_OPTIONS_SCRATCH = 4096
-
-
 def default_options() -> PyramidOptionsT:
     """The library's default ``ctstack_pyramid_options`` (the process-wide mmap
-    policy included), with ``struct_size`` set to the struct this package
-    knows."""
-    scratch = ctypes.create_string_buffer(_OPTIONS_SCRATCH)
-    lib.ctstack_pyramid_options_init(ctypes.cast(scratch, OptionsP))
-    options = PyramidOptionsT.from_buffer_copy(scratch.raw[: ctypes.sizeof(PyramidOptionsT)])
-    options.struct_size = ctypes.sizeof(PyramidOptionsT)
+    policy included) for the struct this package knows: the library writes only
+    ``sizeof`` of it and sets ``struct_size`` to the fields both know."""
+    options = PyramidOptionsT()
+    lib.ctstack_pyramid_options_init(ctypes.byref(options), ctypes.sizeof(PyramidOptionsT))
     return options
 
 

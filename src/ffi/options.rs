@@ -184,16 +184,36 @@ impl ctstack_pyramid_options {
     }
 }
 
-/// Fills `*options` with the defaults (and `struct_size`). NULL is a no-op.
+/// Fills `*options` with the defaults: pass `sizeof *options`, the size of
+/// the struct as the caller compiled it. Only that many bytes are written (a
+/// caller built against an older, shorter struct is never overrun), and
+/// `struct_size` is set to the smaller of `size` and this library's struct, so
+/// later calls read only the fields both know. NULL, or a `size` too small to hold
+/// `struct_size`, is a no-op.
 ///
 /// # Safety
-/// `options` is NULL or writable.
+/// `options` is NULL or writable for `size` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ctstack_pyramid_options_init(options: *mut ctstack_pyramid_options) {
+pub unsafe extern "C" fn ctstack_pyramid_options_init(
+    options: *mut ctstack_pyramid_options,
+    size: usize,
+) {
     ffi_boundary! {
-        // SAFETY: NULL or writable per the contract.
-        if let Some(o) = unsafe { options.as_mut() } {
-            *o = ctstack_pyramid_options::defaults();
+        if options.is_null() || size < std::mem::size_of::<usize>() {
+            return;
+        }
+        let mut defaults = ctstack_pyramid_options::defaults();
+        let n = size.min(std::mem::size_of::<ctstack_pyramid_options>());
+        defaults.struct_size = n;
+        // SAFETY: `options` is writable for `size >= n` bytes per the contract,
+        // `defaults` is a distinct local of at least `n` bytes, and every prefix
+        // of the struct holds whole, valid fields for a C caller of that version.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                (&raw const defaults).cast::<u8>(),
+                options.cast::<u8>(),
+                n,
+            );
         }
     }
 }

@@ -85,9 +85,12 @@ pub unsafe extern "C" fn ctstack_pyramid_build_files(
 /// Options with only `output_dir` (NULL: the default) and `min_size` set.
 pub(crate) fn simple_options(output_dir: *const c_char, min_size: u32) -> ctstack_pyramid_options {
     let mut options = std::mem::MaybeUninit::<ctstack_pyramid_options>::uninit();
-    // SAFETY: init writes every field of the struct.
+    // SAFETY: given the whole struct's size, init writes every field.
     let mut options = unsafe {
-        super::options::ctstack_pyramid_options_init(options.as_mut_ptr());
+        super::options::ctstack_pyramid_options_init(
+            options.as_mut_ptr(),
+            std::mem::size_of::<ctstack_pyramid_options>(),
+        );
         options.assume_init()
     };
     options.output_dir = output_dir;

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 
 static int passed = 0, failed = 0;
@@ -166,14 +167,24 @@ static void test_errors(void) {
         memset(&o, 0, sizeof o);
         CHECK(ctstack_pyramid_build(path_of(fixtures, "stack"), &o, NULL, NULL) == CTSTACK_ERR_INVALID_ARGUMENT,
               "uninitialised options");
-        ctstack_pyramid_options_init(&o);
+        /* An older caller's shorter struct is never overrun, and its size is what struct_size says. */
+        unsigned char older[sizeof o + 16];
+        memset(older, 0xAB, sizeof older);
+        size_t old_size = offsetof(ctstack_pyramid_options, threads);
+        ctstack_pyramid_options_init((ctstack_pyramid_options *)older, old_size);
+        int untouched = 1;
+        for (size_t i = old_size; i < sizeof older; i++) untouched &= older[i] == 0xAB;
+        size_t written_size;
+        memcpy(&written_size, older, sizeof written_size);
+        CHECK(untouched && written_size == old_size, "init wrote past the caller's size");
+        ctstack_pyramid_options_init(&o, sizeof o);
         CHECK(o.struct_size == sizeof o && o.min_size == CTSTACK_DEFAULT_MIN_SIZE && o.min_levels == 0 &&
                   o.threads == 0 && o.mmap_policy == ctstack_mmap_policy() && o.strict == 0 && o.output_dir == NULL,
               "option defaults");
         o.mmap_policy = 7;
         CHECK(ctstack_pyramid_build(path_of(fixtures, "stack"), &o, NULL, NULL) == CTSTACK_ERR_INVALID_ARGUMENT,
               "bad mmap policy option");
-        ctstack_pyramid_options_init(&o);
+        ctstack_pyramid_options_init(&o, sizeof o);
         o.min_size = 0;
         ctstack_job *none = NULL;
         CHECK(ctstack_job_start(path_of(fixtures, "stack"), &o, &none) == CTSTACK_ERR_INVALID_ARGUMENT && !none,
@@ -243,7 +254,7 @@ static void test_pyramid(void) {
     /* Options: threads and min_size through the struct give the same pyramid; min_levels = 1 builds
      * level 1 of a stack that already fits min_size (301x203 under 500), and nothing deeper. */
     ctstack_pyramid_options o;
-    ctstack_pyramid_options_init(&o);
+    ctstack_pyramid_options_init(&o, sizeof o);
     o.output_dir = path_of(scratch, "options");
     o.min_size = 80;
     o.threads = 1;
@@ -252,7 +263,7 @@ static void test_pyramid(void) {
     char level[4096];
     /* Selection: slice_0000..slice_0009 of the 21 give 5 level-1 slices, equal to the reference's
      * first five (level-1 slice j depends only on inputs 2j and 2j+1). */
-    ctstack_pyramid_options_init(&o);
+    ctstack_pyramid_options_init(&o, sizeof o);
     CHECK(o.prefix == NULL && o.extension == NULL && o.index_first == -1 && o.index_last == -1 &&
               o.index_width == 0,
           "selection defaults");
@@ -275,7 +286,7 @@ static void test_pyramid(void) {
     o.index_last = 4;
     CHECK(ctstack_pyramid_build(path_of(fixtures, "stack"), &o, NULL, NULL) == CTSTACK_ERR_INVALID_ARGUMENT,
           "inverted range");
-    ctstack_pyramid_options_init(&o);
+    ctstack_pyramid_options_init(&o, sizeof o);
     o.output_dir = path_of(scratch, "min_levels");
     o.min_levels = 1;
     st = ctstack_pyramid_build(path_of(fixtures, "stack"), &o, NULL, NULL);
@@ -400,7 +411,7 @@ static void test_read_back(void) {
 static void test_job_report(void) {
     const char *out = path_of(scratch, "report");
     ctstack_pyramid_options o;
-    ctstack_pyramid_options_init(&o);
+    ctstack_pyramid_options_init(&o, sizeof o);
     o.output_dir = out;
     o.min_size = 80;
     CHECK(o.force == 0, "force defaults to off");

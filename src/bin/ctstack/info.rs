@@ -55,10 +55,15 @@ fn describe_file(path: &Path, options: &OpenOptions) -> bool {
     match Slice::open_with(path, options) {
         Ok(s) => {
             println!(
-                "{name}: {}x{} {}-bit, compression {}, {}{}, {}",
+                "{name}: {} {}x{} {}{}, compression {}, {}{}, {}",
+                s.format().name(),
                 s.width(),
                 s.height(),
-                s.bits(),
+                s.sample_type(),
+                match s.photometric() {
+                    ctstack::Photometric::MinIsWhite => " min-is-white",
+                    _ => "",
+                },
                 s.compression().name(),
                 s.byte_order().name(),
                 if s.is_bigtiff() { " BigTIFF" } else { "" },
@@ -84,7 +89,7 @@ fn describe_stack(dir: &Path, select: &SelectArgs, options: &OpenOptions) -> Res
     let skipped = skipped_entries(dir, &listing)?;
     println!("{}: {}", dir.display(), plural(slices.len(), "slice"));
 
-    let mut first: Option<(String, (u32, u32, u32))> = None;
+    let mut first: Option<(String, (u32, u32, ctstack::SampleType))> = None;
     let mut paths: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut compressions: BTreeMap<String, usize> = BTreeMap::new();
     let mut input_bytes = 0u64;
@@ -103,12 +108,12 @@ fn describe_stack(dir: &Path, select: &SelectArgs, options: &OpenOptions) -> Res
                 continue;
             }
         };
-        let shape = (slice.width(), slice.height(), slice.bits());
+        let shape = (slice.width(), slice.height(), slice.sample_type());
         let (first_name, first_shape) = first.get_or_insert_with(|| (name.clone(), shape));
         if *first_shape != shape {
-            let (w, h, bits) = *first_shape;
+            let (w, h, ty) = *first_shape;
             refused.push(format!(
-                "{name}: {}x{} {}-bit, but {first_name} is {w}x{h} {bits}-bit",
+                "{name}: {}x{} {}, but {first_name} is {w}x{h} {ty}",
                 shape.0, shape.1, shape.2
             ));
             continue;
@@ -117,9 +122,9 @@ fn describe_stack(dir: &Path, select: &SelectArgs, options: &OpenOptions) -> Res
         *compressions.entry(slice.compression().name()).or_default() += 1;
         input_bytes += slice.image_bytes() as u64;
     }
-    if let Some((name, (w, h, bits))) = &first {
+    if let Some((name, (w, h, ty))) = &first {
         println!(
-            "  size: {w}x{h} {bits}-bit (as {name}), {} of pixels",
+            "  size: {w}x{h} {ty} (as {name}), {} of pixels",
             bytes(input_bytes)
         );
         println!("  access paths: {}", counts(&paths));
