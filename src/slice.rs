@@ -20,9 +20,11 @@ use crate::{Error, Limits};
 pub enum AccessPath {
     /// Rows are views into the memory-mapped file: no decode, no copy.
     Mapped,
-    /// The file was read whole into memory ([`ReadMode::Buffered`], or
-    /// [`ReadMode::Auto`] for a small file or one on a network filesystem, which the
+    /// The file was read whole into memory ([`ReadMode::Buffered`], the policy
+    /// `never`, or [`ReadMode::Auto`] for a file on a network filesystem, which the
     /// reason then says); rows are views into that buffer: no decode, one copy.
+    /// A distinct path from [`AccessPath::Mapped`] because a read view is immune
+    /// to the file changing, and not zero-copy.
     Read,
     /// Uncompressed but not viewable (other byte order, odd offset, tiles): assembled
     /// into an owned buffer by ctstack in one pass.
