@@ -41,7 +41,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// The file is not a TIFF, or is a malformed or truncated one.
+    /// The file is not an image ctstack reads (TIFF, BMP, PNG, JPEG), or is a
+    /// malformed or truncated one: the file is to blame.
     #[error("{}: {what}", path.display())]
     Format {
         /// The file involved.
@@ -49,7 +50,8 @@ pub enum Error {
         /// What is wrong, with the offsets and sizes involved.
         what: String,
     },
-    /// A valid TIFF that ctstack does not handle (RGB, float, signed, 1-bit, ...).
+    /// A valid file that ctstack does not handle (a compression it does not
+    /// decode, a volume in one page, an RLE BMP, ...): ctstack's reach is to blame.
     #[error("{}: unsupported: {what}", path.display())]
     Unsupported {
         /// The file involved.

@@ -1,18 +1,28 @@
-//! ctstack turns stacks of CT-scan TIFF slices into thumbnail pyramids as fast as
-//! the memory bus allows.
+//! ctstack turns stacks of CT-scan slices into thumbnail pyramids as fast as the
+//! memory bus allows.
 //!
-//! An uncompressed TIFF *is* the pixel array, already on disk. ctstack parses the
-//! TIFF structure itself, memory-maps the file and views the mapped pixels as
-//! `&[u16]` (or `&[u8]`) without decoding or copying; compressed files fall back to
-//! the `tiff` crate's decoder.
+//! An uncompressed TIFF (or an 8-bit gray BMP, what Bruker's NRecon writes) *is*
+//! the pixel array, already on disk. ctstack parses the file structure itself,
+//! memory-maps the file and views the mapped pixels as `&[u16]` (or `&[u8]`,
+//! `&[i16]`, `&[f32]`) without decoding or copying; compressed TIFFs are decoded
+//! (LZW by ctstack, the rest by the `tiff` crate), PNG and JPEG by the `png` and
+//! `zune-jpeg` crates, color converted to gray.
+//!
+//! - [`Slice`]: one slice, its [`SampleType`] and how its pixels arrived ([`Access`]).
+//! - [`PyramidBuilder`] / [`Plan`]: the 2x2x2 pyramid of a stack, streamed, resumable
+//!   (by a manifest), atomic; [`Pyramid`] reads a built one back.
+//! - [`stack`]: which files of a folder form the stack (CTHarvester's rule).
 //!
 //! ```no_run
-//! use ctstack::Slice;
+//! use ctstack::{PyramidBuilder, Slice};
 //!
 //! let slice = Slice::open("scan/slice_0000.tif")?;
-//! println!("{}x{} {}-bit, {}", slice.width(), slice.height(), slice.bits(), slice.access());
+//! println!("{}x{} {}, {}", slice.width(), slice.height(), slice.sample_type(), slice.access());
 //! let rows = slice.rows::<u16>()?;
 //! let brightest = rows.iter().flat_map(|r| r.iter()).max();
+//!
+//! let summary = PyramidBuilder::from_dir("scan")?.plan()?.run(&mut |_, _| {}, &Default::default())?;
+//! println!("{} rebuilt, {} kept", summary.rebuilt, summary.kept);
 //! # Ok::<(), ctstack::Error>(())
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
