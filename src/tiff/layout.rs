@@ -1,4 +1,4 @@
-//! What IFD 0 says about the image: size, depth, encoding and where its pixel
+//! What a page's IFD says about the image: size, depth, encoding and where its pixel
 //! bytes lie, validated against the file.
 
 use super::bytes::ByteOrder;
@@ -47,7 +47,7 @@ pub(crate) enum Chunks {
     Tiles { width: u32, length: u32 },
 }
 
-/// IFD 0 of a grayscale 8/16-bit unsigned TIFF, with every chunk checked to lie in the file.
+/// One page (IFD) of a grayscale TIFF, with every chunk checked to lie in the file.
 #[derive(Debug, Clone)]
 pub(crate) struct ImageLayout {
     pub width: u32,
@@ -73,13 +73,14 @@ pub(crate) struct ImageLayout {
 }
 
 impl ImageLayout {
-    /// Parses and validates IFD 0 of `bytes`.
+    /// Parses and validates page `index` (IFD `index` of the chain) of `bytes`.
     ///
     /// Errors: `Format` for anything malformed or pointing outside the file,
-    /// `Unsupported` for valid images that are not 8/16-bit unsigned single-sample
-    /// grayscale, `Limits` for images beyond `limits.max_pixels`.
-    pub fn parse(bytes: &[u8], limits: &Limits) -> Result<ImageLayout, Problem> {
-        let dir = Directory::parse(bytes, limits)?;
+    /// `Unsupported` for valid images ctstack does not read (color, other sample
+    /// types, unread compressions, volumes), `Limits` for images beyond `limits`,
+    /// `Usage` for a page past the last.
+    pub fn parse_page(bytes: &[u8], index: usize, limits: &Limits) -> Result<ImageLayout, Problem> {
+        let dir = Directory::page(bytes, index, limits)?;
         let width = dimension(&dir, Tag::ImageWidth)?;
         let height = dimension(&dir, Tag::ImageLength)?;
         let PixelFormat {
@@ -301,6 +302,12 @@ fn dimension(dir: &Directory<'_>, tag: Tag) -> Result<u32, Problem> {
             tag.name()
         )),
     }
+}
+
+/// The number of pages (IFDs) in the file `bytes`, its chain walked cycle-safe and
+/// bounded by `limits.max_pages`.
+pub(crate) fn page_count(bytes: &[u8], limits: &Limits) -> Result<usize, Problem> {
+    Directory::page_count(bytes, limits)
 }
 
 /// Refuses a volume stored in one IFD (SGI's ImageDepth/TileDepth): page 0 would
