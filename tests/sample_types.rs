@@ -250,3 +250,35 @@ fn typed_pyramids_equal_the_numpy_references() {
         std::fs::remove_dir_all(&out).unwrap();
     }
 }
+
+/// A truncated ImageJ stack whose description claims more images than the file
+/// holds is a format error, not a shorter stack; one that claims one image is one.
+#[test]
+fn imagej_image_counts_beyond_the_file_are_refused() {
+    let original =
+        std::fs::read(common::fixtures().join("types/imagej_u16_7images_truncated.tif")).unwrap();
+    let at = original
+        .windows(8)
+        .position(|w| w == b"images=7")
+        .expect("the description");
+    let dir = std::env::temp_dir().join(format!("ctstack-imagej-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let options = OpenOptions::default();
+    for (digit, want) in [(b'9', None), (b'1', Some(1)), (b'7', Some(7))] {
+        let mut bytes = original.clone();
+        bytes[at + 7] = digit;
+        let path = dir.join(format!("images{}.tif", digit as char));
+        std::fs::write(&path, &bytes).unwrap();
+        match (Slice::page_count(&path, &options), want) {
+            (Ok(n), Some(w)) => assert_eq!(n, w),
+            (Err(e), None) => {
+                assert_eq!(e.kind(), ErrorKind::Format, "{e}");
+                assert!(e.to_string().contains("images=9"), "{e}");
+                let page = Slice::open_page(&path, 8, &options).unwrap_err();
+                assert_eq!(page.kind(), ErrorKind::Format, "{page}");
+            }
+            (got, _) => panic!("images={}: {got:?}", digit as char),
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

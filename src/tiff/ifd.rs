@@ -206,6 +206,26 @@ impl<'a> Directory<'a> {
                 entry.field_type
             )
         })?;
+        self.locate_sized(entry, size, name)
+    }
+
+    /// The bytes of a text or byte tag (ASCII, BYTE or UNDEFINED), as stored
+    /// (an ASCII value keeps its NUL), or `None` if absent or of another type.
+    pub fn bytes(&self, tag: Tag) -> Result<Option<&'a [u8]>, Problem> {
+        let Some(entry) = self.find(tag)? else {
+            return Ok(None);
+        };
+        if !matches!(entry.field_type, 1 | 2 | 7) {
+            return Ok(None);
+        }
+        let (start, _) = self.locate_sized(entry, 1, tag.name())?;
+        // `locate_sized` checked that `count` bytes from `start` lie in the file.
+        Ok(Some(
+            &self.reader.bytes[start as usize..(start + entry.count) as usize],
+        ))
+    }
+
+    fn locate_sized(&self, entry: &Entry, size: u64, name: &str) -> Result<(u64, u64), Problem> {
         let inline_size = if self.bigtiff { 8 } else { 4 };
         let total = entry.count.checked_mul(size).ok_or_else(|| {
             format_problem!(
