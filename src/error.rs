@@ -176,15 +176,35 @@ pub(crate) enum Problem {
     Format(String),
     Unsupported(String),
     Limits(String),
+    /// The caller asked for something the file does not have (a page past its last).
+    Usage(String),
 }
 
 impl Problem {
+    /// The problem, its message prefixed `page N: ` for pages after the first
+    /// (page 0 is what a one-page file is, and keeps its messages).
+    pub(crate) fn on_page(self, index: usize) -> Problem {
+        if index == 0 {
+            return self;
+        }
+        let prefix = |what: String| format!("page {index}: {what}");
+        match self {
+            Problem::Format(w) => Problem::Format(prefix(w)),
+            Problem::Unsupported(w) => Problem::Unsupported(prefix(w)),
+            Problem::Limits(w) => Problem::Limits(prefix(w)),
+            Problem::Usage(w) => Problem::Usage(w),
+        }
+    }
+
     pub(crate) fn at(self, path: &Path) -> Error {
         let path = path.to_path_buf();
         match self {
             Problem::Format(what) => Error::Format { path, what },
             Problem::Unsupported(what) => Error::Unsupported { path, what },
             Problem::Limits(what) => Error::LimitsExceeded { path, what },
+            Problem::Usage(what) => Error::Usage {
+                what: format!("{}: {what}", path.display()),
+            },
         }
     }
 }

@@ -35,6 +35,9 @@ pub struct Limits {
     /// Deflate cannot exceed about 1032:1 and TIFF's LZW about 1400:1, so a file
     /// that claims more is a decompression bomb, refused before decoding starts.
     pub max_compression_ratio: u64,
+    /// Longest chain of pages (IFDs) walked in one file: a multi-page stack of
+    /// more pages is refused (the walk is also cycle-safe).
+    pub max_pages: u64,
 }
 
 impl Limits {
@@ -45,6 +48,7 @@ impl Limits {
             max_decoded_bytes: u64::MAX,
             max_ifd_entries: u64::MAX,
             max_compression_ratio: u64::MAX,
+            max_pages: u64::MAX,
         }
     }
 }
@@ -58,6 +62,7 @@ impl Default for Limits {
             max_decoded_bytes: 2 << 30,
             max_ifd_entries: 4096,
             max_compression_ratio: 4096,
+            max_pages: 1 << 17,
         }
     }
 }

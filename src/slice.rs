@@ -104,8 +104,9 @@ pub struct OpenOptions {
     pub convert_depth: Option<SampleType>,
 }
 
-/// One CT slice: page 0 of a TIFF file, or a BMP, PNG or JPEG image, served as
-/// 8- or 16-bit unsigned grayscale.
+/// One CT slice: a page of a TIFF file (page 0 unless [`Slice::open_page`] says
+/// otherwise), or a BMP, PNG or JPEG image, served as grayscale of a
+/// [`SampleType`].
 ///
 /// The format is told by the file's first bytes ([`Slice::format`]). TIFF and
 /// 8-bit gray-palette BMP rows can be views of the file; PNG and JPEG are decoded,
@@ -122,6 +123,8 @@ pub struct OpenOptions {
 /// A mapped slice shares memory-mapping's hazard: see [`ReadMode`].
 pub struct Slice {
     path: PathBuf,
+    /// Which page of the file (0 unless opened with [`Slice::open_page`]).
+    page: usize,
     format: Format,
     width: u32,
     height: u32,
@@ -221,11 +224,37 @@ impl Slice {
         Slice::open_with(path, &OpenOptions::default())
     }
 
-    /// Opens `path` with `options`.
+    /// Opens `path` (its first page) with `options`.
     pub fn open_with(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Slice, Error> {
+        Slice::open_page(path, 0, options)
+    }
+
+    /// Opens page `index` (0-based, in IFD chain order) of a multi-page TIFF: a
+    /// stack saved as one file (ImageJ/Fiji, tifffile). Each page is served as a
+    /// slice is: ImageJ writes its pages' pixels contiguously and uncompressed, so
+    /// they are views into the one mapped file ([`AccessPath::Mapped`]).
+    ///
+    /// The chain is walked from the start (cycle-safe, at most
+    /// [`Limits::max_pages`] pages); a page past the last is an [`Error::Usage`].
+    /// See [`Slice::page_count`].
+    pub fn open_page(
+        path: impl AsRef<Path>,
+        index: usize,
+        options: &OpenOptions,
+    ) -> Result<Slice, Error> {
         let path = path.as_ref();
         let source = Source::open(path, options.read_mode, options.populate)?;
-        Slice::from_source(path, source, options)
+        Slice::from_source(path, source, index, options)
+    }
+
+    /// The number of pages (IFDs) of the TIFF at `path`, without touching pixels:
+    /// the chain is walked cycle-safe and bounded by [`Limits::max_pages`] (a
+    /// longer one is [`Error::LimitsExceeded`], a loop [`Error::Format`]). Opened
+    /// as [`Slice::read_header`] opens files.
+    pub fn page_count(path: impl AsRef<Path>, options: &OpenOptions) -> Result<usize, Error> {
+        let path = path.as_ref();
+        let source = Source::open_header(path, options.read_mode)?;
+        crate::tiff::page_count(source.bytes(), &options.limits).map_err(|p| p.at(path))
     }
 
     /// Reads and validates a slice's header and strip table without touching its
@@ -239,6 +268,15 @@ impl Slice {
         path: impl AsRef<Path>,
         options: &OpenOptions,
     ) -> Result<SliceHeader, Error> {
+        Slice::read_page_header(path, 0, options)
+    }
+
+    /// [`Slice::read_header`] for page `index` of a multi-page file.
+    pub fn read_page_header(
+        path: impl AsRef<Path>,
+        index: usize,
+        options: &OpenOptions,
+    ) -> Result<SliceHeader, Error> {
         let path = path.as_ref();
         let depth = wanted_depth(options)?;
         let source = Source::open_header(path, options.read_mode)?;
@@ -246,6 +284,13 @@ impl Slice {
         let header = match Format::sniff(bytes) {
             None => return Err(formats::unknown(bytes).at(path)),
             Some(format) if format != Format::Tiff => {
+                if index > 0 {
+                    return Err(Error::usage(format!(
+                        "{}: page {index} asked for, a {} file holds one image",
+                        path.display(),
+                        format.name()
+                    )));
+                }
                 let h =
                     formats::read_header(format, bytes, &options.limits).map_err(|p| p.at(path))?;
                 let (compression, byte_order) = formats::nominal_encoding(format);
@@ -261,7 +306,8 @@ impl Slice {
                 }
             }
             Some(_) => {
-                let layout = ImageLayout::parse(bytes, &options.limits).map_err(|p| p.at(path))?;
+                let layout = ImageLayout::parse_page(bytes, index, &options.limits)
+                    .map_err(|p| p.on_page(index).at(path))?;
                 SliceHeader {
                     format: Format::Tiff,
                     width: layout.width,
@@ -290,25 +336,38 @@ impl Slice {
         bytes: &[u8],
         options: &OpenOptions,
     ) -> Result<Slice, Error> {
-        Slice::from_source(name.as_ref(), Source::copy_of(bytes), options)
+        Slice::from_source(name.as_ref(), Source::copy_of(bytes), 0, options)
     }
 
-    fn from_source(path: &Path, source: Source, options: &OpenOptions) -> Result<Slice, Error> {
+    fn from_source(
+        path: &Path,
+        source: Source,
+        page: usize,
+        options: &OpenOptions,
+    ) -> Result<Slice, Error> {
         let depth = wanted_depth(options)?;
         let slice = match Format::sniff(source.bytes()) {
             None => return Err(formats::unknown(source.bytes()).at(path)),
             Some(format) if format != Format::Tiff => {
+                if page > 0 {
+                    return Err(Error::usage(format!(
+                        "{}: page {page} asked for, a {} file holds one image",
+                        path.display(),
+                        format.name()
+                    )));
+                }
                 let image = formats::read(format, source.bytes(), &options.limits)
                     .map_err(|p| p.at(path))?;
                 Slice::from_image(path, format, source, image)
             }
             Some(_) => {
+                let at = |p: Problem| p.on_page(page).at(path);
                 let layout =
-                    ImageLayout::parse(source.bytes(), &options.limits).map_err(|p| p.at(path))?;
-                let (access, pixels) =
-                    arrange(source, &layout, &options.limits).map_err(|p| p.at(path))?;
+                    ImageLayout::parse_page(source.bytes(), page, &options.limits).map_err(at)?;
+                let (access, pixels) = arrange(source, &layout, &options.limits).map_err(at)?;
                 Slice {
                     path: path.to_path_buf(),
+                    page,
                     format: Format::Tiff,
                     width: layout.width,
                     height: layout.height,
@@ -362,6 +421,7 @@ impl Slice {
         };
         Slice {
             path: path.to_path_buf(),
+            page: 0,
             format,
             width: image.header.width,
             height: image.header.height,
@@ -419,6 +479,11 @@ impl Slice {
     /// The file this slice was opened from.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Which page of the file this slice is (0 for a one-page file).
+    pub fn page(&self) -> usize {
+        self.page
     }
 
     /// Width in pixels.
@@ -600,6 +665,7 @@ impl fmt::Debug for Slice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Slice")
             .field("path", &self.path)
+            .field("page", &self.page)
             .field("width", &self.width)
             .field("height", &self.height)
             .field("sample_type", &self.sample_type)

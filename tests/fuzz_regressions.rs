@@ -48,6 +48,7 @@ fn small_limits() -> Limits {
         max_decoded_bytes: 1 << 17,
         max_ifd_entries: 64,
         max_compression_ratio: 64,
+        max_pages: 64,
     }
 }
 

@@ -106,6 +106,7 @@ fn small_limits() -> Limits {
         max_decoded_bytes: 16 << 10,
         max_ifd_entries: 32,
         max_compression_ratio: 16,
+        max_pages: 8,
     }
 }
 
@@ -690,6 +691,47 @@ fn rows_checksum<T: Probe>(slice: &Slice) -> Result<u64, String> {
     Ok(sum)
 }
 
+fn checksum(slice: &Slice) -> Result<u64, String> {
+    match slice.sample_type() {
+        SampleType::U8 => rows_checksum::<u8>(slice),
+        SampleType::U16 => rows_checksum::<u16>(slice),
+        SampleType::I16 => rows_checksum::<i16>(slice),
+        SampleType::F32 => rows_checksum::<f32>(slice),
+        t => Err(format!("opened with samples of {t}")),
+    }
+}
+
+/// Only typed errors of the file's making.
+fn file_error(e: &ctstack::Error) -> Result<(), String> {
+    match e.kind() {
+        ErrorKind::Format | ErrorKind::Unsupported | ErrorKind::LimitsExceeded => Ok(()),
+        kind => Err(format!("error of kind {kind:?}: {e}")),
+    }
+}
+
+/// The page chain of a mutant: counted within the limit (or refused), its last
+/// page opened and checked, the page after it a usage error.
+fn check_pages(path: &Path, options: &OpenOptions) -> Result<(), String> {
+    let n = match Slice::page_count(path, options) {
+        Ok(n) => n,
+        Err(e) => return file_error(&e),
+    };
+    if n == 0 || n as u64 > options.limits.max_pages {
+        return Err(format!("page_count gave {n}"));
+    }
+    match Slice::open_page(path, n - 1, options) {
+        Ok(slice) => {
+            checksum(&slice).map_err(|e| format!("page {}: {e}", n - 1))?;
+        }
+        Err(e) => file_error(&e)?,
+    }
+    match Slice::open_page(path, n, options) {
+        Err(e) if e.kind() == ErrorKind::Usage => Ok(()),
+        Err(e) => file_error(&e),
+        Ok(_) => Err(format!("page {n} of {n} opened")),
+    }
+}
+
 fn open_and_check(
     name: &Path,
     bytes: &[u8],
@@ -700,6 +742,9 @@ fn open_and_check(
         Some(path) => Slice::open_with(path, options),
         None => Slice::from_bytes(name, bytes, options),
     };
+    if let Some(path) = file {
+        check_pages(path, options)?;
+    }
     match result {
         Ok(slice) => {
             let (w, h, bits) = (slice.width(), slice.height(), slice.bits());
@@ -719,13 +764,7 @@ fn open_and_check(
                     slice.image_bytes()
                 ));
             }
-            let checksum = match slice.sample_type() {
-                SampleType::U8 => rows_checksum::<u8>(&slice)?,
-                SampleType::U16 => rows_checksum::<u16>(&slice)?,
-                SampleType::I16 => rows_checksum::<i16>(&slice)?,
-                SampleType::F32 => rows_checksum::<f32>(&slice)?,
-                t => return Err(format!("opened with samples of {t}")),
-            };
+            let checksum = checksum(&slice)?;
             Ok(Outcome::Opened {
                 width: w,
                 height: h,

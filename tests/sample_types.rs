@@ -48,6 +48,10 @@ fn every_type_fixture_reads_as_tifffile_or_is_refused_with_its_reason() {
         let file = case["file"].as_str().unwrap();
         let path = common::fixtures().join(file);
         let expect = case["expect"].as_str().unwrap();
+        if expect == "pages" {
+            check_pages(file, &path, &case);
+            continue;
+        }
         let result = open(&path, ReadMode::Mmap);
         if expect == "Unsupported" {
             let err = result
@@ -89,17 +93,84 @@ fn every_type_fixture_reads_as_tifffile_or_is_refused_with_its_reason() {
         assert_eq!(u64::from(slice.width()), case["width"].as_u64().unwrap());
         assert_eq!(u64::from(slice.height()), case["height"].as_u64().unwrap());
         let bits = bit_patterns(&slice);
-        let sum: u64 = bits.iter().sum();
-        let wsum: u64 = bits
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| (i as u64 + 1) * v)
-            .sum();
+        let (sum, wsum) = sums(&bits);
         assert_eq!(sum, case["bitsum"].as_u64().unwrap(), "{file}: sum");
         assert_eq!(wsum, case["bitwsum"].as_u64().unwrap(), "{file}: wsum");
         // Read whole instead of mapped: the same pixels.
         let read = open(&path, ReadMode::Buffered).unwrap();
         assert_eq!(bit_patterns(&read), bits, "{file}: buffered read differs");
+    }
+}
+
+fn sums(bits: &[u64]) -> (u64, u64) {
+    let sum = bits.iter().sum();
+    let wsum = bits
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (i as u64 + 1) * v)
+        .sum();
+    (sum, wsum)
+}
+
+/// A multi-page file: the page count, and every page as tifffile reads it, on
+/// the access path the script derived; mapped pages point into the one mapping.
+fn check_pages(file: &str, path: &std::path::Path, case: &Value) {
+    let pages = case["pages"].as_array().unwrap();
+    let options = OpenOptions {
+        read_mode: ReadMode::Mmap,
+        ..OpenOptions::default()
+    };
+    assert_eq!(
+        Slice::page_count(path, &options).unwrap(),
+        pages.len(),
+        "{file}"
+    );
+    for (k, want) in pages.iter().enumerate() {
+        let slice = Slice::open_page(path, k, &options).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(slice.page(), k);
+        let header = Slice::read_page_header(path, k, &options).unwrap();
+        assert_eq!(
+            (header.width, header.height),
+            (slice.width(), slice.height())
+        );
+        assert_eq!(
+            slice.access().path.name(),
+            want["expect"].as_str().unwrap(),
+            "{file} page {k}: {}",
+            slice.access()
+        );
+        assert_eq!(slice.sample_type().name(), want["dtype"].as_str().unwrap());
+        assert_eq!(u64::from(slice.width()), want["width"].as_u64().unwrap());
+        assert_eq!(u64::from(slice.height()), want["height"].as_u64().unwrap());
+        let (sum, wsum) = sums(&bit_patterns(&slice));
+        assert_eq!(
+            (sum, wsum),
+            (
+                want["bitsum"].as_u64().unwrap(),
+                want["bitwsum"].as_u64().unwrap()
+            ),
+            "{file} page {k}: pixels differ from tifffile's"
+        );
+        if slice.is_zero_copy() {
+            let range = slice.source_address_range().unwrap();
+            let row = with_first_row(&slice);
+            assert!(
+                range.contains(&row),
+                "{file} page {k}: row 0 not in the mapping"
+            );
+        }
+    }
+    let past = Slice::open_page(path, pages.len(), &options).unwrap_err();
+    assert_eq!(past.kind(), ErrorKind::Usage, "{past}");
+}
+
+/// The address of row 0's first sample.
+fn with_first_row(slice: &Slice) -> usize {
+    match slice.sample_type() {
+        SampleType::U8 => slice.rows::<u8>().unwrap().row(0).as_ptr() as usize,
+        SampleType::U16 => slice.rows::<u16>().unwrap().row(0).as_ptr() as usize,
+        SampleType::I16 => slice.rows::<i16>().unwrap().row(0).as_ptr() as usize,
+        _ => slice.rows::<f32>().unwrap().row(0).as_ptr() as usize,
     }
 }
 
@@ -178,4 +249,36 @@ fn typed_pyramids_equal_the_numpy_references() {
         }
         std::fs::remove_dir_all(&out).unwrap();
     }
+}
+
+/// A truncated ImageJ stack whose description claims more images than the file
+/// holds is a format error, not a shorter stack; one that claims one image is one.
+#[test]
+fn imagej_image_counts_beyond_the_file_are_refused() {
+    let original =
+        std::fs::read(common::fixtures().join("types/imagej_u16_7images_truncated.tif")).unwrap();
+    let at = original
+        .windows(8)
+        .position(|w| w == b"images=7")
+        .expect("the description");
+    let dir = std::env::temp_dir().join(format!("ctstack-imagej-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let options = OpenOptions::default();
+    for (digit, want) in [(b'9', None), (b'1', Some(1)), (b'7', Some(7))] {
+        let mut bytes = original.clone();
+        bytes[at + 7] = digit;
+        let path = dir.join(format!("images{}.tif", digit as char));
+        std::fs::write(&path, &bytes).unwrap();
+        match (Slice::page_count(&path, &options), want) {
+            (Ok(n), Some(w)) => assert_eq!(n, w),
+            (Err(e), None) => {
+                assert_eq!(e.kind(), ErrorKind::Format, "{e}");
+                assert!(e.to_string().contains("images=9"), "{e}");
+                let page = Slice::open_page(&path, 8, &options).unwrap_err();
+                assert_eq!(page.kind(), ErrorKind::Format, "{page}");
+            }
+            (got, _) => panic!("images={}: {got:?}", digit as char),
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -29,47 +29,6 @@ unsafe fn pairs_u16_sse2(row: &[u16], i: usize) -> __m128i {
     )
 }
 
-/// SSE2 kernel for 16-bit samples: 8 outputs per step.
-///
-/// # Safety
-/// The CPU must support SSE2 (every x86-64 CPU does). Inputs hold at least `2 * out.len()` samples.
-#[target_feature(enable = "sse2")]
-pub unsafe fn average_rows_u16_sse2(
-    a0: &[u16],
-    a1: &[u16],
-    b0: &[u16],
-    b1: &[u16],
-    out: &mut [u16],
-) {
-    let n = out.len();
-    let steps = n / 8;
-    let four = _mm_set1_epi32(4);
-    let half = _mm_set1_epi32(32768);
-    let flip = _mm_set1_epi16(i16::MIN);
-    for s in 0..steps {
-        let (i, o) = (16 * s, 8 * s);
-        let mut lo = four;
-        let mut hi = four;
-        for row in [a0, a1, b0, b1] {
-            // SAFETY: i + 16 <= 2 * n <= row.len().
-            unsafe {
-                lo = _mm_add_epi32(lo, pairs_u16_sse2(row, i));
-                hi = _mm_add_epi32(hi, pairs_u16_sse2(row, i + 8));
-            }
-        }
-        // SSE2 has no unsigned 32->16 pack: shift the 0..=65535 results down by
-        // 32768 into i16 range, pack with (here exact) signed saturation, then
-        // flip the sign bit to add the 32768 back.
-        let lo = _mm_sub_epi32(_mm_srli_epi32(lo, 3), half);
-        let hi = _mm_sub_epi32(_mm_srli_epi32(hi, 3), half);
-        let packed = _mm_packs_epi32(lo, hi);
-        let res = _mm_xor_si128(packed, flip);
-        // SAFETY: o + 8 <= n = out.len().
-        unsafe { _mm_storeu_si128(out.as_mut_ptr().add(o).cast(), res) };
-    }
-    tail(a0, a1, b0, b1, out, steps * 8);
-}
-
 /// Loads 16 u16 of `row` at sample `i` and returns 8 u32 pair sums.
 ///
 /// # Safety
@@ -86,42 +45,6 @@ unsafe fn pairs_u16_avx2(row: &[u16], i: usize) -> __m256i {
     )
 }
 
-/// AVX2 kernel for 16-bit samples: 16 outputs per step.
-///
-/// # Safety
-/// The CPU must support AVX2. Inputs hold at least `2 * out.len()` samples.
-#[target_feature(enable = "avx2")]
-pub unsafe fn average_rows_u16_avx2(
-    a0: &[u16],
-    a1: &[u16],
-    b0: &[u16],
-    b1: &[u16],
-    out: &mut [u16],
-) {
-    let n = out.len();
-    let steps = n / 16;
-    let four = _mm256_set1_epi32(4);
-    for s in 0..steps {
-        let (i, o) = (32 * s, 16 * s);
-        let mut lo = four;
-        let mut hi = four;
-        for row in [a0, a1, b0, b1] {
-            // SAFETY: i + 32 <= 2 * n <= row.len(); AVX2 is enabled for this function.
-            unsafe {
-                lo = _mm256_add_epi32(lo, pairs_u16_avx2(row, i));
-                hi = _mm256_add_epi32(hi, pairs_u16_avx2(row, i + 16));
-            }
-        }
-        // Each lane is <= 65535 after the shift, so unsigned saturation is exact;
-        // packus works per 128-bit half, so restore order with a 64-bit permute.
-        let packed = _mm256_packus_epi32(_mm256_srli_epi32(lo, 3), _mm256_srli_epi32(hi, 3));
-        let res = _mm256_permute4x64_epi64(packed, 0b11_01_10_00);
-        // SAFETY: o + 16 <= n = out.len().
-        unsafe { _mm256_storeu_si256(out.as_mut_ptr().add(o).cast(), res) };
-    }
-    tail(a0, a1, b0, b1, out, steps * 16);
-}
-
 /// Loads 16 u8 of `row` at sample `i` and returns 8 u16 pair sums.
 ///
 /// # Safety
@@ -133,33 +56,6 @@ unsafe fn pairs_u8_sse2(row: &[u8], i: usize) -> __m128i {
     // SAFETY: the caller guarantees 16 samples from `i`.
     let v = unsafe { _mm_loadu_si128(row.as_ptr().add(i).cast()) };
     _mm_add_epi16(_mm_and_si128(v, _mm_set1_epi16(0xFF)), _mm_srli_epi16(v, 8))
-}
-
-/// SSE2 kernel for 8-bit samples: 16 outputs per step.
-///
-/// # Safety
-/// The CPU must support SSE2. Inputs hold at least `2 * out.len()` samples.
-#[target_feature(enable = "sse2")]
-pub unsafe fn average_rows_u8_sse2(a0: &[u8], a1: &[u8], b0: &[u8], b1: &[u8], out: &mut [u8]) {
-    let n = out.len();
-    let steps = n / 16;
-    let four = _mm_set1_epi16(4);
-    for s in 0..steps {
-        let (i, o) = (32 * s, 16 * s);
-        let mut lo = four;
-        let mut hi = four;
-        for row in [a0, a1, b0, b1] {
-            // SAFETY: i + 32 <= 2 * n <= row.len(). Sums stay <= 8 * 255 + 4.
-            unsafe {
-                lo = _mm_add_epi16(lo, pairs_u8_sse2(row, i));
-                hi = _mm_add_epi16(hi, pairs_u8_sse2(row, i + 16));
-            }
-        }
-        let res = _mm_packus_epi16(_mm_srli_epi16(lo, 3), _mm_srli_epi16(hi, 3));
-        // SAFETY: o + 16 <= n = out.len().
-        unsafe { _mm_storeu_si128(out.as_mut_ptr().add(o).cast(), res) };
-    }
-    tail(a0, a1, b0, b1, out, steps * 16);
 }
 
 /// Loads 32 u8 of `row` at sample `i` and returns 16 u16 pair sums.
@@ -176,34 +72,6 @@ unsafe fn pairs_u8_avx2(row: &[u8], i: usize) -> __m256i {
         _mm256_and_si256(v, _mm256_set1_epi16(0xFF)),
         _mm256_srli_epi16(v, 8),
     )
-}
-
-/// AVX2 kernel for 8-bit samples: 32 outputs per step.
-///
-/// # Safety
-/// The CPU must support AVX2. Inputs hold at least `2 * out.len()` samples.
-#[target_feature(enable = "avx2")]
-pub unsafe fn average_rows_u8_avx2(a0: &[u8], a1: &[u8], b0: &[u8], b1: &[u8], out: &mut [u8]) {
-    let n = out.len();
-    let steps = n / 32;
-    let four = _mm256_set1_epi16(4);
-    for s in 0..steps {
-        let (i, o) = (64 * s, 32 * s);
-        let mut lo = four;
-        let mut hi = four;
-        for row in [a0, a1, b0, b1] {
-            // SAFETY: i + 64 <= 2 * n <= row.len(); AVX2 is enabled for this function.
-            unsafe {
-                lo = _mm256_add_epi16(lo, pairs_u8_avx2(row, i));
-                hi = _mm256_add_epi16(hi, pairs_u8_avx2(row, i + 32));
-            }
-        }
-        let packed = _mm256_packus_epi16(_mm256_srli_epi16(lo, 3), _mm256_srli_epi16(hi, 3));
-        let res = _mm256_permute4x64_epi64(packed, 0b11_01_10_00);
-        // SAFETY: o + 32 <= n = out.len().
-        unsafe { _mm256_storeu_si256(out.as_mut_ptr().add(o).cast(), res) };
-    }
-    tail(a0, a1, b0, b1, out, steps * 32);
 }
 
 /// Loads 8 i16 of `row` starting at sample `i` and returns 4 i32 horizontal pair
@@ -223,40 +91,6 @@ unsafe fn pairs_i16_sse2(row: &[i16], i: usize) -> __m128i {
     )
 }
 
-/// SSE2 kernel for signed 16-bit samples: 8 outputs per step.
-///
-/// # Safety
-/// The CPU must support SSE2. Inputs hold at least `2 * out.len()` samples.
-#[target_feature(enable = "sse2")]
-pub unsafe fn average_rows_i16_sse2(
-    a0: &[i16],
-    a1: &[i16],
-    b0: &[i16],
-    b1: &[i16],
-    out: &mut [i16],
-) {
-    let n = out.len();
-    let steps = n / 8;
-    let four = _mm_set1_epi32(4);
-    for s in 0..steps {
-        let (i, o) = (16 * s, 8 * s);
-        let mut lo = four;
-        let mut hi = four;
-        for row in [a0, a1, b0, b1] {
-            // SAFETY: i + 16 <= 2 * n <= row.len().
-            unsafe {
-                lo = _mm_add_epi32(lo, pairs_i16_sse2(row, i));
-                hi = _mm_add_epi32(hi, pairs_i16_sse2(row, i + 8));
-            }
-        }
-        // The shifted means lie in i16 range, so signed saturation is exact.
-        let res = _mm_packs_epi32(_mm_srai_epi32(lo, 3), _mm_srai_epi32(hi, 3));
-        // SAFETY: o + 8 <= n = out.len().
-        unsafe { _mm_storeu_si128(out.as_mut_ptr().add(o).cast(), res) };
-    }
-    tail(a0, a1, b0, b1, out, steps * 8);
-}
-
 /// Loads 16 i16 of `row` at sample `i` and returns 8 i32 pair sums.
 ///
 /// # Safety
@@ -273,39 +107,110 @@ unsafe fn pairs_i16_avx2(row: &[i16], i: usize) -> __m256i {
     )
 }
 
-/// AVX2 kernel for signed 16-bit samples: 16 outputs per step.
-///
-/// # Safety
-/// The CPU must support AVX2. Inputs hold at least `2 * out.len()` samples.
-#[target_feature(enable = "avx2")]
-pub unsafe fn average_rows_i16_avx2(
-    a0: &[i16],
-    a1: &[i16],
-    b0: &[i16],
-    b1: &[i16],
-    out: &mut [i16],
-) {
-    let n = out.len();
-    let steps = n / 16;
-    let four = _mm256_set1_epi32(4);
-    for s in 0..steps {
-        let (i, o) = (32 * s, 16 * s);
-        let mut lo = four;
-        let mut hi = four;
-        for row in [a0, a1, b0, b1] {
-            // SAFETY: i + 32 <= 2 * n <= row.len(); AVX2 is enabled for this function.
-            unsafe {
-                lo = _mm256_add_epi32(lo, pairs_i16_avx2(row, i));
-                hi = _mm256_add_epi32(hi, pairs_i16_avx2(row, i + 16));
+/// One row kernel: `$lanes` outputs per step from two `$pairs` loads per input
+/// row (each giving `$lanes / 2` widened pair sums), accumulated from `$init`,
+/// turned into `$lanes` outputs by `$finish` and stored with `$store`; the tail
+/// shorter than a step goes to the scalar specification.
+macro_rules! row_kernel {
+    (
+        $(#[$doc:meta])*
+        $name:ident($T:ty), $feature:literal, lanes $lanes:literal,
+        init $init:expr, add $add:ident, pairs $pairs:ident,
+        finish |$lo:ident, $hi:ident| $finish:expr, store $store:ident
+    ) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        #[doc = concat!("The CPU must support ", $feature, ". Inputs hold at least `2 * out.len()` samples.")]
+        #[target_feature(enable = $feature)]
+        pub unsafe fn $name(a0: &[$T], a1: &[$T], b0: &[$T], b1: &[$T], out: &mut [$T]) {
+            let n = out.len();
+            let steps = n / $lanes;
+            for s in 0..steps {
+                let (i, o) = (2 * $lanes * s, $lanes * s);
+                let (mut $lo, mut $hi) = ($init, $init);
+                for row in [a0, a1, b0, b1] {
+                    // SAFETY: i + 2 * lanes <= 2 * n <= row.len(); the feature is enabled.
+                    unsafe {
+                        $lo = $add($lo, $pairs(row, i));
+                        $hi = $add($hi, $pairs(row, i + $lanes));
+                    }
+                }
+                let res = $finish;
+                // SAFETY: o + lanes <= n = out.len(); storeu has no alignment requirement.
+                unsafe { $store(out.as_mut_ptr().add(o).cast(), res) };
             }
+            tail(a0, a1, b0, b1, out, steps * $lanes);
         }
-        // Exact signed saturation; packs works per 128-bit half, so restore order.
+    };
+}
+
+row_kernel! {
+    /// SSE2 kernel for 16-bit samples: 8 outputs per step. SSE2 has no unsigned
+    /// 32->16 pack: the 0..=65535 results are shifted down by 32768 into i16
+    /// range, packed with (here exact) signed saturation, then the sign bit is
+    /// flipped to add the 32768 back.
+    average_rows_u16_sse2(u16), "sse2", lanes 8,
+    init _mm_set1_epi32(4), add _mm_add_epi32, pairs pairs_u16_sse2,
+    finish |lo, hi| {
+        let half = _mm_set1_epi32(32768);
+        let lo = _mm_sub_epi32(_mm_srli_epi32(lo, 3), half);
+        let hi = _mm_sub_epi32(_mm_srli_epi32(hi, 3), half);
+        _mm_xor_si128(_mm_packs_epi32(lo, hi), _mm_set1_epi16(i16::MIN))
+    },
+    store _mm_storeu_si128
+}
+
+row_kernel! {
+    /// AVX2 kernel for 16-bit samples: 16 outputs per step. Each lane is <= 65535
+    /// after the shift, so unsigned saturation is exact; packus works per 128-bit
+    /// half, so a 64-bit permute restores the order.
+    average_rows_u16_avx2(u16), "avx2", lanes 16,
+    init _mm256_set1_epi32(4), add _mm256_add_epi32, pairs pairs_u16_avx2,
+    finish |lo, hi| {
+        let packed = _mm256_packus_epi32(_mm256_srli_epi32(lo, 3), _mm256_srli_epi32(hi, 3));
+        _mm256_permute4x64_epi64(packed, 0b11_01_10_00)
+    },
+    store _mm256_storeu_si256
+}
+
+row_kernel! {
+    /// SSE2 kernel for 8-bit samples: 16 outputs per step (sums stay <= 8 x 255 + 4).
+    average_rows_u8_sse2(u8), "sse2", lanes 16,
+    init _mm_set1_epi16(4), add _mm_add_epi16, pairs pairs_u8_sse2,
+    finish |lo, hi| _mm_packus_epi16(_mm_srli_epi16(lo, 3), _mm_srli_epi16(hi, 3)),
+    store _mm_storeu_si128
+}
+
+row_kernel! {
+    /// AVX2 kernel for 8-bit samples: 32 outputs per step.
+    average_rows_u8_avx2(u8), "avx2", lanes 32,
+    init _mm256_set1_epi16(4), add _mm256_add_epi16, pairs pairs_u8_avx2,
+    finish |lo, hi| {
+        let packed = _mm256_packus_epi16(_mm256_srli_epi16(lo, 3), _mm256_srli_epi16(hi, 3));
+        _mm256_permute4x64_epi64(packed, 0b11_01_10_00)
+    },
+    store _mm256_storeu_si256
+}
+
+row_kernel! {
+    /// SSE2 kernel for signed 16-bit samples: 8 outputs per step. The arithmetic
+    /// shift is the floor; the means lie in i16 range, so signed saturation is exact.
+    average_rows_i16_sse2(i16), "sse2", lanes 8,
+    init _mm_set1_epi32(4), add _mm_add_epi32, pairs pairs_i16_sse2,
+    finish |lo, hi| _mm_packs_epi32(_mm_srai_epi32(lo, 3), _mm_srai_epi32(hi, 3)),
+    store _mm_storeu_si128
+}
+
+row_kernel! {
+    /// AVX2 kernel for signed 16-bit samples: 16 outputs per step.
+    average_rows_i16_avx2(i16), "avx2", lanes 16,
+    init _mm256_set1_epi32(4), add _mm256_add_epi32, pairs pairs_i16_avx2,
+    finish |lo, hi| {
         let packed = _mm256_packs_epi32(_mm256_srai_epi32(lo, 3), _mm256_srai_epi32(hi, 3));
-        let res = _mm256_permute4x64_epi64(packed, 0b11_01_10_00);
-        // SAFETY: o + 16 <= n = out.len().
-        unsafe { _mm256_storeu_si256(out.as_mut_ptr().add(o).cast(), res) };
-    }
-    tail(a0, a1, b0, b1, out, steps * 16);
+        _mm256_permute4x64_epi64(packed, 0b11_01_10_00)
+    },
+    store _mm256_storeu_si256
 }
 
 /// The outputs from `done` on, by the scalar specification.

@@ -1,7 +1,8 @@
-//! The file header and the first image file directory (IFD 0).
+//! The file header and the image file directories (IFDs), one per page.
 //!
-//! Only IFD 0 is read: a CT slice is one image, later pages are ignored. Not
-//! following the IFD chain also means no chain can loop.
+//! A slice is one page: IFD 0 unless asked for another. The chain of IFDs is
+//! walked only as far as needed, with cycle detection and a cap on its length
+//! ([`Limits::max_pages`]), so no chain can loop or run without bound.
 
 use super::bytes::{ByteOrder, Reader};
 use super::tags::{Tag, unsigned_type_size};
@@ -18,16 +19,25 @@ struct Entry {
     value_field: u64,
 }
 
-/// IFD 0 of a file: its entries and the reader to decode their values with.
+/// One image file directory of a file: its entries and the reader to decode
+/// their values with.
 pub(crate) struct Directory<'a> {
     reader: Reader<'a>,
     bigtiff: bool,
+    /// Which page this is (0 for the first), for messages.
+    index: usize,
     entries: Vec<Entry>,
 }
 
-impl<'a> Directory<'a> {
-    /// Parses the header and IFD 0 of `bytes`.
-    pub fn parse(bytes: &'a [u8], limits: &Limits) -> Result<Directory<'a>, Problem> {
+/// The file header: byte order, classic or BigTIFF, where IFD 0 starts.
+struct Header<'a> {
+    reader: Reader<'a>,
+    bigtiff: bool,
+    first_ifd: u64,
+}
+
+impl<'a> Header<'a> {
+    fn parse(bytes: &'a [u8]) -> Result<Header<'a>, Problem> {
         if bytes.len() < 8 {
             return Err(format_problem!(
                 "not a TIFF file: {} bytes, too short for a TIFF header",
@@ -69,33 +79,64 @@ impl<'a> Directory<'a> {
                 "the file holds no image (first IFD offset is 0)"
             ));
         }
+        Ok(Header {
+            reader,
+            bigtiff,
+            first_ifd,
+        })
+    }
+}
 
-        let (count_size, entry_size) = if bigtiff { (8u64, 20u64) } else { (2, 12) };
-        let count = if bigtiff {
-            reader.u64(first_ifd, "IFD 0 entry count")?
-        } else {
-            u64::from(reader.u16(first_ifd, "IFD 0 entry count")?)
-        };
-        let table_end = count
-            .checked_mul(entry_size)
-            .and_then(|n| n.checked_add(first_ifd))
-            .and_then(|n| n.checked_add(count_size));
-        if table_end.is_none_or(|end| end > reader.len()) {
-            return Err(format_problem!(
-                "IFD 0 at offset {first_ifd} claims {count} entries, more than the file ({} bytes) holds",
-                reader.len()
-            ));
+impl<'a> Directory<'a> {
+    /// Parses the header and IFD `index` of `bytes`, walking the chain to it.
+    ///
+    /// The walk is cycle-safe (an IFD offset seen before is a format error) and
+    /// bounded by `limits.max_pages`; only each IFD's entry count and next-IFD
+    /// offset are read on the way, not its entries.
+    pub fn page(bytes: &'a [u8], index: usize, limits: &Limits) -> Result<Directory<'a>, Problem> {
+        let header = Header::parse(bytes)?;
+        let mut chain = Chain::new(&header, limits);
+        for _ in 0..index {
+            if chain.advance()?.is_none() {
+                return Err(Problem::Usage(format!(
+                    "page {index} asked for, the file holds {} page{}",
+                    chain.pages,
+                    if chain.pages == 1 { "" } else { "s" }
+                )));
+            }
         }
+        Directory::at(&header, chain.offset, index, limits)
+    }
+
+    /// The number of pages (IFDs) in the chain of `bytes`, walked as in
+    /// [`Directory::page`].
+    pub fn page_count(bytes: &'a [u8], limits: &Limits) -> Result<usize, Problem> {
+        let header = Header::parse(bytes)?;
+        let mut chain = Chain::new(&header, limits);
+        while chain.advance()?.is_some() {}
+        Ok(chain.pages)
+    }
+
+    /// Parses the IFD at `offset` (page `index`).
+    fn at(
+        header: &Header<'a>,
+        offset: u64,
+        index: usize,
+        limits: &Limits,
+    ) -> Result<Directory<'a>, Problem> {
+        let (reader, bigtiff) = (header.reader, header.bigtiff);
+        let (count, table_end) = entry_table(&reader, bigtiff, offset, index)?;
         if count > limits.max_ifd_entries {
             return Err(Problem::Limits(format!(
-                "IFD 0 has {count} entries, more than the limit of {}",
+                "IFD {index} has {count} entries, more than the limit of {}",
                 limits.max_ifd_entries
             )));
         }
+        let (count_size, entry_size) = if bigtiff { (8u64, 20u64) } else { (2, 12) };
         // `count` entries fit in the file, so this allocation is bounded by its length.
         let mut entries = Vec::with_capacity(count as usize);
         for i in 0..count {
-            let at = first_ifd + count_size + i * entry_size;
+            let at = offset + count_size + i * entry_size;
             let tag = reader.u16(at, "IFD entry")?;
             let field_type = reader.u16(at + 2, "IFD entry")?;
             let (count, value_field) = if bigtiff {
@@ -110,9 +151,11 @@ impl<'a> Directory<'a> {
                 value_field,
             });
         }
+        debug_assert!(table_end <= reader.len());
         Ok(Directory {
             reader,
             bigtiff,
+            index,
             entries,
         })
     }
@@ -147,8 +190,9 @@ impl<'a> Directory<'a> {
         let first = found.next();
         if found.next().is_some() {
             return Err(format_problem!(
-                "tag {} appears more than once in IFD 0",
-                tag.name()
+                "tag {} appears more than once in IFD {}",
+                tag.name(),
+                self.index
             ));
         }
         Ok(first)
@@ -162,6 +206,26 @@ impl<'a> Directory<'a> {
                 entry.field_type
             )
         })?;
+        self.locate_sized(entry, size, name)
+    }
+
+    /// The bytes of a text or byte tag (ASCII, BYTE or UNDEFINED), as stored
+    /// (an ASCII value keeps its NUL), or `None` if absent or of another type.
+    pub fn bytes(&self, tag: Tag) -> Result<Option<&'a [u8]>, Problem> {
+        let Some(entry) = self.find(tag)? else {
+            return Ok(None);
+        };
+        if !matches!(entry.field_type, 1 | 2 | 7) {
+            return Ok(None);
+        }
+        let (start, _) = self.locate_sized(entry, 1, tag.name())?;
+        // `locate_sized` checked that `count` bytes from `start` lie in the file.
+        Ok(Some(
+            &self.reader.bytes[start as usize..(start + entry.count) as usize],
+        ))
+    }
+
+    fn locate_sized(&self, entry: &Entry, size: u64, name: &str) -> Result<(u64, u64), Problem> {
         let inline_size = if self.bigtiff { 8 } else { 4 };
         let total = entry.count.checked_mul(size).ok_or_else(|| {
             format_problem!(
@@ -230,5 +294,164 @@ impl<'a> Directory<'a> {
     pub fn required(&self, tag: Tag) -> Result<u64, Problem> {
         self.value(tag)?
             .ok_or_else(|| format_problem!("required tag {} is missing", tag.name()))
+    }
+}
+
+/// The entry count of the IFD at `offset` and where its entry table ends (the
+/// next-IFD offset field), checked to lie in the file.
+fn entry_table(
+    reader: &Reader<'_>,
+    bigtiff: bool,
+    offset: u64,
+    index: usize,
+) -> Result<(u64, u64), Problem> {
+    let (count_size, entry_size) = if bigtiff { (8u64, 20u64) } else { (2, 12) };
+    let what = format!("IFD {index} entry count");
+    let count = if bigtiff {
+        reader.u64(offset, &what)?
+    } else {
+        u64::from(reader.u16(offset, &what)?)
+    };
+    let table_end = count
+        .checked_mul(entry_size)
+        .and_then(|n| n.checked_add(offset))
+        .and_then(|n| n.checked_add(count_size));
+    match table_end {
+        Some(end) if end <= reader.len() => Ok((count, end)),
+        _ => Err(format_problem!(
+            "IFD {index} at offset {offset} claims {count} entries, more than the file ({} bytes) holds",
+            reader.len()
+        )),
+    }
+}
+
+/// The next-IFD offset stored at `at`, after IFD `index`'s entries. A file that
+/// ends right after its last entry table (no next-offset field) has no next IFD.
+fn next_offset(reader: &Reader<'_>, bigtiff: bool, at: u64, index: usize) -> Result<u64, Problem> {
+    let size = if bigtiff { 8 } else { 4 };
+    if at + size > reader.len() {
+        return Ok(0);
+    }
+    let what = format!("IFD {index} next-IFD offset");
+    if bigtiff {
+        reader.u64(at, &what)
+    } else {
+        reader.u32(at, &what).map(u64::from)
+    }
+}
+
+/// A walk along the IFD chain, one page at a time.
+struct Chain<'h, 'a> {
+    header: &'h Header<'a>,
+    /// The current IFD's offset.
+    offset: u64,
+    /// Pages seen so far, the current one included.
+    pages: usize,
+    /// Every IFD offset seen, to detect a chain that loops.
+    seen: std::collections::HashSet<u64>,
+    max_pages: u64,
+}
+
+impl<'h, 'a> Chain<'h, 'a> {
+    fn new(header: &'h Header<'a>, limits: &Limits) -> Chain<'h, 'a> {
+        Chain {
+            header,
+            offset: header.first_ifd,
+            pages: 1,
+            seen: std::collections::HashSet::from([header.first_ifd]),
+            max_pages: limits.max_pages,
+        }
+    }
+
+    /// Moves to the next IFD; `None` at the end of the chain.
+    fn advance(&mut self) -> Result<Option<u64>, Problem> {
+        let index = self.pages - 1;
+        let (reader, bigtiff) = (&self.header.reader, self.header.bigtiff);
+        let (_, table_end) = entry_table(reader, bigtiff, self.offset, index)?;
+        let next = next_offset(reader, bigtiff, table_end, index)?;
+        if next == 0 {
+            return Ok(None);
+        }
+        if !self.seen.insert(next) {
+            return Err(format_problem!(
+                "the IFD chain loops: IFD {index} points back to offset {next}"
+            ));
+        }
+        if self.pages as u64 >= self.max_pages {
+            return Err(Problem::Limits(format!(
+                "the file holds more than {} pages (IFDs), the limit",
+                self.max_pages
+            )));
+        }
+        self.offset = next;
+        self.pages += 1;
+        Ok(Some(next))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A classic little-endian file of empty IFDs, 6 bytes each from offset 8;
+    /// `next[i]` is IFD i's next-IFD offset.
+    fn chain(next: &[u32]) -> Vec<u8> {
+        let mut v = b"II*\0\x08\0\0\0".to_vec();
+        for &n in next {
+            v.extend_from_slice(&0u16.to_le_bytes());
+            v.extend_from_slice(&n.to_le_bytes());
+        }
+        v
+    }
+
+    fn limits(max_pages: u64) -> Limits {
+        Limits {
+            max_pages,
+            ..Limits::default()
+        }
+    }
+
+    #[test]
+    fn the_chain_is_counted_and_walked_to_any_page() {
+        let bytes = chain(&[14, 20, 0]);
+        assert_eq!(Directory::page_count(&bytes, &limits(10)), Ok(3));
+        assert_eq!(Directory::page(&bytes, 2, &limits(10)).unwrap().index, 2);
+        let past = Directory::page(&bytes, 3, &limits(10)).err().unwrap();
+        assert!(
+            matches!(past, Problem::Usage(ref m) if m.contains("3 pages")),
+            "{past:?}"
+        );
+    }
+
+    #[test]
+    fn loops_are_format_errors_and_long_chains_hit_the_limit() {
+        for next in [&[14, 20, 8][..], &[8], &[14, 14]] {
+            let bytes = chain(next);
+            let e = Directory::page_count(&bytes, &limits(10)).unwrap_err();
+            assert!(
+                matches!(e, Problem::Format(ref m) if m.contains("loops")),
+                "{e:?}"
+            );
+            assert!(Directory::page(&bytes, 9, &limits(10)).is_err());
+        }
+        let bytes = chain(&[14, 20, 26, 0]);
+        assert_eq!(Directory::page_count(&bytes, &limits(4)), Ok(4));
+        let e = Directory::page_count(&bytes, &limits(3)).unwrap_err();
+        assert!(matches!(e, Problem::Limits(_)), "{e:?}");
+    }
+
+    #[test]
+    fn a_next_offset_outside_the_file_is_an_error_a_missing_one_the_end() {
+        let bytes = chain(&[1000]);
+        assert!(matches!(
+            Directory::page_count(&bytes, &limits(10)),
+            Err(Problem::Format(_))
+        ));
+        // The last IFD's next-offset field cut off: no next page.
+        let bytes = chain(&[0]);
+        assert_eq!(
+            Directory::page_count(&bytes[..bytes.len() - 4], &limits(10)),
+            Ok(1)
+        );
     }
 }

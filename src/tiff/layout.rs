@@ -1,4 +1,4 @@
-//! What IFD 0 says about the image: size, depth, encoding and where its pixel
+//! What a page's IFD says about the image: size, depth, encoding and where its pixel
 //! bytes lie, validated against the file.
 
 use super::bytes::ByteOrder;
@@ -47,7 +47,7 @@ pub(crate) enum Chunks {
     Tiles { width: u32, length: u32 },
 }
 
-/// IFD 0 of a grayscale 8/16-bit unsigned TIFF, with every chunk checked to lie in the file.
+/// One page (IFD) of a grayscale TIFF, with every chunk checked to lie in the file.
 #[derive(Debug, Clone)]
 pub(crate) struct ImageLayout {
     pub width: u32,
@@ -70,23 +70,52 @@ pub(crate) struct ImageLayout {
     pub byte_counts: Vec<u64>,
     /// The largest ASCII entry's count (see [`Directory::largest_ascii_count`]).
     pub largest_ascii: u64,
+    /// `images=N` of an ImageJ description (ImageJ=...): the stack's image count.
+    pub imagej_images: Option<u64>,
 }
 
 impl ImageLayout {
-    /// Parses and validates IFD 0 of `bytes`.
+    /// Parses and validates page `index` (IFD `index` of the chain) of `bytes`.
     ///
     /// Errors: `Format` for anything malformed or pointing outside the file,
-    /// `Unsupported` for valid images that are not 8/16-bit unsigned single-sample
-    /// grayscale, `Limits` for images beyond `limits.max_pixels`.
-    pub fn parse(bytes: &[u8], limits: &Limits) -> Result<ImageLayout, Problem> {
-        let dir = Directory::parse(bytes, limits)?;
-        let width = dimension(&dir, Tag::ImageWidth)?;
-        let height = dimension(&dir, Tag::ImageLength)?;
+    /// `Unsupported` for valid images ctstack does not read (color, other sample
+    /// types, unread compressions, volumes), `Limits` for images beyond `limits`,
+    /// `Usage` for a page past the last.
+    pub fn parse_page(bytes: &[u8], index: usize, limits: &Limits) -> Result<ImageLayout, Problem> {
+        match Directory::page(bytes, index, limits) {
+            Ok(dir) => ImageLayout::from_directory(&dir, bytes, limits),
+            // The chain ended before `index`: an ImageJ stack may hold more images
+            // than IFDs (its pages after the first described, not listed).
+            Err(Problem::Usage(why)) => {
+                // Only a chain of one IFD stands for a truncated stack, as in `page_count`.
+                if Directory::page_count(bytes, limits)? != 1 {
+                    return Err(Problem::Usage(why));
+                }
+                let first = ImageLayout::parse_page(bytes, 0, limits)?;
+                match first.imagej_pages(bytes, limits)? {
+                    Some(n) if (index as u64) < n => Ok(first.imagej_page(index as u64)),
+                    Some(n) => Err(Problem::Usage(format!(
+                        "page {index} asked for, the ImageJ stack holds {n} pages"
+                    ))),
+                    None => Err(Problem::Usage(why)),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn from_directory(
+        dir: &Directory<'_>,
+        bytes: &[u8],
+        limits: &Limits,
+    ) -> Result<ImageLayout, Problem> {
+        let width = dimension(dir, Tag::ImageWidth)?;
+        let height = dimension(dir, Tag::ImageLength)?;
         let PixelFormat {
             sample_type,
             bits,
             photometric,
-        } = check_supported(&dir)?;
+        } = check_supported(dir)?;
         let compression = Compression::from_tag(dir.value(Tag::Compression)?.unwrap_or(1));
         if !compression.is_readable() {
             return Err(Problem::Unsupported(format!(
@@ -98,7 +127,7 @@ impl ImageLayout {
         let predictor = u16::try_from(predictor)
             .map_err(|_| format_problem!("Predictor {predictor} is not a valid value"))?;
 
-        check_one_plane(&dir)?;
+        check_one_plane(dir)?;
         if bits % 8 != 0 && (compression != Compression::None || predictor != 1) {
             return Err(Problem::Unsupported(format!(
                 "{bits}-bit samples with {} (packed depths are read uncompressed only)",
@@ -127,8 +156,8 @@ impl ImageLayout {
         }
         let tiled = dir.value(Tag::TileWidth)?.is_some() || dir.value(Tag::TileOffsets)?.is_some();
         let (chunks, needed, offsets_tag, counts_tag) = if tiled {
-            let tw = dimension(&dir, Tag::TileWidth)?;
-            let tl = dimension(&dir, Tag::TileLength)?;
+            let tw = dimension(dir, Tag::TileWidth)?;
+            let tl = dimension(dir, Tag::TileLength)?;
             let needed = u64::from(width.div_ceil(tw)) * u64::from(height.div_ceil(tl));
             let chunks = Chunks::Tiles {
                 width: tw,
@@ -181,6 +210,7 @@ impl ImageLayout {
             offsets,
             byte_counts,
             largest_ascii: dir.largest_ascii_count(),
+            imagej_images: imagej_images(dir)?,
         };
         layout.check_chunks_in_file(bytes.len() as u64)?;
         // Every byte of a raw image lies in the file, and in one chunk only, so a
@@ -203,6 +233,62 @@ impl ImageLayout {
             )));
         }
         Ok(layout)
+    }
+
+    /// The page count of an ImageJ stack that lists only its first image in the
+    /// chain (ImageJ does so past 4 GiB; tifffile with `truncate=True`): the
+    /// description's `images=N`, its pages' pixels following page 0's in the file.
+    /// `None` if this is not such a stack. Refused when the pages cannot be
+    /// located that way (compressed, tiled, scattered strips: Unsupported) or
+    /// do not fit in the file (Format), rather than read as one page.
+    fn imagej_pages(&self, bytes: &[u8], limits: &Limits) -> Result<Option<u64>, Problem> {
+        let Some(n) = self.imagej_images.filter(|&n| n > 1) else {
+            return Ok(None);
+        };
+        let contiguous = matches!(self.chunks, Chunks::Strips { .. })
+            && self.is_raw()
+            && self.offsets.iter().enumerate().all(|(i, &o)| {
+                Some(o)
+                    == (i as u64)
+                        .checked_mul(self.raw_chunk_bytes(0))
+                        .and_then(|d| d.checked_add(self.offsets[0]))
+            });
+        if !contiguous {
+            return Err(Problem::Unsupported(format!(
+                "an ImageJ stack of {n} images in one IFD whose pixels are not one \
+                 uncompressed run ({})",
+                self.compression.with_predictor(self.predictor)
+            )));
+        }
+        if n > limits.max_pages {
+            return Err(Problem::Limits(format!(
+                "the ImageJ stack holds {n} images, more than the limit of {} pages",
+                limits.max_pages
+            )));
+        }
+        let end = n
+            .checked_mul(self.stored_image_bytes())
+            .and_then(|b| b.checked_add(self.offsets[0]));
+        if end.is_none_or(|e| e > bytes.len() as u64) {
+            return Err(format_problem!(
+                "the ImageJ description says images={n}: {} bytes of pixels from offset {}, \
+                 the file holds {}",
+                n.saturating_mul(self.stored_image_bytes()),
+                self.offsets[0],
+                bytes.len()
+            ));
+        }
+        Ok(Some(n))
+    }
+
+    /// Page `index` of a stack [`ImageLayout::imagej_pages`] accepted: page 0
+    /// moved on by `index` images.
+    fn imagej_page(&self, index: u64) -> ImageLayout {
+        let shift = index * self.stored_image_bytes();
+        ImageLayout {
+            offsets: self.offsets.iter().map(|&o| o + shift).collect(),
+            ..self.clone()
+        }
     }
 
     /// Bytes per sample.
@@ -301,6 +387,39 @@ fn dimension(dir: &Directory<'_>, tag: Tag) -> Result<u32, Problem> {
             tag.name()
         )),
     }
+}
+
+/// The number of pages (IFDs) in the file `bytes`, its chain walked cycle-safe and
+/// bounded by `limits.max_pages`.
+///
+/// An ImageJ stack that lists only its first image counts the images its
+/// description gives ([`ImageLayout::imagej_pages`]).
+pub(crate) fn page_count(bytes: &[u8], limits: &Limits) -> Result<usize, Problem> {
+    let n = Directory::page_count(bytes, limits)?;
+    if n == 1 {
+        // A page 0 ctstack cannot read has no pages to count beyond itself.
+        if let Ok(first) = ImageLayout::parse_page(bytes, 0, limits)
+            && let Some(images) = first.imagej_pages(bytes, limits)?
+        {
+            return Ok(usize::try_from(images).unwrap_or(usize::MAX));
+        }
+    }
+    Ok(n)
+}
+
+/// `images=N` from an ImageJ ImageDescription (`ImageJ=1.x` on its first line).
+fn imagej_images(dir: &Directory<'_>) -> Result<Option<u64>, Problem> {
+    let Some(text) = dir.bytes(Tag::ImageDescription)? else {
+        return Ok(None);
+    };
+    if !text.starts_with(b"ImageJ=") {
+        return Ok(None);
+    }
+    Ok(text
+        .split(|&b| b == b'\n' || b == 0)
+        .find_map(|line| line.strip_prefix(b"images="))
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.trim().parse().ok()))
 }
 
 /// Refuses a volume stored in one IFD (SGI's ImageDepth/TileDepth): page 0 would

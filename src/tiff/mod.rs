@@ -1,4 +1,4 @@
-//! TIFF structure parsing: header, the first image directory, and the pixel layout
+//! TIFF structure parsing: header, the image directories (one per page), and the pixel layout
 //! it describes. Parsing only: no I/O, no policy about how pixels are served.
 //!
 //! Everything here works on a byte slice holding the whole file and checks every
@@ -14,4 +14,4 @@ mod tags;
 pub use bytes::ByteOrder;
 pub use compression::Compression;
 pub use layout::Photometric;
-pub(crate) use layout::{Chunks, ImageLayout};
+pub(crate) use layout::{Chunks, ImageLayout, page_count};

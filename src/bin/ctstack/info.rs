@@ -55,7 +55,7 @@ fn describe_file(path: &Path, options: &OpenOptions) -> bool {
     match Slice::open_with(path, options) {
         Ok(s) => {
             println!(
-                "{name}: {} {}x{} {}{}, compression {}, {}{}, {}",
+                "{name}: {} {}x{} {}{}, compression {}, {}{}, {}{}",
                 s.format().name(),
                 s.width(),
                 s.height(),
@@ -67,7 +67,11 @@ fn describe_file(path: &Path, options: &OpenOptions) -> bool {
                 s.compression().name(),
                 s.byte_order().name(),
                 if s.is_bigtiff() { " BigTIFF" } else { "" },
-                s.access()
+                s.access(),
+                match Slice::page_count(path, options) {
+                    Ok(n) if n > 1 => format!(" (page 0 of {n})"),
+                    _ => String::new(),
+                }
             );
             true
         }
