@@ -124,6 +124,16 @@ class Pyramid:
             )
         return self.levels[k - 1]
 
+    def level(self, k: int) -> Level:
+        """Level ``k``: 1 ..= L, or counted from the end, ``-1`` being the
+        smallest (what CTHarvester loads as its 3-D volume)."""
+        n = len(self.levels)
+        if 1 <= k <= n:
+            return self.levels[k - 1]
+        if -n <= k <= -1:
+            return self.levels[n + k]
+        raise invalid_argument("level %r: this pyramid has levels 1..%d (or -1..-%d)" % (k, n, n))
+
     def close(self) -> None:
         """Releases the pyramid. Idempotent."""
         self._handle = None

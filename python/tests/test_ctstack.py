@@ -965,6 +965,13 @@ class ReadBackTest(PyramidAssertions):
                             np.testing.assert_array_equal(volume[j], want.array(), rel)
                 with self.assertRaises(ValueError):
                     pyramid[3]
+                # level(k) counts from the end too: -1 is the smallest, what a viewer loads.
+                self.assertIs(pyramid.level(-1), pyramid[2])
+                self.assertIs(pyramid.level(1), pyramid[1])
+                self.assertEqual(pyramid.level(-1).array().shape, (6, 50, 75))
+                for bad in (0, 3, -3):
+                    with self.assertRaises(ValueError):
+                        pyramid.level(bad)
             with self.assertRaises(ValueError):
                 pyramid[1].array()  # closed
 
