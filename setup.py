@@ -20,7 +20,7 @@ import re
 
 from setuptools import setup
 from setuptools.command.bdist_wheel import bdist_wheel
-from setuptools_rust import Binding, RustExtension
+from setuptools_rust import Binding, RustExtension, Strip
 from setuptools_rust.build import build_rust
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -74,6 +74,10 @@ setup(
             # The command-line tool's features are not needed by the library.
             args=["--no-default-features"],
             py_limited_api=False,
+            # The release profile keeps line tables (backtraces for the CLI); the
+            # wheel's copy drops them (`strip -S` on Unix: 26.7 MB -> 2.7 MB). Its
+            # C ABI never unwinds, and the symbols stay.
+            strip=Strip.Debug,
         )
     ],
     cmdclass={"build_rust": build_cdylib, "bdist_wheel": bdist_wheel_py3_none},

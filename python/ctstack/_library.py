@@ -18,7 +18,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar, Union
 
 from ._errors import ERR_INTERNAL, OK, error_for, invalid_argument
 
@@ -281,3 +281,45 @@ class NativeHandle:
         ptr, self.ptr = self.ptr, None
         if ptr:
             self._free(ptr)
+
+
+class NativeObject:
+    """What Slice, PyramidJob and Pyramid share: a :class:`NativeHandle` in
+    ``_handle`` (None once closed), ``closed``, :meth:`close` and the context
+    manager. Dropping the object drops its reference to the handle, which frees
+    the native object once nothing else (an array, a call) holds it."""
+
+    _handle: Optional[NativeHandle] = None
+
+    def _live(self) -> NativeHandle:
+        """The handle, held by the caller for the duration of a call;
+        ValueError once closed."""
+        handle = self._handle
+        if handle is None:
+            raise ValueError("operation on a closed %s" % self._describe())
+        return handle
+
+    def _describe(self) -> str:
+        """How the closed-object error names this object."""
+        return type(self).__name__
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has been called."""
+        return self._handle is None
+
+    def close(self) -> None:
+        """Releases the object. Idempotent."""
+        self._handle = None
+
+    def __enter__(self: "_Self") -> "_Self":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self._handle = None
+
+
+_Self = TypeVar("_Self", bound=NativeObject)

@@ -12,15 +12,14 @@ in the output folder is deleted.
 from __future__ import annotations
 
 import ctypes
-import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from . import _library as _l
 from ._library import PathArg
-from ._errors import ERR_INTERNAL, ERR_IO, OK, error_for, invalid_argument
+from ._errors import ERR_INTERNAL, OK, error_for, invalid_argument
 
 #: The default ``min_size``: halve while the width or height exceeds it.
 DEFAULT_MIN_SIZE = 500
@@ -88,9 +87,10 @@ def _uint32(value: object, name: str, minimum: int) -> int:
 class StackPattern:
     """Which files of a directory form the stack, as CTHarvester names them:
     ``f"{prefix}{index:0{width}d}.{ext}"`` for every index in
-    ``first ..= last``. Indices whose file is missing are gaps: the stack is
-    built from the files that exist, and :attr:`PyramidJob.gaps` lists the
-    missing indices (an error with ``strict=True``).
+    ``first ..= last`` (``width`` 0: any number of digits). Indices whose file
+    is missing are gaps: the stack is built from the files that exist, and
+    each gap is a warning in :meth:`PyramidJob.report` (an error with
+    ``strict=True``). The library does the selection.
 
     Example: ``StackPattern("scan_", "tif", 10, 250, 4)`` selects
     ``scan_0010.tif`` ... ``scan_0250.tif``.
@@ -186,8 +186,8 @@ def _options(
 
 
 class _Input:
-    """What a run reads: a directory (its slices found by extension) or an
-    explicit file list, where its levels go, and the gaps of a pattern."""
+    """What a run reads, encoded for the C call: a directory (with an optional
+    pattern) or an explicit file list, and where its levels go."""
 
     def __init__(
         self,
@@ -196,22 +196,10 @@ class _Input:
         pattern: Optional[StackPattern] = None,
         files: Optional[Sequence[PathArg]] = None,
     ) -> None:
-        self.gaps: List[int] = []
         self.dir: Optional[bytes] = None
         self.files: Optional[Any] = None
         self.n_files = 0
-        if pattern is not None:
-            assert input_dir is not None
-            selection = _select(input_dir, pattern)
-            if not selection.files:
-                raise invalid_argument(
-                    "%s: no file matches %s"
-                    % (os.fsdecode(input_dir), pattern.file_name(pattern.first))
-                )
-            self.gaps = selection.gaps
-            files = selection.files
-            if output_dir is None:
-                output_dir = os.path.join(os.fsdecode(input_dir), ".thumbnail")
+        self.pattern = pattern
         if files is not None:
             if output_dir is None:
                 raise invalid_argument("output_dir is required with an explicit file list")
@@ -223,33 +211,16 @@ class _Input:
             self.dir = _l.path_arg(input_dir, "input_dir")
         self.output_dir = None if output_dir is None else _l.path_arg(output_dir, "output_dir")
 
-
-@dataclass(frozen=True)
-class _Selection:
-    """The files a StackPattern selects in a directory, and its gaps."""
-
-    files: List[str] = field(default_factory=list)
-    gaps: List[int] = field(default_factory=list)
-
-
-def _select(directory: PathArg, pattern: StackPattern) -> _Selection:
-    """The existing files of ``pattern`` in ``directory``, in index order, and
-    the indices whose file is missing.
-
-    A stop-gap: the library's own selection (src/stack.rs) replaces this once
-    the ABI carries it (ctstack_pyramid_options)."""
-    root = os.fsdecode(directory)
-    if not os.path.isdir(root):
-        raise error_for(ERR_IO, "%s: not a directory" % root)
-    present = set(os.listdir(root))
-    selection = _Selection()
-    for index in range(pattern.first, pattern.last + 1):
-        name = pattern.file_name(index)
-        if name in present and os.path.isfile(os.path.join(root, name)):
-            selection.files.append(os.path.join(root, name))
-        else:
-            selection.gaps.append(index)
-    return selection
+    def options(self, options: PyramidOptions) -> _l.PyramidOptionsT:
+        """The native options of a run of this input with ``options``."""
+        native = options._native(self.output_dir)
+        if self.pattern is not None:
+            native.prefix = self.pattern.prefix.encode("utf-8")
+            native.extension = self.pattern.ext.encode("utf-8")
+            native.index_first = self.pattern.first
+            native.index_last = self.pattern.last
+            native.index_width = self.pattern.width
+        return native
 
 
 ProgressCallback = Callable[[int, int], Any]
@@ -291,7 +262,7 @@ def build_pyramid(
     """
     options = _options(min_size, min_levels, threads, mmap, strict, force)
     source = _Input(input_dir, output_dir, pattern)
-    native = options._native(source.output_dir)
+    native = source.options(options)
     raised: List[BaseException] = []
 
     def trampoline(done: int, total: int, _user_data: object) -> int:
@@ -342,7 +313,7 @@ class JobReport:
     output_dir: str
 
 
-class PyramidJob:
+class PyramidJob(_l.NativeObject):
     """A pyramid build on a background thread, for GUI callers: no callback;
     poll :attr:`progress` and :attr:`running` (e.g. from a ``QTimer``, see
     examples/qt_thumbnails.py), and :meth:`wait` for the result.
@@ -356,13 +327,7 @@ class PyramidJob:
     cancels it and waits for it to stop. Dropping the last reference to a
     running job cancels it too: keep the object for as long as the build
     should run.
-
-    Attributes:
-        gaps: the indices a ``pattern`` selected whose file is missing (empty
-            without a pattern).
     """
-
-    gaps: List[int]
 
     def __init__(
         self,
@@ -385,7 +350,7 @@ class PyramidJob:
             CtstackIOError: ``input_dir`` cannot be listed (with ``pattern``;
                 otherwise :meth:`wait` reports it).
         """
-        self._handle: Optional[_l.NativeHandle] = None
+        self._handle = None
         options = _options(min_size, min_levels, threads, mmap, strict, force)
         self._start(options, _Input(input_dir, output_dir, pattern))
 
@@ -414,8 +379,7 @@ class PyramidJob:
         """Starts the job and keeps it."""
         # ctstack_job_wait calls are serialised: see wait().
         self._wait_lock = threading.Lock()
-        self.gaps = source.gaps
-        native = options._native(source.output_dir)
+        native = source.options(options)
         out = _l.JobP()
         if source.files is not None:
             status = _l.lib.ctstack_job_start_files(
@@ -425,13 +389,6 @@ class PyramidJob:
             status = _l.lib.ctstack_job_start(source.dir, ctypes.byref(native), ctypes.byref(out))
         _l.check(status)
         self._handle = _l.NativeHandle(out, _l.lib.ctstack_job_free)
-
-    def _live(self) -> _l.NativeHandle:
-        """The handle, held by the caller for the duration of a call."""
-        handle = self._handle
-        if handle is None:
-            raise ValueError("operation on a closed PyramidJob")
-        return handle
 
     def _poll(self) -> Tuple[bool, int, int]:
         """``(running, done, total)`` from one ctstack_job_progress call."""
@@ -451,11 +408,6 @@ class PyramidJob:
     def running(self) -> bool:
         """True while the job runs."""
         return self._poll()[0]
-
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` has been called."""
-        return self._handle is None
 
     def cancel(self) -> None:
         """Asks the job to stop; returns at once. A finished job is unaffected."""
@@ -513,16 +465,6 @@ class PyramidJob:
         _l.lib.ctstack_job_cancel(handle.ptr)
         with self._wait_lock:
             _l.lib.ctstack_job_wait(handle.ptr)
-        self._handle = None
-
-    def __enter__(self) -> "PyramidJob":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        # The handle cancels, joins and frees the native job once unreferenced.
         self._handle = None
 
     def __repr__(self) -> str:

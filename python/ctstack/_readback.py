@@ -75,7 +75,7 @@ class Level:
         return out if dtype is None else out.astype(dtype, copy=False)
 
 
-class Pyramid:
+class Pyramid(_l.NativeObject):
     """A pyramid a build wrote, opened by its manifest; a context manager.
 
     ``len(p)`` levels, ``p.levels`` (levels 1 ..= L, largest first), ``p[k]``
@@ -91,7 +91,7 @@ class Pyramid:
             TiffFormatError: the manifest is not a valid one.
             InvalidArgumentError: the last build there did not finish.
         """
-        self._handle: Optional[_l.NativeHandle] = None
+        self._handle = None
         out = _l.PyramidP()
         _l.check(
             _l.lib.ctstack_pyramid_open(_l.path_arg(output_dir, "output_dir"), ctypes.byref(out))
@@ -104,12 +104,6 @@ class Pyramid:
             levels.append(Level(self, info))
         self.levels: List[Level] = levels
 
-    def _live(self) -> _l.NativeHandle:
-        handle = self._handle
-        if handle is None:
-            raise ValueError("operation on a closed Pyramid")
-        return handle
-
     def __len__(self) -> int:
         return len(self.levels)
 
@@ -117,12 +111,8 @@ class Pyramid:
         return iter(self.levels)
 
     def __getitem__(self, k: int) -> Level:
-        """Level ``k`` (1 ..= L)."""
-        if not 1 <= k <= len(self.levels):
-            raise invalid_argument(
-                "level %r: this pyramid has levels 1..%d" % (k, len(self.levels))
-            )
-        return self.levels[k - 1]
+        """``pyramid[k]`` is :meth:`level` (``pyramid[-1]``: the smallest)."""
+        return self.level(k)
 
     def level(self, k: int) -> Level:
         """Level ``k``: 1 ..= L, or counted from the end, ``-1`` being the
@@ -133,16 +123,6 @@ class Pyramid:
         if -n <= k <= -1:
             return self.levels[n + k]
         raise invalid_argument("level %r: this pyramid has levels 1..%d (or -1..-%d)" % (k, n, n))
-
-    def close(self) -> None:
-        """Releases the pyramid. Idempotent."""
-        self._handle = None
-
-    def __enter__(self) -> "Pyramid":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return "<ctstack.Pyramid %d levels>" % len(self.levels)

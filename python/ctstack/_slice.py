@@ -73,7 +73,7 @@ class _PixelView:
         }
 
 
-class Slice:
+class Slice(_l.NativeObject):
     """One grayscale slice image: page 0 of a TIFF file, or a BMP, PNG or JPEG
     file, with samples of type uint8, uint16, int16 or float32.
 
@@ -105,7 +105,7 @@ class Slice:
             TiffFormatError: not a readable image, or a malformed one.
             UnsupportedTiffError: a valid image this library does not handle.
         """
-        self._handle: Optional[_l.NativeHandle] = None
+        self._handle = None
         self.path = os.fsdecode(path)
         out = _l.SliceP()
         _l.check(_l.lib.ctstack_slice_open(_l.path_arg(path), ctypes.byref(out)))
@@ -120,36 +120,17 @@ class Slice:
         self.nbytes = self.width * self.height * self.bits // 8
 
     @property
-    def closed(self) -> bool:
-        """True once :meth:`close` has been called."""
-        return self._handle is None
-
-    @property
     def shape(self) -> Tuple[int, int]:
         """``(height, width)``."""
         return (self.height, self.width)
-
-    def _live(self) -> _l.NativeHandle:
-        """The handle, held by the caller for the duration of a call."""
-        handle = self._handle
-        if handle is None:
-            raise ValueError("I/O operation on a closed Slice (%s)" % self.path)
-        return handle
 
     def close(self) -> None:
         """Releases the slice. Idempotent. Arrays from :meth:`array` stay valid:
         the mapping is released when the last of them is garbage collected."""
         self._handle = None
 
-    def __enter__(self) -> "Slice":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        # The handle frees the native slice once nothing else refers to it.
-        self._handle = None
+    def _describe(self) -> str:
+        return "Slice (%s)" % self.path
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else ("zero-copy" if self.zero_copy else "copied")

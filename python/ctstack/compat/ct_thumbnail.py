@@ -104,7 +104,7 @@ def build_thumbnails(
         pattern = _pyramid.StackPattern(
             str(prefix), str(file_type), seq_begin, seq_end, index_length
         )
-        if not _pyramid._select(input_dir, pattern).files:
+        if not _any_file(input_dir, pattern):
             report.finish()
             return None
         job = _pyramid.PyramidJob(
@@ -129,6 +129,17 @@ def build_thumbnails(
         job.wait()
     report.finish()
     return None
+
+
+def _any_file(input_dir: PathArg, pattern: _pyramid.StackPattern) -> bool:
+    """Whether any file of the pattern exists: CTHarvester's module does
+    nothing (but report 100) when none does, where ctstack refuses an empty
+    selection. (Which files form the stack is ctstack's selection.)"""
+    root = os.fspath(input_dir)
+    return any(
+        os.path.isfile(os.path.join(root, pattern.file_name(i)))
+        for i in range(pattern.first, pattern.last + 1)
+    )
 
 
 #: CTHarvester's module exports both names; they are the same function.
