@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 
 use super::boundary::{Failure, OutHandle, ffi_boundary, free_handle, handle, write_optional};
 use super::ctstack_status;
-use super::options::{Input, Request, ctstack_pyramid_options};
+use super::options::{Input, Request, Step, ctstack_pyramid_options};
 use super::report::JobReport;
 use crate::{CancelFlag, PyramidBuilder};
 
@@ -39,7 +39,7 @@ impl Drop for ctstack_job {
 }
 
 impl ctstack_job {
-    fn start(builder: Result<PyramidBuilder, Failure>) -> ctstack_job {
+    fn start(builder: Result<PyramidBuilder, Failure>, step: Step) -> ctstack_job {
         let shared = Arc::new(JobState {
             cancel: CancelFlag::new(),
             done: AtomicU64::new(0),
@@ -53,9 +53,7 @@ impl ctstack_job {
                 state.done.store(done, Ordering::Release);
             };
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                builder?
-                    .plan()?
-                    .run(&mut report, &state.cancel)
+                step.run(&builder?, &mut report, &state.cancel)
                     .map(JobReport::new)
                     .map_err(Failure::from)
             }));
@@ -118,7 +116,8 @@ pub unsafe extern "C" fn ctstack_job_start(
         let out = unsafe { OutHandle::new(out, "out") }?;
         // SAFETY: per the contract above.
         let request = unsafe { Request::new(Input::dir(input_dir)?, options) }?;
-        out.set(ctstack_job::start(request.into_owned()));
+        let step = request.step()?;
+        out.set(ctstack_job::start(request.into_owned(), step));
         Ok(())
     }
 }
@@ -141,7 +140,60 @@ pub unsafe extern "C" fn ctstack_job_start_files(
         let out = unsafe { OutHandle::new(out, "out") }?;
         // SAFETY: per the contract above.
         let request = unsafe { Request::new(Input::files(paths, n_paths)?, options) }?;
-        out.set(ctstack_job::start(request.into_owned()));
+        let step = request.step()?;
+        out.set(ctstack_job::start(request.into_owned(), step));
+        Ok(())
+    }
+}
+
+/// Starts the last step of a slab build (see `ctstack_pyramid_options.slab_start`)
+/// on a background thread, once every slab run has returned: checks that every
+/// output is there and valid, writes the folder's manifest once, removes stale
+/// outputs (only files an earlier manifest lists, unchanged since) and temporary
+/// files as a whole run does, and removes the slab records. Same input and
+/// options as the slab runs (the options' slab fields must be 0). Wait for it
+/// with `ctstack_job_wait`; its report (`ctstack_job_report_get`) is the one a
+/// whole run would give (`rebuilt`: outputs the slabs wrote; `elapsed_seconds`:
+/// this step only). CTSTACK_ERR_INVALID_ARGUMENT from the wait if an output is
+/// missing (a slab failed: run it again, then finish); nothing is changed then.
+/// Ownership as for `ctstack_job_start`.
+///
+/// # Safety
+/// As for `ctstack_job_start`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ctstack_job_start_finish(
+    input_dir: *const c_char,
+    options: *const ctstack_pyramid_options,
+    out: *mut *mut ctstack_job,
+) -> ctstack_status {
+    ffi_boundary! {
+        // SAFETY: per the contract above.
+        let out = unsafe { OutHandle::new(out, "out") }?;
+        // SAFETY: per the contract above.
+        let request = unsafe { Request::new(Input::dir(input_dir)?, options) }?;
+        out.set(ctstack_job::start(request.into_finish()?, Step::Finish));
+        Ok(())
+    }
+}
+
+/// `ctstack_job_start_finish` for an explicit, ordered list of `n_paths` slice
+/// files; `options->output_dir` is required.
+///
+/// # Safety
+/// As for `ctstack_job_start_files`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ctstack_job_start_finish_files(
+    paths: *const *const c_char,
+    n_paths: usize,
+    options: *const ctstack_pyramid_options,
+    out: *mut *mut ctstack_job,
+) -> ctstack_status {
+    ffi_boundary! {
+        // SAFETY: per the contract above.
+        let out = unsafe { OutHandle::new(out, "out") }?;
+        // SAFETY: per the contract above.
+        let request = unsafe { Request::new(Input::files(paths, n_paths)?, options) }?;
+        out.set(ctstack_job::start(request.into_finish()?, Step::Finish));
         Ok(())
     }
 }

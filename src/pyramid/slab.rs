@@ -326,16 +326,16 @@ pub(crate) fn finish(plan: &Plan, cancel: &CancelFlag) -> Result<Summary, Error>
         }
     }
     if let Some(&(k, j)) = missing.first() {
-        let align = plan.slab_alignment();
-        let start = inputs_of(k, j, count).start / align * align;
+        let deps = inputs_of(k, j, count);
         return Err(Error::usage(format!(
-            "{}: {} of {} outputs were not built by any slab, e.g. {} (inputs {start}..{}): \
-             run the slabs that failed again, then finish; nothing was changed",
+            "{}: {} of {} outputs were not built by any slab, e.g. {} (made from inputs \
+             {}..{}): run the slabs holding them again, then finish; nothing was changed",
             out.display(),
             missing.len(),
             plan.total_units(),
             plan.output_path(k, j).display(),
-            (start + align).min(count),
+            deps.start,
+            deps.end,
         )));
     }
     let removed = match &old {
