@@ -401,6 +401,23 @@ const char *ctstack_job_warning(const ctstack_job *job, uint32_t i);
 // `job` is NULL or a live job handle.
 const char *ctstack_job_output_dir(const ctstack_job *job);
 
+// Checks the stack of `input_dir` as a build with `options` would (every
+// slice's header; the selection fields apply) and writes its slice count to
+// `*n_inputs` and the slab alignment 2^L (L: the level count) to `*alignment`
+// (either may be NULL). Slabs given to `options->slab_start`/`slab_end` start
+// and end on multiples of the alignment (the last may end at the stack's end).
+//
+// # Safety
+// As for `ctstack_pyramid_build`; `n_inputs`, `alignment` are NULL or writable.
+ctstack_status ctstack_pyramid_slab_alignment(const char *input_dir, const ctstack_pyramid_options *options, uint64_t *n_inputs, uint64_t *alignment);
+
+// `ctstack_pyramid_slab_alignment` for an explicit, ordered list of `n_paths`
+// slice files; `options->output_dir` is required.
+//
+// # Safety
+// As for `ctstack_pyramid_build_files`; `n_inputs`, `alignment` are NULL or writable.
+ctstack_status ctstack_pyramid_slab_alignment_files(const char *const *paths, size_t n_paths, const ctstack_pyramid_options *options, uint64_t *n_inputs, uint64_t *alignment);
+
 // Opens the image file at `path` (UTF-8) and stores a new slice handle in `*out`.
 //
 // Ownership: on success the caller owns `*out` and must release it with

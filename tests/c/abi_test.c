@@ -481,6 +481,11 @@ static void test_slabs(void) {
     CHECK(o.slab_start == 0 && o.slab_end == 0, "slab defaults");
     o.output_dir = out;
     o.min_size = 80;
+    uint64_t n_inputs = 0, alignment = 0;
+    CHECK(ctstack_pyramid_slab_alignment(stack, &o, &n_inputs, &alignment) == CTSTACK_OK && n_inputs == 21 &&
+              alignment == 4,
+          "slab geometry %llu %llu: %s", (unsigned long long)n_inputs, (unsigned long long)alignment,
+          ctstack_last_error());
     const uint64_t starts[] = {20, 16, 12, 8, 4, 0, 0};
     for (int i = 0; i < 7; i++) {
         o.slab_start = starts[i];
@@ -521,6 +526,10 @@ static void test_slabs(void) {
         names[i] = storage[i];
     }
     o.output_dir = files_out;
+    CHECK(ctstack_pyramid_slab_alignment_files(names, 21, &o, NULL, &alignment) == CTSTACK_OK && alignment == 4,
+          "file-list slab geometry: %s", ctstack_last_error());
+    CHECK(ctstack_pyramid_slab_alignment_files(names, 0, &o, NULL, NULL) == CTSTACK_ERR_INVALID_ARGUMENT,
+          "no files");
     for (uint64_t start = 0; start < 21; start += 8) {
         if (start == 16) {
             ctstack_pyramid_options whole = o;
