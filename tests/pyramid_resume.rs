@@ -806,6 +806,16 @@ fn output_bytes(out: &Path) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
+/// The plan of `stack` into its output folder, at MIN_SIZE.
+fn slab_plan(stack: &Stack) -> ctstack::Plan {
+    PyramidBuilder::from_dir(stack.input())
+        .unwrap()
+        .output_dir(stack.out())
+        .min_size(MIN_SIZE)
+        .plan()
+        .unwrap()
+}
+
 /// Every file name directly in `dir` (not in level folders).
 fn top_files(dir: &Path) -> BTreeSet<String> {
     std::fs::read_dir(dir)
@@ -911,12 +921,7 @@ fn slabs_build_byte_identical_outputs() {
 #[test]
 fn a_missing_slab_fails_finish_and_changes_nothing() {
     let stack = Stack::new("slabs-missing", 24, 5);
-    let plan = PyramidBuilder::from_dir(stack.input())
-        .unwrap()
-        .output_dir(stack.out())
-        .min_size(MIN_SIZE)
-        .plan()
-        .unwrap();
+    let plan = slab_plan(&stack);
     for slab in [0..8, 16..24] {
         plan.run_slab(slab, &mut |_, _| {}, &CancelFlag::new())
             .unwrap();
@@ -940,15 +945,7 @@ fn a_missing_slab_fails_finish_and_changes_nothing() {
 #[test]
 fn slabs_resume_from_the_manifest_and_finish_removes_stale_outputs() {
     let mut stack = Stack::new("slabs-resume", 37, 11);
-    let plan_of = |stack: &Stack| {
-        PyramidBuilder::from_dir(stack.input())
-            .unwrap()
-            .output_dir(stack.out())
-            .min_size(MIN_SIZE)
-            .plan()
-            .unwrap()
-    };
-    let plan = plan_of(&stack);
+    let plan = slab_plan(&stack);
     run_all_slabs(&plan, 16);
     plan.finish_slabs(&CancelFlag::new()).unwrap();
     // Deleted outputs: only those are rebuilt.
@@ -966,13 +963,13 @@ fn slabs_resume_from_the_manifest_and_finish_removes_stale_outputs() {
     assert_eq!(after.len(), before.len() + 3);
     // A replaced input: its dependants at every level, nothing else.
     stack.write_input(20);
-    run_all_slabs(&plan_of(&stack), 16);
-    let summary = plan_of(&stack).finish_slabs(&CancelFlag::new()).unwrap();
+    run_all_slabs(&slab_plan(&stack), 16);
+    let summary = slab_plan(&stack).finish_slabs(&CancelFlag::new()).unwrap();
     assert_eq!(summary.rebuilt, dependants(20, 37, MIN_SIZE).len());
     stack.assert_matches_reference(MIN_SIZE, &[]);
     // A shorter stack: finish removes the outputs of the plan no longer has.
     stack.shorten(6);
-    let plan = plan_of(&stack);
+    let plan = slab_plan(&stack);
     run_all_slabs(&plan, 8);
     let summary = plan.finish_slabs(&CancelFlag::new()).unwrap();
     assert_eq!(

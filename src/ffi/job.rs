@@ -96,6 +96,33 @@ impl ctstack_job {
     }
 }
 
+/// Checks the request of `input` (made after `out` is checked) and `options`,
+/// and stores its job in `*out`: the run the options say (the whole stack or a
+/// slab) or, with `finish`, the last step of a slab build.
+///
+/// # Safety
+/// `options` as for `ctstack_pyramid_build`; `out` is NULL or writable.
+unsafe fn start_into(
+    input: impl FnOnce() -> Result<Input, Failure>,
+    options: *const ctstack_pyramid_options,
+    out: *mut *mut ctstack_job,
+    finish: bool,
+) -> Result<(), Failure> {
+    // SAFETY: per the contract above.
+    let out = unsafe { OutHandle::new(out, "out") }?;
+    // SAFETY: per the contract above.
+    let request = unsafe { Request::new(input()?, options) }?;
+    let (builder, step) = match finish {
+        true => (request.into_finish()?, Step::Finish),
+        false => {
+            let step = request.step()?;
+            (request.into_owned(), step)
+        }
+    };
+    out.set(ctstack_job::start(builder, step));
+    Ok(())
+}
+
 /// Starts `ctstack_pyramid_build`'s work on a background thread and stores the
 /// job in `*out` (same arguments; no callback: poll `ctstack_job_progress`).
 /// Returns CTSTACK_OK once started (bad options fail here); the run's own status
@@ -113,12 +140,7 @@ pub unsafe extern "C" fn ctstack_job_start(
 ) -> ctstack_status {
     ffi_boundary! {
         // SAFETY: per the contract above.
-        let out = unsafe { OutHandle::new(out, "out") }?;
-        // SAFETY: per the contract above.
-        let request = unsafe { Request::new(Input::dir(input_dir)?, options) }?;
-        let step = request.step()?;
-        out.set(ctstack_job::start(request.into_owned(), step));
-        Ok(())
+        unsafe { start_into(|| Input::dir(input_dir), options, out, false) }
     }
 }
 
@@ -137,12 +159,7 @@ pub unsafe extern "C" fn ctstack_job_start_files(
 ) -> ctstack_status {
     ffi_boundary! {
         // SAFETY: per the contract above.
-        let out = unsafe { OutHandle::new(out, "out") }?;
-        // SAFETY: per the contract above.
-        let request = unsafe { Request::new(Input::files(paths, n_paths)?, options) }?;
-        let step = request.step()?;
-        out.set(ctstack_job::start(request.into_owned(), step));
-        Ok(())
+        unsafe { start_into(|| Input::files(paths, n_paths), options, out, false) }
     }
 }
 
@@ -168,11 +185,7 @@ pub unsafe extern "C" fn ctstack_job_start_finish(
 ) -> ctstack_status {
     ffi_boundary! {
         // SAFETY: per the contract above.
-        let out = unsafe { OutHandle::new(out, "out") }?;
-        // SAFETY: per the contract above.
-        let request = unsafe { Request::new(Input::dir(input_dir)?, options) }?;
-        out.set(ctstack_job::start(request.into_finish()?, Step::Finish));
-        Ok(())
+        unsafe { start_into(|| Input::dir(input_dir), options, out, true) }
     }
 }
 
@@ -190,11 +203,7 @@ pub unsafe extern "C" fn ctstack_job_start_finish_files(
 ) -> ctstack_status {
     ffi_boundary! {
         // SAFETY: per the contract above.
-        let out = unsafe { OutHandle::new(out, "out") }?;
-        // SAFETY: per the contract above.
-        let request = unsafe { Request::new(Input::files(paths, n_paths)?, options) }?;
-        out.set(ctstack_job::start(request.into_finish()?, Step::Finish));
-        Ok(())
+        unsafe { start_into(|| Input::files(paths, n_paths), options, out, true) }
     }
 }
 
