@@ -120,6 +120,18 @@ typedef struct {
   // For a directory input: only indices written with this many digits,
   // zero-padded. 0 (the default): any.
   uint32_t index_width;
+  // A slab build (one task of a distributed build, see README "On a Dask
+  // cluster"): with `slab_end` > 0, the run builds only the outputs of inputs
+  // `slab_start..slab_end` of the (whole, selected) stack, at the whole stack's
+  // level shapes. Both must be multiples of 2^L (L: the level count; `slab_end`
+  // may also be the stack's length). Slabs of one folder run at once, from
+  // many processes or hosts; each writes only its own outputs and its own
+  // slab record, and resumes from them. Once all have returned, the driver
+  // calls `ctstack_job_start_finish` (same input and options) to write the
+  // manifest. Both 0 (the default): the whole stack, as one run.
+  uint64_t slab_start;
+  // See `slab_start`.
+  uint64_t slab_end;
 } ctstack_pyramid_options;
 
 // Progress callback: `done` of `total` work units (one per output slice); return
@@ -191,6 +203,29 @@ ctstack_status ctstack_job_start(const char *input_dir, const ctstack_pyramid_op
 // `paths` is NULL or points to `n_paths` NUL-terminated strings; other arguments
 // as for `ctstack_job_start`.
 ctstack_status ctstack_job_start_files(const char *const *paths, size_t n_paths, const ctstack_pyramid_options *options, ctstack_job **out);
+
+// Starts the last step of a slab build (see `ctstack_pyramid_options.slab_start`)
+// on a background thread, once every slab run has returned: checks that every
+// output is there and valid, writes the folder's manifest once, removes stale
+// outputs (only files an earlier manifest lists, unchanged since) and temporary
+// files as a whole run does, and removes the slab records. Same input and
+// options as the slab runs (the options' slab fields must be 0). Wait for it
+// with `ctstack_job_wait`; its report (`ctstack_job_report_get`) is the one a
+// whole run would give (`rebuilt`: outputs the slabs wrote; `elapsed_seconds`:
+// this step only). CTSTACK_ERR_INVALID_ARGUMENT from the wait if an output is
+// missing (a slab failed: run it again, then finish); nothing is changed then.
+// Ownership as for `ctstack_job_start`.
+//
+// # Safety
+// As for `ctstack_job_start`.
+ctstack_status ctstack_job_start_finish(const char *input_dir, const ctstack_pyramid_options *options, ctstack_job **out);
+
+// `ctstack_job_start_finish` for an explicit, ordered list of `n_paths` slice
+// files; `options->output_dir` is required.
+//
+// # Safety
+// As for `ctstack_job_start_files`.
+ctstack_status ctstack_job_start_finish_files(const char *const *paths, size_t n_paths, const ctstack_pyramid_options *options, ctstack_job **out);
 
 // Fills `*done` and `*total` (either may be NULL); returns 1 while the job runs, 0
 // once it has finished (or `job` is NULL). Callable from any thread. `total` is
@@ -365,6 +400,23 @@ const char *ctstack_job_warning(const ctstack_job *job, uint32_t i);
 // # Safety
 // `job` is NULL or a live job handle.
 const char *ctstack_job_output_dir(const ctstack_job *job);
+
+// Checks the stack of `input_dir` as a build with `options` would (every
+// slice's header; the selection fields apply) and writes its slice count to
+// `*n_inputs` and the slab alignment 2^L (L: the level count) to `*alignment`
+// (either may be NULL). Slabs given to `options->slab_start`/`slab_end` start
+// and end on multiples of the alignment (the last may end at the stack's end).
+//
+// # Safety
+// As for `ctstack_pyramid_build`; `n_inputs`, `alignment` are NULL or writable.
+ctstack_status ctstack_pyramid_slab_alignment(const char *input_dir, const ctstack_pyramid_options *options, uint64_t *n_inputs, uint64_t *alignment);
+
+// `ctstack_pyramid_slab_alignment` for an explicit, ordered list of `n_paths`
+// slice files; `options->output_dir` is required.
+//
+// # Safety
+// As for `ctstack_pyramid_build_files`; `n_inputs`, `alignment` are NULL or writable.
+ctstack_status ctstack_pyramid_slab_alignment_files(const char *const *paths, size_t n_paths, const ctstack_pyramid_options *options, uint64_t *n_inputs, uint64_t *alignment);
 
 // Opens the image file at `path` (UTF-8) and stores a new slice handle in `*out`.
 //

@@ -806,12 +806,53 @@ fn output_bytes(out: &Path) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
+/// The plan of `stack` into its output folder, at MIN_SIZE.
+fn slab_plan(stack: &Stack) -> ctstack::Plan {
+    PyramidBuilder::from_dir(stack.input())
+        .unwrap()
+        .output_dir(stack.out())
+        .min_size(MIN_SIZE)
+        .plan()
+        .unwrap()
+}
+
+/// Every file name directly in `dir` (not in level folders).
+fn top_files(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Runs every slab of `size` inputs (in reverse order, the first one twice: a
+/// retried task); returns the slabs' summed rebuilt count.
+fn run_all_slabs(plan: &ctstack::Plan, size: usize) -> usize {
+    let count = plan.inputs().len();
+    let mut starts: Vec<usize> = (0..count).step_by(size).collect();
+    starts.reverse();
+    starts.push(0);
+    starts
+        .into_iter()
+        .map(|start| {
+            plan.run_slab(
+                start..(start + size).min(count),
+                &mut |_, _| {},
+                &CancelFlag::new(),
+            )
+            .unwrap()
+            .rebuilt
+        })
+        .sum()
+}
+
 #[test]
 fn slabs_build_byte_identical_outputs() {
-    for count in [19usize, 24, 13] {
+    for count in [19usize, 24, 13, 37] {
         let stack = Stack::new(&format!("slabs-{count}"), count, 19);
         let whole = stack.dir.join("whole");
-        PyramidBuilder::from_dir(stack.input())
+        let whole_summary = PyramidBuilder::from_dir(stack.input())
             .unwrap()
             .output_dir(&whole)
             .min_size(MIN_SIZE)
@@ -835,36 +876,126 @@ fn slabs_build_byte_identical_outputs() {
                 .unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Usage, "{bad:?}");
         }
-        // Slabs out of order, one of them twice (a retried task).
-        let mut starts: Vec<usize> = (0..count).step_by(align).collect();
-        starts.reverse();
-        starts.push(0);
-        let mut rebuilt = 0;
-        for start in starts {
-            let end = (start + align).min(count);
-            let summary = plan
-                .run_slab(start..end, &mut |_, _| {}, &CancelFlag::new())
-                .unwrap();
-            rebuilt += summary.rebuilt;
+        for size in [align, 3 * align, 64] {
+            std::fs::remove_dir_all(stack.out()).ok();
+            let rebuilt = run_all_slabs(&plan, size);
+            assert_eq!(
+                rebuilt,
+                outputs(count, MIN_SIZE),
+                "the retry rebuilt nothing"
+            );
+            // Slabs write no manifest, only their records.
+            let top = top_files(&stack.out());
+            assert!(!top.contains(MANIFEST_FILE), "{top:?}");
+            assert_eq!(top.len(), count.div_ceil(size), "{top:?}");
+            let summary = plan.finish_slabs(&CancelFlag::new()).unwrap();
+            assert_eq!(
+                (summary.kept, summary.rebuilt, summary.removed),
+                (
+                    whole_summary.kept,
+                    whole_summary.rebuilt,
+                    whole_summary.removed
+                )
+            );
+            assert_eq!(summary.levels, whole_summary.levels);
+            // The first slab ran twice; the retry kept everything and read nothing.
+            assert_eq!(summary.input_bytes, whole_summary.input_bytes);
+            assert_eq!(
+                output_bytes(&stack.out()),
+                want,
+                "{count} inputs, slabs of {size}"
+            );
+            assert_eq!(
+                top_files(&stack.out()),
+                BTreeSet::from([MANIFEST_FILE.to_string()])
+            );
+            stack.assert_matches_reference(MIN_SIZE, &[]);
+            assert!(Pyramid::open(stack.out()).is_ok());
         }
-        assert_eq!(
-            rebuilt,
-            outputs(count, MIN_SIZE),
-            "the retry rebuilt nothing"
-        );
-        assert_eq!(output_bytes(&stack.out()), want, "{count} inputs");
-        stack.assert_matches_reference(MIN_SIZE, &[]);
-        assert!(Pyramid::open(stack.out()).is_ok());
+        // The finished folder resumes as a whole run's: nothing to do.
+        let again = plan.run(&mut |_, _| {}, &CancelFlag::new()).unwrap();
+        assert_eq!((again.kept, again.rebuilt), (whole_summary.rebuilt, 0));
     }
 }
 
-/// Slabs built at once by several threads on one folder (each its own run, as
-/// distributed workers are), then the finishing whole run: it rebuilds nothing,
-/// and the result is byte for byte a single run's, with no temporary file.
 #[test]
-fn concurrent_slabs_then_a_finishing_run_give_the_whole_pyramid() {
+fn a_missing_slab_fails_finish_and_changes_nothing() {
+    let stack = Stack::new("slabs-missing", 24, 5);
+    let plan = slab_plan(&stack);
+    for slab in [0..8, 16..24] {
+        plan.run_slab(slab, &mut |_, _| {}, &CancelFlag::new())
+            .unwrap();
+    }
+    let before = (top_files(&stack.out()), output_bytes(&stack.out()));
+    let err = plan.finish_slabs(&CancelFlag::new()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Usage);
+    assert!(err.to_string().contains("inputs 8..10"), "{err}");
+    assert_eq!(
+        (top_files(&stack.out()), output_bytes(&stack.out())),
+        before
+    );
+    plan.run_slab(8..16, &mut |_, _| {}, &CancelFlag::new())
+        .unwrap();
+    plan.finish_slabs(&CancelFlag::new()).unwrap();
+    stack.assert_matches_reference(MIN_SIZE, &[]);
+}
+
+/// After a finished slab build: deleted outputs, a replaced input and a shorter
+/// stack are handled by slabs + finish exactly as by a whole run.
+#[test]
+fn slabs_resume_from_the_manifest_and_finish_removes_stale_outputs() {
+    let mut stack = Stack::new("slabs-resume", 37, 11);
+    let plan = slab_plan(&stack);
+    run_all_slabs(&plan, 16);
+    plan.finish_slabs(&CancelFlag::new()).unwrap();
+    // Deleted outputs: only those are rebuilt.
+    for rel in ["1/000003.tif", "2/000009.tif", "3/000004.tif"] {
+        std::fs::remove_file(stack.out().join(rel)).unwrap();
+    }
+    let before = output_bytes(&stack.out());
+    assert_eq!(run_all_slabs(&plan, 16), 3);
+    let summary = plan.finish_slabs(&CancelFlag::new()).unwrap();
+    assert_eq!(
+        (summary.rebuilt, summary.kept),
+        (3, outputs(37, MIN_SIZE) - 3)
+    );
+    let after = output_bytes(&stack.out());
+    assert_eq!(after.len(), before.len() + 3);
+    // A replaced input: its dependants at every level, nothing else.
+    stack.write_input(20);
+    run_all_slabs(&slab_plan(&stack), 16);
+    let summary = slab_plan(&stack).finish_slabs(&CancelFlag::new()).unwrap();
+    assert_eq!(summary.rebuilt, dependants(20, 37, MIN_SIZE).len());
+    stack.assert_matches_reference(MIN_SIZE, &[]);
+    // A shorter stack: finish removes the outputs of the plan no longer has.
+    stack.shorten(6);
+    let plan = slab_plan(&stack);
+    run_all_slabs(&plan, 8);
+    let summary = plan.finish_slabs(&CancelFlag::new()).unwrap();
+    assert_eq!(
+        summary.removed,
+        outputs(37, MIN_SIZE) - outputs(31, MIN_SIZE)
+    );
+    stack.assert_matches_reference(MIN_SIZE, &[]);
+    // A user's file in a level folder is never removed.
+    std::fs::write(stack.out().join("1").join("notes.txt"), b"mine").unwrap();
+    run_all_slabs(&plan, 8);
+    let summary = plan.finish_slabs(&CancelFlag::new()).unwrap();
+    assert!(stack.out().join("1").join("notes.txt").exists());
+    assert!(
+        summary.warnings.iter().any(|w| w.contains("left in place")),
+        "{:?}",
+        summary.warnings
+    );
+}
+
+/// Slabs built at once by several threads on one folder (each its own run, as
+/// distributed workers are), then the finishing step: the result is byte for
+/// byte a single run's, with no temporary file and no slab record.
+#[test]
+fn concurrent_slabs_then_finish_give_the_whole_pyramid() {
     let count = 45;
-    let stack = Stack::new("slabs-concurrent", count, 20);
+    let stack = Stack::with_depth("slabs-concurrent", count, 20, true);
     let whole = stack.dir.join("whole");
     let builder = |out: &Path| {
         PyramidBuilder::from_dir(stack.input())
@@ -873,7 +1004,7 @@ fn concurrent_slabs_then_a_finishing_run_give_the_whole_pyramid() {
             .min_size(MIN_SIZE)
             .threads(1)
     };
-    builder(&whole)
+    let single = builder(&whole)
         .plan()
         .unwrap()
         .run(&mut |_, _| {}, &CancelFlag::new())
@@ -899,25 +1030,29 @@ fn concurrent_slabs_then_a_finishing_run_give_the_whole_pyramid() {
         tasks.into_iter().map(|t| t.join().unwrap()).sum()
     });
     assert_eq!(rebuilt, outputs(count, MIN_SIZE));
-    let finish = plan.run(&mut |_, _| {}, &CancelFlag::new()).unwrap();
+    let finish = plan.finish_slabs(&CancelFlag::new()).unwrap();
     assert_eq!(
         (finish.rebuilt, finish.kept, finish.input_bytes),
-        (0, outputs(count, MIN_SIZE), 0),
-        "every slab's outputs are in the manifest"
+        (outputs(count, MIN_SIZE), 0, single.input_bytes),
     );
     assert_eq!(output_bytes(&stack.out()), output_bytes(&whole));
     stack.assert_matches_reference(MIN_SIZE, &[]);
     // force on one slab rebuilds that slab's outputs only.
-    let forced = builder(&stack.out())
-        .force(true)
-        .plan()
-        .unwrap()
+    let forced_plan = builder(&stack.out()).force(true).plan().unwrap();
+    let forced = forced_plan
         .run_slab(slabs[1].clone(), &mut |_, _| {}, &CancelFlag::new())
         .unwrap();
     let slab_outputs: usize = (1..level_shapes(W, H, count, MIN_SIZE).len())
         .map(|k| (slabs[1].end.div_ceil(1 << k)) - (slabs[1].start >> k))
         .sum();
     assert_eq!((forced.rebuilt, forced.kept), (slab_outputs, 0));
+    // Finished without force: the other slabs' outputs are kept.
+    let finish = plan.finish_slabs(&CancelFlag::new()).unwrap();
+    assert_eq!(
+        (finish.rebuilt, finish.kept),
+        (slab_outputs, outputs(count, MIN_SIZE) - slab_outputs)
+    );
     let again = plan.run(&mut |_, _| {}, &CancelFlag::new()).unwrap();
     assert_eq!(again.rebuilt, 0);
+    assert_eq!(output_bytes(&stack.out()), output_bytes(&whole));
 }

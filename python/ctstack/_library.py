@@ -113,6 +113,8 @@ class PyramidOptionsT(ctypes.Structure):
         ("index_first", ctypes.c_int64),
         ("index_last", ctypes.c_int64),
         ("index_width", ctypes.c_uint32),
+        ("slab_start", ctypes.c_uint64),
+        ("slab_end", ctypes.c_uint64),
     ]
 
 
@@ -171,6 +173,10 @@ SIGNATURES: Dict[str, Tuple[Any, List[Any]]] = {
     "ctstack_job_wait": (_i32, [JobP]),
     "ctstack_job_error": (_str, [JobP]),
     "ctstack_job_free": (None, [JobP]),
+    "ctstack_job_start_finish": (_i32, [_str, OptionsP, _P(JobP)]),
+    "ctstack_job_start_finish_files": (_i32, [_P(_str), _size, OptionsP, _P(JobP)]),
+    "ctstack_pyramid_slab_alignment": (_i32, [_str, OptionsP, _P(_u64), _P(_u64)]),
+    "ctstack_pyramid_slab_alignment_files": (_i32, [_P(_str), _size, OptionsP, _P(_u64), _P(_u64)]),
     "ctstack_job_report_get": (_i32, [JobP, _P(JobReportT)]),
     "ctstack_job_warning": (_str, [JobP, _u32]),
     "ctstack_job_output_dir": (_str, [JobP]),

@@ -375,18 +375,23 @@ class PyramidJob(_l.NativeObject):
         job._start(options, _Input(None, output_dir, files=paths))
         return job
 
-    def _start(self, options: PyramidOptions, source: _Input) -> None:
-        """Starts the job and keeps it."""
+    def _start(self, options: PyramidOptions, source: _Input, finish: bool = False) -> None:
+        """Starts the job and keeps it; with ``finish``, the job finishes a
+        slab build instead (ctstack.distributed)."""
         # ctstack_job_wait calls are serialised: see wait().
         self._wait_lock = threading.Lock()
         native = source.options(options)
         out = _l.JobP()
         if source.files is not None:
-            status = _l.lib.ctstack_job_start_files(
+            start_files = (
+                _l.lib.ctstack_job_start_finish_files if finish else _l.lib.ctstack_job_start_files
+            )
+            status = start_files(
                 source.files, source.n_files, ctypes.byref(native), ctypes.byref(out)
             )
         else:
-            status = _l.lib.ctstack_job_start(source.dir, ctypes.byref(native), ctypes.byref(out))
+            start = _l.lib.ctstack_job_start_finish if finish else _l.lib.ctstack_job_start
+            status = start(source.dir, ctypes.byref(native), ctypes.byref(out))
         _l.check(status)
         self._handle = _l.NativeHandle(out, _l.lib.ctstack_job_free)
 

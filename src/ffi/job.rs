@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 
 use super::boundary::{Failure, OutHandle, ffi_boundary, free_handle, handle, write_optional};
 use super::ctstack_status;
-use super::options::{Input, Request, ctstack_pyramid_options};
+use super::options::{Input, Request, Step, ctstack_pyramid_options};
 use super::report::JobReport;
 use crate::{CancelFlag, PyramidBuilder};
 
@@ -39,7 +39,7 @@ impl Drop for ctstack_job {
 }
 
 impl ctstack_job {
-    fn start(builder: Result<PyramidBuilder, Failure>) -> ctstack_job {
+    fn start(builder: Result<PyramidBuilder, Failure>, step: Step) -> ctstack_job {
         let shared = Arc::new(JobState {
             cancel: CancelFlag::new(),
             done: AtomicU64::new(0),
@@ -53,9 +53,7 @@ impl ctstack_job {
                 state.done.store(done, Ordering::Release);
             };
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                builder?
-                    .plan()?
-                    .run(&mut report, &state.cancel)
+                step.run(&builder?, &mut report, &state.cancel)
                     .map(JobReport::new)
                     .map_err(Failure::from)
             }));
@@ -98,6 +96,33 @@ impl ctstack_job {
     }
 }
 
+/// Checks the request of `input` (made after `out` is checked) and `options`,
+/// and stores its job in `*out`: the run the options say (the whole stack or a
+/// slab) or, with `finish`, the last step of a slab build.
+///
+/// # Safety
+/// `options` as for `ctstack_pyramid_build`; `out` is NULL or writable.
+unsafe fn start_into(
+    input: impl FnOnce() -> Result<Input, Failure>,
+    options: *const ctstack_pyramid_options,
+    out: *mut *mut ctstack_job,
+    finish: bool,
+) -> Result<(), Failure> {
+    // SAFETY: per the contract above.
+    let out = unsafe { OutHandle::new(out, "out") }?;
+    // SAFETY: per the contract above.
+    let request = unsafe { Request::new(input()?, options) }?;
+    let (builder, step) = match finish {
+        true => (request.into_finish()?, Step::Finish),
+        false => {
+            let step = request.step()?;
+            (request.into_owned(), step)
+        }
+    };
+    out.set(ctstack_job::start(builder, step));
+    Ok(())
+}
+
 /// Starts `ctstack_pyramid_build`'s work on a background thread and stores the
 /// job in `*out` (same arguments; no callback: poll `ctstack_job_progress`).
 /// Returns CTSTACK_OK once started (bad options fail here); the run's own status
@@ -115,11 +140,7 @@ pub unsafe extern "C" fn ctstack_job_start(
 ) -> ctstack_status {
     ffi_boundary! {
         // SAFETY: per the contract above.
-        let out = unsafe { OutHandle::new(out, "out") }?;
-        // SAFETY: per the contract above.
-        let request = unsafe { Request::new(Input::dir(input_dir)?, options) }?;
-        out.set(ctstack_job::start(request.into_owned()));
-        Ok(())
+        unsafe { start_into(|| Input::dir(input_dir), options, out, false) }
     }
 }
 
@@ -138,11 +159,51 @@ pub unsafe extern "C" fn ctstack_job_start_files(
 ) -> ctstack_status {
     ffi_boundary! {
         // SAFETY: per the contract above.
-        let out = unsafe { OutHandle::new(out, "out") }?;
+        unsafe { start_into(|| Input::files(paths, n_paths), options, out, false) }
+    }
+}
+
+/// Starts the last step of a slab build (see `ctstack_pyramid_options.slab_start`)
+/// on a background thread, once every slab run has returned: checks that every
+/// output is there and valid, writes the folder's manifest once, removes stale
+/// outputs (only files an earlier manifest lists, unchanged since) and temporary
+/// files as a whole run does, and removes the slab records. Same input and
+/// options as the slab runs (the options' slab fields must be 0). Wait for it
+/// with `ctstack_job_wait`; its report (`ctstack_job_report_get`) is the one a
+/// whole run would give (`rebuilt`: outputs the slabs wrote; `elapsed_seconds`:
+/// this step only). CTSTACK_ERR_INVALID_ARGUMENT from the wait if an output is
+/// missing (a slab failed: run it again, then finish); nothing is changed then.
+/// Ownership as for `ctstack_job_start`.
+///
+/// # Safety
+/// As for `ctstack_job_start`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ctstack_job_start_finish(
+    input_dir: *const c_char,
+    options: *const ctstack_pyramid_options,
+    out: *mut *mut ctstack_job,
+) -> ctstack_status {
+    ffi_boundary! {
         // SAFETY: per the contract above.
-        let request = unsafe { Request::new(Input::files(paths, n_paths)?, options) }?;
-        out.set(ctstack_job::start(request.into_owned()));
-        Ok(())
+        unsafe { start_into(|| Input::dir(input_dir), options, out, true) }
+    }
+}
+
+/// `ctstack_job_start_finish` for an explicit, ordered list of `n_paths` slice
+/// files; `options->output_dir` is required.
+///
+/// # Safety
+/// As for `ctstack_job_start_files`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ctstack_job_start_finish_files(
+    paths: *const *const c_char,
+    n_paths: usize,
+    options: *const ctstack_pyramid_options,
+    out: *mut *mut ctstack_job,
+) -> ctstack_status {
+    ffi_boundary! {
+        // SAFETY: per the contract above.
+        unsafe { start_into(|| Input::files(paths, n_paths), options, out, true) }
     }
 }
 

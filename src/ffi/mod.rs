@@ -7,6 +7,7 @@
 //! - [`slice`]: slice handles;
 //! - [`options`], [`pyramid`], [`job`]: pyramid runs, blocking or on a thread;
 //! - [`report`]: what a finished job did;
+//! - [`slab`]: the slab geometry a distributed build's driver needs;
 //! - [`pyramid_read`]: reading a built pyramid back.
 //!
 //! Conventions for every function: it never unwinds (a panic becomes
@@ -23,6 +24,7 @@ mod policy;
 mod pyramid;
 mod pyramid_read;
 mod report;
+mod slab;
 mod slice;
 mod status;
 

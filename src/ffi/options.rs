@@ -57,6 +57,18 @@ pub struct ctstack_pyramid_options {
     /// For a directory input: only indices written with this many digits,
     /// zero-padded. 0 (the default): any.
     pub index_width: u32,
+    /// A slab build (one task of a distributed build, see README "On a Dask
+    /// cluster"): with `slab_end` > 0, the run builds only the outputs of inputs
+    /// `slab_start..slab_end` of the (whole, selected) stack, at the whole stack's
+    /// level shapes. Both must be multiples of 2^L (L: the level count; `slab_end`
+    /// may also be the stack's length). Slabs of one folder run at once, from
+    /// many processes or hosts; each writes only its own outputs and its own
+    /// slab record, and resumes from them. Once all have returned, the driver
+    /// calls `ctstack_job_start_finish` (same input and options) to write the
+    /// manifest. Both 0 (the default): the whole stack, as one run.
+    pub slab_start: u64,
+    /// See `slab_start`.
+    pub slab_end: u64,
 }
 
 impl ctstack_pyramid_options {
@@ -75,6 +87,8 @@ impl ctstack_pyramid_options {
             index_first: -1,
             index_last: -1,
             index_width: 0,
+            slab_start: 0,
+            slab_end: 0,
         }
     }
 
@@ -255,6 +269,34 @@ impl Input {
     }
 }
 
+/// What a run does with its plan.
+#[derive(Debug, Clone)]
+pub(crate) enum Step {
+    /// [`Plan::run`](crate::Plan::run).
+    Whole,
+    /// [`Plan::run_slab`](crate::Plan::run_slab) of these inputs.
+    Slab(std::ops::Range<usize>),
+    /// [`Plan::finish_slabs`](crate::Plan::finish_slabs).
+    Finish,
+}
+
+impl Step {
+    /// Runs the step of `builder`'s plan.
+    pub(crate) fn run(
+        &self,
+        builder: &PyramidBuilder,
+        progress: &mut dyn FnMut(u64, u64),
+        cancel: &crate::CancelFlag,
+    ) -> Result<crate::Summary, crate::Error> {
+        let plan = builder.plan()?;
+        match self {
+            Step::Whole => plan.run(progress, cancel),
+            Step::Slab(inputs) => plan.run_slab(inputs.clone(), progress, cancel),
+            Step::Finish => plan.finish_slabs(cancel),
+        }
+    }
+}
+
 /// A checked request: the input and the options, before anything is read.
 pub(crate) struct Request {
     input: Input,
@@ -313,6 +355,32 @@ impl Request {
         };
         // SAFETY: per the contract above.
         unsafe { self.options.apply(builder) }
+    }
+
+    /// What the request runs: the whole stack, or the slab the options name.
+    pub(crate) fn step(&self) -> Result<Step, Failure> {
+        let (start, end) = (self.options.slab_start, self.options.slab_end);
+        match (start, end) {
+            (0, 0) => Ok(Step::Whole),
+            (start, end) if start < end => {
+                let index = |v: u64| usize::try_from(v).map_err(|_| invalid("slab out of range"));
+                Ok(Step::Slab(index(start)?..index(end)?))
+            }
+            (start, end) => Err(invalid(format!(
+                "options->slab_start {start} and slab_end {end}: both 0 (the whole stack), \
+                 or slab_start < slab_end"
+            ))),
+        }
+    }
+
+    /// [`Request::into_owned`] for the finish step: the slab fields must be 0.
+    pub(crate) fn into_finish(self) -> Result<Result<PyramidBuilder, Failure>, Failure> {
+        if !matches!(self.step()?, Step::Whole) {
+            return Err(invalid(
+                "options->slab_start and slab_end must be 0 to finish a slab build",
+            ));
+        }
+        Ok(self.into_owned())
     }
 
     /// Turns the request into one that owns everything it needs (the option

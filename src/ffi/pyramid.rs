@@ -21,7 +21,8 @@ unsafe fn build(
     progress: ctstack_progress_fn,
     user_data: *mut c_void,
 ) -> Result<(), super::boundary::Failure> {
-    let plan = request.into_owned()?.plan()?;
+    let step = request.step()?;
+    let builder = request.into_owned()?;
     let cancel = CancelFlag::new();
     let mut report = |done: u64, total: u64| {
         if let Some(f) = progress {
@@ -31,7 +32,7 @@ unsafe fn build(
             }
         }
     };
-    plan.run(&mut report, &cancel)?;
+    step.run(&builder, &mut report, &cancel)?;
     Ok(())
 }
 

@@ -15,8 +15,8 @@ use std::ops::Range;
 
 use super::CancelFlag;
 use super::level1::Level1Stream;
-use super::manifest::{FileRecord, Journal};
-use super::plan::{LevelShape, Plan, level_range};
+use super::manifest::{FileRecord, Recorder};
+use super::plan::{LevelShape, Plan};
 use super::resume::KeepTable;
 use crate::sample::with_sample_type;
 use crate::writer::write_slice_file;
@@ -43,7 +43,7 @@ pub(crate) fn run(
     keep: &KeepTable,
     span: Range<usize>,
     pool: Option<&rayon::ThreadPool>,
-    journal: &mut Journal,
+    journal: &mut dyn Recorder,
     progress: &mut dyn FnMut(u64, u64),
     cancel: &CancelFlag,
 ) -> Result<Counts, Error> {
@@ -163,7 +163,7 @@ struct Cascade<'c, T> {
     ctx: &'c Context<'c>,
     /// Level-1 slice indices to make.
     level1: Range<usize>,
-    journal: &'c mut Journal,
+    journal: &'c mut dyn Recorder,
     progress: &'c mut dyn FnMut(u64, u64),
     cancel: &'c CancelFlag,
     /// `pending[k]`: a level-k slice whose partner is not made yet.
@@ -178,12 +178,13 @@ impl<'c, T: Sample> Cascade<'c, T> {
     fn new(
         ctx: &'c Context<'c>,
         span: Range<usize>,
-        journal: &'c mut Journal,
+        journal: &'c mut dyn Recorder,
         progress: &'c mut dyn FnMut(u64, u64),
         cancel: &'c CancelFlag,
     ) -> Self {
         let levels = &ctx.plan.levels;
-        let range = |k: usize| level_range(&span, k);
+        // Level-k slices of the span: start / 2^k .. ceil(end / 2^k).
+        let range = |k: usize| span.start >> k..span.end.div_ceil(1 << k);
         let total = (1..levels.len()).map(|k| range(k).len() as u64).sum();
         Cascade {
             ctx,

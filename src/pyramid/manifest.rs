@@ -212,25 +212,13 @@ impl Manifest {
     /// absent and says why, a reader refuses it.
     pub fn read(out: &Path) -> Result<Option<(Manifest, Vec<u8>)>, Error> {
         let path = out.join(MANIFEST_FILE);
-        let file = match std::fs::File::open(&path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(&path, "cannot open", e)),
+        let Some(bytes) = read_small(&path, "ctstack manifest")? else {
+            return Ok(None);
         };
-        let mut bytes = Vec::new();
-        use std::io::Read;
-        file.take(MAX_MANIFEST_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| Error::io(&path, "cannot read", e))?;
         let malformed = |what: String| Error::Format {
             path: path.clone(),
             what,
         };
-        if bytes.len() as u64 > MAX_MANIFEST_BYTES {
-            return Err(malformed(format!(
-                "larger than {MAX_MANIFEST_BYTES} bytes: not a ctstack manifest"
-            )));
-        }
         let manifest: Manifest = serde_json::from_slice(&bytes)
             .map_err(|e| malformed(format!("not a valid ctstack manifest: {e}")))?;
         manifest.check().map_err(malformed)?;
@@ -279,76 +267,67 @@ impl Manifest {
         }
     }
 
-    /// Unlists level-`k` slice `j` (if within the manifest's levels).
-    pub fn clear_file(&mut self, k: usize, j: usize) {
-        if let Some(slot) = self.levels.get_mut(k - 1).and_then(|l| l.files.get_mut(j)) {
-            *slot = None;
-        }
-    }
-
     /// Whether every slice of every level is listed.
     pub fn is_complete(&self) -> bool {
         self.levels
             .iter()
             .all(|level| level.files.iter().all(Option::is_some))
     }
+}
 
-    fn to_bytes(&self) -> Vec<u8> {
-        let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
-        bytes.push(b'\n');
-        bytes
+/// What a [`Journal`] keeps on disk: the folder's [`Manifest`], or a slab's own
+/// record (`slab.rs`); both list output files as they are written.
+pub(crate) trait Document: Serialize {
+    /// Lists level-`k` slice `j` as written (ignored outside the document's levels).
+    fn set_file(&mut self, k: usize, j: usize, file: FileRecord);
+}
+
+impl Document for Manifest {
+    fn set_file(&mut self, k: usize, j: usize, file: FileRecord) {
+        Manifest::set_file(self, k, j, file);
     }
 }
 
-/// The manifest of a run in progress: outputs are listed as they are written and
+/// Where a run lists the outputs it writes (the cascade's view of a [`Journal`]).
+pub(crate) trait Recorder {
+    /// Lists level-`k` slice `j` as written; saves if a checkpoint is due.
+    fn record(&mut self, k: usize, j: usize, file: FileRecord) -> Result<(), Error>;
+}
+
+/// A document of a run in progress: outputs are listed as they are written and
 /// saved at checkpoints and at the end, never rewritten when unchanged.
-pub(crate) struct Journal {
+pub(crate) struct Journal<D = Manifest> {
     path: PathBuf,
-    manifest: Manifest,
+    doc: D,
     /// The bytes the file holds now (`None`: no file, or one not trusted).
     saved: Option<Vec<u8>>,
     last_save: Instant,
-    /// Whether `record` saves at checkpoints (a slab run merges once, at its end).
-    checkpoints: bool,
 }
 
-impl Journal {
-    /// A journal for the output folder `out`, starting from `manifest`; `saved`
-    /// is what the folder's manifest file holds now, if it was read; with
-    /// `checkpoints`, it saves during the run too.
-    pub fn new(
-        out: &Path,
-        manifest: Manifest,
-        saved: Option<Vec<u8>>,
-        checkpoints: bool,
-    ) -> Journal {
+impl Journal<Manifest> {
+    /// A journal for the output folder `out`'s manifest, starting from
+    /// `manifest`; `saved` is what the folder's manifest file holds now, if it was read.
+    pub fn new(out: &Path, manifest: Manifest, saved: Option<Vec<u8>>) -> Journal {
+        Journal::at(out.join(MANIFEST_FILE), manifest, saved)
+    }
+}
+
+impl<D: Document> Journal<D> {
+    /// A journal kept in the file `path`, starting from `doc`; `saved` is what
+    /// the file holds now, if it was read.
+    pub fn at(path: PathBuf, doc: D, saved: Option<Vec<u8>>) -> Journal<D> {
         Journal {
-            path: out.join(MANIFEST_FILE),
-            manifest,
+            path,
+            doc,
             saved,
             last_save: Instant::now(),
-            checkpoints,
         }
     }
 
-    /// Lists level-`k` slice `j` as written; saves if a checkpoint is due.
-    pub fn record(&mut self, k: usize, j: usize, file: FileRecord) -> Result<(), Error> {
-        self.manifest.set_file(k, j, file);
-        if self.checkpoints && self.last_save.elapsed() >= CHECKPOINT_INTERVAL {
-            self.save()?;
-        }
-        Ok(())
-    }
-
-    /// The manifest as it stands.
-    pub fn manifest(&self) -> &Manifest {
-        &self.manifest
-    }
-
-    /// Writes the manifest (atomically) unless the file already holds exactly it.
+    /// Writes the document (atomically) unless the file already holds exactly it.
     pub fn save(&mut self) -> Result<(), Error> {
         self.last_save = Instant::now();
-        let bytes = self.manifest.to_bytes();
+        let bytes = to_bytes(&self.doc);
         if self.saved.as_ref() == Some(&bytes) {
             return Ok(());
         }
@@ -359,4 +338,49 @@ impl Journal {
         self.saved = Some(bytes);
         Ok(())
     }
+
+    /// The document, to change what [`Recorder::record`] does not.
+    pub fn doc_mut(&mut self) -> &mut D {
+        &mut self.doc
+    }
+}
+
+impl<D: Document> Recorder for Journal<D> {
+    fn record(&mut self, k: usize, j: usize, file: FileRecord) -> Result<(), Error> {
+        self.doc.set_file(k, j, file);
+        if self.last_save.elapsed() >= CHECKPOINT_INTERVAL {
+            self.save()?;
+        }
+        Ok(())
+    }
+}
+
+/// The bytes of the small file `path` (a manifest or a slab record, `what`);
+/// `Ok(None)` if there is none; a [`Error::Format`] if it is larger than any
+/// real one could be (a bound on what a hostile file makes a run allocate).
+pub(crate) fn read_small(path: &Path, what: &str) -> Result<Option<Vec<u8>>, Error> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(path, "cannot open", e)),
+    };
+    let mut bytes = Vec::new();
+    use std::io::Read;
+    file.take(MAX_MANIFEST_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, "cannot read", e))?;
+    if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(Error::Format {
+            path: path.to_path_buf(),
+            what: format!("larger than {MAX_MANIFEST_BYTES} bytes: not a {what}"),
+        });
+    }
+    Ok(Some(bytes))
+}
+
+/// The JSON of a document, pretty-printed, with a final newline.
+pub(crate) fn to_bytes(doc: &impl Serialize) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(doc).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
 }

@@ -9,7 +9,8 @@
 //! pair opened while the current one is averaged (`level1.rs`). What is kept
 //! from an earlier run is decided in `resume.rs` from the manifest
 //! (`manifest.rs`); `lock.rs` serialises runs on one folder; `read.rs` reads a
-//! built pyramid back.
+//! built pyramid back; `slab.rs` builds one pyramid as many concurrent slab tasks
+//! (a Dask map) and finishes it.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +25,7 @@ mod manifest;
 mod plan;
 mod read;
 mod resume;
+mod slab;
 
 pub use manifest::MANIFEST_FILE;
 use plan::level_shapes_with;

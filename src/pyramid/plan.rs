@@ -9,6 +9,7 @@ use super::cascade;
 use super::lock::OutputLock;
 use super::manifest::InputRecord;
 use super::resume::{self, Reconciled};
+use super::slab;
 use super::{CancelFlag, PyramidBuilder, Summary};
 use crate::{Error, Photometric, SampleType};
 
@@ -70,12 +71,6 @@ pub fn inputs_of(k: usize, j: usize, count: usize) -> Range<usize> {
     let start = j.saturating_mul(1 << k).min(count);
     let end = (j.saturating_add(1)).saturating_mul(1 << k).min(count);
     start..end
-}
-
-/// The level-`k` slices made from inputs `span` (a slab, or the whole stack):
-/// `start / 2^k .. ceil(end / 2^k)`.
-pub(super) fn level_range(span: &Range<usize>, k: usize) -> Range<usize> {
-    span.start >> k..span.end.div_ceil(1 << k)
 }
 
 /// A checked stack, ready to run.
@@ -163,17 +158,15 @@ impl Plan {
     ///
     /// `start` and `end` must be multiples of [`Plan::slab_alignment`] (`end` may
     /// also be the stack's length), else a usage error: then each output depends on
-    /// one slab only, so slabs can be built independently, in any order or at
-    /// once, by several processes or machines sharing the folder. A slab run
-    /// holds the folder's lock only to read the manifest and to merge its own
-    /// outputs into it; it writes, keeps or (with `force`) rebuilds only the
-    /// outputs of its slab, and removes nothing. A retried slab keeps what it
-    /// finished before.
-    ///
-    /// When every slab is done, finish with [`Plan::run`]: it keeps every slab's
-    /// outputs (reading no input pixels), removes stale outputs and temporary
-    /// files of killed tasks, and writes the final manifest. Do not run a whole
-    /// build of the folder while its slabs are being built.
+    /// one slab only. Slabs of one folder run at once (from many processes or
+    /// hosts, on a shared filesystem), in any order, any number of times: a slab
+    /// takes no lock, writes only its own outputs and its own slab record (never
+    /// the folder's manifest), removes nothing, and resumes from the folder's
+    /// manifest and its own record, so a retried slab skips what an earlier
+    /// attempt finished. Once every slab has returned, [`Plan::finish_slabs`]
+    /// writes the manifest and cleans up; until then the folder is not a finished
+    /// pyramid. The returned summary counts this slab's outputs. The design is
+    /// described in src/pyramid/slab.rs.
     pub fn run_slab(
         &self,
         inputs: Range<usize>,
@@ -194,7 +187,46 @@ impl Plan {
                 inputs.start, inputs.end
             )));
         }
-        self.run_inputs(inputs, progress, cancel)
+        slab::run(self, inputs, progress, cancel)
+    }
+
+    /// The driver's last step of a slab build, after every [`Plan::run_slab`]
+    /// task has returned: checks that every output of the plan is there and
+    /// valid, writes the folder's manifest (once), removes stale outputs as
+    /// [`Plan::run`] does, removes temporary files and the slab records, and
+    /// returns the summary [`Plan::run`] would (kept: outputs of a previous run
+    /// the slabs kept; rebuilt: outputs the slabs wrote; `elapsed` is this step's
+    /// time). Takes the folder's lock (raising `cancel` stops the wait).
+    ///
+    /// Errors: [`Error::Usage`] naming an output no slab built (a slab failed: run
+    /// it again, then finish); nothing is changed then.
+    pub fn finish_slabs(&self, cancel: &CancelFlag) -> Result<Summary, Error> {
+        slab::finish(self, cancel)
+    }
+
+    /// Creates the output folder and its level folders.
+    pub(super) fn create_dirs(&self) -> Result<(), Error> {
+        let out = &self.builder.output_dir;
+        std::fs::create_dir_all(out)
+            .map_err(|e| Error::io(out, "cannot create output directory", e))?;
+        for k in 1..self.levels.len() {
+            let dir = out.join(k.to_string());
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Error::io(&dir, "cannot create output directory", e))?;
+        }
+        Ok(())
+    }
+
+    /// The run's own thread pool, if [`PyramidBuilder::threads`] asked for one.
+    pub(super) fn thread_pool(&self) -> Result<Option<rayon::ThreadPool>, Error> {
+        let Some(n) = self.builder.threads else {
+            return Ok(None);
+        };
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .map(Some)
+            .map_err(|e| Error::usage(format!("cannot start {n} threads: {e}")))
     }
 
     fn run_inputs(
@@ -207,53 +239,30 @@ impl Plan {
         let out = &self.builder.output_dir;
         std::fs::create_dir_all(out)
             .map_err(|e| Error::io(out, "cannot create output directory", e))?;
-        let whole = span == (0..self.levels[0].count);
-        let lock = OutputLock::acquire(out, cancel)?;
+        let _lock = OutputLock::acquire(out, cancel)?;
         let inputs = InputRecord::stat_all(&self.builder.inputs, self.levels[0], self.sample_type)?;
         let Reconciled {
             keep,
             removed,
             warnings,
             mut journal,
-        } = resume::reconcile(self, inputs.clone(), self.builder.force, &span, whole);
+        } = resume::reconcile(self, inputs, self.builder.force);
         // Before any output is overwritten, the manifest stops vouching for the
         // ones to rebuild (a no-op when nothing changes).
         journal.save()?;
-        for k in 1..self.levels.len() {
-            let dir = out.join(k.to_string());
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| Error::io(&dir, "cannot create output directory", e))?;
-        }
-        // A slab's outputs are its own: other slabs may build theirs meanwhile.
-        let lock = whole.then_some(lock);
-        let pool = match self.builder.threads {
-            Some(n) => Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(n)
-                    .build()
-                    .map_err(|e| Error::usage(format!("cannot start {n} threads: {e}")))?,
-            ),
-            None => None,
-        };
+        self.create_dirs()?;
+        let pool = self.thread_pool()?;
         let built = cascade::run(
             self,
             &keep,
-            span.clone(),
+            span,
             pool.as_ref(),
             &mut journal,
             progress,
             cancel,
         );
         // Saved whatever happened: what was written stays usable by the next run.
-        let saved = if whole {
-            journal.save()
-        } else {
-            // Merged into the manifest as it is now (other slabs may have saved
-            // theirs); waited for even when cancelled, so the work is not lost.
-            OutputLock::acquire(out, &CancelFlag::new())
-                .and_then(|_merging| resume::merge(self, inputs, journal.manifest(), &span).save())
-        };
-        drop(lock);
+        let saved = journal.save();
         let counts = built?;
         saved?;
         Ok(Summary {

@@ -1,11 +1,10 @@
 //! Before a run: which outputs are kept and which are rebuilt (by the manifest
 //! and the dependency rule), and clearing what the plan no longer contains.
 
-use std::ops::Range;
 use std::path::Path;
 
 use super::manifest::{InputRecord, Journal, Manifest};
-use super::plan::{Plan, inputs_of, level_range, output_name};
+use super::plan::{Plan, inputs_of, output_name};
 use crate::writer::is_temp_name;
 use crate::{OpenOptions, Slice};
 
@@ -17,6 +16,15 @@ pub(crate) struct KeepTable {
 }
 
 impl KeepTable {
+    /// The table where `keep(k, j)` says whether level-`k` slice `j` is kept.
+    pub fn from_fn(plan: &Plan, mut keep: impl FnMut(usize, usize) -> bool) -> KeepTable {
+        let mut table = vec![Vec::new()];
+        for k in 1..plan.levels.len() {
+            table.push((0..plan.levels[k].count).map(|j| keep(k, j)).collect());
+        }
+        KeepTable { keep: table }
+    }
+
     /// Whether level-`k` slice `j` is kept.
     pub fn keep(&self, k: usize, j: usize) -> bool {
         self.keep[k][j]
@@ -40,73 +48,35 @@ pub(crate) struct Reconciled {
     pub journal: Journal,
 }
 
-/// Decides what to keep (see [`Plan::run`] for the rule; `force` rebuilds every
-/// output of `span`). For a `whole` run, also removes the outputs the old
-/// manifest lists that the plan does not contain, removes temporary files of
-/// killed runs, and reports files in level folders that are not outputs; a slab
-/// run leaves all that to the whole run that finishes a slab job (other slabs may
-/// be writing). The caller holds the output folder's lock.
-pub(crate) fn reconcile(
-    plan: &Plan,
-    inputs: Vec<InputRecord>,
-    force: bool,
-    span: &Range<usize>,
-    whole: bool,
-) -> Reconciled {
+/// Decides what to keep (see [`Plan::run`] for the rule), removes the outputs the
+/// old manifest lists that the plan does not contain, removes temporary files of
+/// killed runs, and reports files in level folders that are not outputs. The
+/// caller holds the output folder's lock.
+pub(crate) fn reconcile(plan: &Plan, inputs: Vec<InputRecord>, force: bool) -> Reconciled {
     let out = plan.output_dir();
     let mut warnings = Vec::new();
-    let (old, saved) = read_manifest(out, &mut warnings);
+    let (old, saved) = read_old(out, &mut warnings);
     let mut draft = Manifest::empty(plan, inputs);
-    let mut keep = decide(plan, old.as_ref(), &mut draft);
-    if force {
-        for k in 1..plan.levels.len() {
-            for j in level_range(span, k) {
-                keep.keep[k][j] = false;
-                draft.clear_file(k, j);
-            }
-        }
-    }
-    let mut removed = 0;
-    if whole {
-        if let Some(old) = &old {
-            removed = remove_stale(plan, old, &mut warnings);
-        }
-        sweep(plan, &mut warnings);
-    }
+    let keep = decide(plan, old.as_ref().filter(|_| !force), &mut draft);
+    let removed = match &old {
+        Some(old) => remove_stale(plan, old, &mut warnings),
+        None => 0,
+    };
+    sweep(plan, &mut warnings);
     Reconciled {
         keep,
         removed,
         warnings,
-        journal: Journal::new(out, draft, saved, whole),
+        journal: Journal::new(out, draft, saved),
     }
 }
 
-/// The manifest of a slab run once its slab is built: the folder's manifest as
-/// it is now (other slabs may have merged theirs), re-checked by the same rule,
-/// with `ours`' outputs of `span` added. The caller holds the lock.
-pub(crate) fn merge(
-    plan: &Plan,
-    inputs: Vec<InputRecord>,
-    ours: &Manifest,
-    span: &Range<usize>,
-) -> Journal {
-    let out = plan.output_dir();
-    let (now, saved) = read_manifest(out, &mut Vec::new());
-    let mut draft = Manifest::empty(plan, inputs);
-    decide(plan, now.as_ref(), &mut draft);
-    for k in 1..plan.levels.len() {
-        for j in level_range(span, k) {
-            if let Some(file) = ours.file(k, j) {
-                draft.set_file(k, j, file.clone());
-            }
-        }
-    }
-    Journal::new(out, draft, saved, false)
-}
-
-/// The folder's manifest and its bytes; one that cannot be trusted is absent,
-/// with a warning saying why.
-fn read_manifest(out: &Path, warnings: &mut Vec<String>) -> (Option<Manifest>, Option<Vec<u8>>) {
+/// The manifest of output folder `out` and its bytes, if there is one to trust;
+/// if there is one not to trust, says why in `warnings`.
+pub(super) fn read_old(
+    out: &Path,
+    warnings: &mut Vec<String>,
+) -> (Option<Manifest>, Option<Vec<u8>>) {
     match Manifest::read(out) {
         Ok(Some((manifest, bytes))) => (Some(manifest), Some(bytes)),
         Ok(None) => (None, None),
@@ -121,33 +91,46 @@ fn read_manifest(out: &Path, warnings: &mut Vec<String>) -> (Option<Manifest>, O
 
 /// The keep table, listing every kept output in `draft`.
 fn decide(plan: &Plan, old: Option<&Manifest>, draft: &mut Manifest) -> KeepTable {
-    let mut keep = vec![Vec::new()];
-    for k in 1..plan.levels.len() {
-        let row: Vec<bool> = (0..plan.levels[k].count)
-            .map(|j| old.is_some_and(|old| still_valid(plan, old, draft, k, j)))
-            .collect();
-        for (j, _) in row.iter().enumerate().filter(|(_, kept)| **kept) {
-            if let Some(file) = old.and_then(|old| old.file(k, j)) {
-                draft.set_file(k, j, file.clone());
-            }
+    KeepTable::from_fn(plan, |k, j| {
+        let Some(old) = old.filter(|old| still_valid(plan, old, draft, k, j)) else {
+            return false;
+        };
+        if let Some(file) = old.file(k, j) {
+            draft.set_file(k, j, file.clone());
         }
-        keep.push(row);
-    }
-    KeepTable { keep }
+        true
+    })
 }
 
 /// Whether the old manifest's level-`k` slice `j` is what the plan would make now.
 fn still_valid(plan: &Plan, old: &Manifest, now: &Manifest, k: usize, j: usize) -> bool {
+    manifest_vouches(
+        plan,
+        old,
+        k,
+        j,
+        &now.inputs[inputs_of(k, j, now.inputs.len())],
+    )
+}
+
+/// Whether `old` lists level-`k` slice `j` as made from `now` (the inputs it
+/// depends on now), at the plan's level shape and sample type, and the file is
+/// still that one and parses as such.
+pub(super) fn manifest_vouches(
+    plan: &Plan,
+    old: &Manifest,
+    k: usize,
+    j: usize,
+    now: &[InputRecord],
+) -> bool {
     let (Some(file), Some(level)) = (old.file(k, j), old.level(k)) else {
         return false;
     };
     let shape = plan.levels[k];
-    let same_inputs = old
-        .inputs
-        .get(inputs_of(k, j, old.inputs.len()))
-        .is_some_and(|then| then == &now.inputs[inputs_of(k, j, now.inputs.len())]);
     let path = plan.output_path(k, j);
-    same_inputs
+    old.inputs
+        .get(inputs_of(k, j, old.inputs.len()))
+        .is_some_and(|then| then == now)
         && (level.width, level.height) == (shape.width, shape.height)
         && old.sample_type == plan.sample_type.name()
         && file.matches(&path)
@@ -159,7 +142,7 @@ fn still_valid(plan: &Plan, old: &Manifest, now: &Manifest, k: usize, j: usize) 
 /// Removes the outputs `old` lists that the plan does not contain, if they are
 /// still the files ctstack wrote; returns how many. Level folders left empty
 /// beyond the plan's levels go too.
-fn remove_stale(plan: &Plan, old: &Manifest, warnings: &mut Vec<String>) -> usize {
+pub(super) fn remove_stale(plan: &Plan, old: &Manifest, warnings: &mut Vec<String>) -> usize {
     let mut removed = 0;
     for level in &old.levels {
         let planned = plan.levels.get(level.k).map_or(0, |shape| shape.count);
@@ -192,7 +175,7 @@ fn remove_stale(plan: &Plan, old: &Manifest, warnings: &mut Vec<String>) -> usiz
 /// Removes temporary files of killed runs (ours by their names) from the output
 /// folder and its level folders, and reports the files of level folders that
 /// are not outputs of the plan: they are left in place.
-fn sweep(plan: &Plan, warnings: &mut Vec<String>) {
+pub(super) fn sweep(plan: &Plan, warnings: &mut Vec<String>) {
     let out = plan.output_dir();
     remove_temps(out);
     let Ok(entries) = std::fs::read_dir(out) else {

@@ -461,6 +461,98 @@ static void test_job_report(void) {
     CHECK(strcmp(ctstack_job_warning(NULL, 0), "") == 0, "warning NULL");
 }
 
+/* A slab build: slabs of 4 inputs (2^L, L = 2) in any order, one of them twice (a retried task),
+ * then the finish step; the pyramid equals the reference and the report is a whole run's. */
+static int finish_report(ctstack_job *job, ctstack_job_report *r) {
+    r->struct_size = sizeof *r;
+    int32_t st = ctstack_job_wait(job);
+    if (st != CTSTACK_OK) return st;
+    return ctstack_job_report_get(job, r);
+}
+
+static void test_slabs(void) {
+    /* Own buffers: path_of's are reused after a few calls. */
+    char out[1024], files_out[1024], stack[1024], record[1100];
+    snprintf(out, sizeof out, "%s/slabs", scratch);
+    snprintf(files_out, sizeof files_out, "%s/slabs_files", scratch);
+    snprintf(stack, sizeof stack, "%s/stack", fixtures);
+    ctstack_pyramid_options o;
+    ctstack_pyramid_options_init(&o, sizeof o);
+    CHECK(o.slab_start == 0 && o.slab_end == 0, "slab defaults");
+    o.output_dir = out;
+    o.min_size = 80;
+    uint64_t n_inputs = 0, alignment = 0;
+    CHECK(ctstack_pyramid_slab_alignment(stack, &o, &n_inputs, &alignment) == CTSTACK_OK && n_inputs == 21 &&
+              alignment == 4,
+          "slab geometry %llu %llu: %s", (unsigned long long)n_inputs, (unsigned long long)alignment,
+          ctstack_last_error());
+    const uint64_t starts[] = {20, 16, 12, 8, 4, 0, 0};
+    for (int i = 0; i < 7; i++) {
+        o.slab_start = starts[i];
+        o.slab_end = starts[i] + 4 < 21 ? starts[i] + 4 : 21;
+        int32_t st = ctstack_pyramid_build(stack, &o, NULL, NULL);
+        CHECK(st == CTSTACK_OK, "slab %llu: %d %s", (unsigned long long)o.slab_start, st, ctstack_last_error());
+    }
+    o.slab_start = 1;
+    o.slab_end = 5;
+    CHECK(ctstack_pyramid_build(stack, &o, NULL, NULL) == CTSTACK_ERR_INVALID_ARGUMENT,
+          "a misaligned slab");
+    o.slab_start = 8;
+    o.slab_end = 4;
+    CHECK(ctstack_pyramid_build(stack, &o, NULL, NULL) == CTSTACK_ERR_INVALID_ARGUMENT,
+          "an inverted slab");
+    ctstack_job *job = NULL;
+    CHECK(ctstack_job_start_finish(stack, &o, &job) == CTSTACK_ERR_INVALID_ARGUMENT && !job,
+          "finish with slab fields set");
+    o.slab_start = o.slab_end = 0;
+    CHECK(ctstack_job_start_finish(stack, &o, &job) == CTSTACK_OK, "start finish");
+    ctstack_job_report r;
+    int32_t st = finish_report(job, &r);
+    CHECK(st == CTSTACK_OK && r.levels == 2 && r.rebuilt == 17 && r.kept == 0 && r.removed == 0,
+          "finish: %d %s, %llu rebuilt, %llu kept", st, ctstack_job_error(job), (unsigned long long)r.rebuilt,
+          (unsigned long long)r.kept);
+    ctstack_job_free(job);
+    CHECK(matches_reference(o.output_dir), "slab build differs from the reference");
+    snprintf(record, sizeof record, "%s/.ctstack-slab-000000000-000000004.json", out);
+    FILE *left = fopen(record, "r");
+    CHECK(left == NULL, "finish left a slab record");
+    if (left) fclose(left);
+
+    /* A file list, slabs of 8; finishing before the last slab fails and changes nothing. */
+    const char *names[21];
+    char storage[21][1024];
+    for (int i = 0; i < 21; i++) {
+        snprintf(storage[i], sizeof storage[i], "%s/stack/slice_%04d.tif", fixtures, i);
+        names[i] = storage[i];
+    }
+    o.output_dir = files_out;
+    CHECK(ctstack_pyramid_slab_alignment_files(names, 21, &o, NULL, &alignment) == CTSTACK_OK && alignment == 4,
+          "file-list slab geometry: %s", ctstack_last_error());
+    CHECK(ctstack_pyramid_slab_alignment_files(names, 0, &o, NULL, NULL) == CTSTACK_ERR_INVALID_ARGUMENT,
+          "no files");
+    for (uint64_t start = 0; start < 21; start += 8) {
+        if (start == 16) {
+            ctstack_pyramid_options whole = o;
+            whole.slab_start = whole.slab_end = 0;
+            CHECK(ctstack_job_start_finish_files(names, 21, &whole, &job) == CTSTACK_OK, "start early finish");
+            st = finish_report(job, &r);
+            CHECK(st == CTSTACK_ERR_INVALID_ARGUMENT && strstr(ctstack_job_error(job), "inputs 16..18") != NULL,
+                  "early finish: %d %s", st, ctstack_job_error(job));
+            ctstack_job_free(job);
+        }
+        o.slab_start = start;
+        o.slab_end = start + 8 < 21 ? start + 8 : 21;
+        st = ctstack_pyramid_build_files(names, 21, &o, NULL, NULL);
+        CHECK(st == CTSTACK_OK, "file slab %llu: %d %s", (unsigned long long)start, st, ctstack_last_error());
+    }
+    o.slab_start = o.slab_end = 0;
+    CHECK(ctstack_job_start_finish_files(names, 21, &o, &job) == CTSTACK_OK, "start finish files");
+    st = finish_report(job, &r);
+    CHECK(st == CTSTACK_OK && r.rebuilt == 17, "finish files: %d %s", st, ctstack_job_error(job));
+    ctstack_job_free(job);
+    CHECK(matches_reference(o.output_dir), "file-list slab build differs from the reference");
+}
+
 struct reader {
     const ctstack_slice *shared;
     const char *own_path;
@@ -518,6 +610,7 @@ int main(int argc, char **argv) {
     test_pyramid();
     test_read_back();
     test_job_report();
+    test_slabs();
     test_threads();
     /* The same pyramid with every file read, not mapped. */
     CHECK(ctstack_set_mmap_policy(CTSTACK_MMAP_NEVER) == CTSTACK_OK, "never");
