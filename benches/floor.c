@@ -3,8 +3,13 @@
  *
  *   floor mmap     THREADS FILE...   map every file (MAP_POPULATE), sum it as
  *                                    u16 words, unmap: every input byte read once
- *   floor read     THREADS FILE...   the same with read() into one reused
- *                                    buffer per thread (4 MiB)
+ *   floor read     THREADS FILE...   the same with read() in 1 MiB chunks into
+ *                                    one reused buffer per thread, each chunk
+ *                                    summed while it is in cache: the best floor
+ *                                    measured here (a map faults every page; one
+ *                                    read of a whole 15 MB file, or 4 MiB chunks,
+ *                                    fall out of cache before they are summed).
+ *                                    compare.py's "x floor" is relative to it
  *   floor write    OUTDIR COUNT BYTES  write COUNT files of BYTES bytes each
  *                                    (OUTDIR/000000.bin ...) with write(): the
  *                                    cost of putting level 1 on disk (page cache)
@@ -38,7 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define READ_BUF (4u << 20)
+#define READ_BUF (1u << 20)
 #define BLOCK 4096 /* u16 words summed into a u32 before widening: 4096*65535 < 2^32 */
 
 static void die(const char *what, const char *path) {

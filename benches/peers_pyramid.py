@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The same thumbnail pyramid as `ctstack pyramid`, built the way Python tools do.
 
-usage: peers_pyramid.py --method tifffile|pil|tinybrain INPUT_DIR --out OUT_DIR
-                        [--min-size 500]
+usage: peers_pyramid.py --method tifffile|pil|tinybrain|cth-python INPUT_DIR
+                        --out OUT_DIR [--min-size 500]
 
 Level k+1 slice j is the 2x2x2 mean of level-k slices 2j and 2j+1 (a last odd
 slice is paired with itself); width and height halve with floor; halving goes
@@ -14,6 +14,17 @@ input files), one pair at a time, on one thread.
              exact formula); tifffile.imwrite (uncompressed)
   pil        PIL.Image.open + np.array (CTHarvester's Python fallback); the same
              numpy mean; Image.fromarray(arr) (mode I;16) .save
+  cth-python CTHarvester's Python fallback as its code does it
+             (core/thumbnail_worker.py, ThumbnailWorker at commit 4b2928c): every
+             level read back from the previous level's files on disk
+             (PIL.Image.open + copy, level 1 from the input), one thread (its
+             ThumbnailManager._determine_optimal_thread_count picks 1).
+             16-bit pairs: avg = (a + b) // 2, then the 2x2 sum // 4: it floors
+             twice, so it is up to 1 below the exact mean per level (and
+             drifts further down the levels); an odd last slice: 2x2 sum // 4.
+             8-bit pairs: ImageChops.add(a, b, scale=2.0) then
+             Image.resize((w // 2, h // 2)) with PIL's default filter
+             (bicubic), not an average. Saved with Image.fromarray(arr).save.
   tinybrain  tifffile.imread; the pair stacked as a Fortran-order (W, H, 2)
              uint16 array; tinybrain.downsample_with_averaging(img,
              factor=(2, 2, 2), num_mips=1); tifffile.imwrite. tinybrain's
@@ -91,14 +102,76 @@ def make_method(method):
     raise SystemExit(f"peers_pyramid: unknown method {method}")
 
 
+def cth_python(paths, out, min_size):
+    """CTHarvester's Python fallback (see the module doc): level by level, each
+    read back from disk, one pair at a time, on one thread."""
+    from PIL import Image, ImageChops
+
+    def load(path):
+        with Image.open(path) as im:
+            is_16bit = im.mode in ("I;16", "I;16L", "I;16B")
+            if is_16bit:
+                return im.copy(), True
+            if im.mode[0] == "I" or im.mode == "P":
+                return im.convert("L"), False
+            return im.copy(), False
+
+    def down2x2(arr32, h, w):
+        return ((arr32[0:2 * h:2, 0:2 * w:2] + arr32[0:2 * h:2, 1:2 * w:2]
+                 + arr32[1:2 * h:2, 0:2 * w:2] + arr32[1:2 * h:2, 1:2 * w:2]) // 4
+                ).astype(np.uint16)
+
+    def single(img, is_16bit):
+        if not is_16bit:
+            return img.resize((img.width // 2, img.height // 2))
+        arr = np.array(img, dtype=np.uint16)
+        h, w = arr.shape[0] // 2, arr.shape[1] // 2
+        return Image.fromarray(down2x2(arr.astype(np.uint32), h, w))
+
+    def pair(img1, img2, is_16bit):
+        if not is_16bit:
+            new = ImageChops.add(img1, img2, scale=2.0)
+            return new.resize((img1.width // 2, img1.height // 2))
+        a1 = np.array(img1, dtype=np.uint16)
+        a2 = np.array(img2, dtype=np.uint16)
+        avg = ((a1.astype(np.uint32) + a2.astype(np.uint32)) // 2).astype(np.uint16)
+        h, w = avg.shape[0] // 2, avg.shape[1] // 2
+        return Image.fromarray(down2x2(avg.astype(np.uint32), h, w))
+
+    with Image.open(paths[0]) as im:
+        w, h = im.size
+    level = 0
+    while w > min_size or h > min_size:
+        level += 1
+        outdir = os.path.join(out, str(level))
+        os.makedirs(outdir, exist_ok=True)
+        written = []
+        for j in range((len(paths) + 1) // 2):
+            img1, b1 = load(paths[2 * j])
+            if 2 * j + 1 < len(paths):
+                img2, b2 = load(paths[2 * j + 1])
+                new = pair(img1, img2, b1 and b2)
+            else:
+                new = single(img1, b1)
+            dst = os.path.join(outdir, f"{j:06d}.tif")
+            new.save(dst)
+            written.append(dst)
+        paths = written
+        w, h = w // 2, h // 2
+    return 0
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input_dir")
     p.add_argument("--out", required=True)
-    p.add_argument("--method", required=True, choices=["tifffile", "pil", "tinybrain"])
+    p.add_argument("--method", required=True,
+                   choices=["tifffile", "pil", "tinybrain", "cth-python"])
     p.add_argument("--min-size", type=int, default=500)
     a = p.parse_args(argv)
+    if a.method == "cth-python":
+        return cth_python(list_slices(a.input_dir), a.out, a.min_size)
 
     read, mean, write = make_method(a.method)
     paths = list_slices(a.input_dir)

@@ -1,5 +1,5 @@
 //! The whole pyramid, end to end, on a generated stack of 16 slices of 2752 x 2752
-//! (242 MB): memory map against buffered reads. Outputs go to a fresh directory
+//! (242 MB): memory map against streamed positional reads (ReadMode::Buffered). Outputs go to a fresh directory
 //! each iteration (its removal is not timed).
 
 mod common;
@@ -24,7 +24,11 @@ fn pyramid(c: &mut Criterion) {
     for (name, mode, populate) in [
         ("mmap + populate", ReadMode::Mmap, true),
         ("mmap", ReadMode::Mmap, false),
-        ("buffered", ReadMode::Buffered, false),
+        (
+            "buffered (streamed positional reads)",
+            ReadMode::Buffered,
+            false,
+        ),
     ] {
         let plan = PyramidBuilder::from_dir(&input)
             .unwrap()

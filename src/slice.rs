@@ -10,7 +10,7 @@ use crate::depth;
 use crate::error::Problem;
 use crate::formats::{self, Format, Image, ImagePixels};
 use crate::sample::{self, Sample, SampleType, Samples, with_sample_type};
-use crate::source::{ReadMode, Source};
+use crate::source::{self, FileStamp, ReadMode, Source};
 use crate::tiff::{ByteOrder, Chunks, Compression, ImageLayout, Photometric};
 use crate::{Error, Limits};
 
@@ -84,6 +84,22 @@ pub struct SliceHeader {
     pub compression: Compression,
     /// The file's byte order (see [`Slice::byte_order`] for other formats than TIFF).
     pub byte_order: ByteOrder,
+}
+
+impl SliceHeader {
+    /// What a TIFF's parsed IFD 0 says (samples as stored: no depth conversion).
+    pub(crate) fn of_tiff(layout: &ImageLayout) -> SliceHeader {
+        SliceHeader {
+            format: Format::Tiff,
+            width: layout.width,
+            height: layout.height,
+            sample_type: layout.sample_type,
+            stored_bits: layout.bits,
+            photometric: layout.photometric,
+            compression: layout.compression,
+            byte_order: layout.order,
+        }
+    }
 }
 
 /// Options for [`Slice::open_with`].
@@ -262,8 +278,10 @@ impl Slice {
     /// same checks as [`Slice::open_with`] except decoding.
     ///
     /// Under [`ReadMode::Auto`] a file on a network filesystem is mapped for this
-    /// (only its header's pages travel); [`ReadMode::Buffered`] reads the whole
-    /// file, as it never maps.
+    /// (only its header's pages travel); [`ReadMode::Buffered`], which never maps,
+    /// reads a TIFF's header from a prefix of the file that grows only as far as
+    /// the header needs (64 KiB for files that keep it at the start, as most
+    /// writers do); other formats it reads whole.
     pub fn read_header(
         path: impl AsRef<Path>,
         options: &OpenOptions,
@@ -277,8 +295,30 @@ impl Slice {
         index: usize,
         options: &OpenOptions,
     ) -> Result<SliceHeader, Error> {
-        let path = path.as_ref();
+        Slice::read_header_and_layout(path.as_ref(), index, options).map(|(header, _)| header)
+    }
+
+    /// [`Slice::read_page_header`], with the TIFF layout and the file's stamp
+    /// when they were read from a prefix (page 0 under [`ReadMode::Buffered`]),
+    /// for a reader that goes on to read the pixels itself.
+    pub(crate) fn read_header_and_layout(
+        path: &Path,
+        index: usize,
+        options: &OpenOptions,
+    ) -> Result<(SliceHeader, Option<(ImageLayout, FileStamp)>), Error> {
         let depth = wanted_depth(options)?;
+        let served = |header: SliceHeader| SliceHeader {
+            sample_type: depth.unwrap_or(header.sample_type),
+            ..header
+        };
+        // Never mapped: page 0 of a TIFF is read from a prefix of the file.
+        let prefix_read = match options.read_mode {
+            ReadMode::Buffered if index == 0 => source::read_tiff_layout(path, &options.limits)?,
+            _ => None,
+        };
+        if let Some((layout, stamp)) = prefix_read {
+            return Ok((served(SliceHeader::of_tiff(&layout)), Some((layout, stamp))));
+        }
         let source = Source::open_header(path, options.read_mode)?;
         let bytes = source.bytes();
         let header = match Format::sniff(bytes) {
@@ -308,22 +348,10 @@ impl Slice {
             Some(_) => {
                 let layout = ImageLayout::parse_page(bytes, index, &options.limits)
                     .map_err(|p| p.on_page(index).at(path))?;
-                SliceHeader {
-                    format: Format::Tiff,
-                    width: layout.width,
-                    height: layout.height,
-                    sample_type: layout.sample_type,
-                    stored_bits: layout.bits,
-                    photometric: layout.photometric,
-                    compression: layout.compression,
-                    byte_order: layout.order,
-                }
+                SliceHeader::of_tiff(&layout)
             }
         };
-        Ok(SliceHeader {
-            sample_type: depth.unwrap_or(header.sample_type),
-            ..header
-        })
+        Ok((served(header), None))
     }
 
     /// Parses a slice file (TIFF, BMP, PNG, JPEG) held in memory; `name` stands

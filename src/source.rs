@@ -1,6 +1,7 @@
-//! How a file's bytes arrive: a read-only memory map, or one buffered read.
+//! How a file's bytes arrive: a read-only memory map, a buffered read of the
+//! whole file, or positional reads of parts of it.
 //!
-//! This is the one place ctstack maps files.
+//! This is the one place ctstack maps or reads input files.
 //!
 //! # The mapping hazard
 //! A memory map shows the file as it is *now*. If another process truncates a
@@ -10,9 +11,20 @@
 //! truncated or deleted while the map exists (the writer fails with error 1224,
 //! `ERROR_USER_MAPPED_FILE`). No library can prevent either. ctstack keeps the
 //! window short (a slice's map is dropped as soon as the slice is), checks the
-//! file's length after it maps it, and offers [`ReadMode::Buffered`], which copies
-//! the bytes into memory once and is immune. [`ReadMode::Auto`], the default,
-//! reads instead of mapping where mapping is risky or slow.
+//! file's length after it maps it, and offers [`ReadMode::Buffered`], which never
+//! maps and is immune. [`ReadMode::Auto`], the default, reads instead of mapping
+//! where mapping is risky or slow (network filesystems).
+//!
+//! # One name per concept
+//! The *mmap policy* is [`ReadMode`]; its three values are named `auto`,
+//! `always` and `never` everywhere outside Rust: `ctstack --mmap auto|always|never`
+//! (`--no-mmap` is accepted for `never`), `CTSTACK_MMAP_AUTO|ALWAYS|NEVER` in
+//! the C ABI, `ctstack.set_mmap_policy("auto"|"always"|"never")` in Python. In Rust they are
+//! [`ReadMode::Auto`], [`ReadMode::Mmap`] (`always`) and [`ReadMode::Buffered`]
+//! (`never`). [`AccessPath::Read`](crate::AccessPath::Read) is not a policy: it
+//! is what one opened [`Slice`](crate::Slice) *got* (its file read whole into
+//! memory), which `never` gives, and `auto` too for a file on a network
+//! filesystem.
 
 use std::fs::File;
 use std::io::Read;
@@ -21,14 +33,18 @@ use std::path::Path;
 use memmap2::{Mmap, MmapOptions};
 
 use crate::Error;
+use crate::error::Problem;
+use crate::formats::Format;
+use crate::tiff::ImageLayout;
 
-/// How a slice's bytes are brought into memory: the mmap policy.
+/// How a slice's bytes are brought into memory: the mmap policy (`auto`,
+/// `always`, `never`; see the module doc for its names elsewhere).
 ///
-/// | mode | what it does | use it when |
-/// |---|---|---|
-/// | [`Auto`](ReadMode::Auto) (default) | maps, except files on network filesystems, which it reads | almost always |
-/// | [`Mmap`](ReadMode::Mmap) (always) | maps every file | you want zero-copy views of every file, even tiny ones, and nothing else writes the files |
-/// | [`Buffered`](ReadMode::Buffered) (never) | reads every file into memory | the files may be truncated or rewritten while ctstack reads them (a scanner still writing, a sync client), or maps misbehave on your filesystem |
+/// | mode | policy | a [`Slice`](crate::Slice) | a pyramid's input slices | use it when |
+/// |---|---|---|---|---|
+/// | [`Auto`](ReadMode::Auto) (default) | `auto` | mapped, except on network filesystems (read whole) | as a `Slice` | almost always |
+/// | [`Mmap`](ReadMode::Mmap) | `always` | mapped, even on network filesystems | as a `Slice` | you want zero-copy views of every file and nothing else writes the files |
+/// | [`Buffered`](ReadMode::Buffered) | `never` | read whole into memory, one `read` | raw strips streamed: a band of rows at a time by positional reads into cache-sized buffers; compressed files decoded | the files may be truncated or rewritten while ctstack reads them (a scanner still writing, a sync client), or maps misbehave on your filesystem |
 ///
 /// **The hazard of a map.** A memory map shows the file as it is now. If another
 /// process truncates a mapped file, touching the lost pages raises SIGBUS on Unix
@@ -37,11 +53,9 @@ use crate::Error;
 /// be truncated or deleted at all while mapped (the other process gets error 1224,
 /// `ERROR_USER_MAPPED_FILE`). ctstack narrows the window (the length is checked
 /// again right after mapping, and every map is dropped as soon as its slice is)
-/// but cannot close it. A buffered read is immune: a file that changes while it is
-/// read gives an [`Error`] or the bytes as they were read, never a crash.
-///
-/// The same policy is `ctstack pyramid --mmap auto|always|never` (`--no-mmap` is
-/// `never`) and `ctstack_set_mmap_policy` in the C ABI.
+/// but cannot close it. Reads are immune: a file that shrinks or changes while it
+/// is read gives an [`Error`] naming it (a short read, or a length or
+/// modification time that differs afterwards), never a crash or mixed pixels.
 ///
 /// ```
 /// use ctstack::{AccessPath, OpenOptions, ReadMode, Slice, write_slice};
@@ -77,8 +91,11 @@ pub enum ReadMode {
     /// Always memory-map the file: uncompressed pixels are served straight from
     /// the page cache, with no copy. See the hazard above.
     Mmap,
-    /// Never map: read the whole file into memory with one `read`. One copy, but
-    /// immune to the file changing afterwards.
+    /// Never map. A [`Slice`](crate::Slice) reads its whole file into memory
+    /// with one `read` (one copy, then immune to the file changing). A pyramid
+    /// streams its uncompressed input slices instead: a few rows of each pair at
+    /// a time, by positional reads into buffers that stay in cache, so memory
+    /// does not grow with the slice size and a header check reads only headers.
     Buffered,
 }
 
@@ -119,7 +136,9 @@ pub(crate) enum Source {
 }
 
 impl Source {
-    /// Opens `path` and makes its bytes available as `mode` says.
+    /// Opens `path` to serve its pixels, its bytes made available as `mode` says;
+    /// `populate` faults a map in at once (MAP_POPULATE on Linux, no effect
+    /// elsewhere or when the file is read).
     ///
     /// A mapped file is checked again right after mapping: if it is now shorter
     /// than the map (another process truncated it meanwhile), the map is dropped
@@ -127,7 +146,7 @@ impl Source {
     /// leave a map whose tail would raise SIGBUS when touched. That check narrows
     /// the window; only [`ReadMode::Buffered`] closes it.
     pub fn open(path: &Path, mode: ReadMode, populate: bool) -> Result<Source, Error> {
-        Source::open_for(path, mode, populate, true)
+        Source::open_as(path, mode, Purpose::Pixels { populate })
     }
 
     /// Opens `path` to parse its header only (a few pages of it), as `mode` says,
@@ -135,17 +154,13 @@ impl Source {
     /// filesystem is mapped, not read, because reading a whole 15 MB slice over the
     /// network to parse its header would double what a pyramid run transfers
     /// (headers are checked before pixels are read), while the map is touched only
-    /// for the microseconds the parse takes. `Buffered` still never maps.
+    /// for the microseconds the parse takes. Under `Buffered`, which never maps,
+    /// headers are read with [`read_layout`] instead.
     pub fn open_header(path: &Path, mode: ReadMode) -> Result<Source, Error> {
-        Source::open_for(path, mode, false, false)
+        Source::open_as(path, mode, Purpose::Header)
     }
 
-    fn open_for(
-        path: &Path,
-        mode: ReadMode,
-        populate: bool,
-        network_check: bool,
-    ) -> Result<Source, Error> {
+    fn open_as(path: &Path, mode: ReadMode, purpose: Purpose) -> Result<Source, Error> {
         let file = File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
         let len = file_len(path, &file)?;
         let len = usize::try_from(len).map_err(|_| Error::LimitsExceeded {
@@ -155,7 +170,10 @@ impl Source {
         let why = match mode {
             ReadMode::Buffered => return Source::read(path, file, len, None),
             ReadMode::Mmap => None,
-            ReadMode::Auto => auto_read_reason(&file, network_check),
+            ReadMode::Auto => match purpose {
+                Purpose::Pixels { .. } => auto_read_reason(&file),
+                Purpose::Header => None,
+            },
         };
         if why.is_some() {
             return Source::read(path, file, len, why);
@@ -166,7 +184,7 @@ impl Source {
         }
         let mut options = MmapOptions::new();
         options.len(len);
-        if populate {
+        if let Purpose::Pixels { populate: true } = purpose {
             // MAP_POPULATE on Linux; no effect elsewhere.
             options.populate();
         }
@@ -196,25 +214,13 @@ impl Source {
     }
 
     fn read(path: &Path, mut file: File, len: usize, why: Option<String>) -> Result<Source, Error> {
-        let stamp = |file: &File| file.metadata().map(|m| (m.len(), m.modified().ok()));
-        let before = stamp(&file).map_err(|e| Error::io(path, "cannot read metadata", e))?;
-        let mut words = pooled_buffer(len.div_ceil(2));
+        let before = FileStamp::of(path, &file)?;
+        let mut words = vec![0u16; len.div_ceil(2)];
         let bytes = &mut bytemuck::cast_slice_mut::<u16, u8>(&mut words)[..len];
-        file.read_exact(bytes).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                let e = std::io::Error::new(e.kind(), "the file shrank while it was read");
-                Error::io(path, "cannot read", e)
-            } else {
-                Error::io(path, "cannot read", e)
-            }
-        })?;
-        // A read that overlaps a truncation can see zeroed pages and still succeed
-        // (read() is not atomic against truncate): refuse the bytes if the file's
-        // length or modification time changed while they were read.
-        let after = stamp(&file).map_err(|e| Error::io(path, "cannot read metadata", e))?;
-        if after != before || before.0 != len as u64 {
-            let e = std::io::Error::other("the file changed while it was read");
-            return Err(Error::io(path, "cannot read", e));
+        file.read_exact(bytes).map_err(|e| read_error(path, e))?;
+        before.check_unchanged(path, &file)?;
+        if before.len != len as u64 {
+            return Err(changed_while_read(path));
         }
         Ok(Source::Read { words, len, why })
     }
@@ -267,43 +273,181 @@ impl Source {
     }
 }
 
-/// Read buffers kept after their slices are dropped, for the next reads: a
-/// pyramid reads slice after slice of one size, and a fresh 15 MB buffer costs a
-/// page fault and a zeroed page per 4 KiB. Measured with hyperfine on the 64 x
-/// 2752x2752 stack, `ctstack pyramid --no-mmap`: 424 ms before, 397 ms after.
-static READ_BUFFERS: std::sync::Mutex<Vec<Vec<u16>>> = std::sync::Mutex::new(Vec::new());
+/// What an open is for: it decides whether [`ReadMode::Auto`] checks the
+/// filesystem and whether a map is faulted in at once.
+#[derive(Clone, Copy)]
+enum Purpose {
+    /// The pixels will be read: a network file is read under `Auto`, not mapped.
+    Pixels { populate: bool },
+    /// Only the header will be parsed: see [`Source::open_header`].
+    Header,
+}
 
-/// At most this many read buffers are kept: the pyramid holds two pairs at once.
-const POOLED_READ_BUFFERS: usize = 4;
+/// A file's length and modification time, taken with `fstat`: reads that must
+/// not mix two versions of a file compare the stamp before and after.
+///
+/// `read()` and `pread()` are not atomic against a concurrent `truncate` (a read
+/// that overlaps one can return zeroed pages and still succeed), so a short read
+/// is not the only sign of a file changed under the reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileStamp {
+    pub len: u64,
+    modified: Option<std::time::SystemTime>,
+}
 
-/// A buffer of `words` samples: a pooled one if one is large enough, else a new one.
-/// Its contents are whatever was there: the caller overwrites them.
-fn pooled_buffer(words: usize) -> Vec<u16> {
-    let pooled = {
-        let mut pool = READ_BUFFERS.lock().unwrap_or_else(|p| p.into_inner());
-        let i = pool.iter().position(|b| b.capacity() >= words);
-        i.map(|i| pool.swap_remove(i))
-    };
-    match pooled {
-        Some(mut buffer) => {
-            buffer.resize(words, 0);
-            buffer
+impl FileStamp {
+    /// The stamp of the open `file` now.
+    pub fn of(path: &Path, file: &File) -> Result<FileStamp, Error> {
+        let m = file
+            .metadata()
+            .map_err(|e| Error::io(path, "cannot read metadata", e))?;
+        Ok(FileStamp {
+            len: m.len(),
+            modified: m.modified().ok(),
+        })
+    }
+
+    /// An error unless `file`'s stamp is still this one.
+    pub fn check_unchanged(&self, path: &Path, file: &File) -> Result<(), Error> {
+        if FileStamp::of(path, file)? == *self {
+            Ok(())
+        } else {
+            Err(changed_while_read(path))
         }
-        None => vec![0u16; words],
     }
 }
 
-impl Drop for Source {
-    fn drop(&mut self) {
-        if let Source::Read { words, .. } = self {
-            let buffer = std::mem::take(words);
-            // Tiny files are not worth keeping a buffer for.
-            if buffer.capacity() >= 1 << 16 {
-                let mut pool = READ_BUFFERS.lock().unwrap_or_else(|p| p.into_inner());
-                if pool.len() < POOLED_READ_BUFFERS {
-                    pool.push(buffer);
-                }
+fn changed_while_read(path: &Path) -> Error {
+    let e = std::io::Error::other("the file changed while it was read");
+    Error::io(path, "cannot read", e)
+}
+
+/// A read error naming the file; a short read says the file shrank.
+pub(crate) fn read_error(path: &Path, e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        let e = std::io::Error::new(e.kind(), "the file shrank while it was read");
+        Error::io(path, "cannot read", e)
+    } else {
+        Error::io(path, "cannot read", e)
+    }
+}
+
+/// Fills `buf` from `file` at byte `offset`, without moving a shared file
+/// position (so threads may read one file at once): `pread` on Unix,
+/// `ReadFile` with an offset on Windows, seek + read elsewhere. A file that
+/// ends first gives `UnexpectedEof`.
+pub(crate) fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt;
+        file.read_exact_at(buf, offset)
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::FileExt;
+        let mut done = 0;
+        while done < buf.len() {
+            match file.seek_read(&mut buf[done..], offset + done as u64) {
+                Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
+        }
+        Ok(())
+    }
+    #[cfg(not(any(unix, windows)))]
+    {
+        use std::io::{Seek, SeekFrom};
+        let mut f = file;
+        f.seek(SeekFrom::Start(offset))?;
+        f.read_exact(buf)
+    }
+}
+
+/// Asks the OS to start reading `len` bytes of `file` at `offset` into the page
+/// cache now (`posix_fadvise(POSIX_FADV_WILLNEED)` on Linux and Android), so a
+/// later read finds them there. A hint: a no-op elsewhere, errors ignored.
+pub(crate) fn advise_willneed(file: &File, offset: u64, len: u64) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use std::os::fd::AsRawFd;
+        let (Ok(offset), Ok(len)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len))
+        else {
+            return;
+        };
+        // SAFETY: posix_fadvise only reads its integer arguments; the descriptor is
+        // open for the call (borrowed from `file`). The result is a hint's, ignored.
+        unsafe {
+            libc::posix_fadvise(file.as_raw_fd(), offset, len, libc::POSIX_FADV_WILLNEED);
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = (file, offset, len);
+}
+
+/// Asks the OS to read the whole file at `path` into the page cache now
+/// ([`advise_willneed`] on a descriptor opened for the call; the read-ahead
+/// goes on after it is closed). A hint: errors are ignored.
+pub(crate) fn prefetch_file(path: &Path) {
+    if let Ok(file) = File::open(path)
+        && let Ok(m) = file.metadata()
+    {
+        advise_willneed(&file, 0, m.len());
+    }
+}
+
+/// [`read_layout`] of the file at `path`.
+pub(crate) fn read_tiff_layout(
+    path: &Path,
+    limits: &crate::Limits,
+) -> Result<Option<(ImageLayout, FileStamp)>, Error> {
+    let file = File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
+    read_layout(path, &file, limits)
+}
+
+/// The first prefix of a file read for its header. tifffile and ctstack's own
+/// writer put IFD 0 and its strip tables right after the 8-byte header, so one
+/// read of this size covers them for any slice up to ~8000 strips.
+const HEADER_PREFIX: usize = 64 << 10;
+
+/// How much longer each further prefix is, when the first did not hold the
+/// header (IFD 0 written after the pixels, as libtiff does, or huge strip tables).
+const HEADER_PREFIX_GROWTH: usize = 8;
+
+/// Parses IFD 0 of the open `file` from a prefix of it, read with positional
+/// reads: 64 KiB first, eight times more while the header's structures lie
+/// past what was read, never more than the file. Returns the layout and the
+/// file's stamp at the start, for later reads to check against.
+///
+/// A file whose header lies at its end is read whole in the end (what a
+/// buffered header check did for every file before).
+///
+/// `Ok(None)` if the file does not start like a TIFF (another format, or not
+/// an image): the caller reads it some other way.
+pub(crate) fn read_layout(
+    path: &Path,
+    file: &File,
+    limits: &crate::Limits,
+) -> Result<Option<(ImageLayout, FileStamp)>, Error> {
+    let stamp = FileStamp::of(path, file)?;
+    let file_len = usize::try_from(stamp.len).unwrap_or(usize::MAX);
+    let mut want = HEADER_PREFIX.min(file_len);
+    let mut prefix = Vec::new();
+    loop {
+        // Only the part not read yet is read.
+        let have = prefix.len();
+        prefix.resize(want, 0);
+        read_exact_at(file, &mut prefix[have..], have as u64).map_err(|e| read_error(path, e))?;
+        if have == 0 && Format::sniff(&prefix) != Some(Format::Tiff) {
+            return Ok(None);
+        }
+        match ImageLayout::parse_prefix(&prefix, stamp.len, limits) {
+            Ok(layout) => return Ok(Some((layout, stamp))),
+            Err(Problem::Format(_)) if want < file_len => {
+                want = want.saturating_mul(HEADER_PREFIX_GROWTH).min(file_len);
+            }
+            Err(problem) => return Err(problem.at(path)),
         }
     }
 }
@@ -316,12 +460,8 @@ fn file_len(path: &Path, file: &File) -> Result<u64, Error> {
         .len())
 }
 
-/// Why [`ReadMode::Auto`] should read rather than map `file`, or `None` to map
-/// it. `network_check`: whether to look at all (header reads skip it).
-fn auto_read_reason(file: &File, network_check: bool) -> Option<String> {
-    if !network_check {
-        return None;
-    }
+/// Why [`ReadMode::Auto`] should read rather than map `file`, or `None` to map it.
+fn auto_read_reason(file: &File) -> Option<String> {
     network_filesystem(file).map(|fs| format!("auto: on a network filesystem ({fs})"))
 }
 
@@ -473,5 +613,91 @@ mod tests {
         let b = Source::open(&large, ReadMode::Buffered, false).unwrap();
         assert!(!b.is_mapped() && b.read_reason().is_none());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A little-endian 16-bit TIFF of `w` x `h` whose IFD follows the pixels (as
+    /// libtiff writes them), so a header read must go past the first prefix.
+    fn tiff_with_ifd_at_end(w: u32, h: u32) -> Vec<u8> {
+        let pixels = (w * h * 2) as usize;
+        let ifd = 8 + pixels as u32;
+        let mut f = b"II*\0".to_vec();
+        f.extend_from_slice(&ifd.to_le_bytes());
+        f.extend((0..pixels).map(|i| (i % 251) as u8));
+        let entries: [(u16, u16, u32); 8] = [
+            (256, 4, w),
+            (257, 4, h),
+            (258, 3, 16),
+            (259, 3, 1),
+            (262, 3, 1),
+            (273, 4, 8),
+            (278, 4, h),
+            (279, 4, w * h * 2),
+        ];
+        f.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+        for (tag, ty, value) in entries {
+            f.extend_from_slice(&tag.to_le_bytes());
+            f.extend_from_slice(&ty.to_le_bytes());
+            f.extend_from_slice(&1u32.to_le_bytes());
+            f.extend_from_slice(&value.to_le_bytes());
+        }
+        f.extend_from_slice(&0u32.to_le_bytes());
+        f
+    }
+
+    #[test]
+    fn header_reads_grow_the_prefix_only_as_far_as_needed() {
+        let dir = std::env::temp_dir().join(format!("ctstack-prefix-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let at_end = dir.join("ifd_at_end.tif");
+        std::fs::write(&at_end, tiff_with_ifd_at_end(300, 400)).unwrap();
+        let file = File::open(&at_end).unwrap();
+        let (layout, stamp) = read_layout(&at_end, &file, &crate::Limits::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (layout.width, layout.height, layout.offsets[0]),
+            (300, 400, 8)
+        );
+        assert_eq!(stamp.len, 8 + 300 * 400 * 2 + 2 + 8 * 12 + 4);
+        // A file cut inside its pixels still has a valid header, but its strip
+        // runs past the end: a format error, found from the whole file.
+        let cut = dir.join("cut.tif");
+        let mut bytes = tiff_with_ifd_at_end(300, 400);
+        bytes.drain(100_000..200_000);
+        std::fs::write(&cut, &bytes).unwrap();
+        let err =
+            read_layout(&cut, &File::open(&cut).unwrap(), &crate::Limits::default()).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Format, "{err}");
+        assert_eq!(err.path(), Some(cut.as_path()));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn header_reads_agree_with_mapped_parses_on_every_fixture() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        let limits = crate::Limits::default();
+        let mut checked = 0;
+        for dir in ["slices", "malformed", "unsupported", "stack"] {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                if !path.is_file() {
+                    continue;
+                }
+                let whole = std::fs::read(&path).unwrap();
+                let want = ImageLayout::parse_page(&whole, 0, &limits).map_err(|p| p.at(&path));
+                let got = read_layout(&path, &File::open(&path).unwrap(), &limits);
+                match (want, got) {
+                    (Ok(w), Ok(Some((g, _)))) => {
+                        assert_eq!(format!("{w:?}"), format!("{g:?}"), "{path:?}")
+                    }
+                    (Err(w), Err(g)) => assert_eq!(w.to_string(), g.to_string(), "{path:?}"),
+                    // Not a TIFF: left to the reader of other formats.
+                    (Err(_), Ok(None)) => assert_ne!(Format::sniff(&whole), Some(Format::Tiff)),
+                    (w, g) => panic!("{path:?}: whole file {w:?}, prefix {g:?}"),
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked > 50, "{checked}");
     }
 }

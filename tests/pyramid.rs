@@ -7,7 +7,7 @@ use std::path::Path;
 
 use common::Rng;
 use common::pyramid::{pixels, reference_volume, temp_dir, tree};
-use ctstack::{CancelFlag, ErrorKind, PyramidBuilder, Sample, level_shapes, write_slice};
+use ctstack::{CancelFlag, ErrorKind, PyramidBuilder, ReadMode, Sample, level_shapes, write_slice};
 
 fn assert_same_pyramid(ours: &Path, reference: &Path) {
     let want = tree(reference);
@@ -23,10 +23,17 @@ fn assert_same_pyramid(ours: &Path, reference: &Path) {
 }
 
 fn build(input: &Path, out: &Path, min_size: u32) -> ctstack::Summary {
+    build_with(input, out, min_size, ReadMode::Auto)
+}
+
+/// `build` with a read mode: `Buffered` streams the inputs by positional reads,
+/// the others map them; both must give the same pyramid.
+fn build_with(input: &Path, out: &Path, min_size: u32, mode: ReadMode) -> ctstack::Summary {
     let plan = PyramidBuilder::from_dir(input)
         .unwrap()
         .output_dir(out)
         .min_size(min_size)
+        .read_mode(mode)
         .plan()
         .unwrap();
     plan.run(&mut |_, _| {}, &CancelFlag::new()).unwrap()
@@ -40,11 +47,13 @@ fn fixture_stacks_give_the_reference_pyramids() {
         ("stack_mixed", "stack_mixed_reference", 8),
         ("stack_u8", "stack_u8_reference", 10),
     ] {
-        let out = temp_dir(&format!("fixture-{stack}"));
-        let summary = build(&f.join(stack), &out, min_size);
-        assert_eq!(summary.kept, 0);
-        assert_same_pyramid(&out, &f.join(reference));
-        std::fs::remove_dir_all(&out).unwrap();
+        for mode in [ReadMode::Mmap, ReadMode::Buffered] {
+            let out = temp_dir(&format!("fixture-{stack}-{}", mode.policy_name()));
+            let summary = build_with(&f.join(stack), &out, min_size, mode);
+            assert_eq!(summary.kept, 0);
+            assert_same_pyramid(&out, &f.join(reference));
+            std::fs::remove_dir_all(&out).unwrap();
+        }
     }
 }
 
@@ -96,7 +105,9 @@ fn check_random<T: Unsigned>(seed: u64) {
         let input = temp_dir(&format!("rand{}-{seed}-{case}", T::BITS));
         let out = input.join("out");
         let mut vol = random_stack::<T>(&input, &mut rng, w, h, n);
-        build(&input, &out, min_size);
+        // Cases alternate between the mapped and the streamed read path.
+        let mode = [ReadMode::Mmap, ReadMode::Buffered][case % 2];
+        build_with(&input, &out, min_size, mode);
         let shapes = level_shapes(w, h, n, min_size);
         let (mut cw, mut ch) = (w as usize, h as usize);
         for (k, shape) in shapes.iter().enumerate().skip(1) {

@@ -9,14 +9,17 @@
 //! written, then the cascade. Kept slices are read back only if a rebuilt slice
 //! above needs them.
 //!
-//! A different read path (positional reads of a few rows at a time, say) replaces
-//! [`InputPair`] and keeps this shape: open ahead, average, write behind.
+//! Under [`ReadMode::Buffered`] raw inputs are not opened whole: they are read a
+//! band of rows at a time as they are averaged (`chunked.rs`); the shape stays:
+//! open ahead, average, write behind.
 
 use std::collections::VecDeque;
 use std::ops::Range;
 
 use super::cascade::{Buffers, Context, Made};
-use crate::{Error, Sample, Slice, average_pair};
+use super::chunked::{Input, average_inputs};
+use crate::source;
+use crate::{Error, Kernel, ReadMode, Sample, Slice};
 
 /// Level-1 slices of a span, in order, each as the cascade needs it.
 pub(crate) struct Level1Stream<'c, T> {
@@ -86,7 +89,15 @@ impl<'c, T: Sample> Level1Stream<'c, T> {
             Some((i, opened)) if i == j => opened?,
             _ => InputPair::open(ctx, j)?,
         };
-        let upcoming = self.indices.clone().find(|&i| !ctx.keep.keep(1, i));
+        let mut to_rebuild = self.indices.clone().filter(|&i| !ctx.keep.keep(1, i));
+        let upcoming = to_rebuild.next();
+        // The pair after the look-ahead one is only asked for: its files are
+        // read into the page cache while this pair is averaged.
+        if PREFETCH_AHEAD && let Some(later) = to_rebuild.next() {
+            for path in pair_paths(ctx, later) {
+                source::prefetch_file(path);
+            }
+        }
         let previous = self.unwritten.take();
         let buffer = buffers.take(ctx.plan.levels[1]);
         let (pixels, (opened, written)) = ctx.parallel(|| {
@@ -121,45 +132,64 @@ fn write<T: Sample>(
 
 /// The input slices of one level-1 slice: two, or one for an odd count's last.
 pub(crate) struct InputPair {
-    first: Slice,
-    second: Option<Slice>,
+    first: Input,
+    second: Option<Input>,
 }
 
 impl InputPair {
-    /// Opens the inputs of level-1 slice `j`, side by side: for compressed
-    /// stacks that is two decodes in parallel; for mapped ones, two prefetches.
+    /// Opens the inputs of level-1 slice `j`, side by side (for compressed
+    /// stacks that is two decodes in parallel), and asks the OS to read them
+    /// ahead ([`PREFETCH_AHEAD`]). Under [`ReadMode::Buffered`] raw inputs are
+    /// streamed by positional reads, with the header the plan parsed.
     fn open(ctx: Context<'_>, j: usize) -> Result<InputPair, Error> {
         let inputs = ctx.plan.inputs();
         let opts = ctx.open_options();
-        let (first, second) = rayon::join(
-            || Slice::open_with(&inputs[2 * j], opts),
-            || {
-                inputs
-                    .get(2 * j + 1)
-                    .map(|p| Slice::open_with(p, opts))
-                    .transpose()
-            },
-        );
-        Ok(InputPair {
+        let open = |i: usize| match opts.read_mode {
+            ReadMode::Buffered => Input::open(&inputs[i], opts, ctx.plan.planned_header(i)),
+            ReadMode::Auto | ReadMode::Mmap => {
+                Slice::open_with(&inputs[i], opts).map(Input::Opened)
+            }
+        };
+        // An odd count: the last slice is paired with itself.
+        let second = (2 * j + 1 < inputs.len()).then_some(2 * j + 1);
+        let (first, second) = rayon::join(|| open(2 * j), || second.map(open).transpose());
+        let pair = InputPair {
             first: first?,
             second: second?,
-        })
+        };
+        if PREFETCH_AHEAD {
+            pair.first.prefetch();
+            if let Some(second) = &pair.second {
+                second.prefetch();
+            }
+        }
+        Ok(pair)
     }
 
     /// Averages the pair into `out`, a level-1 buffer, and returns it.
     fn average<T: Sample>(&self, mut out: Vec<T>) -> Result<Vec<T>, Error> {
-        let ra = self.first.rows::<T>()?;
-        let rb = match &self.second {
-            Some(b) => b.rows::<T>()?,
-            None => ra,
-        };
-        average_pair(&ra, &rb, &mut out)?;
+        average_inputs(Kernel::best(), &self.first, self.second.as_ref(), &mut out)?;
         Ok(out)
     }
 
     /// Input pixel bytes this pair brought in.
     fn image_bytes(&self) -> u64 {
         let n = if self.second.is_some() { 2 } else { 1 };
-        n * self.first.image_bytes() as u64
+        n * self.first.image_bytes()
     }
+}
+
+/// Whether the OS is asked to read input ahead of use: the look-ahead pair's
+/// pixels when it opens (`posix_fadvise` / `madvise` WILLNEED), and the files
+/// of the pair after it, so two pairs' reads are in flight while one pair is
+/// averaged. A hint, in order, at most two pairs (60 MB for 15 MB slices) ahead.
+/// Measured on the 64 x 2752x2752 stack, input evicted before each run, `--mmap
+/// never`, 2 cores shared with other jobs: 2.05-2.26 s with the look-ahead
+/// pair advised, 2.55-3.22 s without.
+const PREFETCH_AHEAD: bool = true;
+
+/// The input files of level-1 slice `j`.
+fn pair_paths(ctx: Context<'_>, j: usize) -> &[std::path::PathBuf] {
+    let inputs = ctx.plan.inputs();
+    &inputs[(2 * j).min(inputs.len())..(2 * j + 2).min(inputs.len())]
 }

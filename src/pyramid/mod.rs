@@ -16,9 +16,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::{Error, Limits, OpenOptions, ReadMode, SampleType, Slice, stack};
+use crate::{Error, Limits, OpenOptions, ReadMode, SampleType, Slice, SliceHeader, stack};
 
 mod cascade;
+mod chunked;
 mod level1;
 pub(crate) mod lock;
 mod manifest;
@@ -253,9 +254,19 @@ impl PyramidBuilder {
         let Some(first) = self.inputs.first() else {
             return Err(Error::usage("the stack is empty: no input slices"));
         };
-        let head = Slice::read_header(first, &self.open)?;
+        // Under Buffered the headers are parsed from prefixes and kept for the run.
+        let mut planned = Vec::new();
+        let mut read_header = |path: &Path| -> Result<SliceHeader, Error> {
+            if self.open.read_mode != ReadMode::Buffered {
+                return Slice::read_header(path, &self.open);
+            }
+            let (header, kept) = chunked::plan_header(path, &self.open)?;
+            planned.push(kept);
+            Ok(header)
+        };
+        let head = read_header(first)?;
         for path in &self.inputs[1..] {
-            let info = Slice::read_header(path, &self.open)?;
+            let info = read_header(path)?;
             if (info.width, info.height, info.sample_type, info.photometric)
                 != (head.width, head.height, head.sample_type, head.photometric)
             {
@@ -294,6 +305,7 @@ impl PyramidBuilder {
             photometric: head.photometric,
             levels,
             warnings,
+            planned: planned.into(),
         })
     }
 }

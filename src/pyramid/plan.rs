@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::cascade;
+use super::chunked::Planned;
 use super::lock::OutputLock;
 use super::manifest::InputRecord;
 use super::resume::{self, Reconciled};
@@ -82,6 +83,9 @@ pub struct Plan {
     pub(super) photometric: Photometric,
     pub(super) levels: Vec<LevelShape>,
     pub(super) warnings: Vec<String>,
+    /// Under [`ReadMode::Buffered`](crate::ReadMode::Buffered): each input's
+    /// header as the check parsed it, where small enough to keep (empty otherwise).
+    pub(super) planned: std::sync::Arc<[Option<Planned>]>,
 }
 
 impl Plan {
@@ -108,6 +112,11 @@ impl Plan {
     /// The input slices, in stack order.
     pub fn inputs(&self) -> &[PathBuf] {
         &self.builder.inputs
+    }
+
+    /// Input `i`'s header as the plan parsed it, if kept.
+    pub(super) fn planned_header(&self, i: usize) -> Option<&Planned> {
+        self.planned.get(i).and_then(Option::as_ref)
     }
 
     /// Progress units of a run: one per output slice.

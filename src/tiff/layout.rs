@@ -83,7 +83,7 @@ impl ImageLayout {
     /// `Usage` for a page past the last.
     pub fn parse_page(bytes: &[u8], index: usize, limits: &Limits) -> Result<ImageLayout, Problem> {
         match Directory::page(bytes, index, limits) {
-            Ok(dir) => ImageLayout::from_directory(&dir, bytes, limits),
+            Ok(dir) => ImageLayout::from_directory(&dir, bytes.len() as u64, limits),
             // The chain ended before `index`: an ImageJ stack may hold more images
             // than IFDs (its pages after the first described, not listed).
             Err(Problem::Usage(why)) => {
@@ -104,9 +104,23 @@ impl ImageLayout {
         }
     }
 
+    /// Page 0 of a file of `file_len` bytes from its first bytes: the header,
+    /// IFD 0 and its tag values must lie in `prefix` (a format problem otherwise:
+    /// the caller may retry with a longer prefix); chunks are checked against
+    /// `file_len`.
+    pub fn parse_prefix(
+        prefix: &[u8],
+        file_len: u64,
+        limits: &Limits,
+    ) -> Result<ImageLayout, Problem> {
+        let dir = Directory::page(prefix, 0, limits)?;
+        ImageLayout::from_directory(&dir, file_len, limits)
+    }
+
+    /// The layout `dir` describes, in a file of `file_len` bytes.
     fn from_directory(
         dir: &Directory<'_>,
-        bytes: &[u8],
+        file_len: u64,
         limits: &Limits,
     ) -> Result<ImageLayout, Problem> {
         let width = dimension(dir, Tag::ImageWidth)?;
@@ -212,17 +226,16 @@ impl ImageLayout {
             largest_ascii: dir.largest_ascii_count(),
             imagej_images: imagej_images(dir)?,
         };
-        layout.check_chunks_in_file(bytes.len() as u64)?;
+        layout.check_chunks_in_file(file_len)?;
         // Every byte of a raw image lies in the file, and in one chunk only, so a
         // raw image larger than the file must have overlapping chunks (every strip
         // at the same offset, say): a 400 KB file could then stand for a 2 GiB image
         // that is copied or averaged in full. No writer lays a raw image out that way.
-        if layout.is_raw() && layout.stored_image_bytes() > bytes.len() as u64 {
+        if layout.is_raw() && layout.stored_image_bytes() > file_len {
             return Err(format_problem!(
                 "the uncompressed {width}x{height} image needs {} bytes, more than the \
-                 whole file ({} bytes): its {kind} overlap",
+                 whole file ({file_len} bytes): its {kind} overlap",
                 layout.stored_image_bytes(),
-                bytes.len()
             ));
         }
         let pixels = u64::from(width) * u64::from(height);
