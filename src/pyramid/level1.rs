@@ -144,9 +144,15 @@ impl InputPair {
     fn open(ctx: Context<'_>, j: usize) -> Result<InputPair, Error> {
         let inputs = ctx.plan.inputs();
         let opts = ctx.open_options();
-        let open = |i: usize| match opts.read_mode {
-            ReadMode::Buffered => Input::open(&inputs[i], opts, ctx.plan.planned_header(i)),
-            ReadMode::Auto | ReadMode::Mmap => {
+        let streamed = match opts.read_mode {
+            ReadMode::Buffered => true,
+            ReadMode::Auto => AUTO_STREAMS,
+            ReadMode::Mmap => false,
+        };
+        let open = |i: usize| {
+            if streamed {
+                Input::open(&inputs[i], opts, ctx.plan.planned_header(i))
+            } else {
                 Slice::open_with(&inputs[i], opts).map(Input::Opened)
             }
         };
@@ -187,6 +193,14 @@ impl InputPair {
 /// never`, 2 cores shared with other jobs: 2.05-2.26 s with the look-ahead
 /// pair advised, 2.55-3.22 s without.
 const PREFETCH_AHEAD: bool = true;
+
+/// Whether the default policy, [`ReadMode::Auto`], streams a pyramid's raw
+/// level-0 inputs by positional reads (as `never` does) instead of mapping them
+/// (as `always` does). Both paths give identical pyramids and are tested;
+/// `--mmap always|never` picks one explicitly.
+///
+/// MEASUREMENT PENDING (benches/compare.py at the end of the session).
+const AUTO_STREAMS: bool = false;
 
 /// The input files of level-1 slice `j`.
 fn pair_paths(ctx: Context<'_>, j: usize) -> &[std::path::PathBuf] {
