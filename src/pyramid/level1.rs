@@ -199,7 +199,17 @@ const PREFETCH_AHEAD: bool = true;
 /// (as `always` does). Both paths give identical pyramids and are tested;
 /// `--mmap always|never` picks one explicitly.
 ///
-/// MEASUREMENT PENDING (benches/compare.py at the end of the session).
+/// Measured with `python3 benches/compare.py --cold --runs 3` (64 x 2752x2752,
+/// whole processes, medians; the 2 cores shared with other jobs, load average
+/// 10-15): warm 16-bit, mapped 2.06 s, streamed 1.96 s; warm 8-bit 1.79 / 1.60;
+/// cold 16-bit 2.10 / 2.30; cold 8-bit 1.55 / 1.55. Streamed reads win warm (no
+/// page faults) but lose cold (two threads reading bands of one file); within
+/// the noise of a shared machine, so the default stays the zero-copy map.
+///
+/// Other systems: on Windows and macOS a map also costs a fault per page (16 KiB
+/// pages on Apple silicon make that cheaper) and positional reads (`ReadFile`
+/// with an offset, `pread`) copy from the system cache as here; on Windows a map
+/// also keeps other programs from truncating the file. Neither was measured.
 const AUTO_STREAMS: bool = false;
 
 /// The input files of level-1 slice `j`.
