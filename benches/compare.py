@@ -20,8 +20,8 @@ their JSON markers match the parameters. WORKDIR/first16 links the first 16
 slices of raw, for the peak-RSS row of a shorter stack.
 
 CTHarvester's own Rust module (ct_thumbnail, PyO3) is a peer when --cth-venv
-holds it: build it with `benches/cth/cth_rust_build.sh CTHARVESTER_CHECKOUT
-target/cth/venv`; it is driven by benches/cth/cth_rust.py the way CTHarvester
+holds it: build it with `../shared/tools/cth_rust_build.sh CTHARVESTER_CHECKOUT
+target/cth/venv`; it is driven by ../shared/tools/cth_rust.py the way CTHarvester
 calls it.
 
 Every contender is a separate process timed end to end (wall clock): one
@@ -53,6 +53,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHES = ROOT / "benches"
+# The shared tools that build and drive CTHarvester's module (not part of this repository:
+# no script that builds another project's code is committed here).
+CTH_TOOLS = Path(os.environ.get("CTSTACK_CTH_TOOLS", BENCHES.parent.parent / "shared" / "tools"))
 PACKAGES = ["numpy", "tifffile", "Pillow", "imagecodecs", "tinybrain", "matplotlib"]
 GENERATOR_VERSION = 1
 SEED = 20251125
@@ -83,7 +86,7 @@ def parse_args(argv):
                         "(README.md)")
     p.add_argument("--cth-venv", default=str(ROOT / "target" / "cth" / "venv"),
                    help="venv holding CTHarvester's Rust module ct_thumbnail, built by "
-                        "benches/cth/cth_rust_build.sh (its row says 'not run' without it)")
+                        "../shared/tools/cth_rust_build.sh (its row says 'not run' without it)")
     a = p.parse_args(argv)
     if a.slices < 1 or a.size < 2 or a.runs < 1:
         p.error("--slices and --runs must be >= 1 and --size >= 2")
@@ -640,7 +643,7 @@ def main():
                          short=f"floor: read() 1 MiB chunks (C){what}")
 
     cth_py = Path(a.cth_venv) / "bin" / "python"
-    cth_script = BENCHES / "cth" / "cth_rust.py"
+    cth_script = CTH_TOOLS / "cth_rust.py"
 
     def cth_rust(key, stack, section, what=""):
         c = Contender(key, f"CTHarvester's own Rust module (ct_thumbnail, {threads} threads){what}",
@@ -649,7 +652,7 @@ def main():
                       short=f"CTHarvester's Rust module{what}")
         built = list(Path(a.cth_venv).glob("lib/python*/site-packages/ct_thumbnail*"))
         if not cth_py.exists() or not built:
-            c.failed = (f"not run: no ct_thumbnail in {a.cth_venv}; build it with benches/cth/cth_rust_build.sh "
+            c.failed = (f"not run: no ct_thumbnail in {a.cth_venv}; build it with ../shared/tools/cth_rust_build.sh "
                         f"CTHARVESTER_CHECKOUT {a.cth_venv}")
         return c
 
@@ -756,7 +759,7 @@ def main():
            "sum of 4 // 4) on 16-bit data and on 8-bit data adds with ImageChops and resizes "
            "bicubically. The max and mean of (theirs - exact) are given for level 1 slice 0 and "
            "the last slice of the last level.",
-           "- CTHarvester's module cannot stop early or write elsewhere: benches/cth/cth_rust.py "
+           "- CTHarvester's module cannot stop early or write elsewhere: ../shared/tools/cth_rust.py "
            "links the input into a staging folder whose .thumbnail points at the output; the "
            "time covers the whole pyramid, like ctstack's."]
     if a.readme:
