@@ -658,8 +658,10 @@ def main():
 
     never = ["--mmap", "never"]
     cs = [
-        ctstack("ctstack", "ctstack pyramid (default: --mmap auto, maps)", raw,
-                short="ctstack pyramid (default, mmap)"),
+        ctstack("ctstack", "ctstack pyramid (default: --mmap auto)", raw,
+                short="ctstack pyramid (default)"),
+        ctstack("ctstack-always", "ctstack pyramid --mmap always (maps)", raw,
+                ["--mmap", "always"], short="ctstack --mmap always (maps)"),
         ctstack("ctstack-never", "ctstack pyramid --mmap never (streamed positional reads)",
                 raw, never, short="ctstack --mmap never (streamed)"),
         floor_read("floor-read", raw, "raw", ""),

@@ -199,18 +199,19 @@ const PREFETCH_AHEAD: bool = true;
 /// (as `always` does). Both paths give identical pyramids and are tested;
 /// `--mmap always|never` picks one explicitly.
 ///
-/// Measured with `python3 benches/compare.py --cold --runs 3` (64 x 2752x2752,
-/// whole processes, medians; the 2 cores shared with other jobs, load average
-/// 10-15): warm 16-bit, mapped 2.06 s, streamed 1.96 s; warm 8-bit 1.79 / 1.60;
-/// cold 16-bit 2.10 / 2.30; cold 8-bit 1.55 / 1.55. Streamed reads win warm (no
-/// page faults) but lose cold (two threads reading bands of one file); within
-/// the noise of a shared machine, so the default stays the zero-copy map.
+/// Measured with `python3 benches/compare.py --cold --runs 3 --readme README.md`
+/// (64 x 2752x2752, whole processes, medians of 3, 2 cores still shared, load
+/// average 5.7 at the start), mapped / streamed: warm 16-bit 0.738 / 0.714 s,
+/// warm 8-bit 0.343 / 0.357, cold 16-bit 1.878 / 1.659, cold 8-bit 0.949 /
+/// 0.739 (an earlier run at load 10-15: warm 2.06 / 1.96, cold 2.10 / 2.30).
+/// Streamed reads win three of four and are immune to truncation, at 19 MB
+/// peak RSS against 49, so `auto` streams.
 ///
 /// Other systems: on Windows and macOS a map also costs a fault per page (16 KiB
 /// pages on Apple silicon make that cheaper) and positional reads (`ReadFile`
 /// with an offset, `pread`) copy from the system cache as here; on Windows a map
 /// also keeps other programs from truncating the file. Neither was measured.
-const AUTO_STREAMS: bool = false;
+const AUTO_STREAMS: bool = true;
 
 /// The input files of level-1 slice `j`.
 fn pair_paths(ctx: Context<'_>, j: usize) -> &[std::path::PathBuf] {
