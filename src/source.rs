@@ -42,7 +42,7 @@ use crate::tiff::ImageLayout;
 ///
 /// | mode | policy | a [`Slice`](crate::Slice) | a pyramid's input slices | use it when |
 /// |---|---|---|---|---|
-/// | [`Auto`](ReadMode::Auto) (default) | `auto` | mapped, except on network filesystems (read whole) | as a `Slice` | almost always |
+/// | [`Auto`](ReadMode::Auto) (default) | `auto` | mapped, except on network filesystems (read whole) | raw strips streamed as under `never` (measured faster here, see `AUTO_STREAMS` in src/pyramid/level1.rs), others as a `Slice` | almost always |
 /// | [`Mmap`](ReadMode::Mmap) | `always` | mapped, even on network filesystems | as a `Slice` | you want zero-copy views of every file and nothing else writes the files |
 /// | [`Buffered`](ReadMode::Buffered) | `never` | read whole into memory, one `read` | raw strips streamed: a band of rows at a time by positional reads into cache-sized buffers; compressed files decoded | the files may be truncated or rewritten while ctstack reads them (a scanner still writing, a sync client), or maps misbehave on your filesystem |
 ///
