@@ -1056,3 +1056,48 @@ fn concurrent_slabs_then_finish_give_the_whole_pyramid() {
     assert_eq!(again.rebuilt, 0);
     assert_eq!(output_bytes(&stack.out()), output_bytes(&whole));
 }
+
+/// A slab task checks only its own slices' headers (and the first one's): a
+/// slice of another slab that does not match fails that slab and the finish
+/// (which checks the whole stack), not this one.
+#[test]
+fn a_slab_task_checks_only_its_own_slices() {
+    let stack = Stack::new("slabs-own-headers", 24, 9);
+    let plan = slab_plan(&stack);
+    // Buffered: the plan keeps the headers it parsed, by input index.
+    let builder = PyramidBuilder::from_dir(stack.input())
+        .unwrap()
+        .output_dir(stack.out())
+        .min_size(MIN_SIZE)
+        .read_mode(ctstack::ReadMode::Buffered);
+    for start in [16, 0, 8] {
+        let summary = builder
+            .run_slab(start..start + 8, &mut |_, _| {}, &CancelFlag::new())
+            .unwrap();
+        assert_eq!(summary.levels, plan.levels());
+    }
+    plan.finish_slabs(&CancelFlag::new()).unwrap();
+    stack.assert_matches_reference(MIN_SIZE, &[]);
+    write_slice::<u16>(
+        &stack.input_path(20),
+        W / 2,
+        H,
+        &vec![7; (W / 2 * H) as usize],
+    )
+    .unwrap();
+    let err = builder
+        .run_slab(16..24, &mut |_, _| {}, &CancelFlag::new())
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Mismatch, "{err}");
+    builder
+        .run_slab(0..8, &mut |_, _| {}, &CancelFlag::new())
+        .unwrap();
+    assert_eq!(builder.plan().unwrap_err().kind(), ErrorKind::Mismatch);
+    // Misaligned or out-of-range slabs are still refused as usage errors.
+    for bad in [3..8, 0..25, 30..40] {
+        let err = builder
+            .run_slab(bad.clone(), &mut |_, _| {}, &CancelFlag::new())
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Usage, "{bad:?}");
+    }
+}

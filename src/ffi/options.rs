@@ -288,11 +288,10 @@ impl Step {
         progress: &mut dyn FnMut(u64, u64),
         cancel: &crate::CancelFlag,
     ) -> Result<crate::Summary, crate::Error> {
-        let plan = builder.plan()?;
         match self {
-            Step::Whole => plan.run(progress, cancel),
-            Step::Slab(inputs) => plan.run_slab(inputs.clone(), progress, cancel),
-            Step::Finish => plan.finish_slabs(cancel),
+            Step::Whole => builder.plan()?.run(progress, cancel),
+            Step::Slab(inputs) => builder.run_slab(inputs.clone(), progress, cancel),
+            Step::Finish => builder.plan()?.finish_slabs(cancel),
         }
     }
 }

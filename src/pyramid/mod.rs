@@ -245,6 +245,29 @@ impl PyramidBuilder {
     /// Errors: a slice that does not parse, or whose size or depth differs from the
     /// first one ([`Error::Mismatch`], naming it); a gap in the numbering when strict.
     pub fn plan(&self) -> Result<Plan, Error> {
+        self.plan_checking(0..self.inputs.len())
+    }
+
+    /// Builds the outputs of the slab `inputs` as [`Plan::run_slab`] does, checking
+    /// only the first slice's header and the slab's (a plan checks every slice's),
+    /// so that each of many slab tasks of a large stack does not read every
+    /// header of the stack again. The driver's [`Plan::finish_slabs`] checks the
+    /// whole stack once.
+    pub fn run_slab(
+        &self,
+        inputs: std::ops::Range<usize>,
+        progress: &mut dyn FnMut(u64, u64),
+        cancel: &CancelFlag,
+    ) -> Result<Summary, Error> {
+        // The first header gives the levels, and so whether this is a slab.
+        self.plan_checking(0..0)?.check_slab(&inputs)?;
+        self.plan_checking(inputs.clone())?
+            .run_slab(inputs, progress, cancel)
+    }
+
+    /// [`PyramidBuilder::plan`], checking the headers of the first slice and of
+    /// `check` (within the inputs) only.
+    fn plan_checking(&self, check: std::ops::Range<usize>) -> Result<Plan, Error> {
         if self.min_size == 0 {
             return Err(Error::usage("min_size must be at least 1"));
         }
@@ -254,19 +277,28 @@ impl PyramidBuilder {
         let Some(first) = self.inputs.first() else {
             return Err(Error::usage("the stack is empty: no input slices"));
         };
-        // Under Buffered the headers are parsed from prefixes and kept for the run.
+        // Under Buffered the headers are parsed from prefixes and kept for the run:
+        // `planned[i]` for input i (`None` for an input not checked here).
         let mut planned = Vec::new();
-        let mut read_header = |path: &Path| -> Result<SliceHeader, Error> {
+        let mut read_header = |i: usize, path: &Path| -> Result<SliceHeader, Error> {
             if self.open.read_mode != ReadMode::Buffered {
                 return Slice::read_header(path, &self.open);
             }
             let (header, kept) = chunked::plan_header(path, &self.open)?;
+            planned.resize_with(i, || None);
             planned.push(kept);
             Ok(header)
         };
-        let head = read_header(first)?;
-        for path in &self.inputs[1..] {
-            let info = read_header(path)?;
+        let head = read_header(0, first)?;
+        let checked = check.start.max(1)..check.end.max(1);
+        for (i, path) in self
+            .inputs
+            .iter()
+            .enumerate()
+            .take(checked.end)
+            .skip(checked.start)
+        {
+            let info = read_header(i, path)?;
             if (info.width, info.height, info.sample_type, info.photometric)
                 != (head.width, head.height, head.sample_type, head.photometric)
             {

@@ -182,6 +182,12 @@ impl Plan {
         progress: &mut dyn FnMut(u64, u64),
         cancel: &CancelFlag,
     ) -> Result<Summary, Error> {
+        self.check_slab(&inputs)?;
+        slab::run(self, inputs, progress, cancel)
+    }
+
+    /// A usage error unless `inputs` is a slab of this plan (see [`Plan::run_slab`]).
+    pub(super) fn check_slab(&self, inputs: &Range<usize>) -> Result<(), Error> {
         let count = self.levels[0].count;
         let align = self.slab_alignment();
         let aligned = |i: usize| i.is_multiple_of(align) || i == count;
@@ -196,7 +202,7 @@ impl Plan {
                 inputs.start, inputs.end
             )));
         }
-        slab::run(self, inputs, progress, cancel)
+        Ok(())
     }
 
     /// The driver's last step of a slab build, after every [`Plan::run_slab`]
