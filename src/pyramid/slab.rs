@@ -33,6 +33,12 @@
 //! missing (a slab failed for good) it changes nothing and says which slab to run
 //! again.
 //!
+//! A task built through [`PyramidBuilder::run_slab`](crate::PyramidBuilder::run_slab)
+//! (what the C ABI and Python use) checks only the first slice's header and its
+//! slab's, not the whole stack's again: on a stack of thousands of slices on a
+//! network filesystem that would cost every task as much as the driver's one
+//! check. `finish` checks the whole stack.
+//!
 //! What `force` means here: a slab ignores the folder's manifest, but still
 //! trusts its own record (files this build wrote from these very inputs), so a
 //! retried task of a forced build still skips its finished files.
