@@ -26,7 +26,9 @@
 // Memory-map policy `always`: map every file.
 #define CTSTACK_MMAP_ALWAYS 1
 
-// Memory-map policy `never`: read every file into memory (immune to truncation).
+// Memory-map policy `never`: never map; read files (a pyramid's uncompressed inputs
+// in bands of rows by positional reads, a slice opened on its own whole): immune
+// to truncation.
 #define CTSTACK_MMAP_NEVER 2
 
 // Sample type `uint8_t`.

@@ -10,7 +10,9 @@ use crate::ReadMode;
 pub const CTSTACK_MMAP_AUTO: i32 = 0;
 /// Memory-map policy `always`: map every file.
 pub const CTSTACK_MMAP_ALWAYS: i32 = 1;
-/// Memory-map policy `never`: read every file into memory (immune to truncation).
+/// Memory-map policy `never`: never map; read files (a pyramid's uncompressed inputs
+/// in bands of rows by positional reads, a slice opened on its own whole): immune
+/// to truncation.
 pub const CTSTACK_MMAP_NEVER: i32 = 2;
 
 /// The process-wide memory-map policy, a `CTSTACK_MMAP_*` value.

@@ -57,8 +57,9 @@ enum MmapPolicy {
     /// Memory-map every file: zero-copy, but if another program truncates a file while
     /// it is mapped, ctstack is killed by SIGBUS
     Always,
-    /// Read every file into memory (one copy): immune to files changing while they are
-    /// read; use it while a scanner or sync tool may still be writing them
+    /// Never map: read files (pyramid inputs in bands of rows, other files whole):
+    /// immune to files changing while they are read; use it while a scanner or sync
+    /// tool may still be writing them
     Never,
 }
 
