@@ -36,6 +36,7 @@ mod ffi;
 mod formats;
 mod kernels;
 mod limits;
+mod page_walk;
 mod pyramid;
 mod sample;
 mod slice;

@@ -9,8 +9,9 @@ use crate::decode;
 use crate::depth;
 use crate::error::Problem;
 use crate::formats::{self, Format, Image, ImagePixels};
+use crate::page_walk::page_layout;
 use crate::sample::{self, Sample, SampleType, Samples, with_sample_type};
-use crate::source::{self, FileStamp, ReadMode, Source};
+use crate::source::{ReadMode, Source};
 use crate::tiff::{ByteOrder, Chunks, Compression, ImageLayout, Photometric};
 use crate::{Error, Limits};
 
@@ -87,6 +88,18 @@ pub struct SliceHeader {
 }
 
 impl SliceHeader {
+    /// What a TIFF page's layout says, with the sample type as `options` serve it.
+    pub(crate) fn of_tiff_served(
+        layout: &ImageLayout,
+        options: &OpenOptions,
+    ) -> Result<SliceHeader, Error> {
+        let header = SliceHeader::of_tiff(layout);
+        Ok(SliceHeader {
+            sample_type: wanted_depth(options)?.unwrap_or(header.sample_type),
+            ..header
+        })
+    }
+
     /// What a TIFF's parsed IFD 0 says (samples as stored: no depth conversion).
     pub(crate) fn of_tiff(layout: &ImageLayout) -> SliceHeader {
         SliceHeader {
@@ -279,9 +292,10 @@ impl Slice {
     ///
     /// Under [`ReadMode::Auto`] a file on a network filesystem is mapped for this
     /// (only its header's pages travel); [`ReadMode::Buffered`], which never maps,
-    /// reads a TIFF's header from a prefix of the file that grows only as far as
-    /// the header needs (64 KiB for files that keep it at the start, as most
-    /// writers do); other formats it reads whole.
+    /// reads a TIFF's header from windows of the file at its IFD that grow only
+    /// as far as the header needs (one 64 KiB read for most files, any page of a
+    /// multi-page file without reading the pages before it); other formats it
+    /// reads whole.
     pub fn read_header(
         path: impl AsRef<Path>,
         options: &OpenOptions,
@@ -295,29 +309,18 @@ impl Slice {
         index: usize,
         options: &OpenOptions,
     ) -> Result<SliceHeader, Error> {
-        Slice::read_header_and_layout(path.as_ref(), index, options).map(|(header, _)| header)
-    }
-
-    /// [`Slice::read_page_header`], with the TIFF layout and the file's stamp
-    /// when they were read from a prefix (page 0 under [`ReadMode::Buffered`]),
-    /// for a reader that goes on to read the pixels itself.
-    pub(crate) fn read_header_and_layout(
-        path: &Path,
-        index: usize,
-        options: &OpenOptions,
-    ) -> Result<(SliceHeader, Option<(ImageLayout, FileStamp)>), Error> {
+        let path = path.as_ref();
         let depth = wanted_depth(options)?;
         let served = |header: SliceHeader| SliceHeader {
             sample_type: depth.unwrap_or(header.sample_type),
             ..header
         };
-        // Never mapped: page 0 of a TIFF is read from a prefix of the file.
-        let prefix_read = match options.read_mode {
-            ReadMode::Buffered if index == 0 => source::read_tiff_layout(path, &options.limits)?,
-            _ => None,
-        };
-        if let Some((layout, stamp)) = prefix_read {
-            return Ok((served(SliceHeader::of_tiff(&layout)), Some((layout, stamp))));
+        // Never mapped: a TIFF's page is found by positional reads of windows.
+        if options.read_mode == ReadMode::Buffered {
+            let file = std::fs::File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
+            if let Some((layout, _)) = page_layout(path, index, &file, &options.limits)? {
+                return Ok(served(SliceHeader::of_tiff(&layout)));
+            }
         }
         let source = Source::open_header(path, options.read_mode)?;
         let bytes = source.bytes();
@@ -351,7 +354,7 @@ impl Slice {
                 SliceHeader::of_tiff(&layout)
             }
         };
-        Ok((served(header), None))
+        Ok(served(header))
     }
 
     /// Parses a slice file (TIFF, BMP, PNG, JPEG) held in memory; `name` stands

@@ -33,9 +33,6 @@ use std::path::Path;
 use memmap2::{Mmap, MmapOptions};
 
 use crate::Error;
-use crate::error::Problem;
-use crate::formats::Format;
-use crate::tiff::ImageLayout;
 
 /// How a slice's bytes are brought into memory: the mmap policy (`auto`,
 /// `always`, `never`; see the module doc for its names elsewhere).
@@ -397,61 +394,6 @@ pub(crate) fn prefetch_file(path: &Path) {
     }
 }
 
-/// [`read_layout`] of the file at `path`.
-pub(crate) fn read_tiff_layout(
-    path: &Path,
-    limits: &crate::Limits,
-) -> Result<Option<(ImageLayout, FileStamp)>, Error> {
-    let file = File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
-    read_layout(path, &file, limits)
-}
-
-/// The first prefix of a file read for its header. tifffile and ctstack's own
-/// writer put IFD 0 and its strip tables right after the 8-byte header, so one
-/// read of this size covers them for any slice up to ~8000 strips.
-const HEADER_PREFIX: usize = 64 << 10;
-
-/// How much longer each further prefix is, when the first did not hold the
-/// header (IFD 0 written after the pixels, as libtiff does, or huge strip tables).
-const HEADER_PREFIX_GROWTH: usize = 8;
-
-/// Parses IFD 0 of the open `file` from a prefix of it, read with positional
-/// reads: 64 KiB first, eight times more while the header's structures lie
-/// past what was read, never more than the file. Returns the layout and the
-/// file's stamp at the start, for later reads to check against.
-///
-/// A file whose header lies at its end is read whole in the end (what a
-/// buffered header check did for every file before).
-///
-/// `Ok(None)` if the file does not start like a TIFF (another format, or not
-/// an image): the caller reads it some other way.
-pub(crate) fn read_layout(
-    path: &Path,
-    file: &File,
-    limits: &crate::Limits,
-) -> Result<Option<(ImageLayout, FileStamp)>, Error> {
-    let stamp = FileStamp::of(path, file)?;
-    let file_len = usize::try_from(stamp.len).unwrap_or(usize::MAX);
-    let mut want = HEADER_PREFIX.min(file_len);
-    let mut prefix = Vec::new();
-    loop {
-        // Only the part not read yet is read.
-        let have = prefix.len();
-        prefix.resize(want, 0);
-        read_exact_at(file, &mut prefix[have..], have as u64).map_err(|e| read_error(path, e))?;
-        if have == 0 && Format::sniff(&prefix) != Some(Format::Tiff) {
-            return Ok(None);
-        }
-        match ImageLayout::parse_prefix(&prefix, stamp.len, limits) {
-            Ok(layout) => return Ok(Some((layout, stamp))),
-            Err(Problem::Format(_)) if want < file_len => {
-                want = want.saturating_mul(HEADER_PREFIX_GROWTH).min(file_len);
-            }
-            Err(problem) => return Err(problem.at(path)),
-        }
-    }
-}
-
 /// The file's current length, from `fstat` on the open file.
 fn file_len(path: &Path, file: &File) -> Result<u64, Error> {
     Ok(file
@@ -613,91 +555,5 @@ mod tests {
         let b = Source::open(&large, ReadMode::Buffered, false).unwrap();
         assert!(!b.is_mapped() && b.read_reason().is_none());
         std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    /// A little-endian 16-bit TIFF of `w` x `h` whose IFD follows the pixels (as
-    /// libtiff writes them), so a header read must go past the first prefix.
-    fn tiff_with_ifd_at_end(w: u32, h: u32) -> Vec<u8> {
-        let pixels = (w * h * 2) as usize;
-        let ifd = 8 + pixels as u32;
-        let mut f = b"II*\0".to_vec();
-        f.extend_from_slice(&ifd.to_le_bytes());
-        f.extend((0..pixels).map(|i| (i % 251) as u8));
-        let entries: [(u16, u16, u32); 8] = [
-            (256, 4, w),
-            (257, 4, h),
-            (258, 3, 16),
-            (259, 3, 1),
-            (262, 3, 1),
-            (273, 4, 8),
-            (278, 4, h),
-            (279, 4, w * h * 2),
-        ];
-        f.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-        for (tag, ty, value) in entries {
-            f.extend_from_slice(&tag.to_le_bytes());
-            f.extend_from_slice(&ty.to_le_bytes());
-            f.extend_from_slice(&1u32.to_le_bytes());
-            f.extend_from_slice(&value.to_le_bytes());
-        }
-        f.extend_from_slice(&0u32.to_le_bytes());
-        f
-    }
-
-    #[test]
-    fn header_reads_grow_the_prefix_only_as_far_as_needed() {
-        let dir = std::env::temp_dir().join(format!("ctstack-prefix-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let at_end = dir.join("ifd_at_end.tif");
-        std::fs::write(&at_end, tiff_with_ifd_at_end(300, 400)).unwrap();
-        let file = File::open(&at_end).unwrap();
-        let (layout, stamp) = read_layout(&at_end, &file, &crate::Limits::default())
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            (layout.width, layout.height, layout.offsets[0]),
-            (300, 400, 8)
-        );
-        assert_eq!(stamp.len, 8 + 300 * 400 * 2 + 2 + 8 * 12 + 4);
-        // A file cut inside its pixels still has a valid header, but its strip
-        // runs past the end: a format error, found from the whole file.
-        let cut = dir.join("cut.tif");
-        let mut bytes = tiff_with_ifd_at_end(300, 400);
-        bytes.drain(100_000..200_000);
-        std::fs::write(&cut, &bytes).unwrap();
-        let err =
-            read_layout(&cut, &File::open(&cut).unwrap(), &crate::Limits::default()).unwrap_err();
-        assert_eq!(err.kind(), crate::ErrorKind::Format, "{err}");
-        assert_eq!(err.path(), Some(cut.as_path()));
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn header_reads_agree_with_mapped_parses_on_every_fixture() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-        let limits = crate::Limits::default();
-        let mut checked = 0;
-        for dir in ["slices", "malformed", "unsupported", "stack"] {
-            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
-                let path = entry.unwrap().path();
-                if !path.is_file() {
-                    continue;
-                }
-                let whole = std::fs::read(&path).unwrap();
-                let want = ImageLayout::parse_page(&whole, 0, &limits).map_err(|p| p.at(&path));
-                let got = read_layout(&path, &File::open(&path).unwrap(), &limits);
-                match (want, got) {
-                    (Ok(w), Ok(Some((g, _)))) => {
-                        assert_eq!(format!("{w:?}"), format!("{g:?}"), "{path:?}")
-                    }
-                    (Err(w), Err(g)) => assert_eq!(w.to_string(), g.to_string(), "{path:?}"),
-                    // Not a TIFF: left to the reader of other formats.
-                    (Err(_), Ok(None)) => assert_ne!(Format::sniff(&whole), Some(Format::Tiff)),
-                    (w, g) => panic!("{path:?}: whole file {w:?}, prefix {g:?}"),
-                }
-                checked += 1;
-            }
-        }
-        assert!(checked > 50, "{checked}");
     }
 }

@@ -13,6 +13,40 @@ use std::path::{Path, PathBuf};
 
 use crate::Error;
 
+/// One slice of a stack: a file, or one page of a stack saved as one
+/// multi-page TIFF (ImageJ/Fiji, tifffile).
+///
+/// A pyramid's inputs are files; its slices are their pages, in order: every
+/// page of the first file, then every page of the next (see
+/// [`Plan::inputs`](crate::Plan::inputs)).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SliceRef {
+    /// The file.
+    pub path: PathBuf,
+    /// The page, 0-based in IFD chain order (0 for a file of one image).
+    pub page: usize,
+}
+
+impl SliceRef {
+    /// Page `page` of `path`.
+    pub fn new(path: impl Into<PathBuf>, page: usize) -> SliceRef {
+        SliceRef {
+            path: path.into(),
+            page,
+        }
+    }
+}
+
+/// `scan/slice_0007.tif`, or `scan/stack.tif page 12` for pages after the first.
+impl std::fmt::Display for SliceRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.page {
+            0 => write!(f, "{}", self.path.display()),
+            page => write!(f, "{} page {page}", self.path.display()),
+        }
+    }
+}
+
 /// The extensions a stack is read from, lower case, in the order they are named in messages.
 pub const EXTENSIONS: [&str; 6] = ["tif", "tiff", "bmp", "png", "jpg", "jpeg"];
 

@@ -194,7 +194,7 @@ fn every_bad_command_line_exits_2_with_a_short_message() {
     let cases: &[(&[&str], &str)] = &[
         (&[], "Usage"),
         (&["frobnicate"], "frobnicate"),
-        (&["pyramid"], "INPUT_DIR"),
+        (&["pyramid"], "INPUT"),
         (&["pyramid", s, "extra"], "extra"),
         (&["pyramid", s, "--bogus"], "--bogus"),
         (&["pyramid", s, "--min-size", "0"], "--min-size"),

@@ -190,20 +190,25 @@ fn canonical_bits(slice: &Slice) -> Vec<u64> {
 
 /// The i16, f32 and min-is-white stacks' pyramids equal the numpy references the
 /// fixture script wrote (and checked against a naive per-pixel version), sample
-/// type and photometric included.
+/// type and photometric included; so do those of stacks saved as multi-page
+/// files (one file, or a folder of them), whose pages are the slices.
 #[test]
 fn typed_pyramids_equal_the_numpy_references() {
     let text = std::fs::read_to_string(common::fixtures().join("types_pyramids.json")).unwrap();
     let entries: Vec<Value> = serde_json::from_str(&text).unwrap();
-    assert_eq!(entries.len(), 3);
+    assert_eq!(entries.len(), 7);
     for entry in entries {
         let stack = common::fixtures().join(entry["stack"].as_str().unwrap());
         let reference = common::fixtures().join(entry["reference"].as_str().unwrap());
         let name = entry["stack"].as_str().unwrap().replace('/', "-");
         let out = std::env::temp_dir().join(format!("ctstack-types-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&out);
-        let plan = ctstack::PyramidBuilder::from_dir(&stack)
-            .unwrap()
+        let builder = if stack.is_file() {
+            ctstack::PyramidBuilder::from_file(&stack)
+        } else {
+            ctstack::PyramidBuilder::from_dir(&stack).unwrap()
+        };
+        let plan = builder
             .output_dir(&out)
             .min_size(entry["min_size"].as_u64().unwrap() as u32)
             .plan()

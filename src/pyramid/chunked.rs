@@ -15,13 +15,16 @@
 //! freely in one pair ([`Input`]).
 
 use std::fs::File;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
 use crate::kernels::average_rows;
+use crate::page_walk::{PageAt, PageReader, page_layout};
 use crate::sample::{self, Sample};
 use crate::source::{self, FileStamp};
+use crate::stack::SliceRef;
 use crate::tiff::{ByteOrder, Chunks, ImageLayout};
 use crate::{Error, Kernel, OpenOptions, Rows, Slice};
 
@@ -43,51 +46,76 @@ pub(crate) struct StripFile {
     stamp: FileStamp,
 }
 
-/// A header parsed by [`Plan`](super::Plan)'s check of the stack, kept for the
-/// run so that it does not parse the file again: used if the file's stamp is
-/// still the same when the run opens it.
+/// A page's header as [`Plan`](super::Plan)'s check of the stack parsed it,
+/// kept for the run so that it does not walk or parse the file again: used if
+/// the file's stamp is still the same when the run opens it.
 #[derive(Debug, Clone)]
 pub(crate) struct Planned {
-    layout: ImageLayout,
+    /// The layout, if small enough to keep ([`PLANNED_MAX_STRIPS`]).
+    layout: Option<ImageLayout>,
+    /// Where to parse the layout again when it was not kept.
+    at: PageAt,
     stamp: FileStamp,
+    /// The file bytes the page's chunks span, for read-ahead hints.
+    span: Range<u64>,
 }
 
-/// Planned headers are kept only for files with at most this many strips, so
-/// that a plan of a 10,000-slice stack holds a few MB at most (files written
-/// with one row per strip are parsed again by the run instead).
+/// Planned layouts are kept only for pages with at most this many strips, so
+/// that a plan of a 10,000-slice stack holds a few MB at most (pages written
+/// with one row per strip are parsed again, from one window at their IFD).
 const PLANNED_MAX_STRIPS: usize = 64;
 
-/// Reads and checks the header of `path` as [`Slice::read_header`] does; what
-/// the run needs of it too, if it was read from a prefix (under
-/// [`ReadMode::Buffered`](crate::ReadMode::Buffered)) and is small enough to keep.
-pub(crate) fn plan_header(
-    path: &Path,
-    options: &OpenOptions,
-) -> Result<(crate::SliceHeader, Option<Planned>), Error> {
-    let (header, layout) = Slice::read_header_and_layout(path, 0, options)?;
-    let planned = layout
-        .filter(|(layout, _)| layout.offsets.len() <= PLANNED_MAX_STRIPS)
-        .map(|(layout, stamp)| Planned { layout, stamp });
-    Ok((header, planned))
+impl Planned {
+    /// What the run needs to know of a page the plan parsed.
+    pub fn new(layout: ImageLayout, at: PageAt, stamp: FileStamp) -> Planned {
+        let span = chunk_span(&layout);
+        Planned {
+            layout: (layout.offsets.len() <= PLANNED_MAX_STRIPS).then_some(layout),
+            at,
+            stamp,
+            span,
+        }
+    }
+
+    /// The file bytes the page's pixels lie in.
+    pub fn span(&self) -> Range<u64> {
+        self.span.clone()
+    }
+}
+
+/// From the first chunk's start to the last chunk's end.
+fn chunk_span(layout: &ImageLayout) -> Range<u64> {
+    let chunks = layout.offsets.iter().zip(&layout.byte_counts);
+    let first = layout.offsets.iter().min().copied().unwrap_or(0);
+    let end = chunks.map(|(&o, &n)| o + n).max().unwrap_or(0);
+    first..end.max(first)
 }
 
 impl StripFile {
-    /// Opens `path` and parses its header from a prefix of it, unless `planned`
-    /// holds it and the file has not changed since. `Ok(None)` if the image is
-    /// not stored raw in strips (compressed, with a predictor, tiled): such a
-    /// file must be decoded instead.
+    /// Opens `slice`'s file and takes its page's layout from `planned` if the
+    /// file has not changed since the plan parsed it, else parses it (page 0
+    /// from windows at its start; other pages by walking the chain). `Ok(None)`
+    /// if the image is not stored raw in strips (compressed, with a predictor,
+    /// tiled): such a page must be decoded instead.
     pub fn open(
-        path: &Path,
+        slice: &SliceRef,
         options: &OpenOptions,
         planned: Option<&Planned>,
     ) -> Result<Option<StripFile>, Error> {
+        let path = &slice.path;
         let file = File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
-        let (layout, stamp) = match planned {
-            Some(p) if FileStamp::of(path, &file)? == p.stamp => (p.layout.clone(), p.stamp),
-            _ => match source::read_layout(path, &file, &options.limits)? {
-                Some(read) => read,
-                None => return Ok(None),
+        let found = match planned {
+            Some(p) if FileStamp::of(path, &file)? == p.stamp => match &p.layout {
+                Some(layout) => Some((layout.clone(), p.stamp)),
+                None => match PageReader::new(path, &file, &options.limits)? {
+                    Some(mut reader) => Some((reader.page_at(p.at)?, reader.stamp())),
+                    None => None,
+                },
             },
+            _ => page_layout(path, slice.page, &file, &options.limits)?,
+        };
+        let Some((layout, stamp)) = found else {
+            return Ok(None);
         };
         let Chunks::Strips { rows_per_strip } = layout.chunks else {
             return Ok(None);
@@ -111,10 +139,8 @@ impl StripFile {
 
     /// Asks the OS to bring the file's pixel bytes into the page cache now.
     pub fn prefetch(&self) {
-        let chunks = self.layout.offsets.iter().zip(&self.layout.byte_counts);
-        let first = self.layout.offsets.iter().min().copied().unwrap_or(0);
-        let end = chunks.map(|(&o, &n)| o + n).max().unwrap_or(0);
-        source::advise_willneed(&self.file, first, end.saturating_sub(first));
+        let span = chunk_span(&self.layout);
+        source::advise_willneed(&self.file, span.start, span.end - span.start);
     }
 
     /// Reads rows `y0 .. y0 + dst.len() / width` into `dst`, native byte order.
@@ -192,17 +218,17 @@ pub(crate) enum Input {
 }
 
 impl Input {
-    /// Opens `path`: as a [`StripFile`] if its pixels are stored raw in strips,
+    /// Opens `slice`: as a [`StripFile`] if its pixels are stored raw in strips,
     /// else as a [`Slice`] with `options`. `planned`: its header as the plan
     /// parsed it, if kept.
     pub fn open(
-        path: &Path,
+        slice: &SliceRef,
         options: &OpenOptions,
         planned: Option<&Planned>,
     ) -> Result<Input, Error> {
-        match StripFile::open(path, options, planned)? {
+        match StripFile::open(slice, options, planned)? {
             Some(strips) => Ok(Input::Streamed(strips)),
-            None => Slice::open_with(path, options).map(Input::Opened),
+            None => Slice::open_page(&slice.path, slice.page, options).map(Input::Opened),
         }
     }
 

@@ -94,8 +94,8 @@ impl<'c, T: Sample> Level1Stream<'c, T> {
         // The pair after the look-ahead one is only asked for: its files are
         // read into the page cache while this pair is averaged.
         if PREFETCH_AHEAD && let Some(later) = to_rebuild.next() {
-            for path in pair_paths(ctx, later) {
-                source::prefetch_file(path);
+            for i in pair_slices(later, ctx.plan.inputs().len()) {
+                prefetch_slice(ctx, i);
             }
         }
         let previous = self.unwritten.take();
@@ -153,7 +153,7 @@ impl InputPair {
             if streamed {
                 Input::open(&inputs[i], opts, ctx.plan.planned_header(i))
             } else {
-                Slice::open_with(&inputs[i], opts).map(Input::Opened)
+                Slice::open_page(&inputs[i].path, inputs[i].page, opts).map(Input::Opened)
             }
         };
         // An odd count: the last slice is paired with itself.
@@ -213,8 +213,24 @@ const PREFETCH_AHEAD: bool = true;
 /// also keeps other programs from truncating the file. Neither was measured.
 const AUTO_STREAMS: bool = true;
 
-/// The input files of level-1 slice `j`.
-fn pair_paths(ctx: Context<'_>, j: usize) -> &[std::path::PathBuf] {
-    let inputs = ctx.plan.inputs();
-    &inputs[(2 * j).min(inputs.len())..(2 * j + 2).min(inputs.len())]
+/// The input slices of level-1 slice `j`, of a stack of `count`.
+fn pair_slices(j: usize, count: usize) -> Range<usize> {
+    (2 * j).min(count)..(2 * j + 2).min(count)
+}
+
+/// Asks the OS to read input slice `i` into the page cache: the bytes its
+/// pixels span if the plan kept its header, else its whole file (only for the
+/// first page: the whole of a multi-page file is far more than one slice).
+fn prefetch_slice(ctx: Context<'_>, i: usize) {
+    let slice = &ctx.plan.inputs()[i];
+    match ctx.plan.planned_header(i) {
+        Some(planned) => {
+            if let Ok(file) = std::fs::File::open(&slice.path) {
+                let span = planned.span();
+                source::advise_willneed(&file, span.start, span.end - span.start);
+            }
+        }
+        None if slice.page == 0 => source::prefetch_file(&slice.path),
+        None => {}
+    }
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::plan::{LevelShape, Plan};
+use crate::stack::SliceRef;
 use crate::writer::write_atomically;
 use crate::{Error, SampleType};
 
@@ -39,7 +40,9 @@ use crate::{Error, SampleType};
 /// `levels[k - 1].files[j]` is level-`k` slice `j` (`<out>/<k>/<j:06>.tif`), made
 /// from `inputs[j * 2^k .. (j + 1) * 2^k]` (cut at the end of the list); `null`
 /// while it is not (or no longer) a valid output. Inputs are named by file name
-/// only, so a scan folder moved together with its thumbnails stays valid.
+/// only, so a scan folder moved together with its thumbnails stays valid. A
+/// slice that is a page of a multi-page file also has `"page": N` (N >= 1;
+/// absent means page 0), and each page of a file has the file's size and time.
 ///
 /// An input's identity is its name, size and modification time (in nanoseconds),
 /// the rule make and rsync use: reading every input's pixels to decide would cost
@@ -86,6 +89,10 @@ pub(crate) struct Manifest {
 pub(crate) struct InputRecord {
     /// File name (no directory).
     pub name: String,
+    /// The page of a multi-page file (absent for 0, so a stack of single-page
+    /// files has the manifest it always had).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub page: usize,
     /// Size in bytes.
     pub size: u64,
     /// Modification time, nanoseconds since the Unix epoch.
@@ -152,13 +159,13 @@ impl InputRecord {
     /// The identity of every input now: one `stat` each, no read. `shape` and
     /// `sample_type` are the plan's (every input was checked against them).
     pub fn stat_all(
-        inputs: &[PathBuf],
+        inputs: &[SliceRef],
         shape: LevelShape,
         sample_type: SampleType,
     ) -> Result<Vec<InputRecord>, Error> {
         inputs
             .iter()
-            .map(|path| {
+            .map(|SliceRef { path, page }| {
                 let metadata =
                     std::fs::metadata(path).map_err(|e| Error::io(path, "cannot open", e))?;
                 let file = FileRecord::of(&metadata);
@@ -167,6 +174,7 @@ impl InputRecord {
                         .file_name()
                         .map(|n| n.to_string_lossy().into_owned())
                         .unwrap_or_default(),
+                    page: *page,
                     size: file.size,
                     mtime_ns: file.mtime_ns,
                     width: shape.width,
@@ -176,6 +184,10 @@ impl InputRecord {
             })
             .collect()
     }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The sample type's name in the manifest.

@@ -16,10 +16,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::{Error, Limits, OpenOptions, ReadMode, SampleType, Slice, SliceHeader, stack};
+use crate::{Error, Limits, OpenOptions, ReadMode, SampleType, stack};
 
 mod cascade;
 mod chunked;
+mod inputs;
 mod level1;
 pub(crate) mod lock;
 mod manifest;
@@ -151,7 +152,25 @@ impl PyramidBuilder {
         Ok(builder)
     }
 
-    /// An explicit, ordered list of slice files, written to `output_dir`.
+    /// A stack saved as one multi-page TIFF (ImageJ/Fiji, tifffile): its pages
+    /// are the slices, in order. Output to `<stem>.thumbnail` beside the file
+    /// (`scan/stack.tif` -> `scan/stack.thumbnail`) unless
+    /// [`PyramidBuilder::output_dir`] says otherwise. A file of one image is a
+    /// stack of one slice.
+    pub fn from_file(path: impl AsRef<Path>) -> PyramidBuilder {
+        let path = path.as_ref();
+        let stem = path.file_stem().map_or_else(
+            || std::ffi::OsString::from("stack"),
+            std::ffi::OsStr::to_os_string,
+        );
+        let mut out = stem;
+        out.push(".thumbnail");
+        PyramidBuilder::from_files(vec![path.to_path_buf()], path.with_file_name(out))
+    }
+
+    /// An explicit, ordered list of slice files, written to `output_dir`. A
+    /// multi-page TIFF among them contributes every page, in order (see
+    /// [`Plan::inputs`]).
     pub fn from_files(inputs: Vec<PathBuf>, output_dir: impl Into<PathBuf>) -> PyramidBuilder {
         PyramidBuilder {
             inputs,
@@ -245,7 +264,7 @@ impl PyramidBuilder {
     /// Errors: a slice that does not parse, or whose size or depth differs from the
     /// first one ([`Error::Mismatch`], naming it); a gap in the numbering when strict.
     pub fn plan(&self) -> Result<Plan, Error> {
-        self.plan_checking(0..self.inputs.len())
+        self.plan_checking(None)
     }
 
     /// Builds the outputs of the slab `inputs` as [`Plan::run_slab`] does, checking
@@ -260,57 +279,25 @@ impl PyramidBuilder {
         cancel: &CancelFlag,
     ) -> Result<Summary, Error> {
         // The first header gives the levels, and so whether this is a slab.
-        self.plan_checking(0..0)?.check_slab(&inputs)?;
-        self.plan_checking(inputs.clone())?
+        self.plan_checking(Some(0..0))?.check_slab(&inputs)?;
+        self.plan_checking(Some(inputs.clone()))?
             .run_slab(inputs, progress, cancel)
     }
 
     /// [`PyramidBuilder::plan`], checking the headers of the first slice and of
-    /// `check` (within the inputs) only.
-    fn plan_checking(&self, check: std::ops::Range<usize>) -> Result<Plan, Error> {
+    /// the slices `check` only, if given (see `inputs::inspect`).
+    fn plan_checking(&self, check: Option<std::ops::Range<usize>>) -> Result<Plan, Error> {
         if self.min_size == 0 {
             return Err(Error::usage("min_size must be at least 1"));
         }
         if self.threads == Some(0) {
             return Err(Error::usage("threads must be at least 1"));
         }
-        let Some(first) = self.inputs.first() else {
-            return Err(Error::usage("the stack is empty: no input slices"));
-        };
-        // Under Buffered the headers are parsed from prefixes and kept for the run
-        // (by input index; inputs whose header this plan does not check have none).
-        let mut planned = vec![None; self.inputs.len()];
-        let mut read_header = |i: usize| -> Result<SliceHeader, Error> {
-            let path = &self.inputs[i];
-            if self.open.read_mode != ReadMode::Buffered {
-                return Slice::read_header(path, &self.open);
-            }
-            let (header, kept) = chunked::plan_header(path, &self.open)?;
-            planned[i] = kept;
-            Ok(header)
-        };
-        let head = read_header(0)?;
-        for i in check.start.max(1)..check.end.max(1) {
-            let path = &self.inputs[i];
-            let info = read_header(i)?;
-            if (info.width, info.height, info.sample_type, info.photometric)
-                != (head.width, head.height, head.sample_type, head.photometric)
-            {
-                return Err(Error::mismatch(format!(
-                    "{}: {}x{} {} {}, but {} is {}x{} {} {}: all slices of a stack must match",
-                    path.display(),
-                    info.width,
-                    info.height,
-                    info.sample_type,
-                    info.photometric.name(),
-                    first.display(),
-                    head.width,
-                    head.height,
-                    head.sample_type,
-                    head.photometric.name()
-                )));
-            }
-        }
+        let inputs::Inspected {
+            slices,
+            planned,
+            head,
+        } = inputs::inspect(&self.inputs, check, &self.open)?;
         let warnings = match &self.listing {
             Some(listing) => listing.gaps.clone(),
             None => stack::numbering_gaps(&self.inputs),
@@ -321,7 +308,7 @@ impl PyramidBuilder {
         let levels = level_shapes_with(
             head.width,
             head.height,
-            self.inputs.len(),
+            slices.len(),
             self.min_size,
             self.min_levels,
         );
@@ -331,6 +318,7 @@ impl PyramidBuilder {
             photometric: head.photometric,
             levels,
             warnings,
+            slices: slices.into(),
             planned: planned.into(),
         })
     }

@@ -12,6 +12,7 @@ use super::manifest::InputRecord;
 use super::resume::{self, Reconciled};
 use super::slab;
 use super::{CancelFlag, PyramidBuilder, Summary};
+use crate::stack::SliceRef;
 use crate::{Error, Photometric, SampleType};
 
 /// The size and slice count of one pyramid level.
@@ -83,8 +84,9 @@ pub struct Plan {
     pub(super) photometric: Photometric,
     pub(super) levels: Vec<LevelShape>,
     pub(super) warnings: Vec<String>,
-    /// Under [`ReadMode::Buffered`](crate::ReadMode::Buffered): each input's
-    /// header as the check parsed it, where small enough to keep (empty otherwise).
+    /// The stack's slices: the input files' pages, in order.
+    pub(super) slices: std::sync::Arc<[SliceRef]>,
+    /// By slice: its header as the check parsed it, where kept (see [`Planned`]).
     pub(super) planned: std::sync::Arc<[Option<Planned>]>,
 }
 
@@ -109,9 +111,10 @@ impl Plan {
         &self.builder.output_dir
     }
 
-    /// The input slices, in stack order.
-    pub fn inputs(&self) -> &[PathBuf] {
-        &self.builder.inputs
+    /// The stack's slices, in order: every page of each input file (one for a
+    /// file of one image), file after file.
+    pub fn inputs(&self) -> &[SliceRef] {
+        &self.slices
     }
 
     /// Input `i`'s header as the plan parsed it, if kept.
@@ -255,7 +258,7 @@ impl Plan {
         std::fs::create_dir_all(out)
             .map_err(|e| Error::io(out, "cannot create output directory", e))?;
         let _lock = OutputLock::acquire(out, cancel)?;
-        let inputs = InputRecord::stat_all(&self.builder.inputs, self.levels[0], self.sample_type)?;
+        let inputs = InputRecord::stat_all(&self.slices, self.levels[0], self.sample_type)?;
         let Reconciled {
             keep,
             removed,

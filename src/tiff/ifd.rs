@@ -27,6 +27,30 @@ pub(crate) struct Directory<'a> {
     /// Which page this is (0 for the first), for messages.
     index: usize,
     entries: Vec<Entry>,
+    /// Where the next-IFD offset field starts (right after the entries).
+    table_end: u64,
+}
+
+/// What a TIFF file's header says: enough to parse its IFDs from windows of the
+/// file (see [`Directory::in_window`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileHeader {
+    pub order: ByteOrder,
+    pub bigtiff: bool,
+    /// The offset of IFD 0.
+    pub first_ifd: u64,
+}
+
+impl FileHeader {
+    /// The header from the first bytes of a file (8 for classic TIFF, 16 for BigTIFF).
+    pub fn parse(bytes: &[u8]) -> Result<FileHeader, Problem> {
+        let h = Header::parse(bytes)?;
+        Ok(FileHeader {
+            order: h.reader.order,
+            bigtiff: h.bigtiff,
+            first_ifd: h.first_ifd,
+        })
+    }
 }
 
 /// The file header: byte order, classic or BigTIFF, where IFD 0 starts.
@@ -56,7 +80,11 @@ impl<'a> Header<'a> {
             }
             None => return Err(format_problem!("not a TIFF file")),
         };
-        let reader = Reader { bytes, order };
+        let reader = Reader {
+            bytes,
+            order,
+            base: 0,
+        };
         let (bigtiff, first_ifd) = match reader.u16(2, "TIFF version")? {
             42 => (false, u64::from(reader.u32(4, "first IFD offset")?)),
             43 => {
@@ -105,7 +133,39 @@ impl<'a> Directory<'a> {
                 )));
             }
         }
-        Directory::at(&header, chain.offset, index, limits)
+        Directory::at(header.reader, header.bigtiff, chain.offset, index, limits)
+    }
+
+    /// Parses IFD `index`, at `offset`, from `window`: the file's bytes from
+    /// offset `base` on. Anything the IFD points to outside the window is a
+    /// format problem, as it would be past the end of a file: the caller reads
+    /// a larger window and parses again.
+    pub fn in_window(
+        window: &'a [u8],
+        base: u64,
+        header: FileHeader,
+        offset: u64,
+        index: usize,
+        limits: &Limits,
+    ) -> Result<Directory<'a>, Problem> {
+        let reader = Reader {
+            bytes: window,
+            order: header.order,
+            base,
+        };
+        Directory::at(reader, header.bigtiff, offset, index, limits)
+    }
+
+    /// The offset of the next IFD in the chain (0: this is the last), and
+    /// whether its field lies in the bytes this directory was parsed from (a
+    /// window that ends before it cannot tell).
+    pub fn next_ifd(&self) -> Result<(u64, bool), Problem> {
+        let size = if self.bigtiff { 8 } else { 4 };
+        let seen = self.table_end + size <= self.reader.len();
+        Ok((
+            next_offset(&self.reader, self.bigtiff, self.table_end, self.index)?,
+            seen,
+        ))
     }
 
     /// The number of pages (IFDs) in the chain of `bytes`, walked as in
@@ -119,12 +179,12 @@ impl<'a> Directory<'a> {
 
     /// Parses the IFD at `offset` (page `index`).
     fn at(
-        header: &Header<'a>,
+        reader: Reader<'a>,
+        bigtiff: bool,
         offset: u64,
         index: usize,
         limits: &Limits,
     ) -> Result<Directory<'a>, Problem> {
-        let (reader, bigtiff) = (header.reader, header.bigtiff);
         let (count, table_end) = entry_table(&reader, bigtiff, offset, index)?;
         if count > limits.max_ifd_entries {
             return Err(Problem::Limits(format!(
@@ -157,6 +217,7 @@ impl<'a> Directory<'a> {
             bigtiff,
             index,
             entries,
+            table_end,
         })
     }
 
@@ -219,10 +280,16 @@ impl<'a> Directory<'a> {
             return Ok(None);
         }
         let (start, _) = self.locate_sized(entry, 1, tag.name())?;
-        // `locate_sized` checked that `count` bytes from `start` lie in the file.
-        Ok(Some(
-            &self.reader.bytes[start as usize..(start + entry.count) as usize],
-        ))
+        // `locate_sized` checked that `count` bytes from `start` lie in the bytes read.
+        match self.reader.get(start, entry.count) {
+            Some(b) => Ok(Some(b)),
+            None => Err(format_problem!(
+                "tag {}: {} bytes at offset {start} lie past the end of the file ({} bytes)",
+                tag.name(),
+                entry.count,
+                self.reader.len()
+            )),
+        }
     }
 
     fn locate_sized(&self, entry: &Entry, size: u64, name: &str) -> Result<(u64, u64), Problem> {

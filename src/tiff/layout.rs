@@ -3,7 +3,7 @@
 
 use super::bytes::ByteOrder;
 use super::compression::Compression;
-use super::ifd::Directory;
+use super::ifd::{Directory, FileHeader};
 use super::tags::Tag;
 use crate::error::{Problem, format_problem};
 use crate::{Limits, SampleType};
@@ -92,7 +92,7 @@ impl ImageLayout {
                     return Err(Problem::Usage(why));
                 }
                 let first = ImageLayout::parse_page(bytes, 0, limits)?;
-                match first.imagej_pages(bytes, limits)? {
+                match first.imagej_pages(bytes.len() as u64, limits)? {
                     Some(n) if (index as u64) < n => Ok(first.imagej_page(index as u64)),
                     Some(n) => Err(Problem::Usage(format!(
                         "page {index} asked for, the ImageJ stack holds {n} pages"
@@ -104,17 +104,30 @@ impl ImageLayout {
         }
     }
 
-    /// Page 0 of a file of `file_len` bytes from its first bytes: the header,
-    /// IFD 0 and its tag values must lie in `prefix` (a format problem otherwise:
-    /// the caller may retry with a longer prefix); chunks are checked against
-    /// `file_len`.
-    pub fn parse_prefix(
-        prefix: &[u8],
+    /// Page `index`, whose IFD is at `offset`, from `window`: the bytes of a
+    /// file of `file_len` bytes from offset `base` on. Returns the layout and
+    /// the offset of the next IFD (0: the last page).
+    ///
+    /// A format problem may only mean that the IFD, its values or its next-IFD
+    /// field lie outside the window: the caller retries with a larger one, and
+    /// a window of the whole file gives the final answer.
+    pub fn parse_window(
+        window: &[u8],
+        base: u64,
+        header: FileHeader,
+        (offset, index): (u64, usize),
         file_len: u64,
         limits: &Limits,
-    ) -> Result<ImageLayout, Problem> {
-        let dir = Directory::page(prefix, 0, limits)?;
-        ImageLayout::from_directory(&dir, file_len, limits)
+    ) -> Result<(ImageLayout, u64), Problem> {
+        let dir = Directory::in_window(window, base, header, offset, index, limits)?;
+        let layout = ImageLayout::from_directory(&dir, file_len, limits)?;
+        match dir.next_ifd()? {
+            (next, true) => Ok((layout, next)),
+            (_, false) if base + window.len() as u64 >= file_len => Ok((layout, 0)),
+            (_, false) => Err(format_problem!(
+                "IFD {index}'s next-IFD offset lies past the bytes read"
+            )),
+        }
     }
 
     /// The layout `dir` describes, in a file of `file_len` bytes.
@@ -254,7 +267,7 @@ impl ImageLayout {
     /// `None` if this is not such a stack. Refused when the pages cannot be
     /// located that way (compressed, tiled, scattered strips: Unsupported) or
     /// do not fit in the file (Format), rather than read as one page.
-    fn imagej_pages(&self, bytes: &[u8], limits: &Limits) -> Result<Option<u64>, Problem> {
+    pub fn imagej_pages(&self, file_len: u64, limits: &Limits) -> Result<Option<u64>, Problem> {
         let Some(n) = self.imagej_images.filter(|&n| n > 1) else {
             return Ok(None);
         };
@@ -282,13 +295,13 @@ impl ImageLayout {
         let end = n
             .checked_mul(self.stored_image_bytes())
             .and_then(|b| b.checked_add(self.offsets[0]));
-        if end.is_none_or(|e| e > bytes.len() as u64) {
+        if end.is_none_or(|e| e > file_len) {
             return Err(format_problem!(
                 "the ImageJ description says images={n}: {} bytes of pixels from offset {}, \
                  the file holds {}",
                 n.saturating_mul(self.stored_image_bytes()),
                 self.offsets[0],
-                bytes.len()
+                file_len
             ));
         }
         Ok(Some(n))
@@ -296,7 +309,7 @@ impl ImageLayout {
 
     /// Page `index` of a stack [`ImageLayout::imagej_pages`] accepted: page 0
     /// moved on by `index` images.
-    fn imagej_page(&self, index: u64) -> ImageLayout {
+    pub fn imagej_page(&self, index: u64) -> ImageLayout {
         let shift = index * self.stored_image_bytes();
         ImageLayout {
             offsets: self.offsets.iter().map(|&o| o + shift).collect(),
@@ -412,7 +425,7 @@ pub(crate) fn page_count(bytes: &[u8], limits: &Limits) -> Result<usize, Problem
     if n == 1 {
         // A page 0 ctstack cannot read has no pages to count beyond itself.
         if let Ok(first) = ImageLayout::parse_page(bytes, 0, limits)
-            && let Some(images) = first.imagej_pages(bytes, limits)?
+            && let Some(images) = first.imagej_pages(bytes.len() as u64, limits)?
         {
             return Ok(usize::try_from(images).unwrap_or(usize::MAX));
         }

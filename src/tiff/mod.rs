@@ -13,5 +13,6 @@ mod tags;
 
 pub use bytes::ByteOrder;
 pub use compression::Compression;
+pub(crate) use ifd::FileHeader;
 pub use layout::Photometric;
 pub(crate) use layout::{Chunks, ImageLayout, page_count};

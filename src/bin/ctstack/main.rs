@@ -34,7 +34,7 @@ enum Command {
     /// Describe slice files, or a stack directory: size, depth, access paths,
     /// numbering gaps and files that will be skipped.
     Info(info::InfoArgs),
-    /// Build the level-of-detail pyramid of the slices in INPUT_DIR.
+    /// Build the level-of-detail pyramid of the slices in INPUT (a directory, or one multi-page TIFF).
     Pyramid(pyramid::PyramidArgs),
 }
 

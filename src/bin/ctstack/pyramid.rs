@@ -18,10 +18,13 @@ are kept, so an interrupted or repeated run only rebuilds what is missing or sta
 outputs the plan no longer holds are removed; every file appears atomically. Exit status: 0 done, 1 failed, 2 wrong command line, 130 interrupted.")]
 pub struct PyramidArgs {
     /// Directory of slices (.tif .tiff .bmp .png .jpg .jpeg), in natural order (s2
-    /// before s10); the most common prefix and extension unless --prefix/--ext say.
-    #[arg(value_name = "INPUT_DIR")]
+    /// before s10; the most common prefix and extension unless --prefix/--ext
+    /// say; a multi-page TIFF in it gives all its pages), or one multi-page TIFF
+    /// whose pages are the slices (ImageJ/Fiji, tifffile).
+    #[arg(value_name = "INPUT")]
     input: PathBuf,
-    /// Where levels go [default: INPUT_DIR/.thumbnail].
+    /// Where levels go [default: INPUT/.thumbnail for a directory, STEM.thumbnail
+    /// beside a file].
     #[arg(long, short, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Keep halving while width or height exceeds N (N >= 1). The same rule as
@@ -54,7 +57,21 @@ pub struct PyramidArgs {
 }
 
 pub fn run(args: &PyramidArgs) -> Result<(), Failure> {
-    let mut builder = PyramidBuilder::from_selection(&args.input, &args.select.selection())?
+    let builder = if args.input.is_file() {
+        if args.select.any() {
+            return Err(Failure::Run(Error::Usage {
+                what: format!(
+                    "{} is a file: --prefix, --ext, --range and --index-width select files of \
+                     a directory",
+                    args.input.display()
+                ),
+            }));
+        }
+        PyramidBuilder::from_file(&args.input)
+    } else {
+        PyramidBuilder::from_selection(&args.input, &args.select.selection())?
+    };
+    let mut builder = builder
         .min_size(args.min_size)
         .strict(args.strict)
         .force(args.force)

@@ -23,6 +23,14 @@ pub struct SelectArgs {
 }
 
 impl SelectArgs {
+    /// Whether any selection flag was given.
+    pub fn any(&self) -> bool {
+        self.prefix.is_some()
+            || self.ext.is_some()
+            || self.range.is_some()
+            || self.index_width.is_some()
+    }
+
     /// The library's selection.
     pub fn selection(&self) -> Selection {
         let mut s = Selection::default();

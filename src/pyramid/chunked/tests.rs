@@ -41,6 +41,15 @@ impl Drop for TempDir {
     }
 }
 
+/// `path` (page 0) opened as the pyramid opens its inputs.
+fn open_input(
+    path: &Path,
+    options: &OpenOptions,
+    planned: Option<&Planned>,
+) -> Result<Input, Error> {
+    Input::open(&SliceRef::new(path, 0), options, planned)
+}
+
 fn mapped() -> OpenOptions {
     OpenOptions {
         read_mode: ReadMode::Mmap,
@@ -63,8 +72,8 @@ fn expected<T: Sample>(kernel: Kernel, a: &Path, b: &Path) -> Vec<T> {
 /// The streamed result for `a` and `b` (`b == a`: the pair of one), band by band.
 fn streamed<T: Sample>(kernel: Kernel, a: &Path, b: &Path, band: usize) -> Vec<T> {
     let options = OpenOptions::default();
-    let ia = Input::open(a, &options, None).unwrap();
-    let ib = (a != b).then(|| Input::open(b, &options, None).unwrap());
+    let ia = open_input(a, &options, None).unwrap();
+    let ib = (a != b).then(|| open_input(b, &options, None).unwrap());
     let (w, h) = ia.size();
     let mut out = vec![T::default(); (w as usize / 2) * (h as usize / 2)];
     average_in_bands(kernel, &ia, ib.as_ref(), &mut out, band).unwrap();
@@ -115,7 +124,7 @@ fn every_readable_layout_matches_the_mapped_path() {
         if slice.width() < 2 || slice.height() < 2 {
             continue;
         }
-        if let Input::Streamed(_) = Input::open(&path, &OpenOptions::default(), None).unwrap() {
+        if let Input::Streamed(_) = open_input(&path, &OpenOptions::default(), None).unwrap() {
             streamed_kinds += 1;
         }
         assert_same(&path, &path);
@@ -137,7 +146,7 @@ fn big_endian_and_scattered_strips_are_streamed() {
         let path = fixture(&format!("slices/{name}"));
         assert!(
             matches!(
-                Input::open(&path, &OpenOptions::default(), None).unwrap(),
+                open_input(&path, &OpenOptions::default(), None).unwrap(),
                 Input::Streamed(_)
             ),
             "{name} was not streamed"
@@ -145,7 +154,7 @@ fn big_endian_and_scattered_strips_are_streamed() {
     }
     let lzw = fixture("slices/tifffile_u16_lzw.tif");
     assert!(matches!(
-        Input::open(&lzw, &OpenOptions::default(), None).unwrap(),
+        open_input(&lzw, &OpenOptions::default(), None).unwrap(),
         Input::Opened(_)
     ));
 }
@@ -206,7 +215,7 @@ fn a_file_truncated_after_open_is_an_error_naming_it() {
     let (w, h) = (300u32, 200u32);
     let path = dir.0.join("shrinks.tif");
     crate::write_slice(&path, w, h, &vec![1000u16; (w * h) as usize]).unwrap();
-    let input = Input::open(&path, &OpenOptions::default(), None).unwrap();
+    let input = open_input(&path, &OpenOptions::default(), None).unwrap();
     let len = std::fs::metadata(&path).unwrap().len();
     std::fs::OpenOptions::new()
         .write(true)
@@ -226,7 +235,7 @@ fn a_file_rewritten_after_open_is_an_error() {
     let dir = TempDir::new("rewritten");
     let path = dir.0.join("changes.tif");
     crate::write_slice(&path, 64, 64, &vec![7u16; 64 * 64]).unwrap();
-    let input = Input::open(&path, &OpenOptions::default(), None).unwrap();
+    let input = open_input(&path, &OpenOptions::default(), None).unwrap();
     // Same length, new contents, a later modification time.
     std::thread::sleep(std::time::Duration::from_millis(20));
     let bytes = std::fs::read(&path).unwrap();
@@ -247,8 +256,8 @@ fn mismatched_pairs_are_refused() {
     let u8s = files("stack_u8");
     let options = OpenOptions::default();
     let (a, b) = (
-        Input::open(&stack[0], &options, None).unwrap(),
-        Input::open(&u8s[0], &options, None).unwrap(),
+        open_input(&stack[0], &options, None).unwrap(),
+        open_input(&u8s[0], &options, None).unwrap(),
     );
     let (w, h) = a.size();
     let mut out = vec![0u16; (w as usize / 2) * (h as usize / 2)];
@@ -277,18 +286,28 @@ fn a_planned_header_is_used_only_while_the_file_is_unchanged() {
         read_mode: ReadMode::Buffered,
         ..OpenOptions::default()
     };
-    let mapped = plan_header(&path, &OpenOptions::default()).unwrap();
-    assert!(mapped.1.is_none(), "only prefix reads keep a header");
-    let (header, planned) = plan_header(&path, &options).unwrap();
-    assert_eq!((header.width, header.height), (40, 30));
-    let planned = planned.expect("a one-strip header is kept");
-    let Input::Streamed(s) = Input::open(&path, &options, Some(&planned)).unwrap() else {
+    let file = std::fs::File::open(&path).unwrap();
+    let mut reader = PageReader::new(&path, &file, &options.limits)
+        .unwrap()
+        .unwrap();
+    let mut planned = None;
+    let stamp = reader.stamp();
+    reader
+        .walk(|_, layout, at| {
+            assert_eq!((layout.width, layout.height), (40, 30));
+            planned = Some(Planned::new(layout, at, stamp));
+            Ok(())
+        })
+        .unwrap();
+    let planned = planned.unwrap();
+    assert!(planned.layout.is_some(), "a one-strip header is kept");
+    let Input::Streamed(s) = open_input(&path, &options, Some(&planned)).unwrap() else {
         panic!("not streamed");
     };
     assert_eq!(s.stamp, planned.stamp);
     // Rewritten with another size: the planned header is stale and not used.
     std::thread::sleep(std::time::Duration::from_millis(20));
     crate::write_slice(&path, 20, 10, &vec![9u16; 20 * 10]).unwrap();
-    let input = Input::open(&path, &options, Some(&planned)).unwrap();
+    let input = open_input(&path, &options, Some(&planned)).unwrap();
     assert_eq!(input.size(), (20, 10));
 }

@@ -1,0 +1,211 @@
+//! A stack's slices: the pages of its input files, found and checked once per
+//! plan, the headers kept for the run.
+//!
+//! Every file is opened once and its TIFF pages walked by positional reads of
+//! small windows (`page_walk.rs`), never mapped and never read whole: a stack
+//! saved as one multi-page file (ImageJ/Fiji, tifffile) costs a window per
+//! page, a folder of single-page slices one window per file. Files are checked
+//! a few at a time on scoped threads, since on a cold cache the time is the
+//! disk's latency, not the CPU; errors are reported in stack order whatever
+//! the order the reads finished in.
+
+use std::fs::File;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::chunked::Planned;
+use crate::page_walk::PageReader;
+use crate::stack::SliceRef;
+use crate::{Error, OpenOptions, Slice, SliceHeader};
+
+/// Header reads in flight at once: enough to keep a disk or a network
+/// filesystem busy, few enough not to matter on a warm cache.
+const READERS: usize = 8;
+
+/// The slices of a stack, checked.
+pub(crate) struct Inspected {
+    /// Every slice, in stack order.
+    pub slices: Vec<SliceRef>,
+    /// By slice: its header as checked, where kept for the run.
+    pub planned: Vec<Option<Planned>>,
+    /// Slice 0's header.
+    pub head: SliceHeader,
+}
+
+/// What one file holds: one header per page.
+struct FileSlices {
+    headers: Vec<SliceHeader>,
+    planned: Vec<Option<Planned>>,
+}
+
+/// Finds the slices of `files` and checks their headers against the first
+/// slice's: every slice when `check` is `None`, else slice 0 and the slices of
+/// `check` (slice indices) only.
+///
+/// Checking a part is for slab tasks of a large stack, which must not each
+/// read every header: a stack whose first file holds one page is then taken
+/// to be one slice per file (a checked file that holds more pages is a
+/// mismatch); a stack of multi-page files is always walked whole, since its
+/// slice numbers depend on every file's page count.
+///
+/// Errors: a header that does not parse, or a slice whose size, sample type or
+/// photometric differs from slice 0's ([`Error::Mismatch`], naming both).
+pub(crate) fn inspect(
+    files: &[PathBuf],
+    check: Option<Range<usize>>,
+    options: &OpenOptions,
+) -> Result<Inspected, Error> {
+    let Some(first_file) = files.first() else {
+        return Err(Error::usage("the stack is empty: no input slices"));
+    };
+    let first = inspect_file(first_file, options)?;
+    let head = first.headers[0];
+    let one_per_file = first.headers.len() == 1;
+    let (which, per_file): (Vec<usize>, bool) = match check {
+        Some(range) if one_per_file => {
+            let end = range.end.min(files.len());
+            ((range.start.max(1)..end).collect(), true)
+        }
+        _ => ((1..files.len()).collect(), false),
+    };
+    let mut inspected = Inspected {
+        slices: Vec::with_capacity(files.len()),
+        planned: Vec::with_capacity(files.len()),
+        head,
+    };
+    let add = |file: usize, slices: FileSlices, inspected: &mut Inspected| {
+        for (page, (header, planned)) in slices.headers.into_iter().zip(slices.planned).enumerate()
+        {
+            let slice = SliceRef::new(&files[file], page);
+            check_matches(&slice, &header, &SliceRef::new(first_file, 0), &head)?;
+            inspected.slices.push(slice);
+            inspected.planned.push(planned);
+        }
+        Ok::<(), Error>(())
+    };
+    add(0, first, &mut inspected)?;
+    let results = inspect_files(files, &which, options);
+    if per_file {
+        // One slice per file: the unchecked ones are taken as page 0, unplanned.
+        let mut results = which.iter().copied().zip(results).peekable();
+        for (file, path) in files.iter().enumerate().skip(1) {
+            match results.peek() {
+                Some(&(i, _)) if i == file => {
+                    let (_, slices) = results.next().expect("peeked");
+                    let slices = slices?;
+                    if slices.headers.len() > 1 {
+                        return Err(Error::mismatch(format!(
+                            "{} holds {} pages, but {} holds one: a slab task reads a \
+                             stack of single-page files; plan the whole stack instead",
+                            path.display(),
+                            slices.headers.len(),
+                            first_file.display()
+                        )));
+                    }
+                    add(file, slices, &mut inspected)?;
+                }
+                _ => {
+                    inspected.slices.push(SliceRef::new(path, 0));
+                    inspected.planned.push(None);
+                }
+            }
+        }
+    } else {
+        for (file, slices) in which.into_iter().zip(results) {
+            add(file, slices?, &mut inspected)?;
+        }
+    }
+    Ok(inspected)
+}
+
+/// A mismatch error unless `header` (of `slice`) agrees with `head` (of `first`).
+fn check_matches(
+    slice: &SliceRef,
+    header: &SliceHeader,
+    first: &SliceRef,
+    head: &SliceHeader,
+) -> Result<(), Error> {
+    let shape = |h: &SliceHeader| (h.width, h.height, h.sample_type, h.photometric);
+    if shape(header) == shape(head) {
+        return Ok(());
+    }
+    Err(Error::mismatch(format!(
+        "{slice}: {}x{} {} {}, but {first} is {}x{} {} {}: all slices of a stack must match",
+        header.width,
+        header.height,
+        header.sample_type,
+        header.photometric.name(),
+        head.width,
+        head.height,
+        head.sample_type,
+        head.photometric.name()
+    )))
+}
+
+/// [`inspect_file`] of `files[i]` for every `i` of `which`, [`READERS`] at a
+/// time, results in the order of `which`.
+fn inspect_files(
+    files: &[PathBuf],
+    which: &[usize],
+    options: &OpenOptions,
+) -> Vec<Result<FileSlices, Error>> {
+    let next = AtomicUsize::new(0);
+    let threads = READERS.min(which.len());
+    let mut results: Vec<Option<Result<FileSlices, Error>>> = Vec::new();
+    results.resize_with(which.len(), || None);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&file) = which.get(k) else {
+                            return done;
+                        };
+                        done.push((k, inspect_file(&files[file], options)));
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            // A panic in a reader is a bug: pass it on as it is.
+            for (k, result) in worker
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            {
+                results[k] = Some(result);
+            }
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| r.expect("every index was claimed by a reader"))
+        .collect()
+}
+
+/// The headers of every page of `path` (one for formats other than TIFF).
+fn inspect_file(path: &Path, options: &OpenOptions) -> Result<FileSlices, Error> {
+    let file = File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
+    let Some(mut reader) = PageReader::new(path, &file, &options.limits)? else {
+        // BMP, PNG, JPEG: one image, read as any header is.
+        return Ok(FileSlices {
+            headers: vec![Slice::read_header(path, options)?],
+            planned: vec![None],
+        });
+    };
+    let stamp = reader.stamp();
+    let mut slices = FileSlices {
+        headers: Vec::new(),
+        planned: Vec::new(),
+    };
+    reader.walk(|_, layout, at| {
+        slices
+            .headers
+            .push(SliceHeader::of_tiff_served(&layout, options)?);
+        slices.planned.push(Some(Planned::new(layout, at, stamp)));
+        Ok(())
+    })?;
+    Ok(slices)
+}
