@@ -390,6 +390,18 @@ def check_outputs(contenders, refs, inputs, a):
             else:
                 c.verdict, c.bad = f"read the wrong byte count: {c.stdout.strip()}", True
             continue
+        if c.kind == "readwrite":
+            parts = c.stdout.split()
+            total = sum(p.stat().st_size for p in c.inputs)
+            files = sorted(Path(c.out).glob("*.bin"))
+            n1, w1 = levels[0]
+            size = sum(f.stat().st_size for f in files)
+            if (len(parts) >= 6 and int(parts[3]) == total and len(files) == n1
+                    and size == n1 * w1 * w1 * 2):
+                c.verdict = f"read {total / 1e6:.0f} MB, wrote {n1} files, {size / 1e6:.0f} MB"
+            else:
+                c.verdict, c.bad = f"read/wrote the wrong amount: {c.stdout.strip()}", True
+            continue
         if c.kind == "write":
             files = sorted(Path(c.out).glob("*.bin"))
             n1, w1 = levels[0]
@@ -674,6 +686,12 @@ def main():
                   [str(floor), "write", str(out / "floor-write"), str(n1), str(w1 * w1 * 2)],
                   [], out / "floor-write", kind="write", group="floor",
                   short=f"floor: write level 1, {n1 * w1 * w1 * 2 / 1e6:.0f} MB (C)"),
+        Contender("floor-readwrite", f"floor: read every input byte once and write level 1: "
+                                     f"each of {threads} threads reads a pair in 1 MiB chunks, "
+                                     f"then writes its output (C -O3)",
+                  [str(floor), "readwrite", str(threads), str(out / "floor-readwrite"),
+                   str(w1 * w1 * 2), *map(str, raw)], raw, out / "floor-readwrite",
+                  kind="readwrite", group="floor", short="floor: read + write level 1 (C)"),
         cth_rust("cth-rust", raw, "raw"),
         peer("tinybrain", "tinybrain 2x2x2 (Python, tifffile I/O)", "tinybrain", raw,
              check="diff"),

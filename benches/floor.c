@@ -175,6 +175,89 @@ static int run_write(const char *dir, long count, long long bytes) {
     return 0;
 }
 
+/* Read a pair of input files, then write one output of `bytes`: what level 1 of
+ * a pyramid costs in I/O alone (reads into a reused 1 MiB buffer, summed; the
+ * output written from a filled buffer, as run_write does). Thread t takes pairs
+ * t, t + n, ... */
+struct pair_job {
+    int tid, nthreads;
+    char **files;
+    int nfiles;
+    const char *dir;
+    const unsigned char *out;
+    long long out_bytes;
+    uint64_t sum, bytes;
+};
+
+static void write_file(const char *path, const unsigned char *buf, long long bytes) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    if (fd < 0) die("open", path);
+    long long off = 0;
+    while (off < bytes) {
+        ssize_t put = write(fd, buf + off, (size_t)(bytes - off));
+        if (put < 0) {
+            if (errno == EINTR) continue;
+            die("write", path);
+        }
+        off += put;
+    }
+    if (close(fd) != 0) die("close", path);
+}
+
+static void *pair_worker(void *arg) {
+    struct pair_job *j = arg;
+    unsigned char *buf = NULL;
+    if (posix_memalign((void **)&buf, 4096, READ_BUF) != 0) die("posix_memalign", NULL);
+    int pairs = (j->nfiles + 1) / 2;
+    char path[4096];
+    for (int k = j->tid; k < pairs; k += j->nthreads) {
+        for (int i = 2 * k; i < 2 * k + 2 && i < j->nfiles; i++) {
+            int fd = open(j->files[i], O_RDONLY);
+            if (fd < 0) die("open", j->files[i]);
+            for (;;) {
+                ssize_t got = read(fd, buf, READ_BUF);
+                if (got < 0) {
+                    if (errno == EINTR) continue;
+                    die("read", j->files[i]);
+                }
+                if (got == 0) break;
+                j->sum += sum_bytes(buf, (size_t)got);
+                j->bytes += (size_t)got;
+            }
+            close(fd);
+        }
+        snprintf(path, sizeof path, "%s/%06d.bin", j->dir, k);
+        write_file(path, j->out, j->out_bytes);
+    }
+    free(buf);
+    return NULL;
+}
+
+static int run_readwrite(int nthreads, const char *dir, long long out_bytes, char **files, int nfiles) {
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) die("mkdir", dir);
+    unsigned char *out = malloc((size_t)out_bytes > 0 ? (size_t)out_bytes : 1);
+    if (!out) die("malloc", NULL);
+    for (long long i = 0; i < out_bytes; i++) out[i] = (unsigned char)(i * 131 + 7);
+    if (nthreads < 1) nthreads = 1;
+    if (nthreads > 256) nthreads = 256;
+    pthread_t th[256];
+    struct pair_job jobs[256];
+    for (int t = 0; t < nthreads; t++) {
+        jobs[t] = (struct pair_job){t, nthreads, files, nfiles, dir, out, out_bytes, 0, 0};
+        if (pthread_create(&th[t], NULL, pair_worker, &jobs[t]) != 0) die("pthread_create", NULL);
+    }
+    uint64_t sum = 0, bytes = 0;
+    for (int t = 0; t < nthreads; t++) {
+        pthread_join(th[t], NULL);
+        sum += jobs[t].sum;
+        bytes += jobs[t].bytes;
+    }
+    free(out);
+    printf("files %d bytes %llu sum %llu outputs %d of %lld bytes\n", nfiles,
+           (unsigned long long)bytes, (unsigned long long)sum, (nfiles + 1) / 2, out_bytes);
+    return 0;
+}
+
 static int run_resident(char **files, int nfiles) {
     long page = sysconf(_SC_PAGESIZE);
     unsigned long long total = 0, resident = 0;
@@ -236,12 +319,15 @@ int main(int argc, char **argv) {
         return run_read(!strcmp(argv[1], "mmap"), atoi(argv[2]), argv + 3, argc - 3);
     if (argc == 5 && !strcmp(argv[1], "write"))
         return run_write(argv[2], atol(argv[3]), atoll(argv[4]));
+    if (argc >= 6 && !strcmp(argv[1], "readwrite"))
+        return run_readwrite(atoi(argv[2]), argv[3], atoll(argv[4]), argv + 5, argc - 5);
     if (argc >= 2 && !strcmp(argv[1], "resident"))
         return run_resident(argv + 2, argc - 2);
     if (argc >= 4 && !strcmp(argv[1], "spawn"))
         return run_spawn(argv[2], argv + 3);
     fprintf(stderr,
             "usage: floor mmap|read THREADS FILE... | floor write OUTDIR COUNT BYTES | "
+            "floor readwrite THREADS OUTDIR BYTES FILE... | "
             "floor resident FILE... | floor spawn RESULT CMD ARG...\n");
     return 2;
 }

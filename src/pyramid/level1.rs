@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use std::ops::Range;
 
 use super::cascade::{Buffers, Context, Made};
-use super::chunked::{Input, average_inputs};
+use super::chunked::{BandBuffers, Input, average_inputs};
 use crate::source;
 use crate::{Error, Kernel, ReadMode, Sample, Slice};
 
@@ -33,6 +33,8 @@ pub(crate) struct Level1Stream<'c, T> {
     /// Slices ready for the cascade, in index order.
     ready: VecDeque<(usize, Made<T>)>,
     input_bytes: u64,
+    /// The workers' band buffers, reused from pair to pair.
+    bands: BandBuffers<T>,
 }
 
 impl<'c, T: Sample> Level1Stream<'c, T> {
@@ -45,6 +47,7 @@ impl<'c, T: Sample> Level1Stream<'c, T> {
             unwritten: None,
             ready: VecDeque::new(),
             input_bytes: 0,
+            bands: BandBuffers::default(),
         }
     }
 
@@ -102,7 +105,7 @@ impl<'c, T: Sample> Level1Stream<'c, T> {
         let buffer = buffers.take(ctx.plan.levels[1]);
         let (pixels, (opened, written)) = ctx.parallel(|| {
             rayon::join(
-                || current.average(buffer),
+                || current.average(buffer, &self.bands),
                 || {
                     (
                         upcoming.map(|i| (i, InputPair::open(ctx, i))),
@@ -173,8 +176,14 @@ impl InputPair {
     }
 
     /// Averages the pair into `out`, a level-1 buffer, and returns it.
-    fn average<T: Sample>(&self, mut out: Vec<T>) -> Result<Vec<T>, Error> {
-        average_inputs(Kernel::best(), &self.first, self.second.as_ref(), &mut out)?;
+    fn average<T: Sample>(&self, mut out: Vec<T>, bands: &BandBuffers<T>) -> Result<Vec<T>, Error> {
+        average_inputs(
+            Kernel::best(),
+            &self.first,
+            self.second.as_ref(),
+            &mut out,
+            bands,
+        )?;
         Ok(out)
     }
 

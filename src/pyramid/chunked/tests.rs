@@ -76,9 +76,24 @@ fn streamed<T: Sample>(kernel: Kernel, a: &Path, b: &Path, band: usize) -> Vec<T
     let ib = (a != b).then(|| open_input(b, &options, None).unwrap());
     let (w, h) = ia.size();
     let mut out = vec![T::default(); (w as usize / 2) * (h as usize / 2)];
-    average_in_bands(kernel, &ia, ib.as_ref(), &mut out, band).unwrap();
+    average_in_bands(
+        kernel,
+        &ia,
+        ib.as_ref(),
+        &mut out,
+        band,
+        &BandBuffers::default(),
+    )
+    .unwrap();
     let mut whole = vec![T::default(); out.len()];
-    average_inputs(kernel, &ia, ib.as_ref(), &mut whole).unwrap();
+    average_inputs(
+        kernel,
+        &ia,
+        ib.as_ref(),
+        &mut whole,
+        &BandBuffers::default(),
+    )
+    .unwrap();
     assert_eq!(whole, out, "{}: default band size", a.display());
     out
 }
@@ -224,7 +239,14 @@ fn a_file_truncated_after_open_is_an_error_naming_it() {
         .set_len(len / 2)
         .unwrap();
     let mut out = vec![0u16; (w as usize / 2) * (h as usize / 2)];
-    let err = average_inputs(Kernel::best(), &input, None, &mut out).unwrap_err();
+    let err = average_inputs(
+        Kernel::best(),
+        &input,
+        None,
+        &mut out,
+        &BandBuffers::default(),
+    )
+    .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Io, "{err}");
     assert_eq!(err.path(), Some(path.as_path()), "{err}");
     assert!(err.to_string().contains("shrank"), "{err}");
@@ -242,7 +264,14 @@ fn a_file_rewritten_after_open_is_an_error() {
     std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     std::fs::write(&path, &bytes).unwrap();
     let mut out = vec![0u16; 32 * 32];
-    let err = average_inputs(Kernel::best(), &input, None, &mut out).unwrap_err();
+    let err = average_inputs(
+        Kernel::best(),
+        &input,
+        None,
+        &mut out,
+        &BandBuffers::default(),
+    )
+    .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Io, "{err}");
     assert!(
         err.to_string().contains("changed while it was read"),
@@ -262,16 +291,28 @@ fn mismatched_pairs_are_refused() {
     let (w, h) = a.size();
     let mut out = vec![0u16; (w as usize / 2) * (h as usize / 2)];
     assert_eq!(
-        average_inputs(Kernel::best(), &a, Some(&b), &mut out)
-            .unwrap_err()
-            .kind(),
+        average_inputs(
+            Kernel::best(),
+            &a,
+            Some(&b),
+            &mut out,
+            &BandBuffers::default()
+        )
+        .unwrap_err()
+        .kind(),
         ErrorKind::Mismatch
     );
     let mut short = vec![0u16; 3];
     assert_eq!(
-        average_inputs(Kernel::best(), &a, None, &mut short)
-            .unwrap_err()
-            .kind(),
+        average_inputs(
+            Kernel::best(),
+            &a,
+            None,
+            &mut short,
+            &BandBuffers::default()
+        )
+        .unwrap_err()
+        .kind(),
         ErrorKind::Mismatch
     );
     assert_eq!(a.sample_type(), SampleType::U16);
