@@ -91,6 +91,7 @@ typedef struct {
   // `sizeof(ctstack_pyramid_options)` as the caller compiled it (set by init).
   size_t struct_size;
   // Where levels go (`<output_dir>/<k>/<j:06>.tif`); NULL: `<input_dir>/.thumbnail`
+  // (`STEM.thumbnail` beside the file when the input is one multi-page TIFF)
   // (required for a file list).
   const char *output_dir;
   // Keep halving while width or height exceeds this; at least 1. Default 500.
@@ -311,7 +312,9 @@ ctstack_status ctstack_set_mmap_policy(int32_t policy);
 int32_t ctstack_mmap_policy(void);
 
 // Builds the pyramid of the slices in `input_dir` (found by extension, natural
-// order) with `options` (NULL: the defaults of `ctstack_pyramid_options_init`).
+// order; a multi-page TIFF among them gives all its pages), or of the pages of
+// `input_dir` when it names one multi-page TIFF (ImageJ/Fiji, tifffile), with
+// `options` (NULL: the defaults of `ctstack_pyramid_options_init`).
 // Blocks until done; `progress` (may be NULL) is called on the calling thread
 // after every output slice, and a nonzero return cancels (CTSTACK_ERR_CANCELLED).
 // No partial or temporary file is left behind.
@@ -323,7 +326,8 @@ int32_t ctstack_mmap_policy(void);
 ctstack_status ctstack_pyramid_build(const char *input_dir, const ctstack_pyramid_options *options, ctstack_progress_fn progress, void *user_data);
 
 // `ctstack_pyramid_build` for an explicit, ordered list of `n_paths` slice
-// files; `options->output_dir` is required.
+// files (each multi-page TIFF gives all its pages, in order);
+// `options->output_dir` is required.
 //
 // # Safety
 // `paths` is NULL or points to `n_paths` NUL-terminated strings; other arguments

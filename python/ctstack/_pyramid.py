@@ -240,9 +240,11 @@ def build_pyramid(
     force: bool = False,
 ) -> None:
     """Builds the thumbnail pyramid of the slices in ``input_dir`` (found by
-    extension, natural order; or those ``pattern`` selects) into
-    ``<output_dir>/<k>/<j:06>.tif`` (``output_dir`` None:
-    ``<input_dir>/.thumbnail``). Blocks until done; the GIL is released while
+    extension, natural order; or those ``pattern`` selects; a multi-page TIFF
+    gives all its pages) into ``<output_dir>/<k>/<j:06>.tif`` (``output_dir``
+    None: ``<input_dir>/.thumbnail``). ``input_dir`` may also name one
+    multi-page TIFF (ImageJ/Fiji, tifffile), whose pages are the slices (output
+    None: ``STEM.thumbnail`` beside it). Blocks until done; the GIL is released while
     the library works. Options as in :class:`PyramidOptions`.
 
     ``progress(done, total)`` is called on this thread after every output

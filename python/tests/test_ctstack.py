@@ -712,6 +712,22 @@ class BuildPyramidTest(PyramidAssertions):
             ctstack.build_pyramid(stack, min_size=10)
             self.assertPyramidEqual(os.path.join(stack, ".thumbnail"), STACK_U8_REF)
 
+    def test_multi_page_file(self):
+        """A stack saved as one multi-page TIFF: its pages are the slices; output
+        beside it as STEM.thumbnail unless output_dir says otherwise."""
+        with tempfile.TemporaryDirectory() as tmp:
+            stack = os.path.join(tmp, "imagej_u16_200pages.tif")
+            shutil.copyfile(FIXTURES / "types" / "imagej_u16_200pages.tif", stack)
+            ctstack.build_pyramid(stack, min_size=2)
+            self.assertPyramidEqual(
+                os.path.join(tmp, "imagej_u16_200pages.thumbnail"),
+                FIXTURES / "types_stacks" / "imagej_u16_200pages_reference",
+            )
+            with self.assertRaises(ValueError):
+                ctstack.build_pyramid(
+                    stack, min_size=2, pattern=ctstack.StackPattern("slice_", "tif", 0, 9)
+                )
+
     def test_default_min_size_is_500(self):
         events = []
         with tempfile.TemporaryDirectory() as out:

@@ -26,6 +26,7 @@ pub struct ctstack_pyramid_options {
     /// `sizeof(ctstack_pyramid_options)` as the caller compiled it (set by init).
     pub struct_size: usize,
     /// Where levels go (`<output_dir>/<k>/<j:06>.tif`); NULL: `<input_dir>/.thumbnail`
+    /// (`STEM.thumbnail` beside the file when the input is one multi-page TIFF)
     /// (required for a file list).
     pub output_dir: *const c_char,
     /// Keep halving while width or height exceeds this; at least 1. Default 500.
@@ -347,6 +348,14 @@ impl Request {
         let builder = match &self.input {
             // SAFETY: per the contract above.
             Input::Dir(dir) => match unsafe { self.options.selection() }? {
+                Some(_) if dir.is_file() => {
+                    return Err(invalid(
+                        "options->prefix, extension, index_* select files of a directory, \
+                         not the pages of one file",
+                    ));
+                }
+                // One multi-page TIFF: its pages are the slices.
+                None if dir.is_file() => PyramidBuilder::from_file(dir),
                 Some(selection) => PyramidBuilder::from_selection(dir, &selection)?,
                 None => PyramidBuilder::from_dir(dir)?,
             },

@@ -37,7 +37,9 @@ unsafe fn build(
 }
 
 /// Builds the pyramid of the slices in `input_dir` (found by extension, natural
-/// order) with `options` (NULL: the defaults of `ctstack_pyramid_options_init`).
+/// order; a multi-page TIFF among them gives all its pages), or of the pages of
+/// `input_dir` when it names one multi-page TIFF (ImageJ/Fiji, tifffile), with
+/// `options` (NULL: the defaults of `ctstack_pyramid_options_init`).
 /// Blocks until done; `progress` (may be NULL) is called on the calling thread
 /// after every output slice, and a nonzero return cancels (CTSTACK_ERR_CANCELLED).
 /// No partial or temporary file is left behind.
@@ -62,7 +64,8 @@ pub unsafe extern "C" fn ctstack_pyramid_build(
 }
 
 /// `ctstack_pyramid_build` for an explicit, ordered list of `n_paths` slice
-/// files; `options->output_dir` is required.
+/// files (each multi-page TIFF gives all its pages, in order);
+/// `options->output_dir` is required.
 ///
 /// # Safety
 /// `paths` is NULL or points to `n_paths` NUL-terminated strings; other arguments
