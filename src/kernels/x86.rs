@@ -29,7 +29,10 @@ unsafe fn pairs_u16_sse2(row: &[u16], i: usize) -> __m128i {
     )
 }
 
-/// Loads 16 u16 of `row` at sample `i` and returns 8 u32 pair sums.
+/// Loads 16 u16 of `row` at sample `i` and returns 8 pair sums, each less
+/// 65536: the samples are moved into i16 range (`^ 0x8000` is `- 32768`) so
+/// that one `madd` adds each pair into an i32. The kernel's accumulator starts
+/// 4 * 65536 higher to make up for the four rows.
 ///
 /// # Safety
 /// AVX2 must be available and `row[i..i + 16]` in bounds.
@@ -39,10 +42,8 @@ unsafe fn pairs_u16_avx2(row: &[u16], i: usize) -> __m256i {
     debug_assert!(i + 16 <= row.len());
     // SAFETY: the caller guarantees 16 samples from `i`; loadu has no alignment requirement.
     let v = unsafe { _mm256_loadu_si256(row.as_ptr().add(i).cast()) };
-    _mm256_add_epi32(
-        _mm256_and_si256(v, _mm256_set1_epi32(0xFFFF)),
-        _mm256_srli_epi32(v, 16),
-    )
+    let signed = _mm256_xor_si256(v, _mm256_set1_epi16(i16::MIN));
+    _mm256_madd_epi16(signed, _mm256_set1_epi16(1))
 }
 
 /// Loads 16 u8 of `row` at sample `i` and returns 8 u16 pair sums.
@@ -58,7 +59,9 @@ unsafe fn pairs_u8_sse2(row: &[u8], i: usize) -> __m128i {
     _mm_add_epi16(_mm_and_si128(v, _mm_set1_epi16(0xFF)), _mm_srli_epi16(v, 8))
 }
 
-/// Loads 32 u8 of `row` at sample `i` and returns 16 u16 pair sums.
+/// Loads 32 u8 of `row` at sample `i` and returns 16 u16 pair sums: one
+/// `maddubs` (unsigned bytes times signed ones, adjacent products added; at
+/// most 510, so never saturated).
 ///
 /// # Safety
 /// AVX2 must be available and `row[i..i + 32]` in bounds.
@@ -68,10 +71,7 @@ unsafe fn pairs_u8_avx2(row: &[u8], i: usize) -> __m256i {
     debug_assert!(i + 32 <= row.len());
     // SAFETY: the caller guarantees 32 samples from `i`.
     let v = unsafe { _mm256_loadu_si256(row.as_ptr().add(i).cast()) };
-    _mm256_add_epi16(
-        _mm256_and_si256(v, _mm256_set1_epi16(0xFF)),
-        _mm256_srli_epi16(v, 8),
-    )
+    _mm256_maddubs_epi16(v, _mm256_set1_epi8(1))
 }
 
 /// Loads 8 i16 of `row` starting at sample `i` and returns 4 i32 horizontal pair
@@ -166,7 +166,7 @@ row_kernel! {
     /// after the shift, so unsigned saturation is exact; packus works per 128-bit
     /// half, so a 64-bit permute restores the order.
     average_rows_u16_avx2(u16), "avx2", lanes 16,
-    init _mm256_set1_epi32(4), add _mm256_add_epi32, pairs pairs_u16_avx2,
+    init _mm256_set1_epi32(4 + 4 * 65536), add _mm256_add_epi32, pairs pairs_u16_avx2,
     finish |lo, hi| {
         let packed = _mm256_packus_epi32(_mm256_srli_epi32(lo, 3), _mm256_srli_epi32(hi, 3));
         _mm256_permute4x64_epi64(packed, 0b11_01_10_00)
