@@ -200,7 +200,11 @@ impl InputPair {
 /// averaged. A hint, in order, at most two pairs (60 MB for 15 MB slices) ahead.
 /// Measured on the 64 x 2752x2752 stack, input evicted before each run, `--mmap
 /// never`, 2 cores shared with other jobs: 2.05-2.26 s with the look-ahead
-/// pair advised, 2.55-3.22 s without.
+/// pair advised, 2.55-3.22 s without. On the quiet machine (default policy, 11
+/// runs each, alternating) the hint neither helps nor hurts beyond the noise:
+/// medians 0.786 s with, 0.766 s without (cold floor 0.668). It is kept for the
+/// loaded case, where reads go on while the process waits for a core: a
+/// pyramid built while a viewer and other work share the machine.
 const PREFETCH_AHEAD: bool = true;
 
 /// Whether the default policy, [`ReadMode::Auto`], streams a pyramid's raw
@@ -208,13 +212,15 @@ const PREFETCH_AHEAD: bool = true;
 /// (as `always` does). Both paths give identical pyramids and are tested;
 /// `--mmap always|never` picks one explicitly.
 ///
-/// Measured with `python3 benches/compare.py --cold --runs 3 --readme README.md`
-/// (64 x 2752x2752, whole processes, medians of 3, 2 cores still shared, load
-/// average 5.7 at the start), mapped / streamed: warm 16-bit 0.738 / 0.714 s,
-/// warm 8-bit 0.343 / 0.357, cold 16-bit 1.878 / 1.659, cold 8-bit 0.949 /
-/// 0.739 (an earlier run at load 10-15: warm 2.06 / 1.96, cold 2.10 / 2.30).
-/// Streamed reads win three of four and are immune to truncation, at 19 MB
-/// peak RSS against 49, so `auto` streams.
+/// Measured with `python3 benches/compare.py --cold --runs 5 --readme README.md`
+/// (64 x 2752x2752 u16, whole processes, medians of 5, quiet machine, load
+/// average 1.7), mapped (`always`) / streamed (`auto`, `never`): warm 0.143 /
+/// 0.141, 0.146 s; cold 0.826 / 0.768, 0.833 s. An earlier quiet run (before
+/// the header walk and band-buffer changes) gave warm 0.154 / 0.162 and cold
+/// 0.960 / 0.808; runs on a loaded machine (load 5.7): warm 0.738 / 0.714,
+/// cold 1.878 / 1.659, 8-bit cold 0.949 / 0.739. Maps never won by more than
+/// the noise; streamed reads win most rows, are immune to truncation and keep
+/// peak RSS at 19 MB against 49 (resident map pages count), so `auto` streams.
 ///
 /// Other systems: on Windows and macOS a map also costs a fault per page (16 KiB
 /// pages on Apple silicon make that cheaper) and positional reads (`ReadFile`
