@@ -94,40 +94,41 @@ impl<'f> PageReader<'f> {
 
     /// Page 0's layout.
     pub fn first_page(&mut self) -> Result<ImageLayout, Error> {
-        self.parse(self.header.first_ifd, 0)
-            .map(|(layout, _)| layout)
+        self.parse_page(self.header.first_ifd, 0)
     }
 
     /// The layout of the page at `at`, as [`PageReader::walk`] found it.
     pub fn page_at(&mut self, at: PageAt) -> Result<ImageLayout, Error> {
         match at {
-            PageAt::Ifd(offset) => self.parse(offset, 0).map(|(layout, _)| layout),
+            PageAt::Ifd(offset) => self.parse_page(offset, 0),
             PageAt::ImageJ { first_ifd, index } => {
-                let (first, _) = self.parse(first_ifd, 0)?;
-                Ok(first.imagej_page(index))
+                Ok(self.parse_page(first_ifd, 0)?.imagej_page(index))
             }
         }
     }
 
     /// Every page of the file in order, each with where it came from, handed
-    /// to `each(index, layout, at)`. Stops at the first error (of a page, or of
-    /// `each`).
+    /// to `each(index, layout, at)` (`index`: the page's place in the IFD
+    /// chain). With `skip_previews`, reduced-resolution pages after the first
+    /// (the thumbnail some writers append) are passed over, not parsed: they
+    /// are not slices. Stops at the first error (of a page, or of `each`).
     pub fn walk(
         &mut self,
+        skip_previews: bool,
         mut each: impl FnMut(usize, ImageLayout, PageAt) -> Result<(), Error>,
     ) -> Result<(), Error> {
         let mut offset = self.header.first_ifd;
         let mut seen = HashSet::from([offset]);
         let mut index = 0;
         loop {
-            let (layout, next) = self.parse(offset, index)?;
-            let imagej = match (index, next) {
-                (0, 0) => layout
+            let (layout, next) = self.parse(offset, index, skip_previews)?;
+            let imagej = match (&layout, index, next) {
+                (Some(layout), 0, 0) => layout
                     .imagej_pages(self.stamp.len, &self.limits)
                     .map_err(|p| p.at(self.path))?,
                 _ => None,
             };
-            if let Some(n) = imagej {
+            if let (Some(n), Some(layout)) = (imagej, &layout) {
                 each(0, layout.clone(), PageAt::Ifd(offset))?;
                 for k in 1..n {
                     let at = PageAt::ImageJ {
@@ -138,7 +139,9 @@ impl<'f> PageReader<'f> {
                 }
                 return Ok(());
             }
-            each(index, layout, PageAt::Ifd(offset))?;
+            if let Some(layout) = layout {
+                each(index, layout, PageAt::Ifd(offset))?;
+            }
             if next == 0 {
                 return Ok(());
             }
@@ -160,8 +163,20 @@ impl<'f> PageReader<'f> {
         }
     }
 
-    /// Page `index`, whose IFD is at `offset`: its layout and the next IFD's offset.
-    fn parse(&mut self, offset: u64, index: usize) -> Result<(ImageLayout, u64), Error> {
+    /// The layout of page `index`, whose IFD is at `offset`.
+    fn parse_page(&mut self, offset: u64, index: usize) -> Result<ImageLayout, Error> {
+        let (layout, _) = self.parse(offset, index, false)?;
+        Ok(layout.expect("only previews are skipped, and none are here"))
+    }
+
+    /// Page `index`, whose IFD is at `offset`: its layout (`None`: a preview,
+    /// skipped) and the next IFD's offset.
+    fn parse(
+        &mut self,
+        offset: u64,
+        index: usize,
+        skip_previews: bool,
+    ) -> Result<(Option<ImageLayout>, u64), Error> {
         let len = self.stamp.len;
         let mut attempt = 0;
         loop {
@@ -185,7 +200,7 @@ impl<'f> PageReader<'f> {
                 self.header,
                 (offset, index),
                 len,
-                &self.limits,
+                (&self.limits, skip_previews),
             );
             match parsed {
                 Err(Problem::Format(_)) if !whole => attempt += 1,
@@ -236,7 +251,7 @@ pub(crate) fn page_layout(
         return Ok(Some((reader.first_page()?, reader.stamp())));
     }
     let mut found = None;
-    let walked = reader.walk(|index, layout, _| {
+    let walked = reader.walk(false, |index, layout, _| {
         if index == page {
             found = Some(layout);
             // Stops the walk; this error is never reported.
@@ -370,7 +385,7 @@ mod tests {
                     continue;
                 };
                 let mut walked = Vec::new();
-                let end = reader.walk(|index, layout, _| {
+                let end = reader.walk(false, |index, layout, _| {
                     walked.push((index, layout));
                     Ok(())
                 });

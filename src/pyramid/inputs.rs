@@ -4,7 +4,8 @@
 //! Every file is opened once and its TIFF pages walked by positional reads of
 //! small windows (`page_walk.rs`), never mapped and never read whole: a stack
 //! saved as one multi-page file (ImageJ/Fiji, tifffile) costs a window per
-//! page, a folder of single-page slices one window per file. Files are checked
+//! page, a folder of single-page slices one window per file. Thumbnail pages
+//! (marked as reduced-resolution copies) are passed over. Files are checked
 //! a few at a time on scoped threads, since on a cold cache the time is the
 //! disk's latency, not the CPU; errors are reported in stack order whatever
 //! the order the reads finished in.
@@ -33,8 +34,9 @@ pub(crate) struct Inspected {
     pub head: SliceHeader,
 }
 
-/// What one file holds: one header per page.
+/// What one file holds: one header per slice, and the page it is.
 struct FileSlices {
+    pages: Vec<usize>,
     headers: Vec<SliceHeader>,
     planned: Vec<Option<Planned>>,
 }
@@ -75,8 +77,8 @@ pub(crate) fn inspect(
         head,
     };
     let add = |file: usize, slices: FileSlices, inspected: &mut Inspected| {
-        for (page, (header, planned)) in slices.headers.into_iter().zip(slices.planned).enumerate()
-        {
+        let pages = slices.pages.into_iter();
+        for (page, (header, planned)) in pages.zip(slices.headers.into_iter().zip(slices.planned)) {
             let slice = SliceRef::new(&files[file], page);
             check_matches(&slice, &header, &SliceRef::new(first_file, 0), &head)?;
             inspected.slices.push(slice);
@@ -191,16 +193,20 @@ fn inspect_file(path: &Path, options: &OpenOptions) -> Result<FileSlices, Error>
     let Some(mut reader) = PageReader::new(path, &file, &options.limits)? else {
         // BMP, PNG, JPEG: one image, read as any header is.
         return Ok(FileSlices {
+            pages: vec![0],
             headers: vec![Slice::read_header(path, options)?],
             planned: vec![None],
         });
     };
     let stamp = reader.stamp();
     let mut slices = FileSlices {
+        pages: Vec::new(),
         headers: Vec::new(),
         planned: Vec::new(),
     };
-    reader.walk(|_, layout, at| {
+    // A thumbnail page after the image is not a slice.
+    reader.walk(true, |page, layout, at| {
+        slices.pages.push(page);
         slices
             .headers
             .push(SliceHeader::of_tiff_served(&layout, options)?);

@@ -112,7 +112,9 @@ impl Plan {
     }
 
     /// The stack's slices, in order: every page of each input file (one for a
-    /// file of one image), file after file.
+    /// file of one image), file after file. Pages after the first that are
+    /// marked as reduced-resolution copies (NewSubfileType bit 0: the thumbnail
+    /// some writers append) are not slices.
     pub fn inputs(&self) -> &[SliceRef] {
         &self.slices
     }

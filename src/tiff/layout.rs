@@ -111,23 +111,35 @@ impl ImageLayout {
     /// A format problem may only mean that the IFD, its values or its next-IFD
     /// field lie outside the window: the caller retries with a larger one, and
     /// a window of the whole file gives the final answer.
+    ///
+    /// With `skip_previews`, a page after the first that is marked as a reduced
+    /// image of another (NewSubfileType bit 0, or SubfileType 2: the thumbnail
+    /// some writers add after the image) is not parsed further: `None`.
     pub fn parse_window(
         window: &[u8],
         base: u64,
         header: FileHeader,
         (offset, index): (u64, usize),
         file_len: u64,
-        limits: &Limits,
-    ) -> Result<(ImageLayout, u64), Problem> {
+        (limits, skip_previews): (&Limits, bool),
+    ) -> Result<(Option<ImageLayout>, u64), Problem> {
         let dir = Directory::in_window(window, base, header, offset, index, limits)?;
-        let layout = ImageLayout::from_directory(&dir, file_len, limits)?;
-        match dir.next_ifd()? {
-            (next, true) => Ok((layout, next)),
-            (_, false) if base + window.len() as u64 >= file_len => Ok((layout, 0)),
-            (_, false) => Err(format_problem!(
-                "IFD {index}'s next-IFD offset lies past the bytes read"
-            )),
+        let next = match dir.next_ifd()? {
+            (next, true) => next,
+            (_, false) if base + window.len() as u64 >= file_len => 0,
+            (_, false) => {
+                return Err(format_problem!(
+                    "IFD {index}'s next-IFD offset lies past the bytes read"
+                ));
+            }
+        };
+        if skip_previews && index > 0 && is_preview(&dir)? {
+            return Ok((None, next));
         }
+        Ok((
+            Some(ImageLayout::from_directory(&dir, file_len, limits)?),
+            next,
+        ))
     }
 
     /// The layout `dir` describes, in a file of `file_len` bytes.
@@ -446,6 +458,13 @@ fn imagej_images(dir: &Directory<'_>) -> Result<Option<u64>, Problem> {
         .find_map(|line| line.strip_prefix(b"images="))
         .and_then(|v| std::str::from_utf8(v).ok())
         .and_then(|v| v.trim().parse().ok()))
+}
+
+/// Whether `dir` says it is a reduced-resolution copy of another image.
+fn is_preview(dir: &Directory<'_>) -> Result<bool, Problem> {
+    let new = dir.value(Tag::NewSubfileType)?.unwrap_or(0);
+    let old = dir.value(Tag::SubfileType)?.unwrap_or(1);
+    Ok(new & 1 == 1 || old == 2)
 }
 
 /// Refuses a volume stored in one IFD (SGI's ImageDepth/TileDepth): page 0 would

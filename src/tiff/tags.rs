@@ -4,6 +4,8 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u16)]
 pub(crate) enum Tag {
+    NewSubfileType = 254,
+    SubfileType = 255,
     ImageWidth = 256,
     ImageLength = 257,
     BitsPerSample = 258,
@@ -31,6 +33,8 @@ pub(crate) enum Tag {
 impl Tag {
     pub fn name(self) -> &'static str {
         match self {
+            Tag::NewSubfileType => "NewSubfileType",
+            Tag::SubfileType => "SubfileType",
             Tag::ImageWidth => "ImageWidth",
             Tag::ImageLength => "ImageLength",
             Tag::BitsPerSample => "BitsPerSample",

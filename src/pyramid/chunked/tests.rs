@@ -334,7 +334,7 @@ fn a_planned_header_is_used_only_while_the_file_is_unchanged() {
     let mut planned = None;
     let stamp = reader.stamp();
     reader
-        .walk(|_, layout, at| {
+        .walk(false, |_, layout, at| {
             assert_eq!((layout.width, layout.height), (40, 30));
             planned = Some(Planned::new(layout, at, stamp));
             Ok(())
