@@ -10,9 +10,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ctstack::{AccessPath, OpenOptions, ReadMode, Slice};
 
-/// Counts the bytes allocated on this process (tests in this file run one at a time).
+/// Counts the bytes allocated on this process: the tests of this file take
+/// [`one_at_a_time`] first, so no other test's allocations are counted.
 struct Counting;
 static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
+
+/// Serialises the tests of this file (the counter is process-wide, and cargo
+/// runs tests on parallel threads): held for the whole test.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 // SAFETY: forwards to the system allocator unchanged, only counting sizes.
 unsafe impl GlobalAlloc for Counting {
@@ -66,6 +74,7 @@ fn big_slice(dir: &std::path::Path) -> std::path::PathBuf {
 
 #[test]
 fn mapped_slice_views_the_file_without_allocating_pixels() {
+    let _serial = one_at_a_time();
     let dir = std::env::temp_dir().join(format!("ctstack-zero-copy-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = big_slice(&dir);
@@ -101,6 +110,7 @@ fn mapped_slice_views_the_file_without_allocating_pixels() {
 
 #[test]
 fn tifffile_plain_slices_open_mapped() {
+    let _serial = one_at_a_time();
     for name in [
         "tifffile_u16_le_1strip.tif",
         "tifffile_u16_le_strips8.tif",
@@ -169,6 +179,7 @@ fn big_bmp(dir: &std::path::Path) -> (std::path::PathBuf, usize) {
 
 #[test]
 fn gray_palette_bmp_rows_are_views_of_the_mapping() {
+    let _serial = one_at_a_time();
     let dir = std::env::temp_dir().join(format!("ctstack-zero-copy-bmp-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (path, offset) = big_bmp(&dir);
