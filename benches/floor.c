@@ -79,6 +79,21 @@ static uint64_t sum_bytes(const unsigned char *b, size_t len) {
     return s;
 }
 
+/* Reads the open `fd` to its end in READ_BUF chunks into `buf`, adding the
+ * words to *sum and the bytes to *bytes. */
+static void read_sum(int fd, const char *path, unsigned char *buf, uint64_t *sum, uint64_t *bytes) {
+    for (;;) {
+        ssize_t got = read(fd, buf, READ_BUF);
+        if (got < 0) {
+            if (errno == EINTR) continue;
+            die("read", path);
+        }
+        if (got == 0) break;
+        *sum += sum_bytes(buf, (size_t)got);
+        *bytes += (size_t)got;
+    }
+}
+
 struct job {
     int mode_mmap;
     int tid, nthreads;
@@ -110,17 +125,7 @@ static void *worker(void *arg) {
                 munmap(m, len);
             }
         } else {
-            /* A carry byte keeps u16 words aligned across reads of odd length. */
-            for (;;) {
-                ssize_t got = read(fd, buf, READ_BUF);
-                if (got < 0) {
-                    if (errno == EINTR) continue;
-                    die("read", path);
-                }
-                if (got == 0) break;
-                j->sum += sum_bytes(buf, (size_t)got);
-                j->bytes += (size_t)got;
-            }
+            read_sum(fd, path, buf, &j->sum, &j->bytes);
         }
         close(fd);
     }
@@ -148,27 +153,37 @@ static int run_read(int mode_mmap, int nthreads, char **files, int nfiles) {
     return 0;
 }
 
-static int run_write(const char *dir, long count, long long bytes) {
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) die("mkdir", dir);
+/* A buffer of `bytes` output bytes, not all zero, so no file system can treat
+ * the output as sparse. */
+static unsigned char *output_buffer(long long bytes) {
     unsigned char *buf = malloc((size_t)bytes > 0 ? (size_t)bytes : 1);
     if (!buf) die("malloc", NULL);
-    /* Not all zero, so no file system can treat the output as sparse. */
     for (long long i = 0; i < bytes; i++) buf[i] = (unsigned char)(i * 131 + 7);
+    return buf;
+}
+
+static void write_file(const char *path, const unsigned char *buf, long long bytes) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    if (fd < 0) die("open", path);
+    long long off = 0;
+    while (off < bytes) {
+        ssize_t put = write(fd, buf + off, (size_t)(bytes - off));
+        if (put < 0) {
+            if (errno == EINTR) continue;
+            die("write", path);
+        }
+        off += put;
+    }
+    if (close(fd) != 0) die("close", path);
+}
+
+static int run_write(const char *dir, long count, long long bytes) {
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) die("mkdir", dir);
+    unsigned char *buf = output_buffer(bytes);
     char path[4096];
     for (long k = 0; k < count; k++) {
         snprintf(path, sizeof path, "%s/%06ld.bin", dir, k);
-        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0666);
-        if (fd < 0) die("open", path);
-        long long off = 0;
-        while (off < bytes) {
-            ssize_t put = write(fd, buf + off, (size_t)(bytes - off));
-            if (put < 0) {
-                if (errno == EINTR) continue;
-                die("write", path);
-            }
-            off += put;
-        }
-        if (close(fd) != 0) die("close", path);
+        write_file(path, buf, bytes);
     }
     free(buf);
     printf("files %ld bytes %lld\n", count, (long long)count * bytes);
@@ -189,20 +204,6 @@ struct pair_job {
     uint64_t sum, bytes;
 };
 
-static void write_file(const char *path, const unsigned char *buf, long long bytes) {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0666);
-    if (fd < 0) die("open", path);
-    long long off = 0;
-    while (off < bytes) {
-        ssize_t put = write(fd, buf + off, (size_t)(bytes - off));
-        if (put < 0) {
-            if (errno == EINTR) continue;
-            die("write", path);
-        }
-        off += put;
-    }
-    if (close(fd) != 0) die("close", path);
-}
 
 static void *pair_worker(void *arg) {
     struct pair_job *j = arg;
@@ -214,16 +215,7 @@ static void *pair_worker(void *arg) {
         for (int i = 2 * k; i < 2 * k + 2 && i < j->nfiles; i++) {
             int fd = open(j->files[i], O_RDONLY);
             if (fd < 0) die("open", j->files[i]);
-            for (;;) {
-                ssize_t got = read(fd, buf, READ_BUF);
-                if (got < 0) {
-                    if (errno == EINTR) continue;
-                    die("read", j->files[i]);
-                }
-                if (got == 0) break;
-                j->sum += sum_bytes(buf, (size_t)got);
-                j->bytes += (size_t)got;
-            }
+            read_sum(fd, j->files[i], buf, &j->sum, &j->bytes);
             close(fd);
         }
         snprintf(path, sizeof path, "%s/%06d.bin", j->dir, k);
@@ -235,9 +227,7 @@ static void *pair_worker(void *arg) {
 
 static int run_readwrite(int nthreads, const char *dir, long long out_bytes, char **files, int nfiles) {
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) die("mkdir", dir);
-    unsigned char *out = malloc((size_t)out_bytes > 0 ? (size_t)out_bytes : 1);
-    if (!out) die("malloc", NULL);
-    for (long long i = 0; i < out_bytes; i++) out[i] = (unsigned char)(i * 131 + 7);
+    unsigned char *out = output_buffer(out_bytes);
     if (nthreads < 1) nthreads = 1;
     if (nthreads > 256) nthreads = 256;
     pthread_t th[256];

@@ -88,16 +88,12 @@ pub struct SliceHeader {
 }
 
 impl SliceHeader {
-    /// What a TIFF page's layout says, with the sample type as `options` serve it.
-    pub(crate) fn of_tiff_served(
-        layout: &ImageLayout,
-        options: &OpenOptions,
-    ) -> Result<SliceHeader, Error> {
-        let header = SliceHeader::of_tiff(layout);
-        Ok(SliceHeader {
-            sample_type: wanted_depth(options)?.unwrap_or(header.sample_type),
-            ..header
-        })
+    /// The header as served when slices are converted to `depth` ([`wanted_depth`]).
+    pub(crate) fn served_as(self, depth: Option<SampleType>) -> SliceHeader {
+        SliceHeader {
+            sample_type: depth.unwrap_or(self.sample_type),
+            ..self
+        }
     }
 
     /// What a TIFF's parsed IFD 0 says (samples as stored: no depth conversion).
@@ -311,15 +307,11 @@ impl Slice {
     ) -> Result<SliceHeader, Error> {
         let path = path.as_ref();
         let depth = wanted_depth(options)?;
-        let served = |header: SliceHeader| SliceHeader {
-            sample_type: depth.unwrap_or(header.sample_type),
-            ..header
-        };
         // Never mapped: a TIFF's page is found by positional reads of windows.
         if options.read_mode == ReadMode::Buffered {
             let file = std::fs::File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
             if let Some((layout, _)) = page_layout(path, index, &file, &options.limits)? {
-                return Ok(served(SliceHeader::of_tiff(&layout)));
+                return Ok(SliceHeader::of_tiff(&layout).served_as(depth));
             }
         }
         let source = Source::open_header(path, options.read_mode)?;
@@ -354,7 +346,7 @@ impl Slice {
                 SliceHeader::of_tiff(&layout)
             }
         };
-        Ok(served(header))
+        Ok(header.served_as(depth))
     }
 
     /// Parses a slice file (TIFF, BMP, PNG, JPEG) held in memory; `name` stands
@@ -846,7 +838,7 @@ fn view_access(source: &Source, reason: String) -> Access {
 }
 
 /// The sample type `options` ask every slice to be served at, checked.
-fn wanted_depth(options: &OpenOptions) -> Result<Option<SampleType>, Error> {
+pub(crate) fn wanted_depth(options: &OpenOptions) -> Result<Option<SampleType>, Error> {
     let Some(to) = options.convert_depth else {
         return Ok(None);
     };

@@ -23,7 +23,8 @@ use crate::Error;
 pub struct SliceRef {
     /// The file.
     pub path: PathBuf,
-    /// The page, 0-based in IFD chain order (0 for a file of one image).
+    /// The page, 0-based: its place in the IFD chain (for an ImageJ stack that
+    /// lists only its first image, the image number); 0 for a file of one image.
     pub page: usize,
 }
 

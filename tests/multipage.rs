@@ -76,6 +76,28 @@ fn a_200_page_imagej_file_is_a_200_slice_stack() {
     }
 }
 
+/// Slab tasks of a multi-page stack (each walks the file once) and the
+/// driver's finish give the pyramid a whole run gives.
+#[test]
+fn slabs_of_a_multi_page_file_make_the_reference() {
+    let file = copy_fixture("mp-slabs", "types/imagej_u16_200pages.tif");
+    let out = file.with_file_name("slabs");
+    let builder = PyramidBuilder::from_file(&file)
+        .min_size(2)
+        .output_dir(&out);
+    let plan = builder.plan().unwrap();
+    assert_eq!(plan.slab_alignment(), 8);
+    for slab in [64..128, 0..64, 192..200, 128..192] {
+        builder
+            .run_slab(slab, &mut |_, _| {}, &CancelFlag::new())
+            .unwrap();
+    }
+    plan.finish_slabs(&CancelFlag::new()).unwrap();
+    let reference = common::fixtures().join("types_stacks/imagej_u16_200pages_reference");
+    assert_same_levels(&out, &reference, 3, "slabs");
+    std::fs::remove_dir_all(file.parent().unwrap()).unwrap();
+}
+
 /// A folder of multi-page files is the concatenation of their pages, in
 /// natural file order, whichever way it is read; a rerun keeps everything and
 /// replacing one file rebuilds exactly what depends on its pages.

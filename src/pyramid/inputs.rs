@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::chunked::Planned;
 use crate::page_walk::PageReader;
+use crate::slice::wanted_depth;
 use crate::stack::SliceRef;
 use crate::{Error, OpenOptions, Slice, SliceHeader};
 
@@ -32,6 +33,22 @@ pub(crate) struct Inspected {
     pub planned: Vec<Option<Planned>>,
     /// Slice 0's header.
     pub head: SliceHeader,
+    /// Whether every slice's header was checked (not a slab task's partial view).
+    pub all_checked: bool,
+}
+
+impl Inspected {
+    /// Adds the slices of the file at `path`, each checked against slice 0 (`first`).
+    fn add(&mut self, path: &Path, slices: FileSlices, first: &SliceRef) -> Result<(), Error> {
+        let pages = slices.pages.into_iter();
+        for (page, (header, planned)) in pages.zip(slices.headers.into_iter().zip(slices.planned)) {
+            let slice = SliceRef::new(path, page);
+            check_matches(&slice, &header, first, &self.head)?;
+            self.slices.push(slice);
+            self.planned.push(planned);
+        }
+        Ok(())
+    }
 }
 
 /// What one file holds: one header per slice, and the page it is.
@@ -63,60 +80,39 @@ pub(crate) fn inspect(
     };
     let first = inspect_file(first_file, options)?;
     let head = first.headers[0];
-    let one_per_file = first.headers.len() == 1;
-    let (which, per_file): (Vec<usize>, bool) = match check {
-        Some(range) if one_per_file => {
-            let end = range.end.min(files.len());
-            ((range.start.max(1)..end).collect(), true)
-        }
-        _ => ((1..files.len()).collect(), false),
+    // A slab task's view of a stack of single-page files: only its own files.
+    let partial = check.is_some() && first.headers.len() == 1;
+    let checked = match check {
+        Some(range) if partial => range.start.max(1)..range.end.min(files.len()),
+        _ => 1..files.len(),
     };
     let mut inspected = Inspected {
         slices: Vec::with_capacity(files.len()),
         planned: Vec::with_capacity(files.len()),
         head,
+        all_checked: !partial,
     };
-    let add = |file: usize, slices: FileSlices, inspected: &mut Inspected| {
-        let pages = slices.pages.into_iter();
-        for (page, (header, planned)) in pages.zip(slices.headers.into_iter().zip(slices.planned)) {
-            let slice = SliceRef::new(&files[file], page);
-            check_matches(&slice, &header, &SliceRef::new(first_file, 0), &head)?;
-            inspected.slices.push(slice);
-            inspected.planned.push(planned);
+    let first_slice = SliceRef::new(first_file, 0);
+    inspected.add(first_file, first, &first_slice)?;
+    let mut results = inspect_files(files, checked.clone(), options).into_iter();
+    for (file, path) in files.iter().enumerate().skip(1) {
+        if !checked.contains(&file) {
+            // Not checked: taken as its page 0, its header left to the run.
+            inspected.slices.push(SliceRef::new(path, 0));
+            inspected.planned.push(None);
+            continue;
         }
-        Ok::<(), Error>(())
-    };
-    add(0, first, &mut inspected)?;
-    let results = inspect_files(files, &which, options);
-    if per_file {
-        // One slice per file: the unchecked ones are taken as page 0, unplanned.
-        let mut results = which.iter().copied().zip(results).peekable();
-        for (file, path) in files.iter().enumerate().skip(1) {
-            match results.peek() {
-                Some(&(i, _)) if i == file => {
-                    let (_, slices) = results.next().expect("peeked");
-                    let slices = slices?;
-                    if slices.headers.len() > 1 {
-                        return Err(Error::mismatch(format!(
-                            "{} holds {} pages, but {} holds one: a slab task reads a \
-                             stack of single-page files; plan the whole stack instead",
-                            path.display(),
-                            slices.headers.len(),
-                            first_file.display()
-                        )));
-                    }
-                    add(file, slices, &mut inspected)?;
-                }
-                _ => {
-                    inspected.slices.push(SliceRef::new(path, 0));
-                    inspected.planned.push(None);
-                }
-            }
+        let slices = results.next().expect("one result per checked file")?;
+        if partial && slices.headers.len() > 1 {
+            return Err(Error::mismatch(format!(
+                "{} holds {} pages, but {} holds one: a slab task reads a stack of \
+                 single-page files; plan the whole stack instead",
+                path.display(),
+                slices.headers.len(),
+                first_file.display()
+            )));
         }
-    } else {
-        for (file, slices) in which.into_iter().zip(results) {
-            add(file, slices?, &mut inspected)?;
-        }
+        inspected.add(path, slices, &first_slice)?;
     }
     Ok(inspected)
 }
@@ -146,13 +142,13 @@ fn check_matches(
 }
 
 /// [`inspect_file`] of `files[i]` for every `i` of `which`, [`READERS`] at a
-/// time, results in the order of `which`.
+/// time, results in order.
 fn inspect_files(
     files: &[PathBuf],
-    which: &[usize],
+    which: Range<usize>,
     options: &OpenOptions,
 ) -> Vec<Result<FileSlices, Error>> {
-    let next = AtomicUsize::new(0);
+    let next = AtomicUsize::new(which.start);
     let threads = READERS.min(which.len());
     let mut results: Vec<Option<Result<FileSlices, Error>>> = Vec::new();
     results.resize_with(which.len(), || None);
@@ -162,22 +158,22 @@ fn inspect_files(
                 scope.spawn(|| {
                     let mut done = Vec::new();
                     loop {
-                        let k = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(&file) = which.get(k) else {
+                        let file = next.fetch_add(1, Ordering::Relaxed);
+                        if file >= which.end {
                             return done;
-                        };
-                        done.push((k, inspect_file(&files[file], options)));
+                        }
+                        done.push((file, inspect_file(&files[file], options)));
                     }
                 })
             })
             .collect();
         for worker in workers {
             // A panic in a reader is a bug: pass it on as it is.
-            for (k, result) in worker
+            for (file, result) in worker
                 .join()
                 .unwrap_or_else(|p| std::panic::resume_unwind(p))
             {
-                results[k] = Some(result);
+                results[file - which.start] = Some(result);
             }
         }
     });
@@ -199,6 +195,7 @@ fn inspect_file(path: &Path, options: &OpenOptions) -> Result<FileSlices, Error>
         });
     };
     let stamp = reader.stamp();
+    let depth = wanted_depth(options)?;
     let mut slices = FileSlices {
         pages: Vec::new(),
         headers: Vec::new(),
@@ -209,7 +206,7 @@ fn inspect_file(path: &Path, options: &OpenOptions) -> Result<FileSlices, Error>
         slices.pages.push(page);
         slices
             .headers
-            .push(SliceHeader::of_tiff_served(&layout, options)?);
+            .push(SliceHeader::of_tiff(&layout).served_as(depth));
         slices.planned.push(Some(Planned::new(layout, at, stamp)));
         Ok(())
     })?;

@@ -279,9 +279,14 @@ impl PyramidBuilder {
         cancel: &CancelFlag,
     ) -> Result<Summary, Error> {
         // The first header gives the levels, and so whether this is a slab.
-        self.plan_checking(Some(0..0))?.check_slab(&inputs)?;
-        self.plan_checking(Some(inputs.clone()))?
-            .run_slab(inputs, progress, cancel)
+        let first = self.plan_checking(Some(0..0))?;
+        first.check_slab(&inputs)?;
+        // A stack of multi-page files is walked whole whatever is asked: once is enough.
+        let plan = match first.all_checked {
+            true => first,
+            false => self.plan_checking(Some(inputs.clone()))?,
+        };
+        plan.run_slab(inputs, progress, cancel)
     }
 
     /// [`PyramidBuilder::plan`], checking the headers of the first slice and of
@@ -297,6 +302,7 @@ impl PyramidBuilder {
             slices,
             planned,
             head,
+            all_checked,
         } = inputs::inspect(&self.inputs, check, &self.open)?;
         let warnings = match &self.listing {
             Some(listing) => listing.gaps.clone(),
@@ -320,6 +326,7 @@ impl PyramidBuilder {
             warnings,
             slices: slices.into(),
             planned: planned.into(),
+            all_checked,
         })
     }
 }

@@ -88,6 +88,9 @@ pub struct Plan {
     pub(super) slices: std::sync::Arc<[SliceRef]>,
     /// By slice: its header as the check parsed it, where kept (see [`Planned`]).
     pub(super) planned: std::sync::Arc<[Option<Planned>]>,
+    /// Whether every slice's header was checked (a slab task's plan of a stack
+    /// of single-page files checks only the first file and its own).
+    pub(super) all_checked: bool,
 }
 
 impl Plan {
