@@ -44,6 +44,8 @@ mod source;
 pub mod stack;
 mod tiff;
 mod writer;
+#[cfg(feature = "ome-zarr")]
+mod zarr;
 
 pub use error::{Error, ErrorKind};
 pub use formats::Format;
@@ -58,3 +60,5 @@ pub use slice::{Access, AccessPath, OpenOptions, Rows, Slice, SliceHeader};
 pub use source::ReadMode;
 pub use tiff::{ByteOrder, Compression, Photometric};
 pub use writer::{write_slice, write_slice_as};
+#[cfg(feature = "ome-zarr")]
+pub use zarr::{ChunkCompression, DEFAULT_CHUNKS, Ngff, ZarrBuilder, ZarrPlan, ZarrSummary};

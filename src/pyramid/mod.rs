@@ -29,6 +29,8 @@ mod read;
 mod resume;
 mod slab;
 
+#[cfg(feature = "ome-zarr")]
+pub(crate) use cascade::{SliceSink, run_into};
 pub use manifest::MANIFEST_FILE;
 use plan::level_shapes_with;
 pub use plan::{LevelShape, Plan, inputs_of, level_shapes};
@@ -328,6 +330,19 @@ impl PyramidBuilder {
             planned: planned.into(),
             all_checked,
         })
+    }
+}
+
+#[cfg(feature = "ome-zarr")]
+impl Plan {
+    /// The inputs' photometric.
+    pub(crate) fn photometric(&self) -> crate::Photometric {
+        self.photometric
+    }
+
+    /// How input slices are opened.
+    pub(crate) fn open_options(&self) -> &OpenOptions {
+        &self.builder.open
     }
 }
 

@@ -9,6 +9,8 @@ mod progress;
 mod pyramid;
 mod select;
 mod signature;
+#[cfg(feature = "ome-zarr")]
+mod zarr;
 
 use std::process::ExitCode;
 
@@ -36,6 +38,10 @@ enum Command {
     Info(info::InfoArgs),
     /// Build the level-of-detail pyramid of the slices in INPUT (a directory, or one multi-page TIFF).
     Pyramid(pyramid::PyramidArgs),
+    /// Write the stack and its pyramid as an OME-Zarr multiscale image (napari, Fiji,
+    /// neuroglancer, zarr-python read it).
+    #[cfg(feature = "ome-zarr")]
+    Zarr(zarr::ZarrArgs),
 }
 
 /// How files are brought into memory (both commands).
@@ -96,6 +102,8 @@ fn main() -> ExitCode {
     let (result, command) = match cli.command {
         Command::Info(args) => (info::run(&args), "info"),
         Command::Pyramid(args) => (pyramid::run(&args), "pyramid"),
+        #[cfg(feature = "ome-zarr")]
+        Command::Zarr(args) => (zarr::run(&args), "zarr"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
