@@ -40,6 +40,19 @@ impl Drop for ctstack_job {
 
 impl ctstack_job {
     fn start(builder: Result<PyramidBuilder, Failure>, step: Step) -> ctstack_job {
+        ctstack_job::spawn(move |report, cancel| {
+            step.run(&builder?, report, cancel)
+                .map(JobReport::new)
+                .map_err(Failure::from)
+        })
+    }
+
+    /// Runs `work` on a new thread, reporting progress and the outcome to the job.
+    pub(super) fn spawn(
+        work: impl FnOnce(&mut dyn FnMut(u64, u64), &CancelFlag) -> Result<JobReport, Failure>
+        + Send
+        + 'static,
+    ) -> ctstack_job {
         let shared = Arc::new(JobState {
             cancel: CancelFlag::new(),
             done: AtomicU64::new(0),
@@ -53,9 +66,7 @@ impl ctstack_job {
                 state.done.store(done, Ordering::Release);
             };
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                step.run(&builder?, &mut report, &state.cancel)
-                    .map(JobReport::new)
-                    .map_err(Failure::from)
+                work(&mut report, &state.cancel)
             }));
             let outcome = match run {
                 Ok(result) => result,
