@@ -208,7 +208,8 @@ typedef struct {
   int32_t compression;
   // zstd level, -7 ..= 22 (default 3).
   int32_t zstd_level;
-  // Level 0's voxel size z, y, x in `unit`s (default 1, 1, 1).
+  // Level 0's voxel size z, y, x in `unit`s; all 0 (default): from the first
+  // slice's TIFF resolution tags (z = x unless ImageJ's spacing says), else 1, 1, 1.
   double voxel_size[3];
   // An NGFF space unit; NULL: "micrometer".
   const char *unit;

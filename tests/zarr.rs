@@ -448,3 +448,59 @@ fn killed_mid_run_then_rerun_gives_the_clean_runs_bytes() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Without --voxel-size, the first slice's resolution tags give the voxel size
+/// (z taken equal to x), converted to the unit; a given size wins.
+#[test]
+fn the_voxel_size_comes_from_the_resolution_tags() {
+    use tiff::encoder::{Rational, TiffEncoder, colortype};
+    use tiff::tags::ResolutionUnit;
+    let dir = temp_dir("zarr-resolution");
+    let stack = dir.join("in");
+    std::fs::create_dir_all(&stack).unwrap();
+    for z in 0..3 {
+        let file = std::fs::File::create(stack.join(format!("s{z}.tif"))).unwrap();
+        let mut tiff = TiffEncoder::new(file).unwrap();
+        let mut image = tiff.new_image::<colortype::Gray16>(8, 6).unwrap();
+        // 2000 pixels per centimetre: 5 micrometres.
+        image.resolution(ResolutionUnit::Centimeter, Rational { n: 2000, d: 1 });
+        image.write_data(&[z as u16; 48]).unwrap();
+    }
+    let builder = PyramidBuilder::from_dir(&stack).unwrap().min_size(2);
+    let plan = ZarrBuilder::new(builder.clone(), dir.join("a"))
+        .plan()
+        .unwrap();
+    assert_eq!(plan.voxel_size(), [5.0, 5.0, 5.0]);
+    assert!(
+        plan.notes()[0].contains("z taken equal to x"),
+        "{:?}",
+        plan.notes()
+    );
+    let mm = ZarrBuilder::new(builder.clone(), dir.join("b"))
+        .unit("millimeter")
+        .plan()
+        .unwrap();
+    assert!(
+        (mm.voxel_size()[2] - 0.005).abs() < 1e-12,
+        "{:?}",
+        mm.voxel_size()
+    );
+    let given = ZarrBuilder::new(builder.clone(), dir.join("c"))
+        .voxel_size([1.0, 2.0, 3.0])
+        .plan()
+        .unwrap();
+    assert_eq!(given.voxel_size(), [1.0, 2.0, 3.0]);
+    assert!(given.notes().is_empty());
+    // Slices written without tags: 1, 1, 1.
+    let plain = make_stack(&dir.join("plain"), 2, 8, 6, |_, i| i as u8);
+    let plan = ZarrBuilder::new(PyramidBuilder::from_dir(&plain).unwrap(), dir.join("d"))
+        .plan()
+        .unwrap();
+    assert_eq!(plan.voxel_size(), [1.0; 3]);
+    let e = ZarrBuilder::new(builder, dir.join("e"))
+        .unit("parsec-ish")
+        .plan()
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Usage, "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}

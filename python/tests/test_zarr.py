@@ -165,6 +165,22 @@ class ZarrTest(unittest.TestCase):
         self.build(name="foreign.ome.zarr", force=True)
         self.assertFalse((foreign / "data").exists())
 
+    def test_imagej_resolution_and_spacing_give_the_voxel_size(self):
+        path = self.scratch / "ij.tif"
+        tifffile.imwrite(
+            path,
+            self.volume,
+            imagej=True,
+            resolution=(1 / 0.5, 1 / 0.25),
+            metadata={"spacing": 2.0, "unit": "um", "axes": "ZYX"},
+        )
+        store = self.scratch / "ij.ome.zarr"
+        ctstack.build_ome_zarr(path, store, min_size=MIN_SIZE)
+        ome = zarr.open_group(str(store), mode="r").attrs["ome"]
+        transforms = ome["multiscales"][0]["datasets"][1]["coordinateTransformations"]
+        np.testing.assert_allclose(transforms[0]["scale"], [4.0, 0.5, 1.0])
+        np.testing.assert_allclose(transforms[1]["translation"], [1.0, 0.125, 0.25])
+
     def test_sharded_store_reads_back(self):
         store, _ = self.build(name="sharded.ome.zarr", shard=(4, 16, 32))
         group = zarr.open_group(str(store), mode="r")

@@ -46,7 +46,8 @@ pub struct ctstack_zarr_options {
     pub compression: i32,
     /// zstd level, -7 ..= 22 (default 3).
     pub zstd_level: i32,
-    /// Level 0's voxel size z, y, x in `unit`s (default 1, 1, 1).
+    /// Level 0's voxel size z, y, x in `unit`s; all 0 (default): from the first
+    /// slice's TIFF resolution tags (z = x unless ImageJ's spacing says), else 1, 1, 1.
     pub voxel_size: [f64; 3],
     /// An NGFF space unit; NULL: "micrometer".
     pub unit: *const c_char,
@@ -72,7 +73,7 @@ impl ctstack_zarr_options {
             shard: [0; 3],
             compression: 1,
             zstd_level: 3,
-            voxel_size: [1.0; 3],
+            voxel_size: [0.0; 3],
             unit: std::ptr::null(),
             force: 0,
             step: CTSTACK_ZARR_WHOLE,
@@ -127,14 +128,17 @@ impl ctstack_zarr_options {
             n => return Err(invalid(format!("zarr_options->compression is {n}: 0 or 1"))),
         };
         let shard = (self.shard != [0; 3]).then_some(self.shard);
-        Ok(ZarrBuilder::new(pyramid, PathBuf::from(store))
+        let builder = ZarrBuilder::new(pyramid, PathBuf::from(store))
             .ngff(ngff)
             .chunks(self.chunks)
             .shard(shard)
             .compression(compression)
-            .voxel_size(self.voxel_size)
             .unit(unit.unwrap_or("micrometer"))
-            .force(self.force != 0))
+            .force(self.force != 0);
+        Ok(match self.voxel_size {
+            [0.0, 0.0, 0.0] => builder,
+            size => builder.voxel_size(size),
+        })
     }
 }
 

@@ -26,6 +26,7 @@
 //! stack's depth.
 
 mod metadata;
+mod resolution;
 mod sink;
 mod store;
 
@@ -171,13 +172,15 @@ impl ZarrBuilder {
         self
     }
 
-    /// Chunk shape z, y, x (default [`DEFAULT_CHUNKS`]), the same at every level.
+    /// Chunk shape z, y, x (default [`DEFAULT_CHUNKS`]), the same at every
+    /// level; a dimension larger than the stack's is cut to it.
     pub fn chunks(mut self, chunks: [u32; 3]) -> Self {
         self.chunks = chunks;
         self
     }
 
-    /// Shard shape z, y, x, each a multiple of the chunk's (v3 only; default none).
+    /// Shard shape z, y, x, each a multiple of the chunk's (v3 only; default
+    /// none); cut, as chunks are, to whole chunks covering the stack.
     pub fn shard(mut self, shard: Option<[u32; 3]>) -> Self {
         self.shard = shard;
         self
@@ -214,10 +217,18 @@ impl ZarrBuilder {
     }
 
     fn plan_with(&self, pyramid: Plan) -> Result<ZarrPlan, Error> {
-        let chunks = self.chunks.map(u64::from);
-        if chunks.contains(&0) {
+        if self.chunks.contains(&0) {
             return Err(Error::usage("chunk sizes must be at least 1"));
         }
+        // A chunk larger than the stack is cut to it (as other writers do): its
+        // padding would only cost memory, time and disk.
+        let level0 = pyramid.levels()[0];
+        let extent = [
+            level0.count as u64,
+            level0.height.into(),
+            level0.width.into(),
+        ];
+        let chunks: [u64; 3] = std::array::from_fn(|i| u64::from(self.chunks[i]).min(extent[i]));
         let shard = match (self.shard, self.ngff) {
             (None, _) => None,
             (Some(_), Ngff::V0_4) => {
@@ -237,7 +248,10 @@ impl ZarrBuilder {
                          every dimension"
                     )));
                 }
-                Some(shard)
+                // Cut as the chunk is, to whole chunks covering the stack.
+                Some(std::array::from_fn(|i| {
+                    shard[i].min(extent[i].div_ceil(chunks[i]) * chunks[i])
+                }))
             }
         };
         let grid = shard.unwrap_or(chunks);
@@ -251,10 +265,39 @@ impl ZarrBuilder {
                 MAX_GRID_BYTES >> 30
             )));
         }
-        let voxel_size = self.voxel_size.unwrap_or([1.0; 3]);
-        if voxel_size.iter().any(|s| !s.is_finite() || *s <= 0.0) {
+        // The writer holds one band of `D` slices per level (see the module docs).
+        let band = (grid[0].min(level0.count as u64))
+            .checked_mul(u64::from(level0.width) * u64::from(level0.height) * sample);
+        if band.is_none_or(|n| n > MAX_BAND_BYTES) {
             return Err(Error::usage(format!(
-                "voxel size {voxel_size:?}: every value must be a finite number > 0"
+                "a chunk (shard) depth of {} slices of {}x{} {} would hold more than {} GiB per \
+                 level in memory: choose a smaller depth",
+                grid[0],
+                level0.width,
+                level0.height,
+                pyramid.sample_type(),
+                MAX_BAND_BYTES >> 30
+            )));
+        }
+        let from_tags = || {
+            let first = pyramid.inputs().first()?;
+            resolution::from_tags(&first.path, &self.unit)
+        };
+        let (voxel_size, voxel_note) = match self.voxel_size {
+            Some(size) => (size, None),
+            None => match from_tags() {
+                Some((size, note)) => (size, Some(note)),
+                None => ([1.0; 3], None),
+            },
+        };
+        // Every level's scale must stay a finite f32 (the NGFF types' number).
+        let top = (1u64 << (pyramid.levels().len() - 1).min(63)) as f64;
+        if voxel_size
+            .iter()
+            .any(|s| !s.is_finite() || *s <= 0.0 || !((s * top) as f32).is_finite())
+        {
+            return Err(Error::usage(format!(
+                "voxel size {voxel_size:?}: every value must be a number > 0 (and below 1e30)"
             )));
         }
         let unit: AxisUnitSpace =
@@ -272,6 +315,7 @@ impl ZarrBuilder {
             shard,
             compression: self.compression,
             voxel_size,
+            voxel_note,
             unit,
             force: self.force,
         })
@@ -280,6 +324,11 @@ impl ZarrBuilder {
 
 /// The largest chunk or shard, uncompressed, ctstack writes: 2 GiB.
 const MAX_GRID_BYTES: u64 = 2 << 30;
+
+/// The largest band of level-0 slices the writer holds: 8 GiB (a guard
+/// against a mistyped chunk depth, far above any sensible one: the default
+/// 16 slices of a 4096 x 4096 u16 stack is 512 MiB).
+const MAX_BAND_BYTES: u64 = 8 << 30;
 
 /// A checked stack and store layout, ready to run.
 #[derive(Debug, Clone)]
@@ -291,6 +340,8 @@ pub struct ZarrPlan {
     shard: Option<[u64; 3]>,
     compression: ChunkCompression,
     voxel_size: [f64; 3],
+    /// Where the voxel size came from, when not from the user nor the default.
+    voxel_note: Option<String>,
     unit: AxisUnitSpace,
     force: bool,
 }
@@ -332,6 +383,18 @@ impl ZarrPlan {
     /// Non-fatal findings of the plan (gaps in the numbering).
     pub fn warnings(&self) -> &[String] {
         self.pyramid.warnings()
+    }
+
+    /// Level 0's voxel size (z, y, x): as given, else from the first slice's
+    /// TIFF resolution tags (see [`ZarrPlan::notes`]), else 1, 1, 1.
+    pub fn voxel_size(&self) -> [f64; 3] {
+        self.voxel_size
+    }
+
+    /// Notes on the plan: where the voxel size came from when the resolution
+    /// tags gave it.
+    pub fn notes(&self) -> Vec<String> {
+        self.voxel_note.iter().cloned().collect()
     }
 
     /// The store's folder.

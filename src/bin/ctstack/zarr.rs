@@ -39,7 +39,8 @@ pub struct ZarrArgs {
     /// none, zstd (level 3) or zstd:LEVEL (-7 ..= 22).
     #[arg(long, value_name = "CODEC", default_value = "zstd", value_parser = compression)]
     compression: ChunkCompression,
-    /// Level 0's voxel size Z,Y,X, in --unit [default: 1,1,1].
+    /// Level 0's voxel size Z,Y,X, in --unit [default: from the first slice's TIFF
+    /// resolution tags (z = x unless ImageJ's spacing says), else 1,1,1].
     #[arg(long, value_name = "Z,Y,X", value_parser = three::<f64>)]
     voxel_size: Option<[f64; 3]>,
     /// Unit of the axes (an NGFF space unit).
@@ -107,6 +108,9 @@ pub fn run(args: &ZarrArgs) -> Result<(), Failure> {
     let plan = builder.plan()?;
     for warning in plan.warnings() {
         eprintln!("ctstack: warning: {warning}");
+    }
+    for note in plan.notes() {
+        eprintln!("ctstack: note: {note}");
     }
     let cancel = interrupt::cancel_on_ctrl_c();
     let progress = Progress::new(plan.pyramid(), args.quiet);
