@@ -87,23 +87,41 @@ impl<'a> ZarrSink<'a> {
                 ),
             ));
         }
-        let mut pixels = vec![0u8; slice.image_bytes()];
-        with_sample_type!(self.plan.sample_type(), T => copy_rows::<T>(&slice, &mut pixels))?;
         self.input_bytes
-            .fetch_add(pixels.len() as u64, Ordering::Relaxed);
-        self.store_slice(0, i, &pixels)
+            .fetch_add(slice.image_bytes() as u64, Ordering::Relaxed);
+        // The rows go straight into the band.
+        self.store_with(
+            0,
+            i,
+            |dst| with_sample_type!(self.plan.sample_type(), T => copy_rows::<T>(&slice, dst)),
+        )
     }
 
-    /// Adds level-`k` slice `j` to its band, and stores the band once whole.
+    /// Adds level-`k` slice `j` (`pixels`) to its band, and stores the band once whole.
     fn store_slice(&self, k: usize, j: usize, pixels: &[u8]) -> Result<(), Error> {
-        let shape = self.plan.levels()[k];
-        let slice_bytes = slice_bytes(shape, self.plan);
-        if pixels.len() != slice_bytes {
+        let expected = slice_bytes(self.plan.levels()[k], self.plan);
+        if pixels.len() != expected {
             return Err(Error::mismatch(format!(
-                "level {k} slice {j}: {} bytes, the level's slices have {slice_bytes}",
+                "level {k} slice {j}: {} bytes, the level's slices have {expected}",
                 pixels.len()
             )));
         }
+        self.store_with(k, j, |dst| {
+            dst.copy_from_slice(pixels);
+            Ok(())
+        })
+    }
+
+    /// Lets `fill` write level-`k` slice `j` into its place in the band, and
+    /// stores the band once whole.
+    fn store_with(
+        &self,
+        k: usize,
+        j: usize,
+        fill: impl FnOnce(&mut [u8]) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let shape = self.plan.levels()[k];
+        let slice_bytes = slice_bytes(shape, self.plan);
         let depth = self.plan.band_depth();
         let mut band = self.bands[k].lock().unwrap_or_else(|e| e.into_inner());
         if band.bytes.is_empty() {
@@ -118,7 +136,7 @@ impl<'a> ZarrSink<'a> {
                 band.start
             )));
         };
-        band.bytes[at * slice_bytes..(at + 1) * slice_bytes].copy_from_slice(pixels);
+        fill(&mut band.bytes[at * slice_bytes..(at + 1) * slice_bytes])?;
         if (at + 1) * slice_bytes == band.bytes.len() {
             self.store_band(k, &band)?;
             band.bytes.clear();
