@@ -11,6 +11,8 @@
 //! - [`Slice`]: one slice, its [`SampleType`] and how its pixels arrived ([`Access`]).
 //! - [`PyramidBuilder`] / [`Plan`]: the 2x2x2 pyramid of a stack, streamed, resumable
 //!   (by a manifest), atomic; [`Pyramid`] reads a built one back.
+//! - `ZarrBuilder` / `ZarrPlan` (feature `ome-zarr`, on by default): the stack and its
+//!   pyramid as an OME-Zarr multiscale image (napari, Fiji, neuroglancer), the same levels.
 //! - [`stack`]: which files of a folder form the stack (CTHarvester's rule).
 //!
 //! ```no_run

@@ -478,10 +478,12 @@ impl ZarrPlan {
             // must not make a rerun think the array changed.
             let options = ArrayMetadataOptions::default().with_include_zarrs_metadata(false);
             array.store_metadata_opt(&options).map_err(|e| {
-                Error::usage(format!(
-                    "{}: cannot write array metadata: {e}",
-                    self.level_dir(k).display()
-                ))
+                let what = "cannot write array metadata";
+                Error::io(
+                    &self.level_dir(k),
+                    what,
+                    std::io::Error::other(e.to_string()),
+                )
             })?;
             if store.counts().0 != before {
                 // New or different metadata: chunks left by another layout are not this array's.

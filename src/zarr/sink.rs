@@ -175,11 +175,14 @@ impl<'a> ZarrSink<'a> {
                     &self.options,
                 )
                 .map_err(|e| {
+                    // The store's own errors (create, write, rename) name the file already.
                     let key = array.chunk_key(&[z, cy as u64, cx as u64]);
-                    Error::usage(format!(
-                        "{}: cannot store chunk: {e}",
-                        array.storage().path_of(key.as_str()).display()
-                    ))
+                    let path = array.storage().path_of(key.as_str());
+                    Error::io(
+                        &path,
+                        "cannot store chunk",
+                        std::io::Error::other(e.to_string()),
+                    )
                 })
         })
     }
