@@ -243,16 +243,6 @@ impl Samples {
     pub(crate) fn get<T: Sample>(&self) -> Option<&[T]> {
         T::samples(internal::TOKEN, self)
     }
-
-    /// The number of samples.
-    pub(crate) fn len(&self) -> usize {
-        match self {
-            Samples::U8(v) => v.len(),
-            Samples::U16(v) => v.len(),
-            Samples::I16(v) => v.len(),
-            Samples::F32(v) => v.len(),
-        }
-    }
 }
 
 /// Decodes `src` (samples in byte order `order`) into `dst`.

@@ -18,13 +18,15 @@ use std::time::Duration;
 
 use crate::{Error, Limits, OpenOptions, ReadMode, SampleType, stack};
 
+mod average;
 mod cascade;
-mod chunked;
+mod input;
 mod inputs;
 mod level1;
 pub(crate) mod lock;
 mod manifest;
 mod plan;
+mod planned;
 mod read;
 mod resume;
 mod slab;

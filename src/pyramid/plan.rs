@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::cascade;
-use super::chunked::Planned;
 use super::lock::OutputLock;
 use super::manifest::InputRecord;
+use super::planned::Planned;
 use super::resume::{self, Reconciled};
 use super::slab;
 use super::{CancelFlag, PyramidBuilder, Summary};
