@@ -223,3 +223,6 @@ impl<'a, T: Sample> Band<'a, T> {
         self.rows.row(self.first + i)
     }
 }
+
+#[cfg(test)]
+mod tests;

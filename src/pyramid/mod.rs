@@ -29,6 +29,7 @@ mod plan;
 mod planned;
 mod read;
 mod resume;
+mod run;
 mod slab;
 
 pub use manifest::MANIFEST_FILE;
