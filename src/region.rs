@@ -490,3 +490,85 @@ fn unpack_into<U>(src: &[u8], (bits, skip): (u32, u32), dst: &mut [U], narrow: i
         acc &= (1u32 << have) - 1;
     }
 }
+
+/// Reads `region` of slice `slice` (a page of a file) into `dst`, row-major:
+/// the entry point of callers that read parts of slices (a crop).
+///
+/// A TIFF page goes through the reading layer, so only the bytes of the
+/// chunks the region meets are touched: read by positional reads under
+/// [`ReadMode::Auto`](crate::ReadMode::Auto) and
+/// [`ReadMode::Buffered`](crate::ReadMode::Buffered), viewed in a map under
+/// [`ReadMode::Mmap`](crate::ReadMode::Mmap) (only the pages the region's rows
+/// lie in are faulted in). Other formats (BMP, PNG, JPEG), and pages served at
+/// another depth ([`OpenOptions::convert_depth`](crate::OpenOptions)), are
+/// opened as a [`Slice`](crate::Slice) and the region copied out of it.
+///
+/// Errors as [`Page::read`]; the file's own errors name it.
+// Its caller, the crop, arrives with issue 21.
+#[allow(dead_code)]
+pub(crate) fn read_slice_region<T: Sample>(
+    slice: &crate::stack::SliceRef,
+    options: &crate::OpenOptions,
+    region: &Region,
+    dst: &mut [T],
+) -> Result<(), Error> {
+    let path = slice.path.as_path();
+    let limits = &options.limits;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
+    let found = crate::tiff::page_layout(path, slice.page, &file, limits)?;
+    let converted = |layout: &ImageLayout| {
+        options
+            .convert_depth
+            .is_some_and(|to| to != layout.sample_type)
+    };
+    match found {
+        Some((layout, stamp)) if !converted(&layout) => {
+            let mut read = |bytes| {
+                let page = Page {
+                    path,
+                    bytes,
+                    index: slice.page,
+                    layout: &layout,
+                };
+                page.read(region, dst, limits)
+            };
+            if options.read_mode == crate::ReadMode::Mmap {
+                let source = crate::source::Source::open(path, options.read_mode, false)?;
+                if source.bytes().len() as u64 != stamp.len {
+                    return Err(crate::source::changed_while_read(path));
+                }
+                read(Bytes::Memory(source.bytes()))
+            } else {
+                read(Bytes::File {
+                    file: &file,
+                    len: stamp.len,
+                })?;
+                // A file rewritten meanwhile may have given a mix of two versions.
+                stamp.check_unchanged(path, &file)
+            }
+        }
+        _ => {
+            let opened = crate::Slice::open_page(path, slice.page, options)?;
+            region
+                .check_within(opened.width(), opened.height())
+                .map_err(|p| p.at(path))?;
+            if dst.len() != region.samples() {
+                return Err(Error::mismatch_at(
+                    path,
+                    format!(
+                        "destination holds {} samples, the region has {}",
+                        dst.len(),
+                        region.samples()
+                    ),
+                ));
+            }
+            let rows = opened.rows::<T>()?;
+            let (x0, x1) = (region.cols.start as usize, region.cols.end as usize);
+            let width = region.width().max(1);
+            for (y, out) in region.rows.clone().zip(dst.chunks_exact_mut(width)) {
+                out.copy_from_slice(&rows.row(y as usize)[x0..x1]);
+            }
+            Ok(())
+        }
+    }
+}

@@ -442,7 +442,7 @@ impl FileStamp {
     }
 }
 
-fn changed_while_read(path: &Path) -> Error {
+pub(crate) fn changed_while_read(path: &Path) -> Error {
     let e = std::io::Error::other("the file changed while it was read");
     Error::io(path, "cannot read", e)
 }

@@ -151,9 +151,26 @@ fn check_page<T: Sample>(path: &Path, page: usize, want: &[T]) -> usize {
             checked += 1;
         }
     }
-    // Regions, from the file in memory and by positional reads.
+    // Regions, from the file in memory and by positional reads, and through
+    // the entry point of callers that read parts of slices, in every mode.
     for region in regions(w, h) {
         let expected = cut(want, w, &region);
+        for mode in MODES {
+            let mut got = vec![T::default(); region.samples()];
+            crate::region::read_slice_region(
+                &SliceRef::new(path, page),
+                &options(mode),
+                &region,
+                &mut got,
+            )
+            .unwrap();
+            assert_eq!(
+                bits(&got),
+                bits(&expected),
+                "{what}: slice region {region:?} under {mode:?}"
+            );
+            checked += 1;
+        }
         for bytes in [
             Bytes::Memory(&whole),
             Bytes::File {
@@ -256,4 +273,43 @@ fn bad_requests_are_typed_errors() {
         )
         .unwrap_err();
     assert_eq!(e.kind(), crate::ErrorKind::Mismatch, "{e}");
+}
+
+/// Slices of other formats (BMP, PNG, JPEG) are cut out of the opened slice.
+#[test]
+fn regions_of_other_formats_are_cut_from_the_slice() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let mut checked = 0;
+    for dir in ["stack_bmp", "stack_png", "stack_jpeg"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap().take(2) {
+            let path = entry.unwrap().path();
+            let slice = Slice::open(&path).unwrap();
+            let (w, h) = (slice.width(), slice.height());
+            with_sample_type!(slice.sample_type(), T => {
+                let want = slice.contiguous::<T>().unwrap();
+                for region in regions(w, h) {
+                    let mut got = vec![T::default(); region.samples()];
+                    crate::region::read_slice_region(
+                        &SliceRef::new(&path, 0),
+                        &OpenOptions::default(),
+                        &region,
+                        &mut got,
+                    )
+                    .unwrap();
+                    assert_eq!(bits(&got), bits(&cut(want, w, &region)), "{path:?} {region:?}");
+                    checked += 1;
+                }
+                let outside = Region { rows: 0..h, cols: 0..w + 1 };
+                let e = crate::region::read_slice_region(
+                    &SliceRef::new(&path, 0),
+                    &OpenOptions::default(),
+                    &outside,
+                    &mut vec![T::default(); outside.samples()],
+                )
+                .unwrap_err();
+                assert_eq!(e.kind(), crate::ErrorKind::Usage, "{e}");
+            });
+        }
+    }
+    assert!(checked >= 6 * 15, "{checked}");
 }
