@@ -222,6 +222,7 @@ wide_sample!(f32, F32, F32_KERNELS);
 
 /// An owned, row-major, native-endian pixel buffer of any sample type.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Samples {
     /// 8-bit samples.
     U8(Vec<u8>),

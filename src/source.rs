@@ -71,6 +71,7 @@ use crate::Error;
 /// # Ok::<(), ctstack::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum ReadMode {
     /// Map, unless mapping is risky or slow: files on a network filesystem are
     /// read (detected with `fstatfs` on Linux and Android: NFS, SMB/CIFS, FUSE such

@@ -26,7 +26,9 @@ CTHarvester can use :mod:`ctstack.compat.ct_thumbnail` in place of its own
 
 Errors are :class:`CtstackError` subclasses: :class:`CtstackIOError` is an
 :class:`OSError`, :class:`InvalidArgumentError` and :class:`MismatchError` are
-:class:`ValueError`\\ s, a cancelled run raises :class:`CancelledError`.
+:class:`ValueError`\\ s, a cancelled run raises :class:`CancelledError`, a
+pyramid that is missing or incomplete raises :class:`StateError`, a file beyond
+the limits :class:`LimitsExceededError`.
 
 The library is loaded from this package (where the wheel puts it), else from
 the path in the environment variable ``CTSTACK_LIBRARY``.
@@ -40,7 +42,9 @@ from ._errors import (
     ERR_INTERNAL,
     ERR_INVALID_ARGUMENT,
     ERR_IO,
+    ERR_LIMITS_EXCEEDED,
     ERR_MISMATCH,
+    ERR_STATE,
     ERR_UNSUPPORTED,
     OK,
     CancelledError,
@@ -48,7 +52,9 @@ from ._errors import (
     CtstackIOError,
     InternalError,
     InvalidArgumentError,
+    LimitsExceededError,
     MismatchError,
+    StateError,
     TiffFormatError,
     UnsupportedTiffError,
 )
@@ -75,6 +81,8 @@ __all__ = [
     "ERR_CANCELLED",
     "ERR_INVALID_ARGUMENT",
     "ERR_INTERNAL",
+    "ERR_LIMITS_EXCEEDED",
+    "ERR_STATE",
     "DEFAULT_MIN_SIZE",
     "PROGRESS_FN",
     "CtstackError",
@@ -85,6 +93,8 @@ __all__ = [
     "CancelledError",
     "InvalidArgumentError",
     "InternalError",
+    "LimitsExceededError",
+    "StateError",
     "Slice",
     "average_pair",
     "PyramidJob",

@@ -128,7 +128,8 @@ impl PyramidBuilder {
     /// `<dir>/.thumbnail`. The listing, with the files left out, stays available
     /// from [`PyramidBuilder::listing`]; its gaps become the plan's warnings.
     ///
-    /// Errors: those of [`stack::select`], and [`Error::Usage`] when no file is selected.
+    /// Errors: those of [`stack::select`], and [`Error::State`] when no file is
+    /// selected (an empty folder, or none that matches the selection).
     pub fn from_selection(
         dir: impl AsRef<Path>,
         selection: &stack::Selection,
@@ -145,10 +146,10 @@ impl PyramidBuilder {
                     listing.skipped[0].reason
                 ),
             };
-            return Err(Error::usage(format!(
-                "{}: no slice files ({extensions}) selected in the directory{skipped}",
-                dir.display()
-            )));
+            return Err(Error::state(
+                dir,
+                format!("no slice files ({extensions}) selected in the directory{skipped}"),
+            ));
         }
         let mut builder = PyramidBuilder::from_files(listing.files.clone(), dir.join(".thumbnail"));
         builder.listing = Some(listing);

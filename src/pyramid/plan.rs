@@ -215,7 +215,7 @@ impl Plan {
     /// the slabs kept; rebuilt: outputs the slabs wrote; `elapsed` is this step's
     /// time). Takes the folder's lock (raising `cancel` stops the wait).
     ///
-    /// Errors: [`Error::Usage`] naming an output no slab built (a slab failed: run
+    /// Errors: [`Error::State`] naming an output no slab built (a slab failed: run
     /// it again, then finish); nothing is changed then.
     pub fn finish_slabs(&self, cancel: &CancelFlag) -> Result<Summary, Error> {
         slab::finish(self, cancel)
@@ -243,7 +243,7 @@ impl Plan {
             .num_threads(n)
             .build()
             .map(Some)
-            .map_err(|e| Error::usage(format!("cannot start {n} threads: {e}")))
+            .map_err(|e| Error::internal(format!("cannot start a pool of {n} threads: {e}")))
     }
 }
 

@@ -53,24 +53,23 @@ pub struct Pyramid {
 impl Pyramid {
     /// Opens the pyramid in output folder `dir` by its manifest.
     ///
-    /// Errors: no manifest ([`Error::Io`], not found), one that is not a valid
-    /// ctstack manifest ([`Error::Format`]), or a pyramid whose last run did not
-    /// finish ([`Error::Usage`]: build it again to complete it).
+    /// Errors: no manifest ([`Error::State`]: no pyramid there), one that is not
+    /// a valid ctstack manifest ([`Error::Format`]), or a pyramid whose last run
+    /// did not finish ([`Error::State`]: build it again to complete it).
     pub fn open(dir: impl AsRef<Path>) -> Result<Pyramid, Error> {
         let dir = dir.as_ref();
         let Some((manifest, _)) = Manifest::read(dir)? else {
-            let path = dir.join(super::MANIFEST_FILE);
-            return Err(Error::io(
-                &path,
-                "no pyramid manifest (not built by this version of ctstack?)",
-                std::io::ErrorKind::NotFound.into(),
+            return Err(Error::state(
+                dir.join(super::MANIFEST_FILE),
+                "no pyramid manifest: no pyramid was built here (or not by this version of \
+                 ctstack)",
             ));
         };
         if !manifest.is_complete() {
-            return Err(Error::usage(format!(
-                "{}: the pyramid is incomplete (its last build did not finish): build it again",
-                dir.display()
-            )));
+            return Err(Error::state(
+                dir,
+                "the pyramid is incomplete (its last build did not finish): build it again",
+            ));
         }
         let sample_type =
             sample_type_named(&manifest.sample_type).ok_or_else(|| Error::Unsupported {
@@ -140,11 +139,9 @@ impl Pyramid {
                 return Err(self.changed(&path));
             }
         }
-        let samples = level.samples().ok_or_else(|| {
-            Error::usage(format!(
-                "{}: level {k} is too large for memory",
-                self.dir.display()
-            ))
+        let samples = level.samples().ok_or_else(|| Error::LimitsExceeded {
+            path: self.dir.clone(),
+            what: format!("level {k} is too large for this machine's address space"),
         })?;
         let mut volume = vec![T::default(); samples];
         self.read_level_into(k, &mut volume)?;
@@ -192,7 +189,7 @@ impl Pyramid {
     }
 
     fn changed(&self, path: &Path) -> Error {
-        Error::mismatch_at(
+        Error::state(
             path,
             "not the file ctstack wrote for this pyramid (changed or removed since): build it again",
         )

@@ -319,16 +319,18 @@ pub(crate) fn finish(plan: &Plan, cancel: &CancelFlag) -> Result<Summary, Error>
     }
     if let Some(&(k, j)) = missing.first() {
         let deps = inputs_of(k, j, count);
-        return Err(Error::usage(format!(
-            "{}: {} of {} outputs were not built by any slab, e.g. {} (made from inputs \
-             {}..{}): run the slabs holding them again, then finish; nothing was changed",
-            out.display(),
-            missing.len(),
-            plan.total_units(),
-            plan.output_path(k, j).display(),
-            deps.start,
-            deps.end,
-        )));
+        return Err(Error::state(
+            out,
+            format!(
+                "{} of {} outputs were not built by any slab, e.g. {} (made from inputs \
+                 {}..{}): run the slabs holding them again, then finish; nothing was changed",
+                missing.len(),
+                plan.total_units(),
+                plan.output_path(k, j).display(),
+                deps.start,
+                deps.end,
+            ),
+        ));
     }
     let removed = match &old {
         Some(old) => resume::remove_stale(plan, old, &mut warnings),
