@@ -159,6 +159,11 @@ typedef struct {
   uint64_t slab_start;
   // See `slab_start`.
   uint64_t slab_end;
+  // 8 or 16: convert slices of the other depth to this one (8: `(v + 128) /
+  // 257`, 16: `v * 257`) instead of refusing a stack that mixes 8- and 16-bit
+  // slices (CTSTACK_ERR_MISMATCH); the pyramid is written at this depth. 0
+  // (the default): no conversion. The CLI's `--depth`.
+  uint32_t depth;
 } ctstack_pyramid_options;
 
 // Progress callback: `done` of `total` work units (one per output slice); return

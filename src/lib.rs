@@ -50,8 +50,8 @@ pub use formats::Format;
 pub use kernels::{Kernel, average_pair, average_pair_with};
 pub use limits::Limits;
 pub use pyramid::{
-    CancelFlag, DEFAULT_MIN_SIZE, LevelShape, MANIFEST_FILE, Plan, Pyramid, PyramidBuilder,
-    PyramidLevel, Summary, inputs_of, level_shapes,
+    CancelFlag, DEFAULT_MIN_SIZE, LOCK_FILE, LevelShape, MANIFEST_FILE, Plan, Pyramid,
+    PyramidBuilder, PyramidLevel, Summary, inputs_of, level_shapes,
 };
 pub use sample::{Sample, SampleType};
 pub use slice::{Access, AccessPath, OpenOptions, Rows, Slice, SliceHeader};

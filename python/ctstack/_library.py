@@ -51,9 +51,9 @@ def find_library() -> str:
         return os.path.abspath(env)
     raise ImportError(
         "ctstack: the shared library is not installed with this package (looked for %s). "
-        "Install the ctstack wheel (pip install ctstack, or pip install . in a checkout), "
-        "or set CTSTACK_LIBRARY to the full path of a library built with "
-        "`cargo build --release`." % bundled
+        "Install the package with its library from a checkout of the ctstack repository "
+        "(`pip install .` in its top folder; needs Rust), or set CTSTACK_LIBRARY to the "
+        "full path of a library built there with `cargo build --release`." % bundled
     )
 
 
@@ -115,6 +115,7 @@ class PyramidOptionsT(ctypes.Structure):
         ("index_width", ctypes.c_uint32),
         ("slab_start", ctypes.c_uint64),
         ("slab_end", ctypes.c_uint64),
+        ("depth", ctypes.c_uint32),
     ]
 
 

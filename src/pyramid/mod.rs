@@ -29,6 +29,7 @@ mod read;
 mod resume;
 mod slab;
 
+pub use lock::LOCK_FILE;
 pub use manifest::MANIFEST_FILE;
 use plan::level_shapes_with;
 pub use plan::{LevelShape, Plan, inputs_of, level_shapes};

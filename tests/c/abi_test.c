@@ -292,6 +292,34 @@ static void test_error_kinds(void) {
     ctstack_pyramid_free(p);
 }
 
+/* A stack of an 8- and a 16-bit slice: refused with a pointer to options.depth, built at the
+ * depth asked for; a depth other than 0, 8 or 16 is an invalid argument. */
+static void test_depth_conversion(void) {
+    const char *mixed[2] = {path_of(fixtures, "slices/tifffile_u16_le_1strip.tif"),
+                            path_of(fixtures, "slices/tifffile_u8.tif")};
+    ctstack_pyramid_options o = options_with(path_of(scratch, "depth_refused"), 10);
+    int32_t st = ctstack_pyramid_build_files(mixed, 2, &o, NULL, NULL);
+    CHECK(st == CTSTACK_ERR_MISMATCH && strstr(ctstack_last_error(), "options.depth") != NULL, "mixed: %d %s", st,
+          ctstack_last_error());
+    o.depth = 12;
+    CHECK(ctstack_pyramid_build_files(mixed, 2, &o, NULL, NULL) == CTSTACK_ERR_INVALID_ARGUMENT, "depth 12");
+    const uint32_t depths[2] = {8, 16};
+    const int32_t types[2] = {CTSTACK_SAMPLE_U8, CTSTACK_SAMPLE_U16};
+    for (int i = 0; i < 2; i++) {
+        o.depth = depths[i];
+        o.output_dir = path_of(scratch, depths[i] == 8 ? "depth8" : "depth16");
+        CHECK(ctstack_pyramid_build_files(mixed, 2, &o, NULL, NULL) == CTSTACK_OK, "depth %u: %s", depths[i],
+              ctstack_last_error());
+        ctstack_pyramid *p = NULL;
+        ctstack_level_info info;
+        CHECK(ctstack_pyramid_open(o.output_dir, &p) == CTSTACK_OK && ctstack_pyramid_level(p, 1, &info) == CTSTACK_OK,
+              "open depth %u: %s", depths[i], ctstack_last_error());
+        CHECK(info.sample_type == types[i] && info.count == 1, "depth %u: level 1 type %d count %llu", depths[i],
+              info.sample_type, (unsigned long long)info.count);
+        ctstack_pyramid_free(p);
+    }
+}
+
 static int same_slice_file(const char *x, const char *y) {
     ctstack_slice *a = NULL, *b = NULL;
     int same = 0;
@@ -689,6 +717,7 @@ int main(int argc, char **argv) {
     test_slices();
     test_errors();
     test_error_kinds();
+    test_depth_conversion();
     test_pyramid();
     test_read_back();
     test_job_report();
