@@ -469,7 +469,7 @@ uint32_t ctstack_slice_width(const ctstack_slice *slice);
 // `slice` is NULL or a live slice handle.
 uint32_t ctstack_slice_height(const ctstack_slice *slice);
 
-// Bits per sample (8 or 16); 0 if `slice` is NULL.
+// Bits per sample: 8, 16 or 32 (`CTSTACK_SAMPLE_F32`); 0 if `slice` is NULL.
 //
 // # Safety
 // `slice` is NULL or a live slice handle.

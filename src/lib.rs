@@ -58,3 +58,9 @@ pub use slice::{Access, AccessPath, OpenOptions, Rows, Slice, SliceHeader};
 pub use source::ReadMode;
 pub use tiff::{ByteOrder, Compression, Photometric};
 pub use writer::{write_slice, write_slice_as};
+
+/// README.md, whose Rust example `cargo test --doc` compiles and runs (from the
+/// package's folder, on its fixtures): a renamed or removed API fails the tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
