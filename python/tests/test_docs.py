@@ -30,6 +30,7 @@ COMPILE_ONLY = "<!-- docs-test: compile-only -->"
 #: Seconds a block may take (the Dask one starts a two-worker cluster).
 TIMEOUT = 300
 
+
 def python_blocks(doc):
     """``[(line, code, compile_only)]`` of the ```python blocks of ``doc``."""
     text = (ROOT / doc).read_text(encoding="utf-8")
