@@ -3,6 +3,7 @@
 //! Exit status: 0 success, 1 a failed run, 2 a wrong command line (unknown option,
 //! bad value, missing argument), 130 interrupted with Ctrl-C.
 
+mod crop;
 mod info;
 mod interrupt;
 mod progress;
@@ -36,6 +37,9 @@ enum Command {
     Info(info::InfoArgs),
     /// Build the level-of-detail pyramid of the slices in INPUT (a directory, or one multi-page TIFF).
     Pyramid(pyramid::PyramidArgs),
+    /// Cut a box and a slice range out of the stack in INPUT (or out of a level of
+    /// its pyramid) into one file per slice.
+    Crop(crop::CropArgs),
 }
 
 /// How files are brought into memory (both commands).
@@ -96,6 +100,7 @@ fn main() -> ExitCode {
     let (result, command) = match cli.command {
         Command::Info(args) => (info::run(&args), "info"),
         Command::Pyramid(args) => (pyramid::run(&args), "pyramid"),
+        Command::Crop(args) => (crop::run(&args), "crop"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -55,6 +55,23 @@ impl Progress {
         Progress { bar }
     }
 
+    /// A bar of `total` files written by a crop, with files/s and the ETA.
+    pub fn files(total: u64, quiet: bool) -> Progress {
+        if quiet || !std::io::stderr().is_terminal() {
+            return Progress {
+                bar: ProgressBar::hidden(),
+            };
+        }
+        let style = ProgressStyle::with_template(
+            "{spinner} {elapsed_precise} [{wide_bar}] {pos}/{len} written | {per_sec} | ETA {eta}",
+        )
+        .expect("the template is valid")
+        .progress_chars("=> ");
+        let bar = ProgressBar::new(total).with_style(style);
+        bar.enable_steady_tick(TICK);
+        Progress { bar }
+    }
+
     /// After each output slice: `done` of `total`.
     pub fn update(&self, done: u64, total: u64) {
         self.bar.set_length(total);
