@@ -57,7 +57,8 @@
 #define CTSTACK_SAMPLE_F32 4
 
 // What a call returns: `CTSTACK_OK` (0) or why it failed. The numbers are
-// stable; new codes may be added at the end.
+// stable: a code is never renumbered or reused, new codes are added at the end
+// (treat an unknown one as a failure; `ctstack_status_name` names it).
 enum ctstack_status
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
   : int32_t
@@ -69,7 +70,7 @@ enum ctstack_status
   CTSTACK_ERR_IO = 1,
   // Not a readable image, or a malformed or truncated one.
   CTSTACK_ERR_FORMAT = 2,
-  // A valid image this library does not handle (or beyond the size limits).
+  // A valid image this library does not handle: another decoder may read it.
   CTSTACK_ERR_UNSUPPORTED = 3,
   // Slices differ in size or depth, or a destination buffer has the wrong length.
   CTSTACK_ERR_MISMATCH = 4,
@@ -77,8 +78,18 @@ enum ctstack_status
   CTSTACK_ERR_CANCELLED = 5,
   // NULL pointer, path not UTF-8, an option out of range.
   CTSTACK_ERR_INVALID_ARGUMENT = 6,
-  // A caught panic or other bug.
+  // A bug in ctstack (a caught panic, a broken invariant), or the system
+  // refused a resource it cannot run without (a thread pool).
   CTSTACK_ERR_INTERNAL = 7,
+  // A file asks for more than the limits allow (size, memory, pages,
+  // compression ratio): possibly a decompression bomb. Do not hand it to a
+  // decoder with weaker limits.
+  CTSTACK_ERR_LIMITS_EXCEEDED = 8,
+  // What is on disk is not what the call needs, though the call is right: a
+  // pyramid missing, incomplete or changed since it was built, outputs no slab
+  // built, an input folder with no slices. Fix the folder (build again, run
+  // the missing slabs), not the arguments.
+  CTSTACK_ERR_STATE = 9,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -272,7 +283,7 @@ void ctstack_crop_options_init(ctstack_crop_options *options, size_t size);
 // Checks a crop of the stack in `input_dir` (selected as for a pyramid, or the
 // pages of one multi-page TIFF) with `options` (NULL: the defaults): the
 // headers, at level k the pyramid (missing, stale or incomplete:
-// CTSTACK_ERR_INVALID_ARGUMENT, saying to build it), the box and range (outside
+// CTSTACK_ERR_STATE, saying to build it), the box and range (outside
 // the level: CTSTACK_ERR_INVALID_ARGUMENT naming its bounds), the format and
 // the names. Nothing is written. Ownership: the caller owns `*out` and frees it
 // with `ctstack_crop_free`; on failure `*out` is NULL.
@@ -362,7 +373,7 @@ ctstack_status ctstack_job_start_files(const char *const *paths, size_t n_paths,
 // options as the slab runs (the options' slab fields must be 0). Wait for it
 // with `ctstack_job_wait`; its report (`ctstack_job_report_get`) is the one a
 // whole run would give (`rebuilt`: outputs the slabs wrote; `elapsed_seconds`:
-// this step only). CTSTACK_ERR_INVALID_ARGUMENT from the wait if an output is
+// this step only). CTSTACK_ERR_STATE from the wait if an output is
 // missing (a slab failed: run it again, then finish); nothing is changed then.
 // Ownership as for `ctstack_job_start`.
 //
@@ -489,9 +500,9 @@ ctstack_status ctstack_pyramid_build_files(const char *const *paths, size_t n_pa
 ctstack_status ctstack_build_pyramid(const char *input_dir, const char *output_dir, uint32_t min_size, ctstack_progress_fn progress, void *user_data);
 
 // Opens the pyramid that a build wrote to `output_dir`, by its manifest (not
-// by folder names), and stores it in `*out`. Fails with CTSTACK_ERR_IO if there
-// is no manifest, CTSTACK_ERR_FORMAT if it is not a valid one, and
-// CTSTACK_ERR_INVALID_ARGUMENT if the last build did not finish. Ownership: the
+// by folder names), and stores it in `*out`. Fails with CTSTACK_ERR_STATE if
+// there is no manifest or the last build did not finish, and
+// CTSTACK_ERR_FORMAT if the manifest is not a valid one. Ownership: the
 // caller owns `*out` and releases it with `ctstack_pyramid_free`; on failure
 // `*out` is NULL.
 //
@@ -516,7 +527,7 @@ ctstack_status ctstack_pyramid_level(const ctstack_pyramid *pyramid, uint32_t k,
 // of the level's sample type in the host's byte order: `dst_bytes` must be
 // exactly the level's `bytes`, and `dst` aligned for the sample type (as
 // `malloc` gives). A slice file that is not the one the build wrote (changed or
-// removed since) fails with CTSTACK_ERR_MISMATCH, naming it.
+// removed since) fails with CTSTACK_ERR_STATE, naming it.
 //
 // # Safety
 // `pyramid` is NULL or a live pyramid handle; `dst` is NULL or valid for

@@ -32,7 +32,9 @@ place of its export loop.
 
 Errors are :class:`CtstackError` subclasses: :class:`CtstackIOError` is an
 :class:`OSError`, :class:`InvalidArgumentError` and :class:`MismatchError` are
-:class:`ValueError`\\ s, a cancelled run raises :class:`CancelledError`.
+:class:`ValueError`\\ s, a cancelled run raises :class:`CancelledError`, a
+pyramid that is missing or incomplete raises :class:`StateError`, a file beyond
+the limits :class:`LimitsExceededError`.
 
 The library is loaded from this package (where the wheel puts it), else from
 the path in the environment variable ``CTSTACK_LIBRARY``.
@@ -46,7 +48,9 @@ from ._errors import (
     ERR_INTERNAL,
     ERR_INVALID_ARGUMENT,
     ERR_IO,
+    ERR_LIMITS_EXCEEDED,
     ERR_MISMATCH,
+    ERR_STATE,
     ERR_UNSUPPORTED,
     OK,
     CancelledError,
@@ -54,7 +58,9 @@ from ._errors import (
     CtstackIOError,
     InternalError,
     InvalidArgumentError,
+    LimitsExceededError,
     MismatchError,
+    StateError,
     TiffFormatError,
     UnsupportedTiffError,
 )
@@ -83,6 +89,8 @@ __all__ = [
     "ERR_CANCELLED",
     "ERR_INVALID_ARGUMENT",
     "ERR_INTERNAL",
+    "ERR_LIMITS_EXCEEDED",
+    "ERR_STATE",
     "DEFAULT_MIN_SIZE",
     "PROGRESS_FN",
     "CtstackError",
@@ -93,6 +101,8 @@ __all__ = [
     "CancelledError",
     "InvalidArgumentError",
     "InternalError",
+    "LimitsExceededError",
+    "StateError",
     "Slice",
     "average_pair",
     "Job",

@@ -280,8 +280,10 @@ def crop(
 
     Raises:
         InvalidArgumentError: a box or range outside the level (naming its
-            bounds), a missing, stale or incomplete pyramid, a format that
-            cannot hold the samples, a name that would leave the folder.
+            bounds), a format that cannot hold the samples, a name that would
+            leave the folder.
+        StateError: at level k, a missing, stale or incomplete pyramid
+            (build it again).
         CtstackIOError, TiffFormatError, ...: a slice that cannot be read or
             written, named.
         CancelledError: ``progress`` asked to stop.

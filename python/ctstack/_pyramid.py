@@ -258,8 +258,10 @@ def build_pyramid(
         CtstackIOError: a file is missing or unreadable, or a write failed.
         MismatchError: the slices differ in size or depth, or (``strict``) the
             numbering has a gap.
-        InvalidArgumentError: a bad option value, or a pattern that matches
-            nothing (a ValueError).
+        InvalidArgumentError: a bad option value (a ValueError).
+        StateError: no slice files in ``input_dir`` (or none that ``pattern``
+            matches).
+        LimitsExceededError: a slice asks for more than the limits allow.
         CancelledError: ``progress`` asked to stop.
     """
     options = _options(min_size, min_levels, threads, mmap, strict, force)
@@ -433,8 +435,9 @@ class PyramidJob(Job):
         """Starts building the pyramid of ``input_dir``.
 
         Raises:
-            InvalidArgumentError: a bad option value, or a pattern that
-                matches nothing (a ValueError).
+            InvalidArgumentError: a bad option value (a ValueError).
+            StateError: ``pattern`` matches no file (otherwise :meth:`wait`
+                reports a folder with no slices).
             CtstackIOError: ``input_dir`` cannot be listed (with ``pattern``;
                 otherwise :meth:`wait` reports it).
         """

@@ -58,7 +58,8 @@ class Level:
         """The level as a new, writable ``(count, height, width)`` numpy array.
 
         Raises:
-            MismatchError: a slice file is not the one the build wrote.
+            StateError: a slice file is not the one the build wrote (changed
+                or removed since): build again.
         """
         import numpy as np
 
@@ -87,9 +88,9 @@ class Pyramid(_l.NativeObject):
         """Opens the pyramid in ``output_dir``.
 
         Raises:
-            CtstackIOError: there is no manifest there.
+            StateError: there is no manifest there, or the last build there
+                did not finish: build (again).
             TiffFormatError: the manifest is not a valid one.
-            InvalidArgumentError: the last build there did not finish.
         """
         self._handle = None
         out = _l.PyramidP()

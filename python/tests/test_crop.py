@@ -182,7 +182,7 @@ class CropTest(Base):
 
     def test_level_k_against_the_pyramid_files_and_to_array(self):
         folder, _ = self.stack_with_pyramid()
-        with self.assertRaisesRegex(ctstack.InvalidArgumentError, "build it"):
+        with self.assertRaisesRegex(ctstack.StateError, "build it"):
             ctstack.crop(folder, self.out("none"), level=1)
         ctstack.build_pyramid(folder, min_size=10)
         for k in (1, 2, 3):
@@ -279,7 +279,7 @@ class CTHarvesterExportTest(Base):
             np.testing.assert_array_equal(tifffile.imread(str(self.dir / "l1" / name)), want)
         # A replaced original makes the pyramid stale: an error saying to build it.
         tifffile.imwrite(str(folder / "rec_0009.tif"), volume[2])
-        with self.assertRaisesRegex(ctstack.InvalidArgumentError, "stale.*build"):
+        with self.assertRaisesRegex(ctstack.StateError, "stale.*build"):
             self.harvest(1, info, settings, self.dir / "stale")
 
     def test_cancel_from_the_callback_and_names_that_leave_the_folder(self):

@@ -268,9 +268,15 @@ class LibraryTest(unittest.TestCase):
                 ctstack.ERR_CANCELLED,
                 ctstack.ERR_INVALID_ARGUMENT,
                 ctstack.ERR_INTERNAL,
+                ctstack.ERR_LIMITS_EXCEEDED,
+                ctstack.ERR_STATE,
             ],
-            list(range(8)),
+            list(range(10)),
         )
+        # The names are the library's.
+        for name in ("ERR_INTERNAL", "ERR_LIMITS_EXCEEDED", "ERR_STATE"):
+            code = getattr(ctstack, name)
+            self.assertEqual(ctstack._library.status_name(code), "CTSTACK_" + name)
 
     def test_exception_hierarchy(self):
         for cls in (
@@ -281,9 +287,27 @@ class LibraryTest(unittest.TestCase):
             ctstack.CancelledError,
             ctstack.InvalidArgumentError,
             ctstack.InternalError,
+            ctstack.LimitsExceededError,
+            ctstack.StateError,
         ):
             self.assertTrue(issubclass(cls, ctstack.CtstackError), cls)
         self.assertTrue(issubclass(ctstack.InvalidArgumentError, ValueError))
+        # A bomb is not "unsupported, try another reader"; a folder in the wrong
+        # state is not a bad argument.
+        self.assertFalse(issubclass(ctstack.LimitsExceededError, ctstack.UnsupportedTiffError))
+        self.assertFalse(issubclass(ctstack.StateError, ValueError))
+        # One class per status, by the status the library returns.
+        from ctstack._errors import error_for
+
+        for status, cls in (
+            (ctstack.ERR_INTERNAL, ctstack.InternalError),
+            (ctstack.ERR_LIMITS_EXCEEDED, ctstack.LimitsExceededError),
+            (ctstack.ERR_STATE, ctstack.StateError),
+        ):
+            e = error_for(status, "m")
+            self.assertIs(type(e), cls)
+            self.assertEqual(e.status, status)
+        self.assertIs(type(error_for(10, "from a newer library")), ctstack.CtstackError)
         e = ctstack.TiffFormatError(ctstack.ERR_FORMAT, "bad file")
         self.assertEqual((e.status, e.message, str(e)), (2, "bad file", "bad file"))
 
@@ -443,7 +467,7 @@ class SliceTest(unittest.TestCase):
             "Io": ctstack.CtstackIOError,
             "Format": ctstack.TiffFormatError,
             "Unsupported": ctstack.UnsupportedTiffError,
-            "LimitsExceeded": ctstack.UnsupportedTiffError,
+            "LimitsExceeded": ctstack.LimitsExceededError,
         }
         with open(FIXTURES / "expected.json", encoding="utf-8") as f:
             entries = json.load(f)
@@ -965,10 +989,10 @@ class PyramidOptionsTest(PyramidAssertions):
     def test_pattern_matching_nothing(self):
         with tempfile.TemporaryDirectory() as tmp:
             pattern = ctstack.StackPattern("x", "tif", 0, 3, 2)
-            with self.assertRaises(ctstack.InvalidArgumentError) as cm:
+            with self.assertRaises(ctstack.StateError) as cm:
                 ctstack.build_pyramid(STACK, tmp, pattern=pattern)
             self.assertIn("no slice files", cm.exception.message)
-            with self.assertRaises(ctstack.InvalidArgumentError):
+            with self.assertRaises(ctstack.StateError):
                 with ctstack.PyramidJob(STACK, tmp, pattern=pattern) as job:
                     job.wait()
 
@@ -1022,13 +1046,28 @@ class ReadBackTest(PyramidAssertions):
                 os.path.join(out, "1", "000001.tif"), os.path.join(out, "1", "000000.tif")
             )
             with ctstack.open_pyramid(out) as pyramid:
-                with self.assertRaises(ctstack.MismatchError):
+                with self.assertRaises(ctstack.StateError) as cm:
                     pyramid[1].array()
+                self.assertIn("000000.tif", cm.exception.message)
+                self.assertEqual(cm.exception.status, ctstack.ERR_STATE)
 
-    def test_no_manifest_is_an_oserror(self):
+    def test_no_manifest_is_a_state_error(self):
         with tempfile.TemporaryDirectory() as out:
-            with self.assertRaises(OSError):
+            with self.assertRaises(ctstack.StateError) as cm:
                 ctstack.open_pyramid(out)
+            self.assertIn("no pyramid manifest", cm.exception.message)
+
+    def test_an_interrupted_build_is_a_state_error_until_built_again(self):
+        with tempfile.TemporaryDirectory() as out:
+            with self.assertRaises(ctstack.CancelledError):
+                ctstack.build_pyramid(STACK, out, 80, progress=lambda done, total: done >= 3)
+            with self.assertRaises(ctstack.StateError) as cm:
+                ctstack.open_pyramid(out)
+            self.assertIn("incomplete", cm.exception.message)
+            self.assertIn(out, cm.exception.message)
+            ctstack.build_pyramid(STACK, out, 80)
+            with ctstack.open_pyramid(out) as pyramid:
+                self.assertEqual(len(pyramid), 2)
 
 
 class SampleTypeTest(unittest.TestCase):

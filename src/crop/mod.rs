@@ -190,7 +190,7 @@ impl Crop {
     ///
     /// Errors: those of [`PyramidBuilder::plan`]; a box or range outside the level
     /// ([`Error::Usage`], naming the level's bounds); at level k, a missing,
-    /// stale or incomplete pyramid ([`Error::Usage`], saying to build it); a
+    /// stale or incomplete pyramid ([`Error::State`], saying to build it); a
     /// format that cannot hold the samples, or names that would leave the output
     /// folder or collide ([`Error::Usage`]).
     pub fn plan(&self) -> Result<CropPlan, Error> {
@@ -419,7 +419,7 @@ impl CropPlan {
             .num_threads(n)
             .build()
             .map(Some)
-            .map_err(|e| Error::usage(format!("cannot start {n} threads: {e}")))
+            .map_err(|e| Error::internal(format!("cannot start a pool of {n} threads: {e}")))
     }
 
     /// Slices handled at once: one per thread of the pool.

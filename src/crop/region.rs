@@ -1,24 +1,24 @@
 //! The one way a crop reaches pixels: "rows y0..y1, columns x0..x1 of page p".
 //!
 //! Every crop path (files, [`CropPlan::crop_to_array`](super::CropPlan::crop_to_array))
-//! calls [`read_region`] and nothing else. Its body is, for now, the opened
-//! [`Slice`]'s rows with the box copied out of them: a mapped file faults in
-//! only the pages of the box's rows, a file read under `ReadMode::Buffered` or
-//! a compressed one is read or decoded whole. The reading layer of issue 20
-//! (one layout, one chunk walk) replaces this body with a windowed read that
-//! touches only the box's bytes and decodes only the chunks that meet it; no
-//! caller changes then.
+//! calls [`read_region`] and nothing else. It is a caller of the reading layer
+//! ([`crate::region::read_slice_region`], issue 20): a TIFF page is read chunk by
+//! chunk, touching only the bytes of the strips or tiles the box meets
+//! (positional reads, or a map under `ReadMode::Mmap`), decoding only the
+//! compressed chunks that meet it; BMP, PNG and JPEG slices are decoded whole
+//! and the box copied out.
 
 use std::ops::Range;
 
+use crate::region::{Region, read_slice_region};
 use crate::stack::SliceRef;
-use crate::{Error, OpenOptions, Sample, Slice};
+use crate::{Error, OpenOptions, Sample};
 
 /// Copies rows `rows` and columns `cols` of `slice` (a page of a file), opened
 /// with `options`, into `dst`, row-major: `dst.len()` must be
 /// `rows.len() * cols.len()` ([`Error::Mismatch`] otherwise). `T` must be the
-/// slice's sample type as served ([`Error::Mismatch`]); a box outside the slice
-/// is an [`Error::Usage`] naming the file and its size.
+/// slice's sample type as served ([`Error::Mismatch`]); an empty box, or one
+/// outside the slice, is an [`Error::Usage`] naming the file and its size.
 pub(crate) fn read_region<T: Sample>(
     slice: &SliceRef,
     options: &OpenOptions,
@@ -26,30 +26,13 @@ pub(crate) fn read_region<T: Sample>(
     cols: Range<u32>,
     dst: &mut [T],
 ) -> Result<(), Error> {
-    let opened = Slice::open_page(&slice.path, slice.page, options)?;
-    let (width, height) = (opened.width(), opened.height());
-    if rows.start >= rows.end || cols.start >= cols.end || rows.end > height || cols.end > width {
+    if rows.is_empty() || cols.is_empty() {
         return Err(Error::usage(format!(
-            "{slice}: rows {}..{}, columns {}..{} are not a box inside its {width}x{height} pixels",
+            "{slice}: rows {}..{}, columns {}..{}: an empty box",
             rows.start, rows.end, cols.start, cols.end
         )));
     }
-    let w = cols.len();
-    if dst.len() as u64 != rows.len() as u64 * w as u64 {
-        return Err(Error::mismatch(format!(
-            "{slice}: destination holds {} samples, the {}x{} box has {}",
-            dst.len(),
-            w,
-            rows.len(),
-            rows.len() as u64 * w as u64
-        )));
-    }
-    let all = opened.rows::<T>()?;
-    let (x0, x1) = (cols.start as usize, cols.end as usize);
-    for (out, y) in dst.chunks_exact_mut(w).zip(rows) {
-        out.copy_from_slice(&all.row(y as usize)[x0..x1]);
-    }
-    Ok(())
+    read_slice_region(slice, options, &Region { rows, cols }, dst)
 }
 
 #[cfg(test)]
@@ -72,6 +55,8 @@ mod tests {
         let err = read_region(&slice, &options, 0..6, 0..1, &mut [0u16; 6]).unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::Usage);
         assert!(err.to_string().contains("7x5"), "{err}");
+        let err = read_region(&slice, &options, 2..2, 0..1, &mut [0u16; 0]).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Usage);
         let err = read_region(&slice, &options, 0..1, 0..2, &mut [0u16; 3]).unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::Mismatch);
         let err = read_region(&slice, &options, 0..1, 0..1, &mut [0u8; 1]).unwrap_err();

@@ -300,7 +300,7 @@ unsafe fn plan_into(
 /// Checks a crop of the stack in `input_dir` (selected as for a pyramid, or the
 /// pages of one multi-page TIFF) with `options` (NULL: the defaults): the
 /// headers, at level k the pyramid (missing, stale or incomplete:
-/// CTSTACK_ERR_INVALID_ARGUMENT, saying to build it), the box and range (outside
+/// CTSTACK_ERR_STATE, saying to build it), the box and range (outside
 /// the level: CTSTACK_ERR_INVALID_ARGUMENT naming its bounds), the format and
 /// the names. Nothing is written. Ownership: the caller owns `*out` and frees it
 /// with `ctstack_crop_free`; on failure `*out` is NULL.

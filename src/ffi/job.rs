@@ -183,7 +183,7 @@ pub unsafe extern "C" fn ctstack_job_start_files(
 /// options as the slab runs (the options' slab fields must be 0). Wait for it
 /// with `ctstack_job_wait`; its report (`ctstack_job_report_get`) is the one a
 /// whole run would give (`rebuilt`: outputs the slabs wrote; `elapsed_seconds`:
-/// this step only). CTSTACK_ERR_INVALID_ARGUMENT from the wait if an output is
+/// this step only). CTSTACK_ERR_STATE from the wait if an output is
 /// missing (a slab failed: run it again, then finish); nothing is changed then.
 /// Ownership as for `ctstack_job_start`.
 ///

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static int passed = 0, failed = 0;
 static const char *fixtures, *scratch;
@@ -211,6 +212,56 @@ static int32_t on_progress(uint64_t done, uint64_t total, void *user) {
     return log->cancel_at && done >= log->cancel_at;
 }
 
+/* Each failure kind has its own status and name: limits exceeded is not unsupported (a bomb
+ * must not be handed to a weaker decoder); a folder in the wrong state (no slices, an
+ * unfinished pyramid) is not an invalid argument. */
+static void test_error_kinds(void) {
+    const char *names[] = {"CTSTACK_OK",
+                           "CTSTACK_ERR_IO",
+                           "CTSTACK_ERR_FORMAT",
+                           "CTSTACK_ERR_UNSUPPORTED",
+                           "CTSTACK_ERR_MISMATCH",
+                           "CTSTACK_ERR_CANCELLED",
+                           "CTSTACK_ERR_INVALID_ARGUMENT",
+                           "CTSTACK_ERR_INTERNAL",
+                           "CTSTACK_ERR_LIMITS_EXCEEDED",
+                           "CTSTACK_ERR_STATE"};
+    for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
+        CHECK(strcmp(ctstack_status_name(i), names[i]) == 0, "name of %d: %s", i, ctstack_status_name(i));
+    CHECK(CTSTACK_ERR_INTERNAL == 7 && CTSTACK_ERR_LIMITS_EXCEEDED == 8 && CTSTACK_ERR_STATE == 9, "numbers");
+    CHECK(strcmp(ctstack_status_name(10), "CTSTACK_UNKNOWN_STATUS") == 0, "10 is none yet");
+
+    ctstack_slice *s = (ctstack_slice *)1;
+    int32_t st = ctstack_slice_open(path_of(fixtures, "malformed/bomb_deflate_60000x60000.tif"), &s);
+    CHECK(st == CTSTACK_ERR_LIMITS_EXCEEDED && s == NULL, "bomb: %d %s", st, ctstack_last_error());
+    CHECK(strstr(ctstack_last_error(), "bomb_deflate_60000x60000.tif") != NULL, "%s", ctstack_last_error());
+
+    /* An input folder with no slices: the call is right, the folder is not. */
+    const char *empty = path_of(scratch, "kinds_empty");
+    CHECK(mkdir(empty, 0755) == 0, "mkdir %s", empty);
+    ctstack_pyramid_options o;
+    ctstack_pyramid_options_init(&o, sizeof o);
+    o.output_dir = path_of(scratch, "kinds_empty_out");
+    st = ctstack_pyramid_build(empty, &o, NULL, NULL);
+    CHECK(st == CTSTACK_ERR_STATE, "empty folder: %d %s", st, ctstack_last_error());
+    CHECK(strstr(ctstack_last_error(), "no slice files") != NULL, "%s", ctstack_last_error());
+
+    /* A build cancelled half-way leaves a pyramid that cannot be opened until built again. */
+    o.output_dir = path_of(scratch, "kinds_incomplete");
+    o.min_size = 80;
+    struct progress_log stop = {.cancel_at = 3};
+    st = ctstack_pyramid_build(path_of(fixtures, "stack"), &o, on_progress, &stop);
+    CHECK(st == CTSTACK_ERR_CANCELLED, "cancel: %d", st);
+    ctstack_pyramid *p = (ctstack_pyramid *)1;
+    st = ctstack_pyramid_open(o.output_dir, &p);
+    CHECK(st == CTSTACK_ERR_STATE && p == NULL, "incomplete: %d %s", st, ctstack_last_error());
+    CHECK(strstr(ctstack_last_error(), "incomplete") != NULL, "%s", ctstack_last_error());
+    CHECK(ctstack_pyramid_build(path_of(fixtures, "stack"), &o, NULL, NULL) == CTSTACK_OK, "build again: %s",
+          ctstack_last_error());
+    CHECK(ctstack_pyramid_open(o.output_dir, &p) == CTSTACK_OK && p, "complete: %s", ctstack_last_error());
+    ctstack_pyramid_free(p);
+}
+
 static int same_slice_file(const char *x, const char *y) {
     ctstack_slice *a = NULL, *b = NULL;
     int same = 0;
@@ -401,7 +452,7 @@ static void test_read_back(void) {
     ctstack_pyramid_free(NULL);
     CHECK(ctstack_pyramid_level_count(NULL) == 0, "count NULL");
     p = (ctstack_pyramid *)1;
-    CHECK(ctstack_pyramid_open(fixtures, &p) == CTSTACK_ERR_IO && p == NULL, "no manifest");
+    CHECK(ctstack_pyramid_open(fixtures, &p) == CTSTACK_ERR_STATE && p == NULL, "no manifest");
     CHECK(strstr(ctstack_last_error(), "ctstack.json") != NULL, "%s", ctstack_last_error());
     CHECK(ctstack_pyramid_open(NULL, &p) == CTSTACK_ERR_INVALID_ARGUMENT, "open NULL");
 }
@@ -536,7 +587,7 @@ static void test_slabs(void) {
             whole.slab_start = whole.slab_end = 0;
             CHECK(ctstack_job_start_finish_files(names, 21, &whole, &job) == CTSTACK_OK, "start early finish");
             st = finish_report(job, &r);
-            CHECK(st == CTSTACK_ERR_INVALID_ARGUMENT && strstr(ctstack_job_error(job), "inputs 16..18") != NULL,
+            CHECK(st == CTSTACK_ERR_STATE && strstr(ctstack_job_error(job), "inputs 16..18") != NULL,
                   "early finish: %d %s", st, ctstack_job_error(job));
             ctstack_job_free(job);
         }
@@ -680,7 +731,7 @@ static void test_crop(void) {
           "out of bounds: %s", ctstack_last_error());
     o.x1 = 0;
     o.level = 1;
-    CHECK(ctstack_crop_plan(path_of(fixtures, "stack"), &o, &crop) == CTSTACK_ERR_INVALID_ARGUMENT &&
+    CHECK(ctstack_crop_plan(path_of(fixtures, "stack"), &o, &crop) == CTSTACK_ERR_STATE &&
               strstr(ctstack_last_error(), "build") != NULL,
           "no pyramid: %s", ctstack_last_error());
     o.level = 0;
@@ -705,6 +756,7 @@ int main(int argc, char **argv) {
     test_mmap_policy();
     test_slices();
     test_errors();
+    test_error_kinds();
     test_pyramid();
     test_read_back();
     test_job_report();

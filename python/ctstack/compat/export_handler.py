@@ -32,7 +32,7 @@ the same slices (``bottom_idx ..= top_idx`` of the level), the same names
 - level ``k`` is the folder ``<input_dir>/.thumbnail/<k>`` of the pyramid the
   ctstack drop-in (:mod:`ctstack.compat.ct_thumbnail`) built, found through its
   manifest; a pyramid that is missing, stale (an original changed since) or
-  incomplete is an :class:`ctstack.InvalidArgumentError` saying to build it;
+  incomplete is a :class:`ctstack.StateError` saying to build it;
 - only the box's rows are read, on the library's threads, with the GIL released;
 - a slice that fails stops the export with an exception naming it (no silent
   holes); every file appears whole (temporary name, rename), others in
@@ -116,9 +116,10 @@ def save_cropped_image_stack(
         The :class:`ctstack.CropReport`, or None when the callback cancelled.
 
     Raises:
-        ctstack.InvalidArgumentError: a box or range outside the level, a
-            missing, stale or incomplete pyramid, an empty range, a name that
-            would leave ``target_dir``, a file type that cannot hold the slices.
+        ctstack.InvalidArgumentError: a box or range outside the level, an
+            empty range, a name that would leave ``target_dir``, a file type
+            that cannot hold the slices.
+        ctstack.StateError: a missing, stale or incomplete pyramid.
         ctstack.CtstackError: a slice that cannot be read or written, named.
     """
     if top_idx < bottom_idx:
