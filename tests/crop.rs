@@ -511,3 +511,112 @@ fn kill_9_mid_crop_then_rerun_gives_a_clean_runs_bytes() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `ctstack crop`: exit 0 with the files, 2 for a box outside the level (naming
+/// its bounds), 3 for a level without a pyramid, 130 on Ctrl-C with complete
+/// files only.
+#[cfg(unix)]
+#[test]
+fn the_command_line_exit_statuses_and_ctrl_c() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let bin = env!("CARGO_BIN_EXE_ctstack");
+    let stack = fixtures().join("stack");
+    let dir = temp_dir("crop-cli");
+    let run = |args: &[&str]| Command::new(bin).arg("crop").args(args).output().unwrap();
+    let out = dir.join("ok");
+    let ok = run(&[
+        stack.to_str().unwrap(),
+        "--box",
+        "10:50,20:40",
+        "--range",
+        "3:7",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(files_in(&out).len(), 4);
+    let bad = run(&[
+        stack.to_str().unwrap(),
+        "--box",
+        "0:302,0:1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("x 0..301, y 0..203"));
+    let unbuilt = run(&[
+        stack.to_str().unwrap(),
+        "--level",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        unbuilt.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&unbuilt.stderr)
+    );
+    let parse = run(&[
+        stack.to_str().unwrap(),
+        "--box",
+        "0:3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(parse.status.code(), Some(2));
+
+    // Ctrl-C: enough work to be interrupted (96 slices of 1024x1024, one thread).
+    let input = dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let pixels: Vec<u16> = (0..1024 * 1024).map(|i| (i % 65_521) as u16).collect();
+    for k in 0..96 {
+        write_slice(&input.join(format!("s{k:03}.tif")), 1024, 1024, &pixels).unwrap();
+    }
+    let cut = dir.join("cut");
+    let mut child = Command::new(bin)
+        .arg("crop")
+        .arg(&input)
+        .args(["--threads", "1", "--out"])
+        .arg(&cut)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !cut.exists() || files_in(&cut).is_empty() {
+        assert!(child.try_wait().unwrap().is_none(), "ended before Ctrl-C");
+        assert!(start.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: kill() takes plain integers; the child is ours and not yet reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if output.status.code() == Some(0) {
+        // It finished between the first file and the signal: nothing to check.
+        assert_eq!(files_in(&cut).len(), 96);
+    } else {
+        assert_eq!(output.status.code(), Some(130), "{stderr}");
+        assert!(
+            stderr.starts_with("ctstack: interrupted after "),
+            "{stderr}"
+        );
+        let names = files_in(&cut);
+        assert!(names.len() < 96);
+        assert!(
+            names
+                .iter()
+                .all(|n| n.starts_with('s') && n.ends_with(".tif")),
+            "{names:?}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
