@@ -21,11 +21,9 @@ against numpy slicing of tifffile's reading of the sources.
 """
 
 import argparse
-import os
 import shutil
 import statistics
 import sys
-import time
 from pathlib import Path
 
 BENCHES = Path(__file__).resolve().parent
