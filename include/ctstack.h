@@ -29,6 +29,19 @@
 // function, status, constant or appended options field); the SONAME stays.
 #define CTSTACK_ABI_VERSION_PATCH 0
 
+// Output format: the source's (TIFF for TIFF and for pyramid levels, BMP for
+// BMP, PNG for PNG, PNG for JPEG).
+#define CTSTACK_CROP_FORMAT_SOURCE 0
+
+// Output format: uncompressed TIFF, any sample type.
+#define CTSTACK_CROP_FORMAT_TIFF 1
+
+// Output format: PNG, 8- or 16-bit gray.
+#define CTSTACK_CROP_FORMAT_PNG 2
+
+// Output format: BMP, 8-bit gray with a gray palette.
+#define CTSTACK_CROP_FORMAT_BMP 3
+
 // The default `min_size`: keep halving while width or height exceeds 500 px.
 #define CTSTACK_DEFAULT_MIN_SIZE 500
 
@@ -99,7 +112,10 @@ typedef int32_t ctstack_status;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
-// A pyramid build running on its own thread. Opaque.
+// A checked crop, ready to read into an array or to write. Opaque.
+typedef struct ctstack_crop ctstack_crop;
+
+// A pyramid build or a crop running on its own thread. Opaque.
 typedef struct ctstack_job ctstack_job;
 
 // A built pyramid, opened for reading. Opaque.
@@ -107,6 +123,65 @@ typedef struct ctstack_pyramid ctstack_pyramid;
 
 // One image of a file. Opaque.
 typedef struct ctstack_slice ctstack_slice;
+
+// The settings of a crop. Fill it with `ctstack_crop_options_init`, then change
+// the fields you need (later versions append fields; `struct_size` tells which
+// ones the caller knows). Coordinates are half-open and in the level's pixels:
+// columns `x0..x1`, rows `y0..y1`, slices `z0..z1` (0-based); an end of 0 means
+// the level's end (so all zeros is every slice, whole).
+typedef struct {
+  // `sizeof(ctstack_crop_options)` as the caller compiled it (set by init).
+  size_t struct_size;
+  // 0: the slices themselves; k >= 1: level k of the pyramid built from them.
+  uint32_t level;
+  // First column.
+  uint32_t x0;
+  // End column (excluded); 0: the level's width.
+  uint32_t x1;
+  // First row.
+  uint32_t y0;
+  // End row (excluded); 0: the level's height.
+  uint32_t y1;
+  // First slice of the level.
+  uint64_t z0;
+  // End slice (excluded); 0: the level's slice count.
+  uint64_t z1;
+  // Where the files go (required by `ctstack_crop_start`; created if missing).
+  const char *output_dir;
+  // The pyramid's folder; NULL: `<input_dir>/.thumbnail` (`STEM.thumbnail`
+  // beside a multi-page TIFF); required for a file list at level >= 1.
+  const char *pyramid_dir;
+  // A `CTSTACK_CROP_FORMAT_*` value. Default: the source's.
+  int32_t format;
+  // NULL (the default): at level 0 the sources' own names, at level k the
+  // pyramid's `<j:06>`; otherwise numbered names,
+  // `name_prefix + (name_start + j)` zero-padded to `name_width` digits, `j`
+  // the slice's index in its level. A prefix with a path separator, `..` or
+  // `:` is refused.
+  const char *name_prefix;
+  // See `name_prefix`.
+  uint64_t name_start;
+  // See `name_prefix`.
+  uint32_t name_width;
+  // Slices read and written at once; 0 (the default) is one per core.
+  uint32_t threads;
+  // A `CTSTACK_MMAP_*` policy for this crop; init sets the process-wide one.
+  int32_t mmap_policy;
+  // Stack selection of a directory input, as in `ctstack_pyramid_options`.
+  const char *prefix;
+  // See `prefix`.
+  const char *extension;
+  // See `prefix`; both -1 (the default): no range.
+  int64_t index_first;
+  // See `index_first`.
+  int64_t index_last;
+  // See `prefix`; 0 (the default): any width.
+  uint32_t index_width;
+} ctstack_crop_options;
+
+// Progress callback: `done` of `total` work units (one per output slice); return
+// nonzero to cancel the run.
+typedef int32_t (*ctstack_progress_fn)(uint64_t done, uint64_t total, void *user_data);
 
 // The settings of a pyramid run. Fill it with `ctstack_pyramid_options_init`,
 // then change the fields you need: later versions of the library append
@@ -166,10 +241,6 @@ typedef struct {
   uint32_t depth;
 } ctstack_pyramid_options;
 
-// Progress callback: `done` of `total` work units (one per output slice); return
-// nonzero to cancel the run.
-typedef int32_t (*ctstack_progress_fn)(uint64_t done, uint64_t total, void *user_data);
-
 // One level of a built pyramid.
 typedef struct {
   // The level: 1 is the first halving of the input.
@@ -188,7 +259,8 @@ typedef struct {
 
 // What a finished job did. Fill `struct_size` with `sizeof(ctstack_job_report)`
 // before the call: later versions append fields and fill only what the caller
-// knows.
+// knows. For a crop job (`ctstack_crop_start`): `rebuilt` is the number of
+// files written, the warnings are the crop's notes, the other counts are 0.
 typedef struct {
   // `sizeof(ctstack_job_report)` as the caller compiled it.
   size_t struct_size;
@@ -222,6 +294,81 @@ const char *ctstack_version(void);
 // `CTSTACK_ABI_VERSION_*` constants (same MAJOR, and same MINOR while MAJOR is
 // 0; PATCH at least the header's). Static; any thread.
 uint32_t ctstack_abi_version(void);
+
+// Fills `*options` with the defaults (every slice of level 0, whole, in the
+// source's format and names, one thread per core, the process-wide mmap policy).
+// `size` must be `sizeof(ctstack_crop_options)` as the caller compiled it; NULL
+// or a size too small for `struct_size` does nothing.
+//
+// # Safety
+// `options` is NULL or writable for `size` bytes.
+void ctstack_crop_options_init(ctstack_crop_options *options, size_t size);
+
+// Checks a crop of the stack in `input_dir` (selected as for a pyramid, or the
+// pages of one multi-page TIFF) with `options` (NULL: the defaults): the
+// headers, at level k the pyramid (missing, stale or incomplete:
+// CTSTACK_ERR_STATE, saying to build it), the box and range (outside
+// the level: CTSTACK_ERR_INVALID_ARGUMENT naming its bounds), the format and
+// the names. Nothing is written. Ownership: the caller owns `*out` and frees it
+// with `ctstack_crop_free`; on failure `*out` is NULL.
+//
+// # Safety
+// `input_dir` is NULL or NUL-terminated; `options` is NULL or an initialised
+// options struct whose strings are NULL or NUL-terminated; `out` is NULL or writable.
+ctstack_status ctstack_crop_plan(const char *input_dir, const ctstack_crop_options *options, ctstack_crop **out);
+
+// `ctstack_crop_plan` for an explicit, ordered list of `n_paths` slice files.
+//
+// # Safety
+// `paths` is NULL or points to `n_paths` NUL-terminated strings; other
+// arguments as for `ctstack_crop_plan`.
+ctstack_status ctstack_crop_plan_files(const char *const *paths, size_t n_paths, const ctstack_crop_options *options, ctstack_crop **out);
+
+// The crop's shape: slices, height, width, and its sample type (a
+// `CTSTACK_SAMPLE_*` value); any pointer may be NULL.
+//
+// # Safety
+// `crop` is NULL or a live crop handle; the others are NULL or writable.
+ctstack_status ctstack_crop_shape(const ctstack_crop *crop, uint64_t *count, uint32_t *height, uint32_t *width, int32_t *sample_type);
+
+// Output file name `i` (0 ..< count) of the crop, "" if none. Valid while the
+// crop lives.
+//
+// # Safety
+// `crop` is NULL or a live crop handle.
+const char *ctstack_crop_output_name(const ctstack_crop *crop, uint64_t i);
+
+// Reads the crop into `dst`, one contiguous (count, height, width) volume,
+// row-major, native-endian: `dst_len` must be count * height * width * bytes
+// per sample (else CTSTACK_ERR_MISMATCH); `dst` needs no alignment. Blocks;
+// `progress` (may be NULL) is called on the calling thread after every slice,
+// and a nonzero return cancels (CTSTACK_ERR_CANCELLED). No file is written.
+//
+// # Safety
+// `crop` is NULL or a live crop handle; `dst` is NULL or writable for
+// `dst_len` bytes; `progress`, if set, is safe to call with `user_data` from
+// this thread.
+ctstack_status ctstack_crop_read(const ctstack_crop *crop, void *dst, size_t dst_len, ctstack_progress_fn progress, void *user_data);
+
+// Starts writing the crop's files (into `options->output_dir` of the plan) on
+// a background thread and stores the job in `*out`: poll it with
+// `ctstack_job_progress` (one unit per file), cancel it with
+// `ctstack_job_cancel`, wait with `ctstack_job_wait`; its report
+// (`ctstack_job_report_get`) counts the files written in `rebuilt` and gives
+// the crop's notes as warnings. Every file appears atomically; a failing slice
+// stops the job with an error naming it. The job keeps its own copy of the
+// crop: `crop` may be freed at once. Ownership: the caller owns `*out` and
+// frees it with `ctstack_job_free`; on failure `*out` is NULL.
+//
+// # Safety
+// `crop` is NULL or a live crop handle; `out` is NULL or writable.
+ctstack_status ctstack_crop_start(const ctstack_crop *crop, ctstack_job **out);
+
+// Releases a crop; NULL is a no-op.
+//
+// # Safety
+// `crop` is NULL or a live crop handle, used by no other thread during or after this call.
+void ctstack_crop_free(ctstack_crop *crop);
 
 // Starts `ctstack_pyramid_build`'s work on a background thread and stores the
 // job in `*out` (same arguments; no callback: poll `ctstack_job_progress`).

@@ -12,6 +12,8 @@
 //! - [`PyramidBuilder`] / [`Plan`]: the 2x2x2 pyramid of a stack, streamed, resumable
 //!   (by a manifest), atomic; [`Pyramid`] reads a built one back.
 //! - [`stack`]: which files of a folder form the stack (CTHarvester's rule).
+//! - [`Crop`] / [`CropPlan`]: a box and a slice range of a stack, at any pyramid
+//!   level, into files or an array (the harvest).
 //!
 //! ```no_run
 //! use ctstack::{PyramidBuilder, Slice};
@@ -29,6 +31,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
+mod crop;
 mod decode;
 mod depth;
 mod error;
@@ -45,6 +48,7 @@ pub mod stack;
 mod tiff;
 mod writer;
 
+pub use crop::{Crop, CropPlan, CropSummary, Naming, OutputFormat};
 pub use error::{Error, ErrorKind};
 pub use formats::Format;
 pub use kernels::{Kernel, average_pair, average_pair_with};

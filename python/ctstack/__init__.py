@@ -21,8 +21,14 @@ Quick start::
     with ctstack.open_pyramid(report.output_dir) as pyramid:
         volume = numpy.asarray(pyramid[len(pyramid)])   # the smallest level
 
+Harvest a box and a slice range, at level 0 or at level k of the pyramid::
+
+    report = ctstack.crop("scan", "harvest", level=1, box=(100, 612, 40, 552), slices=(8, 56))
+    volume = ctstack.crop_to_array("scan", level=2, box=(10, 200, 0, 90))
+
 CTHarvester can use :mod:`ctstack.compat.ct_thumbnail` in place of its own
-``ct_thumbnail`` module.
+``ct_thumbnail`` module, and :func:`ctstack.compat.save_cropped_image_stack` in
+place of its export loop.
 
 Errors are :class:`CtstackError` subclasses: :class:`CtstackIOError` is an
 :class:`OSError`, :class:`InvalidArgumentError` and :class:`MismatchError` are
@@ -58,9 +64,11 @@ from ._errors import (
     TiffFormatError,
     UnsupportedTiffError,
 )
+from ._crop import CropJob, CropReport, crop, crop_to_array
 from ._library import PROGRESS_FN, decode as _decode, lib as _lib, library_path
 from ._pyramid import (
     DEFAULT_MIN_SIZE,
+    Job,
     JobReport,
     PyramidJob,
     PyramidOptions,
@@ -97,8 +105,13 @@ __all__ = [
     "StateError",
     "Slice",
     "average_pair",
+    "Job",
     "PyramidJob",
     "JobReport",
+    "CropJob",
+    "CropReport",
+    "crop",
+    "crop_to_array",
     "Pyramid",
     "Level",
     "open_pyramid",

@@ -374,6 +374,14 @@ class HeaderTest(unittest.TestCase):
         "ctstack_pyramid * *": ctypes.POINTER(ctstack._library.PyramidP),
         "ctstack_level_info *": ctypes.POINTER(ctstack._library.LevelInfoT),
         "ctstack_job_report *": ctypes.POINTER(ctstack._library.JobReportT),
+        "ctstack_crop_options *": ctstack._library.CropOptionsP,
+        "const ctstack_crop_options *": ctstack._library.CropOptionsP,
+        "ctstack_crop *": ctstack._library.CropP,
+        "const ctstack_crop *": ctstack._library.CropP,
+        "ctstack_crop * *": ctypes.POINTER(ctstack._library.CropP),
+        "uint32_t *": ctypes.POINTER(ctypes.c_uint32),
+        "int32_t *": ctypes.POINTER(ctypes.c_int32),
+        "uint64_t": ctypes.c_uint64,
     }
 
     def test_every_function_declared(self):

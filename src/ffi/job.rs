@@ -1,5 +1,5 @@
-//! Pyramid jobs: a build on its own thread, polled for progress, cancelled,
-//! waited for.
+//! Jobs: a pyramid build or a crop on its own thread, polled for progress,
+//! cancelled, waited for.
 
 use std::ffi::{CString, c_char};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +12,7 @@ use super::options::{Input, Request, Step, ctstack_pyramid_options};
 use super::report::JobReport;
 use crate::{CancelFlag, PyramidBuilder};
 
-/// A pyramid build running on its own thread. Opaque.
+/// A pyramid build or a crop running on its own thread. Opaque.
 pub struct ctstack_job {
     shared: Arc<JobState>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -40,6 +40,20 @@ impl Drop for ctstack_job {
 
 impl ctstack_job {
     fn start(builder: Result<PyramidBuilder, Failure>, step: Step) -> ctstack_job {
+        ctstack_job::spawn(move |report, cancel| {
+            step.run(&builder?, report, cancel)
+                .map(JobReport::new)
+                .map_err(Failure::from)
+        })
+    }
+
+    /// Runs `body` (a pyramid build, a crop) on its own thread, with the progress
+    /// and cancel every job shares; its panics become `CTSTACK_ERR_INTERNAL`.
+    pub(super) fn spawn(
+        body: impl FnOnce(&mut dyn FnMut(u64, u64), &CancelFlag) -> Result<JobReport, Failure>
+        + Send
+        + 'static,
+    ) -> ctstack_job {
         let shared = Arc::new(JobState {
             cancel: CancelFlag::new(),
             done: AtomicU64::new(0),
@@ -53,9 +67,7 @@ impl ctstack_job {
                 state.done.store(done, Ordering::Release);
             };
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                step.run(&builder?, &mut report, &state.cancel)
-                    .map(JobReport::new)
-                    .map_err(Failure::from)
+                body(&mut report, &state.cancel)
             }));
             let outcome = match run {
                 Ok(result) => result,

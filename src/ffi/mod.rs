@@ -6,6 +6,7 @@
 //! - [`policy`]: the process-wide memory-map policy;
 //! - [`slice`]: slice handles;
 //! - [`options`], [`pyramid`], [`job`]: pyramid runs, blocking or on a thread;
+//! - [`crop`]: crops: a checked crop, read into an array or written by a job;
 //! - [`report`]: what a finished job did;
 //! - [`slab`]: the slab geometry a distributed build's driver needs;
 //! - [`pyramid_read`]: reading a built pyramid back.
@@ -18,6 +19,7 @@
 #![allow(non_camel_case_types)]
 
 pub(crate) mod boundary;
+mod crop;
 mod job;
 mod options;
 mod policy;

@@ -135,7 +135,7 @@ pub unsafe extern "C" fn ctstack_slice_is_zero_copy(slice: *const ctstack_slice)
 
 /// Runs `fill` on `dst` viewed as `T` samples when aligned, else through an aligned
 /// temporary copied into `dst` (a C caller's `void *` may be unaligned).
-fn with_samples<T: Sample>(
+pub(super) fn with_samples<T: Sample>(
     dst: &mut [u8],
     fill: impl FnOnce(&mut [T]) -> Result<(), Error>,
 ) -> Result<(), Error> {

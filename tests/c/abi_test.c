@@ -706,6 +706,104 @@ static void test_threads(void) {
     ctstack_slice_free(s);
 }
 
+static int32_t cancel_at_first(uint64_t done, uint64_t total, void *user_data) {
+    (void)total;
+    int *calls = user_data;
+    ++*calls;
+    return done >= 1;
+}
+
+/* A crop: plan, shape, names, read into an array (against the slices' own pixels),
+ * write the files on a job, errors for a box outside the stack and a missing pyramid,
+ * cancel from the callback. */
+static void test_crop(void) {
+    ctstack_crop_options o;
+    ctstack_crop_options_init(&o, sizeof o);
+    CHECK(o.struct_size == sizeof o && o.level == 0 && o.x1 == 0 && o.index_first == -1, "crop defaults");
+    o.x0 = 10;
+    o.x1 = 50;
+    o.y0 = 20;
+    o.y1 = 40;
+    o.z0 = 3;
+    o.z1 = 7;
+    o.output_dir = path_of(scratch, "crop");
+    ctstack_crop *crop = NULL;
+    int32_t st = ctstack_crop_plan(path_of(fixtures, "stack"), &o, &crop);
+    CHECK(st == CTSTACK_OK && crop, "crop plan: %s", ctstack_last_error());
+    uint64_t count = 0;
+    uint32_t h = 0, w = 0;
+    int32_t type = 0;
+    CHECK(ctstack_crop_shape(crop, &count, &h, &w, &type) == CTSTACK_OK && count == 4 && h == 20 && w == 40 &&
+              type == CTSTACK_SAMPLE_U16,
+          "shape %llu x %ux%u type %d", (unsigned long long)count, h, w, type);
+    CHECK(strcmp(ctstack_crop_output_name(crop, 0), "slice_0003.tif") == 0, "name %s",
+          ctstack_crop_output_name(crop, 0));
+    CHECK(strcmp(ctstack_crop_output_name(crop, 4), "") == 0, "no name 4");
+    uint16_t *volume = malloc(4 * 20 * 40 * 2);
+    CHECK(ctstack_crop_read(crop, volume, 4 * 20 * 40 * 2 - 2, NULL, NULL) == CTSTACK_ERR_MISMATCH, "short dst");
+    CHECK(ctstack_crop_read(crop, volume, 4 * 20 * 40 * 2, NULL, NULL) == CTSTACK_OK, "read: %s",
+          ctstack_last_error());
+    int same = 1;
+    for (int i = 0; i < 4; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "stack/slice_%04d.tif", 3 + i);
+        ctstack_slice *s = open_ok(name);
+        uint16_t *whole = malloc(301 * 203 * 2);
+        ctstack_slice_read(s, whole, 301 * 203 * 2);
+        for (int y = 0; y < 20; y++)
+            for (int x = 0; x < 40; x++)
+                same &= volume[(i * 20 + y) * 40 + x] == whole[(20 + y) * 301 + 10 + x];
+        free(whole);
+        ctstack_slice_free(s);
+    }
+    CHECK(same, "the array is the box of the slices");
+    int calls = 0;
+    CHECK(ctstack_crop_read(crop, volume, 4 * 20 * 40 * 2, cancel_at_first, &calls) == CTSTACK_ERR_CANCELLED &&
+              calls >= 2,
+          "cancel from the callback (%d calls)", calls);
+    ctstack_job *job = NULL;
+    CHECK(ctstack_crop_start(crop, &job) == CTSTACK_OK && job, "crop start");
+    ctstack_crop_free(crop);
+    CHECK(ctstack_job_wait(job) == CTSTACK_OK, "crop job: %s", ctstack_job_error(job));
+    ctstack_job_report r;
+    r.struct_size = sizeof r;
+    CHECK(ctstack_job_report_get(job, &r) == CTSTACK_OK && r.rebuilt == 4, "crop report: %llu files",
+          (unsigned long long)r.rebuilt);
+    uint64_t done = 0, total = 0;
+    CHECK(ctstack_job_progress(job, &done, &total) == 0 && done == 4 && total == 4, "progress %llu/%llu",
+          (unsigned long long)done, (unsigned long long)total);
+    ctstack_job_free(job);
+    ctstack_slice *out = NULL;
+    CHECK(ctstack_slice_open(path_of(scratch, "crop/slice_0006.tif"), &out) == CTSTACK_OK &&
+              ctstack_slice_width(out) == 40 && ctstack_slice_height(out) == 20,
+          "written: %s", ctstack_last_error());
+    uint16_t last[800];
+    ctstack_slice_read(out, last, sizeof last);
+    CHECK(memcmp(last, volume + 3 * 800, sizeof last) == 0, "the file is the array's last plane");
+    ctstack_slice_free(out);
+    free(volume);
+    /* A box outside the stack, a missing pyramid: invalid arguments naming what is wrong. */
+    o.x1 = 302;
+    CHECK(ctstack_crop_plan(path_of(fixtures, "stack"), &o, &crop) == CTSTACK_ERR_INVALID_ARGUMENT && !crop &&
+              strstr(ctstack_last_error(), "x 0..301") != NULL,
+          "out of bounds: %s", ctstack_last_error());
+    o.x1 = 0;
+    o.level = 1;
+    CHECK(ctstack_crop_plan(path_of(fixtures, "stack"), &o, &crop) == CTSTACK_ERR_STATE &&
+              strstr(ctstack_last_error(), "build") != NULL,
+          "no pyramid: %s", ctstack_last_error());
+    o.level = 0;
+    o.format = 7;
+    CHECK(ctstack_crop_plan(path_of(fixtures, "stack"), &o, &crop) == CTSTACK_ERR_INVALID_ARGUMENT, "format 7");
+    o.format = CTSTACK_CROP_FORMAT_PNG;
+    o.name_prefix = "../up_";
+    CHECK(ctstack_crop_plan(path_of(fixtures, "stack"), &o, &crop) == CTSTACK_ERR_INVALID_ARGUMENT &&
+              strstr(ctstack_last_error(), "output folder") != NULL,
+          "a prefix that leaves the folder: %s", ctstack_last_error());
+    CHECK(ctstack_crop_plan(path_of(fixtures, "stack"), &o, NULL) == CTSTACK_ERR_INVALID_ARGUMENT, "NULL out");
+    ctstack_crop_free(NULL);
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: %s FIXTURES_DIR SCRATCH_DIR\n", argv[0]);
@@ -723,6 +821,7 @@ int main(int argc, char **argv) {
     test_job_report();
     test_slabs();
     test_threads();
+    test_crop();
     /* The same pyramid with every file read, not mapped. */
     CHECK(ctstack_set_mmap_policy(CTSTACK_MMAP_NEVER) == CTSTACK_OK, "never");
     const char *never = path_of(scratch, "never");

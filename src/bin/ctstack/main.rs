@@ -4,6 +4,7 @@
 //! failed run, 2 a wrong command line, 3 a folder not in the state the command
 //! needs, 4 an internal error, 130 interrupted with Ctrl-C.
 
+mod crop;
 mod info;
 mod interrupt;
 mod progress;
@@ -61,6 +62,9 @@ enum Command {
     Info(info::InfoArgs),
     /// Build the level-of-detail pyramid of the slices in INPUT (a directory, or one multi-page TIFF).
     Pyramid(pyramid::PyramidArgs),
+    /// Cut a box and a slice range out of the stack in INPUT (or out of a level of
+    /// its pyramid) into one file per slice.
+    Crop(crop::CropArgs),
 }
 
 /// How files are brought into memory (both commands).
@@ -121,6 +125,7 @@ fn main() -> ExitCode {
     let (result, command) = match cli.command {
         Command::Info(args) => (info::run(&args), "info"),
         Command::Pyramid(args) => (pyramid::run(&args), "pyramid"),
+        Command::Crop(args) => (crop::run(&args), "crop"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -68,6 +68,27 @@ impl Progress {
         }
     }
 
+    /// A bar of `total` files written by a crop, with files/s and the ETA.
+    pub fn files(total: u64, quiet: bool) -> Progress {
+        if quiet || !std::io::stderr().is_terminal() {
+            return Progress {
+                bar: ProgressBar::hidden(),
+                counting: None.into(),
+            };
+        }
+        let style = ProgressStyle::with_template(
+            "{spinner} {elapsed_precise} [{wide_bar}] {pos}/{len} written | {per_sec} | ETA {eta}",
+        )
+        .expect("the template is valid")
+        .progress_chars("=> ");
+        let bar = ProgressBar::new(total).with_style(style);
+        bar.enable_steady_tick(TICK);
+        Progress {
+            bar,
+            counting: None.into(),
+        }
+    }
+
     /// After each output slice: `done` of `total`.
     pub fn update(&self, done: u64, total: u64) {
         if let Some(style) = self.counting.take() {

@@ -158,7 +158,7 @@ pub fn run(args: &PyramidArgs) -> Result<(), Failure> {
 }
 
 /// A whole number >= 1 (clap puts the flag and the value before the message).
-fn at_least_one<T>(text: &str) -> Result<T, String>
+pub fn at_least_one<T>(text: &str) -> Result<T, String>
 where
     T: FromStr + PartialOrd + From<u8>,
     T::Err: std::fmt::Display,
@@ -172,7 +172,7 @@ where
 
 /// `n`, or the number of CPUs this process may use if `n` is larger (with a note):
 /// averaging is CPU-bound, so extra threads only add switching and memory.
-fn capped_threads(n: usize) -> usize {
+pub fn capped_threads(n: usize) -> usize {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     if n > cpus {
         eprintln!(
