@@ -13,6 +13,13 @@
  *   floor write    OUTDIR COUNT BYTES  write COUNT files of BYTES bytes each
  *                                    (OUTDIR/000000.bin ...) with write(): the
  *                                    cost of putting level 1 on disk (page cache)
+ *   floor crop THREADS OUTDIR OFFSET WIDTH BPS X0 X1 Y0 Y1 FILE...
+ *                                    the floor of a crop: for each file (one
+ *                                    strip of WIDTH samples of BPS bytes per row
+ *                                    at OFFSET), read exactly the box's bytes,
+ *                                    one pread per row (a whole-width box: one
+ *                                    pread), and write them to OUTDIR/<i:06>.bin
+ *                                    with write(); prints the bytes and their sum
  *   floor resident FILE...           print the fraction of the files' pages that
  *                                    are in the page cache (mincore); compare.py
  *                                    uses it to check that --cold eviction worked
@@ -248,6 +255,66 @@ static int run_readwrite(int nthreads, const char *dir, long long out_bytes, cha
     return 0;
 }
 
+struct crop_job {
+    int tid, nthreads;
+    char **files;
+    int nfiles;
+    const char *dir;
+    long long offset, width, bps, x0, x1, y0, y1;
+    uint64_t sum, bytes;
+};
+
+static void *crop_worker(void *arg) {
+    struct crop_job *j = arg;
+    long long row = (j->x1 - j->x0) * j->bps, rows = j->y1 - j->y0;
+    unsigned char *buf = malloc((size_t)(row * rows) > 0 ? (size_t)(row * rows) : 1);
+    if (!buf) die("malloc", NULL);
+    char path[4096];
+    for (int i = j->tid; i < j->nfiles; i += j->nthreads) {
+        int fd = open(j->files[i], O_RDONLY);
+        if (fd < 0) die("open", j->files[i]);
+        int whole = j->x0 == 0 && j->x1 == j->width;
+        for (long long y = 0; y < rows; y += whole ? rows : 1) {
+            long long want = whole ? row * rows : row;
+            long long at = j->offset + ((j->y0 + y) * j->width + j->x0) * j->bps;
+            long long got = 0;
+            while (got < want) {
+                ssize_t n = pread(fd, buf + y * row + got, (size_t)(want - got), at + got);
+                if (n < 0 && errno == EINTR) continue;
+                if (n <= 0) die("pread", j->files[i]);
+                got += n;
+            }
+        }
+        close(fd);
+        j->sum += sum_bytes(buf, (size_t)(row * rows));
+        j->bytes += (uint64_t)(row * rows);
+        snprintf(path, sizeof path, "%s/%06d.bin", j->dir, i);
+        write_file(path, buf, row * rows);
+    }
+    free(buf);
+    return NULL;
+}
+
+static int run_crop(int nthreads, const char *dir, long long *v, char **files, int nfiles) {
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) die("mkdir", dir);
+    if (nthreads < 1) nthreads = 1;
+    if (nthreads > 256) nthreads = 256;
+    pthread_t th[256];
+    struct crop_job jobs[256];
+    for (int t = 0; t < nthreads; t++) {
+        jobs[t] = (struct crop_job){t, nthreads, files, nfiles, dir, v[0], v[1], v[2], v[3], v[4], v[5], v[6], 0, 0};
+        if (pthread_create(&th[t], NULL, crop_worker, &jobs[t]) != 0) die("pthread_create", NULL);
+    }
+    uint64_t sum = 0, bytes = 0;
+    for (int t = 0; t < nthreads; t++) {
+        pthread_join(th[t], NULL);
+        sum += jobs[t].sum;
+        bytes += jobs[t].bytes;
+    }
+    printf("files %d bytes %llu sum %llu\n", nfiles, (unsigned long long)bytes, (unsigned long long)sum);
+    return 0;
+}
+
 static int run_resident(char **files, int nfiles) {
     long page = sysconf(_SC_PAGESIZE);
     unsigned long long total = 0, resident = 0;
@@ -311,6 +378,11 @@ int main(int argc, char **argv) {
         return run_write(argv[2], atol(argv[3]), atoll(argv[4]));
     if (argc >= 6 && !strcmp(argv[1], "readwrite"))
         return run_readwrite(atoi(argv[2]), argv[3], atoll(argv[4]), argv + 5, argc - 5);
+    if (argc >= 12 && !strcmp(argv[1], "crop")) {
+        long long v[7];
+        for (int i = 0; i < 7; i++) v[i] = atoll(argv[4 + i]);
+        return run_crop(atoi(argv[2]), argv[3], v, argv + 11, argc - 11);
+    }
     if (argc >= 2 && !strcmp(argv[1], "resident"))
         return run_resident(argv + 2, argc - 2);
     if (argc >= 4 && !strcmp(argv[1], "spawn"))
@@ -318,6 +390,7 @@ int main(int argc, char **argv) {
     fprintf(stderr,
             "usage: floor mmap|read THREADS FILE... | floor write OUTDIR COUNT BYTES | "
             "floor readwrite THREADS OUTDIR BYTES FILE... | "
+            "floor crop THREADS OUTDIR OFFSET WIDTH BPS X0 X1 Y0 Y1 FILE... | "
             "floor resident FILE... | floor spawn RESULT CMD ARG...\n");
     return 2;
 }

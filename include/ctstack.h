@@ -16,6 +16,32 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// The C ABI's major version (see `CTSTACK_ABI_VERSION_MINOR`).
+#define CTSTACK_ABI_VERSION_MAJOR 0
+
+// The C ABI's minor version. While the major version is 0, a break (a
+// function removed or changed, a struct field or a status number changed)
+// bumps the minor version and with it the SONAME (`libctstack.so.0.MINOR`);
+// from 1.0 a break bumps the major version.
+#define CTSTACK_ABI_VERSION_MINOR 1
+
+// The C ABI's patch version: bumped by additions that break no caller (a new
+// function, status, constant or appended options field); the SONAME stays.
+#define CTSTACK_ABI_VERSION_PATCH 0
+
+// Output format: the source's (TIFF for TIFF and for pyramid levels, BMP for
+// BMP, PNG for PNG, PNG for JPEG).
+#define CTSTACK_CROP_FORMAT_SOURCE 0
+
+// Output format: uncompressed TIFF, any sample type.
+#define CTSTACK_CROP_FORMAT_TIFF 1
+
+// Output format: PNG, 8- or 16-bit gray.
+#define CTSTACK_CROP_FORMAT_PNG 2
+
+// Output format: BMP, 8-bit gray with a gray palette.
+#define CTSTACK_CROP_FORMAT_BMP 3
+
 // The default `min_size`: keep halving while width or height exceeds 500 px.
 #define CTSTACK_DEFAULT_MIN_SIZE 500
 
@@ -58,7 +84,8 @@
 #define CTSTACK_ZARR_FINISH 3
 
 // What a call returns: `CTSTACK_OK` (0) or why it failed. The numbers are
-// stable; new codes may be added at the end.
+// stable: a code is never renumbered or reused, new codes are added at the end
+// (treat an unknown one as a failure; `ctstack_status_name` names it).
 enum ctstack_status
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
   : int32_t
@@ -70,7 +97,7 @@ enum ctstack_status
   CTSTACK_ERR_IO = 1,
   // Not a readable image, or a malformed or truncated one.
   CTSTACK_ERR_FORMAT = 2,
-  // A valid image this library does not handle (or beyond the size limits).
+  // A valid image this library does not handle: another decoder may read it.
   CTSTACK_ERR_UNSUPPORTED = 3,
   // Slices differ in size or depth, or a destination buffer has the wrong length.
   CTSTACK_ERR_MISMATCH = 4,
@@ -78,8 +105,18 @@ enum ctstack_status
   CTSTACK_ERR_CANCELLED = 5,
   // NULL pointer, path not UTF-8, an option out of range.
   CTSTACK_ERR_INVALID_ARGUMENT = 6,
-  // A caught panic or other bug.
+  // A bug in ctstack (a caught panic, a broken invariant), or the system
+  // refused a resource it cannot run without (a thread pool).
   CTSTACK_ERR_INTERNAL = 7,
+  // A file asks for more than the limits allow (size, memory, pages,
+  // compression ratio): possibly a decompression bomb. Do not hand it to a
+  // decoder with weaker limits.
+  CTSTACK_ERR_LIMITS_EXCEEDED = 8,
+  // What is on disk is not what the call needs, though the call is right: a
+  // pyramid missing, incomplete or changed since it was built, outputs no slab
+  // built, an input folder with no slices. Fix the folder (build again, run
+  // the missing slabs), not the arguments.
+  CTSTACK_ERR_STATE = 9,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -89,7 +126,10 @@ typedef int32_t ctstack_status;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
-// A pyramid build running on its own thread. Opaque.
+// A checked crop, ready to read into an array or to write. Opaque.
+typedef struct ctstack_crop ctstack_crop;
+
+// A pyramid build or a crop running on its own thread. Opaque.
 typedef struct ctstack_job ctstack_job;
 
 // A built pyramid, opened for reading. Opaque.
@@ -97,6 +137,65 @@ typedef struct ctstack_pyramid ctstack_pyramid;
 
 // One image of a file. Opaque.
 typedef struct ctstack_slice ctstack_slice;
+
+// The settings of a crop. Fill it with `ctstack_crop_options_init`, then change
+// the fields you need (later versions append fields; `struct_size` tells which
+// ones the caller knows). Coordinates are half-open and in the level's pixels:
+// columns `x0..x1`, rows `y0..y1`, slices `z0..z1` (0-based); an end of 0 means
+// the level's end (so all zeros is every slice, whole).
+typedef struct {
+  // `sizeof(ctstack_crop_options)` as the caller compiled it (set by init).
+  size_t struct_size;
+  // 0: the slices themselves; k >= 1: level k of the pyramid built from them.
+  uint32_t level;
+  // First column.
+  uint32_t x0;
+  // End column (excluded); 0: the level's width.
+  uint32_t x1;
+  // First row.
+  uint32_t y0;
+  // End row (excluded); 0: the level's height.
+  uint32_t y1;
+  // First slice of the level.
+  uint64_t z0;
+  // End slice (excluded); 0: the level's slice count.
+  uint64_t z1;
+  // Where the files go (required by `ctstack_crop_start`; created if missing).
+  const char *output_dir;
+  // The pyramid's folder; NULL: `<input_dir>/.thumbnail` (`STEM.thumbnail`
+  // beside a multi-page TIFF); required for a file list at level >= 1.
+  const char *pyramid_dir;
+  // A `CTSTACK_CROP_FORMAT_*` value. Default: the source's.
+  int32_t format;
+  // NULL (the default): at level 0 the sources' own names, at level k the
+  // pyramid's `<j:06>`; otherwise numbered names,
+  // `name_prefix + (name_start + j)` zero-padded to `name_width` digits, `j`
+  // the slice's index in its level. A prefix with a path separator, `..` or
+  // `:` is refused.
+  const char *name_prefix;
+  // See `name_prefix`.
+  uint64_t name_start;
+  // See `name_prefix`.
+  uint32_t name_width;
+  // Slices read and written at once; 0 (the default) is one per core.
+  uint32_t threads;
+  // A `CTSTACK_MMAP_*` policy for this crop; init sets the process-wide one.
+  int32_t mmap_policy;
+  // Stack selection of a directory input, as in `ctstack_pyramid_options`.
+  const char *prefix;
+  // See `prefix`.
+  const char *extension;
+  // See `prefix`; both -1 (the default): no range.
+  int64_t index_first;
+  // See `index_first`.
+  int64_t index_last;
+  // See `prefix`; 0 (the default): any width.
+  uint32_t index_width;
+} ctstack_crop_options;
+
+// Progress callback: `done` of `total` work units (one per output slice); return
+// nonzero to cancel the run.
+typedef int32_t (*ctstack_progress_fn)(uint64_t done, uint64_t total, void *user_data);
 
 // The settings of a pyramid run. Fill it with `ctstack_pyramid_options_init`,
 // then change the fields you need: later versions of the library append
@@ -149,11 +248,12 @@ typedef struct {
   uint64_t slab_start;
   // See `slab_start`.
   uint64_t slab_end;
+  // 8 or 16: convert slices of the other depth to this one (8: `(v + 128) /
+  // 257`, 16: `v * 257`) instead of refusing a stack that mixes 8- and 16-bit
+  // slices (CTSTACK_ERR_MISMATCH); the pyramid is written at this depth. 0
+  // (the default): no conversion. The CLI's `--depth`.
+  uint32_t depth;
 } ctstack_pyramid_options;
-
-// Progress callback: `done` of `total` work units (one per output slice); return
-// nonzero to cancel the run.
-typedef int32_t (*ctstack_progress_fn)(uint64_t done, uint64_t total, void *user_data);
 
 // One level of a built pyramid.
 typedef struct {
@@ -173,7 +273,8 @@ typedef struct {
 
 // What a finished job did. Fill `struct_size` with `sizeof(ctstack_job_report)`
 // before the call: later versions append fields and fill only what the caller
-// knows.
+// knows. For a crop job (`ctstack_crop_start`): `rebuilt` is the number of
+// files written, the warnings are the crop's notes, the other counts are 0.
 typedef struct {
   // `sizeof(ctstack_job_report)` as the caller compiled it.
   size_t struct_size;
@@ -236,6 +337,87 @@ const char *ctstack_last_error(void);
 // The library's version, e.g. "0.1.0". Static.
 const char *ctstack_version(void);
 
+// The loaded library's ABI version, `(MAJOR << 16) | (MINOR << 8) | PATCH`: a
+// caller compiled against this header may compare it with the
+// `CTSTACK_ABI_VERSION_*` constants (same MAJOR, and same MINOR while MAJOR is
+// 0; PATCH at least the header's). Static; any thread.
+uint32_t ctstack_abi_version(void);
+
+// Fills `*options` with the defaults (every slice of level 0, whole, in the
+// source's format and names, one thread per core, the process-wide mmap policy).
+// `size` must be `sizeof(ctstack_crop_options)` as the caller compiled it; NULL
+// or a size too small for `struct_size` does nothing.
+//
+// # Safety
+// `options` is NULL or writable for `size` bytes.
+void ctstack_crop_options_init(ctstack_crop_options *options, size_t size);
+
+// Checks a crop of the stack in `input_dir` (selected as for a pyramid, or the
+// pages of one multi-page TIFF) with `options` (NULL: the defaults): the
+// headers, at level k the pyramid (missing, stale or incomplete:
+// CTSTACK_ERR_STATE, saying to build it), the box and range (outside
+// the level: CTSTACK_ERR_INVALID_ARGUMENT naming its bounds), the format and
+// the names. Nothing is written. Ownership: the caller owns `*out` and frees it
+// with `ctstack_crop_free`; on failure `*out` is NULL.
+//
+// # Safety
+// `input_dir` is NULL or NUL-terminated; `options` is NULL or an initialised
+// options struct whose strings are NULL or NUL-terminated; `out` is NULL or writable.
+ctstack_status ctstack_crop_plan(const char *input_dir, const ctstack_crop_options *options, ctstack_crop **out);
+
+// `ctstack_crop_plan` for an explicit, ordered list of `n_paths` slice files.
+//
+// # Safety
+// `paths` is NULL or points to `n_paths` NUL-terminated strings; other
+// arguments as for `ctstack_crop_plan`.
+ctstack_status ctstack_crop_plan_files(const char *const *paths, size_t n_paths, const ctstack_crop_options *options, ctstack_crop **out);
+
+// The crop's shape: slices, height, width, and its sample type (a
+// `CTSTACK_SAMPLE_*` value); any pointer may be NULL.
+//
+// # Safety
+// `crop` is NULL or a live crop handle; the others are NULL or writable.
+ctstack_status ctstack_crop_shape(const ctstack_crop *crop, uint64_t *count, uint32_t *height, uint32_t *width, int32_t *sample_type);
+
+// Output file name `i` (0 ..< count) of the crop, "" if none. Valid while the
+// crop lives.
+//
+// # Safety
+// `crop` is NULL or a live crop handle.
+const char *ctstack_crop_output_name(const ctstack_crop *crop, uint64_t i);
+
+// Reads the crop into `dst`, one contiguous (count, height, width) volume,
+// row-major, native-endian: `dst_len` must be count * height * width * bytes
+// per sample (else CTSTACK_ERR_MISMATCH); `dst` needs no alignment. Blocks;
+// `progress` (may be NULL) is called on the calling thread after every slice,
+// and a nonzero return cancels (CTSTACK_ERR_CANCELLED). No file is written.
+//
+// # Safety
+// `crop` is NULL or a live crop handle; `dst` is NULL or writable for
+// `dst_len` bytes; `progress`, if set, is safe to call with `user_data` from
+// this thread.
+ctstack_status ctstack_crop_read(const ctstack_crop *crop, void *dst, size_t dst_len, ctstack_progress_fn progress, void *user_data);
+
+// Starts writing the crop's files (into `options->output_dir` of the plan) on
+// a background thread and stores the job in `*out`: poll it with
+// `ctstack_job_progress` (one unit per file), cancel it with
+// `ctstack_job_cancel`, wait with `ctstack_job_wait`; its report
+// (`ctstack_job_report_get`) counts the files written in `rebuilt` and gives
+// the crop's notes as warnings. Every file appears atomically; a failing slice
+// stops the job with an error naming it. The job keeps its own copy of the
+// crop: `crop` may be freed at once. Ownership: the caller owns `*out` and
+// frees it with `ctstack_job_free`; on failure `*out` is NULL.
+//
+// # Safety
+// `crop` is NULL or a live crop handle; `out` is NULL or writable.
+ctstack_status ctstack_crop_start(const ctstack_crop *crop, ctstack_job **out);
+
+// Releases a crop; NULL is a no-op.
+//
+// # Safety
+// `crop` is NULL or a live crop handle, used by no other thread during or after this call.
+void ctstack_crop_free(ctstack_crop *crop);
+
 // Starts `ctstack_pyramid_build`'s work on a background thread and stores the
 // job in `*out` (same arguments; no callback: poll `ctstack_job_progress`).
 // Returns CTSTACK_OK once started (bad options fail here); the run's own status
@@ -263,7 +445,7 @@ ctstack_status ctstack_job_start_files(const char *const *paths, size_t n_paths,
 // options as the slab runs (the options' slab fields must be 0). Wait for it
 // with `ctstack_job_wait`; its report (`ctstack_job_report_get`) is the one a
 // whole run would give (`rebuilt`: outputs the slabs wrote; `elapsed_seconds`:
-// this step only). CTSTACK_ERR_INVALID_ARGUMENT from the wait if an output is
+// this step only). CTSTACK_ERR_STATE from the wait if an output is
 // missing (a slab failed: run it again, then finish); nothing is changed then.
 // Ownership as for `ctstack_job_start`.
 //
@@ -313,19 +495,6 @@ const char *ctstack_job_error(const ctstack_job *job);
 // # Safety
 // `job` is NULL or a live job handle, used by no other thread during or after this call.
 void ctstack_job_free(ctstack_job *job);
-
-// `ctstack_job_start` with only `output_dir` (NULL: `<input_dir>/.thumbnail`)
-// and `min_size` (at least 1) set.
-//
-// # Safety
-// As for `ctstack_job_start`; `output_dir` is NULL or NUL-terminated.
-ctstack_status ctstack_pyramid_start(const char *input_dir, const char *output_dir, uint32_t min_size, ctstack_job **out);
-
-// `ctstack_job_start_files` with only `output_dir` (required) and `min_size` set.
-//
-// # Safety
-// As for `ctstack_job_start_files`.
-ctstack_status ctstack_pyramid_start_files(const char *const *paths, size_t n_paths, const char *output_dir, uint32_t min_size, ctstack_job **out);
 
 // Fills `*options` with the defaults: pass `sizeof *options`, the size of
 // the struct as the caller compiled it. Only that many bytes are written (a
@@ -382,17 +551,10 @@ ctstack_status ctstack_pyramid_build(const char *input_dir, const ctstack_pyrami
 // as for `ctstack_pyramid_build`.
 ctstack_status ctstack_pyramid_build_files(const char *const *paths, size_t n_paths, const ctstack_pyramid_options *options, ctstack_progress_fn progress, void *user_data);
 
-// `ctstack_pyramid_build` with only `output_dir` (NULL: `<input_dir>/.thumbnail`)
-// and `min_size` (at least 1; `CTSTACK_DEFAULT_MIN_SIZE` is 500) set.
-//
-// # Safety
-// As for `ctstack_pyramid_build`; `output_dir` is NULL or NUL-terminated.
-ctstack_status ctstack_build_pyramid(const char *input_dir, const char *output_dir, uint32_t min_size, ctstack_progress_fn progress, void *user_data);
-
 // Opens the pyramid that a build wrote to `output_dir`, by its manifest (not
-// by folder names), and stores it in `*out`. Fails with CTSTACK_ERR_IO if there
-// is no manifest, CTSTACK_ERR_FORMAT if it is not a valid one, and
-// CTSTACK_ERR_INVALID_ARGUMENT if the last build did not finish. Ownership: the
+// by folder names), and stores it in `*out`. Fails with CTSTACK_ERR_STATE if
+// there is no manifest or the last build did not finish, and
+// CTSTACK_ERR_FORMAT if the manifest is not a valid one. Ownership: the
 // caller owns `*out` and releases it with `ctstack_pyramid_free`; on failure
 // `*out` is NULL.
 //
@@ -417,7 +579,7 @@ ctstack_status ctstack_pyramid_level(const ctstack_pyramid *pyramid, uint32_t k,
 // of the level's sample type in the host's byte order: `dst_bytes` must be
 // exactly the level's `bytes`, and `dst` aligned for the sample type (as
 // `malloc` gives). A slice file that is not the one the build wrote (changed or
-// removed since) fails with CTSTACK_ERR_MISMATCH, naming it.
+// removed since) fails with CTSTACK_ERR_STATE, naming it.
 //
 // # Safety
 // `pyramid` is NULL or a live pyramid handle; `dst` is NULL or valid for
@@ -502,7 +664,7 @@ uint32_t ctstack_slice_width(const ctstack_slice *slice);
 // `slice` is NULL or a live slice handle.
 uint32_t ctstack_slice_height(const ctstack_slice *slice);
 
-// Bits per sample (8 or 16); 0 if `slice` is NULL.
+// Bits per sample: 8, 16 or 32 (`CTSTACK_SAMPLE_F32`); 0 if `slice` is NULL.
 //
 // # Safety
 // `slice` is NULL or a live slice handle.

@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 ///
 /// The variants follow blame: the file ([`Error::Format`]), the library's reach
 /// ([`Error::Unsupported`]), the system ([`Error::Io`]), the budget
-/// ([`Error::LimitsExceeded`]), the caller ([`Error::Usage`], [`Error::Mismatch`])
-/// and the caller's wish to stop ([`Error::Cancelled`]).
+/// ([`Error::LimitsExceeded`]), the caller ([`Error::Usage`], [`Error::Mismatch`]),
+/// what is on disk ([`Error::State`]: a call that needs a finished pyramid finds
+/// an incomplete one), ctstack itself ([`Error::Internal`]) and the caller's wish
+/// to stop ([`Error::Cancelled`]).
 ///
 /// ```
 /// use ctstack::{ErrorKind, Slice};
@@ -83,11 +85,34 @@ pub enum Error {
     /// The caller asked the run to stop.
     #[error("cancelled")]
     Cancelled,
+    /// What is on disk is not what the call needs, though the call itself is
+    /// right: a pyramid that is missing, incomplete (its last build did not
+    /// finish) or stale (its files changed since), outputs no slab built, an
+    /// input folder holding no slices, an existing output that ctstack did not
+    /// write. The fix is on disk (build again, run the missing slabs, choose
+    /// another folder), not in the call.
+    #[error("{}: {what}", path.display())]
+    State {
+        /// The file or folder involved.
+        path: PathBuf,
+        /// What is wrong with it, and what to do.
+        what: String,
+    },
+    /// An invariant of ctstack broke, or the system refused it a resource it
+    /// cannot run without (a thread pool): not the caller's fault, nor a file's.
+    #[error("internal error: {what}")]
+    Internal {
+        /// What broke.
+        what: String,
+    },
 }
 
 /// The broad class of an [`Error`]: one value per variant, for callers that
 /// branch on the kind (the C ABI maps these to its status codes).
+///
+/// New kinds may be added in a minor release: a `match` needs a `_` arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// See [`Error::Io`].
     Io,
@@ -103,6 +128,10 @@ pub enum ErrorKind {
     Usage,
     /// See [`Error::Cancelled`].
     Cancelled,
+    /// See [`Error::State`].
+    State,
+    /// See [`Error::Internal`].
+    Internal,
 }
 
 impl fmt::Display for ErrorKind {
@@ -115,6 +144,8 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Mismatch => "mismatch",
             ErrorKind::Usage => "invalid argument",
             ErrorKind::Cancelled => "cancelled",
+            ErrorKind::State => "not in the state needed",
+            ErrorKind::Internal => "internal error",
         })
     }
 }
@@ -130,6 +161,8 @@ impl Error {
             Error::Mismatch { .. } => ErrorKind::Mismatch,
             Error::Usage { .. } => ErrorKind::Usage,
             Error::Cancelled => ErrorKind::Cancelled,
+            Error::State { .. } => ErrorKind::State,
+            Error::Internal { .. } => ErrorKind::Internal,
         }
     }
 
@@ -139,8 +172,12 @@ impl Error {
             Error::Io { path, .. }
             | Error::Format { path, .. }
             | Error::Unsupported { path, .. }
-            | Error::LimitsExceeded { path, .. } => Some(path),
-            Error::Mismatch { .. } | Error::Usage { .. } | Error::Cancelled => None,
+            | Error::LimitsExceeded { path, .. }
+            | Error::State { path, .. } => Some(path),
+            Error::Mismatch { .. }
+            | Error::Usage { .. }
+            | Error::Cancelled
+            | Error::Internal { .. } => None,
         }
     }
 
@@ -164,6 +201,20 @@ impl Error {
 
     pub(crate) fn usage(what: impl Into<String>) -> Error {
         Error::Usage { what: what.into() }
+    }
+
+    /// An [`Error::State`]: `path` on disk is not what the call needs (`what`
+    /// says how, and what to do about it).
+    pub(crate) fn state(path: impl Into<PathBuf>, what: impl Into<String>) -> Error {
+        Error::State {
+            path: path.into(),
+            what: what.into(),
+        }
+    }
+
+    /// An [`Error::Internal`]: an invariant of ctstack broke.
+    pub(crate) fn internal(what: impl Into<String>) -> Error {
+        Error::Internal { what: what.into() }
     }
 }
 
@@ -214,3 +265,41 @@ macro_rules! format_problem {
     ($($arg:tt)*) => { $crate::error::Problem::Format(format!($($arg)*)) };
 }
 pub(crate) use format_problem;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_and_internal_errors_have_their_kinds_and_messages() {
+        let e = Error::state("/scans/out", "the pyramid is incomplete: build it again");
+        assert_eq!(e.kind(), ErrorKind::State);
+        assert_eq!(e.path(), Some(Path::new("/scans/out")));
+        assert_eq!(
+            e.to_string(),
+            "/scans/out: the pyramid is incomplete: build it again"
+        );
+        let e = Error::internal("cannot start a pool of 4 threads: no memory");
+        assert_eq!(e.kind(), ErrorKind::Internal);
+        assert_eq!(e.path(), None);
+        assert_eq!(
+            e.to_string(),
+            "internal error: cannot start a pool of 4 threads: no memory"
+        );
+        // Each kind has its own text.
+        let kinds = [
+            ErrorKind::Io,
+            ErrorKind::Format,
+            ErrorKind::Unsupported,
+            ErrorKind::LimitsExceeded,
+            ErrorKind::Mismatch,
+            ErrorKind::Usage,
+            ErrorKind::Cancelled,
+            ErrorKind::State,
+            ErrorKind::Internal,
+        ];
+        let texts: std::collections::HashSet<String> =
+            kinds.iter().map(ToString::to_string).collect();
+        assert_eq!(texts.len(), kinds.len());
+    }
+}

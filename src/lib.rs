@@ -14,6 +14,8 @@
 //! - `ZarrBuilder` / `ZarrPlan` (feature `ome-zarr`, on by default): the stack and its
 //!   pyramid as an OME-Zarr multiscale image (napari, Fiji, neuroglancer), the same levels.
 //! - [`stack`]: which files of a folder form the stack (CTHarvester's rule).
+//! - [`Crop`] / [`CropPlan`]: a box and a slice range of a stack, at any pyramid
+//!   level, into files or an array (the harvest).
 //!
 //! ```no_run
 //! use ctstack::{PyramidBuilder, Slice};
@@ -31,6 +33,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
+mod crop;
 mod decode;
 mod depth;
 mod error;
@@ -38,8 +41,8 @@ mod ffi;
 mod formats;
 mod kernels;
 mod limits;
-mod page_walk;
 mod pyramid;
+mod region;
 mod sample;
 mod slice;
 mod source;
@@ -49,13 +52,14 @@ mod writer;
 #[cfg(feature = "ome-zarr")]
 mod zarr;
 
+pub use crop::{Crop, CropPlan, CropSummary, Naming, OutputFormat};
 pub use error::{Error, ErrorKind};
 pub use formats::Format;
 pub use kernels::{Kernel, average_pair, average_pair_with};
 pub use limits::Limits;
 pub use pyramid::{
-    CancelFlag, DEFAULT_MIN_SIZE, LevelShape, MANIFEST_FILE, Plan, Pyramid, PyramidBuilder,
-    PyramidLevel, Summary, inputs_of, level_shapes,
+    CancelFlag, DEFAULT_MIN_SIZE, LOCK_FILE, LevelShape, MANIFEST_FILE, Plan, Pyramid,
+    PyramidBuilder, PyramidLevel, Summary, inputs_of, level_shapes,
 };
 pub use sample::{Sample, SampleType};
 pub use slice::{Access, AccessPath, OpenOptions, Rows, Slice, SliceHeader};
@@ -64,3 +68,9 @@ pub use tiff::{ByteOrder, Compression, Photometric};
 pub use writer::{write_slice, write_slice_as};
 #[cfg(feature = "ome-zarr")]
 pub use zarr::{ChunkCompression, DEFAULT_CHUNKS, Ngff, ZarrBuilder, ZarrPlan, ZarrSummary};
+
+/// README.md, whose Rust example `cargo test --doc` compiles and runs (from the
+/// package's folder, on its fixtures): a renamed or removed API fails the tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -2,6 +2,9 @@
 
 /// Caps on what one file may make ctstack allocate or walk.
 ///
+/// New caps may be added in a minor release: start from [`Limits::default`] (or
+/// [`Limits::unlimited`]) and set the fields you change.
+///
 /// Every TIFF is treated as hostile: a header can claim any size. These caps are
 /// checked before any allocation that depends on the file's claims, and a file
 /// that goes beyond them gets [`Error::LimitsExceeded`](crate::Error::LimitsExceeded).
@@ -12,8 +15,10 @@
 /// let path = std::env::temp_dir().join(format!("ctstack-doc-limits-{}.tif", std::process::id()));
 /// write_slice::<u16>(&path, 64, 64, &vec![0; 64 * 64])?;
 /// // A viewer that only ever shows thumbnails refuses anything bigger than 32x32.
+/// let mut limits = Limits::default();
+/// limits.max_pixels = 32 * 32;
 /// let options = OpenOptions {
-///     limits: Limits { max_pixels: 32 * 32, ..Limits::default() },
+///     limits,
 ///     ..OpenOptions::default()
 /// };
 /// let refused = Slice::open_with(&path, &options).unwrap_err();
@@ -23,6 +28,7 @@
 /// # Ok::<(), Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// Largest image accepted, in pixels (width x height).
     pub max_pixels: u64,

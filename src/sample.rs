@@ -222,6 +222,7 @@ wide_sample!(f32, F32, F32_KERNELS);
 
 /// An owned, row-major, native-endian pixel buffer of any sample type.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Samples {
     /// 8-bit samples.
     U8(Vec<u8>),
@@ -242,16 +243,6 @@ impl Samples {
     /// The samples, if they are of type `T`.
     pub(crate) fn get<T: Sample>(&self) -> Option<&[T]> {
         T::samples(internal::TOKEN, self)
-    }
-
-    /// The number of samples.
-    pub(crate) fn len(&self) -> usize {
-        match self {
-            Samples::U8(v) => v.len(),
-            Samples::U16(v) => v.len(),
-            Samples::I16(v) => v.len(),
-            Samples::F32(v) => v.len(),
-        }
     }
 }
 

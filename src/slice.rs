@@ -7,12 +7,11 @@ use std::sync::OnceLock;
 
 use crate::decode;
 use crate::depth;
-use crate::error::Problem;
 use crate::formats::{self, Format, Image, ImagePixels};
-use crate::page_walk::page_layout;
-use crate::sample::{self, Sample, SampleType, Samples, with_sample_type};
-use crate::source::{ReadMode, Source};
-use crate::tiff::{ByteOrder, Chunks, Compression, ImageLayout, Photometric};
+use crate::region::{Page, Region};
+use crate::sample::{Sample, SampleType, Samples, with_sample_type};
+use crate::source::{Bytes, ReadMode, Source};
+use crate::tiff::{ByteOrder, Compression, ImageLayout, PageReader, Photometric, page_layout};
 use crate::{Error, Limits};
 
 /// How a slice's pixels reach the caller, in order of cost.
@@ -279,7 +278,7 @@ impl Slice {
     pub fn page_count(path: impl AsRef<Path>, options: &OpenOptions) -> Result<usize, Error> {
         let path = path.as_ref();
         let source = Source::open_header(path, options.read_mode)?;
-        crate::tiff::page_count(source.bytes(), &options.limits).map_err(|p| p.at(path))
+        PageReader::in_memory(path, source.bytes(), &options.limits)?.page_count()
     }
 
     /// Reads and validates a slice's header and strip table without touching its
@@ -341,8 +340,7 @@ impl Slice {
                 }
             }
             Some(_) => {
-                let layout = ImageLayout::parse_page(bytes, index, &options.limits)
-                    .map_err(|p| p.on_page(index).at(path))?;
+                let layout = PageReader::in_memory(path, bytes, &options.limits)?.page(index)?;
                 SliceHeader::of_tiff(&layout)
             }
         };
@@ -384,10 +382,9 @@ impl Slice {
                 Slice::from_image(path, format, source, image)
             }
             Some(_) => {
-                let at = |p: Problem| p.on_page(page).at(path);
                 let layout =
-                    ImageLayout::parse_page(source.bytes(), page, &options.limits).map_err(at)?;
-                let (access, pixels) = arrange(source, &layout, &options.limits).map_err(at)?;
+                    PageReader::in_memory(path, source.bytes(), &options.limits)?.page(page)?;
+                let (access, pixels) = arrange(path, source, (page, &layout), &options.limits)?;
                 Slice {
                     path: path.to_path_buf(),
                     page,
@@ -704,123 +701,59 @@ fn whole_words<T: Sample>(bytes: &[u8]) -> Option<&[T]> {
     bytemuck::try_cast_slice(&bytes[..bytes.len() - bytes.len() % size]).ok()
 }
 
-/// Chooses the access path for a validated layout and prepares the pixels.
+/// Chooses the access path for page `index`, of validated layout `layout`, of
+/// the file at `path` and prepares the pixels: a view of `source` when the
+/// reading layer allows one ([`Page::row_view`]), else the page read whole
+/// into an owned buffer (copied, or decoded).
 fn arrange(
+    path: &Path,
     source: Source,
-    layout: &ImageLayout,
+    (index, layout): (usize, &ImageLayout),
     limits: &Limits,
-) -> Result<(Access, Pixels), Problem> {
-    if !layout.is_raw() {
-        let reason = layout.compression.with_predictor(layout.predictor);
-        let samples = decode::decode(source.bytes(), layout, limits)?;
-        return Ok((
-            Access {
-                path: AccessPath::Decoded,
-                reason,
-            },
-            Pixels::Owned(samples),
-        ));
-    }
-    match view_refusal(&source, layout) {
-        Some(reason) => {
-            let samples = with_sample_type!(layout.sample_type, T => {
-                Samples::from_vec(assemble::<T>(source.bytes(), layout, limits)?)
-            });
-            Ok((
-                Access {
-                    path: AccessPath::Copied,
-                    reason,
+) -> Result<(Access, Pixels), Error> {
+    let page = |bytes| Page {
+        path,
+        bytes: Bytes::Memory(bytes),
+        index,
+        layout,
+    };
+    let refusal = match page(source.bytes()).row_view(source.bytes()) {
+        Ok(view) => {
+            return Ok((
+                view_access(&source, view.reason),
+                Pixels::View {
+                    source,
+                    starts: view.starts,
+                    rows_per_strip: view.rows_per_run,
+                    row_step: view.row_step,
                 },
-                Pixels::Owned(samples),
-            ))
-        }
-        None => Ok(view(source, layout)),
-    }
-}
-
-/// Why the raw pixels cannot be viewed in place, or `None` if they can.
-fn view_refusal(source: &Source, layout: &ImageLayout) -> Option<String> {
-    if layout.is_packed() {
-        return Some(format!(
-            "{}-bit samples, unpacked to {}",
-            layout.bits, layout.sample_type
-        ));
-    }
-    if layout.bits_reversed {
-        return Some("FillOrder 2, bits reversed in every byte".into());
-    }
-    if let Chunks::Tiles { width, length } = layout.chunks {
-        return Some(format!("tiled ({width}x{length} tiles)"));
-    }
-    if layout.sample_type.bytes() > 1 {
-        if layout.order != ByteOrder::host() {
-            return Some(layout.order.name().to_string());
-        }
-        if let Some((i, off)) = layout
-            .offsets
-            .iter()
-            .enumerate()
-            .find(|(_, o)| **o % layout.sample_bytes() != 0)
-        {
-            return Some(format!(
-                "strip {i} at offset {off}, not a multiple of {}",
-                layout.sample_type.bytes()
             ));
         }
-        let aligned = with_sample_type!(layout.sample_type, T => {
-            whole_words::<T>(source.bytes()).is_some()
-        });
-        if !aligned {
-            return Some(format!(
-                "buffer not aligned for {} samples",
-                layout.sample_type
-            ));
-        }
-    }
-    None
-}
-
-/// Row views into `source`: strips that follow each other become one run.
-fn view(source: Source, layout: &ImageLayout) -> (Access, Pixels) {
-    let Chunks::Strips { rows_per_strip } = layout.chunks else {
-        unreachable!("view_refusal refuses tiles");
+        Err(refusal) => refusal,
     };
-    let size = layout.sample_bytes();
-    let strip_bytes = u64::from(rows_per_strip) * layout.row_bytes();
-    let first = layout.offsets[0];
-    let in_one_run = layout.offsets.iter().enumerate().all(|(i, &o)| {
-        Some(o)
-            == (i as u64)
-                .checked_mul(strip_bytes)
-                .and_then(|d| d.checked_add(first))
+    let at = |p: crate::error::Problem| p.on_page(index).at(path);
+    decode::check_decoded_size(layout.image_bytes(), limits).map_err(at)?;
+    if !layout.is_raw() {
+        decode::check_ratio(layout, source.bytes().len() as u64, limits).map_err(at)?;
+    }
+    let whole = Region::whole(layout.width, layout.height);
+    let samples = with_sample_type!(layout.sample_type, T => {
+        let mut out = vec![T::default(); whole.samples()];
+        page(source.bytes()).read(&whole, &mut out, limits)?;
+        Samples::from_vec(out)
     });
-    // Offsets were checked to lie in the file, whose length is a usize.
-    let to_words = |o: u64| (o / size) as usize;
-    let n = layout.offsets.len();
-    let (starts, rows_per_strip, reason) = if in_one_run {
-        let reason = if n == 1 {
-            "one strip".to_string()
-        } else {
-            format!("{n} strips in one run")
-        };
-        (vec![to_words(first)], layout.height as usize, reason)
+    let path = if layout.is_raw() {
+        AccessPath::Copied
     } else {
-        let starts = layout.offsets.iter().map(|&o| to_words(o)).collect();
-        (
-            starts,
-            rows_per_strip as usize,
-            format!("{n} scattered strips, viewed row by row"),
-        )
+        AccessPath::Decoded
     };
-    (
-        view_access(&source, reason),
-        Pixels::View {
-            source,
-            starts,
-            rows_per_strip,
-            row_step: layout.width as isize,
+    Ok((
+        Access {
+            path,
+            reason: refusal,
         },
-    )
+        Pixels::Owned(samples),
+    ))
 }
 
 /// The access of rows viewed in `source`: mapped, or read and why.
@@ -848,100 +781,5 @@ pub(crate) fn wanted_depth(options: &OpenOptions) -> Result<Option<SampleType>, 
         other => Err(Error::usage(format!(
             "convert_depth is {other}: slices are converted to uint8 or uint16 only"
         ))),
-    }
-}
-
-/// Copies raw chunks into one row-major buffer, converting byte order (and bit
-/// order, for FillOrder 2), in one pass.
-fn assemble<T: Sample>(
-    bytes: &[u8],
-    layout: &ImageLayout,
-    limits: &Limits,
-) -> Result<Vec<T>, Problem> {
-    decode::check_decoded_size(layout.image_bytes(), limits)?;
-    let (width, height) = (layout.width as usize, layout.height as usize);
-    let mut out = vec![T::default(); width * height];
-    let mut scratch = Vec::new();
-    // Offsets and sizes were validated against the file by `ImageLayout::parse`.
-    match layout.chunks {
-        Chunks::Strips { rows_per_strip } => {
-            let rps = rows_per_strip as usize;
-            let row_bytes = layout.row_bytes() as usize;
-            for (y, dst) in out.chunks_exact_mut(width).enumerate() {
-                let start = layout.offsets[y / rps] as usize + (y % rps) * row_bytes;
-                decode_row(&bytes[start..start + row_bytes], layout, &mut scratch, dst);
-            }
-        }
-        Chunks::Tiles {
-            width: tw,
-            length: tl,
-        } => {
-            let (tw, tl) = (tw as usize, tl as usize);
-            let tile_row_bytes = layout.stored_bytes(tw as u64) as usize;
-            let across = width.div_ceil(tw);
-            for (t, &offset) in layout.offsets.iter().enumerate() {
-                let (tx, ty) = (t % across * tw, t / across * tl);
-                let cols = tw.min(width - tx);
-                let used = layout.stored_bytes(cols as u64) as usize;
-                for r in 0..tl.min(height - ty) {
-                    let src = offset as usize + r * tile_row_bytes;
-                    let dst = (ty + r) * width + tx;
-                    decode_row(
-                        &bytes[src..src + used],
-                        layout,
-                        &mut scratch,
-                        &mut out[dst..dst + cols],
-                    );
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Decodes one stored row (or the part of a tile row inside the image) into `dst`.
-fn decode_row<T: Sample>(src: &[u8], layout: &ImageLayout, scratch: &mut Vec<u8>, dst: &mut [T]) {
-    let src = if layout.bits_reversed {
-        scratch.clear();
-        scratch.extend(src.iter().map(|b| b.reverse_bits()));
-        &scratch[..]
-    } else {
-        src
-    };
-    if layout.is_packed() {
-        unpack(src, layout.bits, dst);
-    } else {
-        sample::decode_into(src, layout.order, dst);
-    }
-}
-
-/// Unpacks `dst.len()` samples of `bits` bits (1 to 15), stored as one bit stream
-/// most significant bit first (TIFF's packing, whatever the byte order), into
-/// unsigned integers, values unchanged. `src` holds at least the bits needed.
-fn unpack<T: Sample>(src: &[u8], bits: u32, dst: &mut [T]) {
-    match T::TYPE {
-        SampleType::U8 => unpack_into(src, bits, bytemuck::cast_slice_mut::<T, u8>(dst), |v| {
-            v as u8
-        }),
-        SampleType::U16 => unpack_into(src, bits, bytemuck::cast_slice_mut::<T, u16>(dst), |v| v),
-        // `check_supported` gives packed depths only the unsigned types.
-        other => unreachable!("{other} samples are never packed"),
-    }
-}
-
-fn unpack_into<U>(src: &[u8], bits: u32, dst: &mut [U], narrow: impl Fn(u16) -> U) {
-    debug_assert!((1..16).contains(&bits));
-    let mask = (1u32 << bits) - 1;
-    let (mut acc, mut have) = (0u32, 0u32);
-    let mut bytes = src.iter();
-    for d in dst {
-        while have < bits {
-            // `src` is sized for the row; were it short, the missing bits read as 0.
-            acc = (acc << 8) | u32::from(bytes.next().copied().unwrap_or(0));
-            have += 8;
-        }
-        have -= bits;
-        *d = narrow(((acc >> have) & mask) as u16);
-        acc &= (1u32 << have) - 1;
     }
 }

@@ -71,6 +71,7 @@ use crate::Error;
 /// # Ok::<(), ctstack::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum ReadMode {
     /// Map, unless mapping is risky or slow: files on a network filesystem are
     /// read (detected with `fstatfs` on Linux and Android: NFS, SMB/CIFS, FUSE such
@@ -270,6 +271,134 @@ impl Source {
     }
 }
 
+/// Where the reading layer (`tiff::walk`, `tiff::region`) takes a file's bytes
+/// from: memory (a [`Source`]: the map, or the file read whole) or positional
+/// reads of the open file. One type, so that a page is found and its pixels
+/// are addressed by the same code whichever [`ReadMode`] brought the bytes.
+#[derive(Clone, Copy)]
+pub(crate) enum Bytes<'a> {
+    /// The whole file, in memory: reads are copies out of it, or views into it.
+    Memory(&'a [u8]),
+    /// The open file, `len` bytes long when its stamp was taken: reads are
+    /// [`read_exact_at`] calls, which never fault, and a file that shrank since
+    /// is a short read (an [`Error::Io`]), never a crash.
+    File { file: &'a File, len: u64 },
+}
+
+impl<'a> Bytes<'a> {
+    /// The file's length in bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            Bytes::Memory(b) => b.len() as u64,
+            Bytes::File { len, .. } => *len,
+        }
+    }
+
+    /// The whole file, when it is in memory.
+    pub fn memory(&self) -> Option<&'a [u8]> {
+        match self {
+            Bytes::Memory(b) => Some(b),
+            Bytes::File { .. } => None,
+        }
+    }
+
+    /// Fills `dst` with the file's bytes from `offset` on; `path` names the file
+    /// in errors. Past the end is a short read ([`read_error`]).
+    pub fn read_at(&self, path: &Path, offset: u64, dst: &mut [u8]) -> Result<(), Error> {
+        match self {
+            Bytes::Memory(b) => {
+                let part = usize::try_from(offset)
+                    .ok()
+                    .and_then(|o| b.get(o..o.checked_add(dst.len())?));
+                match part {
+                    Some(part) => {
+                        dst.copy_from_slice(part);
+                        Ok(())
+                    }
+                    None => Err(read_error(path, std::io::ErrorKind::UnexpectedEof.into())),
+                }
+            }
+            Bytes::File { file, .. } => {
+                read_exact_at(file, dst, offset).map_err(|e| read_error(path, e))
+            }
+        }
+    }
+
+    /// Hands `f` the `len` bytes at `offset`: a view when the file is in
+    /// memory, else read into `scratch` first.
+    pub fn with_range<R>(
+        &self,
+        path: &Path,
+        (offset, len): (u64, usize),
+        scratch: &mut Vec<u8>,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, Error> {
+        if let Bytes::Memory(b) = self
+            && let Some(part) = usize::try_from(offset)
+                .ok()
+                .and_then(|o| b.get(o..o.checked_add(len)?))
+        {
+            return Ok(f(part));
+        }
+        scratch.clear();
+        scratch.resize(len, 0);
+        self.read_at(path, offset, scratch)?;
+        Ok(f(scratch))
+    }
+}
+
+/// A `Read + Seek` over [`Bytes`] with a position of its own, so that each
+/// thread can hand the `tiff` crate's decoder its own reader of one open file
+/// (a `&File`'s position is shared by every thread that seeks it).
+pub(crate) struct PositionalReader<'a> {
+    bytes: Bytes<'a>,
+    pos: u64,
+}
+
+impl<'a> PositionalReader<'a> {
+    pub fn new(bytes: Bytes<'a>) -> PositionalReader<'a> {
+        PositionalReader { bytes, pos: 0 }
+    }
+}
+
+impl std::io::Read for PositionalReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.bytes.len().saturating_sub(self.pos);
+        let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let dst = &mut buf[..n];
+        match self.bytes {
+            Bytes::Memory(b) => {
+                // `pos < len` whenever `n > 0`, and `len` is `b.len()`.
+                let at = self.pos as usize;
+                dst.copy_from_slice(&b[at..at + n]);
+            }
+            Bytes::File { file, .. } => read_exact_at(file, dst, self.pos)?,
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl std::io::Seek for PositionalReader<'_> {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let target = match to {
+            std::io::SeekFrom::Start(p) => Some(p),
+            std::io::SeekFrom::End(d) => self.bytes.len().checked_add_signed(d),
+            std::io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        match target {
+            Some(p) => {
+                self.pos = p;
+                Ok(p)
+            }
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "seek before the start of the file",
+            )),
+        }
+    }
+}
+
 /// What an open is for: it decides whether [`ReadMode::Auto`] checks the
 /// filesystem and whether a map is faulted in at once.
 #[derive(Clone, Copy)]
@@ -314,7 +443,7 @@ impl FileStamp {
     }
 }
 
-fn changed_while_read(path: &Path) -> Error {
+pub(crate) fn changed_while_read(path: &Path) -> Error {
     let e = std::io::Error::other("the file changed while it was read");
     Error::io(path, "cannot read", e)
 }

@@ -16,33 +16,75 @@ use crate::{Error, Photometric, Sample};
 /// The suffix of temporary files.
 pub const TEMP_SUFFIX: &str = ".ctstack-tmp";
 
-/// Where the pixel data starts: after the 8-byte header and the IFD (2 + 12 per
-/// entry + 4 bytes), at a multiple of 16 so the samples are aligned for a
-/// zero-copy view when read back. The 11 entries end at byte 146: 176 leaves room
-/// for two more entries without moving the data.
+/// Where the pixel data starts when the IFD has no resolution tags: after the
+/// 8-byte header and the IFD (2 + 12 per entry + 4 bytes), at a multiple of 16 so
+/// the samples are aligned for a zero-copy view when read back. The 11 entries end
+/// at byte 146: 176 leaves room for two more entries without moving the data.
 const DATA_OFFSET: u32 = 176;
 
+/// A TIFF's resolution: XResolution and YResolution (RATIONAL, pixels per unit)
+/// and ResolutionUnit (1 none, 2 inch, 3 centimetre), as a crop carries them over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Resolution {
+    /// Pixels per unit across, as numerator and denominator.
+    pub x: (u32, u32),
+    /// Pixels per unit down.
+    pub y: (u32, u32),
+    /// The ResolutionUnit tag's value.
+    pub unit: u16,
+}
+
+/// Where the pixel data starts for a header with `entries` IFD entries and
+/// `extra` bytes of out-of-line values after the IFD (at an 8-byte boundary):
+/// [`DATA_OFFSET`] when they fit before it, else the next multiple of 16.
+fn layout(entries: usize, extra: usize) -> (usize, u32) {
+    let ifd_end = 8 + 2 + 12 * entries + 4;
+    let extra_at = ifd_end.next_multiple_of(8);
+    let data = (extra_at + extra)
+        .next_multiple_of(16)
+        .max(DATA_OFFSET as usize);
+    (extra_at, data as u32)
+}
+
 /// The bytes of a TIFF header and IFD for a `width` x `height` image of `T`, in the
-/// host's byte order (so ctstack maps it back without a copy), data at [`DATA_OFFSET`].
-fn header<T: Sample>(width: u32, height: u32, photometric: Photometric) -> Vec<u8> {
+/// host's byte order (so ctstack maps it back without a copy), and the offset where
+/// the pixel data follows them. Without a resolution the data is at [`DATA_OFFSET`]
+/// (the files every pyramid has written); with one, the two RATIONAL values follow
+/// the IFD and the data starts after them.
+fn header<T: Sample>(
+    width: u32,
+    height: u32,
+    photometric: Photometric,
+    resolution: Option<Resolution>,
+) -> (Vec<u8>, u32) {
     let sample_bytes = T::BITS / 8;
     let data_len = width * height * sample_bytes;
-    let entries: [(u16, u16, u32); 11] = [
-        (256, 4, width),                                   // ImageWidth, LONG
-        (257, 4, height),                                  // ImageLength, LONG
-        (258, 3, T::BITS),                                 // BitsPerSample, SHORT
-        (259, 3, 1),                                       // Compression: none
-        (262, 3, u32::from(photometric.tiff_value())),     // PhotometricInterpretation
-        (273, 4, DATA_OFFSET),                             // StripOffsets: one strip
-        (277, 3, 1),                                       // SamplesPerPixel
-        (278, 4, height),                                  // RowsPerStrip: the whole image
-        (279, 4, data_len),                                // StripByteCounts
-        (284, 3, 1),                                       // PlanarConfiguration: chunky
-        (339, 3, u32::from(T::TYPE.tiff_sample_format())), // SampleFormat
+    let n = if resolution.is_some() { 14 } else { 11 };
+    let (extra_at, data_offset) = layout(n, if resolution.is_some() { 16 } else { 0 });
+    // (tag, field type, value); entries in ascending tag order, as TIFF requires.
+    let mut entries: Vec<(u16, u16, u32)> = vec![
+        (256, 4, width),                               // ImageWidth, LONG
+        (257, 4, height),                              // ImageLength, LONG
+        (258, 3, T::BITS),                             // BitsPerSample, SHORT
+        (259, 3, 1),                                   // Compression: none
+        (262, 3, u32::from(photometric.tiff_value())), // PhotometricInterpretation
+        (273, 4, data_offset),                         // StripOffsets: one strip
+        (277, 3, 1),                                   // SamplesPerPixel
+        (278, 4, height),                              // RowsPerStrip: the whole image
+        (279, 4, data_len),                            // StripByteCounts
     ];
+    if resolution.is_some() {
+        entries.push((282, 5, extra_at as u32)); // XResolution, RATIONAL (offset)
+        entries.push((283, 5, extra_at as u32 + 8)); // YResolution, RATIONAL (offset)
+    }
+    entries.push((284, 3, 1)); // PlanarConfiguration: chunky
+    if let Some(r) = resolution {
+        entries.push((296, 3, u32::from(r.unit))); // ResolutionUnit
+    }
+    entries.push((339, 3, u32::from(T::TYPE.tiff_sample_format()))); // SampleFormat
     let ne16 = |v: u16| v.to_ne_bytes();
     let ne32 = |v: u32| v.to_ne_bytes();
-    let mut out = Vec::with_capacity(DATA_OFFSET as usize);
+    let mut out = Vec::with_capacity(data_offset as usize);
     out.extend_from_slice(match ByteOrder::host() {
         ByteOrder::LittleEndian => b"II",
         ByteOrder::BigEndian => b"MM",
@@ -63,12 +105,19 @@ fn header<T: Sample>(width: u32, height: u32, photometric: Photometric) -> Vec<u
         }
     }
     out.extend_from_slice(&ne32(0)); // no next IFD
+    if let Some(r) = resolution {
+        out.resize(extra_at, 0);
+        for (num, den) in [r.x, r.y] {
+            out.extend_from_slice(&ne32(num));
+            out.extend_from_slice(&ne32(den));
+        }
+    }
     assert!(
-        out.len() <= DATA_OFFSET as usize,
-        "the IFD outgrew DATA_OFFSET"
+        out.len() <= data_offset as usize,
+        "the IFD outgrew the data offset"
     );
-    out.resize(DATA_OFFSET as usize, 0);
-    out
+    out.resize(data_offset as usize, 0);
+    (out, data_offset)
 }
 
 /// Writes `samples` (row-major, `width` x `height`) as an uncompressed grayscale
@@ -114,10 +163,31 @@ pub(crate) fn write_slice_file<T: Sample>(
     samples: &[T],
     photometric: Photometric,
 ) -> Result<Metadata, Error> {
+    write_tiff_file(path, width, height, samples, photometric, None)
+}
+
+/// [`write_slice_file`] with the resolution tags, if given. The caller has checked
+/// that `samples` holds `width * height` samples and that they fit a classic TIFF
+/// ([`fits_classic_tiff`]).
+pub(crate) fn write_tiff_file<T: Sample>(
+    path: &Path,
+    width: u32,
+    height: u32,
+    samples: &[T],
+    photometric: Photometric,
+    resolution: Option<Resolution>,
+) -> Result<Metadata, Error> {
     write_atomically(path, |file| {
-        file.write_all(&header::<T>(width, height, photometric))?;
+        let (header, _) = header::<T>(width, height, photometric, resolution);
+        file.write_all(&header)?;
         file.write_all(bytemuck::cast_slice(samples))
     })
+}
+
+/// Whether `bytes` of pixel data fit one strip of a classic TIFF as ctstack writes it
+/// (offsets and counts are 32-bit).
+pub(crate) fn fits_classic_tiff(bytes: u64) -> bool {
+    bytes <= u64::from(u32::MAX - 256)
 }
 
 /// Writes a file at `path` atomically: `fill` writes a temporary file in the same

@@ -185,9 +185,6 @@ fn equals_forms_mean_the_same_as_separate_values() {
 #[test]
 fn every_bad_command_line_exits_2_with_a_short_message() {
     let dir = scratch("usage");
-    let empty = dir.join("empty");
-    std::fs::create_dir_all(&empty).unwrap();
-    let empty = empty.display().to_string();
     let stack = stack_dir();
     let out = dir.join("out").display().to_string();
     let s = stack.as_str();
@@ -210,8 +207,8 @@ fn every_bad_command_line_exits_2_with_a_short_message() {
         (&["pyramid", s, "--out"], "--out"),
         (&["info"], "FILE|DIR"),
         (&["info", "--min-size", "80", s], "--min-size"),
-        // Understood, but the library blames the argument: no slices in the folder.
-        (&["pyramid", &empty, "--out", &out], "no slice files"),
+        // Understood, but the library blames the argument.
+        (&["pyramid", s, "--out", &out, "--min-size=0"], "at least 1"),
     ];
     for (args, mention) in cases {
         let run = ctstack(args);
@@ -232,6 +229,83 @@ fn every_bad_command_line_exits_2_with_a_short_message() {
     assert!(
         !Path::new(&out).exists(),
         "a refused command line wrote output"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A right command line on a folder in the wrong state (no slices in it) exits 3
+/// with the error, and no pointer to --help: the fix is in the folder.
+#[test]
+fn a_folder_without_slices_exits_3_and_does_not_blame_the_command_line() {
+    let dir = scratch("state");
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let empty = empty.display().to_string();
+    let out = dir.join("out").display().to_string();
+    for args in [
+        &["pyramid", &empty, "--out", &out][..],
+        &["info", &empty][..],
+    ] {
+        let run = ctstack(args);
+        let stderr = text(&run.stderr);
+        assert_eq!(run.status.code(), Some(3), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("ctstack: error: ") && stderr.contains(&empty),
+            "{args:?}: {stderr}"
+        );
+        assert!(stderr.contains("no slice files"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("--help"), "{args:?}: {stderr}");
+    }
+    assert!(!Path::new(&out).exists(), "a refused run wrote output");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A slice beyond the limits (a decompression bomb) fails the run: exit 1, and the
+/// message says it is a limit, naming the file.
+#[test]
+fn a_slice_beyond_the_limits_exits_1_and_says_so() {
+    let dir = scratch("limits");
+    let stack = dir.join("stack");
+    std::fs::create_dir_all(&stack).unwrap();
+    std::fs::copy(
+        common::fixtures().join("malformed/bomb_deflate_60000x60000.tif"),
+        stack.join("bomb_0001.tif"),
+    )
+    .unwrap();
+    let run = ctstack(&["pyramid", &stack.display().to_string()]);
+    let stderr = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("bomb_0001.tif: limit exceeded"), "{stderr}");
+    assert!(!stderr.contains("--help"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The summary counts levels in English, and a run with nothing to halve says why
+/// and which --min-size would give levels.
+#[test]
+fn the_summary_says_level_levels_and_why_there_are_none() {
+    let dir = scratch("summary");
+    let out = |name: &str| dir.join(name).display().to_string();
+    let none = ctstack_ok(&["pyramid", &stack_dir(), "--out", &out("none")]);
+    assert!(
+        none.starts_with("0 levels: 301x203 slices are within --min-size 500 already"),
+        "{none}"
+    );
+    assert!(
+        none.contains("--min-size 300 or less gives at least one level"),
+        "{none}"
+    );
+    let one = ctstack_ok(&[
+        "pyramid",
+        &stack_dir(),
+        "--out",
+        &out("one"),
+        "--min-size",
+        "300",
+    ]);
+    assert!(
+        one.starts_with("1 level (301x203 down to 150x101), "),
+        "{one}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -709,7 +783,7 @@ fn zarr_writes_a_store_and_refuses_bad_options_and_foreign_stores() {
     let foreign_arg = foreign.display().to_string();
     let out = ctstack(&["zarr", &input_arg, "--out", &foreign_arg, "-q"]);
     let stderr = text(&out.stderr);
-    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(out.status.code(), Some(3), "state errors exit 3: {stderr}");
     assert!(
         stderr.contains("not a ctstack OME-Zarr store") && stderr.contains("--force"),
         "{stderr}"

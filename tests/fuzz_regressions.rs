@@ -43,13 +43,13 @@ fn classes() -> Vec<PathBuf> {
 }
 
 fn small_limits() -> Limits {
-    Limits {
-        max_pixels: 1 << 16,
-        max_decoded_bytes: 1 << 17,
-        max_ifd_entries: 64,
-        max_compression_ratio: 64,
-        max_pages: 64,
-    }
+    let mut limits = Limits::default();
+    limits.max_pixels = 1 << 16;
+    limits.max_decoded_bytes = 1 << 17;
+    limits.max_ifd_entries = 64;
+    limits.max_compression_ratio = 64;
+    limits.max_pages = 64;
+    limits
 }
 
 /// Opens `path` every way there is; returns one line per way that misbehaved.

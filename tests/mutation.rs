@@ -104,13 +104,13 @@ const BASE_SEED: u64 = 0x6374_7374_6163_6b06; // "ctstack", issue 6
 
 /// Small limits: a 67x45 16-bit fixture (6030 bytes) still fits, little else.
 fn small_limits() -> Limits {
-    Limits {
-        max_pixels: 8192,
-        max_decoded_bytes: 16 << 10,
-        max_ifd_entries: 32,
-        max_compression_ratio: 16,
-        max_pages: 8,
-    }
+    let mut limits = Limits::default();
+    limits.max_pixels = 8192;
+    limits.max_decoded_bytes = 16 << 10;
+    limits.max_ifd_entries = 32;
+    limits.max_compression_ratio = 16;
+    limits.max_pages = 8;
+    limits
 }
 
 /// The largest peak of live heap bytes one case may reach, beyond what was live

@@ -337,12 +337,12 @@ fn explicit_file_lists_and_buffered_reads_give_the_same_pyramid() {
 }
 
 #[test]
-fn empty_directory_and_bad_options_are_usage_errors() {
+fn an_empty_directory_is_a_state_error_and_bad_options_usage_errors() {
     let input = temp_dir("empty");
-    assert_eq!(
-        PyramidBuilder::from_dir(&input).unwrap_err().kind(),
-        ErrorKind::Usage
-    );
+    // The call is right; the folder holds no slices.
+    let err = PyramidBuilder::from_dir(&input).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::State, "{err}");
+    assert_eq!(err.path(), Some(input.as_path()));
     let f = common::fixtures();
     let b = PyramidBuilder::from_dir(f.join("stack")).unwrap();
     assert_eq!(

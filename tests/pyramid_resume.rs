@@ -757,11 +757,12 @@ fn read_back_gives_the_reference_volumes() {
     let bytes = std::fs::read(&victim).unwrap();
     std::fs::write(&victim, &bytes[..bytes.len() - 2]).unwrap();
     let err = pyramid.read_level::<u16>(2).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Mismatch);
-    assert!(err.to_string().contains("000001.tif"), "{err}");
-    // No manifest: an I/O error naming it.
+    assert_eq!(err.kind(), ErrorKind::State);
+    assert_eq!(err.path(), Some(victim.as_path()));
+    assert!(err.to_string().contains("build it again"), "{err}");
+    // No manifest: no pyramid there, a state error naming the manifest.
     let err = Pyramid::open(stack.dir.join("nowhere")).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Io);
+    assert_eq!(err.kind(), ErrorKind::State);
     assert!(err.to_string().contains(MANIFEST_FILE), "{err}");
 }
 
@@ -791,7 +792,8 @@ fn an_interrupted_build_cannot_be_read_back() {
         &cancel,
     );
     let err = Pyramid::open(stack.out()).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Usage, "{err}");
+    assert_eq!(err.kind(), ErrorKind::State, "{err}");
+    assert_eq!(err.path(), Some(stack.out().as_path()));
     assert!(err.to_string().contains("incomplete"), "{err}");
 }
 
@@ -928,7 +930,7 @@ fn a_missing_slab_fails_finish_and_changes_nothing() {
     }
     let before = (top_files(&stack.out()), output_bytes(&stack.out()));
     let err = plan.finish_slabs(&CancelFlag::new()).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Usage);
+    assert_eq!(err.kind(), ErrorKind::State);
     assert!(err.to_string().contains("inputs 8..10"), "{err}");
     assert_eq!(
         (top_files(&stack.out()), output_bytes(&stack.out())),

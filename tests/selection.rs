@@ -35,11 +35,13 @@ fn a_range_selects_slices_and_its_missing_indices_are_warnings() {
 }
 
 #[test]
-fn an_empty_selection_is_a_usage_error_that_says_what_was_left_out() {
+fn an_empty_selection_is_a_state_error_that_says_what_was_left_out() {
     let dir = common::fixtures().join("stack");
     let err =
         PyramidBuilder::from_selection(&dir, &Selection::default().extension("bmp")).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Usage);
+    // The folder holds no slice of the selection: not a wrong argument.
+    assert_eq!(err.kind(), ErrorKind::State);
+    assert_eq!(err.path(), Some(dir.as_path()));
     let text = err.to_string();
     assert!(
         text.contains("no slice files (.tif .tiff .bmp .png .jpg .jpeg) selected"),

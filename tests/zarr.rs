@@ -325,7 +325,8 @@ fn a_store_that_is_not_ctstacks_is_refused_without_force() {
     std::fs::write(store.join("0/precious"), b"someone's data").unwrap();
     let plan = ZarrBuilder::new(builder.clone(), &store).plan().unwrap();
     let e = plan.run(&mut |_, _| {}, &Default::default()).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Usage, "{e}");
+    assert_eq!(e.kind(), ErrorKind::State, "{e}");
+    assert_eq!(e.path(), Some(store.as_path()));
     assert!(
         e.to_string().contains("not a ctstack") && e.to_string().contains("--force"),
         "{e}"

@@ -8,13 +8,14 @@ use libfuzzer_sys::fuzz_target;
 mod common;
 
 fuzz_target!(|data: &[u8]| {
+    let mut limits = Limits::default();
+    limits.max_pixels = 1 << 16;
+    limits.max_decoded_bytes = 1 << 17;
+    limits.max_ifd_entries = 64;
+    limits.max_compression_ratio = 64;
+    limits.max_pages = 64;
     let options = OpenOptions {
-        limits: Limits {
-            max_pixels: 1 << 16,
-            max_decoded_bytes: 1 << 17,
-            max_ifd_entries: 64,
-            max_compression_ratio: 64,
-        },
+        limits,
         ..OpenOptions::default()
     };
     common::run(data, &options);

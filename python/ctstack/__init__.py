@@ -21,12 +21,20 @@ Quick start::
     with ctstack.open_pyramid(report.output_dir) as pyramid:
         volume = numpy.asarray(pyramid[len(pyramid)])   # the smallest level
 
+Harvest a box and a slice range, at level 0 or at level k of the pyramid::
+
+    report = ctstack.crop("scan", "harvest", level=1, box=(100, 612, 40, 552), slices=(8, 56))
+    volume = ctstack.crop_to_array("scan", level=2, box=(10, 200, 0, 90))
+
 CTHarvester can use :mod:`ctstack.compat.ct_thumbnail` in place of its own
-``ct_thumbnail`` module.
+``ct_thumbnail`` module, and :func:`ctstack.compat.save_cropped_image_stack` in
+place of its export loop.
 
 Errors are :class:`CtstackError` subclasses: :class:`CtstackIOError` is an
 :class:`OSError`, :class:`InvalidArgumentError` and :class:`MismatchError` are
-:class:`ValueError`\\ s, a cancelled run raises :class:`CancelledError`.
+:class:`ValueError`\\ s, a cancelled run raises :class:`CancelledError`, a
+pyramid that is missing or incomplete raises :class:`StateError`, a file beyond
+the limits :class:`LimitsExceededError`.
 
 The library is loaded from this package (where the wheel puts it), else from
 the path in the environment variable ``CTSTACK_LIBRARY``.
@@ -40,7 +48,9 @@ from ._errors import (
     ERR_INTERNAL,
     ERR_INVALID_ARGUMENT,
     ERR_IO,
+    ERR_LIMITS_EXCEEDED,
     ERR_MISMATCH,
+    ERR_STATE,
     ERR_UNSUPPORTED,
     OK,
     CancelledError,
@@ -48,13 +58,17 @@ from ._errors import (
     CtstackIOError,
     InternalError,
     InvalidArgumentError,
+    LimitsExceededError,
     MismatchError,
+    StateError,
     TiffFormatError,
     UnsupportedTiffError,
 )
+from ._crop import CropJob, CropReport, crop, crop_to_array
 from ._library import PROGRESS_FN, decode as _decode, lib as _lib, library_path
 from ._pyramid import (
     DEFAULT_MIN_SIZE,
+    Job,
     JobReport,
     PyramidJob,
     PyramidOptions,
@@ -76,6 +90,8 @@ __all__ = [
     "ERR_CANCELLED",
     "ERR_INVALID_ARGUMENT",
     "ERR_INTERNAL",
+    "ERR_LIMITS_EXCEEDED",
+    "ERR_STATE",
     "DEFAULT_MIN_SIZE",
     "PROGRESS_FN",
     "CtstackError",
@@ -86,10 +102,17 @@ __all__ = [
     "CancelledError",
     "InvalidArgumentError",
     "InternalError",
+    "LimitsExceededError",
+    "StateError",
     "Slice",
     "average_pair",
+    "Job",
     "PyramidJob",
     "JobReport",
+    "CropJob",
+    "CropReport",
+    "crop",
+    "crop_to_array",
     "Pyramid",
     "Level",
     "open_pyramid",

@@ -16,7 +16,12 @@ status                         class                       also a
 ``ERR_CANCELLED``              :class:`CancelledError`
 ``ERR_INVALID_ARGUMENT``       :class:`InvalidArgumentError` :class:`ValueError`
 ``ERR_INTERNAL``               :class:`InternalError`
+``ERR_LIMITS_EXCEEDED``        :class:`LimitsExceededError`
+``ERR_STATE``                  :class:`StateError`
 =============================  ==========================  ====================
+
+A status this version does not know (a newer library) raises
+:class:`CtstackError` itself.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ ERR_MISMATCH = 4
 ERR_CANCELLED = 5
 ERR_INVALID_ARGUMENT = 6
 ERR_INTERNAL = 7
+ERR_LIMITS_EXCEEDED = 8
+ERR_STATE = 9
 
 
 class CtstackError(Exception):
@@ -71,8 +78,9 @@ class TiffFormatError(CtstackError):
 
 
 class UnsupportedTiffError(CtstackError):
-    """``ERR_UNSUPPORTED``: a valid file this library does not handle (RGB,
-    1-bit, or beyond the size limits)."""
+    """``ERR_UNSUPPORTED``: a valid file this library does not handle (a
+    compression it does not decode, a volume in one page, ...): another reader
+    may open it."""
 
 
 class MismatchError(CtstackError, ValueError):
@@ -93,7 +101,24 @@ class InvalidArgumentError(CtstackError, ValueError):
 
 
 class InternalError(CtstackError):
-    """``ERR_INTERNAL``: a bug in ctstack (a caught panic). Please report it."""
+    """``ERR_INTERNAL``: a bug in ctstack (a caught panic, a broken invariant),
+    or the system refused a resource it cannot run without (threads). Please
+    report it."""
+
+
+class LimitsExceededError(CtstackError):
+    """``ERR_LIMITS_EXCEEDED``: a file asks for more than the limits allow
+    (pixels, memory, pages, compression ratio): possibly a decompression bomb.
+    Not an :class:`UnsupportedTiffError`, on purpose: do not hand such a file to
+    a reader with weaker limits."""
+
+
+class StateError(CtstackError):
+    """``ERR_STATE``: what is on disk is not what the call needs, though the
+    call is right: a pyramid missing, incomplete (its build did not finish) or
+    changed since it was built, outputs no slab built, an input folder with no
+    slices. Fix the folder (build again, run the missing slabs), not the
+    arguments."""
 
 
 _EXCEPTIONS: Dict[int, Type[CtstackError]] = {
@@ -104,6 +129,8 @@ _EXCEPTIONS: Dict[int, Type[CtstackError]] = {
     ERR_CANCELLED: CancelledError,
     ERR_INVALID_ARGUMENT: InvalidArgumentError,
     ERR_INTERNAL: InternalError,
+    ERR_LIMITS_EXCEEDED: LimitsExceededError,
+    ERR_STATE: StateError,
 }
 
 

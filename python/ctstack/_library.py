@@ -51,9 +51,9 @@ def find_library() -> str:
         return os.path.abspath(env)
     raise ImportError(
         "ctstack: the shared library is not installed with this package (looked for %s). "
-        "Install the ctstack wheel (pip install ctstack, or pip install . in a checkout), "
-        "or set CTSTACK_LIBRARY to the full path of a library built with "
-        "`cargo build --release`." % bundled
+        "Install the package with its library from a checkout of the ctstack repository "
+        "(`pip install .` in its top folder; needs Rust), or set CTSTACK_LIBRARY to the "
+        "full path of a library built there with `cargo build --release`." % bundled
     )
 
 
@@ -79,7 +79,12 @@ class _PyramidT(ctypes.Structure):
     """Opaque ``ctstack_pyramid`` (a built pyramid, read back)."""
 
 
+class _CropT(ctypes.Structure):
+    """Opaque ``ctstack_crop`` (a checked crop)."""
+
+
 SliceP = ctypes.POINTER(_SliceT)
+CropP = ctypes.POINTER(_CropT)
 JobP = ctypes.POINTER(_JobT)
 PyramidP = ctypes.POINTER(_PyramidT)
 
@@ -115,10 +120,42 @@ class PyramidOptionsT(ctypes.Structure):
         ("index_width", ctypes.c_uint32),
         ("slab_start", ctypes.c_uint64),
         ("slab_end", ctypes.c_uint64),
+        ("depth", ctypes.c_uint32),
     ]
 
 
 OptionsP = ctypes.POINTER(PyramidOptionsT)
+
+
+class CropOptionsT(ctypes.Structure):
+    """``ctstack_crop_options`` (include/ctstack.h), versioned by ``struct_size``."""
+
+    _fields_ = [
+        ("struct_size", ctypes.c_size_t),
+        ("level", ctypes.c_uint32),
+        ("x0", ctypes.c_uint32),
+        ("x1", ctypes.c_uint32),
+        ("y0", ctypes.c_uint32),
+        ("y1", ctypes.c_uint32),
+        ("z0", ctypes.c_uint64),
+        ("z1", ctypes.c_uint64),
+        ("output_dir", ctypes.c_char_p),
+        ("pyramid_dir", ctypes.c_char_p),
+        ("format", ctypes.c_int32),
+        ("name_prefix", ctypes.c_char_p),
+        ("name_start", ctypes.c_uint64),
+        ("name_width", ctypes.c_uint32),
+        ("threads", ctypes.c_uint32),
+        ("mmap_policy", ctypes.c_int32),
+        ("prefix", ctypes.c_char_p),
+        ("extension", ctypes.c_char_p),
+        ("index_first", ctypes.c_int64),
+        ("index_last", ctypes.c_int64),
+        ("index_width", ctypes.c_uint32),
+    ]
+
+
+CropOptionsP = ctypes.POINTER(CropOptionsT)
 
 
 class LevelInfoT(ctypes.Structure):
@@ -160,12 +197,10 @@ SIGNATURES: Dict[str, Tuple[Any, List[Any]]] = {
     "ctstack_slice_read": (_i32, [SliceP, _void, _size]),
     "ctstack_slice_data": (_i32, [SliceP, _P(_void), _P(_size)]),
     "ctstack_average_pair": (_i32, [SliceP, SliceP, _void, _size]),
-    "ctstack_build_pyramid": (_i32, [_str, _str, _u32, PROGRESS_FN, _void]),
-    "ctstack_pyramid_start": (_i32, [_str, _str, _u32, _P(JobP)]),
-    "ctstack_pyramid_start_files": (_i32, [_P(_str), _size, _str, _u32, _P(JobP)]),
     "ctstack_pyramid_options_init": (None, [OptionsP, _size]),
     "ctstack_pyramid_build": (_i32, [_str, OptionsP, PROGRESS_FN, _void]),
     "ctstack_pyramid_build_files": (_i32, [_P(_str), _size, OptionsP, PROGRESS_FN, _void]),
+    "ctstack_abi_version": (_u32, []),
     "ctstack_job_start": (_i32, [_str, OptionsP, _P(JobP)]),
     "ctstack_job_start_files": (_i32, [_P(_str), _size, OptionsP, _P(JobP)]),
     "ctstack_job_progress": (_i32, [JobP, _P(_u64), _P(_u64)]),
@@ -185,6 +220,14 @@ SIGNATURES: Dict[str, Tuple[Any, List[Any]]] = {
     "ctstack_pyramid_level": (_i32, [PyramidP, _u32, _P(LevelInfoT)]),
     "ctstack_pyramid_read_level": (_i32, [PyramidP, _u32, _void, _size]),
     "ctstack_pyramid_free": (None, [PyramidP]),
+    "ctstack_crop_options_init": (None, [CropOptionsP, _size]),
+    "ctstack_crop_plan": (_i32, [_str, CropOptionsP, _P(CropP)]),
+    "ctstack_crop_plan_files": (_i32, [_P(_str), _size, CropOptionsP, _P(CropP)]),
+    "ctstack_crop_shape": (_i32, [CropP, _P(_u64), _P(_u32), _P(_u32), _P(_i32)]),
+    "ctstack_crop_output_name": (_str, [CropP, _u64]),
+    "ctstack_crop_read": (_i32, [CropP, _void, _size, PROGRESS_FN, _void]),
+    "ctstack_crop_start": (_i32, [CropP, _P(JobP)]),
+    "ctstack_crop_free": (None, [CropP]),
     "ctstack_set_mmap_policy": (_i32, [_i32]),
     "ctstack_mmap_policy": (_i32, []),
     "ctstack_last_error": (_str, []),
@@ -207,6 +250,13 @@ def default_options() -> PyramidOptionsT:
     ``sizeof`` of it and sets ``struct_size`` to the fields both know."""
     options = PyramidOptionsT()
     lib.ctstack_pyramid_options_init(ctypes.byref(options), ctypes.sizeof(PyramidOptionsT))
+    return options
+
+
+def default_crop_options() -> CropOptionsT:
+    """The library's default ``ctstack_crop_options`` for the struct this package knows."""
+    options = CropOptionsT()
+    lib.ctstack_crop_options_init(ctypes.byref(options), ctypes.sizeof(CropOptionsT))
     return options
 
 

@@ -134,6 +134,11 @@ class PyramidOptions:
         strict: a gap in the slice numbering is an error, not a warning.
         force: rebuild every output instead of keeping valid existing ones
             (a resume keeps an output whose inputs are unchanged).
+        depth: 8 or 16: convert slices of the other depth to this one (8:
+            ``(v + 128) // 257``, 16: ``v * 257``) instead of refusing a stack
+            that mixes 8- and 16-bit slices (:class:`MismatchError`); the
+            pyramid is written at this depth (the CLI's ``--depth``). None: no
+            conversion.
     """
 
     min_size: int = DEFAULT_MIN_SIZE
@@ -142,8 +147,11 @@ class PyramidOptions:
     mmap: Optional[str] = None
     strict: bool = False
     force: bool = False
+    depth: Optional[int] = None
 
     def __post_init__(self) -> None:
+        if self.depth not in (None, 8, 16):
+            raise invalid_argument("depth %r: None (no conversion), 8 or 16" % (self.depth,))
         _uint32(self.min_size, "min_size", 1)
         _uint32(self.min_levels, "min_levels", 0)
         if self.threads is not None:
@@ -163,6 +171,7 @@ class PyramidOptions:
             native.mmap_policy = _mmap_value(self.mmap)
         native.strict = 1 if self.strict else 0
         native.force = 1 if self.force else 0
+        native.depth = self.depth or 0
         return native
 
 
@@ -173,6 +182,7 @@ def _options(
     mmap: Optional[str],
     strict: bool,
     force: bool,
+    depth: Optional[int] = None,
 ) -> PyramidOptions:
     """A checked PyramidOptions (InvalidArgumentError on a bad value)."""
     return PyramidOptions(
@@ -182,6 +192,7 @@ def _options(
         mmap=mmap,
         strict=strict,
         force=force,
+        depth=depth,
     )
 
 
@@ -238,6 +249,7 @@ def build_pyramid(
     mmap: Optional[str] = None,
     strict: bool = False,
     force: bool = False,
+    depth: Optional[int] = None,
 ) -> None:
     """Builds the thumbnail pyramid of the slices in ``input_dir`` (found by
     extension, natural order; or those ``pattern`` selects; a multi-page TIFF
@@ -258,11 +270,13 @@ def build_pyramid(
         CtstackIOError: a file is missing or unreadable, or a write failed.
         MismatchError: the slices differ in size or depth, or (``strict``) the
             numbering has a gap.
-        InvalidArgumentError: a bad option value, or a pattern that matches
-            nothing (a ValueError).
+        InvalidArgumentError: a bad option value (a ValueError).
+        StateError: no slice files in ``input_dir`` (or none that ``pattern``
+            matches).
+        LimitsExceededError: a slice asks for more than the limits allow.
         CancelledError: ``progress`` asked to stop.
     """
-    options = _options(min_size, min_levels, threads, mmap, strict, force)
+    options = _options(min_size, min_levels, threads, mmap, strict, force, depth)
     source = _Input(input_dir, output_dir, pattern)
     native = source.options(options)
     raised: List[BaseException] = []
@@ -315,7 +329,109 @@ class JobReport:
     output_dir: str
 
 
-class PyramidJob(_l.NativeObject):
+class Job(_l.NativeObject):
+    """What every background job shares (a pyramid build, a crop): a native
+    ``ctstack_job`` polled for :attr:`progress` and :attr:`running`,
+    :meth:`cancel`, :meth:`wait` and :meth:`close`. Made by
+    :class:`PyramidJob` and :class:`~ctstack.CropJob`."""
+
+    def _adopt(self, out: Any) -> None:
+        """Keeps the started native job ``out``."""
+        # ctstack_job_wait calls are serialised: see wait().
+        self._wait_lock = threading.Lock()
+        self._handle = _l.NativeHandle(out, _l.lib.ctstack_job_free)
+
+    def _poll(self) -> Tuple[bool, int, int]:
+        """``(running, done, total)`` from one ctstack_job_progress call."""
+        handle = self._live()
+        done = ctypes.c_uint64()
+        total = ctypes.c_uint64()
+        running = _l.lib.ctstack_job_progress(handle.ptr, ctypes.byref(done), ctypes.byref(total))
+        return bool(running), done.value, total.value
+
+    @property
+    def progress(self) -> Tuple[int, int]:
+        """``(done, total)`` work units (output slices) so far."""
+        _, done, total = self._poll()
+        return done, total
+
+    @property
+    def running(self) -> bool:
+        """True while the job runs."""
+        return self._poll()[0]
+
+    def cancel(self) -> None:
+        """Asks the job to stop; returns at once. A finished job is unaffected."""
+        _l.lib.ctstack_job_cancel(self._live().ptr)
+
+    def wait(self, timeout: Optional[float] = None, poll: Optional[float] = None) -> bool:
+        """Waits until the job has finished: returns True on success, raises the
+        matching :class:`CtstackError` (e.g. CancelledError) if it failed.
+
+        ``timeout`` (seconds) bounds the wait: if the job still runs then,
+        returns False and the job carries on (as :meth:`threading.Event.wait`);
+        call ``wait`` again, or :meth:`cancel`. None waits as long as it takes.
+
+        ``poll`` None (and no ``timeout``) blocks inside the library (the GIL is
+        released); a number of seconds instead polls at that interval with
+        :func:`time.sleep`, which keeps the calling thread responsive to
+        KeyboardInterrupt (with a ``timeout``, it polls every ``poll`` or 0.02
+        s). May be called again, and from several threads.
+        """
+        handle = self._live()
+        if timeout is not None:
+            if timeout < 0:
+                raise invalid_argument("timeout %r: a number of seconds >= 0" % (timeout,))
+            deadline = time.monotonic() + timeout
+            interval = 0.02 if poll is None else poll
+            while self._poll()[0]:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                time.sleep(min(interval, left))
+        elif poll is not None:
+            while self._poll()[0]:
+                time.sleep(poll)
+        # Only one thread at a time inside ctstack_job_wait: a second caller
+        # must not observe the job before the first one's join has finished.
+        with self._wait_lock:
+            status = _l.lib.ctstack_job_wait(handle.ptr)
+        if status != OK:
+            raise error_for(status, _l.decode(_l.lib.ctstack_job_error(handle.ptr)))
+        return True
+
+    def _report(self) -> Tuple[Any, List[str], str]:
+        """The finished job's native report, warnings and output folder; waits first."""
+        self.wait()
+        handle = self._live()
+        native = _l.JobReportT()
+        native.struct_size = ctypes.sizeof(_l.JobReportT)
+        _l.check(_l.lib.ctstack_job_report_get(handle.ptr, ctypes.byref(native)))
+        warnings = [
+            _l.decode(_l.lib.ctstack_job_warning(handle.ptr, i)) for i in range(native.warnings)
+        ]
+        return native, warnings, _l.decode(_l.lib.ctstack_job_output_dir(handle.ptr))
+
+    def close(self) -> None:
+        """Cancels the job if it still runs, waits for it to stop and releases
+        it. Idempotent."""
+        handle = self._handle
+        if handle is None:
+            return
+        _l.lib.ctstack_job_cancel(handle.ptr)
+        with self._wait_lock:
+            _l.lib.ctstack_job_wait(handle.ptr)
+        self._handle = None
+
+    def __repr__(self) -> str:
+        name = "ctstack." + type(self).__name__
+        if self.closed:
+            return "<%s closed>" % name
+        running, done, total = self._poll()
+        return "<%s %s %d/%d>" % (name, "running" if running else "finished", done, total)
+
+
+class PyramidJob(Job):
     """A pyramid build on a background thread, for GUI callers: no callback;
     poll :attr:`progress` and :attr:`running` (e.g. from a ``QTimer``, see
     examples/qt_thumbnails.py), and :meth:`wait` for the result.
@@ -343,17 +459,19 @@ class PyramidJob(_l.NativeObject):
         mmap: Optional[str] = None,
         strict: bool = False,
         force: bool = False,
+        depth: Optional[int] = None,
     ) -> None:
         """Starts building the pyramid of ``input_dir``.
 
         Raises:
-            InvalidArgumentError: a bad option value, or a pattern that
-                matches nothing (a ValueError).
+            InvalidArgumentError: a bad option value (a ValueError).
+            StateError: ``pattern`` matches no file (otherwise :meth:`wait`
+                reports a folder with no slices).
             CtstackIOError: ``input_dir`` cannot be listed (with ``pattern``;
                 otherwise :meth:`wait` reports it).
         """
         self._handle = None
-        options = _options(min_size, min_levels, threads, mmap, strict, force)
+        options = _options(min_size, min_levels, threads, mmap, strict, force, depth)
         self._start(options, _Input(input_dir, output_dir, pattern))
 
     @classmethod
@@ -368,10 +486,11 @@ class PyramidJob(_l.NativeObject):
         mmap: Optional[str] = None,
         strict: bool = False,
         force: bool = False,
+        depth: Optional[int] = None,
     ) -> "PyramidJob":
         """Starts building the pyramid of the slice files ``paths``, in the
         given order, into ``output_dir`` (required)."""
-        options = _options(min_size, min_levels, threads, mmap, strict, force)
+        options = _options(min_size, min_levels, threads, mmap, strict, force, depth)
         job = cls.__new__(cls)
         job._handle = None
         job._start(options, _Input(None, output_dir, files=paths))
@@ -380,8 +499,6 @@ class PyramidJob(_l.NativeObject):
     def _start(self, options: PyramidOptions, source: _Input, finish: bool = False) -> None:
         """Starts the job and keeps it; with ``finish``, the job finishes a
         slab build instead (ctstack.distributed)."""
-        # ctstack_job_wait calls are serialised: see wait().
-        self._wait_lock = threading.Lock()
         native = source.options(options)
         out = _l.JobP()
         if source.files is not None:
@@ -395,50 +512,7 @@ class PyramidJob(_l.NativeObject):
             start = _l.lib.ctstack_job_start_finish if finish else _l.lib.ctstack_job_start
             status = start(source.dir, ctypes.byref(native), ctypes.byref(out))
         _l.check(status)
-        self._handle = _l.NativeHandle(out, _l.lib.ctstack_job_free)
-
-    def _poll(self) -> Tuple[bool, int, int]:
-        """``(running, done, total)`` from one ctstack_job_progress call."""
-        handle = self._live()
-        done = ctypes.c_uint64()
-        total = ctypes.c_uint64()
-        running = _l.lib.ctstack_job_progress(handle.ptr, ctypes.byref(done), ctypes.byref(total))
-        return bool(running), done.value, total.value
-
-    @property
-    def progress(self) -> Tuple[int, int]:
-        """``(done, total)`` work units (output slices) so far."""
-        _, done, total = self._poll()
-        return done, total
-
-    @property
-    def running(self) -> bool:
-        """True while the job runs."""
-        return self._poll()[0]
-
-    def cancel(self) -> None:
-        """Asks the job to stop; returns at once. A finished job is unaffected."""
-        _l.lib.ctstack_job_cancel(self._live().ptr)
-
-    def wait(self, poll: Optional[float] = None) -> None:
-        """Waits until the job has finished; returns None on success, else
-        raises the matching :class:`CtstackError` (e.g. CancelledError).
-
-        ``poll`` None blocks inside the library (the GIL is released); a number
-        of seconds instead polls at that interval with :func:`time.sleep`,
-        which keeps the calling thread responsive to KeyboardInterrupt. May be
-        called again, and from several threads.
-        """
-        handle = self._live()
-        if poll is not None:
-            while self._poll()[0]:
-                time.sleep(poll)
-        # Only one thread at a time inside ctstack_job_wait: a second caller
-        # must not observe the job before the first one's join has finished.
-        with self._wait_lock:
-            status = _l.lib.ctstack_job_wait(handle.ptr)
-        if status != OK:
-            raise error_for(status, _l.decode(_l.lib.ctstack_job_error(handle.ptr)))
+        self._adopt(out)
 
     def report(self) -> "JobReport":
         """What the finished job did; waits for it first.
@@ -446,36 +520,13 @@ class PyramidJob(_l.NativeObject):
         Raises:
             CtstackError: the job failed (its own error, as :meth:`wait`).
         """
-        self.wait()
-        handle = self._live()
-        native = _l.JobReportT()
-        native.struct_size = ctypes.sizeof(_l.JobReportT)
-        _l.check(_l.lib.ctstack_job_report_get(handle.ptr, ctypes.byref(native)))
+        native, warnings, output_dir = self._report()
         return JobReport(
             levels=native.levels,
             kept=native.kept,
             rebuilt=native.rebuilt,
             removed=native.removed,
-            warnings=[
-                _l.decode(_l.lib.ctstack_job_warning(handle.ptr, i)) for i in range(native.warnings)
-            ],
+            warnings=warnings,
             elapsed_seconds=native.elapsed_seconds,
-            output_dir=_l.decode(_l.lib.ctstack_job_output_dir(handle.ptr)),
+            output_dir=output_dir,
         )
-
-    def close(self) -> None:
-        """Cancels the job if it still runs, waits for it to stop and releases
-        it. Idempotent."""
-        handle = self._handle
-        if handle is None:
-            return
-        _l.lib.ctstack_job_cancel(handle.ptr)
-        with self._wait_lock:
-            _l.lib.ctstack_job_wait(handle.ptr)
-        self._handle = None
-
-    def __repr__(self) -> str:
-        if self.closed:
-            return "<ctstack.PyramidJob closed>"
-        running, done, total = self._poll()
-        return "<ctstack.PyramidJob %s %d/%d>" % ("running" if running else "finished", done, total)

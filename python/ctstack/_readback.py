@@ -58,7 +58,8 @@ class Level:
         """The level as a new, writable ``(count, height, width)`` numpy array.
 
         Raises:
-            MismatchError: a slice file is not the one the build wrote.
+            StateError: a slice file is not the one the build wrote (changed
+                or removed since): build again.
         """
         import numpy as np
 
@@ -87,9 +88,9 @@ class Pyramid(_l.NativeObject):
         """Opens the pyramid in ``output_dir``.
 
         Raises:
-            CtstackIOError: there is no manifest there.
+            StateError: there is no manifest there, or the last build there
+                did not finish: build (again).
             TiffFormatError: the manifest is not a valid one.
-            InvalidArgumentError: the last build there did not finish.
         """
         self._handle = None
         out = _l.PyramidP()
@@ -122,10 +123,18 @@ class Pyramid(_l.NativeObject):
             return self.levels[k - 1]
         if -n <= k <= -1:
             return self.levels[n + k]
+        if n == 0:
+            raise invalid_argument(
+                "level %r: this pyramid has no levels: its slices were within min_size "
+                "already (build it with a smaller min_size, or min_levels=1)" % (k,)
+            )
+        if n == 1:
+            raise invalid_argument("level %r: this pyramid has one level, 1 (or -1)" % (k,))
         raise invalid_argument("level %r: this pyramid has levels 1..%d (or -1..-%d)" % (k, n, n))
 
     def __repr__(self) -> str:
-        return "<ctstack.Pyramid %d levels>" % len(self.levels)
+        n = len(self.levels)
+        return "<ctstack.Pyramid %d level%s>" % (n, "" if n == 1 else "s")
 
 
 def open_pyramid(output_dir: PathArg) -> Pyramid:

@@ -104,6 +104,7 @@ class Slice(_l.NativeObject):
             CtstackIOError: the file is missing or unreadable (an OSError).
             TiffFormatError: not a readable image, or a malformed one.
             UnsupportedTiffError: a valid image this library does not handle.
+            LimitsExceededError: the file asks for more than the limits allow.
         """
         self._handle = None
         self.path = os.fsdecode(path)

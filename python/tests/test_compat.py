@@ -221,30 +221,42 @@ class CtThumbnailTest(unittest.TestCase):
         self.assertEqual(seen, [100.0])
         self.assertFalse(os.path.exists(os.path.join(self.dir, ".thumbnail")))
 
-    def test_small_slices_build_no_level(self):
-        """Slices within 500 px: no level (CTHarvester's Rust module's rule)."""
+    def test_small_slices_build_level_1_as_ctharvesters_python_path(self):
+        """Slices within 500 px, called as CTHarvester calls (positionally,
+        no min_levels): level 1 and no more, as its Python path builds."""
+        rng = np.random.default_rng(4)
+        slices = [rng.integers(0, 65536, (64, 66), dtype=np.uint16) for _ in range(5)]
+        for i, a in enumerate(slices):
+            tifffile.imwrite(os.path.join(self.dir, "s%d.tif" % i), a)
+        seen = []
+        self.assertIsNone(ct_thumbnail.build_thumbnails(self.dir, seen.append))
+        self.assertEqual(seen[-1], 100.0)
+        self.assertPyramid(reference_pyramid(slices, max_size=65)[:1])
+
+    def test_a_build_that_writes_nothing_leaves_no_manifest(self):
+        """min_levels=0 on small slices (the Rust module's rule), and slices
+        one pixel high (nothing can be halved): no level, no manifest, no
+        .thumbnail folder; a folder holding other files is kept."""
         rng = np.random.default_rng(3)
         for i in range(4):
             tifffile.imwrite(
                 os.path.join(self.dir, "s%d.tif" % i),
                 rng.integers(0, 255, (64, 64), dtype=np.uint8),
             )
-        seen = []
-        self.assertIsNone(ct_thumbnail.build_thumbnails(self.dir, seen.append))
-        self.assertEqual(seen[-1], 100.0)
         root = os.path.join(self.dir, ".thumbnail")
-        self.assertEqual(
-            [k for k in os.listdir(root) if k.isdigit()] if os.path.isdir(root) else [], []
-        )
-
-    def test_min_levels_builds_level_1_of_small_slices(self):
-        """min_levels=1: level 1 even within 500 px (CTHarvester's Python path)."""
-        rng = np.random.default_rng(4)
-        slices = [rng.integers(0, 65536, (64, 66), dtype=np.uint16) for _ in range(5)]
-        for i, a in enumerate(slices):
-            tifffile.imwrite(os.path.join(self.dir, "s%d.tif" % i), a)
-        self.assertIsNone(ct_thumbnail.build_thumbnails(self.dir, min_levels=1))
-        self.assertPyramid(reference_pyramid(slices, max_size=65)[:1])
+        self.assertIsNone(ct_thumbnail.build_thumbnails(self.dir, None, min_levels=0))
+        self.assertFalse(os.path.exists(root), os.listdir(self.dir))
+        os.makedirs(root)
+        with open(os.path.join(root, "notes.txt"), "w") as f:
+            f.write("mine")
+        self.assertIsNone(ct_thumbnail.build_thumbnails(self.dir, None, min_levels=0))
+        self.assertEqual(os.listdir(root), ["notes.txt"])
+        flat = os.path.join(self.dir, "flat")
+        os.makedirs(flat)
+        for i in range(3):
+            tifffile.imwrite(os.path.join(flat, "f%d.tif" % i), np.zeros((1, 40), np.uint16))
+        self.assertIsNone(ct_thumbnail.build_thumbnails(flat))
+        self.assertFalse(os.path.exists(os.path.join(flat, ".thumbnail")))
 
     def test_missing_directory_is_an_oserror(self):
         with self.assertRaises(OSError):

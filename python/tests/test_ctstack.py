@@ -257,6 +257,18 @@ class LibraryTest(unittest.TestCase):
     def test_library_path(self):
         self.assertTrue(os.path.isfile(ctstack.library_path))
 
+    def test_a_missing_library_says_how_to_install_from_a_checkout(self):
+        # Until 0.1.0 is on PyPI, `pip install ctstack` would fail: not suggested.
+        with mock.patch.dict(os.environ):
+            os.environ.pop("CTSTACK_LIBRARY", None)
+            with mock.patch.object(os.path, "isfile", return_value=False):
+                with self.assertRaises(ImportError) as cm:
+                    ctstack._library.find_library()
+        message = str(cm.exception)
+        self.assertIn("`pip install .`", message)
+        self.assertIn("CTSTACK_LIBRARY", message)
+        self.assertNotIn("pip install ctstack", message)
+
     def test_status_constants(self):
         self.assertEqual(
             [
@@ -268,9 +280,15 @@ class LibraryTest(unittest.TestCase):
                 ctstack.ERR_CANCELLED,
                 ctstack.ERR_INVALID_ARGUMENT,
                 ctstack.ERR_INTERNAL,
+                ctstack.ERR_LIMITS_EXCEEDED,
+                ctstack.ERR_STATE,
             ],
-            list(range(8)),
+            list(range(10)),
         )
+        # The names are the library's.
+        for name in ("ERR_INTERNAL", "ERR_LIMITS_EXCEEDED", "ERR_STATE"):
+            code = getattr(ctstack, name)
+            self.assertEqual(ctstack._library.status_name(code), "CTSTACK_" + name)
 
     def test_exception_hierarchy(self):
         for cls in (
@@ -281,9 +299,27 @@ class LibraryTest(unittest.TestCase):
             ctstack.CancelledError,
             ctstack.InvalidArgumentError,
             ctstack.InternalError,
+            ctstack.LimitsExceededError,
+            ctstack.StateError,
         ):
             self.assertTrue(issubclass(cls, ctstack.CtstackError), cls)
         self.assertTrue(issubclass(ctstack.InvalidArgumentError, ValueError))
+        # A bomb is not "unsupported, try another reader"; a folder in the wrong
+        # state is not a bad argument.
+        self.assertFalse(issubclass(ctstack.LimitsExceededError, ctstack.UnsupportedTiffError))
+        self.assertFalse(issubclass(ctstack.StateError, ValueError))
+        # One class per status, by the status the library returns.
+        from ctstack._errors import error_for
+
+        for status, cls in (
+            (ctstack.ERR_INTERNAL, ctstack.InternalError),
+            (ctstack.ERR_LIMITS_EXCEEDED, ctstack.LimitsExceededError),
+            (ctstack.ERR_STATE, ctstack.StateError),
+        ):
+            e = error_for(status, "m")
+            self.assertIs(type(e), cls)
+            self.assertEqual(e.status, status)
+        self.assertIs(type(error_for(10, "from a newer library")), ctstack.CtstackError)
         e = ctstack.TiffFormatError(ctstack.ERR_FORMAT, "bad file")
         self.assertEqual((e.status, e.message, str(e)), (2, "bad file", "bad file"))
 
@@ -338,6 +374,14 @@ class HeaderTest(unittest.TestCase):
         "ctstack_pyramid * *": ctypes.POINTER(ctstack._library.PyramidP),
         "ctstack_level_info *": ctypes.POINTER(ctstack._library.LevelInfoT),
         "ctstack_job_report *": ctypes.POINTER(ctstack._library.JobReportT),
+        "ctstack_crop_options *": ctstack._library.CropOptionsP,
+        "const ctstack_crop_options *": ctstack._library.CropOptionsP,
+        "ctstack_crop *": ctstack._library.CropP,
+        "const ctstack_crop *": ctstack._library.CropP,
+        "ctstack_crop * *": ctypes.POINTER(ctstack._library.CropP),
+        "uint32_t *": ctypes.POINTER(ctypes.c_uint32),
+        "int32_t *": ctypes.POINTER(ctypes.c_int32),
+        "uint64_t": ctypes.c_uint64,
         "ctstack_zarr_options *": ctypes.POINTER(ctstack._zarr.ZarrOptionsT),
         "const ctstack_zarr_options *": ctypes.POINTER(ctstack._zarr.ZarrOptionsT),
     }
@@ -441,7 +485,7 @@ class SliceTest(unittest.TestCase):
             "Io": ctstack.CtstackIOError,
             "Format": ctstack.TiffFormatError,
             "Unsupported": ctstack.UnsupportedTiffError,
-            "LimitsExceeded": ctstack.UnsupportedTiffError,
+            "LimitsExceeded": ctstack.LimitsExceededError,
         }
         with open(FIXTURES / "expected.json", encoding="utf-8") as f:
             entries = json.load(f)
@@ -827,6 +871,46 @@ class BuildPyramidTest(PyramidAssertions):
             with self.assertRaises(ctstack.MismatchError):
                 ctstack.build_pyramid(stack, os.path.join(tmp, "out"), 10)
 
+    def test_mixed_depths_are_refused_with_a_hint_or_converted(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            stack = os.path.join(tmp, "stack")
+            os.mkdir(stack)
+            shutil.copyfile(U16_LE, os.path.join(stack, "a1.tif"))  # 67x45 u16
+            shutil.copyfile(U8, os.path.join(stack, "a2.tif"))  # 67x45 u8
+            with self.assertRaises(ctstack.MismatchError) as cm:
+                ctstack.build_pyramid(stack, os.path.join(tmp, "refused"), 10)
+            self.assertIn("--depth", cm.exception.message)
+            self.assertIn("depth=8|16", cm.exception.message)
+            with self.assertRaises(ctstack.InvalidArgumentError):
+                ctstack.build_pyramid(stack, os.path.join(tmp, "bad"), 10, depth=12)
+            for depth, sample_type in ((16, "u16"), (8, "u8")):
+                out = os.path.join(tmp, "d%d" % depth)
+                ctstack.build_pyramid(stack, out, 10, depth=depth)
+                with ctstack.PyramidJob(stack, out + "job", 10, depth=depth) as job:
+                    self.assertTrue(job.wait())
+                for built in (out, out + "job"):
+                    with ctstack.open_pyramid(built) as pyramid:
+                        self.assertEqual(pyramid[1].sample_type, sample_type)
+                        self.assertEqual(pyramid[1].count, 1)
+                if np is None:
+                    continue
+                # Level 1 is the exact mean of the two slices, the 8-bit one as v * 257
+                # (depth 16) or the 16-bit one as (v + 128) // 257 (depth 8).
+                with ctstack.Slice(U16_LE) as a, ctstack.Slice(U8) as b:
+                    a16, b8 = a.array().astype(np.uint32), b.array().astype(np.uint32)
+                if depth == 16:
+                    x, y = a16, b8 * 257
+                else:
+                    x, y = (a16 + 128) // 257, b8
+                h, w = (x.shape[0] // 2) * 2, (x.shape[1] // 2) * 2
+                blocks = x[:h, :w].reshape(h // 2, 2, w // 2, 2).sum(axis=(1, 3)) + y[
+                    :h, :w
+                ].reshape(h // 2, 2, w // 2, 2).sum(axis=(1, 3))
+                want = (blocks + 4) >> 3
+                with ctstack.open_pyramid(out) as pyramid:
+                    got = np.asarray(pyramid[1])[0]
+                np.testing.assert_array_equal(got, want)
+
 
 class PyramidOptionsTest(PyramidAssertions):
     """min_levels, threads, mmap, strict, force and pattern, on build_pyramid
@@ -963,10 +1047,10 @@ class PyramidOptionsTest(PyramidAssertions):
     def test_pattern_matching_nothing(self):
         with tempfile.TemporaryDirectory() as tmp:
             pattern = ctstack.StackPattern("x", "tif", 0, 3, 2)
-            with self.assertRaises(ctstack.InvalidArgumentError) as cm:
+            with self.assertRaises(ctstack.StateError) as cm:
                 ctstack.build_pyramid(STACK, tmp, pattern=pattern)
             self.assertIn("no slice files", cm.exception.message)
-            with self.assertRaises(ctstack.InvalidArgumentError):
+            with self.assertRaises(ctstack.StateError):
                 with ctstack.PyramidJob(STACK, tmp, pattern=pattern) as job:
                     job.wait()
 
@@ -1020,13 +1104,47 @@ class ReadBackTest(PyramidAssertions):
                 os.path.join(out, "1", "000001.tif"), os.path.join(out, "1", "000000.tif")
             )
             with ctstack.open_pyramid(out) as pyramid:
-                with self.assertRaises(ctstack.MismatchError):
+                with self.assertRaises(ctstack.StateError) as cm:
                     pyramid[1].array()
+                self.assertIn("000000.tif", cm.exception.message)
+                self.assertEqual(cm.exception.status, ctstack.ERR_STATE)
 
-    def test_no_manifest_is_an_oserror(self):
+    def test_a_pyramid_without_levels_says_why(self):
         with tempfile.TemporaryDirectory() as out:
-            with self.assertRaises(OSError):
+            ctstack.build_pyramid(STACK, out)  # 301x203 slices, min_size 500: nothing to halve
+            with ctstack.open_pyramid(out) as pyramid:
+                self.assertEqual(len(pyramid), 0)
+                self.assertEqual(repr(pyramid), "<ctstack.Pyramid 0 levels>")
+                with self.assertRaises(ctstack.InvalidArgumentError) as cm:
+                    pyramid.level(-1)
+                self.assertIn("no levels", cm.exception.message)
+                self.assertIn("smaller min_size", cm.exception.message)
+                self.assertNotIn("1..0", cm.exception.message)
+        with tempfile.TemporaryDirectory() as out:
+            ctstack.build_pyramid(STACK, out, 200)
+            with ctstack.open_pyramid(out) as pyramid:
+                self.assertEqual(repr(pyramid), "<ctstack.Pyramid 1 level>")
+                with self.assertRaises(ctstack.InvalidArgumentError) as cm:
+                    pyramid.level(2)
+                self.assertIn("one level", cm.exception.message)
+
+    def test_no_manifest_is_a_state_error(self):
+        with tempfile.TemporaryDirectory() as out:
+            with self.assertRaises(ctstack.StateError) as cm:
                 ctstack.open_pyramid(out)
+            self.assertIn("no pyramid manifest", cm.exception.message)
+
+    def test_an_interrupted_build_is_a_state_error_until_built_again(self):
+        with tempfile.TemporaryDirectory() as out:
+            with self.assertRaises(ctstack.CancelledError):
+                ctstack.build_pyramid(STACK, out, 80, progress=lambda done, total: done >= 3)
+            with self.assertRaises(ctstack.StateError) as cm:
+                ctstack.open_pyramid(out)
+            self.assertIn("incomplete", cm.exception.message)
+            self.assertIn(out, cm.exception.message)
+            ctstack.build_pyramid(STACK, out, 80)
+            with ctstack.open_pyramid(out) as pyramid:
+                self.assertEqual(len(pyramid), 2)
 
 
 class SampleTypeTest(unittest.TestCase):
@@ -1059,6 +1177,27 @@ class SampleTypeTest(unittest.TestCase):
 class PyramidJobTest(PyramidAssertions):
     """ctstack.PyramidJob (background build, polled)."""
 
+    @unittest.skipIf(os.name == "nt", "holds the output lock with fcntl.flock")
+    def test_wait_with_a_timeout_returns_false_while_the_job_runs(self):
+        import fcntl
+
+        with tempfile.TemporaryDirectory() as out:
+            # Another run's lock on the output folder keeps the job waiting.
+            with open(os.path.join(out, ".ctstack.lock"), "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                with ctstack.PyramidJob(STACK, out, min_size=80) as job:
+                    started = time.monotonic()
+                    self.assertFalse(job.wait(timeout=0.3))
+                    self.assertGreaterEqual(time.monotonic() - started, 0.3)
+                    self.assertTrue(job.running)
+                    self.assertFalse(job.wait(timeout=0))
+                    with self.assertRaises(ValueError):
+                        job.wait(timeout=-1)
+                    fcntl.flock(lock, fcntl.LOCK_UN)
+                    self.assertTrue(job.wait(timeout=HANG_SECONDS))
+                    self.assertFalse(job.running)
+            self.assertPyramidEqual(out, STACK_REF)
+
     def test_poll_to_completion(self):
         with tempfile.TemporaryDirectory() as out:
             events = []
@@ -1069,8 +1208,8 @@ class PyramidJobTest(PyramidAssertions):
                     self.assertLess(time.monotonic(), deadline, "job never finished")
                     time.sleep(0.001)
                 events.append(job.progress)
-                self.assertIsNone(job.wait())
-                self.assertIsNone(job.wait())  # may be called again
+                self.assertIs(job.wait(), True)
+                self.assertIs(job.wait(), True)  # may be called again
                 self.assertEqual(job.progress, (STACK_TOTAL, STACK_TOTAL))
                 self.assertFalse(job.running)
             self.assertTrue(job.closed)
@@ -1081,7 +1220,7 @@ class PyramidJobTest(PyramidAssertions):
     def test_wait_polling(self):
         with tempfile.TemporaryDirectory() as out:
             with ctstack.PyramidJob(STACK, out, min_size=80) as job:
-                self.assertIsNone(run_with_timeout(self, lambda: job.wait(poll=0.005)))
+                self.assertIs(run_with_timeout(self, lambda: job.wait(poll=0.005)), True)
             self.assertPyramidEqual(out, STACK_REF)
 
     def test_from_files(self):

@@ -12,6 +12,7 @@ CTSTACK_REQUIRE_EXTERNAL=1 (then they fail).
 
 import logging
 import os
+import sys
 import shutil
 import tempfile
 import unittest
@@ -28,7 +29,9 @@ except ImportError as e:  # checked in setUp
 else:
     MISSING = ""
 
-REQUIRE_EXTERNAL = os.environ.get("CTSTACK_REQUIRE_EXTERNAL") == "1"
+# zarr-python 3 needs Python 3.11: on older Pythons these tests skip even when
+# CTSTACK_REQUIRE_EXTERNAL=1 (.ci/run installs the readers only where they exist).
+REQUIRE_EXTERNAL = os.environ.get("CTSTACK_REQUIRE_EXTERNAL") == "1" and sys.version_info >= (3, 11)
 
 #: 9 slices of 45x37 u16 with min_size 8: levels 22x18x5, 11x9x3, 5x4x2.
 DEPTH, H, W, MIN_SIZE = 9, 37, 45, 8
@@ -158,7 +161,7 @@ class ZarrTest(unittest.TestCase):
         foreign = self.scratch / "foreign.ome.zarr"
         foreign.mkdir()
         (foreign / "data").write_bytes(b"not ours")
-        with self.assertRaises(ctstack.InvalidArgumentError) as caught:
+        with self.assertRaises(ctstack.StateError) as caught:
             self.build(name="foreign.ome.zarr")
         self.assertIn("not a ctstack", str(caught.exception))
         self.assertEqual((foreign / "data").read_bytes(), b"not ours")

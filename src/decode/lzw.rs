@@ -15,7 +15,7 @@
 
 use crate::SampleType;
 use crate::error::{Problem, format_problem};
-use crate::sample::{Sample, Samples, with_sample_type};
+use crate::sample::Sample;
 use crate::tiff::{ByteOrder, Chunks, Compression, ImageLayout};
 
 const CLEAR: u16 = 256;
@@ -25,7 +25,7 @@ const MAX_CODES: usize = 4096;
 
 /// Whether `data` looks like the pre-1992 "old-style" (LSB-first) LZW, which this
 /// decoder does not read (the `tiff` crate gets such files).
-pub fn is_old_style(data: &[u8]) -> bool {
+fn is_old_style(data: &[u8]) -> bool {
     data.len() >= 2 && data[0] == 0 && data[1] & 1 != 0
 }
 
@@ -46,7 +46,7 @@ thread_local! {
 ///
 /// Data that ends early is an error; data that would decode to more than `out`
 /// holds is cut at its end (libtiff does the same).
-pub fn decode(data: &[u8], out: &mut [u8]) -> Result<(), Problem> {
+pub(crate) fn decode(data: &[u8], out: &mut [u8]) -> Result<(), Problem> {
     SCRATCH.with(|scratch| {
         let mut buf = scratch.borrow_mut();
         let needed = OUTPUT + out.len() + SLACK;
@@ -176,83 +176,56 @@ fn mask_top(n: u32) -> u64 {
     if n >= 64 { u64::MAX } else { !(u64::MAX >> n) }
 }
 
-/// LZW strips (predictor none or, for integers, horizontal; new-style codes): decoded by
-/// [`lzw::decode`], strips in parallel. `None` for anything else.
-pub(super) fn decode_strips(
-    bytes: &[u8],
-    layout: &ImageLayout,
-) -> Result<Option<Samples>, Problem> {
-    let Chunks::Strips { rows_per_strip } = layout.chunks else {
-        return Ok(None);
-    };
-    let first = layout
-        .offsets
-        .first()
-        .map_or(&[][..], |&o| &bytes[o as usize..]);
+/// Whether this decoder reads the chunks of `layout`: LZW strips, predictor
+/// none or (for integers) horizontal, new-style codes (`first_chunk`: the
+/// first chunk's data, which tells the old style).
+pub(super) fn reads(layout: &ImageLayout, first_chunk: &[u8]) -> bool {
     let predictor_ok = match layout.sample_type {
         SampleType::F32 => layout.predictor == 1,
         _ => matches!(layout.predictor, 1 | 2),
     };
-    if layout.compression != Compression::Lzw || !predictor_ok || is_old_style(first) {
-        return Ok(None);
-    }
-    let rows_per_strip = rows_per_strip as usize;
-    Ok(Some(with_sample_type!(layout.sample_type, T => {
-        Samples::from_vec(strips::<T>(bytes, layout, rows_per_strip)?)
-    })))
+    matches!(layout.chunks, Chunks::Strips { .. })
+        && layout.compression == Compression::Lzw
+        && predictor_ok
+        && !is_old_style(first_chunk)
 }
 
-fn strips<T: Sample>(
-    bytes: &[u8],
+/// Decodes one LZW strip (`data`) of a page that [`reads`] accepts into `dst`,
+/// whole rows of `width` samples, in the host's byte order, the predictor undone.
+pub(super) fn decode_strip<T: Sample>(
+    data: &[u8],
     layout: &ImageLayout,
-    rows_per_strip: usize,
-) -> Result<Vec<T>, Problem> {
-    use rayon::prelude::*;
-    let (width, height) = (layout.width as usize, layout.height as usize);
-    let mut out = vec![T::default(); width * height];
-    let strips: Vec<(usize, usize)> = layout
-        .offsets
-        .iter()
-        .zip(&layout.byte_counts)
-        .map(|(&o, &c)| (o as usize, c as usize))
-        .collect();
-    // `ImageLayout::parse` checked every strip lies in the file.
-    out.par_chunks_mut(rows_per_strip * width)
-        .zip(strips)
-        .try_for_each(|(dst, (offset, count))| {
-            decode(
-                &bytes[offset..offset + count],
-                bytemuck::cast_slice_mut(dst),
-            )?;
-            let horizontal = layout.predictor == 2;
-            // Byte order and predictor work on bit patterns: horizontal
-            // differencing modulo 2^16 is the same for u16 and i16.
-            match T::TYPE.bytes() {
-                1 => {
-                    if horizontal {
-                        undo_horizontal(bytemuck::cast_slice_mut::<T, u8>(dst), width);
-                    }
-                }
-                2 => {
-                    let words = bytemuck::cast_slice_mut::<T, u16>(dst);
-                    if layout.order != ByteOrder::host() {
-                        words.iter_mut().for_each(|v| *v = v.swap_bytes());
-                    }
-                    if horizontal {
-                        undo_horizontal(words, width);
-                    }
-                }
-                _ => {
-                    // 32-bit floats: `decode_strips` takes them only without a predictor.
-                    let words = bytemuck::cast_slice_mut::<T, u32>(dst);
-                    if layout.order != ByteOrder::host() {
-                        words.iter_mut().for_each(|v| *v = v.swap_bytes());
-                    }
-                }
+    width: usize,
+    dst: &mut [T],
+) -> Result<(), Problem> {
+    decode(data, bytemuck::cast_slice_mut(dst))?;
+    let horizontal = layout.predictor == 2;
+    // Byte order and predictor work on bit patterns: horizontal
+    // differencing modulo 2^16 is the same for u16 and i16.
+    match T::TYPE.bytes() {
+        1 => {
+            if horizontal {
+                undo_horizontal(bytemuck::cast_slice_mut::<T, u8>(dst), width);
             }
-            Ok::<(), Problem>(())
-        })?;
-    Ok(out)
+        }
+        2 => {
+            let words = bytemuck::cast_slice_mut::<T, u16>(dst);
+            if layout.order != ByteOrder::host() {
+                words.iter_mut().for_each(|v| *v = v.swap_bytes());
+            }
+            if horizontal {
+                undo_horizontal(words, width);
+            }
+        }
+        _ => {
+            // 32-bit floats: `reads` takes them only without a predictor.
+            let words = bytemuck::cast_slice_mut::<T, u32>(dst);
+            if layout.order != ByteOrder::host() {
+                words.iter_mut().for_each(|v| *v = v.swap_bytes());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Undoes horizontal differencing (Predictor 2): each sample was stored minus its

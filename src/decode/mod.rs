@@ -1,28 +1,126 @@
 //! Decoding compressed TIFF images (LZW, Deflate, PackBits, JPEG, ZSTD, predictors):
 //! LZW strips by ctstack's own decoder ([`lzw`], for speed), everything else by
-//! the `tiff` crate ([`tiff_crate`]). Both run behind the same budget checks.
+//! the `tiff` crate ([`tiff_crate`]). Both run behind the same budget checks,
+//! one chunk at a time ([`ChunkDecoder`]), so that a read of a region decodes
+//! only the chunks that meet it (`crate::region`).
 
 mod jpeg_probe;
 mod lzw;
 mod tiff_crate;
 
-use crate::Limits;
-use crate::error::Problem;
-use crate::sample::Samples;
-use crate::tiff::{Compression, ImageLayout};
+use std::path::Path;
 
-/// Decodes IFD 0 of `bytes`, whose layout `layout` has already been validated.
-///
-/// The decoded size and the compression ratio are checked against `limits`
-/// before the decoder allocates anything, and the decoder's own limits are set
-/// from ours, so a large but legitimate slice is not refused by its 256 MiB default.
-pub(crate) fn decode(
-    bytes: &[u8],
+use crate::error::{Problem, format_problem};
+use crate::sample::Sample;
+use crate::source::{Bytes, PositionalReader};
+use crate::tiff::{Compression, ImageLayout};
+use crate::{Error, Limits};
+
+/// Decodes the compressed chunks of one page, one at a time: by ctstack's LZW
+/// decoder where it reads them, else by the `tiff` crate. One per thread: the
+/// `tiff` crate's decoder keeps a position in the file.
+pub(crate) struct ChunkDecoder<'a> {
+    path: &'a Path,
+    bytes: Bytes<'a>,
+    /// The compressed bytes of a chunk, for files read by positional reads.
+    scratch: Vec<u8>,
+    by: By<'a>,
+}
+
+/// Which decoder reads the page's chunks.
+enum By<'a> {
+    Lzw,
+    /// Boxed: the crate's decoder is large, and made once per thread.
+    TiffCrate(Box<tiff_crate::TiffCrate<'a>>),
+}
+
+impl<'a> ChunkDecoder<'a> {
+    /// A decoder of page `index` (in chain order) of the file at `path`, read
+    /// from `bytes`, whose layout `layout` is validated and compressed.
+    ///
+    /// The page is checked against `limits` first ([`check_ratio`]).
+    pub fn new(
+        path: &'a Path,
+        bytes: Bytes<'a>,
+        index: usize,
+        layout: &ImageLayout,
+        limits: &Limits,
+    ) -> Result<ChunkDecoder<'a>, Error> {
+        let at = |p: Problem| p.on_page(index).at(path);
+        check_ratio(layout, bytes.len(), limits).map_err(at)?;
+        let mut scratch = Vec::new();
+        let first = match (layout.offsets.first(), layout.byte_counts.first()) {
+            // Two bytes tell the LZW code style.
+            (Some(&offset), Some(&count)) => {
+                let len = count.min(2) as usize;
+                bytes.with_range(path, (offset, len), &mut scratch, <[u8]>::to_vec)?
+            }
+            _ => Vec::new(),
+        };
+        let by = if lzw::reads(layout, &first) {
+            By::Lzw
+        } else {
+            let reader = PositionalReader::new(bytes);
+            By::TiffCrate(Box::new(
+                tiff_crate::TiffCrate::new(reader, bytes.len(), (index, layout.ifd_offset), layout)
+                    .map_err(at)?,
+            ))
+        };
+        Ok(ChunkDecoder {
+            path,
+            bytes,
+            scratch,
+            by,
+        })
+    }
+
+    /// Decodes chunk `chunk` of the page into `dst`, which holds its data (the
+    /// chunk without padding, `layout.chunk_rect(chunk)`) row-major. A JPEG
+    /// chunk the decoder cannot read is refused as Unsupported first.
+    pub fn decode<T: Sample>(
+        &mut self,
+        layout: &ImageLayout,
+        chunk: usize,
+        dst: &mut [T],
+        limits: &Limits,
+    ) -> Result<(), Problem> {
+        let (offset, count) = (layout.offsets[chunk], layout.byte_counts[chunk]);
+        let len = chunk_len(count, limits)?;
+        let width = layout.width as usize;
+        let (path, bytes) = (self.path, self.bytes);
+        // The chunk was checked to lie in the file: a read that fails means
+        // the file shrank since.
+        let unreadable = |e: Error| format_problem!("cannot read chunk {chunk}: {e}");
+        if layout.compression == Compression::Jpeg {
+            bytes
+                .with_range(
+                    path,
+                    (offset, len),
+                    &mut self.scratch,
+                    jpeg_probe::check_chunk,
+                )
+                .map_err(unreadable)??;
+        }
+        match &mut self.by {
+            By::Lzw => bytes
+                .with_range(path, (offset, len), &mut self.scratch, |data| {
+                    lzw::decode_strip(data, layout, width, dst)
+                })
+                .map_err(unreadable)?,
+            By::TiffCrate(decoder) => decoder.decode_chunk(chunk, dst),
+        }
+    }
+}
+
+/// Refuses a compressed page whose decoded size is beyond its compressed size
+/// (at most the file's, `file_len`) times [`Limits::max_compression_ratio`]:
+/// a decompression bomb. Checked before any buffer for its pixels is made.
+pub(crate) fn check_ratio(
     layout: &ImageLayout,
+    file_len: u64,
     limits: &Limits,
-) -> Result<Samples, Problem> {
+) -> Result<(), Problem> {
     let image_bytes = layout.image_bytes();
-    check_decoded_size(image_bytes, limits)?;
     // Chunks may overlap (every strip pointing at the same bytes), so the byte
     // counts can add up to more than the file; the compressed data cannot be
     // larger than the file itself, whatever they claim.
@@ -30,7 +128,7 @@ pub(crate) fn decode(
         .byte_counts
         .iter()
         .fold(0u64, |a, &b| a.saturating_add(b))
-        .min(bytes.len() as u64);
+        .min(file_len);
     if image_bytes > compressed.saturating_mul(limits.max_compression_ratio) {
         return Err(Problem::Limits(format!(
             "{} claims {image_bytes} decoded bytes from {compressed} compressed bytes, \
@@ -39,16 +137,20 @@ pub(crate) fn decode(
             limits.max_compression_ratio
         )));
     }
-    if layout.compression == Compression::Jpeg {
-        // Chunks were checked to lie in the file.
-        for (&offset, &count) in layout.offsets.iter().zip(&layout.byte_counts) {
-            jpeg_probe::check_chunk(&bytes[offset as usize..(offset + count) as usize])?;
-        }
-    }
-    if let Some(samples) = lzw::decode_strips(bytes, layout)? {
-        return Ok(samples);
-    }
-    tiff_crate::decode(bytes, layout)
+    Ok(())
+}
+
+/// A chunk's byte count as a length to read, within the decode budget.
+fn chunk_len(count: u64, limits: &Limits) -> Result<usize, Problem> {
+    usize::try_from(count)
+        .ok()
+        .filter(|_| count <= limits.max_decoded_bytes)
+        .ok_or_else(|| {
+            Problem::Limits(format!(
+                "a chunk of {count} compressed bytes, more than the limit of {}",
+                limits.max_decoded_bytes
+            ))
+        })
 }
 
 /// Refuses a pixel buffer larger than `limits.max_decoded_bytes`.

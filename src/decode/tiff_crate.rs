@@ -7,88 +7,125 @@
 //! MinIsWhite floats or signed samples, whose inversion is not undone exactly,
 //! are refused.
 
-use std::io::Cursor;
-
 use tiff::decoder::{Decoder, DecodingResult};
 use tiff::{ColorType, TiffError};
 
 use crate::SampleType;
 use crate::error::{Problem, format_problem};
-use crate::sample::Samples;
+use crate::sample::Sample;
+use crate::source::PositionalReader;
 use crate::tiff::{ImageLayout, Photometric};
 
-/// Decodes IFD 0 of `bytes` (validated as `layout`, within the caller's budget).
-pub(super) fn decode(bytes: &[u8], layout: &ImageLayout) -> Result<Samples, Problem> {
-    let image_bytes = layout.image_bytes();
-    // The crate allocates an ASCII tag's count in full and, when that is over its
-    // limit, refuses through a stray `dbg!` (tiff 0.11.3, the newest release) that
-    // prints to the user's terminal. A count beyond the file is the file's fault,
-    // said here; any other fits the limit, which is raised to it (it is at most the
-    // file's length, already in memory).
-    if layout.largest_ascii > bytes.len() as u64 {
-        return Err(format_problem!(
-            "an ASCII tag claims {} bytes, more than the whole file ({} bytes)",
-            layout.largest_ascii,
-            bytes.len()
-        ));
-    }
-    let budget = usize::try_from(image_bytes.saturating_mul(2))
-        .unwrap_or(usize::MAX)
-        .max(layout.largest_ascii as usize);
-    let mut tiff_limits = tiff::decoder::Limits::default();
-    tiff_limits.decoding_buffer_size = budget;
-    tiff_limits.intermediate_buffer_size = budget;
-    let mut decoder = Decoder::new(Cursor::new(bytes))
-        .map_err(problem)?
-        .with_limits(tiff_limits);
-    let colortype = decoder.colortype().map_err(problem)?;
-    let ty = layout.sample_type;
-    if colortype != ColorType::Gray(ty.bits() as u8) {
-        return Err(Problem::Unsupported(format!(
-            "the tiff decoder reads this file as {colortype:?}, not {ty} grayscale"
-        )));
-    }
-    let inverted = layout.photometric == Photometric::MinIsWhite;
-    if inverted && !matches!(ty, SampleType::U8 | SampleType::U16) {
-        // The crate serves MinIsWhite inverted (1.0 - v for floats: not exactly
-        // undone), and ctstack serves samples as stored.
-        return Err(Problem::Unsupported(format!(
-            "min-is-white {ty} samples with {} compression",
-            layout.compression.name()
-        )));
-    }
-    let pixels = u64::from(layout.width) * u64::from(layout.height);
-    let result = decoder.read_image().map_err(problem)?;
-    let samples = match (result, ty) {
-        (DecodingResult::U8(mut v), SampleType::U8) => {
-            if inverted {
-                v.iter_mut().for_each(|x| *x = !*x);
-            }
-            Samples::U8(v)
-        }
-        (DecodingResult::U16(mut v), SampleType::U16) => {
-            if inverted {
-                v.iter_mut().for_each(|x| *x = !*x);
-            }
-            Samples::U16(v)
-        }
-        (DecodingResult::I16(v), SampleType::I16) => Samples::I16(v),
-        (DecodingResult::F32(v), SampleType::F32) => Samples::F32(v),
-        _ => {
-            return Err(Problem::Unsupported(
-                "the tiff decoder returned another sample type than the file declares".into(),
+/// The `tiff` crate's decoder, at one page, checked to read it as `layout` says.
+pub(super) struct TiffCrate<'a> {
+    decoder: Decoder<PositionalReader<'a>>,
+    inverted: bool,
+}
+
+impl<'a> TiffCrate<'a> {
+    /// A decoder of page `index` (in chain order) of the file read through
+    /// `reader`, `file_len` bytes, validated as `layout` (within the caller's
+    /// budget): the crate's IFD must be the one ctstack parsed.
+    pub fn new(
+        reader: PositionalReader<'a>,
+        file_len: u64,
+        (index, ifd_offset): (usize, u64),
+        layout: &ImageLayout,
+    ) -> Result<TiffCrate<'a>, Problem> {
+        // The crate allocates an ASCII tag's count in full and, when that is over its
+        // limit, refuses through a stray `dbg!` (tiff 0.11.3, the newest release) that
+        // prints to the user's terminal. A count beyond the file is the file's fault,
+        // said here; any other fits the limit, which is raised to it (it is at most the
+        // file's length).
+        if layout.largest_ascii > file_len {
+            return Err(format_problem!(
+                "an ASCII tag claims {} bytes, more than the whole file ({file_len} bytes)",
+                layout.largest_ascii,
             ));
         }
-    };
-    let got = samples.len() as u64;
-    if got != pixels {
-        return Err(format_problem!(
-            "the tiff decoder returned {got} samples for a {}x{} image",
-            layout.width,
-            layout.height
-        ));
+        let budget = usize::try_from(layout.image_bytes().saturating_mul(2))
+            .unwrap_or(usize::MAX)
+            .max(layout.largest_ascii as usize);
+        let mut tiff_limits = tiff::decoder::Limits::default();
+        tiff_limits.decoding_buffer_size = budget;
+        tiff_limits.intermediate_buffer_size = budget;
+        let mut decoder = Decoder::new(reader)
+            .map_err(problem)?
+            .with_limits(tiff_limits);
+        if index > 0 {
+            decoder.seek_to_image(index).map_err(problem)?;
+        }
+        if decoder.ifd_pointer().map(|p| p.0) != Some(ifd_offset) {
+            return Err(format_problem!(
+                "the tiff decoder finds page {index} at another IFD than offset {ifd_offset}"
+            ));
+        }
+        let colortype = decoder.colortype().map_err(problem)?;
+        let ty = layout.sample_type;
+        if colortype != ColorType::Gray(ty.bits() as u8) {
+            return Err(Problem::Unsupported(format!(
+                "the tiff decoder reads this file as {colortype:?}, not {ty} grayscale"
+            )));
+        }
+        let inverted = layout.photometric == Photometric::MinIsWhite;
+        if inverted && !matches!(ty, SampleType::U8 | SampleType::U16) {
+            // The crate serves MinIsWhite inverted (1.0 - v for floats: not exactly
+            // undone), and ctstack serves samples as stored.
+            return Err(Problem::Unsupported(format!(
+                "min-is-white {ty} samples with {} compression",
+                layout.compression.name()
+            )));
+        }
+        Ok(TiffCrate { decoder, inverted })
     }
-    Ok(samples)
+
+    /// Decodes chunk `index` into `dst`, which holds its data (the chunk
+    /// without its padding) row-major.
+    pub fn decode_chunk<T: Sample>(&mut self, index: usize, dst: &mut [T]) -> Result<(), Problem> {
+        let chunk = u32::try_from(index)
+            .map_err(|_| format_problem!("chunk {index} is past what TIFF can index"))?;
+        let result = self.decoder.read_chunk(chunk).map_err(problem)?;
+        let got = match result {
+            DecodingResult::U8(v) => self.put(v, dst, |x: &mut u8| *x = !*x),
+            DecodingResult::U16(v) => self.put(v, dst, |x: &mut u16| *x = !*x),
+            DecodingResult::I16(v) => self.put(v, dst, |_: &mut i16| {}),
+            DecodingResult::F32(v) => self.put(v, dst, |_: &mut f32| {}),
+            _ => None,
+        };
+        match got {
+            Some(n) if n == dst.len() => Ok(()),
+            Some(n) => Err(format_problem!(
+                "the tiff decoder returned {n} samples for chunk {index}, which holds {}",
+                dst.len()
+            )),
+            None => Err(Problem::Unsupported(
+                "the tiff decoder returned another sample type than the file declares".into(),
+            )),
+        }
+    }
+
+    /// Copies `v` into `dst` if it holds `T` samples and is as long, undoing
+    /// the crate's inversion of MinIsWhite integers (`!v` is exactly `max - v`);
+    /// the number of samples decoded, or `None` for another sample type.
+    fn put<T: Sample, U: Sample>(
+        &self,
+        mut v: Vec<U>,
+        dst: &mut [T],
+        invert: impl Fn(&mut U),
+    ) -> Option<usize> {
+        if U::TYPE != T::TYPE {
+            return None;
+        }
+        if self.inverted {
+            v.iter_mut().for_each(invert);
+        }
+        if v.len() == dst.len() {
+            // The same type: the cast cannot fail.
+            let dst: &mut [U] = bytemuck::try_cast_slice_mut(dst).ok()?;
+            dst.copy_from_slice(&v);
+        }
+        Some(v.len())
+    }
 }
 
 /// Sorts a `tiff` crate error into ctstack's classes, by who is to blame: the
@@ -108,8 +145,8 @@ fn problem(e: TiffError) -> Problem {
         TiffError::IntSizeError => {
             Problem::Limits("the image's sizes do not fit this platform's integers".into())
         }
-        // The decoder reads from memory: an I/O error means the data ended early
-        // or, for ZSTD, that the stream is corrupt.
+        // The file was checked to hold every chunk: an I/O error means the data
+        // ended early, that the stream is corrupt (ZSTD) or the file shrank.
         TiffError::IoError(e) => format_problem!("compressed data is truncated or corrupt: {e}"),
     }
 }

@@ -1,5 +1,5 @@
-//! Pyramid jobs: a build on its own thread, polled for progress, cancelled,
-//! waited for.
+//! Jobs: a pyramid build or a crop on its own thread, polled for progress,
+//! cancelled, waited for.
 
 use std::ffi::{CString, c_char};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +12,7 @@ use super::options::{Input, Request, Step, ctstack_pyramid_options};
 use super::report::JobReport;
 use crate::{CancelFlag, PyramidBuilder};
 
-/// A pyramid build running on its own thread. Opaque.
+/// A pyramid build or a crop running on its own thread. Opaque.
 pub struct ctstack_job {
     shared: Arc<JobState>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -47,9 +47,10 @@ impl ctstack_job {
         })
     }
 
-    /// Runs `work` on a new thread, reporting progress and the outcome to the job.
+    /// Runs `body` (a pyramid build, a crop) on its own thread, with the progress
+    /// and cancel every job shares; its panics become `CTSTACK_ERR_INTERNAL`.
     pub(super) fn spawn(
-        work: impl FnOnce(&mut dyn FnMut(u64, u64), &CancelFlag) -> Result<JobReport, Failure>
+        body: impl FnOnce(&mut dyn FnMut(u64, u64), &CancelFlag) -> Result<JobReport, Failure>
         + Send
         + 'static,
     ) -> ctstack_job {
@@ -66,7 +67,7 @@ impl ctstack_job {
                 state.done.store(done, Ordering::Release);
             };
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                work(&mut report, &state.cancel)
+                body(&mut report, &state.cancel)
             }));
             let outcome = match run {
                 Ok(result) => result,
@@ -182,7 +183,7 @@ pub unsafe extern "C" fn ctstack_job_start_files(
 /// options as the slab runs (the options' slab fields must be 0). Wait for it
 /// with `ctstack_job_wait`; its report (`ctstack_job_report_get`) is the one a
 /// whole run would give (`rebuilt`: outputs the slabs wrote; `elapsed_seconds`:
-/// this step only). CTSTACK_ERR_INVALID_ARGUMENT from the wait if an output is
+/// this step only). CTSTACK_ERR_STATE from the wait if an output is
 /// missing (a slab failed: run it again, then finish); nothing is changed then.
 /// Ownership as for `ctstack_job_start`.
 ///
@@ -310,38 +311,4 @@ pub unsafe extern "C" fn ctstack_job_error(job: *const ctstack_job) -> *const c_
 pub unsafe extern "C" fn ctstack_job_free(job: *mut ctstack_job) {
     // SAFETY: per the contract above.
     ffi_boundary! { unsafe { free_handle(job) } }
-}
-
-/// `ctstack_job_start` with only `output_dir` (NULL: `<input_dir>/.thumbnail`)
-/// and `min_size` (at least 1) set.
-///
-/// # Safety
-/// As for `ctstack_job_start`; `output_dir` is NULL or NUL-terminated.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ctstack_pyramid_start(
-    input_dir: *const c_char,
-    output_dir: *const c_char,
-    min_size: u32,
-    out: *mut *mut ctstack_job,
-) -> ctstack_status {
-    let options = super::pyramid::simple_options(output_dir, min_size);
-    // SAFETY: per the contract above.
-    unsafe { ctstack_job_start(input_dir, &options, out) }
-}
-
-/// `ctstack_job_start_files` with only `output_dir` (required) and `min_size` set.
-///
-/// # Safety
-/// As for `ctstack_job_start_files`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ctstack_pyramid_start_files(
-    paths: *const *const c_char,
-    n_paths: usize,
-    output_dir: *const c_char,
-    min_size: u32,
-    out: *mut *mut ctstack_job,
-) -> ctstack_status {
-    let options = super::pyramid::simple_options(output_dir, min_size);
-    // SAFETY: per the contract above.
-    unsafe { ctstack_job_start_files(paths, n_paths, &options, out) }
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use super::boundary::{Failure, ffi_boundary, invalid, optional_utf8_arg, utf8_arg};
 use super::policy;
 use crate::stack::Selection;
-use crate::{DEFAULT_MIN_SIZE, PyramidBuilder};
+use crate::{DEFAULT_MIN_SIZE, PyramidBuilder, SampleType};
 
 /// The default `min_size`: keep halving while width or height exceeds 500 px.
 pub const CTSTACK_DEFAULT_MIN_SIZE: u32 = 500;
@@ -70,6 +70,11 @@ pub struct ctstack_pyramid_options {
     pub slab_start: u64,
     /// See `slab_start`.
     pub slab_end: u64,
+    /// 8 or 16: convert slices of the other depth to this one (8: `(v + 128) /
+    /// 257`, 16: `v * 257`) instead of refusing a stack that mixes 8- and 16-bit
+    /// slices (CTSTACK_ERR_MISMATCH); the pyramid is written at this depth. 0
+    /// (the default): no conversion. The CLI's `--depth`.
+    pub depth: u32,
 }
 
 impl ctstack_pyramid_options {
@@ -90,6 +95,7 @@ impl ctstack_pyramid_options {
             index_width: 0,
             slab_start: 0,
             slab_end: 0,
+            depth: 0,
         }
     }
 
@@ -129,36 +135,16 @@ impl ctstack_pyramid_options {
     /// # Safety
     /// String fields are NULL or NUL-terminated.
     unsafe fn selection(&self) -> Result<Option<Selection>, Failure> {
-        let mut selection = Selection::default();
-        let mut any = false;
         // SAFETY: per the contract above.
-        if let Some(prefix) = unsafe { optional_utf8_arg(self.prefix, "options->prefix") }? {
-            selection = selection.prefix(prefix);
-            any = true;
+        unsafe {
+            selection_of(
+                self.prefix,
+                self.extension,
+                (self.index_first, self.index_last),
+                self.index_width,
+                "options->",
+            )
         }
-        // SAFETY: per the contract above.
-        if let Some(ext) = unsafe { optional_utf8_arg(self.extension, "options->extension") }? {
-            selection = selection.extension(ext);
-            any = true;
-        }
-        match (self.index_first, self.index_last) {
-            (-1, -1) => {}
-            (first, last) if first >= 0 && last >= first => {
-                selection = selection.range(first as u64, last as u64);
-                any = true;
-            }
-            (first, last) => {
-                return Err(invalid(format!(
-                    "options->index_first {first} and index_last {last}: both -1 (no range), \
-                     or 0 <= index_first <= index_last"
-                )));
-            }
-        }
-        if self.index_width > 0 {
-            selection = selection.index_width(self.index_width as usize);
-            any = true;
-        }
-        Ok(any.then_some(selection))
     }
 
     /// Applies the settings to `builder`, checking each.
@@ -195,6 +181,16 @@ impl ctstack_pyramid_options {
             b = b.threads(self.threads as usize);
         }
         b = b.read_mode(policy::read_mode_of(self.mmap_policy)?);
+        match self.depth {
+            0 => {}
+            8 => b = b.convert_depth(SampleType::U8),
+            16 => b = b.convert_depth(SampleType::U16),
+            other => {
+                return Err(invalid(format!(
+                    "options->depth {other}: 0 (no conversion), 8 or 16"
+                )));
+            }
+        }
         Ok(b.strict(self.strict != 0).force(self.force != 0))
     }
 }
@@ -295,6 +291,50 @@ impl Step {
             Step::Finish => builder.plan()?.finish_slabs(cancel),
         }
     }
+}
+
+/// The stack selection of the selection fields of an options struct (`field`
+/// prefixes their names in messages); `None` when no field asks for one.
+///
+/// # Safety
+/// `prefix` and `extension` are NULL or NUL-terminated.
+pub(crate) unsafe fn selection_of(
+    prefix: *const c_char,
+    extension: *const c_char,
+    (first, last): (i64, i64),
+    index_width: u32,
+    field: &str,
+) -> Result<Option<Selection>, Failure> {
+    let mut selection = Selection::default();
+    let mut any = false;
+    // SAFETY: per the contract above.
+    if let Some(prefix) = unsafe { optional_utf8_arg(prefix, &format!("{field}prefix")) }? {
+        selection = selection.prefix(prefix);
+        any = true;
+    }
+    // SAFETY: per the contract above.
+    if let Some(ext) = unsafe { optional_utf8_arg(extension, &format!("{field}extension")) }? {
+        selection = selection.extension(ext);
+        any = true;
+    }
+    match (first, last) {
+        (-1, -1) => {}
+        (first, last) if first >= 0 && last >= first => {
+            selection = selection.range(first as u64, last as u64);
+            any = true;
+        }
+        (first, last) => {
+            return Err(invalid(format!(
+                "{field}index_first {first} and index_last {last}: both -1 (no range), \
+                 or 0 <= index_first <= index_last"
+            )));
+        }
+    }
+    if index_width > 0 {
+        selection = selection.index_width(index_width as usize);
+        any = true;
+    }
+    Ok(any.then_some(selection))
 }
 
 /// A checked request: the input and the options, before anything is read.

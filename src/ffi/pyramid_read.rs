@@ -48,9 +48,9 @@ impl ctstack_level_info {
 }
 
 /// Opens the pyramid that a build wrote to `output_dir`, by its manifest (not
-/// by folder names), and stores it in `*out`. Fails with CTSTACK_ERR_IO if there
-/// is no manifest, CTSTACK_ERR_FORMAT if it is not a valid one, and
-/// CTSTACK_ERR_INVALID_ARGUMENT if the last build did not finish. Ownership: the
+/// by folder names), and stores it in `*out`. Fails with CTSTACK_ERR_STATE if
+/// there is no manifest or the last build did not finish, and
+/// CTSTACK_ERR_FORMAT if the manifest is not a valid one. Ownership: the
 /// caller owns `*out` and releases it with `ctstack_pyramid_free`; on failure
 /// `*out` is NULL.
 ///
@@ -109,7 +109,7 @@ pub unsafe extern "C" fn ctstack_pyramid_level(
 /// of the level's sample type in the host's byte order: `dst_bytes` must be
 /// exactly the level's `bytes`, and `dst` aligned for the sample type (as
 /// `malloc` gives). A slice file that is not the one the build wrote (changed or
-/// removed since) fails with CTSTACK_ERR_MISMATCH, naming it.
+/// removed since) fails with CTSTACK_ERR_STATE, naming it.
 ///
 /// # Safety
 /// `pyramid` is NULL or a live pyramid handle; `dst` is NULL or valid for

@@ -6,30 +6,57 @@ use std::ffi::{CString, c_char};
 use super::boundary::{Failure, ffi_boundary, handle, invalid};
 use super::ctstack_status;
 use super::job::ctstack_job;
-use crate::Summary;
+use crate::{CropSummary, Summary};
 
-/// A finished run's summary, with its strings as C strings (they live as long
-/// as the job).
+/// A finished run's summary (a pyramid's or a crop's), with its strings as C
+/// strings (they live as long as the job).
 pub(crate) struct JobReport {
-    summary: Summary,
+    levels: usize,
+    kept: usize,
+    rebuilt: usize,
+    removed: usize,
+    elapsed: std::time::Duration,
     output_dir: CString,
     warnings: Vec<CString>,
 }
 
+fn c_string(s: &str) -> CString {
+    CString::new(s.replace('\0', " ")).unwrap_or_default()
+}
+
 impl JobReport {
+    /// A pyramid run's report.
     pub(crate) fn new(summary: Summary) -> JobReport {
-        let c = |s: &str| CString::new(s.replace('\0', " ")).unwrap_or_default();
         JobReport {
-            output_dir: c(&summary.output_dir.to_string_lossy()),
-            warnings: summary.warnings.iter().map(|w| c(w)).collect(),
-            summary,
+            levels: summary.levels.len().saturating_sub(1),
+            kept: summary.kept,
+            rebuilt: summary.rebuilt,
+            removed: summary.removed,
+            elapsed: summary.elapsed,
+            output_dir: c_string(&summary.output_dir.to_string_lossy()),
+            warnings: summary.warnings.iter().map(|w| c_string(w)).collect(),
+        }
+    }
+
+    /// A crop run's report: `rebuilt` counts the files written, `warnings` holds
+    /// the plan's notes.
+    pub(crate) fn crop(summary: CropSummary) -> JobReport {
+        JobReport {
+            levels: 0,
+            kept: 0,
+            rebuilt: summary.written,
+            removed: 0,
+            elapsed: summary.elapsed,
+            output_dir: c_string(&summary.output_dir.to_string_lossy()),
+            warnings: summary.notes.iter().map(|w| c_string(w)).collect(),
         }
     }
 }
 
 /// What a finished job did. Fill `struct_size` with `sizeof(ctstack_job_report)`
 /// before the call: later versions append fields and fill only what the caller
-/// knows.
+/// knows. For a crop job (`ctstack_crop_start`): `rebuilt` is the number of
+/// files written, the warnings are the crop's notes, the other counts are 0.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct ctstack_job_report {
@@ -84,15 +111,14 @@ pub unsafe extern "C" fn ctstack_job_report_get(
             )));
         }
         let r = finished(job)?;
-        let s = &r.summary;
         let filled = ctstack_job_report {
             struct_size: std::mem::size_of::<ctstack_job_report>(),
-            levels: u32::try_from(s.levels.len().saturating_sub(1)).unwrap_or(u32::MAX),
-            kept: s.kept as u64,
-            rebuilt: s.rebuilt as u64,
-            removed: s.removed as u64,
+            levels: u32::try_from(r.levels).unwrap_or(u32::MAX),
+            kept: r.kept as u64,
+            rebuilt: r.rebuilt as u64,
+            removed: r.removed as u64,
             warnings: u32::try_from(r.warnings.len()).unwrap_or(u32::MAX),
-            elapsed_seconds: s.elapsed.as_secs_f64(),
+            elapsed_seconds: r.elapsed.as_secs_f64(),
         };
         // SAFETY: non-NULL and holds `size` bytes, of which this writes at most
         // the fields this version knows (a newer caller's later fields stay).

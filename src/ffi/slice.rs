@@ -101,7 +101,7 @@ pub unsafe extern "C" fn ctstack_slice_height(slice: *const ctstack_slice) -> u3
     ffi_boundary! { unsafe { query(slice, Slice::height) } }
 }
 
-/// Bits per sample (8 or 16); 0 if `slice` is NULL.
+/// Bits per sample: 8, 16 or 32 (`CTSTACK_SAMPLE_F32`); 0 if `slice` is NULL.
 ///
 /// # Safety
 /// `slice` is NULL or a live slice handle.
@@ -135,7 +135,7 @@ pub unsafe extern "C" fn ctstack_slice_is_zero_copy(slice: *const ctstack_slice)
 
 /// Runs `fill` on `dst` viewed as `T` samples when aligned, else through an aligned
 /// temporary copied into `dst` (a C caller's `void *` may be unaligned).
-fn with_samples<T: Sample>(
+pub(super) fn with_samples<T: Sample>(
     dst: &mut [u8],
     fill: impl FnOnce(&mut [T]) -> Result<(), Error>,
 ) -> Result<(), Error> {

@@ -29,6 +29,7 @@ use crate::{Error, Rows, Sample};
 
 /// One implementation of the row kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Kernel {
     /// The specification, one sample at a time, deliberately not vectorized. Always available.
     Scalar,

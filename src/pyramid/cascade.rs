@@ -186,18 +186,18 @@ impl<T: Sample> Made<T> {
         let (width, height) = (shape.width as usize, shape.height as usize);
         match self {
             Made::Built { pixels, .. } => Rows::from_contiguous(pixels, width, height)
-                .ok_or_else(|| Error::mismatch("a computed slice does not have its level's size")),
+                .ok_or_else(|| Error::internal("a computed slice does not have its level's size")),
             Made::Loaded(slice) => {
                 let rows = slice.rows::<T>()?;
                 if (rows.width(), rows.height()) != (width, height) {
-                    return Err(Error::mismatch_at(
+                    return Err(Error::state(
                         slice.path(),
                         "changed during the run: no longer the level's size",
                     ));
                 }
                 Ok(rows)
             }
-            Made::Skipped => Err(Error::mismatch(
+            Made::Skipped => Err(Error::internal(
                 "a kept slice that a rebuilt one needs was not read back",
             )),
         }

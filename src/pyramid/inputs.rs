@@ -2,7 +2,7 @@
 //! plan, the headers kept for the run.
 //!
 //! Every file is opened once and its TIFF pages walked by positional reads of
-//! small windows (`page_walk.rs`), never mapped and never read whole: a stack
+//! small windows (`tiff/walk.rs`), never mapped and never read whole: a stack
 //! saved as one multi-page file (ImageJ/Fiji, tifffile) costs a window per
 //! page, a folder of single-page slices one window per file. Thumbnail pages
 //! (marked as reduced-resolution copies) are passed over. Files are checked
@@ -15,11 +15,11 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::chunked::Planned;
-use crate::page_walk::PageReader;
+use super::planned::Planned;
 use crate::slice::wanted_depth;
 use crate::stack::SliceRef;
-use crate::{Error, OpenOptions, Slice, SliceHeader};
+use crate::tiff::PageReader;
+use crate::{Error, OpenOptions, SampleType, Slice, SliceHeader};
 
 /// Header reads in flight at once: enough to keep a disk or a network
 /// filesystem busy, few enough not to matter on a warm cache.
@@ -128,8 +128,20 @@ fn check_matches(
     if shape(header) == shape(head) {
         return Ok(());
     }
+    // 8- and 16-bit slices of one size can be converted to one depth.
+    let depths = [header.sample_type, head.sample_type];
+    let convertible = (header.width, header.height, header.photometric)
+        == (head.width, head.height, head.photometric)
+        && depths.contains(&SampleType::U8)
+        && depths.contains(&SampleType::U16);
+    let hint = if convertible {
+        " (to convert them to one depth: `ctstack pyramid --depth 8|16`, \
+         PyramidBuilder::convert_depth, Python depth=8|16, C options.depth)"
+    } else {
+        ""
+    };
     Err(Error::mismatch(format!(
-        "{slice}: {}x{} {} {}, but {first} is {}x{} {} {}: all slices of a stack must match",
+        "{slice}: {}x{} {} {}, but {first} is {}x{} {} {}: all slices of a stack must match{hint}",
         header.width,
         header.height,
         header.sample_type,
@@ -186,7 +198,7 @@ fn inspect_files(
 /// The headers of every page of `path` (one for formats other than TIFF).
 fn inspect_file(path: &Path, options: &OpenOptions) -> Result<FileSlices, Error> {
     let file = File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
-    let Some(mut reader) = PageReader::new(path, &file, &options.limits)? else {
+    let Some(mut reader) = PageReader::open_file(path, &file, &options.limits)? else {
         // BMP, PNG, JPEG: one image, read as any header is.
         return Ok(FileSlices {
             pages: vec![0],
@@ -194,7 +206,7 @@ fn inspect_file(path: &Path, options: &OpenOptions) -> Result<FileSlices, Error>
             planned: vec![None],
         });
     };
-    let stamp = reader.stamp();
+    let stamp = reader.stamp().expect("an open file's reader has a stamp");
     let depth = wanted_depth(options)?;
     let mut slices = FileSlices {
         pages: Vec::new(),

@@ -10,14 +10,15 @@
 //! above needs them.
 //!
 //! Under [`ReadMode::Buffered`] raw inputs are not opened whole: they are read a
-//! band of rows at a time as they are averaged (`chunked.rs`); the shape stays:
+//! band of rows at a time as they are averaged (`input.rs`, `average.rs`); the shape stays:
 //! open ahead, average, write behind.
 
 use std::collections::VecDeque;
 use std::ops::Range;
 
+use super::average::{BandBuffers, average_inputs};
 use super::cascade::{Buffers, Context, Made};
-use super::chunked::{BandBuffers, Input, average_inputs};
+use super::input::Input;
 use crate::source;
 use crate::{Error, Kernel, ReadMode, Sample, Slice};
 

@@ -18,19 +18,23 @@ use std::time::Duration;
 
 use crate::{Error, Limits, OpenOptions, ReadMode, SampleType, stack};
 
+mod average;
 mod cascade;
-mod chunked;
+mod input;
 mod inputs;
 mod level1;
 pub(crate) mod lock;
 mod manifest;
 mod plan;
+mod planned;
 mod read;
 mod resume;
+mod run;
 mod slab;
 
 #[cfg(feature = "ome-zarr")]
 pub(crate) use cascade::{SliceSink, run_into};
+pub use lock::LOCK_FILE;
 pub use manifest::MANIFEST_FILE;
 use plan::level_shapes_with;
 pub use plan::{LevelShape, Plan, inputs_of, level_shapes};
@@ -127,7 +131,8 @@ impl PyramidBuilder {
     /// `<dir>/.thumbnail`. The listing, with the files left out, stays available
     /// from [`PyramidBuilder::listing`]; its gaps become the plan's warnings.
     ///
-    /// Errors: those of [`stack::select`], and [`Error::Usage`] when no file is selected.
+    /// Errors: those of [`stack::select`], and [`Error::State`] when no file is
+    /// selected (an empty folder, or none that matches the selection).
     pub fn from_selection(
         dir: impl AsRef<Path>,
         selection: &stack::Selection,
@@ -144,10 +149,10 @@ impl PyramidBuilder {
                     listing.skipped[0].reason
                 ),
             };
-            return Err(Error::usage(format!(
-                "{}: no slice files ({extensions}) selected in the directory{skipped}",
-                dir.display()
-            )));
+            return Err(Error::state(
+                dir,
+                format!("no slice files ({extensions}) selected in the directory{skipped}"),
+            ));
         }
         let mut builder = PyramidBuilder::from_files(listing.files.clone(), dir.join(".thumbnail"));
         builder.listing = Some(listing);

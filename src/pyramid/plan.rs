@@ -1,19 +1,13 @@
 //! What a pyramid is made of: the level shapes, which inputs each output slice
 //! depends on, and the checked stack ready to run.
 
-use std::ops::Range;
-use std::path::{Path, PathBuf};
-use std::time::Instant;
-
-use super::cascade;
-use super::chunked::Planned;
-use super::lock::OutputLock;
-use super::manifest::InputRecord;
-use super::resume::{self, Reconciled};
-use super::slab;
+use super::planned::Planned;
 use super::{CancelFlag, PyramidBuilder, Summary};
+use super::{run, slab};
 use crate::stack::SliceRef;
 use crate::{Error, Photometric, SampleType};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
 
 /// The size and slice count of one pyramid level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,7 +161,7 @@ impl Plan {
         progress: &mut dyn FnMut(u64, u64),
         cancel: &CancelFlag,
     ) -> Result<Summary, Error> {
-        self.run_inputs(0..self.levels[0].count, progress, cancel)
+        run::whole(self, progress, cancel)
     }
 
     /// Builds only the outputs that depend on inputs `start..end` (a slab), byte
@@ -221,7 +215,7 @@ impl Plan {
     /// the slabs kept; rebuilt: outputs the slabs wrote; `elapsed` is this step's
     /// time). Takes the folder's lock (raising `cancel` stops the wait).
     ///
-    /// Errors: [`Error::Usage`] naming an output no slab built (a slab failed: run
+    /// Errors: [`Error::State`] naming an output no slab built (a slab failed: run
     /// it again, then finish); nothing is changed then.
     pub fn finish_slabs(&self, cancel: &CancelFlag) -> Result<Summary, Error> {
         slab::finish(self, cancel)
@@ -249,55 +243,7 @@ impl Plan {
             .num_threads(n)
             .build()
             .map(Some)
-            .map_err(|e| Error::usage(format!("cannot start {n} threads: {e}")))
-    }
-
-    fn run_inputs(
-        &self,
-        span: Range<usize>,
-        progress: &mut dyn FnMut(u64, u64),
-        cancel: &CancelFlag,
-    ) -> Result<Summary, Error> {
-        let started = Instant::now();
-        let out = &self.builder.output_dir;
-        std::fs::create_dir_all(out)
-            .map_err(|e| Error::io(out, "cannot create output directory", e))?;
-        let _lock = OutputLock::acquire(out, cancel)?;
-        let inputs = InputRecord::stat_all(&self.slices, self.levels[0], self.sample_type)?;
-        let Reconciled {
-            keep,
-            removed,
-            warnings,
-            mut journal,
-        } = resume::reconcile(self, inputs, self.builder.force);
-        // Before any output is overwritten, the manifest stops vouching for the
-        // ones to rebuild (a no-op when nothing changes).
-        journal.save()?;
-        self.create_dirs()?;
-        let pool = self.thread_pool()?;
-        let built = cascade::run(
-            self,
-            &keep,
-            span,
-            pool.as_ref(),
-            &mut journal,
-            progress,
-            cancel,
-        );
-        // Saved whatever happened: what was written stays usable by the next run.
-        let saved = journal.save();
-        let counts = built?;
-        saved?;
-        Ok(Summary {
-            output_dir: out.clone(),
-            levels: self.levels.clone(),
-            kept: counts.kept,
-            rebuilt: counts.rebuilt,
-            removed,
-            warnings: self.warnings.iter().cloned().chain(warnings).collect(),
-            input_bytes: counts.input_bytes,
-            elapsed: started.elapsed(),
-        })
+            .map_err(|e| Error::internal(format!("cannot start a pool of {n} threads: {e}")))
     }
 }
 

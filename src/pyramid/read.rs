@@ -3,8 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::manifest::{Manifest, sample_type_named};
-use super::plan::output_name;
+use super::manifest::{InputRecord, Manifest, sample_type_named};
+use super::plan::{LevelShape, output_name};
+use crate::stack::SliceRef;
 use crate::{Error, OpenOptions, Sample, SampleType, Slice};
 
 /// One level of a built pyramid.
@@ -53,24 +54,23 @@ pub struct Pyramid {
 impl Pyramid {
     /// Opens the pyramid in output folder `dir` by its manifest.
     ///
-    /// Errors: no manifest ([`Error::Io`], not found), one that is not a valid
-    /// ctstack manifest ([`Error::Format`]), or a pyramid whose last run did not
-    /// finish ([`Error::Usage`]: build it again to complete it).
+    /// Errors: no manifest ([`Error::State`]: no pyramid there), one that is not
+    /// a valid ctstack manifest ([`Error::Format`]), or a pyramid whose last run
+    /// did not finish ([`Error::State`]: build it again to complete it).
     pub fn open(dir: impl AsRef<Path>) -> Result<Pyramid, Error> {
         let dir = dir.as_ref();
         let Some((manifest, _)) = Manifest::read(dir)? else {
-            let path = dir.join(super::MANIFEST_FILE);
-            return Err(Error::io(
-                &path,
-                "no pyramid manifest (not built by this version of ctstack?)",
-                std::io::ErrorKind::NotFound.into(),
+            return Err(Error::state(
+                dir.join(super::MANIFEST_FILE),
+                "no pyramid manifest: no pyramid was built here (or not by this version of \
+                 ctstack)",
             ));
         };
         if !manifest.is_complete() {
-            return Err(Error::usage(format!(
-                "{}: the pyramid is incomplete (its last build did not finish): build it again",
-                dir.display()
-            )));
+            return Err(Error::state(
+                dir,
+                "the pyramid is incomplete (its last build did not finish): build it again",
+            ));
         }
         let sample_type =
             sample_type_named(&manifest.sample_type).ok_or_else(|| Error::Unsupported {
@@ -93,6 +93,82 @@ impl Pyramid {
             manifest,
             levels,
         })
+    }
+
+    /// Opens the pyramid in `dir` for a caller that reads its files in place of
+    /// the stack's slices (a crop at level k): it must have been built from
+    /// exactly `inputs` as they are now (names, pages, sizes, modification
+    /// times: the resume rule), of `shape` and `sample_type`, and be complete.
+    /// Every such error says to build the pyramid.
+    pub(crate) fn open_built_from(
+        dir: &Path,
+        inputs: &[SliceRef],
+        shape: LevelShape,
+        sample_type: SampleType,
+    ) -> Result<Pyramid, Error> {
+        let build = "build it with `ctstack pyramid` (or PyramidBuilder) first";
+        let manifest = match Manifest::read(dir) {
+            Ok(Some((manifest, _))) => manifest,
+            Ok(None) => {
+                return Err(Error::state(
+                    dir,
+                    format!("no pyramid there (no {}): {build}", super::MANIFEST_FILE),
+                ));
+            }
+            // The manifest's own error names it; rebuilding writes a good one.
+            Err(e) => {
+                return Err(Error::state(
+                    dir,
+                    format!("the pyramid's manifest cannot be used ({e}): {build} again"),
+                ));
+            }
+        };
+        let now = InputRecord::stat_all(inputs, shape, sample_type)?;
+        if manifest.inputs != now {
+            let first_change = manifest
+                .inputs
+                .iter()
+                .zip(&now)
+                .position(|(a, b)| a != b)
+                .unwrap_or(manifest.inputs.len().min(now.len()));
+            let what = match now.get(first_change) {
+                _ if manifest.inputs.len() != now.len() => format!(
+                    "it was built from {} slices, the stack has {} now",
+                    manifest.inputs.len(),
+                    now.len()
+                ),
+                Some(input) => format!(
+                    "slice {first_change} ({}) changed since it was built",
+                    input.name
+                ),
+                None => "its inputs changed".into(),
+            };
+            return Err(Error::state(
+                dir,
+                format!("the pyramid is stale: {what}: {build} again"),
+            ));
+        }
+        if !manifest.is_complete() {
+            return Err(Error::state(
+                dir,
+                format!("the pyramid is incomplete (its last build did not finish): {build} again"),
+            ));
+        }
+        Pyramid::open(dir)
+    }
+
+    /// The file of level-`k` slice `j`, checked to be the one the manifest lists
+    /// (same size and modification time).
+    pub(crate) fn checked_slice_path(&self, k: usize, j: usize) -> Result<PathBuf, Error> {
+        let path = self.slice_path(k, j);
+        if !self.manifest.file(k, j).is_some_and(|f| f.matches(&path)) {
+            return Err(Error::state(
+                path,
+                "not the file ctstack wrote for this pyramid (changed or removed since): \
+                 build the pyramid again",
+            ));
+        }
+        Ok(path)
     }
 
     /// The output folder.
@@ -140,11 +216,9 @@ impl Pyramid {
                 return Err(self.changed(&path));
             }
         }
-        let samples = level.samples().ok_or_else(|| {
-            Error::usage(format!(
-                "{}: level {k} is too large for memory",
-                self.dir.display()
-            ))
+        let samples = level.samples().ok_or_else(|| Error::LimitsExceeded {
+            path: self.dir.clone(),
+            what: format!("level {k} is too large for this machine's address space"),
         })?;
         let mut volume = vec![T::default(); samples];
         self.read_level_into(k, &mut volume)?;
@@ -192,7 +266,7 @@ impl Pyramid {
     }
 
     fn changed(&self, path: &Path) -> Error {
-        Error::mismatch_at(
+        Error::state(
             path,
             "not the file ctstack wrote for this pyramid (changed or removed since): build it again",
         )

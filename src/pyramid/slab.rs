@@ -49,11 +49,11 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::cascade;
 use super::lock::OutputLock;
 use super::manifest::{Document, FileRecord, InputRecord, Journal, Manifest, read_small};
 use super::plan::{Plan, inputs_of};
 use super::resume::{self, KeepTable};
+use super::run::{Run, build};
 use super::{CancelFlag, Summary};
 use crate::Error;
 
@@ -267,33 +267,19 @@ pub(crate) fn run(
     record.input_bytes = previous.as_ref().map_or(0, |p| p.input_bytes);
     let mut journal = Journal::at(path, record, saved);
     journal.save()?;
-    let pool = plan.thread_pool()?;
-    let built = cascade::run(
-        plan,
-        &keep,
-        slab,
-        pool.as_ref(),
-        &mut journal,
-        progress,
-        cancel,
-    );
-    if let Ok(counts) = &built {
-        journal.doc_mut().input_bytes += counts.input_bytes;
-    }
-    // Saved whatever happened: what was written stays usable by a retry.
-    let saved = journal.save();
-    let counts = built?;
-    saved?;
-    Ok(Summary {
-        output_dir: out.to_path_buf(),
-        levels: plan.levels.clone(),
-        kept: counts.kept,
-        rebuilt: counts.rebuilt,
+    let run = Run {
+        started,
         removed: 0,
-        warnings: plan.warnings.iter().cloned().chain(warnings).collect(),
-        input_bytes: counts.input_bytes,
-        elapsed: started.elapsed(),
-    })
+        warnings,
+    };
+    build(
+        plan,
+        (&keep, slab),
+        &mut journal,
+        (progress, cancel),
+        run,
+        |record, counts| record.input_bytes += counts.input_bytes,
+    )
 }
 
 /// Finishes a slab build of `plan`: see the module doc.
@@ -333,16 +319,18 @@ pub(crate) fn finish(plan: &Plan, cancel: &CancelFlag) -> Result<Summary, Error>
     }
     if let Some(&(k, j)) = missing.first() {
         let deps = inputs_of(k, j, count);
-        return Err(Error::usage(format!(
-            "{}: {} of {} outputs were not built by any slab, e.g. {} (made from inputs \
-             {}..{}): run the slabs holding them again, then finish; nothing was changed",
-            out.display(),
-            missing.len(),
-            plan.total_units(),
-            plan.output_path(k, j).display(),
-            deps.start,
-            deps.end,
-        )));
+        return Err(Error::state(
+            out,
+            format!(
+                "{} of {} outputs were not built by any slab, e.g. {} (made from inputs \
+                 {}..{}): run the slabs holding them again, then finish; nothing was changed",
+                missing.len(),
+                plan.total_units(),
+                plan.output_path(k, j).display(),
+                deps.start,
+                deps.end,
+            ),
+        ));
     }
     let removed = match &old {
         Some(old) => resume::remove_stale(plan, old, &mut warnings),

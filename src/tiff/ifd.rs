@@ -1,8 +1,7 @@
 //! The file header and the image file directories (IFDs), one per page.
 //!
-//! A slice is one page: IFD 0 unless asked for another. The chain of IFDs is
-//! walked only as far as needed, with cycle detection and a cap on its length
-//! ([`Limits::max_pages`]), so no chain can loop or run without bound.
+//! One IFD is parsed from the bytes that hold it (the whole file, or a window
+//! of it); the chain from one IFD to the next is walked in `walk.rs`.
 
 use super::bytes::{ByteOrder, Reader};
 use super::tags::{Tag, unsigned_type_size};
@@ -116,26 +115,6 @@ impl<'a> Header<'a> {
 }
 
 impl<'a> Directory<'a> {
-    /// Parses the header and IFD `index` of `bytes`, walking the chain to it.
-    ///
-    /// The walk is cycle-safe (an IFD offset seen before is a format error) and
-    /// bounded by `limits.max_pages`; only each IFD's entry count and next-IFD
-    /// offset are read on the way, not its entries.
-    pub fn page(bytes: &'a [u8], index: usize, limits: &Limits) -> Result<Directory<'a>, Problem> {
-        let header = Header::parse(bytes)?;
-        let mut chain = Chain::new(&header, limits);
-        for _ in 0..index {
-            if chain.advance()?.is_none() {
-                return Err(Problem::Usage(format!(
-                    "page {index} asked for, the file holds {} page{}",
-                    chain.pages,
-                    if chain.pages == 1 { "" } else { "s" }
-                )));
-            }
-        }
-        Directory::at(header.reader, header.bigtiff, chain.offset, index, limits)
-    }
-
     /// Parses IFD `index`, at `offset`, from `window`: the file's bytes from
     /// offset `base` on. Anything the IFD points to outside the window is a
     /// format problem, as it would be past the end of a file: the caller reads
@@ -166,15 +145,6 @@ impl<'a> Directory<'a> {
             next_offset(&self.reader, self.bigtiff, self.table_end, self.index)?,
             seen,
         ))
-    }
-
-    /// The number of pages (IFDs) in the chain of `bytes`, walked as in
-    /// [`Directory::page`].
-    pub fn page_count(bytes: &'a [u8], limits: &Limits) -> Result<usize, Problem> {
-        let header = Header::parse(bytes)?;
-        let mut chain = Chain::new(&header, limits);
-        while chain.advance()?.is_some() {}
-        Ok(chain.pages)
     }
 
     /// Parses the IFD at `offset` (page `index`).
@@ -404,121 +374,5 @@ fn next_offset(reader: &Reader<'_>, bigtiff: bool, at: u64, index: usize) -> Res
         reader.u64(at, &what)
     } else {
         reader.u32(at, &what).map(u64::from)
-    }
-}
-
-/// A walk along the IFD chain, one page at a time.
-struct Chain<'h, 'a> {
-    header: &'h Header<'a>,
-    /// The current IFD's offset.
-    offset: u64,
-    /// Pages seen so far, the current one included.
-    pages: usize,
-    /// Every IFD offset seen, to detect a chain that loops.
-    seen: std::collections::HashSet<u64>,
-    max_pages: u64,
-}
-
-impl<'h, 'a> Chain<'h, 'a> {
-    fn new(header: &'h Header<'a>, limits: &Limits) -> Chain<'h, 'a> {
-        Chain {
-            header,
-            offset: header.first_ifd,
-            pages: 1,
-            seen: std::collections::HashSet::from([header.first_ifd]),
-            max_pages: limits.max_pages,
-        }
-    }
-
-    /// Moves to the next IFD; `None` at the end of the chain.
-    fn advance(&mut self) -> Result<Option<u64>, Problem> {
-        let index = self.pages - 1;
-        let (reader, bigtiff) = (&self.header.reader, self.header.bigtiff);
-        let (_, table_end) = entry_table(reader, bigtiff, self.offset, index)?;
-        let next = next_offset(reader, bigtiff, table_end, index)?;
-        if next == 0 {
-            return Ok(None);
-        }
-        if !self.seen.insert(next) {
-            return Err(format_problem!(
-                "the IFD chain loops: IFD {index} points back to offset {next}"
-            ));
-        }
-        if self.pages as u64 >= self.max_pages {
-            return Err(Problem::Limits(format!(
-                "the file holds more than {} pages (IFDs), the limit",
-                self.max_pages
-            )));
-        }
-        self.offset = next;
-        self.pages += 1;
-        Ok(Some(next))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A classic little-endian file of empty IFDs, 6 bytes each from offset 8;
-    /// `next[i]` is IFD i's next-IFD offset.
-    fn chain(next: &[u32]) -> Vec<u8> {
-        let mut v = b"II*\0\x08\0\0\0".to_vec();
-        for &n in next {
-            v.extend_from_slice(&0u16.to_le_bytes());
-            v.extend_from_slice(&n.to_le_bytes());
-        }
-        v
-    }
-
-    fn limits(max_pages: u64) -> Limits {
-        Limits {
-            max_pages,
-            ..Limits::default()
-        }
-    }
-
-    #[test]
-    fn the_chain_is_counted_and_walked_to_any_page() {
-        let bytes = chain(&[14, 20, 0]);
-        assert_eq!(Directory::page_count(&bytes, &limits(10)), Ok(3));
-        assert_eq!(Directory::page(&bytes, 2, &limits(10)).unwrap().index, 2);
-        let past = Directory::page(&bytes, 3, &limits(10)).err().unwrap();
-        assert!(
-            matches!(past, Problem::Usage(ref m) if m.contains("3 pages")),
-            "{past:?}"
-        );
-    }
-
-    #[test]
-    fn loops_are_format_errors_and_long_chains_hit_the_limit() {
-        for next in [&[14, 20, 8][..], &[8], &[14, 14]] {
-            let bytes = chain(next);
-            let e = Directory::page_count(&bytes, &limits(10)).unwrap_err();
-            assert!(
-                matches!(e, Problem::Format(ref m) if m.contains("loops")),
-                "{e:?}"
-            );
-            assert!(Directory::page(&bytes, 9, &limits(10)).is_err());
-        }
-        let bytes = chain(&[14, 20, 26, 0]);
-        assert_eq!(Directory::page_count(&bytes, &limits(4)), Ok(4));
-        let e = Directory::page_count(&bytes, &limits(3)).unwrap_err();
-        assert!(matches!(e, Problem::Limits(_)), "{e:?}");
-    }
-
-    #[test]
-    fn a_next_offset_outside_the_file_is_an_error_a_missing_one_the_end() {
-        let bytes = chain(&[1000]);
-        assert!(matches!(
-            Directory::page_count(&bytes, &limits(10)),
-            Err(Problem::Format(_))
-        ));
-        // The last IFD's next-offset field cut off: no next page.
-        let bytes = chain(&[0]);
-        assert_eq!(
-            Directory::page_count(&bytes[..bytes.len() - 4], &limits(10)),
-            Ok(1)
-        );
     }
 }

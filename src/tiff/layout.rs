@@ -1,6 +1,8 @@
 //! What a page's IFD says about the image: size, depth, encoding and where its pixel
 //! bytes lie, validated against the file.
 
+use std::ops::Range;
+
 use super::bytes::ByteOrder;
 use super::compression::Compression;
 use super::ifd::{Directory, FileHeader};
@@ -72,38 +74,12 @@ pub(crate) struct ImageLayout {
     pub largest_ascii: u64,
     /// `images=N` of an ImageJ description (ImageJ=...): the stack's image count.
     pub imagej_images: Option<u64>,
+    /// Where the page's IFD is in the file (page 0's, for the pages of an
+    /// ImageJ stack that lists only its first image).
+    pub ifd_offset: u64,
 }
 
 impl ImageLayout {
-    /// Parses and validates page `index` (IFD `index` of the chain) of `bytes`.
-    ///
-    /// Errors: `Format` for anything malformed or pointing outside the file,
-    /// `Unsupported` for valid images ctstack does not read (color, other sample
-    /// types, unread compressions, volumes), `Limits` for images beyond `limits`,
-    /// `Usage` for a page past the last.
-    pub fn parse_page(bytes: &[u8], index: usize, limits: &Limits) -> Result<ImageLayout, Problem> {
-        match Directory::page(bytes, index, limits) {
-            Ok(dir) => ImageLayout::from_directory(&dir, bytes.len() as u64, limits),
-            // The chain ended before `index`: an ImageJ stack may hold more images
-            // than IFDs (its pages after the first described, not listed).
-            Err(Problem::Usage(why)) => {
-                // Only a chain of one IFD stands for a truncated stack, as in `page_count`.
-                if Directory::page_count(bytes, limits)? != 1 {
-                    return Err(Problem::Usage(why));
-                }
-                let first = ImageLayout::parse_page(bytes, 0, limits)?;
-                match first.imagej_pages(bytes.len() as u64, limits)? {
-                    Some(n) if (index as u64) < n => Ok(first.imagej_page(index as u64)),
-                    Some(n) => Err(Problem::Usage(format!(
-                        "page {index} asked for, the ImageJ stack holds {n} pages"
-                    ))),
-                    None => Err(Problem::Usage(why)),
-                }
-            }
-            Err(e) => Err(e),
-        }
-    }
-
     /// Page `index`, whose IFD is at `offset`, from `window`: the bytes of a
     /// file of `file_len` bytes from offset `base` on. Returns the layout and
     /// the offset of the next IFD (0: the last page).
@@ -137,7 +113,7 @@ impl ImageLayout {
             return Ok((None, next));
         }
         Ok((
-            Some(ImageLayout::from_directory(&dir, file_len, limits)?),
+            Some(ImageLayout::from_directory(&dir, offset, file_len, limits)?),
             next,
         ))
     }
@@ -145,6 +121,7 @@ impl ImageLayout {
     /// The layout `dir` describes, in a file of `file_len` bytes.
     fn from_directory(
         dir: &Directory<'_>,
+        ifd_offset: u64,
         file_len: u64,
         limits: &Limits,
     ) -> Result<ImageLayout, Problem> {
@@ -250,6 +227,7 @@ impl ImageLayout {
             byte_counts,
             largest_ascii: dir.largest_ascii_count(),
             imagej_images: imagej_images(dir)?,
+            ifd_offset,
         };
         layout.check_chunks_in_file(file_len)?;
         // Every byte of a raw image lies in the file, and in one chunk only, so a
@@ -379,6 +357,74 @@ impl ImageLayout {
         }
     }
 
+    /// Image rows per band of chunks: a strip's rows, or a tile's length.
+    pub fn band_rows(&self) -> u32 {
+        match self.chunks {
+            Chunks::Strips { rows_per_strip } => rows_per_strip,
+            Chunks::Tiles { length, .. } => length,
+        }
+    }
+
+    /// Image columns per chunk: the width for strips, a tile's width.
+    pub fn chunk_columns(&self) -> u32 {
+        match self.chunks {
+            Chunks::Strips { .. } => self.width,
+            Chunks::Tiles { width, .. } => width,
+        }
+    }
+
+    /// Chunks per band: 1 for strips, tiles across for tiles.
+    pub fn chunks_across(&self) -> u32 {
+        self.width.div_ceil(self.chunk_columns())
+    }
+
+    /// Bytes from one row of a chunk to the next as stored: an image row for
+    /// strips, a padded tile row for tiles.
+    pub fn chunk_row_bytes(&self) -> u64 {
+        self.stored_bytes(u64::from(self.chunk_columns()))
+    }
+
+    /// The image rows and columns chunk `index` holds data for: its place in
+    /// the image, without the padding a tile at the right or bottom edge has.
+    pub fn chunk_rect(&self, index: usize) -> (Range<u32>, Range<u32>) {
+        let across = self.chunks_across() as usize;
+        let (band, col) = ((index / across) as u32, (index % across) as u32);
+        let (bh, cw) = (self.band_rows(), self.chunk_columns());
+        let y0 = band * bh;
+        let x0 = col * cw;
+        (
+            y0..(y0 + bh).min(self.height),
+            x0..(x0 + cw).min(self.width),
+        )
+    }
+
+    /// The chunks that hold any of rows `rows` and columns `cols`, band by
+    /// band: for each band of chunks (a strip, a row of tiles) that meets the
+    /// rows, the indices of its chunks that meet the columns. Empty for an
+    /// empty region.
+    pub fn chunks_meeting(
+        &self,
+        rows: Range<u32>,
+        cols: Range<u32>,
+    ) -> impl Iterator<Item = Range<usize>> + '_ {
+        let (bh, cw) = (self.band_rows(), self.chunk_columns());
+        let across = self.chunks_across() as usize;
+        let empty = rows.is_empty() || cols.is_empty();
+        let bands = if empty {
+            0..0
+        } else {
+            rows.start / bh..rows.end.div_ceil(bh)
+        };
+        let (c0, c1) = (
+            (cols.start / cw) as usize,
+            (cols.end.div_ceil(cw) as usize).max(1),
+        );
+        bands.map(move |band| {
+            let first = band as usize * across;
+            first + c0..first + c1
+        })
+    }
+
     fn chunk_name(&self) -> &'static str {
         match self.chunks {
             Chunks::Strips { .. } => "strip",
@@ -425,24 +471,6 @@ fn dimension(dir: &Directory<'_>, tag: Tag) -> Result<u32, Problem> {
             tag.name()
         )),
     }
-}
-
-/// The number of pages (IFDs) in the file `bytes`, its chain walked cycle-safe and
-/// bounded by `limits.max_pages`.
-///
-/// An ImageJ stack that lists only its first image counts the images its
-/// description gives ([`ImageLayout::imagej_pages`]).
-pub(crate) fn page_count(bytes: &[u8], limits: &Limits) -> Result<usize, Problem> {
-    let n = Directory::page_count(bytes, limits)?;
-    if n == 1 {
-        // A page 0 ctstack cannot read has no pages to count beyond itself.
-        if let Ok(first) = ImageLayout::parse_page(bytes, 0, limits)
-            && let Some(images) = first.imagej_pages(bytes.len() as u64, limits)?
-        {
-            return Ok(usize::try_from(images).unwrap_or(usize::MAX));
-        }
-    }
-    Ok(n)
 }
 
 /// `images=N` from an ImageJ ImageDescription (`ImageJ=1.x` on its first line).

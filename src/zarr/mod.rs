@@ -443,7 +443,7 @@ impl ZarrPlan {
     /// whole stack, [`ZarrPlan::finish`]. A rerun after an interruption (or of a
     /// finished store) writes only the files that are missing or differ.
     ///
-    /// Errors: [`Error::Usage`] if the path holds something that is not a ctstack
+    /// Errors: [`Error::State`] if the path holds something that is not a ctstack
     /// store and [`ZarrBuilder::force`] is off; the pyramid's errors for bad inputs.
     pub fn run(
         &self,
@@ -518,10 +518,10 @@ impl ZarrPlan {
         }
         let group = self.store.join(self.group_key());
         if metadata::read_ctstack_attribute(&self.store)?.is_none_or(|a| a.is_null()) {
-            return Err(Error::usage(format!(
-                "{}: not a ctstack store: run prepare() before the slabs",
-                group.display()
-            ))); // kind: state
+            return Err(Error::state(
+                group,
+                "not a ctstack store: run prepare() before the slabs",
+            ));
         }
         let store = Arc::new(AtomicFolder::new(&self.store));
         let arrays = self.arrays(&store)?;
@@ -550,7 +550,7 @@ impl ZarrPlan {
     /// is on disk, then writes the root group's OME metadata, which declares
     /// the store complete.
     ///
-    /// Errors: [`Error::Usage`] naming a missing chunk (a slab did not finish:
+    /// Errors: [`Error::State`] naming a missing chunk (a slab did not finish:
     /// run it again); nothing is written then.
     pub fn finish(&self) -> Result<ZarrSummary, Error> {
         let started = Instant::now();
@@ -562,10 +562,10 @@ impl ZarrPlan {
                     for x in 0..grid[2] {
                         let path = store.path_of(array.chunk_key(&[z, y, x]).as_str());
                         if !path.is_file() {
-                            return Err(Error::usage(format!(
-                                "{}: missing: a slab did not finish (run it again, then finish)",
-                                path.display()
-                            ))); // kind: state
+                            return Err(Error::state(
+                                path,
+                                "missing: a slab did not finish (run it again, then finish)",
+                            ));
                         }
                     }
                 }
@@ -638,12 +638,12 @@ impl ZarrPlan {
                         .is_none();
                 if !ours && !empty {
                     if !self.force {
-                        return Err(Error::usage(format!(
-                            "{}: exists and is not a ctstack OME-Zarr store (no \"ctstack\" \
+                        return Err(Error::state(
+                            root,
+                            "exists and is not a ctstack OME-Zarr store (no \"ctstack\" \
                              attribute in its root zarr.json or .zattrs): left untouched; \
                              pass --force (force(true)) to replace it",
-                            root.display()
-                        ))); // kind: state
+                        ));
                     }
                     if meta.is_dir() {
                         std::fs::remove_dir_all(root).map_err(io("cannot remove (--force)"))?;

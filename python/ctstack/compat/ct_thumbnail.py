@@ -18,6 +18,10 @@ wrong or cannot do:
 - complete trailing slices: an odd count at any level keeps its last slice
   (21 slices give 11 + 6 outputs; CTHarvester's module drops slices when the
   last group is short);
+- level 1 always, as CTHarvester's Python path builds it and its tests expect
+  (its Rust module builds none for slices already within 500 px); a build
+  that writes nothing (slices too small to halve) leaves no ``.thumbnail``
+  manifest behind;
 - the GIL is released while the library works, and the callback runs on the
   calling thread at a steady rate, so a GUI that pumps its events in the
   callback stays responsive;
@@ -64,7 +68,7 @@ def build_thumbnails(
     seq_end: Optional[int] = None,
     index_length: Optional[int] = None,
     *,
-    min_levels: int = 0,
+    min_levels: int = 1,
 ) -> None:
     """Builds the thumbnail pyramid of a CT stack into
     ``<input_dir>/.thumbnail/<k>/<j:06>.tif`` (k = 1, 2, ...: each level the
@@ -83,8 +87,9 @@ def build_thumbnails(
             if none exists). Otherwise the slices of ``input_dir`` found by
             extension (.tif, .tiff, .bmp, .png, .jpg, .jpeg), in natural order.
         min_levels: build at least this many levels even for slices already
-            within 500 px (CTHarvester's Python path always builds level 1);
-            0, the default, is its Rust module's rule.
+            within 500 px: 1, the default, is CTHarvester's Python path (level
+            1 always); 0 is its Rust module's rule (CTHarvester calls with
+            positional arguments, so it always gets the default).
 
     Returns:
         None, when done and when cancelled (as CTHarvester's module).
@@ -126,9 +131,29 @@ def build_thumbnails(
                     pass
                 return None
             time.sleep(CALLBACK_INTERVAL)
-        job.wait()
+        built = job.report()
+    if built.levels == 0:
+        _remove_empty_output(built.output_dir)
     report.finish()
     return None
+
+
+#: The manifest's file name (``ctstack::MANIFEST_FILE``).
+MANIFEST_FILE = "ctstack.json"
+
+
+def _remove_empty_output(output_dir: str) -> None:
+    """After a build that wrote no level: removes the manifest, which lists
+    nothing, and the output folder if that leaves it empty (a folder holding
+    anything else is kept as it is)."""
+    try:
+        os.remove(os.path.join(output_dir, MANIFEST_FILE))
+    except FileNotFoundError:
+        pass
+    try:
+        os.rmdir(output_dir)
+    except OSError:
+        pass
 
 
 def _any_file(input_dir: PathArg, pattern: _pyramid.StackPattern) -> bool:

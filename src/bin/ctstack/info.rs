@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use ctstack::{OpenOptions, Slice, stack};
 
+use crate::plural;
 use crate::select::SelectArgs;
 use crate::signature::Signature;
 use crate::{Failure, ReadArgs};
@@ -32,19 +33,21 @@ pub fn run(args: &InfoArgs) -> Result<(), Failure> {
         read_mode: args.read.read_mode(),
         ..OpenOptions::default()
     };
-    let mut all_good = true;
+    // The exit status of the first path that was not good, if any.
+    let mut status = None;
     for path in &args.paths {
-        let good = if path.is_dir() {
+        let verdict = if path.is_dir() {
             describe_stack(path, &args.select, &options)?
+        } else if describe_file(path, &options) {
+            Ok(())
         } else {
-            describe_file(path, &options)
+            Err(crate::EXIT_FAILURE)
         };
-        all_good &= good;
+        status = status.or(verdict.err());
     }
-    if all_good {
-        Ok(())
-    } else {
-        Err(Failure::Reported)
+    match status {
+        None => Ok(()),
+        Some(status) => Err(Failure::Reported(status)),
     }
 }
 
@@ -85,9 +88,15 @@ fn describe_file(path: &Path, options: &OpenOptions) -> bool {
     }
 }
 
-/// What `ctstack pyramid DIR` would work on. Whether every slice is usable (all
-/// open, all of one size and depth); the skipped files and gaps do not count.
-fn describe_stack(dir: &Path, select: &SelectArgs, options: &OpenOptions) -> Result<bool, Failure> {
+/// What `ctstack pyramid DIR` would work on. `Ok(Ok(()))` if every slice is
+/// usable (all open, all of one size and depth; the skipped files and gaps do
+/// not count), else the exit status `ctstack pyramid` would give, the reason
+/// printed: 1 for a refused slice, 3 for a folder with no slices.
+fn describe_stack(
+    dir: &Path,
+    select: &SelectArgs,
+    options: &OpenOptions,
+) -> Result<Result<(), u8>, Failure> {
     let listing = stack::select(dir, &select.selection())?;
     let slices = &listing.files;
     let skipped = skipped_entries(dir, &listing)?;
@@ -159,7 +168,20 @@ fn describe_stack(dir: &Path, select: &SelectArgs, options: &OpenOptions) -> Res
             println!("    {line}");
         }
     }
-    Ok(refused.is_empty() && !slices.is_empty())
+    if slices.is_empty() {
+        let e = ctstack::Error::State {
+            path: dir.to_path_buf(),
+            what: "no slice files selected in the directory: `ctstack pyramid` would stop here"
+                .into(),
+        };
+        eprintln!("ctstack: error: {e}");
+        return Ok(Err(crate::EXIT_STATE));
+    }
+    Ok(if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(crate::EXIT_FAILURE)
+    })
 }
 
 /// Every entry of `dir` that is not in the stack, with why: the image files the
@@ -222,15 +244,6 @@ fn counts<K: std::fmt::Display>(counts: &BTreeMap<K, usize>) -> String {
         .join(", ")
 }
 
-/// `"1 gap"`, `"2 gaps"`, `"3 entries"`.
-fn plural(n: usize, word: &str) -> String {
-    match (n, word.strip_suffix('y')) {
-        (1, _) => format!("1 {word}"),
-        (_, Some(stem)) => format!("{n} {stem}ies"),
-        (_, None) => format!("{n} {word}s"),
-    }
-}
-
 /// A byte count for people: `"2.6 MB"`, `"20.6 kB"`.
 fn bytes(n: u64) -> String {
     let n = n as f64;
@@ -252,7 +265,8 @@ fn file_name(path: &Path) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{bytes, plural};
+    use super::bytes;
+    use crate::plural;
 
     #[test]
     fn counts_read_well() {

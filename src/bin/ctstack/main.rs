@@ -1,8 +1,10 @@
 //! The `ctstack` command-line tool: a thin layer over the library.
 //!
-//! Exit status: 0 success, 1 a failed run, 2 a wrong command line (unknown option,
-//! bad value, missing argument), 130 interrupted with Ctrl-C.
+//! Exit status ([`EXIT_STATUSES`], also in `ctstack --help`): 0 success, 1 a
+//! failed run, 2 a wrong command line, 3 a folder not in the state the command
+//! needs, 4 an internal error, 130 interrupted with Ctrl-C.
 
+mod crop;
 mod info;
 mod interrupt;
 mod progress;
@@ -17,15 +19,39 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ctstack::{ErrorKind, ReadMode};
 
+/// Exit status of a failed run: a file unreadable, malformed, unsupported or
+/// beyond the limits, slices that do not match, a write that failed.
+const EXIT_FAILURE: u8 = 1;
 /// Exit status of a wrong command line, as clap and POSIX tools (grep, diff, ls) use.
 const EXIT_USAGE: u8 = 2;
+/// Exit status of a right command line that finds the disk in another state than
+/// it needs (an input folder with no slices, a pyramid incomplete or changed).
+const EXIT_STATE: u8 = 3;
+/// Exit status of an internal error: a bug, or a resource the system refused.
+const EXIT_INTERNAL: u8 = 4;
 /// Exit status of a run stopped by Ctrl-C: 128 + SIGINT, what shells report.
 const EXIT_INTERRUPTED: u8 = 130;
+
+/// The exit statuses, as `--help` shows them (and README.md repeats).
+const EXIT_STATUSES: &str = "\
+Exit status:
+  0    success
+  1    the run failed: a file unreadable, malformed, unsupported or beyond the
+       limits, slices that do not match, a write that failed
+  2    wrong command line (unknown option, bad value, missing argument)
+  3    the disk is not in the state the command needs (no slice files in the
+       input folder); the command line is right, fix the folder
+  4    internal error: a bug in ctstack, or a resource the system refused
+       (threads); please report it
+  130  interrupted (Ctrl-C); only complete output files are left, and a
+       later run resumes from them
+
+Run 'ctstack <COMMAND> --help' for a command's options.";
 
 /// Thumbnail pyramids of CT-scan TIFF stacks, at memory-bus speed.
 #[derive(Parser)]
 #[command(name = "ctstack", version, propagate_version = true)]
-#[command(after_help = "Run 'ctstack <COMMAND> --help' for a command's options.")]
+#[command(after_help = EXIT_STATUSES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -38,6 +64,9 @@ enum Command {
     Info(info::InfoArgs),
     /// Build the level-of-detail pyramid of the slices in INPUT (a directory, or one multi-page TIFF).
     Pyramid(pyramid::PyramidArgs),
+    /// Cut a box and a slice range out of the stack in INPUT (or out of a level of
+    /// its pyramid) into one file per slice.
+    Crop(crop::CropArgs),
     /// Write the stack and its pyramid as an OME-Zarr multiscale image (napari, Fiji,
     /// neuroglancer, zarr-python read it).
     #[cfg(feature = "ome-zarr")]
@@ -81,10 +110,10 @@ impl ReadArgs {
 
 /// Why a command did not succeed.
 enum Failure {
-    /// The work failed: print the error, exit 1 (2 if the library blames the arguments).
+    /// The work failed: print the error, exit with the status of its kind ([`exit_status`]).
     Run(ctstack::Error),
-    /// Failed, and the reasons are already printed; exit 1.
-    Reported,
+    /// Failed, and the reasons are already printed: exit with this status.
+    Reported(u8),
     /// Ctrl-C: the message to print, exit 130.
     Interrupted(String),
 }
@@ -102,25 +131,78 @@ fn main() -> ExitCode {
     let (result, command) = match cli.command {
         Command::Info(args) => (info::run(&args), "info"),
         Command::Pyramid(args) => (pyramid::run(&args), "pyramid"),
+        Command::Crop(args) => (crop::run(&args), "crop"),
         #[cfg(feature = "ome-zarr")]
         Command::Zarr(args) => (zarr::run(&args), "zarr"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Run(e)) if e.kind() == ErrorKind::Usage => {
-            eprintln!(
-                "ctstack: error: {e}\n\nFor more information, try 'ctstack {command} --help'."
-            );
-            ExitCode::from(EXIT_USAGE)
-        }
         Err(Failure::Run(e)) => {
             eprintln!("ctstack: error: {e}");
-            ExitCode::FAILURE
+            match e.kind() {
+                ErrorKind::Usage => {
+                    eprintln!("\nFor more information, try 'ctstack {command} --help'.");
+                }
+                ErrorKind::Internal => eprintln!(
+                    "\nThis is a bug in ctstack, or the system refused it a resource it \
+                     cannot run without: please report it."
+                ),
+                _ => {}
+            }
+            ExitCode::from(exit_status(e.kind()))
         }
-        Err(Failure::Reported) => ExitCode::FAILURE,
+        Err(Failure::Reported(status)) => ExitCode::from(status),
         Err(Failure::Interrupted(message)) => {
             eprintln!("ctstack: {message}");
             ExitCode::from(EXIT_INTERRUPTED)
+        }
+    }
+}
+
+/// `"1 gap"`, `"2 gaps"`, `"3 entries"`.
+pub(crate) fn plural(n: usize, word: &str) -> String {
+    match (n, word.strip_suffix('y')) {
+        (1, _) => format!("1 {word}"),
+        (_, Some(stem)) => format!("{n} {stem}ies"),
+        (_, None) => format!("{n} {word}s"),
+    }
+}
+
+/// The exit status of a failure of kind `kind` (see [`EXIT_STATUSES`]).
+fn exit_status(kind: ErrorKind) -> u8 {
+    match kind {
+        ErrorKind::Usage => EXIT_USAGE,
+        ErrorKind::State => EXIT_STATE,
+        ErrorKind::Internal => EXIT_INTERNAL,
+        ErrorKind::Cancelled => EXIT_INTERRUPTED,
+        _ => EXIT_FAILURE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_has_the_exit_status_the_help_states() {
+        let expected = [
+            (ErrorKind::Io, 1),
+            (ErrorKind::Format, 1),
+            (ErrorKind::Unsupported, 1),
+            (ErrorKind::LimitsExceeded, 1),
+            (ErrorKind::Mismatch, 1),
+            (ErrorKind::Usage, 2),
+            (ErrorKind::State, 3),
+            (ErrorKind::Internal, 4),
+            (ErrorKind::Cancelled, 130),
+        ];
+        for (kind, status) in expected {
+            assert_eq!(exit_status(kind), status, "{kind:?}");
+            let line = format!("\n  {status:<5}");
+            assert!(
+                EXIT_STATUSES.contains(&line),
+                "--help lacks exit status {status}"
+            );
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::{Failure, ReadArgs, interrupt};
 Output: OUT/<level>/<index:06>.tif, level 1 = half of the input in every direction. \
 Outputs the manifest (OUT/ctstack.json) shows were made from the same inputs \
 are kept, so an interrupted or repeated run only rebuilds what is missing or stale; \
-outputs the plan no longer holds are removed; every file appears atomically. Exit status: 0 done, 1 failed, 2 wrong command line, 130 interrupted.")]
+outputs the plan no longer holds are removed; every file appears atomically. Exit status: 0 done, 1 failed, 2 wrong command line, 3 no slices in INPUT, 4 internal error, 130 interrupted.")]
 pub struct PyramidArgs {
     /// Directory of slices (.tif .tiff .bmp .png .jpg .jpeg), in natural order (s2
     /// before s10; the most common prefix and extension unless --prefix/--ext
@@ -116,11 +116,21 @@ pub fn run(args: &PyramidArgs) -> Result<(), Failure> {
         let secs = summary.elapsed.as_secs_f64();
         let shapes = plan.levels();
         let last = shapes[shapes.len() - 1];
+        let (width, height) = (shapes[0].width, shapes[0].height);
+        if shapes.len() == 1 {
+            // Nothing to halve: say why, and what would give levels.
+            println!(
+                "0 levels: {width}x{height} slices are within --min-size {} already, so there \
+                 is nothing to halve (--min-size {} or less gives at least one level) -> {}",
+                args.min_size,
+                width.max(height) - 1,
+                plan.output_dir().display()
+            );
+            return Ok(());
+        }
         println!(
-            "{} levels ({}x{} down to {}x{}), {} slices rebuilt, {} kept, {} removed, {:.3} s, {:.2} GB/s of input -> {}",
-            summary.levels.len() - 1,
-            shapes[0].width,
-            shapes[0].height,
+            "{} ({width}x{height} down to {}x{}), {} slices rebuilt, {} kept, {} removed, {:.3} s, {:.2} GB/s of input -> {}",
+            crate::plural(shapes.len() - 1, "level"),
             last.width,
             last.height,
             summary.rebuilt,
@@ -135,7 +145,7 @@ pub fn run(args: &PyramidArgs) -> Result<(), Failure> {
 }
 
 /// The stack INPUT names: a directory's selected files, or a multi-page file.
-pub(crate) fn input_builder(input: &Path, select: &SelectArgs) -> Result<PyramidBuilder, Failure> {
+pub fn input_builder(input: &Path, select: &SelectArgs) -> Result<PyramidBuilder, Failure> {
     if input.is_file() {
         if select.any() {
             return Err(Failure::Run(Error::Usage {
@@ -153,7 +163,7 @@ pub(crate) fn input_builder(input: &Path, select: &SelectArgs) -> Result<Pyramid
 }
 
 /// A whole number >= 1 (clap puts the flag and the value before the message).
-pub(crate) fn at_least_one<T>(text: &str) -> Result<T, String>
+pub fn at_least_one<T>(text: &str) -> Result<T, String>
 where
     T: FromStr + PartialOrd + From<u8>,
     T::Err: std::fmt::Display,
@@ -167,7 +177,7 @@ where
 
 /// `n`, or the number of CPUs this process may use if `n` is larger (with a note):
 /// averaging is CPU-bound, so extra threads only add switching and memory.
-pub(crate) fn capped_threads(n: usize) -> usize {
+pub fn capped_threads(n: usize) -> usize {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     if n > cpus {
         eprintln!(

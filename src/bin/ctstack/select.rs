@@ -51,7 +51,7 @@ impl SelectArgs {
 }
 
 /// `FIRST:LAST`, both whole numbers, FIRST <= LAST.
-fn index_range(text: &str) -> Result<(u64, u64), String> {
+pub fn index_range(text: &str) -> Result<(u64, u64), String> {
     let (a, b) = text
         .split_once(':')
         .ok_or_else(|| "expected FIRST:LAST, e.g. 10:250".to_string())?;

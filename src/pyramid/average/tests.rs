@@ -4,7 +4,13 @@
 use std::path::{Path, PathBuf};
 
 use super::*;
+use crate::OpenOptions;
+use crate::Slice;
+use crate::pyramid::input::Input;
+use crate::pyramid::planned::Planned;
 use crate::sample::with_sample_type;
+use crate::stack::SliceRef;
+use crate::tiff::PageReader;
 use crate::{ErrorKind, ReadMode, SampleType, average_pair_with};
 
 fn fixture(rel: &str) -> PathBuf {
@@ -328,11 +334,11 @@ fn a_planned_header_is_used_only_while_the_file_is_unchanged() {
         ..OpenOptions::default()
     };
     let file = std::fs::File::open(&path).unwrap();
-    let mut reader = PageReader::new(&path, &file, &options.limits)
+    let mut reader = PageReader::open_file(&path, &file, &options.limits)
         .unwrap()
         .unwrap();
     let mut planned = None;
-    let stamp = reader.stamp();
+    let stamp = reader.stamp().unwrap();
     reader
         .walk(false, |_, layout, at| {
             assert_eq!((layout.width, layout.height), (40, 30));

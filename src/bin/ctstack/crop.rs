@@ -1,0 +1,218 @@
+//! `ctstack crop`: a box and a slice range of a stack (or of a pyramid level) into
+//! one file per slice, with a progress bar; Ctrl-C stops cleanly.
+
+use std::ops::Range;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use ctstack::stack::Selection;
+use ctstack::{Crop, Error, OutputFormat};
+
+use crate::progress::Progress;
+use crate::pyramid::{at_least_one, capped_threads};
+use crate::select::index_range;
+use crate::{Failure, ReadArgs, interrupt};
+
+#[derive(Args)]
+#[command(after_help = "\
+Coordinates are half-open and in the level's pixels: --box 100:612,40:552 is columns \
+100..=611 and rows 40..=551; --range 8:56 is the level's slices 8..=55 (0-based). \
+CTHarvester's crop_from_x:crop_to_x,crop_from_y:crop_to_y and bottom_idx:top_idx+1 are these. \
+Output: at level 0 each source's own name (a JPEG source is written as PNG), at level K \
+the pyramid's names <j:06>.tif (level-K slice j is the mean of source slices j*2^K ..= \
+(j+1)*2^K-1). Every file appears atomically; other files in DIR are left alone. \
+Exit status: 0 done, 1 failed, 2 wrong command line, 130 interrupted.")]
+pub struct CropArgs {
+    /// Directory of slices (selected as `ctstack pyramid` selects them), or one
+    /// multi-page TIFF.
+    #[arg(value_name = "INPUT")]
+    input: PathBuf,
+    /// Where the files go (created if missing).
+    #[arg(long, short, value_name = "DIR")]
+    out: PathBuf,
+    /// 0: the slices themselves; K >= 1: level K of the pyramid built from them.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    level: usize,
+    /// The box: columns X0..X1 and rows Y0..Y1, half-open [default: the whole slice].
+    #[arg(long = "box", value_name = "X0:X1,Y0:Y1", value_parser = parse_box)]
+    region: Option<(Range<u32>, Range<u32>)>,
+    /// The level's slices Z0..Z1, half-open, 0-based [default: all].
+    #[arg(long, value_name = "Z0:Z1", value_parser = parse_range)]
+    range: Option<Range<usize>>,
+    /// The pyramid's folder [default: INPUT/.thumbnail, STEM.thumbnail beside a file].
+    #[arg(long, value_name = "DIR")]
+    pyramid: Option<PathBuf>,
+    /// Output format [default: the source's; PNG for JPEG sources].
+    #[arg(long, value_name = "FORMAT", value_enum)]
+    format: Option<FormatArg>,
+    /// Slices read and written at once (N >= 1) [default: one per CPU].
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = at_least_one::<usize>)]
+    threads: Option<usize>,
+    /// No progress bar and no summary (notes and errors still go to stderr).
+    #[arg(long, short)]
+    quiet: bool,
+    /// Only files whose name starts with PREFIX before the index.
+    #[arg(long, value_name = "PREFIX")]
+    prefix: Option<String>,
+    /// Only files with this extension (tif, tiff, bmp, png, jpg, jpeg).
+    #[arg(long, value_name = "EXT")]
+    ext: Option<String>,
+    /// Only file indices FIRST..=LAST (the numbers in the names, not --range).
+    #[arg(long, value_name = "FIRST:LAST", value_parser = index_range)]
+    indices: Option<(u64, u64)>,
+    /// Only indices written with N digits, zero-padded.
+    #[arg(long, value_name = "N")]
+    index_width: Option<usize>,
+    #[command(flatten)]
+    read: ReadArgs,
+}
+
+/// The `--format` values.
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    /// Uncompressed TIFF (every sample type)
+    Tif,
+    /// PNG (8- or 16-bit)
+    Png,
+    /// 8-bit gray BMP
+    Bmp,
+}
+
+pub fn run(args: &CropArgs) -> Result<(), Failure> {
+    let selecting = args.prefix.is_some()
+        || args.ext.is_some()
+        || args.indices.is_some()
+        || args.index_width.is_some();
+    let crop = if args.input.is_file() {
+        if selecting {
+            return Err(Failure::Run(Error::Usage {
+                what: format!(
+                    "{} is a file: --prefix, --ext, --indices and --index-width select files of \
+                     a directory",
+                    args.input.display()
+                ),
+            }));
+        }
+        Crop::from_file(&args.input)
+    } else {
+        let mut s = Selection::default();
+        if let Some(p) = &args.prefix {
+            s = s.prefix(p.clone());
+        }
+        if let Some(e) = &args.ext {
+            s = s.extension(e.clone());
+        }
+        if let Some((first, last)) = args.indices {
+            s = s.range(first, last);
+        }
+        if let Some(w) = args.index_width {
+            s = s.index_width(w);
+        }
+        Crop::from_selection(&args.input, &s)
+    };
+    let mut crop = crop
+        .level(args.level)
+        .output_dir(&args.out)
+        .read_mode(args.read.read_mode());
+    if let Some((x, y)) = &args.region {
+        crop = crop.region(x.clone(), y.clone());
+    }
+    if let Some(z) = &args.range {
+        crop = crop.slices(z.clone());
+    }
+    if let Some(dir) = &args.pyramid {
+        crop = crop.pyramid_dir(dir);
+    }
+    if let Some(f) = args.format {
+        crop = crop.format(match f {
+            FormatArg::Tif => OutputFormat::Tiff,
+            FormatArg::Png => OutputFormat::Png,
+            FormatArg::Bmp => OutputFormat::Bmp,
+        });
+    }
+    if let Some(n) = args.threads {
+        crop = crop.threads(capped_threads(n));
+    }
+    let plan = crop.plan()?;
+    for note in plan.notes() {
+        eprintln!("ctstack: note: {note}");
+    }
+    // Nothing is written before this point: Ctrl-C may end the process until
+    // here; from now on it asks the run to stop cleanly.
+    let cancel = interrupt::cancel_on_ctrl_c();
+    let progress = Progress::files(plan.total_units(), args.quiet);
+    let mut done = 0;
+    let result = plan.run(
+        &mut |d, total| {
+            done = d;
+            progress.update(d, total);
+        },
+        &cancel,
+    );
+    progress.finish();
+    let summary = match result {
+        Err(Error::Cancelled) => {
+            return Err(Failure::Interrupted(format!(
+                "interrupted after {done} of {} files; every file written is complete, no \
+                 temporary file left (run again to write them all)",
+                plan.total_units()
+            )));
+        }
+        other => other?,
+    };
+    if !args.quiet {
+        let (n, h, w) = plan.shape();
+        println!(
+            "{} files of {w}x{h} {} ({n} slices of level {}), {:.3} s -> {}",
+            summary.written,
+            plan.sample_type(),
+            plan.level(),
+            summary.elapsed.as_secs_f64(),
+            summary.output_dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// `A:B` as a half-open range of whole numbers.
+fn span<T: std::str::FromStr>(text: &str, what: &str) -> Result<Range<T>, String>
+where
+    T::Err: std::fmt::Display,
+{
+    let (a, b) = text
+        .split_once(':')
+        .ok_or_else(|| format!("{what}: expected START:END, e.g. 100:612, got {text:?}"))?;
+    let parse = |v: &str| {
+        v.trim()
+            .parse::<T>()
+            .map_err(|e| format!("{what}: {v:?}: {e} (expected a whole number >= 0)"))
+    };
+    Ok(parse(a)?..parse(b)?)
+}
+
+/// `X0:X1,Y0:Y1`.
+fn parse_box(text: &str) -> Result<(Range<u32>, Range<u32>), String> {
+    let (x, y) = text
+        .split_once(',')
+        .ok_or_else(|| format!("expected X0:X1,Y0:Y1, e.g. 100:612,40:552, got {text:?}"))?;
+    Ok((span(x, "columns")?, span(y, "rows")?))
+}
+
+/// `Z0:Z1`.
+fn parse_range(text: &str) -> Result<Range<usize>, String> {
+    span(text, "slices")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boxes_and_ranges_parse_half_open() {
+        assert_eq!(parse_box("1:5,2:9"), Ok((1..5, 2..9)));
+        assert!(parse_box("1:5").is_err());
+        assert!(parse_box("1:5,x:9").is_err());
+        assert!(parse_box("-1:5,0:1").is_err());
+        assert_eq!(parse_range("8:56"), Ok(8..56));
+    }
+}

@@ -1,0 +1,622 @@
+//! The crop (issue 21): boxes and slice ranges at level 0 and level k, into files
+//! and arrays, against the sources read whole; bounds, stale pyramids, names,
+//! formats, resolution, cancel, and a run killed with SIGKILL then run again.
+//!
+//! The outputs are also checked against tifffile's and Pillow's reading of the
+//! sources in python/tests/test_crop.py.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use common::fixtures;
+use common::pyramid::temp_dir;
+use ctstack::{
+    CancelFlag, Crop, Error, ErrorKind, Naming, OutputFormat, PyramidBuilder, Sample, Slice,
+    write_slice,
+};
+
+/// Samples of `path` (page `page`) as f64 (exact for every sample type ctstack reads).
+fn whole(path: &Path, page: usize) -> (u32, u32, Vec<f64>) {
+    let s = Slice::open_page(path, page, &Default::default()).unwrap_or_else(|e| panic!("{e}"));
+    fn all<T: Sample + Into<f64>>(s: &Slice) -> Vec<f64> {
+        s.contiguous::<T>()
+            .unwrap()
+            .iter()
+            .map(|&v| v.into())
+            .collect()
+    }
+    let v = match s.sample_type() {
+        ctstack::SampleType::U8 => all::<u8>(&s),
+        ctstack::SampleType::U16 => all::<u16>(&s),
+        ctstack::SampleType::I16 => all::<i16>(&s),
+        _ => all::<f32>(&s),
+    };
+    (s.width(), s.height(), v)
+}
+
+/// The box x, y of a row-major `w`-wide image.
+fn cut(v: &[f64], w: u32, x: std::ops::Range<u32>, y: std::ops::Range<u32>) -> Vec<f64> {
+    let mut out = Vec::new();
+    for row in y {
+        let at = (row * w) as usize;
+        out.extend_from_slice(&v[at + x.start as usize..at + x.end as usize]);
+    }
+    out
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Crops `crop` into a fresh folder and checks every output against the
+/// sources' box (`sources[i]` = (file, page) of output i).
+fn check_crop(name: &str, crop: Crop, x: std::ops::Range<u32>, y: std::ops::Range<u32>) {
+    let out = temp_dir(name);
+    let plan = crop
+        .output_dir(&out)
+        .plan()
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let summary = plan.run(&mut |_, _| {}, &CancelFlag::new()).unwrap();
+    assert_eq!(summary.written, plan.sources().len());
+    assert_eq!(files_in(&out).len(), summary.written, "{name}");
+    for (source, file) in plan.sources().iter().zip(&summary.files) {
+        let (w, _, src) = whole(&source.path, source.page);
+        let (ow, oh, got) = whole(file, 0);
+        assert_eq!(
+            (ow, oh),
+            (x.len() as u32, y.len() as u32),
+            "{name}: {}",
+            file.display()
+        );
+        let want = cut(&src, w, x.clone(), y.clone());
+        // NaN compares by bits.
+        let same = got
+            .iter()
+            .zip(&want)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "{name}: {} differs from {source}", file.display());
+    }
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn level_0_boxes_equal_the_sources_for_every_format_and_type() {
+    let f = fixtures();
+    // (stack, width, height): boxes 1 px wide, at each edge, the whole slice.
+    for (stack, w, h) in [
+        ("stack", 301, 203),
+        ("stack_u8", 0, 0),
+        ("stack_png", 0, 0),
+        ("stack_bmp", 0, 0),
+        ("stack_mixed", 33, 31),
+        ("types_stacks/f32", 0, 0),
+        ("types_stacks/i16", 0, 0),
+    ] {
+        let dir = f.join(stack);
+        let first = ctstack::stack::list_slices(&dir).unwrap()[0].clone();
+        let (sw, sh) = if w == 0 {
+            let s = Slice::open(&first).unwrap();
+            (s.width(), s.height())
+        } else {
+            (w, h)
+        };
+        for (i, (x, y)) in [
+            (0..sw, 0..sh),
+            (0..1, 0..sh),
+            (sw - 1..sw, 0..1),
+            (sw / 3..sw / 2 + 1, sh - 2..sh),
+            (1..sw - 1, 1..sh - 1),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let crop = Crop::from_dir(&dir).region(x.clone(), y.clone());
+            check_crop(&format!("l0-{}-{i}", stack.replace('/', "-")), crop, x, y);
+        }
+    }
+}
+
+#[test]
+fn single_files_of_every_layout_and_multi_page_stacks() {
+    let f = fixtures();
+    // Strips of every size, tiles, big-endian, BigTIFF, packed depths, compressed.
+    let mut files: Vec<PathBuf> = std::fs::read_dir(f.join("slices"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| Slice::open(p).is_ok())
+        // Its page 1 is of another size: a stack that the plan refuses as mixed.
+        .filter(|p| !p.ends_with("tifffile_multipage2_u16.tif"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 20, "{files:?}");
+    for (n, file) in files.iter().enumerate() {
+        let s = Slice::open(file).unwrap();
+        let (w, h) = (s.width(), s.height());
+        let (x, y) = (w / 4..w - 1, 1..h / 2 + 1);
+        let crop = Crop::from_files(vec![file.clone()]).region(x.clone(), y.clone());
+        check_crop(&format!("file-{n}"), crop, x, y);
+    }
+    // Multi-page stacks: a page range of one file, named by page.
+    for file in ["types_stacks/i16_pages.tif", "types_stacks/f32_imagej.tif"] {
+        let path = f.join(file);
+        let s = Slice::open(&path).unwrap();
+        let (x, y) = (2..s.width() - 3, 0..s.height());
+        let crop = Crop::from_file(&path)
+            .region(x.clone(), y.clone())
+            .slices(1..3);
+        let plan = crop.clone().plan().unwrap();
+        assert_eq!(plan.sources()[0].page, 1, "{file}");
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        assert_eq!(plan.output_names()[0], format!("{stem}_000001.tif"));
+        check_crop(&format!("pages-{stem}"), crop, x, y);
+    }
+}
+
+#[test]
+fn level_k_reads_the_pyramid_through_its_manifest() {
+    let dir = temp_dir("crop-levelk-stack");
+    for (i, src) in ctstack::stack::list_slices(&fixtures().join("stack"))
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        std::fs::copy(src, dir.join(format!("s_{i:03}.tif"))).unwrap();
+    }
+    // No pyramid yet: a usage error saying to build it.
+    let err = Crop::from_dir(&dir).level(1).plan().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::State);
+    assert!(err.to_string().contains("build it"), "{err}");
+    PyramidBuilder::from_dir(&dir)
+        .unwrap()
+        .min_size(40)
+        .plan()
+        .unwrap()
+        .run(&mut |_, _| {}, &CancelFlag::new())
+        .unwrap();
+    let pyramid = ctstack::Pyramid::open(dir.join(".thumbnail")).unwrap();
+    let level = pyramid.level(2).unwrap();
+    let volume: Vec<u16> = pyramid.read_level(2).unwrap();
+    let (x, y, z) = (3..level.width - 1, 0..7, 1..level.count);
+    let out = dir.join("harvest");
+    let plan = Crop::from_dir(&dir)
+        .level(2)
+        .region(x.clone(), y.clone())
+        .slices(z.clone())
+        .output_dir(&out)
+        .plan()
+        .unwrap();
+    assert_eq!(plan.output_names()[0], "000001.tif");
+    assert!(
+        plan.notes().iter().any(|n| n.contains("j*4")),
+        "{:?}",
+        plan.notes()
+    );
+    let summary = plan.run(&mut |_, _| {}, &CancelFlag::new()).unwrap();
+    let plane = (level.width * level.height) as usize;
+    let mut array = vec![0u16; plan.samples()];
+    plan.crop_to_array(&mut array, &mut |_, _| {}, &CancelFlag::new())
+        .unwrap();
+    for (i, j) in z.clone().enumerate() {
+        let want: Vec<f64> = cut(
+            &volume[j * plane..(j + 1) * plane]
+                .iter()
+                .map(|&v| f64::from(v))
+                .collect::<Vec<_>>(),
+            level.width,
+            x.clone(),
+            y.clone(),
+        );
+        let (_, _, got) = whole(&summary.files[i], 0);
+        assert_eq!(got, want, "level 2 slice {j}");
+        let n = x.len() * y.len();
+        let arr: Vec<f64> = array[i * n..(i + 1) * n]
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect();
+        assert_eq!(arr, want, "array plane {i}");
+    }
+    // Out of the level: usage errors naming its bounds.
+    let err = Crop::from_dir(&dir)
+        .level(2)
+        .slices(0..99)
+        .plan()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Usage);
+    assert!(
+        err.to_string()
+            .contains(&format!("slices 0..{}", level.count)),
+        "{err}"
+    );
+    let err = Crop::from_dir(&dir)
+        .level(2)
+        .region(0..level.width + 1, 0..1)
+        .plan()
+        .unwrap_err();
+    assert!(
+        err.to_string().contains(&format!("x 0..{}", level.width)),
+        "{err}"
+    );
+    let err = Crop::from_dir(&dir).level(9).plan().unwrap_err();
+    assert!(err.to_string().contains("no level 9"), "{err}");
+    // A replaced input makes the pyramid stale.
+    let replaced = dir.join("s_005.tif");
+    let (w, h, _) = whole(&replaced, 0);
+    write_slice::<u16>(&replaced, w, h, &vec![7; (w * h) as usize]).unwrap();
+    let err = Crop::from_dir(&dir).level(1).plan().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::State);
+    assert!(
+        err.to_string().contains("stale") && err.to_string().contains("s_005.tif"),
+        "{err}"
+    );
+    // Level 0 needs no pyramid.
+    Crop::from_dir(&dir).plan().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn formats_names_and_resolution() {
+    let f = fixtures();
+    // JPEG -> PNG by default, saying so; pixels as decoded.
+    let out = temp_dir("crop-jpeg");
+    let plan = Crop::from_dir(f.join("stack_jpeg"))
+        .slices(0..2)
+        .output_dir(&out)
+        .plan()
+        .unwrap();
+    assert_eq!(plan.format(), OutputFormat::Png);
+    assert!(
+        plan.notes().iter().any(|n| n.contains("JPEG")),
+        "{:?}",
+        plan.notes()
+    );
+    assert_eq!(plan.output_names(), ["slice_0000.png", "slice_0001.png"]);
+    let summary = plan.run(&mut |_, _| {}, &CancelFlag::new()).unwrap();
+    assert_eq!(
+        whole(&summary.files[0], 0).2,
+        whole(&plan.sources()[0].path, 0).2
+    );
+    // BMP keeps its pixels-per-metre; numbered names as CTHarvester writes them.
+    let bmp = ctstack::stack::list_slices(&f.join("stack_bmp")).unwrap();
+    let src = std::fs::read(&bmp[0]).unwrap();
+    let plan = Crop::from_dir(f.join("stack_bmp"))
+        .slices(2..4)
+        .region(5..30, 7..9)
+        .naming(Naming::numbered("cut_", 10, 3))
+        .output_dir(&out)
+        .plan()
+        .unwrap();
+    assert_eq!(plan.output_names(), ["cut_012.bmp", "cut_013.bmp"]);
+    let summary = plan.run(&mut |_, _| {}, &CancelFlag::new()).unwrap();
+    let written = std::fs::read(&summary.files[0]).unwrap();
+    assert_eq!(&written[38..46], &src[38..46], "pixels per metre");
+    assert_eq!(written[28], 8, "8-bit");
+    // A TIFF's resolution, carried over exactly (tags 282, 283, 296).
+    let dir = temp_dir("crop-res");
+    let tif = dir.join("r_0.tif");
+    write_resolution_tiff(&tif);
+    let plan = Crop::from_dir(&dir)
+        .region(1..3, 0..2)
+        .output_dir(dir.join("o"))
+        .plan()
+        .unwrap();
+    let summary = plan.run(&mut |_, _| {}, &CancelFlag::new()).unwrap();
+    let mut d =
+        tiff::decoder::Decoder::new(std::fs::File::open(&summary.files[0]).unwrap()).unwrap();
+    use tiff::decoder::ifd::Value;
+    use tiff::tags::Tag;
+    assert_eq!(
+        d.get_tag(Tag::XResolution).unwrap(),
+        Value::Rational(300, 1)
+    );
+    assert_eq!(
+        d.get_tag(Tag::YResolution).unwrap(),
+        Value::Rational(150, 1)
+    );
+    assert_eq!(d.get_tag_u32(Tag::ResolutionUnit).unwrap(), 2);
+    assert_eq!(whole(&summary.files[0], 0).2, vec![1.0, 2.0, 5.0, 6.0]);
+    // As PNG: pHYs in pixels per metre; BMP refuses 16-bit samples.
+    let png = Crop::from_dir(&dir)
+        .format(OutputFormat::Png)
+        .output_dir(dir.join("p"))
+        .plan()
+        .unwrap();
+    let summary = png.run(&mut |_, _| {}, &CancelFlag::new()).unwrap();
+    let reader = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(&summary.files[0]).unwrap(),
+    ))
+    .read_info()
+    .unwrap();
+    let dims = reader.info().pixel_dims.unwrap();
+    assert_eq!((dims.xppu, dims.yppu), (11811, 5906));
+    let err = Crop::from_dir(&dir)
+        .format(OutputFormat::Bmp)
+        .plan()
+        .unwrap_err();
+    assert!(err.to_string().contains("uint16"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// A 4x2 u16 TIFF (samples 0..8) at 300 x 150 pixels per inch, by the tiff crate.
+fn write_resolution_tiff(path: &Path) {
+    use tiff::encoder::{Rational, TiffEncoder, colortype};
+    let file = std::fs::File::create(path).unwrap();
+    let mut enc = TiffEncoder::new(file).unwrap();
+    let mut image = enc.new_image::<colortype::Gray16>(4, 2).unwrap();
+    image.x_resolution(Rational { n: 300, d: 1 });
+    image.y_resolution(Rational { n: 150, d: 1 });
+    image.resolution_unit(tiff::tags::ResolutionUnit::Inch);
+    image.write_data(&[0u16, 1, 2, 3, 4, 5, 6, 7]).unwrap();
+}
+
+#[test]
+fn the_output_folder_holds_only_what_is_asked_and_sources_are_never_replaced() {
+    let dir = temp_dir("crop-folder");
+    for i in 0..4u16 {
+        write_slice::<u16>(&dir.join(format!("s_{i}.tif")), 5, 4, &[i; 20]).unwrap();
+    }
+    // Writing into the stack's own folder with the sources' names is refused.
+    let err = Crop::from_dir(&dir)
+        .output_dir(&dir)
+        .plan()
+        .unwrap()
+        .run(&mut |_, _| {}, &CancelFlag::new())
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Usage);
+    assert!(err.to_string().contains("source"), "{err}");
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("notes.txt"), b"mine").unwrap();
+    std::fs::write(out.join(".other.tif.1.2.ctstack-tmp"), b"someone else's").unwrap();
+    std::fs::write(out.join(".s_1.tif.99.0.ctstack-tmp"), b"ours, killed").unwrap();
+    std::fs::write(out.join("s_1.tif"), b"an old output").unwrap();
+    let plan = Crop::from_dir(&dir)
+        .slices(1..3)
+        .output_dir(&out)
+        .plan()
+        .unwrap();
+    plan.run(&mut |_, _| {}, &CancelFlag::new()).unwrap();
+    assert_eq!(
+        files_in(&out),
+        [
+            ".other.tif.1.2.ctstack-tmp",
+            "notes.txt",
+            "s_1.tif",
+            "s_2.tif"
+        ]
+    );
+    assert_eq!(whole(&out.join("s_1.tif"), 0).2, vec![1.0; 20]);
+    // Cancel from the progress callback: stops with Cancelled, complete files only.
+    let cancel = Arc::new(CancelFlag::new());
+    let button = Arc::clone(&cancel);
+    let out2 = dir.join("out2");
+    let plan = Crop::from_dir(&dir)
+        .threads(1)
+        .output_dir(&out2)
+        .plan()
+        .unwrap();
+    let mut calls = 0;
+    let result = plan.run(
+        &mut |done, _| {
+            calls += 1;
+            if done == 1 {
+                button.cancel();
+            }
+        },
+        &cancel,
+    );
+    assert!(matches!(result, Err(Error::Cancelled)), "{result:?}");
+    assert_eq!(files_in(&out2), ["s_0.tif"]);
+    assert!(calls >= 2);
+    // An array of the wrong type or length is a mismatch.
+    let plan = Crop::from_dir(&dir).plan().unwrap();
+    let err = plan
+        .crop_to_array(&mut [0u8; 80], &mut |_, _| {}, &CancelFlag::new())
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Mismatch);
+    let err = plan
+        .crop_to_array(&mut [0u16; 79], &mut |_, _| {}, &CancelFlag::new())
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Mismatch);
+    // A failing slice stops the run naming it, with nothing partial left.
+    let plan = Crop::from_dir(&dir)
+        .threads(1)
+        .output_dir(dir.join("out3"))
+        .plan()
+        .unwrap();
+    std::fs::write(dir.join("s_2.tif"), b"II*\0 truncated").unwrap();
+    let err = plan.run(&mut |_, _| {}, &CancelFlag::new()).unwrap_err();
+    assert!(err.to_string().contains("s_2.tif"), "{err}");
+    assert_eq!(files_in(&dir.join("out3")), ["s_0.tif", "s_1.tif"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `ctstack crop` killed with SIGKILL in the middle, then run again: exactly the
+/// expected files, byte-identical to a clean run.
+#[cfg(unix)]
+#[test]
+fn kill_9_mid_crop_then_rerun_gives_a_clean_runs_bytes() {
+    use std::process::Command;
+    let dir = temp_dir("crop-kill");
+    let (w, h) = (1024u32, 768u32);
+    let mut rng = common::Rng::new(21);
+    for i in 0..48 {
+        let v: Vec<u16> = (0..w * h).map(|_| rng.below(65536) as u16).collect();
+        write_slice(&dir.join(format!("k_{i:03}.tif")), w, h, &v).unwrap();
+    }
+    let bin = env!("CARGO_BIN_EXE_ctstack");
+    let args = |out: &Path| {
+        let mut c = Command::new(bin);
+        c.args(["crop"])
+            .arg(&dir)
+            .args([
+                "--box",
+                "1:1000,3:700",
+                "--range",
+                "2:46",
+                "--threads",
+                "1",
+                "-q",
+                "--out",
+            ])
+            .arg(out);
+        c
+    };
+    let clean = dir.join("clean");
+    assert!(args(&clean).status().unwrap().success());
+    let killed = dir.join("killed");
+    // Kill as soon as the first output appears (polled every millisecond),
+    // so that the kill lands mid-run however fast or loaded the machine is.
+    let mut interrupted = false;
+    for _attempt in 0..5 {
+        let _ = std::fs::remove_dir_all(&killed);
+        let mut child = args(&killed).spawn().unwrap();
+        let started = std::time::Instant::now();
+        let nothing_yet = || !killed.exists() || files_in(&killed).is_empty();
+        while nothing_yet() && started.elapsed() < std::time::Duration::from_secs(20) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let finished = child.try_wait().unwrap().is_some();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let n = if killed.exists() {
+            files_in(&killed).len()
+        } else {
+            0
+        };
+        if !finished && n > 0 && n < 44 {
+            interrupted = true;
+            break;
+        }
+    }
+    assert!(interrupted, "no kill landed mid-run");
+    assert!(args(&killed).status().unwrap().success());
+    assert_eq!(files_in(&killed), files_in(&clean));
+    assert_eq!(files_in(&clean).len(), 44);
+    for name in files_in(&clean) {
+        assert_eq!(
+            std::fs::read(clean.join(&name)).unwrap(),
+            std::fs::read(killed.join(&name)).unwrap(),
+            "{name}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `ctstack crop`: exit 0 with the files, 2 for a box outside the level (naming
+/// its bounds), 3 for a level without a pyramid, 130 on Ctrl-C with complete
+/// files only.
+#[cfg(unix)]
+#[test]
+fn the_command_line_exit_statuses_and_ctrl_c() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let bin = env!("CARGO_BIN_EXE_ctstack");
+    let stack = fixtures().join("stack");
+    let dir = temp_dir("crop-cli");
+    let run = |args: &[&str]| Command::new(bin).arg("crop").args(args).output().unwrap();
+    let out = dir.join("ok");
+    let ok = run(&[
+        stack.to_str().unwrap(),
+        "--box",
+        "10:50,20:40",
+        "--range",
+        "3:7",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(files_in(&out).len(), 4);
+    let bad = run(&[
+        stack.to_str().unwrap(),
+        "--box",
+        "0:302,0:1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("x 0..301, y 0..203"));
+    let unbuilt = run(&[
+        stack.to_str().unwrap(),
+        "--level",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        unbuilt.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&unbuilt.stderr)
+    );
+    let parse = run(&[
+        stack.to_str().unwrap(),
+        "--box",
+        "0:3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(parse.status.code(), Some(2));
+
+    // Ctrl-C: enough work to be interrupted (96 slices of 1024x1024, one thread).
+    let input = dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let pixels: Vec<u16> = (0..1024 * 1024).map(|i| (i % 65_521) as u16).collect();
+    for k in 0..96 {
+        write_slice(&input.join(format!("s{k:03}.tif")), 1024, 1024, &pixels).unwrap();
+    }
+    let cut = dir.join("cut");
+    let mut child = Command::new(bin)
+        .arg("crop")
+        .arg(&input)
+        .args(["--threads", "1", "--out"])
+        .arg(&cut)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !cut.exists() || files_in(&cut).is_empty() {
+        assert!(child.try_wait().unwrap().is_none(), "ended before Ctrl-C");
+        assert!(start.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: kill() takes plain integers; the child is ours and not yet reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if output.status.code() == Some(0) {
+        // It finished between the first file and the signal: nothing to check.
+        assert_eq!(files_in(&cut).len(), 96);
+    } else {
+        assert_eq!(output.status.code(), Some(130), "{stderr}");
+        assert!(
+            stderr.starts_with("ctstack: interrupted after "),
+            "{stderr}"
+        );
+        let names = files_in(&cut);
+        assert!(names.len() < 96);
+        assert!(
+            names
+                .iter()
+                .all(|n| n.starts_with('s') && n.ends_with(".tif")),
+            "{names:?}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
