@@ -79,14 +79,21 @@ def run(label, cmd, store):
     os.sync()
     timing = Path(str(store) + ".time")
     started = time.time()
-    r = subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", str(timing), *cmd],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    r = subprocess.run(
+        ["/usr/bin/time", "-f", "%e %M", "-o", str(timing), *cmd],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     if r.returncode != 0:
         print(f"| {label} | failed: {r.stderr.strip().splitlines()[-1:]} | | | |")
         return
     wall, rss_kib = timing.read_text().split()[-2:]
-    print(f"| {label} | {float(wall):.2f} | {int(rss_kib) / 1024:.0f} | {du(store) / 1e6:.0f} | "
-          f"`{codecs(store)}` |", flush=True)
+    print(
+        f"| {label} | {float(wall):.2f} | {int(rss_kib) / 1024:.0f} | {du(store) / 1e6:.0f} | "
+        f"`{codecs(store)}` |",
+        flush=True,
+    )
     del started
 
 
@@ -104,13 +111,26 @@ def main():
     print("| writer | wall s | peak RSS MB | store MB | level-0 codecs |")
     print("|---|---|---|---|---|")
     base = [a.ctstack, "zarr", a.stack, "--range", f"0:{a.n - 1}", "--chunks", "16,256,256", "-q"]
-    run("ctstack zarr (zstd:3)", base + ["--out", str(work / "ctstack.ome.zarr")], work / "ctstack.ome.zarr")
-    run("ctstack zarr --compression none", base + ["--compression", "none", "--out",
-        str(work / "ctstack-raw.ome.zarr")], work / "ctstack-raw.ome.zarr")
-    run("ngff-zarr (DASK_BIN_SHRINK)", [sys.executable, "-c", NGFF_ZARR, a.stack,
-        str(work / "ngff.ome.zarr"), str(a.n)], work / "ngff.ome.zarr")
-    run("ome-zarr-py (LOCAL_MEAN)", [sys.executable, "-c", OME_ZARR, a.stack,
-        str(work / "omezarr.ome.zarr"), str(a.n)], work / "omezarr.ome.zarr")
+    run(
+        "ctstack zarr (zstd:3)",
+        base + ["--out", str(work / "ctstack.ome.zarr")],
+        work / "ctstack.ome.zarr",
+    )
+    run(
+        "ctstack zarr --compression none",
+        base + ["--compression", "none", "--out", str(work / "ctstack-raw.ome.zarr")],
+        work / "ctstack-raw.ome.zarr",
+    )
+    run(
+        "ngff-zarr (DASK_BIN_SHRINK)",
+        [sys.executable, "-c", NGFF_ZARR, a.stack, str(work / "ngff.ome.zarr"), str(a.n)],
+        work / "ngff.ome.zarr",
+    )
+    run(
+        "ome-zarr-py (LOCAL_MEAN)",
+        [sys.executable, "-c", OME_ZARR, a.stack, str(work / "omezarr.ome.zarr"), str(a.n)],
+        work / "omezarr.ome.zarr",
+    )
 
 
 if __name__ == "__main__":

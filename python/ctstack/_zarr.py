@@ -146,11 +146,11 @@ class ZarrOptions:
                 return 1, int(text[5:])
             except ValueError:
                 pass
-        raise invalid_argument(
-            "compression %r: 'none', 'zstd' or 'zstd:LEVEL'" % (text,)
-        )
+        raise invalid_argument("compression %r: 'none', 'zstd' or 'zstd:LEVEL'" % (text,))
 
-    def _native(self, store: bytes, step: int = STEP_WHOLE, slab: Tuple[int, int] = (0, 0)) -> ZarrOptionsT:
+    def _native(
+        self, store: bytes, step: int = STEP_WHOLE, slab: Tuple[int, int] = (0, 0)
+    ) -> ZarrOptionsT:
         """The ``ctstack_zarr_options``; ``store`` (and the unit) must outlive the call."""
         lib = _zarr_lib()
         native = ZarrOptionsT()
@@ -199,7 +199,6 @@ class ZarrJob(PyramidJob):
         _slab: Tuple[int, int] = (0, 0),
     ) -> None:
         self._handle = None
-        self._wait_lock = threading.Lock()
         if isinstance(input_dir, (str, bytes, os.PathLike)):
             store = store if store is not None else default_store(input_dir)
             source = _Input(input_dir, None, pattern)
@@ -214,14 +213,18 @@ class ZarrJob(PyramidJob):
         lib = _zarr_lib()
         if source.files is not None:
             status = lib.ctstack_zarr_job_start_files(
-                source.files, source.n_files, ctypes.byref(native), ctypes.byref(zarr), ctypes.byref(out)
+                source.files,
+                source.n_files,
+                ctypes.byref(native),
+                ctypes.byref(zarr),
+                ctypes.byref(out),
             )
         else:
             status = lib.ctstack_zarr_job_start(
                 source.dir, ctypes.byref(native), ctypes.byref(zarr), ctypes.byref(out)
             )
         _l.check(status)
-        self._handle = _l.NativeHandle(out, _l.lib.ctstack_job_free)
+        self._adopt(out)
 
     def __repr__(self) -> str:
         return super().__repr__().replace("PyramidJob", "ZarrJob")
@@ -292,7 +295,12 @@ def build_ome_zarr(
 
 
 def zarr_slab_geometry(
-    inputs: Inputs, store: PathArg, *, min_size: int, options: ZarrOptions, mmap: Optional[str] = None
+    inputs: Inputs,
+    store: PathArg,
+    *,
+    min_size: int,
+    options: ZarrOptions,
+    mmap: Optional[str] = None,
 ) -> Tuple[int, int]:
     """``(count, alignment)``: the stack's slice count and the slab alignment,
     chunk (shard) depth x ``2**L``; reads every slice's header as a build would."""

@@ -143,9 +143,7 @@ def slab_geometry(
 
 def _settings(min_size: int, force: bool, mmap: Optional[str]) -> dict:
     """The arguments of ``_options`` for a distributed build (checked there)."""
-    return dict(
-        min_size=min_size, min_levels=0, threads=None, mmap=mmap, strict=False, force=force
-    )
+    return dict(min_size=min_size, min_levels=0, threads=None, mmap=mmap, strict=False, force=force)
 
 
 def build_slab(
@@ -181,9 +179,7 @@ def build_slab(
     return start, end
 
 
-def finish(
-    inputs: Inputs, output_dir: Optional[PathArg], settings: dict
-) -> JobReport:
+def finish(inputs: Inputs, output_dir: Optional[PathArg], settings: dict) -> JobReport:
     """The driver's last step, after every slab: see the module doc."""
     source = _source(inputs, output_dir)
     job = PyramidJob.__new__(PyramidJob)

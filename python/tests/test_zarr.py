@@ -81,7 +81,13 @@ class ZarrTest(unittest.TestCase):
     def build(self, ngff="0.5", name="scan.ome.zarr", **kw):
         store = self.scratch / name
         report = ctstack.build_ome_zarr(
-            self.stack, store, min_size=MIN_SIZE, ngff=ngff, voxel_size=VOXEL, chunks=(2, 8, 16), **kw
+            self.stack,
+            store,
+            min_size=MIN_SIZE,
+            ngff=ngff,
+            voxel_size=VOXEL,
+            chunks=(2, 8, 16),
+            **kw,
         )
         self.assertEqual(report.output_dir, str(store))
         return store, report
@@ -217,20 +223,27 @@ class DaskZarrTest(unittest.TestCase):
         single = scratch / "one" / "s.ome.zarr"
         ctstack.build_ome_zarr(stack, single, min_size=5, **options)
         many = scratch / "many" / "s.ome.zarr"
-        with LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.CRITICAL,
-        ) as cluster, Client(cluster) as client:
-            report = cd.build_ome_zarr(stack, many, client=client, min_size=5, slab_size=8, **options)
+        with (
+            LocalCluster(
+                n_workers=2,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.CRITICAL,
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            report = cd.build_ome_zarr(
+                stack, many, client=client, min_size=5, slab_size=8, **options
+            )
         self.assertGreater(report.slabs, 1)
         self.assertEqual(report.slab_size % 8, 0)
 
         def files(root):
             return {
-                str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+                str(p.relative_to(root)): p.read_bytes()
+                for p in sorted(root.rglob("*"))
+                if p.is_file()
             }
 
         a, b = files(single), files(many)
