@@ -165,12 +165,13 @@ fn pretty(v: &impl serde::Serialize) -> Result<Vec<u8>, Error> {
 }
 
 /// The Zarr data type of `t`, as v3 names it and as v2 does (little-endian).
+/// Exhaustive: a new sample type must choose its Zarr type here.
 fn data_type(t: SampleType) -> (&'static str, &'static str) {
     match t {
         SampleType::U8 => ("uint8", "|u1"),
         SampleType::U16 => ("uint16", "<u2"),
         SampleType::I16 => ("int16", "<i2"),
-        _ => ("float32", "<f4"),
+        SampleType::F32 => ("float32", "<f4"),
     }
 }
 
