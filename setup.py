@@ -71,8 +71,10 @@ setup(
             "ctstack.libctstack",
             path="Cargo.toml",
             binding=Binding.NoBinding,
-            # The command-line tool's features are not needed by the library.
+            # The command-line tool's features are not needed by the library;
+            # OME-Zarr output is (ctstack.build_ome_zarr).
             args=["--no-default-features"],
+            features=["ome-zarr"],
             py_limited_api=False,
             # The release profile keeps line tables (backtraces for the CLI); the
             # wheel's copy drops them (`strip -S` on Unix: 26.7 MB -> 2.7 MB). Its

@@ -69,6 +69,20 @@
 // Sample type `float` (32-bit IEEE 754).
 #define CTSTACK_SAMPLE_F32 4
 
+// `ctstack_zarr_options.step`: the whole build (prepare, every chunk, finish).
+#define CTSTACK_ZARR_WHOLE 0
+
+// `ctstack_zarr_options.step`: the first step of a slab build: claim the
+// store, write the arrays' metadata.
+#define CTSTACK_ZARR_PREPARE 1
+
+// `ctstack_zarr_options.step`: the chunks of inputs `slab_start..slab_end`.
+#define CTSTACK_ZARR_SLAB 2
+
+// `ctstack_zarr_options.step`: the last step of a slab build: check every
+// chunk, write the multiscales metadata.
+#define CTSTACK_ZARR_FINISH 3
+
 // What a call returns: `CTSTACK_OK` (0) or why it failed. The numbers are
 // stable: a code is never renumbered or reused, new codes are added at the end
 // (treat an unknown one as a failure; `ctstack_status_name` names it).
@@ -277,6 +291,40 @@ typedef struct {
   // Wall time of the run, in seconds.
   double elapsed_seconds;
 } ctstack_job_report;
+
+// How the OME-Zarr store is laid out. Initialise with
+// `ctstack_zarr_options_init`, then set fields; later versions append fields.
+typedef struct {
+  // `sizeof(ctstack_zarr_options)` as the caller compiled it (set by init).
+  size_t struct_size;
+  // The store's folder (required).
+  const char *store;
+  // 5: OME-Zarr 0.5 on Zarr v3 (default); 4: OME-NGFF 0.4 on Zarr v2.
+  uint32_t ngff;
+  // Chunk shape z, y, x (default 16, 256, 256).
+  uint32_t chunks[3];
+  // Shard shape z, y, x, multiples of the chunk's (v3 only); all 0 (default): none.
+  uint32_t shard[3];
+  // 0: none; 1: zstd (default) at `zstd_level`.
+  int32_t compression;
+  // zstd level, -7 ..= 22 (default 3).
+  int32_t zstd_level;
+  // Level 0's voxel size z, y, x in `unit`s; all 0 (default): from the first
+  // slice's TIFF resolution tags (z = x unless ImageJ's spacing says), else 1, 1, 1.
+  double voxel_size[3];
+  // An NGFF space unit; NULL: "micrometer".
+  const char *unit;
+  // Nonzero: replace what is at `store` even if it is not a ctstack store.
+  int32_t force;
+  // `CTSTACK_ZARR_WHOLE` (default), `_PREPARE`, `_SLAB` or `_FINISH`.
+  int32_t step;
+  // With `CTSTACK_ZARR_SLAB`: the inputs whose chunks to build, both
+  // multiples of the alignment `ctstack_zarr_slab_alignment` gives (or
+  // `slab_end` the stack's end).
+  uint64_t slab_start;
+  // See `slab_start`.
+  uint64_t slab_end;
+} ctstack_zarr_options;
 
 #ifdef __cplusplus
 extern "C" {
@@ -664,6 +712,44 @@ ctstack_status ctstack_average_pair(const ctstack_slice *a, const ctstack_slice 
 // The name of status `status` ("CTSTACK_OK", "CTSTACK_ERR_IO", ...), or
 // "CTSTACK_UNKNOWN_STATUS" for a number that is none. Static; any thread.
 const char *ctstack_status_name(int32_t status);
+
+// Fills `*options` with the defaults, as `ctstack_pyramid_options_init` does
+// (only `size` bytes are written). NULL or a too small `size` is a no-op.
+//
+// # Safety
+// `options` is NULL or writable for `size` bytes.
+void ctstack_zarr_options_init(ctstack_zarr_options *options, size_t size);
+
+// Starts an OME-Zarr build of the stack of `input_dir` (a directory, or one
+// multi-page TIFF) on a background thread: inputs, `min_size`, threads and
+// read policy from `pyramid_options` (NULL: defaults; its `output_dir` and
+// slab fields are not used), the store and the step from `zarr_options`
+// (required, for its `store`). Poll, cancel, wait for and free the job as a
+// pyramid job; its report's `rebuilt` counts files written, `kept` files that
+// already held their bytes. Levels 1 ..= L are the pyramid's; level 0 the input.
+//
+// # Safety
+// `input_dir` is NULL or NUL-terminated; `pyramid_options` as for
+// `ctstack_pyramid_build`; `zarr_options` is NULL or an initialised options
+// struct whose strings are NULL or NUL-terminated; `out` is NULL or writable.
+ctstack_status ctstack_zarr_job_start(const char *input_dir, const ctstack_pyramid_options *pyramid_options, const ctstack_zarr_options *zarr_options, ctstack_job **out);
+
+// `ctstack_zarr_job_start` for an explicit, ordered list of `n_paths` slice files.
+//
+// # Safety
+// `paths` is NULL or points to `n_paths` NUL-terminated strings; other
+// arguments as for `ctstack_zarr_job_start`.
+ctstack_status ctstack_zarr_job_start_files(const char *const *paths, size_t n_paths, const ctstack_pyramid_options *pyramid_options, const ctstack_zarr_options *zarr_options, ctstack_job **out);
+
+// Plans the build as `ctstack_zarr_job_start` would (every input's header is
+// read) and writes the stack's slice count to `*n_inputs` and the slab
+// alignment (chunk or shard depth x 2^L) to `*alignment` (either may be NULL).
+// Slabs on that alignment write disjoint chunk files at every level.
+//
+// # Safety
+// As for `ctstack_zarr_job_start_files` (`n_paths` 0 and `paths` NULL: use
+// `input_dir`); `n_inputs`, `alignment` are NULL or writable.
+ctstack_status ctstack_zarr_slab_alignment(const char *input_dir, const char *const *paths, size_t n_paths, const ctstack_pyramid_options *pyramid_options, const ctstack_zarr_options *zarr_options, uint64_t *n_inputs, uint64_t *alignment);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -11,6 +11,8 @@
 //! - [`Slice`]: one slice, its [`SampleType`] and how its pixels arrived ([`Access`]).
 //! - [`PyramidBuilder`] / [`Plan`]: the 2x2x2 pyramid of a stack, streamed, resumable
 //!   (by a manifest), atomic; [`Pyramid`] reads a built one back.
+//! - `ZarrBuilder` / `ZarrPlan` (feature `ome-zarr`, on by default): the stack and its
+//!   pyramid as an OME-Zarr multiscale image (napari, Fiji, neuroglancer), the same levels.
 //! - [`stack`]: which files of a folder form the stack (CTHarvester's rule).
 //! - [`Crop`] / [`CropPlan`]: a box and a slice range of a stack, at any pyramid
 //!   level, into files or an array (the harvest).
@@ -47,6 +49,8 @@ mod source;
 pub mod stack;
 mod tiff;
 mod writer;
+#[cfg(feature = "ome-zarr")]
+mod zarr;
 
 pub use crop::{Crop, CropPlan, CropSummary, Naming, OutputFormat};
 pub use error::{Error, ErrorKind};
@@ -62,6 +66,8 @@ pub use slice::{Access, AccessPath, OpenOptions, Rows, Slice, SliceHeader};
 pub use source::ReadMode;
 pub use tiff::{ByteOrder, Compression, Photometric};
 pub use writer::{write_slice, write_slice_as};
+#[cfg(feature = "ome-zarr")]
+pub use zarr::{ChunkCompression, DEFAULT_CHUNKS, Ngff, ZarrBuilder, ZarrPlan, ZarrSummary};
 
 /// README.md, whose Rust example `cargo test --doc` compiles and runs (from the
 /// package's folder, on its fixtures): a renamed or removed API fails the tests.

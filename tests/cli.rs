@@ -726,3 +726,70 @@ fn ctrl_c_stops_the_run_cleanly() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `ctstack zarr`: a store of every level with the default name beside the
+/// input; bad options exit 2 with the reason; a store that is not ctstack's
+/// is refused (and untouched) unless --force.
+#[cfg(feature = "ome-zarr")]
+#[test]
+fn zarr_writes_a_store_and_refuses_bad_options_and_foreign_stores() {
+    let dir = scratch("zarr");
+    let input = dir.join("scan");
+    std::fs::create_dir_all(&input).unwrap();
+    for z in 0..5u16 {
+        write_slice::<u16>(&input.join(format!("s{z}.tif")), 40, 30, &vec![z; 1200]).unwrap();
+    }
+    let input_arg = input.display().to_string();
+    let out = ctstack_ok(&["zarr", &input_arg, "--min-size", "8"]);
+    let store = dir.join("scan.ome.zarr");
+    assert!(out.contains("4 arrays (5x30x40 down to 1x3x5)"), "{out}");
+    assert!(out.contains(&store.display().to_string()), "{out}");
+    for k in 0..4 {
+        assert!(
+            store.join(k.to_string()).join("zarr.json").is_file(),
+            "level {k}"
+        );
+    }
+    let root: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(store.join("zarr.json")).unwrap()).unwrap();
+    assert_eq!(root["attributes"]["ome"]["version"], "0.5");
+    for (args, says) in [
+        (
+            &["--ngff", "0.4", "--shard", "2,16,16"][..],
+            "sharding needs Zarr v3",
+        ),
+        (&["--chunks", "2,16"], "three comma-separated values"),
+        (&["--chunks", "0,16,16"], "at least 1"),
+        (
+            &["--shard", "3,16,16", "--chunks", "2,16,16"],
+            "whole multiple",
+        ),
+        (&["--compression", "zstd:99"], "zstd:LEVEL"),
+        (&["--voxel-size", "1,-2,1"], "voxel size"),
+        (&["--unit", "furlong"], "not an NGFF space unit"),
+        (&["--ngff", "0.6"], "0.6"),
+    ] {
+        let out_dir = dir.join("bad.ome.zarr").display().to_string();
+        let mut all = vec!["zarr", &input_arg, "--out", &out_dir];
+        all.extend_from_slice(args);
+        let out = ctstack(&all);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    let foreign = dir.join("foreign");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("notes.txt"), b"mine").unwrap();
+    let foreign_arg = foreign.display().to_string();
+    let out = ctstack(&["zarr", &input_arg, "--out", &foreign_arg, "-q"]);
+    let stderr = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("not a ctstack OME-Zarr store") && stderr.contains("--force"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(foreign.join("notes.txt")).unwrap(), b"mine");
+    ctstack_ok(&["zarr", &input_arg, "--out", &foreign_arg, "-q", "--force"]);
+    assert!(!foreign.join("notes.txt").exists());
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -79,6 +79,7 @@ from ._pyramid import (
 )
 from ._readback import Level, Pyramid, open_pyramid
 from ._slice import Slice, average_pair
+from ._zarr import ZarrJob, ZarrOptions, build_ome_zarr
 
 __all__ = [
     "OK",
@@ -118,6 +119,9 @@ __all__ = [
     "PyramidOptions",
     "StackPattern",
     "build_pyramid",
+    "build_ome_zarr",
+    "ZarrJob",
+    "ZarrOptions",
     "set_mmap_policy",
     "mmap_policy",
     "version",

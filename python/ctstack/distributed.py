@@ -41,6 +41,8 @@ from ._pyramid import DEFAULT_MIN_SIZE, JobReport, PyramidJob, _Input, _options
 if TYPE_CHECKING:  # pragma: no cover
     from distributed import Client
 
+    from ._zarr import ZarrOptions
+
 #: Tasks per worker the default slab size aims at: several, so a slow node or
 #: a retried task does not leave the others idle at the end.
 TASKS_PER_WORKER = 4
@@ -285,6 +287,117 @@ def build_pyramid(
         dask_client.cancel(futures)
         raise
     report = finish(input_dir, out, settings)
+    fields = asdict(report)
+    fields["elapsed_seconds"] = time.monotonic() - started
+    return DistributedReport(**fields, slab_size=size, slabs=len(slabs), notes=notes)
+
+
+def _zarr_step(
+    inputs: Inputs,
+    store: PathArg,
+    settings: dict,
+    options: "ZarrOptions",
+    step: int,
+    start: int = 0,
+    end: int = 0,
+) -> Tuple[int, int]:
+    """Runs one step of an OME-Zarr slab build (prepare, a slab on a worker, or
+    finish) and waits for it. Returns the slab."""
+    from ._zarr import ZarrJob
+
+    job = ZarrJob(
+        inputs,
+        store,
+        min_size=settings["min_size"],
+        options=options,
+        mmap=settings["mmap"],
+        _step=step,
+        _slab=(start, end),
+    )
+    try:
+        job.wait()
+    finally:
+        job.close()
+    return start, end
+
+
+def build_ome_zarr(
+    input_dir: Inputs,
+    store: PathArg,
+    *,
+    client: Optional["Client"] = None,
+    min_size: int = DEFAULT_MIN_SIZE,
+    slab_size: Optional[int] = None,
+    progress: Optional[ProgressCallback] = None,
+    mmap: Optional[str] = None,
+    **options: Any,
+) -> DistributedReport:
+    """Writes the OME-Zarr store of :func:`ctstack.build_ome_zarr` (the same
+    ``options``: ngff, chunks, shard, compression, voxel_size, unit, force)
+    on a Dask cluster, byte for byte the store a single machine writes.
+
+    The driver prepares the store (claims the folder, writes every array's
+    metadata); then one task per slab of ``slab_size`` inputs, a multiple of
+    the chunk (shard) depth times ``2**L``, so that at every level each slab
+    owns whole chunk files and no two tasks write the same file; then the
+    driver checks that every chunk is there and writes the multiscales
+    metadata, which declares the store complete. A retried task rewrites
+    only the files that are missing or differ.
+    """
+    from ._zarr import STEP_FINISH, STEP_PREPARE, STEP_SLAB, ZarrOptions, zarr_slab_geometry
+
+    started = time.monotonic()
+    dask_client = _client(client)
+    from distributed import as_completed
+
+    settings = _settings(min_size, False, mmap)
+    zarr_options = ZarrOptions(**options)
+    store = os.fsdecode(store)
+    count, alignment = zarr_slab_geometry(
+        input_dir, store, min_size=min_size, options=zarr_options, mmap=mmap
+    )
+    workers = len(dask_client.scheduler_info().get("workers", {}))
+    size, notes = choose_slab_size(count, alignment, workers, slab_size)
+    slabs = [(s, min(s + size, count)) for s in range(0, count, size)]
+    _zarr_step(input_dir, store, settings, zarr_options, STEP_PREPARE)
+    token = uuid.uuid4().hex[:8]
+    futures = [
+        dask_client.submit(
+            _zarr_step,
+            input_dir,
+            store,
+            settings,
+            zarr_options,
+            STEP_SLAB,
+            start,
+            end,
+            key="ctstack-zarr-slab-%d-%d-%s" % (start, end, token),
+            pure=False,
+            retries=1,
+        )
+        for start, end in slabs
+    ]
+    done = 0
+    if progress is not None:
+        progress(0, len(slabs))
+    try:
+        for future in as_completed(futures):
+            future.result()
+            done += 1
+            if progress is not None:
+                progress(done, len(slabs))
+    except BaseException:
+        dask_client.cancel(futures)
+        raise
+    from ._zarr import ZarrJob
+
+    job = ZarrJob(
+        input_dir, store, min_size=min_size, options=zarr_options, mmap=mmap, _step=STEP_FINISH
+    )
+    try:
+        report = job.report()
+    finally:
+        job.close()
     fields = asdict(report)
     fields["elapsed_seconds"] = time.monotonic() - started
     return DistributedReport(**fields, slab_size=size, slabs=len(slabs), notes=notes)

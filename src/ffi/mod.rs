@@ -9,7 +9,8 @@
 //! - [`crop`]: crops: a checked crop, read into an array or written by a job;
 //! - [`report`]: what a finished job did;
 //! - [`slab`]: the slab geometry a distributed build's driver needs;
-//! - [`pyramid_read`]: reading a built pyramid back.
+//! - [`pyramid_read`]: reading a built pyramid back;
+//! - `zarr` (feature `ome-zarr`): OME-Zarr builds, on a job.
 //!
 //! Conventions for every function: it never unwinds (a panic becomes
 //! `CTSTACK_ERR_INTERNAL`, or the return type's zero); NULL arguments give
@@ -29,6 +30,8 @@ mod report;
 mod slab;
 mod slice;
 mod status;
+#[cfg(feature = "ome-zarr")]
+mod zarr;
 
 use std::ffi::{CStr, c_char};
 

@@ -10,6 +10,9 @@
 //! The cascade runs over any span of inputs aligned to 2^L (a slab; the whole
 //! stack is one): slices are named by their index in the whole pyramid, and a
 //! level's last slice is paired with itself only at the end of the whole stack.
+//!
+//! Where a finished slice goes is the run's [`Output`]: the TIFF level folders
+//! (with the manifest's journal), or a [`SliceSink`] (the OME-Zarr writer).
 
 use std::ops::Range;
 
@@ -47,9 +50,62 @@ pub(crate) fn run(
     progress: &mut dyn FnMut(u64, u64),
     cancel: &CancelFlag,
 ) -> Result<Counts, Error> {
-    let ctx = Context { plan, keep, pool };
+    let ctx = Context {
+        plan,
+        keep,
+        pool,
+        output: Output::Tiff,
+    };
     with_sample_type!(plan.sample_type, T => {
         Cascade::<T>::new(&ctx, span, journal, progress, cancel).run()
+    })
+}
+
+/// Receives every level-k slice (k >= 1) of a run as soon as it is computed,
+/// in index order within each level, one call at a time (never concurrently,
+/// though not always from the same thread).
+pub(crate) trait SliceSink: Sync {
+    /// Level-`k` slice `j`, `pixels` the samples of the plan's sample type, row
+    /// after row, as bytes in the host's order.
+    fn put(&self, k: usize, j: usize, pixels: &[u8]) -> Result<(), Error>;
+}
+
+/// Where finished slices go.
+#[derive(Clone, Copy)]
+pub(crate) enum Output<'p> {
+    /// `<out>/<k>/<j:06>.tif`, listed in the manifest's journal.
+    Tiff,
+    /// Handed to a sink; nothing is kept from an earlier run, nothing journaled.
+    #[cfg_attr(not(feature = "ome-zarr"), allow(dead_code))]
+    Sink(&'p dyn SliceSink),
+}
+
+/// Computes every slice of levels 1 ..= L that depends on inputs `span` (aligned
+/// as for [`run`]) and hands each to `sink`, writing no TIFF file.
+#[cfg_attr(not(feature = "ome-zarr"), allow(dead_code))]
+pub(crate) fn run_into(
+    plan: &Plan,
+    span: Range<usize>,
+    sink: &dyn SliceSink,
+    progress: &mut dyn FnMut(u64, u64),
+    cancel: &CancelFlag,
+) -> Result<Counts, Error> {
+    let keep = KeepTable::from_fn(plan, |_, _| false);
+    let pool = plan.thread_pool()?;
+    let ctx = Context {
+        plan,
+        keep: &keep,
+        pool: pool.as_ref(),
+        output: Output::Sink(sink),
+    };
+    struct Unrecorded;
+    impl Recorder for Unrecorded {
+        fn record(&mut self, _: usize, _: usize, _: FileRecord) -> Result<(), Error> {
+            Ok(())
+        }
+    }
+    with_sample_type!(plan.sample_type, T => {
+        Cascade::<T>::new(&ctx, span, &mut Unrecorded, progress, cancel).run()
     })
 }
 
@@ -61,6 +117,7 @@ pub(crate) struct Context<'p> {
     /// The pool to average on (`None`: rayon's global pool). The cascade itself,
     /// and so the progress callback, stays on the caller's thread.
     pool: Option<&'p rayon::ThreadPool>,
+    output: Output<'p>,
 }
 
 impl Context<'_> {
@@ -86,8 +143,17 @@ impl Context<'_> {
         Ok(Made::Loaded(slice))
     }
 
-    /// Writes level-`k` slice `j` and says what was written.
-    pub fn write<T: Sample>(&self, k: usize, j: usize, pixels: &[T]) -> Result<FileRecord, Error> {
+    /// Writes level-`k` slice `j` and says what was written (`None`: handed to a sink).
+    pub fn write<T: Sample>(
+        &self,
+        k: usize,
+        j: usize,
+        pixels: &[T],
+    ) -> Result<Option<FileRecord>, Error> {
+        if let Output::Sink(sink) = self.output {
+            sink.put(k, j, bytemuck::cast_slice(pixels))?;
+            return Ok(None);
+        }
         let shape = self.plan.levels[k];
         let path = self.plan.output_path(k, j);
         let metadata = write_slice_file(
@@ -97,14 +163,17 @@ impl Context<'_> {
             pixels,
             self.plan.photometric,
         )?;
-        Ok(FileRecord::of(&metadata))
+        Ok(Some(FileRecord::of(&metadata)))
     }
 }
 
 /// A slice of level >= 1 as the cascade holds it.
 pub(crate) enum Made<T> {
-    /// Computed by this run and written (as `file`).
-    Built { pixels: Vec<T>, file: FileRecord },
+    /// Computed by this run and written (as `file`; `None`: handed to a sink).
+    Built {
+        pixels: Vec<T>,
+        file: Option<FileRecord>,
+    },
     /// Kept from an earlier run and read back, because a rebuilt slice needs it.
     Loaded(Slice),
     /// Kept from an earlier run; nothing needs its pixels.
@@ -228,7 +297,9 @@ impl<'c, T: Sample> Cascade<'c, T> {
         match &made {
             Made::Built { file, .. } => {
                 self.counts.rebuilt += 1;
-                self.journal.record(k, j, file.clone())?;
+                if let Some(file) = file {
+                    self.journal.record(k, j, file.clone())?;
+                }
             }
             Made::Loaded(_) | Made::Skipped => self.counts.kept += 1,
         }

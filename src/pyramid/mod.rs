@@ -32,6 +32,8 @@ mod resume;
 mod run;
 mod slab;
 
+#[cfg(feature = "ome-zarr")]
+pub(crate) use cascade::{SliceSink, run_into};
 pub use lock::LOCK_FILE;
 pub use manifest::MANIFEST_FILE;
 use plan::level_shapes_with;
@@ -333,6 +335,19 @@ impl PyramidBuilder {
             planned: planned.into(),
             all_checked,
         })
+    }
+}
+
+#[cfg(feature = "ome-zarr")]
+impl Plan {
+    /// The inputs' photometric.
+    pub(crate) fn photometric(&self) -> crate::Photometric {
+        self.photometric
+    }
+
+    /// How input slices are opened.
+    pub(crate) fn open_options(&self) -> &OpenOptions {
+        &self.builder.open
     }
 }
 

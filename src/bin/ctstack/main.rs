@@ -11,6 +11,8 @@ mod progress;
 mod pyramid;
 mod select;
 mod signature;
+#[cfg(feature = "ome-zarr")]
+mod zarr;
 
 use std::process::ExitCode;
 
@@ -65,6 +67,10 @@ enum Command {
     /// Cut a box and a slice range out of the stack in INPUT (or out of a level of
     /// its pyramid) into one file per slice.
     Crop(crop::CropArgs),
+    /// Write the stack and its pyramid as an OME-Zarr multiscale image (napari, Fiji,
+    /// neuroglancer, zarr-python read it).
+    #[cfg(feature = "ome-zarr")]
+    Zarr(zarr::ZarrArgs),
 }
 
 /// How files are brought into memory (both commands).
@@ -126,6 +132,8 @@ fn main() -> ExitCode {
         Command::Info(args) => (info::run(&args), "info"),
         Command::Pyramid(args) => (pyramid::run(&args), "pyramid"),
         Command::Crop(args) => (crop::run(&args), "crop"),
+        #[cfg(feature = "ome-zarr")]
+        Command::Zarr(args) => (zarr::run(&args), "zarr"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

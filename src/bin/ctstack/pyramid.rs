@@ -1,6 +1,6 @@
 //! `ctstack pyramid`: build the pyramid with a progress bar, stop cleanly on Ctrl-C.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use clap::Args;
@@ -57,20 +57,7 @@ pub struct PyramidArgs {
 }
 
 pub fn run(args: &PyramidArgs) -> Result<(), Failure> {
-    let builder = if args.input.is_file() {
-        if args.select.any() {
-            return Err(Failure::Run(Error::Usage {
-                what: format!(
-                    "{} is a file: --prefix, --ext, --range and --index-width select files of \
-                     a directory",
-                    args.input.display()
-                ),
-            }));
-        }
-        PyramidBuilder::from_file(&args.input)
-    } else {
-        PyramidBuilder::from_selection(&args.input, &args.select.selection())?
-    };
+    let builder = input_builder(&args.input, &args.select)?;
     let mut builder = builder
         .min_size(args.min_size)
         .strict(args.strict)
@@ -155,6 +142,24 @@ pub fn run(args: &PyramidArgs) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+/// The stack INPUT names: a directory's selected files, or a multi-page file.
+pub(crate) fn input_builder(input: &Path, select: &SelectArgs) -> Result<PyramidBuilder, Failure> {
+    if input.is_file() {
+        if select.any() {
+            return Err(Failure::Run(Error::Usage {
+                what: format!(
+                    "{} is a file: --prefix, --ext, --range and --index-width select files of \
+                     a directory",
+                    input.display()
+                ),
+            }));
+        }
+        Ok(PyramidBuilder::from_file(input))
+    } else {
+        Ok(PyramidBuilder::from_selection(input, &select.selection())?)
+    }
 }
 
 /// A whole number >= 1 (clap puts the flag and the value before the message).

@@ -1,0 +1,187 @@
+//! `ctstack zarr`: the pyramid as an OME-Zarr multiscale image.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use ctstack::{
+    ChunkCompression, DEFAULT_CHUNKS, DEFAULT_MIN_SIZE, Error, Ngff, SampleType, ZarrBuilder,
+};
+
+use crate::progress::Progress;
+use crate::pyramid::{at_least_one, capped_threads, input_builder};
+use crate::select::SelectArgs;
+use crate::{Failure, ReadArgs, interrupt};
+
+#[derive(Args)]
+#[command(after_help = "\
+Output: one array per level, OUT/0 (the input) to OUT/L, axes z y x, and the multiscales \
+metadata in OUT's root group, written last: a store that has it is complete. An interrupted \
+or repeated run writes only the chunks that are missing or differ; every file appears \
+atomically. A path that holds something other than a ctstack store is refused unless --force. \
+Exit status: 0 done, 1 failed, 2 wrong command line, 130 interrupted.")]
+pub struct ZarrArgs {
+    /// Directory of slices, or one multi-page TIFF (as for `ctstack pyramid`).
+    #[arg(value_name = "INPUT")]
+    input: PathBuf,
+    /// The store (a folder) [default: INPUT.ome.zarr beside a directory, STEM.ome.zarr
+    /// beside a file].
+    #[arg(long, short, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// OME-Zarr version: 0.5 (Zarr v3) or 0.4 (Zarr v2, what Fiji/MoBIE read).
+    #[arg(long, value_name = "VERSION", default_value = "0.5", value_parser = ["0.4", "0.5"])]
+    ngff: String,
+    /// Chunk shape Z,Y,X, the same at every level [default: 16,256,256].
+    #[arg(long, value_name = "Z,Y,X", value_parser = three::<u32>)]
+    chunks: Option<[u32; 3]>,
+    /// Shard shape Z,Y,X, multiples of the chunk's (0.5 only) [default: no sharding].
+    #[arg(long, value_name = "Z,Y,X", value_parser = three::<u32>)]
+    shard: Option<[u32; 3]>,
+    /// none, zstd (level 3) or zstd:LEVEL (-7 ..= 22).
+    #[arg(long, value_name = "CODEC", default_value = "zstd", value_parser = compression)]
+    compression: ChunkCompression,
+    /// Level 0's voxel size Z,Y,X, in --unit [default: from the first slice's TIFF
+    /// resolution tags (z = x unless ImageJ's spacing says), else 1,1,1].
+    #[arg(long, value_name = "Z,Y,X", value_parser = three::<f64>)]
+    voxel_size: Option<[f64; 3]>,
+    /// Unit of the axes (an NGFF space unit).
+    #[arg(long, value_name = "UNIT", default_value = "micrometer")]
+    unit: String,
+    /// Keep halving while width or height exceeds N (N >= 1), as for `ctstack pyramid`.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MIN_SIZE, allow_negative_numbers = true,
+          value_parser = at_least_one::<u32>)]
+    min_size: u32,
+    /// Averaging threads (N >= 1) [default: one per CPU].
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = at_least_one::<usize>)]
+    threads: Option<usize>,
+    /// A gap in the slice numbering is an error, not a warning.
+    #[arg(long)]
+    strict: bool,
+    /// Replace what is at OUT even if it is not a ctstack store.
+    #[arg(long)]
+    force: bool,
+    /// No progress bar and no summary (warnings and errors still go to stderr).
+    #[arg(long, short)]
+    quiet: bool,
+    #[command(flatten)]
+    select: SelectArgs,
+    /// Convert slices of the other depth to this one, as for `ctstack pyramid`.
+    #[arg(long, value_name = "BITS", value_parser = ["8", "16"])]
+    depth: Option<String>,
+    #[command(flatten)]
+    read: ReadArgs,
+}
+
+pub fn run(args: &ZarrArgs) -> Result<(), Failure> {
+    let mut pyramid = input_builder(&args.input, &args.select)?
+        .min_size(args.min_size)
+        .strict(args.strict)
+        .read_mode(args.read.read_mode());
+    if let Some(n) = args.threads {
+        pyramid = pyramid.threads(capped_threads(n));
+    }
+    match args.depth.as_deref() {
+        Some("8") => pyramid = pyramid.convert_depth(SampleType::U8),
+        Some(_) => pyramid = pyramid.convert_depth(SampleType::U16),
+        None => {}
+    }
+    for skipped in pyramid.listing().map_or(&[][..], |l| &l.skipped) {
+        eprintln!(
+            "ctstack: note: left out {}: {}",
+            skipped.path.display(),
+            skipped.reason
+        );
+    }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| default_store(&args.input));
+    let mut builder = ZarrBuilder::new(pyramid, out)
+        .ngff(Ngff::from_name(&args.ngff).unwrap_or_default())
+        .chunks(args.chunks.unwrap_or(DEFAULT_CHUNKS))
+        .shard(args.shard)
+        .compression(args.compression)
+        .unit(&args.unit)
+        .force(args.force);
+    if let Some(size) = args.voxel_size {
+        builder = builder.voxel_size(size);
+    }
+    let plan = builder.plan()?;
+    for warning in plan.warnings() {
+        eprintln!("ctstack: warning: {warning}");
+    }
+    for note in plan.notes() {
+        eprintln!("ctstack: note: {note}");
+    }
+    let cancel = interrupt::cancel_on_ctrl_c();
+    let progress = Progress::new(plan.pyramid(), args.quiet);
+    let mut done = 0;
+    let result = plan.run(
+        &mut |d, total| {
+            done = d;
+            progress.update(d, total);
+        },
+        &cancel,
+    );
+    progress.finish();
+    let summary = match result {
+        Err(Error::Cancelled) => {
+            return Err(Failure::Interrupted(format!(
+                "interrupted after {done} of {} slices; the store is marked incomplete \
+                 (run again to finish it: chunks already written are kept)",
+                plan.total_units()
+            )));
+        }
+        other => other?,
+    };
+    if !args.quiet {
+        let secs = summary.elapsed.as_secs_f64();
+        let shapes = plan.levels();
+        let last = shapes[shapes.len() - 1];
+        println!(
+            "{} arrays ({}x{}x{} down to {}x{}x{}), {} files written, {} unchanged, {:.3} s, \
+             {:.2} GB/s of input -> {}",
+            shapes.len(),
+            shapes[0].count,
+            shapes[0].height,
+            shapes[0].width,
+            last.count,
+            last.height,
+            last.width,
+            summary.written,
+            summary.unchanged,
+            secs,
+            summary.input_bytes as f64 / secs.max(1e-9) / 1e9,
+            plan.store().display()
+        );
+    }
+    Ok(())
+}
+
+/// `scan` -> `scan.ome.zarr`, `dir/stack.tif` -> `dir/stack.ome.zarr`.
+fn default_store(input: &Path) -> PathBuf {
+    let trimmed = input.components().as_path();
+    let mut name = match input.is_file() {
+        true => trimmed.file_stem(),
+        false => trimmed.file_name(),
+    }
+    .map_or_else(|| "stack".into(), std::ffi::OsStr::to_os_string);
+    name.push(".ome.zarr");
+    trimmed.with_file_name(name)
+}
+
+/// `A,B,C`: three values of `T`.
+fn three<T: std::str::FromStr>(text: &str) -> Result<[T; 3], String>
+where
+    T::Err: std::fmt::Display,
+{
+    let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+    let [a, b, c] = parts[..] else {
+        return Err("expected three comma-separated values Z,Y,X".into());
+    };
+    let parse = |s: &str| s.parse::<T>().map_err(|e| format!("{s:?}: {e}"));
+    Ok([parse(a)?, parse(b)?, parse(c)?])
+}
+
+fn compression(text: &str) -> Result<ChunkCompression, String> {
+    text.parse().map_err(|e: Error| e.to_string())
+}
