@@ -603,7 +603,9 @@ fn the_command_line_exit_statuses_and_ctrl_c() {
     if output.status.code() == Some(0) {
         // It finished between the first file and the signal: nothing to check.
         assert_eq!(files_in(&cut).len(), 96);
+        eprintln!("the run finished before Ctrl-C arrived");
     } else {
+        eprintln!("Ctrl-C after {} files: {stderr}", files_in(&cut).len());
         assert_eq!(output.status.code(), Some(130), "{stderr}");
         assert!(
             stderr.starts_with("ctstack: interrupted after "),
