@@ -16,6 +16,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// The C ABI's major version (see `CTSTACK_ABI_VERSION_MINOR`).
+#define CTSTACK_ABI_VERSION_MAJOR 0
+
+// The C ABI's minor version. While the major version is 0, a break (a
+// function removed or changed, a struct field or a status number changed)
+// bumps the minor version and with it the SONAME (`libctstack.so.0.MINOR`);
+// from 1.0 a break bumps the major version.
+#define CTSTACK_ABI_VERSION_MINOR 1
+
+// The C ABI's patch version: bumped by additions that break no caller (a new
+// function, status, constant or appended options field); the SONAME stays.
+#define CTSTACK_ABI_VERSION_PATCH 0
+
 // Output format: the source's (TIFF for TIFF and for pyramid levels, BMP for
 // BMP, PNG for PNG, PNG for JPEG).
 #define CTSTACK_CROP_FORMAT_SOURCE 0
@@ -221,6 +234,11 @@ typedef struct {
   uint64_t slab_start;
   // See `slab_start`.
   uint64_t slab_end;
+  // 8 or 16: convert slices of the other depth to this one (8: `(v + 128) /
+  // 257`, 16: `v * 257`) instead of refusing a stack that mixes 8- and 16-bit
+  // slices (CTSTACK_ERR_MISMATCH); the pyramid is written at this depth. 0
+  // (the default): no conversion. The CLI's `--depth`.
+  uint32_t depth;
 } ctstack_pyramid_options;
 
 // One level of a built pyramid.
@@ -270,6 +288,12 @@ const char *ctstack_last_error(void);
 
 // The library's version, e.g. "0.1.0". Static.
 const char *ctstack_version(void);
+
+// The loaded library's ABI version, `(MAJOR << 16) | (MINOR << 8) | PATCH`: a
+// caller compiled against this header may compare it with the
+// `CTSTACK_ABI_VERSION_*` constants (same MAJOR, and same MINOR while MAJOR is
+// 0; PATCH at least the header's). Static; any thread.
+uint32_t ctstack_abi_version(void);
 
 // Fills `*options` with the defaults (every slice of level 0, whole, in the
 // source's format and names, one thread per core, the process-wide mmap policy).
@@ -424,19 +448,6 @@ const char *ctstack_job_error(const ctstack_job *job);
 // `job` is NULL or a live job handle, used by no other thread during or after this call.
 void ctstack_job_free(ctstack_job *job);
 
-// `ctstack_job_start` with only `output_dir` (NULL: `<input_dir>/.thumbnail`)
-// and `min_size` (at least 1) set.
-//
-// # Safety
-// As for `ctstack_job_start`; `output_dir` is NULL or NUL-terminated.
-ctstack_status ctstack_pyramid_start(const char *input_dir, const char *output_dir, uint32_t min_size, ctstack_job **out);
-
-// `ctstack_job_start_files` with only `output_dir` (required) and `min_size` set.
-//
-// # Safety
-// As for `ctstack_job_start_files`.
-ctstack_status ctstack_pyramid_start_files(const char *const *paths, size_t n_paths, const char *output_dir, uint32_t min_size, ctstack_job **out);
-
 // Fills `*options` with the defaults: pass `sizeof *options`, the size of
 // the struct as the caller compiled it. Only that many bytes are written (a
 // caller built against an older, shorter struct is never overrun), and
@@ -491,13 +502,6 @@ ctstack_status ctstack_pyramid_build(const char *input_dir, const ctstack_pyrami
 // `paths` is NULL or points to `n_paths` NUL-terminated strings; other arguments
 // as for `ctstack_pyramid_build`.
 ctstack_status ctstack_pyramid_build_files(const char *const *paths, size_t n_paths, const ctstack_pyramid_options *options, ctstack_progress_fn progress, void *user_data);
-
-// `ctstack_pyramid_build` with only `output_dir` (NULL: `<input_dir>/.thumbnail`)
-// and `min_size` (at least 1; `CTSTACK_DEFAULT_MIN_SIZE` is 500) set.
-//
-// # Safety
-// As for `ctstack_pyramid_build`; `output_dir` is NULL or NUL-terminated.
-ctstack_status ctstack_build_pyramid(const char *input_dir, const char *output_dir, uint32_t min_size, ctstack_progress_fn progress, void *user_data);
 
 // Opens the pyramid that a build wrote to `output_dir`, by its manifest (not
 // by folder names), and stores it in `*out`. Fails with CTSTACK_ERR_STATE if
@@ -612,7 +616,7 @@ uint32_t ctstack_slice_width(const ctstack_slice *slice);
 // `slice` is NULL or a live slice handle.
 uint32_t ctstack_slice_height(const ctstack_slice *slice);
 
-// Bits per sample (8 or 16); 0 if `slice` is NULL.
+// Bits per sample: 8, 16 or 32 (`CTSTACK_SAMPLE_F32`); 0 if `slice` is NULL.
 //
 // # Safety
 // `slice` is NULL or a live slice handle.

@@ -54,11 +54,17 @@ pub use formats::Format;
 pub use kernels::{Kernel, average_pair, average_pair_with};
 pub use limits::Limits;
 pub use pyramid::{
-    CancelFlag, DEFAULT_MIN_SIZE, LevelShape, MANIFEST_FILE, Plan, Pyramid, PyramidBuilder,
-    PyramidLevel, Summary, inputs_of, level_shapes,
+    CancelFlag, DEFAULT_MIN_SIZE, LOCK_FILE, LevelShape, MANIFEST_FILE, Plan, Pyramid,
+    PyramidBuilder, PyramidLevel, Summary, inputs_of, level_shapes,
 };
 pub use sample::{Sample, SampleType};
 pub use slice::{Access, AccessPath, OpenOptions, Rows, Slice, SliceHeader};
 pub use source::ReadMode;
 pub use tiff::{ByteOrder, Compression, Photometric};
 pub use writer::{write_slice, write_slice_as};
+
+/// README.md, whose Rust example `cargo test --doc` compiles and runs (from the
+/// package's folder, on its fixtures): a renamed or removed API fails the tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

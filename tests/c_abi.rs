@@ -115,3 +115,130 @@ fn c_example_builds_and_runs() {
     );
     std::fs::remove_dir_all(&scratch).unwrap();
 }
+
+/// The fenced ```c blocks of a Markdown file, in order.
+fn c_blocks(markdown: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in markdown.lines() {
+        match (&mut current, line.trim_end()) {
+            (None, "```c") => current = Some(String::new()),
+            (Some(_), "```") => blocks.push(current.take().unwrap()),
+            (Some(block), _) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    blocks
+}
+
+/// README's C example, as the body of `main` with the header and stdio included,
+/// compiled with -Wall -Wextra -Werror and run from a folder holding a copy of
+/// fixtures/stack (the example's paths are the checkout's): it must exit 0 and
+/// leave the pyramid it says.
+#[test]
+#[cfg(unix)]
+fn readme_c_example_compiles_and_runs() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let blocks = c_blocks(&readme);
+    assert_eq!(blocks.len(), 1, "README.md: one ```c block expected");
+    let lib_dir = build_library();
+    let scratch = std::env::temp_dir().join(format!("ctstack-c-readme-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let stack = scratch.join("fixtures/stack");
+    std::fs::create_dir_all(&stack).unwrap();
+    std::fs::create_dir_all(scratch.join("target")).unwrap();
+    for entry in std::fs::read_dir(root().join("fixtures/stack")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, stack.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let source = scratch.join("readme.c");
+    std::fs::write(
+        &source,
+        format!(
+            "#include \"ctstack.h\"\n#include <stdio.h>\n\nint main(void) {{\n{}}}\n",
+            blocks[0]
+        ),
+    )
+    .unwrap();
+    let exe = scratch.join("readme");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let output = Command::new(&cc)
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror"])
+        .arg("-I")
+        .arg(root().join("include"))
+        .arg(&source)
+        .arg("-o")
+        .arg(&exe)
+        .arg("-L")
+        .arg(&lib_dir)
+        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
+        .arg("-lctstack")
+        .output()
+        .expect("a C compiler (cc) is needed for this test");
+    assert!(
+        output.status.success(),
+        "README's C example does not compile:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let run = Command::new(&exe).current_dir(&scratch).output().unwrap();
+    assert!(
+        run.status.success(),
+        "README's C example failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let pyramid = ctstack::Pyramid::open(scratch.join("target/c-pyramid")).unwrap();
+    assert_eq!(pyramid.levels().len(), 2);
+    std::fs::remove_dir_all(&scratch).unwrap();
+}
+
+/// docs/ABI.md names exactly the functions and constants of the header: a
+/// function removed from the ABI but still documented (or added but not
+/// documented) fails.
+#[test]
+fn abi_md_names_the_header_functions_and_constants() {
+    let header = std::fs::read_to_string(root().join("include/ctstack.h")).unwrap();
+    let doc = std::fs::read_to_string(root().join("docs/ABI.md")).unwrap();
+    let words = |text: &str, prefix: &str, call: bool| -> std::collections::BTreeSet<String> {
+        let mut found = std::collections::BTreeSet::new();
+        let mut rest = text;
+        while let Some(i) = rest.find(prefix) {
+            let tail = &rest[i..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(tail.len());
+            if !call || tail[end..].starts_with('(') {
+                found.insert(tail[..end].to_string());
+            }
+            rest = &tail[end..];
+        }
+        found
+    };
+    // Functions: `ctstack_name(` in both.
+    let in_header = words(&header, "ctstack_", true);
+    let in_doc = words(&doc, "ctstack_", true);
+    assert_eq!(
+        in_doc.difference(&in_header).collect::<Vec<_>>(),
+        Vec::<&String>::new(),
+        "docs/ABI.md documents functions the header does not have"
+    );
+    assert_eq!(
+        in_header.difference(&in_doc).collect::<Vec<_>>(),
+        Vec::<&String>::new(),
+        "the header has functions docs/ABI.md does not document"
+    );
+    // Constants and status codes: every CTSTACK_ name the doc uses exists.
+    let constants = words(&header, "CTSTACK_", false);
+    let missing: Vec<String> = words(&doc, "CTSTACK_", false)
+        .into_iter()
+        .filter(|c| !constants.contains(c) && !c.ends_with('_') && c != "CTSTACK_UNKNOWN_STATUS")
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/ABI.md names unknown constants: {missing:?}"
+    );
+}

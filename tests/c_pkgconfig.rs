@@ -39,6 +39,22 @@ fn run_ok(cmd: &mut Command) -> Output {
     output
 }
 
+/// The C ABI's version: `version` of Cargo.toml's `[package.metadata.capi.library]`,
+/// which cargo-c names the library file after (not the crate's version).
+fn abi_version() -> String {
+    let cargo = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let mut in_section = false;
+    for line in cargo.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_section = line == "[package.metadata.capi.library]";
+        } else if in_section && let Some(v) = line.strip_prefix("version =") {
+            return v.trim().trim_matches('"').to_string();
+        }
+    }
+    panic!("Cargo.toml has no [package.metadata.capi.library] version");
+}
+
 /// The SONAME suffix cargo-c gives a version: the minor number counts for 0.x
 /// (0.1.0 -> "0.1"), only the major one from 1.0 on.
 fn soname_version(version: &str) -> String {
@@ -161,7 +177,8 @@ fn check_shared_library(libdir: &Path) {
     if !cfg!(target_os = "linux") {
         return;
     }
-    let version = env!("CARGO_PKG_VERSION");
+    let version = abi_version();
+    let version = version.as_str();
     let sover = soname_version(version);
     let soname = format!("libctstack.so.{sover}");
     let real = libdir.join(format!("libctstack.so.{version}"));

@@ -280,6 +280,36 @@ fn a_slice_beyond_the_limits_exits_1_and_says_so() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The summary counts levels in English, and a run with nothing to halve says why
+/// and which --min-size would give levels.
+#[test]
+fn the_summary_says_level_levels_and_why_there_are_none() {
+    let dir = scratch("summary");
+    let out = |name: &str| dir.join(name).display().to_string();
+    let none = ctstack_ok(&["pyramid", &stack_dir(), "--out", &out("none")]);
+    assert!(
+        none.starts_with("0 levels: 301x203 slices are within --min-size 500 already"),
+        "{none}"
+    );
+    assert!(
+        none.contains("--min-size 300 or less gives at least one level"),
+        "{none}"
+    );
+    let one = ctstack_ok(&[
+        "pyramid",
+        &stack_dir(),
+        "--out",
+        &out("one"),
+        "--min-size",
+        "300",
+    ]);
+    assert!(
+        one.starts_with("1 level (301x203 down to 150x101), "),
+        "{one}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn a_failed_run_exits_1_and_names_the_file() {
     let dir = scratch("failed");

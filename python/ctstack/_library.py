@@ -51,9 +51,9 @@ def find_library() -> str:
         return os.path.abspath(env)
     raise ImportError(
         "ctstack: the shared library is not installed with this package (looked for %s). "
-        "Install the ctstack wheel (pip install ctstack, or pip install . in a checkout), "
-        "or set CTSTACK_LIBRARY to the full path of a library built with "
-        "`cargo build --release`." % bundled
+        "Install the package with its library from a checkout of the ctstack repository "
+        "(`pip install .` in its top folder; needs Rust), or set CTSTACK_LIBRARY to the "
+        "full path of a library built there with `cargo build --release`." % bundled
     )
 
 
@@ -120,6 +120,7 @@ class PyramidOptionsT(ctypes.Structure):
         ("index_width", ctypes.c_uint32),
         ("slab_start", ctypes.c_uint64),
         ("slab_end", ctypes.c_uint64),
+        ("depth", ctypes.c_uint32),
     ]
 
 
@@ -196,12 +197,10 @@ SIGNATURES: Dict[str, Tuple[Any, List[Any]]] = {
     "ctstack_slice_read": (_i32, [SliceP, _void, _size]),
     "ctstack_slice_data": (_i32, [SliceP, _P(_void), _P(_size)]),
     "ctstack_average_pair": (_i32, [SliceP, SliceP, _void, _size]),
-    "ctstack_build_pyramid": (_i32, [_str, _str, _u32, PROGRESS_FN, _void]),
-    "ctstack_pyramid_start": (_i32, [_str, _str, _u32, _P(JobP)]),
-    "ctstack_pyramid_start_files": (_i32, [_P(_str), _size, _str, _u32, _P(JobP)]),
     "ctstack_pyramid_options_init": (None, [OptionsP, _size]),
     "ctstack_pyramid_build": (_i32, [_str, OptionsP, PROGRESS_FN, _void]),
     "ctstack_pyramid_build_files": (_i32, [_P(_str), _size, OptionsP, PROGRESS_FN, _void]),
+    "ctstack_abi_version": (_u32, []),
     "ctstack_job_start": (_i32, [_str, OptionsP, _P(JobP)]),
     "ctstack_job_start_files": (_i32, [_P(_str), _size, OptionsP, _P(JobP)]),
     "ctstack_job_progress": (_i32, [JobP, _P(_u64), _P(_u64)]),

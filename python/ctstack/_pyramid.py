@@ -134,6 +134,11 @@ class PyramidOptions:
         strict: a gap in the slice numbering is an error, not a warning.
         force: rebuild every output instead of keeping valid existing ones
             (a resume keeps an output whose inputs are unchanged).
+        depth: 8 or 16: convert slices of the other depth to this one (8:
+            ``(v + 128) // 257``, 16: ``v * 257``) instead of refusing a stack
+            that mixes 8- and 16-bit slices (:class:`MismatchError`); the
+            pyramid is written at this depth (the CLI's ``--depth``). None: no
+            conversion.
     """
 
     min_size: int = DEFAULT_MIN_SIZE
@@ -142,8 +147,11 @@ class PyramidOptions:
     mmap: Optional[str] = None
     strict: bool = False
     force: bool = False
+    depth: Optional[int] = None
 
     def __post_init__(self) -> None:
+        if self.depth not in (None, 8, 16):
+            raise invalid_argument("depth %r: None (no conversion), 8 or 16" % (self.depth,))
         _uint32(self.min_size, "min_size", 1)
         _uint32(self.min_levels, "min_levels", 0)
         if self.threads is not None:
@@ -163,6 +171,7 @@ class PyramidOptions:
             native.mmap_policy = _mmap_value(self.mmap)
         native.strict = 1 if self.strict else 0
         native.force = 1 if self.force else 0
+        native.depth = self.depth or 0
         return native
 
 
@@ -173,6 +182,7 @@ def _options(
     mmap: Optional[str],
     strict: bool,
     force: bool,
+    depth: Optional[int] = None,
 ) -> PyramidOptions:
     """A checked PyramidOptions (InvalidArgumentError on a bad value)."""
     return PyramidOptions(
@@ -182,6 +192,7 @@ def _options(
         mmap=mmap,
         strict=strict,
         force=force,
+        depth=depth,
     )
 
 
@@ -238,6 +249,7 @@ def build_pyramid(
     mmap: Optional[str] = None,
     strict: bool = False,
     force: bool = False,
+    depth: Optional[int] = None,
 ) -> None:
     """Builds the thumbnail pyramid of the slices in ``input_dir`` (found by
     extension, natural order; or those ``pattern`` selects; a multi-page TIFF
@@ -264,7 +276,7 @@ def build_pyramid(
         LimitsExceededError: a slice asks for more than the limits allow.
         CancelledError: ``progress`` asked to stop.
     """
-    options = _options(min_size, min_levels, threads, mmap, strict, force)
+    options = _options(min_size, min_levels, threads, mmap, strict, force, depth)
     source = _Input(input_dir, output_dir, pattern)
     native = source.options(options)
     raised: List[BaseException] = []
@@ -352,17 +364,32 @@ class Job(_l.NativeObject):
         """Asks the job to stop; returns at once. A finished job is unaffected."""
         _l.lib.ctstack_job_cancel(self._live().ptr)
 
-    def wait(self, poll: Optional[float] = None) -> None:
-        """Waits until the job has finished; returns None on success, else
-        raises the matching :class:`CtstackError` (e.g. CancelledError).
+    def wait(self, timeout: Optional[float] = None, poll: Optional[float] = None) -> bool:
+        """Waits until the job has finished: returns True on success, raises the
+        matching :class:`CtstackError` (e.g. CancelledError) if it failed.
 
-        ``poll`` None blocks inside the library (the GIL is released); a number
-        of seconds instead polls at that interval with :func:`time.sleep`,
-        which keeps the calling thread responsive to KeyboardInterrupt. May be
-        called again, and from several threads.
+        ``timeout`` (seconds) bounds the wait: if the job still runs then,
+        returns False and the job carries on (as :meth:`threading.Event.wait`);
+        call ``wait`` again, or :meth:`cancel`. None waits as long as it takes.
+
+        ``poll`` None (and no ``timeout``) blocks inside the library (the GIL is
+        released); a number of seconds instead polls at that interval with
+        :func:`time.sleep`, which keeps the calling thread responsive to
+        KeyboardInterrupt (with a ``timeout``, it polls every ``poll`` or 0.02
+        s). May be called again, and from several threads.
         """
         handle = self._live()
-        if poll is not None:
+        if timeout is not None:
+            if timeout < 0:
+                raise invalid_argument("timeout %r: a number of seconds >= 0" % (timeout,))
+            deadline = time.monotonic() + timeout
+            interval = 0.02 if poll is None else poll
+            while self._poll()[0]:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                time.sleep(min(interval, left))
+        elif poll is not None:
             while self._poll()[0]:
                 time.sleep(poll)
         # Only one thread at a time inside ctstack_job_wait: a second caller
@@ -371,6 +398,7 @@ class Job(_l.NativeObject):
             status = _l.lib.ctstack_job_wait(handle.ptr)
         if status != OK:
             raise error_for(status, _l.decode(_l.lib.ctstack_job_error(handle.ptr)))
+        return True
 
     def _report(self) -> Tuple[Any, List[str], str]:
         """The finished job's native report, warnings and output folder; waits first."""
@@ -431,6 +459,7 @@ class PyramidJob(Job):
         mmap: Optional[str] = None,
         strict: bool = False,
         force: bool = False,
+        depth: Optional[int] = None,
     ) -> None:
         """Starts building the pyramid of ``input_dir``.
 
@@ -442,7 +471,7 @@ class PyramidJob(Job):
                 otherwise :meth:`wait` reports it).
         """
         self._handle = None
-        options = _options(min_size, min_levels, threads, mmap, strict, force)
+        options = _options(min_size, min_levels, threads, mmap, strict, force, depth)
         self._start(options, _Input(input_dir, output_dir, pattern))
 
     @classmethod
@@ -457,10 +486,11 @@ class PyramidJob(Job):
         mmap: Optional[str] = None,
         strict: bool = False,
         force: bool = False,
+        depth: Optional[int] = None,
     ) -> "PyramidJob":
         """Starts building the pyramid of the slice files ``paths``, in the
         given order, into ``output_dir`` (required)."""
-        options = _options(min_size, min_levels, threads, mmap, strict, force)
+        options = _options(min_size, min_levels, threads, mmap, strict, force, depth)
         job = cls.__new__(cls)
         job._handle = None
         job._start(options, _Input(None, output_dir, files=paths))

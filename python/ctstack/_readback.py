@@ -123,10 +123,18 @@ class Pyramid(_l.NativeObject):
             return self.levels[k - 1]
         if -n <= k <= -1:
             return self.levels[n + k]
+        if n == 0:
+            raise invalid_argument(
+                "level %r: this pyramid has no levels: its slices were within min_size "
+                "already (build it with a smaller min_size, or min_levels=1)" % (k,)
+            )
+        if n == 1:
+            raise invalid_argument("level %r: this pyramid has one level, 1 (or -1)" % (k,))
         raise invalid_argument("level %r: this pyramid has levels 1..%d (or -1..-%d)" % (k, n, n))
 
     def __repr__(self) -> str:
-        return "<ctstack.Pyramid %d levels>" % len(self.levels)
+        n = len(self.levels)
+        return "<ctstack.Pyramid %d level%s>" % (n, "" if n == 1 else "s")
 
 
 def open_pyramid(output_dir: PathArg) -> Pyramid:

@@ -17,7 +17,7 @@ and the driver see under the same paths (NFS, Lustre, GPFS, CephFS, SMB); on
 a network filesystem use ``mmap="never"`` (or ``"auto"``, which detects NFS,
 SMB and FUSE mounts and reads them instead of mapping).
 
-Dask is an optional dependency (``pip install ctstack[dask]``): this module
+Dask is an optional dependency (``pip install '.[dask]'`` in a checkout): this module
 imports it only when :func:`build_pyramid` runs, so ``import ctstack`` (and
 this module) work without it. Workers import ``ctstack`` themselves (the task
 functions are module-level functions of this module): install the package in
@@ -199,8 +199,8 @@ def _client(client: Optional["Client"]) -> "Client":
         import distributed
     except ImportError as e:
         raise ImportError(
-            "ctstack.distributed needs Dask: pip install 'ctstack[dask]' "
-            "(dask and distributed)"
+            "ctstack.distributed needs Dask: pip install dask distributed "
+            "(or pip install '.[dask]' in a ctstack checkout)"
         ) from e
     if client is not None:
         return client

@@ -257,6 +257,18 @@ class LibraryTest(unittest.TestCase):
     def test_library_path(self):
         self.assertTrue(os.path.isfile(ctstack.library_path))
 
+    def test_a_missing_library_says_how_to_install_from_a_checkout(self):
+        # Until 0.1.0 is on PyPI, `pip install ctstack` would fail: not suggested.
+        with mock.patch.dict(os.environ):
+            os.environ.pop("CTSTACK_LIBRARY", None)
+            with mock.patch.object(os.path, "isfile", return_value=False):
+                with self.assertRaises(ImportError) as cm:
+                    ctstack._library.find_library()
+        message = str(cm.exception)
+        self.assertIn("`pip install .`", message)
+        self.assertIn("CTSTACK_LIBRARY", message)
+        self.assertNotIn("pip install ctstack", message)
+
     def test_status_constants(self):
         self.assertEqual(
             [
@@ -853,6 +865,46 @@ class BuildPyramidTest(PyramidAssertions):
             with self.assertRaises(ctstack.MismatchError):
                 ctstack.build_pyramid(stack, os.path.join(tmp, "out"), 10)
 
+    def test_mixed_depths_are_refused_with_a_hint_or_converted(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            stack = os.path.join(tmp, "stack")
+            os.mkdir(stack)
+            shutil.copyfile(U16_LE, os.path.join(stack, "a1.tif"))  # 67x45 u16
+            shutil.copyfile(U8, os.path.join(stack, "a2.tif"))  # 67x45 u8
+            with self.assertRaises(ctstack.MismatchError) as cm:
+                ctstack.build_pyramid(stack, os.path.join(tmp, "refused"), 10)
+            self.assertIn("--depth", cm.exception.message)
+            self.assertIn("depth=8|16", cm.exception.message)
+            with self.assertRaises(ctstack.InvalidArgumentError):
+                ctstack.build_pyramid(stack, os.path.join(tmp, "bad"), 10, depth=12)
+            for depth, sample_type in ((16, "u16"), (8, "u8")):
+                out = os.path.join(tmp, "d%d" % depth)
+                ctstack.build_pyramid(stack, out, 10, depth=depth)
+                with ctstack.PyramidJob(stack, out + "job", 10, depth=depth) as job:
+                    self.assertTrue(job.wait())
+                for built in (out, out + "job"):
+                    with ctstack.open_pyramid(built) as pyramid:
+                        self.assertEqual(pyramid[1].sample_type, sample_type)
+                        self.assertEqual(pyramid[1].count, 1)
+                if np is None:
+                    continue
+                # Level 1 is the exact mean of the two slices, the 8-bit one as v * 257
+                # (depth 16) or the 16-bit one as (v + 128) // 257 (depth 8).
+                with ctstack.Slice(U16_LE) as a, ctstack.Slice(U8) as b:
+                    a16, b8 = a.array().astype(np.uint32), b.array().astype(np.uint32)
+                if depth == 16:
+                    x, y = a16, b8 * 257
+                else:
+                    x, y = (a16 + 128) // 257, b8
+                h, w = (x.shape[0] // 2) * 2, (x.shape[1] // 2) * 2
+                blocks = x[:h, :w].reshape(h // 2, 2, w // 2, 2).sum(axis=(1, 3)) + y[
+                    :h, :w
+                ].reshape(h // 2, 2, w // 2, 2).sum(axis=(1, 3))
+                want = (blocks + 4) >> 3
+                with ctstack.open_pyramid(out) as pyramid:
+                    got = np.asarray(pyramid[1])[0]
+                np.testing.assert_array_equal(got, want)
+
 
 class PyramidOptionsTest(PyramidAssertions):
     """min_levels, threads, mmap, strict, force and pattern, on build_pyramid
@@ -1051,6 +1103,25 @@ class ReadBackTest(PyramidAssertions):
                 self.assertIn("000000.tif", cm.exception.message)
                 self.assertEqual(cm.exception.status, ctstack.ERR_STATE)
 
+    def test_a_pyramid_without_levels_says_why(self):
+        with tempfile.TemporaryDirectory() as out:
+            ctstack.build_pyramid(STACK, out)  # 301x203 slices, min_size 500: nothing to halve
+            with ctstack.open_pyramid(out) as pyramid:
+                self.assertEqual(len(pyramid), 0)
+                self.assertEqual(repr(pyramid), "<ctstack.Pyramid 0 levels>")
+                with self.assertRaises(ctstack.InvalidArgumentError) as cm:
+                    pyramid.level(-1)
+                self.assertIn("no levels", cm.exception.message)
+                self.assertIn("smaller min_size", cm.exception.message)
+                self.assertNotIn("1..0", cm.exception.message)
+        with tempfile.TemporaryDirectory() as out:
+            ctstack.build_pyramid(STACK, out, 200)
+            with ctstack.open_pyramid(out) as pyramid:
+                self.assertEqual(repr(pyramid), "<ctstack.Pyramid 1 level>")
+                with self.assertRaises(ctstack.InvalidArgumentError) as cm:
+                    pyramid.level(2)
+                self.assertIn("one level", cm.exception.message)
+
     def test_no_manifest_is_a_state_error(self):
         with tempfile.TemporaryDirectory() as out:
             with self.assertRaises(ctstack.StateError) as cm:
@@ -1100,6 +1171,27 @@ class SampleTypeTest(unittest.TestCase):
 class PyramidJobTest(PyramidAssertions):
     """ctstack.PyramidJob (background build, polled)."""
 
+    @unittest.skipIf(os.name == "nt", "holds the output lock with fcntl.flock")
+    def test_wait_with_a_timeout_returns_false_while_the_job_runs(self):
+        import fcntl
+
+        with tempfile.TemporaryDirectory() as out:
+            # Another run's lock on the output folder keeps the job waiting.
+            with open(os.path.join(out, ".ctstack.lock"), "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                with ctstack.PyramidJob(STACK, out, min_size=80) as job:
+                    started = time.monotonic()
+                    self.assertFalse(job.wait(timeout=0.3))
+                    self.assertGreaterEqual(time.monotonic() - started, 0.3)
+                    self.assertTrue(job.running)
+                    self.assertFalse(job.wait(timeout=0))
+                    with self.assertRaises(ValueError):
+                        job.wait(timeout=-1)
+                    fcntl.flock(lock, fcntl.LOCK_UN)
+                    self.assertTrue(job.wait(timeout=HANG_SECONDS))
+                    self.assertFalse(job.running)
+            self.assertPyramidEqual(out, STACK_REF)
+
     def test_poll_to_completion(self):
         with tempfile.TemporaryDirectory() as out:
             events = []
@@ -1110,8 +1202,8 @@ class PyramidJobTest(PyramidAssertions):
                     self.assertLess(time.monotonic(), deadline, "job never finished")
                     time.sleep(0.001)
                 events.append(job.progress)
-                self.assertIsNone(job.wait())
-                self.assertIsNone(job.wait())  # may be called again
+                self.assertIs(job.wait(), True)
+                self.assertIs(job.wait(), True)  # may be called again
                 self.assertEqual(job.progress, (STACK_TOTAL, STACK_TOTAL))
                 self.assertFalse(job.running)
             self.assertTrue(job.closed)
@@ -1122,7 +1214,7 @@ class PyramidJobTest(PyramidAssertions):
     def test_wait_polling(self):
         with tempfile.TemporaryDirectory() as out:
             with ctstack.PyramidJob(STACK, out, min_size=80) as job:
-                self.assertIsNone(run_with_timeout(self, lambda: job.wait(poll=0.005)))
+                self.assertIs(run_with_timeout(self, lambda: job.wait(poll=0.005)), True)
             self.assertPyramidEqual(out, STACK_REF)
 
     def test_from_files(self):

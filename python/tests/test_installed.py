@@ -5,7 +5,8 @@ venv outside the repository with CTSTACK_TEST_INSTALLED=1; skipped otherwise
 - the package and its library come from site-packages, not the checkout;
 - the distribution's version, ``ctstack.__version__`` and Cargo.toml agree;
 - the PyInstaller hook: ``PyInstaller --onedir`` of a tiny script that imports
-  ctstack builds, and the frozen program runs with the bundled library.
+  ctstack builds, and the frozen program runs with the bundled library (skipped
+  without PyInstaller unless CTSTACK_REQUIRE_PYINSTALLER=1).
 """
 
 import importlib.metadata
@@ -53,7 +54,10 @@ class InstalledTest(unittest.TestCase):
 
     def test_pyinstaller_onedir(self):
         if importlib.util.find_spec("PyInstaller") is None:
-            self.fail("PyInstaller is not installed in the test venv")
+            # .ci/run freezes an app on one Python version (CTSTACK_REQUIRE_PYINSTALLER=1).
+            if os.environ.get("CTSTACK_REQUIRE_PYINSTALLER") == "1":
+                self.fail("PyInstaller is not installed in the test venv")
+            self.skipTest("PyInstaller is not installed")
         with tempfile.TemporaryDirectory() as tmp:
             script = Path(tmp) / "tiny.py"
             script.write_text(

@@ -312,37 +312,3 @@ pub unsafe extern "C" fn ctstack_job_free(job: *mut ctstack_job) {
     // SAFETY: per the contract above.
     ffi_boundary! { unsafe { free_handle(job) } }
 }
-
-/// `ctstack_job_start` with only `output_dir` (NULL: `<input_dir>/.thumbnail`)
-/// and `min_size` (at least 1) set.
-///
-/// # Safety
-/// As for `ctstack_job_start`; `output_dir` is NULL or NUL-terminated.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ctstack_pyramid_start(
-    input_dir: *const c_char,
-    output_dir: *const c_char,
-    min_size: u32,
-    out: *mut *mut ctstack_job,
-) -> ctstack_status {
-    let options = super::pyramid::simple_options(output_dir, min_size);
-    // SAFETY: per the contract above.
-    unsafe { ctstack_job_start(input_dir, &options, out) }
-}
-
-/// `ctstack_job_start_files` with only `output_dir` (required) and `min_size` set.
-///
-/// # Safety
-/// As for `ctstack_job_start_files`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ctstack_pyramid_start_files(
-    paths: *const *const c_char,
-    n_paths: usize,
-    output_dir: *const c_char,
-    min_size: u32,
-    out: *mut *mut ctstack_job,
-) -> ctstack_status {
-    let options = super::pyramid::simple_options(output_dir, min_size);
-    // SAFETY: per the contract above.
-    unsafe { ctstack_job_start_files(paths, n_paths, &options, out) }
-}

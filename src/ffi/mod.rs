@@ -35,6 +35,23 @@ use std::ffi::{CStr, c_char};
 use boundary::ffi_boundary;
 pub use status::ctstack_status;
 
+// The C ABI's version, MAJOR.MINOR.PATCH: the `version` of Cargo.toml's
+// `[package.metadata.capi.library]`, from which cargo-c derives the SONAME
+// (`libctstack.so.0.MINOR` while MAJOR is 0, `libctstack.so.MAJOR` from 1.0).
+// docs/ABI.md "Versioning" has the rule; tests/header.rs checks that the header
+// changes only with this version (include/abi-versions.txt).
+
+/// The C ABI's major version (see `CTSTACK_ABI_VERSION_MINOR`).
+pub const CTSTACK_ABI_VERSION_MAJOR: u32 = 0;
+/// The C ABI's minor version. While the major version is 0, a break (a
+/// function removed or changed, a struct field or a status number changed)
+/// bumps the minor version and with it the SONAME (`libctstack.so.0.MINOR`);
+/// from 1.0 a break bumps the major version.
+pub const CTSTACK_ABI_VERSION_MINOR: u32 = 1;
+/// The C ABI's patch version: bumped by additions that break no caller (a new
+/// function, status, constant or appended options field); the SONAME stays.
+pub const CTSTACK_ABI_VERSION_PATCH: u32 = 0;
+
 /// The message of the last failed call on this thread, "" if none. Valid until the
 /// next failing call on this thread.
 #[unsafe(no_mangle)]
@@ -51,4 +68,13 @@ pub extern "C" fn ctstack_version() -> *const c_char {
             Err(_) => c"unknown",
         };
     VERSION.as_ptr()
+}
+
+/// The loaded library's ABI version, `(MAJOR << 16) | (MINOR << 8) | PATCH`: a
+/// caller compiled against this header may compare it with the
+/// `CTSTACK_ABI_VERSION_*` constants (same MAJOR, and same MINOR while MAJOR is
+/// 0; PATCH at least the header's). Static; any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn ctstack_abi_version() -> u32 {
+    (CTSTACK_ABI_VERSION_MAJOR << 16) | (CTSTACK_ABI_VERSION_MINOR << 8) | CTSTACK_ABI_VERSION_PATCH
 }

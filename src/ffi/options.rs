@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use super::boundary::{Failure, ffi_boundary, invalid, optional_utf8_arg, utf8_arg};
 use super::policy;
 use crate::stack::Selection;
-use crate::{DEFAULT_MIN_SIZE, PyramidBuilder};
+use crate::{DEFAULT_MIN_SIZE, PyramidBuilder, SampleType};
 
 /// The default `min_size`: keep halving while width or height exceeds 500 px.
 pub const CTSTACK_DEFAULT_MIN_SIZE: u32 = 500;
@@ -70,6 +70,11 @@ pub struct ctstack_pyramid_options {
     pub slab_start: u64,
     /// See `slab_start`.
     pub slab_end: u64,
+    /// 8 or 16: convert slices of the other depth to this one (8: `(v + 128) /
+    /// 257`, 16: `v * 257`) instead of refusing a stack that mixes 8- and 16-bit
+    /// slices (CTSTACK_ERR_MISMATCH); the pyramid is written at this depth. 0
+    /// (the default): no conversion. The CLI's `--depth`.
+    pub depth: u32,
 }
 
 impl ctstack_pyramid_options {
@@ -90,6 +95,7 @@ impl ctstack_pyramid_options {
             index_width: 0,
             slab_start: 0,
             slab_end: 0,
+            depth: 0,
         }
     }
 
@@ -175,6 +181,16 @@ impl ctstack_pyramid_options {
             b = b.threads(self.threads as usize);
         }
         b = b.read_mode(policy::read_mode_of(self.mmap_policy)?);
+        match self.depth {
+            0 => {}
+            8 => b = b.convert_depth(SampleType::U8),
+            16 => b = b.convert_depth(SampleType::U16),
+            other => {
+                return Err(invalid(format!(
+                    "options->depth {other}: 0 (no conversion), 8 or 16"
+                )));
+            }
+        }
         Ok(b.strict(self.strict != 0).force(self.force != 0))
     }
 }

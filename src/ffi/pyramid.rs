@@ -85,37 +85,3 @@ pub unsafe extern "C" fn ctstack_pyramid_build_files(
         unsafe { build(request, progress, user_data) }
     }
 }
-
-/// Options with only `output_dir` (NULL: the default) and `min_size` set.
-pub(crate) fn simple_options(output_dir: *const c_char, min_size: u32) -> ctstack_pyramid_options {
-    let mut options = std::mem::MaybeUninit::<ctstack_pyramid_options>::uninit();
-    // SAFETY: given the whole struct's size, init writes every field.
-    let mut options = unsafe {
-        super::options::ctstack_pyramid_options_init(
-            options.as_mut_ptr(),
-            std::mem::size_of::<ctstack_pyramid_options>(),
-        );
-        options.assume_init()
-    };
-    options.output_dir = output_dir;
-    options.min_size = min_size;
-    options
-}
-
-/// `ctstack_pyramid_build` with only `output_dir` (NULL: `<input_dir>/.thumbnail`)
-/// and `min_size` (at least 1; `CTSTACK_DEFAULT_MIN_SIZE` is 500) set.
-///
-/// # Safety
-/// As for `ctstack_pyramid_build`; `output_dir` is NULL or NUL-terminated.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ctstack_build_pyramid(
-    input_dir: *const c_char,
-    output_dir: *const c_char,
-    min_size: u32,
-    progress: ctstack_progress_fn,
-    user_data: *mut c_void,
-) -> ctstack_status {
-    let options = simple_options(output_dir, min_size);
-    // SAFETY: per the contract above.
-    unsafe { ctstack_pyramid_build(input_dir, &options, progress, user_data) }
-}

@@ -101,7 +101,7 @@ pub unsafe extern "C" fn ctstack_slice_height(slice: *const ctstack_slice) -> u3
     ffi_boundary! { unsafe { query(slice, Slice::height) } }
 }
 
-/// Bits per sample (8 or 16); 0 if `slice` is NULL.
+/// Bits per sample: 8, 16 or 32 (`CTSTACK_SAMPLE_F32`); 0 if `slice` is NULL.
 ///
 /// # Safety
 /// `slice` is NULL or a live slice handle.

@@ -19,7 +19,7 @@ use super::planned::Planned;
 use crate::slice::wanted_depth;
 use crate::stack::SliceRef;
 use crate::tiff::PageReader;
-use crate::{Error, OpenOptions, Slice, SliceHeader};
+use crate::{Error, OpenOptions, SampleType, Slice, SliceHeader};
 
 /// Header reads in flight at once: enough to keep a disk or a network
 /// filesystem busy, few enough not to matter on a warm cache.
@@ -128,8 +128,20 @@ fn check_matches(
     if shape(header) == shape(head) {
         return Ok(());
     }
+    // 8- and 16-bit slices of one size can be converted to one depth.
+    let depths = [header.sample_type, head.sample_type];
+    let convertible = (header.width, header.height, header.photometric)
+        == (head.width, head.height, head.photometric)
+        && depths.contains(&SampleType::U8)
+        && depths.contains(&SampleType::U16);
+    let hint = if convertible {
+        " (to convert them to one depth: `ctstack pyramid --depth 8|16`, \
+         PyramidBuilder::convert_depth, Python depth=8|16, C options.depth)"
+    } else {
+        ""
+    };
     Err(Error::mismatch(format!(
-        "{slice}: {}x{} {} {}, but {first} is {}x{} {} {}: all slices of a stack must match",
+        "{slice}: {}x{} {} {}, but {first} is {}x{} {} {}: all slices of a stack must match{hint}",
         header.width,
         header.height,
         header.sample_type,

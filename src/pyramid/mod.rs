@@ -32,6 +32,7 @@ mod resume;
 mod run;
 mod slab;
 
+pub use lock::LOCK_FILE;
 pub use manifest::MANIFEST_FILE;
 use plan::level_shapes_with;
 pub use plan::{LevelShape, Plan, inputs_of, level_shapes};

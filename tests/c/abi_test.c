@@ -33,6 +33,32 @@ static char *path_of(const char *dir, const char *name) {
     return p;
 }
 
+/* ctstack_pyramid_build / ctstack_job_start(_files) with only output_dir and min_size set. */
+static ctstack_pyramid_options options_with(const char *output_dir, uint32_t min_size) {
+    ctstack_pyramid_options o;
+    ctstack_pyramid_options_init(&o, sizeof o);
+    o.output_dir = output_dir;
+    o.min_size = min_size;
+    return o;
+}
+
+static ctstack_status build(const char *input_dir, const char *output_dir, uint32_t min_size,
+                            ctstack_progress_fn progress, void *user_data) {
+    ctstack_pyramid_options o = options_with(output_dir, min_size);
+    return ctstack_pyramid_build(input_dir, &o, progress, user_data);
+}
+
+static ctstack_status start(const char *input_dir, const char *output_dir, uint32_t min_size, ctstack_job **job) {
+    ctstack_pyramid_options o = options_with(output_dir, min_size);
+    return ctstack_job_start(input_dir, &o, job);
+}
+
+static ctstack_status start_files(const char *const *paths, size_t n_paths, const char *output_dir,
+                                  uint32_t min_size, ctstack_job **job) {
+    ctstack_pyramid_options o = options_with(output_dir, min_size);
+    return ctstack_job_start_files(paths, n_paths, &o, job);
+}
+
 static ctstack_slice *open_ok(const char *name) {
     ctstack_slice *s = NULL;
     int32_t st = ctstack_slice_open(path_of(fixtures, name), &s);
@@ -152,11 +178,11 @@ static void test_errors(void) {
     CHECK(ctstack_slice_width(NULL) == 0 && ctstack_slice_bits(NULL) == 0, "getters on NULL");
     CHECK(ctstack_slice_read(NULL, &s, 1) == CTSTACK_ERR_INVALID_ARGUMENT, "read NULL");
     CHECK(ctstack_average_pair(NULL, NULL, NULL, 0) == CTSTACK_ERR_INVALID_ARGUMENT, "average NULL");
-    CHECK(ctstack_build_pyramid(NULL, NULL, 0, NULL, NULL) == CTSTACK_ERR_INVALID_ARGUMENT, "pyramid NULL");
-    CHECK(ctstack_build_pyramid(path_of(fixtures, "stack"), NULL, 0xFFFFFFFFu, NULL, NULL) ==
+    CHECK(build(NULL, NULL, 0, NULL, NULL) == CTSTACK_ERR_INVALID_ARGUMENT, "pyramid NULL");
+    CHECK(build(path_of(fixtures, "stack"), NULL, 0xFFFFFFFFu, NULL, NULL) ==
               CTSTACK_ERR_INVALID_ARGUMENT,
           "min_size out of range");
-    CHECK(ctstack_build_pyramid(path_of(fixtures, "stack"), NULL, 0, NULL, NULL) == CTSTACK_ERR_INVALID_ARGUMENT,
+    CHECK(build(path_of(fixtures, "stack"), NULL, 0, NULL, NULL) == CTSTACK_ERR_INVALID_ARGUMENT,
           "min_size 0 is invalid");
     CHECK(strcmp(ctstack_status_name(CTSTACK_ERR_IO), "CTSTACK_ERR_IO") == 0, "status name");
     CHECK(strcmp(ctstack_status_name(CTSTACK_OK), "CTSTACK_OK") == 0, "status name OK");
@@ -230,6 +256,10 @@ static void test_error_kinds(void) {
         CHECK(strcmp(ctstack_status_name(i), names[i]) == 0, "name of %d: %s", i, ctstack_status_name(i));
     CHECK(CTSTACK_ERR_INTERNAL == 7 && CTSTACK_ERR_LIMITS_EXCEEDED == 8 && CTSTACK_ERR_STATE == 9, "numbers");
     CHECK(strcmp(ctstack_status_name(10), "CTSTACK_UNKNOWN_STATUS") == 0, "10 is none yet");
+    CHECK(ctstack_abi_version() ==
+              ((uint32_t)CTSTACK_ABI_VERSION_MAJOR << 16 | (uint32_t)CTSTACK_ABI_VERSION_MINOR << 8 |
+               (uint32_t)CTSTACK_ABI_VERSION_PATCH),
+          "the library's ABI version %x is the header's", ctstack_abi_version());
 
     ctstack_slice *s = (ctstack_slice *)1;
     int32_t st = ctstack_slice_open(path_of(fixtures, "malformed/bomb_deflate_60000x60000.tif"), &s);
@@ -260,6 +290,34 @@ static void test_error_kinds(void) {
           ctstack_last_error());
     CHECK(ctstack_pyramid_open(o.output_dir, &p) == CTSTACK_OK && p, "complete: %s", ctstack_last_error());
     ctstack_pyramid_free(p);
+}
+
+/* A stack of an 8- and a 16-bit slice: refused with a pointer to options.depth, built at the
+ * depth asked for; a depth other than 0, 8 or 16 is an invalid argument. */
+static void test_depth_conversion(void) {
+    const char *mixed[2] = {path_of(fixtures, "slices/tifffile_u16_le_1strip.tif"),
+                            path_of(fixtures, "slices/tifffile_u8.tif")};
+    ctstack_pyramid_options o = options_with(path_of(scratch, "depth_refused"), 10);
+    int32_t st = ctstack_pyramid_build_files(mixed, 2, &o, NULL, NULL);
+    CHECK(st == CTSTACK_ERR_MISMATCH && strstr(ctstack_last_error(), "options.depth") != NULL, "mixed: %d %s", st,
+          ctstack_last_error());
+    o.depth = 12;
+    CHECK(ctstack_pyramid_build_files(mixed, 2, &o, NULL, NULL) == CTSTACK_ERR_INVALID_ARGUMENT, "depth 12");
+    const uint32_t depths[2] = {8, 16};
+    const int32_t types[2] = {CTSTACK_SAMPLE_U8, CTSTACK_SAMPLE_U16};
+    for (int i = 0; i < 2; i++) {
+        o.depth = depths[i];
+        o.output_dir = path_of(scratch, depths[i] == 8 ? "depth8" : "depth16");
+        CHECK(ctstack_pyramid_build_files(mixed, 2, &o, NULL, NULL) == CTSTACK_OK, "depth %u: %s", depths[i],
+              ctstack_last_error());
+        ctstack_pyramid *p = NULL;
+        ctstack_level_info info;
+        CHECK(ctstack_pyramid_open(o.output_dir, &p) == CTSTACK_OK && ctstack_pyramid_level(p, 1, &info) == CTSTACK_OK,
+              "open depth %u: %s", depths[i], ctstack_last_error());
+        CHECK(info.sample_type == types[i] && info.count == 1, "depth %u: level 1 type %d count %llu", depths[i],
+              info.sample_type, (unsigned long long)info.count);
+        ctstack_pyramid_free(p);
+    }
 }
 
 static int same_slice_file(const char *x, const char *y) {
@@ -296,7 +354,7 @@ static int matches_reference(const char *out) {
 static void test_pyramid(void) {
     struct progress_log log = {0};
     const char *out = path_of(scratch, "blocking");
-    int32_t st = ctstack_build_pyramid(path_of(fixtures, "stack"), out, 80, on_progress, &log);
+    int32_t st = build(path_of(fixtures, "stack"), out, 80, on_progress, &log);
     CHECK(st == CTSTACK_OK, "build: %d %s", st, ctstack_last_error());
     CHECK(log.last_done == 17 && log.last_total == 17 && !log.backwards, "progress %llu/%llu",
           (unsigned long long)log.last_done, (unsigned long long)log.last_total);
@@ -350,14 +408,14 @@ static void test_pyramid(void) {
     if (deeper) fclose(deeper);
 
     struct progress_log stop = {.cancel_at = 3};
-    st = ctstack_build_pyramid(path_of(fixtures, "stack"), path_of(scratch, "cancelled"), 80, on_progress, &stop);
+    st = build(path_of(fixtures, "stack"), path_of(scratch, "cancelled"), 80, on_progress, &stop);
     CHECK(st == CTSTACK_ERR_CANCELLED, "cancel via callback: %d", st);
     CHECK(stop.last_done == 3, "stopped at %llu", (unsigned long long)stop.last_done);
 
     /* The job API: poll from this thread until done. */
     ctstack_job *job = NULL;
     const char *jout = path_of(scratch, "job");
-    CHECK(ctstack_pyramid_start(path_of(fixtures, "stack"), jout, 80, &job) == CTSTACK_OK && job, "start");
+    CHECK(start(path_of(fixtures, "stack"), jout, 80, &job) == CTSTACK_OK && job, "start");
     uint64_t done = 0, total = 0, seen = 0;
     int went_back = 0;
     while (ctstack_job_progress(job, &done, &total) == 1) {
@@ -382,27 +440,27 @@ static void test_pyramid(void) {
         names[i] = storage[i];
     }
     const char *fout = path_of(scratch, "files");
-    CHECK(ctstack_pyramid_start_files(names, 21, fout, 80, &job) == CTSTACK_OK, "start_files");
+    CHECK(start_files(names, 21, fout, 80, &job) == CTSTACK_OK, "start_files");
     CHECK(ctstack_job_wait(job) == CTSTACK_OK, "files job: %s", ctstack_job_error(job));
     CHECK(matches_reference(fout), "file-list job differs from the reference");
     ctstack_job_free(job);
-    CHECK(ctstack_pyramid_start_files(names, 21, NULL, 80, &job) == CTSTACK_ERR_INVALID_ARGUMENT && !job,
+    CHECK(start_files(names, 21, NULL, 80, &job) == CTSTACK_ERR_INVALID_ARGUMENT && !job,
           "output_dir required");
 
     /* A failing job reports its message; a cancelled one says so; free on a running job joins it. */
-    CHECK(ctstack_pyramid_start(path_of(fixtures, "no_such_dir"), NULL, CTSTACK_DEFAULT_MIN_SIZE, &job) == CTSTACK_OK,
+    CHECK(start(path_of(fixtures, "no_such_dir"), NULL, CTSTACK_DEFAULT_MIN_SIZE, &job) == CTSTACK_OK,
           "start bad");
     CHECK(ctstack_job_wait(job) == CTSTACK_ERR_IO, "missing dir");
     CHECK(strstr(ctstack_job_error(job), "no_such_dir") != NULL, "%s", ctstack_job_error(job));
     ctstack_job_free(job);
-    CHECK(ctstack_pyramid_start(path_of(fixtures, "stack"), path_of(scratch, "jobcancel"), 1, &job) == CTSTACK_OK,
+    CHECK(start(path_of(fixtures, "stack"), path_of(scratch, "jobcancel"), 1, &job) == CTSTACK_OK,
           "start 2");
     ctstack_job_cancel(job);
     st = ctstack_job_wait(job);
     CHECK(st == CTSTACK_ERR_CANCELLED || st == CTSTACK_OK, "cancelled job: %d", st);
     if (st == CTSTACK_ERR_CANCELLED) CHECK(strstr(ctstack_job_error(job), "cancelled") != NULL, "message");
     ctstack_job_free(job);
-    CHECK(ctstack_pyramid_start(path_of(fixtures, "stack"), path_of(scratch, "jobfree"), 1, &job) == CTSTACK_OK,
+    CHECK(start(path_of(fixtures, "stack"), path_of(scratch, "jobfree"), 1, &job) == CTSTACK_OK,
           "start 3");
     ctstack_job_free(job);
 }
@@ -411,7 +469,7 @@ static void test_pyramid(void) {
  * slices laid end to end; the errors of the read-back calls. */
 static void test_read_back(void) {
     const char *out = path_of(scratch, "read_back");
-    CHECK(ctstack_build_pyramid(path_of(fixtures, "stack"), out, 80, NULL, NULL) == CTSTACK_OK, "build: %s",
+    CHECK(build(path_of(fixtures, "stack"), out, 80, NULL, NULL) == CTSTACK_OK, "build: %s",
           ctstack_last_error());
     ctstack_pyramid *p = NULL;
     CHECK(ctstack_pyramid_open(out, &p) == CTSTACK_OK && p, "open: %s", ctstack_last_error());
@@ -503,7 +561,7 @@ static void test_job_report(void) {
     CHECK(ctstack_job_report_get(job, &r) == CTSTACK_OK && r.warnings == 1, "gap warnings %u", r.warnings);
     CHECK(strstr(ctstack_job_warning(job, 0), "number 8 is missing") != NULL, "%s", ctstack_job_warning(job, 0));
     ctstack_job_free(job);
-    CHECK(ctstack_pyramid_start(path_of(fixtures, "no_such_dir"), NULL, 80, &job) == CTSTACK_OK, "start bad");
+    CHECK(start(path_of(fixtures, "no_such_dir"), NULL, 80, &job) == CTSTACK_OK, "start bad");
     CHECK(ctstack_job_wait(job) == CTSTACK_ERR_IO, "missing dir");
     CHECK(ctstack_job_report_get(job, &r) == CTSTACK_ERR_IO, "a failed job's report is its status");
     CHECK(strcmp(ctstack_job_output_dir(job), "") == 0, "no output dir");
@@ -757,6 +815,7 @@ int main(int argc, char **argv) {
     test_slices();
     test_errors();
     test_error_kinds();
+    test_depth_conversion();
     test_pyramid();
     test_read_back();
     test_job_report();
@@ -766,7 +825,7 @@ int main(int argc, char **argv) {
     /* The same pyramid with every file read, not mapped. */
     CHECK(ctstack_set_mmap_policy(CTSTACK_MMAP_NEVER) == CTSTACK_OK, "never");
     const char *never = path_of(scratch, "never");
-    CHECK(ctstack_build_pyramid(path_of(fixtures, "stack"), never, 80, NULL, NULL) == CTSTACK_OK, "never: %s",
+    CHECK(build(path_of(fixtures, "stack"), never, 80, NULL, NULL) == CTSTACK_OK, "never: %s",
           ctstack_last_error());
     CHECK(matches_reference(never), "pyramid with policy never differs from the reference");
     printf("%d passed, %d failed\n", passed, failed);

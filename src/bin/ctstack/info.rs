@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use ctstack::{OpenOptions, Slice, stack};
 
+use crate::plural;
 use crate::select::SelectArgs;
 use crate::signature::Signature;
 use crate::{Failure, ReadArgs};
@@ -243,15 +244,6 @@ fn counts<K: std::fmt::Display>(counts: &BTreeMap<K, usize>) -> String {
         .join(", ")
 }
 
-/// `"1 gap"`, `"2 gaps"`, `"3 entries"`.
-fn plural(n: usize, word: &str) -> String {
-    match (n, word.strip_suffix('y')) {
-        (1, _) => format!("1 {word}"),
-        (_, Some(stem)) => format!("{n} {stem}ies"),
-        (_, None) => format!("{n} {word}s"),
-    }
-}
-
 /// A byte count for people: `"2.6 MB"`, `"20.6 kB"`.
 fn bytes(n: u64) -> String {
     let n = n as f64;
@@ -273,7 +265,8 @@ fn file_name(path: &Path) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{bytes, plural};
+    use super::bytes;
+    use crate::plural;
 
     #[test]
     fn counts_read_well() {

@@ -151,6 +151,15 @@ fn main() -> ExitCode {
     }
 }
 
+/// `"1 gap"`, `"2 gaps"`, `"3 entries"`.
+pub(crate) fn plural(n: usize, word: &str) -> String {
+    match (n, word.strip_suffix('y')) {
+        (1, _) => format!("1 {word}"),
+        (_, Some(stem)) => format!("{n} {stem}ies"),
+        (_, None) => format!("{n} {word}s"),
+    }
+}
+
 /// The exit status of a failure of kind `kind` (see [`EXIT_STATUSES`]).
 fn exit_status(kind: ErrorKind) -> u8 {
     match kind {

@@ -12,8 +12,14 @@ const TICK: Duration = Duration::from_millis(100);
 
 /// A progress bar on stderr, hidden when stderr is not a terminal (a log file, a
 /// pipe, a test) or when the user asked for quiet.
+///
+/// Until the run reports its first progress (after it has taken the output
+/// folder's lock and checked what an earlier run left), the line says what it
+/// waits for instead of showing "0/N ETA 0s".
 pub struct Progress {
     bar: ProgressBar,
+    /// The bar's style once counting starts; `None` once set (or when hidden).
+    counting: std::cell::Cell<Option<ProgressStyle>>,
 }
 
 impl Progress {
@@ -21,6 +27,7 @@ impl Progress {
         if quiet || !std::io::stderr().is_terminal() {
             return Progress {
                 bar: ProgressBar::hidden(),
+                counting: None.into(),
             };
         }
         let input = &plan.levels()[0];
@@ -50,9 +57,15 @@ impl Progress {
         .expect("the template is valid")
         .with_key("input_rate", input_rate)
         .progress_chars("=> ");
-        let bar = ProgressBar::new(plan.total_units()).with_style(style);
+        let waiting = ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+            .expect("the template is valid");
+        let bar = ProgressBar::new(plan.total_units()).with_style(waiting);
+        bar.set_message(waiting_message(plan.output_dir()));
         bar.enable_steady_tick(TICK);
-        Progress { bar }
+        Progress {
+            bar,
+            counting: Some(style).into(),
+        }
     }
 
     /// A bar of `total` files written by a crop, with files/s and the ETA.
@@ -60,6 +73,7 @@ impl Progress {
         if quiet || !std::io::stderr().is_terminal() {
             return Progress {
                 bar: ProgressBar::hidden(),
+                counting: None.into(),
             };
         }
         let style = ProgressStyle::with_template(
@@ -69,11 +83,19 @@ impl Progress {
         .progress_chars("=> ");
         let bar = ProgressBar::new(total).with_style(style);
         bar.enable_steady_tick(TICK);
-        Progress { bar }
+        Progress {
+            bar,
+            counting: None.into(),
+        }
     }
 
     /// After each output slice: `done` of `total`.
     pub fn update(&self, done: u64, total: u64) {
+        if let Some(style) = self.counting.take() {
+            // Counting starts now: the elapsed time and rates count from here.
+            self.bar.set_style(style);
+            self.bar.reset();
+        }
         self.bar.set_length(total);
         self.bar.set_position(done);
     }
@@ -81,6 +103,20 @@ impl Progress {
     /// Removes the bar (the summary line follows it).
     pub fn finish(&self) {
         self.bar.finish_and_clear();
+    }
+}
+
+/// What a run does before its first output slice: wait for another run that
+/// holds the output folder's lock (its lock file exists), or check the folder.
+fn waiting_message(out: &std::path::Path) -> String {
+    if out.join(ctstack::LOCK_FILE).exists() {
+        format!(
+            "waiting for another ctstack run writing {} to finish (it holds {})",
+            out.display(),
+            ctstack::LOCK_FILE
+        )
+    } else {
+        format!("checking {} for outputs of an earlier run", out.display())
     }
 }
 
@@ -95,12 +131,27 @@ fn rate(value: f64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::rate;
+    use super::{rate, waiting_message};
 
     #[test]
     fn rates_read_well() {
         assert_eq!(rate(2151.0036), "2151");
         assert_eq!(rate(9.94), "9.9");
         assert_eq!(rate(0.0), "0.0");
+    }
+
+    #[test]
+    fn a_held_lock_is_said_to_be_waited_for() {
+        let dir = std::env::temp_dir().join(format!("ctstack-progress-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(waiting_message(&dir).starts_with("checking "));
+        std::fs::write(dir.join(ctstack::LOCK_FILE), b"").unwrap();
+        let message = waiting_message(&dir);
+        assert!(
+            message.starts_with("waiting for another ctstack run"),
+            "{message}"
+        );
+        assert!(message.contains(&dir.display().to_string()), "{message}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -15,7 +15,7 @@ use crate::{Failure, ReadArgs, interrupt};
 Output: OUT/<level>/<index:06>.tif, level 1 = half of the input in every direction. \
 Outputs the manifest (OUT/ctstack.json) shows were made from the same inputs \
 are kept, so an interrupted or repeated run only rebuilds what is missing or stale; \
-outputs the plan no longer holds are removed; every file appears atomically. Exit status: 0 done, 1 failed, 2 wrong command line, 130 interrupted.")]
+outputs the plan no longer holds are removed; every file appears atomically. Exit status: 0 done, 1 failed, 2 wrong command line, 3 no slices in INPUT, 4 internal error, 130 interrupted.")]
 pub struct PyramidArgs {
     /// Directory of slices (.tif .tiff .bmp .png .jpg .jpeg), in natural order (s2
     /// before s10; the most common prefix and extension unless --prefix/--ext
@@ -129,11 +129,21 @@ pub fn run(args: &PyramidArgs) -> Result<(), Failure> {
         let secs = summary.elapsed.as_secs_f64();
         let shapes = plan.levels();
         let last = shapes[shapes.len() - 1];
+        let (width, height) = (shapes[0].width, shapes[0].height);
+        if shapes.len() == 1 {
+            // Nothing to halve: say why, and what would give levels.
+            println!(
+                "0 levels: {width}x{height} slices are within --min-size {} already, so there \
+                 is nothing to halve (--min-size {} or less gives at least one level) -> {}",
+                args.min_size,
+                width.max(height) - 1,
+                plan.output_dir().display()
+            );
+            return Ok(());
+        }
         println!(
-            "{} levels ({}x{} down to {}x{}), {} slices rebuilt, {} kept, {} removed, {:.3} s, {:.2} GB/s of input -> {}",
-            summary.levels.len() - 1,
-            shapes[0].width,
-            shapes[0].height,
+            "{} ({width}x{height} down to {}x{}), {} slices rebuilt, {} kept, {} removed, {:.3} s, {:.2} GB/s of input -> {}",
+            crate::plural(shapes.len() - 1, "level"),
             last.width,
             last.height,
             summary.rebuilt,
