@@ -504,8 +504,6 @@ fn unpack_into<U>(src: &[u8], (bits, skip): (u32, u32), dst: &mut [U], narrow: i
 /// opened as a [`Slice`](crate::Slice) and the region copied out of it.
 ///
 /// Errors as [`Page::read`]; the file's own errors name it.
-// Its caller, the crop, arrives with issue 21.
-#[allow(dead_code)]
 pub(crate) fn read_slice_region<T: Sample>(
     slice: &crate::stack::SliceRef,
     options: &crate::OpenOptions,

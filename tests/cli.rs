@@ -793,3 +793,36 @@ fn zarr_writes_a_store_and_refuses_bad_options_and_foreign_stores() {
     assert!(!foreign.join("notes.txt").exists());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `ctstack info ... | head -1`: the reader closes the pipe early, and ctstack
+/// ends as a command killed by SIGPIPE would (status 141), without a panic.
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_ends_info_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    // Far more lines than a pipe holds (64 KiB on Linux), so ctstack is still
+    // writing when the reader goes away, however fast it is.
+    let one: Vec<_> = std::fs::read_dir(common::fixtures().join("slices"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let files: Vec<_> = (0..40).flat_map(|_| one.iter().cloned()).collect();
+    let mut child = Command::new(BIN)
+        .arg("info")
+        .args(&files)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The read end is closed here; ctstack's next lines meet a broken pipe.
+    let out = child.wait_with_output().unwrap();
+    assert!(first.contains(": TIFF "), "{first}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+}

@@ -284,6 +284,23 @@ fn formats_names_and_resolution() {
         whole(&summary.files[0], 0).2,
         whole(&plan.sources()[0].path, 0).2
     );
+    // A JPEG's JFIF density (set here to 300 x 150 dots per inch) becomes the PNG's pHYs.
+    let jfif = temp_dir("crop-jfif");
+    let mut jpeg = std::fs::read(f.join("images/pillow_L.jpg")).unwrap();
+    assert_eq!(&jpeg[6..11], b"JFIF\0");
+    jpeg[13] = 1;
+    jpeg[14..18].copy_from_slice(&[1, 44, 0, 150]);
+    std::fs::write(jfif.join("j_0.jpg"), &jpeg).unwrap();
+    let plan = Crop::from_dir(&jfif)
+        .output_dir(jfif.join("o"))
+        .plan()
+        .unwrap();
+    let summary = plan.run(&mut |_, _| {}, &CancelFlag::new()).unwrap();
+    let file = std::io::BufReader::new(std::fs::File::open(&summary.files[0]).unwrap());
+    let reader = png::Decoder::new(file).read_info().unwrap();
+    let dims = reader.info().pixel_dims.unwrap();
+    assert_eq!((dims.xppu, dims.yppu), (11811, 5906));
+    std::fs::remove_dir_all(&jfif).unwrap();
     // BMP keeps its pixels-per-metre; numbered names as CTHarvester writes them.
     let bmp = ctstack::stack::list_slices(&f.join("stack_bmp")).unwrap();
     let src = std::fs::read(&bmp[0]).unwrap();
@@ -603,7 +620,9 @@ fn the_command_line_exit_statuses_and_ctrl_c() {
     if output.status.code() == Some(0) {
         // It finished between the first file and the signal: nothing to check.
         assert_eq!(files_in(&cut).len(), 96);
+        eprintln!("the run finished before Ctrl-C arrived");
     } else {
+        eprintln!("Ctrl-C after {} files: {stderr}", files_in(&cut).len());
         assert_eq!(output.status.code(), Some(130), "{stderr}");
         assert!(
             stderr.starts_with("ctstack: interrupted after "),

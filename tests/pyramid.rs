@@ -352,3 +352,37 @@ fn an_empty_directory_is_a_state_error_and_bad_options_usage_errors() {
     assert_eq!(b.threads(0).plan().unwrap_err().kind(), ErrorKind::Usage);
     std::fs::remove_dir_all(&input).unwrap();
 }
+
+/// A run that waits for another run's lock on the output folder does not count
+/// the wait in `Summary::elapsed` (the CLI's GB/s and the C report's seconds).
+#[test]
+#[cfg(unix)]
+fn the_time_spent_waiting_for_the_lock_is_not_the_runs() {
+    use std::time::{Duration, Instant};
+    const HOLD: Duration = Duration::from_millis(1500);
+    let out = temp_dir("lock-wait");
+    std::fs::create_dir_all(&out).unwrap();
+    let lock = std::fs::File::create(out.join(ctstack::LOCK_FILE)).unwrap();
+    lock.lock().unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(HOLD);
+        lock.unlock().unwrap();
+    });
+    let plan = PyramidBuilder::from_dir(common::fixtures().join("stack"))
+        .unwrap()
+        .output_dir(&out)
+        .min_size(80)
+        .plan()
+        .unwrap();
+    let started = Instant::now();
+    let summary = plan.run(&mut |_, _| {}, &CancelFlag::new()).unwrap();
+    let wall = started.elapsed();
+    release.join().unwrap();
+    assert!(wall >= HOLD, "the run did not wait: {wall:?}");
+    assert!(
+        summary.elapsed + HOLD - Duration::from_millis(100) <= wall,
+        "elapsed {:?} counts the wait (wall {wall:?})",
+        summary.elapsed
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}

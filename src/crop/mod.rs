@@ -431,8 +431,8 @@ impl CropPlan {
     /// Writes one file per slice into the output folder (created if missing):
     /// the box of each, in [`CropPlan::format`], named [`CropPlan::output_names`],
     /// with the resolution of the stack's first slice (TIFF XResolution,
-    /// YResolution and ResolutionUnit, a BMP's or PNG's pixels per metre; a
-    /// JPEG's is not read), halved per level at level k, where the output
+    /// YResolution and ResolutionUnit, a BMP's or PNG's pixels per metre, a
+    /// JPEG's JFIF density), halved per level at level k, where the output
     /// format has a place for it.
     /// `progress(done, total)` after every file; raising `cancel` stops at the
     /// next slice with [`Error::Cancelled`].

@@ -145,7 +145,8 @@ impl Density {
     }
 }
 
-/// The density recorded in `path` (page `page`), read from its header only;
+/// The density recorded in `path` (page `page`; a JPEG's JFIF density), read
+/// from its header only;
 /// `None` when it has none or it cannot be read (a crop never fails for want of it).
 pub(super) fn read_density(path: &Path, page: usize, format: Format) -> Option<Density> {
     let mut file = std::fs::File::open(path).ok()?;
@@ -172,7 +173,27 @@ pub(super) fn read_density(path: &Path, page: usize, format: Format) -> Option<D
                 png::Unit::Unspecified => None,
             }
         }
-        Format::Jpeg => None,
+        Format::Jpeg => {
+            // A JFIF APP0 segment right after SOI: "JFIF\0", version, units
+            // (1 dots per inch, 2 per centimetre; 0 an aspect ratio only), X and Y density.
+            let mut head = [0u8; 18];
+            file.read_exact(&mut head).ok()?;
+            if head[..4] != [0xFF, 0xD8, 0xFF, 0xE0] || &head[6..11] != b"JFIF\0" {
+                return None;
+            }
+            let unit = match head[13] {
+                1 => 2,
+                2 => 3,
+                _ => return None,
+            };
+            let x = u32::from(u16::from_be_bytes([head[14], head[15]]));
+            let y = u32::from(u16::from_be_bytes([head[16], head[17]]));
+            (x > 0 && y > 0).then_some(Density(Resolution {
+                x: (x, 1),
+                y: (y, 1),
+                unit,
+            }))
+        }
     }
 }
 

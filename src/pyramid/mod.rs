@@ -68,7 +68,8 @@ pub struct Summary {
     pub warnings: Vec<String>,
     /// Bytes of input pixels (level 0) read by this run.
     pub input_bytes: u64,
-    /// Wall time of the run.
+    /// Wall time of the run, from when it had the output folder's lock (time
+    /// spent waiting for another run on the folder is not counted).
     pub elapsed: Duration,
 }
 

@@ -20,11 +20,13 @@ pub(super) fn whole(
     progress: &mut dyn FnMut(u64, u64),
     cancel: &CancelFlag,
 ) -> Result<Summary, Error> {
-    let started = Instant::now();
     let out = plan.output_dir();
     std::fs::create_dir_all(out)
         .map_err(|e| Error::io(out, "cannot create output directory", e))?;
     let _lock = OutputLock::acquire(out, cancel)?;
+    // The run's time starts once the folder is ours: waiting for another run
+    // is not work, and would skew the throughput callers compute from it.
+    let started = Instant::now();
     let inputs = InputRecord::stat_all(plan.inputs(), plan.levels[0], plan.sample_type)?;
     let Reconciled {
         keep,

@@ -284,11 +284,12 @@ pub(crate) fn run(
 
 /// Finishes a slab build of `plan`: see the module doc.
 pub(crate) fn finish(plan: &Plan, cancel: &CancelFlag) -> Result<Summary, Error> {
-    let started = Instant::now();
     let out = plan.output_dir();
     std::fs::create_dir_all(out)
         .map_err(|e| Error::io(out, "cannot create output directory", e))?;
     let _lock = OutputLock::acquire(out, cancel)?;
+    // Counted from when the folder is ours, as a whole run's time.
+    let started = Instant::now();
     let now = InputRecord::stat_all(plan.inputs(), plan.levels[0], plan.sample_type)?;
     let mut warnings = Vec::new();
     let (old, saved) = resume::read_old(out, &mut warnings);

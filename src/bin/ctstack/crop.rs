@@ -21,7 +21,7 @@ CTHarvester's crop_from_x:crop_to_x,crop_from_y:crop_to_y and bottom_idx:top_idx
 Output: at level 0 each source's own name (a JPEG source is written as PNG), at level K \
 the pyramid's names <j:06>.tif (level-K slice j is the mean of source slices j*2^K ..= \
 (j+1)*2^K-1). Every file appears atomically; other files in DIR are left alone. \
-Exit status: 0 done, 1 failed, 2 wrong command line, 130 interrupted.")]
+Exit status: 0 done, 1 failed, 2 wrong command line, 3 no pyramid (or a stale or incomplete one) at level K, 4 internal error, 130 interrupted.")]
 pub struct CropArgs {
     /// Directory of slices (selected as `ctstack pyramid` selects them), or one
     /// multi-page TIFF.

@@ -4,6 +4,28 @@
 //! failed run, 2 a wrong command line, 3 a folder not in the state the command
 //! needs, 4 an internal error, 130 interrupted with Ctrl-C.
 
+/// `println!` that ends the process quietly when stdout is closed early
+/// (`ctstack info DIR | head`), as a command killed by SIGPIPE would (status
+/// 141), instead of panicking; any other write error is an error message and
+/// status 1. Every module below prints through it.
+macro_rules! println {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            $crate::stdout_failed(e)
+        }
+    }};
+}
+
+/// Ends the process after a failed write to stdout: see `println!`.
+fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(141);
+    }
+    eprintln!("ctstack: error: cannot write to standard output: {e}");
+    std::process::exit(1);
+}
+
 mod crop;
 mod info;
 mod interrupt;
