@@ -190,6 +190,35 @@ class ZarrTest(unittest.TestCase):
         np.testing.assert_allclose(transforms[0]["scale"], [4.0, 0.5, 1.0])
         np.testing.assert_allclose(transforms[1]["translation"], [1.0, 0.125, 0.25])
 
+    def test_a_cancelled_build_is_marked_incomplete_and_a_rerun_finishes_it(self):
+        calls = []
+
+        def stop(done, total):
+            calls.append((done, total))
+            return True
+
+        # A stack large enough (6000 chunk files) that the first poll, microseconds
+        # after the start, comes long before the end.
+        big = self.scratch / "big"
+        big.mkdir()
+        volume = np.random.default_rng(5).integers(0, 65535, size=(40, 200, 200), dtype=np.uint16)
+        for z in range(volume.shape[0]):
+            tifffile.imwrite(big / ("s%03d.tif" % z), volume[z])
+        store = self.scratch / "cancelled.ome.zarr"
+        options = dict(min_size=MIN_SIZE, chunks=(2, 8, 16))
+        with self.assertRaises(ctstack.CancelledError):
+            ctstack.build_ome_zarr(big, store, progress=stop, **options)
+        self.assertTrue(calls)
+        attrs = zarr.open_group(str(store), mode="r").attrs
+        self.assertNotIn("ome", attrs)
+        self.assertIs(attrs["ctstack"]["complete"], False)
+        report = ctstack.build_ome_zarr(big, store, **options)
+        group = zarr.open_group(str(store), mode="r")
+        self.assertIs(group.attrs["ctstack"]["complete"], True)
+        reference = reference_levels(volume, report.levels + 1)
+        for k in range(report.levels + 1):
+            np.testing.assert_array_equal(group[str(k)][...], reference[k])
+
     def test_sharded_store_reads_back(self):
         store, _ = self.build(name="sharded.ome.zarr", shard=(4, 16, 32))
         group = zarr.open_group(str(store), mode="r")
