@@ -47,6 +47,7 @@ mod sample;
 mod slice;
 mod source;
 pub mod stack;
+mod threads;
 mod tiff;
 mod writer;
 #[cfg(feature = "ome-zarr")]

@@ -412,14 +412,7 @@ impl CropPlan {
     }
 
     fn pool(&self) -> Result<Option<rayon::ThreadPool>, Error> {
-        let Some(n) = self.threads else {
-            return Ok(None);
-        };
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build()
-            .map(Some)
-            .map_err(|e| Error::internal(format!("cannot start a pool of {n} threads: {e}")))
+        crate::threads::pool(self.threads)
     }
 
     /// Slices handled at once: one per thread of the pool.

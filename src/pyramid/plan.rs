@@ -236,14 +236,7 @@ impl Plan {
 
     /// The run's own thread pool, if [`PyramidBuilder::threads`] asked for one.
     pub(super) fn thread_pool(&self) -> Result<Option<rayon::ThreadPool>, Error> {
-        let Some(n) = self.builder.threads else {
-            return Ok(None);
-        };
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build()
-            .map(Some)
-            .map_err(|e| Error::internal(format!("cannot start a pool of {n} threads: {e}")))
+        crate::threads::pool(self.builder.threads)
     }
 }
 

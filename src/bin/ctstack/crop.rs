@@ -137,29 +137,17 @@ pub fn run(args: &CropArgs) -> Result<(), Failure> {
     for note in plan.notes() {
         eprintln!("ctstack: note: {note}");
     }
-    // Nothing is written before this point: Ctrl-C may end the process until
-    // here; from now on it asks the run to stop cleanly.
-    let cancel = interrupt::cancel_on_ctrl_c();
-    let progress = Progress::files(plan.total_units(), args.quiet);
-    let mut done = 0;
-    let result = plan.run(
-        &mut |d, total| {
-            done = d;
-            progress.update(d, total);
-        },
-        &cancel,
-    );
-    progress.finish();
-    let summary = match result {
-        Err(Error::Cancelled) => {
-            return Err(Failure::Interrupted(format!(
+    let summary = interrupt::run_with_progress(
+        Progress::files(plan.total_units(), args.quiet),
+        |progress, cancel| plan.run(progress, cancel),
+        |done, _| {
+            format!(
                 "interrupted after {done} of {} files; every file written is complete, no \
                  temporary file left (run again to write them all)",
                 plan.total_units()
-            )));
-        }
-        other => other?,
-    };
+            )
+        },
+    )?;
     if !args.quiet {
         let (n, h, w) = plan.shape();
         println!(

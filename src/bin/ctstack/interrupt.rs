@@ -26,3 +26,33 @@ pub fn cancel_on_ctrl_c() -> Arc<CancelFlag> {
     }
     flag
 }
+
+/// Runs `run(progress, cancel)` with `progress` drawn and Ctrl-C asking the run
+/// to stop ([`cancel_on_ctrl_c`]). A run stopped that way is a
+/// [`Failure::Interrupted`](crate::Failure::Interrupted) whose message
+/// `interrupted(done, total)` says how far it got and what is on disk.
+///
+/// Call it once the run's checks are done: until then nothing is written and
+/// Ctrl-C may simply end the process.
+pub fn run_with_progress<S>(
+    progress: crate::progress::Progress,
+    run: impl FnOnce(&mut dyn FnMut(u64, u64), &CancelFlag) -> Result<S, ctstack::Error>,
+    interrupted: impl FnOnce(u64, u64) -> String,
+) -> Result<S, crate::Failure> {
+    let cancel = cancel_on_ctrl_c();
+    let (mut done, mut total) = (0, 0);
+    let result = run(
+        &mut |d, t| {
+            (done, total) = (d, t);
+            progress.update(d, t);
+        },
+        &cancel,
+    );
+    progress.finish();
+    match result {
+        Err(ctstack::Error::Cancelled) => {
+            Err(crate::Failure::Interrupted(interrupted(done, total)))
+        }
+        other => Ok(other?),
+    }
+}

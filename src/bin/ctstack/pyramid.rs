@@ -85,29 +85,17 @@ pub fn run(args: &PyramidArgs) -> Result<(), Failure> {
     for warning in plan.warnings() {
         eprintln!("ctstack: warning: {warning}");
     }
-    // Checking the headers writes nothing, so until here Ctrl-C may simply end the
-    // process; from now on it asks the run to stop cleanly.
-    let cancel = interrupt::cancel_on_ctrl_c();
-    let progress = Progress::new(&plan, args.quiet);
-    let mut done = 0;
-    let result = plan.run(
-        &mut |d, total| {
-            done = d;
-            progress.update(d, total);
-        },
-        &cancel,
-    );
-    progress.finish();
-    let summary = match result {
-        Err(Error::Cancelled) => {
-            return Err(Failure::Interrupted(format!(
+    let summary = interrupt::run_with_progress(
+        Progress::new(&plan, args.quiet),
+        |progress, cancel| plan.run(progress, cancel),
+        |done, _| {
+            format!(
                 "interrupted after {done} of {} output slices; no partial or temporary \
                  file left (run again to resume)",
                 plan.total_units()
-            )));
-        }
-        other => other?,
-    };
+            )
+        },
+    )?;
     // The plan's warnings come first and were printed already.
     for warning in &summary.warnings[plan.warnings().len()..] {
         eprintln!("ctstack: warning: {warning}");

@@ -112,27 +112,17 @@ pub fn run(args: &ZarrArgs) -> Result<(), Failure> {
     for note in plan.notes() {
         eprintln!("ctstack: note: {note}");
     }
-    let cancel = interrupt::cancel_on_ctrl_c();
-    let progress = Progress::new(plan.pyramid(), args.quiet);
-    let mut done = 0;
-    let result = plan.run(
-        &mut |d, total| {
-            done = d;
-            progress.update(d, total);
-        },
-        &cancel,
-    );
-    progress.finish();
-    let summary = match result {
-        Err(Error::Cancelled) => {
-            return Err(Failure::Interrupted(format!(
+    let summary = interrupt::run_with_progress(
+        Progress::new(plan.pyramid(), args.quiet),
+        |progress, cancel| plan.run(progress, cancel),
+        |done, _| {
+            format!(
                 "interrupted after {done} of {} slices; the store is marked incomplete \
                  (run again to finish it: chunks already written are kept)",
                 plan.total_units()
-            )));
-        }
-        other => other?,
-    };
+            )
+        },
+    )?;
     if !args.quiet {
         let secs = summary.elapsed.as_secs_f64();
         let shapes = plan.levels();
