@@ -16,6 +16,7 @@ use super::policy;
 use super::pyramid::ctstack_progress_fn;
 use super::report::JobReport;
 use super::slice::{sample_type_code, with_samples};
+use super::versioned::{self, Versioned};
 use crate::sample::with_sample_type;
 use crate::{CancelFlag, Crop, CropPlan, Naming, OutputFormat};
 
@@ -86,6 +87,16 @@ pub struct ctstack_crop_options {
     pub index_width: u32,
 }
 
+// SAFETY: `#[repr(C)]`, `struct_size: usize` first, fields only appended, and
+// every field a C integer, float or raw pointer (the fields above).
+unsafe impl Versioned for ctstack_crop_options {
+    const INIT: &'static str = "ctstack_crop_options_init";
+
+    fn defaults() -> Self {
+        ctstack_crop_options::defaults()
+    }
+}
+
 impl ctstack_crop_options {
     fn defaults() -> ctstack_crop_options {
         ctstack_crop_options {
@@ -120,24 +131,11 @@ impl ctstack_crop_options {
     /// `ptr` is NULL or points to a `ctstack_crop_options` of at least its own
     /// `struct_size` bytes.
     unsafe fn read(ptr: *const ctstack_crop_options) -> Result<ctstack_crop_options, Failure> {
-        let mut options = ctstack_crop_options::defaults();
-        if ptr.is_null() {
-            return Ok(options);
+        // SAFETY: as this function's contract.
+        match unsafe { versioned::read(ptr, "options") }? {
+            Some(options) => Ok(options),
+            None => Ok(ctstack_crop_options::defaults()),
         }
-        // SAFETY: non-NULL; the first field is always there.
-        let size = unsafe { (*ptr).struct_size };
-        if size < std::mem::size_of::<usize>() {
-            return Err(invalid(format!(
-                "options->struct_size is {size}: set it with ctstack_crop_options_init"
-            )));
-        }
-        let n = size.min(std::mem::size_of::<ctstack_crop_options>());
-        // SAFETY: the caller's struct holds `size >= n` bytes of valid field values
-        // (prefix-compatible layout), and `options` is a distinct local of at least `n` bytes.
-        unsafe {
-            std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), (&raw mut options).cast::<u8>(), n);
-        }
-        Ok(options)
     }
 
     /// The crop these options describe, of `input`.
@@ -255,18 +253,8 @@ pub unsafe extern "C" fn ctstack_crop_options_init(
     size: usize,
 ) {
     ffi_boundary! {
-        if options.is_null() || size < std::mem::size_of::<usize>() {
-            return;
-        }
-        let mut defaults = ctstack_crop_options::defaults();
-        let n = size.min(std::mem::size_of::<ctstack_crop_options>());
-        defaults.struct_size = n;
-        // SAFETY: `options` is writable for `size >= n` bytes per the contract,
-        // `defaults` is a distinct local of at least `n` bytes, and every prefix
-        // of the struct holds whole, valid fields for a C caller of that version.
-        unsafe {
-            std::ptr::copy_nonoverlapping((&raw const defaults).cast::<u8>(), options.cast::<u8>(), n);
-        }
+        // SAFETY: as this function's contract.
+        unsafe { versioned::init(options, size) }
     }
 }
 

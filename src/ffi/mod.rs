@@ -7,6 +7,7 @@
 //! - [`slice`]: slice handles;
 //! - [`options`], [`pyramid`], [`job`]: pyramid runs, blocking or on a thread;
 //! - [`crop`]: crops: a checked crop, read into an array or written by a job;
+//! - [`versioned`]: reading and initialising the versioned options structs;
 //! - [`report`]: what a finished job did;
 //! - [`slab`]: the slab geometry a distributed build's driver needs;
 //! - [`pyramid_read`]: reading a built pyramid back;
@@ -30,6 +31,7 @@ mod report;
 mod slab;
 mod slice;
 mod status;
+mod versioned;
 #[cfg(feature = "ome-zarr")]
 mod zarr;
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::boundary::{Failure, ffi_boundary, invalid, optional_utf8_arg, utf8_arg};
 use super::policy;
+use super::versioned::{self, Versioned};
 use crate::stack::Selection;
 use crate::{DEFAULT_MIN_SIZE, PyramidBuilder, SampleType};
 
@@ -77,6 +78,16 @@ pub struct ctstack_pyramid_options {
     pub depth: u32,
 }
 
+// SAFETY: `#[repr(C)]`, `struct_size: usize` first, fields only appended, and
+// every field a C integer, float or raw pointer (the fields above).
+unsafe impl Versioned for ctstack_pyramid_options {
+    const INIT: &'static str = "ctstack_pyramid_options_init";
+
+    fn defaults() -> Self {
+        ctstack_pyramid_options::defaults()
+    }
+}
+
 impl ctstack_pyramid_options {
     fn defaults() -> ctstack_pyramid_options {
         ctstack_pyramid_options {
@@ -108,26 +119,11 @@ impl ctstack_pyramid_options {
     pub(crate) unsafe fn read(
         ptr: *const ctstack_pyramid_options,
     ) -> Result<ctstack_pyramid_options, Failure> {
-        let mut options = ctstack_pyramid_options::defaults();
-        if ptr.is_null() {
-            return Ok(options);
+        // SAFETY: as this function's contract.
+        match unsafe { versioned::read(ptr, "options") }? {
+            Some(options) => Ok(options),
+            None => Ok(ctstack_pyramid_options::defaults()),
         }
-        // SAFETY: non-NULL; the first field is always there.
-        let size = unsafe { (*ptr).struct_size };
-        let header = std::mem::size_of::<usize>();
-        if size < header {
-            return Err(invalid(format!(
-                "options->struct_size is {size}: set it with ctstack_pyramid_options_init"
-            )));
-        }
-        let n = size.min(std::mem::size_of::<ctstack_pyramid_options>());
-        // SAFETY: the caller's struct holds `size >= n` bytes of valid field values
-        // (a C struct of the same layout, prefix-compatible), and `options` is a
-        // distinct local of at least `n` bytes.
-        unsafe {
-            std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), (&raw mut options).cast::<u8>(), n);
-        }
-        Ok(options)
     }
 
     /// The stack selection for a directory input; `None` when no field asks for one.
@@ -210,22 +206,8 @@ pub unsafe extern "C" fn ctstack_pyramid_options_init(
     size: usize,
 ) {
     ffi_boundary! {
-        if options.is_null() || size < std::mem::size_of::<usize>() {
-            return;
-        }
-        let mut defaults = ctstack_pyramid_options::defaults();
-        let n = size.min(std::mem::size_of::<ctstack_pyramid_options>());
-        defaults.struct_size = n;
-        // SAFETY: `options` is writable for `size >= n` bytes per the contract,
-        // `defaults` is a distinct local of at least `n` bytes, and every prefix
-        // of the struct holds whole, valid fields for a C caller of that version.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                (&raw const defaults).cast::<u8>(),
-                options.cast::<u8>(),
-                n,
-            );
-        }
+        // SAFETY: as this function's contract.
+        unsafe { versioned::init(options, size) }
     }
 }
 

@@ -12,6 +12,7 @@ use super::ctstack_status;
 use super::job::ctstack_job;
 use super::options::{Input, Request, ctstack_pyramid_options};
 use super::report::JobReport;
+use super::versioned::{self, Versioned};
 use crate::{
     ChunkCompression, DEFAULT_CHUNKS, Ngff, PyramidBuilder, Summary, ZarrBuilder, ZarrPlan,
 };
@@ -63,6 +64,16 @@ pub struct ctstack_zarr_options {
     pub slab_end: u64,
 }
 
+// SAFETY: `#[repr(C)]`, `struct_size: usize` first, fields only appended, and
+// every field a C integer, float or raw pointer (the fields above).
+unsafe impl Versioned for ctstack_zarr_options {
+    const INIT: &'static str = "ctstack_zarr_options_init";
+
+    fn defaults() -> Self {
+        ctstack_zarr_options::defaults()
+    }
+}
+
 impl ctstack_zarr_options {
     fn defaults() -> ctstack_zarr_options {
         ctstack_zarr_options {
@@ -88,24 +99,11 @@ impl ctstack_zarr_options {
     /// `ptr` is NULL or points to a `ctstack_zarr_options` of at least its own
     /// `struct_size` bytes.
     unsafe fn read(ptr: *const ctstack_zarr_options) -> Result<ctstack_zarr_options, Failure> {
-        if ptr.is_null() {
-            return Err(invalid("zarr_options is NULL: its store is required"));
+        // SAFETY: as this function's contract.
+        match unsafe { versioned::read(ptr, "zarr_options") }? {
+            Some(options) => Ok(options),
+            None => Err(invalid("zarr_options is NULL: its store is required")),
         }
-        let mut options = ctstack_zarr_options::defaults();
-        // SAFETY: non-NULL; the first field is always there.
-        let size = unsafe { (*ptr).struct_size };
-        if size < std::mem::size_of::<usize>() {
-            return Err(invalid(format!(
-                "zarr_options->struct_size is {size}: set it with ctstack_zarr_options_init"
-            )));
-        }
-        let n = size.min(std::mem::size_of::<ctstack_zarr_options>());
-        // SAFETY: the caller's struct holds `size >= n` bytes of valid fields
-        // (prefix-compatible layout); `options` is a distinct local of >= n bytes.
-        unsafe {
-            std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), (&raw mut options).cast::<u8>(), n);
-        }
-        Ok(options)
     }
 
     /// The builder of `pyramid`'s stack with these options.
@@ -153,17 +151,8 @@ pub unsafe extern "C" fn ctstack_zarr_options_init(
     size: usize,
 ) {
     ffi_boundary! {
-        if options.is_null() || size < std::mem::size_of::<usize>() {
-            return;
-        }
-        let mut defaults = ctstack_zarr_options::defaults();
-        let n = size.min(std::mem::size_of::<ctstack_zarr_options>());
-        defaults.struct_size = n;
-        // SAFETY: `options` is writable for `size >= n` bytes; `defaults` is a
-        // distinct local of at least `n` bytes; every prefix holds whole fields.
-        unsafe {
-            std::ptr::copy_nonoverlapping((&raw const defaults).cast::<u8>(), options.cast::<u8>(), n);
-        }
+        // SAFETY: as this function's contract.
+        unsafe { versioned::init(options, size) }
     }
 }
 
