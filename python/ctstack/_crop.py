@@ -345,22 +345,10 @@ def crop_to_array(
     )
     plan = _Plan(request.plan())
     out = np.empty(plan.shape, dtype=plan.typestr)
-    raised: List[BaseException] = []
-
-    def trampoline(done: int, total: int, _user_data: object) -> int:
-        try:
-            return 1 if progress is not None and progress(done, total) else 0
-        except BaseException as e:  # re-raised below, after the call returns
-            raised.append(e)
-            return 1
-
-    callback = _l.PROGRESS_FN() if progress is None else _l.PROGRESS_FN(trampoline)
-    status = _l.lib.ctstack_crop_read(plan.handle.ptr, out.ctypes.data, out.nbytes, callback, None)
-    message = _l.last_error() if status != _l.OK else None
-    if raised:
-        try:
-            raise raised[0]
-        finally:
-            raised.clear()
-    _l.check(status, message)
+    _l.call_with_progress(
+        lambda callback: _l.lib.ctstack_crop_read(
+            plan.handle.ptr, out.ctypes.data, out.nbytes, callback, None
+        ),
+        progress,
+    )
     return out

@@ -303,6 +303,35 @@ def check(status: int, message: Optional[str] = None) -> None:
         raise error_for(status, last_error() if message is None else message)
 
 
+def call_with_progress(
+    call: Callable[[Any], int],
+    progress: Optional[Callable[[int, int], Any]],
+) -> None:
+    """Runs ``call(callback)``, a blocking ctstack function that takes a
+    ``ctstack_progress_fn``, with ``progress(done, total)`` behind it: a true
+    return value cancels, and an exception it raises cancels too and is
+    re-raised here once the call has returned. Raises the call's error."""
+    raised: List[BaseException] = []
+
+    def trampoline(done: int, total: int, _user_data: object) -> int:
+        """The C callback: calls ``progress``, keeps what it raises."""
+        try:
+            return 1 if progress is not None and progress(done, total) else 0
+        except BaseException as e:  # re-raised below, after the call returns
+            raised.append(e)
+            return 1
+
+    callback = PROGRESS_FN() if progress is None else PROGRESS_FN(trampoline)
+    status = call(callback)
+    message = last_error() if status != OK else None
+    if raised:
+        try:
+            raise raised[0]
+        finally:
+            raised.clear()
+    check(status, message)
+
+
 def path_arg(path: PathArg, what: str = "path") -> bytes:
     """``path`` (str, bytes or os.PathLike) as NUL-terminated UTF-8 bytes."""
     fspath = os.fspath(path)

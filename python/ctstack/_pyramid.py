@@ -279,30 +279,15 @@ def build_pyramid(
     options = _options(min_size, min_levels, threads, mmap, strict, force, depth)
     source = _Input(input_dir, output_dir, pattern)
     native = source.options(options)
-    raised: List[BaseException] = []
 
-    def trampoline(done: int, total: int, _user_data: object) -> int:
-        """The C callback: calls ``progress``, keeps what it raises."""
-        try:
-            return 1 if progress is not None and progress(done, total) else 0
-        except BaseException as e:  # re-raised below, after the call returns
-            raised.append(e)
-            return 1
+    def build(callback: Any) -> int:
+        if source.files is not None:
+            return _l.lib.ctstack_pyramid_build_files(
+                source.files, source.n_files, ctypes.byref(native), callback, None
+            )
+        return _l.lib.ctstack_pyramid_build(source.dir, ctypes.byref(native), callback, None)
 
-    callback = _l.PROGRESS_FN() if progress is None else _l.PROGRESS_FN(trampoline)
-    if source.files is not None:
-        status = _l.lib.ctstack_pyramid_build_files(
-            source.files, source.n_files, ctypes.byref(native), callback, None
-        )
-    else:
-        status = _l.lib.ctstack_pyramid_build(source.dir, ctypes.byref(native), callback, None)
-    message = _l.last_error() if status != OK else None
-    if raised:
-        try:
-            raise raised[0]
-        finally:
-            raised.clear()
-    _l.check(status, message)
+    _l.call_with_progress(build, progress)
 
 
 @dataclass(frozen=True)

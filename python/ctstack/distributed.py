@@ -210,6 +210,39 @@ def _client(client: Optional["Client"]) -> "Client":
         ) from None
 
 
+def _run_slabs(
+    dask_client: "Client",
+    slabs: List[Tuple[int, int]],
+    name: str,
+    task: Callable[[int, int], tuple],
+    progress: Optional[Callable[[int, int], Any]],
+) -> None:
+    """Submits ``task(start, end)`` (a function, then its arguments) for every
+    slab, each under a key of its own (``name-start-end-token``), not pure, one
+    retry; reports ``progress(done, len(slabs))`` as slabs finish and raises the
+    first failed task's error, cancelling the rest."""
+    from distributed import as_completed
+
+    token = uuid.uuid4().hex[:8]
+    futures = []
+    for start, end in slabs:
+        function, *arguments = task(start, end)
+        key = "%s-%d-%d-%s" % (name, start, end, token)
+        futures.append(dask_client.submit(function, *arguments, key=key, pure=False, retries=1))
+    done = 0
+    if progress is not None:
+        progress(0, len(slabs))
+    try:
+        for future in as_completed(futures):
+            future.result()  # raises the task's error
+            done += 1
+            if progress is not None:
+                progress(done, len(slabs))
+    except BaseException:
+        dask_client.cancel(futures)
+        raise
+
+
 def build_pyramid(
     input_dir: Inputs,
     output_dir: Optional[PathArg] = None,
@@ -246,8 +279,6 @@ def build_pyramid(
     """
     started = time.monotonic()
     dask_client = _client(client)
-    from distributed import as_completed
-
     settings = _settings(min_size, force, mmap)
     source = _source(input_dir, output_dir)  # checks the arguments here
     out = os.fsdecode(source.output_dir) if source.output_dir is not None else None
@@ -255,33 +286,13 @@ def build_pyramid(
     workers = len(dask_client.scheduler_info().get("workers", {}))
     size, notes = choose_slab_size(count, alignment, workers, slab_size)
     slabs = [(s, min(s + size, count)) for s in range(0, count, size)]
-    token = uuid.uuid4().hex[:8]
-    futures = [
-        dask_client.submit(
-            build_slab,
-            input_dir,
-            out,
-            settings,
-            start,
-            end,
-            key="ctstack-slab-%d-%d-%s" % (start, end, token),
-            pure=False,
-            retries=1,
-        )
-        for start, end in slabs
-    ]
-    done = 0
-    if progress is not None:
-        progress(0, len(slabs))
-    try:
-        for future in as_completed(futures):
-            future.result()  # raises the task's error
-            done += 1
-            if progress is not None:
-                progress(done, len(slabs))
-    except BaseException:
-        dask_client.cancel(futures)
-        raise
+    _run_slabs(
+        dask_client,
+        slabs,
+        "ctstack-slab",
+        lambda start, end: (build_slab, input_dir, out, settings, start, end),
+        progress,
+    )
     report = finish(input_dir, out, settings)
     fields = asdict(report)
     fields["elapsed_seconds"] = time.monotonic() - started
@@ -344,8 +355,6 @@ def build_ome_zarr(
 
     started = time.monotonic()
     dask_client = _client(client)
-    from distributed import as_completed
-
     settings = _settings(min_size, False, mmap)
     zarr_options = ZarrOptions(**options)
     store = os.fsdecode(store)
@@ -356,35 +365,15 @@ def build_ome_zarr(
     size, notes = choose_slab_size(count, alignment, workers, slab_size)
     slabs = [(s, min(s + size, count)) for s in range(0, count, size)]
     _zarr_step(input_dir, store, settings, zarr_options, STEP_PREPARE)
-    token = uuid.uuid4().hex[:8]
-    futures = [
-        dask_client.submit(
-            _zarr_step,
-            input_dir,
-            store,
-            settings,
-            zarr_options,
-            STEP_SLAB,
-            start,
-            end,
-            key="ctstack-zarr-slab-%d-%d-%s" % (start, end, token),
-            pure=False,
-            retries=1,
-        )
-        for start, end in slabs
-    ]
-    done = 0
-    if progress is not None:
-        progress(0, len(slabs))
-    try:
-        for future in as_completed(futures):
-            future.result()
-            done += 1
-            if progress is not None:
-                progress(done, len(slabs))
-    except BaseException:
-        dask_client.cancel(futures)
-        raise
+    _run_slabs(
+        dask_client,
+        slabs,
+        "ctstack-zarr-slab",
+        lambda start, end: (
+            _zarr_step, input_dir, store, settings, zarr_options, STEP_SLAB, start, end
+        ),
+        progress,
+    )
     from ._zarr import ZarrJob
 
     job = ZarrJob(
