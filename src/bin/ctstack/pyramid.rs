@@ -27,18 +27,6 @@ pub struct PyramidArgs {
     /// beside a file].
     #[arg(long, short, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Keep halving while width or height exceeds N (N >= 1). The same rule as
-    /// min_size in the Rust, C and Python APIs.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MIN_SIZE, allow_negative_numbers = true,
-          value_parser = at_least_one::<u32>)]
-    min_size: u32,
-    /// Averaging threads (N >= 1) [default: one per CPU]. More than the CPUs this
-    /// process may use only slows it down, so N is capped there, with a note.
-    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = at_least_one::<usize>)]
-    threads: Option<usize>,
-    /// A gap in the slice numbering is an error, not a warning.
-    #[arg(long)]
-    strict: bool,
     /// Rebuild every output [default: keep those the manifest shows were made
     /// from the unchanged inputs].
     #[arg(long)]
@@ -46,6 +34,26 @@ pub struct PyramidArgs {
     /// No progress bar and no summary (warnings and errors still go to stderr).
     #[arg(long, short)]
     quiet: bool,
+    #[command(flatten)]
+    stack: StackArgs,
+}
+
+/// How the stack is selected, read and halved: the options `pyramid` and
+/// `zarr` share.
+#[derive(Args)]
+pub struct StackArgs {
+    /// Keep halving while width or height exceeds N (N >= 1). The same rule as
+    /// min_size in the Rust, C and Python APIs.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MIN_SIZE, allow_negative_numbers = true,
+          value_parser = at_least_one::<u32>)]
+    pub min_size: u32,
+    /// Averaging threads (N >= 1) [default: one per CPU]. More than the CPUs this
+    /// process may use only slows it down, so N is capped there, with a note.
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = at_least_one::<usize>)]
+    threads: Option<usize>,
+    /// A gap in the slice numbering is an error, not a warning.
+    #[arg(long)]
+    strict: bool,
     #[command(flatten)]
     select: SelectArgs,
     /// Convert slices of the other depth to this one (8: (v + 128) / 257, 16:
@@ -56,30 +64,37 @@ pub struct PyramidArgs {
     read: ReadArgs,
 }
 
+impl StackArgs {
+    /// The pyramid builder of the stack INPUT names, with these options; the
+    /// files a directory's selection left out are reported as notes.
+    pub fn builder(&self, input: &Path) -> Result<PyramidBuilder, Failure> {
+        let mut builder = input_builder(input, &self.select)?
+            .min_size(self.min_size)
+            .strict(self.strict)
+            .read_mode(self.read.read_mode());
+        if let Some(n) = self.threads {
+            builder = builder.threads(capped_threads(n));
+        }
+        match self.depth.as_deref() {
+            Some("8") => builder = builder.convert_depth(SampleType::U8),
+            Some(_) => builder = builder.convert_depth(SampleType::U16),
+            None => {}
+        }
+        for skipped in builder.listing().map_or(&[][..], |l| &l.skipped) {
+            eprintln!(
+                "ctstack: note: left out {}: {}",
+                skipped.path.display(),
+                skipped.reason
+            );
+        }
+        Ok(builder)
+    }
+}
+
 pub fn run(args: &PyramidArgs) -> Result<(), Failure> {
-    let builder = input_builder(&args.input, &args.select)?;
-    let mut builder = builder
-        .min_size(args.min_size)
-        .strict(args.strict)
-        .force(args.force)
-        .read_mode(args.read.read_mode());
+    let mut builder = args.stack.builder(&args.input)?.force(args.force);
     if let Some(out) = &args.out {
         builder = builder.output_dir(out);
-    }
-    if let Some(n) = args.threads {
-        builder = builder.threads(capped_threads(n));
-    }
-    match args.depth.as_deref() {
-        Some("8") => builder = builder.convert_depth(SampleType::U8),
-        Some(_) => builder = builder.convert_depth(SampleType::U16),
-        None => {}
-    }
-    for skipped in builder.listing().map_or(&[][..], |l| &l.skipped) {
-        eprintln!(
-            "ctstack: note: left out {}: {}",
-            skipped.path.display(),
-            skipped.reason
-        );
     }
     let plan = builder.plan()?;
     for warning in plan.warnings() {
@@ -110,7 +125,7 @@ pub fn run(args: &PyramidArgs) -> Result<(), Failure> {
             println!(
                 "0 levels: {width}x{height} slices are within --min-size {} already, so there \
                  is nothing to halve (--min-size {} or less gives at least one level) -> {}",
-                args.min_size,
+                args.stack.min_size,
                 width.max(height) - 1,
                 plan.output_dir().display()
             );
@@ -133,7 +148,7 @@ pub fn run(args: &PyramidArgs) -> Result<(), Failure> {
 }
 
 /// The stack INPUT names: a directory's selected files, or a multi-page file.
-pub fn input_builder(input: &Path, select: &SelectArgs) -> Result<PyramidBuilder, Failure> {
+fn input_builder(input: &Path, select: &SelectArgs) -> Result<PyramidBuilder, Failure> {
     if input.is_file() {
         if select.any() {
             return Err(Failure::Run(Error::Usage {

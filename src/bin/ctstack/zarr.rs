@@ -3,14 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use ctstack::{
-    ChunkCompression, DEFAULT_CHUNKS, DEFAULT_MIN_SIZE, Error, Ngff, SampleType, ZarrBuilder,
-};
+use ctstack::{ChunkCompression, DEFAULT_CHUNKS, Error, Ngff, ZarrBuilder};
 
 use crate::progress::Progress;
-use crate::pyramid::{at_least_one, capped_threads, input_builder};
-use crate::select::SelectArgs;
-use crate::{Failure, ReadArgs, interrupt};
+use crate::pyramid::StackArgs;
+use crate::{Failure, interrupt};
 
 #[derive(Args)]
 #[command(after_help = "\
@@ -18,7 +15,7 @@ Output: one array per level, OUT/0 (the input) to OUT/L, axes z y x, and the mul
 metadata in OUT's root group, written last: a store that has it is complete. An interrupted \
 or repeated run writes only the chunks that are missing or differ; every file appears \
 atomically. A path that holds something other than a ctstack store is refused unless --force. \
-Exit status: 0 done, 1 failed, 2 wrong command line, 130 interrupted.")]
+Exit status: 0 done, 1 failed, 2 wrong command line, 3 OUT holds something that is not a ctstack store, 4 internal error, 130 interrupted.")]
 pub struct ZarrArgs {
     /// Directory of slices, or one multi-page TIFF (as for `ctstack pyramid`).
     #[arg(value_name = "INPUT")]
@@ -46,16 +43,6 @@ pub struct ZarrArgs {
     /// Unit of the axes (an NGFF space unit).
     #[arg(long, value_name = "UNIT", default_value = "micrometer")]
     unit: String,
-    /// Keep halving while width or height exceeds N (N >= 1), as for `ctstack pyramid`.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MIN_SIZE, allow_negative_numbers = true,
-          value_parser = at_least_one::<u32>)]
-    min_size: u32,
-    /// Averaging threads (N >= 1) [default: one per CPU].
-    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = at_least_one::<usize>)]
-    threads: Option<usize>,
-    /// A gap in the slice numbering is an error, not a warning.
-    #[arg(long)]
-    strict: bool,
     /// Replace what is at OUT even if it is not a ctstack store.
     #[arg(long)]
     force: bool,
@@ -63,34 +50,11 @@ pub struct ZarrArgs {
     #[arg(long, short)]
     quiet: bool,
     #[command(flatten)]
-    select: SelectArgs,
-    /// Convert slices of the other depth to this one, as for `ctstack pyramid`.
-    #[arg(long, value_name = "BITS", value_parser = ["8", "16"])]
-    depth: Option<String>,
-    #[command(flatten)]
-    read: ReadArgs,
+    stack: StackArgs,
 }
 
 pub fn run(args: &ZarrArgs) -> Result<(), Failure> {
-    let mut pyramid = input_builder(&args.input, &args.select)?
-        .min_size(args.min_size)
-        .strict(args.strict)
-        .read_mode(args.read.read_mode());
-    if let Some(n) = args.threads {
-        pyramid = pyramid.threads(capped_threads(n));
-    }
-    match args.depth.as_deref() {
-        Some("8") => pyramid = pyramid.convert_depth(SampleType::U8),
-        Some(_) => pyramid = pyramid.convert_depth(SampleType::U16),
-        None => {}
-    }
-    for skipped in pyramid.listing().map_or(&[][..], |l| &l.skipped) {
-        eprintln!(
-            "ctstack: note: left out {}: {}",
-            skipped.path.display(),
-            skipped.reason
-        );
-    }
+    let pyramid = args.stack.builder(&args.input)?;
     let out = args
         .out
         .clone()
