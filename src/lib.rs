@@ -36,6 +36,7 @@
 mod crop;
 mod decode;
 mod depth;
+mod durable;
 mod error;
 mod ffi;
 mod formats;
