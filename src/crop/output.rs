@@ -271,10 +271,15 @@ pub(super) fn write<T: Sample>(
 }
 
 /// Makes the crop's outputs in folder `out`, each written by [`write`], durable:
-/// their names (the renames) are synced. Called once, before the crop reports
-/// its files written.
+/// their names (the renames) are synced, and the folder's own name in its
+/// parent (best effort: the parent may not be readable). Called once, before
+/// the crop reports its files written.
 pub(super) fn finish(out: &Path) -> Result<(), Error> {
-    crate::durable::sync_dir(out)
+    crate::durable::sync_dir(out)?;
+    if let Some(up) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        let _ = crate::durable::sync_dir(up);
+    }
+    Ok(())
 }
 
 /// An 8-bit BMP: BITMAPFILEHEADER, BITMAPINFOHEADER, the 256-entry gray ramp, rows

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::plan::{LevelShape, Plan};
-use crate::durable::BackgroundSync;
+use crate::durable::{BackgroundSync, sync_dir};
 use crate::stack::SliceRef;
-use crate::writer::write_atomically_durable;
+use crate::writer::{parent_of, write_atomically_durable};
 use crate::{Error, SampleType};
 
 /// The manifest's file name, at the top of the output folder: a small JSON file,
@@ -324,6 +324,8 @@ pub(crate) struct Journal<D = Manifest> {
     last_save: Instant,
     /// Syncs the files recorded, in the background; waited for at each save.
     unsynced: BackgroundSync,
+    /// Whether the record folder's parent was synced (its entry for the folder).
+    parent_synced: bool,
 }
 
 impl Journal<Manifest> {
@@ -344,6 +346,7 @@ impl<D: Document> Journal<D> {
             saved,
             last_save: Instant::now(),
             unsynced: BackgroundSync::new(),
+            parent_synced: false,
         }
     }
 
@@ -356,6 +359,17 @@ impl<D: Document> Journal<D> {
         let bytes = to_bytes(&self.doc);
         if self.saved.as_ref() == Some(&bytes) {
             return Ok(());
+        }
+        // The level folders were made in the record's folder, and that one
+        // (perhaps just made too) in its parent: their names durable first. The
+        // parent is best effort (it may not be readable), and once per journal.
+        let folder = parent_of(&self.path);
+        sync_dir(folder)?;
+        if !self.parent_synced {
+            self.parent_synced = true;
+            if let Some(up) = folder.parent().filter(|p| !p.as_os_str().is_empty()) {
+                let _ = sync_dir(up);
+            }
         }
         write_atomically_durable(&self.path, |file| {
             use std::io::Write;
