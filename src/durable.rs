@@ -65,16 +65,10 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
     }
 }
 
-/// Syncs each folder holding one of `files`, once.
-fn sync_folders_of(files: &[PathBuf]) -> Result<(), Error> {
-    let folders: BTreeSet<&Path> = files.iter().map(|p| parent_of(p)).collect();
-    folders.into_iter().try_for_each(sync_dir)
-}
-
 /// Files written and closed, synced on a thread of their own as they come, so
 /// that the disk's time overlaps the work that produces the next ones; a
 /// [`BackgroundSync::barrier`] waits until every file handed over so far is
-/// synced and syncs their folders. This is what keeps the pyramid's durability
+/// synced and says which folders to sync. This is what keeps the pyramid's durability
 /// almost free: by the time the manifest is saved, most of its files are
 /// already on disk.
 pub(crate) struct BackgroundSync {
@@ -122,12 +116,15 @@ impl BackgroundSync {
         self.since_barrier.push(path);
     }
 
-    /// Waits until every file handed over is synced, then syncs their folders.
-    /// The first error of any of them is returned.
-    pub fn barrier(&mut self) -> Result<(), Error> {
+    /// Waits until the data of every file handed over is synced and returns
+    /// their folders, which the caller syncs ([`sync_dir`]) before anything
+    /// vouches for the files. (Left to the caller so that it can sync its
+    /// record's data first: on a journaling filesystem the folders' syncs then
+    /// ride on that one commit.) The first error of any file is returned.
+    pub fn barrier(&mut self) -> Result<BTreeSet<PathBuf>, Error> {
         let files = std::mem::take(&mut self.since_barrier);
         if files.is_empty() {
-            return Ok(());
+            return Ok(BTreeSet::new());
         }
         let (reply, answer) = channel();
         let synced = match &self.to_thread {
@@ -139,7 +136,7 @@ impl BackgroundSync {
             // The thread is gone (it cannot be, short of a panic): sync here.
             None => files.iter().try_for_each(|p| sync_path(p))?,
         }
-        sync_folders_of(&files)
+        Ok(files.iter().map(|p| parent_of(p).to_path_buf()).collect())
     }
 }
 
@@ -189,13 +186,13 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ctstack-durable-bg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut syncer = BackgroundSync::new();
-        syncer.barrier().unwrap();
+        assert!(syncer.barrier().unwrap().is_empty());
         for i in 0..5 {
             let path = dir.join(format!("{i}.bin"));
             std::fs::write(&path, [i as u8; 100]).unwrap();
             syncer.push(path);
         }
-        syncer.barrier().unwrap();
+        assert_eq!(syncer.barrier().unwrap(), BTreeSet::from([dir.clone()]));
         syncer.push(dir.join("missing.bin"));
         let e = syncer.barrier().unwrap_err();
         assert!(e.to_string().contains("missing.bin"), "{e}");

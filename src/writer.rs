@@ -224,14 +224,22 @@ pub(crate) fn write_atomically(
     write_temp_then_rename(path, fill, false)
 }
 
-/// [`write_atomically`], durable when it returns: the data is synced before the
-/// rename and the folder after it. For records (a manifest, a slab record): the
-/// files they vouch for are synced first, by the caller.
+/// [`write_atomically`], durable when it returns: the data is synced, then
+/// `before_rename` runs (a record makes what it vouches for durable there),
+/// then the rename, then the folder is synced.
 pub(crate) fn write_atomically_durable(
     path: &Path,
     fill: impl FnOnce(&mut &File) -> std::io::Result<()>,
+    before_rename: impl FnOnce() -> Result<(), Error>,
 ) -> Result<Metadata, Error> {
-    let metadata = write_atomically_synced(path, fill)?;
+    let temp = TempFile::create(path)?;
+    let mut file = &temp.file;
+    let metadata = fill(&mut file)
+        .and_then(|()| file.metadata())
+        .map_err(|e| Error::io(path, format!("cannot write {}", temp.describe()), e))?;
+    crate::durable::sync_file(file, path)?;
+    before_rename()?;
+    temp.persist(path)?;
     crate::durable::sync_dir(parent_of(path))?;
     Ok(metadata)
 }

@@ -355,26 +355,33 @@ impl<D: Document> Journal<D> {
     /// exactly it.
     pub fn save(&mut self) -> Result<(), Error> {
         self.last_save = Instant::now();
-        self.unsynced.barrier()?;
+        // The data of every file recorded since the last save is on disk.
+        let mut folders = self.unsynced.barrier()?;
         let bytes = to_bytes(&self.doc);
         if self.saved.as_ref() == Some(&bytes) {
-            return Ok(());
+            return folders.iter().try_for_each(|f| sync_dir(f));
         }
-        // The level folders were made in the record's folder, and that one
-        // (perhaps just made too) in its parent: their names durable first. The
-        // parent is best effort (it may not be readable), and once per journal.
+        // The level folders were made in the record's folder: their names too.
         let folder = parent_of(&self.path);
-        sync_dir(folder)?;
+        folders.insert(folder.to_path_buf());
+        // Then the record's own data, then those folders (on a journaling
+        // filesystem one commit makes all of it durable), then its rename.
+        write_atomically_durable(
+            &self.path,
+            |file| {
+                use std::io::Write;
+                file.write_all(&bytes)
+            },
+            || folders.iter().try_for_each(|f| sync_dir(f)),
+        )?;
+        // The record's folder may be new too: its name in its parent, best
+        // effort (the parent may not be readable), once per journal.
         if !self.parent_synced {
             self.parent_synced = true;
             if let Some(up) = folder.parent().filter(|p| !p.as_os_str().is_empty()) {
                 let _ = sync_dir(up);
             }
         }
-        write_atomically_durable(&self.path, |file| {
-            use std::io::Write;
-            file.write_all(&bytes)
-        })?;
         self.saved = Some(bytes);
         Ok(())
     }
