@@ -456,6 +456,13 @@ fn missing(from: u128, to: u128) -> String {
     }
 }
 
+/// The index of a stack file's name as [`select`] reads it: the digits right
+/// before the extension (`scan_0015.tif` gives 15); `None` for a name without
+/// them, a hidden name or an extension ctstack does not read.
+pub(crate) fn file_index(path: &Path) -> Option<u64> {
+    Candidate::new(path.to_path_buf())?.index()
+}
+
 /// The stack of `dir` under the default [`Selection`]: its most common
 /// (prefix, extension) group, in natural order. See [`select`].
 pub fn list_slices(dir: &Path) -> Result<Vec<PathBuf>, Error> {
