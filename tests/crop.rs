@@ -755,6 +755,15 @@ fn at_level_k_a_slice_after_a_gap_is_missing_not_a_mean_of_the_wrong_files() {
         .unwrap()
         .run(&mut |_, _| {}, &CancelFlag::new())
         .unwrap();
+    // The pyramid's own warning says what the gap does to its levels.
+    let plan = PyramidBuilder::from_dir(&dir).unwrap().plan().unwrap();
+    assert_eq!(plan.warnings().len(), 1);
+    assert!(
+        plan.warnings()[0].contains("number 15 is missing")
+            && plan.warnings()[0].contains("not the mean of the numbers"),
+        "{:?}",
+        plan.warnings()
+    );
     let pyramid = ctstack::Pyramid::open(dir.join(".thumbnail")).unwrap();
     // Level-1 slices 0..=4 are numbers 5..=14: whole, the pyramid's own files.
     let out = dir.join("l1");
