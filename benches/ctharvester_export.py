@@ -5,6 +5,7 @@ file it writes with numpy of the sources (issue 26 items 1 and 2).
 
 usage: CTSTACK_LIBRARY=target/debug/libctstack.so PYTHONPATH=python \\
        QT_QPA_PLATFORM=offscreen VENV/bin/python benches/ctharvester_export.py CTHARVESTER WORKDIR
+       (CTH_WIRING=before: the call as documented before issue 26, for an older checkout)
 
   CTHARVESTER  a CTHarvester work tree (github.com/jikhanjung/CTHarvester; this
                was written against 4b2928c), e.g. from
@@ -84,9 +85,26 @@ for _name in ("warning", "critical", "information"):
 CTH_LOOP = ExportHandler._save_images_with_progress
 
 
+#: CTH_WIRING=before: the call as ctstack's docs had it before issue 26 (level
+#: = size_idx taken as the folder number, no level_info), to run against an
+#: older ctstack (PYTHONPATH and CTSTACK_LIBRARY of that checkout).
+BEFORE = os.environ.get("CTH_WIRING") == "before"
+
+
 def ctstack_loop(self, target_dir, crop_info, progress_dialog, total_count):
     """python/ctstack/compat/export_handler.py's documented wiring."""
     settings = self.window.settings_hash
+    if BEFORE:
+        save_cropped_image_stack(
+            self.window.edtDirname.text(), target_dir,
+            crop_info["size_idx"], crop_info["from_x"], crop_info["from_y"],
+            crop_info["to_x"], crop_info["to_y"],
+            crop_info["bottom_idx"], crop_info["top_idx"],
+            settings["prefix"], settings["file_type"], int(settings["index_length"]),
+            int(settings["seq_begin"]), int(settings["seq_end"]),
+            lambda current, total: self._update_progress(progress_dialog, current, total),
+        )  # fmt: skip
+        return
     try:
         save_cropped_image_stack(
             self.window.edtDirname.text(), target_dir,
