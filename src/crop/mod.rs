@@ -521,9 +521,9 @@ impl CropPlan {
     ///
     /// Each file appears atomically (temporary name, rename), its data synced
     /// before the rename and the folder synced before the run returns (durable
-    /// once reported), replacing an existing output as a whole. Files of the folder that are not outputs are
-    /// never touched, except the temporary files of these outputs that a killed
-    /// run left (removed first). A slice that cannot be read or written stops the
+    /// once reported), replacing an existing output as a whole. Files of the
+    /// folder that are not outputs are never touched, except the temporary files
+    /// of these outputs that a killed run left (removed first). A slice that cannot be read or written stops the
     /// run with an error naming it; the files written before it stay, complete.
     /// A rerun writes the same bytes.
     ///
