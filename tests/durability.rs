@@ -337,397 +337,407 @@ fn a_crop_into_its_source_folder_never_removes_the_users_files() {
 }
 
 // ---------------------------------------------------------------------------
-// Durability, checked with strace.
+// Durability, checked with strace (Linux).
 
-/// Whether strace runs; if not, skip (or fail under CTSTACK_REQUIRE_EXTERNAL=1).
-fn have_strace() -> bool {
-    let ok = Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            !require(),
-            "CTSTACK_REQUIRE_EXTERNAL=1 but strace is missing (Debian: apt-get install strace)"
-        );
-        eprintln!("skipped: strace is not installed (Debian: apt-get install strace)");
-    }
-    ok
-}
+#[cfg(target_os = "linux")]
+mod strace {
+    use super::*;
 
-/// One traced system call: where its line starts and ends in the trace (a call
-/// interrupted by another thread's is split over two lines).
-#[derive(Debug, Clone)]
-struct Call {
-    name: String,
-    /// The quoted strings among the arguments (paths).
-    paths: Vec<String>,
-    /// The first argument (a descriptor, for the syncs).
-    first: String,
-    ret: i64,
-    start: usize,
-    end: usize,
-}
-
-/// Runs `cmd` under `strace -f` for the calls that matter and returns them.
-fn trace(program: &Path, args: &[&std::ffi::OsStr], env: &[(&str, &str)], log: &Path) -> Vec<Call> {
-    let mut cmd = Command::new("strace");
-    cmd.args(["-f", "-qq", "-s", "4096", "-e"])
-        .arg("trace=fsync,fdatasync,rename,renameat,renameat2,openat")
-        .arg("-o")
-        .arg(log)
-        .arg("--")
-        .arg(program)
-        .args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let output = cmd.output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    parse(&std::fs::read_to_string(log).unwrap())
-}
-
-/// The calls of an `strace -f` log.
-fn parse(log: &str) -> Vec<Call> {
-    let mut calls = Vec::new();
-    let mut pending: BTreeMap<String, (String, usize)> = BTreeMap::new();
-    for (i, line) in log.lines().enumerate() {
-        let Some((pid, rest)) = line.split_once(' ') else {
-            continue;
-        };
-        let rest = rest.trim_start();
-        let (text, start) = if let Some(head) = rest.strip_suffix(" <unfinished ...>") {
-            pending.insert(pid.to_string(), (head.to_string(), i));
-            continue;
-        } else if let Some(tail) = rest.strip_prefix("<... ") {
-            let Some((_, tail)) = tail.split_once(" resumed>") else {
-                continue;
-            };
-            let Some((head, start)) = pending.remove(pid) else {
-                continue;
-            };
-            (format!("{head}{tail}"), start)
-        } else {
-            (rest.to_string(), i)
-        };
-        let Some((name, args)) = text.split_once('(') else {
-            continue;
-        };
-        // `name(args)` padded with spaces, then ` = ret ...`.
-        let Some((args, ret)) = args.rsplit_once(" = ") else {
-            continue;
-        };
-        let Some(args) = args.trim_end().strip_suffix(')') else {
-            continue;
-        };
-        let ret = ret
-            .split_whitespace()
-            .next()
-            .and_then(|r| r.parse().ok())
-            .unwrap_or(-1);
-        calls.push(Call {
-            name: name.to_string(),
-            paths: args
-                .split('"')
-                .skip(1)
-                .step_by(2)
-                .map(String::from)
-                .collect(),
-            first: args.split(',').next().unwrap_or("").trim().to_string(),
-            ret,
-            start,
-            end: i,
-        });
-    }
-    calls
-}
-
-/// The calls, with each sync's file resolved from the `openat` that returned
-/// its descriptor (the latest before it: a descriptor is not reused while open).
-struct Trace {
-    calls: Vec<Call>,
-}
-
-impl Trace {
-    fn new(calls: Vec<Call>) -> Trace {
-        Trace { calls }
-    }
-
-    /// Syncs (fsync, fdatasync) that succeeded, with the path synced.
-    fn syncs(&self) -> Vec<(String, &Call)> {
-        let mut out = Vec::new();
-        for call in &self.calls {
-            if !matches!(call.name.as_str(), "fsync" | "fdatasync") || call.ret != 0 {
-                continue;
-            }
-            let fd: i64 = call.first.parse().unwrap();
-            let opened = self
-                .calls
-                .iter()
-                .filter(|c| c.name == "openat" && c.ret == fd && c.end < call.start)
-                .max_by_key(|c| c.end)
-                .unwrap_or_else(|| panic!("no openat gave fd {fd}: {call:?}"));
-            out.push((opened.paths.last().unwrap().clone(), call));
+    /// Whether strace runs; if not, skip (or fail under CTSTACK_REQUIRE_EXTERNAL=1).
+    fn have_strace() -> bool {
+        let ok = Command::new("strace")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !ok {
+            assert!(
+                !require(),
+                "CTSTACK_REQUIRE_EXTERNAL=1 but strace is missing (Debian: apt-get install strace)"
+            );
+            eprintln!("skipped: strace is not installed (Debian: apt-get install strace)");
         }
-        out
+        ok
     }
 
-    /// Renames that succeeded, as (from, to, call).
-    fn renames(&self) -> Vec<(&str, &str, &Call)> {
-        self.calls
-            .iter()
-            .filter(|c| c.name.starts_with("rename") && c.ret == 0 && c.paths.len() == 2)
-            .map(|c| (c.paths[0].as_str(), c.paths[1].as_str(), c))
-            .collect()
+    /// One traced system call: where its line starts and ends in the trace (a call
+    /// interrupted by another thread's is split over two lines).
+    #[derive(Debug, Clone)]
+    struct Call {
+        name: String,
+        /// The quoted strings among the arguments (paths).
+        paths: Vec<String>,
+        /// The first argument (a descriptor, for the syncs).
+        first: String,
+        ret: i64,
+        start: usize,
+        end: usize,
     }
 
-    /// The last rename onto `to` that ended before line `before`.
-    fn last_rename_onto(&self, to: &Path, before: usize) -> Option<(&str, &Call)> {
-        let to = to.to_str().unwrap();
-        self.renames()
+    /// Runs `cmd` under `strace -f` for the calls that matter and returns them.
+    fn trace(
+        program: &Path,
+        args: &[&std::ffi::OsStr],
+        env: &[(&str, &str)],
+        log: &Path,
+    ) -> Vec<Call> {
+        let mut cmd = Command::new("strace");
+        cmd.args(["-f", "-qq", "-s", "4096", "-e"])
+            .arg("trace=fsync,fdatasync,rename,renameat,renameat2,openat")
+            .arg("-o")
+            .arg(log)
+            .arg("--")
+            .arg(program)
+            .args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let output = cmd.output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        parse(&std::fs::read_to_string(log).unwrap())
+    }
+
+    /// The calls of an `strace -f` log.
+    fn parse(log: &str) -> Vec<Call> {
+        let mut calls = Vec::new();
+        let mut pending: BTreeMap<String, (String, usize)> = BTreeMap::new();
+        for (i, line) in log.lines().enumerate() {
+            let Some((pid, rest)) = line.split_once(' ') else {
+                continue;
+            };
+            let rest = rest.trim_start();
+            let (text, start) = if let Some(head) = rest.strip_suffix(" <unfinished ...>") {
+                pending.insert(pid.to_string(), (head.to_string(), i));
+                continue;
+            } else if let Some(tail) = rest.strip_prefix("<... ") {
+                let Some((_, tail)) = tail.split_once(" resumed>") else {
+                    continue;
+                };
+                let Some((head, start)) = pending.remove(pid) else {
+                    continue;
+                };
+                (format!("{head}{tail}"), start)
+            } else {
+                (rest.to_string(), i)
+            };
+            let Some((name, args)) = text.split_once('(') else {
+                continue;
+            };
+            // `name(args)` padded with spaces, then ` = ret ...`.
+            let Some((args, ret)) = args.rsplit_once(" = ") else {
+                continue;
+            };
+            let Some(args) = args.trim_end().strip_suffix(')') else {
+                continue;
+            };
+            let ret = ret
+                .split_whitespace()
+                .next()
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(-1);
+            calls.push(Call {
+                name: name.to_string(),
+                paths: args
+                    .split('"')
+                    .skip(1)
+                    .step_by(2)
+                    .map(String::from)
+                    .collect(),
+                first: args.split(',').next().unwrap_or("").trim().to_string(),
+                ret,
+                start,
+                end: i,
+            });
+        }
+        calls
+    }
+
+    /// The calls, with each sync's file resolved from the `openat` that returned
+    /// its descriptor (the latest before it: a descriptor is not reused while open).
+    struct Trace {
+        calls: Vec<Call>,
+    }
+
+    impl Trace {
+        fn new(calls: Vec<Call>) -> Trace {
+            Trace { calls }
+        }
+
+        /// Syncs (fsync, fdatasync) that succeeded, with the path synced.
+        fn syncs(&self) -> Vec<(String, &Call)> {
+            let mut out = Vec::new();
+            for call in &self.calls {
+                if !matches!(call.name.as_str(), "fsync" | "fdatasync") || call.ret != 0 {
+                    continue;
+                }
+                let fd: i64 = call.first.parse().unwrap();
+                let opened = self
+                    .calls
+                    .iter()
+                    .filter(|c| c.name == "openat" && c.ret == fd && c.end < call.start)
+                    .max_by_key(|c| c.end)
+                    .unwrap_or_else(|| panic!("no openat gave fd {fd}: {call:?}"));
+                out.push((opened.paths.last().unwrap().clone(), call));
+            }
+            out
+        }
+
+        /// Renames that succeeded, as (from, to, call).
+        fn renames(&self) -> Vec<(&str, &str, &Call)> {
+            self.calls
+                .iter()
+                .filter(|c| c.name.starts_with("rename") && c.ret == 0 && c.paths.len() == 2)
+                .map(|c| (c.paths[0].as_str(), c.paths[1].as_str(), c))
+                .collect()
+        }
+
+        /// The last rename onto `to` that ended before line `before`.
+        fn last_rename_onto(&self, to: &Path, before: usize) -> Option<(&str, &Call)> {
+            let to = to.to_str().unwrap();
+            self.renames()
+                .into_iter()
+                .filter(|(_, t, c)| *t == to && c.end < before)
+                .max_by_key(|(_, _, c)| c.end)
+                .map(|(from, _, c)| (from, c))
+        }
+
+        /// Asserts that `file` was made durable between its rename into place and
+        /// line `before` (the rename of the record that lists it): its data synced
+        /// (through its temporary name before the rename, or its name after it),
+        /// and its folder synced after the rename.
+        fn assert_durable_before(&self, file: &Path, before: usize, what: &str) {
+            let (temp, renamed) = self
+                .last_rename_onto(file, before)
+                .unwrap_or_else(|| panic!("{what}: {} never renamed into place", file.display()));
+            let syncs = self.syncs();
+            let name = file.to_str().unwrap();
+            let data = syncs.iter().any(|(path, s)| {
+                s.end < before
+                    && ((path == temp && s.end < renamed.start)
+                        || (path == name && s.start > renamed.end))
+            });
+            assert!(
+                data,
+                "{what}: the data of {} is not synced before its record (line {before})",
+                file.display()
+            );
+            let folder = file.parent().unwrap().to_str().unwrap();
+            let dir = syncs
+                .iter()
+                .any(|(path, s)| path == folder && s.start > renamed.end && s.end < before);
+            assert!(
+                dir,
+                "{what}: the folder of {} is not synced between its rename (line {}) and its record \
+                 (line {before})",
+                file.display(),
+                renamed.end
+            );
+        }
+
+        /// Asserts the record at `path` itself was written durably by its last
+        /// rename: data synced before, folder synced after. Returns that rename's
+        /// first line.
+        fn assert_record_durable(&self, path: &Path, what: &str) -> usize {
+            let (temp, renamed) = self
+                .last_rename_onto(path, usize::MAX)
+                .unwrap_or_else(|| panic!("{what}: {} never written", path.display()));
+            let syncs = self.syncs();
+            assert!(
+                syncs
+                    .iter()
+                    .any(|(p, s)| p == temp && s.end < renamed.start),
+                "{what}: {} renamed before its data was synced",
+                path.display()
+            );
+            let folder = path.parent().unwrap().to_str().unwrap();
+            assert!(
+                syncs
+                    .iter()
+                    .any(|(p, s)| p == folder && s.start > renamed.end),
+                "{what}: {}'s folder not synced after its rename",
+                path.display()
+            );
+            renamed.start
+        }
+    }
+
+    /// Every output the manifest in `out` lists.
+    fn listed_outputs(out: &Path) -> Vec<PathBuf> {
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join(MANIFEST_FILE)).unwrap()).unwrap();
+        let mut listed = Vec::new();
+        for level in manifest["levels"].as_array().unwrap() {
+            let k = level["k"].as_u64().unwrap();
+            for (j, file) in level["files"].as_array().unwrap().iter().enumerate() {
+                if !file.is_null() {
+                    listed.push(out.join(k.to_string()).join(format!("{j:06}.tif")));
+                }
+            }
+        }
+        listed
+    }
+
+    /// `ctstack pyramid` (a first build, a resume after one input changed, a forced
+    /// rebuild): every output the manifest lists is synced, and its folder, after
+    /// its rename and before the manifest's rename; the manifest itself is synced
+    /// before its rename and its folder after.
+    #[test]
+    fn the_manifest_is_renamed_only_after_every_output_it_lists_is_durable() {
+        if !have_strace() {
+            return;
+        }
+        let root = temp_dir("durability-strace-pyramid");
+        let input = root.join("scan");
+        write_stack(&input, COUNT, 5);
+        let out = root.join("out");
+        let log = root.join("trace.log");
+        let run = |force: bool| {
+            let mut args: Vec<&std::ffi::OsStr> = vec![
+                "pyramid".as_ref(),
+                input.as_os_str(),
+                "--out".as_ref(),
+                out.as_os_str(),
+                "--min-size".as_ref(),
+                MIN_SIZE.as_ref(),
+                "-q".as_ref(),
+            ];
+            if force {
+                args.push("--force".as_ref());
+            }
+            Trace::new(trace(Path::new(BIN), &args, &[], &log))
+        };
+        for step in ["first build", "one input changed", "forced"] {
+            if step == "one input changed" {
+                // Rewritten with other pixels: its dependants are rebuilt.
+                let v: Vec<u16> = (0..W * H).map(|i| i as u16).collect();
+                write_slice(&input.join("scan_0004.tif"), W, H, &v).unwrap();
+            }
+            let trace = run(step == "forced");
+            let manifest = trace.assert_record_durable(&out.join(MANIFEST_FILE), step);
+            let listed = listed_outputs(&out);
+            assert_eq!(listed.len(), 10, "{step}");
+            let mut rebuilt = 0;
+            for file in &listed {
+                // Kept outputs were made durable by an earlier run.
+                if trace.last_rename_onto(file, manifest).is_some() {
+                    trace.assert_durable_before(file, manifest, step);
+                    rebuilt += 1;
+                }
+            }
+            // Scan 4 feeds level-1 slice 2, level-2 slice 1 and level-3 slice 0.
+            let expected = if step == "one input changed" { 3 } else { 10 };
+            assert_eq!(rebuilt, expected, "{step}");
+        }
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// Slab tasks and their finish (run by this test's own binary under strace):
+    /// each output is synced, with its folder, before the next slab record is
+    /// renamed into place (the record that lists it), and before the manifest.
+    #[test]
+    fn slab_records_and_the_manifest_come_after_their_outputs_are_durable() {
+        const CHILD: &str = "CTSTACK_DURABILITY_SLAB_CHILD";
+        if let Ok(dir) = std::env::var(CHILD) {
+            let root = PathBuf::from(dir);
+            let plan = PyramidBuilder::from_dir(root.join("scan"))
+                .unwrap()
+                .output_dir(root.join("out"))
+                .min_size(8)
+                .plan()
+                .unwrap();
+            let (count, align) = (plan.levels()[0].count, plan.slab_alignment());
+            let cancel = CancelFlag::new();
+            for start in (0..count).step_by(align) {
+                let slab = start..(start + align).min(count);
+                plan.run_slab(slab, &mut |_, _| {}, &cancel).unwrap();
+            }
+            plan.finish_slabs(&cancel).unwrap();
+            return;
+        }
+        if !have_strace() {
+            return;
+        }
+        let root = temp_dir("durability-strace-slabs");
+        write_stack(&root.join("scan"), COUNT, 6);
+        let exe = std::env::current_exe().unwrap();
+        let log = root.join("trace.log");
+        let args: Vec<&std::ffi::OsStr> = vec![
+            "--exact".as_ref(),
+            "strace::slab_records_and_the_manifest_come_after_their_outputs_are_durable".as_ref(),
+            "--test-threads=1".as_ref(),
+        ];
+        let trace = Trace::new(trace(&exe, &args, &[(CHILD, root.to_str().unwrap())], &log));
+        let out = root.join("out");
+        let manifest = trace.assert_record_durable(&out.join(MANIFEST_FILE), "finish");
+        let listed = listed_outputs(&out);
+        assert_eq!(listed.len(), 10);
+        let record_renames: Vec<usize> = trace
+            .renames()
             .into_iter()
-            .filter(|(_, t, c)| *t == to && c.end < before)
-            .max_by_key(|(_, _, c)| c.end)
-            .map(|(from, _, c)| (from, c))
-    }
-
-    /// Asserts that `file` was made durable between its rename into place and
-    /// line `before` (the rename of the record that lists it): its data synced
-    /// (through its temporary name before the rename, or its name after it),
-    /// and its folder synced after the rename.
-    fn assert_durable_before(&self, file: &Path, before: usize, what: &str) {
-        let (temp, renamed) = self
-            .last_rename_onto(file, before)
-            .unwrap_or_else(|| panic!("{what}: {} never renamed into place", file.display()));
-        let syncs = self.syncs();
-        let name = file.to_str().unwrap();
-        let data = syncs.iter().any(|(path, s)| {
-            s.end < before
-                && ((path == temp && s.end < renamed.start)
-                    || (path == name && s.start > renamed.end))
-        });
-        assert!(
-            data,
-            "{what}: the data of {} is not synced before its record (line {before})",
-            file.display()
-        );
-        let folder = file.parent().unwrap().to_str().unwrap();
-        let dir = syncs
-            .iter()
-            .any(|(path, s)| path == folder && s.start > renamed.end && s.end < before);
-        assert!(
-            dir,
-            "{what}: the folder of {} is not synced between its rename (line {}) and its record \
-             (line {before})",
-            file.display(),
-            renamed.end
-        );
-    }
-
-    /// Asserts the record at `path` itself was written durably by its last
-    /// rename: data synced before, folder synced after. Returns that rename's
-    /// first line.
-    fn assert_record_durable(&self, path: &Path, what: &str) -> usize {
-        let (temp, renamed) = self
-            .last_rename_onto(path, usize::MAX)
-            .unwrap_or_else(|| panic!("{what}: {} never written", path.display()));
-        let syncs = self.syncs();
-        assert!(
-            syncs
+            .filter(|(_, to, _)| {
+                Path::new(to)
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(".ctstack-slab-"))
+            })
+            .map(|(_, _, c)| c.start)
+            .collect();
+        assert!(record_renames.len() >= 4, "{record_renames:?}");
+        for file in &listed {
+            let (_, renamed) = trace.last_rename_onto(file, manifest).unwrap();
+            // The first record saved after the output was written lists it.
+            let record = record_renames
                 .iter()
-                .any(|(p, s)| p == temp && s.end < renamed.start),
-            "{what}: {} renamed before its data was synced",
-            path.display()
-        );
-        let folder = path.parent().unwrap().to_str().unwrap();
-        assert!(
-            syncs
-                .iter()
-                .any(|(p, s)| p == folder && s.start > renamed.end),
-            "{what}: {}'s folder not synced after its rename",
-            path.display()
-        );
-        renamed.start
-    }
-}
-
-/// Every output the manifest in `out` lists.
-fn listed_outputs(out: &Path) -> Vec<PathBuf> {
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join(MANIFEST_FILE)).unwrap()).unwrap();
-    let mut listed = Vec::new();
-    for level in manifest["levels"].as_array().unwrap() {
-        let k = level["k"].as_u64().unwrap();
-        for (j, file) in level["files"].as_array().unwrap().iter().enumerate() {
-            if !file.is_null() {
-                listed.push(out.join(k.to_string()).join(format!("{j:06}.tif")));
-            }
+                .copied()
+                .find(|&r| r > renamed.end)
+                .unwrap_or_else(|| panic!("no slab record saved after {}", file.display()));
+            trace.assert_durable_before(file, record, "slab record");
+            trace.assert_durable_before(file, manifest, "finish");
         }
+        std::fs::remove_dir_all(&root).unwrap();
     }
-    listed
-}
 
-/// `ctstack pyramid` (a first build, a resume after one input changed, a forced
-/// rebuild): every output the manifest lists is synced, and its folder, after
-/// its rename and before the manifest's rename; the manifest itself is synced
-/// before its rename and its folder after.
-#[test]
-fn the_manifest_is_renamed_only_after_every_output_it_lists_is_durable() {
-    if !have_strace() {
-        return;
-    }
-    let root = temp_dir("durability-strace-pyramid");
-    let input = root.join("scan");
-    write_stack(&input, COUNT, 5);
-    let out = root.join("out");
-    let log = root.join("trace.log");
-    let run = |force: bool| {
-        let mut args: Vec<&std::ffi::OsStr> = vec![
-            "pyramid".as_ref(),
+    /// `ctstack crop`: each output's data is synced before its rename, and the
+    /// output folder after the last rename (before the command reports done).
+    #[test]
+    fn a_crop_syncs_each_output_and_its_folder() {
+        if !have_strace() {
+            return;
+        }
+        let root = temp_dir("durability-strace-crop");
+        let input = root.join("scan");
+        write_stack(&input, COUNT, 7);
+        let out = root.join("crop");
+        let log = root.join("trace.log");
+        let args: Vec<&std::ffi::OsStr> = vec![
+            "crop".as_ref(),
             input.as_os_str(),
+            "--box".as_ref(),
+            "2:30,3:20".as_ref(),
+            "--range".as_ref(),
+            "1:8".as_ref(),
             "--out".as_ref(),
             out.as_os_str(),
-            "--min-size".as_ref(),
-            MIN_SIZE.as_ref(),
             "-q".as_ref(),
         ];
-        if force {
-            args.push("--force".as_ref());
+        let trace = Trace::new(trace(Path::new(BIN), &args, &[], &log));
+        let written = files(&out);
+        assert_eq!(written.len(), 7);
+        let end = trace.calls.last().unwrap().end + 1;
+        for name in written.keys() {
+            let file = out.join(name);
+            trace.assert_durable_before(&file, end, "crop");
+            let (temp, renamed) = trace.last_rename_onto(&file, end).unwrap();
+            assert!(
+                trace
+                    .syncs()
+                    .iter()
+                    .any(|(p, s)| p == temp && s.end < renamed.start),
+                "{name}: renamed before its data was synced"
+            );
         }
-        Trace::new(trace(Path::new(BIN), &args, &[], &log))
-    };
-    for step in ["first build", "one input changed", "forced"] {
-        if step == "one input changed" {
-            // Rewritten with other pixels: its dependants are rebuilt.
-            let v: Vec<u16> = (0..W * H).map(|i| i as u16).collect();
-            write_slice(&input.join("scan_0004.tif"), W, H, &v).unwrap();
-        }
-        let trace = run(step == "forced");
-        let manifest = trace.assert_record_durable(&out.join(MANIFEST_FILE), step);
-        let listed = listed_outputs(&out);
-        assert_eq!(listed.len(), 10, "{step}");
-        let mut rebuilt = 0;
-        for file in &listed {
-            // Kept outputs were made durable by an earlier run.
-            if trace.last_rename_onto(file, manifest).is_some() {
-                trace.assert_durable_before(file, manifest, step);
-                rebuilt += 1;
-            }
-        }
-        // Scan 4 feeds level-1 slice 2, level-2 slice 1 and level-3 slice 0.
-        let expected = if step == "one input changed" { 3 } else { 10 };
-        assert_eq!(rebuilt, expected, "{step}");
+        std::fs::remove_dir_all(&root).unwrap();
     }
-    std::fs::remove_dir_all(&root).unwrap();
-}
-
-/// Slab tasks and their finish (run by this test's own binary under strace):
-/// each output is synced, with its folder, before the next slab record is
-/// renamed into place (the record that lists it), and before the manifest.
-#[test]
-fn slab_records_and_the_manifest_come_after_their_outputs_are_durable() {
-    const CHILD: &str = "CTSTACK_DURABILITY_SLAB_CHILD";
-    if let Ok(dir) = std::env::var(CHILD) {
-        let root = PathBuf::from(dir);
-        let plan = PyramidBuilder::from_dir(root.join("scan"))
-            .unwrap()
-            .output_dir(root.join("out"))
-            .min_size(8)
-            .plan()
-            .unwrap();
-        let (count, align) = (plan.levels()[0].count, plan.slab_alignment());
-        let cancel = CancelFlag::new();
-        for start in (0..count).step_by(align) {
-            let slab = start..(start + align).min(count);
-            plan.run_slab(slab, &mut |_, _| {}, &cancel).unwrap();
-        }
-        plan.finish_slabs(&cancel).unwrap();
-        return;
-    }
-    if !have_strace() {
-        return;
-    }
-    let root = temp_dir("durability-strace-slabs");
-    write_stack(&root.join("scan"), COUNT, 6);
-    let exe = std::env::current_exe().unwrap();
-    let log = root.join("trace.log");
-    let args: Vec<&std::ffi::OsStr> = vec![
-        "--exact".as_ref(),
-        "slab_records_and_the_manifest_come_after_their_outputs_are_durable".as_ref(),
-        "--test-threads=1".as_ref(),
-    ];
-    let trace = Trace::new(trace(&exe, &args, &[(CHILD, root.to_str().unwrap())], &log));
-    let out = root.join("out");
-    let manifest = trace.assert_record_durable(&out.join(MANIFEST_FILE), "finish");
-    let listed = listed_outputs(&out);
-    assert_eq!(listed.len(), 10);
-    let record_renames: Vec<usize> = trace
-        .renames()
-        .into_iter()
-        .filter(|(_, to, _)| {
-            Path::new(to)
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(".ctstack-slab-"))
-        })
-        .map(|(_, _, c)| c.start)
-        .collect();
-    assert!(record_renames.len() >= 4, "{record_renames:?}");
-    for file in &listed {
-        let (_, renamed) = trace.last_rename_onto(file, manifest).unwrap();
-        // The first record saved after the output was written lists it.
-        let record = record_renames
-            .iter()
-            .copied()
-            .find(|&r| r > renamed.end)
-            .unwrap_or_else(|| panic!("no slab record saved after {}", file.display()));
-        trace.assert_durable_before(file, record, "slab record");
-        trace.assert_durable_before(file, manifest, "finish");
-    }
-    std::fs::remove_dir_all(&root).unwrap();
-}
-
-/// `ctstack crop`: each output's data is synced before its rename, and the
-/// output folder after the last rename (before the command reports done).
-#[test]
-fn a_crop_syncs_each_output_and_its_folder() {
-    if !have_strace() {
-        return;
-    }
-    let root = temp_dir("durability-strace-crop");
-    let input = root.join("scan");
-    write_stack(&input, COUNT, 7);
-    let out = root.join("crop");
-    let log = root.join("trace.log");
-    let args: Vec<&std::ffi::OsStr> = vec![
-        "crop".as_ref(),
-        input.as_os_str(),
-        "--box".as_ref(),
-        "2:30,3:20".as_ref(),
-        "--range".as_ref(),
-        "1:8".as_ref(),
-        "--out".as_ref(),
-        out.as_os_str(),
-        "-q".as_ref(),
-    ];
-    let trace = Trace::new(trace(Path::new(BIN), &args, &[], &log));
-    let written = files(&out);
-    assert_eq!(written.len(), 7);
-    let end = trace.calls.last().unwrap().end + 1;
-    for name in written.keys() {
-        let file = out.join(name);
-        trace.assert_durable_before(&file, end, "crop");
-        let (temp, renamed) = trace.last_rename_onto(&file, end).unwrap();
-        assert!(
-            trace
-                .syncs()
-                .iter()
-                .any(|(p, s)| p == temp && s.end < renamed.start),
-            "{name}: renamed before its data was synced"
-        );
-    }
-    std::fs::remove_dir_all(&root).unwrap();
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::plan::{LevelShape, Plan};
-use crate::durable::{BackgroundSync, sync_dir};
+use crate::durable::{BackgroundSync, sync_dir, sync_dirs};
 use crate::stack::SliceRef;
 use crate::writer::{parent_of, write_atomically_durable};
 use crate::{Error, SampleType};
@@ -359,7 +359,7 @@ impl<D: Document> Journal<D> {
         let mut folders = self.unsynced.barrier()?;
         let bytes = to_bytes(&self.doc);
         if self.saved.as_ref() == Some(&bytes) {
-            return folders.iter().try_for_each(|f| sync_dir(f));
+            return sync_dirs(&folders);
         }
         // The level folders were made in the record's folder: their names too.
         let folder = parent_of(&self.path);
@@ -372,7 +372,7 @@ impl<D: Document> Journal<D> {
                 use std::io::Write;
                 file.write_all(&bytes)
             },
-            || folders.iter().try_for_each(|f| sync_dir(f)),
+            || sync_dirs(&folders),
         )?;
         // The record's folder may be new too: its name in its parent, best
         // effort (the parent may not be readable), once per journal.
