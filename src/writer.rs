@@ -400,4 +400,30 @@ mod tests {
             assert_eq!(temp_target(foreign), None, "{foreign}");
         }
     }
+
+    /// A failed write removes its own temporary file and nothing else: the
+    /// target and a file named like a temporary one stay as they were.
+    #[test]
+    fn a_failed_write_removes_only_its_own_temporary_file() {
+        let dir = std::env::temp_dir().join(format!("ctstack-writer-fail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("000003.tif");
+        std::fs::write(&target, b"the user's").unwrap();
+        let lookalike = dir.join(format!(".000003.tif.{}.0{TEMP_SUFFIX}", u32::MAX));
+        std::fs::write(&lookalike, b"not this run's").unwrap();
+        let failed = write_atomically(&target, |file| {
+            file.write_all(b"partial")?;
+            Err(std::io::Error::other("disk full"))
+        });
+        assert!(failed.is_err());
+        assert_eq!(std::fs::read(&target).unwrap(), b"the user's");
+        assert_eq!(std::fs::read(&lookalike).unwrap(), b"not this run's");
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names.len(), 2, "{names:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

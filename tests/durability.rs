@@ -251,6 +251,17 @@ fn inputs_inside_a_level_folder_of_the_output_are_refused() {
         assert_eq!(result.unwrap_err().kind(), ctstack::ErrorKind::Usage);
     }
     assert_eq!(files(&level1), before);
+    // A level folder that is a link to the inputs' folder.
+    #[cfg(unix)]
+    {
+        let linked = root.join("linked");
+        std::fs::create_dir_all(&linked).unwrap();
+        std::os::unix::fs::symlink(&input, linked.join("1")).unwrap();
+        let inputs = files(&input);
+        let refused = pyramid(&input, Some(&linked), true);
+        assert_eq!(refused.status.code(), Some(2));
+        assert_eq!(files(&input), inputs, "the inputs' folder changed");
+    }
     std::fs::remove_dir_all(&root).unwrap();
 }
 

@@ -256,35 +256,39 @@ fn remove_temps(dir: &Path, ours: impl Fn(&str) -> bool) {
 }
 
 /// A usage error if an input slice is in a level folder of the output folder
-/// (`ctstack pyramid OUT/1 --out OUT`): its outputs would replace the inputs,
-/// and stale-output removal could delete them.
+/// (`ctstack pyramid OUT/1 --out OUT`, or a level folder that is a link to the
+/// inputs' folder): its outputs would replace the inputs, and stale-output
+/// removal could delete them.
 pub(super) fn refuse_inputs_in_level_folders(plan: &Plan) -> Result<(), Error> {
-    let Ok(out) = std::fs::canonicalize(plan.output_dir()) else {
+    let Ok(entries) = std::fs::read_dir(plan.output_dir()) else {
         return Ok(()); // not there yet: nothing can be inside it
     };
     let mut folders: Vec<&Path> = plan
         .inputs()
         .iter()
         .filter_map(|s| s.path.parent())
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
         .collect();
     folders.dedup();
-    for folder in folders {
-        let folder = if folder.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            folder
-        };
-        let Ok(canonical) = std::fs::canonicalize(folder) else {
+    let inputs: Vec<(&Path, std::path::PathBuf)> = folders
+        .into_iter()
+        .filter_map(|f| Some((f, std::fs::canonicalize(f).ok()?)))
+        .collect();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(k) = name.to_str().and_then(canonical_index).filter(|&k| k >= 1) else {
             continue;
         };
-        let level = canonical
-            .strip_prefix(&out)
-            .ok()
-            .and_then(|rel| rel.components().next())
-            .and_then(|c| c.as_os_str().to_str())
-            .and_then(canonical_index)
-            .filter(|&k| k >= 1);
-        if let Some(k) = level {
+        let Ok(level) = std::fs::canonicalize(entry.path()) else {
+            continue;
+        };
+        if let Some((folder, _)) = inputs.iter().find(|(_, c)| c.starts_with(&level)) {
             return Err(Error::usage(format!(
                 "{}: the inputs are inside level folder {k} of the output folder {}, where \
                  ctstack writes and removes level-{k} slices: choose an output folder that \
