@@ -15,9 +15,10 @@
 //! even if the process is killed.
 //!
 //! A lock file is ctstack's only if ctstack created it: on Unix it holds
-//! [`MARKER`], written right after it is created, and a file of that name that
-//! holds anything else (the user's) is locked and used, but never removed; on
-//! Windows only a file created by the run is opened delete-on-close.
+//! [`MARKER`], written right after it is created (or nothing, if the run was
+//! killed in between), and a file of that name that holds anything else (the
+//! user's) is locked and used, but never removed; on Windows only a file
+//! created by the run is opened delete-on-close.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -101,14 +102,16 @@ fn try_acquire(path: &Path) -> Result<Option<(File, bool)>, Error> {
     let Some(mut file) = lock_opened(path, file)? else {
         return Ok(None);
     };
-    // Ours if it holds the marker (a file left by a killed run included); the
-    // bound keeps a large foreign file from being read whole.
+    // Ours if it holds the marker (a file left by a killed run included), or
+    // nothing (a run killed between creating it and writing the marker: an
+    // empty file holds nothing to lose); the bound keeps a large foreign file
+    // from being read whole.
     let mut head = Vec::new();
     let ours = file.rewind().is_ok()
         && (&mut file)
             .take(MARKER.len() as u64 + 1)
             .read_to_end(&mut head)
-            .is_ok_and(|_| head == MARKER);
+            .is_ok_and(|_| head.is_empty() || head == MARKER);
     Ok(Some((file, ours)))
 }
 
@@ -278,8 +281,8 @@ mod tests {
         drop(OutputLock::acquire(&dir, &CancelFlag::new()).unwrap());
         assert!(!path.exists(), "a lock file of its own left behind");
         #[cfg(unix)]
-        {
-            std::fs::write(&path, MARKER).unwrap(); // what a `kill -9` leaves
+        for left in [MARKER, b""] {
+            std::fs::write(&path, left).unwrap(); // what a `kill -9` leaves
             drop(OutputLock::acquire(&dir, &CancelFlag::new()).unwrap());
             assert!(!path.exists(), "a killed run's lock file left behind");
         }
