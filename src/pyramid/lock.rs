@@ -31,6 +31,7 @@ use crate::Error;
 pub const LOCK_FILE: &str = ".ctstack.lock";
 
 /// What a lock file ctstack created holds (Unix): the proof it may be removed.
+#[cfg(not(windows))]
 const MARKER: &[u8] = b"ctstack output folder lock\n";
 
 /// How long a waiting run sleeps between attempts.
