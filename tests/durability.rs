@@ -19,7 +19,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::pyramid::temp_dir;
@@ -32,10 +32,6 @@ const COUNT: usize = 9;
 const W: u32 = 40;
 const H: u32 = 30;
 const MIN_SIZE: &str = "8";
-
-fn require() -> bool {
-    std::env::var("CTSTACK_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1")
-}
 
 /// Writes the stack `scan_0000.tif ..` into `dir`.
 fn write_stack(dir: &Path, count: usize, seed: u64) {
@@ -353,6 +349,11 @@ fn a_crop_into_its_source_folder_never_removes_the_users_files() {
 #[cfg(target_os = "linux")]
 mod strace {
     use super::*;
+    use std::path::PathBuf;
+
+    fn require() -> bool {
+        std::env::var("CTSTACK_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1")
+    }
 
     /// Whether strace runs; if not, skip (or fail under CTSTACK_REQUIRE_EXTERNAL=1).
     fn have_strace() -> bool {
