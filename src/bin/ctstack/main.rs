@@ -160,7 +160,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Run(e)) => {
-            eprintln!("ctstack: error: {e}");
+            eprintln!("ctstack: error: {}", e.message_for(ctstack::Dialect::Cli));
             match e.kind() {
                 ErrorKind::Usage => {
                     eprintln!("\nFor more information, try 'ctstack {command} --help'.");
