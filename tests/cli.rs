@@ -826,3 +826,88 @@ fn a_closed_stdout_ends_info_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(141), "{stderr}");
 }
+
+/// `ctstack info` on what ctstack wrote (issue 27): a built pyramid folder gives
+/// its levels, shapes, sample type, and whether it is complete and current (a
+/// changed input: stale, exit 3); an OME-Zarr store its levels' shapes, data
+/// type and voxel size, complete or not (a cancelled build: exit 3). Before,
+/// both were "0 slices", exit 3.
+#[test]
+fn info_describes_a_built_pyramid_and_an_ome_zarr_store() {
+    let dir = scratch("info-outputs");
+    let scan = dir.join("scan");
+    std::fs::create_dir(&scan).unwrap();
+    for entry in std::fs::read_dir(stack_dir()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), scan.join(entry.file_name())).unwrap();
+    }
+    let scan_arg = scan.display().to_string();
+    let run = ctstack(&["pyramid", "-q", "--min-size", "80", &scan_arg]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    let thumbs = scan.join(".thumbnail").display().to_string();
+    let out = ctstack_ok(&["info", &thumbs]);
+    assert!(
+        out.contains("ctstack pyramid of 21 slices (uint16 301x203)"),
+        "{out}"
+    );
+    assert!(out.contains("2 levels uint16, complete"), "{out}");
+    assert!(
+        out.contains("level 1: 11 slices of 150x101 uint16"),
+        "{out}"
+    );
+    assert!(out.contains("level 2: 6 slices of 75x50 uint16"), "{out}");
+    assert!(
+        out.contains("current: its 21 inputs are unchanged"),
+        "{out}"
+    );
+    // An input rewritten since: stale, exit 3, naming it.
+    let changed = scan.join("slice_0003.tif");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&changed)
+        .unwrap()
+        .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000))
+        .unwrap();
+    let stale = ctstack(&["info", &thumbs]);
+    assert_eq!(stale.status.code(), Some(3));
+    assert!(
+        text(&stale.stdout).contains("stale: 1 input changed"),
+        "{}",
+        text(&stale.stdout)
+    );
+    assert!(text(&stale.stdout).contains("slice_0003.tif"));
+
+    #[cfg(feature = "ome-zarr")]
+    for ngff in ["0.5", "0.4"] {
+        let store = dir
+            .join(format!("scan-{ngff}.ome.zarr"))
+            .display()
+            .to_string();
+        let run = ctstack(&[
+            "zarr",
+            "-q",
+            "--min-size",
+            "80",
+            "--ngff",
+            ngff,
+            "--voxel-size",
+            "2.5,2.5,2.5",
+            &scan_arg,
+            "--out",
+            &store,
+        ]);
+        assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+        let out = ctstack_ok(&["info", &store]);
+        assert!(out.contains(&format!("OME-Zarr {ngff}")), "{out}");
+        assert!(
+            out.contains("3 levels, written by ctstack, complete"),
+            "{out}"
+        );
+        assert!(out.contains("shape [21,203,301] (z, y, x)"), "{out}");
+        assert!(out.contains("shape [6,50,75]"), "{out}");
+        assert!(out.contains("voxel [2.5,2.5,2.5]"), "{out}");
+        assert!(out.contains("voxel [10.0,10.0,10.0]"), "{out}");
+        assert!(!out.contains("0 slices"), "{out}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
