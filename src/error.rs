@@ -338,6 +338,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn each_interface_names_an_option_in_its_own_words() {
+        let e = Error::state(
+            "/scans/s.ome.zarr",
+            "exists and is not a ctstack store: pass ZarrBuilder::force(true) to replace it",
+        );
+        let spelled = |d| e.message_for(d);
+        assert!(spelled(Dialect::Rust).contains("pass ZarrBuilder::force(true) to"));
+        assert_eq!(spelled(Dialect::Rust), e.to_string());
+        assert!(spelled(Dialect::Cli).contains("pass --force to"));
+        assert!(spelled(Dialect::C).contains("pass zarr_options.force = 1 to"));
+        // Every option's spellings are distinct, and none holds another's
+        // Rust spelling (a rewrite never rewrites its own result).
+        for words in OPTION_WORDS {
+            for other in OPTION_WORDS {
+                assert!(!words[1].contains(other[0]) && !words[2].contains(other[0]));
+            }
+        }
+    }
+
+    #[test]
     fn state_and_internal_errors_have_their_kinds_and_messages() {
         let e = Error::state("/scans/out", "the pyramid is incomplete: build it again");
         assert_eq!(e.kind(), ErrorKind::State);
