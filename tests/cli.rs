@@ -905,11 +905,35 @@ fn info_describes_a_built_pyramid_and_an_ome_zarr_store() {
             out.contains("3 levels, written by ctstack, complete"),
             "{out}"
         );
-        assert!(out.contains("shape [21,203,301] (z, y, x)"), "{out}");
-        assert!(out.contains("shape [6,50,75]"), "{out}");
-        assert!(out.contains("voxel [2.5,2.5,2.5]"), "{out}");
-        assert!(out.contains("voxel [10.0,10.0,10.0]"), "{out}");
+        assert!(out.contains("21 x 203 x 301 (z, y, x) uint16, "), "{out}");
+        assert!(out.contains("6 x 50 x 75 (z, y, x)"), "{out}");
+        assert!(out.contains("voxel 2.5 x 2.5 x 2.5 micrometer"), "{out}");
+        assert!(out.contains("voxel 10 x 10 x 10 micrometer"), "{out}");
         assert!(!out.contains("0 slices"), "{out}");
+    }
+    // A build that did not finish: incomplete, exit 3. (The manifest of a
+    // pyramid with an output missing; a store whose root says so.)
+    let manifest_path = scan.join(".thumbnail").join("ctstack.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    manifest["levels"][0]["files"][1] = serde_json::Value::Null;
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    let run = ctstack(&["info", &thumbs]);
+    assert_eq!(run.status.code(), Some(3));
+    assert!(text(&run.stdout).contains("incomplete (its last build did not finish)"));
+    #[cfg(feature = "ome-zarr")]
+    {
+        let store = dir.join("scan-0.5.ome.zarr");
+        let root_path = store.join("zarr.json");
+        let mut root: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&root_path).unwrap()).unwrap();
+        let attributes = root["attributes"].as_object_mut().unwrap();
+        attributes.remove("ome");
+        attributes.insert("ctstack".into(), serde_json::json!({ "complete": false }));
+        std::fs::write(&root_path, root.to_string()).unwrap();
+        let run = ctstack(&["info", &store.display().to_string()]);
+        assert_eq!(run.status.code(), Some(3));
+        assert!(text(&run.stdout).contains("ctstack OME-Zarr store, incomplete"));
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -303,12 +303,17 @@ fn describe_pyramid(dir: &Path) -> Result<(), u8> {
     let inputs = manifest["inputs"].as_array().map_or(&[][..], |v| v);
     let pyramid = match ctstack::Pyramid::open(dir) {
         Ok(p) => p,
-        Err(e) => {
+        Err(e) if e.kind() == ctstack::ErrorKind::State => {
             println!(
-                "{name}: ctstack pyramid of {}, incomplete: {e}",
+                "{name}: ctstack pyramid of {}, incomplete (its last build did not finish): run \
+                 `ctstack pyramid` on the stack again to finish it",
                 plural(inputs.len(), "slice")
             );
             return Err(crate::EXIT_STATE);
+        }
+        Err(e) => {
+            println!("{name}: ctstack pyramid, unreadable: {e}");
+            return Err(crate::EXIT_FAILURE);
         }
     };
     let sample_type = pyramid
@@ -379,6 +384,22 @@ fn describe_pyramid(dir: &Path) -> Result<(), u8> {
     }
 }
 
+/// A JSON array of numbers as `21 x 203 x 301`.
+fn by(values: &serde_json::Value) -> String {
+    let Some(values) = values.as_array() else {
+        return values.to_string();
+    };
+    let words: Vec<String> = values
+        .iter()
+        .map(|v| match (v.as_u64(), v.as_f64()) {
+            (Some(n), _) => n.to_string(),
+            (None, Some(x)) => x.to_string(),
+            _ => v.to_string(),
+        })
+        .collect();
+    words.join(" x ")
+}
+
 /// A file's modification time in nanoseconds since the epoch, as the manifest has it.
 fn mtime_ns(meta: &std::fs::Metadata) -> Option<i64> {
     let t = meta.modified().ok()?;
@@ -392,15 +413,17 @@ fn mtime_ns(meta: &std::fs::Metadata) -> Option<i64> {
 fn describe_zarr(dir: &Path) -> Result<(), u8> {
     let name = dir.display();
     // Zarr v3 (OME-Zarr 0.5): attributes in zarr.json; v2 (0.4): .zattrs.
-    let (attrs, v3) = match read_json(&dir.join("zarr.json")) {
-        Ok(doc) => (doc["attributes"].clone(), true),
-        Err(_) => match read_json(&dir.join(".zattrs")) {
-            Ok(doc) => (doc, false),
-            Err(e) => {
-                println!("{name}: Zarr store, metadata unreadable: {e}");
-                return Err(crate::EXIT_FAILURE);
-            }
-        },
+    let v3 = dir.join("zarr.json").is_file();
+    let root = match v3 {
+        true => read_json(&dir.join("zarr.json")).map(|doc| doc["attributes"].clone()),
+        false => read_json(&dir.join(".zattrs")),
+    };
+    let attrs = match root {
+        Ok(attrs) => attrs,
+        Err(e) => {
+            println!("{name}: Zarr store, metadata unreadable: {e}");
+            return Err(crate::EXIT_FAILURE);
+        }
     };
     let ours = &attrs["ctstack"];
     let complete = ours["complete"].as_bool();
@@ -435,6 +458,7 @@ fn describe_zarr(dir: &Path) -> Result<(), u8> {
             None => "",
         }
     );
+    let unit = multiscales[0]["axes"][2]["unit"].as_str().unwrap_or("");
     for (k, dataset) in datasets.iter().enumerate() {
         let path = dataset["path"].as_str().unwrap_or("?");
         let array = if v3 {
@@ -444,22 +468,34 @@ fn describe_zarr(dir: &Path) -> Result<(), u8> {
             read_json(&dir.join(path).join(".zarray"))
                 .map(|a| (a["shape"].clone(), a["dtype"].clone()))
         };
+        // Zarr v2 spells the data type as numpy does ("<u2"); v3 as ctstack does.
+        let array = array.map(|(shape, dtype)| {
+            let name = match dtype
+                .as_str()
+                .map(|t| t.trim_start_matches(['<', '>', '|']))
+            {
+                Some("u1") => "uint8".into(),
+                Some("u2") => "uint16".into(),
+                Some("i2") => "int16".into(),
+                Some("f4") => "float32".into(),
+                _ => dtype,
+            };
+            (shape, name)
+        });
         let scale = dataset["coordinateTransformations"]
             .as_array()
             .and_then(|t| t.iter().find(|t| t["type"] == "scale"))
             .map(|t| t["scale"].clone());
         match array {
             Ok((shape, dtype)) => println!(
-                "  level {k} ({name}/{path}): shape {} (z, y, x), {}, voxel {}",
-                shape,
+                "  level {k} ({name}/{path}): {} (z, y, x) {}, voxel {} {unit}",
+                by(&shape),
                 dtype.as_str().unwrap_or("?"),
-                scale.map_or("?".into(), |s| s.to_string())
+                scale.as_ref().map_or("?".into(), by),
             ),
             Err(e) => println!("  level {k}: {e}"),
         }
     }
-    let unit = multiscales[0]["axes"][2]["unit"].as_str().unwrap_or("?");
-    println!("  voxel size unit: {unit}");
     match complete {
         Some(false) => Err(crate::EXIT_STATE),
         _ => Ok(()),
