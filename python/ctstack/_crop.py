@@ -37,7 +37,6 @@ than the numbers they stand for). A missing slice in the range raises
 from __future__ import annotations
 
 import ctypes
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple, Union
 
@@ -45,7 +44,17 @@ from . import _library as _l
 from ._errors import invalid_argument
 from ._library import PathArg
 from ._errors import CtstackWarning
-from ._pyramid import Job, StackPattern, _mmap_value, _note, _uint32, _wait_quietly, warn_each
+from ._pyramid import POLL_INTERVAL as _POLL_INTERVAL
+from ._pyramid import (
+    Job,
+    StackPattern,
+    _mmap_value,
+    _note,
+    _pause,
+    _uint32,
+    _wait_quietly,
+    warn_each,
+)
 
 if TYPE_CHECKING:
     import numpy
@@ -55,7 +64,7 @@ if TYPE_CHECKING:
 _FORMATS = {None: 0, "tif": 1, "tiff": 1, "png": 2, "bmp": 3}
 
 #: How often :func:`crop` calls ``progress`` while the job runs, in seconds.
-POLL_INTERVAL = 0.05
+POLL_INTERVAL = _POLL_INTERVAL
 
 
 
@@ -410,7 +419,7 @@ def crop(
                 progress(done, total)
                 if not running:
                     break
-                time.sleep(POLL_INTERVAL)
+                _pause(job)
         except BaseException as e:
             job.cancel()
             _wait_quietly(job)

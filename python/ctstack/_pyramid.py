@@ -311,7 +311,7 @@ def run_job(job: "PyramidJob", progress: Optional[ProgressCallback], stacklevel:
                     progress(done, total)
                 if not running:
                     break
-                time.sleep(POLL_INTERVAL)
+                _pause(job)
         except BaseException as e:
             job.cancel()
             _wait_quietly(job)
@@ -321,6 +321,22 @@ def run_job(job: "PyramidJob", progress: Optional[ProgressCallback], stacklevel:
         report = job.report()
     warn_each(report.warnings, stacklevel + 1)
     return report
+
+
+#: How often :func:`_pause` looks whether the job has ended, in seconds.
+_END_CHECK = 0.005
+
+
+def _pause(job: "Job") -> None:
+    """Sleeps :data:`POLL_INTERVAL`, or less if the job ends first (checked
+    every 5 ms, two atomic loads each): a blocking call returns within 5 ms of
+    its job's end, not 50."""
+    deadline = time.monotonic() + POLL_INTERVAL
+    while job._poll()[0]:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(_END_CHECK, left))
 
 
 def _note(e: BaseException, note: str) -> None:
