@@ -847,7 +847,7 @@ fn the_command_line_refuses_a_gap_or_skips_it_with_a_warning() {
                 "tif",
                 "--indices",
                 "5:44",
-                "--range",
+                "--slices",
                 "3:31",
             ])
             .arg("--out")

@@ -21,7 +21,7 @@ CTHarvester's crop_from_x:crop_to_x,crop_from_y:crop_to_y and bottom_idx:top_idx
 In a folder of numbered files, slice I is the file numbered FIRST+I (FIRST: the first of --indices, \
 else the first file's number), never the I-th file: a number with no file is missing, and so is a \
 level-K slice from the first gap on (the pyramid averages its files in order). A missing slice in \
---range is an error (exit 3, nothing written) naming the numbers, unless --skip-missing (then a \
+--slices is an error (exit 3, nothing written) naming the numbers, unless --skip-missing (then a \
 warning on stderr). Output: at level 0 each source's own name (a JPEG source is written as PNG), at level K \
 the pyramid's names <j:06>.tif (level-K slice j is the mean of source slices j*2^K ..= \
 (j+1)*2^K-1). Every file appears atomically; other files in DIR are left alone. \
@@ -60,7 +60,7 @@ pub struct CropArgs {
     /// No progress bar and no summary (warnings, notes and errors still go to stderr).
     #[arg(long, short)]
     quiet: bool,
-    /// Leave out the slices of --range whose number has no file (a warning on
+    /// Leave out the slices of --slices whose number has no file (a warning on
     /// stderr names them) [default: refuse them, writing nothing].
     #[arg(long)]
     skip_missing: bool,
