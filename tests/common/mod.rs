@@ -94,3 +94,17 @@ pub fn missing_tool(missing: &str, install: &str) {
 pub const PYTHON_PACKAGES: &str = "python3 -m pip install numpy tifffile imagecodecs Pillow dask \
      distributed \"zarr>=3\" ome-zarr-models ome-zarr ngff-zarr, or set CTSTACK_PYTHON to a \
      Python that has them";
+
+/// The value of `key = "..."` in section `[section]` of a TOML file's text.
+pub fn toml_string(text: &str, section: &str, key: &str) -> Option<String> {
+    let mut lines = text
+        .lines()
+        .skip_while(|l| l.trim() != format!("[{section}]"));
+    lines.next()?;
+    lines
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            (k.trim() == key).then(|| v.trim().trim_matches('"').to_string())
+        })
+}
