@@ -2,6 +2,7 @@
 //! stack it holds, as `ctstack pyramid` would see it.
 
 use std::collections::BTreeMap;
+use std::io::ErrorKind::NotFound;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -19,8 +20,8 @@ For a DIR: slice count, size and depth, access paths, numbering gaps, files that
 will be skipped and why, and the slices a pyramid run would refuse. \
 For a built pyramid (a folder with ctstack.json) or an OME-Zarr store: its levels, \
 shapes, sample type, voxel size, and whether it is complete and current. \
-Exit status: 0 all readable, 1 a file or slice is not, 2 wrong command line, \
-3 a pyramid or store that is incomplete or stale.")]
+Exit status: 0 all readable, 1 a file or slice is not, 2 wrong command line, 3 a path that \
+does not exist, a folder with no slices, or a pyramid or store that is incomplete or stale.")]
 pub struct InfoArgs {
     /// Slice files, or directories holding a stack.
     #[arg(value_name = "FILE|DIR", required = true)]
@@ -39,8 +40,15 @@ pub fn run(args: &InfoArgs) -> Result<(), Failure> {
     // The exit status of the first path that was not good, if any.
     let mut status = None;
     for path in &args.paths {
-        let verdict = if let Some(verdict) = path.is_dir().then(|| describe_output(path)).flatten()
-        {
+        let verdict = if std::fs::symlink_metadata(path).is_err_and(|e| e.kind() == NotFound) {
+            // As `pyramid` says of a missing INPUT: the disk, not a file, is to blame.
+            let e = ctstack::Error::State {
+                path: path.clone(),
+                what: "does not exist".into(),
+            };
+            println!("{}: error ({}): {e}", path.display(), e.kind());
+            Err(crate::EXIT_STATE)
+        } else if let Some(verdict) = path.is_dir().then(|| describe_output(path)).flatten() {
             verdict
         } else if path.is_dir() {
             describe_stack(path, &args.select, &options)?
