@@ -20,33 +20,15 @@ pub(crate) struct JobReport {
     warnings: Vec<CString>,
 }
 
-/// The image files a directory's selection left out, as warnings: one per
-/// file, the first [`LEFT_OUT_NAMED`] named with the reason (as the command
-/// line's notes), then one line with how many more. The C ABI's and Python's
-/// reports carry them, so every interface says what the CLI says.
+/// The image files a directory's selection left out, as warnings: the
+/// command line's notes ([`Listing::left_out_notes`](crate::stack::Listing::left_out_notes)),
+/// so every interface says the same.
 pub(crate) fn left_out(listing: Option<&crate::stack::Listing>) -> impl Iterator<Item = String> {
-    let skipped = listing.map_or(&[][..], |l| &l.skipped);
-    let named = skipped.iter().take(LEFT_OUT_NAMED).map(|s| {
-        format!(
-            "left out {}: {}",
-            s.path.file_name().map_or_else(
-                || s.path.display().to_string(),
-                |n| n.to_string_lossy().into_owned()
-            ),
-            s.reason
-        )
-    });
-    let more = skipped.len().saturating_sub(LEFT_OUT_NAMED);
-    named.chain((more > 0).then(|| {
-        format!(
-            "left out {more} more image files of the folder (`ctstack info` on the folder \
-             lists them all)"
-        )
-    }))
+    listing
+        .map(|l| l.left_out_notes())
+        .unwrap_or_default()
+        .into_iter()
 }
-
-/// How many left-out files a report names one by one.
-const LEFT_OUT_NAMED: usize = 5;
 
 fn c_string(s: &str) -> CString {
     CString::new(s.replace('\0', " ")).unwrap_or_default()
