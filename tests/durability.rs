@@ -324,7 +324,7 @@ fn a_crop_into_its_source_folder_never_removes_the_users_files() {
             .args([
                 "--box",
                 "2:30,3:20",
-                "--range",
+                "--slices",
                 "2:6",
                 "--format",
                 "png",
@@ -728,7 +728,7 @@ mod strace {
             input.as_os_str(),
             "--box".as_ref(),
             "2:30,3:20".as_ref(),
-            "--range".as_ref(),
+            "--slices".as_ref(),
             "1:8".as_ref(),
             "--out".as_ref(),
             out.as_os_str(),
