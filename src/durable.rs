@@ -11,9 +11,6 @@
 //! Syncing can be batched (a level's files synced once the level is written) as
 //! long as the record that vouches for them is written after the batch.
 
-// The writers start calling these in the commits that follow (issue 26, item 5).
-#![allow(dead_code)]
-
 use std::fs::File;
 use std::path::Path;
 

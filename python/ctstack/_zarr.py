@@ -4,10 +4,16 @@ background thread, polled), over the library's ``ctstack_zarr_*`` functions.
 The store: one array per level, ``<store>/0`` (the input stack) to
 ``<store>/L`` (the pyramid's levels, the same samples as
 :func:`ctstack.build_pyramid`'s), axes z, y, x; the multiscales metadata in
-the root group, written last (a store that has it is complete). OME-Zarr 0.5
-(Zarr v3) by default, 0.4 (Zarr v2) with ``ngff="0.4"``. Every file appears
-atomically; a rerun writes only the files that are missing or differ; a path
-holding something that is not a ctstack store is refused unless ``force``.
+the root group, written last (a store that has it is complete); each array's
+own metadata is written after its last chunk, and removed before a rerun
+changes one, so an array path opens as the whole, right array or not at all.
+OME-Zarr 0.5 (Zarr v3) by default, 0.4 (Zarr v2) with ``ngff="0.4"``. Every
+file appears atomically; a rerun writes only the files that are missing or
+differ. The store path must be new, an empty folder or a ctstack store;
+anything else is refused and left untouched, as is a path that is, holds or
+lies inside the input (``force`` changes nothing: ctstack never deletes a
+file it did not write). In z, level k keeps the planes that average exactly
+``2**k`` slices (README, "OME-Zarr").
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import ctypes
 import os
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
@@ -113,9 +120,12 @@ class ZarrOptions:
         chunks: chunk shape (z, y, x), the same at every level.
         shard: shard shape (z, y, x), multiples of ``chunks`` (0.5 only), or None.
         compression: ``"none"``, ``"zstd"`` (level 3) or ``"zstd:LEVEL"``.
-        voxel_size: level 0's voxel size (z, y, x) in ``unit``; None: 1, 1, 1.
+        voxel_size: level 0's voxel size (z, y, x) in ``unit``, stored exactly;
+            None: from the resolution tags, else unknown (1, 1, 1 without a
+            unit, and a warning).
         unit: an NGFF space unit.
-        force: replace what is at the store's path even if not ctstack's.
+        force: no effect (kept for existing callers): a ctstack store is
+            replaced without it, and nothing else ever is.
     """
 
     ngff: str = "0.5"
@@ -258,9 +268,13 @@ def build_ome_zarr(
     (:class:`CancelledError`). Returns the :class:`JobReport` (``rebuilt``:
     files written, ``kept``: files already right, ``output_dir``: the store).
 
+    The report's warnings (a gap in the numbering, an unknown voxel size, a
+    user's file left in the store) are also issued as :class:`UserWarning`.
+
     Raises: the errors of :func:`ctstack.build_pyramid`; InvalidArgumentError
-    for a bad option, or a store path holding something that is not a ctstack
-    store (without ``force``).
+    for a bad option or a store path that is, holds or lies inside the input;
+    StateError for a store path holding something that is not a ctstack store
+    (whatever ``force`` says).
     """
     options = ZarrOptions(
         ngff=ngff,
@@ -289,9 +303,12 @@ def build_ome_zarr(
                     break
                 time.sleep(0.05)
             progress(*job.progress)
-        return job.report()
+        report = job.report()
     finally:
         job.close()
+    for warning in report.warnings:
+        warnings.warn("ctstack: " + warning, UserWarning, stacklevel=2)
+    return report
 
 
 def zarr_slab_geometry(

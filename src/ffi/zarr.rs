@@ -52,7 +52,8 @@ pub struct ctstack_zarr_options {
     pub voxel_size: [f64; 3],
     /// An NGFF space unit; NULL: "micrometer".
     pub unit: *const c_char,
-    /// Nonzero: replace what is at `store` even if it is not a ctstack store.
+    /// No effect (kept for existing callers): a ctstack store or an empty
+    /// folder is written without it, and nothing else ever is.
     pub force: i32,
     /// `CTSTACK_ZARR_WHOLE` (default), `_PREPARE`, `_SLAB` or `_FINISH`.
     pub step: i32,
@@ -126,13 +127,14 @@ impl ctstack_zarr_options {
             n => return Err(invalid(format!("zarr_options->compression is {n}: 0 or 1"))),
         };
         let shard = (self.shard != [0; 3]).then_some(self.shard);
-        let builder = ZarrBuilder::new(pyramid, PathBuf::from(store))
+        let mut builder = ZarrBuilder::new(pyramid, PathBuf::from(store))
             .ngff(ngff)
             .chunks(self.chunks)
             .shard(shard)
-            .compression(compression)
-            .unit(unit.unwrap_or("micrometer"))
-            .force(self.force != 0);
+            .compression(compression);
+        if let Some(unit) = unit {
+            builder = builder.unit(unit);
+        }
         Ok(match self.voxel_size {
             [0.0, 0.0, 0.0] => builder,
             size => builder.voxel_size(size),
@@ -229,6 +231,10 @@ impl ZarrRequest {
         ctstack_job::spawn(move |progress, cancel| {
             let plan = builder.plan()?;
             let z = ZarrRequest::run(&plan, step, progress, cancel)?;
+            // The plan's warnings (gaps, an unknown voxel size), then what the
+            // run found (a user's files left in the store).
+            let mut warnings = plan.warnings().to_vec();
+            warnings.extend(z.notes.iter().cloned());
             // The job report's counts: files written ("rebuilt") and files
             // already holding their bytes ("kept").
             Ok(JobReport::new(Summary {
@@ -237,7 +243,7 @@ impl ZarrRequest {
                 kept: z.unchanged,
                 rebuilt: z.written,
                 removed: 0,
-                warnings: plan.warnings().to_vec(),
+                warnings,
                 input_bytes: z.input_bytes,
                 elapsed: z.elapsed,
             }))
