@@ -812,3 +812,181 @@ fn the_voxel_size_comes_from_the_resolution_tags() {
     assert_eq!(e.kind(), ErrorKind::Usage, "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// One completed system call of an strace log: the call's name and its
+/// arguments (with `-y`, file descriptors carry their path as `N</path>`).
+#[cfg(target_os = "linux")]
+fn strace_calls(log: &str) -> Vec<(String, String)> {
+    let mut pending: std::collections::HashMap<String, (String, String)> = Default::default();
+    let mut calls = Vec::new();
+    for line in log.lines() {
+        let Some((pid, rest)) = line.split_once(' ') else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        if let Some(resumed) = rest.strip_prefix("<... ") {
+            // "<... fdatasync resumed>) = 0": the call completes now.
+            if let Some((name, args)) = pending.remove(pid)
+                && !resumed.contains("= -1")
+            {
+                calls.push((name, args));
+            }
+            continue;
+        }
+        let Some((name, args)) = rest.split_once('(') else {
+            continue;
+        };
+        if args.ends_with("<unfinished ...>") {
+            pending.insert(pid.to_string(), (name.to_string(), args.to_string()));
+        } else if !args.contains("= -1") {
+            calls.push((name.to_string(), args.to_string()));
+        }
+    }
+    calls
+}
+
+/// Issue 26 item 5, in the order strace sees the calls: every chunk of level
+/// k is synced (fdatasync), and so are the folders holding them and the level's
+/// folder, before level k's metadata is renamed into place; each metadata file
+/// is synced before its rename; the complete root group is the last rename.
+/// Needs strace (skipped without it unless CTSTACK_REQUIRE_EXTERNAL=1).
+#[cfg(target_os = "linux")]
+#[test]
+fn the_store_is_synced_before_its_metadata_vouches_for_it() {
+    let have = std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        assert!(
+            std::env::var("CTSTACK_REQUIRE_EXTERNAL").as_deref() != Ok("1"),
+            "strace is required (apt-get install strace)"
+        );
+        eprintln!("skipped: strace not installed");
+        return;
+    }
+    let dir = temp_dir("zarr-strace");
+    let stack = make_stack(&dir.join("in"), 9, 40, 30, |z, i| (z * 5 + i) as u16);
+    for (ngff, meta) in [
+        ("0.5", &["zarr.json"][..]),
+        ("0.4", &[".zattrs", ".zarray"][..]),
+    ] {
+        let store = dir.join(format!("s{ngff}.ome.zarr"));
+        let log = dir.join(format!("strace{ngff}.log"));
+        let status = std::process::Command::new("strace")
+            .args([
+                "-f",
+                "-y",
+                "-qq",
+                "-e",
+                "trace=fdatasync,fsync,rename,renameat,renameat2",
+            ])
+            .arg("-o")
+            .arg(&log)
+            .arg(env!("CARGO_BIN_EXE_ctstack"))
+            .arg("zarr")
+            .arg(&stack)
+            .arg("--out")
+            .arg(&store)
+            .args([
+                "--quiet",
+                "--min-size",
+                "4",
+                "--chunks",
+                "2,8,8",
+                "--ngff",
+                ngff,
+            ])
+            .args(["--voxel-size", "1,1,1"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let calls = strace_calls(&std::fs::read_to_string(&log).unwrap());
+        let path_of = |args: &str| -> String {
+            // "7</abs/path>" -> "/abs/path"
+            let start = args.find('<').map_or(0, |i| i + 1);
+            let end = args[start..].find('>').map_or(args.len(), |i| start + i);
+            args[start..end].to_string()
+        };
+        let target_of = |args: &str| -> String {
+            let quoted: Vec<&str> = args.split('"').collect();
+            quoted[quoted.len().saturating_sub(2)].to_string()
+        };
+        let mut synced = std::collections::BTreeSet::new();
+        let mut renamed = Vec::new();
+        let levels: Vec<PathBuf> = (0..)
+            .map(|k| store.join(k.to_string()))
+            .take_while(|p| p.is_dir())
+            .collect();
+        assert!(levels.len() >= 3);
+        for (name, args) in &calls {
+            if name == "fdatasync" || name == "fsync" {
+                synced.insert(path_of(args));
+                continue;
+            }
+            let target = PathBuf::from(target_of(args));
+            let source = args.split('"').nth(1).unwrap_or_default().to_string();
+            if target.starts_with(&store) {
+                let is_meta = meta
+                    .iter()
+                    .chain(["zarr.json", ".zgroup"].iter())
+                    .any(|m| target.file_name().is_some_and(|n| n == *m));
+                if is_meta {
+                    // The metadata file itself: synced under its temporary name.
+                    assert!(
+                        synced.contains(&source),
+                        "{} renamed unsynced",
+                        target.display()
+                    );
+                }
+                let level = levels.iter().find(|l| target.parent() == Some(l.as_path()));
+                if let Some(level) = level
+                    && meta
+                        .iter()
+                        .any(|m| target.file_name().is_some_and(|n| n == *m))
+                {
+                    for chunk in files(level).keys().filter(|k| !meta.contains(&k.as_str())) {
+                        let path = level.join(chunk);
+                        let shown = path.display().to_string();
+                        assert!(
+                            synced.contains(&shown),
+                            "{ngff}: {shown} not synced before {}",
+                            target.display()
+                        );
+                        let parent = path.parent().unwrap().display().to_string();
+                        assert!(
+                            synced.contains(&parent),
+                            "{ngff}: folder {parent} not synced before {}",
+                            target.display()
+                        );
+                    }
+                }
+                renamed.push(target);
+            }
+        }
+        // Every file of the store was renamed into place (the log is whole).
+        assert!(
+            renamed.len() >= files(&store).len(),
+            "{ngff}: {} renames",
+            renamed.len()
+        );
+        // The last rename is the root group's metadata with the OME attributes.
+        let root = store.join(if ngff == "0.5" {
+            "zarr.json"
+        } else {
+            ".zattrs"
+        });
+        assert_eq!(renamed.last(), Some(&root), "{ngff}");
+        for level in &levels {
+            for m in meta {
+                let at = renamed.iter().position(|r| r == &level.join(m));
+                assert!(
+                    at.is_some_and(|i| i + 1 < renamed.len()),
+                    "{ngff}: {} not renamed before the root",
+                    level.display()
+                );
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

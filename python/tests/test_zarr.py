@@ -510,6 +510,13 @@ class DaskZarrTest(unittest.TestCase):
             report = cd.build_ome_zarr(
                 stack, many, client=client, min_size=5, slab_size=8, **options
             )
+            # Issue 26 item 0 on Dask too: a store at, in or around the input is
+            # refused, force or not, before anything is written.
+            before = sorted(p.name for p in stack.iterdir())
+            for store in (stack, stack / "inside.ome.zarr", scratch):
+                with self.assertRaises(ctstack.InvalidArgumentError):
+                    cd.build_ome_zarr(stack, store, client=client, min_size=5, force=True)
+            self.assertEqual(sorted(p.name for p in stack.iterdir()), before)
         self.assertGreater(report.slabs, 1)
         self.assertEqual(report.slab_size % 8, 0)
 

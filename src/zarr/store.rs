@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use zarrs::storage::{Bytes, StorageError, StoreKey, StorePrefix, WritableStorageTraits};
 
 use crate::Error;
-use crate::durable::{sync_dir, sync_path};
+use crate::durable::{start_writeback, sync_dir, sync_path};
 use crate::writer::{is_temp_name, write_atomically};
 
 /// The names of an array's own metadata files, in both Zarr versions: what
@@ -137,7 +137,12 @@ impl AtomicFolder {
         }
         self.withdraw()?;
         create_parent(&path)?;
-        write_atomically(&path, |file| file.write_all(bytes))?;
+        write_atomically(&path, |file| {
+            file.write_all(bytes)?;
+            // The disk starts on it now; the plan's batch sync waits for it.
+            start_writeback(file);
+            Ok(())
+        })?;
         self.chunks_written.fetch_add(1, Ordering::Relaxed);
         Ok(true)
     }
