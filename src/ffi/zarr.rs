@@ -47,8 +47,9 @@ pub struct ctstack_zarr_options {
     pub compression: i32,
     /// zstd level, -7 ..= 22 (default 3).
     pub zstd_level: i32,
-    /// Level 0's voxel size z, y, x in `unit`s; all 0 (default): from the first
-    /// slice's TIFF resolution tags (z = x unless ImageJ's spacing says), else 1, 1, 1.
+    /// Level 0's voxel size z, y, x in `unit`s, stored exactly; all 0 (default):
+    /// from the first slice's TIFF resolution tags (z = x unless ImageJ's spacing
+    /// says), else unknown: 1, 1, 1 with no unit, and a report warning.
     pub voxel_size: [f64; 3],
     /// An NGFF space unit; NULL: "micrometer".
     pub unit: *const c_char,
