@@ -18,7 +18,11 @@ use crate::{Failure, ReadArgs, interrupt};
 Coordinates are half-open and in the level's pixels: --box 100:612,40:552 is columns \
 100..=611 and rows 40..=551; --range 8:56 is the level's slices 8..=55 (0-based). \
 CTHarvester's crop_from_x:crop_to_x,crop_from_y:crop_to_y and bottom_idx:top_idx+1 are these. \
-Output: at level 0 each source's own name (a JPEG source is written as PNG), at level K \
+In a folder of numbered files, slice I is the file numbered FIRST+I (FIRST: the first of --indices, \
+else the first file's number), never the I-th file: a number with no file is missing, and so is a \
+level-K slice from the first gap on (the pyramid averages its files in order). A missing slice in \
+--range is an error (exit 3, nothing written) naming the numbers, unless --skip-missing (then a \
+warning on stderr). Output: at level 0 each source's own name (a JPEG source is written as PNG), at level K \
 the pyramid's names <j:06>.tif (level-K slice j is the mean of source slices j*2^K ..= \
 (j+1)*2^K-1). Every file appears atomically; other files in DIR are left alone. \
 Exit status: 0 done, 1 failed, 2 wrong command line, 3 no pyramid (or a stale or incomplete one) at level K, 4 internal error, 130 interrupted.")]
@@ -48,9 +52,13 @@ pub struct CropArgs {
     /// Slices read and written at once (N >= 1) [default: one per CPU].
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = at_least_one::<usize>)]
     threads: Option<usize>,
-    /// No progress bar and no summary (notes and errors still go to stderr).
+    /// No progress bar and no summary (warnings, notes and errors still go to stderr).
     #[arg(long, short)]
     quiet: bool,
+    /// Leave out the slices of --range whose number has no file (a warning on
+    /// stderr names them) [default: refuse them, writing nothing].
+    #[arg(long)]
+    skip_missing: bool,
     /// Only files whose name starts with PREFIX before the index.
     #[arg(long, value_name = "PREFIX")]
     prefix: Option<String>,
@@ -112,6 +120,7 @@ pub fn run(args: &CropArgs) -> Result<(), Failure> {
     };
     let mut crop = crop
         .level(args.level)
+        .skip_missing(args.skip_missing)
         .output_dir(&args.out)
         .read_mode(args.read.read_mode());
     if let Some((x, y)) = &args.region {
@@ -134,6 +143,9 @@ pub fn run(args: &CropArgs) -> Result<(), Failure> {
         crop = crop.threads(capped_threads(n));
     }
     let plan = crop.plan()?;
+    for warning in plan.warnings() {
+        eprintln!("ctstack: warning: {warning}");
+    }
     for note in plan.notes() {
         eprintln!("ctstack: note: {note}");
     }
