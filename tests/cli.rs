@@ -816,6 +816,24 @@ fn zarr_writes_a_store_and_refuses_bad_options_and_foreign_stores() {
         );
     }
     assert_eq!(std::fs::read_dir(&input).unwrap().count(), 5);
+    // `ctstack zarr .` inside the scan: the default store is beside it, named after it.
+    std::fs::remove_dir_all(&store).unwrap();
+    let out = std::process::Command::new(BIN)
+        .current_dir(&input)
+        .args([
+            "zarr",
+            ".",
+            "-q",
+            "--min-size",
+            "8",
+            "--voxel-size",
+            "1,1,1",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(store.join("zarr.json").is_file());
+    assert_eq!(std::fs::read_dir(&input).unwrap().count(), 5);
     std::fs::remove_dir_all(&dir).ok();
 }
 

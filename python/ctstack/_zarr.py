@@ -180,8 +180,11 @@ class ZarrOptions:
 
 
 def default_store(input_path: PathArg) -> str:
-    """``scan`` -> ``scan.ome.zarr``; ``dir/stack.tif`` -> ``dir/stack.ome.zarr``."""
+    """``scan`` -> ``scan.ome.zarr``; ``dir/stack.tif`` -> ``dir/stack.ome.zarr``;
+    ``.`` or ``..`` are named after the folder they stand for."""
     path = os.path.normpath(os.fsdecode(input_path))
+    if os.path.basename(path) in ("", ".", ".."):
+        path = os.path.abspath(path)
     if os.path.isfile(path):
         path = os.path.splitext(path)[0]
     return path + ".ome.zarr"

@@ -494,8 +494,10 @@ fn canonical_target(path: &Path) -> PathBuf {
     }
 }
 
-/// `scan` -> `scan.ome.zarr` beside it (a file: its stem).
+/// `scan` -> `scan.ome.zarr` beside it (a file: its stem), named after the
+/// canonical path (so `.` gives a name).
 fn suggested_store(input: &Path) -> PathBuf {
+    let input = &canonical_target(input);
     let mut name = match input.is_file() {
         true => input.file_stem(),
         false => input.file_name(),
@@ -971,6 +973,10 @@ impl ZarrPlan {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 std::fs::create_dir_all(root)
                     .map_err(|e| Error::io(root, "cannot create the store's folder", e))?;
+                // The new folder's own entry, durable before anything in it is.
+                if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    sync_dir(parent)?;
+                }
                 Ok(false)
             }
             Err(e) => Err(Error::io(root, "cannot inspect the store's path", e)),

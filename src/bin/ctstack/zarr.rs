@@ -128,9 +128,15 @@ pub fn run(args: &ZarrArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `scan` -> `scan.ome.zarr`, `dir/stack.tif` -> `dir/stack.ome.zarr`.
+/// `scan` -> `scan.ome.zarr`, `dir/stack.tif` -> `dir/stack.ome.zarr`; `.`
+/// or `..` are named after the folder they stand for (a store inside the
+/// input folder would be refused).
 fn default_store(input: &Path) -> PathBuf {
-    let trimmed = input.components().as_path();
+    let named = match input.components().next_back() {
+        Some(std::path::Component::Normal(_)) => input.to_path_buf(),
+        _ => std::fs::canonicalize(input).unwrap_or_else(|_| input.to_path_buf()),
+    };
+    let trimmed = named.components().as_path();
     let mut name = match input.is_file() {
         true => trimmed.file_stem(),
         false => trimmed.file_name(),
