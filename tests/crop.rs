@@ -478,7 +478,7 @@ fn kill_9_mid_crop_then_rerun_gives_a_clean_runs_bytes() {
             .args([
                 "--box",
                 "1:1000,3:700",
-                "--range",
+                "--slices",
                 "2:46",
                 "--threads",
                 "1",
@@ -547,7 +547,7 @@ fn the_command_line_exit_statuses_and_ctrl_c() {
         stack.to_str().unwrap(),
         "--box",
         "10:50,20:40",
-        "--range",
+        "--slices",
         "3:7",
         "--out",
         out.to_str().unwrap(),
@@ -847,7 +847,7 @@ fn the_command_line_refuses_a_gap_or_skips_it_with_a_warning() {
                 "tif",
                 "--indices",
                 "5:44",
-                "--range",
+                "--slices",
                 "3:31",
             ])
             .arg("--out")

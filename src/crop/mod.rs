@@ -342,8 +342,8 @@ impl Crop {
                 return Err(Error::state(
                     &input_dir,
                     format!(
-                        "{message}; nothing was written (skip them with skip_missing, \
-                         --skip-missing)"
+                        "{message}; nothing was written (skip them with \
+                         Crop::skip_missing(true))"
                     ),
                 ));
             }

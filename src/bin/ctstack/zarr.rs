@@ -7,7 +7,7 @@ use ctstack::{ChunkCompression, DEFAULT_CHUNKS, Error, Ngff, ZarrBuilder};
 
 use crate::progress::Progress;
 use crate::pyramid::StackArgs;
-use crate::{Failure, interrupt};
+use crate::{Failure, interrupt, with_out_hint};
 
 #[derive(Args)]
 #[command(after_help = "\
@@ -20,7 +20,7 @@ must be new, an empty folder or a ctstack store; anything else is refused and le
 untouched, as is a store path that is, holds or lies inside the input. In a ctstack store, \
 only what ctstack wrote is ever removed; other files stay. In z, level k keeps the planes \
 that average exactly 2^k slices (see the README, \"OME-Zarr\"). \
-Exit status: 0 done, 1 failed, 2 wrong command line, 3 OUT holds something that is not a ctstack store, 4 internal error, 130 interrupted.")]
+Exit status: 0 done, 1 failed, 2 wrong command line, 3 INPUT missing or holding no slices, or OUT holds something that is not a ctstack store, 4 internal error, 130 interrupted.")]
 pub struct ZarrArgs {
     /// Directory of slices, or one multi-page TIFF (as for `ctstack pyramid`).
     #[arg(value_name = "INPUT")]
@@ -61,7 +61,14 @@ pub struct ZarrArgs {
 }
 
 pub fn run(args: &ZarrArgs) -> Result<(), Failure> {
-    let pyramid = args.stack.builder(&args.input)?;
+    build(args).map_err(|f| match f {
+        Failure::Run(e) if args.out.is_none() => Failure::Run(with_out_hint(e, "--out DIR")),
+        other => other,
+    })
+}
+
+fn build(args: &ZarrArgs) -> Result<(), Failure> {
+    let pyramid = args.stack.builder(&args.input, args.quiet)?;
     let out = args
         .out
         .clone()
