@@ -359,6 +359,32 @@ fn assert_no_destructive_hint(e: &ctstack::Error) {
 /// with or without force; nothing in it is touched, and the message does not
 /// suggest --force.
 #[test]
+fn a_folder_holding_only_a_killed_runs_temporary_file_is_claimed() {
+    // A run killed before its first rename leaves `.zarr.json.PID.SEQ.ctstack-tmp`
+    // and nothing else; the rerun must build the store, not refuse the folder
+    // (found by python/tests/test_zarr.py's kill test).
+    let dir = temp_dir("zarr-killed-first");
+    let stack = make_stack(&dir.join("in"), 3, 20, 20, |z, i| (z + i) as u16);
+    let builder = PyramidBuilder::from_dir(&stack).unwrap().min_size(4);
+    let store = dir.join("s.ome.zarr");
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::write(store.join(".zarr.json.4242.0.ctstack-tmp"), b"{\"zarr_for").unwrap();
+    run_store(&builder, &store, false).unwrap();
+    assert!(store.join("zarr.json").is_file());
+    // A user's file with a temporary-looking name that is not ctstack's is not.
+    let other = dir.join("t.ome.zarr");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join(".notes.ctstack-tmp"), b"mine").unwrap();
+    let e = run_store(&builder, &other, false).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::State, "{e}");
+    assert_eq!(
+        std::fs::read(other.join(".notes.ctstack-tmp")).unwrap(),
+        b"mine"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn a_folder_that_is_not_a_ctstack_store_is_never_replaced() {
     let dir = temp_dir("zarr-foreign");
     let stack = make_stack(&dir.join("in"), 3, 20, 20, |z, i| (z + i) as u16);

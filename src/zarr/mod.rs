@@ -989,10 +989,16 @@ impl ZarrPlan {
                 if read_ctstack_attribute(root)?.is_some_and(|a| !a.is_null()) {
                     return Ok(true);
                 }
+                // A run killed before its first rename leaves only its temporary
+                // files (exact names of ctstack's): the folder is still empty of
+                // anything else, so it is claimed as empty.
                 let empty = std::fs::read_dir(root)
                     .map_err(|e| Error::io(root, "cannot list", e))?
-                    .next()
-                    .is_none();
+                    .flatten()
+                    .all(|entry| {
+                        crate::writer::temp_target(&entry.file_name().to_string_lossy()).is_some()
+                            && entry.file_type().is_ok_and(|t| t.is_file())
+                    });
                 if empty {
                     return Ok(false);
                 }
