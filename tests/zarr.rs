@@ -490,6 +490,8 @@ fn a_ctstack_store_is_replaced_and_a_users_files_in_it_stay() {
     assert!(first.levels.len() > 3, "{first:?}");
     std::fs::write(store.join("notes.txt"), b"mine").unwrap();
     std::fs::write(store.join("0/notes.txt"), b"mine too").unwrap();
+    // Named like a temporary file, but not one ctstack's writer makes.
+    std::fs::write(store.join("0/.notes.ctstack-tmp"), b"mine, oddly named").unwrap();
     let deepest = store.join((first.levels.len() - 1).to_string());
     std::fs::write(deepest.join("keep.me"), b"and this").unwrap();
     let builder_b = PyramidBuilder::from_dir(&b).unwrap().min_size(4);
@@ -497,6 +499,10 @@ fn a_ctstack_store_is_replaced_and_a_users_files_in_it_stay() {
         let summary = run_store(&builder_b, &store, force).unwrap();
         assert!(summary.levels.len() < first.levels.len());
         assert_eq!(std::fs::read(store.join("notes.txt")).unwrap(), b"mine");
+        assert_eq!(
+            std::fs::read(store.join("0/.notes.ctstack-tmp")).unwrap(),
+            b"mine, oddly named"
+        );
         assert_eq!(
             std::fs::read(store.join("0/notes.txt")).unwrap(),
             b"mine too"

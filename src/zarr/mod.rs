@@ -1043,7 +1043,7 @@ fn holds_ctstack_files(dir: &Path) -> bool {
             ARRAY_METADATA.contains(&name.as_str())
                 || name == "c"
                 || name.bytes().all(|b| b.is_ascii_digit())
-                || crate::writer::is_temp_name(&name)
+                || crate::writer::temp_target(&name).is_some()
         })
 }
 

@@ -29,7 +29,7 @@ use zarrs::storage::{Bytes, StorageError, StoreKey, StorePrefix, WritableStorage
 
 use crate::Error;
 use crate::durable::{start_writeback, sync_dir, sync_path};
-use crate::writer::{is_temp_name, write_atomically};
+use crate::writer::{temp_target, write_atomically};
 
 /// The names of an array's own metadata files, in both Zarr versions: what
 /// makes a folder open as an array.
@@ -253,7 +253,7 @@ pub(crate) fn sweep_temps(dir: &Path) -> usize {
             if kind.is_dir() {
                 stack.push(entry.path());
             } else if kind.is_file()
-                && is_temp_name(&entry.file_name().to_string_lossy())
+                && is_ours_temp(&entry.file_name().to_string_lossy())
                 && std::fs::remove_file(entry.path()).is_ok()
             {
                 removed += 1;
@@ -282,7 +282,7 @@ pub(crate) fn remove_chunks(dir: &Path) -> Result<Vec<PathBuf>, Error> {
             .map_err(|e| Error::io(&path, "cannot inspect", e))?;
         if kind.is_dir() && (name == "c" || is_index(&name)) {
             remove_index_tree(&path, &mut kept)?;
-        } else if kind.is_file() && is_temp_name(&name) {
+        } else if kind.is_file() && is_ours_temp(&name) {
             remove_file_if_there(&path)?;
         } else if !(kind.is_file() && ARRAY_METADATA.contains(&name.as_str())) {
             kept.push(path);
@@ -302,7 +302,7 @@ fn remove_index_tree(dir: &Path, kept: &mut Vec<PathBuf>) -> Result<(), Error> {
             .map_err(|e| Error::io(&path, "cannot inspect", e))?;
         if kind.is_dir() && is_index(&name) {
             remove_index_tree(&path, kept)?;
-        } else if kind.is_file() && (is_index(&name) || is_temp_name(&name)) {
+        } else if kind.is_file() && (is_index(&name) || is_ours_temp(&name)) {
             remove_file_if_there(&path)?;
         } else {
             kept.push(path);
@@ -339,4 +339,11 @@ pub(crate) fn sync_files_and_folders(paths: &[PathBuf]) -> Result<(), Error> {
     paths.par_iter().try_for_each(|p| sync_path(p))?;
     let folders: BTreeSet<&Path> = paths.iter().filter_map(|p| p.parent()).collect();
     folders.into_par_iter().try_for_each(sync_dir)
+}
+
+/// Whether `name` is exactly a temporary name ctstack's writer makes
+/// (`.{target}.{pid}.{seq}.ctstack-tmp`), not merely one that looks like it: a
+/// user's `.notes.ctstack-tmp` is the user's.
+fn is_ours_temp(name: &str) -> bool {
+    temp_target(name).is_some()
 }
