@@ -416,6 +416,38 @@ const char *ctstack_crop_warning(const ctstack_crop *crop, uint64_t i);
 // this thread.
 ctstack_status ctstack_crop_read(const ctstack_crop *crop, void *dst, size_t dst_len, ctstack_progress_fn progress, void *user_data);
 
+// Reads part of the crop into `dst`, numpy's `[z0:z1:zs, y0:y1:ys, x0:x1:xs]`:
+// `start`, `end` and `step` each point to 3 numbers, slices, rows, columns
+// (z, y, x), half-open ranges relative to the crop's box, steps >= 1. `dst`
+// receives one contiguous volume of `ceil((end - start) / step)` per axis,
+// row-major, native-endian; `dst_len` must be its size in bytes (else
+// CTSTACK_ERR_MISMATCH); `dst` needs no alignment. Only the kept slices are
+// read, and with a row step only the kept rows. One crop of a whole level
+// serves any number of these reads (planning reads every slice's header;
+// this reads only the box). Blocks; thread-safe on a shared crop. An empty
+// range, a step of 0 or a range outside the crop is CTSTACK_ERR_INVALID_ARGUMENT.
+//
+// # Safety
+// `crop` is NULL or a live crop handle; `start`, `end`, `step` are NULL or
+// readable for 3 `uint64_t`; `dst` is NULL or writable for `dst_len` bytes.
+ctstack_status ctstack_crop_read_box(const ctstack_crop *crop, const uint64_t *start, const uint64_t *end, const uint64_t *step, void *dst, size_t dst_len);
+
+// The physical voxel size (z, y, x) in `unit` (an NGFF space unit:
+// "micrometer", "millimeter", ...; NULL: "micrometer") that the resolution
+// tags of the crop's first source give, by the rule of the OME-Zarr writer
+// (XResolution, YResolution and ResolutionUnit, or an ImageJ file's `unit=`
+// and `spacing=`; without a z step, z equals x). `*found` is 1 and `size`
+// holds the three numbers when the tags give one; 0 (and `size` untouched)
+// when they do not (no tags, not a TIFF, an unknown unit): the size is then
+// unknown, not an error. At level k the source is the pyramid's slice, whose
+// tags carry the level's own (coarser) size. Built with the `ome-zarr`
+// feature (the default).
+//
+// # Safety
+// `crop` is NULL or a live crop handle; `unit` is NULL or NUL-terminated;
+// `size` is NULL or writable for 3 `double`s; `found` is NULL or writable.
+ctstack_status ctstack_crop_voxel_size(const ctstack_crop *crop, const char *unit, double *size, int32_t *found);
+
 // Starts writing the crop's files (into `options->output_dir` of the plan) on
 // a background thread and stores the job in `*out`: poll it with
 // `ctstack_job_progress` (one unit per file), cancel it with

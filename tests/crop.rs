@@ -878,3 +878,113 @@ fn the_command_line_refuses_a_gap_or_skips_it_with_a_warning() {
     each_output_is_its_namesake(&dir, &out, 0..40, 0..30);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// numpy's `v[z0:z1:zs, y0:y1:ys, x0:x1:xs]` of a row-major (n, h, w) volume.
+fn strided(
+    v: &[u16],
+    (h, w): (usize, usize),
+    z: (usize, usize, usize),
+    y: (usize, usize, usize),
+    x: (usize, usize, usize),
+) -> Vec<u16> {
+    let mut out = Vec::new();
+    for i in (z.0..z.1).step_by(z.2) {
+        for r in (y.0..y.1).step_by(y.2) {
+            for c in (x.0..x.1).step_by(x.2) {
+                out.push(v[(i * h + r) * w + c]);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn one_plan_reads_any_strided_box_of_its_level() {
+    let stack = fixtures().join("stack");
+    let plan = Crop::from_dir(&stack).plan().unwrap();
+    let (n, h, w) = plan.shape();
+    let (h, w) = (h as usize, w as usize);
+    let mut whole = vec![0u16; plan.samples()];
+    plan.crop_to_array(&mut whole, &mut |_, _| {}, &CancelFlag::new())
+        .unwrap();
+    let cases = [
+        ((0, n, 1), (0, h, 1), (0, w, 1)),
+        ((20, 21, 1), (0, h, 1), (0, w, 1)),
+        ((3, 4, 1), (7, 8, 1), (0, w, 1)),
+        ((0, n, 5), (1, h, 3), (2, w, 7)),
+        ((1, 20, 2), (0, h, 1), (300, 301, 4)),
+        ((0, 1, 1), (202, 203, 9), (0, w, 300)),
+        ((2, 9, 3), (5, 100, 2), (10, 11, 1)),
+    ];
+    for (z, y, x) in cases {
+        let want = strided(&whole, (h, w), z, y, x);
+        let mut got = vec![0u16; want.len()];
+        plan.read_box(
+            (z.0..z.1, z.2),
+            (y.0 as u32..y.1 as u32, y.2),
+            (x.0 as u32..x.1 as u32, x.2),
+            &mut got,
+        )
+        .unwrap_or_else(|e| panic!("{z:?} {y:?} {x:?}: {e}"));
+        assert!(got == want, "{z:?} {y:?} {x:?}");
+    }
+    // Level 1 of the pyramid, through the same call.
+    let out = temp_dir("read-box-level-1");
+    PyramidBuilder::from_dir(&stack)
+        .unwrap()
+        .output_dir(&out)
+        .min_size(80)
+        .plan()
+        .unwrap()
+        .run(&mut |_, _| {}, &CancelFlag::new())
+        .unwrap();
+    let plan1 = Crop::from_dir(&stack)
+        .pyramid_dir(&out)
+        .level(1)
+        .plan()
+        .unwrap();
+    let mut level1 = vec![0u16; plan1.samples()];
+    plan1
+        .crop_to_array(&mut level1, &mut |_, _| {}, &CancelFlag::new())
+        .unwrap();
+    let (n1, h1, w1) = plan1.shape();
+    let want = strided(
+        &level1,
+        (h1 as usize, w1 as usize),
+        (1, n1, 4),
+        (0, 101, 10),
+        (3, 150, 2),
+    );
+    let mut got = vec![0u16; want.len()];
+    plan1
+        .read_box((1..n1, 4), (0..101, 10), (3..150, 2), &mut got)
+        .unwrap();
+    assert!(got == want);
+
+    // Refusals: out of the crop, empty, step 0, a wrong length or type.
+    let usage = |e: Error| assert_eq!(e.kind(), ErrorKind::Usage, "{e}");
+    usage(
+        plan.read_box((0..22, 1), (0..1, 1), (0..1, 1), &mut [0u16; 22])
+            .unwrap_err(),
+    );
+    usage(
+        plan.read_box((0..1, 1), (0..204, 1), (0..1, 1), &mut [0u16; 204])
+            .unwrap_err(),
+    );
+    usage(
+        plan.read_box((0..1, 1), (0..1, 1), (5..5, 1), &mut [0u16; 0])
+            .unwrap_err(),
+    );
+    usage(
+        plan.read_box((0..1, 0), (0..1, 1), (0..1, 1), &mut [0u16; 1])
+            .unwrap_err(),
+    );
+    let e = plan
+        .read_box((0..1, 1), (0..1, 1), (0..2, 1), &mut [0u16; 3])
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Mismatch, "{e}");
+    let e = plan
+        .read_box((0..1, 1), (0..1, 1), (0..2, 1), &mut [0u8; 2])
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Mismatch, "{e}");
+}

@@ -60,6 +60,11 @@ class ZarrOptionsT(ctypes.Structure):
 
 
 _ZARR_SIGNATURES = {
+    # The resolution tags' voxel size (the OME-Zarr writer's rule), for ctstack.open.
+    "ctstack_crop_voxel_size": (
+        ctypes.c_int32,
+        [_l.CropP, ctypes.c_char_p, ctypes.POINTER(ctypes.c_double), ctypes.POINTER(ctypes.c_int32)],
+    ),
     "ctstack_zarr_options_init": (None, [ctypes.POINTER(ZarrOptionsT), ctypes.c_size_t]),
     "ctstack_zarr_job_start": (
         ctypes.c_int32,

@@ -361,6 +361,8 @@ class HeaderTest(unittest.TestCase):
         "const void * *": ctypes.POINTER(ctypes.c_void_p),
         "size_t *": ctypes.POINTER(ctypes.c_size_t),
         "uint64_t *": ctypes.POINTER(ctypes.c_uint64),
+        "const uint64_t *": ctypes.POINTER(ctypes.c_uint64),
+        "double *": ctypes.POINTER(ctypes.c_double),
         "const char * const *": ctypes.POINTER(ctypes.c_char_p),
         "ctstack_progress_fn": ctstack.PROGRESS_FN,
         "ctstack_slice *": ctstack._library.SliceP,

@@ -663,6 +663,91 @@ impl CropPlan {
         Ok(())
     }
 
+    /// Part of the crop, numpy's `[z, y, x]` with steps: the crop's slices
+    /// `z.0` every `z.1`-th, rows `y.0` every `y.1`-th, columns `x.0` every
+    /// `x.1`-th (half-open ranges relative to the crop's box, steps >= 1), into
+    /// `dst`, one contiguous (slices, rows, columns) volume of
+    /// `ceil(len / step)` per axis, row-major. Only the kept slices are read,
+    /// and with a row step only the kept rows (each through the region
+    /// reader, touching the strips or tiles it meets); a column step reads the
+    /// columns from the first to the last kept one. Slices are read in
+    /// parallel on the crop's threads. One plan serves any number of such
+    /// reads: a viewer plans the whole level once, then reads what it shows.
+    ///
+    /// Errors: an empty range, a step of 0, or a range outside the crop
+    /// ([`Error::Usage`], naming the crop's shape); `dst` of another length or
+    /// sample type ([`Error::Mismatch`]); reading errors, naming the file.
+    pub fn read_box<T: Sample>(
+        &self,
+        z: (Range<usize>, usize),
+        y: (Range<u32>, usize),
+        x: (Range<u32>, usize),
+        dst: &mut [T],
+    ) -> Result<(), Error> {
+        if T::TYPE != self.sample_type {
+            return Err(Error::mismatch(format!(
+                "the stack holds {} samples, asked for {}",
+                self.sample_type,
+                T::TYPE
+            )));
+        }
+        let (n, h, w) = self.shape();
+        let (zs, ys, xs) = (
+            kept(z.0.start as u64..z.0.end as u64, z.1, n as u64, "slices z")?,
+            kept(y.0.start as u64..y.0.end as u64, y.1, h as u64, "rows y")?,
+            kept(x.0.start as u64..x.0.end as u64, x.1, w as u64, "columns x")?,
+        );
+        let plane = ys.count as usize * xs.count as usize;
+        if dst.len() as u128 != zs.count as u128 * plane as u128 {
+            return Err(Error::mismatch(format!(
+                "destination holds {} samples, the box ({} x {}x{}) has {}",
+                dst.len(),
+                zs.count,
+                ys.count,
+                xs.count,
+                zs.count as u128 * plane as u128
+            )));
+        }
+        // Columns read per row: the first to the last kept one, in crop coordinates.
+        let cols = xs.start as u32..xs.last as u32 + 1;
+        let cols = self.x.start + cols.start..self.x.start + cols.end;
+        let read_plane = |i: usize, out: &mut [T]| -> Result<(), Error> {
+            let slice = &self.sources[zs.start as usize + i * zs.step as usize];
+            let row = |r: u64| self.y.start + r as u32;
+            if ys.step == 1 && xs.step == 1 {
+                let rows = row(ys.start)..row(ys.last) + 1;
+                return region::read_region(slice, &self.open, rows, cols.clone(), out);
+            }
+            let mut buf = vec![T::default(); if xs.step == 1 { 0 } else { cols.len() }];
+            for (j, out_row) in out.chunks_mut(xs.count as usize).enumerate() {
+                let r = row(ys.start + j as u64 * ys.step);
+                if xs.step == 1 {
+                    region::read_region(slice, &self.open, r..r + 1, cols.clone(), out_row)?;
+                } else {
+                    region::read_region(slice, &self.open, r..r + 1, cols.clone(), &mut buf)?;
+                    let picked = buf.iter().step_by(xs.step as usize);
+                    out_row.iter_mut().zip(picked).for_each(|(o, v)| *o = *v);
+                }
+            }
+            Ok(())
+        };
+        let pool = self.pool()?;
+        let work = move || -> Result<(), Error> {
+            use rayon::prelude::*;
+            let dst = dst;
+            dst.par_chunks_mut(plane)
+                .enumerate()
+                .map(|(i, out)| read_plane(i, out))
+                .collect::<Vec<_>>()
+                .into_iter()
+                .collect()
+        };
+        match &pool {
+            Some(p) => p.install(work),
+            None => work(),
+        }
+    }
+
     /// A usage error if an output would replace a file of the stack.
     fn refuse_overwriting_sources(&self, out: &Path, paths: &[PathBuf]) -> Result<(), Error> {
         let canonical = |p: &Path| std::fs::canonicalize(p).ok();
@@ -708,4 +793,34 @@ fn remove_own_temporaries(out: &Path, names: &[String]) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// The indices an axis keeps: `count` of them, `start`, `start + step`, ..., `last`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Kept {
+    start: u64,
+    step: u64,
+    count: u64,
+    last: u64,
+}
+
+/// `range` every `step`-th within `0..len` (the crop's `what`), or a usage error.
+fn kept(range: Range<u64>, step: usize, len: u64, what: &str) -> Result<Kept, Error> {
+    if step == 0 {
+        return Err(Error::usage(format!("{what}: a step of 0")));
+    }
+    if range.start >= range.end || range.end > len {
+        return Err(Error::usage(format!(
+            "{what} {}..{} is not inside the crop's 0..{len} (half-open, non-empty)",
+            range.start, range.end
+        )));
+    }
+    let step = step as u64;
+    let count = (range.end - range.start).div_ceil(step);
+    Ok(Kept {
+        start: range.start,
+        step,
+        count,
+        last: range.start + (count - 1) * step,
+    })
 }

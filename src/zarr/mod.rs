@@ -59,7 +59,7 @@
 //! stack's depth.
 
 mod metadata;
-mod resolution;
+pub(crate) mod resolution;
 mod sink;
 mod store;
 

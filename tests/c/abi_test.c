@@ -758,6 +758,24 @@ static void test_crop(void) {
         ctstack_slice_free(s);
     }
     CHECK(same, "the array is the box of the slices");
+    /* A strided part of the same crop: [1:4:2, 3:20:8, 5:40:10] of the volume above. */
+    {
+        uint64_t start[3] = {1, 3, 5}, end[3] = {4, 20, 40}, step[3] = {2, 8, 10};
+        uint16_t part[2 * 3 * 4];
+        CHECK(ctstack_crop_read_box(crop, start, end, step, part, sizeof part) == CTSTACK_OK, "read_box: %s",
+              ctstack_last_error());
+        int same_part = 1;
+        for (int i = 0; i < 2; i++)
+            for (int y = 0; y < 3; y++)
+                for (int x = 0; x < 4; x++)
+                    same_part &= part[(i * 3 + y) * 4 + x] == volume[((1 + 2 * i) * 20 + 3 + 8 * y) * 40 + 5 + 10 * x];
+        CHECK(same_part, "read_box is numpy's strided slice of the crop");
+        CHECK(ctstack_crop_read_box(crop, start, end, step, part, sizeof part - 2) == CTSTACK_ERR_MISMATCH,
+              "read_box: short dst");
+        uint64_t past[3] = {0, 0, 41};
+        CHECK(ctstack_crop_read_box(crop, start, past, step, part, sizeof part) == CTSTACK_ERR_INVALID_ARGUMENT,
+              "read_box: past the crop");
+    }
     int calls = 0;
     CHECK(ctstack_crop_read(crop, volume, 4 * 20 * 40 * 2, cancel_at_first, &calls) == CTSTACK_ERR_CANCELLED &&
               calls >= 2,
