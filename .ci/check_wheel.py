@@ -19,6 +19,7 @@ REQUIRED = {
     "ctstack/_pyinstaller/hook-ctstack.py",
     "ctstack/napari.yaml",
     "ctstack/_napari.py",
+    "ctstack/_harvest.py",
 }
 
 

@@ -172,3 +172,47 @@ class BackgroundBuild:
             show_error("ctstack: the pyramid of %s was not built: %s" % (self.volume.input, e))
         finally:
             self.job.close()
+
+
+# ---------------------------------------------------------------- Harvest
+
+
+def harvest_box(image: Any, shapes: Any, level: int, z: Tuple[int, int]) -> Dict[str, Any]:
+    """The crop that a rectangle of ``shapes`` (its last shape) and level-0
+    slices ``z`` (first, last: included, as CTHarvester's bottom and top) ask
+    for, in level ``level``'s pixels: ``{"x": (x0, x1), "y": (y0, y1), "z":
+    (z0, z1)}``, half-open, clipped to the level. A pixel is in the box when
+    its centre is; at level k, every level-k voxel that meets the level-0 box.
+
+    Raises:
+        ValueError: no shape, or a box or range that holds no pixel.
+    """
+    import numpy as np
+
+    if shapes is None or len(shapes.data) == 0:
+        raise ValueError("draw a rectangle in a shapes layer first (the box to harvest)")
+    vertices = np.asarray(shapes.data[-1], dtype="f8")
+    world = np.array([shapes.data_to_world(v) for v in vertices])
+    data = np.array([image.world_to_data(w) for w in world])[:, -2:]
+    level0 = image.level_shapes[0] if image.multiscale else image.data.shape
+    n0, h0, w0 = (int(v) for v in level0)
+    lo = [int(v) for v in np.floor(data.min(axis=0) + 0.5)]
+    hi = [int(v) for v in np.floor(data.max(axis=0) + 0.5)]
+    y0, x0 = max(0, lo[0]), max(0, lo[1])
+    y1, x1 = min(h0, hi[0]), min(w0, hi[1])
+    first, last = max(0, int(z[0])), min(n0 - 1, int(z[1]))
+    if y1 <= y0 or x1 <= x0:
+        raise ValueError("the box holds no pixel of the image (draw it over the image)")
+    if last < first:
+        raise ValueError("slices %d..%d: the first must not be after the last" % tuple(z))
+    f = 2**level
+    shape = image.level_shapes[level] if image.multiscale else image.data.shape
+
+    def down(a: int, b: int, n: int) -> Tuple[int, int]:
+        return a // f, min(n, -(-b // f))
+
+    return {
+        "x": down(x0, x1, int(shape[2])),
+        "y": down(y0, y1, int(shape[1])),
+        "z": down(first, last + 1, int(shape[0])),
+    }

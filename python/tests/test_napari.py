@@ -207,3 +207,47 @@ def test_a_stack_without_pyramid_is_built_in_the_background_then_shown(make_napa
     assert len(volume.levels) == 3
     check_layer(layer, volume)
     check_screenshot(viewer, layer, volume)
+
+
+def test_harvest_widget_writes_the_drawn_box_and_range(make_napari_viewer, qtbot, tmp_path):
+    stack = tmp_path / "stack"
+    shutil.copytree(FIXTURES / "stack", stack)
+    ctstack.build_pyramid(stack, min_size=80)
+    viewer = make_napari_viewer(show=True)
+    layer = open_layer(viewer, stack)
+    # The dock widget as napari makes it from the manifest.
+    dock, widget = viewer.window.add_plugin_dock_widget("ctstack", "Harvest")
+    sources = np.stack([tifffile.imread(str(p)) for p in sorted(stack.glob("*.tif"))])
+    # A rectangle over rows 40.3..120.6, columns 10.2..200.8 (data = world: scale 1):
+    # the pixels whose centres are inside: rows 40..120 (half-open 40..121), columns 10..201.
+    viewer.add_shapes([[[5, 40.3, 10.2], [5, 40.3, 200.8], [5, 120.6, 200.8], [5, 120.6, 10.2]]],
+                      shape_type="rectangle", name="box")
+    viewer.layers.selection.active = layer
+    out = tmp_path / "harvest"
+    widget.first.setValue(3)
+    widget.last.setValue(9)
+    widget.output.setText(str(out))
+    widget.export.click()
+    assert widget.error is None, widget.error
+    qtbot.waitUntil(lambda: widget.report is not None or widget.error is not None, timeout=60_000)
+    assert widget.error is None, widget.error
+    files = sorted(out.iterdir())
+    assert [f.name for f in files] == ["slice_%04d.tif" % i for i in range(3, 10)]
+    got = np.stack([tifffile.imread(str(f)) for f in files])
+    np.testing.assert_array_equal(got, sources[3:10, 40:121, 10:201])
+    # Level 1: every level-1 voxel that meets the box, slices 3..9 -> 1..4 (half-open 1..5).
+    widget.level.setValue(1)
+    out1 = tmp_path / "harvest1"
+    widget.output.setText(str(out1))
+    widget.export.click()
+    qtbot.waitUntil(lambda: widget.report is not None or widget.error is not None, timeout=60_000)
+    assert widget.error is None, widget.error
+    level1 = ctstack.open_pyramid(stack / ".thumbnail")[1].array()
+    got = np.stack([tifffile.imread(str(f)) for f in sorted(out1.iterdir())])
+    np.testing.assert_array_equal(got, level1[1:5, 20:61, 5:101])
+    # A request without a box says so and writes nothing.
+    viewer.layers.remove("box")
+    widget.output.setText(str(tmp_path / "none"))
+    widget.export.click()
+    assert "rectangle" in widget.error
+    assert not (tmp_path / "none").exists()
