@@ -1,5 +1,6 @@
 """The napari reader (npe2; manifest ``ctstack/napari.yaml``): a folder of
-slices, a multi-page TIFF or a ctstack pyramid folder opens as ONE multiscale
+slices, a multi-page TIFF, a ctstack pyramid folder (or a ctstack OME-Zarr
+store, placed by its own metadata) opens as ONE multiscale
 image layer of :func:`ctstack.open`'s levels: level 0 read lazily from the
 original files (only the tiles napari shows), the others from the pyramid.
 
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ._pyramid import PyramidJob
-from ._volume import MANIFEST, Volume, open as open_volume
+from ._volume import MANIFEST, Volume, _zarr_attributes, open as open_volume
 
 #: Slice file extensions a folder must hold for the reader to take it.
 SLICE_SUFFIXES = (".tif", ".tiff", ".bmp", ".png", ".jpg", ".jpeg")
@@ -46,7 +47,7 @@ def get_reader(path: Any) -> Optional[Callable[[Any], List[LayerData]]]:
         path = path[0]
     p = Path(str(path))
     if p.is_dir():
-        if (p / MANIFEST).is_file():
+        if (p / MANIFEST).is_file() or _zarr_attributes(p) is not None:
             return read
         try:
             if any(e.suffix.lower() in SLICE_SUFFIXES for e in p.iterdir() if e.is_file()):

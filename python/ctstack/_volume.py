@@ -1,6 +1,7 @@
 """A CT stack as a lazy multiscale volume: :func:`open` gives a :class:`Volume`
 whose levels (:class:`LevelArray`) are numpy-like arrays that read only what
-an index asks for.
+an index asks for. (An OME-Zarr store that ``ctstack zarr`` wrote opens too:
+its levels through zarr-python, placed by its own metadata.)
 
 Level 0 is the original slices, read through the crop's region reader
 (``ctstack_crop_read_box``: only the strips or tiles of the box, never a copy
@@ -27,7 +28,7 @@ import ctypes
 import functools
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import _library as _l
 from ._errors import StateError, invalid_argument
@@ -123,6 +124,36 @@ class _LevelPlan:
         return (size[0], size[1], size[2]) if found.value else None
 
 
+class _ZarrLevelPlan:
+    """One level of a ctstack OME-Zarr store, read through zarr-python."""
+
+    def __init__(self, array: Any) -> None:
+        self.array = array
+        self.shape = tuple(int(n) for n in array.shape)
+        self.typestr = array.dtype.str
+        self.sample_type = array.dtype.name
+
+    def read(
+        self, start: Sequence[int], end: Sequence[int], step: Sequence[int], out: Any
+    ) -> None:
+        out[...] = self.array[tuple(slice(a, b, s) for a, b, s in zip(start, end, step))]
+
+
+def _zarr_attributes(store: Path) -> Optional[Dict[str, Any]]:
+    """The root group's attributes of a Zarr store written by ctstack, or None."""
+    import json
+
+    for name, key in (("zarr.json", "attributes"), (".zattrs", None)):
+        try:
+            doc = json.loads((store / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        attrs = doc.get(key, {}) if key else doc
+        if isinstance(attrs, dict) and "ctstack" in attrs:
+            return attrs
+    return None
+
+
 def _axis_index(key: Any, n: int, axis: int) -> Tuple[int, int, int, int, bool]:
     """One axis of a basic index as ``(start, end, step, count, reverse)``,
     ``step >= 1`` and ``end`` one past the last kept index; an int keeps one
@@ -163,7 +194,7 @@ class LevelArray:
             ``translate + scale * (z, y, x)``, in the volume's unit.
     """
 
-    def __init__(self, volume: "Volume", level: int, plan: _LevelPlan) -> None:
+    def __init__(self, volume: "Volume", level: int, plan: Any) -> None:
         import numpy as np
 
         self._volume = volume
@@ -271,15 +302,20 @@ class Volume:
     ) -> None:
         p = Path(os.fspath(path))
         pyramid = Path(os.fspath(pyramid_dir)) if pyramid_dir is not None else None
+        self._arguments = (
+            str(path), None if pyramid_dir is None else str(pyramid_dir),
+            None if voxel_size is None else tuple(float(v) for v in voxel_size), unit,
+        )  # fmt: skip
+        self._zarr_transforms: Optional[List[Tuple[Tuple[float, ...], Tuple[float, ...]]]] = None
+        attributes = _zarr_attributes(p) if p.is_dir() else None
+        if attributes is not None:
+            self._open_zarr(p, attributes)
+            return
         if p.is_dir() and (p / MANIFEST).is_file():
             pyramid = p if pyramid is None else pyramid
             p = _input_of_pyramid(p)
         self.input: Path = p
         self.pyramid_dir: Path = pyramid if pyramid is not None else _default_pyramid_dir(p)
-        self._arguments = (
-            str(path), None if pyramid_dir is None else str(pyramid_dir),
-            None if voxel_size is None else tuple(float(v) for v in voxel_size), unit,
-        )  # fmt: skip
         level0 = _LevelPlan(p, 0, pyramid)
         self._count0 = level0.shape[0]
         unit_name = unit or "micrometer"
@@ -314,8 +350,53 @@ class Volume:
             self.levels = self.levels[:1]
             self.pyramid_note = str(e)
 
+    def _open_zarr(self, store: Path, attributes: Dict[str, Any]) -> None:
+        """The levels of a ctstack OME-Zarr store (zarr-python reads them), placed
+        by its multiscales metadata (the store's own voxel centres: its levels
+        keep floor(n / 2^k) slices, each the mean of exactly 2^k)."""
+        try:
+            import zarr
+        except ImportError:
+            raise ImportError(
+                "%s is an OME-Zarr store: reading it needs zarr-python (pip install 'zarr>=3')"
+                % store
+            ) from None
+        if not attributes["ctstack"].get("complete"):
+            raise StateError(
+                "%s: the OME-Zarr store is not complete (its build did not finish): build it "
+                "again (ctstack zarr)" % store
+            )
+        ome = attributes.get("ome", attributes)
+        multiscale = ome["multiscales"][0]
+        axes = multiscale.get("axes", [])
+        units = {a.get("unit") for a in axes if isinstance(a, dict)}
+        self.input = store
+        self.pyramid_dir = store
+        self.pyramid_note = None
+        self.unit = units.pop() if len(units) == 1 and None not in units else None
+        group = zarr.open_group(str(store), mode="r")
+        self.levels = []
+        self._zarr_transforms = []
+        for k, dataset in enumerate(multiscale["datasets"]):
+            scale: Tuple[float, ...] = (1.0, 1.0, 1.0)
+            translate: Tuple[float, ...] = (0.0, 0.0, 0.0)
+            for t in dataset.get("coordinateTransformations", []):
+                if t.get("type") == "scale":
+                    scale = tuple(float(v) for v in t["scale"])
+                elif t.get("type") == "translation":
+                    translate = tuple(float(v) for v in t["translation"])
+            self._zarr_transforms.append((scale, translate))
+            plan = _ZarrLevelPlan(group[dataset["path"]])
+            if k == 0:
+                self._count0 = plan.shape[0]
+                self.voxel_size = scale  # type: ignore[assignment]
+                self.voxel_size_source = "OME-Zarr metadata"
+            self.levels.append(LevelArray(self, k, plan))
+
     def _transform(self, k: int) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
         """Level k's (scale, translate), z y x (see the module docs)."""
+        if self._zarr_transforms is not None:
+            return self._zarr_transforms[k]
         f = float(2**k)
         scale = tuple(s * f for s in self.voxel_size)
         translate = tuple(s * (f - 1) / 2 for s in self.voxel_size)
@@ -327,7 +408,11 @@ class Volume:
         """Where each slice of ``level`` is centred in z, exactly (the mean
         position of the level-0 slices it averages, with their weights, in the
         volume's unit). Equal to ``translate + scale * j`` for every slice but
-        the last of a level whose level-0 block is cut by the stack's end."""
+        the last of a level whose level-0 block is cut by the stack's end (an
+        OME-Zarr store has no such slice: every one is on the grid)."""
+        if self._zarr_transforms is not None:
+            scale, translate = self._zarr_transforms[level]
+            return [translate[0] + scale[0] * j for j in range(self.levels[level].shape[0])]
         centres = [float(i) for i in range(self._count0)]
         for _ in range(level):
             centres = [
@@ -376,8 +461,11 @@ def open(
     """A CT stack as a lazy multiscale :class:`Volume`.
 
     Args:
-        path: a folder of slices, a multi-page TIFF, or a ctstack pyramid
-            folder (``<stack>/.thumbnail``, ``STEM.thumbnail``).
+        path: a folder of slices, a multi-page TIFF, a ctstack pyramid
+            folder (``<stack>/.thumbnail``, ``STEM.thumbnail``), or an
+            OME-Zarr store ctstack wrote (``ctstack zarr``; read with
+            zarr-python, placed by its multiscales metadata, ``voxel_size``
+            and ``unit`` ignored: the store's own).
         pyramid_dir: where the pyramid is (default: where a build puts it).
         build: when the pyramid is missing or was built from other files,
             build it now (blocking, ``progress(done, total)`` as

@@ -9,6 +9,7 @@ CTSTACK_REQUIRE_EXTERNAL=1.
 import os
 import pickle
 import shutil
+import sys
 import tempfile
 import unittest
 from pathlib import Path
@@ -204,6 +205,43 @@ class VolumeTest(unittest.TestCase):
         volume = ctstack.open(path)
         for index in INDEXES:
             check_index(self, volume.levels[0], want, index, "pages")
+
+    def test_an_ome_zarr_store_of_ctstack(self):
+        try:
+            import zarr  # noqa: F401
+        except ImportError:
+            if REQUIRE_EXTERNAL and sys.version_info >= (3, 11):
+                self.fail("zarr is required (CTSTACK_REQUIRE_EXTERNAL=1)")
+            self.skipTest("zarr-python is needed")
+        folder = self.odd_stack(n=11, h=45, w=67)
+        want = sources(folder)
+        for ngff in ("0.5", "0.4"):
+            store = self.tmp / ("s%s.ome.zarr" % ngff)
+            ctstack.build_ome_zarr(folder, store, min_size=10, ngff=ngff, chunks=(4, 16, 16),
+                                   voxel_size=(2.0, 0.5, 0.5), unit="millimeter")
+            volume = ctstack.open(store)
+            self.assertEqual(volume.unit, "millimeter")
+            self.assertEqual(volume.voxel_size, (2.0, 0.5, 0.5))
+            for index in INDEXES:
+                check_index(self, volume.levels[0], want, index, ngff)
+            # Level 1 keeps floor(11 / 2) slices, each the exact mean of two.
+            level1 = volume.levels[1]
+            self.assertEqual(level1.shape, (5, 22, 33))
+            self.assertEqual(level1.scale, (4.0, 1.0, 1.0))
+            self.assertEqual(level1.translate, (1.0, 0.25, 0.25))
+            self.assertEqual(volume.z_centres(1), [1.0, 5.0, 9.0, 13.0, 17.0])
+            blocks = want[:10, :44, :66].astype("u8").reshape(5, 2, 22, 2, 33, 2)
+            mean = (blocks.sum(axis=(1, 3, 5)) + 4) >> 3
+            check_index(self, level1, mean.astype("uint16"), np.s_[::-1, 3, 1::2], ngff)
+            np.testing.assert_array_equal(np.asarray(level1), mean)
+            pickled = pickle.loads(pickle.dumps(level1))
+            np.testing.assert_array_equal(pickled[2], mean[2])
+            # The napari reader takes the store (napari is not needed to ask).
+            from ctstack import _napari
+
+            self.assertIs(_napari.get_reader(str(store)), _napari.read)
+        self.assertIsNone(_napari.get_reader(str(self.tmp / "none")))
+        self.assertIs(_napari.get_reader(str(folder)), _napari.read)
 
     def test_pickles_and_dask(self):
         volume = ctstack.open(FIXTURES / "stack")
