@@ -198,6 +198,40 @@ class VolumeTest(unittest.TestCase):
         block = s1[0::2, 0::2] + s1[1::2, 0::2] + s1[0::2, 1::2] + s1[1::2, 1::2]
         np.testing.assert_array_equal(rebuilt.levels[1][0], (block + 4) >> 3)
 
+    @unittest.skipUnless(os.path.exists("/proc/self/io"), "counts bytes read with /proc/self/io")
+    def test_an_index_reads_only_what_it_returns(self):
+        # 3 slices of 2000 x 2000 uint16 (8 MB each), read with positional reads
+        # (mmap "never": every byte read is counted in rchar).
+        folder = self.tmp / "io"
+        folder.mkdir()
+        for i in range(3):
+            tifffile.imwrite(str(folder / ("s%d.tif" % i)), np.full((2000, 2000), i, "uint16"))
+        saved = ctstack.mmap_policy()
+        ctstack.set_mmap_policy("never")
+        self.addCleanup(ctstack.set_mmap_policy, saved)
+        level = ctstack.open(folder).levels[0]
+
+        def bytes_read(index):
+            def rchar():
+                with open("/proc/self/io") as f:
+                    return next(int(l.split()[1]) for l in f if l.startswith("rchar"))
+
+            before = rchar()
+            out = level[index]
+            return rchar() - before, out
+
+        whole, out = bytes_read(np.s_[1])
+        self.assertGreaterEqual(whole, 8_000_000)
+        box, out = bytes_read(np.s_[1, 100:110, 100:110])
+        self.assertEqual(out.shape, (10, 10))
+        self.assertLess(box, whole / 20)
+        rows, out = bytes_read(np.s_[1, ::100, 5])  # 20 rows of 2000
+        self.assertEqual(out.shape, (20,))
+        self.assertLess(rows, whole / 4)
+        slices, out = bytes_read(np.s_[::2, 7])  # slices 0 and 2, one row each
+        np.testing.assert_array_equal(out, [[0] * 2000, [2] * 2000])
+        self.assertLess(slices, whole / 20)
+
     def test_a_multi_page_tiff(self):
         path = self.tmp / "pages.tif"
         want = np.random.default_rng(5).integers(0, 255, (7, 23, 31), dtype="uint8")
