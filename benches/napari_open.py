@@ -40,7 +40,8 @@ if plugin == "ctstack":
     manager = npe2.PluginManager.instance()
     manager.discover()
     if "ctstack" not in manager._manifests:
-        manager.register(npe2.PluginManifest.from_file(Path(ctstack.__file__).with_name("napari.yaml")))
+        manifest = Path(ctstack.__file__).with_name("napari.yaml")
+        manager.register(npe2.PluginManifest.from_file(manifest))
 viewer = napari.Viewer(show=True)
 app = QApplication.instance()
 for _ in range(50):
@@ -142,8 +143,8 @@ def main(argv):
     print("| reader | viewer.open returns | first frame | peak RSS |")
     print("| --- | --- | --- | --- |")
     for plugin in ("ctstack", "napari"):
-        print("| %s | %.2f s | %.2f s | %.0f MB |" % (
-            plugin, med(plugin, "open_s"), med(plugin, "first_frame_s"), med(plugin, "peak_rss_mb")))
+        print("| %s | %.2f s | %.2f s | %.0f MB |" % (plugin, med(plugin, "open_s"),
+              med(plugin, "first_frame_s"), med(plugin, "peak_rss_mb")))
     print("| (the viewer alone) | | | %.0f MB |" % med("empty", "peak_rss_mb"))
     print("ctstack layer levels %s, level shown %d" % (
         results["ctstack"][0]["levels"], results["ctstack"][0]["data_level"]))

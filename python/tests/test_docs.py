@@ -1,5 +1,5 @@
-"""The documentation's Python examples, run: every ```python block of README.md
-and python/README.md, so that a renamed or removed name fails the tests.
+"""The documentation's Python examples, run: every ```python block of README.md,
+python/README.md and docs/napari.md, so that a renamed or removed name fails the tests.
 
 Each block runs as a script (``python -c``, as a user pasting it would) in a
 scratch folder holding a copy of ``fixtures/stack`` and an empty ``target/``: the
@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRE_EXTERNAL = os.environ.get("CTSTACK_REQUIRE_EXTERNAL") == "1"
-DOCS = ("README.md", "python/README.md")
+DOCS = ("README.md", "python/README.md", "docs/napari.md")
 COMPILE_ONLY = "<!-- docs-test: compile-only -->"
 #: Seconds a block may take (the Dask one starts a two-worker cluster).
 TIMEOUT = 300

@@ -133,7 +133,8 @@ class VolumeTest(unittest.TestCase):
                 check_index(self, level, want, index, "level %d" % k)
             f = 2**k
             self.assertEqual(level.scale, (3.0 * f, 0.5 * f, 0.25 * f))
-            self.assertEqual(level.translate, (3.0 * (f - 1) / 2, 0.5 * (f - 1) / 2, 0.25 * (f - 1) / 2))
+            half = (f - 1) / 2
+            self.assertEqual(level.translate, (3.0 * half, 0.5 * half, 0.25 * half))
         # The same through the pyramid folder.
         again = ctstack.open(report.output_dir)
         self.assertEqual(again.input, folder)
