@@ -1014,10 +1014,11 @@ fn range_means_file_numbers_and_crop_range_says_what_to_write() {
     assert!(!out.exists(), "a refused crop wrote {}", out.display());
     // The new spelling: 9 positions, and --indices the inclusive file numbers.
     ctstack_ok(&["crop", &stack, "--slices", "0:9", "-q", "--out", &out_arg]);
-    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 9);
+    // The outputs and the crop's record.
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 9 + 1);
     let numbered = dir.join("numbered").display().to_string();
     ctstack_ok(&["crop", &stack, "--indices", "0:9", "-q", "--out", &numbered]);
-    assert_eq!(std::fs::read_dir(&numbered).unwrap().count(), 10);
+    assert_eq!(std::fs::read_dir(&numbered).unwrap().count(), 10 + 1);
     let help = text(&ctstack(&["crop", "--help"]).stdout);
     assert!(help.contains("--slices <Z0:Z1>"), "{help}");
     assert!(!help.contains("--range <"), "{help}");

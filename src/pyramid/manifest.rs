@@ -53,7 +53,7 @@ use crate::{Error, SampleType};
 pub const MANIFEST_FILE: &str = "ctstack.json";
 
 /// The `format` field: says the file is ours.
-const FORMAT: &str = "ctstack-pyramid";
+pub(super) const FORMAT: &str = "ctstack-pyramid";
 
 /// The `version` field: bumped when the meaning of a field changes (an older or
 /// newer manifest is then treated as absent: nothing trusted, nothing deleted).
