@@ -1220,6 +1220,23 @@ fn exit_statuses_follow_docs_cli_md() {
         cases.push((vec!["zarr", &missing, "--out", &out], 3, "does not exist"));
         cases.push((vec!["zarr", &empty, "--out", &out], 3, "no slice files"));
     }
+    // A file ctstack did not write at an output name: the crop's, the pyramid's.
+    let stack = common::fixtures().join("stack").display().to_string();
+    let users = dir.join("users");
+    std::fs::create_dir_all(users.join("1")).unwrap();
+    std::fs::write(users.join("slice_0000.tif"), b"the user's").unwrap();
+    std::fs::write(users.join("1/000000.tif"), b"the user's").unwrap();
+    let users = users.display().to_string();
+    cases.push((
+        vec!["crop", &stack, "--out", &users],
+        3,
+        "slice_0000.tif is at an output name of the crop, and ctstack did not write it",
+    ));
+    cases.push((
+        vec!["pyramid", &stack, "--min-size", "80", "--out", &users],
+        3,
+        "1/000000.tif is at an output name of the pyramid, and ctstack did not write it",
+    ));
     for (args, status, says) in cases {
         let run = ctstack(&args);
         let said = format!("{}{}", text(&run.stdout), text(&run.stderr));
@@ -1227,5 +1244,19 @@ fn exit_statuses_follow_docs_cli_md() {
         assert!(said.contains(says), "{args:?}: {said}");
     }
     assert!(!Path::new(&out).exists(), "a refused run wrote output");
+    let users = Path::new(&users);
+    assert_eq!(
+        std::fs::read(users.join("slice_0000.tif")).unwrap(),
+        b"the user's"
+    );
+    assert_eq!(
+        std::fs::read(users.join("1/000000.tif")).unwrap(),
+        b"the user's"
+    );
+    assert_eq!(
+        std::fs::read_dir(users).unwrap().count(),
+        2,
+        "a refused run wrote output"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
