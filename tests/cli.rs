@@ -721,8 +721,9 @@ fn ctrl_c_stops_the_run_cleanly() {
 
 /// `ctstack zarr`: a store of every level with the default name beside the
 /// input; bad options exit 2 with the reason; a store that is not ctstack's
-/// is refused (exit 3) and untouched, with --force too, and the message does
-/// not suggest it; a store in the input folder exits 2.
+/// is refused (exit 3) and untouched, and the message suggests no flag; the
+/// removed --force exits 2 saying none is needed; a store in the input folder
+/// exits 2.
 #[cfg(feature = "ome-zarr")]
 #[test]
 fn zarr_writes_a_store_and_refuses_bad_options_and_foreign_stores() {
@@ -791,13 +792,21 @@ fn zarr_writes_a_store_and_refuses_bad_options_and_foreign_stores() {
     // The command line's words only, not the Rust API's (issue 27).
     assert!(!stderr.contains("ZarrBuilder"), "{stderr}");
     assert_eq!(std::fs::read(foreign.join("notes.txt")).unwrap(), b"mine");
+    // --force is gone (it did nothing since no store is ever deleted): a usage
+    // error saying that a ctstack store is replaced without a flag.
     let out = ctstack(&["zarr", &input_arg, "--out", &foreign_arg, "-q", "--force"]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr
+            .contains("zarr has no --force: a store that is ctstack's is replaced without a flag"),
+        "{stderr}"
+    );
     assert_eq!(std::fs::read(foreign.join("notes.txt")).unwrap(), b"mine");
     // The input folder itself, or a store inside it: exit 2, nothing written.
     for out_dir in [input.clone(), input.join("in.ome.zarr")] {
         let out_arg = out_dir.display().to_string();
-        let out = ctstack(&["zarr", &input_arg, "--out", &out_arg, "-q", "--force"]);
+        let out = ctstack(&["zarr", &input_arg, "--out", &out_arg, "-q"]);
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         let error = stderr

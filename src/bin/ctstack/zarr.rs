@@ -49,10 +49,15 @@ pub struct ZarrArgs {
     /// Unit of the axes (an NGFF space unit) [default: micrometer].
     #[arg(long, value_name = "UNIT")]
     unit: Option<String>,
-    /// No effect (kept for scripts): a ctstack store is replaced without it, and
-    /// nothing else ever is.
-    #[arg(long, hide = true)]
-    force: bool,
+    /// Gone: a ctstack store is replaced without a flag, and nothing else ever is.
+    #[arg(
+        long = "force",
+        hide = true,
+        num_args = 0..=1,
+        default_missing_value = "",
+        value_parser = removed_force
+    )]
+    _force: Option<String>,
     /// No progress bar and no summary (warnings and errors still go to stderr).
     #[arg(long, short)]
     quiet: bool,
@@ -83,12 +88,6 @@ fn build(args: &ZarrArgs) -> Result<(), Failure> {
     }
     if let Some(size) = args.voxel_size {
         builder = builder.voxel_size(size);
-    }
-    if args.force {
-        eprintln!(
-            "ctstack: note: --force has no effect: a ctstack store is replaced without it, and \
-             a folder holding anything else never is"
-        );
     }
     let plan = builder.plan()?;
     for warning in plan.warnings() {
@@ -168,4 +167,14 @@ where
 
 fn compression(text: &str) -> Result<ChunkCompression, String> {
     text.parse().map_err(|e: Error| e.to_string())
+}
+
+/// `zarr --force`, removed before 0.1.0: always an error saying why no flag is needed.
+fn removed_force(_: &str) -> Result<String, String> {
+    Err(
+        "zarr has no --force: a store that is ctstack's is replaced without a flag (only \
+         ctstack's own files in it), a new path or an empty folder is written, and a folder \
+         that holds anything else is never replaced: give --out a new path"
+            .into(),
+    )
 }
