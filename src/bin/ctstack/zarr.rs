@@ -49,15 +49,10 @@ pub struct ZarrArgs {
     /// Unit of the axes (an NGFF space unit) [default: micrometer].
     #[arg(long, value_name = "UNIT")]
     unit: Option<String>,
-    /// Gone: a ctstack store is replaced without a flag, and nothing else ever is.
-    #[arg(
-        long = "force",
-        hide = true,
-        num_args = 0..=1,
-        default_missing_value = "",
-        value_parser = removed_force
-    )]
-    _force: Option<String>,
+    /// Gone: a ctstack store is replaced without a flag, and nothing else ever
+    /// is. Given, it is a usage error saying so ([`REMOVED_FORCE`]).
+    #[arg(long, hide = true)]
+    force: bool,
     /// No progress bar and no summary (warnings and errors still go to stderr).
     #[arg(long, short)]
     quiet: bool,
@@ -66,6 +61,11 @@ pub struct ZarrArgs {
 }
 
 pub fn run(args: &ZarrArgs) -> Result<(), Failure> {
+    if args.force {
+        return Err(Failure::Run(ctstack::Error::Usage {
+            what: REMOVED_FORCE.into(),
+        }));
+    }
     build(args).map_err(|f| match f {
         Failure::Run(e) if args.out.is_none() => Failure::Run(with_out_hint(e, "--out DIR")),
         other => other,
@@ -169,12 +169,7 @@ fn compression(text: &str) -> Result<ChunkCompression, String> {
     text.parse().map_err(|e: Error| e.to_string())
 }
 
-/// `zarr --force`, removed before 0.1.0: always an error saying why no flag is needed.
-fn removed_force(_: &str) -> Result<String, String> {
-    Err(
-        "zarr has no --force: a store that is ctstack's is replaced without a flag (only \
-         ctstack's own files in it), a new path or an empty folder is written, and a folder \
-         that holds anything else is never replaced: give --out a new path"
-            .into(),
-    )
-}
+/// What `zarr --force` (removed before 0.1.0) says: why no flag is needed.
+const REMOVED_FORCE: &str = "zarr has no --force: a store that is ctstack's is replaced \
+    without a flag (only ctstack's own files in it), a new path or an empty folder is \
+    written, and a folder that holds anything else is never replaced: give --out a new path";
