@@ -12,8 +12,9 @@ file appears atomically; a rerun writes only the files that are missing or
 differ. The store path must be new, an empty folder or a ctstack store;
 anything else is refused and left untouched, as is a path that is, holds or
 lies inside the input (no option changes that: ctstack never deletes a file
-it did not write, and a store of its own needs no flag to be replaced). In z, level k keeps the planes that average exactly
-``2**k`` slices (README, "OME-Zarr").
+it did not write, and a store of its own needs no flag to be replaced). In z,
+level k keeps the planes that average exactly ``2**k`` slices
+(docs/ome-zarr.md, "Where each voxel is").
 """
 
 from __future__ import annotations
