@@ -231,8 +231,9 @@ def test_harvest_widget_writes_the_drawn_box_and_range(make_napari_viewer, qtbot
     assert widget.error is None, widget.error
     qtbot.waitUntil(lambda: widget.report is not None or widget.error is not None, timeout=60_000)
     assert widget.error is None, widget.error
-    files = sorted(out.iterdir())
+    files = sorted(out.glob("*.tif"))  # beside the crop's record, .ctstack-crop.json
     assert [f.name for f in files] == ["slice_%04d.tif" % i for i in range(3, 10)]
+    assert [f.name for f in out.iterdir() if f.suffix != ".tif"] == [".ctstack-crop.json"]
     got = np.stack([tifffile.imread(str(f)) for f in files])
     np.testing.assert_array_equal(got, sources[3:10, 40:121, 10:201])
     # Level 1: every level-1 voxel that meets the box, slices 3..9 -> 1..4 (half-open 1..5).
@@ -243,7 +244,7 @@ def test_harvest_widget_writes_the_drawn_box_and_range(make_napari_viewer, qtbot
     qtbot.waitUntil(lambda: widget.report is not None or widget.error is not None, timeout=60_000)
     assert widget.error is None, widget.error
     level1 = ctstack.open_pyramid(stack / ".thumbnail")[1].array()
-    got = np.stack([tifffile.imread(str(f)) for f in sorted(out1.iterdir())])
+    got = np.stack([tifffile.imread(str(f)) for f in sorted(out1.glob("*.tif"))])
     np.testing.assert_array_equal(got, level1[1:5, 20:61, 5:101])
     # A request without a box says so and writes nothing.
     viewer.layers.remove("box")
