@@ -1018,3 +1018,106 @@ fn the_store_is_synced_before_its_metadata_vouches_for_it() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Slices that carry no physical size (NRecon's BMPs; TIFFs without
+/// resolution tags) take the voxel size from the scanner's file beside them,
+/// and the plan says which file; a given size wins; a malformed log is a
+/// warning and leaves the size unknown.
+#[test]
+fn the_voxel_size_comes_from_the_scanners_file_beside_the_slices() {
+    let dir = temp_dir("zarr-sidecar");
+    // (stack, scanner's files, the size they give, what the plan says)
+    type Case<'a> = (&'a str, Option<&'a str>, Option<[f64; 3]>, &'a str);
+    let cases: [Case; 6] = [
+        ("stack_bmp", Some("bruker"), Some([12.5; 3]), "scan_rec.log"),
+        (
+            "stack_bmp",
+            Some("bruker_step2"),
+            Some([25.0, 12.5, 12.5]),
+            "Section to Section Step",
+        ),
+        (
+            "stack",
+            Some("nikon"),
+            Some([25.0, 20.0, 20.0]),
+            "scan.xtekct",
+        ),
+        ("stack", Some("phoenix"), Some([10.5; 3]), "scan.pcr"),
+        (
+            "stack_bmp",
+            Some("bruker_acq"),
+            None,
+            "voxel size is unknown",
+        ),
+        (
+            "stack_bmp",
+            Some("bruker_bad"),
+            None,
+            "Pixel Size (um) = \"n/a\"",
+        ),
+    ];
+    for (i, (stack, sidecar, size, said)) in cases.into_iter().enumerate() {
+        let scan = common::stack_with_sidecar(stack, sidecar, &dir.join(format!("scan{i}")));
+        let builder = PyramidBuilder::from_dir(&scan).unwrap().min_size(8);
+        let plan = ZarrBuilder::new(builder.clone(), dir.join(format!("s{i}.zarr")))
+            .plan()
+            .unwrap();
+        let said_by: Vec<String> = plan
+            .notes()
+            .into_iter()
+            .chain(plan.warnings().to_vec())
+            .collect();
+        assert!(
+            said_by.iter().any(|n| n.contains(said)),
+            "{sidecar:?}: {said_by:?}"
+        );
+        match size {
+            Some(size) => {
+                let got = plan.voxel_size();
+                assert!(
+                    got.iter().zip(size).all(|(g, s)| (g - s).abs() < 1e-9),
+                    "{sidecar:?}: {got:?}"
+                );
+                assert_eq!(plan.unit().as_deref(), Some("micrometer"));
+                // In millimetres, converted.
+                let mm = ZarrBuilder::new(builder.clone(), dir.join(format!("mm{i}.zarr")))
+                    .unit("millimeter")
+                    .plan()
+                    .unwrap();
+                assert!((mm.voxel_size()[2] - size[2] / 1000.0).abs() < 1e-12);
+            }
+            None => {
+                assert_eq!(plan.voxel_size(), [1.0; 3]);
+                assert_eq!(plan.unit(), None);
+            }
+        }
+        // A given size wins, without a note about the scanner's file.
+        let given = ZarrBuilder::new(builder, dir.join(format!("g{i}.zarr")))
+            .voxel_size([1.0, 2.0, 3.0])
+            .plan()
+            .unwrap();
+        assert_eq!(given.voxel_size(), [1.0, 2.0, 3.0]);
+        assert!(
+            given.notes().iter().all(|n| !n.contains("scan")),
+            "{:?}",
+            given.notes()
+        );
+    }
+    // The store records it.
+    let scan = common::stack_with_sidecar("stack_bmp", Some("bruker"), &dir.join("written"));
+    let store = dir.join("written.zarr");
+    ZarrBuilder::new(PyramidBuilder::from_dir(&scan).unwrap().min_size(8), &store)
+        .plan()
+        .unwrap()
+        .run(&mut |_, _| {}, &Default::default())
+        .unwrap();
+    let root: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(store.join("zarr.json")).unwrap()).unwrap();
+    let m = &root["attributes"]["ome"]["multiscales"][0];
+    assert_eq!(
+        m["datasets"][0]["coordinateTransformations"][0]["scale"],
+        serde_json::json!([12.5, 12.5, 12.5])
+    );
+    assert_eq!(m["axes"][2]["unit"], "micrometer");
+    std::fs::remove_dir_all(&dir).ok();
+}

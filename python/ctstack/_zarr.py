@@ -119,8 +119,10 @@ class ZarrOptions:
         shard: shard shape (z, y, x), multiples of ``chunks`` (0.5 only), or None.
         compression: ``"none"``, ``"zstd"`` (level 3) or ``"zstd:LEVEL"``.
         voxel_size: level 0's voxel size (z, y, x) in ``unit``, stored exactly;
-            None: from the resolution tags, else unknown (1, 1, 1 without a
-            unit, and a warning).
+            None: from the resolution tags, else from the scanner's file
+            beside the slices (Bruker NRecon ``*_rec.log``, Nikon ``.xtekct``,
+            GE phoenix ``.pcr``/``.pca``; a malformed one is a warning), else
+            unknown (1, 1, 1 without a unit, and a warning).
         unit: an NGFF space unit.
         force: no effect (kept for existing callers): a ctstack store is
             replaced without it, and nothing else ever is.

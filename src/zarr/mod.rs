@@ -59,7 +59,6 @@
 //! stack's depth.
 
 mod metadata;
-mod resolution;
 mod sink;
 mod store;
 
@@ -249,6 +248,8 @@ impl ZarrBuilder {
 
     /// Level 0's voxel size z, y, x in [`ZarrBuilder::unit`]s, stored exactly
     /// as given. Without it: from the first slice's resolution tags, else
+    /// from the scanner's file beside the slices (a Bruker NRecon `*_rec.log`,
+    /// ...: see [`VoxelSize::of_stack`](crate::VoxelSize::of_stack)), else
     /// unknown (1, 1, 1 with no unit, and a warning).
     pub fn voxel_size(mut self, voxel_size: [f64; 3]) -> Self {
         self.voxel_size = Some(voxel_size);
@@ -360,21 +361,32 @@ impl ZarrBuilder {
                      millimeter, ...)"
                 ))
             })?;
-        let from_tags = || {
-            let first = pyramid.inputs().first()?;
-            resolution::from_tags(&first.path, unit_name)
-        };
         let mut warnings = pyramid.warnings().to_vec();
+        let mut found = || {
+            let first = pyramid.inputs().first()?;
+            let lookup = crate::VoxelSize::of_stack(&first.path);
+            warnings.extend(lookup.warnings);
+            let size = lookup.size?;
+            let per_unit = micrometres_per(unit_name)?;
+            Some((size.micrometres.map(|v| v / per_unit), size))
+        };
         let (voxel_size, voxel_note, unit) = match self.voxel_size {
             Some(size) => (size, None, Some(parsed_unit)),
-            None => match from_tags() {
-                Some((size, note)) => (size, Some(note), Some(parsed_unit)),
+            None => match found() {
+                Some((size, found)) => {
+                    let note = format!(
+                        "voxel size {} x {} x {} {unit_name} (z, y, x) from {} (--voxel-size \
+                         overrides)",
+                        size[0], size[1], size[2], found.source
+                    );
+                    (size, Some(note), Some(parsed_unit))
+                }
                 None => {
                     warnings.push(format!(
                         "the physical voxel size is unknown (no resolution tags in {}, no \
-                         voxel size given): the axes are written without a unit and scaled \
-                         in voxels (level 0: 1, 1, 1); give --voxel-size Z,Y,X (and --unit) \
-                         to record it",
+                         scanner's file beside it (NRecon .log, .xtekct, .pcr, .pca), no voxel \
+                         size given): the axes are written without a unit and scaled in voxels \
+                         (level 0: 1, 1, 1); give --voxel-size Z,Y,X (and --unit) to record it",
                         pyramid
                             .inputs()
                             .first()
@@ -528,6 +540,20 @@ fn inversion_of(pyramid: &Plan) -> Result<Inversion, Error> {
     Ok(Inversion { max })
 }
 
+/// Micrometres per `unit`, for the NGFF space units a CT voxel is measured in.
+fn micrometres_per(unit: &str) -> Option<f64> {
+    Some(match unit {
+        "angstrom" => 1e-4,
+        "nanometer" => 1e-3,
+        "micrometer" => 1.0,
+        "millimeter" => 1e3,
+        "centimeter" => 1e4,
+        "meter" => 1e6,
+        "inch" => 25_400.0,
+        _ => return None,
+    })
+}
+
 /// The largest chunk or shard, uncompressed, ctstack writes: 2 GiB.
 const MAX_GRID_BYTES: u64 = 2 << 30;
 
@@ -606,7 +632,8 @@ impl ZarrPlan {
     }
 
     /// Level 0's voxel size (z, y, x): as given, else from the first slice's
-    /// TIFF resolution tags (see [`ZarrPlan::notes`]), else 1, 1, 1 (unknown:
+    /// TIFF resolution tags or the scanner's file beside the slices (see
+    /// [`ZarrPlan::notes`]), else 1, 1, 1 (unknown:
     /// see [`ZarrPlan::unit`]).
     pub fn voxel_size(&self) -> [f64; 3] {
         self.voxel_size

@@ -157,6 +157,20 @@ fn describe_stack(
         println!("  access paths: {}", counts(&paths));
         println!("  compression: {}", counts(&compressions));
     }
+    if let Some(first) = slices.first() {
+        let lookup = ctstack::VoxelSize::of_stack(first);
+        match &lookup.size {
+            Some(size) => println!("  {}", size.note()),
+            None => println!(
+                "  voxel size: unknown (no resolution tags in {}, no scanner's file beside it: \
+                 NRecon .log, .xtekct, .pcr, .pca)",
+                file_name(first)
+            ),
+        }
+        for warning in &lookup.warnings {
+            println!("    warning: {warning}");
+        }
+    }
     let gaps = &listing.gaps;
     if gaps.is_empty() {
         println!("  numbering: no gaps");

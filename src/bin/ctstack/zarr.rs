@@ -42,8 +42,9 @@ pub struct ZarrArgs {
     #[arg(long, value_name = "CODEC", default_value = "zstd", value_parser = compression)]
     compression: ChunkCompression,
     /// Level 0's voxel size Z,Y,X, in --unit, stored exactly [default: from the first
-    /// slice's TIFF resolution tags (z = x unless ImageJ's spacing says), else unknown:
-    /// 1,1,1 with no unit, and a warning].
+    /// slice's TIFF resolution tags (z = x unless ImageJ's spacing says), else from the
+    /// scanner's file beside the slices (Bruker NRecon *_rec.log, Nikon .xtekct, GE
+    /// phoenix .pcr/.pca), else unknown: 1,1,1 with no unit, and a warning].
     #[arg(long, value_name = "Z,Y,X", value_parser = three::<f64>)]
     voxel_size: Option<[f64; 3]>,
     /// Unit of the axes (an NGFF space unit) [default: micrometer].
