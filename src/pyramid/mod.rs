@@ -24,7 +24,7 @@ mod input;
 mod inputs;
 mod level1;
 pub(crate) mod lock;
-mod manifest;
+pub(crate) mod manifest;
 mod plan;
 mod planned;
 mod read;
