@@ -15,7 +15,9 @@ Output: one array per level, OUT/0 (the input) to OUT/L, axes z y x, and the mul
 metadata in OUT's root group, written last: a store that has it is complete. An array's own \
 metadata is written after its last chunk, and removed before a rerun changes a chunk: an \
 array path opens either as the whole, right array or not at all. An interrupted or repeated \
-run writes only the chunks that are missing or differ; every file appears atomically. OUT \
+run writes only the chunks that are missing or differ; every file appears atomically. A \
+rerun of a complete store whose inputs (names, sizes, modification times), options and chunk \
+files are those recorded in OUT/ctstack-inputs.json (written last) reads and writes nothing. OUT \
 must be new, an empty folder or a ctstack store; anything else is refused and left \
 untouched, as is a store path that is, holds or lies inside the input. In a ctstack store, \
 only what ctstack wrote is ever removed; other files stay. In z, level k keeps the planes \
