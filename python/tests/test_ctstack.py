@@ -873,11 +873,24 @@ class BuildPyramidTest(PyramidAssertions):
             self.assertCleanOutput(out)
 
     def test_missing_input_dir(self):
+        # As the command line's status 3 (the disk, not the call, is to blame),
+        # and a FileNotFoundError as Python code expects of a missing path; the
+        # same from every call that takes an input folder.
         with tempfile.TemporaryDirectory() as out:
             missing = os.path.join(out, "no_such_stack")
-            with self.assertRaises(ctstack.CtstackIOError) as cm:
-                ctstack.build_pyramid(missing, os.path.join(out, "thumbs"), 80)
-            self.assertIn("no_such_stack", cm.exception.message)
+            calls = [
+                lambda: ctstack.build_pyramid(missing, os.path.join(out, "thumbs"), 80),
+                lambda: ctstack.crop(missing, os.path.join(out, "crop")),
+                lambda: ctstack.build_ome_zarr(missing, os.path.join(out, "s.zarr")),
+            ]
+            for call in calls:
+                with self.assertRaises(ctstack.InputNotFoundError) as cm:
+                    call()
+                self.assertIsInstance(cm.exception, ctstack.StateError)
+                self.assertIsInstance(cm.exception, FileNotFoundError)
+                self.assertEqual(cm.exception.status, ctstack.ERR_STATE)
+                self.assertIn("no_such_stack", cm.exception.message)
+                self.assertIn("does not exist", cm.exception.message)
 
     def test_mismatched_stack(self):
         with tempfile.TemporaryDirectory() as tmp:
@@ -1003,7 +1016,7 @@ class PyramidOptionsTest(PyramidAssertions):
     def test_report_of_a_failed_job_raises_its_error(self):
         with tempfile.TemporaryDirectory() as tmp:
             job = ctstack.PyramidJob(os.path.join(tmp, "no_such_scan"), os.path.join(tmp, "out"))
-            with job, self.assertRaises(ctstack.CtstackIOError):
+            with job, self.assertRaises(ctstack.StateError):
                 job.report()
 
     def test_report_lists_a_gap(self):
@@ -1354,7 +1367,7 @@ class PyramidJobTest(PyramidAssertions):
     def test_failure_message(self):
         with tempfile.TemporaryDirectory() as tmp:
             missing = os.path.join(tmp, "no_such_stack")
-            with self.assertRaises(ctstack.CtstackIOError) as cm:
+            with self.assertRaises(ctstack.StateError) as cm:
                 with ctstack.PyramidJob(missing, os.path.join(tmp, "out"), 80) as job:
                     job.wait()
             self.assertIn("no_such_stack", cm.exception.message)

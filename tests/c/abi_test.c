@@ -451,7 +451,7 @@ static void test_pyramid(void) {
     /* A failing job reports its message; a cancelled one says so; free on a running job joins it. */
     CHECK(start(path_of(fixtures, "no_such_dir"), NULL, CTSTACK_DEFAULT_MIN_SIZE, &job) == CTSTACK_OK,
           "start bad");
-    CHECK(ctstack_job_wait(job) == CTSTACK_ERR_IO, "missing dir");
+    CHECK(ctstack_job_wait(job) == CTSTACK_ERR_STATE, "missing dir");
     CHECK(strstr(ctstack_job_error(job), "no_such_dir") != NULL, "%s", ctstack_job_error(job));
     ctstack_job_free(job);
     CHECK(start(path_of(fixtures, "stack"), path_of(scratch, "jobcancel"), 1, &job) == CTSTACK_OK,
@@ -563,7 +563,7 @@ static void test_job_report(void) {
     CHECK(strstr(ctstack_job_warning(job, 0), "number 8 is missing") != NULL, "%s", ctstack_job_warning(job, 0));
     ctstack_job_free(job);
     CHECK(start(path_of(fixtures, "no_such_dir"), NULL, 80, &job) == CTSTACK_OK, "start bad");
-    CHECK(ctstack_job_wait(job) == CTSTACK_ERR_IO, "missing dir");
+    CHECK(ctstack_job_wait(job) == CTSTACK_ERR_STATE, "missing dir");
     CHECK(ctstack_job_report_get(job, &r) == CTSTACK_ERR_IO, "a failed job's report is its status");
     CHECK(strcmp(ctstack_job_output_dir(job), "") == 0, "no output dir");
     ctstack_job_free(job);
