@@ -261,6 +261,12 @@ typedef struct {
   // slices (CTSTACK_ERR_MISMATCH); the pyramid is written at this depth. 0
   // (the default): no conversion. The CLI's `--depth`.
   uint32_t depth;
+  // Nonzero: an input that is a file of one page is a stack of one slice.
+  // 0 (the default): such a file is refused (CTSTACK_ERR_INVALID_ARGUMENT,
+  // naming the folder to pass): one slice of a scan is most often given by
+  // mistake for its folder. A file list is always taken as given. The CLI's
+  // `--single-page`.
+  int32_t single_page;
 } ctstack_pyramid_options;
 
 // One level of a built pyramid.

@@ -809,8 +809,13 @@ mod tests {
             let err = select(&dir, &selection).unwrap_err();
             assert_eq!(err.kind(), crate::ErrorKind::Usage, "{err}");
         }
+        // A missing folder: the disk, not the call, is to blame (status 3 in
+        // the CLI, CTSTACK_ERR_STATE in C); a file in its place cannot be listed.
         let err = select(&dir.join("absent"), &Selection::default()).unwrap_err();
-        assert_eq!(err.kind(), crate::ErrorKind::Io);
+        assert_eq!(err.kind(), crate::ErrorKind::State, "{err}");
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        let err = select(&dir.join("s_1.tif"), &Selection::default()).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Io, "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

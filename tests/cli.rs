@@ -1263,3 +1263,18 @@ fn info_says_the_voxel_size_and_where_it_came_from() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The library names the option that writes elsewhere when the default output
+/// folder cannot be made (the CLI's `--out DIR`, however the folder refuses:
+/// here a file holds its name, which binds even for root).
+#[test]
+fn a_default_output_that_cannot_be_made_names_out() {
+    let scan = stack_copy("default-out", 2);
+    std::fs::write(scan.join(".thumbnail"), b"").unwrap();
+    let out = ctstack(&["pyramid", scan.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("pass --out DIR"), "{stderr}");
+    assert_eq!(stderr.matches("--out DIR").count(), 1, "{stderr}");
+    std::fs::remove_dir_all(scan.parent().unwrap()).ok();
+}

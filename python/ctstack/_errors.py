@@ -168,6 +168,8 @@ _PYTHON_WORDS = (
     ("options.depth = 8|16", "depth=8|16"),
     ("zarr_options.shard = {0, 0, 0}", "shard=None"),
     ("zarr_options.ngff = 4", 'ngff="0.4"'),
+    ("options.single_page = 1", "single_page=True"),
+    ("options.output_dir = DIR", "output_dir=DIR"),
 )
 
 

@@ -656,6 +656,51 @@ class AveragePairTest(unittest.TestCase):
                     self.assertEqual(bytes(out), want)
 
 
+class CommandLineTrapsTest(unittest.TestCase):
+    """The command line's traps, said in Python's words (issue 27): a one-page
+    file as input is refused unless ``single_page=True``; a default output that
+    cannot be created names the argument that writes elsewhere."""
+
+    def test_a_one_page_file_is_a_stack_only_if_asked(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            one = os.path.join(tmp, "slice_0000.tif")
+            shutil.copy(STACK / "slice_0000.tif", one)
+            calls = {
+                "p": lambda out, **kw: ctstack.build_pyramid(one, out, 80, **kw),
+                "s.ome.zarr": lambda out, **kw: ctstack.build_ome_zarr(one, out, **kw),
+            }
+            for name, call in calls.items():
+                out = os.path.join(tmp, name)
+                with self.assertRaises(ctstack.InvalidArgumentError, msg=name) as cm:
+                    call(out)
+                self.assertIn("single_page=True", cm.exception.message)
+                self.assertIn("pass the folder that holds the slices (%s)" % tmp, cm.exception.message)
+                self.assertFalse(os.path.exists(out))
+                call(out, single_page=True)
+                self.assertTrue(os.path.exists(out))
+            # A multi-page file needs nothing.
+            ctstack.build_pyramid(FIXTURES / "types" / "tiffcp_u16_3pages.tif", os.path.join(tmp, "m"), 2)
+
+    def test_a_default_output_that_cannot_be_made_names_the_argument(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            scan = os.path.join(tmp, "scan")
+            os.mkdir(scan)
+            for i in range(2):
+                shutil.copy(STACK / ("slice_%04d.tif" % i), scan)
+            # A file holds the default output's name (as a read-only scan
+            # folder refuses it, even to root); a dangling link the store's.
+            Path(scan, ".thumbnail").write_bytes(b"")
+            os.symlink(os.path.join(tmp, "nowhere", "x"), scan + ".ome.zarr")
+            with self.assertRaises(ctstack.CtstackIOError) as cm:
+                ctstack.build_pyramid(scan)
+            self.assertIn("pass output_dir=DIR", cm.exception.message)
+            with self.assertRaises(ctstack.CtstackIOError) as cm:
+                ctstack.build_ome_zarr(scan)
+            self.assertIn("pass store=DIR", cm.exception.message)
+            # Given elsewhere: no hint, and it works.
+            ctstack.build_pyramid(scan, os.path.join(tmp, "out"))
+
+
 class ErrorTest(unittest.TestCase):
     """Failures raise the right exception with the library's message."""
 

@@ -227,7 +227,9 @@ impl Crop {
         }
         let builder = match &self.input {
             Input::Dir(dir, selection) => PyramidBuilder::from_selection(dir, selection)?,
-            Input::File(path) => PyramidBuilder::from_file(path),
+            // A crop of a file of one image is a crop of that image: a box
+            // named on purpose, not a stack given for its folder.
+            Input::File(path) => PyramidBuilder::from_file(path).single_page(true),
             Input::Files(files) => {
                 let out = self.pyramid_dir.clone().unwrap_or_default();
                 PyramidBuilder::from_files(files.clone(), out)
