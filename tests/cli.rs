@@ -1230,20 +1230,25 @@ fn exit_statuses_follow_docs_cli_md() {
 }
 
 /// `info` on a scan folder says the voxel size and where it came from: the
-/// scanner's log beside NRecon's BMPs, or that it is unknown; a malformed log
-/// is a warning, not a failure.
+/// scanner's log beside NRecon's BMPs (nothing when unknown, as before); a
+/// malformed log is a warning, not a failure.
 #[test]
 fn info_says_the_voxel_size_and_where_it_came_from() {
     let dir = scratch("info-voxel");
     for (sidecar, said) in [
         (Some("bruker"), "voxel size 12.5 um from scan_rec.log"),
-        (None, "voxel size: unknown"),
+        (None, "numbering: no gaps"),
         (Some("bruker_bad"), "warning: "),
     ] {
         let scan =
             common::stack_with_sidecar("stack_bmp", sidecar, &dir.join(sidecar.unwrap_or("none")));
         let out = ctstack_ok(&["info", scan.to_str().unwrap()]);
         assert!(out.contains(said), "{sidecar:?}: {out}");
+        assert_eq!(
+            out.contains("\n  voxel size "),
+            sidecar == Some("bruker"),
+            "{out}"
+        );
     }
     let out = ctstack(&["zarr", dir.join("bruker").to_str().unwrap(), "--out"]);
     assert_eq!(out.status.code(), Some(2));

@@ -724,7 +724,8 @@ impl ZarrPlan {
     /// a complete store whose record matches the inputs (names, sizes,
     /// modification times), the options (every metadata file is what this plan
     /// writes) and the chunk files (sizes, times) reads no pixel and writes
-    /// nothing (all its files count as unchanged).
+    /// nothing (all the image's files count as unchanged; the record is not
+    /// counted).
     ///
     /// Errors: [`Error::State`] if the path holds something that is not a
     /// ctstack store (nothing is written or removed then); the pyramid's errors
@@ -754,17 +755,14 @@ impl ZarrPlan {
         let notes = self.prepare_in(&store)?;
         let input_bytes = self.run_slab_in(&store, 0..self.levels()[0].count, progress, cancel)?;
         let chunks = self.finish_in(&store)?;
-        let wrote = Record::of(inputs, &chunks)?.write(&self.store)?;
+        // The record is not one of the image's files: the summary counts those.
+        Record::of(inputs, &chunks)?.write(&self.store)?;
         let mut summary = self.summary(&store, input_bytes, started);
-        match wrote {
-            true => summary.written += 1,
-            false => summary.unchanged += 1,
-        }
         summary.notes = notes;
         Ok(summary)
     }
 
-    /// The number of files of the store (metadata, chunks, the record) when it is
+    /// The number of the image's files (metadata and chunks) when the store is
     /// complete and its record vouches for it as this plan would write it from
     /// `inputs` (see [`ZarrPlan::run`]); `None` when a run has work to do or
     /// to check.
@@ -797,7 +795,7 @@ impl ZarrPlan {
         let chunks = self.chunk_files(store)?;
         Ok(record
             .vouches_for(&chunks)
-            .then_some(metadata.len() + chunks.len() + 1))
+            .then_some(metadata.len() + chunks.len()))
     }
 
     /// The first step: claims the folder (see [`ZarrPlan::run`] for what is

@@ -78,12 +78,12 @@ impl Record {
     }
 
     /// Writes the record at `root`, atomically and durably, unless the file
-    /// already holds it; says whether it wrote.
-    pub fn write(&self, root: &Path) -> Result<bool, Error> {
+    /// already holds it.
+    pub fn write(&self, root: &Path) -> Result<(), Error> {
         let bytes = to_bytes(self);
         let path = root.join(RECORD_FILE);
         if holds(&path, &bytes) {
-            return Ok(false);
+            return Ok(());
         }
         write_atomically_durable(
             &path,
@@ -93,7 +93,7 @@ impl Record {
             },
             || Ok(()),
         )?;
-        Ok(true)
+        Ok(())
     }
 
     /// Whether the record lists exactly the chunk files `chunks` (key, path),

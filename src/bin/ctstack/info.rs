@@ -159,13 +159,9 @@ fn describe_stack(
     }
     if let Some(first) = slices.first() {
         let lookup = ctstack::VoxelSize::of_stack(first);
-        match &lookup.size {
-            Some(size) => println!("  {}", size.note()),
-            None => println!(
-                "  voxel size: unknown (no resolution tags in {}, no scanner's file beside it: \
-                 NRecon .log, .xtekct, .pcr, .pca)",
-                file_name(first)
-            ),
+        // Said when known (an unknown size is what a stack has by default).
+        if let Some(size) = &lookup.size {
+            println!("  {}", size.note());
         }
         for warning in &lookup.warnings {
             println!("    warning: {warning}");
