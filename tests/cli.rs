@@ -493,7 +493,7 @@ fn info_on_a_png_and_on_files_it_cannot_read() {
 #[cfg(unix)]
 #[test]
 fn info_reads_bmp_png_and_jpeg_or_says_what_is_wrong() {
-    let dir = scratch("info-png");
+    let dir = scratch("info-formats");
     let png = dir.join("slice.png");
     std::fs::write(&png, PNG_HEAD).unwrap();
     let f = common::fixtures();
