@@ -258,6 +258,16 @@ const OPTION_WORDS: &[[&str; 3]] = &[
         "--ngff 0.4",
         "zarr_options.ngff = 4",
     ],
+    [
+        "PyramidBuilder::single_page(true)",
+        "--single-page",
+        "options.single_page = 1",
+    ],
+    [
+        "PyramidBuilder::output_dir(DIR)",
+        "--out DIR",
+        "options.output_dir = DIR",
+    ],
 ];
 
 impl Error {

@@ -493,7 +493,7 @@ fn info_on_a_png_and_on_files_it_cannot_read() {
 #[cfg(unix)]
 #[test]
 fn info_reads_bmp_png_and_jpeg_or_says_what_is_wrong() {
-    let dir = scratch("info-png");
+    let dir = scratch("info-formats");
     let png = dir.join("slice.png");
     std::fs::write(&png, PNG_HEAD).unwrap();
     let f = common::fixtures();
@@ -1268,4 +1268,59 @@ fn exit_statuses_follow_docs_cli_md() {
         "a refused run wrote output"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `info` on a scan folder says the voxel size and where it came from: the
+/// scanner's log beside NRecon's BMPs (nothing when unknown, as before); a
+/// malformed log is a warning, not a failure.
+#[test]
+fn info_says_the_voxel_size_and_where_it_came_from() {
+    let dir = scratch("info-voxel");
+    for (sidecar, said) in [
+        (Some("bruker"), "voxel size 12.5 um from scan_rec.log"),
+        (None, "numbering: no gaps"),
+        (Some("bruker_bad"), "warning: "),
+    ] {
+        let scan =
+            common::stack_with_sidecar("stack_bmp", sidecar, &dir.join(sidecar.unwrap_or("none")));
+        let out = ctstack_ok(&["info", scan.to_str().unwrap()]);
+        assert!(out.contains(said), "{sidecar:?}: {out}");
+        assert_eq!(
+            out.contains("\n  voxel size "),
+            sidecar == Some("bruker"),
+            "{out}"
+        );
+    }
+    let out = ctstack(&["zarr", dir.join("bruker").to_str().unwrap(), "--out"]);
+    assert_eq!(out.status.code(), Some(2));
+    let store = dir.join("s.zarr");
+    let out = ctstack(&[
+        "zarr",
+        dir.join("bruker").to_str().unwrap(),
+        "--out",
+        store.to_str().unwrap(),
+        "-q",
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("voxel size 12.5 x 12.5 x 12.5 micrometer (z, y, x) from scan_rec.log"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The library names the option that writes elsewhere when the default output
+/// folder cannot be made (the CLI's `--out DIR`, however the folder refuses:
+/// here a file holds its name, which binds even for root).
+#[test]
+fn a_default_output_that_cannot_be_made_names_out() {
+    let scan = stack_copy("default-out", 2);
+    std::fs::write(scan.join(".thumbnail"), b"").unwrap();
+    let out = ctstack(&["pyramid", scan.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("pass --out DIR"), "{stderr}");
+    assert_eq!(stderr.matches("--out DIR").count(), 1, "{stderr}");
+    std::fs::remove_dir_all(scan.parent().unwrap()).ok();
 }

@@ -658,6 +658,51 @@ class AveragePairTest(unittest.TestCase):
                     self.assertEqual(bytes(out), want)
 
 
+class CommandLineTrapsTest(unittest.TestCase):
+    """The command line's traps, said in Python's words (issue 27): a one-page
+    file as input is refused unless ``single_page=True``; a default output that
+    cannot be created names the argument that writes elsewhere."""
+
+    def test_a_one_page_file_is_a_stack_only_if_asked(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            one = os.path.join(tmp, "slice_0000.tif")
+            shutil.copy(STACK / "slice_0000.tif", one)
+            calls = {
+                "p": lambda out, **kw: ctstack.build_pyramid(one, out, 80, **kw),
+                "s.ome.zarr": lambda out, **kw: ctstack.build_ome_zarr(one, out, **kw),
+            }
+            for name, call in calls.items():
+                out = os.path.join(tmp, name)
+                with self.assertRaises(ctstack.InvalidArgumentError, msg=name) as cm:
+                    call(out)
+                self.assertIn("single_page=True", cm.exception.message)
+                self.assertIn("pass the folder that holds the slices (%s)" % tmp, cm.exception.message)
+                self.assertFalse(os.path.exists(out))
+                call(out, single_page=True)
+                self.assertTrue(os.path.exists(out))
+            # A multi-page file needs nothing.
+            ctstack.build_pyramid(FIXTURES / "types" / "tiffcp_u16_3pages.tif", os.path.join(tmp, "m"), 2)
+
+    def test_a_default_output_that_cannot_be_made_names_the_argument(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            scan = os.path.join(tmp, "scan")
+            os.mkdir(scan)
+            for i in range(2):
+                shutil.copy(STACK / ("slice_%04d.tif" % i), scan)
+            # A file holds the default output's name (as a read-only scan
+            # folder refuses it, even to root); a dangling link the store's.
+            Path(scan, ".thumbnail").write_bytes(b"")
+            os.symlink(os.path.join(tmp, "nowhere", "x"), scan + ".ome.zarr")
+            with self.assertRaises(ctstack.CtstackIOError) as cm:
+                ctstack.build_pyramid(scan)
+            self.assertIn("pass output_dir=DIR", cm.exception.message)
+            with self.assertRaises(ctstack.CtstackIOError) as cm:
+                ctstack.build_ome_zarr(scan)
+            self.assertIn("pass store=DIR", cm.exception.message)
+            # Given elsewhere: no hint, and it works.
+            ctstack.build_pyramid(scan, os.path.join(tmp, "out"))
+
+
 class ErrorTest(unittest.TestCase):
     """Failures raise the right exception with the library's message."""
 
@@ -875,11 +920,24 @@ class BuildPyramidTest(PyramidAssertions):
             self.assertCleanOutput(out)
 
     def test_missing_input_dir(self):
+        # As the command line's status 3 (the disk, not the call, is to blame),
+        # and a FileNotFoundError as Python code expects of a missing path; the
+        # same from every call that takes an input folder.
         with tempfile.TemporaryDirectory() as out:
             missing = os.path.join(out, "no_such_stack")
-            with self.assertRaises(ctstack.CtstackIOError) as cm:
-                ctstack.build_pyramid(missing, os.path.join(out, "thumbs"), 80)
-            self.assertIn("no_such_stack", cm.exception.message)
+            calls = [
+                lambda: ctstack.build_pyramid(missing, os.path.join(out, "thumbs"), 80),
+                lambda: ctstack.crop(missing, os.path.join(out, "crop")),
+                lambda: ctstack.build_ome_zarr(missing, os.path.join(out, "s.zarr")),
+            ]
+            for call in calls:
+                with self.assertRaises(ctstack.InputNotFoundError) as cm:
+                    call()
+                self.assertIsInstance(cm.exception, ctstack.StateError)
+                self.assertIsInstance(cm.exception, FileNotFoundError)
+                self.assertEqual(cm.exception.status, ctstack.ERR_STATE)
+                self.assertIn("no_such_stack", cm.exception.message)
+                self.assertIn("does not exist", cm.exception.message)
 
     def test_mismatched_stack(self):
         with tempfile.TemporaryDirectory() as tmp:
@@ -1033,7 +1091,7 @@ class PyramidOptionsTest(PyramidAssertions):
     def test_report_of_a_failed_job_raises_its_error(self):
         with tempfile.TemporaryDirectory() as tmp:
             job = ctstack.PyramidJob(os.path.join(tmp, "no_such_scan"), os.path.join(tmp, "out"))
-            with job, self.assertRaises(ctstack.CtstackIOError):
+            with job, self.assertRaises(ctstack.StateError):
                 job.report()
 
     def test_report_lists_a_gap(self):
@@ -1384,7 +1442,7 @@ class PyramidJobTest(PyramidAssertions):
     def test_failure_message(self):
         with tempfile.TemporaryDirectory() as tmp:
             missing = os.path.join(tmp, "no_such_stack")
-            with self.assertRaises(ctstack.CtstackIOError) as cm:
+            with self.assertRaises(ctstack.StateError) as cm:
                 with ctstack.PyramidJob(missing, os.path.join(tmp, "out"), 80) as job:
                     job.wait()
             self.assertIn("no_such_stack", cm.exception.message)

@@ -224,17 +224,25 @@ class StructLayoutTest(unittest.TestCase):
         i = [f[0] for f in fields].index("min_size")
         swapped = fields[:i] + [fields[i + 1], fields[i]] + fields[i + 2 :]
         retyped = fields[:i] + [("min_size", ctypes.c_uint64)] + fields[i + 1 :]
-        # A u32 after the last u32 fills the tail padding: sizeof is unchanged.
         added = fields + [("new_field", ctypes.c_uint32)]
         dropped = fields[:-1]
-        mutations = {"swapped": swapped, "retyped": retyped, "added": added, "dropped": dropped}
+        # The last 32-bit field as two 16-bit ones: sizeof is unchanged.
+        last = fields[-1][0]
+        split = fields[:-1] + [(last, ctypes.c_uint16), ("new_field", ctypes.c_uint16)]
+        mutations = {
+            "swapped": swapped,
+            "retyped": retyped,
+            "added": added,
+            "dropped": dropped,
+            "split": split,
+        }
         for what, mutated in mutations.items():
             with self.subTest(mutation=what):
                 cls = type("Mutated", (ctypes.Structure,), {"_fields_": mutated})
                 self.assertNotEqual(differences(name, layout, cls), [])
         self.assertEqual(differences(name, layout, ctstack._library.PyramidOptionsT), [])
-        grown = type("Added", (ctypes.Structure,), {"_fields_": added})
-        self.assertEqual(ctypes.sizeof(grown), layout[0])
+        same_size = type("Split", (ctypes.Structure,), {"_fields_": split})
+        self.assertEqual(ctypes.sizeof(same_size), layout[0])
 
 
 if __name__ == "__main__":

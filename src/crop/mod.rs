@@ -229,7 +229,9 @@ impl Crop {
         }
         let builder = match &self.input {
             Input::Dir(dir, selection) => PyramidBuilder::from_selection(dir, selection)?,
-            Input::File(path) => PyramidBuilder::from_file(path),
+            // A crop of a file of one image is a crop of that image: a box
+            // named on purpose, not a stack given for its folder.
+            Input::File(path) => PyramidBuilder::from_file(path).single_page(true),
             Input::Files(files) => {
                 let out = self.pyramid_dir.clone().unwrap_or_default();
                 PyramidBuilder::from_files(files.clone(), out)
@@ -260,8 +262,8 @@ impl Crop {
         };
 
         let k = self.level;
+        let density = stack_density(first, head.format, &mut notes);
         let (shape, pyramid, source_format, density) = if k == 0 {
-            let density = output::read_density(&first.path, first.page, head.format);
             let shape = crate::LevelShape {
                 count: numbering.count_at(0),
                 ..stack_shape
@@ -281,8 +283,7 @@ impl Crop {
                 height: level.height,
                 count: numbering.count_at(k),
             };
-            let density = output::read_density(&first.path, first.page, head.format)
-                .and_then(|d| d.at_level(k));
+            let density = density.and_then(|d| d.at_level(k));
             notes.push(format!(
                 "level {k} slice j is the mean of level-0 slices j*{n} ..= j*{n} + {m} (cut at \
                  the stack's end)",
@@ -397,6 +398,30 @@ impl Crop {
             threads: self.threads,
         })
     }
+}
+
+/// The resolution of the stack's level 0 for the outputs, by
+/// [`crate::VoxelSize`]'s rule: a TIFF slice's own resolution tags when they
+/// have a length unit; else the scanner's voxel size from the file beside the
+/// slices (said in `notes`), which wins over the pixels per metre of a BMP, PNG
+/// or JPEG header (most writers fill those with a screen's 72 or 96 dpi); else
+/// what the slice has (such a density, a unitless aspect, or nothing).
+fn stack_density(first: &SliceRef, format: Format, notes: &mut Vec<String>) -> Option<Density> {
+    let own = output::read_density(&first.path, first.page, format);
+    if format == Format::Tiff && own.is_some_and(Density::has_length_unit) {
+        return own;
+    }
+    let lookup = crate::VoxelSize::from_sidecar(&first.path);
+    notes.extend(lookup.warnings);
+    let Some(size) = lookup.size else {
+        return own;
+    };
+    let [_, y, x] = size.micrometres;
+    let density = Density::from_micrometres(x, y);
+    if density.is_some() {
+        notes.push(format!("the outputs' resolution: {}", size.note()));
+    }
+    density.or(own)
 }
 
 /// A checked crop, ready to write files ([`CropPlan::run`]) or fill an array

@@ -170,7 +170,30 @@ impl Plan {
         progress: &mut dyn FnMut(u64, u64),
         cancel: &CancelFlag,
     ) -> Result<Summary, Error> {
-        run::whole(self, progress, cancel)
+        run::whole(self, progress, cancel).map_err(|e| self.with_output_hint(e))
+    }
+
+    /// `e` with, for a file or folder that cannot be created in the default
+    /// output folder (beside or inside the input, which an archived or shared
+    /// scan may not allow), the option that writes elsewhere.
+    pub(super) fn with_output_hint(&self, e: Error) -> Error {
+        match e {
+            Error::Io { path, what, source }
+                if self.builder.default_output
+                    && what.starts_with("cannot create")
+                    && path.starts_with(&self.builder.output_dir) =>
+            {
+                Error::Io {
+                    what: format!(
+                        "{what} (to write elsewhere, e.g. when the scan's folder is read-only, \
+                         pass PyramidBuilder::output_dir(DIR))"
+                    ),
+                    path,
+                    source,
+                }
+            }
+            other => other,
+        }
     }
 
     /// Builds only the outputs that depend on inputs `start..end` (a slab), byte
@@ -194,7 +217,7 @@ impl Plan {
         cancel: &CancelFlag,
     ) -> Result<Summary, Error> {
         self.check_slab(&inputs)?;
-        slab::run(self, inputs, progress, cancel)
+        slab::run(self, inputs, progress, cancel).map_err(|e| self.with_output_hint(e))
     }
 
     /// A usage error unless `inputs` is a slab of this plan (see [`Plan::run_slab`]).

@@ -157,6 +157,16 @@ fn describe_stack(
         println!("  access paths: {}", counts(&paths));
         println!("  compression: {}", counts(&compressions));
     }
+    if let Some(first) = slices.first() {
+        let lookup = ctstack::VoxelSize::of_stack(first);
+        // Said when known (an unknown size is what a stack has by default).
+        if let Some(size) = &lookup.size {
+            println!("  {}", size.note());
+        }
+        for warning in &lookup.warnings {
+            println!("    warning: {warning}");
+        }
+    }
     let gaps = &listing.gaps;
     if gaps.is_empty() {
         println!("  numbering: no gaps");
