@@ -155,9 +155,10 @@ impl InputPair {
         };
         let open = |i: usize| {
             if streamed {
-                Input::open(&inputs[i], opts, ctx.plan.planned_header(i))
+                Input::open(&inputs[i], opts, ctx.plan.page_index().get(i))
             } else {
-                Slice::open_page(&inputs[i].path, inputs[i].page, opts).map(Input::Opened)
+                Slice::open_indexed(&inputs[i], ctx.plan.page_index().get(i), opts)
+                    .map(Input::Opened)
             }
         };
         // An odd count: the last slice is paired with itself.
@@ -235,14 +236,14 @@ fn pair_slices(j: usize, count: usize) -> Range<usize> {
 }
 
 /// Asks the OS to read input slice `i` into the page cache: the bytes its
-/// pixels span if the plan kept its header, else its whole file (only for the
+/// pixels span if the plan indexed its page, else its whole file (only for the
 /// first page: the whole of a multi-page file is far more than one slice).
 fn prefetch_slice(ctx: Context<'_>, i: usize) {
     let slice = &ctx.plan.inputs()[i];
-    match ctx.plan.planned_header(i) {
-        Some(planned) => {
+    match ctx.plan.page_index().get(i) {
+        Some(indexed) => {
             if let Ok(file) = std::fs::File::open(&slice.path) {
-                let span = planned.span();
+                let span = indexed.span();
                 source::advise_willneed(&file, span.start, span.end - span.start);
             }
         }

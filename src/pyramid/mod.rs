@@ -26,7 +26,6 @@ mod level1;
 pub(crate) mod lock;
 mod manifest;
 mod plan;
-mod planned;
 mod read;
 mod resume;
 mod run;
@@ -317,7 +316,7 @@ impl PyramidBuilder {
         }
         let inputs::Inspected {
             slices,
-            planned,
+            indexed,
             head,
             all_checked,
         } = inputs::inspect(&self.inputs, check, &self.open)?;
@@ -343,7 +342,7 @@ impl PyramidBuilder {
             levels,
             warnings,
             slices: slices.into(),
-            planned: planned.into(),
+            index: crate::tiff::PageIndex::new(indexed),
             all_checked,
         })
     }

@@ -68,7 +68,8 @@ impl<'a> ZarrSink<'a> {
     /// Reads input slice `i` and stores it as level-0 slice `i`.
     pub fn put_input(&self, i: usize) -> Result<(), Error> {
         let input = &self.plan.pyramid.inputs()[i];
-        let slice = Slice::open_page(&input.path, input.page, self.plan.pyramid.open_options())?;
+        let indexed = self.plan.pyramid.page_index().get(i);
+        let slice = Slice::open_indexed(input, indexed, self.plan.pyramid.open_options())?;
         let level = self.plan.levels()[0];
         if (slice.width(), slice.height(), slice.sample_type())
             != (level.width, level.height, self.plan.sample_type())
