@@ -436,6 +436,8 @@ impl Slice {
                 }
             }
         };
+        #[cfg(test)]
+        crate::source::probe::pixels_read(path, slice.image_bytes() as u64);
         match depth {
             Some(to) if to != slice.sample_type => slice.converted_to(to, &options.limits),
             _ => Ok(slice),

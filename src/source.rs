@@ -636,6 +636,36 @@ fn network_filesystem(_file: &File) -> Option<&'static str> {
     None
 }
 
+/// Test-only: the pixel bytes readers brought in from each file (a slice
+/// opened whole counts its image, a streamed read the rows read), so that tests
+/// can tell each input read once from inputs read twice.
+#[cfg(test)]
+pub(crate) mod probe {
+    use std::collections::HashMap;
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    static PIXEL_BYTES: Mutex<Option<HashMap<PathBuf, u64>>> = Mutex::new(None);
+
+    pub(crate) fn pixels_read(path: &Path, bytes: u64) {
+        let mut counts = PIXEL_BYTES.lock().unwrap_or_else(|e| e.into_inner());
+        *counts
+            .get_or_insert_with(HashMap::new)
+            .entry(path.to_path_buf())
+            .or_default() += bytes;
+    }
+
+    /// Pixel bytes brought in from the file at `path` so far.
+    pub(crate) fn pixel_bytes(path: &Path) -> u64 {
+        let counts = PIXEL_BYTES.lock().unwrap_or_else(|e| e.into_inner());
+        counts
+            .as_ref()
+            .and_then(|c| c.get(path))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

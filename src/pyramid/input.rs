@@ -85,6 +85,8 @@ impl StreamedPage {
     ) -> Result<(), Error> {
         let width = self.layout.width;
         let rows = dst.len() / (width as usize).max(1);
+        #[cfg(test)]
+        source::probe::pixels_read(&self.path, std::mem::size_of_val(dst) as u64);
         let region = Region {
             rows: y0 as u32..(y0 + rows) as u32,
             cols: 0..width,
@@ -191,6 +193,28 @@ impl Input {
                 rows: s.rows::<T>()?,
                 first: y0,
             }),
+        }
+    }
+
+    /// The whole image's rows: a streamed input's read into `buffer` (resized
+    /// to the image; `bytes` is scratch for stored bytes that must be
+    /// converted), checked to come from the file as its header was read, or
+    /// an opened slice's viewed in place.
+    pub(super) fn read_whole<'a, T: Sample>(
+        &'a self,
+        buffer: &'a mut Vec<T>,
+        bytes: &mut Vec<u8>,
+    ) -> Result<Rows<'a, T>, Error> {
+        match self {
+            Input::Streamed(s) => {
+                let (width, height) = (s.layout.width as usize, s.layout.height as usize);
+                buffer.resize(width * height, T::default());
+                s.read_rows(0, buffer, bytes)?;
+                s.check_unchanged()?;
+                Ok(Rows::from_contiguous(buffer, width, height)
+                    .expect("the buffer holds the image's samples"))
+            }
+            Input::Opened(s) => s.rows::<T>(),
         }
     }
 

@@ -12,15 +12,21 @@
 //! Under [`ReadMode::Buffered`] raw inputs are not opened whole: they are read a
 //! band of rows at a time as they are averaged (`input.rs`, `average.rs`); the shape stays:
 //! open ahead, average, write behind.
+//!
+//! A run whose sink takes the inputs too (the OME-Zarr writer's level 0) reads
+//! each streamed input whole instead, averages the pair from memory, and hands
+//! both inputs to the sink once the pair is averaged: every input byte is read
+//! once, by this stream.
 
 use std::collections::VecDeque;
 use std::ops::Range;
 
-use super::average::{BandBuffers, average_inputs};
-use super::cascade::{Buffers, Context, Made};
+use super::average::{BandBuffers, average_inputs, check_pair_of};
+use super::cascade::{Buffers, Context, Made, SliceSink};
 use super::input::Input;
+use super::plan::LevelShape;
 use crate::source;
-use crate::{Error, Kernel, ReadMode, Sample, Slice};
+use crate::{Error, Kernel, ReadMode, Rows, Sample, Slice, average_pair_with};
 
 /// Level-1 slices of a span, in order, each as the cascade needs it.
 pub(crate) struct Level1Stream<'c, T> {
@@ -36,6 +42,9 @@ pub(crate) struct Level1Stream<'c, T> {
     input_bytes: u64,
     /// The workers' band buffers, reused from pair to pair.
     bands: BandBuffers<T>,
+    /// Whole input slices read for a sink that takes the inputs, reused from
+    /// pair to pair.
+    whole: [Vec<T>; 2],
 }
 
 impl<'c, T: Sample> Level1Stream<'c, T> {
@@ -49,6 +58,7 @@ impl<'c, T: Sample> Level1Stream<'c, T> {
             ready: VecDeque::new(),
             input_bytes: 0,
             bands: BandBuffers::default(),
+            whole: [Vec::new(), Vec::new()],
         }
     }
 
@@ -104,9 +114,14 @@ impl<'c, T: Sample> Level1Stream<'c, T> {
         }
         let previous = self.unwritten.take();
         let buffer = buffers.take(ctx.plan.levels[1]);
+        let sink = ctx.input_sink();
+        let (bands, whole) = (&self.bands, &mut self.whole);
         let (pixels, (opened, written)) = ctx.parallel(|| {
             rayon::join(
-                || current.average(buffer, &self.bands),
+                || match sink {
+                    Some(_) => current.average_whole(buffer, whole),
+                    None => current.average(buffer, bands),
+                },
                 || {
                     (
                         upcoming.map(|i| (i, InputPair::open(ctx, i))),
@@ -119,8 +134,14 @@ impl<'c, T: Sample> Level1Stream<'c, T> {
         if let Some(item) = written {
             self.ready.push_back(item?);
         }
+        let pixels = pixels?;
+        // After the previous level-1 slice's write: one sink call at a time.
+        if let Some(sink) = sink {
+            let level0 = ctx.plan.levels[0];
+            current.hand_over(sink, (2 * j, level0), &self.whole)?;
+        }
         self.input_bytes += current.image_bytes();
-        self.unwritten = Some((j, pixels?));
+        self.unwritten = Some((j, pixels));
         Ok(())
     }
 }
@@ -187,6 +208,71 @@ impl InputPair {
             bands,
         )?;
         Ok(out)
+    }
+
+    /// Averages the pair into `out`, a level-1 buffer, from the inputs read
+    /// whole (a streamed input into `whole[0]` or `whole[1]`), and returns it.
+    fn average_whole<T: Sample>(
+        &self,
+        mut out: Vec<T>,
+        whole: &mut [Vec<T>; 2],
+    ) -> Result<Vec<T>, Error> {
+        check_pair_of::<T>(&self.first, self.second.as_ref(), out.len())?;
+        let [wa, wb] = whole;
+        let (a, b) = rayon::join(
+            || self.first.read_whole(wa, &mut Vec::new()),
+            || {
+                let b = self.second.as_ref()?;
+                Some(b.read_whole(wb, &mut Vec::new()))
+            },
+        );
+        let a = a?;
+        let b = b.transpose()?.unwrap_or(a);
+        average_pair_with(Kernel::best(), &a, &b, &mut out)?;
+        Ok(out)
+    }
+
+    /// Hands the pair, averaged by [`InputPair::average_whole`] (`whole`: its
+    /// buffers), to `sink` as input slices `first` and `first + 1` of a stack
+    /// whose slices are `level0`'s size (an input of another size, changed
+    /// since the plan, is an [`Error::Mismatch`] naming it).
+    fn hand_over<T: Sample>(
+        &self,
+        sink: &dyn SliceSink,
+        (first, level0): (usize, LevelShape),
+        whole: &[Vec<T>; 2],
+    ) -> Result<(), Error> {
+        let inputs = std::iter::once(&self.first).chain(&self.second);
+        for ((i, input), held) in (first..).zip(inputs).zip(whole) {
+            let rows = match input {
+                Input::Streamed(_) => {
+                    let (w, h) = input.size();
+                    Rows::from_contiguous(held, w as usize, h as usize)
+                        .ok_or_else(|| Error::internal("an input read whole has another size"))?
+                }
+                Input::Opened(slice) => slice.rows::<T>()?,
+            };
+            if (rows.width(), rows.height()) != (level0.width as usize, level0.height as usize) {
+                return Err(Error::mismatch_at(
+                    input.path(),
+                    format!(
+                        "changed since the plan: now {}x{}, the stack is {}x{}",
+                        rows.width(),
+                        rows.height(),
+                        level0.width,
+                        level0.height
+                    ),
+                ));
+            }
+            sink.put_input(i, &mut |dst| {
+                let row_bytes = rows.width() * size_of::<T>();
+                for (y, out) in dst.chunks_exact_mut(row_bytes.max(1)).enumerate() {
+                    out.copy_from_slice(bytemuck::cast_slice(rows.row(y)));
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
     }
 
     /// Input pixel bytes this pair brought in.

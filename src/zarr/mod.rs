@@ -876,7 +876,7 @@ impl ZarrPlan {
                 if cancel.is_cancelled() {
                     return Err(Error::Cancelled);
                 }
-                sink.put_input(i)?;
+                sink.read_input(i)?;
                 progress(done as u64 + 1, total);
             }
             Ok(sink.input_bytes())
