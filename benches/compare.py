@@ -787,7 +787,11 @@ def main():
     text = "\n".join(md) + "\n"
     print(text)
     Path(a.out_md).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out_md).write_text(text)
+    # Sections other benchmarks keep in the same file (benches/pages.py's,
+    # between `<!-- begin: ... -->` markers) stay after this table.
+    old = Path(a.out_md).read_text() if Path(a.out_md).exists() else ""
+    kept = old[old.find("<!-- begin: "):] if "<!-- begin: " in old else ""
+    Path(a.out_md).write_text(text + ("\n" + kept if kept else ""))
     title = (f"ctstack pyramid vs peers: {a.slices} slices of {a.size}x{a.size} u16 "
              f"({raw_mb:.0f} MB), median of {a.runs} run{'s' if a.runs > 1 else ''}")
     try:
