@@ -13,7 +13,7 @@ differ. The store path must be new, an empty folder or a ctstack store;
 anything else is refused and left untouched, as is a path that is, holds or
 lies inside the input (``force`` changes nothing: ctstack never deletes a
 file it did not write). In z, level k keeps the planes that average exactly
-``2**k`` slices (README, "OME-Zarr").
+``2**k`` slices (docs/ome-zarr.md, "Where each voxel is").
 """
 
 from __future__ import annotations

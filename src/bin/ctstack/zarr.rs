@@ -19,7 +19,7 @@ run writes only the chunks that are missing or differ; every file appears atomic
 must be new, an empty folder or a ctstack store; anything else is refused and left \
 untouched, as is a store path that is, holds or lies inside the input. In a ctstack store, \
 only what ctstack wrote is ever removed; other files stay. In z, level k keeps the planes \
-that average exactly 2^k slices (see the README, \"OME-Zarr\"). \
+that average exactly 2^k slices (docs/ome-zarr.md, \"Where each voxel is\"). \
 Exit status: 0 done, 1 failed, 2 wrong command line, 3 INPUT missing or holding no slices, or OUT holds something that is not a ctstack store, 4 internal error, 130 interrupted.")]
 pub struct ZarrArgs {
     /// Directory of slices, or one multi-page TIFF (as for `ctstack pyramid`).
