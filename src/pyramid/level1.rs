@@ -15,8 +15,8 @@
 //!
 //! A run whose sink takes the inputs too (the OME-Zarr writer's level 0) reads
 //! each streamed input whole instead, averages the pair from memory, and hands
-//! both inputs to the sink once the pair is averaged: every input byte is read
-//! once, by this stream.
+//! both inputs to the sink with the level-1 slice they made, in the write
+//! behind: every input byte is read once, by this stream.
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -36,15 +36,29 @@ pub(crate) struct Level1Stream<'c, T> {
     /// The next pair to rebuild, opened while the previous one was averaged.
     ahead: Option<(usize, Result<InputPair, Error>)>,
     /// A computed slice not yet on disk: written while the next pair is averaged.
-    unwritten: Option<(usize, Vec<T>)>,
+    unwritten: Option<Unwritten<T>>,
     /// Slices ready for the cascade, in index order.
     ready: VecDeque<(usize, Made<T>)>,
     input_bytes: u64,
     /// The workers' band buffers, reused from pair to pair.
     bands: BandBuffers<T>,
-    /// Whole input slices read for a sink that takes the inputs, reused from
-    /// pair to pair.
-    whole: [Vec<T>; 2],
+    /// Buffers for input pairs read whole for a sink that takes the inputs:
+    /// one pair is averaged while the one before is handed over.
+    spare_whole: Vec<Whole<T>>,
+}
+
+/// The buffers of an input pair read whole ([`InputPair::average_whole`]).
+type Whole<T> = [Vec<T>; 2];
+
+/// A written level-1 slice for the cascade, and its pair's buffers for reuse.
+type Written<T> = ((usize, Made<T>), Option<Whole<T>>);
+
+/// A computed level-1 slice not yet written, and the pair it was made from
+/// when a sink takes the inputs.
+struct Unwritten<T> {
+    j: usize,
+    pixels: Vec<T>,
+    held: Option<(InputPair, Whole<T>)>,
 }
 
 impl<'c, T: Sample> Level1Stream<'c, T> {
@@ -58,7 +72,7 @@ impl<'c, T: Sample> Level1Stream<'c, T> {
             ready: VecDeque::new(),
             input_bytes: 0,
             bands: BandBuffers::default(),
-            whole: [Vec::new(), Vec::new()],
+            spare_whole: Vec::new(),
         }
     }
 
@@ -77,14 +91,14 @@ impl<'c, T: Sample> Level1Stream<'c, T> {
             let Some(j) = self.indices.next() else {
                 // The last slice computed has nothing left to overlap its write with.
                 return match self.unwritten.take() {
-                    Some(last) => Ok(Some(write(self.ctx, last)?)),
+                    Some(last) => Ok(Some(write(self.ctx, last)?.0)),
                     None => Ok(None),
                 };
             };
             if self.ctx.keep.keep(1, j) {
                 // Slices leave in order: an earlier one still unwritten goes first.
                 if let Some(earlier) = self.unwritten.take() {
-                    let item = write(self.ctx, earlier)?;
+                    let (item, _) = write(self.ctx, earlier)?;
                     self.ready.push_back(item);
                 }
                 self.ready.push_back((j, self.ctx.kept(1, j)?));
@@ -114,12 +128,16 @@ impl<'c, T: Sample> Level1Stream<'c, T> {
         }
         let previous = self.unwritten.take();
         let buffer = buffers.take(ctx.plan.levels[1]);
-        let sink = ctx.input_sink();
-        let (bands, whole) = (&self.bands, &mut self.whole);
+        // A sink that takes the inputs: the pair is read whole into buffers
+        // kept until it is handed over.
+        let mut whole = ctx
+            .input_sink()
+            .map(|_| self.spare_whole.pop().unwrap_or_default());
+        let bands = &self.bands;
         let (pixels, (opened, written)) = ctx.parallel(|| {
             rayon::join(
-                || match sink {
-                    Some(_) => current.average_whole(buffer, whole),
+                || match whole.as_mut() {
+                    Some(whole) => current.average_whole(buffer, whole),
                     None => current.average(buffer, bands),
                 },
                 || {
@@ -131,28 +149,37 @@ impl<'c, T: Sample> Level1Stream<'c, T> {
             )
         });
         self.ahead = opened;
-        if let Some(item) = written {
-            self.ready.push_back(item?);
-        }
-        let pixels = pixels?;
-        // After the previous level-1 slice's write: one sink call at a time.
-        if let Some(sink) = sink {
-            let level0 = ctx.plan.levels[0];
-            current.hand_over(sink, (2 * j, level0), &self.whole)?;
+        if let Some(written) = written {
+            let (item, spare) = written?;
+            self.ready.push_back(item);
+            self.spare_whole.extend(spare);
         }
         self.input_bytes += current.image_bytes();
-        self.unwritten = Some((j, pixels));
+        self.unwritten = Some(Unwritten {
+            j,
+            pixels: pixels?,
+            held: whole.map(|whole| (current, whole)),
+        });
         Ok(())
     }
 }
 
-/// Writes computed level-1 slice `j`, which then belongs to the cascade.
+/// Writes computed level-1 slice `j`, which then belongs to the cascade; a
+/// sink that takes the inputs gets the pair it was made from first. Returns
+/// the slice and the pair's buffers, for reuse.
 fn write<T: Sample>(
     ctx: &Context<'_>,
-    (j, pixels): (usize, Vec<T>),
-) -> Result<(usize, Made<T>), Error> {
+    Unwritten { j, pixels, held }: Unwritten<T>,
+) -> Result<Written<T>, Error> {
+    let spare = match (held, ctx.input_sink()) {
+        (Some((pair, whole)), Some(sink)) => {
+            pair.hand_over(sink, (2 * j, ctx.plan.levels[0]), &whole)?;
+            Some(whole)
+        }
+        _ => None,
+    };
     let file = ctx.write(1, j, &pixels)?;
-    Ok((j, Made::Built { pixels, file }))
+    Ok(((j, Made::Built { pixels, file }), spare))
 }
 
 /// The input slices of one level-1 slice: two, or one for an odd count's last.

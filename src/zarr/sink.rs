@@ -13,9 +13,9 @@
 //!
 //! Memory: one band per level, `D * W_k * H_k * b` bytes at level k (`b` bytes
 //! per sample), at most `D * W * H * b * 4 / 3` for all levels together, plus
-//! one chunk per worker while a band is encoded, plus the input pair the
-//! cascade holds whole (`2 * W * H * b`, streamed inputs); flat in the stack's
-//! depth.
+//! one chunk per worker while a band is encoded, plus the two input pairs the
+//! cascade holds whole (one averaged while the other is handed over: `4 * W *
+//! H * b` for streamed inputs); flat in the stack's depth.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
