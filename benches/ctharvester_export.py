@@ -201,7 +201,8 @@ def run_case(label, folder, slices, menu_index, rng_, box, loop, thumbnails="cts
         window.save_result()
     name = menu[menu_index]
     k = int(name.split()[-1]) if name.split()[-1].isdigit() else 0
-    files = sorted(os.listdir(target))
+    # The outputs (not the crop's hidden record, .ctstack-crop.json).
+    files = sorted(f for f in os.listdir(target) if not f.startswith("."))
     equal = 0
     wrong = []
     x0, y0, x1, y1 = box

@@ -323,9 +323,6 @@ typedef struct {
   double voxel_size[3];
   // An NGFF space unit; NULL: "micrometer".
   const char *unit;
-  // No effect (kept for existing callers): a ctstack store or an empty
-  // folder is written without it, and nothing else ever is.
-  int32_t force;
   // `CTSTACK_ZARR_WHOLE` (default), `_PREPARE`, `_SLAB` or `_FINISH`.
   int32_t step;
   // With `CTSTACK_ZARR_SLAB`: the inputs whose chunks to build, both
@@ -422,7 +419,10 @@ ctstack_status ctstack_crop_read(const ctstack_crop *crop, void *dst, size_t dst
 // `ctstack_job_cancel`, wait with `ctstack_job_wait`; its report
 // (`ctstack_job_report_get`) counts the files written in `rebuilt` and gives
 // the crop's notes as warnings. Every file appears atomically; a failing slice
-// stops the job with an error naming it. The job keeps its own copy of the
+// stops the job with an error naming it. A file at an output name that
+// ctstack did not write (the folder's `.ctstack-crop.json` lists what its
+// crops wrote) is never replaced: the job stops with `CTSTACK_ERR_STATE`
+// naming it, before anything is written. The job keeps its own copy of the
 // crop: `crop` may be freed at once. Ownership: the caller owns `*out` and
 // frees it with `ctstack_job_free`; on failure `*out` is NULL.
 //
@@ -619,10 +619,15 @@ void ctstack_pyramid_free(ctstack_pyramid *pyramid);
 // `ctstack_job_report` of at least its own `struct_size` bytes.
 ctstack_status ctstack_job_report_get(const ctstack_job *job, ctstack_job_report *report);
 
-// Warning `i` (0 ..< the report's `warnings`) of the finished job: a gap in
-// the numbering, files in the output folder that are not outputs, ... "" if
-// there is no such warning (or `job` is NULL or unfinished). Valid until
-// `ctstack_job_free`.
+// Warning `i` (0 ..< the report's `warnings`) of the finished job. A pyramid
+// or OME-Zarr job's warnings start with the image files of the input folder
+// that the selection left out (named, a few, with their count, as the
+// command line says it), then the run's own: gaps in the numbering, files in
+// the output folder that are not outputs (left in place), a ctstack manifest
+// it could not trust (pyramid); gaps, an unknown voxel size, the user's files
+// left in a replaced store (OME-Zarr). A crop job's (`ctstack_crop_start`)
+// are the missing slices it skipped, then its notes. "" if there is no such
+// warning (or `job` is NULL or unfinished). Valid until `ctstack_job_free`.
 //
 // # Safety
 // `job` is NULL or a live job handle.

@@ -54,7 +54,7 @@ mod writer;
 #[cfg(feature = "ome-zarr")]
 mod zarr;
 
-pub use crop::{Crop, CropPlan, CropSummary, Naming, OutputFormat};
+pub use crop::{CROP_RECORD_FILE, Crop, CropPlan, CropSummary, Naming, OutputFormat};
 pub use error::{Dialect, Error, ErrorKind};
 pub use formats::Format;
 pub use kernels::{Kernel, average_pair, average_pair_with};

@@ -49,10 +49,12 @@ use crate::{
 mod names;
 mod numbering;
 mod output;
+mod record;
 mod region;
 
 pub use names::Naming;
 pub use output::OutputFormat;
+pub use record::RECORD_FILE as CROP_RECORD_FILE;
 
 use numbering::Numbering;
 use output::Density;
@@ -534,15 +536,27 @@ impl CropPlan {
     ///
     /// Each file appears atomically (temporary name, rename), its data synced
     /// before the rename and the folder synced before the run returns (durable
-    /// once reported), replacing an existing output as a whole. Files of the
-    /// folder that are not outputs are never touched, except the temporary files
-    /// of these outputs that a killed run left (removed first). A slice that cannot be read or written stops the
-    /// run with an error naming it; the files written before it stay, complete.
-    /// A rerun writes the same bytes.
+    /// once reported).
+    ///
+    /// ctstack never replaces a file it did not write: an existing file at an
+    /// output name is replaced (as a whole) only if ctstack's crop wrote it,
+    /// which the folder's crop record [`CROP_RECORD_FILE`] proves (written
+    /// last, atomically and synced; see `src/crop/record.rs`). Any other file
+    /// at an output name refuses the crop before anything is written. Files
+    /// of the folder that are not outputs are never touched, except the
+    /// temporary files of these outputs that a killed run left (removed
+    /// first). The folder is locked for the run ([`crate::LOCK_FILE`], as a
+    /// pyramid's): crops into one folder take turns. A slice that cannot be
+    /// read or written stops the run with an error naming it; the files
+    /// written before it stay, complete, and are recorded. A rerun writes the
+    /// same bytes.
     ///
     /// Errors: no output folder given, or one that is the folder of a source
-    /// whose file an output would replace ([`Error::Usage`]); reading and
-    /// writing errors, naming the file.
+    /// whose file an output would replace ([`Error::Usage`]); a file at an
+    /// output name that ctstack did not write, or a file at
+    /// [`CROP_RECORD_FILE`] that is not a crop record ([`Error::State`],
+    /// naming the files and saying what to do); reading and writing errors,
+    /// naming the file.
     pub fn run(
         &self,
         progress: &mut dyn FnMut(u64, u64),
@@ -556,36 +570,23 @@ impl CropPlan {
             .map_err(|e| Error::io(out, "cannot create output directory", e))?;
         let paths: Vec<PathBuf> = self.names.iter().map(|n| out.join(n)).collect();
         self.refuse_overwriting_sources(out, &paths)?;
+        let _lock = crate::pyramid::lock::OutputLock::acquire(out, cancel)?;
+        let mut record = record::Record::read(out)?;
+        record.refuse_foreign(out, &paths)?;
         remove_own_temporaries(out, &self.names)?;
         let pool = self.pool()?;
+        let shape = record::Shape::new(self.x.len() as u32, self.y.len() as u32, self.sample_type);
+        record.save_writing(out, &self.names, &shape)?;
         let total = self.total_units();
         progress(0, total);
-        let batch = self.batch(pool.as_ref());
-        let mut done = 0u64;
-        for start in (0..self.sources.len()).step_by(batch) {
-            if cancel.is_cancelled() {
-                return Err(Error::Cancelled);
-            }
-            let end = (start + batch).min(self.sources.len());
-            let work = || -> Result<(), Error> {
-                use rayon::prelude::*;
-                (start..end)
-                    .into_par_iter()
-                    .map(|i| self.write_one(i, &paths[i]))
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .collect()
-            };
-            match &pool {
-                Some(p) => p.install(work)?,
-                None => work()?,
-            }
-            for _ in start..end {
-                done += 1;
-                progress(done, total);
-            }
-        }
-        output::finish(out)?;
+        let mut written = Vec::with_capacity(paths.len());
+        let wrote = self.write_all(&paths, pool.as_ref(), progress, cancel, &mut written);
+        // Whatever happened, what was written is synced, then recorded.
+        let finished = output::finish(out);
+        let recorded = record.save_written(out, &self.names, written);
+        wrote?;
+        finished?;
+        recorded?;
         Ok(CropSummary {
             output_dir: out.clone(),
             written: paths.len(),
@@ -595,14 +596,68 @@ impl CropPlan {
         })
     }
 
-    /// Reads slice `i`'s box and writes it to `path`.
-    fn write_one(&self, i: usize, path: &Path) -> Result<(), Error> {
+    /// Writes every output, in batches of one slice per thread; lists each
+    /// file written in `written` (its name and its size and time).
+    fn write_all(
+        &self,
+        paths: &[PathBuf],
+        pool: Option<&rayon::ThreadPool>,
+        progress: &mut dyn FnMut(u64, u64),
+        cancel: &CancelFlag,
+        written: &mut Vec<(String, crate::pyramid::FileRecord)>,
+    ) -> Result<(), Error> {
+        let total = self.total_units();
+        let batch = self.batch(pool);
+        let mut done = 0u64;
+        for start in (0..self.sources.len()).step_by(batch) {
+            if cancel.is_cancelled() {
+                return Err(Error::Cancelled);
+            }
+            let end = (start + batch).min(self.sources.len());
+            let work = || -> Vec<Result<std::fs::Metadata, Error>> {
+                use rayon::prelude::*;
+                (start..end)
+                    .into_par_iter()
+                    .map(|i| self.write_one(i, &paths[i]))
+                    .collect()
+            };
+            let results = match pool {
+                Some(p) => p.install(work),
+                None => work(),
+            };
+            let mut first_error = None;
+            for (i, result) in (start..end).zip(results) {
+                match result {
+                    Ok(metadata) => written.push((
+                        self.names[i].clone(),
+                        crate::pyramid::FileRecord::of(&metadata),
+                    )),
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            if let Some(e) = first_error {
+                return Err(e);
+            }
+            for _ in start..end {
+                done += 1;
+                progress(done, total);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads slice `i`'s box and writes it to `path`; the file's metadata.
+    fn write_one(&self, i: usize, path: &Path) -> Result<std::fs::Metadata, Error> {
         let (w, h) = (self.x.len() as u32, self.y.len() as u32);
         with_sample_type!(self.sample_type, T => {
             let mut buf = vec![T::default(); w as usize * h as usize];
             self.read_one(i, &mut buf)?;
             output::write(path, self.format, w, h, &buf, self.photometric, self.density)
-        })
+        })?;
+        // Under the folder's lock nothing else writes the name.
+        std::fs::symlink_metadata(path).map_err(|e| Error::io(path, "cannot read back", e))
     }
 
     /// Slice `i`'s box into `dst` (height x width samples).

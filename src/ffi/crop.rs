@@ -484,7 +484,10 @@ pub unsafe extern "C" fn ctstack_crop_read(
 /// `ctstack_job_cancel`, wait with `ctstack_job_wait`; its report
 /// (`ctstack_job_report_get`) counts the files written in `rebuilt` and gives
 /// the crop's notes as warnings. Every file appears atomically; a failing slice
-/// stops the job with an error naming it. The job keeps its own copy of the
+/// stops the job with an error naming it. A file at an output name that
+/// ctstack did not write (the folder's `.ctstack-crop.json` lists what its
+/// crops wrote) is never replaced: the job stops with `CTSTACK_ERR_STATE`
+/// naming it, before anything is written. The job keeps its own copy of the
 /// crop: `crop` may be freed at once. Ownership: the caller owns `*out` and
 /// frees it with `ctstack_job_free`; on failure `*out` is NULL.
 ///
