@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 
 use crate::sample::with_sample_type;
 use crate::stack::{Selection, SliceRef};
+use crate::tiff::{IndexedPage, PageIndex};
 use crate::writer::{fits_classic_tiff, temp_target};
 use crate::{
     CancelFlag, Error, Format, Limits, OpenOptions, Photometric, Pyramid, PyramidBuilder, ReadMode,
@@ -316,30 +317,38 @@ impl Crop {
         // Which slices of `z` exist, by number; at level k, each file is checked
         // to be the one the manifest lists.
         let mut warnings = Vec::new();
-        let (indices, sources, missing): (Vec<usize>, Vec<SliceRef>, Option<String>) =
-            match &pyramid {
-                None => {
-                    let level0 = numbering.level0(z.clone());
-                    let missing = (!level0.missing.is_empty())
-                        .then(|| numbering.level0_message(&input_dir, &level0.missing));
-                    let (indices, sources) = level0
-                        .present
-                        .iter()
-                        .map(|&(i, p)| (i, stack.inputs()[p].clone()))
-                        .unzip();
-                    (indices, sources, missing)
-                }
-                Some(pyramid) => {
-                    let (present, absent) = numbering.level_k(k, z.clone());
-                    let missing =
-                        (!absent.is_empty()).then(|| numbering.level_k_message(k, &absent));
-                    let sources = present
-                        .clone()
-                        .map(|j| Ok(SliceRef::new(pyramid.checked_slice_path(k, j)?, 0)))
-                        .collect::<Result<_, Error>>()?;
-                    (present.collect(), sources, missing)
-                }
-            };
+        type Found = (
+            Vec<usize>,
+            Vec<(SliceRef, Option<IndexedPage>)>,
+            Option<String>,
+        );
+        let (indices, found, missing): Found = match &pyramid {
+            None => {
+                let level0 = numbering.level0(z.clone());
+                let missing = (!level0.missing.is_empty())
+                    .then(|| numbering.level0_message(&input_dir, &level0.missing));
+                let (indices, sources) = level0
+                    .present
+                    .iter()
+                    .map(|&(i, p)| {
+                        let indexed = stack.page_index().get(p).cloned();
+                        (i, (stack.inputs()[p].clone(), indexed))
+                    })
+                    .unzip();
+                (indices, sources, missing)
+            }
+            Some(pyramid) => {
+                let (present, absent) = numbering.level_k(k, z.clone());
+                let missing = (!absent.is_empty()).then(|| numbering.level_k_message(k, &absent));
+                let sources = present
+                    .clone()
+                    .map(|j| Ok((SliceRef::new(pyramid.checked_slice_path(k, j)?, 0), None)))
+                    .collect::<Result<_, Error>>()?;
+                (present.collect(), sources, missing)
+            }
+        };
+        let (sources, index): (Vec<SliceRef>, Vec<Option<IndexedPage>>) = found.into_iter().unzip();
+        let index = PageIndex::new(index);
         if let Some(message) = missing {
             if !self.skip_missing {
                 return Err(Error::state(
@@ -389,6 +398,7 @@ impl Crop {
             format,
             density,
             sources,
+            index,
             names,
             stack_files: stack.inputs().iter().map(|s| s.path.clone()).collect(),
             output_dir: self.output_dir.clone(),
@@ -438,6 +448,9 @@ pub struct CropPlan {
     density: Option<Density>,
     /// The level's files (or pages) of the slice range that exist, in order.
     sources: Vec<SliceRef>,
+    /// Their entries in the stack plan's page index (level 0), entry `i` for
+    /// source `i`: each page's place, found once by the plan.
+    index: PageIndex,
     /// Their output names.
     names: Vec<String>,
     /// Every file of the stack (never written to).
@@ -676,6 +689,7 @@ impl CropPlan {
     fn read_one<T: Sample>(&self, i: usize, dst: &mut [T]) -> Result<(), Error> {
         region::read_region(
             &self.sources[i],
+            self.index.get(i),
             &self.open,
             self.y.clone(),
             self.x.clone(),

@@ -26,7 +26,6 @@ mod level1;
 pub(crate) mod lock;
 pub(crate) mod manifest;
 mod plan;
-mod planned;
 mod read;
 mod resume;
 mod run;
@@ -384,7 +383,7 @@ impl PyramidBuilder {
         }
         let inputs::Inspected {
             slices,
-            planned,
+            indexed,
             head,
             all_checked,
         } = inputs::inspect(&self.inputs, check, &self.open)?;
@@ -411,7 +410,7 @@ impl PyramidBuilder {
             levels,
             warnings,
             slices: slices.into(),
-            planned: planned.into(),
+            index: crate::tiff::PageIndex::new(indexed),
             all_checked,
         })
     }

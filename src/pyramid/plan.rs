@@ -1,10 +1,10 @@
 //! What a pyramid is made of: the level shapes, which inputs each output slice
 //! depends on, and the checked stack ready to run.
 
-use super::planned::Planned;
 use super::{CancelFlag, PyramidBuilder, Summary};
 use super::{run, slab};
 use crate::stack::SliceRef;
+use crate::tiff::PageIndex;
 use crate::{Error, Photometric, SampleType};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -80,8 +80,9 @@ pub struct Plan {
     pub(super) warnings: Vec<String>,
     /// The stack's slices: the input files' pages, in order.
     pub(super) slices: std::sync::Arc<[SliceRef]>,
-    /// By slice: its header as the check parsed it, where kept (see [`Planned`]).
-    pub(super) planned: std::sync::Arc<[Option<Planned>]>,
+    /// By slice: where its page is and how its pixels lie, as the check found
+    /// them (`tiff/index.rs`), for every reader of the slices.
+    pub(super) index: PageIndex,
     /// Whether every slice's header was checked (a slab task's plan of a stack
     /// of single-page files checks only the first file and its own).
     pub(super) all_checked: bool,
@@ -116,9 +117,9 @@ impl Plan {
         &self.slices
     }
 
-    /// Input `i`'s header as the plan parsed it, if kept.
-    pub(super) fn planned_header(&self, i: usize) -> Option<&Planned> {
-        self.planned.get(i).and_then(Option::as_ref)
+    /// The index of the inputs' pages: entry `i` for input `i`.
+    pub(crate) fn page_index(&self) -> &PageIndex {
+        &self.index
     }
 
     /// Progress units of a run: one per output slice.

@@ -522,7 +522,8 @@ fn suggested_store(input: &Path) -> PathBuf {
 fn inversion_of(pyramid: &Plan) -> Result<Inversion, Error> {
     let bits = match pyramid.inputs().first() {
         Some(first) => {
-            let slice = Slice::open_page(&first.path, first.page, pyramid.open_options())?;
+            let indexed = pyramid.page_index().get(0);
+            let slice = Slice::open_indexed(first, indexed, pyramid.open_options())?;
             match slice.sample_type() == pyramid.sample_type() {
                 true => slice.stored_bits(),
                 false => pyramid.sample_type().bits(),
@@ -953,7 +954,7 @@ impl ZarrPlan {
                 if cancel.is_cancelled() {
                     return Err(Error::Cancelled);
                 }
-                sink.put_input(i)?;
+                sink.read_input(i)?;
                 progress(done as u64 + 1, total);
             }
             Ok(sink.input_bytes())
