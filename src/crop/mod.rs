@@ -806,19 +806,35 @@ impl CropPlan {
         let cols = xs.start as u32..xs.last as u32 + 1;
         let cols = self.x.start + cols.start..self.x.start + cols.end;
         let read_plane = |i: usize, out: &mut [T]| -> Result<(), Error> {
-            let slice = &self.sources[zs.start as usize + i * zs.step as usize];
+            let source = zs.start as usize + i * zs.step as usize;
+            let slice = &self.sources[source];
+            let indexed = self.index.get(source);
             let row = |r: u64| self.y.start + r as u32;
             if ys.step == 1 && xs.step == 1 {
                 let rows = row(ys.start)..row(ys.last) + 1;
-                return region::read_region(slice, &self.open, rows, cols.clone(), out);
+                return region::read_region(slice, indexed, &self.open, rows, cols.clone(), out);
             }
             let mut buf = vec![T::default(); if xs.step == 1 { 0 } else { cols.len() }];
             for (j, out_row) in out.chunks_mut(xs.count as usize).enumerate() {
                 let r = row(ys.start + j as u64 * ys.step);
                 if xs.step == 1 {
-                    region::read_region(slice, &self.open, r..r + 1, cols.clone(), out_row)?;
+                    region::read_region(
+                        slice,
+                        indexed,
+                        &self.open,
+                        r..r + 1,
+                        cols.clone(),
+                        out_row,
+                    )?;
                 } else {
-                    region::read_region(slice, &self.open, r..r + 1, cols.clone(), &mut buf)?;
+                    region::read_region(
+                        slice,
+                        indexed,
+                        &self.open,
+                        r..r + 1,
+                        cols.clone(),
+                        &mut buf,
+                    )?;
                     let picked = buf.iter().step_by(xs.step as usize);
                     out_row.iter_mut().zip(picked).for_each(|(o, v)| *o = *v);
                 }
