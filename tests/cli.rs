@@ -1293,20 +1293,54 @@ fn info_says_the_voxel_size_and_where_it_came_from() {
     }
     let out = ctstack(&["zarr", dir.join("bruker").to_str().unwrap(), "--out"]);
     assert_eq!(out.status.code(), Some(2));
-    let store = dir.join("s.zarr");
-    let out = ctstack(&[
-        "zarr",
-        dir.join("bruker").to_str().unwrap(),
-        "--out",
-        store.to_str().unwrap(),
-        "-q",
-    ]);
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(
-        stderr.contains("voxel size 12.5 x 12.5 x 12.5 micrometer (z, y, x) from scan_rec.log"),
-        "{stderr}"
-    );
+    // The note says where the size came from; `-q` silences notes (not warnings).
+    let bruker = dir.join("bruker");
+    for (quiet, store) in [(false, "s.zarr"), (true, "q.zarr")] {
+        let store = dir.join(store);
+        let mut args = vec![
+            "zarr",
+            bruker.to_str().unwrap(),
+            "--out",
+            store.to_str().unwrap(),
+        ];
+        if quiet {
+            args.push("-q");
+        }
+        let out = ctstack(&args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        let said = "voxel size 12.5 x 12.5 x 12.5 micrometer (z, y, x) from scan_rec.log";
+        assert_eq!(stderr.contains(said), !quiet, "quiet {quiet}: {stderr}");
+        assert_eq!(stderr.contains("note:"), !quiet, "quiet {quiet}: {stderr}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `-q` means quiet in every command: a crop's notes (the outputs' resolution
+/// and where it came from) go to stderr without it and not with it.
+#[test]
+fn quiet_crops_print_no_notes() {
+    let dir = scratch("quiet-crop");
+    let scan = common::stack_with_sidecar("stack_bmp", Some("bruker"), &dir.join("scan"));
+    for (quiet, out_dir) in [(false, "loud"), (true, "quiet")] {
+        let out_dir = dir.join(out_dir);
+        let mut args = vec![
+            "crop",
+            scan.to_str().unwrap(),
+            "--box",
+            "0:8,0:8",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ];
+        if quiet {
+            args.push("-q");
+        }
+        let out = ctstack(&args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        assert_eq!(stderr.contains("note:"), !quiet, "quiet {quiet}: {stderr}");
+        assert_eq!(text(&out.stdout).is_empty(), quiet, "quiet {quiet}");
+    }
     std::fs::remove_dir_all(&dir).ok();
 }
 

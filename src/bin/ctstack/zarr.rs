@@ -56,7 +56,7 @@ pub struct ZarrArgs {
     /// is. Given, it is a usage error saying so ([`REMOVED_FORCE`]).
     #[arg(long, hide = true)]
     force: bool,
-    /// No progress bar and no summary (warnings and errors still go to stderr).
+    /// No progress bar, no notes and no summary (warnings and errors still go to stderr).
     #[arg(long, short)]
     quiet: bool,
     #[command(flatten)]
@@ -96,8 +96,10 @@ fn build(args: &ZarrArgs) -> Result<(), Failure> {
     for warning in plan.warnings() {
         eprintln!("ctstack: warning: {warning}");
     }
-    for note in plan.notes() {
-        eprintln!("ctstack: note: {note}");
+    if !args.quiet {
+        for note in plan.notes() {
+            eprintln!("ctstack: note: {note}");
+        }
     }
     let summary = interrupt::run_with_progress(
         Progress::new(plan.pyramid(), args.quiet),
@@ -110,10 +112,10 @@ fn build(args: &ZarrArgs) -> Result<(), Failure> {
             )
         },
     )?;
-    for note in &summary.notes {
-        eprintln!("ctstack: note: {note}");
-    }
     if !args.quiet {
+        for note in &summary.notes {
+            eprintln!("ctstack: note: {note}");
+        }
         let secs = summary.elapsed.as_secs_f64();
         let shapes = plan.levels();
         let last = shapes[shapes.len() - 1];
