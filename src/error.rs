@@ -264,6 +264,11 @@ const OPTION_WORDS: &[[&str; 3]] = &[
         "options.single_page = 1",
     ],
     [
+        "build it with PyramidBuilder",
+        "build it with `ctstack pyramid`",
+        "build it with ctstack_pyramid_build",
+    ],
+    [
         "PyramidBuilder::output_dir(DIR)",
         "--out DIR",
         "options.output_dir = DIR",

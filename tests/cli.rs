@@ -1358,3 +1358,28 @@ fn a_default_output_that_cannot_be_made_names_out() {
     assert_eq!(stderr.matches("--out DIR").count(), 1, "{stderr}");
     std::fs::remove_dir_all(scan.parent().unwrap()).ok();
 }
+
+/// A crop at a level whose pyramid is missing says how to build it in the
+/// CLI's words (`ctstack pyramid`), not the Rust type's.
+#[test]
+fn a_missing_pyramid_is_built_with_the_clis_command() {
+    let dir = scratch("crop-no-pyramid");
+    let scan = common::stack_with_sidecar("stack_bmp", None, &dir.join("scan"));
+    let out_dir = dir.join("out");
+    let out = ctstack(&[
+        "crop",
+        scan.to_str().unwrap(),
+        "--level",
+        "1",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("build it with `ctstack pyramid` first"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("PyramidBuilder"), "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -169,6 +169,7 @@ _PYTHON_WORDS = (
     ("zarr_options.ngff = 4", 'ngff="0.4"'),
     ("options.single_page = 1", "single_page=True"),
     ("options.output_dir = DIR", "output_dir=DIR"),
+    ("build it with ctstack_pyramid_build", "build it with ctstack.build_pyramid"),
 )
 
 
