@@ -922,6 +922,25 @@ fn info_describes_a_built_pyramid_and_an_ome_zarr_store() {
         text(&stale.stdout)
     );
     assert!(text(&stale.stdout).contains("slice_0003.tif"));
+    // Every input rewritten (a copied or touched scan): stale too, not "unknown".
+    for entry in std::fs::read_dir(&scan).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "tif") {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(2_000_000))
+                .unwrap();
+        }
+    }
+    let stale = ctstack(&["info", &thumbs]);
+    assert_eq!(stale.status.code(), Some(3), "{}", text(&stale.stdout));
+    assert!(
+        text(&stale.stdout).contains("stale: 21 inputs changed"),
+        "{}",
+        text(&stale.stdout)
+    );
 
     #[cfg(feature = "ome-zarr")]
     for ngff in ["0.5", "0.4"] {
