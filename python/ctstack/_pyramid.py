@@ -24,6 +24,10 @@ from ._library import PathArg
 from ._errors import ERR_CANCELLED, ERR_INTERNAL, OK, CtstackWarning, error_for, invalid_argument
 
 _log = logging.getLogger("ctstack")
+# A library's logger stays silent until the application configures logging:
+# without a handler, logging's last resort would print each warning to stderr
+# a second time, beside warnings.warn's own line.
+_log.addHandler(logging.NullHandler())
 
 #: The default ``min_size``: halve while the width or height exceeds it.
 DEFAULT_MIN_SIZE = 500

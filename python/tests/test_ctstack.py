@@ -17,6 +17,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -1149,6 +1151,23 @@ class PyramidOptionsTest(PyramidAssertions):
             self.assertEqual(len(logged.records), 3)
             self.assertPyramidEqual(got, want)
             self.assertProgressSane(events, 10 + 5)
+
+    def test_a_warning_is_printed_once_in_a_plain_script(self):
+        # warnings.warn prints it; the "ctstack" logger, unconfigured, must not
+        # print it again through logging's last resort.
+        with tempfile.TemporaryDirectory() as tmp:
+            stack, _ = self.gapped_stack(tmp)
+            script = (
+                "import ctstack\n"
+                "p = ctstack.StackPattern('slice_', 'tif', 0, 20, 4)\n"
+                "ctstack.build_pyramid(%r, %r, 80, pattern=p)\n" % (stack, os.path.join(tmp, "out"))
+            )
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+            run = subprocess.run(
+                [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+            )
+            self.assertEqual(run.returncode, 0, run.stderr)
+            self.assertEqual(run.stderr.count("number 5 is missing"), 1, run.stderr)
 
     def test_strict_refuses_a_gap(self):
         with tempfile.TemporaryDirectory() as tmp:
