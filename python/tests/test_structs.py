@@ -63,6 +63,10 @@ def header_structs(text):
     return structs
 
 
+#: Top-level modules of the optional ``ctstack[napari]`` extra.
+NAPARI_EXTRA = {"napari", "qtpy", "magicgui", "superqt", "PyQt5", "vispy"}
+
+
 def declared_structs():
     """``{C name: ctypes class}`` of every ctypes.Structure with ``_fields_`` that
     a module of the package defines. Each names its C struct first in its
@@ -74,7 +78,15 @@ def declared_structs():
             # The installed wheel carries libctstack.so beside the modules: a C
             # library loaded by ctypes, not a Python extension to import.
             continue
-        module = importlib.import_module("ctstack." + info.name)
+        try:
+            module = importlib.import_module("ctstack." + info.name)
+        except ModuleNotFoundError as e:
+            # The napari extra's modules (the reader, the Harvest widget) need
+            # napari and Qt, which the package does not require; they declare
+            # no C structs. Any other missing module is an error.
+            if (e.name or "").split(".")[0] in NAPARI_EXTRA:
+                continue
+            raise
         for value in vars(module).values():
             if not (
                 isinstance(value, type)
