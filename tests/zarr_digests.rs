@@ -1,0 +1,199 @@
+//! The OME-Zarr writer's chunk files, byte for byte, against digests of what
+//! the writer of 0.1.0's main (one band of `D` whole slices per level, before
+//! the row-band writer) wrote for the same stacks and options: every sample
+//! type, odd sizes and slice counts, odd chunk shapes, shards, both Zarr
+//! versions, with and without compression. `tests/zarr_digests.txt` holds
+//! them; `CTSTACK_WRITE_DIGESTS=1` rewrites it (only ever from a writer known
+//! to be right: the file is the specification).
+#![cfg(feature = "ome-zarr")]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use common::pyramid::temp_dir;
+use ctstack::{ChunkCompression, Ngff, PyramidBuilder, ZarrBuilder, write_slice};
+
+/// FNV-1a, 64 bits: enough to tell two stores apart, with no dependency.
+fn fnv(hash: &mut u64, bytes: &[u8]) {
+    for &b in bytes {
+        *hash ^= u64::from(b);
+        *hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+}
+
+/// One digest of every chunk file of the store (path and bytes), leaving out
+/// the metadata (which names the store and its times).
+fn chunk_digest(store: &Path) -> (usize, String) {
+    let mut files = BTreeMap::new();
+    let mut todo = vec![store.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+                continue;
+            }
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if [
+                "zarr.json",
+                ".zarray",
+                ".zattrs",
+                ".zgroup",
+                "ctstack-inputs.json",
+            ]
+            .contains(&name.as_str())
+            {
+                continue;
+            }
+            let rel = path.strip_prefix(store).unwrap().to_string_lossy();
+            files.insert(rel.replace('\\', "/"), std::fs::read(&path).unwrap());
+        }
+    }
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for (rel, bytes) in &files {
+        fnv(&mut hash, rel.as_bytes());
+        fnv(&mut hash, &(bytes.len() as u64).to_le_bytes());
+        fnv(&mut hash, bytes);
+    }
+    (files.len(), format!("{hash:016x}"))
+}
+
+/// Writes a stack of `count` slices of `w` x `h` of `T` (values from `value(z, i)`).
+fn make_stack<T: ctstack::Sample>(
+    dir: &Path,
+    count: usize,
+    w: u32,
+    h: u32,
+    value: impl Fn(usize, usize) -> T,
+) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    for z in 0..count {
+        let pixels: Vec<T> = (0..(w * h) as usize).map(|i| value(z, i)).collect();
+        write_slice(&dir.join(format!("s{z:04}.tif")), w, h, &pixels).unwrap();
+    }
+    dir.to_path_buf()
+}
+
+fn fixture_builder(rel: &str) -> PyramidBuilder {
+    let path = common::fixtures().join(rel);
+    if path.is_file() {
+        PyramidBuilder::from_file(path)
+    } else {
+        PyramidBuilder::from_dir(path).unwrap()
+    }
+}
+
+type Options = fn(ZarrBuilder) -> ZarrBuilder;
+
+/// The layouts every stack is written with.
+const LAYOUTS: [(&str, Options); 6] = [
+    ("c2.16.32-zstd", |z| z.chunks([2, 16, 32])),
+    ("c3.9.7-none-v2", |z| {
+        z.chunks([3, 9, 7])
+            .ngff(Ngff::V0_4)
+            .compression(ChunkCompression::None)
+    }),
+    ("c2.8.16-shard4.16.32", |z| {
+        z.chunks([2, 8, 16]).shard(Some([4, 16, 32]))
+    }),
+    ("c5.33.17-zstd", |z| z.chunks([5, 33, 17])),
+    ("c4.32.32-none", |z| {
+        z.chunks([4, 32, 32]).compression(ChunkCompression::None)
+    }),
+    ("default", |z| z),
+];
+
+#[test]
+fn chunk_files_are_those_of_the_whole_slice_writer() {
+    let dir = temp_dir("zarr-digests");
+    let mut stacks: Vec<(String, PyramidBuilder)> = [
+        "stack_u8",
+        "stack_bmp",
+        "stack_png",
+        "types_stacks/i16",
+        "types_stacks/f32",
+        "types_stacks/f32_imagej.tif",
+        "types_stacks/i16_pages.tif",
+        "types_stacks/u8_miniswhite",
+    ]
+    .iter()
+    .map(|rel| (rel.to_string(), fixture_builder(rel).min_size(2)))
+    .collect();
+    let made: Vec<(&str, PathBuf, u32)> = vec![
+        (
+            "u16 7x37x29",
+            make_stack(&dir.join("a"), 7, 37, 29, |z, i| (z * 1000 + i * 7) as u16),
+            4,
+        ),
+        (
+            "u8 1x33x17",
+            make_stack(&dir.join("b"), 1, 33, 17, |_, i| (i * 13) as u8),
+            4,
+        ),
+        (
+            "i16 2x19x40",
+            make_stack(&dir.join("c"), 2, 19, 40, |z, i| {
+                (i as i16 - 300) * (z as i16 * 2 - 1)
+            }),
+            4,
+        ),
+        (
+            "f32 5x21x23",
+            make_stack(&dir.join("d"), 5, 21, 23, |z, i| match i % 11 {
+                0 => f32::NAN,
+                1 => f32::INFINITY,
+                _ => z as f32 * 0.25 - i as f32 * 1.5e-3,
+            }),
+            4,
+        ),
+        (
+            "u16 37x201x163",
+            make_stack(&dir.join("e"), 37, 201, 163, |z, i| {
+                ((z * 7919 + i * 31) % 65521) as u16
+            }),
+            20,
+        ),
+        (
+            "u8 19x130x67",
+            make_stack(&dir.join("f"), 19, 130, 67, |z, i| {
+                ((z * 37 + i * 5) % 251) as u8
+            }),
+            3,
+        ),
+    ];
+    for (what, stack, min_size) in made {
+        let builder = PyramidBuilder::from_dir(&stack).unwrap().min_size(min_size);
+        stacks.push((what.to_string(), builder));
+    }
+    let mut got = String::new();
+    for (what, builder) in &stacks {
+        for (layout, options) in LAYOUTS {
+            let store = dir.join("s.ome.zarr");
+            let _ = std::fs::remove_dir_all(&store);
+            options(ZarrBuilder::new(builder.clone(), &store))
+                .plan()
+                .unwrap()
+                .run(&mut |_, _| {}, &Default::default())
+                .unwrap();
+            let (files, digest) = chunk_digest(&store);
+            got.push_str(&format!("{what}\t{layout}\t{files}\t{digest}\n"));
+        }
+    }
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/zarr_digests.txt");
+    if std::env::var_os("CTSTACK_WRITE_DIGESTS").is_some() {
+        std::fs::write(&file, &got).unwrap();
+    }
+    let expected = std::fs::read_to_string(&file).unwrap();
+    let differ: Vec<_> = got
+        .lines()
+        .zip(expected.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert!(
+        differ.is_empty() && got.lines().count() == expected.lines().count(),
+        "{differ:#?}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
