@@ -176,7 +176,7 @@ fn chunk_files_are_those_of_the_whole_slice_writer() {
                 .plan()
                 .unwrap()
                 .run(&mut |_, _| {}, &Default::default())
-                .unwrap();
+                .unwrap_or_else(|e| panic!("{what} {layout}: {e}"));
             let (files, digest) = chunk_digest(&store);
             got.push_str(&format!("{what}\t{layout}\t{files}\t{digest}\n"));
         }

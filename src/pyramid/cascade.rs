@@ -11,11 +11,11 @@
 //! stack is one): slices are named by their index in the whole pyramid, and a
 //! level's last slice is paired with itself only at the end of the whole stack.
 //!
-//! Where a finished slice goes is the run's [`Output`]: the TIFF level folders
-//! (with the manifest's journal), or a [`SliceSink`] (the OME-Zarr writer).
+//! Finished slices go to the TIFF level folders, listed in the manifest's
+//! journal. (The OME-Zarr writer walks the levels by bands of rows instead:
+//! `zarr/sink.rs`.)
 
 use std::ops::Range;
-use std::path::Path;
 
 use super::CancelFlag;
 use super::level1::Level1Stream;
@@ -51,72 +51,9 @@ pub(crate) fn run(
     progress: &mut dyn FnMut(u64, u64),
     cancel: &CancelFlag,
 ) -> Result<Counts, Error> {
-    let ctx = Context {
-        plan,
-        keep,
-        pool,
-        output: Output::Tiff,
-    };
+    let ctx = Context { plan, keep, pool };
     with_sample_type!(plan.sample_type, T => {
         Cascade::<T>::new(&ctx, span, journal, progress, cancel).run()
-    })
-}
-
-/// Receives every level-k slice (k >= 1) of a run as soon as it is computed,
-/// and every input slice (level 0) as soon as it is averaged, in index order
-/// within each level, one call at a time (never concurrently, though not
-/// always from the same thread). Inputs are handed over from what the run
-/// read to average them: the sink reads no input again.
-pub(crate) trait SliceSink: Sync {
-    /// Level-`k` slice `j`, `pixels` the samples of the plan's sample type, row
-    /// after row, as bytes in the host's order.
-    fn put(&self, k: usize, j: usize, pixels: &[u8]) -> Result<(), Error>;
-
-    /// Input slice `i`: `fill` writes its samples (as [`SliceSink::put`]'s
-    /// `pixels`) into the buffer it is given, of the slice's size.
-    fn put_input(
-        &self,
-        i: usize,
-        fill: &mut dyn FnMut(&mut [u8]) -> Result<(), Error>,
-    ) -> Result<(), Error>;
-}
-
-/// Where finished slices go.
-#[derive(Clone, Copy)]
-pub(crate) enum Output<'p> {
-    /// `<out>/<k>/<j:06>.tif`, listed in the manifest's journal.
-    Tiff,
-    /// Handed to a sink; nothing is kept from an earlier run, nothing journaled.
-    #[cfg_attr(not(feature = "ome-zarr"), allow(dead_code))]
-    Sink(&'p dyn SliceSink),
-}
-
-/// Computes every slice of levels 1 ..= L that depends on inputs `span` (aligned
-/// as for [`run`]) and hands each to `sink`, writing no TIFF file.
-#[cfg_attr(not(feature = "ome-zarr"), allow(dead_code))]
-pub(crate) fn run_into(
-    plan: &Plan,
-    span: Range<usize>,
-    sink: &dyn SliceSink,
-    progress: &mut dyn FnMut(u64, u64),
-    cancel: &CancelFlag,
-) -> Result<Counts, Error> {
-    let keep = KeepTable::from_fn(plan, |_, _| false);
-    let pool = plan.thread_pool()?;
-    let ctx = Context {
-        plan,
-        keep: &keep,
-        pool: pool.as_ref(),
-        output: Output::Sink(sink),
-    };
-    struct Unrecorded;
-    impl Recorder for Unrecorded {
-        fn record(&mut self, _: usize, _: usize, _: &Path, _: FileRecord) -> Result<(), Error> {
-            Ok(())
-        }
-    }
-    with_sample_type!(plan.sample_type, T => {
-        Cascade::<T>::new(&ctx, span, &mut Unrecorded, progress, cancel).run()
     })
 }
 
@@ -128,7 +65,6 @@ pub(crate) struct Context<'p> {
     /// The pool to average on (`None`: rayon's global pool). The cascade itself,
     /// and so the progress callback, stays on the caller's thread.
     pool: Option<&'p rayon::ThreadPool>,
-    output: Output<'p>,
 }
 
 impl Context<'_> {
@@ -145,14 +81,6 @@ impl Context<'_> {
         &self.plan.builder.open
     }
 
-    /// The sink that takes the input slices, if the run has one.
-    pub fn input_sink(&self) -> Option<&dyn SliceSink> {
-        match self.output {
-            Output::Sink(sink) => Some(sink),
-            Output::Tiff => None,
-        }
-    }
-
     /// A kept level-`k` slice `j`: read back if a rebuilt slice needs it.
     pub fn kept<T: Sample>(&self, k: usize, j: usize) -> Result<Made<T>, Error> {
         if !self.keep.needed(k, j) {
@@ -162,17 +90,13 @@ impl Context<'_> {
         Ok(Made::Loaded(slice))
     }
 
-    /// Writes level-`k` slice `j` and says what was written (`None`: handed to a sink).
+    /// Writes level-`k` slice `j` and says what was written.
     pub fn write<T: Sample>(
         &self,
         k: usize,
         j: usize,
         pixels: &[T],
     ) -> Result<Option<FileRecord>, Error> {
-        if let Output::Sink(sink) = self.output {
-            sink.put(k, j, bytemuck::cast_slice(pixels))?;
-            return Ok(None);
-        }
         let shape = self.plan.levels[k];
         let path = self.plan.output_path(k, j);
         let metadata = write_slice_file(

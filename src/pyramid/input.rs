@@ -196,28 +196,6 @@ impl Input {
         }
     }
 
-    /// The whole image's rows: a streamed input's read into `buffer` (resized
-    /// to the image; `bytes` is scratch for stored bytes that must be
-    /// converted), checked to come from the file as its header was read, or
-    /// an opened slice's viewed in place.
-    pub(super) fn read_whole<'a, T: Sample>(
-        &'a self,
-        buffer: &'a mut Vec<T>,
-        bytes: &mut Vec<u8>,
-    ) -> Result<Rows<'a, T>, Error> {
-        match self {
-            Input::Streamed(s) => {
-                let (width, height) = (s.layout.width as usize, s.layout.height as usize);
-                buffer.resize(width * height, T::default());
-                s.read_rows(0, buffer, bytes)?;
-                s.check_unchanged()?;
-                Ok(Rows::from_contiguous(buffer, width, height)
-                    .expect("the buffer holds the image's samples"))
-            }
-            Input::Opened(s) => s.rows::<T>(),
-        }
-    }
-
     /// An error if a streamed input's file changed since its header was read.
     pub(super) fn check_unchanged(&self) -> Result<(), Error> {
         match self {

@@ -31,8 +31,6 @@ mod resume;
 mod run;
 mod slab;
 
-#[cfg(feature = "ome-zarr")]
-pub(crate) use cascade::{SliceSink, run_into};
 pub use lock::LOCK_FILE;
 pub use manifest::MANIFEST_FILE;
 pub(crate) use manifest::{FileRecord, read_small, to_bytes};

@@ -268,7 +268,7 @@ impl Plan {
     }
 
     /// The run's own thread pool, if [`PyramidBuilder::threads`] asked for one.
-    pub(super) fn thread_pool(&self) -> Result<Option<rayon::ThreadPool>, Error> {
+    pub(crate) fn thread_pool(&self) -> Result<Option<rayon::ThreadPool>, Error> {
         crate::threads::pool(self.builder.threads)
     }
 }

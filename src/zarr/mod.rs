@@ -1,10 +1,10 @@
 //! The pyramid as an OME-Zarr multiscale image (feature `ome-zarr`).
 //!
-//! Level 0 is the input stack, levels 1 ..= L the pyramid's levels, made by the
-//! same cascade as the TIFF pyramid (so sample for sample the same: same
-//! kernels, rounding, shapes and `min_size` rule), handed slice by slice to the
-//! Zarr writer (`sink.rs`) instead of the TIFF writer. One array per level, at
-//! `<store>/<k>`, axes z y x.
+//! Level 0 is the input stack, levels 1 ..= L the pyramid's levels, sample for
+//! sample the TIFF pyramid's (same kernels, rounding, shapes and `min_size`
+//! rule), made and written by bands of rows (`sink.rs`): level 0's chunks cut
+//! from the inputs by the reading layer's region reader, each input byte read
+//! once. One array per level, at `<store>/<k>`, axes z y x.
 //!
 //! # Where each voxel is
 //!
@@ -53,10 +53,12 @@
 //!
 //! # Memory
 //!
-//! One band of `D` slices per level, `D` the chunk depth (the shard depth when
-//! sharded): `D * W * H * b * 4 / 3` bytes at most for a `W` x `H` stack of
-//! `b`-byte samples, plus the cascade's few slices per level. Flat in the
-//! stack's depth.
+//! One unit of rows per level (`sink.rs`): the grid cell's depth `D` by its
+//! height `Y` (each doubled when odd) across the level's width, at most
+//! `2 * D * Y * W * b` bytes for a `W`-wide stack of `b`-byte samples, plus a
+//! chunk per worker being encoded: flat in the stack's height and depth. At
+//! the default chunks that is 45 MB for 2752-wide u16 slices, 256 MiB for
+//! 16384-wide ones.
 
 mod metadata;
 mod record;
@@ -77,22 +79,21 @@ use self::metadata::{
     ctstack_attributes, group_files, read_ctstack_attribute,
 };
 use self::record::{RECORD_FILE, Record};
-use self::sink::ZarrSink;
 use self::store::{
     ARRAY_METADATA, AtomicFolder, Withdrawal, holds, remove_chunks, remove_dir_if_empty,
     remove_file_if_there, sweep_temps, sync_files_and_folders,
 };
 use crate::durable::sync_dir;
 use crate::pyramid::manifest::InputRecord;
-use crate::pyramid::{self, LevelShape, Plan};
+use crate::pyramid::{LevelShape, Plan};
 use crate::{CancelFlag, Error, Photometric, PyramidBuilder, SampleType, Slice};
 
 /// The default chunk: 16 slices of 256 x 256 (z, y, x). 1 MiB of u8, 2 MiB of
 /// u16/i16, 4 MiB of f32: large enough that a filesystem or object store
 /// serves it at streaming speed, small enough that a viewer browsing slices
 /// reads 16 planes of one 256 x 256 tile, not of the whole slice, and that a
-/// 3-D viewer's coarse levels come in few requests. The depth is also what the
-/// writer holds per level (see the module docs): 16 slices, not 64 or 128.
+/// 3-D viewer's coarse levels come in few requests. Depth times height is also
+/// what the writer holds per level, across the width (see the module docs).
 pub const DEFAULT_CHUNKS: [u32; 3] = [16, 256, 256];
 
 /// The OME-Zarr (NGFF) version written.
@@ -336,16 +337,18 @@ impl ZarrBuilder {
                 MAX_GRID_BYTES >> 30
             )));
         }
-        // The writer holds one band of `D` slices per level (see the module docs).
-        let band = (grid[0].min(level0.count as u64))
-            .checked_mul(u64::from(level0.width) * u64::from(level0.height) * sample);
+        // The writer holds one unit of rows per level (see the module docs):
+        // the grid cell's depth and height (doubled when odd) across the width.
+        let unit = |n: u64, extent: u64| (if n.is_multiple_of(2) { n } else { 2 * n }).min(extent);
+        let band = (unit(grid[0], level0.count as u64) * unit(grid[1], level0.height.into()))
+            .checked_mul(2 * u64::from(level0.width) * sample);
         if band.is_none_or(|n| n > MAX_BAND_BYTES) {
             return Err(Error::usage(format!(
-                "a chunk (shard) depth of {} slices of {}x{} {} would hold more than {} GiB per \
-                 level in memory: choose a smaller depth",
+                "a chunk (shard) of {} slices by {} rows of {}-wide {} slices would hold more \
+                 than {} GiB of bands in memory: choose a smaller depth or height",
                 grid[0],
+                grid[1],
                 level0.width,
-                level0.height,
                 pyramid.sample_type(),
                 MAX_BAND_BYTES >> 30
             )));
@@ -555,9 +558,9 @@ pub(crate) fn micrometres_per(unit: &str) -> Option<f64> {
 /// The largest chunk or shard, uncompressed, ctstack writes: 2 GiB.
 const MAX_GRID_BYTES: u64 = 2 << 30;
 
-/// The largest band of level-0 slices the writer holds: 8 GiB (a guard
-/// against a mistyped chunk depth, far above any sensible one: the default
-/// 16 slices of a 4096 x 4096 u16 stack is 512 MiB).
+/// The most the writer's bands may hold, all levels together: 8 GiB (a guard
+/// against a mistyped chunk shape, far above any sensible one: the default
+/// chunks of a 16384-wide u16 stack hold 256 MiB).
 const MAX_BAND_BYTES: u64 = 8 << 30;
 
 /// A checked stack and store layout, ready to run.
@@ -946,22 +949,7 @@ impl ZarrPlan {
             )));
         }
         let arrays = self.arrays(store)?;
-        let sink = ZarrSink::new(self, &arrays);
-        if self.levels().len() == 1 {
-            let total = span.len() as u64;
-            progress(0, total);
-            for (done, i) in span.enumerate() {
-                if cancel.is_cancelled() {
-                    return Err(Error::Cancelled);
-                }
-                sink.read_input(i)?;
-                progress(done as u64 + 1, total);
-            }
-            Ok(sink.input_bytes())
-        } else {
-            let counts = pyramid::run_into(&self.pyramid, span, &sink, progress, cancel)?;
-            Ok(counts.input_bytes)
-        }
+        sink::write_span(self, &arrays, span, progress, cancel)
     }
 
     /// Checks, syncs and declares the store complete (see [`ZarrPlan::finish`]);
