@@ -31,7 +31,7 @@ use rayon::prelude::*;
 use zarrs::array::{Array, ArrayBytes, CodecOptions};
 
 use super::ZarrPlan;
-use super::store::AtomicFolder;
+use super::store::{AtomicFolder, from_zarrs};
 use crate::kernels::average_rows;
 use crate::pyramid::{LevelShape, Plan};
 use crate::region::{Page, Region};
@@ -351,14 +351,11 @@ impl<'a, T: Sample> Writer<'a, T> {
                 array
                     .store_chunk_opt(&at, ArrayBytes::new_flen(chunk), options)
                     .map_err(|e| {
-                        // The store's own errors (create, write, rename) name the file already.
+                        // The store's own errors (create, write, rename) come
+                        // back as they were, naming their file.
                         let key = array.chunk_key(&at);
                         let path = array.storage().path_of(key.as_str());
-                        Error::io(
-                            &path,
-                            "cannot store chunk",
-                            std::io::Error::other(e.to_string()),
-                        )
+                        from_zarrs(e, &path, "cannot store chunk")
                     })
             })
         })

@@ -25,6 +25,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use zarrs::array::ArrayError;
+use zarrs::array::codec::api::CodecError;
 use zarrs::storage::{Bytes, StorageError, StoreKey, StorePrefix, WritableStorageTraits};
 
 use crate::Error;
@@ -198,9 +200,39 @@ pub(crate) fn remove_file_if_there(path: &Path) -> Result<bool, Error> {
     }
 }
 
-/// A ctstack error as zarrs' storage error, the message kept whole.
+/// A ctstack error as zarrs' storage error: carried whole inside it (kind,
+/// file and source), for [`from_zarrs`] to take back out.
 fn storage_error(e: Error) -> StorageError {
-    StorageError::IOError(Arc::new(std::io::Error::other(e.to_string())))
+    StorageError::IOError(Arc::new(std::io::Error::other(e)))
+}
+
+/// zarrs' error from storing through an [`AtomicFolder`] (`what` at `path`),
+/// as a ctstack error: the store's own error (which names its file and keeps
+/// its kind and source) when it carries one, else an [`Error::Io`] whose
+/// source is zarrs' error.
+pub(super) fn from_zarrs(e: ArrayError, path: &Path, what: &str) -> Error {
+    let io = match e {
+        ArrayError::StorageError(StorageError::IOError(io)) => io,
+        ArrayError::CodecError(CodecError::StorageError(StorageError::IOError(io))) => io,
+        ArrayError::CodecError(CodecError::IOError(io)) => io,
+        other => return Error::io(path, what, std::io::Error::other(other)),
+    };
+    match Arc::try_unwrap(io) {
+        Ok(io) if io.get_ref().is_some_and(|inner| inner.is::<Error>()) => {
+            match io.into_inner().map(|inner| inner.downcast::<Error>()) {
+                Some(Ok(ours)) => *ours,
+                // Unreachable: the inner error was just seen to be ours.
+                _ => Error::internal(format!("{}: {what}: a store error lost", path.display())),
+            }
+        }
+        Ok(io) => Error::io(path, what, io),
+        // Shared elsewhere (zarrs kept a copy): its kind and message.
+        Err(shared) => Error::io(
+            path,
+            what,
+            std::io::Error::new(shared.kind(), shared.to_string()),
+        ),
+    }
 }
 
 impl WritableStorageTraits for AtomicFolder {

@@ -161,3 +161,42 @@ fn slabs_with_odd_chunks_write_the_whole_runs_chunks() {
     assert!(a == b, "the slabs' chunks differ from the whole run's");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A chunk the store cannot write comes back as the store's own error: an
+/// [`Error::Io`](crate::Error::Io) naming the folder it could not make, with
+/// the system's error (its kind) as the source, not zarrs' message as text.
+#[test]
+fn a_store_error_keeps_its_kind_file_and_source_through_zarrs() {
+    let dir = temp_dir("store-error");
+    let stack = dir.join("stack");
+    std::fs::create_dir_all(&stack).unwrap();
+    for i in 0..4u16 {
+        let pixels = vec![i; 16 * 16];
+        crate::write_slice(&stack.join(format!("s{i}.tif")), 16, 16, &pixels).unwrap();
+    }
+    let store = dir.join("s.ome.zarr");
+    let plan = ZarrBuilder::new(
+        PyramidBuilder::from_dir(&stack).unwrap().min_size(4),
+        &store,
+    )
+    .chunks([2, 8, 8])
+    .plan()
+    .unwrap();
+    plan.prepare().unwrap();
+    // A file where level 0's chunk folder goes.
+    std::fs::create_dir_all(store.join("0")).unwrap();
+    std::fs::write(store.join("0").join("c"), b"in the way").unwrap();
+    let err = plan
+        .run_slab(0..4, &mut |_, _| {}, &CancelFlag::new())
+        .unwrap_err();
+    assert_eq!(err.kind(), crate::ErrorKind::Io, "{err}");
+    assert!(
+        err.to_string().contains("cannot create store directory"),
+        "{err}"
+    );
+    let source = std::error::Error::source(&err)
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .expect("the system's error as the source");
+    assert_ne!(source.kind(), std::io::ErrorKind::Other, "{source:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

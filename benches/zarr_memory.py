@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Peak memory and time of `ctstack zarr` and `ctstack pyramid` on wide slices, against floors.
+
+usage: python3 benches/zarr_memory.py [--binary target/release/ctstack] [--work /tmp/ctstack-zarr-memory]
+                                      [--stacks 2752x64,16384x16] [--keep]
+       (a Python with numpy; a C compiler for benches/floor.c)
+
+For each stack WIDTHxCOUNT it writes COUNT uncompressed uint16 TIFF slices of WIDTH x WIDTH (a smooth
+phantom with noise, one strip each) under WORK, warms the page cache with one read, then times, one after
+the other in one run, each started through `floor spawn` (benches/floor.c: wall time from fork to wait4
+and the child's peak RSS):
+
+- `ctstack zarr STACK --out STORE -q` (default options: chunks 16x256x256, zstd level 3);
+- `ctstack zarr ... --compression none`, only for stacks up to 4 GB (its store is as large as the input),
+  against `floor readwrite 2 OUT BYTES STACK/*` (reads every input byte, writes as many bytes as the
+  store's chunk files hold, in (COUNT+1)/2 files): the read + write floor;
+- `ctstack pyramid STACK --out OUT -q` against `floor read 2 STACK/*` (reads every input byte).
+
+Each output is removed before the next run (disk is limited), and the stacks at the end unless --keep.
+The machine's load average is printed with the table: ratios within one run are what to compare.
+"""
+
+import argparse
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def build_floor():
+    src = ROOT / "benches" / "floor.c"
+    floor = ROOT / "target" / "compare-bin" / "floor"
+    if not floor.exists() or floor.stat().st_mtime < src.stat().st_mtime:
+        floor.parent.mkdir(parents=True, exist_ok=True)
+        cmd = ["cc", "-O3", "-march=native", "-pthread", "-o", str(floor), str(src)]
+        if subprocess.run(cmd).returncode != 0:
+            sys.exit("zarr_memory: compiling benches/floor.c failed")
+    return floor
+
+
+def write_tiff(path, rows_iter, width, height):
+    """An uncompressed little-endian uint16 TIFF of one strip, rows from rows_iter (blocks)."""
+    data_bytes = width * height * 2
+    header = struct.pack("<2sHI", b"II", 42, 8 + data_bytes)
+    entries = [
+        (256, 4, 1, width),  # ImageWidth
+        (257, 4, 1, height),  # ImageLength
+        (258, 3, 1, 16),  # BitsPerSample
+        (259, 3, 1, 1),  # Compression: none
+        (262, 3, 1, 1),  # MinIsBlack
+        (273, 4, 1, 8),  # StripOffsets
+        (277, 3, 1, 1),  # SamplesPerPixel
+        (278, 4, 1, height),  # RowsPerStrip
+        (279, 4, 1, data_bytes),  # StripByteCounts
+        (339, 3, 1, 1),  # SampleFormat: unsigned
+    ]
+    ifd = struct.pack("<H", len(entries))
+    for tag, typ, count, value in entries:
+        packed = struct.pack("<H", value) + b"\0\0" if typ == 3 else struct.pack("<I", value)
+        ifd += struct.pack("<HHI", tag, typ, count) + packed
+    ifd += struct.pack("<I", 0)
+    with open(path, "wb") as f:
+        f.write(header)
+        for block in rows_iter:
+            f.write(block.astype("<u2").tobytes())
+        f.write(ifd)
+
+
+def make_stack(directory, width, count):
+    directory.mkdir(parents=True, exist_ok=True)
+    files = [directory / f"slice_{z:04d}.tif" for z in range(count)]
+    if all(f.exists() and f.stat().st_size > width * width * 2 for f in files):
+        return files
+    rng = np.random.default_rng(29)
+    x = np.arange(width, dtype=np.float32)
+    block = 512
+    for z, path in enumerate(files):
+        def rows():
+            for y0 in range(0, width, block):
+                y = np.arange(y0, min(y0 + block, width), dtype=np.float32)[:, None]
+                r2 = ((x[None, :] - width / 2) ** 2 + (y - width / 2) ** 2) / (width / 2) ** 2
+                phantom = np.where(r2 < 0.8, 20000 + 8000 * np.cos(6 * r2 + z * 0.05), 1000)
+                noise = rng.integers(0, 512, size=phantom.shape)
+                yield (phantom + noise).astype(np.uint16)
+        write_tiff(path, rows(), width, width)
+    return files
+
+
+def spawn(floor, cmd, tmp):
+    """(seconds, peak RSS MB) of cmd, started through `floor spawn`."""
+    result = tmp / "spawn.txt"
+    code = subprocess.run([str(floor), "spawn", str(result), *map(str, cmd)],
+                          stdout=subprocess.DEVNULL).returncode
+    if code != 0:
+        sys.exit(f"zarr_memory: {' '.join(map(str, cmd))} exited with {code}")
+    seconds, kib = result.read_text().split()
+    return float(seconds), int(kib) / 1024
+
+
+def chunk_bytes(store):
+    return sum(p.stat().st_size for p in Path(store).rglob("*")
+               if p.is_file() and "/c/" in str(p))
+
+
+def remove(path):
+    if Path(path).is_dir():
+        shutil.rmtree(path)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--binary", default=str(ROOT / "target" / "release" / "ctstack"))
+    ap.add_argument("--work", default="/tmp/ctstack-zarr-memory")
+    ap.add_argument("--stacks", default="2752x64,16384x16")
+    ap.add_argument("--keep", action="store_true")
+    a = ap.parse_args()
+    floor = build_floor()
+    work = Path(a.work)
+    work.mkdir(parents=True, exist_ok=True)
+    rows = []
+    loads = [os.getloadavg()[0]]
+    for spec in a.stacks.split(","):
+        width, count = map(int, spec.split("x"))
+        stack = work / f"s{width}x{count}"
+        files = make_stack(stack, width, count)
+        input_bytes = sum(f.stat().st_size for f in files)
+        name = f"{count} x {width}x{width} u16 ({input_bytes / 1e9:.2f} GB)"
+        subprocess.run([str(floor), "read", "2", *map(str, files)], stdout=subprocess.DEVNULL)
+        store, out = work / "out.ome.zarr", work / "out"
+        remove(store)
+        t, rss = spawn(floor, [a.binary, "zarr", stack, "--out", store, "-q"], work)
+        rows.append((name, "ctstack zarr (default: zstd 3)", t, rss, None))
+        remove(store)
+        if input_bytes <= 4 << 30:
+            t, rss = spawn(floor, [a.binary, "zarr", stack, "--out", store, "-q",
+                                   "--compression", "none"], work)
+            written = chunk_bytes(store)
+            remove(store)
+            per_file = written // ((count + 1) // 2)
+            ft, frss = spawn(floor, [floor, "readwrite", "2", out, per_file, *files], work)
+            remove(out)
+            rows.append((name, "ctstack zarr --compression none", t, rss, t / ft))
+            rows.append((name, f"floor readwrite ({written / 1e9:.2f} GB written)", ft, frss, 1.0))
+        t, rss = spawn(floor, [a.binary, "pyramid", stack, "--out", out, "-q"], work)
+        remove(out)
+        ft, frss = spawn(floor, [floor, "read", "2", *files], work)
+        rows.append((name, "ctstack pyramid", t, rss, t / ft))
+        rows.append((name, "floor read", ft, frss, 1.0))
+        loads.append(os.getloadavg()[0])
+        if not a.keep:
+            remove(stack)
+    print(f"# {time.strftime('%Y-%m-%d %H:%M')}, load average {min(loads):.1f}-{max(loads):.1f}, "
+          f"{os.cpu_count()} cores, {a.binary}")
+    print("| stack | what | wall s | peak RSS MB | x its floor |")
+    print("|---|---|---|---|---|")
+    for name, what, t, rss, ratio in rows:
+        r = "" if ratio is None else f"{ratio:.2f}"
+        print(f"| {name} | {what} | {t:.2f} | {rss:.0f} | {r} |")
+
+
+if __name__ == "__main__":
+    main()
