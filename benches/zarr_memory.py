@@ -2,11 +2,11 @@
 """Peak memory and time of `ctstack zarr` and `ctstack pyramid` on wide slices, against floors.
 
 usage: python3 benches/zarr_memory.py [--binary target/release/ctstack] [--work /tmp/ctstack-zarr-memory]
-                                      [--stacks 2752x64,16384x16] [--keep]
+                                      [--stacks 2752x64,16384x16] [--baseline OTHER_BINARY] [--keep]
        (a Python with numpy; a C compiler for benches/floor.c)
 
 For each stack WIDTHxCOUNT it writes COUNT uncompressed uint16 TIFF slices of WIDTH x WIDTH (a smooth
-phantom with noise, one strip each) under WORK, warms the page cache with one read, then times, one after
+phantom with a little noise, one strip each) under WORK, warms the page cache with one read, then times, one after
 the other in one run, each started through `floor spawn` (benches/floor.c: wall time from fork to wait4
 and the child's peak RSS):
 
@@ -15,6 +15,9 @@ and the child's peak RSS):
   against `floor readwrite 2 OUT BYTES STACK/*` (reads every input byte, writes as many bytes as the
   store's chunk files hold, in (COUNT+1)/2 files): the read + write floor;
 - `ctstack pyramid STACK --out OUT -q` against `floor read 2 STACK/*` (reads every input byte).
+
+With --baseline, `ctstack zarr` (both) is also timed with another build (an older ctstack), for stacks up
+to 4 GB (an older writer held 16 whole slices per level: 11 GB at 16384 wide).
 
 Each output is removed before the next run (disk is limited), and the stacks at the end unless --keep.
 The machine's load average is printed with the table: ratios within one run are what to compare.
@@ -87,7 +90,7 @@ def make_stack(directory, width, count):
                 y = np.arange(y0, min(y0 + block, width), dtype=np.float32)[:, None]
                 r2 = ((x[None, :] - width / 2) ** 2 + (y - width / 2) ** 2) / (width / 2) ** 2
                 phantom = np.where(r2 < 0.8, 20000 + 8000 * np.cos(6 * r2 + z * 0.05), 1000)
-                noise = rng.integers(0, 512, size=phantom.shape)
+                noise = rng.integers(0, 8, size=phantom.shape)
                 yield (phantom + noise).astype(np.uint16)
         write_tiff(path, rows(), width, width)
     return files
@@ -119,6 +122,7 @@ def main():
     ap.add_argument("--binary", default=str(ROOT / "target" / "release" / "ctstack"))
     ap.add_argument("--work", default="/tmp/ctstack-zarr-memory")
     ap.add_argument("--stacks", default="2752x64,16384x16")
+    ap.add_argument("--baseline")
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
     floor = build_floor()
@@ -135,18 +139,25 @@ def main():
         subprocess.run([str(floor), "read", "2", *map(str, files)], stdout=subprocess.DEVNULL)
         store, out = work / "out.ome.zarr", work / "out"
         remove(store)
-        t, rss = spawn(floor, [a.binary, "zarr", stack, "--out", store, "-q"], work)
-        rows.append((name, "ctstack zarr (default: zstd 3)", t, rss, None))
-        remove(store)
-        if input_bytes <= 4 << 30:
-            t, rss = spawn(floor, [a.binary, "zarr", stack, "--out", store, "-q",
-                                   "--compression", "none"], work)
-            written = chunk_bytes(store)
+        small = input_bytes <= 4 << 30
+        builds = [("", a.binary)] + ([(" (baseline)", a.baseline)] if a.baseline and small else [])
+        for tag, binary in builds:
+            t, rss = spawn(floor, [binary, "zarr", stack, "--out", store, "-q"], work)
+            rows.append((name, f"ctstack zarr (default: zstd 3){tag}", t, rss, None))
             remove(store)
+        if small:
+            runs = []
+            for tag, binary in builds:
+                t, rss = spawn(floor, [binary, "zarr", stack, "--out", store, "-q",
+                                       "--compression", "none"], work)
+                written = chunk_bytes(store)
+                remove(store)
+                runs.append((tag, t, rss))
             per_file = written // ((count + 1) // 2)
             ft, frss = spawn(floor, [floor, "readwrite", "2", out, per_file, *files], work)
             remove(out)
-            rows.append((name, "ctstack zarr --compression none", t, rss, t / ft))
+            for tag, t, rss in runs:
+                rows.append((name, f"ctstack zarr --compression none{tag}", t, rss, t / ft))
             rows.append((name, f"floor readwrite ({written / 1e9:.2f} GB written)", ft, frss, 1.0))
         t, rss = spawn(floor, [a.binary, "pyramid", stack, "--out", out, "-q"], work)
         remove(out)

@@ -19,17 +19,12 @@ use std::ops::Range;
 
 use super::CancelFlag;
 use super::level1::Level1Stream;
-use super::manifest::{FileRecord, Recorder};
-use super::plan::{LevelShape, Plan};
+use super::manifest::Recorder;
+use super::plan::Plan;
 use super::resume::KeepTable;
+use super::slices::{Buffers, Context, Made};
 use crate::sample::with_sample_type;
-use crate::writer::write_slice_file;
-use crate::{Error, OpenOptions, Rows, Sample, Slice, average_pair};
-
-/// Spare slice buffers kept for reuse: a level-1 slice waiting for its partner,
-/// one being written, one being computed, and one for the levels above. More
-/// would only hold memory.
-const SPARE_BUFFERS: usize = 4;
+use crate::{Error, Sample, average_pair};
 
 /// What a run did, in numbers.
 #[derive(Debug, Default, Clone, Copy)]
@@ -55,119 +50,6 @@ pub(crate) fn run(
     with_sample_type!(plan.sample_type, T => {
         Cascade::<T>::new(&ctx, span, journal, progress, cancel).run()
     })
-}
-
-/// What every part of a run reads: the plan, the keep decisions, the thread pool.
-#[derive(Clone, Copy)]
-pub(crate) struct Context<'p> {
-    pub plan: &'p Plan,
-    pub keep: &'p KeepTable,
-    /// The pool to average on (`None`: rayon's global pool). The cascade itself,
-    /// and so the progress callback, stays on the caller's thread.
-    pool: Option<&'p rayon::ThreadPool>,
-}
-
-impl Context<'_> {
-    /// Runs `f` on the run's pool.
-    pub fn parallel<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        match self.pool {
-            Some(pool) => pool.install(f),
-            None => f(),
-        }
-    }
-
-    /// How input slices are opened.
-    pub fn open_options(&self) -> &OpenOptions {
-        &self.plan.builder.open
-    }
-
-    /// A kept level-`k` slice `j`: read back if a rebuilt slice needs it.
-    pub fn kept<T: Sample>(&self, k: usize, j: usize) -> Result<Made<T>, Error> {
-        if !self.keep.needed(k, j) {
-            return Ok(Made::Skipped);
-        }
-        let slice = Slice::open_with(self.plan.output_path(k, j), &OpenOptions::default())?;
-        Ok(Made::Loaded(slice))
-    }
-
-    /// Writes level-`k` slice `j` and says what was written.
-    pub fn write<T: Sample>(
-        &self,
-        k: usize,
-        j: usize,
-        pixels: &[T],
-    ) -> Result<Option<FileRecord>, Error> {
-        let shape = self.plan.levels[k];
-        let path = self.plan.output_path(k, j);
-        let metadata = write_slice_file(
-            &path,
-            shape.width,
-            shape.height,
-            pixels,
-            self.plan.photometric,
-        )?;
-        Ok(Some(FileRecord::of(&metadata)))
-    }
-}
-
-/// A slice of level >= 1 as the cascade holds it.
-pub(crate) enum Made<T> {
-    /// Computed by this run and written (as `file`; `None`: handed to a sink).
-    Built {
-        pixels: Vec<T>,
-        file: Option<FileRecord>,
-    },
-    /// Kept from an earlier run and read back, because a rebuilt slice needs it.
-    Loaded(Slice),
-    /// Kept from an earlier run; nothing needs its pixels.
-    Skipped,
-}
-
-impl<T: Sample> Made<T> {
-    /// The pixels, as a level of `shape`.
-    fn rows(&self, shape: LevelShape) -> Result<Rows<'_, T>, Error> {
-        let (width, height) = (shape.width as usize, shape.height as usize);
-        match self {
-            Made::Built { pixels, .. } => Rows::from_contiguous(pixels, width, height)
-                .ok_or_else(|| Error::internal("a computed slice does not have its level's size")),
-            Made::Loaded(slice) => {
-                let rows = slice.rows::<T>()?;
-                if (rows.width(), rows.height()) != (width, height) {
-                    return Err(Error::state(
-                        slice.path(),
-                        "changed during the run: no longer the level's size",
-                    ));
-                }
-                Ok(rows)
-            }
-            Made::Skipped => Err(Error::internal(
-                "a kept slice that a rebuilt one needs was not read back",
-            )),
-        }
-    }
-}
-
-/// Spare slice buffers: saves zeroing and faulting in fresh pages for every slice.
-pub(crate) struct Buffers<T>(Vec<Vec<T>>);
-
-impl<T: Sample> Buffers<T> {
-    /// A buffer for one slice of `shape`: a spare one, or a new one.
-    pub fn take(&mut self, shape: LevelShape) -> Vec<T> {
-        let len = shape.width as usize * shape.height as usize;
-        match self.0.iter().position(|v| v.len() == len) {
-            Some(i) => self.0.swap_remove(i),
-            None => vec![T::default(); len],
-        }
-    }
-
-    /// Takes back a used slice's buffer, if it had one.
-    fn recycle(&mut self, made: Made<T>) {
-        if let Made::Built { pixels, .. } = made
-            && self.0.len() < SPARE_BUFFERS
-        {
-            self.0.push(pixels);
-        }
-    }
 }
 
 /// The state of one run.
@@ -205,7 +87,7 @@ impl<'c, T: Sample> Cascade<'c, T> {
             progress,
             cancel,
             pending: (0..levels.len()).map(|_| None).collect(),
-            buffers: Buffers(Vec::new()),
+            buffers: Buffers::default(),
             counts: Counts::default(),
             done: 0,
             total,

@@ -17,8 +17,8 @@ use std::collections::VecDeque;
 use std::ops::Range;
 
 use super::average::{BandBuffers, average_inputs};
-use super::cascade::{Buffers, Context, Made};
 use super::input::Input;
+use super::slices::{Buffers, Context, Made};
 use crate::source;
 use crate::{Error, Kernel, ReadMode, Sample, Slice};
 

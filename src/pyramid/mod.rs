@@ -30,6 +30,7 @@ mod read;
 mod resume;
 mod run;
 mod slab;
+mod slices;
 
 pub use lock::LOCK_FILE;
 pub use manifest::MANIFEST_FILE;
