@@ -142,14 +142,14 @@ def main():
         small = input_bytes <= 4 << 30
         builds = [("", a.binary)] + ([(" (baseline)", a.baseline)] if a.baseline and small else [])
         for tag, binary in builds:
-            t, rss = spawn(floor, [binary, "zarr", stack, "--out", store, "-q"], work)
+            t, rss = spawn(floor, [binary, "zarr", stack, "--out", store, "-q", "--voxel-size", "1,1,1"], work)
             rows.append((name, f"ctstack zarr (default: zstd 3){tag}", t, rss, None))
             remove(store)
         if small:
             runs = []
             for tag, binary in builds:
                 t, rss = spawn(floor, [binary, "zarr", stack, "--out", store, "-q",
-                                       "--compression", "none"], work)
+                                       "--voxel-size", "1,1,1", "--compression", "none"], work)
                 written = chunk_bytes(store)
                 remove(store)
                 runs.append((tag, t, rss))

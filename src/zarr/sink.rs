@@ -58,8 +58,9 @@ pub(crate) fn write_span(
     })
 }
 
-/// The state of one run over a span.
-struct Writer<'a, T> {
+/// Where every unit lies, and how its chunks are stored: what the walk's
+/// parallel steps share.
+struct Layout<'a> {
     plan: &'a ZarrPlan,
     arrays: &'a [Array<AtomicFolder>],
     /// The TIFF pyramid's levels: widths, heights and plane counts (a level's
@@ -70,10 +71,15 @@ struct Writer<'a, T> {
     /// Unit depth and height (even, or the whole level).
     du: usize,
     hu: usize,
-    /// One unit per level: `min(du, planes) x min(hu, height) x width` samples.
-    units: Vec<Vec<T>>,
     options: CodecOptions,
     kernel: Kernel,
+}
+
+/// The state of one run over a span.
+struct Writer<'a, T> {
+    layout: Layout<'a>,
+    /// One unit per level: `min(du, planes) x min(hu, height) x width` samples.
+    units: Vec<Vec<T>>,
     /// The pool to work on (`None`: rayon's global pool). The walk itself,
     /// and so the progress callback, stays on the caller's thread.
     pool: Option<rayon::ThreadPool>,
@@ -118,14 +124,13 @@ impl<'a, T: Sample> Writer<'a, T> {
             1 => span.len() as u64,
             _ => planes[1..].iter().map(|p| p.len() as u64).sum(),
         };
-        Writer {
+        let layout = Layout {
             plan,
             arrays,
             shapes,
             planes,
             du,
             hu,
-            units,
             // Chunks are encoded in parallel here, one per worker: zarrs is
             // asked not to split a chunk's encoding further. Every chunk is
             // stored, fill-valued ones too: a complete store has every chunk file.
@@ -133,6 +138,10 @@ impl<'a, T: Sample> Writer<'a, T> {
                 .with_concurrent_target(1)
                 .with_store_empty_chunks(true),
             kernel: Kernel::best(),
+        };
+        Writer {
+            layout,
+            units,
             pool: None,
             progress,
             cancel,
@@ -145,18 +154,103 @@ impl<'a, T: Sample> Writer<'a, T> {
 
     fn run(&mut self) -> Result<(), Error> {
         (self.progress)(0, self.total);
-        let top = self.shapes.len() - 1;
-        let planes = self.planes[top].clone();
-        let bands = (self.shapes[0].height as usize).div_ceil(self.hu << top);
-        for g in planes.start / self.du..planes.end.div_ceil(self.du) {
+        let layout = &self.layout;
+        let top = layout.shapes.len() - 1;
+        let planes = layout.planes[top].clone();
+        let bands = (layout.shapes[0].height as usize).div_ceil(layout.hu << top);
+        for g in planes.start / layout.du..planes.end.div_ceil(layout.du) {
             for r in 0..bands {
                 self.make(top, g, r)?;
+                let (layout, unit) = (&self.layout, &self.units[top]);
+                on(self.pool.as_ref(), || layout.store(top, g, r, unit))?;
             }
         }
         (self.progress)(self.total, self.total);
         Ok(())
     }
 
+    /// Makes unit `(g, r)` of level `k` (from the inputs, or from the four
+    /// units below it, each stored as soon as it is averaged into this one)
+    /// and leaves it in its buffer, for the caller to store. A unit with no
+    /// planes or rows of its own (rows past the level's height whose units
+    /// below still hold the odd last row of theirs) only makes those.
+    fn make(&mut self, k: usize, g: usize, r: usize) -> Result<(), Error> {
+        if self.cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        let layout = &self.layout;
+        let (planes, rows) = (layout.unit_planes(k, g), layout.unit_rows(k, r));
+        let here = !planes.is_empty() && !rows.is_empty();
+        if k == 0 {
+            if here {
+                self.read_inputs(g, r)?;
+                self.read += 1;
+                let done = u128::from(self.total) * u128::from(self.read)
+                    / u128::from(self.reads.max(self.read));
+                (self.progress)(done as u64, self.total);
+            }
+            return Ok(());
+        }
+        for (cg, cr) in [(0, 0), (0, 1), (1, 0), (1, 1)].map(|(dz, dy)| (2 * g + dz, 2 * r + dy)) {
+            // A unit below with no rows of its own may still hold, below it,
+            // the odd last row of a level: skipped only when no level-0 row
+            // lies under it.
+            let layout = &self.layout;
+            let under = (cr * layout.hu) << (k - 1);
+            if layout.unit_planes(k - 1, cg).is_empty() || under >= layout.shapes[0].height as usize
+            {
+                continue;
+            }
+            self.make(k - 1, cg, cr)?;
+            // The unit below is stored while its quarter of this one is averaged.
+            let layout = &self.layout;
+            let (below, above) = self.units.split_at_mut(k);
+            let (below, above) = (&below[k - 1], &mut above[0]);
+            let (stored, ()) = on(self.pool.as_ref(), || {
+                rayon::join(
+                    || layout.store(k - 1, cg, cr, below),
+                    || {
+                        if here {
+                            layout.average_into(k, (cg, cr), below, above);
+                        }
+                    },
+                )
+            });
+            stored?;
+        }
+        Ok(())
+    }
+
+    /// Reads rows of unit band `r` of the inputs of level-0 unit `g` into
+    /// level 0's buffer, one input per task.
+    fn read_inputs(&mut self, g: usize, r: usize) -> Result<(), Error> {
+        let layout = &self.layout;
+        let (planes, rows) = (layout.unit_planes(0, g), layout.unit_rows(0, r));
+        let stride = layout.plane_stride(0);
+        let width = layout.shapes[0].width as usize;
+        let pyramid = &layout.plan.pyramid;
+        let region = Region {
+            rows: rows.start as u32..rows.end as u32,
+            cols: 0..width as u32,
+        };
+        let level0 = layout.shapes[0];
+        let first = planes.start;
+        let unit = &mut self.units[0];
+        on(self.pool.as_ref(), || {
+            unit.par_chunks_mut(stride)
+                .take(planes.len())
+                .enumerate()
+                .try_for_each(|(p, plane)| {
+                    let dst = &mut plane[..rows.len() * width];
+                    read_rows(pyramid, first + p, level0, &region, dst)
+                })
+        })?;
+        self.input_bytes += (planes.len() * rows.len() * width * size_of::<T>()) as u64;
+        Ok(())
+    }
+}
+
+impl Layout<'_> {
     /// The planes of unit `g` of level `k` in the span.
     fn unit_planes(&self, k: usize, g: usize) -> Range<usize> {
         let p = &self.planes[k];
@@ -174,78 +268,15 @@ impl<'a, T: Sample> Writer<'a, T> {
         self.hu.min(self.shapes[k].height as usize) * self.shapes[k].width as usize
     }
 
-    /// Makes unit `(g, r)` of level `k` (from the inputs, or from the four
-    /// units below it), stores its chunks and leaves it in its buffer. A unit
-    /// with no planes or rows of its own (rows past the level's height whose
-    /// units below still hold the odd last row of theirs) only makes those.
-    fn make(&mut self, k: usize, g: usize, r: usize) -> Result<(), Error> {
-        if self.cancel.is_cancelled() {
-            return Err(Error::Cancelled);
-        }
-        let (planes, rows) = (self.unit_planes(k, g), self.unit_rows(k, r));
-        let here = !planes.is_empty() && !rows.is_empty();
-        if k == 0 {
-            if here {
-                self.read_inputs(g, r)?;
-                self.read += 1;
-                let done = u128::from(self.total) * u128::from(self.read)
-                    / u128::from(self.reads.max(self.read));
-                (self.progress)(done as u64, self.total);
-            }
-        } else {
-            for (cg, cr) in
-                [(0, 0), (0, 1), (1, 0), (1, 1)].map(|(dz, dy)| (2 * g + dz, 2 * r + dy))
-            {
-                // A unit below with no rows of its own may still hold, below
-                // it, the odd last row of a level: skipped only when no level-0
-                // row lies under it.
-                let under = (cr * self.hu) << (k - 1);
-                if self.unit_planes(k - 1, cg).is_empty() || under >= self.shapes[0].height as usize
-                {
-                    continue;
-                }
-                self.make(k - 1, cg, cr)?;
-                if here {
-                    self.average_into(k, (cg, cr));
-                }
-            }
-        }
-        if here {
-            self.store(k, g, r)?;
-        }
-        Ok(())
-    }
-
-    /// Reads rows of unit band `r` of the inputs of level-0 unit `g` into
-    /// level 0's buffer, one input per task.
-    fn read_inputs(&mut self, g: usize, r: usize) -> Result<(), Error> {
-        let (planes, rows) = (self.unit_planes(0, g), self.unit_rows(0, r));
-        let stride = self.plane_stride(0);
-        let width = self.shapes[0].width as usize;
-        let pyramid = &self.plan.pyramid;
-        let region = Region {
-            rows: rows.start as u32..rows.end as u32,
-            cols: 0..width as u32,
-        };
-        let level0 = self.shapes[0];
-        let first = planes.start;
-        let unit = &mut self.units[0];
-        on(self.pool.as_ref(), || {
-            unit.par_chunks_mut(stride)
-                .take(planes.len())
-                .enumerate()
-                .try_for_each(|(p, plane)| {
-                    let dst = &mut plane[..rows.len() * width];
-                    read_rows(pyramid, first + p, level0, &region, dst)
-                })
-        })?;
-        self.input_bytes += (planes.len() * rows.len() * width * size_of::<T>()) as u64;
-        Ok(())
-    }
-
     /// Averages level-`k - 1` unit `(cg, cr)` (in its buffer) into its quarter
     /// of level-`k` unit `(cg / 2, cr / 2)`.
-    fn average_into(&mut self, k: usize, (cg, cr): (usize, usize)) {
+    fn average_into<T: Sample>(
+        &self,
+        k: usize,
+        (cg, cr): (usize, usize),
+        below: &[T],
+        above: &mut [T],
+    ) {
         let (src, dst) = (self.shapes[k - 1], self.shapes[k]);
         let (g, r) = (cg / 2, cr / 2);
         let child_planes = self.unit_planes(k - 1, cg);
@@ -264,9 +295,6 @@ impl<'a, T: Sample> Writer<'a, T> {
         let unit_y0 = r * self.hu;
         let last_plane = src.count - 1;
         let kernel = self.kernel;
-        let (below, above) = self.units.split_at_mut(k);
-        let below = &below[k - 1];
-        let above = &mut above[0];
         let mut jobs: Vec<(usize, usize, &mut [T])> = Vec::new();
         for (zi, plane) in above.chunks_mut(d_stride).enumerate() {
             let z = unit_z0 + zi;
@@ -279,7 +307,7 @@ impl<'a, T: Sample> Writer<'a, T> {
                 jobs.push((z, y_out.start + yi, row));
             }
         }
-        on(self.pool.as_ref(), || {
+        {
             jobs.into_par_iter()
                 .with_min_len(8)
                 .for_each(|(z, y, out)| {
@@ -297,25 +325,24 @@ impl<'a, T: Sample> Writer<'a, T> {
                         &mut out[..dw],
                     );
                 })
-        });
+        }
     }
 
     /// Encodes and stores every chunk (shard) of level `k` that unit `(g, r)`
     /// holds: the planes within the array's depth, zero-padded past the level's
     /// edges (the arrays' fill value); MinIsWhite samples inverted.
-    fn store(&self, k: usize, g: usize, r: usize) -> Result<(), Error> {
+    fn store<T: Sample>(&self, k: usize, g: usize, r: usize, unit: &[T]) -> Result<(), Error> {
         let depth = self.plan.levels()[k].count;
         let planes = self.unit_planes(k, g);
         let planes = planes.start..planes.end.min(depth);
-        if planes.is_empty() {
+        let rows = self.unit_rows(k, r);
+        if planes.is_empty() || rows.is_empty() {
             return Ok(());
         }
-        let rows = self.unit_rows(k, r);
         let [gz, gy, gx] = self.plan.grid_shape().map(|n| n as usize);
         let shape = self.shapes[k];
         let width = shape.width as usize;
         let stride = self.plane_stride(k);
-        let unit = &self.units[k];
         let unit_z0 = planes.start;
         let unit_y0 = rows.start;
         let b = size_of::<T>();
@@ -329,7 +356,7 @@ impl<'a, T: Sample> Writer<'a, T> {
             .collect();
         let array = &self.arrays[k];
         let options = &self.options;
-        on(self.pool.as_ref(), || {
+        {
             cells.into_par_iter().try_for_each(|(cz, cy, cx)| {
                 let mut chunk = vec![0u8; gz * gy * gx * b];
                 let x0 = cx * gx;
@@ -358,7 +385,7 @@ impl<'a, T: Sample> Writer<'a, T> {
                         from_zarrs(e, &path, "cannot store chunk")
                     })
             })
-        })
+        }
     }
 }
 
