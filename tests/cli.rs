@@ -873,6 +873,117 @@ fn a_closed_stdout_ends_info_quietly() {
     assert_eq!(out.status.code(), Some(141), "{stderr}");
 }
 
+/// `ctstack info` on a store says whether it is current, as for a pyramid
+/// (issue 27), from its record of the inputs (`ctstack-inputs.json`, which
+/// names the folder they were in, so a store written with `--out` elsewhere is
+/// checked too): unchanged inputs current (exit 0); an input rewritten or
+/// missing stale (exit 3, naming it and how to update); a store and scan moved
+/// together checked in the scan beside it; no record: unknown, said plainly
+/// (exit 0). Before, a complete store said nothing about its inputs.
+#[cfg(feature = "ome-zarr")]
+#[test]
+fn info_says_whether_a_store_is_current() {
+    let dir = scratch("info-store-current");
+    let scan = dir.join("scan");
+    std::fs::create_dir(&scan).unwrap();
+    for entry in std::fs::read_dir(stack_dir()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), scan.join(entry.file_name())).unwrap();
+    }
+    let elsewhere = dir.join("out");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let store = elsewhere.join("s.ome.zarr");
+    let store_arg = store.display().to_string();
+    let scan_arg = scan.display().to_string();
+    ctstack_ok(&[
+        "zarr",
+        "-q",
+        "--min-size",
+        "80",
+        "--voxel-size",
+        "1,1,1",
+        &scan_arg,
+        "--out",
+        &store_arg,
+    ]);
+    let out = ctstack_ok(&["info", &store_arg]);
+    assert!(
+        out.contains("current: its 21 inputs are unchanged in"),
+        "{out}"
+    );
+    // One input rewritten: stale, exit 3, naming it and the command.
+    let set_time = |path: &std::path::Path, secs: u64| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+            .unwrap();
+    };
+    set_time(&scan.join("slice_0003.tif"), 1_000_000);
+    let stale = ctstack(&["info", &store_arg]);
+    let said = text(&stale.stdout);
+    assert_eq!(stale.status.code(), Some(3), "{said}");
+    assert!(said.contains("stale: 1 input changed or missing"), "{said}");
+    assert!(said.contains("slice_0003.tif"), "{said}");
+    assert!(said.contains("run `ctstack zarr`"), "{said}");
+    // A missing input: stale too.
+    ctstack_ok(&[
+        "zarr",
+        "-q",
+        "--min-size",
+        "80",
+        "--voxel-size",
+        "1,1,1",
+        &scan_arg,
+        "--out",
+        &store_arg,
+    ]);
+    assert!(ctstack_ok(&["info", &store_arg]).contains("current: its 21 inputs"));
+    std::fs::rename(scan.join("slice_0020.tif"), dir.join("slice_0020.tif")).unwrap();
+    let stale = ctstack(&["info", &store_arg]);
+    assert_eq!(stale.status.code(), Some(3), "{}", text(&stale.stdout));
+    assert!(text(&stale.stdout).contains("slice_0020.tif"));
+    std::fs::rename(dir.join("slice_0020.tif"), scan.join("slice_0020.tif")).unwrap();
+    // The scan moved away with the store beside it under the default name
+    // (scan/ and scan.ome.zarr/): checked there; touched by the move, stale.
+    let moved = dir.join("moved");
+    std::fs::create_dir(&moved).unwrap();
+    std::fs::rename(&scan, moved.join("scan")).unwrap();
+    std::fs::rename(&store, moved.join("scan.ome.zarr")).unwrap();
+    let moved_store = moved.join("scan.ome.zarr").display().to_string();
+    let out = ctstack_ok(&["info", &moved_store]);
+    assert!(
+        out.contains("current: its 21 inputs are unchanged in"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&moved.join("scan").display().to_string()),
+        "{out}"
+    );
+    for entry in std::fs::read_dir(moved.join("scan")).unwrap() {
+        set_time(&entry.unwrap().path(), 2_000_000);
+    }
+    let stale = ctstack(&["info", &moved_store]);
+    assert_eq!(stale.status.code(), Some(3), "{}", text(&stale.stdout));
+    assert!(text(&stale.stdout).contains("stale: 21 inputs changed"));
+    // Inputs nowhere to be found: unknown, exit 0, said so.
+    std::fs::rename(moved.join("scan"), dir.join("gone")).unwrap();
+    let out = ctstack_ok(&["info", &moved_store]);
+    assert!(
+        out.contains("current: unknown (its inputs are not in"),
+        "{out}"
+    );
+    // No record (a distributed build writes none): unknown, said plainly.
+    std::fs::remove_file(moved.join("scan.ome.zarr").join("ctstack-inputs.json")).unwrap();
+    let out = ctstack_ok(&["info", &moved_store]);
+    assert!(
+        out.contains("current: unknown (no record of its inputs, ctstack-inputs.json"),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `ctstack info` on what ctstack wrote (issue 27): a built pyramid folder gives
 /// its levels, shapes, sample type, and whether it is complete and current (a
 /// changed input: stale, exit 3); an OME-Zarr store its levels' shapes, data

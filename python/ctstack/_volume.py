@@ -154,6 +154,65 @@ def _zarr_attributes(store: Path) -> Optional[Dict[str, Any]]:
     return None
 
 
+#: The store's record of its inputs (written last by ``ctstack zarr``).
+_STORE_RECORD = "ctstack-inputs.json"
+
+
+def _store_note(store: Path) -> Optional[str]:
+    """None when the store's inputs are as its record lists them (names,
+    sizes, modification times; in the folder it names, else in the stack its
+    default name points to); else a sentence: stale (an input changed or
+    missing), or why that cannot be told. ``ctstack info`` says the same."""
+    import json
+
+    try:
+        record = json.loads((store / _STORE_RECORD).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return (
+            "whether %s is current is unknown: it has no record of its inputs (%s; a "
+            "distributed build writes none)" % (store, _STORE_RECORD)
+        )
+    except (OSError, ValueError) as e:
+        return "whether %s is current is unknown: %s: %s" % (store, _STORE_RECORD, e)
+    if not isinstance(record, dict) or record.get("format") != "ctstack-zarr-inputs":
+        return "whether %s is current is unknown: %s is not ctstack's record" % (
+            store, _STORE_RECORD,
+        )  # fmt: skip
+    inputs = [i for i in record.get("inputs", []) if isinstance(i, dict) and "name" in i]
+    recorded = record.get("folder")
+    folder: Optional[Path] = None
+    if isinstance(recorded, str) and Path(recorded).is_dir():
+        folder = Path(recorded)
+    else:
+        name = store.name
+        stem = name[: -len(".ome.zarr")] if name.endswith(".ome.zarr") else None
+        for candidate in ([store.with_name(stem)] if stem else []) + [store.parent]:
+            if candidate.is_dir() and any((candidate / i["name"]).is_file() for i in inputs):
+                folder = candidate
+                break
+    if folder is None:
+        return "whether %s is current is unknown: its inputs are not in %s, nor beside it" % (
+            store, recorded if isinstance(recorded, str) else "the folder it was written from",
+        )  # fmt: skip
+    changed = []
+    for i in inputs:
+        try:
+            st = os.stat(folder / i["name"])
+            same = st.st_size == i.get("size") and st.st_mtime_ns == i.get("mtime_ns")
+        except OSError:
+            same = False
+        if not same:
+            changed.append(i["name"])
+    if not changed:
+        return None
+    return (
+        "%s is stale: %d input%s changed or missing since it was written (first: %s): "
+        "build it again (ctstack.build_ome_zarr(%r, %r))"
+        % (store, len(changed), "" if len(changed) == 1 else "s", changed[0], str(folder),
+           str(store))
+    )  # fmt: skip
+
+
 def _axis_index(key: Any, n: int, axis: int) -> Tuple[int, int, int, int, bool]:
     """One axis of a basic index as ``(start, end, step, count, reverse)``,
     ``step >= 1`` and ``end`` one past the last kept index; an int keeps one
@@ -285,7 +344,10 @@ class Volume:
         input: the stack (a folder or a multi-page TIFF).
         pyramid_dir: where its pyramid is (or would be built).
         pyramid_note: None when the pyramid is there; else why the volume has
-            level 0 only (no pyramid yet, or one built from other files).
+            level 0 only (no pyramid yet, or one built from other files). For
+            an OME-Zarr store (all its levels always there): None when its
+            inputs are unchanged since it was written, else whether it is
+            stale (an input changed or missing) or why that is unknown.
         voxel_size: level 0's (z, y, x) size, in ``unit``.
         unit: an NGFF space unit (``"micrometer"``, ...), or None when the
             size is unknown (then the voxel size is 1, 1, 1: voxels).
@@ -372,7 +434,7 @@ class Volume:
         units = {a.get("unit") for a in axes if isinstance(a, dict)}
         self.input = store
         self.pyramid_dir = store
-        self.pyramid_note = None
+        self.pyramid_note = _store_note(store)
         self.unit = units.pop() if len(units) == 1 and None not in units else None
         group = zarr.open_group(str(store), mode="r")
         self.levels = []

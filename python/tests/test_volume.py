@@ -278,6 +278,31 @@ class VolumeTest(unittest.TestCase):
         self.assertIsNone(_napari.get_reader(str(self.tmp / "none")))
         self.assertIs(_napari.get_reader(str(folder)), _napari.read)
 
+    def test_a_store_says_whether_it_is_current(self):
+        """As ``ctstack info``: a store whose inputs are unchanged has no note;
+        one whose input was rewritten says it is stale, naming the file; one
+        without its record says currency is unknown (issue 27)."""
+        try:
+            import zarr  # noqa: F401
+        except ImportError:
+            if REQUIRE_EXTERNAL and sys.version_info >= (3, 11):
+                self.fail("zarr is required (CTSTACK_REQUIRE_EXTERNAL=1)")
+            self.skipTest("zarr-python is needed")
+        folder = self.odd_stack(n=5, h=20, w=24)
+        store = self.tmp / "elsewhere" / "s.ome.zarr"
+        store.parent.mkdir()
+        ctstack.build_ome_zarr(folder, store, min_size=10, voxel_size=(1.0, 1.0, 1.0))
+        self.assertIsNone(ctstack.open(store).pyramid_note)
+        first = sorted(folder.iterdir())[0]
+        os.utime(first, ns=(1_000_000_000_000_000, 1_000_000_000_000_000))
+        volume = ctstack.open(store)
+        self.assertIn("is stale: 1 input changed or missing", volume.pyramid_note)
+        self.assertIn(first.name, volume.pyramid_note)
+        self.assertIn("build_ome_zarr", volume.pyramid_note)
+        self.assertEqual(len(volume.levels), 3)  # still readable: the store holds its data
+        (store / "ctstack-inputs.json").unlink()
+        self.assertIn("no record of its inputs", ctstack.open(store).pyramid_note)
+
     def test_pickles_and_dask(self):
         volume = ctstack.open(FIXTURES / "stack")
         want = np.asarray(volume.levels[0])

@@ -751,7 +751,12 @@ impl ZarrPlan {
         let input_bytes = self.run_slab_in(&store, 0..self.levels()[0].count, progress, cancel)?;
         let chunks = self.finish_in(&store)?;
         // The record is not one of the image's files: the summary counts those.
-        Record::of(inputs, &chunks)?.write(&self.store)?;
+        let folder = self.pyramid.inputs().first().and_then(|i| i.path.parent());
+        let folder = folder.map(|f| match f.as_os_str().is_empty() {
+            true => Path::new("."),
+            false => f,
+        });
+        Record::of(folder, inputs, &chunks)?.write(&self.store)?;
         let mut summary = self.summary(&store, input_bytes, started);
         summary.notes = notes;
         Ok(summary)

@@ -18,6 +18,10 @@
 //!
 //! A distributed build (`prepare`, slabs, `finish`) writes no record (its inputs
 //! are read by other processes, at other times): its reruns compare as before.
+//!
+//! The record also names the folder that held the inputs (`folder`, absolute),
+//! so that `ctstack info` and `ctstack.open` can tell whether a store is still
+//! current wherever it was written (`--out`): the run itself does not use it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -43,6 +47,11 @@ const VERSION: u32 = 1;
 pub(crate) struct Record {
     format: String,
     version: u32,
+    /// The folder that held the inputs when the store was written, absolute
+    /// (absent when the path is not UTF-8, or in a record written before it
+    /// was kept): where `ctstack info` looks for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder: Option<String>,
     /// The inputs, in stack order.
     pub inputs: Vec<InputRecord>,
     /// Every chunk (shard) file of every level by its key (`0/c/0/0/0`), as written.
@@ -50,8 +59,13 @@ pub(crate) struct Record {
 }
 
 impl Record {
-    /// A record of `inputs` and the chunk files `chunks` (key, path) as they are now.
-    pub fn of(inputs: Vec<InputRecord>, chunks: &[(String, PathBuf)]) -> Result<Record, Error> {
+    /// A record of `inputs`, the files of `folder`, and the chunk files
+    /// `chunks` (key, path) as they are now.
+    pub fn of(
+        folder: Option<&Path>,
+        inputs: Vec<InputRecord>,
+        chunks: &[(String, PathBuf)],
+    ) -> Result<Record, Error> {
         let chunks = chunks
             .iter()
             .map(|(key, path)| {
@@ -63,6 +77,9 @@ impl Record {
         Ok(Record {
             format: FORMAT.into(),
             version: VERSION,
+            folder: folder
+                .and_then(|f| std::fs::canonicalize(f).ok())
+                .and_then(|f| f.to_str().map(str::to_string)),
             inputs,
             chunks,
         })

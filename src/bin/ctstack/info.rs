@@ -364,20 +364,7 @@ fn describe_pyramid(dir: &Path) -> Result<(), u8> {
     let Some(parent) = dir.parent() else {
         return Ok(());
     };
-    let mut missing = 0;
-    let changed: Vec<&str> = inputs
-        .iter()
-        .filter_map(|i| {
-            let file = i["name"].as_str()?;
-            let path = parent.join(file);
-            let meta = std::fs::metadata(&path).ok();
-            missing += usize::from(meta.is_none());
-            let same = meta.as_ref().is_some_and(|m| {
-                Some(m.len()) == i["size"].as_u64() && mtime_ns(m) == i["mtime_ns"].as_i64()
-            });
-            (!same).then_some(file)
-        })
-        .collect();
+    let (changed, missing) = compare_inputs(inputs, parent);
     if changed.is_empty() {
         println!(
             "  current: its {} are unchanged in {}",
@@ -406,6 +393,110 @@ fn describe_pyramid(dir: &Path) -> Result<(), u8> {
     }
 }
 
+/// The recorded inputs (name, size, mtime_ns: the manifest's and the store
+/// record's `inputs`) that are not as recorded in `folder`, and how many of
+/// them are not there at all.
+fn compare_inputs<'a>(inputs: &'a [serde_json::Value], folder: &Path) -> (Vec<&'a str>, usize) {
+    let mut missing = 0;
+    let changed = inputs
+        .iter()
+        .filter_map(|i| {
+            let file = i["name"].as_str()?;
+            let meta = std::fs::metadata(folder.join(file)).ok();
+            missing += usize::from(meta.is_none());
+            let same = meta.as_ref().is_some_and(|m| {
+                Some(m.len()) == i["size"].as_u64() && mtime_ns(m) == i["mtime_ns"].as_i64()
+            });
+            (!same).then_some(file)
+        })
+        .collect();
+    (changed, missing)
+}
+
+/// Whether a complete store is current: its record (`ctstack-inputs.json`)
+/// names the inputs and the folder that held them; the folder recorded, else
+/// (moved with the store) the stack its default name points to (`X` beside
+/// `X.ome.zarr`, or the store's own folder for `STEM.tif`). One line; exit 0
+/// current or unknown (no record, or the inputs are nowhere to be found), 3
+/// stale (an input changed or missing).
+fn describe_zarr_currency(dir: &Path) -> Result<(), u8> {
+    let path = dir.join(ZARR_RECORD);
+    if !path.is_file() {
+        println!(
+            "  current: unknown (no record of its inputs, {ZARR_RECORD}: a distributed build, \
+             or a build that did not finish, writes none; run `ctstack zarr` on the stack to \
+             check and update it)"
+        );
+        return Ok(());
+    }
+    let record = match read_json(&path) {
+        Ok(record) if record["format"] == "ctstack-zarr-inputs" => record,
+        Ok(_) => {
+            println!(
+                "  current: unknown ({} is not ctstack's record)",
+                path.display()
+            );
+            return Ok(());
+        }
+        Err(e) => {
+            println!("  current: unknown ({e})");
+            return Ok(());
+        }
+    };
+    let inputs = record["inputs"].as_array().map_or(&[][..], |v| v);
+    let recorded = record["folder"].as_str().map(PathBuf::from);
+    let folder = match recorded.as_ref().filter(|f| f.is_dir()) {
+        Some(folder) => Some(folder.clone()),
+        None => {
+            let name = file_name(dir);
+            let beside = name
+                .strip_suffix(".ome.zarr")
+                .or_else(|| name.strip_suffix(".zarr"))
+                .map(|stem| dir.with_file_name(stem));
+            let own = dir.parent().map(Path::to_path_buf);
+            [beside, own].into_iter().flatten().find(|f| {
+                f.is_dir()
+                    && inputs
+                        .iter()
+                        .any(|i| i["name"].as_str().is_some_and(|n| f.join(n).is_file()))
+            })
+        }
+    };
+    let Some(folder) = folder else {
+        println!(
+            "  current: unknown (its inputs are not in {}, nor beside the store; run `ctstack \
+             zarr` on the stack to check and update it)",
+            recorded.map_or_else(
+                || "the folder it was written from".into(),
+                |f| f.display().to_string()
+            )
+        );
+        return Ok(());
+    };
+    let (changed, _) = compare_inputs(inputs, &folder);
+    if changed.is_empty() {
+        println!(
+            "  current: its {} are unchanged in {}",
+            plural(inputs.len(), "input"),
+            folder.display()
+        );
+        Ok(())
+    } else {
+        println!(
+            "  stale: {} changed or missing since it was written (first: {}): run `ctstack zarr` \
+             on {} again (--out {}) to update it",
+            plural(changed.len(), "input"),
+            changed[0],
+            folder.display(),
+            dir.display()
+        );
+        Err(crate::EXIT_STATE)
+    }
+}
+
+/// The store's record of its inputs (src/zarr/record.rs).
+const ZARR_RECORD: &str = "ctstack-inputs.json";
+
 /// A JSON array of numbers as `21 x 203 x 301`.
 fn by(values: &serde_json::Value) -> String {
     let Some(values) = values.as_array() else {
@@ -430,8 +521,10 @@ fn mtime_ns(meta: &std::fs::Metadata) -> Option<i64> {
 }
 
 /// An OME-Zarr store: its levels' shapes and data type, the voxel size of
-/// level 0, and whether ctstack finished writing it. Exit 0 complete, 3
-/// incomplete (a build that did not finish) or not a multiscale image.
+/// level 0, whether ctstack finished writing it and whether its inputs are
+/// still the ones it was written from. Exit 0 complete and current (or not
+/// known to be stale), 3 incomplete (a build that did not finish), stale, or
+/// not a multiscale image.
 fn describe_zarr(dir: &Path) -> Result<(), u8> {
     let name = dir.display();
     // Zarr v3 (OME-Zarr 0.5): attributes in zarr.json; v2 (0.4): .zattrs.
@@ -525,7 +618,8 @@ fn describe_zarr(dir: &Path) -> Result<(), u8> {
     }
     match complete {
         Some(false) => Err(crate::EXIT_STATE),
-        _ => Ok(()),
+        Some(true) => describe_zarr_currency(dir),
+        None => Ok(()),
     }
 }
 
