@@ -278,9 +278,11 @@ def build_pyramid(
     ``single_page=True``. Blocks until done; the GIL is released while
     the library works. Options as in :class:`PyramidOptions`.
 
-    ``progress(done, total)`` is called on this thread about every 50 ms
-    while the build runs, and once at the end; what it returns is ignored
-    (``tqdm``'s ``bar.update`` is fine). To stop the run, raise from it: the
+    ``progress(done, total)`` is called on this thread once per output slice
+    written (or kept), ``done = 1, 2, ..., total`` in order, the last call
+    ``(total, total)`` when the build succeeds (none when there is nothing to
+    build); what it returns is ignored, so ``tqdm``'s ``bar.update(1)`` is
+    exact (python/README.md has the example). To stop the run, raise from it: the
     run is cancelled (complete outputs kept, a later run resumes) and the
     exception, KeyboardInterrupt included, is re-raised here. Ctrl-C
     interrupts the call with or without a callback.
@@ -313,18 +315,19 @@ POLL_INTERVAL = 0.05
 
 
 def run_job(job: "PyramidJob", progress: Optional[ProgressCallback], stacklevel: int) -> "JobReport":
-    """Runs ``job`` to its end on this thread: ``progress(done, total)`` every
-    :data:`POLL_INTERVAL` and once at the end, its return value ignored; an
+    """Runs ``job`` to its end on this thread: ``progress(done, total)`` once
+    per unit (:class:`ProgressReporter`; the job is polled every
+    :data:`POLL_INTERVAL`), its return value ignored; an
     exception it raises (or a KeyboardInterrupt while waiting) cancels the
     job, which is waited for, and is re-raised. Then the report, whose
     warnings also go to ``warnings.warn`` and the ``"ctstack"`` logger
     (``stacklevel``: the caller's caller's frame, as for ``warnings.warn``)."""
+    reporter = _l.ProgressReporter(progress)
     with job:
         try:
             while True:
                 running, done, total = job._poll()
-                if progress is not None:
-                    progress(done, total)
+                reporter.to(done, total)
                 if not running:
                     break
                 _pause(job)
@@ -335,6 +338,7 @@ def run_job(job: "PyramidJob", progress: Optional[ProgressCallback], stacklevel:
                   "kept and a later run resumes from them")
             raise
         report = job.report()
+        reporter.finish()
     warn_each(report.warnings, stacklevel + 1)
     return report
 

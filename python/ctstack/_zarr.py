@@ -272,8 +272,9 @@ def build_ome_zarr(
     beside the input), the equivalent of ``ctstack zarr INPUT --out STORE``.
     Levels 1 ..= L hold exactly the samples of :func:`ctstack.build_pyramid`'s
     levels (same ``min_size``). Blocks until done; ``progress(done, total)``
-    is called every 50 ms while it runs, its return value ignored, as for
-    :func:`ctstack.build_pyramid` (raise from it to stop). Returns the
+    is called once per unit of work (a slice of a level written), ``done = 1,
+    2, ..., total``, the last ``(total, total)``, its return value ignored, as
+    for :func:`ctstack.build_pyramid` (raise from it to stop). Returns the
     :class:`JobReport` (``rebuilt``: files written, ``kept``: files already
     right, ``output_dir``: the store, ``warnings``: also given to
     ``warnings.warn`` and the ``"ctstack"`` logger).

@@ -186,6 +186,7 @@ class VolumeTest(unittest.TestCase):
         self.assertIsNone(volume.pyramid_note)
         self.assertEqual(len(volume.levels), 4)
         self.assertTrue(calls and calls[-1][0] == calls[-1][1] > 0, calls)
+        self.assertEqual(calls, [(i, calls[-1][1]) for i in range(1, calls[-1][1] + 1)])
         # A pyramid built from other files is not served: level 0 only, and why.
         first = folder / "s_000.tif"
         tifffile.imwrite(str(first), np.zeros((90, 70), "uint16"))
