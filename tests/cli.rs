@@ -45,6 +45,17 @@ fn stack_dir() -> String {
 
 #[test]
 fn help_is_there_for_every_command() {
+    // The top-level list says what `info` reads: slices, folders, pyramids, stores.
+    let top = ctstack_ok(&["--help"]);
+    let info = top
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("info"))
+        .take(2);
+    let info = info.collect::<Vec<_>>().join(" ");
+    assert!(
+        info.contains("pyramid") && info.contains("OME-Zarr store"),
+        "{top}"
+    );
     for args in [
         &["--help"][..],
         &["-h"],
@@ -304,7 +315,7 @@ fn the_summary_says_level_levels_and_why_there_are_none() {
         "300",
     ]);
     assert!(
-        one.starts_with("1 level (301x203 down to 150x101), "),
+        one.starts_with("level 1 (150x101), 11 slices rebuilt"),
         "{one}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
@@ -363,8 +374,9 @@ fn too_many_threads_are_capped_with_a_note() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     let stdout = text(&run.stdout);
     assert!(
-        stdout
-            .starts_with("2 levels (301x203 down to 75x50), 17 slices rebuilt, 0 kept, 0 removed"),
+        stdout.starts_with(
+            "levels 1-2 (150x101 down to 75x50), 17 slices rebuilt, 0 kept, 0 removed"
+        ),
         "{stdout}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
@@ -743,7 +755,7 @@ fn zarr_writes_a_store_and_refuses_bad_options_and_foreign_stores() {
         "1,1,1",
     ]);
     let store = dir.join("scan.ome.zarr");
-    assert!(out.contains("4 arrays (5x30x40 down to 1x3x5)"), "{out}");
+    assert!(out.contains("levels 0-3 (5x30x40 down to 1x3x5)"), "{out}");
     assert!(out.contains(&store.display().to_string()), "{out}");
     for k in 0..4 {
         assert!(
@@ -1007,7 +1019,7 @@ fn info_describes_a_built_pyramid_and_an_ome_zarr_store() {
         out.contains("ctstack pyramid of 21 slices (uint16 301x203)"),
         "{out}"
     );
-    assert!(out.contains("2 levels uint16, complete"), "{out}");
+    assert!(out.contains("levels 1-2 uint16, complete"), "{out}");
     assert!(
         out.contains("level 1: 11 slices of 150x101 uint16"),
         "{out}"
@@ -1076,7 +1088,7 @@ fn info_describes_a_built_pyramid_and_an_ome_zarr_store() {
         let out = ctstack_ok(&["info", &store]);
         assert!(out.contains(&format!("OME-Zarr {ngff}")), "{out}");
         assert!(
-            out.contains("3 levels, written by ctstack, complete"),
+            out.contains("levels 0-2, written by ctstack, complete"),
             "{out}"
         );
         assert!(out.contains("21 x 203 x 301 (z, y, x) uint16, "), "{out}");
@@ -1161,6 +1173,66 @@ fn range_means_file_numbers_and_crop_range_says_what_to_write() {
     let help = text(&ctstack(&["crop", "--help"]).stdout);
     assert!(help.contains("--slices <Z0:Z1>"), "{help}");
     assert!(!help.contains("--range <"), "{help}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// One of a thing is said in the singular ("1 file", "1 slice", not "1 files"),
+/// and levels are named by number, the same way in every command: a pyramid
+/// holds levels 1-L, a store levels 0-L (docs/cli.md, "Levels"; issue 27: the
+/// pyramid said "2 levels" and the store "3 levels" for the same three).
+#[test]
+fn one_is_singular_and_levels_are_named_by_number() {
+    let dir = scratch("singular");
+    let stack = stack_dir();
+    let out = dir.join("one").display().to_string();
+    let said = ctstack_ok(&[
+        "crop",
+        &stack,
+        "--box",
+        "0:10,0:10",
+        "--slices",
+        "3:4",
+        "--out",
+        &out,
+    ]);
+    assert!(
+        said.starts_with("1 file of 10x10 uint16 (1 slice of level 0), "),
+        "{said}"
+    );
+    let pyramid = dir.join("p").display().to_string();
+    let said = ctstack_ok(&["pyramid", &stack, "--min-size", "80", "--out", &pyramid]);
+    assert!(
+        said.starts_with("levels 1-2 (150x101 down to 75x50), "),
+        "{said}"
+    );
+    let said = ctstack_ok(&["info", &pyramid]);
+    assert!(said.contains(", levels 1-2 uint16, complete"), "{said}");
+    #[cfg(feature = "ome-zarr")]
+    {
+        let store = dir.join("s.ome.zarr").display().to_string();
+        let zarr = [
+            "zarr",
+            &stack,
+            "--min-size",
+            "80",
+            "--voxel-size",
+            "1,1,1",
+            "--out",
+            &store,
+        ];
+        let said = ctstack_ok(&zarr);
+        assert!(
+            said.starts_with("levels 0-2 (21x203x301 down to 5x50x75), "),
+            "{said}"
+        );
+        let said = ctstack_ok(&["info", &store]);
+        assert!(
+            said.contains("multiscale image, levels 0-2, written by ctstack"),
+            "{said}"
+        );
+    }
+    let docs = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/cli.md"));
+    assert!(docs.unwrap().contains("## Levels"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -1328,6 +1400,14 @@ fn exit_statuses_follow_docs_cli_md() {
         assert!(table.contains(status), "docs/cli.md lacks {status}");
     }
     assert!(table.contains("INPUT does not exist"), "{table}");
+    let row = |status: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(status))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(row("| 1 |").contains("`--strict`"), "{}", row("| 1 |"));
     let dir = scratch("statuses");
     let missing = dir.join("no-such-scan").display().to_string();
     let empty = dir.join("empty");
@@ -1361,6 +1441,14 @@ fn exit_statuses_follow_docs_cli_md() {
     }
     // A file ctstack did not write at an output name: the crop's, the pyramid's.
     let stack = common::fixtures().join("stack").display().to_string();
+    // --strict and a gap (the stack is 0..=20): status 1, as the table's row says.
+    cases.push((
+        vec![
+            "pyramid", &stack, "--range", "0:24", "--strict", "--out", &out,
+        ],
+        1,
+        "numbers 21..=24 are missing",
+    ));
     let users = dir.join("users");
     std::fs::create_dir_all(users.join("1")).unwrap();
     std::fs::write(users.join("slice_0000.tif"), b"the user's").unwrap();

@@ -350,12 +350,18 @@ fn describe_pyramid(dir: &Path) -> Result<(), u8> {
         inputs
             .first()
             .map_or(0, |i| i["height"].as_u64().unwrap_or(0)),
-        plural(pyramid.levels().len(), "level"),
+        crate::levels(1, pyramid.levels().len()),
     );
     for level in pyramid.levels() {
         println!(
-            "  level {}: {} slices of {}x{} {} ({}/{}/)",
-            level.k, level.count, level.width, level.height, level.sample_type, name, level.k
+            "  level {}: {} of {}x{} {} ({}/{}/)",
+            level.k,
+            plural(level.count, "slice"),
+            level.width,
+            level.height,
+            level.sample_type,
+            name,
+            level.k
         );
     }
     println!("  voxel size: not recorded in a TIFF pyramid (each level halves x, y and z)");
@@ -363,6 +369,11 @@ fn describe_pyramid(dir: &Path) -> Result<(), u8> {
     // default layout puts the pyramid (`<stack>/.thumbnail`, `STEM.thumbnail`).
     let Some(parent) = dir.parent() else {
         return Ok(());
+    };
+    // `ctstack info p` names a pyramid in the working folder: its parent is `.`.
+    let parent = match parent.as_os_str().is_empty() {
+        true => Path::new("."),
+        false => parent,
     };
     let (changed, missing) = compare_inputs(inputs, parent);
     if changed.is_empty() {
@@ -453,7 +464,10 @@ fn describe_zarr_currency(dir: &Path) -> Result<(), u8> {
                 .strip_suffix(".ome.zarr")
                 .or_else(|| name.strip_suffix(".zarr"))
                 .map(|stem| dir.with_file_name(stem));
-            let own = dir.parent().map(Path::to_path_buf);
+            let own = dir.parent().map(|p| match p.as_os_str().is_empty() {
+                true => PathBuf::from("."),
+                false => p.to_path_buf(),
+            });
             [beside, own].into_iter().flatten().find(|f| {
                 f.is_dir()
                     && inputs
@@ -566,7 +580,7 @@ fn describe_zarr(dir: &Path) -> Result<(), u8> {
         "{name}: OME-Zarr {} (Zarr v{}) multiscale image, {}{}",
         version.unwrap_or("?"),
         if v3 { 3 } else { 2 },
-        plural(datasets.len(), "level"),
+        crate::levels(0, datasets.len().saturating_sub(1)),
         match complete {
             Some(true) => ", written by ctstack, complete",
             Some(false) => ", written by ctstack, incomplete",
