@@ -1508,7 +1508,26 @@ fn info_says_the_voxel_size_and_where_it_came_from() {
             sidecar == Some("bruker"),
             "{out}"
         );
+        // The log it read the size from is not "skipped" (issue 27).
+        assert_eq!(
+            out.contains("    scan_rec.log: not a slice file"),
+            sidecar == Some("bruker_bad"),
+            "{out}"
+        );
     }
+    // An acquisition-only Bruker log (no [Reconstruction] section) is said to be
+    // what it is, where the size is unknown and in the skipped list (issue 27:
+    // it read as "no scanner's file").
+    let scan = common::stack_with_sidecar("stack_bmp", Some("bruker_acq"), &dir.join("acq"));
+    let out = ctstack_ok(&["info", scan.to_str().unwrap()]);
+    assert!(
+        out.contains("voxel size: unknown (no resolution tags, and scan.log, the scanner's file"),
+        "{out}"
+    );
+    assert!(
+        out.contains("    scan.log: a Bruker SkyScan acquisition log (no [Reconstruction] section"),
+        "{out}"
+    );
     let out = ctstack(&["zarr", dir.join("bruker").to_str().unwrap(), "--out"]);
     assert_eq!(out.status.code(), Some(2));
     // The note says where the size came from; `-q` silences notes (not warnings).

@@ -359,10 +359,12 @@ impl ZarrBuilder {
                 ))
             })?;
         let mut warnings = pyramid.warnings().to_vec();
+        let mut passed_over = Vec::new();
         let mut found = || {
             let first = pyramid.inputs().first()?;
             let lookup = crate::VoxelSize::of_stack(&first.path);
             warnings.extend(lookup.warnings);
+            passed_over = lookup.passed_over;
             let size = lookup.size?;
             let per_unit = micrometres_per(unit_name)?;
             Some((size.micrometres.map(|v| v / per_unit), size))
@@ -380,14 +382,15 @@ impl ZarrBuilder {
                 }
                 None => {
                     warnings.push(format!(
-                        "the physical voxel size is unknown (no resolution tags in {}, no \
-                         scanner's file beside it (NRecon .log, .xtekct, .pcr, .pca), no voxel \
-                         size given): the axes are written without a unit and scaled in voxels \
-                         (level 0: 1, 1, 1); give --voxel-size Z,Y,X (and --unit) to record it",
+                        "the physical voxel size is unknown (no resolution tags in {}, {}, no \
+                         voxel size given): the axes are written without a unit and scaled in \
+                         voxels (level 0: 1, 1, 1); give --voxel-size Z,Y,X (and --unit) to \
+                         record it",
                         pyramid
                             .inputs()
                             .first()
-                            .map_or_else(String::new, |i| i.path.display().to_string())
+                            .map_or_else(String::new, |i| i.path.display().to_string()),
+                        crate::VoxelSize::why_unknown(&passed_over),
                     ));
                     ([1.0; 3], None, None)
                 }

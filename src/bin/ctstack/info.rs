@@ -113,7 +113,8 @@ fn describe_stack(
 ) -> Result<Result<(), u8>, Failure> {
     let listing = stack::select(dir, &select.selection())?;
     let slices = &listing.files;
-    let skipped = skipped_entries(dir, &listing)?;
+    let voxel = slices.first().map(ctstack::VoxelSize::of_stack);
+    let skipped = skipped_entries(dir, &listing, voxel.as_ref())?;
     println!("{}: {}", dir.display(), plural(slices.len(), "slice"));
 
     let mut first: Option<(String, (u32, u32, ctstack::SampleType))> = None;
@@ -157,11 +158,26 @@ fn describe_stack(
         println!("  access paths: {}", counts(&paths));
         println!("  compression: {}", counts(&compressions));
     }
-    if let Some(first) = slices.first() {
-        let lookup = ctstack::VoxelSize::of_stack(first);
-        // Said when known (an unknown size is what a stack has by default).
+    if let Some(lookup) = &voxel {
+        // Said when known, or when a scanner's file beside the slices gives
+        // none (an unknown size is what a stack has by default).
         if let Some(size) = &lookup.size {
             println!("  {}", size.note());
+        } else if !lookup.passed_over.is_empty() {
+            let names: Vec<String> = lookup
+                .passed_over
+                .iter()
+                .map(|(path, _)| file_name(path))
+                .collect();
+            let (files, give) = match names.len() {
+                1 => ("file", "gives"),
+                _ => ("files", "give"),
+            };
+            println!(
+                "  voxel size: unknown (no resolution tags, and {}, the scanner's {files} \
+                 beside the slices, {give} none: see skipped)",
+                names.join(", ")
+            );
         }
         for warning in &lookup.warnings {
             println!("    warning: {warning}");
@@ -210,8 +226,18 @@ fn describe_stack(
 
 /// Every entry of `dir` that is not in the stack, with why: the image files the
 /// library's selection left out (its reasons), then what it ignores without a
-/// word (subdirectories, files of other types, said what they are if recognised).
-fn skipped_entries(dir: &Path, listing: &stack::Listing) -> Result<Vec<String>, Failure> {
+/// word (subdirectories, files of other types, said what they are if recognised;
+/// a scanner's file that gives no voxel size, what it is). The scanner's file the
+/// voxel size was read from is not skipped: the voxel size line names it.
+fn skipped_entries(
+    dir: &Path,
+    listing: &stack::Listing,
+    voxel: Option<&ctstack::VoxelSizeLookup>,
+) -> Result<Vec<String>, Failure> {
+    let read_from = voxel
+        .and_then(|v| v.size.as_ref())
+        .and_then(|s| s.sidecar.as_deref());
+    let passed_over = voxel.map_or(&[][..], |v| &v.passed_over[..]);
     let entries = std::fs::read_dir(dir).map_err(|e| {
         Failure::Run(ctstack::Error::Io {
             path: dir.to_path_buf(),
@@ -229,8 +255,14 @@ fn skipped_entries(dir: &Path, listing: &stack::Listing) -> Result<Vec<String>, 
         if listing.files.contains(&path) || listing.skipped.iter().any(|s| s.path == path) {
             continue;
         }
+        if read_from.is_some_and(|used| same_file(used, &path)) {
+            continue;
+        }
         let name = file_name(&path);
-        let why = if path.is_dir() {
+        let scanners = passed_over.iter().find(|(p, _)| same_file(p, &path));
+        let why = if let Some((_, what)) = scanners {
+            format!("{what}: not read for the voxel size")
+        } else if path.is_dir() {
             if name == ".thumbnail" {
                 "directory: ctstack's default output directory".to_string()
             } else {
@@ -257,6 +289,12 @@ fn skipped_entries(dir: &Path, listing: &stack::Listing) -> Result<Vec<String>, 
         .into_iter()
         .map(|(name, why)| format!("{name}: {why}"))
         .collect())
+}
+
+/// Whether `a` and `b` name the same entry of one folder (both were listed
+/// from it, perhaps spelled differently: compared by file name).
+fn same_file(a: &Path, b: &Path) -> bool {
+    a.file_name() == b.file_name()
 }
 
 /// `"mapped 20, decoded 1"`.
