@@ -1013,6 +1013,15 @@ class BuildPyramidTest(PyramidAssertions):
             self.assertNotIn("options.", cm.exception.message)
             with self.assertRaises(ctstack.InvalidArgumentError):
                 ctstack.build_pyramid(stack, os.path.join(tmp, "bad"), 10, depth=12)
+            # build_ome_zarr takes depth= too, as the CLI's zarr --depth (issue 27).
+            with self.assertRaises(ctstack.MismatchError):
+                ctstack.build_ome_zarr(stack, os.path.join(tmp, "refused.ome.zarr"), min_size=10)
+            for depth, dtype in ((8, "uint8"), (16, "uint16")):
+                store = os.path.join(tmp, "d%d.ome.zarr" % depth)
+                ctstack.build_ome_zarr(stack, store, min_size=10, depth=depth,
+                                       voxel_size=(1.0, 1.0, 1.0))
+                with open(os.path.join(store, "0", "zarr.json"), encoding="utf-8") as f:
+                    self.assertEqual(json.load(f)["data_type"], dtype)
             for depth, sample_type in ((16, "u16"), (8, "u8")):
                 out = os.path.join(tmp, "d%d" % depth)
                 ctstack.build_pyramid(stack, out, 10, depth=depth)
