@@ -184,7 +184,16 @@ class JobReportT(ctypes.Structure):
         ("removed", ctypes.c_uint64),
         ("warnings", ctypes.c_uint32),
         ("elapsed_seconds", ctypes.c_double),
+        ("voxel_size", ctypes.c_double * 3),
+        ("voxel_size_source", ctypes.c_int32),
+        ("voxel_size_from", ctypes.c_char_p),
     ]
+
+
+#: ``CTSTACK_VOXEL_SIZE_*`` (include/ctstack.h): where a voxel size came from,
+#: in the words of :attr:`ctstack.Volume.voxel_size_source` and
+#: :attr:`ctstack.JobReport.voxel_size_source`.
+VOXEL_SIZE_SOURCES = {0: "unknown", 1: "resolution tags", 2: "scanner's file", 3: "given"}
 
 
 #: Every function of include/ctstack.h: ``name: (restype, argtypes)``.

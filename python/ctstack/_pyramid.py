@@ -396,6 +396,15 @@ class JobReport:
             that are not outputs.
         elapsed_seconds: the run's wall time.
         output_dir: where the levels are (open it with :func:`open_pyramid`).
+        voxel_size: an OME-Zarr build's level-0 voxel size (z, y, x) as the
+            store records it, in its unit ((1, 1, 1) when unknown); None for a
+            pyramid (a TIFF pyramid records none).
+        voxel_size_source: where it came from: ``"given"`` (``voxel_size=``),
+            ``"resolution tags"`` (the first slice's), ``"scanner's file"`` (a
+            Bruker ``*_rec.log``, ``.xtekct``, ``.pcr``, ``.pca`` beside the
+            slices) or ``"unknown"``; None for a pyramid.
+        voxel_size_from: that source for people (``"scan_rec.log
+            ([Reconstruction] Pixel Size (um), ...)"``); None for a pyramid.
     """
 
     levels: int
@@ -405,6 +414,9 @@ class JobReport:
     warnings: List[str]
     elapsed_seconds: float
     output_dir: str
+    voxel_size: Optional[Tuple[float, float, float]] = None
+    voxel_size_source: Optional[str] = None
+    voxel_size_from: Optional[str] = None
 
 
 class Job(_l.NativeObject):
@@ -606,6 +618,8 @@ class PyramidJob(Job):
             CtstackError: the job failed (its own error, as :meth:`wait`).
         """
         native, warnings, output_dir = self._report()
+        # Only an OME-Zarr build records a voxel size (its size is never 0).
+        zarr = native.voxel_size[0] > 0
         return JobReport(
             levels=native.levels,
             kept=native.kept,
@@ -614,4 +628,7 @@ class PyramidJob(Job):
             warnings=warnings,
             elapsed_seconds=native.elapsed_seconds,
             output_dir=output_dir,
+            voxel_size=tuple(native.voxel_size) if zarr else None,  # type: ignore[arg-type]
+            voxel_size_source=_l.VOXEL_SIZE_SOURCES.get(native.voxel_size_source) if zarr else None,
+            voxel_size_from=(native.voxel_size_from or b"").decode("utf-8", "replace") if zarr else None,
         )

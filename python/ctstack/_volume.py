@@ -106,8 +106,10 @@ class _LevelPlan:
             )
         )  # fmt: skip
 
-    def voxel_size(self, unit: str) -> Optional[Tuple[float, float, float]]:
-        """(z, y, x) in ``unit`` from the first slice's resolution tags, if any."""
+    def voxel_size(self, unit: str) -> Optional[Tuple[Tuple[float, float, float], str]]:
+        """(z, y, x) in ``unit`` from the first slice's resolution tags, else
+        the scanner's file beside it, and which (``"resolution tags"``,
+        ``"scanner's file"``), if any."""
         from ._zarr import _zarr_lib
 
         try:
@@ -121,7 +123,9 @@ class _LevelPlan:
                 self.handle.ptr, unit.encode("utf-8"), size, ctypes.byref(found)
             )
         )
-        return (size[0], size[1], size[2]) if found.value else None
+        if not found.value:
+            return None
+        return (size[0], size[1], size[2]), _l.VOXEL_SIZE_SOURCES.get(found.value, "unknown")
 
 
 class _ZarrLevelPlan:
@@ -351,7 +355,11 @@ class Volume:
         voxel_size: level 0's (z, y, x) size, in ``unit``.
         unit: an NGFF space unit (``"micrometer"``, ...), or None when the
             size is unknown (then the voxel size is 1, 1, 1: voxels).
-        voxel_size_source: ``"argument"``, ``"resolution tags"`` or ``"unknown"``.
+        voxel_size_source: ``"given"`` (the ``voxel_size`` argument),
+            ``"resolution tags"`` (the first slice's), ``"scanner's file"`` (a
+            Bruker ``*_rec.log``, ``.xtekct``, ``.pcr``, ``.pca`` beside the
+            slices), ``"OME-Zarr metadata"`` (a store) or ``"unknown"``: the
+            words of :attr:`JobReport.voxel_size_source`.
     """
 
     def __init__(
@@ -389,12 +397,12 @@ class Volume:
                 )
             self.voxel_size: Tuple[float, float, float] = size  # type: ignore[assignment]
             self.unit: Optional[str] = unit_name
-            self.voxel_size_source = "argument"
+            self.voxel_size_source = "given"
         else:
-            tags = level0.voxel_size(unit_name)
-            self.voxel_size = tags if tags is not None else (1.0, 1.0, 1.0)
-            self.unit = unit_name if tags is not None else None
-            self.voxel_size_source = "resolution tags" if tags is not None else "unknown"
+            found = level0.voxel_size(unit_name)
+            self.voxel_size = found[0] if found is not None else (1.0, 1.0, 1.0)
+            self.unit = unit_name if found is not None else None
+            self.voxel_size_source = found[1] if found is not None else "unknown"
         self.levels: List[LevelArray] = [LevelArray(self, 0, level0)]
         self.pyramid_note: Optional[str] = None
         if not (self.pyramid_dir / MANIFEST).is_file():

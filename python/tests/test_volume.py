@@ -177,6 +177,37 @@ class VolumeTest(unittest.TestCase):
         with self.assertRaises(ctstack.InvalidArgumentError):
             ctstack.open(folder, voxel_size=(1, 0, 1))
 
+    def test_the_voxel_size_says_where_it_came_from(self):
+        """Volume.voxel_size_source and an OME-Zarr build's report say where
+        the size came from in the same words: given, resolution tags, the
+        scanner's file (a Bruker NRecon log beside BMP slices), unknown (issue
+        27: the reports did not say; a scanner's size read as "resolution
+        tags")."""
+        folder = self.tmp / "bruker"
+        folder.mkdir()
+        for source in ("stack_bmp", "sidecars/bruker"):
+            for f in (FIXTURES / source).iterdir():
+                shutil.copyfile(f, folder / f.name)
+        volume = ctstack.open(folder)
+        self.assertEqual(volume.voxel_size, (12.5, 12.5, 12.5))
+        self.assertEqual(volume.voxel_size_source, "scanner's file")
+        self.assertEqual(ctstack.open(folder, voxel_size=(1, 2, 3)).voxel_size_source, "given")
+        self.assertEqual(ctstack.open(FIXTURES / "stack").voxel_size_source, "unknown")
+        report = ctstack.build_ome_zarr(folder, self.tmp / "b.ome.zarr", min_size=10)
+        self.assertEqual(report.voxel_size, (12.5, 12.5, 12.5))
+        self.assertEqual(report.voxel_size_source, "scanner's file")
+        self.assertIn("scan_rec.log ([Reconstruction] Pixel Size (um)", report.voxel_size_from)
+        report = ctstack.build_ome_zarr(folder, self.tmp / "g.ome.zarr", min_size=10,
+                                        voxel_size=(3.0, 2.0, 1.0))
+        self.assertEqual((report.voxel_size, report.voxel_size_source, report.voxel_size_from),
+                         ((3.0, 2.0, 1.0), "given", "given"))
+        with self.assertWarnsRegex(ctstack.CtstackWarning, "voxel size is unknown"):
+            report = ctstack.build_ome_zarr(FIXTURES / "stack", self.tmp / "u.ome.zarr", min_size=80)
+        self.assertEqual((report.voxel_size, report.voxel_size_source, report.voxel_size_from),
+                         ((1.0, 1.0, 1.0), "unknown", ""))
+        pyramid = ctstack.build_pyramid(folder, self.tmp / "p", 10)
+        self.assertEqual((pyramid.voxel_size, pyramid.voxel_size_source), (None, None))
+
     def test_a_missing_pyramid_is_built_on_request_with_progress_never_silently(self):
         folder = self.odd_stack(n=9, h=90, w=70)
         self.assertEqual(len(ctstack.open(folder).levels), 1)

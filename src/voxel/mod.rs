@@ -103,6 +103,7 @@ impl VoxelSize {
 
     /// `no scanner's file beside it (...)`, or what the scanner's files that
     /// give no size are: the end of a sentence saying the size is unknown.
+    #[cfg_attr(not(feature = "ome-zarr"), allow(dead_code))]
     pub(crate) fn why_unknown(passed_over: &[(PathBuf, String)]) -> String {
         if passed_over.is_empty() {
             return "no scanner's file beside it (NRecon .log, .xtekct, .pcr, .pca)".into();

@@ -360,6 +360,7 @@ impl ZarrBuilder {
             })?;
         let mut warnings = pyramid.warnings().to_vec();
         let mut passed_over = Vec::new();
+        let mut voxel_from = VoxelFrom::Given;
         let mut found = || {
             let first = pyramid.inputs().first()?;
             let lookup = crate::VoxelSize::of_stack(&first.path);
@@ -373,6 +374,10 @@ impl ZarrBuilder {
             Some(size) => (size, None, Some(parsed_unit)),
             None => match found() {
                 Some((size, found)) => {
+                    voxel_from = match found.sidecar {
+                        Some(_) => VoxelFrom::ScannerFile(found.source.clone()),
+                        None => VoxelFrom::Tags(found.source.clone()),
+                    };
                     let note = format!(
                         "voxel size {} x {} x {} {unit_name} (z, y, x) from {} (--voxel-size \
                          overrides)",
@@ -392,6 +397,7 @@ impl ZarrBuilder {
                             .map_or_else(String::new, |i| i.path.display().to_string()),
                         crate::VoxelSize::why_unknown(&passed_over),
                     ));
+                    voxel_from = VoxelFrom::Unknown;
                     ([1.0; 3], None, None)
                 }
             },
@@ -421,6 +427,7 @@ impl ZarrBuilder {
             compression: self.compression,
             voxel_size,
             voxel_note,
+            voxel_from,
             unit,
             warnings,
             inversion,
@@ -577,11 +584,26 @@ pub struct ZarrPlan {
     voxel_size: [f64; 3],
     /// Where the voxel size came from, when not from the user nor the default.
     voxel_note: Option<String>,
+    /// Where the voxel size came from, for the C and Python reports.
+    voxel_from: VoxelFrom,
     /// The axes' unit; `None`: unknown (no unit written).
     unit: Option<AxisUnitSpace>,
     warnings: Vec<String>,
     /// How MinIsWhite samples are stored; `None` for MinIsBlack.
     inversion: Option<Inversion>,
+}
+
+/// Where level 0's voxel size came from.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum VoxelFrom {
+    /// The caller gave it ([`ZarrBuilder::voxel_size`]).
+    Given,
+    /// The first slice's resolution tags: their description.
+    Tags(String),
+    /// The scanner's file beside the slices: its name and the fields read.
+    ScannerFile(String),
+    /// None of them: 1, 1, 1 with no unit (a warning says so).
+    Unknown,
 }
 
 /// What a run did.
@@ -638,6 +660,11 @@ impl ZarrPlan {
     /// see [`ZarrPlan::unit`]).
     pub fn voxel_size(&self) -> [f64; 3] {
         self.voxel_size
+    }
+
+    /// Where [`ZarrPlan::voxel_size`] came from.
+    pub(crate) fn voxel_from(&self) -> &VoxelFrom {
+        &self.voxel_from
     }
 
     /// The axes' unit (`"micrometer"`, ...), or `None` when the physical size
