@@ -996,6 +996,52 @@ fn info_says_whether_a_store_is_current() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A pyramid written with `--out` elsewhere (the README's first example) is
+/// checked in the folder its manifest names: current, then stale when an input
+/// changes, naming the command with its --out (issue 27: "unknown, its inputs
+/// are not in target").
+#[test]
+fn info_checks_a_pyramid_written_elsewhere() {
+    let dir = scratch("info-pyramid-elsewhere");
+    let scan = dir.join("scan");
+    std::fs::create_dir(&scan).unwrap();
+    for entry in std::fs::read_dir(stack_dir()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), scan.join(entry.file_name())).unwrap();
+    }
+    let out = dir.join("target").join("pyramid").display().to_string();
+    let scan_arg = scan.display().to_string();
+    ctstack_ok(&[
+        "pyramid",
+        "-q",
+        "--min-size",
+        "80",
+        &scan_arg,
+        "--out",
+        &out,
+    ]);
+    let said = ctstack_ok(&["info", &out]);
+    assert!(
+        said.contains(&format!(
+            "current: its 21 inputs are unchanged in {}",
+            scan.canonicalize().unwrap().display()
+        )),
+        "{said}"
+    );
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(scan.join("slice_0004.tif"))
+        .unwrap()
+        .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000))
+        .unwrap();
+    let stale = ctstack(&["info", &out]);
+    let said = text(&stale.stdout);
+    assert_eq!(stale.status.code(), Some(3), "{said}");
+    assert!(said.contains("stale: 1 input changed"), "{said}");
+    assert!(said.contains(&format!("again (--out {out})")), "{said}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `ctstack info` on what ctstack wrote (issue 27): a built pyramid folder gives
 /// its levels, shapes, sample type, and whether it is complete and current (a
 /// changed input: stale, exit 3); an OME-Zarr store its levels' shapes, data

@@ -55,7 +55,9 @@ def _default_pyramid_dir(input: Path) -> Path:
 
 
 def _input_of_pyramid(pyramid_dir: Path) -> Path:
-    """The stack a pyramid folder was built from, by where builds put it."""
+    """The stack a pyramid folder was built from, by where builds put it, else
+    by the folder its manifest names (a pyramid written with ``output_dir``
+    elsewhere)."""
     if pyramid_dir.name == ".thumbnail":
         return pyramid_dir.parent
     if pyramid_dir.name.endswith(".thumbnail"):
@@ -64,6 +66,19 @@ def _input_of_pyramid(pyramid_dir: Path) -> Path:
             candidate = pyramid_dir.with_name(stem + suffix)
             if candidate.is_file():
                 return candidate
+    import json
+
+    try:
+        manifest = json.loads((pyramid_dir / MANIFEST).read_text(encoding="utf-8"))
+        folder, inputs = Path(manifest["folder"]), manifest["inputs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        folder, inputs = None, []
+    if folder is not None and folder.is_dir() and inputs:
+        names = {i.get("name") for i in inputs if isinstance(i, dict)}
+        # One file's pages: the stack is that multi-page file.
+        if len(names) == 1 and len(inputs) > 1 and (folder / names.pop()).is_file():
+            return folder / inputs[0]["name"]
+        return folder
     raise invalid_argument(
         "%s is a ctstack pyramid whose stack cannot be found by its name (a build writes "
         "<stack>/.thumbnail or STEM.thumbnail beside STEM.tif): open the stack, "

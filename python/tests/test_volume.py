@@ -177,6 +177,19 @@ class VolumeTest(unittest.TestCase):
         with self.assertRaises(ctstack.InvalidArgumentError):
             ctstack.open(folder, voxel_size=(1, 0, 1))
 
+    def test_a_pyramid_written_elsewhere_opens_by_its_manifest(self):
+        """ctstack.open on a pyramid folder built with output_dir elsewhere
+        finds its stack through the folder the manifest names (issue 27: it
+        could only be found by the default layout's name)."""
+        folder = self.odd_stack(n=6, h=40, w=30)
+        out = self.tmp / "elsewhere" / "pyr"
+        ctstack.build_pyramid(folder, out, 10)
+        volume = ctstack.open(out)
+        self.assertEqual(volume.input.resolve(), folder.resolve())
+        self.assertIsNone(volume.pyramid_note)
+        self.assertEqual(len(volume.levels), 3)
+        np.testing.assert_array_equal(volume.levels[0][2], sources(folder)[2])
+
     def test_the_voxel_size_says_where_it_came_from(self):
         """Volume.voxel_size_source and an OME-Zarr build's report say where
         the size came from in the same words: given, resolution tags, the

@@ -27,6 +27,7 @@ use crate::{Error, SampleType};
 ///   "version": 1,
 ///   "min_size": 500,
 ///   "sample_type": "uint16",
+///   "folder": "/data/scan",
 ///   "inputs": [
 ///     { "name": "slice_0000.tif", "size": 15147216, "mtime_ns": 1796159193326627631,
 ///       "width": 2752, "height": 2752, "sample_type": "uint16" }
@@ -81,6 +82,13 @@ pub(crate) struct Manifest {
     pub min_size: u32,
     /// The sample type of every input and output, as [`SampleType::name`] spells it.
     pub sample_type: String,
+    /// The folder that held the inputs, absolute (absent when not UTF-8, or in
+    /// a manifest written before it was kept): informative, for `ctstack info`
+    /// and `ctstack.open` on a pyramid written with `--out` elsewhere; resume
+    /// never reads it (inputs are matched by name, so a scan folder moved
+    /// together with its thumbnails stays valid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder: Option<String>,
     /// The ordered input list.
     pub inputs: Vec<InputRecord>,
     /// Levels 1 ..= L.
@@ -193,6 +201,18 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
+/// The folder that holds `inputs` (the first one's), absolute, if its path is
+/// UTF-8: what the pyramid's manifest and the store's record name.
+pub(crate) fn input_folder(inputs: &[SliceRef]) -> Option<String> {
+    let parent = inputs.first()?.path.parent()?;
+    let parent = match parent.as_os_str().is_empty() {
+        true => Path::new("."),
+        false => parent,
+    };
+    let absolute = std::fs::canonicalize(parent).ok()?;
+    absolute.to_str().map(str::to_string)
+}
+
 /// The sample type's name in the manifest.
 pub(crate) fn sample_type_named(name: &str) -> Option<SampleType> {
     SampleType::from_name(name)
@@ -206,6 +226,7 @@ impl Manifest {
             version: VERSION,
             min_size: plan.builder.min_size,
             sample_type: plan.sample_type.name().to_string(),
+            folder: input_folder(plan.inputs()),
             inputs,
             levels: plan.levels[1..]
                 .iter()

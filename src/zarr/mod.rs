@@ -781,11 +781,7 @@ impl ZarrPlan {
         let input_bytes = self.run_slab_in(&store, 0..self.levels()[0].count, progress, cancel)?;
         let chunks = self.finish_in(&store)?;
         // The record is not one of the image's files: the summary counts those.
-        let folder = self.pyramid.inputs().first().and_then(|i| i.path.parent());
-        let folder = folder.map(|f| match f.as_os_str().is_empty() {
-            true => Path::new("."),
-            false => f,
-        });
+        let folder = crate::pyramid::manifest::input_folder(self.pyramid.inputs());
         Record::of(folder, inputs, &chunks)?.write(&self.store)?;
         let mut summary = self.summary(&store, input_bytes, started);
         summary.notes = notes;

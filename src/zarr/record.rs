@@ -59,10 +59,10 @@ pub(crate) struct Record {
 }
 
 impl Record {
-    /// A record of `inputs`, the files of `folder`, and the chunk files
-    /// `chunks` (key, path) as they are now.
+    /// A record of `inputs`, the files of `folder` (absolute), and the chunk
+    /// files `chunks` (key, path) as they are now.
     pub fn of(
-        folder: Option<&Path>,
+        folder: Option<String>,
         inputs: Vec<InputRecord>,
         chunks: &[(String, PathBuf)],
     ) -> Result<Record, Error> {
@@ -77,9 +77,7 @@ impl Record {
         Ok(Record {
             format: FORMAT.into(),
             version: VERSION,
-            folder: folder
-                .and_then(|f| std::fs::canonicalize(f).ok())
-                .and_then(|f| f.to_str().map(str::to_string)),
+            folder,
             inputs,
             chunks,
         })

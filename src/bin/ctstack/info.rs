@@ -404,7 +404,9 @@ fn describe_pyramid(dir: &Path) -> Result<(), u8> {
     }
     println!("  voxel size: not recorded in a TIFF pyramid (each level halves x, y and z)");
     // The inputs are recorded by name, size and time: check them where the
-    // default layout puts the pyramid (`<stack>/.thumbnail`, `STEM.thumbnail`).
+    // default layout puts the pyramid (`<stack>/.thumbnail`, `STEM.thumbnail`;
+    // also a scan moved together with its pyramid), else in the folder the
+    // manifest names (a pyramid written with --out elsewhere).
     let Some(parent) = dir.parent() else {
         return Ok(());
     };
@@ -413,30 +415,45 @@ fn describe_pyramid(dir: &Path) -> Result<(), u8> {
         true => Path::new("."),
         false => parent,
     };
-    let (changed, missing) = compare_inputs(inputs, parent);
+    let (mut changed, mut missing) = compare_inputs(inputs, parent);
+    let mut folder = parent.to_path_buf();
+    let recorded = manifest["folder"].as_str().map(PathBuf::from);
+    if missing == inputs.len() {
+        if let Some(recorded) = recorded.as_ref().filter(|f| f.is_dir()) {
+            folder = recorded.clone();
+            (changed, missing) = compare_inputs(inputs, &folder);
+            // In the folder it was built from, a missing input is a change.
+            missing = missing.min(inputs.len().saturating_sub(1));
+        }
+    }
+    let again = match folder == parent {
+        true => String::new(),
+        false => format!(" again (--out {name})"),
+    };
     if changed.is_empty() {
         println!(
             "  current: its {} are unchanged in {}",
             plural(inputs.len(), "input"),
-            parent.display()
+            folder.display()
         );
         Ok(())
     } else if missing == inputs.len() {
-        // None of its inputs is beside it: a pyramid built with --out elsewhere,
-        // or moved; whether it is current cannot be told from here.
+        // None of its inputs is beside it nor where it was built from: moved
+        // or deleted; whether it is current cannot be told from here.
         println!(
-            "  current: unknown (its inputs are not in {}; run `ctstack pyramid` on the stack to \
-             check and update it)",
-            parent.display()
+            "  current: unknown (its inputs are not in {}{}; run `ctstack pyramid` on the stack \
+             to check and update it)",
+            parent.display(),
+            recorded.map_or_else(String::new, |f| format!(" nor in {}", f.display()))
         );
         Ok(())
     } else {
         println!(
             "  stale: {} changed or missing since it was built (first: {}): run `ctstack \
-             pyramid` on {} to update it",
+             pyramid` on {}{again} to update it",
             plural(changed.len(), "input"),
             changed[0],
-            parent.display()
+            folder.display()
         );
         Err(crate::EXIT_STATE)
     }
