@@ -418,13 +418,14 @@ fn describe_pyramid(dir: &Path) -> Result<(), u8> {
     let (mut changed, mut missing) = compare_inputs(inputs, parent);
     let mut folder = parent.to_path_buf();
     let recorded = manifest["folder"].as_str().map(PathBuf::from);
-    if missing == inputs.len() {
-        if let Some(recorded) = recorded.as_ref().filter(|f| f.is_dir()) {
-            folder = recorded.clone();
-            (changed, missing) = compare_inputs(inputs, &folder);
-            // In the folder it was built from, a missing input is a change.
-            missing = missing.min(inputs.len().saturating_sub(1));
-        }
+    if let Some(recorded) = recorded
+        .as_ref()
+        .filter(|f| missing == inputs.len() && f.is_dir())
+    {
+        folder = recorded.clone();
+        (changed, missing) = compare_inputs(inputs, &folder);
+        // In the folder it was built from, a missing input is a change.
+        missing = missing.min(inputs.len().saturating_sub(1));
     }
     let again = match folder == parent {
         true => String::new(),
