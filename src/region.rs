@@ -22,11 +22,12 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
+use crate::bytes::ByteOrder;
 use crate::decode::ChunkDecoder;
 use crate::error::Problem;
 use crate::sample::{self, Sample, SampleType};
 use crate::source::Bytes;
-use crate::tiff::{ByteOrder, Chunks, ImageLayout, IndexedPage};
+use crate::tiff::{Chunks, ImageLayout, IndexedPage};
 use crate::{Error, Limits};
 
 /// A box of a page, half-open: rows `rows`, columns `cols`.

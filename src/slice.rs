@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use crate::bytes::ByteOrder;
 use crate::decode;
 use crate::depth;
 use crate::formats::{self, Format, Image, ImagePixels};
@@ -13,8 +14,7 @@ use crate::sample::{Sample, SampleType, Samples, with_sample_type};
 use crate::source::{Bytes, FileStamp, ReadMode, Source};
 use crate::stack::SliceRef;
 use crate::tiff::{
-    ByteOrder, Compression, ImageLayout, IndexedPage, PageReader, Photometric, locate_in_memory,
-    page_layout,
+    Compression, ImageLayout, IndexedPage, PageReader, Photometric, locate_in_memory, page_layout,
 };
 use crate::{Error, Limits};
 

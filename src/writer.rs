@@ -21,7 +21,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::tiff::ByteOrder;
+use crate::bytes::ByteOrder;
 use crate::{Error, Photometric, Sample};
 
 /// The suffix of temporary files.

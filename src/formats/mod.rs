@@ -12,9 +12,10 @@ mod jpeg;
 mod png;
 
 use crate::Limits;
+use crate::bytes::ByteOrder;
 use crate::error::Problem;
 use crate::sample::{SampleType, Samples};
-use crate::tiff::{ByteOrder, Compression};
+use crate::tiff::Compression;
 
 /// The file format of a slice, told by its first bytes (not its name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

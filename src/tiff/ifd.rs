@@ -3,9 +3,10 @@
 //! One IFD is parsed from the bytes that hold it (the whole file, or a window
 //! of it); the chain from one IFD to the next is walked in `walk.rs`.
 
-use super::bytes::{ByteOrder, Reader};
+use super::bytes::Reader;
 use super::tags::{Tag, field_type_size, unsigned_type_size};
 use crate::Limits;
+use crate::bytes::ByteOrder;
 use crate::error::{Problem, format_problem};
 
 /// One directory entry, located but not yet decoded.

@@ -3,10 +3,10 @@
 
 use std::ops::Range;
 
-use super::bytes::ByteOrder;
 use super::compression::Compression;
 use super::ifd::{Directory, FileHeader};
 use super::tags::Tag;
+use crate::bytes::ByteOrder;
 use crate::error::{Problem, format_problem};
 use crate::{Limits, SampleType};
 

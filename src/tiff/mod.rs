@@ -15,7 +15,6 @@ mod layout;
 mod tags;
 mod walk;
 
-pub use bytes::ByteOrder;
 pub use compression::Compression;
 pub(crate) use ifd::{Directory, FileHeader};
 pub(crate) use index::{IndexedPage, PageIndex, chunk_span, locate, locate_in_memory};
