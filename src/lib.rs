@@ -49,6 +49,7 @@ mod sample;
 mod slice;
 mod source;
 pub mod stack;
+mod temp;
 mod threads;
 mod tiff;
 mod voxel;
