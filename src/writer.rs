@@ -20,6 +20,7 @@ use std::path::Path;
 
 use crate::bytes::ByteOrder;
 use crate::temp::TempFile;
+use crate::tiff::Resolution;
 use crate::{Error, Photometric, Sample};
 
 /// Where the pixel data starts when the IFD has no resolution tags: after the
@@ -27,18 +28,6 @@ use crate::{Error, Photometric, Sample};
 /// the samples are aligned for a zero-copy view when read back. The 11 entries end
 /// at byte 146: 176 leaves room for two more entries without moving the data.
 const DATA_OFFSET: u32 = 176;
-
-/// A TIFF's resolution: XResolution and YResolution (RATIONAL, pixels per unit)
-/// and ResolutionUnit (1 none, 2 inch, 3 centimetre), as a crop carries them over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Resolution {
-    /// Pixels per unit across, as numerator and denominator.
-    pub x: (u32, u32),
-    /// Pixels per unit down.
-    pub y: (u32, u32),
-    /// The ResolutionUnit tag's value.
-    pub unit: u16,
-}
 
 /// Where the pixel data starts for a header with `entries` IFD entries and
 /// `extra` bytes of out-of-line values after the IFD (at an 8-byte boundary):
