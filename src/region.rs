@@ -659,14 +659,13 @@ mod tests {
     /// The decision, whole: every policy, every kind of page, both readings.
     #[test]
     fn one_decision_reaches_every_page() {
-        let dir = std::env::temp_dir().join(format!("ctstack-reach-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("raw.tif");
-        crate::write_slice::<u16>(&path, 4, 3, &[7; 12]).unwrap();
-        let file = std::fs::File::open(&path).unwrap();
-        let (raw, _) = crate::tiff::page_layout(&path, 0, &file, &Limits::default())
+        // A raw 16-bit page of the committed phantom.
+        let path = std::path::Path::new("fixtures/stack/slice_0000.tif");
+        let file = std::fs::File::open(path).unwrap();
+        let (raw, _) = crate::tiff::page_layout(path, 0, &file, &Limits::default())
             .unwrap()
             .unwrap();
+        assert!(raw.is_raw() && raw.sample_type == SampleType::U16);
         let compressed = ImageLayout {
             compression: Compression::Deflate,
             ..raw.clone()
@@ -698,7 +697,5 @@ mod tests {
                 assert_ne!(reach(&same, Some(&raw), reading), Slice);
             }
         }
-        drop(file);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
