@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::store::holds;
 use crate::Error;
-use crate::pyramid::manifest::{FileRecord, InputRecord, read_small, to_bytes};
+use crate::pyramid::manifest::{FileRecord, InputRecord, RecordKind, read_small, to_bytes};
 use crate::writer::write_atomically_durable;
 
 /// The record's file name, at the store's root.
@@ -41,8 +41,8 @@ const VERSION: u32 = 1;
 /// What the record holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Record {
-    format: String,
-    version: u32,
+    #[serde(flatten)]
+    kind: RecordKind,
     /// The inputs, in stack order.
     pub inputs: Vec<InputRecord>,
     /// Every chunk (shard) file of every level by its key (`0/c/0/0/0`), as written.
@@ -61,8 +61,7 @@ impl Record {
             })
             .collect::<Result<_, Error>>()?;
         Ok(Record {
-            format: FORMAT.into(),
-            version: VERSION,
+            kind: RecordKind::new(FORMAT, VERSION),
             inputs,
             chunks,
         })
@@ -74,7 +73,7 @@ impl Record {
     pub fn read(root: &Path) -> Option<Record> {
         let bytes = read_small(&root.join(RECORD_FILE), "ctstack store record").ok()??;
         let record: Record = serde_json::from_slice(&bytes).ok()?;
-        (record.format == FORMAT && record.version == VERSION).then_some(record)
+        record.kind.is(FORMAT, VERSION).then_some(record)
     }
 
     /// Writes the record at `root`, atomically and durably, unless the file
