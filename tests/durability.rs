@@ -23,7 +23,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::pyramid::temp_dir;
-use ctstack::{CROP_RECORD_FILE, CancelFlag, MANIFEST_FILE, Plan, PyramidBuilder, write_slice};
+use ctstack::{CancelFlag, MANIFEST_FILE, Plan, PyramidBuilder, write_slice};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ctstack");
 
@@ -354,6 +354,7 @@ fn a_crop_into_its_source_folder_never_removes_the_users_files() {
 #[cfg(target_os = "linux")]
 mod strace {
     use super::*;
+    use ctstack::CROP_RECORD_FILE;
     use std::path::PathBuf;
 
     fn require() -> bool {
