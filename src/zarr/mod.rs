@@ -1123,7 +1123,7 @@ impl ZarrPlan {
                     .map_err(|e| Error::io(root, "cannot list", e))?
                     .flatten()
                     .all(|entry| {
-                        crate::writer::temp_target(&entry.file_name().to_string_lossy()).is_some()
+                        crate::temp::temp_target(&entry.file_name().to_string_lossy()).is_some()
                             && entry.file_type().is_ok_and(|t| t.is_file())
                     });
                 if empty {
@@ -1170,7 +1170,7 @@ fn holds_ctstack_files(dir: &Path) -> bool {
             ARRAY_METADATA.contains(&name.as_str())
                 || name == "c"
                 || name.bytes().all(|b| b.is_ascii_digit())
-                || crate::writer::temp_target(&name).is_some()
+                || crate::temp::temp_target(&name).is_some()
         })
 }
 

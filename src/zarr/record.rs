@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use super::store::holds;
 use crate::Error;
-use crate::pyramid::manifest::{FileRecord, InputRecord, read_small, to_bytes};
+use crate::pyramid::manifest::{FileRecord, InputRecord, RecordKind, read_small, to_bytes};
 use crate::writer::write_atomically_durable;
 
 /// The record's file name, at the store's root.
@@ -45,8 +45,8 @@ const VERSION: u32 = 1;
 /// What the record holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Record {
-    format: String,
-    version: u32,
+    #[serde(flatten)]
+    kind: RecordKind,
     /// The folder that held the inputs when the store was written, absolute
     /// (absent when the path is not UTF-8, or in a record written before it
     /// was kept): where `ctstack info` looks for them.
@@ -75,8 +75,7 @@ impl Record {
             })
             .collect::<Result<_, Error>>()?;
         Ok(Record {
-            format: FORMAT.into(),
-            version: VERSION,
+            kind: RecordKind::new(FORMAT, VERSION),
             folder,
             inputs,
             chunks,
@@ -89,7 +88,7 @@ impl Record {
     pub fn read(root: &Path) -> Option<Record> {
         let bytes = read_small(&root.join(RECORD_FILE), "ctstack store record").ok()??;
         let record: Record = serde_json::from_slice(&bytes).ok()?;
-        (record.format == FORMAT && record.version == VERSION).then_some(record)
+        record.kind.is(FORMAT, VERSION).then_some(record)
     }
 
     /// Writes the record at `root`, atomically and durably, unless the file
