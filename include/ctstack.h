@@ -57,6 +57,20 @@
 // to truncation.
 #define CTSTACK_MMAP_NEVER 2
 
+// The voxel size is unknown (the store's axes carry no unit, its scale is in
+// voxels), or the job is not an OME-Zarr build (a pyramid's or crop's report).
+#define CTSTACK_VOXEL_SIZE_UNKNOWN 0
+
+// From the first slice's resolution tags (or ImageJ's description).
+#define CTSTACK_VOXEL_SIZE_TAGS 1
+
+// From the scanner's file beside the slices (a Bruker NRecon `*_rec.log`, a
+// Nikon `.xtekct`, a GE phoenix `.pcr` / `.pca`).
+#define CTSTACK_VOXEL_SIZE_SCANNER_FILE 2
+
+// Given by the caller (`ctstack_zarr_options.voxel_size`).
+#define CTSTACK_VOXEL_SIZE_GIVEN 3
+
 // Sample type `uint8_t`.
 #define CTSTACK_SAMPLE_U8 1
 
@@ -288,7 +302,9 @@ typedef struct {
 // What a finished job did. Fill `struct_size` with `sizeof(ctstack_job_report)`
 // before the call: later versions append fields and fill only what the caller
 // knows. For a crop job (`ctstack_crop_start`): `rebuilt` is the number of
-// files written, the warnings are the crop's notes, the other counts are 0.
+// files written, the warnings are the crop's notes (the outputs' resolution and
+// where it came from among them), the other counts are 0, the voxel size
+// fields 0 and "".
 typedef struct {
   // `sizeof(ctstack_job_report)` as the caller compiled it.
   size_t struct_size;
@@ -304,6 +320,18 @@ typedef struct {
   uint32_t warnings;
   // Wall time of the run, in seconds.
   double elapsed_seconds;
+  // An OME-Zarr job's level-0 voxel size (z, y, x) as the store records it,
+  // in its unit; 1, 1, 1 when unknown; 0, 0, 0 for other jobs.
+  double voxel_size[3];
+  // Where `voxel_size` came from: `CTSTACK_VOXEL_SIZE_GIVEN`, `_TAGS`,
+  // `_SCANNER_FILE`, or `_UNKNOWN` (none of them; also every job that is
+  // not an OME-Zarr build).
+  int32_t voxel_size_source;
+  // That source described, for people: "given", `the resolution tags of
+  // s0.tif (z taken equal to x)`, `scan_rec.log ([Reconstruction] Pixel Size
+  // (um), a Bruker SkyScan NRecon log; the slices carry none)`; "" when
+  // unknown. Valid until `ctstack_job_free`.
+  const char *voxel_size_from;
 } ctstack_job_report;
 
 // How the OME-Zarr store is laid out. Initialise with
@@ -442,8 +470,10 @@ ctstack_status ctstack_crop_read_box(const ctstack_crop *crop, const uint64_t *s
 // source, by the rule of the OME-Zarr writer (`VoxelSize::of_stack`: its
 // resolution tags (XResolution, YResolution and ResolutionUnit, or an ImageJ
 // file's `unit=` and `spacing=`; without a z step, z equals x), else the
-// scanner's file beside it, such as a Bruker NRecon `.log`). `*found` is 1 and
-// `size` holds the three numbers when one is found; 0 (and `size` untouched)
+// scanner's file beside it, such as a Bruker NRecon `.log`). `*found` is where
+// it came from, `CTSTACK_VOXEL_SIZE_TAGS` (1) or `CTSTACK_VOXEL_SIZE_SCANNER_FILE`
+// (2), and `size` holds the three numbers when one is found;
+// `CTSTACK_VOXEL_SIZE_UNKNOWN` (0, and `size` untouched)
 // when not (no tags, no scanner's file, an unknown unit): the size is then
 // unknown, not an error. At level k the source is the pyramid's slice, whose
 // tags carry the level's own (coarser) size. Built with the `ome-zarr`

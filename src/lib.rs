@@ -33,6 +33,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
+mod bytes;
 mod crop;
 mod decode;
 mod depth;
@@ -48,6 +49,7 @@ mod sample;
 mod slice;
 mod source;
 pub mod stack;
+mod temp;
 mod threads;
 mod tiff;
 mod voxel;
@@ -55,6 +57,7 @@ mod writer;
 #[cfg(feature = "ome-zarr")]
 mod zarr;
 
+pub use bytes::ByteOrder;
 pub use crop::{CROP_RECORD_FILE, Crop, CropPlan, CropSummary, Naming, OutputFormat};
 pub use error::{Dialect, Error, ErrorKind};
 pub use formats::Format;
@@ -67,7 +70,7 @@ pub use pyramid::{
 pub use sample::{Sample, SampleType};
 pub use slice::{Access, AccessPath, OpenOptions, Rows, Slice, SliceHeader};
 pub use source::ReadMode;
-pub use tiff::{ByteOrder, Compression, Photometric};
+pub use tiff::{Compression, Photometric};
 pub use voxel::{VoxelSize, VoxelSizeLookup};
 pub use writer::{write_slice, write_slice_as};
 #[cfg(feature = "ome-zarr")]

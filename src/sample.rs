@@ -6,8 +6,8 @@
 //! this crate can make, so code outside the crate can name a sample type but not
 //! reach the kernels behind it.
 
+use crate::bytes::ByteOrder;
 use crate::kernels::RowKernels;
-use crate::tiff::ByteOrder;
 
 /// The type of one grayscale sample.
 ///

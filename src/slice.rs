@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use crate::bytes::ByteOrder;
 use crate::decode;
 use crate::depth;
 use crate::formats::{self, Format, Image, ImagePixels};
@@ -13,8 +14,7 @@ use crate::sample::{Sample, SampleType, Samples, with_sample_type};
 use crate::source::{Bytes, FileStamp, ReadMode, Source};
 use crate::stack::SliceRef;
 use crate::tiff::{
-    ByteOrder, Compression, ImageLayout, IndexedPage, PageReader, Photometric, locate_in_memory,
-    page_layout,
+    Compression, ImageLayout, IndexedPage, PageReader, Photometric, locate_in_memory, page_layout,
 };
 use crate::{Error, Limits};
 
@@ -112,6 +112,18 @@ impl SliceHeader {
             byte_order: layout.order,
         }
     }
+}
+
+/// A usage error unless `page` is 0: a file of `format` (not TIFF) holds one image.
+fn only_page_0(path: &Path, format: Format, page: usize) -> Result<(), Error> {
+    if page == 0 {
+        return Ok(());
+    }
+    Err(Error::usage(format!(
+        "{}: page {page} asked for, a {} file holds one image",
+        path.display(),
+        format.name()
+    )))
 }
 
 /// Options for [`Slice::open_with`].
@@ -338,13 +350,7 @@ impl Slice {
         let header = match Format::sniff(bytes) {
             None => return Err(formats::unknown(bytes).at(path)),
             Some(format) if format != Format::Tiff => {
-                if index > 0 {
-                    return Err(Error::usage(format!(
-                        "{}: page {index} asked for, a {} file holds one image",
-                        path.display(),
-                        format.name()
-                    )));
-                }
+                only_page_0(path, format, index)?;
                 let h =
                     formats::read_header(format, bytes, &options.limits).map_err(|p| p.at(path))?;
                 let (compression, byte_order) = formats::nominal_encoding(format);
@@ -393,13 +399,7 @@ impl Slice {
         let slice = match Format::sniff(source.bytes()) {
             None => return Err(formats::unknown(source.bytes()).at(path)),
             Some(format) if format != Format::Tiff => {
-                if page > 0 {
-                    return Err(Error::usage(format!(
-                        "{}: page {page} asked for, a {} file holds one image",
-                        path.display(),
-                        format.name()
-                    )));
-                }
+                only_page_0(path, format, page)?;
                 let image = formats::read(format, source.bytes(), &options.limits)
                     .map_err(|p| p.at(path))?;
                 Slice::from_image(path, format, source, image)

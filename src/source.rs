@@ -34,14 +34,16 @@ use memmap2::{Mmap, MmapOptions};
 
 use crate::Error;
 
-/// How a slice's bytes are brought into memory: the mmap policy (`auto`,
-/// `always`, `never`; see the module doc for its names elsewhere).
+/// How a file's bytes are brought into memory: the mmap policy (`auto`,
+/// `always`, `never`; see the module doc for its names elsewhere). What each
+/// means is decided in one place (the reading layer's `reach`) and documented
+/// once, in docs/memory-maps.md:
 ///
-/// | mode | policy | a [`Slice`](crate::Slice) | a pyramid's input slices | use it when |
-/// |---|---|---|---|---|
-/// | [`Auto`](ReadMode::Auto) (default) | `auto` | mapped, except on network filesystems (read whole) | raw strips streamed as under `never` (measured faster here, see `AUTO_STREAMS` in src/pyramid/level1.rs), others as a `Slice` | almost always |
-/// | [`Mmap`](ReadMode::Mmap) | `always` | mapped, even on network filesystems | as a `Slice` | you want zero-copy views of every file and nothing else writes the files |
-/// | [`Buffered`](ReadMode::Buffered) | `never` | read whole into memory, one `read` | raw strips streamed: a band of rows at a time by positional reads into cache-sized buffers; compressed files decoded | the files may be truncated or rewritten while ctstack reads them (a scanner still writing, a sync client), or maps misbehave on your filesystem |
+/// | mode | policy | a page read in parts (a pyramid's raw inputs in bands, a crop's box) | a page handed out whole (a [`Slice`](crate::Slice), a compressed input decoded once) |
+/// |---|---|---|---|
+/// | [`Auto`](ReadMode::Auto) (default) | `auto` | positional reads | mapped, except on network filesystems (read whole) |
+/// | [`Mmap`](ReadMode::Mmap) | `always` | mapped | mapped |
+/// | [`Buffered`](ReadMode::Buffered) | `never` | positional reads | read whole, one `read` |
 ///
 /// **The hazard of a map.** A memory map shows the file as it is now. If another
 /// process truncates a mapped file, touching the lost pages raises SIGBUS on Unix
@@ -73,11 +75,14 @@ use crate::Error;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum ReadMode {
-    /// Map, unless mapping is risky or slow: files on a network filesystem are
-    /// read (detected with `fstatfs` on Linux and Android: NFS, SMB/CIFS, FUSE such
-    /// as sshfs, AFS, Ceph, 9P, Coda, NCP; on macOS: nfs, smbfs, afpfs, webdav,
-    /// cifs). Elsewhere (Windows, the BSDs) every file is mapped.
-    /// [`Access`](crate::Access) tells which happened and why.
+    /// Map only what is handed out whole, for its zero-copy views, and only
+    /// where mapping is neither risky nor slow: pages read in parts are read
+    /// by positional reads (measured as fast, and immune to a file truncated
+    /// under the reader), and files on a network filesystem are read (detected
+    /// with `fstatfs` on Linux and Android: NFS, SMB/CIFS, FUSE such as sshfs,
+    /// AFS, Ceph, 9P, Coda, NCP; on macOS: nfs, smbfs, afpfs, webdav, cifs).
+    /// Elsewhere (Windows, the BSDs) every such file is mapped.
+    /// [`Access`](crate::Access) tells which happened to a slice and why.
     ///
     /// Small local files are mapped too, although one `read` is faster for them
     /// (measured, release build, warm cache, open + sum of every sample: 4 KB
@@ -90,10 +95,10 @@ pub enum ReadMode {
     /// the page cache, with no copy. See the hazard above.
     Mmap,
     /// Never map. A [`Slice`](crate::Slice) reads its whole file into memory
-    /// with one `read` (one copy, then immune to the file changing). A pyramid
-    /// streams its uncompressed input slices instead: a few rows of each pair at
-    /// a time, by positional reads into buffers that stay in cache, so memory
-    /// does not grow with the slice size and a header check reads only headers.
+    /// with one `read` (one copy, then immune to the file changing); pages read
+    /// in parts are read by positional reads into buffers that stay in cache, so
+    /// memory does not grow with the slice size and a header check reads only
+    /// headers.
     Buffered,
 }
 

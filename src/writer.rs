@@ -2,10 +2,8 @@
 //!
 //! A slice is written to a temporary name in the target directory and renamed
 //! into place only when complete, so a crash, a kill or a cancel never leaves a
-//! partial file under a final name. Temporary names are
-//! `.{target}.{pid}.{seq}.ctstack-tmp` ([`TEMP_SUFFIX`]), so they are
-//! recognisable, never mistaken for slices, and say which file they were for
-//! ([`temp_target`]): a sweep removes only temporary files of names it writes.
+//! partial file under a final name. Temporary files are made, named, told by
+//! their names and swept by one module, `src/temp.rs`.
 //!
 //! Every rename and removal ctstack makes goes through [`rename`], [`remove_file`]
 //! and [`remove_empty_dir`] here, so that a platform's quirk (Windows' sharing
@@ -16,34 +14,20 @@
 //! leaves that to the caller, which batches it before the record that vouches for
 //! the file; [`write_atomically_durable`] syncs both before it returns (records).
 
-use std::fs::{File, Metadata, OpenOptions};
+use std::fs::{File, Metadata};
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
-use crate::tiff::ByteOrder;
+use crate::bytes::ByteOrder;
+use crate::temp::TempFile;
+use crate::tiff::Resolution;
 use crate::{Error, Photometric, Sample};
-
-/// The suffix of temporary files.
-pub const TEMP_SUFFIX: &str = ".ctstack-tmp";
 
 /// Where the pixel data starts when the IFD has no resolution tags: after the
 /// 8-byte header and the IFD (2 + 12 per entry + 4 bytes), at a multiple of 16 so
 /// the samples are aligned for a zero-copy view when read back. The 11 entries end
 /// at byte 146: 176 leaves room for two more entries without moving the data.
 const DATA_OFFSET: u32 = 176;
-
-/// A TIFF's resolution: XResolution and YResolution (RATIONAL, pixels per unit)
-/// and ResolutionUnit (1 none, 2 inch, 3 centimetre), as a crop carries them over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Resolution {
-    /// Pixels per unit across, as numerator and denominator.
-    pub x: (u32, u32),
-    /// Pixels per unit down.
-    pub y: (u32, u32),
-    /// The ResolutionUnit tag's value.
-    pub unit: u16,
-}
 
 /// Where the pixel data starts for a header with `entries` IFD entries and
 /// `extra` bytes of out-of-line values after the IFD (at an 8-byte boundary):
@@ -205,7 +189,11 @@ pub(crate) fn write_tiff_file<T: Sample>(
         file.write_all(&header)?;
         file.write_all(bytemuck::cast_slice(samples))
     };
-    write_temp_then_rename(path, fill, synced)
+    if synced {
+        write_atomically_synced(path, fill)
+    } else {
+        write_atomically(path, fill)
+    }
 }
 
 /// Whether `bytes` of pixel data fit one strip of a classic TIFF as ctstack writes it
@@ -224,7 +212,7 @@ pub(crate) fn write_atomically(
     path: &Path,
     fill: impl FnOnce(&mut &File) -> std::io::Result<()>,
 ) -> Result<Metadata, Error> {
-    write_temp_then_rename(path, fill, false)
+    write_temp_then_rename(path, fill, Durability::<fn() -> _>::Renamed)
 }
 
 /// [`write_atomically`], durable when it returns: the data is synced, then
@@ -235,16 +223,7 @@ pub(crate) fn write_atomically_durable(
     fill: impl FnOnce(&mut &File) -> std::io::Result<()>,
     before_rename: impl FnOnce() -> Result<(), Error>,
 ) -> Result<Metadata, Error> {
-    let temp = TempFile::create(path)?;
-    let mut file = &temp.file;
-    let metadata = fill(&mut file)
-        .and_then(|()| file.metadata())
-        .map_err(|e| Error::io(path, format!("cannot write {}", temp.describe()), e))?;
-    crate::durable::sync_file(file, path)?;
-    before_rename()?;
-    temp.persist(path)?;
-    crate::durable::sync_dir(parent_of(path))?;
-    Ok(metadata)
+    write_temp_then_rename(path, fill, Durability::Durable(before_rename))
 }
 
 /// [`write_atomically`] with the data synced before the rename, so the name
@@ -254,24 +233,49 @@ pub(crate) fn write_atomically_synced(
     path: &Path,
     fill: impl FnOnce(&mut &File) -> std::io::Result<()>,
 ) -> Result<Metadata, Error> {
-    write_temp_then_rename(path, fill, true)
+    write_temp_then_rename(path, fill, Durability::<fn() -> _>::DataSynced)
 }
 
-fn write_temp_then_rename(
+/// How much of a write [`write_temp_then_rename`] makes durable before it
+/// returns.
+enum Durability<B> {
+    /// Nothing: the caller syncs.
+    Renamed,
+    /// The data, before the rename; the caller syncs the folder.
+    DataSynced,
+    /// The data, then `B` runs, then the rename, then the folder is synced.
+    Durable(B),
+}
+
+/// The one atomic write: `fill` writes a temporary file beside `path`
+/// ([`TempFile`]), synced as `durability` says, renamed into place.
+fn write_temp_then_rename<B: FnOnce() -> Result<(), Error>>(
     path: &Path,
     fill: impl FnOnce(&mut &File) -> std::io::Result<()>,
-    sync: bool,
+    durability: Durability<B>,
 ) -> Result<Metadata, Error> {
     let temp = TempFile::create(path)?;
-    let mut file = &temp.file;
+    let mut file = temp.file();
     let metadata = fill(&mut file)
         .and_then(|()| file.metadata())
         .map_err(|e| Error::io(path, format!("cannot write {}", temp.describe()), e))?;
-    if sync {
-        crate::durable::sync_file(file, path)?;
-    }
+    let folder = match durability {
+        Durability::Renamed => false,
+        Durability::DataSynced => {
+            crate::durable::sync_file(file, path)?;
+            false
+        }
+        Durability::Durable(before_rename) => {
+            crate::durable::sync_file(file, path)?;
+            before_rename()?;
+            true
+        }
+    };
     // Dropping `temp` on an error above removes the partial file.
     temp.persist(path)?;
+    if folder {
+        crate::durable::sync_dir(parent_of(path))?;
+    }
     Ok(metadata)
 }
 
@@ -300,109 +304,9 @@ pub(crate) fn remove_empty_dir(path: &Path) -> std::io::Result<()> {
     std::fs::remove_dir(path)
 }
 
-/// A temporary file removed on drop unless persisted.
-struct TempFile {
-    path: PathBuf,
-    file: File,
-    persisted: bool,
-}
-
-impl TempFile {
-    fn create(target: &Path) -> Result<TempFile, Error> {
-        static SEQUENCE: AtomicU64 = AtomicU64::new(0);
-        let dir = parent_of(target);
-        let name = target
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default();
-        let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
-        let path = dir.join(format!(".{name}.{}.{seq}{TEMP_SUFFIX}", std::process::id()));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| {
-                let what = format!("cannot create {}", describe(&path));
-                Error::io(target, what, e)
-            })?;
-        Ok(TempFile {
-            path,
-            file,
-            persisted: false,
-        })
-    }
-
-    /// `temporary file NAME`, for messages that name the final path first.
-    fn describe(&self) -> String {
-        describe(&self.path)
-    }
-
-    fn persist(mut self, target: &Path) -> Result<(), Error> {
-        rename(&self.path, target).map_err(|e| {
-            let what = format!("cannot rename {} into place", self.describe());
-            Error::io(target, what, e)
-        })?;
-        self.persisted = true;
-        Ok(())
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        // Created by this very value (`create_new`): ours.
-        if !self.persisted {
-            let _ = remove_file(&self.path);
-        }
-    }
-}
-
-/// `temporary file NAME` for the temporary file at `path`.
-fn describe(path: &Path) -> String {
-    let name = path.file_name().unwrap_or(path.as_os_str());
-    format!("temporary file {}", name.to_string_lossy())
-}
-
-/// Whether `name` is one of our temporary files.
-pub fn is_temp_name(name: &str) -> bool {
-    name.starts_with('.') && name.ends_with(TEMP_SUFFIX)
-}
-
-/// The name of the file that temporary file `name` was for, if `name` is
-/// exactly a temporary name as [`write_atomically`] makes it:
-/// `.{target}.{pid}.{seq}.ctstack-tmp`, pid and seq decimal.
-pub(crate) fn temp_target(name: &str) -> Option<&str> {
-    let inner = name.strip_prefix('.')?.strip_suffix(TEMP_SUFFIX)?;
-    let (rest, seq) = inner.rsplit_once('.')?;
-    let (target, pid) = rest.rsplit_once('.')?;
-    let decimal = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    (decimal(seq) && decimal(pid) && !target.is_empty()).then_some(target)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_temporary_name_says_its_target() {
-        assert_eq!(
-            temp_target(".000003.tif.41.7.ctstack-tmp"),
-            Some("000003.tif")
-        );
-        assert_eq!(
-            temp_target(".ctstack.json.1.0.ctstack-tmp"),
-            Some("ctstack.json")
-        );
-        for foreign in [
-            ".notes.ctstack-tmp",
-            ".000003.tif.x.7.ctstack-tmp",
-            ".000003.tif.41..ctstack-tmp",
-            "000003.tif.41.7.ctstack-tmp",
-            "..1.2.ctstack-tmp",
-            ".000003.tif.41.7.ctstack-tmp.bak",
-        ] {
-            assert_eq!(temp_target(foreign), None, "{foreign}");
-        }
-    }
 
     /// A failed write removes its own temporary file and nothing else: the
     /// target and a file named like a temporary one stay as they were.
@@ -412,7 +316,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let target = dir.join("000003.tif");
         std::fs::write(&target, b"the user's").unwrap();
-        let lookalike = dir.join(format!(".000003.tif.{}.0{TEMP_SUFFIX}", u32::MAX));
+        let lookalike = dir.join(format!(".000003.tif.{}.0.ctstack-tmp", u32::MAX));
         std::fs::write(&lookalike, b"not this run's").unwrap();
         let failed = write_atomically(&target, |file| {
             file.write_all(b"partial")?;

@@ -45,6 +45,17 @@ fn stack_dir() -> String {
 
 #[test]
 fn help_is_there_for_every_command() {
+    // The top-level list says what `info` reads: slices, folders, pyramids, stores.
+    let top = ctstack_ok(&["--help"]);
+    let info = top
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("info"))
+        .take(2);
+    let info = info.collect::<Vec<_>>().join(" ");
+    assert!(
+        info.contains("pyramid") && info.contains("OME-Zarr store"),
+        "{top}"
+    );
     for args in [
         &["--help"][..],
         &["-h"],
@@ -304,7 +315,7 @@ fn the_summary_says_level_levels_and_why_there_are_none() {
         "300",
     ]);
     assert!(
-        one.starts_with("1 level (301x203 down to 150x101), "),
+        one.starts_with("level 1 (150x101), 11 slices rebuilt"),
         "{one}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
@@ -363,8 +374,9 @@ fn too_many_threads_are_capped_with_a_note() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     let stdout = text(&run.stdout);
     assert!(
-        stdout
-            .starts_with("2 levels (301x203 down to 75x50), 17 slices rebuilt, 0 kept, 0 removed"),
+        stdout.starts_with(
+            "levels 1-2 (150x101 down to 75x50), 17 slices rebuilt, 0 kept, 0 removed"
+        ),
         "{stdout}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
@@ -743,7 +755,7 @@ fn zarr_writes_a_store_and_refuses_bad_options_and_foreign_stores() {
         "1,1,1",
     ]);
     let store = dir.join("scan.ome.zarr");
-    assert!(out.contains("4 arrays (5x30x40 down to 1x3x5)"), "{out}");
+    assert!(out.contains("levels 0-3 (5x30x40 down to 1x3x5)"), "{out}");
     assert!(out.contains(&store.display().to_string()), "{out}");
     for k in 0..4 {
         assert!(
@@ -873,6 +885,163 @@ fn a_closed_stdout_ends_info_quietly() {
     assert_eq!(out.status.code(), Some(141), "{stderr}");
 }
 
+/// `ctstack info` on a store says whether it is current, as for a pyramid
+/// (issue 27), from its record of the inputs (`ctstack-inputs.json`, which
+/// names the folder they were in, so a store written with `--out` elsewhere is
+/// checked too): unchanged inputs current (exit 0); an input rewritten or
+/// missing stale (exit 3, naming it and how to update); a store and scan moved
+/// together checked in the scan beside it; no record: unknown, said plainly
+/// (exit 0). Before, a complete store said nothing about its inputs.
+#[cfg(feature = "ome-zarr")]
+#[test]
+fn info_says_whether_a_store_is_current() {
+    let dir = scratch("info-store-current");
+    let scan = dir.join("scan");
+    std::fs::create_dir(&scan).unwrap();
+    for entry in std::fs::read_dir(stack_dir()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), scan.join(entry.file_name())).unwrap();
+    }
+    let elsewhere = dir.join("out");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let store = elsewhere.join("s.ome.zarr");
+    let store_arg = store.display().to_string();
+    let scan_arg = scan.display().to_string();
+    ctstack_ok(&[
+        "zarr",
+        "-q",
+        "--min-size",
+        "80",
+        "--voxel-size",
+        "1,1,1",
+        &scan_arg,
+        "--out",
+        &store_arg,
+    ]);
+    let out = ctstack_ok(&["info", &store_arg]);
+    assert!(
+        out.contains("current: its 21 inputs are unchanged in"),
+        "{out}"
+    );
+    // One input rewritten: stale, exit 3, naming it and the command.
+    let set_time = |path: &std::path::Path, secs: u64| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+            .unwrap();
+    };
+    set_time(&scan.join("slice_0003.tif"), 1_000_000);
+    let stale = ctstack(&["info", &store_arg]);
+    let said = text(&stale.stdout);
+    assert_eq!(stale.status.code(), Some(3), "{said}");
+    assert!(said.contains("stale: 1 input changed or missing"), "{said}");
+    assert!(said.contains("slice_0003.tif"), "{said}");
+    assert!(said.contains("run `ctstack zarr`"), "{said}");
+    // A missing input: stale too.
+    ctstack_ok(&[
+        "zarr",
+        "-q",
+        "--min-size",
+        "80",
+        "--voxel-size",
+        "1,1,1",
+        &scan_arg,
+        "--out",
+        &store_arg,
+    ]);
+    assert!(ctstack_ok(&["info", &store_arg]).contains("current: its 21 inputs"));
+    std::fs::rename(scan.join("slice_0020.tif"), dir.join("slice_0020.tif")).unwrap();
+    let stale = ctstack(&["info", &store_arg]);
+    assert_eq!(stale.status.code(), Some(3), "{}", text(&stale.stdout));
+    assert!(text(&stale.stdout).contains("slice_0020.tif"));
+    std::fs::rename(dir.join("slice_0020.tif"), scan.join("slice_0020.tif")).unwrap();
+    // The scan moved away with the store beside it under the default name
+    // (scan/ and scan.ome.zarr/): checked there; touched by the move, stale.
+    let moved = dir.join("moved");
+    std::fs::create_dir(&moved).unwrap();
+    std::fs::rename(&scan, moved.join("scan")).unwrap();
+    std::fs::rename(&store, moved.join("scan.ome.zarr")).unwrap();
+    let moved_store = moved.join("scan.ome.zarr").display().to_string();
+    let out = ctstack_ok(&["info", &moved_store]);
+    assert!(
+        out.contains("current: its 21 inputs are unchanged in"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&moved.join("scan").display().to_string()),
+        "{out}"
+    );
+    for entry in std::fs::read_dir(moved.join("scan")).unwrap() {
+        set_time(&entry.unwrap().path(), 2_000_000);
+    }
+    let stale = ctstack(&["info", &moved_store]);
+    assert_eq!(stale.status.code(), Some(3), "{}", text(&stale.stdout));
+    assert!(text(&stale.stdout).contains("stale: 21 inputs changed"));
+    // Inputs nowhere to be found: unknown, exit 0, said so.
+    std::fs::rename(moved.join("scan"), dir.join("gone")).unwrap();
+    let out = ctstack_ok(&["info", &moved_store]);
+    assert!(
+        out.contains("current: unknown (its inputs are not in"),
+        "{out}"
+    );
+    // No record (a distributed build writes none): unknown, said plainly.
+    std::fs::remove_file(moved.join("scan.ome.zarr").join("ctstack-inputs.json")).unwrap();
+    let out = ctstack_ok(&["info", &moved_store]);
+    assert!(
+        out.contains("current: unknown (no record of its inputs, ctstack-inputs.json"),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A pyramid written with `--out` elsewhere (the README's first example) is
+/// checked in the folder its manifest names: current, then stale when an input
+/// changes, naming the command with its --out (issue 27: "unknown, its inputs
+/// are not in target").
+#[test]
+fn info_checks_a_pyramid_written_elsewhere() {
+    let dir = scratch("info-pyramid-elsewhere");
+    let scan = dir.join("scan");
+    std::fs::create_dir(&scan).unwrap();
+    for entry in std::fs::read_dir(stack_dir()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), scan.join(entry.file_name())).unwrap();
+    }
+    let out = dir.join("target").join("pyramid").display().to_string();
+    let scan_arg = scan.display().to_string();
+    ctstack_ok(&[
+        "pyramid",
+        "-q",
+        "--min-size",
+        "80",
+        &scan_arg,
+        "--out",
+        &out,
+    ]);
+    let said = ctstack_ok(&["info", &out]);
+    assert!(
+        said.contains(&format!(
+            "current: its 21 inputs are unchanged in {}",
+            scan.canonicalize().unwrap().display()
+        )),
+        "{said}"
+    );
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(scan.join("slice_0004.tif"))
+        .unwrap()
+        .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000))
+        .unwrap();
+    let stale = ctstack(&["info", &out]);
+    let said = text(&stale.stdout);
+    assert_eq!(stale.status.code(), Some(3), "{said}");
+    assert!(said.contains("stale: 1 input changed"), "{said}");
+    assert!(said.contains(&format!("again (--out {out})")), "{said}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `ctstack info` on what ctstack wrote (issue 27): a built pyramid folder gives
 /// its levels, shapes, sample type, and whether it is complete and current (a
 /// changed input: stale, exit 3); an OME-Zarr store its levels' shapes, data
@@ -896,7 +1065,7 @@ fn info_describes_a_built_pyramid_and_an_ome_zarr_store() {
         out.contains("ctstack pyramid of 21 slices (uint16 301x203)"),
         "{out}"
     );
-    assert!(out.contains("2 levels uint16, complete"), "{out}");
+    assert!(out.contains("levels 1-2 uint16, complete"), "{out}");
     assert!(
         out.contains("level 1: 11 slices of 150x101 uint16"),
         "{out}"
@@ -965,7 +1134,7 @@ fn info_describes_a_built_pyramid_and_an_ome_zarr_store() {
         let out = ctstack_ok(&["info", &store]);
         assert!(out.contains(&format!("OME-Zarr {ngff}")), "{out}");
         assert!(
-            out.contains("3 levels, written by ctstack, complete"),
+            out.contains("levels 0-2, written by ctstack, complete"),
             "{out}"
         );
         assert!(out.contains("21 x 203 x 301 (z, y, x) uint16, "), "{out}");
@@ -1050,6 +1219,66 @@ fn range_means_file_numbers_and_crop_range_says_what_to_write() {
     let help = text(&ctstack(&["crop", "--help"]).stdout);
     assert!(help.contains("--slices <Z0:Z1>"), "{help}");
     assert!(!help.contains("--range <"), "{help}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// One of a thing is said in the singular ("1 file", "1 slice", not "1 files"),
+/// and levels are named by number, the same way in every command: a pyramid
+/// holds levels 1-L, a store levels 0-L (docs/cli.md, "Levels"; issue 27: the
+/// pyramid said "2 levels" and the store "3 levels" for the same three).
+#[test]
+fn one_is_singular_and_levels_are_named_by_number() {
+    let dir = scratch("singular");
+    let stack = stack_dir();
+    let out = dir.join("one").display().to_string();
+    let said = ctstack_ok(&[
+        "crop",
+        &stack,
+        "--box",
+        "0:10,0:10",
+        "--slices",
+        "3:4",
+        "--out",
+        &out,
+    ]);
+    assert!(
+        said.starts_with("1 file of 10x10 uint16 (1 slice of level 0), "),
+        "{said}"
+    );
+    let pyramid = dir.join("p").display().to_string();
+    let said = ctstack_ok(&["pyramid", &stack, "--min-size", "80", "--out", &pyramid]);
+    assert!(
+        said.starts_with("levels 1-2 (150x101 down to 75x50), "),
+        "{said}"
+    );
+    let said = ctstack_ok(&["info", &pyramid]);
+    assert!(said.contains(", levels 1-2 uint16, complete"), "{said}");
+    #[cfg(feature = "ome-zarr")]
+    {
+        let store = dir.join("s.ome.zarr").display().to_string();
+        let zarr = [
+            "zarr",
+            &stack,
+            "--min-size",
+            "80",
+            "--voxel-size",
+            "1,1,1",
+            "--out",
+            &store,
+        ];
+        let said = ctstack_ok(&zarr);
+        assert!(
+            said.starts_with("levels 0-2 (21x203x301 down to 5x50x75), "),
+            "{said}"
+        );
+        let said = ctstack_ok(&["info", &store]);
+        assert!(
+            said.contains("multiscale image, levels 0-2, written by ctstack"),
+            "{said}"
+        );
+    }
+    let docs = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/cli.md"));
+    assert!(docs.unwrap().contains("## Levels"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -1217,6 +1446,14 @@ fn exit_statuses_follow_docs_cli_md() {
         assert!(table.contains(status), "docs/cli.md lacks {status}");
     }
     assert!(table.contains("INPUT does not exist"), "{table}");
+    let row = |status: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(status))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(row("| 1 |").contains("`--strict`"), "{}", row("| 1 |"));
     let dir = scratch("statuses");
     let missing = dir.join("no-such-scan").display().to_string();
     let empty = dir.join("empty");
@@ -1250,6 +1487,14 @@ fn exit_statuses_follow_docs_cli_md() {
     }
     // A file ctstack did not write at an output name: the crop's, the pyramid's.
     let stack = common::fixtures().join("stack").display().to_string();
+    // --strict and a gap (the stack is 0..=20): status 1, as the table's row says.
+    cases.push((
+        vec![
+            "pyramid", &stack, "--range", "0:24", "--strict", "--out", &out,
+        ],
+        1,
+        "numbers 21..=24 are missing",
+    ));
     let users = dir.join("users");
     std::fs::create_dir_all(users.join("1")).unwrap();
     std::fs::write(users.join("slice_0000.tif"), b"the user's").unwrap();
@@ -1309,7 +1554,26 @@ fn info_says_the_voxel_size_and_where_it_came_from() {
             sidecar == Some("bruker"),
             "{out}"
         );
+        // The log it read the size from is not "skipped" (issue 27).
+        assert_eq!(
+            out.contains("    scan_rec.log: not a slice file"),
+            sidecar == Some("bruker_bad"),
+            "{out}"
+        );
     }
+    // An acquisition-only Bruker log (no [Reconstruction] section) is said to be
+    // what it is, where the size is unknown and in the skipped list (issue 27:
+    // it read as "no scanner's file").
+    let scan = common::stack_with_sidecar("stack_bmp", Some("bruker_acq"), &dir.join("acq"));
+    let out = ctstack_ok(&["info", scan.to_str().unwrap()]);
+    assert!(
+        out.contains("voxel size: unknown (no resolution tags, and scan.log, the scanner's file"),
+        "{out}"
+    );
+    assert!(
+        out.contains("    scan.log: a Bruker SkyScan acquisition log (no [Reconstruction] section"),
+        "{out}"
+    );
     let out = ctstack(&["zarr", dir.join("bruker").to_str().unwrap(), "--out"]);
     assert_eq!(out.status.code(), Some(2));
     // The note says where the size came from; `-q` silences notes (not warnings).

@@ -23,7 +23,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::pyramid::temp_dir;
-use ctstack::{CROP_RECORD_FILE, CancelFlag, MANIFEST_FILE, PyramidBuilder, write_slice};
+use ctstack::{CancelFlag, MANIFEST_FILE, Plan, PyramidBuilder, write_slice};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ctstack");
 
@@ -133,6 +133,26 @@ fn pyramid(input: &Path, out: Option<&Path>, force: bool) -> std::process::Outpu
     cmd.output().unwrap()
 }
 
+/// The plan of `input`'s pyramid in `out` (minimum size 8).
+fn plan(input: &Path, out: &Path, force: bool) -> Plan {
+    PyramidBuilder::from_dir(input)
+        .unwrap()
+        .output_dir(out)
+        .min_size(8)
+        .force(force)
+        .plan()
+        .unwrap()
+}
+
+/// Runs every slab task of `plan` in turn (as a Dask map would, in parallel).
+fn run_every_slab(plan: &Plan, cancel: &CancelFlag) {
+    let (count, align) = (plan.levels()[0].count, plan.slab_alignment());
+    for start in (0..count).step_by(align) {
+        let slab = start..(start + align).min(count);
+        plan.run_slab(slab, &mut |_, _| {}, cancel).unwrap();
+    }
+}
+
 fn assert_ok(output: &std::process::Output, when: &str) {
     assert!(
         output.status.success(),
@@ -231,12 +251,7 @@ fn inputs_inside_a_level_folder_of_the_output_are_refused() {
         assert_eq!(files(&level1), before, "force {force}: level 1 changed");
     }
     // Through the library, slabs included.
-    let plan = PyramidBuilder::from_dir(&level1)
-        .unwrap()
-        .output_dir(&out)
-        .min_size(8)
-        .plan()
-        .unwrap();
+    let plan = plan(&level1, &out, false);
     let cancel = CancelFlag::new();
     for result in [
         plan.run(&mut |_, _| {}, &cancel).map(|_| ()),
@@ -270,19 +285,9 @@ fn finishing_slabs_removes_only_ctstacks_records() {
     write_stack(&input, COUNT, 3);
     put_user_files(&input);
     for force in [false, true] {
-        let plan = PyramidBuilder::from_dir(&input)
-            .unwrap()
-            .output_dir(&input)
-            .min_size(8)
-            .force(force)
-            .plan()
-            .unwrap();
-        let (count, align) = (plan.levels()[0].count, plan.slab_alignment());
+        let plan = plan(&input, &input, force);
         let cancel = CancelFlag::new();
-        for start in (0..count).step_by(align) {
-            let slab = start..(start + align).min(count);
-            plan.run_slab(slab, &mut |_, _| {}, &cancel).unwrap();
-        }
+        run_every_slab(&plan, &cancel);
         let records = |dir: &Path| {
             files(dir)
                 .into_keys()
@@ -349,6 +354,7 @@ fn a_crop_into_its_source_folder_never_removes_the_users_files() {
 #[cfg(target_os = "linux")]
 mod strace {
     use super::*;
+    use ctstack::CROP_RECORD_FILE;
     use std::path::PathBuf;
 
     fn require() -> bool {
@@ -654,18 +660,9 @@ mod strace {
         const CHILD: &str = "CTSTACK_DURABILITY_SLAB_CHILD";
         if let Ok(dir) = std::env::var(CHILD) {
             let root = PathBuf::from(dir);
-            let plan = PyramidBuilder::from_dir(root.join("scan"))
-                .unwrap()
-                .output_dir(root.join("out"))
-                .min_size(8)
-                .plan()
-                .unwrap();
-            let (count, align) = (plan.levels()[0].count, plan.slab_alignment());
+            let plan = super::plan(&root.join("scan"), &root.join("out"), false);
             let cancel = CancelFlag::new();
-            for start in (0..count).step_by(align) {
-                let slab = start..(start + align).min(count);
-                plan.run_slab(slab, &mut |_, _| {}, &cancel).unwrap();
-            }
+            super::run_every_slab(&plan, &cancel);
             plan.finish_slabs(&cancel).unwrap();
             return;
         }

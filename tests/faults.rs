@@ -872,7 +872,7 @@ fn two_concurrent_runs_both_succeed_with_complete_outputs() {
             output.status,
             String::from_utf8_lossy(&output.stderr)
         );
-        // "4 levels (...), 60 slices rebuilt, 0 kept, 0 removed, ..."
+        // "levels 1-4 (...), 60 slices rebuilt, 0 kept, 0 removed, ..."
         let count = stdout
             .split(", ")
             .find_map(|part| part.strip_suffix(" slices rebuilt"))

@@ -326,7 +326,7 @@ fn cli_counts(output: &std::process::Output) -> Counts {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "ctstack pyramid failed: {stderr}");
-    // "3 levels (...), 10 slices rebuilt, 4 kept, 0 removed, ..."
+    // "levels 1-3 (...), 10 slices rebuilt, 4 kept, 0 removed, ..."
     let field = |suffix: &str| {
         stdout
             .split(", ")

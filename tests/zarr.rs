@@ -1052,7 +1052,7 @@ fn the_voxel_size_comes_from_the_scanners_file_beside_the_slices() {
             "stack_bmp",
             Some("bruker_acq"),
             None,
-            "voxel size is unknown",
+            "scan.log is a Bruker SkyScan acquisition log",
         ),
         (
             "stack_bmp",

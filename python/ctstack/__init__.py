@@ -45,9 +45,11 @@ the limits :class:`LimitsExceededError`. Warnings (a gap in the numbering,
 files left out of the stack) are :class:`CtstackWarning`\\ s, given to
 ``warnings.warn`` and the ``"ctstack"`` logger and kept in the reports.
 
-Progress callbacks: ``progress(done, total)``, its return value ignored;
-raise from it to stop a run (the exception is re-raised), or call a job's
-``cancel()``.
+Progress callbacks: ``progress(done, total)``, called once per unit of work
+(``done = 1, 2, ..., total``, in order; the last call of a run that succeeds
+is ``(total, total)``), so tqdm's ``bar.update(1)`` is exact; its return value
+is ignored; raise from it to stop a run (the exception is re-raised), or call
+a job's ``cancel()``.
 
 The library is loaded from this package (where the wheel puts it), else from
 the path in the environment variable ``CTSTACK_LIBRARY``.

@@ -389,8 +389,10 @@ def crop(
             no file (see the module's documentation) raises StateError before
             anything is written; True: such slices are left out, with a
             :class:`MissingSliceWarning` naming them.
-        progress: ``progress(done, total)`` on this thread every 50 ms while
-            the crop runs and once at the end; its return value is ignored.
+        progress: ``progress(done, total)`` on this thread once per file
+            written, ``done = 1, 2, ..., total`` in order, the last call
+            ``(total, total)`` when the crop succeeds (``bar.update(1)`` is
+            exact with tqdm); its return value is ignored.
             To stop the crop, raise from it: the crop is cancelled (the files
             written so far are complete) and the exception is re-raised here.
         box, slices: not accepted (a 4-number box's order is easy to
@@ -415,11 +417,12 @@ def crop(
         name_width=name_width, threads=threads, mmap=mmap, skip_missing=skip_missing,
         box=box, slices=slices, _stacklevel=2,
     )  # fmt: skip
+    reporter = _l.ProgressReporter(progress)
     with job:
         try:
             while progress is not None:
                 running, done, total = job._poll()
-                progress(done, total)
+                reporter.to(done, total)
                 if not running:
                     break
                 _pause(job)
@@ -429,7 +432,9 @@ def crop(
             _note(e, "ctstack: the crop was cancelled by this exception; the files written "
                   "so far are complete")
             raise
-        return job.report()
+        report = job.report()
+        reporter.finish()
+        return report
 
 
 def crop_to_array(
@@ -451,8 +456,8 @@ def crop_to_array(
     """The crop as a new ``(count, height, width)`` numpy array of the stack's
     dtype (what CTHarvester's ``get_cropped_volume`` and its marching-cubes
     export need), no file written. Arguments as :func:`crop`; ``progress(done,
-    total)`` is called on this thread after every slice, its return value
-    ignored (raise from it to stop: the exception is re-raised here).
+    total)`` is called on this thread once per slice read, as for :func:`crop`,
+    its return value ignored (raise from it to stop: the exception is re-raised here).
     With ``skip_missing=True`` the array holds the slices that exist, in
     order (a :class:`MissingSliceWarning` names those left out).
     """

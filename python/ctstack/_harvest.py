@@ -133,8 +133,9 @@ class HarvestWidget(QWidget):
         self.cancel.setEnabled(False)
         try:
             self.report = job.report()
-            self.status.setText("Harvested %d files into %s" % (
-                self.report.written, self.report.output_dir))
+            written = self.report.written
+            self.status.setText("Harvested %d file%s into %s" % (
+                written, "" if written == 1 else "s", self.report.output_dir))
         except Exception as e:  # cancelled or failed: said in the widget
             self.error = str(e)
             self.status.setText("Stopped: %s" % e)

@@ -184,7 +184,16 @@ class JobReportT(ctypes.Structure):
         ("removed", ctypes.c_uint64),
         ("warnings", ctypes.c_uint32),
         ("elapsed_seconds", ctypes.c_double),
+        ("voxel_size", ctypes.c_double * 3),
+        ("voxel_size_source", ctypes.c_int32),
+        ("voxel_size_from", ctypes.c_char_p),
     ]
+
+
+#: ``CTSTACK_VOXEL_SIZE_*`` (include/ctstack.h): where a voxel size came from,
+#: in the words of :attr:`ctstack.Volume.voxel_size_source` and
+#: :attr:`ctstack.JobReport.voxel_size_source`.
+VOXEL_SIZE_SOURCES = {0: "unknown", 1: "resolution tags", 2: "scanner's file", 3: "given"}
 
 
 #: Every function of include/ctstack.h: ``name: (restype, argtypes)``.
@@ -307,24 +316,56 @@ def check(status: int, message: Optional[str] = None) -> None:
         raise error_for(status, last_error() if message is None else message)
 
 
+class ProgressReporter:
+    """The one contract of every ``progress(done, total)`` callback: it is
+    called once per unit of work finished (a slice written, or read into an
+    array), with ``done = 1, 2, ..., total`` in order, on the caller's thread;
+    never before ``total`` is known, never twice with the same ``done``; the
+    last call of a run that succeeds is ``(total, total)`` (a run with nothing
+    to do, total 0, makes no call). So ``bar.update(1)``, ``bar.update(done -
+    bar.n)`` and ``bar.n = done`` are all exact with tqdm. The library reports
+    progress by sampling (a poll every 50 ms, or a C callback): :meth:`to`
+    fills in every unit between two samples."""
+
+    def __init__(self, progress: Optional[Callable[[int, int], Any]]) -> None:
+        self.progress = progress
+        self.done = 0
+        self.total = 0
+
+    def to(self, done: int, total: int) -> None:
+        """Calls ``progress`` for each unit from the last one reported to
+        ``done`` (capped at ``total``); nothing while ``total`` is 0."""
+        if self.progress is None or total <= 0:
+            return
+        self.total = total
+        while self.done < min(done, total):
+            self.done += 1
+            self.progress(self.done, total)
+
+    def finish(self) -> None:
+        """The run succeeded: the last call is ``(total, total)``."""
+        self.to(self.total, self.total)
+
+
 def call_with_progress(
     call: Callable[[Any], int],
     progress: Optional[Callable[[int, int], Any]],
 ) -> None:
     """Runs ``call(callback)``, a blocking ctstack function that takes a
-    ``ctstack_progress_fn``, with ``progress(done, total)`` behind it: its
-    return value is ignored (Python's rule: ``tqdm``'s ``update`` returns
+    ``ctstack_progress_fn``, with ``progress(done, total)`` behind it (as
+    :class:`ProgressReporter` says: once per unit, the last ``(total,
+    total)``): its return value is ignored (Python's rule: ``tqdm``'s ``update`` returns
     True when it redraws); an exception it raises cancels the call and is
     re-raised here once the call has returned. Raises the call's error."""
     raised: List[BaseException] = []
+    reporter = ProgressReporter(progress)
 
     def trampoline(done: int, total: int, _user_data: object) -> int:
         """The C callback: calls ``progress``, keeps what it raises."""
         if raised:
             return 1
         try:
-            if progress is not None:
-                progress(done, total)
+            reporter.to(done, total)
             return 0
         except BaseException as e:  # re-raised below, after the call returns
             raised.append(e)
@@ -343,6 +384,7 @@ def call_with_progress(
         finally:
             raised.clear()
     check(status, message)
+    reporter.finish()
 
 
 def path_arg(path: PathArg, what: str = "path") -> bytes:

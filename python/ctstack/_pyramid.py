@@ -278,9 +278,11 @@ def build_pyramid(
     ``single_page=True``. Blocks until done; the GIL is released while
     the library works. Options as in :class:`PyramidOptions`.
 
-    ``progress(done, total)`` is called on this thread about every 50 ms
-    while the build runs, and once at the end; what it returns is ignored
-    (``tqdm``'s ``bar.update`` is fine). To stop the run, raise from it: the
+    ``progress(done, total)`` is called on this thread once per output slice
+    written (or kept), ``done = 1, 2, ..., total`` in order, the last call
+    ``(total, total)`` when the build succeeds (none when there is nothing to
+    build); what it returns is ignored, so ``tqdm``'s ``bar.update(1)`` is
+    exact (python/README.md has the example). To stop the run, raise from it: the
     run is cancelled (complete outputs kept, a later run resumes) and the
     exception, KeyboardInterrupt included, is re-raised here. Ctrl-C
     interrupts the call with or without a callback.
@@ -313,18 +315,19 @@ POLL_INTERVAL = 0.05
 
 
 def run_job(job: "PyramidJob", progress: Optional[ProgressCallback], stacklevel: int) -> "JobReport":
-    """Runs ``job`` to its end on this thread: ``progress(done, total)`` every
-    :data:`POLL_INTERVAL` and once at the end, its return value ignored; an
+    """Runs ``job`` to its end on this thread: ``progress(done, total)`` once
+    per unit (:class:`ProgressReporter`; the job is polled every
+    :data:`POLL_INTERVAL`), its return value ignored; an
     exception it raises (or a KeyboardInterrupt while waiting) cancels the
     job, which is waited for, and is re-raised. Then the report, whose
     warnings also go to ``warnings.warn`` and the ``"ctstack"`` logger
     (``stacklevel``: the caller's caller's frame, as for ``warnings.warn``)."""
+    reporter = _l.ProgressReporter(progress)
     with job:
         try:
             while True:
                 running, done, total = job._poll()
-                if progress is not None:
-                    progress(done, total)
+                reporter.to(done, total)
                 if not running:
                     break
                 _pause(job)
@@ -335,6 +338,7 @@ def run_job(job: "PyramidJob", progress: Optional[ProgressCallback], stacklevel:
                   "kept and a later run resumes from them")
             raise
         report = job.report()
+        reporter.finish()
     warn_each(report.warnings, stacklevel + 1)
     return report
 
@@ -392,6 +396,15 @@ class JobReport:
             that are not outputs.
         elapsed_seconds: the run's wall time.
         output_dir: where the levels are (open it with :func:`open_pyramid`).
+        voxel_size: an OME-Zarr build's level-0 voxel size (z, y, x) as the
+            store records it, in its unit ((1, 1, 1) when unknown); None for a
+            pyramid (a TIFF pyramid records none).
+        voxel_size_source: where it came from: ``"given"`` (``voxel_size=``),
+            ``"resolution tags"`` (the first slice's), ``"scanner's file"`` (a
+            Bruker ``*_rec.log``, ``.xtekct``, ``.pcr``, ``.pca`` beside the
+            slices) or ``"unknown"``; None for a pyramid.
+        voxel_size_from: that source for people (``"scan_rec.log
+            ([Reconstruction] Pixel Size (um), ...)"``); None for a pyramid.
     """
 
     levels: int
@@ -401,6 +414,9 @@ class JobReport:
     warnings: List[str]
     elapsed_seconds: float
     output_dir: str
+    voxel_size: Optional[Tuple[float, float, float]] = None
+    voxel_size_source: Optional[str] = None
+    voxel_size_from: Optional[str] = None
 
 
 class Job(_l.NativeObject):
@@ -602,6 +618,8 @@ class PyramidJob(Job):
             CtstackError: the job failed (its own error, as :meth:`wait`).
         """
         native, warnings, output_dir = self._report()
+        # Only an OME-Zarr build records a voxel size (its size is never 0).
+        zarr = native.voxel_size[0] > 0
         return JobReport(
             levels=native.levels,
             kept=native.kept,
@@ -610,4 +628,7 @@ class PyramidJob(Job):
             warnings=warnings,
             elapsed_seconds=native.elapsed_seconds,
             output_dir=output_dir,
+            voxel_size=tuple(native.voxel_size) if zarr else None,  # type: ignore[arg-type]
+            voxel_size_source=_l.VOXEL_SIZE_SOURCES.get(native.voxel_size_source) if zarr else None,
+            voxel_size_from=(native.voxel_size_from or b"").decode("utf-8", "replace") if zarr else None,
         )

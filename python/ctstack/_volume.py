@@ -55,7 +55,9 @@ def _default_pyramid_dir(input: Path) -> Path:
 
 
 def _input_of_pyramid(pyramid_dir: Path) -> Path:
-    """The stack a pyramid folder was built from, by where builds put it."""
+    """The stack a pyramid folder was built from, by where builds put it, else
+    by the folder its manifest names (a pyramid written with ``output_dir``
+    elsewhere)."""
     if pyramid_dir.name == ".thumbnail":
         return pyramid_dir.parent
     if pyramid_dir.name.endswith(".thumbnail"):
@@ -64,6 +66,19 @@ def _input_of_pyramid(pyramid_dir: Path) -> Path:
             candidate = pyramid_dir.with_name(stem + suffix)
             if candidate.is_file():
                 return candidate
+    import json
+
+    try:
+        manifest = json.loads((pyramid_dir / MANIFEST).read_text(encoding="utf-8"))
+        folder, inputs = Path(manifest["folder"]), manifest["inputs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        folder, inputs = None, []
+    if folder is not None and folder.is_dir() and inputs:
+        names = {i.get("name") for i in inputs if isinstance(i, dict)}
+        # One file's pages: the stack is that multi-page file.
+        if len(names) == 1 and len(inputs) > 1 and (folder / names.pop()).is_file():
+            return folder / inputs[0]["name"]
+        return folder
     raise invalid_argument(
         "%s is a ctstack pyramid whose stack cannot be found by its name (a build writes "
         "<stack>/.thumbnail or STEM.thumbnail beside STEM.tif): open the stack, "
@@ -106,8 +121,10 @@ class _LevelPlan:
             )
         )  # fmt: skip
 
-    def voxel_size(self, unit: str) -> Optional[Tuple[float, float, float]]:
-        """(z, y, x) in ``unit`` from the first slice's resolution tags, if any."""
+    def voxel_size(self, unit: str) -> Optional[Tuple[Tuple[float, float, float], str]]:
+        """(z, y, x) in ``unit`` from the first slice's resolution tags, else
+        the scanner's file beside it, and which (``"resolution tags"``,
+        ``"scanner's file"``), if any."""
         from ._zarr import _zarr_lib
 
         try:
@@ -121,7 +138,9 @@ class _LevelPlan:
                 self.handle.ptr, unit.encode("utf-8"), size, ctypes.byref(found)
             )
         )
-        return (size[0], size[1], size[2]) if found.value else None
+        if not found.value:
+            return None
+        return (size[0], size[1], size[2]), _l.VOXEL_SIZE_SOURCES.get(found.value, "unknown")
 
 
 class _ZarrLevelPlan:
@@ -152,6 +171,65 @@ def _zarr_attributes(store: Path) -> Optional[Dict[str, Any]]:
         if isinstance(attrs, dict) and "ctstack" in attrs:
             return attrs
     return None
+
+
+#: The store's record of its inputs (written last by ``ctstack zarr``).
+_STORE_RECORD = "ctstack-inputs.json"
+
+
+def _store_note(store: Path) -> Optional[str]:
+    """None when the store's inputs are as its record lists them (names,
+    sizes, modification times; in the folder it names, else in the stack its
+    default name points to); else a sentence: stale (an input changed or
+    missing), or why that cannot be told. ``ctstack info`` says the same."""
+    import json
+
+    try:
+        record = json.loads((store / _STORE_RECORD).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return (
+            "whether %s is current is unknown: it has no record of its inputs (%s; a "
+            "distributed build writes none)" % (store, _STORE_RECORD)
+        )
+    except (OSError, ValueError) as e:
+        return "whether %s is current is unknown: %s: %s" % (store, _STORE_RECORD, e)
+    if not isinstance(record, dict) or record.get("format") != "ctstack-zarr-inputs":
+        return "whether %s is current is unknown: %s is not ctstack's record" % (
+            store, _STORE_RECORD,
+        )  # fmt: skip
+    inputs = [i for i in record.get("inputs", []) if isinstance(i, dict) and "name" in i]
+    recorded = record.get("folder")
+    folder: Optional[Path] = None
+    if isinstance(recorded, str) and Path(recorded).is_dir():
+        folder = Path(recorded)
+    else:
+        name = store.name
+        stem = name[: -len(".ome.zarr")] if name.endswith(".ome.zarr") else None
+        for candidate in ([store.with_name(stem)] if stem else []) + [store.parent]:
+            if candidate.is_dir() and any((candidate / i["name"]).is_file() for i in inputs):
+                folder = candidate
+                break
+    if folder is None:
+        return "whether %s is current is unknown: its inputs are not in %s, nor beside it" % (
+            store, recorded if isinstance(recorded, str) else "the folder it was written from",
+        )  # fmt: skip
+    changed = []
+    for i in inputs:
+        try:
+            st = os.stat(folder / i["name"])
+            same = st.st_size == i.get("size") and st.st_mtime_ns == i.get("mtime_ns")
+        except OSError:
+            same = False
+        if not same:
+            changed.append(i["name"])
+    if not changed:
+        return None
+    return (
+        "%s is stale: %d input%s changed or missing since it was written (first: %s): "
+        "build it again (ctstack.build_ome_zarr(%r, %r))"
+        % (store, len(changed), "" if len(changed) == 1 else "s", changed[0], str(folder),
+           str(store))
+    )  # fmt: skip
 
 
 def _axis_index(key: Any, n: int, axis: int) -> Tuple[int, int, int, int, bool]:
@@ -285,11 +363,18 @@ class Volume:
         input: the stack (a folder or a multi-page TIFF).
         pyramid_dir: where its pyramid is (or would be built).
         pyramid_note: None when the pyramid is there; else why the volume has
-            level 0 only (no pyramid yet, or one built from other files).
+            level 0 only (no pyramid yet, or one built from other files). For
+            an OME-Zarr store (all its levels always there): None when its
+            inputs are unchanged since it was written, else whether it is
+            stale (an input changed or missing) or why that is unknown.
         voxel_size: level 0's (z, y, x) size, in ``unit``.
         unit: an NGFF space unit (``"micrometer"``, ...), or None when the
             size is unknown (then the voxel size is 1, 1, 1: voxels).
-        voxel_size_source: ``"argument"``, ``"resolution tags"`` or ``"unknown"``.
+        voxel_size_source: ``"given"`` (the ``voxel_size`` argument),
+            ``"resolution tags"`` (the first slice's), ``"scanner's file"`` (a
+            Bruker ``*_rec.log``, ``.xtekct``, ``.pcr``, ``.pca`` beside the
+            slices), ``"OME-Zarr metadata"`` (a store) or ``"unknown"``: the
+            words of :attr:`JobReport.voxel_size_source`.
     """
 
     def __init__(
@@ -327,12 +412,12 @@ class Volume:
                 )
             self.voxel_size: Tuple[float, float, float] = size  # type: ignore[assignment]
             self.unit: Optional[str] = unit_name
-            self.voxel_size_source = "argument"
+            self.voxel_size_source = "given"
         else:
-            tags = level0.voxel_size(unit_name)
-            self.voxel_size = tags if tags is not None else (1.0, 1.0, 1.0)
-            self.unit = unit_name if tags is not None else None
-            self.voxel_size_source = "resolution tags" if tags is not None else "unknown"
+            found = level0.voxel_size(unit_name)
+            self.voxel_size = found[0] if found is not None else (1.0, 1.0, 1.0)
+            self.unit = unit_name if found is not None else None
+            self.voxel_size_source = found[1] if found is not None else "unknown"
         self.levels: List[LevelArray] = [LevelArray(self, 0, level0)]
         self.pyramid_note: Optional[str] = None
         if not (self.pyramid_dir / MANIFEST).is_file():
@@ -372,7 +457,7 @@ class Volume:
         units = {a.get("unit") for a in axes if isinstance(a, dict)}
         self.input = store
         self.pyramid_dir = store
-        self.pyramid_note = None
+        self.pyramid_note = _store_note(store)
         self.unit = units.pop() if len(units) == 1 and None not in units else None
         group = zarr.open_group(str(store), mode="r")
         self.levels = []

@@ -210,6 +210,7 @@ class ZarrJob(PyramidJob):
         mmap: Optional[str] = None,
         strict: bool = False,
         single_page: bool = False,
+        depth: Optional[int] = None,
         _step: int = STEP_WHOLE,
         _slab: Tuple[int, int] = (0, 0),
     ) -> None:
@@ -222,7 +223,7 @@ class ZarrJob(PyramidJob):
                 raise invalid_argument("store is required with an explicit file list")
             source = _Input(None, store, files=list(input_dir))
         native = source.options(
-            _options(min_size, 0, threads, mmap, strict, False, single_page=single_page)
+            _options(min_size, 0, threads, mmap, strict, False, depth, single_page)
         )
         store_arg = _l.path_arg(store, "store")
         zarr = options._native(store_arg, _step, _slab)
@@ -264,6 +265,7 @@ def build_ome_zarr(
     mmap: Optional[str] = None,
     strict: bool = False,
     single_page: bool = False,
+    depth: Optional[int] = None,
 ) -> JobReport:
     """Writes the stack of ``input_dir`` (a directory, one multi-page TIFF (a
     file of one page only with ``single_page=True``), or an ordered list of
@@ -272,11 +274,16 @@ def build_ome_zarr(
     beside the input), the equivalent of ``ctstack zarr INPUT --out STORE``.
     Levels 1 ..= L hold exactly the samples of :func:`ctstack.build_pyramid`'s
     levels (same ``min_size``). Blocks until done; ``progress(done, total)``
-    is called every 50 ms while it runs, its return value ignored, as for
-    :func:`ctstack.build_pyramid` (raise from it to stop). Returns the
+    is called once per unit of work (a slice of a level written), ``done = 1,
+    2, ..., total``, the last ``(total, total)``, its return value ignored, as
+    for :func:`ctstack.build_pyramid` (raise from it to stop). Returns the
     :class:`JobReport` (``rebuilt``: files written, ``kept``: files already
     right, ``output_dir``: the store, ``warnings``: also given to
     ``warnings.warn`` and the ``"ctstack"`` logger).
+
+    ``depth=8`` or ``16`` converts a stack that mixes 8- and 16-bit slices to
+    that depth, as :func:`ctstack.build_pyramid`'s ``depth`` and the CLI's
+    ``--depth`` (None: mixed depths are refused, MismatchError).
 
     The report's warnings (a gap in the numbering, an unknown voxel size, a
     user's file left in the store) are also issued as :class:`UserWarning`.
@@ -306,6 +313,7 @@ def build_ome_zarr(
         mmap=mmap,
         strict=strict,
         single_page=single_page,
+        depth=depth,
     )
     try:
         return run_job(job, progress, stacklevel=2)

@@ -221,7 +221,8 @@ def _run_slabs(
 ) -> None:
     """Submits ``task(start, end)`` (a function, then its arguments) for every
     slab, each under a key of its own (``name-start-end-token``), not pure, one
-    retry; reports ``progress(done, len(slabs))`` as slabs finish and raises the
+    retry; reports ``progress(done, len(slabs))`` as each slab finishes
+    (``done = 1, 2, ...``: the package's contract, one call per unit) and raises the
     first failed task's error, cancelling the rest."""
     from distributed import as_completed
 
@@ -232,8 +233,6 @@ def _run_slabs(
         key = "%s-%d-%d-%s" % (name, start, end, token)
         futures.append(dask_client.submit(function, *arguments, key=key, pure=False, retries=1))
     done = 0
-    if progress is not None:
-        progress(0, len(slabs))
     try:
         for future in as_completed(futures):
             future.result()  # raises the task's error

@@ -239,6 +239,12 @@ class PyramidAssertions(unittest.TestCase):
         if complete:
             self.assertEqual(events[-1], (total, total))
 
+    def assertProgressExact(self, events, total):
+        """A progress callback's calls: once per unit, ``(1, total)`` ..
+        ``(total, total)`` in order (the package's contract: tqdm's
+        ``bar.update(1)`` counts exactly)."""
+        self.assertEqual(events, [(i, total) for i in range(1, total + 1)])
+
 
 # --------------------------------------------------------------------------
 # Tests
@@ -800,7 +806,7 @@ class BuildPyramidTest(PyramidAssertions):
             self.assertEqual(os.path.realpath(result.output_dir), os.path.realpath(out))
             self.assertPyramidEqual(out, STACK_REF)
             self.assertCleanOutput(out)
-        self.assertProgressSane(events, STACK_TOTAL)
+        self.assertProgressExact(events, STACK_TOTAL)
 
     def test_without_progress(self):
         with tempfile.TemporaryDirectory() as out:
@@ -837,7 +843,7 @@ class BuildPyramidTest(PyramidAssertions):
             # 301x203 is within 500: no level to build.
             ctstack.build_pyramid(STACK, out, progress=lambda d, t: events.append((d, t)))
             self.assertEqual(level_files(out), [])
-        self.assertEqual(events[-1], (0, 0))
+        self.assertEqual(events, [])  # nothing to build: no unit, no call
 
     def test_min_size_zero_is_an_error(self):
         with tempfile.TemporaryDirectory() as out:
@@ -861,7 +867,7 @@ class BuildPyramidTest(PyramidAssertions):
                 {rel: os.stat(os.path.join(out, rel)).st_mtime_ns for rel in level_files(out)},
                 stamps,
             )
-            self.assertProgressSane(events, STACK_TOTAL)
+            self.assertProgressExact(events, STACK_TOTAL)
             self.assertPyramidEqual(out, STACK_REF)
 
     def test_a_callbacks_return_value_is_ignored(self):
@@ -876,10 +882,53 @@ class BuildPyramidTest(PyramidAssertions):
 
             report = ctstack.build_pyramid(STACK, out, 80, progress=update)
             self.assertEqual(report.rebuilt, STACK_TOTAL)
-            self.assertProgressSane(events, STACK_TOTAL)
+            self.assertProgressExact(events, STACK_TOTAL)
             self.assertPyramidEqual(out, STACK_REF)
             report = ctstack.build_pyramid(STACK, out, 80, force=True, progress=lambda d, t: 1)
             self.assertEqual(report.rebuilt, STACK_TOTAL)
+
+    def test_tqdm_update_1_counts_every_unit(self):
+        """The callback is called once per unit, so ``bar.update(1)`` ends at
+        the total, for build_pyramid, build_ome_zarr, crop and crop_to_array
+        (issue 27: it was sampled every 50 ms, and a tqdm bar stopped short);
+        ``bar.update(done - bar.n)`` too."""
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            if os.environ.get("CTSTACK_REQUIRE_EXTERNAL") == "1":
+                self.fail("tqdm is required (CTSTACK_REQUIRE_EXTERNAL=1)")
+            self.skipTest("tqdm is needed")
+        import io
+
+        def bars():
+            return tqdm(file=io.StringIO(), mininterval=0), tqdm(file=io.StringIO())
+
+        with tempfile.TemporaryDirectory() as tmp:
+            runs = [
+                ("build_pyramid", lambda p: ctstack.build_pyramid(
+                    STACK, os.path.join(tmp, "p"), 80, progress=p), STACK_TOTAL),
+                ("crop", lambda p: ctstack.crop(
+                    STACK, os.path.join(tmp, "c"), threads=2, progress=p), 21),
+                ("crop_to_array", lambda p: ctstack.crop_to_array(STACK, progress=p), 21),
+                ("build_ome_zarr", lambda p: ctstack.build_ome_zarr(
+                    STACK, os.path.join(tmp, "z.ome.zarr"), min_size=80, voxel_size=(1, 1, 1),
+                    progress=p), None),
+            ]  # fmt: skip
+            for name, run, total in runs:
+                ones, deltas = bars()
+
+                def progress(done, n):
+                    ones.update(1)
+                    deltas.total = n
+                    deltas.update(done - deltas.n)
+
+                run(progress)
+                with self.subTest(name):
+                    self.assertGreater(ones.n, 0)
+                    if total is not None:
+                        self.assertEqual(ones.n, total)
+                    self.assertEqual(ones.n, deltas.n)
+                    self.assertEqual(deltas.n, deltas.total)
 
     def test_callback_exception_propagates(self):
         """Raising from the callback stops the run: the exception itself comes
@@ -964,6 +1013,15 @@ class BuildPyramidTest(PyramidAssertions):
             self.assertNotIn("options.", cm.exception.message)
             with self.assertRaises(ctstack.InvalidArgumentError):
                 ctstack.build_pyramid(stack, os.path.join(tmp, "bad"), 10, depth=12)
+            # build_ome_zarr takes depth= too, as the CLI's zarr --depth (issue 27).
+            with self.assertRaises(ctstack.MismatchError):
+                ctstack.build_ome_zarr(stack, os.path.join(tmp, "refused.ome.zarr"), min_size=10)
+            for depth, dtype in ((8, "uint8"), (16, "uint16")):
+                store = os.path.join(tmp, "d%d.ome.zarr" % depth)
+                ctstack.build_ome_zarr(stack, store, min_size=10, depth=depth,
+                                       voxel_size=(1.0, 1.0, 1.0))
+                with open(os.path.join(store, "0", "zarr.json"), encoding="utf-8") as f:
+                    self.assertEqual(json.load(f)["data_type"], dtype)
             for depth, sample_type in ((16, "u16"), (8, "u8")):
                 out = os.path.join(tmp, "d%d" % depth)
                 ctstack.build_pyramid(stack, out, 10, depth=depth)
@@ -1150,7 +1208,7 @@ class PyramidOptionsTest(PyramidAssertions):
             self.assertEqual(report.warnings, warnings)
             self.assertEqual(len(logged.records), 3)
             self.assertPyramidEqual(got, want)
-            self.assertProgressSane(events, 10 + 5)
+            self.assertProgressExact(events, 10 + 5)
 
     def test_a_warning_is_printed_once_in_a_plain_script(self):
         # warnings.warn prints it; the "ctstack" logger, unconfigured, must not

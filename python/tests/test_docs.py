@@ -63,7 +63,9 @@ def ctstack_names(tree):
 def needs(code):
     """The optional modules a block imports."""
     return [
-        m for m in ("numpy", "dask", "distributed", "zarr") if re.search(r"\b%s\b" % m, code)
+        m
+        for m in ("numpy", "dask", "distributed", "zarr", "tqdm")
+        if re.search(r"\b%s\b" % m, code)
     ]
 
 

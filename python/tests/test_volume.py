@@ -177,6 +177,50 @@ class VolumeTest(unittest.TestCase):
         with self.assertRaises(ctstack.InvalidArgumentError):
             ctstack.open(folder, voxel_size=(1, 0, 1))
 
+    def test_a_pyramid_written_elsewhere_opens_by_its_manifest(self):
+        """ctstack.open on a pyramid folder built with output_dir elsewhere
+        finds its stack through the folder the manifest names (issue 27: it
+        could only be found by the default layout's name)."""
+        folder = self.odd_stack(n=6, h=40, w=30)
+        out = self.tmp / "elsewhere" / "pyr"
+        ctstack.build_pyramid(folder, out, 10)
+        volume = ctstack.open(out)
+        self.assertEqual(volume.input.resolve(), folder.resolve())
+        self.assertIsNone(volume.pyramid_note)
+        self.assertEqual(len(volume.levels), 3)
+        np.testing.assert_array_equal(volume.levels[0][2], sources(folder)[2])
+
+    def test_the_voxel_size_says_where_it_came_from(self):
+        """Volume.voxel_size_source and an OME-Zarr build's report say where
+        the size came from in the same words: given, resolution tags, the
+        scanner's file (a Bruker NRecon log beside BMP slices), unknown (issue
+        27: the reports did not say; a scanner's size read as "resolution
+        tags")."""
+        folder = self.tmp / "bruker"
+        folder.mkdir()
+        for source in ("stack_bmp", "sidecars/bruker"):
+            for f in (FIXTURES / source).iterdir():
+                shutil.copyfile(f, folder / f.name)
+        volume = ctstack.open(folder)
+        self.assertEqual(volume.voxel_size, (12.5, 12.5, 12.5))
+        self.assertEqual(volume.voxel_size_source, "scanner's file")
+        self.assertEqual(ctstack.open(folder, voxel_size=(1, 2, 3)).voxel_size_source, "given")
+        self.assertEqual(ctstack.open(FIXTURES / "stack").voxel_size_source, "unknown")
+        report = ctstack.build_ome_zarr(folder, self.tmp / "b.ome.zarr", min_size=10)
+        self.assertEqual(report.voxel_size, (12.5, 12.5, 12.5))
+        self.assertEqual(report.voxel_size_source, "scanner's file")
+        self.assertIn("scan_rec.log ([Reconstruction] Pixel Size (um)", report.voxel_size_from)
+        report = ctstack.build_ome_zarr(folder, self.tmp / "g.ome.zarr", min_size=10,
+                                        voxel_size=(3.0, 2.0, 1.0))
+        self.assertEqual((report.voxel_size, report.voxel_size_source, report.voxel_size_from),
+                         ((3.0, 2.0, 1.0), "given", "given"))
+        with self.assertWarnsRegex(ctstack.CtstackWarning, "voxel size is unknown"):
+            report = ctstack.build_ome_zarr(FIXTURES / "stack", self.tmp / "u.ome.zarr", min_size=80)
+        self.assertEqual((report.voxel_size, report.voxel_size_source, report.voxel_size_from),
+                         ((1.0, 1.0, 1.0), "unknown", ""))
+        pyramid = ctstack.build_pyramid(folder, self.tmp / "p", 10)
+        self.assertEqual((pyramid.voxel_size, pyramid.voxel_size_source), (None, None))
+
     def test_a_missing_pyramid_is_built_on_request_with_progress_never_silently(self):
         folder = self.odd_stack(n=9, h=90, w=70)
         self.assertEqual(len(ctstack.open(folder).levels), 1)
@@ -186,6 +230,7 @@ class VolumeTest(unittest.TestCase):
         self.assertIsNone(volume.pyramid_note)
         self.assertEqual(len(volume.levels), 4)
         self.assertTrue(calls and calls[-1][0] == calls[-1][1] > 0, calls)
+        self.assertEqual(calls, [(i, calls[-1][1]) for i in range(1, calls[-1][1] + 1)])
         # A pyramid built from other files is not served: level 0 only, and why.
         first = folder / "s_000.tif"
         tifffile.imwrite(str(first), np.zeros((90, 70), "uint16"))
@@ -277,6 +322,31 @@ class VolumeTest(unittest.TestCase):
             self.assertIs(_napari.get_reader(str(store)), _napari.read)
         self.assertIsNone(_napari.get_reader(str(self.tmp / "none")))
         self.assertIs(_napari.get_reader(str(folder)), _napari.read)
+
+    def test_a_store_says_whether_it_is_current(self):
+        """As ``ctstack info``: a store whose inputs are unchanged has no note;
+        one whose input was rewritten says it is stale, naming the file; one
+        without its record says currency is unknown (issue 27)."""
+        try:
+            import zarr  # noqa: F401
+        except ImportError:
+            if REQUIRE_EXTERNAL and sys.version_info >= (3, 11):
+                self.fail("zarr is required (CTSTACK_REQUIRE_EXTERNAL=1)")
+            self.skipTest("zarr-python is needed")
+        folder = self.odd_stack(n=5, h=20, w=24)
+        store = self.tmp / "elsewhere" / "s.ome.zarr"
+        store.parent.mkdir()
+        ctstack.build_ome_zarr(folder, store, min_size=10, voxel_size=(1.0, 1.0, 1.0))
+        self.assertIsNone(ctstack.open(store).pyramid_note)
+        first = sorted(folder.iterdir())[0]
+        os.utime(first, ns=(1_000_000_000_000_000, 1_000_000_000_000_000))
+        volume = ctstack.open(store)
+        self.assertIn("is stale: 1 input changed or missing", volume.pyramid_note)
+        self.assertIn(first.name, volume.pyramid_note)
+        self.assertIn("build_ome_zarr", volume.pyramid_note)
+        self.assertEqual(len(volume.levels), 3)  # still readable: the store holds its data
+        (store / "ctstack-inputs.json").unlink()
+        self.assertIn("no record of its inputs", ctstack.open(store).pyramid_note)
 
     def test_pickles_and_dask(self):
         volume = ctstack.open(FIXTURES / "stack")

@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 use crate::sample::with_sample_type;
 use crate::stack::{Selection, SliceRef};
 use crate::tiff::{IndexedPage, PageIndex};
-use crate::writer::{fits_classic_tiff, temp_target};
+use crate::writer::fits_classic_tiff;
 use crate::{
     CancelFlag, Error, Format, Limits, OpenOptions, Photometric, Pyramid, PyramidBuilder, ReadMode,
     Sample, SampleType, Slice,
@@ -888,21 +888,10 @@ impl CropPlan {
 /// only those: other temporary files may be another run's).
 fn remove_own_temporaries(out: &Path, names: &[String]) -> Result<(), Error> {
     let ours: HashSet<&str> = names.iter().map(String::as_str).collect();
-    let entries = std::fs::read_dir(out).map_err(|e| Error::io(out, "cannot list directory", e))?;
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        // `.{output}.{pid}.{seq}.ctstack-tmp`, exactly: the temporary file of an output.
-        if temp_target(name).is_some_and(|o| ours.contains(o))
-            && entry.file_type().is_ok_and(|t| t.is_file())
-        {
-            let path = entry.path();
-            crate::writer::remove_file(&path).map_err(|e| {
-                Error::io(&path, "cannot remove a temporary file of a killed run", e)
-            })?;
-        }
-    }
-    Ok(())
+    crate::temp::sweep(out, crate::temp::Reach::Folder, |output| {
+        ours.contains(output)
+    })
+    .map(drop)
 }
 
 /// The indices an axis keeps: `count` of them, `start`, `start + step`, ..., `last`.

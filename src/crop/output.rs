@@ -3,10 +3,13 @@
 //! the source's resolution where the format has a place for it; and reading that
 //! resolution from a source.
 
-use std::io::{Read, Seek, Write};
+use std::io::Write;
 use std::path::Path;
 
-use crate::writer::{Resolution, write_atomically_synced, write_tiff_file};
+use crate::formats;
+use crate::source::{ReadMode, Source};
+use crate::tiff::Resolution;
+use crate::writer::{write_atomically_synced, write_tiff_file};
 use crate::{Error, Format, Photometric, Sample, SampleType};
 
 /// The file format of a crop's outputs.
@@ -122,15 +125,6 @@ impl Density {
         (ok(x) && ok(y)).then_some((x as u32, y as u32))
     }
 
-    /// The density of `ppm` pixels per metre, as a TIFF's per-centimetre rationals.
-    fn from_per_metre(x: u32, y: u32) -> Option<Density> {
-        (x > 0 && y > 0).then_some(Density(Resolution {
-            x: (x, 100),
-            y: (y, 100),
-            unit: 3,
-        }))
-    }
-
     /// Whether the unit is a length (inch, centimetre), not just an aspect ratio.
     pub(super) fn has_length_unit(self) -> bool {
         matches!(self.0.unit, 2 | 3)
@@ -181,79 +175,25 @@ fn gcd(mut a: u32, mut b: u32) -> u32 {
     a.max(1)
 }
 
-/// The density recorded in `path` (page `page`; a JPEG's JFIF density), read
-/// from its header only;
+/// The density recorded in `path` (page `page`), read from its header only by
+/// the reading layer (a TIFF page's layout, the other formats' headers);
 /// `None` when it has none or it cannot be read (a crop never fails for want of it).
 pub(super) fn read_density(path: &Path, page: usize, format: Format) -> Option<Density> {
-    let mut file = std::fs::File::open(path).ok()?;
-    match format {
-        Format::Tiff => tiff_density(std::io::BufReader::new(file), page),
-        Format::Bmp => {
-            // BITMAPINFOHEADER and later: biXPelsPerMeter, biYPelsPerMeter at 38 and 42.
-            let mut head = [0u8; 46];
-            file.read_exact(&mut head).ok()?;
-            let info = u32::from_le_bytes(head[14..18].try_into().ok()?);
-            if info < 40 {
-                return None;
-            }
-            let x = i32::from_le_bytes(head[38..42].try_into().ok()?);
-            let y = i32::from_le_bytes(head[42..46].try_into().ok()?);
-            Density::from_per_metre(u32::try_from(x).ok()?, u32::try_from(y).ok()?)
+    let limits = crate::Limits::default();
+    let resolution = match format {
+        Format::Tiff => {
+            let file = std::fs::File::open(path).ok()?;
+            let (layout, _) = crate::tiff::page_layout(path, page, &file, &limits).ok()??;
+            layout.resolution.resolution()
         }
-        Format::Png => {
-            let decoder = png::Decoder::new(std::io::BufReader::new(file));
-            let reader = decoder.read_info().ok()?;
-            let dims = reader.info().pixel_dims?;
-            match dims.unit {
-                png::Unit::Meter => Density::from_per_metre(dims.xppu, dims.yppu),
-                png::Unit::Unspecified => None,
-            }
+        _ => {
+            let source = Source::open_header(path, ReadMode::Auto).ok()?;
+            formats::read_header(format, source.bytes(), &limits)
+                .ok()?
+                .resolution
         }
-        Format::Jpeg => {
-            // A JFIF APP0 segment right after SOI: "JFIF\0", version, units
-            // (1 dots per inch, 2 per centimetre; 0 an aspect ratio only), X and Y density.
-            let mut head = [0u8; 18];
-            file.read_exact(&mut head).ok()?;
-            if head[..4] != [0xFF, 0xD8, 0xFF, 0xE0] || &head[6..11] != b"JFIF\0" {
-                return None;
-            }
-            let unit = match head[13] {
-                1 => 2,
-                2 => 3,
-                _ => return None,
-            };
-            let x = u32::from(u16::from_be_bytes([head[14], head[15]]));
-            let y = u32::from(u16::from_be_bytes([head[16], head[17]]));
-            (x > 0 && y > 0).then_some(Density(Resolution {
-                x: (x, 1),
-                y: (y, 1),
-                unit,
-            }))
-        }
-    }
-}
-
-/// XResolution, YResolution and ResolutionUnit of page `page`, through the `tiff`
-/// crate's tag reader (the directory only, never the pixels).
-fn tiff_density<R: Read + Seek>(reader: R, page: usize) -> Option<Density> {
-    use tiff::decoder::{Decoder, ifd::Value};
-    use tiff::tags::Tag;
-    let mut decoder = Decoder::new(reader).ok()?;
-    if page > 0 {
-        decoder.seek_to_image(page).ok()?;
-    }
-    let rational = |v: Value| match v {
-        Value::Rational(n, d) if n > 0 && d > 0 => Some((n, d)),
-        _ => None,
     };
-    let x = rational(decoder.find_tag(Tag::XResolution).ok()??)?;
-    let y = rational(decoder.find_tag(Tag::YResolution).ok()??)?;
-    let unit = match decoder.find_tag_unsigned::<u16>(Tag::ResolutionUnit) {
-        Ok(Some(u @ 1..=3)) => u,
-        Ok(None) => 2, // the TIFF default: inch
-        _ => return None,
-    };
-    Some(Density(Resolution { x, y, unit }))
+    resolution.map(Density)
 }
 
 /// Writes `samples` (row-major `width` x `height`) to `path` in `format`
@@ -431,7 +371,7 @@ mod tests {
             unit: 2,
         });
         assert_eq!(inch.per_metre(), Some((10000, 5000)));
-        let cm = Density::from_per_metre(10000, 5000).unwrap();
+        let cm = Density(Resolution::per_metre(10000, 5000).unwrap());
         assert_eq!(cm.0.x, (10000, 100));
         assert_eq!(cm.per_metre(), Some((10000, 5000)));
         assert_eq!(inch.at_level(2).unwrap().0.x, (254, 4));

@@ -39,6 +39,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::pyramid::manifest::RecordKind;
 use crate::pyramid::{FileRecord, read_small, to_bytes};
 use crate::writer::write_atomically_durable;
 use crate::{Error, OpenOptions, SampleType, Slice};
@@ -58,8 +59,8 @@ const NAMED: usize = 3;
 /// The record of one output folder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct Record {
-    format: String,
-    version: u32,
+    #[serde(flatten)]
+    kind: RecordKind,
     files: BTreeMap<String, Entry>,
 }
 
@@ -99,8 +100,7 @@ impl Shape {
 impl Record {
     fn empty() -> Record {
         Record {
-            format: FORMAT.to_string(),
-            version: VERSION,
+            kind: RecordKind::new(FORMAT, VERSION),
             files: BTreeMap::new(),
         }
     }
@@ -134,7 +134,7 @@ impl Record {
             return Err(refuse(format!("no \"format\": \"{FORMAT}\"")));
         }
         match serde_json::from_value::<Record>(value) {
-            Ok(record) if record.version == VERSION => Ok(record),
+            Ok(record) if record.kind.is(FORMAT, VERSION) => Ok(record),
             _ => Ok(Record::empty()),
         }
     }

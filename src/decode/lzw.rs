@@ -14,9 +14,10 @@
 //! from output already written, and output stops at the strip's size.
 
 use crate::SampleType;
+use crate::bytes::ByteOrder;
 use crate::error::{Problem, format_problem};
 use crate::sample::Sample;
-use crate::tiff::{ByteOrder, Chunks, Compression, ImageLayout};
+use crate::tiff::{Chunks, Compression, ImageLayout};
 
 const CLEAR: u16 = 256;
 const END: u16 = 257;

@@ -547,8 +547,10 @@ pub unsafe extern "C" fn ctstack_crop_read_box(
 /// source, by the rule of the OME-Zarr writer (`VoxelSize::of_stack`: its
 /// resolution tags (XResolution, YResolution and ResolutionUnit, or an ImageJ
 /// file's `unit=` and `spacing=`; without a z step, z equals x), else the
-/// scanner's file beside it, such as a Bruker NRecon `.log`). `*found` is 1 and
-/// `size` holds the three numbers when one is found; 0 (and `size` untouched)
+/// scanner's file beside it, such as a Bruker NRecon `.log`). `*found` is where
+/// it came from, `CTSTACK_VOXEL_SIZE_TAGS` (1) or `CTSTACK_VOXEL_SIZE_SCANNER_FILE`
+/// (2), and `size` holds the three numbers when one is found;
+/// `CTSTACK_VOXEL_SIZE_UNKNOWN` (0, and `size` untouched)
 /// when not (no tags, no scanner's file, an unknown unit): the size is then
 /// unknown, not an error. At level k the source is the pyramid's slice, whose
 /// tags carry the level's own (coarser) size. Built with the `ome-zarr`
@@ -576,16 +578,20 @@ pub unsafe extern "C" fn ctstack_crop_voxel_size(
         let from_tags = plan.sources().first().and_then(|s| {
             let size = crate::VoxelSize::of_stack(&s.path).size?;
             let per_unit = crate::zarr::micrometres_per(unit)?;
-            Some((size.micrometres.map(|v| v / per_unit), size.source))
+            let source = match size.sidecar {
+                Some(_) => super::report::CTSTACK_VOXEL_SIZE_SCANNER_FILE,
+                None => super::report::CTSTACK_VOXEL_SIZE_TAGS,
+            };
+            Some((size.micrometres.map(|v| v / per_unit), source))
         });
         // SAFETY: non-NULL and writable per the contract above (3 doubles for size).
         unsafe {
             match from_tags {
-                Some((zyx, _)) => {
+                Some((zyx, source)) => {
                     std::ptr::write_unaligned(size.cast::<[f64; 3]>(), zyx);
-                    *found = 1;
+                    *found = source;
                 }
-                None => *found = 0,
+                None => *found = super::report::CTSTACK_VOXEL_SIZE_UNKNOWN,
             }
         }
         Ok(())

@@ -18,7 +18,24 @@ pub(crate) struct JobReport {
     elapsed: std::time::Duration,
     output_dir: CString,
     warnings: Vec<CString>,
+    /// An OME-Zarr job's level-0 voxel size (z, y, x, in the store's unit),
+    /// where it came from (`CTSTACK_VOXEL_SIZE_*`) and that source described.
+    voxel: ([f64; 3], i32, CString),
 }
+
+/// The voxel size is unknown (the store's axes carry no unit, its scale is in
+/// voxels), or the job is not an OME-Zarr build (a pyramid's or crop's report).
+pub const CTSTACK_VOXEL_SIZE_UNKNOWN: i32 = 0;
+/// From the first slice's resolution tags (or ImageJ's description).
+#[cfg_attr(not(feature = "ome-zarr"), allow(dead_code))]
+pub const CTSTACK_VOXEL_SIZE_TAGS: i32 = 1;
+/// From the scanner's file beside the slices (a Bruker NRecon `*_rec.log`, a
+/// Nikon `.xtekct`, a GE phoenix `.pcr` / `.pca`).
+#[cfg_attr(not(feature = "ome-zarr"), allow(dead_code))]
+pub const CTSTACK_VOXEL_SIZE_SCANNER_FILE: i32 = 2;
+/// Given by the caller (`ctstack_zarr_options.voxel_size`).
+#[cfg_attr(not(feature = "ome-zarr"), allow(dead_code))]
+pub const CTSTACK_VOXEL_SIZE_GIVEN: i32 = 3;
 
 /// The image files a directory's selection left out, as warnings: the
 /// command line's notes ([`Listing::left_out_notes`](crate::stack::Listing::left_out_notes)),
@@ -45,7 +62,22 @@ impl JobReport {
             elapsed: summary.elapsed,
             output_dir: c_string(&summary.output_dir.to_string_lossy()),
             warnings: summary.warnings.iter().map(|w| c_string(w)).collect(),
+            voxel: ([0.0; 3], CTSTACK_VOXEL_SIZE_UNKNOWN, CString::default()),
         }
+    }
+
+    /// This report with an OME-Zarr plan's voxel size and its source.
+    #[cfg(feature = "ome-zarr")]
+    pub(crate) fn with_voxel_size(mut self, plan: &crate::ZarrPlan) -> JobReport {
+        use crate::zarr::VoxelFrom;
+        let (code, from) = match plan.voxel_from() {
+            VoxelFrom::Given => (CTSTACK_VOXEL_SIZE_GIVEN, "given".to_string()),
+            VoxelFrom::Tags(from) => (CTSTACK_VOXEL_SIZE_TAGS, from.clone()),
+            VoxelFrom::ScannerFile(from) => (CTSTACK_VOXEL_SIZE_SCANNER_FILE, from.clone()),
+            VoxelFrom::Unknown => (CTSTACK_VOXEL_SIZE_UNKNOWN, String::new()),
+        };
+        self.voxel = (plan.voxel_size(), code, c_string(&from));
+        self
     }
 
     /// A crop run's report: `rebuilt` counts the files written, `warnings` holds
@@ -59,6 +91,7 @@ impl JobReport {
             elapsed: summary.elapsed,
             output_dir: c_string(&summary.output_dir.to_string_lossy()),
             warnings: summary.notes.iter().map(|w| c_string(w)).collect(),
+            voxel: ([0.0; 3], CTSTACK_VOXEL_SIZE_UNKNOWN, CString::default()),
         }
     }
 }
@@ -66,7 +99,9 @@ impl JobReport {
 /// What a finished job did. Fill `struct_size` with `sizeof(ctstack_job_report)`
 /// before the call: later versions append fields and fill only what the caller
 /// knows. For a crop job (`ctstack_crop_start`): `rebuilt` is the number of
-/// files written, the warnings are the crop's notes, the other counts are 0.
+/// files written, the warnings are the crop's notes (the outputs' resolution and
+/// where it came from among them), the other counts are 0, the voxel size
+/// fields 0 and "".
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct ctstack_job_report {
@@ -84,6 +119,18 @@ pub struct ctstack_job_report {
     pub warnings: u32,
     /// Wall time of the run, in seconds.
     pub elapsed_seconds: f64,
+    /// An OME-Zarr job's level-0 voxel size (z, y, x) as the store records it,
+    /// in its unit; 1, 1, 1 when unknown; 0, 0, 0 for other jobs.
+    pub voxel_size: [f64; 3],
+    /// Where `voxel_size` came from: `CTSTACK_VOXEL_SIZE_GIVEN`, `_TAGS`,
+    /// `_SCANNER_FILE`, or `_UNKNOWN` (none of them; also every job that is
+    /// not an OME-Zarr build).
+    pub voxel_size_source: i32,
+    /// That source described, for people: "given", `the resolution tags of
+    /// s0.tif (z taken equal to x)`, `scan_rec.log ([Reconstruction] Pixel Size
+    /// (um), a Bruker SkyScan NRecon log; the slices carry none)`; "" when
+    /// unknown. Valid until `ctstack_job_free`.
+    pub voxel_size_from: *const c_char,
 }
 
 /// The job's report, once it has finished.
@@ -129,6 +176,9 @@ pub unsafe extern "C" fn ctstack_job_report_get(
             removed: r.removed as u64,
             warnings: u32::try_from(r.warnings.len()).unwrap_or(u32::MAX),
             elapsed_seconds: r.elapsed.as_secs_f64(),
+            voxel_size: r.voxel.0,
+            voxel_size_source: r.voxel.1,
+            voxel_size_from: r.voxel.2.as_ptr(),
         };
         // SAFETY: non-NULL and holds `size` bytes, of which this writes at most
         // the fields this version knows (a newer caller's later fields stay).

@@ -256,7 +256,8 @@ impl ZarrRequest {
                 warnings: left_out.into_iter().chain(warnings).collect(),
                 input_bytes: z.input_bytes,
                 elapsed: z.elapsed,
-            }))
+            })
+            .with_voxel_size(&plan))
         })
     }
 }

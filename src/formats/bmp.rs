@@ -14,6 +14,7 @@ use super::{Header, Image, ImagePixels, check_size, luma};
 use crate::Limits;
 use crate::error::{Problem, format_problem};
 use crate::sample::{SampleType, Samples};
+use crate::tiff::Resolution;
 
 const FILE_HEADER: usize = 14;
 
@@ -30,6 +31,8 @@ struct Layout {
     stride: usize,
     /// The color table, as (r, g, b); empty above 8 bits.
     palette: Vec<[u8; 3]>,
+    /// biXPelsPerMeter and biYPelsPerMeter (BITMAPINFOHEADER and later).
+    resolution: Option<Resolution>,
 }
 
 fn u16_at(bytes: &[u8], at: usize) -> u16 {
@@ -71,6 +74,14 @@ impl Layout {
             ));
         }
         let h = &bytes[FILE_HEADER..FILE_HEADER + info_size];
+        let resolution = if core {
+            None
+        } else {
+            let ppm = |at| u32::try_from(u32_at(h, at) as i32).ok();
+            ppm(24)
+                .zip(ppm(28))
+                .and_then(|(x, y)| Resolution::per_metre(x, y))
+        };
         let (width, height, bits, compression, colors_used) = if core {
             let (w, ht) = (u16_at(h, 4), u16_at(h, 6));
             (i64::from(w), i64::from(ht), u16_at(h, 10), 0, 0)
@@ -144,6 +155,7 @@ impl Layout {
             // `end` lies in the file, so the stride fits in a usize.
             stride: stride as usize,
             palette,
+            resolution,
         })
     }
 
@@ -251,6 +263,7 @@ pub(super) fn read_header(bytes: &[u8], limits: &Limits) -> Result<Header, Probl
         width: layout.width,
         height: layout.height,
         sample_type: SampleType::U8,
+        resolution: layout.resolution,
     })
 }
 
@@ -260,6 +273,7 @@ pub(super) fn read(bytes: &[u8], limits: &Limits) -> Result<Image, Problem> {
         width: layout.width,
         height: layout.height,
         sample_type: SampleType::U8,
+        resolution: layout.resolution,
     };
     if layout.bits == 8 && layout.gray_ramp() {
         let (first_row, row_step) = if layout.top_down {

@@ -13,6 +13,7 @@ use super::{Header, Image, ImagePixels, check_ratio, check_size, to_gray};
 use crate::Limits;
 use crate::error::{Problem, format_problem};
 use crate::sample::{SampleType, Samples};
+use crate::tiff::Resolution;
 
 type Decoder<'a> = JpegDecoder<ZCursor<&'a [u8]>>;
 
@@ -120,6 +121,28 @@ fn open<'a>(bytes: &'a [u8], limits: &Limits) -> Result<(Decoder<'a>, bool), Pro
     Ok((decoder, gray))
 }
 
+/// The density of a JFIF APP0 segment right after SOI ("JFIF\0", version,
+/// units: 1 dots per inch, 2 per centimetre, 0 an aspect ratio only; X and Y
+/// density), if it has a length unit.
+fn jfif_resolution(bytes: &[u8]) -> Option<Resolution> {
+    let head = bytes.get(..18)?;
+    if head[..4] != [0xFF, 0xD8, 0xFF, 0xE0] || &head[6..11] != b"JFIF\0" {
+        return None;
+    }
+    let unit = match head[13] {
+        1 => 2,
+        2 => 3,
+        _ => return None,
+    };
+    let x = u32::from(u16::from_be_bytes([head[14], head[15]]));
+    let y = u32::from(u16::from_be_bytes([head[16], head[17]]));
+    (x > 0 && y > 0).then_some(Resolution {
+        x: (x, 1),
+        y: (y, 1),
+        unit,
+    })
+}
+
 pub(super) fn read_header(bytes: &[u8], limits: &Limits) -> Result<Header, Problem> {
     let (decoder, _) = open(bytes, limits)?;
     let (width, height) = decoder.dimensions().unwrap_or_default();
@@ -127,6 +150,7 @@ pub(super) fn read_header(bytes: &[u8], limits: &Limits) -> Result<Header, Probl
         width: width as u32,
         height: height as u32,
         sample_type: SampleType::U8,
+        resolution: jfif_resolution(bytes),
     })
 }
 
@@ -151,6 +175,7 @@ pub(super) fn read(bytes: &[u8], limits: &Limits) -> Result<Image, Problem> {
         width: width as u32,
         height: height as u32,
         sample_type: SampleType::U8,
+        resolution: jfif_resolution(bytes),
     };
     let (samples, reason) = if channels == 1 {
         (buffer, "JPEG")
@@ -175,5 +200,29 @@ fn problem(e: DecodeErrors) -> Problem {
             Problem::Limits(format!("JPEG dimension {n} is above the decoder's limit"))
         }
         other => format_problem!("JPEG: {other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A JFIF density with a length unit is the header's resolution (dots
+    /// per inch: unit 2); an aspect ratio only, or no JFIF segment, is none.
+    #[test]
+    fn the_header_carries_a_jfif_density() {
+        let mut head = vec![0xFF, 0xD8, 0xFF, 0xE0, 0, 16];
+        head.extend_from_slice(b"JFIF\0\x01\x02\x01\x01\x2c\x00\x96");
+        assert_eq!(
+            jfif_resolution(&head),
+            Some(Resolution {
+                x: (300, 1),
+                y: (150, 1),
+                unit: 2
+            })
+        );
+        head[13] = 0;
+        assert_eq!(jfif_resolution(&head), None);
+        assert_eq!(jfif_resolution(&head[..10]), None);
     }
 }

@@ -12,9 +12,10 @@ mod jpeg;
 mod png;
 
 use crate::Limits;
+use crate::bytes::ByteOrder;
 use crate::error::Problem;
 use crate::sample::{SampleType, Samples};
-use crate::tiff::{ByteOrder, Compression};
+use crate::tiff::{Compression, Resolution};
 
 /// The file format of a slice, told by its first bytes (not its name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -70,6 +71,9 @@ pub(crate) struct Header {
     pub height: u32,
     /// The gray samples once read: `U8` or `U16`.
     pub sample_type: SampleType,
+    /// The density the header records with a length unit (a BMP's or PNG's
+    /// pixels per metre, a JPEG's JFIF dots per inch or centimetre), if any.
+    pub resolution: Option<Resolution>,
 }
 
 /// A non-TIFF image, ready to be served.

@@ -12,6 +12,7 @@ use super::{Header, Image, ImagePixels, check_ratio, check_size, luma, to_gray};
 use crate::Limits;
 use crate::error::{Problem, format_problem};
 use crate::sample::{SampleType, Samples};
+use crate::tiff::Resolution;
 
 type Reader<'a> = png::Reader<Cursor<&'a [u8]>>;
 
@@ -40,6 +41,11 @@ fn open<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Reader<'a>, Problem> {
 fn header(reader: &Reader<'_>) -> Header {
     let info = reader.info();
     let (_, depth) = reader.output_color_type();
+    // pHYs in pixels per metre; an unspecified unit is an aspect ratio only.
+    let resolution = info.pixel_dims.and_then(|dims| match dims.unit {
+        png::Unit::Meter => Resolution::per_metre(dims.xppu, dims.yppu),
+        png::Unit::Unspecified => None,
+    });
     Header {
         width: info.width,
         height: info.height,
@@ -48,6 +54,7 @@ fn header(reader: &Reader<'_>) -> Header {
         } else {
             SampleType::U8
         },
+        resolution,
     }
 }
 

@@ -13,7 +13,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use crate::region::{Page, Region};
+use crate::region::{Page, Reach, Reading, Region, reach};
 use crate::sample::Sample;
 use crate::source::{self, Bytes, FileStamp};
 use crate::stack::SliceRef;
@@ -37,9 +37,9 @@ pub(crate) struct StreamedPage {
 impl StreamedPage {
     /// Opens `slice`'s file and takes its page's layout from `indexed` (its
     /// entry in the plan's page index) if the file has not changed since the
-    /// plan, else parses it (walking the chain by windows). `Ok(None)` if the
-    /// page is not stored raw (or is served converted, or is not a TIFF): it
-    /// must be decoded instead.
+    /// plan, else parses it (walking the chain by windows). `Ok(None)` unless
+    /// the reading layer's decision ([`reach`]) is positional reads: the page
+    /// is opened as a [`Slice`] instead.
     pub fn open(
         slice: &SliceRef,
         options: &OpenOptions,
@@ -51,12 +51,7 @@ impl StreamedPage {
         let Some((layout, stamp)) = found else {
             return Ok(None);
         };
-        // Samples are served at the file's depth: a depth conversion reads
-        // the page as a slice.
-        let converted = options
-            .convert_depth
-            .is_some_and(|to| to != layout.sample_type);
-        if !layout.is_raw() || converted {
+        if reach(options, Some(&layout), Reading::Bands) != Reach::Positional {
             return Ok(None);
         }
         Ok(Some(StreamedPage {
@@ -118,9 +113,9 @@ pub(crate) enum Input {
 }
 
 impl Input {
-    /// Opens `slice`: as a [`StreamedPage`] if its pixels are stored raw,
-    /// else as a [`Slice`] with `options`. `indexed`: its entry in the plan's
-    /// page index, if it has one.
+    /// Opens `slice` as the reading layer decides ([`reach`]): as a
+    /// [`StreamedPage`] for positional reads, else as a [`Slice`] with
+    /// `options`. `indexed`: its entry in the plan's page index, if it has one.
     pub fn open(
         slice: &SliceRef,
         options: &OpenOptions,

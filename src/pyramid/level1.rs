@@ -9,9 +9,10 @@
 //! written, then the cascade. Kept slices are read back only if a rebuilt slice
 //! above needs them.
 //!
-//! Under [`ReadMode::Buffered`] raw inputs are not opened whole: they are read a
-//! band of rows at a time as they are averaged (`input.rs`, `average.rs`); the shape stays:
-//! open ahead, average, write behind.
+//! Inputs are opened as the reading layer decides (`crate::region::reach`):
+//! raw inputs read by positional reads are not opened whole but read a band of
+//! rows at a time as they are averaged (`input.rs`, `average.rs`); the shape
+//! stays: open ahead, average, write behind.
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -20,7 +21,7 @@ use super::average::{BandBuffers, average_inputs};
 use super::input::Input;
 use super::slices::{Buffers, Context, Made};
 use crate::source;
-use crate::{Error, Kernel, ReadMode, Sample, Slice};
+use crate::{Error, Kernel, Sample};
 
 /// Level-1 slices of a span, in order, each as the cascade needs it.
 pub(crate) struct Level1Stream<'c, T> {
@@ -148,25 +149,13 @@ pub(crate) struct InputPair {
 
 impl InputPair {
     /// Opens the inputs of level-1 slice `j`, side by side (for compressed
-    /// stacks that is two decodes in parallel), and asks the OS to read them
-    /// ahead ([`PREFETCH_AHEAD`]). Under [`ReadMode::Buffered`] raw inputs are
-    /// streamed by positional reads, with the header the plan parsed.
+    /// stacks that is two decodes in parallel), each as the reading layer
+    /// decides ([`Input::open`]), and asks the OS to read them ahead
+    /// ([`PREFETCH_AHEAD`]). Streamed inputs use the header the plan parsed.
     fn open(ctx: Context<'_>, j: usize) -> Result<InputPair, Error> {
         let inputs = ctx.plan.inputs();
         let opts = ctx.open_options();
-        let streamed = match opts.read_mode {
-            ReadMode::Buffered => true,
-            ReadMode::Auto => AUTO_STREAMS,
-            ReadMode::Mmap => false,
-        };
-        let open = |i: usize| {
-            if streamed {
-                Input::open(&inputs[i], opts, ctx.plan.page_index().get(i))
-            } else {
-                Slice::open_indexed(&inputs[i], ctx.plan.page_index().get(i), opts)
-                    .map(Input::Opened)
-            }
-        };
+        let open = |i: usize| Input::open(&inputs[i], opts, ctx.plan.page_index().get(i));
         // An odd count: the last slice is paired with itself.
         let second = (2 * j + 1 < inputs.len()).then_some(2 * j + 1);
         let (first, second) = rayon::join(|| open(2 * j), || second.map(open).transpose());
@@ -214,27 +203,6 @@ impl InputPair {
 /// loaded case, where reads go on while the process waits for a core: a
 /// pyramid built while a viewer and other work share the machine.
 const PREFETCH_AHEAD: bool = true;
-
-/// Whether the default policy, [`ReadMode::Auto`], streams a pyramid's raw
-/// level-0 inputs by positional reads (as `never` does) instead of mapping them
-/// (as `always` does). Both paths give identical pyramids and are tested;
-/// `--mmap always|never` picks one explicitly.
-///
-/// Measured with `python3 benches/compare.py --cold --runs 5` (benches/results.md)
-/// (64 x 2752x2752 u16, whole processes, medians of 5, quiet machine, load
-/// average 1.7), mapped (`always`) / streamed (`auto`, `never`): warm 0.143 /
-/// 0.141, 0.146 s; cold 0.826 / 0.768, 0.833 s. An earlier quiet run (before
-/// the header walk and band-buffer changes) gave warm 0.154 / 0.162 and cold
-/// 0.960 / 0.808; runs on a loaded machine (load 5.7): warm 0.738 / 0.714,
-/// cold 1.878 / 1.659, 8-bit cold 0.949 / 0.739. Maps never won by more than
-/// the noise; streamed reads win most rows, are immune to truncation and keep
-/// peak RSS at 19 MB against 49 (resident map pages count), so `auto` streams.
-///
-/// Other systems: on Windows and macOS a map also costs a fault per page (16 KiB
-/// pages on Apple silicon make that cheaper) and positional reads (`ReadFile`
-/// with an offset, `pread`) copy from the system cache as here; on Windows a map
-/// also keeps other programs from truncating the file. Neither was measured.
-const AUTO_STREAMS: bool = true;
 
 /// The input slices of level-1 slice `j`, of a stack of `count`.
 fn pair_slices(j: usize, count: usize) -> Range<usize> {

@@ -27,6 +27,7 @@ use crate::{Error, SampleType};
 ///   "version": 1,
 ///   "min_size": 500,
 ///   "sample_type": "uint16",
+///   "folder": "/data/scan",
 ///   "inputs": [
 ///     { "name": "slice_0000.tif", "size": 15147216, "mtime_ns": 1796159193326627631,
 ///       "width": 2752, "height": 2752, "sample_type": "uint16" }
@@ -71,16 +72,58 @@ const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 /// write per interval.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(2);
 
+/// The first fields of every record file ctstack writes (the manifest, a
+/// slab's record, a crop's record, a store's record of its inputs): which
+/// record it is (`format`) and its `version`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RecordKind {
+    format: String,
+    version: u32,
+}
+
+impl RecordKind {
+    /// The kind `format`, `version`.
+    pub fn new(format: &str, version: u32) -> RecordKind {
+        RecordKind {
+            format: format.to_string(),
+            version,
+        }
+    }
+
+    /// What the record is instead of `format` `version`, if it is not that.
+    pub fn check(&self, format: &str, version: u32) -> Result<(), String> {
+        if self.format != format || self.version != version {
+            return Err(format!(
+                "format {:?} version {}, expected {format:?} version {version}",
+                self.format, self.version
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the record is `format` `version`.
+    pub fn is(&self, format: &str, version: u32) -> bool {
+        self.check(format, version).is_ok()
+    }
+}
+
 /// What the output folder's manifest holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Manifest {
-    format: String,
-    version: u32,
+    #[serde(flatten)]
+    kind: RecordKind,
     /// The `min_size` of the run that wrote it (informative: a level is kept or
     /// rebuilt by its shape, which is all `min_size` decides).
     pub min_size: u32,
     /// The sample type of every input and output, as [`SampleType::name`] spells it.
     pub sample_type: String,
+    /// The folder that held the inputs, absolute (absent when not UTF-8, or in
+    /// a manifest written before it was kept): informative, for `ctstack info`
+    /// and `ctstack.open` on a pyramid written with `--out` elsewhere; resume
+    /// never reads it (inputs are matched by name, so a scan folder moved
+    /// together with its thumbnails stays valid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder: Option<String>,
     /// The ordered input list.
     pub inputs: Vec<InputRecord>,
     /// Levels 1 ..= L.
@@ -193,6 +236,18 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
+/// The folder that holds `inputs` (the first one's), absolute, if its path is
+/// UTF-8: what the pyramid's manifest and the store's record name.
+pub(crate) fn input_folder(inputs: &[SliceRef]) -> Option<String> {
+    let parent = inputs.first()?.path.parent()?;
+    let parent = match parent.as_os_str().is_empty() {
+        true => Path::new("."),
+        false => parent,
+    };
+    let absolute = std::fs::canonicalize(parent).ok()?;
+    absolute.to_str().map(str::to_string)
+}
+
 /// The sample type's name in the manifest.
 pub(crate) fn sample_type_named(name: &str) -> Option<SampleType> {
     SampleType::from_name(name)
@@ -202,10 +257,10 @@ impl Manifest {
     /// A manifest for `plan` made from `inputs`, with no file listed yet.
     pub fn empty(plan: &Plan, inputs: Vec<InputRecord>) -> Manifest {
         Manifest {
-            format: FORMAT.to_string(),
-            version: VERSION,
+            kind: RecordKind::new(FORMAT, VERSION),
             min_size: plan.builder.min_size,
             sample_type: plan.sample_type.name().to_string(),
+            folder: input_folder(plan.inputs()),
             inputs,
             levels: plan.levels[1..]
                 .iter()
@@ -244,12 +299,7 @@ impl Manifest {
     /// Checks what the rest of ctstack relies on: ours, this version, levels
     /// numbered 1, 2, ... with one file entry per slice.
     fn check(&self) -> Result<(), String> {
-        if self.format != FORMAT || self.version != VERSION {
-            return Err(format!(
-                "format {:?} version {}, expected {FORMAT:?} version {VERSION}",
-                self.format, self.version
-            ));
-        }
+        self.kind.check(FORMAT, VERSION)?;
         if sample_type_named(&self.sample_type).is_none() {
             return Err(format!("unknown sample type {:?}", self.sample_type));
         }

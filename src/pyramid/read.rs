@@ -133,8 +133,11 @@ impl Pyramid {
                 .unwrap_or(manifest.inputs.len().min(now.len()));
             let what = match now.get(first_change) {
                 _ if manifest.inputs.len() != now.len() => format!(
-                    "it was built from {} slices, the stack has {} now",
-                    manifest.inputs.len(),
+                    "it was built from {}, the stack has {} now",
+                    match manifest.inputs.len() {
+                        1 => "1 slice".to_string(),
+                        n => format!("{n} slices"),
+                    },
                     now.len()
                 ),
                 Some(input) => format!(

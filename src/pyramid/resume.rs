@@ -5,7 +5,8 @@ use std::path::Path;
 
 use super::manifest::{FORMAT, FileRecord, InputRecord, Journal, MANIFEST_FILE, Manifest};
 use super::plan::{Plan, inputs_of, output_name};
-use crate::writer::{is_temp_name, remove_empty_dir, remove_file, temp_target};
+use crate::temp::{Reach, is_temp_name, sweep as sweep_temps};
+use crate::writer::{remove_empty_dir, remove_file};
 use crate::{Error, Format, OpenOptions, Slice};
 
 /// For every output slice of the plan: kept as it is, or (re)built.
@@ -335,7 +336,8 @@ pub(super) fn remove_stale(plan: &Plan, old: &Manifest, warnings: &mut Vec<Strin
 /// outputs of the plan: they are left in place.
 pub(super) fn sweep(plan: &Plan, warnings: &mut Vec<String>) {
     let out = plan.output_dir();
-    remove_temps(out, |target| {
+    // Failures are left for the next run's sweep.
+    let _ = sweep_temps(out, Reach::Folder, |target| {
         target == MANIFEST_FILE || super::slab::is_record_name(target)
     });
     let Ok(entries) = std::fs::read_dir(out) else {
@@ -349,7 +351,7 @@ pub(super) fn sweep(plan: &Plan, warnings: &mut Vec<String>) {
         if k == 0 || !entry.path().is_dir() {
             continue;
         }
-        remove_temps(&entry.path(), |target| {
+        let _ = sweep_temps(&entry.path(), Reach::Folder, |target| {
             target
                 .strip_suffix(".tif")
                 .and_then(canonical_output)
@@ -396,19 +398,6 @@ fn canonical_output(stem: &str) -> Option<usize> {
     stem.parse::<usize>()
         .ok()
         .filter(|&j| output_name(j).strip_suffix(".tif") == Some(stem))
-}
-
-/// Removes the temporary files directly in `dir` whose names are exactly what
-/// ctstack's atomic writes make for a target that `ours` accepts (safe: the
-/// caller holds the lock).
-fn remove_temps(dir: &Path, ours: impl Fn(&str) -> bool) {
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let name = entry.file_name();
-        let is_ours = name.to_str().and_then(temp_target).is_some_and(&ours);
-        if is_ours && entry.file_type().is_ok_and(|t| t.is_file()) {
-            let _ = remove_file(&entry.path());
-        }
-    }
 }
 
 /// A usage error if an input slice is in a level folder of the output folder

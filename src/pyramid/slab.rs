@@ -50,7 +50,9 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::lock::OutputLock;
-use super::manifest::{Document, FileRecord, InputRecord, Journal, Manifest, read_small};
+use super::manifest::{
+    Document, FileRecord, InputRecord, Journal, Manifest, RecordKind, read_small,
+};
 use super::plan::{Plan, inputs_of};
 use super::resume::{self, KeepTable};
 use super::run::{Run, build};
@@ -71,8 +73,8 @@ const VERSION: u32 = 1;
 /// the levels of the whole stack.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct SlabRecord {
-    format: String,
-    version: u32,
+    #[serde(flatten)]
+    kind: RecordKind,
     /// The whole stack's length.
     count: usize,
     /// The slab: inputs `start..end` of the stack.
@@ -112,8 +114,7 @@ impl SlabRecord {
     /// A record of `slab` made from `inputs` (its own), with no file listed.
     fn empty(plan: &Plan, slab: Range<usize>, inputs: Vec<InputRecord>) -> SlabRecord {
         SlabRecord {
-            format: FORMAT.to_string(),
-            version: VERSION,
+            kind: RecordKind::new(FORMAT, VERSION),
             count: plan.levels[0].count,
             sample_type: plan.sample_type.name().to_string(),
             inputs,
@@ -149,12 +150,7 @@ impl SlabRecord {
         };
         let record: SlabRecord = serde_json::from_slice(&bytes)
             .map_err(|e| malformed(format!("not a valid ctstack slab record: {e}")))?;
-        if record.format != FORMAT || record.version != VERSION {
-            return Err(malformed(format!(
-                "format {:?} version {}, expected {FORMAT:?} version {VERSION}",
-                record.format, record.version
-            )));
-        }
+        record.kind.check(FORMAT, VERSION).map_err(malformed)?;
         Ok(Some((record, bytes)))
     }
 
@@ -446,5 +442,35 @@ mod tests {
         assert_eq!(name, ".ctstack-slab-000000016-000000037.json");
         assert!(is_record_name(&name));
         assert!(!is_record_name("ctstack.json"));
+    }
+
+    /// A record's kind is its first two fields, as before it was one type;
+    /// a record of another kind or version is refused with both named.
+    #[test]
+    fn a_record_starts_with_its_kind() {
+        let record = SlabRecord {
+            kind: RecordKind::new(FORMAT, VERSION),
+            count: 1,
+            start: 0,
+            end: 1,
+            sample_type: "uint16".into(),
+            inputs: Vec::new(),
+            levels: Vec::new(),
+            input_bytes: 0,
+        };
+        let bytes = crate::pyramid::to_bytes(&record);
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(
+            text.starts_with(
+                "{\n  \"format\": \"ctstack-slab\",\n  \"version\": 1,\n  \"count\": 1,"
+            ),
+            "{text}"
+        );
+        let back: SlabRecord = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back, record);
+        let other: SlabRecord =
+            serde_json::from_str(&text.replace("\"version\": 1", "\"version\": 2")).unwrap();
+        let refused = other.kind.check(FORMAT, VERSION).unwrap_err();
+        assert!(refused.contains("version 2, expected"), "{refused}");
     }
 }

@@ -1,34 +1,7 @@
-//! Byte order and bounds-checked reads of integers at file offsets.
+//! Bounds-checked reads of integers at file offsets, in a file's byte order.
 
+use crate::bytes::ByteOrder;
 use crate::error::{Problem, format_problem};
-
-/// The byte order of a TIFF file (its first two bytes: `II` or `MM`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ByteOrder {
-    /// `II`: least significant byte first (what x86-64 and aarch64 use).
-    LittleEndian,
-    /// `MM`: most significant byte first.
-    BigEndian,
-}
-
-impl ByteOrder {
-    /// The byte order of the machine running this code.
-    pub const fn host() -> ByteOrder {
-        if cfg!(target_endian = "little") {
-            ByteOrder::LittleEndian
-        } else {
-            ByteOrder::BigEndian
-        }
-    }
-
-    /// `"little-endian"` or `"big-endian"`.
-    pub const fn name(self) -> &'static str {
-        match self {
-            ByteOrder::LittleEndian => "little-endian",
-            ByteOrder::BigEndian => "big-endian",
-        }
-    }
-}
 
 /// A file's bytes together with its byte order: the one place integers are decoded.
 ///

@@ -3,9 +3,11 @@
 //! One IFD is parsed from the bytes that hold it (the whole file, or a window
 //! of it); the chain from one IFD to the next is walked in `walk.rs`.
 
-use super::bytes::{ByteOrder, Reader};
+use super::bytes::Reader;
+use super::resolution::Number;
 use super::tags::{Tag, field_type_size, unsigned_type_size};
 use crate::Limits;
+use crate::bytes::ByteOrder;
 use crate::error::{Problem, format_problem};
 
 /// One directory entry, located but not yet decoded.
@@ -358,6 +360,27 @@ impl<'a> Directory<'a> {
         }
         let (start, size) = self.locate(entry, tag.name())?;
         self.read_at(start, size, tag.name()).map(Some)
+    }
+
+    /// The one value of a numeric tag (SHORT, LONG, RATIONAL, FLOAT, DOUBLE),
+    /// or `None` if it is absent, of another type or count, or malformed: for
+    /// tags no page is refused over (a resolution).
+    pub fn number(&self, tag: Tag) -> Option<Number> {
+        let entry = self.find(tag).ok()??;
+        if entry.count != 1 {
+            return None;
+        }
+        let size = field_type_size(entry.field_type)?;
+        let (at, _) = self.locate_sized(entry, size, tag.name()).ok()?;
+        let (r, name) = (&self.reader, tag.name());
+        Some(match entry.field_type {
+            3 => Number::Real(f64::from(r.u16(at, name).ok()?)),
+            4 => Number::Real(f64::from(r.u32(at, name).ok()?)),
+            5 => Number::Rational(r.u32(at, name).ok()?, r.u32(at + 4, name).ok()?),
+            11 => Number::Real(f64::from(f32::from_bits(r.u32(at, name).ok()?))),
+            12 => Number::Real(f64::from_bits(r.u64(at, name).ok()?)),
+            _ => return None,
+        })
     }
 
     /// Like [`Directory::value`], but the tag must be present.

@@ -3,10 +3,11 @@
 
 use std::ops::Range;
 
-use super::bytes::ByteOrder;
 use super::compression::Compression;
 use super::ifd::{Directory, FileHeader};
+use super::resolution::PageResolution;
 use super::tags::Tag;
+use crate::bytes::ByteOrder;
 use crate::error::{Problem, format_problem};
 use crate::{Limits, SampleType};
 
@@ -80,6 +81,8 @@ pub(crate) struct ImageLayout {
     /// Where the page's IFD is in the file (page 0's, for the pages of an
     /// ImageJ stack that lists only its first image).
     pub ifd_offset: u64,
+    /// What the tags say about the pixels' physical size.
+    pub resolution: PageResolution,
 }
 
 impl ImageLayout {
@@ -232,6 +235,7 @@ impl ImageLayout {
             largest_count: dir.largest_count_in_file(file_len),
             imagej_images: imagej_images(dir)?,
             ifd_offset,
+            resolution: PageResolution::of(dir),
         };
         layout.check_chunks_in_file(file_len)?;
         // Every byte of a raw image lies in the file, and in one chunk only, so a

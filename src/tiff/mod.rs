@@ -12,15 +12,16 @@ mod compression;
 mod ifd;
 mod index;
 mod layout;
+mod resolution;
 mod tags;
 mod walk;
 
-pub use bytes::ByteOrder;
 pub use compression::Compression;
 pub(crate) use ifd::{Directory, FileHeader};
 pub(crate) use index::{IndexedPage, PageIndex, chunk_span, locate, locate_in_memory};
 pub use layout::Photometric;
 pub(crate) use layout::{Chunks, ImageLayout};
+pub(crate) use resolution::Resolution;
 #[cfg(test)]
 pub(crate) use walk::probe;
 pub(crate) use walk::{PageAt, PageReader, page_layout};

@@ -41,6 +41,10 @@ pub struct VoxelSizeLookup {
     pub size: Option<VoxelSize>,
     /// Warnings, each naming its file.
     pub warnings: Vec<String>,
+    /// The scanner's files beside the slices that give no voxel size, each
+    /// with what it is (`scan.log`: a Bruker SkyScan acquisition log, which
+    /// describes the projections, not the slices).
+    pub passed_over: Vec<(PathBuf, String)>,
 }
 
 impl VoxelSize {
@@ -58,6 +62,7 @@ impl VoxelSize {
                     sidecar: None,
                 }),
                 warnings: Vec::new(),
+                passed_over: Vec::new(),
             },
             None => VoxelSize::from_sidecar(first),
         }
@@ -81,6 +86,7 @@ impl VoxelSize {
                 sidecar: Some(s.path),
             }),
             warnings: lookup.warnings,
+            passed_over: lookup.passed_over,
         }
     }
 
@@ -93,6 +99,29 @@ impl VoxelSize {
         } else {
             format!("{z} x {y} x {x} um (z, y, x)")
         }
+    }
+
+    /// `no scanner's file beside it (...)`, or what the scanner's files that
+    /// give no size are: the end of a sentence saying the size is unknown.
+    #[cfg_attr(not(feature = "ome-zarr"), allow(dead_code))]
+    pub(crate) fn why_unknown(passed_over: &[(PathBuf, String)]) -> String {
+        if passed_over.is_empty() {
+            return "no scanner's file beside it (NRecon .log, .xtekct, .pcr, .pca)".into();
+        }
+        let each: Vec<String> = passed_over
+            .iter()
+            .map(|(path, what)| {
+                let name = path.file_name().map_or_else(
+                    || path.display().to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                );
+                format!("{name} is {what}")
+            })
+            .collect();
+        format!(
+            "no voxel size in the scanner's files beside it ({})",
+            each.join("; ")
+        )
     }
 
     /// `voxel size 12.5 um from sample_rec.log (...)`: the size and its source.

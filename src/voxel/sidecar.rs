@@ -10,7 +10,9 @@
 //! | GE phoenix datos\|x, acquisition | `*.pca` | `[Geometry]` `VoxelSizeX`, `VoxelSizeY` (mm); z = x |
 //!
 //! A Bruker log without a `[Reconstruction]` section (the acquisition's log of
-//! the projections) is not a sidecar of the slices and is passed over. Zeiss
+//! the projections) is not a sidecar of the slices and is passed over, and said
+//! to be what it is ([`Lookup::passed_over`]), as is a scanner's file without
+//! the fields. Zeiss
 //! `.txrm` files are binary (OLE) and not read.
 //!
 //! Hostile input: each file is read up to [`MAX_SIDECAR_BYTES`] (the fields sit
@@ -74,6 +76,24 @@ impl Kind {
     /// only the acquisition that the volume was reconstructed from.
     fn describes_reconstruction(self) -> bool {
         self != Kind::PhoenixPca
+    }
+
+    /// What a file of this kind without the fields read is, for the user; `None`
+    /// for a `.log` that is not a Bruker one (any program writes `.log` files).
+    fn without_fields(self, ini: &Ini) -> Option<&'static str> {
+        Some(match self {
+            Kind::BrukerLog if ini.has_section("Acquisition") || ini.has_section("System") => {
+                "a Bruker SkyScan acquisition log (no [Reconstruction] section: it describes \
+                 the projections, not the reconstructed slices; NRecon writes NAME_rec.log \
+                 beside the slices)"
+            }
+            Kind::BrukerLog => return None,
+            Kind::NikonXtekct => "a Nikon CT Pro project without [XTekCT] VoxelSizeX/Y/Z",
+            Kind::PhoenixPcr => {
+                "a GE phoenix datos|x reconstruction without [VolumeData] VoxelSizeRec"
+            }
+            Kind::PhoenixPca => "a GE phoenix datos|x acquisition without [Geometry] VoxelSizeX/Y",
+        })
     }
 
     /// `(z, y, x)` in micrometres and the fields read, if the file is this
@@ -182,6 +202,12 @@ impl Ini {
         Ini { entries }
     }
 
+    fn has_section(&self, section: &str) -> bool {
+        self.entries
+            .iter()
+            .any(|(s, _, _)| s.eq_ignore_ascii_case(section))
+    }
+
     fn get(&self, section: &str, key: &str) -> Option<&str> {
         self.entries
             .iter()
@@ -221,6 +247,8 @@ pub(crate) struct Sidecar {
 pub(crate) struct Lookup {
     pub found: Option<Sidecar>,
     pub warnings: Vec<String>,
+    /// The scanner's files that give no size, each with what it is.
+    pub passed_over: Vec<(PathBuf, String)>,
 }
 
 /// The scanner's voxel size for a stack whose first slice is the file
@@ -271,7 +299,8 @@ pub(crate) fn find(first_slice: &Path) -> Lookup {
         {
             continue;
         }
-        match kind.read(&Ini::parse(&decode(&bytes))) {
+        let ini = Ini::parse(&decode(&bytes));
+        match kind.read(&ini) {
             Ok(Some((micrometres, fields))) => found.push((
                 (!not_named, kind.describes_reconstruction()),
                 Sidecar {
@@ -280,7 +309,11 @@ pub(crate) fn find(first_slice: &Path) -> Lookup {
                     fields: format!("{fields}, a {}", kind.writer()),
                 },
             )),
-            Ok(None) => {}
+            Ok(None) => {
+                if let Some(what) = kind.without_fields(&ini) {
+                    lookup.passed_over.push((path, what.to_string()));
+                }
+            }
             Err(what) => lookup.warnings.push(format!(
                 "{}: {what}: the voxel size is not read from it",
                 path.display()

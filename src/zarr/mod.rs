@@ -362,10 +362,13 @@ impl ZarrBuilder {
                 ))
             })?;
         let mut warnings = pyramid.warnings().to_vec();
+        let mut passed_over = Vec::new();
+        let mut voxel_from = VoxelFrom::Given;
         let mut found = || {
             let first = pyramid.inputs().first()?;
             let lookup = crate::VoxelSize::of_stack(&first.path);
             warnings.extend(lookup.warnings);
+            passed_over = lookup.passed_over;
             let size = lookup.size?;
             let per_unit = micrometres_per(unit_name)?;
             Some((size.micrometres.map(|v| v / per_unit), size))
@@ -374,6 +377,10 @@ impl ZarrBuilder {
             Some(size) => (size, None, Some(parsed_unit)),
             None => match found() {
                 Some((size, found)) => {
+                    voxel_from = match found.sidecar {
+                        Some(_) => VoxelFrom::ScannerFile(found.source.clone()),
+                        None => VoxelFrom::Tags(found.source.clone()),
+                    };
                     let note = format!(
                         "voxel size {} x {} x {} {unit_name} (z, y, x) from {} (--voxel-size \
                          overrides)",
@@ -383,15 +390,17 @@ impl ZarrBuilder {
                 }
                 None => {
                     warnings.push(format!(
-                        "the physical voxel size is unknown (no resolution tags in {}, no \
-                         scanner's file beside it (NRecon .log, .xtekct, .pcr, .pca), no voxel \
-                         size given): the axes are written without a unit and scaled in voxels \
-                         (level 0: 1, 1, 1); give --voxel-size Z,Y,X (and --unit) to record it",
+                        "the physical voxel size is unknown (no resolution tags in {}, {}, no \
+                         voxel size given): the axes are written without a unit and scaled in \
+                         voxels (level 0: 1, 1, 1); give --voxel-size Z,Y,X (and --unit) to \
+                         record it",
                         pyramid
                             .inputs()
                             .first()
-                            .map_or_else(String::new, |i| i.path.display().to_string())
+                            .map_or_else(String::new, |i| i.path.display().to_string()),
+                        crate::VoxelSize::why_unknown(&passed_over),
                     ));
+                    voxel_from = VoxelFrom::Unknown;
                     ([1.0; 3], None, None)
                 }
             },
@@ -421,6 +430,7 @@ impl ZarrBuilder {
             compression: self.compression,
             voxel_size,
             voxel_note,
+            voxel_from,
             unit,
             warnings,
             inversion,
@@ -577,11 +587,26 @@ pub struct ZarrPlan {
     voxel_size: [f64; 3],
     /// Where the voxel size came from, when not from the user nor the default.
     voxel_note: Option<String>,
+    /// Where the voxel size came from, for the C and Python reports.
+    voxel_from: VoxelFrom,
     /// The axes' unit; `None`: unknown (no unit written).
     unit: Option<AxisUnitSpace>,
     warnings: Vec<String>,
     /// How MinIsWhite samples are stored; `None` for MinIsBlack.
     inversion: Option<Inversion>,
+}
+
+/// Where level 0's voxel size came from.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum VoxelFrom {
+    /// The caller gave it ([`ZarrBuilder::voxel_size`]).
+    Given,
+    /// The first slice's resolution tags: their description.
+    Tags(String),
+    /// The scanner's file beside the slices: its name and the fields read.
+    ScannerFile(String),
+    /// None of them: 1, 1, 1 with no unit (a warning says so).
+    Unknown,
 }
 
 /// What a run did.
@@ -638,6 +663,11 @@ impl ZarrPlan {
     /// see [`ZarrPlan::unit`]).
     pub fn voxel_size(&self) -> [f64; 3] {
         self.voxel_size
+    }
+
+    /// Where [`ZarrPlan::voxel_size`] came from.
+    pub(crate) fn voxel_from(&self) -> &VoxelFrom {
+        &self.voxel_from
     }
 
     /// The axes' unit (`"micrometer"`, ...), or `None` when the physical size
@@ -754,7 +784,8 @@ impl ZarrPlan {
         let input_bytes = self.run_slab_in(&store, 0..self.levels()[0].count, progress, cancel)?;
         let chunks = self.finish_in(&store)?;
         // The record is not one of the image's files: the summary counts those.
-        Record::of(inputs, &chunks)?.write(&self.store)?;
+        let folder = crate::pyramid::manifest::input_folder(self.pyramid.inputs());
+        Record::of(folder, inputs, &chunks)?.write(&self.store)?;
         let mut summary = self.summary(&store, input_bytes, started);
         summary.notes = notes;
         Ok(summary)
@@ -1080,7 +1111,7 @@ impl ZarrPlan {
                     .map_err(|e| Error::io(root, "cannot list", e))?
                     .flatten()
                     .all(|entry| {
-                        crate::writer::temp_target(&entry.file_name().to_string_lossy()).is_some()
+                        crate::temp::temp_target(&entry.file_name().to_string_lossy()).is_some()
                             && entry.file_type().is_ok_and(|t| t.is_file())
                     });
                 if empty {
@@ -1127,7 +1158,7 @@ fn holds_ctstack_files(dir: &Path) -> bool {
             ARRAY_METADATA.contains(&name.as_str())
                 || name == "c"
                 || name.bytes().all(|b| b.is_ascii_digit())
-                || crate::writer::temp_target(&name).is_some()
+                || crate::temp::temp_target(&name).is_some()
         })
 }
 

@@ -18,6 +18,10 @@
 //!
 //! A distributed build (`prepare`, slabs, `finish`) writes no record (its inputs
 //! are read by other processes, at other times): its reruns compare as before.
+//!
+//! The record also names the folder that held the inputs (`folder`, absolute),
+//! so that `ctstack info` and `ctstack.open` can tell whether a store is still
+//! current wherever it was written (`--out`): the run itself does not use it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use super::store::holds;
 use crate::Error;
-use crate::pyramid::manifest::{FileRecord, InputRecord, read_small, to_bytes};
+use crate::pyramid::manifest::{FileRecord, InputRecord, RecordKind, read_small, to_bytes};
 use crate::writer::write_atomically_durable;
 
 /// The record's file name, at the store's root.
@@ -41,8 +45,13 @@ const VERSION: u32 = 1;
 /// What the record holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Record {
-    format: String,
-    version: u32,
+    #[serde(flatten)]
+    kind: RecordKind,
+    /// The folder that held the inputs when the store was written, absolute
+    /// (absent when the path is not UTF-8, or in a record written before it
+    /// was kept): where `ctstack info` looks for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder: Option<String>,
     /// The inputs, in stack order.
     pub inputs: Vec<InputRecord>,
     /// Every chunk (shard) file of every level by its key (`0/c/0/0/0`), as written.
@@ -50,8 +59,13 @@ pub(crate) struct Record {
 }
 
 impl Record {
-    /// A record of `inputs` and the chunk files `chunks` (key, path) as they are now.
-    pub fn of(inputs: Vec<InputRecord>, chunks: &[(String, PathBuf)]) -> Result<Record, Error> {
+    /// A record of `inputs`, the files of `folder` (absolute), and the chunk
+    /// files `chunks` (key, path) as they are now.
+    pub fn of(
+        folder: Option<String>,
+        inputs: Vec<InputRecord>,
+        chunks: &[(String, PathBuf)],
+    ) -> Result<Record, Error> {
         let chunks = chunks
             .iter()
             .map(|(key, path)| {
@@ -61,8 +75,8 @@ impl Record {
             })
             .collect::<Result<_, Error>>()?;
         Ok(Record {
-            format: FORMAT.into(),
-            version: VERSION,
+            kind: RecordKind::new(FORMAT, VERSION),
+            folder,
             inputs,
             chunks,
         })
@@ -74,7 +88,7 @@ impl Record {
     pub fn read(root: &Path) -> Option<Record> {
         let bytes = read_small(&root.join(RECORD_FILE), "ctstack store record").ok()??;
         let record: Record = serde_json::from_slice(&bytes).ok()?;
-        (record.format == FORMAT && record.version == VERSION).then_some(record)
+        record.kind.is(FORMAT, VERSION).then_some(record)
     }
 
     /// Writes the record at `root`, atomically and durably, unless the file

@@ -34,10 +34,10 @@ use super::ZarrPlan;
 use super::store::{AtomicFolder, from_zarrs};
 use crate::kernels::average_rows;
 use crate::pyramid::{LevelShape, Plan};
-use crate::region::{Page, Region};
+use crate::region::{Page, Reach, Reading, Region, reach};
 use crate::sample::with_sample_type;
 use crate::source::{Bytes, Source};
-use crate::{CancelFlag, Error, Kernel, ReadMode, Sample, SampleType, Slice};
+use crate::{CancelFlag, Error, Kernel, Sample, SampleType, Slice};
 
 /// Builds every chunk of every level that depends on inputs `span` (aligned
 /// as [`ZarrPlan::run_slab`] says), storing them through `arrays`. Returns the
@@ -400,7 +400,7 @@ fn on<R: Send>(pool: Option<&rayon::ThreadPool>, f: impl FnOnce() -> R + Send) -
 /// Reads `region` (whole rows) of input `i` of `pyramid` into `dst`, checking
 /// that the input is still of the stack's size and type (`level0`): a raw or
 /// compressed TIFF page through the reading layer (only the chunks that meet
-/// the rows; a map under [`ReadMode::Mmap`], positional reads otherwise),
+/// the rows; mapped or by positional reads as [`reach`] decides),
 /// anything else opened as a [`Slice`] and its rows copied.
 fn read_rows<T: Sample>(
     pyramid: &Plan,
@@ -430,9 +430,10 @@ fn read_rows<T: Sample>(
     };
     let file = File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
     let found = crate::tiff::locate(path, input.page, &file, indexed, &options.limits)?;
-    let served = |t: SampleType| options.convert_depth.is_none_or(|to| to == t);
-    match found {
-        Some((layout, stamp)) if served(layout.sample_type) => {
+    // How the page is reached is the reading layer's one decision.
+    let reached = reach(options, found.as_ref().map(|(l, _)| l), Reading::Region);
+    match (reached, found) {
+        (Reach::Positional | Reach::Mapped, Some((layout, stamp))) => {
             check((layout.width, layout.height, layout.sample_type))?;
             #[cfg(test)]
             crate::source::probe::pixels_read(path, size_of_val(dst) as u64);
@@ -442,7 +443,7 @@ fn read_rows<T: Sample>(
                 index: input.page,
                 layout: &layout,
             };
-            if options.read_mode == ReadMode::Mmap {
+            if reached == Reach::Mapped {
                 let source = Source::open(path, options.read_mode, false)?;
                 if source.bytes().len() as u64 != stamp.len {
                     return Err(crate::source::changed_while_read(path));

@@ -31,7 +31,8 @@ use zarrs::storage::{Bytes, StorageError, StoreKey, StorePrefix, WritableStorage
 
 use crate::Error;
 use crate::durable::{start_writeback, sync_dir, sync_path};
-use crate::writer::{temp_target, write_atomically};
+use crate::temp::temp_target;
+use crate::writer::write_atomically;
 
 /// The names of an array's own metadata files, in both Zarr versions: what
 /// makes a folder open as an array.
@@ -279,24 +280,8 @@ impl WritableStorageTraits for AtomicFolder {
 /// Removes ctstack's temporary files (a killed run's) anywhere under `dir`;
 /// returns how many. Symbolic links are not followed.
 pub(crate) fn sweep_temps(dir: &Path) -> usize {
-    let mut removed = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let Ok(kind) = entry.file_type() else {
-                continue;
-            };
-            if kind.is_dir() {
-                stack.push(entry.path());
-            } else if kind.is_file()
-                && is_ours_temp(&entry.file_name().to_string_lossy())
-                && std::fs::remove_file(entry.path()).is_ok()
-            {
-                removed += 1;
-            }
-        }
-    }
-    removed
+    // What cannot be removed now is left for the next run's sweep.
+    crate::temp::sweep(dir, crate::temp::Reach::Tree, |_| true).unwrap_or(0)
 }
 
 /// Whether `name` is a chunk key component ctstack writes: decimal digits.

@@ -538,6 +538,10 @@ static void test_job_report(void) {
               (unsigned long long)r.rebuilt, (unsigned long long)r.kept, (unsigned long long)r.removed);
         CHECK(r.warnings == 0 && strcmp(ctstack_job_warning(job, 0), "") == 0, "warnings %u", r.warnings);
         CHECK(r.elapsed_seconds >= 0.0, "elapsed");
+        /* A TIFF pyramid records no voxel size: the report's voxel fields are 0 and "". */
+        CHECK(r.voxel_size_source == CTSTACK_VOXEL_SIZE_UNKNOWN && r.voxel_size[0] == 0.0 &&
+                  r.voxel_size_from != NULL && r.voxel_size_from[0] == '\0',
+              "pyramid voxel size source %d", r.voxel_size_source);
         CHECK(strcmp(ctstack_job_output_dir(job), out) == 0, "output dir %s", ctstack_job_output_dir(job));
         r.struct_size = 4;
         CHECK(ctstack_job_report_get(job, &r) == CTSTACK_ERR_INVALID_ARGUMENT, "struct_size 4");
@@ -929,7 +933,24 @@ static void test_zarr(void) {
     CHECK(r.levels == 2 && r.rebuilt == 120 + 18 + 4 + 3 + 1 && r.kept == 0, "%u levels, %llu written, %llu kept",
           r.levels, (unsigned long long)r.rebuilt, (unsigned long long)r.kept);
     CHECK(strcmp(ctstack_job_output_dir(job), whole) == 0, "store %s", ctstack_job_output_dir(job));
+    /* The fixture's slices carry no size and no scanner's file is beside them: unknown, 1, 1, 1. */
+    CHECK(r.voxel_size_source == CTSTACK_VOXEL_SIZE_UNKNOWN && r.voxel_size[0] == 1.0 &&
+              r.voxel_size_from != NULL && r.voxel_size_from[0] == '\0',
+          "voxel size source %d (%s)", r.voxel_size_source, r.voxel_size_from ? r.voxel_size_from : "NULL");
     ctstack_job_free(job);
+    /* A size given in the options: the report says so (issue 27: where the size came from). */
+    char given[1024];
+    snprintf(given, sizeof given, "%s", path_of(scratch, "zarr_given/s.ome.zarr"));
+    z.store = given;
+    z.voxel_size[0] = 5.0, z.voxel_size[1] = 2.5, z.voxel_size[2] = 2.5;
+    CHECK(ctstack_zarr_job_start(path_of(fixtures, "stack"), &p, &z, &job) == CTSTACK_OK, "start given");
+    ctstack_job_report g = {.struct_size = sizeof g};
+    CHECK(finish_report(job, &g) == CTSTACK_OK, "zarr job given: %s", ctstack_job_error(job));
+    CHECK(g.voxel_size_source == CTSTACK_VOXEL_SIZE_GIVEN && g.voxel_size[0] == 5.0 && g.voxel_size[2] == 2.5 &&
+              strcmp(g.voxel_size_from, "given") == 0,
+          "given: source %d (%s)", g.voxel_size_source, g.voxel_size_from);
+    ctstack_job_free(job);
+    z.voxel_size[0] = 0, z.voxel_size[1] = 0, z.voxel_size[2] = 0;
 
     uint64_t n = 0, align = 0;
     z.store = slabs;

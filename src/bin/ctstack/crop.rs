@@ -162,18 +162,19 @@ pub fn run(args: &CropArgs) -> Result<(), Failure> {
         |progress, cancel| plan.run(progress, cancel),
         |done, _| {
             format!(
-                "interrupted after {done} of {} files; every file written is complete, no \
+                "interrupted after {done} of {}; every file written is complete, no \
                  temporary file left (run again to write them all)",
-                plan.total_units()
+                crate::plural(plan.total_units(), "file")
             )
         },
     )?;
     if !args.quiet {
         let (n, h, w) = plan.shape();
         println!(
-            "{} files of {w}x{h} {} ({n} slices of level {}), {:.3} s -> {}",
-            summary.written,
+            "{} of {w}x{h} {} ({} of level {}), {:.3} s -> {}",
+            crate::plural(summary.written, "file"),
             plan.sample_type(),
+            crate::plural(n, "slice"),
             plan.level(),
             summary.elapsed.as_secs_f64(),
             summary.output_dir.display()

@@ -113,7 +113,8 @@ fn describe_stack(
 ) -> Result<Result<(), u8>, Failure> {
     let listing = stack::select(dir, &select.selection())?;
     let slices = &listing.files;
-    let skipped = skipped_entries(dir, &listing)?;
+    let voxel = slices.first().map(ctstack::VoxelSize::of_stack);
+    let skipped = skipped_entries(dir, &listing, voxel.as_ref())?;
     println!("{}: {}", dir.display(), plural(slices.len(), "slice"));
 
     let mut first: Option<(String, (u32, u32, ctstack::SampleType))> = None;
@@ -157,11 +158,26 @@ fn describe_stack(
         println!("  access paths: {}", counts(&paths));
         println!("  compression: {}", counts(&compressions));
     }
-    if let Some(first) = slices.first() {
-        let lookup = ctstack::VoxelSize::of_stack(first);
-        // Said when known (an unknown size is what a stack has by default).
+    if let Some(lookup) = &voxel {
+        // Said when known, or when a scanner's file beside the slices gives
+        // none (an unknown size is what a stack has by default).
         if let Some(size) = &lookup.size {
             println!("  {}", size.note());
+        } else if !lookup.passed_over.is_empty() {
+            let names: Vec<String> = lookup
+                .passed_over
+                .iter()
+                .map(|(path, _)| file_name(path))
+                .collect();
+            let (files, give) = match names.len() {
+                1 => ("file", "gives"),
+                _ => ("files", "give"),
+            };
+            println!(
+                "  voxel size: unknown (no resolution tags, and {}, the scanner's {files} \
+                 beside the slices, {give} none: see skipped)",
+                names.join(", ")
+            );
         }
         for warning in &lookup.warnings {
             println!("    warning: {warning}");
@@ -210,8 +226,18 @@ fn describe_stack(
 
 /// Every entry of `dir` that is not in the stack, with why: the image files the
 /// library's selection left out (its reasons), then what it ignores without a
-/// word (subdirectories, files of other types, said what they are if recognised).
-fn skipped_entries(dir: &Path, listing: &stack::Listing) -> Result<Vec<String>, Failure> {
+/// word (subdirectories, files of other types, said what they are if recognised;
+/// a scanner's file that gives no voxel size, what it is). The scanner's file the
+/// voxel size was read from is not skipped: the voxel size line names it.
+fn skipped_entries(
+    dir: &Path,
+    listing: &stack::Listing,
+    voxel: Option<&ctstack::VoxelSizeLookup>,
+) -> Result<Vec<String>, Failure> {
+    let read_from = voxel
+        .and_then(|v| v.size.as_ref())
+        .and_then(|s| s.sidecar.as_deref());
+    let passed_over = voxel.map_or(&[][..], |v| &v.passed_over[..]);
     let entries = std::fs::read_dir(dir).map_err(|e| {
         Failure::Run(ctstack::Error::Io {
             path: dir.to_path_buf(),
@@ -229,8 +255,14 @@ fn skipped_entries(dir: &Path, listing: &stack::Listing) -> Result<Vec<String>, 
         if listing.files.contains(&path) || listing.skipped.iter().any(|s| s.path == path) {
             continue;
         }
+        if read_from.is_some_and(|used| same_file(used, &path)) {
+            continue;
+        }
         let name = file_name(&path);
-        let why = if path.is_dir() {
+        let scanners = passed_over.iter().find(|(p, _)| same_file(p, &path));
+        let why = if let Some((_, what)) = scanners {
+            format!("{what}: not read for the voxel size")
+        } else if path.is_dir() {
             if name == ".thumbnail" {
                 "directory: ctstack's default output directory".to_string()
             } else {
@@ -257,6 +289,12 @@ fn skipped_entries(dir: &Path, listing: &stack::Listing) -> Result<Vec<String>, 
         .into_iter()
         .map(|(name, why)| format!("{name}: {why}"))
         .collect())
+}
+
+/// Whether `a` and `b` name the same entry of one folder (both were listed
+/// from it, perhaps spelled differently: compared by file name).
+fn same_file(a: &Path, b: &Path) -> bool {
+    a.file_name() == b.file_name()
 }
 
 /// `"mapped 20, decoded 1"`.
@@ -350,27 +388,88 @@ fn describe_pyramid(dir: &Path) -> Result<(), u8> {
         inputs
             .first()
             .map_or(0, |i| i["height"].as_u64().unwrap_or(0)),
-        plural(pyramid.levels().len(), "level"),
+        crate::levels(1, pyramid.levels().len()),
     );
     for level in pyramid.levels() {
         println!(
-            "  level {}: {} slices of {}x{} {} ({}/{}/)",
-            level.k, level.count, level.width, level.height, level.sample_type, name, level.k
+            "  level {}: {} of {}x{} {} ({}/{}/)",
+            level.k,
+            plural(level.count, "slice"),
+            level.width,
+            level.height,
+            level.sample_type,
+            name,
+            level.k
         );
     }
     println!("  voxel size: not recorded in a TIFF pyramid (each level halves x, y and z)");
     // The inputs are recorded by name, size and time: check them where the
-    // default layout puts the pyramid (`<stack>/.thumbnail`, `STEM.thumbnail`).
+    // default layout puts the pyramid (`<stack>/.thumbnail`, `STEM.thumbnail`;
+    // also a scan moved together with its pyramid), else in the folder the
+    // manifest names (a pyramid written with --out elsewhere).
     let Some(parent) = dir.parent() else {
         return Ok(());
     };
+    // `ctstack info p` names a pyramid in the working folder: its parent is `.`.
+    let parent = match parent.as_os_str().is_empty() {
+        true => Path::new("."),
+        false => parent,
+    };
+    let (mut changed, mut missing) = compare_inputs(inputs, parent);
+    let mut folder = parent.to_path_buf();
+    let recorded = manifest["folder"].as_str().map(PathBuf::from);
+    if let Some(recorded) = recorded
+        .as_ref()
+        .filter(|f| missing == inputs.len() && f.is_dir())
+    {
+        folder = recorded.clone();
+        (changed, missing) = compare_inputs(inputs, &folder);
+        // In the folder it was built from, a missing input is a change.
+        missing = missing.min(inputs.len().saturating_sub(1));
+    }
+    let again = match folder == parent {
+        true => String::new(),
+        false => format!(" again (--out {name})"),
+    };
+    if changed.is_empty() {
+        println!(
+            "  current: its {} are unchanged in {}",
+            plural(inputs.len(), "input"),
+            folder.display()
+        );
+        Ok(())
+    } else if missing == inputs.len() {
+        // None of its inputs is beside it nor where it was built from: moved
+        // or deleted; whether it is current cannot be told from here.
+        println!(
+            "  current: unknown (its inputs are not in {}{}; run `ctstack pyramid` on the stack \
+             to check and update it)",
+            parent.display(),
+            recorded.map_or_else(String::new, |f| format!(" nor in {}", f.display()))
+        );
+        Ok(())
+    } else {
+        println!(
+            "  stale: {} changed or missing since it was built (first: {}): run `ctstack \
+             pyramid` on {}{again} to update it",
+            plural(changed.len(), "input"),
+            changed[0],
+            folder.display()
+        );
+        Err(crate::EXIT_STATE)
+    }
+}
+
+/// The recorded inputs (name, size, mtime_ns: the manifest's and the store
+/// record's `inputs`) that are not as recorded in `folder`, and how many of
+/// them are not there at all.
+fn compare_inputs<'a>(inputs: &'a [serde_json::Value], folder: &Path) -> (Vec<&'a str>, usize) {
     let mut missing = 0;
-    let changed: Vec<&str> = inputs
+    let changed = inputs
         .iter()
         .filter_map(|i| {
             let file = i["name"].as_str()?;
-            let path = parent.join(file);
-            let meta = std::fs::metadata(&path).ok();
+            let meta = std::fs::metadata(folder.join(file)).ok();
             missing += usize::from(meta.is_none());
             let same = meta.as_ref().is_some_and(|m| {
                 Some(m.len()) == i["size"].as_u64() && mtime_ns(m) == i["mtime_ns"].as_i64()
@@ -378,33 +477,95 @@ fn describe_pyramid(dir: &Path) -> Result<(), u8> {
             (!same).then_some(file)
         })
         .collect();
+    (changed, missing)
+}
+
+/// Whether a complete store is current: its record (`ctstack-inputs.json`)
+/// names the inputs and the folder that held them; the folder recorded, else
+/// (moved with the store) the stack its default name points to (`X` beside
+/// `X.ome.zarr`, or the store's own folder for `STEM.tif`). One line; exit 0
+/// current or unknown (no record, or the inputs are nowhere to be found), 3
+/// stale (an input changed or missing).
+fn describe_zarr_currency(dir: &Path) -> Result<(), u8> {
+    let path = dir.join(ZARR_RECORD);
+    if !path.is_file() {
+        println!(
+            "  current: unknown (no record of its inputs, {ZARR_RECORD}: a distributed build, \
+             or a build that did not finish, writes none; run `ctstack zarr` on the stack to \
+             check and update it)"
+        );
+        return Ok(());
+    }
+    let record = match read_json(&path) {
+        Ok(record) if record["format"] == "ctstack-zarr-inputs" => record,
+        Ok(_) => {
+            println!(
+                "  current: unknown ({} is not ctstack's record)",
+                path.display()
+            );
+            return Ok(());
+        }
+        Err(e) => {
+            println!("  current: unknown ({e})");
+            return Ok(());
+        }
+    };
+    let inputs = record["inputs"].as_array().map_or(&[][..], |v| v);
+    let recorded = record["folder"].as_str().map(PathBuf::from);
+    let folder = match recorded.as_ref().filter(|f| f.is_dir()) {
+        Some(folder) => Some(folder.clone()),
+        None => {
+            let name = file_name(dir);
+            let beside = name
+                .strip_suffix(".ome.zarr")
+                .or_else(|| name.strip_suffix(".zarr"))
+                .map(|stem| dir.with_file_name(stem));
+            let own = dir.parent().map(|p| match p.as_os_str().is_empty() {
+                true => PathBuf::from("."),
+                false => p.to_path_buf(),
+            });
+            [beside, own].into_iter().flatten().find(|f| {
+                f.is_dir()
+                    && inputs
+                        .iter()
+                        .any(|i| i["name"].as_str().is_some_and(|n| f.join(n).is_file()))
+            })
+        }
+    };
+    let Some(folder) = folder else {
+        println!(
+            "  current: unknown (its inputs are not in {}, nor beside the store; run `ctstack \
+             zarr` on the stack to check and update it)",
+            recorded.map_or_else(
+                || "the folder it was written from".into(),
+                |f| f.display().to_string()
+            )
+        );
+        return Ok(());
+    };
+    let (changed, _) = compare_inputs(inputs, &folder);
     if changed.is_empty() {
         println!(
             "  current: its {} are unchanged in {}",
             plural(inputs.len(), "input"),
-            parent.display()
-        );
-        Ok(())
-    } else if missing == inputs.len() {
-        // None of its inputs is beside it: a pyramid built with --out elsewhere,
-        // or moved; whether it is current cannot be told from here.
-        println!(
-            "  current: unknown (its inputs are not in {}; run `ctstack pyramid` on the stack to \
-             check and update it)",
-            parent.display()
+            folder.display()
         );
         Ok(())
     } else {
         println!(
-            "  stale: {} changed or missing since it was built (first: {}): run `ctstack \
-             pyramid` on {} to update it",
+            "  stale: {} changed or missing since it was written (first: {}): run `ctstack zarr` \
+             on {} again (--out {}) to update it",
             plural(changed.len(), "input"),
             changed[0],
-            parent.display()
+            folder.display(),
+            dir.display()
         );
         Err(crate::EXIT_STATE)
     }
 }
+
+/// The store's record of its inputs (src/zarr/record.rs).
+const ZARR_RECORD: &str = "ctstack-inputs.json";
 
 /// A JSON array of numbers as `21 x 203 x 301`.
 fn by(values: &serde_json::Value) -> String {
@@ -430,8 +591,10 @@ fn mtime_ns(meta: &std::fs::Metadata) -> Option<i64> {
 }
 
 /// An OME-Zarr store: its levels' shapes and data type, the voxel size of
-/// level 0, and whether ctstack finished writing it. Exit 0 complete, 3
-/// incomplete (a build that did not finish) or not a multiscale image.
+/// level 0, whether ctstack finished writing it and whether its inputs are
+/// still the ones it was written from. Exit 0 complete and current (or not
+/// known to be stale), 3 incomplete (a build that did not finish), stale, or
+/// not a multiscale image.
 fn describe_zarr(dir: &Path) -> Result<(), u8> {
     let name = dir.display();
     // Zarr v3 (OME-Zarr 0.5): attributes in zarr.json; v2 (0.4): .zattrs.
@@ -473,7 +636,7 @@ fn describe_zarr(dir: &Path) -> Result<(), u8> {
         "{name}: OME-Zarr {} (Zarr v{}) multiscale image, {}{}",
         version.unwrap_or("?"),
         if v3 { 3 } else { 2 },
-        plural(datasets.len(), "level"),
+        crate::levels(0, datasets.len().saturating_sub(1)),
         match complete {
             Some(true) => ", written by ctstack, complete",
             Some(false) => ", written by ctstack, incomplete",
@@ -525,7 +688,8 @@ fn describe_zarr(dir: &Path) -> Result<(), u8> {
     }
     match complete {
         Some(false) => Err(crate::EXIT_STATE),
-        _ => Ok(()),
+        Some(true) => describe_zarr_currency(dir),
+        None => Ok(()),
     }
 }
 

@@ -83,8 +83,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Describe slice files, or a stack directory: size, depth, access paths,
-    /// numbering gaps and files that will be skipped.
+    /// Describe slice files, a stack directory (size, depth, access paths, numbering
+    /// gaps, files that will be skipped), a built pyramid or an OME-Zarr store (levels,
+    /// complete, current).
     Info(info::InfoArgs),
     /// Build the level-of-detail pyramid of the slices in INPUT (a directory, or one multi-page TIFF).
     Pyramid(pyramid::PyramidArgs),
@@ -203,11 +204,22 @@ pub(crate) fn with_out_hint(e: ctstack::Error, out_option: &str) -> ctstack::Err
 }
 
 /// `"1 gap"`, `"2 gaps"`, `"3 entries"`.
-pub(crate) fn plural(n: usize, word: &str) -> String {
-    match (n, word.strip_suffix('y')) {
-        (1, _) => format!("1 {word}"),
-        (_, Some(stem)) => format!("{n} {stem}ies"),
-        (_, None) => format!("{n} {word}s"),
+pub(crate) fn plural<N: std::fmt::Display + TryInto<u8> + Copy>(n: N, word: &str) -> String {
+    match (n.try_into().ok() == Some(1), word.strip_suffix('y')) {
+        (true, _) => format!("1 {word}"),
+        (false, Some(stem)) => format!("{n} {stem}ies"),
+        (false, None) => format!("{n} {word}s"),
+    }
+}
+
+/// Levels `first..=last` by number, as every command names them: `level 1`,
+/// `levels 1-2`, `levels 0-2` (level 0 is the slices; a pyramid holds 1 to L,
+/// a store 0 to L: docs/cli.md, "Levels").
+pub(crate) fn levels(first: usize, last: usize) -> String {
+    match last.cmp(&first) {
+        std::cmp::Ordering::Less => "no level".into(),
+        std::cmp::Ordering::Equal => format!("level {first}"),
+        std::cmp::Ordering::Greater => format!("levels {first}-{last}"),
     }
 }
 

@@ -119,9 +119,9 @@ fn build(args: &PyramidArgs) -> Result<(), Failure> {
         |progress, cancel| plan.run(progress, cancel),
         |done, _| {
             format!(
-                "interrupted after {done} of {} output slices; no partial or temporary \
+                "interrupted after {done} of {}; no partial or temporary \
                  file left (run again to resume)",
-                plan.total_units()
+                crate::plural(plan.total_units(), "output slice")
             )
         },
     )?;
@@ -145,12 +145,18 @@ fn build(args: &PyramidArgs) -> Result<(), Failure> {
             );
             return Ok(());
         }
+        let first = shapes[1];
+        let sizes = match shapes.len() {
+            2 => format!("{}x{}", first.width, first.height),
+            _ => format!(
+                "{}x{} down to {}x{}",
+                first.width, first.height, last.width, last.height
+            ),
+        };
         println!(
-            "{} ({width}x{height} down to {}x{}), {} slices rebuilt, {} kept, {} removed, {:.3} s, {:.2} GB/s of input -> {}",
-            crate::plural(shapes.len() - 1, "level"),
-            last.width,
-            last.height,
-            summary.rebuilt,
+            "{} ({sizes}), {} rebuilt, {} kept, {} removed, {:.3} s, {:.2} GB/s of input -> {}",
+            crate::levels(1, shapes.len() - 1),
+            crate::plural(summary.rebuilt, "slice"),
             summary.kept,
             summary.removed,
             secs,

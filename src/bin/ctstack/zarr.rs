@@ -106,9 +106,9 @@ fn build(args: &ZarrArgs) -> Result<(), Failure> {
         |progress, cancel| plan.run(progress, cancel),
         |done, _| {
             format!(
-                "interrupted after {done} of {} slices; the store is marked incomplete \
+                "interrupted after {done} of {}; the store is marked incomplete \
                  (run again to finish it: chunks already written are kept)",
-                plan.total_units()
+                crate::plural(plan.total_units(), "slice")
             )
         },
     )?;
@@ -120,16 +120,16 @@ fn build(args: &ZarrArgs) -> Result<(), Failure> {
         let shapes = plan.levels();
         let last = shapes[shapes.len() - 1];
         println!(
-            "{} arrays ({}x{}x{} down to {}x{}x{}), {} files written, {} unchanged, {:.3} s, \
+            "{} ({}x{}x{} down to {}x{}x{}), {} written, {} unchanged, {:.3} s, \
              {:.2} GB/s of input -> {}",
-            shapes.len(),
+            crate::levels(0, shapes.len() - 1),
             shapes[0].count,
             shapes[0].height,
             shapes[0].width,
             last.count,
             last.height,
             last.width,
-            summary.written,
+            crate::plural(summary.written, "file"),
             summary.unchanged,
             secs,
             summary.input_bytes as f64 / secs.max(1e-9) / 1e9,
