@@ -164,7 +164,7 @@ fn slabs_with_odd_chunks_write_the_whole_runs_chunks() {
 
 /// A chunk the store cannot write comes back as the store's own error: an
 /// [`Error::Io`](crate::Error::Io) naming the folder it could not make, with
-/// the system's error (its kind) as the source, not zarrs' message as text.
+/// the system's error as the source, not zarrs' message as text.
 #[test]
 fn a_store_error_keeps_its_kind_file_and_source_through_zarrs() {
     let dir = temp_dir("store-error");
@@ -197,6 +197,7 @@ fn a_store_error_keeps_its_kind_file_and_source_through_zarrs() {
     let source = std::error::Error::source(&err)
         .and_then(|s| s.downcast_ref::<std::io::Error>())
         .expect("the system's error as the source");
-    assert_ne!(source.kind(), std::io::ErrorKind::Other, "{source:?}");
+    // The system's own error (on main: an io::Error made of zarrs' text).
+    assert!(source.raw_os_error().is_some(), "{source:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
