@@ -192,20 +192,21 @@ pub(crate) fn fits_classic_tiff(bytes: u64) -> bool {
 
 /// Writes a file at `path` atomically: `fill` writes a temporary file in the same
 /// directory, which is renamed into place only once complete (and removed on any
-/// error). Returns the complete file's metadata, taken before the rename (a rename
-/// keeps size and modification time).
+/// error). Returns the complete file's metadata, read once the file is closed and
+/// in place: Windows sets a file's last-write time when its last handle closes, so
+/// a time read while it is open may not be the one the file keeps.
 pub(crate) fn write_atomically(
     path: &Path,
     fill: impl FnOnce(&mut &File) -> std::io::Result<()>,
 ) -> Result<Metadata, Error> {
     let temp = TempFile::create(path)?;
     let mut file = &temp.file;
-    let metadata = fill(&mut file)
-        .and_then(|()| file.metadata())
-        .map_err(|e| Error::io(path, format!("cannot write {}", temp.describe()), e))?;
+    fill(&mut file).map_err(|e| Error::io(path, format!("cannot write {}", temp.describe()), e))?;
     // Dropping `temp` on an error above removes the partial file.
     temp.persist(path)?;
-    Ok(metadata)
+    #[cfg(test)]
+    tests::after_close(path);
+    std::fs::metadata(path).map_err(|e| Error::io(path, "cannot read metadata", e))
 }
 
 /// A temporary file removed on drop unless persisted.
@@ -245,8 +246,9 @@ impl TempFile {
         describe(&self.path)
     }
 
+    /// Renames the file into place and closes it.
     fn persist(mut self, target: &Path) -> Result<(), Error> {
-        std::fs::rename(&self.path, target).map_err(|e| {
+        crate::fs_retry::rename_with_retry(&self.path, target).map_err(|e| {
             let what = format!("cannot rename {} into place", self.describe());
             Error::io(target, what, e)
         })?;
@@ -272,4 +274,47 @@ fn describe(path: &Path) -> String {
 /// Whether `name` is one of our temporary files.
 pub fn is_temp_name(name: &str) -> bool {
     name.starts_with('.') && name.ends_with(TEMP_SUFFIX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+    use std::time::{Duration, SystemTime};
+
+    thread_local! {
+        /// Runs once a written file is closed and in place.
+        static AFTER_CLOSE: Cell<Option<fn(&Path)>> = const { Cell::new(None) };
+    }
+
+    pub(super) fn after_close(path: &Path) {
+        if let Some(hook) = AFTER_CLOSE.with(Cell::get) {
+            hook(path);
+        }
+    }
+
+    /// The time recorded is the one the file keeps once closed: on NTFS the
+    /// last-write time changes when the last handle closes (simulated here by the
+    /// hook, which sets it then), and a manifest holding the time read while the
+    /// file was open would take its own output for someone else's.
+    #[test]
+    fn the_metadata_is_read_after_the_file_is_closed() {
+        let dir = std::env::temp_dir().join(format!("ctstack-writer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("closed.bin");
+        AFTER_CLOSE.with(|h| {
+            h.set(Some(|p: &Path| {
+                let later = SystemTime::now() + Duration::from_secs(3600);
+                let f = OpenOptions::new().write(true).open(p).unwrap();
+                f.set_modified(later).unwrap();
+            }))
+        });
+        let written = write_atomically(&path, |file| file.write_all(b"pixels"));
+        AFTER_CLOSE.with(|h| h.set(None));
+        let written = written.unwrap();
+        let now = std::fs::metadata(&path).unwrap();
+        assert_eq!(written.modified().unwrap(), now.modified().unwrap());
+        assert_eq!(written.len(), 6);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

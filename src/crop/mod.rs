@@ -616,7 +616,7 @@ fn remove_own_temporaries(out: &Path, names: &[String]) -> Result<(), Error> {
         let (_, _, _, output) = (parts.next(), parts.next(), parts.next(), parts.next());
         if output.is_some_and(|o| ours.contains(o)) {
             let path = entry.path();
-            std::fs::remove_file(&path).map_err(|e| {
+            crate::fs_retry::remove_with_retry(&path).map_err(|e| {
                 Error::io(&path, "cannot remove a temporary file of a killed run", e)
             })?;
         }

@@ -186,7 +186,8 @@ impl SlabRecord {
         let then = self
             .inputs
             .get(deps.start.checked_sub(self.start)?..deps.end.checked_sub(self.start)?)?;
-        (then == now && file.matches(&plan.output_path(k, j))).then_some(file)
+        (super::manifest::same_inputs(then, now) && file.matches(&plan.output_path(k, j)))
+            .then_some(file)
     }
 }
 
@@ -334,13 +335,13 @@ pub(crate) fn finish(plan: &Plan, cancel: &CancelFlag) -> Result<Summary, Error>
         ));
     }
     let removed = match &old {
-        Some(old) => resume::remove_stale(plan, old, &mut warnings),
+        Some(old) => resume::remove_stale(plan, old, &mut draft, &mut warnings),
         None => 0,
     };
-    resume::sweep(plan, &mut warnings);
+    resume::sweep(plan, &draft, &mut warnings);
     Journal::new(out, draft, saved).save()?;
     for path in &record_paths {
-        if let Err(e) = std::fs::remove_file(path)
+        if let Err(e) = crate::fs_retry::remove_with_retry(path)
             && e.kind() != std::io::ErrorKind::NotFound
         {
             warnings.push(format!("{}: cannot remove: {e}", path.display()));

@@ -648,7 +648,8 @@ impl ZarrPlan {
                     if meta.is_dir() {
                         std::fs::remove_dir_all(root).map_err(io("cannot remove (--force)"))?;
                     } else {
-                        std::fs::remove_file(root).map_err(io("cannot remove (--force)"))?;
+                        crate::fs_retry::remove_with_retry(root)
+                            .map_err(io("cannot remove (--force)"))?;
                     }
                 }
                 if ours {
@@ -699,7 +700,7 @@ impl ZarrPlan {
             let removed = if path.is_dir() {
                 std::fs::remove_dir_all(&path)
             } else {
-                std::fs::remove_file(&path)
+                crate::fs_retry::remove_with_retry(&path)
             };
             removed.map_err(|e| Error::io(&path, "cannot remove an outdated chunk", e))?;
         }
@@ -708,7 +709,7 @@ impl ZarrPlan {
 }
 
 fn remove_file_if_there(path: &Path) -> Result<(), Error> {
-    match std::fs::remove_file(path) {
+    match crate::fs_retry::remove_with_retry(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             Err(Error::io(path, "cannot remove", e))
         }

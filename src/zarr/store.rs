@@ -97,7 +97,7 @@ impl WritableStorageTraits for AtomicFolder {
     }
 
     fn erase(&self, key: &StoreKey) -> Result<(), StorageError> {
-        match std::fs::remove_file(self.path_of(key.as_str())) {
+        match crate::fs_retry::remove_with_retry(&self.path_of(key.as_str())) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Arc::new(e).into()),
             _ => Ok(()),
         }
