@@ -44,8 +44,14 @@ use crate::{Error, SampleType};
 /// slice that is a page of a multi-page file also has `"page": N` (N >= 1;
 /// absent means page 0), and each page of a file has the file's size and time.
 ///
-/// An input's identity is its name, size and modification time (in nanoseconds),
-/// the rule make and rsync use: reading every input's pixels to decide would cost
+/// `"leftovers"` (absent when empty) lists outputs of an earlier plan that a run
+/// could not remove (on Windows, another program had them open), as
+/// `{ "k": 3, "j": 0, "size": ..., "mtime_ns": ... }`: they are still ctstack's,
+/// and the next run removes them.
+///
+/// An input's identity is its name, size and modification time (in nanoseconds;
+/// a time read through Windows, in 100 ns steps, matches the nanosecond time it
+/// truncates: see `same_mtime`), the rule make and rsync use: reading every input's pixels to decide would cost
 /// as much as building. What it cannot see: a rewrite that keeps both the size and
 /// the modification time (a tool that restores mtimes, or a filesystem with coarse
 /// timestamps rewritten within one tick). `force` rebuilds everything.
