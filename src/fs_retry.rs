@@ -33,8 +33,9 @@ pub(crate) const BACKOFF: [Duration; 8] = [
 
 /// What follows the system's message when the file stayed held.
 pub(crate) const HELD_HINT: &str = "another program has the file open (a virus scanner, the \
-    search indexer, a sync client or an image viewer); close it or wait, then run again: \
-    finished outputs are kept";
+    search indexer, a sync client or an image viewer): close it or wait, then run again \
+    (finished outputs are kept); if nothing has it open, check that you may change files in \
+    this folder";
 
 /// [`std::fs::rename`], retried while another program holds `from` or `to`.
 pub(crate) fn rename_with_retry(from: &Path, to: &Path) -> io::Result<()> {
