@@ -76,9 +76,9 @@ setup(
             args=["--no-default-features"],
             features=["ome-zarr"],
             py_limited_api=False,
-            # The release profile keeps line tables (backtraces for the CLI); the
-            # wheel's copy drops them (`strip -S` on Unix: 26.7 MB -> 2.7 MB). Its
-            # C ABI never unwinds, and the symbols stay.
+            # The release profile already strips debug info (Cargo.toml); `strip -S`
+            # stays for a build with another profile. Its C ABI never unwinds, and
+            # the symbols stay.
             strip=Strip.Debug,
         )
     ],

@@ -191,6 +191,14 @@ typedef struct {
   int64_t index_last;
   // See `prefix`; 0 (the default): any width.
   uint32_t index_width;
+  // In a folder of numbered files, slice `i` is the file numbered `first + i`
+  // (`first`: `index_first`, else the first file's number), and a number with
+  // no file is missing (at level k >= 1, so is every slice from the first gap
+  // on). 0 (the default): a missing slice in the range fails the plan with
+  // CTSTACK_ERR_STATE naming the numbers, nothing written; nonzero: missing
+  // slices are left out, each run named by `ctstack_crop_warning` and in the
+  // job report's warnings.
+  uint32_t skip_missing;
 } ctstack_crop_options;
 
 // Progress callback: `done` of `total` work units (one per output slice); return
@@ -385,6 +393,14 @@ ctstack_status ctstack_crop_shape(const ctstack_crop *crop, uint64_t *count, uin
 // # Safety
 // `crop` is NULL or a live crop handle.
 const char *ctstack_crop_output_name(const ctstack_crop *crop, uint64_t i);
+
+// Warning `i` (0, 1, ...) of the checked crop: a run of missing slices left
+// out under `options->skip_missing`, naming the numbers; NULL past the last
+// (and for a crop with none). Show these to the user. Valid while the crop lives.
+//
+// # Safety
+// `crop` is NULL or a live crop handle.
+const char *ctstack_crop_warning(const ctstack_crop *crop, uint64_t i);
 
 // Reads the crop into `dst`, one contiguous (count, height, width) volume,
 // row-major, native-endian: `dst_len` must be count * height * width * bytes

@@ -40,6 +40,9 @@ pub struct Limits {
     ///
     /// Deflate cannot exceed about 1032:1 and TIFF's LZW about 1400:1, so a file
     /// that claims more is a decompression bomb, refused before decoding starts.
+    /// ZSTD can (a blank slice reaches 10000:1, an RLE block 32768:1): a ZSTD page
+    /// beyond this ratio and within 32768:1 is inflated once first, its bytes
+    /// counted in a 64 KiB buffer, and accepted if it holds what it claims.
     pub max_compression_ratio: u64,
     /// Longest chain of pages (IFDs) walked in one file: a multi-page stack of
     /// more pages is refused (the walk is also cycle-safe).

@@ -734,7 +734,7 @@ fn arrange(
     let at = |p: crate::error::Problem| p.on_page(index).at(path);
     decode::check_decoded_size(layout.image_bytes(), limits).map_err(at)?;
     if !layout.is_raw() {
-        decode::check_ratio(layout, source.bytes().len() as u64, limits).map_err(at)?;
+        decode::check_ratio((path, index), layout, Bytes::Memory(source.bytes()), limits)?;
     }
     let whole = Region::whole(layout.width, layout.height);
     let samples = with_sample_type!(layout.sample_type, T => {

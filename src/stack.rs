@@ -467,6 +467,24 @@ fn range_gaps(files: &[Candidate], (first, last): (u64, u64)) -> Vec<String> {
     gaps
 }
 
+/// Adds to the first of `gaps` (messages of [`select`] or [`numbering_gaps`])
+/// that has files after it what it means for a pyramid: its levels average
+/// the files in order, so from that gap on a level's slices are not the mean of
+/// the numbers their place stands for (see [`crate::Crop`], "Slices are
+/// numbers, not positions"). A gap after the last file changes no slice.
+pub(crate) fn explain_gaps_for_pyramid(gaps: &mut [String]) {
+    let interior = gaps
+        .iter_mut()
+        .find(|g| g.contains(" is followed by ") || g.contains(" starts before "));
+    if let Some(gap) = interior {
+        gap.push_str(
+            "; the pyramid averages the files in order, so from this gap on its level-k slices \
+             are not the mean of the numbers their place stands for (a crop at level 1 or more \
+             refuses them)",
+        );
+    }
+}
+
 /// `number 8 is missing` or `numbers 11..=13 are missing (3 files)`.
 fn missing(from: u128, to: u128) -> String {
     if from == to {
@@ -475,6 +493,13 @@ fn missing(from: u128, to: u128) -> String {
         let n = to - from + 1;
         format!("numbers {from}..={to} are missing ({n} files)")
     }
+}
+
+/// The index of a stack file's name as [`select`] reads it: the digits right
+/// before the extension (`scan_0015.tif` gives 15); `None` for a name without
+/// them, a hidden name or an extension ctstack does not read.
+pub(crate) fn file_index(path: &Path) -> Option<u64> {
+    Candidate::new(path.to_path_buf())?.index()
 }
 
 /// The stack of `dir` under the default [`Selection`]: its most common

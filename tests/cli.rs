@@ -323,9 +323,10 @@ fn the_summary_says_level_levels_and_why_there_are_none() {
 #[test]
 fn a_failed_run_exits_1_and_names_the_file() {
     let dir = scratch("failed");
+    // A missing INPUT is the disk's state, not a failed run: 3 (docs/cli.md).
     let missing = dir.join("no-such-dir").display().to_string();
     let run = ctstack(&["pyramid", &missing]);
-    assert_eq!(run.status.code(), Some(1), "{}", text(&run.stderr));
+    assert_eq!(run.status.code(), Some(3), "{}", text(&run.stderr));
     assert!(
         text(&run.stderr).contains("no-such-dir"),
         "{}",
@@ -548,15 +549,7 @@ fn pyramid_selects_with_prefix_ext_range_and_converts_depth() {
     std::fs::copy(f.join("stack_bmp/scan_spr.bmp"), dir.join("scan_spr.bmp")).unwrap();
     let out = dir.join("out");
     let (input, out_arg) = (dir.display().to_string(), out.display().to_string());
-    let run = ctstack(&[
-        "pyramid",
-        &input,
-        "--out",
-        &out_arg,
-        "--min-size",
-        "10",
-        "-q",
-    ]);
+    let run = ctstack(&["pyramid", &input, "--out", &out_arg, "--min-size", "10"]);
     let stderr = text(&run.stderr);
     assert_eq!(run.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("ctstack: note: left out "), "{stderr}");
@@ -598,7 +591,6 @@ fn pyramid_selects_with_prefix_ext_range_and_converts_depth() {
         "8",
         "--depth",
         "16",
-        "-q",
     ]);
     let stderr = text(&run.stderr);
     assert_eq!(run.status.code(), Some(0), "{stderr}");
@@ -837,4 +829,259 @@ fn a_closed_stdout_ends_info_quietly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(141), "{stderr}");
+}
+
+/// A scratch copy of the first `n` slices of fixtures/stack.
+fn stack_copy(name: &str, n: usize) -> PathBuf {
+    let dir = scratch(name).join("scan");
+    std::fs::create_dir_all(&dir).unwrap();
+    for k in 0..n {
+        let file = format!("slice_{k:04}.tif");
+        std::fs::copy(
+            common::fixtures().join("stack").join(&file),
+            dir.join(&file),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+/// `--range FIRST:LAST` (alias `--indices`) is file numbers, inclusive, in
+/// pyramid, zarr and info; crop's slice positions are `--slices Z0:Z1`, and crop's
+/// old `--range` is refused with what to write now, before anything is written.
+#[test]
+fn range_means_file_numbers_and_crop_range_says_what_to_write() {
+    let dir = scratch("vocabulary");
+    let stack = stack_dir();
+    for option in ["--range", "--indices", "--range=0:9", "--indices=0:9"] {
+        let mut args = vec!["info", stack.as_str(), option];
+        if !option.contains('=') {
+            args.push("0:9");
+        }
+        let out = ctstack_ok(&args);
+        assert!(out.contains(": 10 slices\n"), "{args:?}: {out}");
+    }
+    let out = dir.join("crop");
+    let out_arg = out.display().to_string();
+    let run = ctstack(&["crop", &stack, "--range", "0:9", "--out", &out_arg]);
+    let stderr = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--slices 0:9"), "{stderr}");
+    assert!(stderr.contains("--indices FIRST:LAST"), "{stderr}");
+    assert!(!out.exists(), "a refused crop wrote {}", out.display());
+    // The new spelling: 9 positions, and --indices the inclusive file numbers.
+    ctstack_ok(&["crop", &stack, "--slices", "0:9", "-q", "--out", &out_arg]);
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 9);
+    let numbered = dir.join("numbered").display().to_string();
+    ctstack_ok(&["crop", &stack, "--indices", "0:9", "-q", "--out", &numbered]);
+    assert_eq!(std::fs::read_dir(&numbered).unwrap().count(), 10);
+    let help = text(&ctstack(&["crop", "--help"]).stdout);
+    assert!(help.contains("--slices <Z0:Z1>"), "{help}");
+    assert!(!help.contains("--range <"), "{help}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The files a selection leaves out are named a few at a time with a count and
+/// the command that lists them all; `-q` prints nothing but warnings and errors.
+#[test]
+fn left_out_files_are_summarised_and_quiet_is_quiet() {
+    let dir = scratch("left-out");
+    let stack = stack_dir();
+    let out = dir.join("out").display().to_string();
+    let args = [
+        "pyramid",
+        &stack,
+        "--range",
+        "0:9",
+        "--min-size",
+        "80",
+        "--out",
+        &out,
+    ];
+    let run = ctstack(&args);
+    let stderr = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{stderr}");
+    let notes: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("ctstack: note:"))
+        .collect();
+    assert_eq!(notes.len(), 4, "{stderr}");
+    assert!(
+        notes[0].contains("slice_0010.tif: index 0010 is outside 0..=9"),
+        "{stderr}"
+    );
+    assert!(
+        notes[3].contains("... and 8 more left out (11 in all; `ctstack info "),
+        "{stderr}"
+    );
+    assert!(notes[3].contains(&stack), "{stderr}");
+    let quiet = ctstack(&[&args[..], &["-q"]].concat());
+    assert_eq!(quiet.status.code(), Some(0));
+    assert_eq!(text(&quiet.stderr), "", "-q printed to stderr");
+    assert_eq!(text(&quiet.stdout), "", "-q printed to stdout");
+    // What the note points to lists every one.
+    let info = ctstack_ok(&["info", &stack, "--range", "0:9"]);
+    assert!(info.contains("skipped: 11 entries"), "{info}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A one-page file is a stack of one slice only with `--single-page`: otherwise
+/// `pyramid` and `zarr` refuse it (exit 2) naming the folder to pass.
+#[test]
+fn a_one_page_file_is_refused_unless_single_page_is_given() {
+    let scan = stack_copy("single", 3);
+    let file = scan.join("slice_0000.tif");
+    let out = scan.parent().unwrap().join("out");
+    let (file_arg, out_arg) = (file.display().to_string(), out.display().to_string());
+    let mut commands = vec!["pyramid"];
+    if cfg!(feature = "ome-zarr") {
+        commands.push("zarr");
+    }
+    for command in commands {
+        let run = ctstack(&[command, &file_arg, "--out", &out_arg]);
+        let stderr = text(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{command}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "pass the folder that holds the slices ({})",
+                scan.display()
+            )),
+            "{command}: {stderr}"
+        );
+        assert!(stderr.contains("--single-page"), "{command}: {stderr}");
+        assert!(!out.exists(), "{command}: a refused run wrote output");
+        assert!(
+            !scan.join("slice_0000.thumbnail").exists(),
+            "{command}: a refused run wrote output"
+        );
+    }
+    ctstack_ok(&[
+        "pyramid",
+        &file_arg,
+        "--single-page",
+        "--min-size",
+        "80",
+        "-q",
+        "--out",
+        &out_arg,
+    ]);
+    assert!(out.join("1/000000.tif").is_file());
+    std::fs::remove_dir_all(scan.parent().unwrap()).unwrap();
+}
+
+/// Whether this process's writes ignore file permissions (root).
+fn permissions_do_not_bind(dir: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let probe = dir.join("probe");
+    std::fs::create_dir(&probe).unwrap();
+    std::fs::set_permissions(&probe, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let binds = std::fs::create_dir(probe.join("x")).is_err();
+    let _ = std::fs::remove_dir(probe.join("x"));
+    std::fs::set_permissions(&probe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::remove_dir(&probe).unwrap();
+    !binds
+}
+
+/// A scan folder the pyramid cannot be written into (read-only, or its
+/// `.thumbnail` taken by a file) fails with exit 1 and says `--out DIR` writes
+/// elsewhere. Read-only is tested for real: as root, whose writes permissions do
+/// not stop, the command runs as user nobody through setpriv (util-linux).
+#[test]
+fn an_unwritable_scan_folder_points_to_out() {
+    use std::os::unix::fs::PermissionsExt;
+    let scan = stack_copy("read-only", 2);
+    let root = scan.parent().unwrap().to_path_buf();
+    let scan_arg = scan.display().to_string();
+
+    std::fs::write(scan.join(".thumbnail"), b"a user's file").unwrap();
+    let run = ctstack(&["pyramid", &scan_arg, "--min-size", "80"]);
+    let stderr = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot create output directory"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("pass --out DIR"), "{stderr}");
+    assert_eq!(
+        std::fs::read(scan.join(".thumbnail")).unwrap(),
+        b"a user's file"
+    );
+    std::fs::remove_file(scan.join(".thumbnail")).unwrap();
+
+    let mut command = Command::new(BIN);
+    if permissions_do_not_bind(&root) {
+        let setpriv = Command::new("setpriv").arg("--version").output();
+        if !setpriv.is_ok_and(|o| o.status.success()) {
+            eprintln!("skipped the read-only case: running as root and setpriv is missing");
+            std::fs::remove_dir_all(&root).unwrap();
+            return;
+        }
+        // nobody must reach the scan and the binary.
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+        command = Command::new("setpriv");
+        command.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN]);
+    }
+    std::fs::set_permissions(&scan, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let run = command
+        .args(["pyramid", &scan_arg, "--min-size", "80"])
+        .output()
+        .unwrap();
+    std::fs::set_permissions(&scan, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let stderr = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("Permission denied"), "{stderr}");
+    assert!(stderr.contains("pass --out DIR"), "{stderr}");
+    assert!(!scan.join(".thumbnail").exists());
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// Each row of docs/cli.md's table that a test can provoke, for every command it
+/// names: a missing INPUT is 3 like an empty one (it was 1), a one-page file 2.
+#[test]
+fn exit_statuses_follow_docs_cli_md() {
+    let table =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/cli.md")).unwrap();
+    for status in ["| 0 |", "| 1 |", "| 2 |", "| 3 |", "| 4 |", "| 130 |"] {
+        assert!(table.contains(status), "docs/cli.md lacks {status}");
+    }
+    assert!(table.contains("INPUT does not exist"), "{table}");
+    let dir = scratch("statuses");
+    let missing = dir.join("no-such-scan").display().to_string();
+    let empty = dir.join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let empty = empty.display().to_string();
+    let out = dir.join("out").display().to_string();
+    let one_page = common::fixtures()
+        .join("stack/slice_0000.tif")
+        .display()
+        .to_string();
+    let mut cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (
+            vec!["pyramid", &missing, "--out", &out],
+            3,
+            "does not exist",
+        ),
+        (vec!["pyramid", &empty, "--out", &out], 3, "no slice files"),
+        (vec!["crop", &missing, "--out", &out], 3, "does not exist"),
+        (vec!["crop", &empty, "--out", &out], 3, "no slice files"),
+        (vec!["info", &missing], 3, "does not exist"),
+        (vec!["info", &empty], 3, "no slice files"),
+        (
+            vec!["pyramid", &one_page, "--out", &out],
+            2,
+            "--single-page",
+        ),
+    ];
+    if cfg!(feature = "ome-zarr") {
+        cases.push((vec!["zarr", &missing, "--out", &out], 3, "does not exist"));
+        cases.push((vec!["zarr", &empty, "--out", &out], 3, "no slice files"));
+    }
+    for (args, status, says) in cases {
+        let run = ctstack(&args);
+        let said = format!("{}{}", text(&run.stdout), text(&run.stderr));
+        assert_eq!(run.status.code(), Some(status), "{args:?}: {said}");
+        assert!(said.contains(says), "{args:?}: {said}");
+    }
+    assert!(!Path::new(&out).exists(), "a refused run wrote output");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

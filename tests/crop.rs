@@ -483,7 +483,7 @@ fn kill_9_mid_crop_then_rerun_gives_a_clean_runs_bytes() {
             .args([
                 "--box",
                 "1:1000,3:700",
-                "--range",
+                "--slices",
                 "2:46",
                 "--threads",
                 "1",
@@ -552,7 +552,7 @@ fn the_command_line_exit_statuses_and_ctrl_c() {
         stack.to_str().unwrap(),
         "--box",
         "10:50,20:40",
-        "--range",
+        "--slices",
         "3:7",
         "--out",
         out.to_str().unwrap(),
@@ -642,5 +642,244 @@ fn the_command_line_exit_statuses_and_ctrl_c() {
             "{names:?}"
         );
     }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `ct_0005.tif ..= ct_0044.tif` without `ct_0015.tif` (issue 26 item 1), 40x30
+/// u16, every slice's pixels distinct (`number * 100 + x + y`), in a fresh folder.
+fn stack_with_a_gap(name: &str) -> PathBuf {
+    let dir = temp_dir(name);
+    for n in (5u16..=44).filter(|&n| n != 15) {
+        let pixels: Vec<u16> = (0..30u16)
+            .flat_map(|y| (0..40u16).map(move |x| n * 100 + x + y))
+            .collect();
+        write_slice(&dir.join(format!("ct_{n:04}.tif")), 40, 30, &pixels).unwrap();
+    }
+    dir
+}
+
+/// Every file of `out` holds the box x, y of the source of its own name in `dir`.
+fn each_output_is_its_namesake(
+    dir: &Path,
+    out: &Path,
+    x: std::ops::Range<u32>,
+    y: std::ops::Range<u32>,
+) {
+    for name in files_in(out) {
+        let (w, _, src) = whole(&dir.join(&name), 0);
+        let (_, _, got) = whole(&out.join(&name), 0);
+        assert_eq!(got, cut(&src, w, x.clone(), y.clone()), "{name}");
+    }
+}
+
+#[test]
+fn a_missing_number_is_refused_or_skipped_never_filled_by_its_neighbour() {
+    use ctstack::stack::Selection;
+    let dir = stack_with_a_gap("crop-gap");
+    // CTHarvester's call: prefix, type, seq_begin..=seq_end, width; bottom 3, top 30.
+    let selection = Selection::default()
+        .prefix("ct_")
+        .extension("tif")
+        .range(5, 44)
+        .index_width(4);
+    let crop = |out: &Path| {
+        Crop::from_selection(&dir, &selection)
+            .region(2..37, 1..29)
+            .slices(3..31)
+            .naming(Naming::numbered("ct_", 5, 4))
+            .output_dir(out)
+    };
+    // By default: an error naming the missing number, before anything is written.
+    let out = dir.join("refused");
+    let err = crop(&out).plan().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::State, "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("number 15 (ct_0015.tif)") && message.contains("skip_missing"),
+        "{message}"
+    );
+    assert!(!out.exists());
+    // Skipped on request: the 27 right files, a warning naming the gap.
+    let out = dir.join("skipped");
+    let plan = crop(&out).skip_missing(true).plan().unwrap();
+    assert_eq!(plan.warnings().len(), 1, "{:?}", plan.warnings());
+    assert!(
+        plan.warnings()[0].contains("15 (ct_0015.tif)"),
+        "{:?}",
+        plan.warnings()
+    );
+    assert_eq!(plan.shape().0, 27);
+    let summary = plan.run(&mut |_, _| {}, &CancelFlag::new()).unwrap();
+    assert!(
+        summary.notes[0].contains("ct_0015.tif"),
+        "{:?}",
+        summary.notes
+    );
+    let want: Vec<String> = (8..=35)
+        .filter(|&n| n != 15)
+        .map(|n| format!("ct_{n:04}.tif"))
+        .collect();
+    assert_eq!(files_in(&out), want);
+    each_output_is_its_namesake(&dir, &out, 2..37, 1..29);
+    // The array holds the same slices, in order.
+    let mut volume = vec![0u16; plan.samples()];
+    plan.crop_to_array(&mut volume, &mut |_, _| {}, &CancelFlag::new())
+        .unwrap();
+    let (_, _, ct_0016) = whole(&dir.join("ct_0016.tif"), 0);
+    let plane = 35 * 28;
+    let got: Vec<f64> = volume[7 * plane..8 * plane]
+        .iter()
+        .map(|&v| f64::from(v))
+        .collect();
+    assert_eq!(got, cut(&ct_0016, 40, 2..37, 1..29), "plane 7 is ct_0016");
+    // The default selection and names (no range: numbered from the first file).
+    let out = dir.join("default");
+    let err = Crop::from_dir(&dir).slices(3..31).plan().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::State);
+    let plan = Crop::from_dir(&dir)
+        .slices(9..12)
+        .skip_missing(true)
+        .output_dir(&out)
+        .plan()
+        .unwrap();
+    assert_eq!(plan.output_names(), ["ct_0014.tif", "ct_0016.tif"]);
+    plan.run(&mut |_, _| {}, &CancelFlag::new()).unwrap();
+    each_output_is_its_namesake(&dir, &out, 0..40, 0..30);
+    // A range without the gap needs no option.
+    Crop::from_dir(&dir).slices(11..40).plan().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn at_level_k_a_slice_after_a_gap_is_missing_not_a_mean_of_the_wrong_files() {
+    let dir = stack_with_a_gap("crop-gap-levelk");
+    PyramidBuilder::from_dir(&dir)
+        .unwrap()
+        .min_size(5)
+        .plan()
+        .unwrap()
+        .run(&mut |_, _| {}, &CancelFlag::new())
+        .unwrap();
+    // The pyramid's own warning says what the gap does to its levels.
+    let plan = PyramidBuilder::from_dir(&dir).unwrap().plan().unwrap();
+    assert_eq!(plan.warnings().len(), 1);
+    assert!(
+        plan.warnings()[0].contains("number 15 is missing")
+            && plan.warnings()[0].contains("not the mean of the numbers"),
+        "{:?}",
+        plan.warnings()
+    );
+    let pyramid = ctstack::Pyramid::open(dir.join(".thumbnail")).unwrap();
+    // Level-1 slices 0..=4 are numbers 5..=14: whole, the pyramid's own files.
+    let out = dir.join("l1");
+    let plan = Crop::from_dir(&dir)
+        .level(1)
+        .slices(2..5)
+        .naming(Naming::numbered("c_", 0, 3))
+        .output_dir(&out)
+        .plan()
+        .unwrap();
+    assert_eq!(plan.output_names(), ["c_002.tif", "c_003.tif", "c_004.tif"]);
+    plan.run(&mut |_, _| {}, &CancelFlag::new()).unwrap();
+    for j in 2..5 {
+        let (_, _, want) = whole(&pyramid.slice_path(1, j), 0);
+        let (_, _, got) = whole(&out.join(format!("c_{j:03}.tif")), 0);
+        assert_eq!(got, want, "level 1 slice {j}");
+    }
+    // Slice 5 stands for numbers 15 and 16; the pyramid's slice 5 is 16 and 17.
+    let err = Crop::from_dir(&dir)
+        .level(1)
+        .slices(4..7)
+        .plan()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::State);
+    let message = err.to_string();
+    assert!(
+        message.contains("level 1 slices 5..=6") && message.contains("number 15 (ct_0015.tif)"),
+        "{message}"
+    );
+    let plan = Crop::from_dir(&dir)
+        .level(1)
+        .slices(4..7)
+        .skip_missing(true)
+        .output_dir(dir.join("l1-skip"))
+        .plan()
+        .unwrap();
+    assert_eq!(plan.output_names(), ["000004.tif"]);
+    assert!(
+        plan.warnings()[0].contains("level 1 slices 5..=6"),
+        "{:?}",
+        plan.warnings()
+    );
+    // The level counts the numbers, missing ones included: 40 -> 20 -> 10.
+    assert_eq!(plan.level_shape().count, 20);
+    // Level 2: slices 0 and 1 (numbers 5..=12) are whole, 2 (13..=16) is not.
+    let plan = Crop::from_dir(&dir)
+        .level(2)
+        .skip_missing(true)
+        .plan()
+        .unwrap();
+    assert_eq!(plan.output_names(), ["000000.tif", "000001.tif"]);
+    assert!(
+        plan.warnings()[0].contains("level 2 slices 2..=9"),
+        "{:?}",
+        plan.warnings()
+    );
+    // Only missing slices: an error even when skipping.
+    let err = Crop::from_dir(&dir)
+        .level(2)
+        .slices(3..5)
+        .skip_missing(true)
+        .plan()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::State);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_command_line_refuses_a_gap_or_skips_it_with_a_warning() {
+    use std::process::Command;
+    let bin = env!("CARGO_BIN_EXE_ctstack");
+    let dir = stack_with_a_gap("crop-gap-cli");
+    let run = |out: &Path, extra: &[&str]| {
+        Command::new(bin)
+            .arg("crop")
+            .arg(&dir)
+            .args([
+                "--prefix",
+                "ct_",
+                "--ext",
+                "tif",
+                "--indices",
+                "5:44",
+                "--slices",
+                "3:31",
+            ])
+            .arg("--out")
+            .arg(out)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = dir.join("refused");
+    let refused = run(&out, &[]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("ct_0015.tif") && stderr.contains("--skip-missing"),
+        "{stderr}"
+    );
+    assert!(!out.exists() || files_in(&out).is_empty());
+    let out = dir.join("skipped");
+    let skipped = run(&out, &["--skip-missing", "--quiet"]);
+    let stderr = String::from_utf8_lossy(&skipped.stderr);
+    assert!(skipped.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("ctstack: warning: skipped: ") && stderr.contains("15 (ct_0015.tif)"),
+        "{stderr}"
+    );
+    assert_eq!(files_in(&out).len(), 27);
+    assert!(!files_in(&out).contains(&"ct_0015.tif".to_string()));
+    each_output_is_its_namesake(&dir, &out, 0..40, 0..30);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -2,8 +2,8 @@
 //! see the same pixels as ctstack.
 //!
 //! Needs Python with tifffile + Pillow (`CTSTACK_PYTHON`, default `python3`) and
-//! libtiff's `tiffinfo`/`tiffcp`. When they are missing the test is skipped with a
-//! message, unless `CTSTACK_REQUIRE_EXTERNAL=1` (set by .ci/run), which fails it.
+//! libtiff's `tiffinfo`/`tiffcp`. When they are missing the test fails saying how to
+//! install them, or skips with `CTSTACK_ALLOW_SKIPS=1` ([`common::missing_tool`]).
 
 mod common;
 
@@ -11,10 +11,6 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use ctstack::{CancelFlag, PyramidBuilder, Slice};
-
-fn require() -> bool {
-    std::env::var("CTSTACK_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1")
-}
 
 fn python() -> String {
     std::env::var("CTSTACK_PYTHON").unwrap_or_else(|_| "python3".into())
@@ -41,12 +37,18 @@ fn tifffile_pillow_and_libtiff_read_our_outputs() {
     let tiff_ok = have(Command::new("tiffinfo").arg("-h"))
         || have(Command::new("tiffcp").arg("-h"))
         || Command::new("tiffinfo").output().is_ok();
-    if !(py_ok && tiff_ok) {
-        assert!(
-            !require(),
-            "python with tifffile+Pillow ({py_ok}) or libtiff tools ({tiff_ok}) missing"
+    if !py_ok {
+        common::missing_tool(
+            &format!("{} with numpy, tifffile and Pillow", python()),
+            common::PYTHON_PACKAGES,
         );
-        eprintln!("skipped: python with tifffile+Pillow or libtiff tools not found");
+        return;
+    }
+    if !tiff_ok {
+        common::missing_tool(
+            "libtiff's tiffinfo and tiffcp",
+            "apt-get install libtiff-tools (Debian, Ubuntu), brew install libtiff (macOS)",
+        );
         return;
     }
     let out = std::env::temp_dir().join(format!("ctstack-external-{}", std::process::id()));

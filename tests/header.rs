@@ -1,7 +1,11 @@
 //! include/ctstack.h is what cbindgen (pinned in Cargo.toml) generates from
 //! the files of src/ffi/. `CTSTACK_BLESS=1 cargo test --test header` rewrites it.
 
+mod common;
+
 use std::path::PathBuf;
+
+use common::toml_string;
 
 #[test]
 fn committed_header_matches_the_code() {
@@ -38,20 +42,6 @@ fn header_fingerprint(text: &str) -> String {
             (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
         });
     format!("{hash:016x}")
-}
-
-/// The value of `key = "..."` in section `[section]` of a TOML file's text.
-fn toml_string(text: &str, section: &str, key: &str) -> Option<String> {
-    let mut lines = text
-        .lines()
-        .skip_while(|l| l.trim() != format!("[{section}]"));
-    lines.next()?;
-    lines
-        .take_while(|l| !l.trim_start().starts_with('['))
-        .find_map(|l| {
-            let (k, v) = l.split_once('=')?;
-            (k.trim() == key).then(|| v.trim().trim_matches('"').to_string())
-        })
 }
 
 /// The header changes only with the ABI version: include/abi-versions.txt lists

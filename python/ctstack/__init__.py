@@ -64,7 +64,7 @@ from ._errors import (
     TiffFormatError,
     UnsupportedTiffError,
 )
-from ._crop import CropJob, CropReport, crop, crop_to_array
+from ._crop import CropJob, CropReport, MissingSliceWarning, crop, crop_to_array
 from ._library import PROGRESS_FN, decode as _decode, lib as _lib, library_path
 from ._pyramid import (
     DEFAULT_MIN_SIZE,
@@ -111,6 +111,7 @@ __all__ = [
     "JobReport",
     "CropJob",
     "CropReport",
+    "MissingSliceWarning",
     "crop",
     "crop_to_array",
     "Pyramid",

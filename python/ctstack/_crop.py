@@ -15,12 +15,26 @@ is the mean of source slices ``j*2**k ..= (j+1)*2**k - 1``), or numbered
 names (``name_prefix``). Every file appears atomically; files of the output
 folder that are not outputs are never touched; a slice that fails stops the
 run with an error naming it.
+
+Slices are numbers, not positions: in a folder of numbered files
+(``ct_0005.tif`` ...), slice ``i`` of level 0 is the file numbered ``first +
+i`` (``first``: the pattern's first index, else the first file's number), so
+an output named after a number always holds that file's pixels. A number with
+no file is missing, and so is a level-k slice from the first gap on (the
+pyramid averages its files in order, so from there its slices hold other files
+than the numbers they stand for). A missing slice in the range raises
+:class:`StateError` naming the numbers before anything is written; with
+``skip_missing=True`` those slices are left out and each run of them is a
+:class:`MissingSliceWarning` (``warnings.warn``, also logged to the
+``"ctstack"`` logger) and in the report's notes.
 """
 
 from __future__ import annotations
 
 import ctypes
+import logging
 import time
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple, Union
 
@@ -38,6 +52,13 @@ _FORMATS = {None: 0, "tif": 1, "tiff": 1, "png": 2, "bmp": 3}
 
 #: How often :func:`crop` calls ``progress`` while the job runs, in seconds.
 POLL_INTERVAL = 0.05
+
+_log = logging.getLogger("ctstack")
+
+
+class MissingSliceWarning(UserWarning):
+    """Slices of the range whose number has no file were left out
+    (``skip_missing=True``); the message names the numbers."""
 
 Input = Union[PathArg, Sequence[PathArg]]
 ProgressCallback = Callable[[int, int], Any]
@@ -100,8 +121,10 @@ class _Request:
         name_width: int,
         threads: Optional[int],
         mmap: Optional[str],
+        skip_missing: bool = False,
     ) -> None:
         o = _l.default_crop_options()
+        o.skip_missing = 1 if skip_missing else 0
         o.level = _uint32(level, "level", 0)
         o.x0, o.x1, o.y0, o.y1 = _span(box, 4, "box (x0, x1, y0, y1)")
         o.z0, o.z1 = _span(slices, 2, "slices (z0, z1)")
@@ -177,6 +200,19 @@ class _Plan:
         self.names = [
             _l.decode(_l.lib.ctstack_crop_output_name(handle.ptr, i)) for i in range(count.value)
         ]
+        self.warnings: List[str] = []
+        while True:
+            raw = _l.lib.ctstack_crop_warning(handle.ptr, len(self.warnings))
+            if raw is None:
+                break
+            self.warnings.append(_l.decode(raw))
+
+    def warn(self, stacklevel: int) -> None:
+        """Each warning of the plan to the user: ``warnings.warn`` and the
+        ``"ctstack"`` logger."""
+        for message in self.warnings:
+            _log.warning("%s", message)
+            warnings.warn(message, MissingSliceWarning, stacklevel=stacklevel + 1)
 
 
 class CropJob(Job):
@@ -190,6 +226,9 @@ class CropJob(Job):
         shape: ``(count, height, width)`` of the crop.
         sample_type: ``"u8"``, ``"u16"``, ``"i16"`` or ``"f32"``.
         output_names: the files it writes, in slice order.
+        warnings: the missing slices left out (``skip_missing=True``), one
+            message per run; each was also given to ``warnings.warn``
+            (:class:`MissingSliceWarning`) and the ``"ctstack"`` logger.
     """
 
     def __init__(
@@ -208,13 +247,17 @@ class CropJob(Job):
         name_width: int = 0,
         threads: Optional[int] = None,
         mmap: Optional[str] = None,
+        skip_missing: bool = False,
+        _stacklevel: int = 1,
     ) -> None:
         self._handle = None
         request = _Request(
             input, output_dir, level, box, slices, pattern, pyramid_dir, format,
-            name_prefix, name_start, name_width, threads, mmap,
+            name_prefix, name_start, name_width, threads, mmap, skip_missing,
         )  # fmt: skip
         plan = _Plan(request.plan())
+        self.warnings: List[str] = plan.warnings
+        plan.warn(_stacklevel + 1)
         self.shape: Tuple[int, int, int] = plan.shape
         self.sample_type: str = plan.sample_type
         self.output_names: List[str] = plan.names
@@ -254,6 +297,7 @@ def crop(
     threads: Optional[int] = None,
     mmap: Optional[str] = None,
     progress: Optional[ProgressCallback] = None,
+    skip_missing: bool = False,
 ) -> CropReport:
     """Writes the box ``box = (x0, x1, y0, y1)`` of the level's slices
     ``slices = (z0, z1)`` (half-open, the level's pixels; None: the whole
@@ -273,6 +317,10 @@ def crop(
             the pyramid's (level k).
         threads: slices read and written at once (None: one per core).
         mmap: ``"auto"``, ``"always"`` or ``"never"`` for this crop.
+        skip_missing: False (default): a slice of the range whose number has
+            no file (see the module's documentation) raises StateError before
+            anything is written; True: such slices are left out, with a
+            :class:`MissingSliceWarning` naming them.
         progress: ``progress(done, total)`` on this thread every 50 ms while
             the crop runs and once at the end; a true return cancels
             (:class:`CancelledError`); an exception it raises cancels and is
@@ -283,7 +331,8 @@ def crop(
             bounds), a format that cannot hold the samples, a name that would
             leave the folder.
         StateError: at level k, a missing, stale or incomplete pyramid
-            (build it again).
+            (build it again); a missing slice in the range (unless
+            ``skip_missing``), naming the numbers.
         CtstackIOError, TiffFormatError, ...: a slice that cannot be read or
             written, named.
         CancelledError: ``progress`` asked to stop.
@@ -291,7 +340,8 @@ def crop(
     job = CropJob(
         input, output_dir, level, box, slices, pattern=pattern, pyramid_dir=pyramid_dir,
         format=format, name_prefix=name_prefix, name_start=name_start,
-        name_width=name_width, threads=threads, mmap=mmap,
+        name_width=name_width, threads=threads, mmap=mmap, skip_missing=skip_missing,
+        _stacklevel=2,
     )  # fmt: skip
     with job:
         if progress is not None:
@@ -332,18 +382,23 @@ def crop_to_array(
     threads: Optional[int] = None,
     mmap: Optional[str] = None,
     progress: Optional[ProgressCallback] = None,
+    skip_missing: bool = False,
 ) -> "numpy.typing.NDArray[Any]":
     """The crop as a new ``(count, height, width)`` numpy array of the stack's
     dtype (what CTHarvester's ``get_cropped_volume`` and its marching-cubes
     export need), no file written. Arguments as :func:`crop`; ``progress(done,
     total)`` is called on this thread after every slice, a true return cancels.
+    With ``skip_missing=True`` the array holds the slices that exist, in
+    order (a :class:`MissingSliceWarning` names those left out).
     """
     import numpy as np
 
     request = _Request(
-        input, None, level, box, slices, pattern, pyramid_dir, None, None, 0, 0, threads, mmap
-    )
+        input, None, level, box, slices, pattern, pyramid_dir, None, None, 0, 0, threads, mmap,
+        skip_missing,
+    )  # fmt: skip
     plan = _Plan(request.plan())
+    plan.warn(2)
     out = np.empty(plan.shape, dtype=plan.typestr)
     _l.call_with_progress(
         lambda callback: _l.lib.ctstack_crop_read(

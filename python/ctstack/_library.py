@@ -165,6 +165,7 @@ class CropOptionsT(ctypes.Structure):
         ("index_first", ctypes.c_int64),
         ("index_last", ctypes.c_int64),
         ("index_width", ctypes.c_uint32),
+        ("skip_missing", ctypes.c_uint32),
     ]
 
 
@@ -238,6 +239,7 @@ SIGNATURES: Dict[str, Tuple[Any, List[Any]]] = {
     "ctstack_crop_plan_files": (_i32, [_P(_str), _size, CropOptionsP, _P(CropP)]),
     "ctstack_crop_shape": (_i32, [CropP, _P(_u64), _P(_u32), _P(_u32), _P(_i32)]),
     "ctstack_crop_output_name": (_str, [CropP, _u64]),
+    "ctstack_crop_warning": (_str, [CropP, _u64]),
     "ctstack_crop_read": (_i32, [CropP, _void, _size, PROGRESS_FN, _void]),
     "ctstack_crop_start": (_i32, [CropP, _P(JobP)]),
     "ctstack_crop_free": (None, [CropP]),

@@ -12,7 +12,7 @@ import re
 import tempfile
 import unittest
 
-from ctstack.compat import ct_thumbnail
+from ctstack.compat import ct_thumbnail, save_cropped_image_stack
 
 import ctstack
 
@@ -265,3 +265,110 @@ class CtThumbnailTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class SaveCroppedImageStackTest(unittest.TestCase):
+    """ctstack.compat.save_cropped_image_stack against numpy of the sources:
+    a gap in the numbering (issue 26 item 1) and CTHarvester's level menu
+    (item 2)."""
+
+    def setUp(self):
+        if np is None:
+            if REQUIRE_EXTERNAL:
+                self.fail("numpy and tifffile are required (CTSTACK_REQUIRE_EXTERNAL=1)")
+            self.skipTest("numpy or tifffile is not installed")
+        self.tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(self.tmp.cleanup)
+        self.dir = self.tmp.name
+        self.stack = os.path.join(self.dir, "stack")
+        os.mkdir(self.stack)
+
+    def write(self, numbers, shape, seed=3):
+        rng = np.random.default_rng(seed)
+        slices = {}
+        for n in numbers:
+            a = rng.integers(0, 65536, shape, dtype=np.uint16)
+            tifffile.imwrite(os.path.join(self.stack, "ct_%04d.tif" % n), a)
+            slices[n] = a
+        return slices
+
+    def test_a_missing_slice_is_skipped_as_ctharvester_skips_it_never_shifted(self):
+        # The issue's call: ct_0005 ..= ct_0044 without ct_0015, bottom 3, top 30.
+        slices = self.write([n for n in range(5, 45) if n != 15], (420, 450))
+        out = os.path.join(self.dir, "out")
+        with self.assertWarnsRegex(ctstack.MissingSliceWarning, r"15 \(ct_0015\.tif\)"):
+            with self.assertLogs("ctstack", "WARNING") as logged:
+                report = save_cropped_image_stack(
+                    self.stack, out, 0, 37, 51, 413, 389, 3, 30, "ct_", "tif", 4, 5, 44
+                )
+        self.assertIn("ct_0015.tif", logged.output[0])
+        want = ["ct_%04d.tif" % n for n in range(8, 36) if n != 15]
+        self.assertEqual(sorted(os.listdir(out)), want)
+        self.assertEqual(report.files, want)
+        self.assertIn("ct_0015.tif", report.notes[0])
+        for name in want:
+            got = tifffile.imread(os.path.join(out, name))
+            np.testing.assert_array_equal(got, slices[int(name[3:7])][51:389, 37:413], name)
+        # Refused on request, before anything is written.
+        out = os.path.join(self.dir, "refused")
+        with self.assertRaisesRegex(ctstack.StateError, r"number 15 \(ct_0015\.tif\)"):
+            save_cropped_image_stack(
+                self.stack, out, 0, 37, 51, 413, 389, 3, 30, "ct_", "tif", 4, 5, 44,
+                skip_missing=False,
+            )  # fmt: skip
+        self.assertFalse(os.path.exists(out) and os.listdir(out))
+
+    def test_the_level_menu_position_is_mapped_through_level_info(self):
+        # 1100x1000: levels 1 (550x500) and 2 (275x250); CTHarvester's menu is
+        # ['Level 0', 'Level 2'] and its export passes size_idx 1.
+        slices = self.write(range(0, 8), (1000, 1100))
+        ct_thumbnail.build_thumbnails(self.stack, None, "ct_", "tif", 0, 7, 4)
+        level2 = reference_pyramid([slices[n] for n in range(8)])[1]
+        self.assertEqual(level2[0].shape, (250, 275))
+        level_info = [
+            {"name": "Level 0", "width": 1100, "height": 1000, "seq_begin": 0, "seq_end": 7},
+            {"name": "Level 2", "width": 275, "height": 250, "seq_begin": 0, "seq_end": 1},
+        ]
+        out = os.path.join(self.dir, "l2")
+        report = save_cropped_image_stack(
+            self.stack, out, 1, 10, 20, 200, 150, 0, 1, "ct_", "tif", 4, 0, 7,
+            level_info=level_info,
+        )  # fmt: skip
+        self.assertEqual(report.files, ["ct_0000.tif", "ct_0001.tif"])
+        for j, name in enumerate(report.files):
+            got = tifffile.imread(os.path.join(out, name))
+            np.testing.assert_array_equal(got, level2[j][20:150, 10:200], name)
+        # One level_info entry is taken as it is.
+        report = save_cropped_image_stack(
+            self.stack, os.path.join(self.dir, "entry"), level_info[1], -1, -1, -1, -1, 1, 1,
+            "ct_", "tif", 4, 0, 7,
+        )  # fmt: skip
+        got = tifffile.imread(os.path.join(self.dir, "entry", "ct_0001.tif"))
+        np.testing.assert_array_equal(got, level2[1])
+        # A box drawn for level 1 (outside level 2 as the menu shows it): refused.
+        with self.assertRaisesRegex(ctstack.InvalidArgumentError, "Level 2.*275x250"):
+            save_cropped_image_stack(
+                self.stack, os.path.join(self.dir, "wide"), 1, 10, 20, 500, 450, 0, 1,
+                "ct_", "tif", 4, 0, 7, level_info=level_info,
+            )  # fmt: skip
+        with self.assertRaisesRegex(ctstack.InvalidArgumentError, "menu"):
+            save_cropped_image_stack(
+                self.stack, os.path.join(self.dir, "x"), 2, -1, -1, -1, -1, 0, 0,
+                "ct_", "tif", 4, 0, 7, level_info=level_info,
+            )  # fmt: skip
+
+    def test_thumbnails_ctharvester_made_say_to_build_them_with_ctstack(self):
+        slices = self.write(range(0, 4), (40, 60))
+        level1 = os.path.join(self.stack, ".thumbnail", "1")
+        os.makedirs(level1)
+        for j in range(2):
+            tifffile.imwrite(os.path.join(level1, "%06d.tif" % j), slices[2 * j][::2, ::2])
+        with self.assertRaises(ctstack.StateError) as caught:
+            save_cropped_image_stack(
+                self.stack, os.path.join(self.dir, "out"), 1, -1, -1, -1, -1, 0, 1,
+                "ct_", "tif", 4, 0, 3,
+            )  # fmt: skip
+        message = str(caught.exception)
+        self.assertIn("made by CTHarvester", message)
+        self.assertIn("ct_thumbnail", message)
+        self.assertIn("ctstack pyramid", message)

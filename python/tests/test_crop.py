@@ -122,6 +122,8 @@ class CropTest(Base):
             except Exception:
                 continue  # a file one of the readers refuses (tests/formats.rs covers those)
             box = boxes(w, h)[n % 5]
+            if box[0] >= box[1] or box[2] >= box[3]:
+                box = (0, w, 0, h)  # a tiny image (types/*_1x1_*) has no such box
             out = self.out("f%d" % n)
             try:
                 report = ctstack.crop([path], out, box=box)
@@ -361,3 +363,35 @@ class CTHarvesterExportTest(Base):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class MissingSliceTest(Base):
+    """A gap in the numbering (issue 26 item 1): refused by default, skipped
+    with a warning on request; every output is its own number's pixels."""
+
+    def test_refused_or_skipped_never_shifted(self):
+        rng = np.random.default_rng(5)
+        folder = self.dir / "gap"
+        folder.mkdir()
+        slices = {}
+        for n in (n for n in range(5, 45) if n != 15):
+            slices[n] = rng.integers(0, 65536, (30, 40), dtype=np.uint16)
+            tifffile.imwrite(str(folder / ("ct_%04d.tif" % n)), slices[n])
+        pattern = ctstack.StackPattern("ct_", "tif", 5, 44, 4)
+        box = (2, 37, 1, 29)
+        with self.assertRaisesRegex(ctstack.StateError, r"number 15 \(ct_0015\.tif\)"):
+            ctstack.crop(folder, self.out("refused"), 0, box, (3, 31), pattern=pattern)
+        self.assertFalse(self.out("refused").exists())
+        with self.assertWarnsRegex(ctstack.MissingSliceWarning, "ct_0015.tif"):
+            report = ctstack.crop(
+                folder, self.out("skipped"), 0, box, (3, 31), pattern=pattern, skip_missing=True
+            )
+        numbers = [n for n in range(8, 36) if n != 15]
+        self.assertEqual(report.files, ["ct_%04d.tif" % n for n in numbers])
+        self.check(folder, report, [slices[n] for n in numbers], box)
+        with self.assertWarns(ctstack.MissingSliceWarning):
+            volume = ctstack.crop_to_array(
+                folder, 0, box, (9, 13), pattern=pattern, skip_missing=True
+            )
+        self.assertEqual(volume.shape, (3, 28, 35))
+        np.testing.assert_array_equal(volume[1], slices[16][1:29, 2:37])

@@ -17,6 +17,20 @@
 //! `Image.crop` takes, right and bottom excluded), `z0 = bottom_idx`,
 //! `z1 = top_idx + 1` (CTHarvester's `top_idx` is included); a
 //! `crop_from_x` of -1 (no box drawn) is the whole slice.
+//!
+//! # Slices are numbers, not positions
+//!
+//! In a folder of numbered files (`ct_0005.tif` ...), slice `i` of level 0 is
+//! the file numbered `first + i` (`first`: the selection's first index, else
+//! the first file's number), as CTHarvester counts them: an output named after
+//! a number always holds that file's pixels. A number with no file is missing;
+//! at level k >= 1, slice `j` stands for level-0 slices `j * 2^k ..= (j + 1) *
+//! 2^k - 1`, and from the first gap on the pyramid's slices average other files
+//! than those, so they are missing too. A crop that meets a missing slice is an
+//! [`Error::State`] naming the missing numbers, before anything is written;
+//! with [`Crop::skip_missing`] those slices are left out and each run of them
+//! is a warning ([`CropPlan::warnings`]). Stacks without numbers (a file list,
+//! the pages of one file) go by position.
 
 use std::collections::HashSet;
 use std::ops::Range;
@@ -32,12 +46,14 @@ use crate::{
 };
 
 mod names;
+mod numbering;
 mod output;
 mod region;
 
 pub use names::Naming;
 pub use output::OutputFormat;
 
+use numbering::Numbering;
 use output::Density;
 
 /// Where a crop's stack comes from.
@@ -82,6 +98,7 @@ pub struct Crop {
     naming: Naming,
     open: OpenOptions,
     threads: Option<usize>,
+    skip_missing: bool,
 }
 
 impl Crop {
@@ -98,6 +115,7 @@ impl Crop {
             naming: Naming::Source,
             open: OpenOptions::default(),
             threads: None,
+            skip_missing: false,
         }
     }
 
@@ -185,14 +203,24 @@ impl Crop {
         self
     }
 
+    /// Missing slices (see "Slices are numbers, not positions" in the module
+    /// docs): `false` (default) refuses them with [`Error::State`], `true`
+    /// leaves them out with a warning ([`CropPlan::warnings`]).
+    pub fn skip_missing(mut self, skip: bool) -> Self {
+        self.skip_missing = skip;
+        self
+    }
+
     /// Checks the stack's headers, the pyramid (level k >= 1), the box, the range
     /// and the output names; nothing is written.
     ///
     /// Errors: those of [`PyramidBuilder::plan`]; a box or range outside the level
     /// ([`Error::Usage`], naming the level's bounds); at level k, a missing,
     /// stale or incomplete pyramid ([`Error::State`], saying to build it); a
-    /// format that cannot hold the samples, or names that would leave the output
-    /// folder or collide ([`Error::Usage`]).
+    /// missing slice in the range, unless [`Crop::skip_missing`] ([`Error::State`],
+    /// naming the numbers), or only missing slices; a format that cannot hold the
+    /// samples, or names that would leave the output folder or collide
+    /// ([`Error::Usage`]).
     pub fn plan(&self) -> Result<CropPlan, Error> {
         if self.threads == Some(0) {
             return Err(Error::usage("threads must be at least 1"));
@@ -217,11 +245,26 @@ impl Crop {
         let first = &stack.inputs()[0];
         let head = Slice::read_page_header(&first.path, first.page, &self.open)?;
         let mut notes: Vec<String> = stack.warnings().to_vec();
+        let (numbering, input_dir) = match &self.input {
+            Input::Dir(dir, selection) => (
+                Numbering::of(stack.inputs(), selection.range.map(|r| r.0))?,
+                dir.clone(),
+            ),
+            Input::File(path) => (Numbering::positions(stack.inputs().len()), path.clone()),
+            Input::Files(_) => (
+                Numbering::positions(stack.inputs().len()),
+                stack.output_dir().to_path_buf(),
+            ),
+        };
 
         let k = self.level;
         let (shape, pyramid, source_format, density) = if k == 0 {
             let density = output::read_density(&first.path, first.page, head.format);
-            (stack_shape, None, head.format, density)
+            let shape = crate::LevelShape {
+                count: numbering.count_at(0),
+                ..stack_shape
+            };
+            (shape, None, head.format, density)
         } else {
             if matches!(self.input, Input::Files(_)) && self.pyramid_dir.is_none() {
                 return Err(Error::usage(
@@ -234,12 +277,12 @@ impl Crop {
             let shape = crate::LevelShape {
                 width: level.width,
                 height: level.height,
-                count: level.count,
+                count: numbering.count_at(k),
             };
             let density = output::read_density(&first.path, first.page, head.format)
                 .and_then(|d| d.at_level(k));
             notes.push(format!(
-                "level {k} slice j is the mean of source slices j*{n} ..= j*{n} + {m} (cut at \
+                "level {k} slice j is the mean of level-0 slices j*{n} ..= j*{n} + {m} (cut at \
                  the stack's end)",
                 n = 1u64 << k.min(63),
                 m = (1u64 << k.min(63)) - 1
@@ -267,14 +310,51 @@ impl Crop {
                 z.start, z.end, shape.count
             )));
         }
-        // At level k, each file is checked to be the one the manifest lists.
-        let sources: Vec<SliceRef> = match &pyramid {
-            None => stack.inputs()[z.clone()].to_vec(),
-            Some(pyramid) => z
-                .clone()
-                .map(|j| Ok(SliceRef::new(pyramid.checked_slice_path(k, j)?, 0)))
-                .collect::<Result<_, Error>>()?,
-        };
+        // Which slices of `z` exist, by number; at level k, each file is checked
+        // to be the one the manifest lists.
+        let mut warnings = Vec::new();
+        let (indices, sources, missing): (Vec<usize>, Vec<SliceRef>, Option<String>) =
+            match &pyramid {
+                None => {
+                    let level0 = numbering.level0(z.clone());
+                    let missing = (!level0.missing.is_empty())
+                        .then(|| numbering.level0_message(&input_dir, &level0.missing));
+                    let (indices, sources) = level0
+                        .present
+                        .iter()
+                        .map(|&(i, p)| (i, stack.inputs()[p].clone()))
+                        .unzip();
+                    (indices, sources, missing)
+                }
+                Some(pyramid) => {
+                    let (present, absent) = numbering.level_k(k, z.clone());
+                    let missing =
+                        (!absent.is_empty()).then(|| numbering.level_k_message(k, &absent));
+                    let sources = present
+                        .clone()
+                        .map(|j| Ok(SliceRef::new(pyramid.checked_slice_path(k, j)?, 0)))
+                        .collect::<Result<_, Error>>()?;
+                    (present.collect(), sources, missing)
+                }
+            };
+        if let Some(message) = missing {
+            if !self.skip_missing {
+                return Err(Error::state(
+                    &input_dir,
+                    format!(
+                        "{message}; nothing was written (skip them with skip_missing, \
+                         --skip-missing)"
+                    ),
+                ));
+            }
+            if sources.is_empty() {
+                return Err(Error::state(
+                    &input_dir,
+                    format!("{message}; no slice of {}..{} is left", z.start, z.end),
+                ));
+            }
+            warnings.push(format!("skipped: {message}"));
+        }
 
         let (format, note) = self.format.resolve(source_format);
         notes.extend(note);
@@ -291,7 +371,7 @@ impl Crop {
         let names = names::output_names(
             &self.naming,
             k,
-            z.start,
+            &indices,
             &sources,
             &multi,
             format.extension(),
@@ -300,7 +380,6 @@ impl Crop {
             level: k,
             x,
             y,
-            z,
             level_shape: shape,
             sample_type,
             photometric: head.photometric,
@@ -310,6 +389,7 @@ impl Crop {
             names,
             stack_files: stack.inputs().iter().map(|s| s.path.clone()).collect(),
             output_dir: self.output_dir.clone(),
+            warnings,
             notes,
             open: self.open.clone(),
             threads: self.threads,
@@ -324,19 +404,19 @@ pub struct CropPlan {
     level: usize,
     x: Range<u32>,
     y: Range<u32>,
-    z: Range<usize>,
     level_shape: crate::LevelShape,
     sample_type: SampleType,
     photometric: Photometric,
     format: OutputFormat,
     density: Option<Density>,
-    /// The level's files (or pages) of `z`, in order.
+    /// The level's files (or pages) of the slice range that exist, in order.
     sources: Vec<SliceRef>,
     /// Their output names.
     names: Vec<String>,
     /// Every file of the stack (never written to).
     stack_files: HashSet<PathBuf>,
     output_dir: Option<PathBuf>,
+    warnings: Vec<String>,
     notes: Vec<String>,
     open: OpenOptions,
     threads: Option<usize>,
@@ -352,8 +432,9 @@ pub struct CropSummary {
     pub files: Vec<PathBuf>,
     /// How many (`files.len()`).
     pub written: usize,
-    /// The plan's notes (gaps in the numbering, a format change, how level-k
-    /// names map to source slices).
+    /// The plan's warnings ([`CropPlan::warnings`]: missing slices skipped), then
+    /// its notes (gaps in the numbering, a format change, how level-k names map
+    /// to source slices).
     pub notes: Vec<String>,
     /// Wall time.
     pub elapsed: Duration,
@@ -365,19 +446,21 @@ impl CropPlan {
         self.level
     }
 
-    /// The level's size: width, height, slice count.
+    /// The level's size: width, height, slice count (in a numbered stack, the
+    /// numbers from the first to the last, missing ones included).
     pub fn level_shape(&self) -> crate::LevelShape {
         self.level_shape
     }
 
-    /// The crop's shape: (slices, height, width).
+    /// The crop's shape: (slices, height, width); the slices are those of the
+    /// range that exist ([`CropPlan::warnings`] names those skipped).
     pub fn shape(&self) -> (usize, u32, u32) {
-        (self.z.len(), self.y.len() as u32, self.x.len() as u32)
+        (self.sources.len(), self.y.len() as u32, self.x.len() as u32)
     }
 
     /// Samples in the whole crop: slices x height x width.
     pub fn samples(&self) -> usize {
-        self.z.len() * self.y.len() * self.x.len()
+        self.sources.len() * self.y.len() * self.x.len()
     }
 
     /// The sample type of the stack (and of the outputs).
@@ -400,6 +483,12 @@ impl CropPlan {
         &self.names
     }
 
+    /// Missing slices left out under [`Crop::skip_missing`], one message per
+    /// run, naming the numbers: show these to the user.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
     /// Non-fatal findings: gaps in the numbering, a format change, how level-k
     /// outputs map to source slices.
     pub fn notes(&self) -> &[String] {
@@ -408,7 +497,7 @@ impl CropPlan {
 
     /// Progress units: one per output slice.
     pub fn total_units(&self) -> u64 {
-        self.z.len() as u64
+        self.sources.len() as u64
     }
 
     fn pool(&self) -> Result<Option<rayon::ThreadPool>, Error> {
@@ -486,7 +575,7 @@ impl CropPlan {
             output_dir: out.clone(),
             written: paths.len(),
             files: paths,
-            notes: self.notes.clone(),
+            notes: self.warnings.iter().chain(&self.notes).cloned().collect(),
             elapsed: started.elapsed(),
         })
     }

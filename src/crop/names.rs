@@ -30,6 +30,9 @@ pub enum Naming {
     /// `prefix + (start + j)` zero-padded to `width` digits `+ "." + ext`, where
     /// `j` is the slice's index in its level (CTHarvester's
     /// `prefix + str(seq_begin + idx).zfill(index_length) + "." + file_type`).
+    /// In a numbered stack `j` at level 0 is the file's number minus the
+    /// numbering's first (see [`Crop`](crate::Crop)): with `start` the stack's
+    /// first number, each output has its source's number, whatever is missing.
     Numbered {
         /// Text before the number; no path separator, `..`, `:` or NUL.
         prefix: String,
@@ -100,23 +103,24 @@ pub(super) fn multi_page_files(stack: &[SliceRef]) -> HashSet<&Path> {
     multi
 }
 
-/// The output names of `sources` (level-`level` slices `first, first + 1, ...`),
-/// checked to stay in the folder and to be distinct; `multi` holds the files of
-/// the stack with several slices ([`multi_page_files`]).
+/// The output names of `sources`, level-`level` slices `indices` (by number,
+/// never by position: see [`Crop`](crate::Crop)), checked to stay in the folder
+/// and to be distinct; `multi` holds the files of the stack with several slices
+/// ([`multi_page_files`]).
 pub(super) fn output_names(
     naming: &Naming,
     level: usize,
-    first: usize,
+    indices: &[usize],
     sources: &[SliceRef],
     multi: &HashSet<&Path>,
     ext: &str,
 ) -> Result<Vec<String>, Error> {
     let names = sources
         .iter()
-        .enumerate()
-        .map(|(i, s)| {
+        .zip(indices)
+        .map(|(s, &j)| {
             let pages = multi.contains(s.path.as_path());
-            output_name(naming, level, first + i, s, pages, ext)
+            output_name(naming, level, j, s, pages, ext)
         })
         .collect::<Result<Vec<String>, Error>>()?;
     let mut seen = HashSet::new();
@@ -197,12 +201,12 @@ mod tests {
             SliceRef::new("/scan/s_0008.jpg", 0),
         ];
         let none = HashSet::new();
-        let n = output_names(&Naming::Source, 0, 7, &files, &none, "png").unwrap();
+        let n = output_names(&Naming::Source, 0, &[7, 8], &files, &none, "png").unwrap();
         assert_eq!(n, ["s_0007.png", "s_0008.png"]);
-        let n = output_names(&Naming::Source, 2, 3, &files, &none, "tif").unwrap();
+        let n = output_names(&Naming::Source, 2, &[3, 4], &files, &none, "tif").unwrap();
         assert_eq!(n, ["000003.tif", "000004.tif"]);
         let naming = Naming::numbered("c_", 100, 5);
-        let n = output_names(&naming, 1, 3, &files, &none, "bmp").unwrap();
+        let n = output_names(&naming, 1, &[3, 4], &files, &none, "bmp").unwrap();
         assert_eq!(n, ["c_00103.bmp", "c_00104.bmp"]);
         let pages = [
             SliceRef::new("/scan/stack.tif", 0),
@@ -210,11 +214,11 @@ mod tests {
         ];
         let multi = multi_page_files(&pages);
         // Page 0 alone, of a file with more pages, is still named by its page.
-        let n = output_names(&Naming::Source, 0, 0, &pages[..1], &multi, "tif").unwrap();
+        let n = output_names(&Naming::Source, 0, &[0], &pages[..1], &multi, "tif").unwrap();
         assert_eq!(n, ["stack_000000.tif"]);
-        let n = output_names(&Naming::Source, 0, 0, &pages, &multi, "tif").unwrap();
+        let n = output_names(&Naming::Source, 0, &[0, 1], &pages, &multi, "tif").unwrap();
         assert_eq!(n, ["stack_000000.tif", "stack_000001.tif"]);
         let clash = [SliceRef::new("/a/s.TIF", 0), SliceRef::new("/b/s.tif", 0)];
-        assert!(output_names(&Naming::Source, 0, 0, &clash, &none, "tif").is_err());
+        assert!(output_names(&Naming::Source, 0, &[0, 1], &clash, &none, "tif").is_err());
     }
 }

@@ -47,7 +47,7 @@ impl<'a> ChunkDecoder<'a> {
         limits: &Limits,
     ) -> Result<ChunkDecoder<'a>, Error> {
         let at = |p: Problem| p.on_page(index).at(path);
-        check_ratio(layout, bytes.len(), limits).map_err(at)?;
+        check_ratio((path, index), layout, bytes, limits)?;
         let mut scratch = Vec::new();
         let first = match (layout.offsets.first(), layout.byte_counts.first()) {
             // Two bytes tell the LZW code style.
@@ -112,14 +112,82 @@ impl<'a> ChunkDecoder<'a> {
     }
 }
 
+/// The most bytes ZSTD can inflate one byte to: an RLE block stores up to 128 KiB
+/// in 4 bytes (a 3-byte header and the byte repeated). A blank slice nears it.
+const ZSTD_MAX_RATIO: u64 = 1 << 15;
+
 /// Refuses a compressed page whose decoded size is beyond its compressed size
-/// (at most the file's, `file_len`) times [`Limits::max_compression_ratio`]:
-/// a decompression bomb. Checked before any buffer for its pixels is made.
+/// (at most the file's) times [`Limits::max_compression_ratio`]: a decompression
+/// bomb. Checked before any buffer for its pixels is made.
+///
+/// Deflate, LZW, PackBits and JPEG cannot go beyond about 1400:1, but ZSTD can
+/// (a blank 2048x2048 slice from tifffile is 10000:1): a ZSTD page beyond the
+/// limit and within [`ZSTD_MAX_RATIO`] is inflated once first, counting bytes in
+/// a small buffer, and believed if every chunk holds what the layout says.
 pub(crate) fn check_ratio(
+    (path, index): (&Path, usize),
     layout: &ImageLayout,
-    file_len: u64,
+    bytes: Bytes<'_>,
     limits: &Limits,
-) -> Result<(), Problem> {
+) -> Result<(), Error> {
+    let at = |p: Problem| p.on_page(index).at(path);
+    let Err(refusal) = check_claimed_ratio(layout, bytes.len(), limits.max_compression_ratio)
+    else {
+        return Ok(());
+    };
+    if layout.compression != Compression::Zstd
+        || check_claimed_ratio(layout, bytes.len(), ZSTD_MAX_RATIO).is_err()
+    {
+        return Err(at(refusal));
+    }
+    let mut scratch = Vec::new();
+    for (chunk, (&offset, &count)) in layout.offsets.iter().zip(&layout.byte_counts).enumerate() {
+        let want = layout.raw_chunk_bytes(chunk);
+        let len = chunk_len(count, limits).map_err(at)?;
+        let got = bytes.with_range(path, (offset, len), &mut scratch, |data| {
+            zstd_inflated_len(data, want)
+        })?;
+        if got < want {
+            return Err(at(Problem::Limits(format!(
+                "{refusal_what}; chunk {chunk} inflates to {got} bytes, not the {want} its \
+                 size claims",
+                refusal_what = match &refusal {
+                    Problem::Limits(w) => w.as_str(),
+                    _ => "a decompression bomb",
+                }
+            ))));
+        }
+    }
+    Ok(())
+}
+
+/// How many bytes the ZSTD frames in `data` inflate to, counted up to `want`
+/// (0 for a stream that is not ZSTD or breaks off: the caller refuses it). The
+/// decoder's window is capped at what `want` bytes can need (at least 8 MiB, what
+/// encoders use at their default levels), so a forged frame header cannot make it
+/// allocate more.
+fn zstd_inflated_len(data: &[u8], want: u64) -> u64 {
+    use std::io::Read;
+    let Ok(mut decoder) = zstd::stream::read::Decoder::with_buffer(data) else {
+        return 0;
+    };
+    let window_log = (64 - want.saturating_sub(1).leading_zeros()).clamp(23, 31);
+    if decoder.window_log_max(window_log).is_err() {
+        return 0;
+    }
+    let mut buffer = vec![0u8; 1 << 16];
+    let mut got = 0u64;
+    while got < want {
+        match decoder.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n as u64,
+        }
+    }
+    got
+}
+
+/// [`check_ratio`]'s test of the layout's claim against `ratio`, before decoding.
+fn check_claimed_ratio(layout: &ImageLayout, file_len: u64, ratio: u64) -> Result<(), Problem> {
     let image_bytes = layout.image_bytes();
     // Chunks may overlap (every strip pointing at the same bytes), so the byte
     // counts can add up to more than the file; the compressed data cannot be
@@ -129,12 +197,11 @@ pub(crate) fn check_ratio(
         .iter()
         .fold(0u64, |a, &b| a.saturating_add(b))
         .min(file_len);
-    if image_bytes > compressed.saturating_mul(limits.max_compression_ratio) {
+    if image_bytes > compressed.saturating_mul(ratio) {
         return Err(Problem::Limits(format!(
             "{} claims {image_bytes} decoded bytes from {compressed} compressed bytes, \
-             a ratio above the limit of {}:1 (a decompression bomb)",
+             a ratio above the limit of {ratio}:1 (a decompression bomb)",
             layout.compression.name(),
-            limits.max_compression_ratio
         )));
     }
     Ok(())

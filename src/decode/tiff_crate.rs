@@ -43,9 +43,7 @@ impl<'a> TiffCrate<'a> {
                 layout.largest_ascii,
             ));
         }
-        let budget = usize::try_from(layout.image_bytes().saturating_mul(2))
-            .unwrap_or(usize::MAX)
-            .max(layout.largest_ascii as usize);
+        let budget = usize::try_from(decoder_budget(layout)).unwrap_or(usize::MAX);
         let mut tiff_limits = tiff::decoder::Limits::default();
         tiff_limits.decoding_buffer_size = budget;
         tiff_limits.intermediate_buffer_size = budget;
@@ -126,6 +124,41 @@ impl<'a> TiffCrate<'a> {
         }
         Some(v.len())
     }
+}
+
+/// The largest buffer the `tiff` crate may allocate for `layout`: what the file's
+/// own contents need, so that no valid file, however small, is refused, while a
+/// forged claim (a chunk or tag larger than the file) still cannot make it
+/// allocate more than twice the image (itself within [`crate::Limits`]) or a
+/// fixed multiple of the bytes really in the file. The largest of:
+/// - twice the image's decoded bytes (the crate's result and working buffers);
+/// - the largest chunk decoded, with a tile's padding (a tile of a tiny image is
+///   larger than the image);
+/// - the largest chunk's compressed bytes, which the crate reads whole (a few
+///   compressed pixels take more bytes than they decode to: Deflate's header and
+///   checksum alone are 6);
+/// - the largest tag it may read, at one `tiff::decoder::ifd::Value` per element
+///   (entries that claim more than the file holds do not count);
+/// - the largest ASCII tag, which it reads whole (checked to be within the file).
+fn decoder_budget(layout: &ImageLayout) -> u64 {
+    // The first chunk is the largest: strips lose rows only at the end, tiles are alike.
+    let largest_chunk = if layout.offsets.is_empty() {
+        0
+    } else {
+        layout.raw_chunk_bytes(0)
+    };
+    let largest_compressed = layout.byte_counts.iter().copied().max().unwrap_or(0);
+    let value = std::mem::size_of::<tiff::decoder::ifd::Value>() as u64;
+    [
+        layout.image_bytes().saturating_mul(2),
+        largest_chunk,
+        largest_compressed,
+        layout.largest_count.saturating_mul(value),
+        layout.largest_ascii,
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(0)
 }
 
 /// Sorts a `tiff` crate error into ctstack's classes, by who is to blame: the

@@ -85,6 +85,14 @@ pub struct ctstack_crop_options {
     pub index_last: i64,
     /// See `prefix`; 0 (the default): any width.
     pub index_width: u32,
+    /// In a folder of numbered files, slice `i` is the file numbered `first + i`
+    /// (`first`: `index_first`, else the first file's number), and a number with
+    /// no file is missing (at level k >= 1, so is every slice from the first gap
+    /// on). 0 (the default): a missing slice in the range fails the plan with
+    /// CTSTACK_ERR_STATE naming the numbers, nothing written; nonzero: missing
+    /// slices are left out, each run named by `ctstack_crop_warning` and in the
+    /// job report's warnings.
+    pub skip_missing: u32,
 }
 
 // SAFETY: `#[repr(C)]`, `struct_size: usize` first, fields only appended, and
@@ -121,6 +129,7 @@ impl ctstack_crop_options {
             index_first: -1,
             index_last: -1,
             index_width: 0,
+            skip_missing: 0,
         }
     }
 
@@ -175,6 +184,7 @@ impl ctstack_crop_options {
             }
         };
         crop = crop.level(self.level as usize);
+        crop = crop.skip_missing(self.skip_missing != 0);
         crop = crop.read_mode(policy::read_mode_of(self.mmap_policy)?);
         // SAFETY: per the contract above.
         if let Some(dir) = unsafe { optional_utf8_arg(self.output_dir, "options->output_dir") }? {
@@ -263,6 +273,8 @@ pub struct ctstack_crop {
     plan: CropPlan,
     /// The output names as C strings, made on first use.
     names: OnceLock<Vec<CString>>,
+    /// The plan's warnings as C strings, made on first use.
+    warnings: OnceLock<Vec<CString>>,
 }
 
 /// # Safety
@@ -281,6 +293,7 @@ unsafe fn plan_into(
     out.set(ctstack_crop {
         plan: crop.plan()?,
         names: OnceLock::new(),
+        warnings: OnceLock::new(),
     });
     Ok(())
 }
@@ -373,7 +386,37 @@ pub unsafe extern "C" fn ctstack_crop_output_name(
     }
 }
 
+/// Warning `i` (0, 1, ...) of the checked crop: a run of missing slices left
+/// out under `options->skip_missing`, naming the numbers; NULL past the last
+/// (and for a crop with none). Show these to the user. Valid while the crop lives.
+///
+/// # Safety
+/// `crop` is NULL or a live crop handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ctstack_crop_warning(crop: *const ctstack_crop, i: u64) -> *const c_char {
+    ffi_boundary! {
+        // SAFETY: per the contract above.
+        match unsafe { crop.as_ref() } {
+            Some(c) => c
+                .warnings_c()
+                .get(usize::try_from(i).unwrap_or(usize::MAX))
+                .map_or(std::ptr::null(), |w| w.as_ptr()),
+            None => std::ptr::null(),
+        }
+    }
+}
+
 impl ctstack_crop {
+    /// The plan's warnings as C strings.
+    fn warnings_c(&self) -> &[CString] {
+        self.warnings.get_or_init(|| {
+            let warnings = self.plan.warnings().iter();
+            warnings
+                .map(|w| CString::new(w.replace('\0', " ")).unwrap_or_default())
+                .collect()
+        })
+    }
+
     /// The output names as C strings.
     fn names_c(&self) -> &[CString] {
         self.names.get_or_init(|| {

@@ -216,6 +216,59 @@ mod tests {
         assert_eq!(luma(10, 200, 30), 124);
     }
 
+    /// A blank `width` x `height` PNG of `color` and `depth` (palette: two entries).
+    fn blank_png(
+        width: u32,
+        height: u32,
+        color: ::png::ColorType,
+        depth: ::png::BitDepth,
+    ) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        let mut encoder = ::png::Encoder::new(&mut bytes, width, height);
+        encoder.set_color(color);
+        encoder.set_depth(depth);
+        if color == ::png::ColorType::Indexed {
+            encoder.set_palette(vec![0, 0, 0, 255, 255, 255]);
+        }
+        encoder.set_compression(::png::Compression::High);
+        let mut writer = encoder.write_header().unwrap();
+        let row_bits = width as usize * color.samples() * depth as usize;
+        let zeros = vec![0u8; row_bits.div_ceil(8) * height as usize];
+        writer.write_image_data(&zeros).unwrap();
+        writer.finish().unwrap();
+        bytes
+    }
+
+    #[test]
+    fn blank_packed_pngs_are_not_taken_for_bombs() {
+        // Deflate's ratio bounds the rows as stored: these 1-bit images expand 8
+        // (gray) or 24 (palette to RGB) times beyond what they inflate to, and
+        // were refused as above 4096:1.
+        let limits = Limits::default();
+        for (color, depth) in [
+            (::png::ColorType::Grayscale, ::png::BitDepth::One),
+            (::png::ColorType::Indexed, ::png::BitDepth::One),
+        ] {
+            let bytes = blank_png(2048, 2048, color, depth);
+            let expanded = 2048 * 2048 * color.samples() as u64 * 8 / depth as u64;
+            assert!(
+                expanded > bytes.len() as u64 * 4096,
+                "{color:?}: {} bytes do not test the ratio",
+                bytes.len()
+            );
+            let image = read(Format::Png, &bytes, &limits).unwrap_or_else(|e| panic!("{e:?}"));
+            assert_eq!((image.header.width, image.header.height), (2048, 2048));
+            match image.pixels {
+                ImagePixels::Owned { samples, .. } => {
+                    let gray = samples.get::<u8>().unwrap();
+                    assert_eq!(gray.len(), 2048 * 2048);
+                    assert!(gray.iter().all(|&v| v == 0));
+                }
+                _ => panic!("{color:?}: not decoded"),
+            }
+        }
+    }
+
     #[test]
     fn signatures_pick_the_format() {
         assert_eq!(Format::sniff(b"II*\0"), Some(Format::Tiff));

@@ -29,8 +29,11 @@ fn open<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Reader<'a>, Problem> {
     let sample_bytes = if depth == BitDepth::Sixteen { 2 } else { 1 };
     // What the decoder will fill: every channel.
     check_size(width, height, channels * sample_bytes, limits)?;
-    let decoded = u64::from(width) * u64::from(height) * channels * sample_bytes;
-    check_ratio(decoded, bytes.len(), "PNG", limits)?;
+    // Deflate's ratio bounds the rows as stored (a filter byte each, 1-bit gray or
+    // palette indices packed), not the expanded pixels: 1-bit gray expands 8 times
+    // beyond what it inflates to, a 1-bit palette (to RGB) 24 times.
+    let stored = u64::from(height) * info.raw_row_length() as u64;
+    check_ratio(stored, bytes.len(), "PNG", limits)?;
     Ok(reader)
 }
 

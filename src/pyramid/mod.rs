@@ -312,10 +312,11 @@ impl PyramidBuilder {
             head,
             all_checked,
         } = inputs::inspect(&self.inputs, check, &self.open)?;
-        let warnings = match &self.listing {
+        let mut warnings = match &self.listing {
             Some(listing) => listing.gaps.clone(),
             None => stack::numbering_gaps(&self.inputs),
         };
+        stack::explain_gaps_for_pyramid(&mut warnings);
         if self.strict && !warnings.is_empty() {
             return Err(Error::mismatch(warnings.join("; ")));
         }

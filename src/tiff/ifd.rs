@@ -4,7 +4,7 @@
 //! of it); the chain from one IFD to the next is walked in `walk.rs`.
 
 use super::bytes::{ByteOrder, Reader};
-use super::tags::{Tag, unsigned_type_size};
+use super::tags::{Tag, field_type_size, unsigned_type_size};
 use crate::Limits;
 use crate::error::{Problem, format_problem};
 
@@ -197,6 +197,39 @@ impl<'a> Directory<'a> {
         self.entries
             .iter()
             .filter(|e| e.field_type == 2)
+            .map(|e| e.count)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The largest count of an entry whose values lie in the file, `file_len`
+    /// bytes (inline, or at an offset from which they end before the file does):
+    /// a decoder that reads that tag allocates one value per element. Entries
+    /// whose values would run past the file, or of an unknown field type, are
+    /// left out: their claims are not backed by bytes, and must not raise a
+    /// decoder's budget.
+    pub fn largest_count_in_file(&self, file_len: u64) -> u64 {
+        let inline_size = if self.bigtiff { 8 } else { 4 };
+        self.entries
+            .iter()
+            .filter(|e| {
+                let Some(total) =
+                    field_type_size(e.field_type).and_then(|s| e.count.checked_mul(s))
+                else {
+                    return false;
+                };
+                if total <= inline_size {
+                    return true;
+                }
+                let start = if self.bigtiff {
+                    self.reader.u64(e.value_field, "value offset")
+                } else {
+                    self.reader
+                        .u32(e.value_field, "value offset")
+                        .map(u64::from)
+                };
+                start.is_ok_and(|s| s.checked_add(total).is_some_and(|end| end <= file_len))
+            })
             .map(|e| e.count)
             .max()
             .unwrap_or(0)

@@ -72,6 +72,9 @@ pub(crate) struct ImageLayout {
     pub byte_counts: Vec<u64>,
     /// The largest ASCII entry's count (see [`Directory::largest_ascii_count`]).
     pub largest_ascii: u64,
+    /// The largest count of an entry whose values lie in the file (see
+    /// [`Directory::largest_count_in_file`]).
+    pub largest_count: u64,
     /// `images=N` of an ImageJ description (ImageJ=...): the stack's image count.
     pub imagej_images: Option<u64>,
     /// Where the page's IFD is in the file (page 0's, for the pages of an
@@ -226,6 +229,7 @@ impl ImageLayout {
             offsets,
             byte_counts,
             largest_ascii: dir.largest_ascii_count(),
+            largest_count: dir.largest_count_in_file(file_len),
             imagej_images: imagej_images(dir)?,
             ifd_offset,
         };

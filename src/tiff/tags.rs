@@ -59,6 +59,18 @@ impl Tag {
     }
 }
 
+/// The size in bytes of one value of a TIFF field type (TIFF 6.0 and BigTIFF),
+/// or `None` for a type neither defines.
+pub(crate) fn field_type_size(field_type: u16) -> Option<u64> {
+    match field_type {
+        1 | 2 | 6 | 7 => Some(1),              // BYTE, ASCII, SBYTE, UNDEFINED
+        3 | 8 => Some(2),                      // SHORT, SSHORT
+        4 | 9 | 11 | 13 => Some(4),            // LONG, SLONG, FLOAT, IFD
+        5 | 10 | 12 | 16 | 17 | 18 => Some(8), // RATIONAL, SRATIONAL, DOUBLE, LONG8, SLONG8, IFD8
+        _ => None,
+    }
+}
+
 /// A field type that holds unsigned integers, with its size in bytes.
 ///
 /// Other types (ASCII, RATIONAL, FLOAT, ...) are only skipped: none of the tags

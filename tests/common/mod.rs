@@ -68,3 +68,43 @@ pub fn crc32(bytes: &[u8]) -> u32 {
     }
     !crc
 }
+
+/// Whether a check may be skipped when a tool it needs is missing: only with
+/// `CTSTACK_ALLOW_SKIPS=1`, and never under `CTSTACK_REQUIRE_EXTERNAL=1` (.ci/run).
+/// By default a missing tool fails the check, so that a green `cargo test` means
+/// every check ran (cargo hides what a passing test prints).
+pub fn skips_allowed() -> bool {
+    let set = |name: &str| std::env::var(name).is_ok_and(|v| v == "1");
+    set("CTSTACK_ALLOW_SKIPS") && !set("CTSTACK_REQUIRE_EXTERNAL")
+}
+
+/// A check that cannot run because `missing` is not there: fails naming it and
+/// `install` (how to get it), or, when [`skips_allowed`], says so on stderr and
+/// returns (the caller then returns too).
+pub fn missing_tool(missing: &str, install: &str) {
+    assert!(
+        skips_allowed(),
+        "{missing} not found: {install}. To skip the checks that need it instead, run \
+         CTSTACK_ALLOW_SKIPS=1 cargo test (README, Quick start)"
+    );
+    eprintln!("skipped (CTSTACK_ALLOW_SKIPS=1): {missing} not found ({install})");
+}
+
+/// How to install the Python packages the tests read outputs with (what .ci/run installs).
+pub const PYTHON_PACKAGES: &str = "python3 -m pip install numpy tifffile imagecodecs Pillow dask \
+     distributed \"zarr>=3\" ome-zarr-models ome-zarr ngff-zarr, or set CTSTACK_PYTHON to a \
+     Python that has them";
+
+/// The value of `key = "..."` in section `[section]` of a TOML file's text.
+pub fn toml_string(text: &str, section: &str, key: &str) -> Option<String> {
+    let mut lines = text
+        .lines()
+        .skip_while(|l| l.trim() != format!("[{section}]"));
+    lines.next()?;
+    lines
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            (k.trim() == key).then(|| v.trim().trim_matches('"').to_string())
+        })
+}

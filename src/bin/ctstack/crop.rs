@@ -16,9 +16,13 @@ use crate::{Failure, ReadArgs, interrupt};
 #[derive(Args)]
 #[command(after_help = "\
 Coordinates are half-open and in the level's pixels: --box 100:612,40:552 is columns \
-100..=611 and rows 40..=551; --range 8:56 is the level's slices 8..=55 (0-based). \
+100..=611 and rows 40..=551; --slices 8:56 is the level's slices 8..=55 (0-based). \
 CTHarvester's crop_from_x:crop_to_x,crop_from_y:crop_to_y and bottom_idx:top_idx+1 are these. \
-Output: at level 0 each source's own name (a JPEG source is written as PNG), at level K \
+In a folder of numbered files, slice I is the file numbered FIRST+I (FIRST: the first of --indices, \
+else the first file's number), never the I-th file: a number with no file is missing, and so is a \
+level-K slice from the first gap on (the pyramid averages its files in order). A missing slice in \
+--slices is an error (exit 3, nothing written) naming the numbers, unless --skip-missing (then a \
+warning on stderr). Output: at level 0 each source's own name (a JPEG source is written as PNG), at level K \
 the pyramid's names <j:06>.tif (level-K slice j is the mean of source slices j*2^K ..= \
 (j+1)*2^K-1). Every file appears atomically; other files in DIR are left alone. \
 Exit status: 0 done, 1 failed, 2 wrong command line, 3 no pyramid (or a stale or incomplete one) at level K, 4 internal error, 130 interrupted.")]
@@ -36,9 +40,14 @@ pub struct CropArgs {
     /// The box: columns X0..X1 and rows Y0..Y1, half-open [default: the whole slice].
     #[arg(long = "box", value_name = "X0:X1,Y0:Y1", value_parser = parse_box)]
     region: Option<(Range<u32>, Range<u32>)>,
-    /// The level's slices Z0..Z1, half-open, 0-based [default: all].
+    /// The level's slices Z0..Z1, half-open, 0-based positions (not the numbers
+    /// in the file names: --indices) [default: all].
     #[arg(long, value_name = "Z0:Z1", value_parser = parse_range)]
-    range: Option<Range<usize>>,
+    slices: Option<Range<usize>>,
+    /// Gone: --range means file numbers FIRST:LAST in pyramid, zarr and info, and
+    /// meant slice positions here; refused with what to write instead.
+    #[arg(long = "range", hide = true, value_name = "Z0:Z1", value_parser = old_range)]
+    _range: Option<String>,
     /// The pyramid's folder [default: INPUT/.thumbnail, STEM.thumbnail beside a file].
     #[arg(long, value_name = "DIR")]
     pyramid: Option<PathBuf>,
@@ -48,16 +57,21 @@ pub struct CropArgs {
     /// Slices read and written at once (N >= 1) [default: one per CPU].
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = at_least_one::<usize>)]
     threads: Option<usize>,
-    /// No progress bar and no summary (notes and errors still go to stderr).
+    /// No progress bar and no summary (warnings, notes and errors still go to stderr).
     #[arg(long, short)]
     quiet: bool,
+    /// Leave out the slices of --slices whose number has no file (a warning on
+    /// stderr names them) [default: refuse them, writing nothing].
+    #[arg(long)]
+    skip_missing: bool,
     /// Only files whose name starts with PREFIX before the index.
     #[arg(long, value_name = "PREFIX")]
     prefix: Option<String>,
     /// Only files with this extension (tif, tiff, bmp, png, jpg, jpeg).
     #[arg(long, value_name = "EXT")]
     ext: Option<String>,
-    /// Only file indices FIRST..=LAST (the numbers in the names, not --range).
+    /// Only files numbered FIRST..=LAST, the numbers in their names, both included
+    /// (pyramid's --range), not positions (--slices).
     #[arg(long, value_name = "FIRST:LAST", value_parser = index_range)]
     indices: Option<(u64, u64)>,
     /// Only indices written with N digits, zero-padded.
@@ -112,12 +126,13 @@ pub fn run(args: &CropArgs) -> Result<(), Failure> {
     };
     let mut crop = crop
         .level(args.level)
+        .skip_missing(args.skip_missing)
         .output_dir(&args.out)
         .read_mode(args.read.read_mode());
     if let Some((x, y)) = &args.region {
         crop = crop.region(x.clone(), y.clone());
     }
-    if let Some(z) = &args.range {
+    if let Some(z) = &args.slices {
         crop = crop.slices(z.clone());
     }
     if let Some(dir) = &args.pyramid {
@@ -134,6 +149,9 @@ pub fn run(args: &CropArgs) -> Result<(), Failure> {
         crop = crop.threads(capped_threads(n));
     }
     let plan = crop.plan()?;
+    for warning in plan.warnings() {
+        eprintln!("ctstack: warning: {warning}");
+    }
     for note in plan.notes() {
         eprintln!("ctstack: note: {note}");
     }
@@ -189,6 +207,15 @@ fn parse_box(text: &str) -> Result<(Range<u32>, Range<u32>), String> {
 /// `Z0:Z1`.
 fn parse_range(text: &str) -> Result<Range<usize>, String> {
     span(text, "slices")
+}
+
+/// crop's old `--range Z0:Z1`: always an error saying what to write now.
+fn old_range(text: &str) -> Result<String, String> {
+    Err(format!(
+        "crop's --range is now --slices {text} (the level's slices, half-open, 0-based \
+         positions); to select files by the numbers in their names, FIRST:LAST inclusive as \
+         pyramid's --range does, write --indices FIRST:LAST"
+    ))
 }
 
 #[cfg(test)]

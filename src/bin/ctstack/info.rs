@@ -2,6 +2,7 @@
 //! stack it holds, as `ctstack pyramid` would see it.
 
 use std::collections::BTreeMap;
+use std::io::ErrorKind::NotFound;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -17,7 +18,8 @@ use crate::{Failure, ReadArgs};
 For a FILE: size, depth, compression, byte order and access path (or the error). \
 For a DIR: slice count, size and depth, access paths, numbering gaps, files that \
 will be skipped and why, and the slices a pyramid run would refuse. \
-Exit status: 0 all readable, 1 a file or slice is not, 2 wrong command line.")]
+Exit status: 0 all readable, 1 a file or slice is not, 2 wrong command line, 3 a path that \
+does not exist or a folder with no slices.")]
 pub struct InfoArgs {
     /// Slice files, or directories holding a stack.
     #[arg(value_name = "FILE|DIR", required = true)]
@@ -36,7 +38,15 @@ pub fn run(args: &InfoArgs) -> Result<(), Failure> {
     // The exit status of the first path that was not good, if any.
     let mut status = None;
     for path in &args.paths {
-        let verdict = if path.is_dir() {
+        let verdict = if std::fs::symlink_metadata(path).is_err_and(|e| e.kind() == NotFound) {
+            // As `pyramid` says of a missing INPUT: the disk, not a file, is to blame.
+            let e = ctstack::Error::State {
+                path: path.clone(),
+                what: "does not exist".into(),
+            };
+            println!("{}: error ({}): {e}", path.display(), e.kind());
+            Err(crate::EXIT_STATE)
+        } else if path.is_dir() {
             describe_stack(path, &args.select, &options)?
         } else if describe_file(path, &options) {
             Ok(())

@@ -60,15 +60,17 @@ Exit status:
   0    success
   1    the run failed: a file unreadable, malformed, unsupported or beyond the
        limits, slices that do not match, a write that failed
-  2    wrong command line (unknown option, bad value, missing argument)
-  3    the disk is not in the state the command needs (no slice files in the
-       input folder); the command line is right, fix the folder
+  2    wrong command line (unknown option, bad value, missing argument, a
+       one-page file as INPUT without --single-page)
+  3    the disk is not in the state the command needs (INPUT does not exist or
+       holds no slice files); the command line is right, fix the folder
   4    internal error: a bug in ctstack, or a resource the system refused
        (threads); please report it
   130  interrupted (Ctrl-C); only complete output files are left, and a
        later run resumes from them
 
-Run 'ctstack <COMMAND> --help' for a command's options.";
+Run 'ctstack <COMMAND> --help' for a command's options; docs/cli.md has the
+table of causes.";
 
 /// Thumbnail pyramids of CT-scan TIFF stacks, at memory-bus speed.
 #[derive(Parser)]
@@ -182,6 +184,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Run(e)) => {
+            let e = missing_input(e);
             eprintln!("ctstack: error: {e}");
             match e.kind() {
                 ErrorKind::Usage => {
@@ -200,6 +203,42 @@ fn main() -> ExitCode {
             eprintln!("ctstack: {message}");
             ExitCode::from(EXIT_INTERRUPTED)
         }
+    }
+}
+
+/// A missing INPUT folder (the one folder a command lists) as what it is: the disk
+/// not in the state the command needs (status 3, as an empty folder), not a failed
+/// read (1). Other errors unchanged.
+fn missing_input(e: ctstack::Error) -> ctstack::Error {
+    match e {
+        ctstack::Error::Io { path, what, source }
+            if source.kind() == std::io::ErrorKind::NotFound && what == "cannot list directory" =>
+        {
+            ctstack::Error::State {
+                what: "does not exist (INPUT is a folder of slices, or a multi-page TIFF)".into(),
+                path,
+            }
+        }
+        other => other,
+    }
+}
+
+/// `e` with, for a failure to create an output in the default place (beside or
+/// inside the input, which an archived or shared scan may not allow), the option
+/// that writes elsewhere: `out_option` (`--out DIR`).
+pub(crate) fn with_out_hint(e: ctstack::Error, out_option: &str) -> ctstack::Error {
+    match e {
+        ctstack::Error::Io { path, what, source } if what.starts_with("cannot create") => {
+            ctstack::Error::Io {
+                what: format!(
+                    "{what} (to write elsewhere, e.g. when the scan's folder is read-only, pass \
+                     {out_option})"
+                ),
+                path,
+                source,
+            }
+        }
+        other => other,
     }
 }
 

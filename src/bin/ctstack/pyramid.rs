@@ -4,18 +4,18 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use clap::Args;
-use ctstack::{DEFAULT_MIN_SIZE, Error, PyramidBuilder, SampleType};
+use ctstack::{DEFAULT_MIN_SIZE, Error, PyramidBuilder, SampleType, Slice};
 
 use crate::progress::Progress;
 use crate::select::SelectArgs;
-use crate::{Failure, ReadArgs, interrupt};
+use crate::{Failure, ReadArgs, interrupt, with_out_hint};
 
 #[derive(Args)]
 #[command(after_help = "\
 Output: OUT/<level>/<index:06>.tif, level 1 = half of the input in every direction. \
 Outputs the manifest (OUT/ctstack.json) shows were made from the same inputs \
 are kept, so an interrupted or repeated run only rebuilds what is missing or stale; \
-outputs the plan no longer holds are removed; every file appears atomically. Exit status: 0 done, 1 failed, 2 wrong command line, 3 no slices in INPUT, 4 internal error, 130 interrupted.")]
+outputs the plan no longer holds are removed; every file appears atomically. Exit status: 0 done, 1 failed, 2 wrong command line, 3 INPUT missing or holding no slices, 4 internal error, 130 interrupted.")]
 pub struct PyramidArgs {
     /// Directory of slices (.tif .tiff .bmp .png .jpg .jpeg), in natural order (s2
     /// before s10; the most common prefix and extension unless --prefix/--ext
@@ -62,13 +62,18 @@ pub struct StackArgs {
     depth: Option<String>,
     #[command(flatten)]
     read: ReadArgs,
+    /// INPUT may be a file of one page: a stack of one slice. Without it such a
+    /// file is refused (one slice of a scan is given by mistake for its folder).
+    #[arg(long)]
+    single_page: bool,
 }
 
 impl StackArgs {
     /// The pyramid builder of the stack INPUT names, with these options; the
-    /// files a directory's selection left out are reported as notes.
-    pub fn builder(&self, input: &Path) -> Result<PyramidBuilder, Failure> {
-        let mut builder = input_builder(input, &self.select)?
+    /// files a directory's selection left out are summarised in notes, unless
+    /// `quiet`.
+    pub fn builder(&self, input: &Path, quiet: bool) -> Result<PyramidBuilder, Failure> {
+        let mut builder = input_builder(input, &self.select, self.single_page)?
             .min_size(self.min_size)
             .strict(self.strict)
             .read_mode(self.read.read_mode());
@@ -80,19 +85,28 @@ impl StackArgs {
             Some(_) => builder = builder.convert_depth(SampleType::U16),
             None => {}
         }
-        for skipped in builder.listing().map_or(&[][..], |l| &l.skipped) {
-            eprintln!(
-                "ctstack: note: left out {}: {}",
-                skipped.path.display(),
-                skipped.reason
-            );
+        if !quiet {
+            let skipped = builder.listing().map_or(&[][..], |l| &l.skipped);
+            for note in left_out_notes(skipped, input) {
+                eprintln!("ctstack: note: {note}");
+            }
         }
         Ok(builder)
     }
 }
 
 pub fn run(args: &PyramidArgs) -> Result<(), Failure> {
-    let mut builder = args.stack.builder(&args.input)?.force(args.force);
+    build(args).map_err(|f| match f {
+        Failure::Run(e) if args.out.is_none() => Failure::Run(with_out_hint(e, "--out DIR")),
+        other => other,
+    })
+}
+
+fn build(args: &PyramidArgs) -> Result<(), Failure> {
+    let mut builder = args
+        .stack
+        .builder(&args.input, args.quiet)?
+        .force(args.force);
     if let Some(out) = &args.out {
         builder = builder.output_dir(out);
     }
@@ -147,14 +161,56 @@ pub fn run(args: &PyramidArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The stack INPUT names: a directory's selected files, or a multi-page file.
-fn input_builder(input: &Path, select: &SelectArgs) -> Result<PyramidBuilder, Failure> {
+/// How many left-out files are named one by one; beyond that, a count.
+const LEFT_OUT_SHOWN: usize = 3;
+
+/// The notes on the files the selection left out of `dir`: each one when there
+/// are few, else the first [`LEFT_OUT_SHOWN`] and a count, with the command that
+/// lists them all (a `--range 0:9` in a 200-file folder leaves out 190).
+fn left_out_notes(skipped: &[ctstack::stack::Skipped], dir: &Path) -> Vec<String> {
+    let line = |s: &ctstack::stack::Skipped| format!("left out {}: {}", s.path.display(), s.reason);
+    if skipped.len() <= LEFT_OUT_SHOWN + 1 {
+        return skipped.iter().map(line).collect();
+    }
+    let mut notes: Vec<String> = skipped[..LEFT_OUT_SHOWN].iter().map(line).collect();
+    notes.push(format!(
+        "... and {} more left out ({} in all; `ctstack info {}` with the same selection \
+         options lists every one and why)",
+        skipped.len() - LEFT_OUT_SHOWN,
+        skipped.len(),
+        dir.display()
+    ));
+    notes
+}
+
+/// The stack INPUT names: a directory's selected files, or a multi-page file (a
+/// file of one page only with `single_page`).
+fn input_builder(
+    input: &Path,
+    select: &SelectArgs,
+    single_page: bool,
+) -> Result<PyramidBuilder, Failure> {
     if input.is_file() {
         if select.any() {
             return Err(Failure::Run(Error::Usage {
                 what: format!(
                     "{} is a file: --prefix, --ext, --range and --index-width select files of \
                      a directory",
+                    input.display()
+                ),
+            }));
+        }
+        // A file that cannot be read is left to the builder, which says why.
+        let pages = Slice::page_count(input, &ctstack::OpenOptions::default()).unwrap_or(0);
+        if pages == 1 && !single_page {
+            let folder = match input.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.display().to_string(),
+                _ => ".".into(),
+            };
+            return Err(Failure::Run(Error::Usage {
+                what: format!(
+                    "{} holds one slice (one page), not a stack: pass the folder that holds the \
+                     slices ({folder}), or --single-page to make a stack of this one slice",
                     input.display()
                 ),
             }));

@@ -14,8 +14,9 @@ pub struct SelectArgs {
     /// the most common one].
     #[arg(long, value_name = "EXT")]
     ext: Option<String>,
-    /// Only indices FIRST..=LAST (a missing index is a gap).
-    #[arg(long, value_name = "FIRST:LAST", value_parser = index_range)]
+    /// Only files numbered FIRST..=LAST, the numbers in their names, both
+    /// included (a missing number is a gap). `crop` spells it --indices only.
+    #[arg(long, visible_alias = "indices", value_name = "FIRST:LAST", value_parser = index_range)]
     range: Option<(u64, u64)>,
     /// Only indices written with N digits, zero-padded.
     #[arg(long, value_name = "N")]

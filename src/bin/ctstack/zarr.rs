@@ -7,7 +7,7 @@ use ctstack::{ChunkCompression, DEFAULT_CHUNKS, Error, Ngff, ZarrBuilder};
 
 use crate::progress::Progress;
 use crate::pyramid::StackArgs;
-use crate::{Failure, interrupt};
+use crate::{Failure, interrupt, with_out_hint};
 
 #[derive(Args)]
 #[command(after_help = "\
@@ -15,7 +15,7 @@ Output: one array per level, OUT/0 (the input) to OUT/L, axes z y x, and the mul
 metadata in OUT's root group, written last: a store that has it is complete. An interrupted \
 or repeated run writes only the chunks that are missing or differ; every file appears \
 atomically. A path that holds something other than a ctstack store is refused unless --force. \
-Exit status: 0 done, 1 failed, 2 wrong command line, 3 OUT holds something that is not a ctstack store, 4 internal error, 130 interrupted.")]
+Exit status: 0 done, 1 failed, 2 wrong command line, 3 INPUT missing or holding no slices, or OUT holds something that is not a ctstack store, 4 internal error, 130 interrupted.")]
 pub struct ZarrArgs {
     /// Directory of slices, or one multi-page TIFF (as for `ctstack pyramid`).
     #[arg(value_name = "INPUT")]
@@ -54,7 +54,14 @@ pub struct ZarrArgs {
 }
 
 pub fn run(args: &ZarrArgs) -> Result<(), Failure> {
-    let pyramid = args.stack.builder(&args.input)?;
+    build(args).map_err(|f| match f {
+        Failure::Run(e) if args.out.is_none() => Failure::Run(with_out_hint(e, "--out DIR")),
+        other => other,
+    })
+}
+
+fn build(args: &ZarrArgs) -> Result<(), Failure> {
+    let pyramid = args.stack.builder(&args.input, args.quiet)?;
     let out = args
         .out
         .clone()

@@ -61,7 +61,7 @@ fn regions(w: u32, h: u32) -> Vec<Region> {
         Region::whole(w, h),
         r(0..1, 0..1),
         r(h - 1..h, w - 1..w),
-        r(h / 3..h.div_ceil(3) * 2, 0..w),
+        r(h / 3..(h.div_ceil(3) * 2).min(h), 0..w),
         r(0..h, w / 3..(w / 2 + 1).min(w)),
         r(0..h.div_ceil(2), w / 2..w),
         r(h / 2..h, 0..w.div_ceil(2)),
