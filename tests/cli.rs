@@ -970,6 +970,7 @@ fn a_one_page_file_is_refused_unless_single_page_is_given() {
 }
 
 /// Whether this process's writes ignore file permissions (root).
+#[cfg(unix)]
 fn permissions_do_not_bind(dir: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     let probe = dir.join("probe");
@@ -986,6 +987,9 @@ fn permissions_do_not_bind(dir: &Path) -> bool {
 /// `.thumbnail` taken by a file) fails with exit 1 and says `--out DIR` writes
 /// elsewhere. Read-only is tested for real: as root, whose writes permissions do
 /// not stop, the command runs as user nobody through setpriv (util-linux).
+/// Unix only: Unix permission bits and setpriv (on Windows a folder's read-only
+/// attribute does not stop files being created in it).
+#[cfg(unix)]
 #[test]
 fn an_unwritable_scan_folder_points_to_out() {
     use std::os::unix::fs::PermissionsExt;
