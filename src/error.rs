@@ -218,6 +218,73 @@ impl Error {
     }
 }
 
+/// The interface a message is shown in. ctstack's messages name the option
+/// that fixes a problem as the Rust API spells it (`ZarrBuilder::force(true)`,
+/// the `Display` a Rust caller sees); [`Error::message_for`] spells it the
+/// interface's way, so each says the same thing in its own words: the command
+/// line (`--force`) and the C ABI (`zarr_options.force = 1`, whose messages
+/// Python's binding spells `force=True`).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `ZarrBuilder::force(true)`: the message as it is.
+    Rust,
+    /// `--force`.
+    Cli,
+    /// `zarr_options.force = 1`.
+    C,
+}
+
+/// Each option a message may name: its Rust, CLI and C spellings (Python's
+/// are in python/ctstack/_errors.py, from the C ones).
+const OPTION_WORDS: &[[&str; 3]] = &[
+    [
+        "ZarrBuilder::force(true)",
+        "--force",
+        "zarr_options.force = 1",
+    ],
+    [
+        "Crop::skip_missing(true)",
+        "--skip-missing",
+        "options.skip_missing = 1",
+    ],
+    [
+        "PyramidBuilder::convert_depth(SampleType::U8 or U16)",
+        "`ctstack pyramid --depth 8|16`",
+        "options.depth = 8|16",
+    ],
+    [
+        "ZarrBuilder::shard(None)",
+        "no --shard",
+        "zarr_options.shard = {0, 0, 0}",
+    ],
+    [
+        "ZarrBuilder::ngff(Ngff::V0_4)",
+        "--ngff 0.4",
+        "zarr_options.ngff = 4",
+    ],
+];
+
+impl Error {
+    /// This error's message with the options it names spelled for `dialect`
+    /// (see [`Dialect`]).
+    #[doc(hidden)]
+    pub fn message_for(&self, dialect: Dialect) -> String {
+        let mut message = self.to_string();
+        let column = match dialect {
+            Dialect::Rust => return message,
+            Dialect::Cli => 1,
+            Dialect::C => 2,
+        };
+        for words in OPTION_WORDS {
+            if message.contains(words[0]) {
+                message = message.replace(words[0], words[column]);
+            }
+        }
+        message
+    }
+}
+
 /// A problem found while parsing bytes, before it is tied to a file name.
 ///
 /// The parser works on byte slices and knows no paths; [`Problem::at`] turns it
@@ -269,6 +336,26 @@ pub(crate) use format_problem;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_interface_names_an_option_in_its_own_words() {
+        let e = Error::state(
+            "/scans/s.ome.zarr",
+            "exists and is not a ctstack store: pass ZarrBuilder::force(true) to replace it",
+        );
+        let spelled = |d| e.message_for(d);
+        assert!(spelled(Dialect::Rust).contains("pass ZarrBuilder::force(true) to"));
+        assert_eq!(spelled(Dialect::Rust), e.to_string());
+        assert!(spelled(Dialect::Cli).contains("pass --force to"));
+        assert!(spelled(Dialect::C).contains("pass zarr_options.force = 1 to"));
+        // Every option's spellings are distinct, and none holds another's
+        // Rust spelling (a rewrite never rewrites its own result).
+        for words in OPTION_WORDS {
+            for other in OPTION_WORDS {
+                assert!(!words[1].contains(other[0]) && !words[2].contains(other[0]));
+            }
+        }
+    }
 
     #[test]
     fn state_and_internal_errors_have_their_kinds_and_messages() {

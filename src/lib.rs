@@ -56,7 +56,7 @@ mod writer;
 mod zarr;
 
 pub use crop::{Crop, CropPlan, CropSummary, Naming, OutputFormat};
-pub use error::{Error, ErrorKind};
+pub use error::{Dialect, Error, ErrorKind};
 pub use formats::Format;
 pub use kernels::{Kernel, average_pair, average_pair_with};
 pub use limits::Limits;

@@ -138,6 +138,35 @@ pub struct Listing {
     pub gaps: Vec<String>,
 }
 
+/// How many left-out files [`Listing::left_out_notes`] names one by one;
+/// beyond that, a count.
+const LEFT_OUT_SHOWN: usize = 3;
+
+impl Listing {
+    /// The notes on the files the selection left out, as every interface
+    /// shows them (the command line's notes, the C and Python reports'
+    /// warnings): each one when there are few, else the first three and a
+    /// count, with the command that lists them all (a `--range 0:9` in a
+    /// 200-file folder leaves out 190).
+    pub fn left_out_notes(&self) -> Vec<String> {
+        let skipped = &self.skipped;
+        let line = |s: &Skipped| format!("left out {}: {}", s.path.display(), s.reason);
+        if skipped.len() <= LEFT_OUT_SHOWN + 1 {
+            return skipped.iter().map(line).collect();
+        }
+        let dir = skipped[0].path.parent().unwrap_or(Path::new("."));
+        let mut notes: Vec<String> = skipped[..LEFT_OUT_SHOWN].iter().map(line).collect();
+        notes.push(format!(
+            "... and {} more left out ({} in all; `ctstack info {}` with the same selection \
+             options lists every one and why)",
+            skipped.len() - LEFT_OUT_SHOWN,
+            skipped.len(),
+            dir.display()
+        ));
+        notes
+    }
+}
+
 /// An image file [`select`] left out of the stack.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -2,8 +2,19 @@
 //!
 //! A slice is written to a temporary name in the target directory and renamed
 //! into place only when complete, so a crash, a kill or a cancel never leaves a
-//! partial file under a final name. Temporary names start with `.` and end with
-//! [`TEMP_SUFFIX`], so they are recognisable and never mistaken for slices.
+//! partial file under a final name. Temporary names are
+//! `.{target}.{pid}.{seq}.ctstack-tmp` ([`TEMP_SUFFIX`]), so they are
+//! recognisable, never mistaken for slices, and say which file they were for
+//! ([`temp_target`]): a sweep removes only temporary files of names it writes.
+//!
+//! Every rename and removal ctstack makes goes through [`rename`], [`remove_file`]
+//! and [`remove_empty_dir`] here, so that a platform's quirk (Windows' sharing
+//! violations) is handled in one place.
+//!
+//! Atomic is not durable: after a power loss a renamed file may be empty or stale
+//! until its data and its folder are synced (`src/durable.rs`). [`write_atomically`]
+//! leaves that to the caller, which batches it before the record that vouches for
+//! the file; [`write_atomically_durable`] syncs both before it returns (records).
 
 use std::fs::{File, Metadata, OpenOptions};
 use std::io::Write;
@@ -123,6 +134,13 @@ fn header<T: Sample>(
 /// Writes `samples` (row-major, `width` x `height`) as an uncompressed grayscale
 /// (min-is-black) TIFF at `path`, atomically: through a temporary file renamed
 /// into place. The SampleFormat tag says unsigned, signed or float, from `T`.
+///
+/// Atomic, not synced: a reader sees the old file or the whole new one, never
+/// part of one, but after a power loss the file may be empty or missing until
+/// the system has written it back (seconds). To make it durable, sync the file
+/// (`File::open(path)?.sync_all()`) and, on Unix, its folder (open the folder
+/// and `sync_all` it) before anything relies on it. The pyramid and the crop do
+/// that for their outputs before they report them done.
 pub fn write_slice<T: Sample>(
     path: &Path,
     width: u32,
@@ -163,12 +181,13 @@ pub(crate) fn write_slice_file<T: Sample>(
     samples: &[T],
     photometric: Photometric,
 ) -> Result<Metadata, Error> {
-    write_tiff_file(path, width, height, samples, photometric, None)
+    write_tiff_file(path, width, height, samples, photometric, None, false)
 }
 
-/// [`write_slice_file`] with the resolution tags, if given. The caller has checked
-/// that `samples` holds `width * height` samples and that they fit a classic TIFF
-/// ([`fits_classic_tiff`]).
+/// [`write_slice_file`] with the resolution tags, if given, and the data synced
+/// before the rename if `synced` ([`write_atomically_synced`]). The caller has
+/// checked that `samples` holds `width * height` samples and that they fit a
+/// classic TIFF ([`fits_classic_tiff`]).
 pub(crate) fn write_tiff_file<T: Sample>(
     path: &Path,
     width: u32,
@@ -176,12 +195,14 @@ pub(crate) fn write_tiff_file<T: Sample>(
     samples: &[T],
     photometric: Photometric,
     resolution: Option<Resolution>,
+    synced: bool,
 ) -> Result<Metadata, Error> {
-    write_atomically(path, |file| {
+    let fill = |file: &mut &File| {
         let (header, _) = header::<T>(width, height, photometric, resolution);
         file.write_all(&header)?;
         file.write_all(bytemuck::cast_slice(samples))
-    })
+    };
+    write_temp_then_rename(path, fill, synced)
 }
 
 /// Whether `bytes` of pixel data fit one strip of a classic TIFF as ctstack writes it
@@ -193,20 +214,95 @@ pub(crate) fn fits_classic_tiff(bytes: u64) -> bool {
 /// Writes a file at `path` atomically: `fill` writes a temporary file in the same
 /// directory, which is renamed into place only once complete (and removed on any
 /// error). Returns the complete file's metadata, read once the file is closed and
-/// in place: Windows sets a file's last-write time when its last handle closes, so
-/// a time read while it is open may not be the one the file keeps.
+/// in place (Windows sets the last-write time when the last handle closes). Nothing is synced: the caller syncs the
+/// file ([`crate::durable::sync_path`]) and its folder before a record vouches
+/// for it.
 pub(crate) fn write_atomically(
     path: &Path,
     fill: impl FnOnce(&mut &File) -> std::io::Result<()>,
 ) -> Result<Metadata, Error> {
+    write_temp_then_rename(path, fill, false)
+}
+
+/// [`write_atomically`], durable when it returns: the data is synced, then
+/// `before_rename` runs (a record makes what it vouches for durable there),
+/// then the rename, then the folder is synced.
+pub(crate) fn write_atomically_durable(
+    path: &Path,
+    fill: impl FnOnce(&mut &File) -> std::io::Result<()>,
+    before_rename: impl FnOnce() -> Result<(), Error>,
+) -> Result<Metadata, Error> {
     let temp = TempFile::create(path)?;
     let mut file = &temp.file;
     fill(&mut file).map_err(|e| Error::io(path, format!("cannot write {}", temp.describe()), e))?;
+    crate::durable::sync_file(file, path)?;
+    before_rename()?;
+    temp.persist(path)?;
+    crate::durable::sync_dir(parent_of(path))?;
+    metadata_after_close(path)
+}
+
+/// [`write_atomically`] with the data synced before the rename, so the name
+/// never points at data still in the page cache; the caller syncs the folder
+/// (once for many files) before reporting the file done.
+pub(crate) fn write_atomically_synced(
+    path: &Path,
+    fill: impl FnOnce(&mut &File) -> std::io::Result<()>,
+) -> Result<Metadata, Error> {
+    write_temp_then_rename(path, fill, true)
+}
+
+fn write_temp_then_rename(
+    path: &Path,
+    fill: impl FnOnce(&mut &File) -> std::io::Result<()>,
+    sync: bool,
+) -> Result<Metadata, Error> {
+    let temp = TempFile::create(path)?;
+    let mut file = &temp.file;
+    fill(&mut file).map_err(|e| Error::io(path, format!("cannot write {}", temp.describe()), e))?;
+    if sync {
+        crate::durable::sync_file(file, path)?;
+    }
     // Dropping `temp` on an error above removes the partial file.
     temp.persist(path)?;
+    metadata_after_close(path)
+}
+
+/// The metadata of the file just written and renamed into place (`persist`
+/// closed it): read now, because Windows sets a file's last-write time when its
+/// last handle closes, so a time read while it was open may not be the one the
+/// file keeps.
+fn metadata_after_close(path: &Path) -> Result<Metadata, Error> {
     #[cfg(test)]
     tests::after_close(path);
     std::fs::metadata(path).map_err(|e| Error::io(path, "cannot read metadata", e))
+}
+
+/// The folder of `path` (`.` for a bare name).
+pub(crate) fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Renames `from` to `to`, replacing `to` (every rename ctstack makes).
+/// On Windows, retried while another program holds either file ([`crate::fs_retry`]).
+pub(crate) fn rename(from: &Path, to: &Path) -> std::io::Result<()> {
+    crate::fs_retry::rename_with_retry(from, to)
+}
+
+/// Removes the file `path` (every file removal ctstack makes; each caller has
+/// proved the file is its own: a temporary name of its own, or a file its record
+/// lists and that is unchanged since).
+/// On Windows, retried while another program holds it ([`crate::fs_retry`]).
+pub(crate) fn remove_file(path: &Path) -> std::io::Result<()> {
+    crate::fs_retry::remove_with_retry(path)
+}
+
+/// Removes the folder `path` if it is empty (fails otherwise, removing nothing).
+pub(crate) fn remove_empty_dir(path: &Path) -> std::io::Result<()> {
+    std::fs::remove_dir(path)
 }
 
 /// A temporary file removed on drop unless persisted.
@@ -219,7 +315,7 @@ struct TempFile {
 impl TempFile {
     fn create(target: &Path) -> Result<TempFile, Error> {
         static SEQUENCE: AtomicU64 = AtomicU64::new(0);
-        let dir = target.parent().unwrap_or(Path::new("."));
+        let dir = parent_of(target);
         let name = target
             .file_name()
             .map(|n| n.to_string_lossy())
@@ -246,9 +342,8 @@ impl TempFile {
         describe(&self.path)
     }
 
-    /// Renames the file into place and closes it.
     fn persist(mut self, target: &Path) -> Result<(), Error> {
-        crate::fs_retry::rename_with_retry(&self.path, target).map_err(|e| {
+        rename(&self.path, target).map_err(|e| {
             let what = format!("cannot rename {} into place", self.describe());
             Error::io(target, what, e)
         })?;
@@ -259,8 +354,9 @@ impl TempFile {
 
 impl Drop for TempFile {
     fn drop(&mut self) {
+        // Created by this very value (`create_new`): ours.
         if !self.persisted {
-            let _ = std::fs::remove_file(&self.path);
+            let _ = remove_file(&self.path);
         }
     }
 }
@@ -274,6 +370,17 @@ fn describe(path: &Path) -> String {
 /// Whether `name` is one of our temporary files.
 pub fn is_temp_name(name: &str) -> bool {
     name.starts_with('.') && name.ends_with(TEMP_SUFFIX)
+}
+
+/// The name of the file that temporary file `name` was for, if `name` is
+/// exactly a temporary name as [`write_atomically`] makes it:
+/// `.{target}.{pid}.{seq}.ctstack-tmp`, pid and seq decimal.
+pub(crate) fn temp_target(name: &str) -> Option<&str> {
+    let inner = name.strip_prefix('.')?.strip_suffix(TEMP_SUFFIX)?;
+    let (rest, seq) = inner.rsplit_once('.')?;
+    let (target, pid) = rest.rsplit_once('.')?;
+    let decimal = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (decimal(seq) && decimal(pid) && !target.is_empty()).then_some(target)
 }
 
 #[cfg(test)]
@@ -315,6 +422,54 @@ mod tests {
         let now = std::fs::metadata(&path).unwrap();
         assert_eq!(written.modified().unwrap(), now.modified().unwrap());
         assert_eq!(written.len(), 6);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_temporary_name_says_its_target() {
+        assert_eq!(
+            temp_target(".000003.tif.41.7.ctstack-tmp"),
+            Some("000003.tif")
+        );
+        assert_eq!(
+            temp_target(".ctstack.json.1.0.ctstack-tmp"),
+            Some("ctstack.json")
+        );
+        for foreign in [
+            ".notes.ctstack-tmp",
+            ".000003.tif.x.7.ctstack-tmp",
+            ".000003.tif.41..ctstack-tmp",
+            "000003.tif.41.7.ctstack-tmp",
+            "..1.2.ctstack-tmp",
+            ".000003.tif.41.7.ctstack-tmp.bak",
+        ] {
+            assert_eq!(temp_target(foreign), None, "{foreign}");
+        }
+    }
+
+    /// A failed write removes its own temporary file and nothing else: the
+    /// target and a file named like a temporary one stay as they were.
+    #[test]
+    fn a_failed_write_removes_only_its_own_temporary_file() {
+        let dir = std::env::temp_dir().join(format!("ctstack-writer-fail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("000003.tif");
+        std::fs::write(&target, b"the user's").unwrap();
+        let lookalike = dir.join(format!(".000003.tif.{}.0{TEMP_SUFFIX}", u32::MAX));
+        std::fs::write(&lookalike, b"not this run's").unwrap();
+        let failed = write_atomically(&target, |file| {
+            file.write_all(b"partial")?;
+            Err(std::io::Error::other("disk full"))
+        });
+        assert!(failed.is_err());
+        assert_eq!(std::fs::read(&target).unwrap(), b"the user's");
+        assert_eq!(std::fs::read(&lookalike).unwrap(), b"not this run's");
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names.len(), 2, "{names:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

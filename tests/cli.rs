@@ -760,7 +760,7 @@ fn zarr_writes_a_store_and_refuses_bad_options_and_foreign_stores() {
     for (args, says) in [
         (
             &["--ngff", "0.4", "--shard", "2,16,16"][..],
-            "sharding needs Zarr v3",
+            "sharding needs Zarr v3 (OME-Zarr 0.5), not --ngff 0.4: drop the shard (no --shard)",
         ),
         (&["--chunks", "2,16"], "three comma-separated values"),
         (&["--chunks", "0,16,16"], "at least 1"),
@@ -792,6 +792,8 @@ fn zarr_writes_a_store_and_refuses_bad_options_and_foreign_stores() {
         stderr.contains("not a ctstack OME-Zarr store") && stderr.contains("--force"),
         "{stderr}"
     );
+    // The command line's words only, not the Rust API's (issue 27).
+    assert!(!stderr.contains("ZarrBuilder"), "{stderr}");
     assert_eq!(std::fs::read(foreign.join("notes.txt")).unwrap(), b"mine");
     ctstack_ok(&["zarr", &input_arg, "--out", &foreign_arg, "-q", "--force"]);
     assert!(!foreign.join("notes.txt").exists());
@@ -829,6 +831,115 @@ fn a_closed_stdout_ends_info_quietly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(141), "{stderr}");
+}
+
+/// `ctstack info` on what ctstack wrote (issue 27): a built pyramid folder gives
+/// its levels, shapes, sample type, and whether it is complete and current (a
+/// changed input: stale, exit 3); an OME-Zarr store its levels' shapes, data
+/// type and voxel size, complete or not (a cancelled build: exit 3). Before,
+/// both were "0 slices", exit 3.
+#[test]
+fn info_describes_a_built_pyramid_and_an_ome_zarr_store() {
+    let dir = scratch("info-outputs");
+    let scan = dir.join("scan");
+    std::fs::create_dir(&scan).unwrap();
+    for entry in std::fs::read_dir(stack_dir()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), scan.join(entry.file_name())).unwrap();
+    }
+    let scan_arg = scan.display().to_string();
+    let run = ctstack(&["pyramid", "-q", "--min-size", "80", &scan_arg]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    let thumbs = scan.join(".thumbnail").display().to_string();
+    let out = ctstack_ok(&["info", &thumbs]);
+    assert!(
+        out.contains("ctstack pyramid of 21 slices (uint16 301x203)"),
+        "{out}"
+    );
+    assert!(out.contains("2 levels uint16, complete"), "{out}");
+    assert!(
+        out.contains("level 1: 11 slices of 150x101 uint16"),
+        "{out}"
+    );
+    assert!(out.contains("level 2: 6 slices of 75x50 uint16"), "{out}");
+    assert!(
+        out.contains("current: its 21 inputs are unchanged"),
+        "{out}"
+    );
+    // An input rewritten since: stale, exit 3, naming it.
+    let changed = scan.join("slice_0003.tif");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&changed)
+        .unwrap()
+        .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000))
+        .unwrap();
+    let stale = ctstack(&["info", &thumbs]);
+    assert_eq!(stale.status.code(), Some(3));
+    assert!(
+        text(&stale.stdout).contains("stale: 1 input changed"),
+        "{}",
+        text(&stale.stdout)
+    );
+    assert!(text(&stale.stdout).contains("slice_0003.tif"));
+
+    #[cfg(feature = "ome-zarr")]
+    for ngff in ["0.5", "0.4"] {
+        let store = dir
+            .join(format!("scan-{ngff}.ome.zarr"))
+            .display()
+            .to_string();
+        let run = ctstack(&[
+            "zarr",
+            "-q",
+            "--min-size",
+            "80",
+            "--ngff",
+            ngff,
+            "--voxel-size",
+            "2.5,2.5,2.5",
+            &scan_arg,
+            "--out",
+            &store,
+        ]);
+        assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+        let out = ctstack_ok(&["info", &store]);
+        assert!(out.contains(&format!("OME-Zarr {ngff}")), "{out}");
+        assert!(
+            out.contains("3 levels, written by ctstack, complete"),
+            "{out}"
+        );
+        assert!(out.contains("21 x 203 x 301 (z, y, x) uint16, "), "{out}");
+        assert!(out.contains("6 x 50 x 75 (z, y, x)"), "{out}");
+        assert!(out.contains("voxel 2.5 x 2.5 x 2.5 micrometer"), "{out}");
+        assert!(out.contains("voxel 10 x 10 x 10 micrometer"), "{out}");
+        assert!(!out.contains("0 slices"), "{out}");
+    }
+    // A build that did not finish: incomplete, exit 3. (The manifest of a
+    // pyramid with an output missing; a store whose root says so.)
+    let manifest_path = scan.join(".thumbnail").join("ctstack.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    manifest["levels"][0]["files"][1] = serde_json::Value::Null;
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    let run = ctstack(&["info", &thumbs]);
+    assert_eq!(run.status.code(), Some(3));
+    assert!(text(&run.stdout).contains("incomplete (its last build did not finish)"));
+    #[cfg(feature = "ome-zarr")]
+    {
+        let store = dir.join("scan-0.5.ome.zarr");
+        let root_path = store.join("zarr.json");
+        let mut root: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&root_path).unwrap()).unwrap();
+        let attributes = root["attributes"].as_object_mut().unwrap();
+        attributes.remove("ome");
+        attributes.insert("ctstack".into(), serde_json::json!({ "complete": false }));
+        std::fs::write(&root_path, root.to_string()).unwrap();
+        let run = ctstack(&["info", &store.display().to_string()]);
+        assert_eq!(run.status.code(), Some(3));
+        assert!(text(&run.stdout).contains("ctstack OME-Zarr store, incomplete"));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A scratch copy of the first `n` slices of fixtures/stack.

@@ -328,7 +328,8 @@ fn a_store_that_is_not_ctstacks_is_refused_without_force() {
     assert_eq!(e.kind(), ErrorKind::State, "{e}");
     assert_eq!(e.path(), Some(store.as_path()));
     assert!(
-        e.to_string().contains("not a ctstack") && e.to_string().contains("--force"),
+        e.to_string().contains("not a ctstack")
+            && e.to_string().contains("ZarrBuilder::force(true)"),
         "{e}"
     );
     assert_eq!(

@@ -13,7 +13,7 @@ Quick start::
     with ctstack.Slice("scan/slice_0001.tif") as s:
         pixels = numpy.asarray(s)          # (height, width), uint8 or uint16
 
-    ctstack.build_pyramid("scan", progress=lambda done, total: print(done, total))
+    report = ctstack.build_pyramid("scan", progress=lambda done, total: print(done, total))
 
     job = ctstack.PyramidJob("scan", pattern=ctstack.StackPattern("slice_", "tif", 1, 250, 4))
     ...                                    # poll job.progress from a GUI timer
@@ -23,8 +23,8 @@ Quick start::
 
 Harvest a box and a slice range, at level 0 or at level k of the pyramid::
 
-    report = ctstack.crop("scan", "harvest", level=1, box=(100, 612, 40, 552), slices=(8, 56))
-    volume = ctstack.crop_to_array("scan", level=2, box=(10, 200, 0, 90))
+    report = ctstack.crop("scan", "harvest", level=1, x=(100, 612), y=(40, 552), z=(8, 56))
+    volume = ctstack.crop_to_array("scan", level=2, x=(10, 200), y=(0, 90))
 
 CTHarvester can use :mod:`ctstack.compat.ct_thumbnail` in place of its own
 ``ct_thumbnail`` module, and :func:`ctstack.compat.save_cropped_image_stack` in
@@ -34,7 +34,13 @@ Errors are :class:`CtstackError` subclasses: :class:`CtstackIOError` is an
 :class:`OSError`, :class:`InvalidArgumentError` and :class:`MismatchError` are
 :class:`ValueError`\\ s, a cancelled run raises :class:`CancelledError`, a
 pyramid that is missing or incomplete raises :class:`StateError`, a file beyond
-the limits :class:`LimitsExceededError`.
+the limits :class:`LimitsExceededError`. Warnings (a gap in the numbering,
+files left out of the stack) are :class:`CtstackWarning`\\ s, given to
+``warnings.warn`` and the ``"ctstack"`` logger and kept in the reports.
+
+Progress callbacks: ``progress(done, total)``, its return value ignored;
+raise from it to stop a run (the exception is re-raised), or call a job's
+``cancel()``.
 
 The library is loaded from this package (where the wheel puts it), else from
 the path in the environment variable ``CTSTACK_LIBRARY``.
@@ -56,6 +62,7 @@ from ._errors import (
     CancelledError,
     CtstackError,
     CtstackIOError,
+    CtstackWarning,
     InternalError,
     InvalidArgumentError,
     LimitsExceededError,
@@ -96,6 +103,7 @@ __all__ = [
     "PROGRESS_FN",
     "CtstackError",
     "CtstackIOError",
+    "CtstackWarning",
     "TiffFormatError",
     "UnsupportedTiffError",
     "MismatchError",

@@ -2,11 +2,16 @@
 or at level k of its pyramid, into one file per slice (:func:`crop`,
 :class:`CropJob`) or into a numpy array (:func:`crop_to_array`).
 
-Coordinates are half-open and in the level's pixels: ``box=(x0, x1, y0, y1)``
-is columns ``x0..x1-1`` and rows ``y0..y1-1``, ``slices=(z0, z1)`` the level's
-slices ``z0..z1-1`` (0-based). CTHarvester's ``crop_from_x, crop_to_x,
-crop_from_y, crop_to_y`` are ``x0, x1, y0, y1`` (PIL's crop box), its
-``bottom_idx, top_idx`` are ``z0, z1 - 1``.
+Coordinates are half-open ranges per axis, in the level's pixels, given by
+name: ``x=(x0, x1)`` is columns ``x0..x1-1``, ``y=(y0, y1)`` rows
+``y0..y1-1``, ``z=(z0, z1)`` the level's slices ``z0..z1-1`` (0-based); a
+``slice(x0, x1)`` or ``range(x0, x1)`` is the same range, and an axis left
+out (None) is the whole axis. There is no 4-number box on purpose: PIL's
+``(x0, y0, x1, y1)`` and other orders would be read as another box without
+a word, so a ``box=`` is refused with a message saying what to write.
+CTHarvester's ``crop_from_x, crop_from_y, crop_to_x, crop_to_y`` (PIL's crop
+box) are ``x=(crop_from_x, crop_to_x), y=(crop_from_y, crop_to_y)``, its
+``bottom_idx, top_idx`` are ``z=(bottom_idx, top_idx + 1)``.
 
 Outputs: the source's format where ctstack writes it without loss (TIFF of
 every sample type, 8-bit gray BMP, PNG; PNG for JPEG sources), at level 0 the
@@ -32,16 +37,24 @@ than the numbers they stand for). A missing slice in the range raises
 from __future__ import annotations
 
 import ctypes
-import logging
-import time
-import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple, Union
 
 from . import _library as _l
 from ._errors import invalid_argument
 from ._library import PathArg
-from ._pyramid import Job, StackPattern, _mmap_value, _uint32
+from ._errors import CtstackWarning
+from ._pyramid import POLL_INTERVAL as _POLL_INTERVAL
+from ._pyramid import (
+    Job,
+    StackPattern,
+    _mmap_value,
+    _note,
+    _pause,
+    _uint32,
+    _wait_quietly,
+    warn_each,
+)
 
 if TYPE_CHECKING:
     import numpy
@@ -51,12 +64,11 @@ if TYPE_CHECKING:
 _FORMATS = {None: 0, "tif": 1, "tiff": 1, "png": 2, "bmp": 3}
 
 #: How often :func:`crop` calls ``progress`` while the job runs, in seconds.
-POLL_INTERVAL = 0.05
-
-_log = logging.getLogger("ctstack")
+POLL_INTERVAL = _POLL_INTERVAL
 
 
-class MissingSliceWarning(UserWarning):
+
+class MissingSliceWarning(CtstackWarning):
     """Slices of the range whose number has no file were left out
     (``skip_missing=True``); the message names the numbers."""
 
@@ -71,6 +83,9 @@ class CropReport:
     Attributes:
         written: the number of files written.
         files: their names, in slice order (in ``output_dir``).
+        warnings: the missing slices left out (``skip_missing=True``), one
+            message per run (also given to ``warnings.warn`` as
+            :class:`MissingSliceWarning` when the crop was planned).
         notes: e.g. a gap in the numbering, JPEG written as PNG, how level-k
             names map to source slices.
         elapsed_seconds: the run's wall time.
@@ -79,27 +94,69 @@ class CropReport:
 
     written: int
     files: List[str]
+    warnings: List[str]
     notes: List[str]
     elapsed_seconds: float
     output_dir: str
 
 
-def _span(value: Optional[Sequence[int]], n: int, name: str) -> Tuple[int, ...]:
-    """``value`` as ``n`` whole numbers >= 0, or all zeros (the whole level) for None."""
+Range = Union[Sequence[int], slice, range]
+
+
+def _axis(value: Optional[Range], name: str) -> Tuple[int, int]:
+    """``value`` (a pair, a ``slice`` or a ``range``, half-open) as ``(start,
+    end)``, whole numbers >= 0 with ``end > start``; None: ``(0, 0)``, the
+    whole axis."""
     if value is None:
-        return (0,) * n
-    values = tuple(value)
-    if len(values) != n:
-        raise invalid_argument("%s must hold %d numbers, not %r" % (name, n, value))
-    for v in values:
+        return 0, 0
+    if isinstance(value, (slice, range)):
+        if value.step not in (None, 1):
+            raise invalid_argument("%s=%r: a step is not supported" % (name, value))
+        pair: Tuple[Any, ...] = (value.start if value.start is not None else 0, value.stop)
+    elif isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise invalid_argument(
+            "%s=%r: give the half-open range %s=(%s0, %s1)" % (name, value, name, name, name)
+        )
+    else:
+        pair = tuple(value)
+    if len(pair) != 2:
+        raise invalid_argument(
+            "%s=%r: give two numbers, the half-open range %s=(%s0, %s1)"
+            % (name, value, name, name, name)
+        )
+    for v in pair:
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise invalid_argument("%s: %r is not a whole number >= 0" % (name, v))
-    for start, end in zip(values[::2], values[1::2]):
-        if end <= start:
-            raise invalid_argument(
-                "%s %r: each end must be after its start (half-open)" % (name, value)
-            )
-    return values
+            raise invalid_argument("%s=%r: %r is not a whole number >= 0" % (name, value, v))
+    start, end = pair
+    if end <= start:
+        raise invalid_argument(
+            "%s=%r: the end must be after the start (half-open: %s=(%s0, %s1))"
+            % (name, value, name, name, name)
+        )
+    return start, end
+
+
+def _refuse_box(box: object, slices: object) -> None:
+    """The names of a 4-number box and of ``slices``, refused with what to write."""
+    if box is not None:
+        raise invalid_argument(
+            "box=%r: a 4-number box is not accepted, because its order is easy to mistake "
+            "(PIL's crop box is (x0, y0, x1, y1)): give each axis as a half-open range, "
+            "x=(x0, x1), y=(y0, y1) (PIL's (left, upper, right, lower) is "
+            "x=(left, right), y=(upper, lower))" % (box,)
+        )
+    if slices is not None:
+        raise invalid_argument("slices=%r: the slice range is z=(z0, z1) (half-open)" % (slices,))
+
+
+def _level(level: object) -> int:
+    """The level number; a box or range passed where the level goes is named."""
+    if isinstance(level, (tuple, list, slice, range)):
+        raise invalid_argument(
+            "level=%r: the level is a number (0 the slices); the box and range are "
+            "x=(x0, x1), y=(y0, y1), z=(z0, z1), by name" % (level,)
+        )
+    return _uint32(level, "level", 0)
 
 
 class _Request:
@@ -111,8 +168,9 @@ class _Request:
         source: Input,
         output_dir: Optional[PathArg],
         level: int,
-        box: Optional[Sequence[int]],
-        slices: Optional[Sequence[int]],
+        x: Optional[Range],
+        y: Optional[Range],
+        z: Optional[Range],
         pattern: Optional[StackPattern],
         pyramid_dir: Optional[PathArg],
         format: Optional[str],
@@ -125,9 +183,10 @@ class _Request:
     ) -> None:
         o = _l.default_crop_options()
         o.skip_missing = 1 if skip_missing else 0
-        o.level = _uint32(level, "level", 0)
-        o.x0, o.x1, o.y0, o.y1 = _span(box, 4, "box (x0, x1, y0, y1)")
-        o.z0, o.z1 = _span(slices, 2, "slices (z0, z1)")
+        o.level = _level(level)
+        o.x0, o.x1 = _axis(x, "x")
+        o.y0, o.y1 = _axis(y, "y")
+        o.z0, o.z1 = _axis(z, "z")
         self._keep: List[Any] = []
         o.output_dir = self._str(output_dir, "output_dir")
         o.pyramid_dir = self._str(pyramid_dir, "pyramid_dir")
@@ -210,9 +269,7 @@ class _Plan:
     def warn(self, stacklevel: int) -> None:
         """Each warning of the plan to the user: ``warnings.warn`` and the
         ``"ctstack"`` logger."""
-        for message in self.warnings:
-            _log.warning("%s", message)
-            warnings.warn(message, MissingSliceWarning, stacklevel=stacklevel + 1)
+        warn_each(self.warnings, stacklevel + 1, MissingSliceWarning)
 
 
 class CropJob(Job):
@@ -236,9 +293,10 @@ class CropJob(Job):
         input: Input,
         output_dir: PathArg,
         level: int = 0,
-        box: Optional[Sequence[int]] = None,
-        slices: Optional[Sequence[int]] = None,
         *,
+        x: Optional[Range] = None,
+        y: Optional[Range] = None,
+        z: Optional[Range] = None,
         pattern: Optional[StackPattern] = None,
         pyramid_dir: Optional[PathArg] = None,
         format: Optional[str] = None,
@@ -248,11 +306,14 @@ class CropJob(Job):
         threads: Optional[int] = None,
         mmap: Optional[str] = None,
         skip_missing: bool = False,
+        box: None = None,
+        slices: None = None,
         _stacklevel: int = 1,
     ) -> None:
         self._handle = None
+        _refuse_box(box, slices)
         request = _Request(
-            input, output_dir, level, box, slices, pattern, pyramid_dir, format,
+            input, output_dir, level, x, y, z, pattern, pyramid_dir, format,
             name_prefix, name_start, name_width, threads, mmap, skip_missing,
         )  # fmt: skip
         plan = _Plan(request.plan())
@@ -275,6 +336,7 @@ class CropJob(Job):
         return CropReport(
             written=native.rebuilt,
             files=list(self.output_names),
+            warnings=list(self.warnings),
             notes=notes,
             elapsed_seconds=native.elapsed_seconds,
             output_dir=output_dir,
@@ -285,9 +347,10 @@ def crop(
     input: Input,
     output_dir: PathArg,
     level: int = 0,
-    box: Optional[Sequence[int]] = None,
-    slices: Optional[Sequence[int]] = None,
     *,
+    x: Optional[Range] = None,
+    y: Optional[Range] = None,
+    z: Optional[Range] = None,
     pattern: Optional[StackPattern] = None,
     pyramid_dir: Optional[PathArg] = None,
     format: Optional[str] = None,
@@ -298,11 +361,14 @@ def crop(
     mmap: Optional[str] = None,
     progress: Optional[ProgressCallback] = None,
     skip_missing: bool = False,
+    box: None = None,
+    slices: None = None,
 ) -> CropReport:
-    """Writes the box ``box = (x0, x1, y0, y1)`` of the level's slices
-    ``slices = (z0, z1)`` (half-open, the level's pixels; None: the whole
-    slice, every slice) into ``output_dir``, one file per slice. Blocks; the
-    GIL is released while the library works.
+    """Writes columns ``x=(x0, x1)``, rows ``y=(y0, y1)`` of the level's
+    slices ``z=(z0, z1)`` (half-open ranges in the level's pixels, by name;
+    a ``slice`` or ``range`` works too; None: the whole axis) into
+    ``output_dir``, one file per slice. Blocks; the GIL is released while the
+    library works.
 
     Args:
         input: a directory of slices (selected as for a pyramid; ``pattern``
@@ -310,6 +376,8 @@ def crop(
         level: 0 the slices; k >= 1 level k of the pyramid built from them
             (``pyramid_dir``, default ``<input>/.thumbnail``), which must be
             built from the stack as it is now and complete.
+        x, y, z: the box and the slice range; PIL's crop box ``(left, upper,
+            right, lower)`` is ``x=(left, right), y=(upper, lower)``.
         format: None (the source's; PNG for JPEG), ``"tif"``, ``"png"`` or ``"bmp"``.
         name_prefix, name_start, name_width: numbered names
             ``f"{name_prefix}{name_start + j:0{name_width}d}.{ext}"``, j the
@@ -322,79 +390,74 @@ def crop(
             anything is written; True: such slices are left out, with a
             :class:`MissingSliceWarning` naming them.
         progress: ``progress(done, total)`` on this thread every 50 ms while
-            the crop runs and once at the end; a true return cancels
-            (:class:`CancelledError`); an exception it raises cancels and is
-            re-raised.
+            the crop runs and once at the end; its return value is ignored.
+            To stop the crop, raise from it: the crop is cancelled (the files
+            written so far are complete) and the exception is re-raised here.
+        box, slices: not accepted (a 4-number box's order is easy to
+            mistake): the error says to write ``x=``, ``y=``, ``z=``.
 
     Raises:
         InvalidArgumentError: a box or range outside the level (naming its
             bounds), a format that cannot hold the samples, a name that would
-            leave the folder.
+            leave the folder, a ``box=``.
         StateError: at level k, a missing, stale or incomplete pyramid
             (build it again); a missing slice in the range (unless
             ``skip_missing``), naming the numbers.
         CtstackIOError, TiffFormatError, ...: a slice that cannot be read or
             written, named.
-        CancelledError: ``progress`` asked to stop.
     """
     job = CropJob(
-        input, output_dir, level, box, slices, pattern=pattern, pyramid_dir=pyramid_dir,
+        input, output_dir, level, x=x, y=y, z=z, pattern=pattern, pyramid_dir=pyramid_dir,
         format=format, name_prefix=name_prefix, name_start=name_start,
         name_width=name_width, threads=threads, mmap=mmap, skip_missing=skip_missing,
-        _stacklevel=2,
+        box=box, slices=slices, _stacklevel=2,
     )  # fmt: skip
     with job:
-        if progress is not None:
-            while True:
+        try:
+            while progress is not None:
                 running, done, total = job._poll()
-                try:
-                    stop = progress(done, total)
-                except BaseException:
-                    job.cancel()
-                    _wait_quietly(job)
-                    raise
-                if stop:
-                    job.cancel()
-                    break
+                progress(done, total)
                 if not running:
                     break
-                time.sleep(POLL_INTERVAL)
+                _pause(job)
+        except BaseException as e:
+            job.cancel()
+            _wait_quietly(job)
+            _note(e, "ctstack: the crop was cancelled by this exception; the files written "
+                  "so far are complete")
+            raise
         return job.report()
-
-
-def _wait_quietly(job: Job) -> None:
-    """Waits for a cancelled job, ignoring its CancelledError: the caller's own
-    exception is what matters."""
-    try:
-        job.wait()
-    except Exception:
-        pass
 
 
 def crop_to_array(
     input: Input,
     level: int = 0,
-    box: Optional[Sequence[int]] = None,
-    slices: Optional[Sequence[int]] = None,
     *,
+    x: Optional[Range] = None,
+    y: Optional[Range] = None,
+    z: Optional[Range] = None,
     pattern: Optional[StackPattern] = None,
     pyramid_dir: Optional[PathArg] = None,
     threads: Optional[int] = None,
     mmap: Optional[str] = None,
     progress: Optional[ProgressCallback] = None,
     skip_missing: bool = False,
+    box: None = None,
+    slices: None = None,
 ) -> "numpy.typing.NDArray[Any]":
     """The crop as a new ``(count, height, width)`` numpy array of the stack's
     dtype (what CTHarvester's ``get_cropped_volume`` and its marching-cubes
     export need), no file written. Arguments as :func:`crop`; ``progress(done,
-    total)`` is called on this thread after every slice, a true return cancels.
+    total)`` is called on this thread after every slice, its return value
+    ignored (raise from it to stop: the exception is re-raised here).
     With ``skip_missing=True`` the array holds the slices that exist, in
     order (a :class:`MissingSliceWarning` names those left out).
     """
     import numpy as np
 
+    _refuse_box(box, slices)
     request = _Request(
-        input, None, level, box, slices, pattern, pyramid_dir, None, None, 0, 0, threads, mmap,
+        input, None, level, x, y, z, pattern, pyramid_dir, None, None, 0, 0, threads, mmap,
         skip_missing,
     )  # fmt: skip
     plan = _Plan(request.plan())

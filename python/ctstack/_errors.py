@@ -89,8 +89,10 @@ class MismatchError(CtstackError, ValueError):
 
 
 class CancelledError(CtstackError):
-    """``ERR_CANCELLED``: the run was cancelled, by the progress callback or by
-    :meth:`PyramidJob.cancel`. Only complete output files are left behind, and a
+    """``ERR_CANCELLED``: the run was cancelled by a job's ``cancel()``
+    (:meth:`PyramidJob.cancel`, :meth:`CropJob.cancel`), which the message
+    says. (A progress callback cancels a run by raising: its own exception is
+    what the call raises.) Only complete output files are left behind, and a
     later run resumes from them."""
 
 
@@ -134,9 +136,40 @@ _EXCEPTIONS: Dict[int, Type[CtstackError]] = {
 }
 
 
+class CtstackWarning(UserWarning):
+    """Something a run did that the caller should know though it succeeded: a
+    gap in the slice numbering, image files of the folder left out of the
+    stack, files in the output folder that are not outputs. Given to
+    ``warnings.warn`` and the ``"ctstack"`` logger by the blocking calls
+    (:func:`build_pyramid`, :func:`build_ome_zarr`, :func:`crop`), and kept
+    in their reports' ``warnings``."""
+
+
+#: How the library names an option in a message (its C spelling: the binding
+#: reads the C ABI's messages) and how Python spells it. The library writes
+#: each option the way the interface showing the message spells it
+#: (src/error.rs, OPTION_WORDS, holds the Rust, CLI and C spellings); this is
+#: Python's part of that.
+_PYTHON_WORDS = (
+    ("zarr_options.force = 1", "force=True"),
+    ("options.skip_missing = 1", "skip_missing=True"),
+    ("options.depth = 8|16", "depth=8|16"),
+    ("zarr_options.shard = {0, 0, 0}", "shard=None"),
+    ("zarr_options.ngff = 4", 'ngff="0.4"'),
+)
+
+
+def python_words(message: str) -> str:
+    """``message`` with the options it names spelled as Python's arguments."""
+    for c, python in _PYTHON_WORDS:
+        message = message.replace(c, python)
+    return message
+
+
 def error_for(status: int, message: Optional[str]) -> CtstackError:
-    """The exception for ``status`` with ``message``."""
-    return _EXCEPTIONS.get(status, CtstackError)(status, message or "")
+    """The exception for ``status`` with ``message`` (options named as
+    Python's arguments)."""
+    return _EXCEPTIONS.get(status, CtstackError)(status, python_words(message or ""))
 
 
 def invalid_argument(message: str) -> InvalidArgumentError:

@@ -323,15 +323,20 @@ def call_with_progress(
     progress: Optional[Callable[[int, int], Any]],
 ) -> None:
     """Runs ``call(callback)``, a blocking ctstack function that takes a
-    ``ctstack_progress_fn``, with ``progress(done, total)`` behind it: a true
-    return value cancels, and an exception it raises cancels too and is
+    ``ctstack_progress_fn``, with ``progress(done, total)`` behind it: its
+    return value is ignored (Python's rule: ``tqdm``'s ``update`` returns
+    True when it redraws); an exception it raises cancels the call and is
     re-raised here once the call has returned. Raises the call's error."""
     raised: List[BaseException] = []
 
     def trampoline(done: int, total: int, _user_data: object) -> int:
         """The C callback: calls ``progress``, keeps what it raises."""
+        if raised:
+            return 1
         try:
-            return 1 if progress is not None and progress(done, total) else 0
+            if progress is not None:
+                progress(done, total)
+            return 0
         except BaseException as e:  # re-raised below, after the call returns
             raised.append(e)
             return 1
@@ -340,8 +345,12 @@ def call_with_progress(
     status = call(callback)
     message = last_error() if status != OK else None
     if raised:
+        error = raised[0]
+        add_note = getattr(error, "add_note", None)  # Python >= 3.11
+        if add_note is not None:
+            add_note("ctstack: the call was cancelled by this exception, raised by its progress callback")
         try:
-            raise raised[0]
+            raise error
         finally:
             raised.clear()
     check(status, message)

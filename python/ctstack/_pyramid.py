@@ -12,14 +12,18 @@ in the output folder is deleted.
 from __future__ import annotations
 
 import ctypes
+import logging
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from . import _library as _l
 from ._library import PathArg
-from ._errors import ERR_INTERNAL, OK, error_for, invalid_argument
+from ._errors import ERR_CANCELLED, ERR_INTERNAL, OK, CtstackWarning, error_for, invalid_argument
+
+_log = logging.getLogger("ctstack")
 
 #: The default ``min_size``: halve while the width or height exceeds it.
 DEFAULT_MIN_SIZE = 500
@@ -250,7 +254,7 @@ def build_pyramid(
     strict: bool = False,
     force: bool = False,
     depth: Optional[int] = None,
-) -> None:
+) -> "JobReport":
     """Builds the thumbnail pyramid of the slices in ``input_dir`` (found by
     extension, natural order; or those ``pattern`` selects; a multi-page TIFF
     gives all its pages) into ``<output_dir>/<k>/<j:06>.tif`` (``output_dir``
@@ -259,12 +263,18 @@ def build_pyramid(
     None: ``STEM.thumbnail`` beside it). Blocks until done; the GIL is released while
     the library works. Options as in :class:`PyramidOptions`.
 
-    ``progress(done, total)`` is called on this thread after every output
-    slice; a true return value cancels the run (:class:`CancelledError`). An
-    exception raised by ``progress`` (KeyboardInterrupt included) cancels the
-    run and is re-raised here once the library has cleaned up. Without a
-    callback the call cannot be interrupted with Ctrl-C: use
-    :class:`PyramidJob` for that.
+    ``progress(done, total)`` is called on this thread about every 50 ms
+    while the build runs, and once at the end; what it returns is ignored
+    (``tqdm``'s ``bar.update`` is fine). To stop the run, raise from it: the
+    run is cancelled (complete outputs kept, a later run resumes) and the
+    exception, KeyboardInterrupt included, is re-raised here. Ctrl-C
+    interrupts the call with or without a callback.
+
+    Returns:
+        The :class:`JobReport` (levels, kept / rebuilt / removed outputs,
+        warnings). Each warning (a gap in the numbering, image files of the
+        folder left out of the stack, ...) is also given to ``warnings.warn``
+        (:class:`CtstackWarning`) and the ``"ctstack"`` logger.
 
     Raises:
         CtstackIOError: a file is missing or unreadable, or a write failed.
@@ -274,20 +284,83 @@ def build_pyramid(
         StateError: no slice files in ``input_dir`` (or none that ``pattern``
             matches).
         LimitsExceededError: a slice asks for more than the limits allow.
-        CancelledError: ``progress`` asked to stop.
     """
-    options = _options(min_size, min_levels, threads, mmap, strict, force, depth)
-    source = _Input(input_dir, output_dir, pattern)
-    native = source.options(options)
+    job = PyramidJob(
+        input_dir, output_dir, min_size, pattern=pattern, min_levels=min_levels,
+        threads=threads, mmap=mmap, strict=strict, force=force, depth=depth,
+    )  # fmt: skip
+    return run_job(job, progress, stacklevel=2)
 
-    def build(callback: Any) -> int:
-        if source.files is not None:
-            return _l.lib.ctstack_pyramid_build_files(
-                source.files, source.n_files, ctypes.byref(native), callback, None
-            )
-        return _l.lib.ctstack_pyramid_build(source.dir, ctypes.byref(native), callback, None)
 
-    _l.call_with_progress(build, progress)
+#: How often the blocking calls poll their job (and call ``progress``), in seconds.
+POLL_INTERVAL = 0.05
+
+
+def run_job(job: "PyramidJob", progress: Optional[ProgressCallback], stacklevel: int) -> "JobReport":
+    """Runs ``job`` to its end on this thread: ``progress(done, total)`` every
+    :data:`POLL_INTERVAL` and once at the end, its return value ignored; an
+    exception it raises (or a KeyboardInterrupt while waiting) cancels the
+    job, which is waited for, and is re-raised. Then the report, whose
+    warnings also go to ``warnings.warn`` and the ``"ctstack"`` logger
+    (``stacklevel``: the caller's caller's frame, as for ``warnings.warn``)."""
+    with job:
+        try:
+            while True:
+                running, done, total = job._poll()
+                if progress is not None:
+                    progress(done, total)
+                if not running:
+                    break
+                _pause(job)
+        except BaseException as e:
+            job.cancel()
+            _wait_quietly(job)
+            _note(e, "ctstack: the run was cancelled by this exception; complete outputs are "
+                  "kept and a later run resumes from them")
+            raise
+        report = job.report()
+    warn_each(report.warnings, stacklevel + 1)
+    return report
+
+
+#: How often :func:`_pause` looks whether the job has ended, in seconds.
+_END_CHECK = 0.005
+
+
+def _pause(job: "Job") -> None:
+    """Sleeps :data:`POLL_INTERVAL`, or less if the job ends first (checked
+    every 5 ms, two atomic loads each): a blocking call returns within 5 ms of
+    its job's end, not 50."""
+    deadline = time.monotonic() + POLL_INTERVAL
+    while job._poll()[0]:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(_END_CHECK, left))
+
+
+def _note(e: BaseException, note: str) -> None:
+    """Adds ``note`` to ``e``'s traceback (Python >= 3.11)."""
+    add_note = getattr(e, "add_note", None)
+    if add_note is not None:
+        add_note(note)
+
+
+def _wait_quietly(job: "Job") -> None:
+    """Waits for a cancelled job, ignoring its CancelledError: the caller's own
+    exception is what matters."""
+    try:
+        job.wait()
+    except Exception:
+        pass
+
+
+def warn_each(messages: Sequence[str], stacklevel: int, category: Any = None) -> None:
+    """Each message to ``warnings.warn`` (``category``, default
+    :class:`CtstackWarning`) and the ``"ctstack"`` logger."""
+    for message in messages:
+        _log.warning("%s", message)
+        warnings.warn(message, category or CtstackWarning, stacklevel=stacklevel + 1)
 
 
 @dataclass(frozen=True)
@@ -346,7 +419,10 @@ class Job(_l.NativeObject):
         return self._poll()[0]
 
     def cancel(self) -> None:
-        """Asks the job to stop; returns at once. A finished job is unaffected."""
+        """Asks the job to stop; returns at once. A finished job is unaffected;
+        one that stops raises :class:`CancelledError` from :meth:`wait`,
+        saying that ``cancel()`` stopped it."""
+        self._cancel_called = True
         _l.lib.ctstack_job_cancel(self._live().ptr)
 
     def wait(self, timeout: Optional[float] = None, poll: Optional[float] = None) -> bool:
@@ -382,7 +458,10 @@ class Job(_l.NativeObject):
         with self._wait_lock:
             status = _l.lib.ctstack_job_wait(handle.ptr)
         if status != OK:
-            raise error_for(status, _l.decode(_l.lib.ctstack_job_error(handle.ptr)))
+            message = _l.decode(_l.lib.ctstack_job_error(handle.ptr))
+            if status == ERR_CANCELLED and getattr(self, "_cancel_called", False):
+                message = "%s by %s.cancel()" % (message, type(self).__name__)
+            raise error_for(status, message)
         return True
 
     def _report(self) -> Tuple[Any, List[str], str]:

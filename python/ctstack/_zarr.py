@@ -15,14 +15,13 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 from . import _library as _l
 from ._errors import invalid_argument
 from ._library import PathArg
-from ._pyramid import DEFAULT_MIN_SIZE, PyramidJob, StackPattern, _Input, _options
+from ._pyramid import DEFAULT_MIN_SIZE, JobReport, PyramidJob, StackPattern, _Input, _options, run_job
 
 #: The default chunk shape (z, y, x).
 DEFAULT_CHUNKS = (16, 256, 256)
@@ -247,16 +246,18 @@ def build_ome_zarr(
     threads: Optional[int] = None,
     mmap: Optional[str] = None,
     strict: bool = False,
-):
+) -> JobReport:
     """Writes the stack of ``input_dir`` (a directory, one multi-page TIFF, or
     an ordered list of slice files with ``store`` required) and its pyramid as
     an OME-Zarr multiscale image at ``store`` (default ``INPUT.ome.zarr``
     beside the input), the equivalent of ``ctstack zarr INPUT --out STORE``.
     Levels 1 ..= L hold exactly the samples of :func:`ctstack.build_pyramid`'s
     levels (same ``min_size``). Blocks until done; ``progress(done, total)``
-    is called every 50 ms while it runs, and a true return value cancels
-    (:class:`CancelledError`). Returns the :class:`JobReport` (``rebuilt``:
-    files written, ``kept``: files already right, ``output_dir``: the store).
+    is called every 50 ms while it runs, its return value ignored, as for
+    :func:`ctstack.build_pyramid` (raise from it to stop). Returns the
+    :class:`JobReport` (``rebuilt``: files written, ``kept``: files already
+    right, ``output_dir``: the store, ``warnings``: also given to
+    ``warnings.warn`` and the ``"ctstack"`` logger).
 
     Raises: the errors of :func:`ctstack.build_pyramid`; InvalidArgumentError
     for a bad option, or a store path holding something that is not a ctstack
@@ -281,17 +282,7 @@ def build_ome_zarr(
         mmap=mmap,
         strict=strict,
     )
-    try:
-        if progress is not None:
-            while job.running:
-                if progress(*job.progress):
-                    job.cancel()
-                    break
-                time.sleep(0.05)
-            progress(*job.progress)
-        return job.report()
-    finally:
-        job.close()
+    return run_job(job, progress, stacklevel=2)
 
 
 def zarr_slab_geometry(

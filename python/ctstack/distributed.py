@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple
 from . import _library as _l
 from ._errors import invalid_argument
 from ._library import PathArg
-from ._pyramid import DEFAULT_MIN_SIZE, JobReport, PyramidJob, _Input, _options
+from ._pyramid import DEFAULT_MIN_SIZE, JobReport, PyramidJob, _Input, _options, warn_each
 
 if TYPE_CHECKING:  # pragma: no cover
     from distributed import Client
@@ -65,7 +65,9 @@ Inputs = Union[PathArg, Sequence[PathArg]]
 class DistributedReport(JobReport):
     """What a distributed build did: the fields of :class:`ctstack.JobReport`
     (the counts are those a single-machine run reports; ``elapsed_seconds`` is
-    the whole build's wall time), and how the stack was cut.
+    the whole build's wall time), and how the stack was cut. Its
+    ``warnings`` also went to ``warnings.warn`` (:class:`ctstack.CtstackWarning`)
+    and the ``"ctstack"`` logger, on the driver.
 
     Attributes:
         slab_size: inputs per slab (a multiple of ``2**levels``).
@@ -296,6 +298,7 @@ def build_pyramid(
     report = finish(input_dir, out, settings)
     fields = asdict(report)
     fields["elapsed_seconds"] = time.monotonic() - started
+    warn_each(report.warnings, 2)
     return DistributedReport(**fields, slab_size=size, slabs=len(slabs), notes=notes)
 
 
@@ -385,4 +388,5 @@ def build_ome_zarr(
         job.close()
     fields = asdict(report)
     fields["elapsed_seconds"] = time.monotonic() - started
+    warn_each(report.warnings, 2)
     return DistributedReport(**fields, slab_size=size, slabs=len(slabs), notes=notes)

@@ -50,6 +50,12 @@ def read_output(path):
     return read_reference(path)
 
 
+def xy(box):
+    """A box (x0, x1, y0, y1) as ctstack's keyword ranges."""
+    x0, x1, y0, y1 = box
+    return {"x": (x0, x1), "y": (y0, y1)}
+
+
 def boxes(w, h):
     """Odd boxes (x0, x1, y0, y1): 1 px wide, touching each edge, the whole slice."""
     return [
@@ -126,7 +132,7 @@ class CropTest(Base):
                 box = (0, w, 0, h)  # a tiny image (types/*_1x1_*) has no such box
             out = self.out("f%d" % n)
             try:
-                report = ctstack.crop([path], out, box=box)
+                report = ctstack.crop([path], out, **xy(box))
             except ctstack.MismatchError:
                 # Pages of different sizes or types: not a stack.
                 continue
@@ -154,7 +160,7 @@ class CropTest(Base):
                 w, h = s.width, s.height
             for i, box in enumerate(boxes(w, h)):
                 out = self.out("%s-%d" % (stack.replace("/", "-"), i))
-                report = ctstack.crop(folder, out, box=box, slices=(1, 3))
+                report = ctstack.crop(folder, out, **xy(box), z=(1, 3))
                 self.check(stack, report, [read_reference(p) for p in listing[1:3]], box)
                 self.assertEqual([Path(f).suffix for f in report.files], [listing[1].suffix] * 2)
         for image in sorted((FIXTURES / "images").glob("*.*")):
@@ -162,7 +168,7 @@ class CropTest(Base):
                 w, h = s.width, s.height
                 own = np.asarray(s).copy()
             box = (1, w - 2, 2, h - 1)
-            report = ctstack.crop([image], self.out(image.name), box=box)
+            report = ctstack.crop([image], self.out(image.name), **xy(box))
             if image.suffix == ".jpg":
                 self.assertEqual(report.files, [image.stem + ".png"])
                 self.assertTrue(any("JPEG" in n for n in report.notes), report.notes)
@@ -176,10 +182,10 @@ class CropTest(Base):
             # Every page by its place in the file (tifffile splits them into series).
             pages = np.stack([tifffile.imread(str(path), key=p) for p in (1, 2)])
             out = self.out(path.stem)
-            report = ctstack.crop(path, out, box=(2, 9, 0, 5), slices=(1, 3))
+            report = ctstack.crop(path, out, x=(2, 9), y=(0, 5), z=(1, 3))
             self.assertEqual(report.files, ["%s_%06d.tif" % (path.stem, p) for p in (1, 2)])
             self.check(name, report, [pages[0], pages[1]], (2, 9, 0, 5))
-            array = ctstack.crop_to_array(path, box=(2, 9, 0, 5), slices=(1, 3))
+            array = ctstack.crop_to_array(path, x=(2, 9), y=(0, 5), z=(1, 3))
             np.testing.assert_array_equal(array, pages[:, 0:5, 2:9])
 
     def test_level_k_against_the_pyramid_files_and_to_array(self):
@@ -194,20 +200,20 @@ class CropTest(Base):
             for box in boxes(w, h):
                 z = (1, len(level))
                 report = ctstack.crop(
-                    folder, self.out("k%d-%s" % (k, box)), level=k, box=box, slices=z
+                    folder, self.out("k%d-%s" % (k, box)), level=k, **xy(box), z=z
                 )
                 self.assertEqual(report.files, ["%06d.tif" % j for j in range(*z)])
                 self.check(k, report, level[1:], box)
-                array = ctstack.crop_to_array(folder, level=k, box=box, slices=z)
+                array = ctstack.crop_to_array(folder, level=k, **xy(box), z=z)
                 x0, x1, y0, y1 = box
                 np.testing.assert_array_equal(array, np.stack(level[1:])[:, y0:y1, x0:x1])
         # Outside the level: the bounds are named.
         with self.assertRaisesRegex(ctstack.InvalidArgumentError, r"x 0\.\.45, y 0\.\.35"):
-            ctstack.crop(folder, self.out("oob"), level=1, box=(0, 46, 0, 1))
+            ctstack.crop(folder, self.out("oob"), level=1, x=(0, 46), y=(0, 1))
         with self.assertRaisesRegex(ctstack.InvalidArgumentError, r"slices 0\.\.7"):
-            ctstack.crop_to_array(folder, level=1, slices=(0, 8))
+            ctstack.crop_to_array(folder, level=1, z=(0, 8))
         with self.assertRaises(ctstack.InvalidArgumentError):
-            ctstack.crop(folder, self.out("bad"), box=(5, 5, 0, 1))
+            ctstack.crop(folder, self.out("bad"), x=(5, 5), y=(0, 1))
 
     def test_job_polls_and_cancels(self):
         folder, _ = self.stack_with_pyramid(n=40, shape=(300, 200))
@@ -217,25 +223,70 @@ class CropTest(Base):
             job.wait()
             report = job.report()
         self.assertEqual(report.written, 40)
+        # A callback's return value is ignored (tqdm's update returns True
+        # when it redraws): the crop runs to its end.
         calls = []
 
-        def stop(done, total):
+        def true(done, total):
             calls.append((done, total))
             return True
 
-        with self.assertRaises(ctstack.CancelledError):
-            ctstack.crop(folder, self.out("cancelled"), threads=1, progress=stop)
-        self.assertLess(len(os.listdir(self.out("cancelled"))), 40)
-        with self.assertRaises(ctstack.CancelledError):
-            ctstack.crop_to_array(folder, threads=1, progress=lambda d, t: d >= 1)
+        report = ctstack.crop(folder, self.out("true"), threads=1, progress=true)
+        self.assertEqual(report.written, 40)
+        self.assertEqual(calls[-1], (40, 40))
+        array = ctstack.crop_to_array(folder, threads=1, progress=lambda d, t: True)
+        self.assertEqual(array.shape, (40, 300, 200))
 
+        # Raising stops it: the callback's own exception comes out.
         def boom(done, total):
             raise KeyError("from the callback")
 
         with self.assertRaisesRegex(KeyError, "from the callback"):
             ctstack.crop(folder, self.out("boom"), threads=1, progress=boom)
+        for name in os.listdir(self.out("boom")):  # complete files only
+            self.assertRegex(name, r"^slice_\d{4}\.tif$")
         with self.assertRaisesRegex(KeyError, "from the callback"):
             ctstack.crop_to_array(folder, threads=1, progress=boom)
+        # A job's cancel() says so.
+        with ctstack.CropJob(folder, self.out("job-cancel"), threads=1) as job:
+            job.cancel()
+            try:
+                job.wait()
+            except ctstack.CancelledError as e:
+                self.assertIn("CropJob.cancel()", str(e))
+
+    def test_a_4_number_box_is_refused_with_what_to_write(self):
+        """PIL's (x0, y0, x1, y1) and ctstack's old (x0, x1, y0, y1) cannot
+        be told apart: a box= is refused, naming x= and y=; the keyword
+        ranges, slices and ranges give the same crop."""
+        folder, volume = self.stack_with_pyramid(n=5, shape=(60, 80))
+        for call in (
+            lambda **k: ctstack.crop(folder, self.out("box"), **k),
+            lambda **k: ctstack.crop_to_array(folder, **k),
+            lambda **k: ctstack.CropJob(folder, self.out("box"), **k),
+        ):
+            with self.assertRaisesRegex(ctstack.InvalidArgumentError, r"x=\(x0, x1\), y=\(y0, y1\)"):
+                call(box=(10, 20, 30, 40))
+            with self.assertRaisesRegex(ctstack.InvalidArgumentError, r"z=\(z0, z1\)"):
+                call(slices=(1, 3))
+        self.assertFalse(self.out("box").exists())
+        # A box where the level goes (the old positional order) is named too.
+        with self.assertRaisesRegex(ctstack.InvalidArgumentError, r"x=\(x0, x1\)"):
+            ctstack.crop_to_array(folder, (10, 20, 30, 40))
+        # Positionally after the level: Python refuses it.
+        with self.assertRaises(TypeError):
+            ctstack.crop_to_array(folder, 0, (10, 20, 30, 40))
+        want = volume[1:3, 30:40, 10:20]
+        for x, y, z in (((10, 20), (30, 40), (1, 3)),
+                        (slice(10, 20), slice(30, 40), slice(1, 3)),
+                        (range(10, 20), [30, 40], (1, 3))):  # fmt: skip
+            np.testing.assert_array_equal(ctstack.crop_to_array(folder, x=x, y=y, z=z), want)
+        np.testing.assert_array_equal(
+            ctstack.crop_to_array(folder, y=(30, 40)), volume[:, 30:40, :]
+        )
+        for bad in ((10, 20, 30), (20, 10), slice(0, 10, 2), 5, "0:10", (1.5, 3)):
+            with self.assertRaises(ctstack.InvalidArgumentError, msg=repr(bad)):
+                ctstack.crop_to_array(folder, x=bad)
 
 
 class CTHarvesterExportTest(Base):
@@ -296,30 +347,35 @@ class CTHarvesterExportTest(Base):
         info = {"from_x": 0, "from_y": 0, "to_x": 300, "to_y": 400, "bottom_idx": 0, "top_idx": 59}
         calls = []
 
+        class Stop(Exception):
+            pass
+
         def cancel(current, total):
             calls.append((current, total))
-            return False
+            raise Stop()
 
-        # Cancel at the first call (0, total): nothing is written.
+        # A callback's return value is ignored (False included): all 60 written.
+        target = self.dir / "false"
+        self.assertEqual(self.harvest(0, info, settings, target, lambda c, t: False).written, 60)
+        # Raising at the first call (0, total): nothing is written.
         target = self.dir / "cancelled"
-        self.assertIsNone(self.harvest(0, info, settings, target, cancel))
+        with self.assertRaises(Stop):
+            self.harvest(0, info, settings, target, cancel)
         self.assertEqual(calls, [(0, 60)])
         self.assertFalse(target.exists())
-        # Cancel at the second call, while the files are written (or just
-        # after the last: then the report says all 60): complete files only.
+        # Raising at the second call, while the files are written: complete
+        # files only.
         calls.clear()
 
         def cancel_second(current, total):
             calls.append((current, total))
-            return len(calls) < 2
+            if len(calls) >= 2:
+                raise Stop()
 
-        result = self.harvest(0, info, settings, target, cancel_second)
+        with self.assertRaises(Stop):
+            self.harvest(0, info, settings, target, cancel_second)
         self.assertEqual(len(calls), 2)
         written = sorted(os.listdir(target))
-        if result is None:
-            self.assertLess(len(written), 60)
-        else:
-            self.assertEqual(result.written, 60)
         for name in written:
             self.assertRegex(name, r"^s\d{3}\.tif$")  # complete files only, no temporaries
             self.assertEqual(tifffile.imread(str(target / name)).shape, (400, 300))
@@ -380,18 +436,18 @@ class MissingSliceTest(Base):
         pattern = ctstack.StackPattern("ct_", "tif", 5, 44, 4)
         box = (2, 37, 1, 29)
         with self.assertRaisesRegex(ctstack.StateError, r"number 15 \(ct_0015\.tif\)"):
-            ctstack.crop(folder, self.out("refused"), 0, box, (3, 31), pattern=pattern)
+            ctstack.crop(folder, self.out("refused"), 0, **xy(box), z=(3, 31), pattern=pattern)
         self.assertFalse(self.out("refused").exists())
         with self.assertWarnsRegex(ctstack.MissingSliceWarning, "ct_0015.tif"):
             report = ctstack.crop(
-                folder, self.out("skipped"), 0, box, (3, 31), pattern=pattern, skip_missing=True
+                folder, self.out("skipped"), 0, **xy(box), z=(3, 31), pattern=pattern, skip_missing=True
             )
         numbers = [n for n in range(8, 36) if n != 15]
         self.assertEqual(report.files, ["ct_%04d.tif" % n for n in numbers])
         self.check(folder, report, [slices[n] for n in numbers], box)
         with self.assertWarns(ctstack.MissingSliceWarning):
             volume = ctstack.crop_to_array(
-                folder, 0, box, (9, 13), pattern=pattern, skip_missing=True
+                folder, 0, **xy(box), z=(9, 13), pattern=pattern, skip_missing=True
             )
         self.assertEqual(volume.shape, (3, 28, 35))
         np.testing.assert_array_equal(volume[1], slices[16][1:29, 2:37])

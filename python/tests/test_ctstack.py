@@ -756,7 +756,11 @@ class BuildPyramidTest(PyramidAssertions):
             result = ctstack.build_pyramid(
                 STACK, out, min_size=80, progress=lambda d, t: events.append((d, t))
             )
-            self.assertIsNone(result)
+            # The report, as PyramidJob.report() and build_ome_zarr give it.
+            self.assertIsInstance(result, ctstack.JobReport)
+            self.assertEqual((result.levels, result.kept, result.rebuilt), (2, 0, STACK_TOTAL))
+            self.assertEqual(result.warnings, [])
+            self.assertEqual(os.path.realpath(result.output_dir), os.path.realpath(out))
             self.assertPyramidEqual(out, STACK_REF)
             self.assertCleanOutput(out)
         self.assertProgressSane(events, STACK_TOTAL)
@@ -823,44 +827,57 @@ class BuildPyramidTest(PyramidAssertions):
             self.assertProgressSane(events, STACK_TOTAL)
             self.assertPyramidEqual(out, STACK_REF)
 
-    def test_cancel_by_return_value(self):
-        events = []
-
-        def progress(done, total):
-            events.append((done, total))
-            return done >= 3
-
+    def test_a_callbacks_return_value_is_ignored(self):
+        """tqdm's ``bar.update`` returns True when it redraws: a callback
+        returning True (or anything) does not cancel, for every blocking call."""
         with tempfile.TemporaryDirectory() as out:
-            with self.assertRaises(ctstack.CancelledError) as cm:
-                ctstack.build_pyramid(STACK, out, 80, progress=progress)
-            self.assertEqual(cm.exception.status, ctstack.ERR_CANCELLED)
-            files = self.assertCleanOutput(out)
-            self.assertLess(len(files), STACK_TOTAL)
-            self.assertProgressSane(events, STACK_TOTAL, complete=False)
-            self.assertEqual(events[-1][0], 3)
-            # A second run resumes and completes.
-            ctstack.build_pyramid(STACK, out, 80)
+            events = []
+
+            def update(done, total):
+                events.append((done, total))
+                return True
+
+            report = ctstack.build_pyramid(STACK, out, 80, progress=update)
+            self.assertEqual(report.rebuilt, STACK_TOTAL)
+            self.assertProgressSane(events, STACK_TOTAL)
             self.assertPyramidEqual(out, STACK_REF)
+            report = ctstack.build_pyramid(STACK, out, 80, force=True, progress=lambda d, t: 1)
+            self.assertEqual(report.rebuilt, STACK_TOTAL)
 
     def test_callback_exception_propagates(self):
+        """Raising from the callback stops the run: the exception itself comes
+        out (with a note that it cancelled the run, Python >= 3.11), only
+        complete files are left, and a rerun finishes the pyramid."""
         calls = []
 
         def progress(done, total):
             calls.append(done)
-            if done == 2:
-                raise ValueError("boom from the callback")
+            raise ValueError("boom from the callback")
 
         with tempfile.TemporaryDirectory() as out:
-            with self.assertRaisesRegex(ValueError, "boom from the callback"):
+            with self.assertRaisesRegex(ValueError, "boom from the callback") as cm:
                 ctstack.build_pyramid(STACK, out, 80, progress=progress)
-            # The run stopped right there.
-            self.assertEqual(calls[-1], 2)
-            self.assertLess(len(self.assertCleanOutput(out)), STACK_TOTAL)
+            self.assertEqual(len(calls), 1)
+            notes = getattr(cm.exception, "__notes__", None)
+            if notes is not None:
+                self.assertIn("cancelled", notes[0])
+            self.assertCleanOutput(out)
+            ctstack.build_pyramid(STACK, out, 80)
+            self.assertPyramidEqual(out, STACK_REF)
+
+    def test_a_jobs_cancel_says_it_cancelled(self):
+        with tempfile.TemporaryDirectory() as out:
+            with ctstack.PyramidJob(STACK, out, 80) as job:
+                job.cancel()
+                try:
+                    job.wait()
+                except ctstack.CancelledError as e:
+                    self.assertEqual(e.status, ctstack.ERR_CANCELLED)
+                    self.assertIn("PyramidJob.cancel()", str(e))
 
     def test_keyboard_interrupt_in_callback(self):
         def progress(done, total):
-            if done == 1:
-                raise KeyboardInterrupt
+            raise KeyboardInterrupt
 
         with tempfile.TemporaryDirectory() as out:
             with self.assertRaises(KeyboardInterrupt):
@@ -891,8 +908,10 @@ class BuildPyramidTest(PyramidAssertions):
             shutil.copyfile(U8, os.path.join(stack, "a2.tif"))  # 67x45 u8
             with self.assertRaises(ctstack.MismatchError) as cm:
                 ctstack.build_pyramid(stack, os.path.join(tmp, "refused"), 10)
-            self.assertIn("--depth", cm.exception.message)
+            # Python's words: depth=8|16, not the CLI's --depth or C's options.depth.
             self.assertIn("depth=8|16", cm.exception.message)
+            self.assertNotIn("--depth", cm.exception.message)
+            self.assertNotIn("options.", cm.exception.message)
             with self.assertRaises(ctstack.InvalidArgumentError):
                 ctstack.build_pyramid(stack, os.path.join(tmp, "bad"), 10, depth=12)
             for depth, sample_type in ((16, "u16"), (8, "u8")):
@@ -1005,8 +1024,11 @@ class PyramidOptionsTest(PyramidAssertions):
             pattern = ctstack.StackPattern("slice_", "tif", 0, 20, 4)
             with ctstack.PyramidJob(stack, None, 80, pattern=pattern) as job:
                 report = job.report()
-            self.assertEqual(len(report.warnings), 1, report)
-            self.assertIn("number 5 is missing", report.warnings[0])
+            # The files the pattern left out (as the CLI's notes), then the gap.
+            self.assertEqual(len(report.warnings), 3, report)
+            self.assertRegex(report.warnings[0], r"^left out .*other_0001\.tif: ")
+            self.assertRegex(report.warnings[1], r"^left out .*slice_0099\.tif: ")
+            self.assertIn("number 5 is missing", report.warnings[2])
 
     def gapped_stack(self, tmp):
         """fixtures/stack as slice_0000 ... slice_0020 without slice_0005, plus
@@ -1032,17 +1054,23 @@ class PyramidOptionsTest(PyramidAssertions):
             self.assertEqual(pattern.file_name(7), "slice_0007.tif")
             with ctstack.PyramidJob(stack, min_size=80, pattern=pattern) as job:
                 warnings = job.report().warnings
-            self.assertEqual(len(warnings), 1, warnings)
-            self.assertIn("number 5 is missing", warnings[0])
+            self.assertEqual(len(warnings), 3, warnings)
+            self.assertIn("number 5 is missing", warnings[2])
             want = os.path.join(tmp, "want")
             with ctstack.PyramidJob.from_files(selected, want, 80) as job:
                 job.wait()
             self.assertPyramidEqual(os.path.join(stack, ".thumbnail"), want)
             events = []
             got = os.path.join(tmp, "blocking")
-            ctstack.build_pyramid(
-                stack, got, 80, lambda d, t: events.append((d, t)), pattern=pattern
-            )
+            # The blocking call warns (warnings.warn and the "ctstack" logger)
+            # and returns the same warnings in its report.
+            with self.assertWarnsRegex(ctstack.CtstackWarning, "number 5 is missing"):
+                with self.assertLogs("ctstack", "WARNING") as logged:
+                    report = ctstack.build_pyramid(
+                        stack, got, 80, lambda d, t: events.append((d, t)), pattern=pattern
+                    )
+            self.assertEqual(report.warnings, warnings)
+            self.assertEqual(len(logged.records), 3)
             self.assertPyramidEqual(got, want)
             self.assertProgressSane(events, 10 + 5)
 
@@ -1148,8 +1176,18 @@ class ReadBackTest(PyramidAssertions):
 
     def test_an_interrupted_build_is_a_state_error_until_built_again(self):
         with tempfile.TemporaryDirectory() as out:
-            with self.assertRaises(ctstack.CancelledError):
-                ctstack.build_pyramid(STACK, out, 80, progress=lambda done, total: done >= 3)
+            # The C ABI's blocking build, cancelled by its callback after 3
+            # slices (C's rule: a nonzero return cancels), on this thread.
+            from ctstack import _library
+
+            cancel_at_3 = ctstack.PROGRESS_FN(lambda done, total, _: 1 if done >= 3 else 0)
+            options = _library.default_options()
+            options.output_dir = os.fsencode(out)
+            options.min_size = 80
+            status = _library.lib.ctstack_pyramid_build(
+                os.fsencode(STACK), ctypes.byref(options), cancel_at_3, None
+            )
+            self.assertEqual(status, ctstack.ERR_CANCELLED)
             with self.assertRaises(ctstack.StateError) as cm:
                 ctstack.open_pyramid(out)
             self.assertIn("incomplete", cm.exception.message)
@@ -1429,6 +1467,66 @@ class ThreadTest(unittest.TestCase):
         worker.join(HANG_SECONDS)
         self.assertEqual(len(threads_result), 4)
         self.assertNotIn("corrupt", threads_result)
+
+
+class SameWordsTest(unittest.TestCase):
+    """Every build returns its report, the report and warnings.warn carry what
+    the CLI prints (the files left out of the stack), and messages name
+    options as Python spells them (issue 27)."""
+
+    def setUp(self):
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        self.tmp = Path(tmp.name)
+        # An NRecon folder: the reconstruction and its sample-preview scan_spr.bmp.
+        self.scan = self.tmp / "scan"
+        shutil.copytree(FIXTURES / "stack_bmp", self.scan)
+
+    def test_every_build_reports_the_files_left_out(self):
+        builds = (
+            ("pyramid", lambda: ctstack.build_pyramid(self.scan, self.tmp / "pyramid", 10)),
+            ("zarr", lambda: ctstack.build_ome_zarr(self.scan, self.tmp / "z.ome.zarr", min_size=10)),
+        )
+        for name, build in builds:
+            with self.subTest(name):
+                with self.assertWarnsRegex(ctstack.CtstackWarning, r"left out .*scan_spr\.bmp"):
+                    with self.assertLogs("ctstack", "WARNING") as logged:
+                        report = build()
+                self.assertIsInstance(report, ctstack.JobReport)
+                self.assertEqual(len(report.warnings), 1, report.warnings)
+                self.assertRegex(report.warnings[0], r"^left out .*scan_spr\.bmp: ")
+                self.assertEqual([r.getMessage() for r in logged.records], report.warnings)
+        with ctstack.PyramidJob(self.scan, self.tmp / "job", 10) as job:
+            self.assertEqual(job.report().warnings, report.warnings)
+
+    def test_many_files_left_out_are_summarised(self):
+        for i in range(7):
+            shutil.copyfile(self.scan / "scan_spr.bmp", self.scan / ("other_%d.bmp" % i))
+        with self.assertWarns(ctstack.CtstackWarning):
+            report = ctstack.build_pyramid(self.scan, self.tmp / "pyramid", 10)
+        # As the CLI's notes: three named, then how many more and how to list them.
+        self.assertEqual(len(report.warnings), 4, report.warnings)
+        self.assertIn("... and 5 more left out (8 in all; `ctstack info ", report.warnings[-1])
+
+    def test_messages_name_options_as_python_spells_them(self):
+        foreign = self.tmp / "foreign.ome.zarr"
+        foreign.mkdir()
+        (foreign / "notes.txt").write_text("mine")
+        with self.assertRaises(ctstack.StateError) as cm:
+            ctstack.build_ome_zarr(self.scan, foreign, min_size=10)
+        message = str(cm.exception)
+        self.assertIn("force=True", message)
+        for other in ("--force", "force(true)", "zarr_options"):
+            self.assertNotIn(other, message)
+        with self.assertRaises(ctstack.InvalidArgumentError) as cm:
+            ctstack.build_ome_zarr(self.scan, self.tmp / "s.ome.zarr", ngff="0.4", shard=(32, 512, 512))
+        self.assertIn('not ngff="0.4"', str(cm.exception))
+        self.assertIn("shard=None", str(cm.exception))
+        (self.scan / "scan_rec00000004.bmp").unlink()
+        with self.assertRaises(ctstack.StateError) as cm:
+            ctstack.crop(self.scan, self.tmp / "crop", z=(2, 7))
+        self.assertIn("skip_missing=True", str(cm.exception))
+        self.assertNotIn("--skip-missing", str(cm.exception))
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use crate::sample::with_sample_type;
 use crate::stack::{Selection, SliceRef};
-use crate::writer::{fits_classic_tiff, is_temp_name};
+use crate::writer::{fits_classic_tiff, temp_target};
 use crate::{
     CancelFlag, Error, Format, Limits, OpenOptions, Photometric, Pyramid, PyramidBuilder, ReadMode,
     Sample, SampleType, Slice,
@@ -342,8 +342,8 @@ impl Crop {
                 return Err(Error::state(
                     &input_dir,
                     format!(
-                        "{message}; nothing was written (skip them with skip_missing, \
-                         --skip-missing)"
+                        "{message}; nothing was written (skip them with \
+                         Crop::skip_missing(true))"
                     ),
                 ));
             }
@@ -519,10 +519,11 @@ impl CropPlan {
     /// `progress(done, total)` after every file; raising `cancel` stops at the
     /// next slice with [`Error::Cancelled`].
     ///
-    /// Each file appears atomically (temporary name, rename), replacing an
-    /// existing output as a whole. Files of the folder that are not outputs are
-    /// never touched, except the temporary files of these outputs that a killed
-    /// run left (removed first). A slice that cannot be read or written stops the
+    /// Each file appears atomically (temporary name, rename), its data synced
+    /// before the rename and the folder synced before the run returns (durable
+    /// once reported), replacing an existing output as a whole. Files of the
+    /// folder that are not outputs are never touched, except the temporary files
+    /// of these outputs that a killed run left (removed first). A slice that cannot be read or written stops the
     /// run with an error naming it; the files written before it stay, complete.
     /// A rerun writes the same bytes.
     ///
@@ -571,6 +572,7 @@ impl CropPlan {
                 progress(done, total);
             }
         }
+        output::finish(out)?;
         Ok(CropSummary {
             output_dir: out.clone(),
             written: paths.len(),
@@ -695,17 +697,12 @@ fn remove_own_temporaries(out: &Path, names: &[String]) -> Result<(), Error> {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if !is_temp_name(name) {
-            continue;
-        }
-        // `.{output}.{pid}.{seq}.ctstack-tmp`: the output is what precedes the last
-        // three dot-separated parts.
-        let inner = &name[1..];
-        let mut parts = inner.rsplitn(4, '.');
-        let (_, _, _, output) = (parts.next(), parts.next(), parts.next(), parts.next());
-        if output.is_some_and(|o| ours.contains(o)) {
+        // `.{output}.{pid}.{seq}.ctstack-tmp`, exactly: the temporary file of an output.
+        if temp_target(name).is_some_and(|o| ours.contains(o))
+            && entry.file_type().is_ok_and(|t| t.is_file())
+        {
             let path = entry.path();
-            crate::fs_retry::remove_with_retry(&path).map_err(|e| {
+            crate::writer::remove_file(&path).map_err(|e| {
                 Error::io(&path, "cannot remove a temporary file of a killed run", e)
             })?;
         }

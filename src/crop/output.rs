@@ -6,7 +6,7 @@
 use std::io::{Read, Seek, Write};
 use std::path::Path;
 
-use crate::writer::{Resolution, write_atomically, write_tiff_file};
+use crate::writer::{Resolution, write_atomically_synced, write_tiff_file};
 use crate::{Error, Format, Photometric, Sample, SampleType};
 
 /// The file format of a crop's outputs.
@@ -221,8 +221,10 @@ fn tiff_density<R: Read + Seek>(reader: R, page: usize) -> Option<Density> {
 }
 
 /// Writes `samples` (row-major `width` x `height`) to `path` in `format`
-/// (resolved: not `Source`), atomically. The caller checked the format against
-/// the sample type ([`OutputFormat::check`]) and the sizes.
+/// (resolved: not `Source`), atomically, the data synced before the rename (so
+/// the name never points at data that a power loss could take); [`finish`]
+/// makes the renames durable. The caller checked the format against the sample
+/// type ([`OutputFormat::check`]) and the sizes.
 pub(super) fn write<T: Sample>(
     path: &Path,
     format: OutputFormat,
@@ -241,6 +243,7 @@ pub(super) fn write<T: Sample>(
                 samples,
                 photometric,
                 density.map(|d| d.0),
+                true,
             )?;
         }
         OutputFormat::Bmp => {
@@ -263,6 +266,18 @@ pub(super) fn write<T: Sample>(
                 density,
             )?;
         }
+    }
+    Ok(())
+}
+
+/// Makes the crop's outputs in folder `out`, each written by [`write`], durable:
+/// their names (the renames) are synced, and the folder's own name in its
+/// parent (best effort: the parent may not be readable). Called once, before
+/// the crop reports its files written.
+pub(super) fn finish(out: &Path) -> Result<(), Error> {
+    crate::durable::sync_dir(out)?;
+    if let Some(up) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        let _ = crate::durable::sync_dir(up);
     }
     Ok(())
 }
@@ -310,7 +325,7 @@ fn write_bmp(
         head.extend_from_slice(&[i, i, i, 0]);
     }
     let w = width as usize;
-    write_atomically(path, |file| {
+    write_atomically_synced(path, |file| {
         let mut out = std::io::BufWriter::with_capacity(1 << 16, file);
         out.write_all(&head)?;
         let pad = [0u8; 3];
@@ -347,7 +362,7 @@ fn write_png(
         }
         v.into()
     };
-    write_atomically(path, |file| {
+    write_atomically_synced(path, |file| {
         let out = std::io::BufWriter::with_capacity(1 << 16, file);
         let mut encoder = png::Encoder::new(out, width, height);
         encoder.set_color(png::ColorType::Grayscale);

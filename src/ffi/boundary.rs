@@ -27,7 +27,7 @@ impl From<Error> for Failure {
     fn from(e: Error) -> Failure {
         Failure {
             status: ctstack_status::of(e.kind()),
-            message: e.to_string(),
+            message: e.message_for(crate::Dialect::C),
         }
     }
 }

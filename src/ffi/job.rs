@@ -41,9 +41,12 @@ impl Drop for ctstack_job {
 impl ctstack_job {
     fn start(builder: Result<PyramidBuilder, Failure>, step: Step) -> ctstack_job {
         ctstack_job::spawn(move |report, cancel| {
-            step.run(&builder?, report, cancel)
-                .map(JobReport::new)
-                .map_err(Failure::from)
+            let builder = builder?;
+            let mut summary = step.run(&builder, report, cancel)?;
+            summary
+                .warnings
+                .splice(0..0, super::report::left_out(builder.listing()));
+            Ok(JobReport::new(summary))
         })
     }
 

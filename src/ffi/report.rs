@@ -20,6 +20,16 @@ pub(crate) struct JobReport {
     warnings: Vec<CString>,
 }
 
+/// The image files a directory's selection left out, as warnings: the
+/// command line's notes ([`Listing::left_out_notes`](crate::stack::Listing::left_out_notes)),
+/// so every interface says the same.
+pub(crate) fn left_out(listing: Option<&crate::stack::Listing>) -> impl Iterator<Item = String> {
+    listing
+        .map(|l| l.left_out_notes())
+        .unwrap_or_default()
+        .into_iter()
+}
+
 fn c_string(s: &str) -> CString {
     CString::new(s.replace('\0', " ")).unwrap_or_default()
 }

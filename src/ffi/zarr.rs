@@ -160,6 +160,8 @@ pub unsafe extern "C" fn ctstack_zarr_options_init(
 struct ZarrRequest {
     builder: ZarrBuilder,
     step: Step,
+    /// The image files the directory's selection left out, as report warnings.
+    left_out: Vec<String>,
 }
 
 /// `zarr_options`' step and slab, without its pointers (so it can go to the job's thread).
@@ -194,6 +196,7 @@ impl ZarrRequest {
         // SAFETY: per the contract above; the copy's strings are the caller's.
         let request = unsafe { Request::new(input, &pyramid) }?;
         let pyramid = request.into_owned()?;
+        let left_out = super::report::left_out(pyramid.listing()).collect();
         // SAFETY: per the contract above.
         let builder = unsafe { options.apply(pyramid) }?;
         let step = Step {
@@ -201,7 +204,11 @@ impl ZarrRequest {
             slab_start: options.slab_start,
             slab_end: options.slab_end,
         };
-        Ok(ZarrRequest { builder, step })
+        Ok(ZarrRequest {
+            builder,
+            step,
+            left_out,
+        })
     }
 
     /// Runs the step on `plan`.
@@ -225,7 +232,11 @@ impl ZarrRequest {
     }
 
     fn start(self) -> ctstack_job {
-        let ZarrRequest { builder, step } = self;
+        let ZarrRequest {
+            builder,
+            step,
+            left_out,
+        } = self;
         ctstack_job::spawn(move |progress, cancel| {
             let plan = builder.plan()?;
             let z = ZarrRequest::run(&plan, step, progress, cancel)?;
@@ -237,7 +248,10 @@ impl ZarrRequest {
                 kept: z.unchanged,
                 rebuilt: z.written,
                 removed: 0,
-                warnings: plan.warnings().to_vec(),
+                warnings: left_out
+                    .into_iter()
+                    .chain(plan.warnings().iter().cloned())
+                    .collect(),
                 input_bytes: z.input_bytes,
                 elapsed: z.elapsed,
             }))

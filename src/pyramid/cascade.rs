@@ -15,6 +15,7 @@
 //! (with the manifest's journal), or a [`SliceSink`] (the OME-Zarr writer).
 
 use std::ops::Range;
+use std::path::Path;
 
 use super::CancelFlag;
 use super::level1::Level1Stream;
@@ -100,7 +101,7 @@ pub(crate) fn run_into(
     };
     struct Unrecorded;
     impl Recorder for Unrecorded {
-        fn record(&mut self, _: usize, _: usize, _: FileRecord) -> Result<(), Error> {
+        fn record(&mut self, _: usize, _: usize, _: &Path, _: FileRecord) -> Result<(), Error> {
             Ok(())
         }
     }
@@ -298,7 +299,8 @@ impl<'c, T: Sample> Cascade<'c, T> {
             Made::Built { file, .. } => {
                 self.counts.rebuilt += 1;
                 if let Some(file) = file {
-                    self.journal.record(k, j, file.clone())?;
+                    let path = self.ctx.plan.output_path(k, j);
+                    self.journal.record(k, j, &path, file.clone())?;
                 }
             }
             Made::Loaded(_) | Made::Skipped => self.counts.kept += 1,

@@ -135,8 +135,8 @@ fn check_matches(
         && depths.contains(&SampleType::U8)
         && depths.contains(&SampleType::U16);
     let hint = if convertible {
-        " (to convert them to one depth: `ctstack pyramid --depth 8|16`, \
-         PyramidBuilder::convert_depth, Python depth=8|16, C options.depth)"
+        " (to convert them to one depth: \
+         PyramidBuilder::convert_depth(SampleType::U8 or U16))"
     } else {
         ""
     };

@@ -13,6 +13,12 @@
 //! On Windows the file is opened with no sharing and deleted on close: a second
 //! run cannot open it until the first closes it, and the system removes it then,
 //! even if the process is killed.
+//!
+//! A lock file is ctstack's only if ctstack created it: on Unix it holds
+//! [`MARKER`], written right after it is created (or nothing, if the run was
+//! killed in between), and a file of that name that holds anything else (the
+//! user's) is locked and used, but never removed; on Windows only a file
+//! created by the run is opened delete-on-close.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -24,6 +30,10 @@ use crate::Error;
 /// Name of the lock file that keeps two runs from writing one output folder at once.
 pub const LOCK_FILE: &str = ".ctstack.lock";
 
+/// What a lock file ctstack created holds (Unix): the proof it may be removed.
+#[cfg(not(windows))]
+const MARKER: &[u8] = b"ctstack output folder lock\n";
+
 /// How long a waiting run sleeps between attempts.
 const RETRY: Duration = Duration::from_millis(20);
 
@@ -34,6 +44,9 @@ pub(crate) struct OutputLock {
     path: PathBuf,
     /// Held open for the lock's lifetime.
     _file: File,
+    /// Whether the file is ctstack's (else it is left in place on drop).
+    #[cfg_attr(windows, allow(dead_code))]
+    ours: bool,
 }
 
 impl OutputLock {
@@ -42,8 +55,12 @@ impl OutputLock {
     pub fn acquire(out: &Path, cancel: &CancelFlag) -> Result<OutputLock, Error> {
         let path = out.join(LOCK_FILE);
         loop {
-            if let Some(file) = try_acquire(&path)? {
-                return Ok(OutputLock { path, _file: file });
+            if let Some((file, ours)) = try_acquire(&path)? {
+                return Ok(OutputLock {
+                    path,
+                    _file: file,
+                    ours,
+                });
             }
             if cancel.is_cancelled() {
                 return Err(Error::Cancelled);
@@ -53,15 +70,50 @@ impl OutputLock {
     }
 }
 
+/// The lock file, locked, and whether it is ctstack's; `None` if another run
+/// holds it (or it changed under us: try again).
 #[cfg(not(windows))]
-fn try_acquire(path: &Path) -> Result<Option<File>, Error> {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
+fn try_acquire(path: &Path) -> Result<Option<(File, bool)>, Error> {
+    use std::io::{ErrorKind, Read, Seek, Write};
+    let created = std::fs::OpenOptions::new()
+        .create_new(true)
+        .read(true)
         .write(true)
-        .open(path)
-        .map_err(|e| Error::io(path, "cannot create lock file", e))?;
-    lock_opened(path, file)
+        .open(path);
+    let file = match created {
+        Ok(mut file) => {
+            file.write_all(MARKER)
+                .map_err(|e| Error::io(path, "cannot write lock file", e))?;
+            file
+        }
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            match std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path)
+            {
+                Ok(file) => file,
+                // Removed by its holder in between: try again.
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(Error::io(path, "cannot open lock file", e)),
+            }
+        }
+        Err(e) => return Err(Error::io(path, "cannot create lock file", e)),
+    };
+    let Some(mut file) = lock_opened(path, file)? else {
+        return Ok(None);
+    };
+    // Ours if it holds the marker (a file left by a killed run included), or
+    // nothing (a run killed between creating it and writing the marker: an
+    // empty file holds nothing to lose); the bound keeps a large foreign file
+    // from being read whole.
+    let mut head = Vec::new();
+    let ours = file.rewind().is_ok()
+        && (&mut file)
+            .take(MARKER.len() as u64 + 1)
+            .read_to_end(&mut head)
+            .is_ok_and(|_| head.is_empty() || head == MARKER);
+    Ok(Some((file, ours)))
 }
 
 /// Locks `file`, opened from `path`: `None` if another run holds it, or if the
@@ -94,26 +146,41 @@ fn names_file(_path: &Path, _file: &File) -> bool {
 }
 
 #[cfg(windows)]
-fn try_acquire(path: &Path) -> Result<Option<File>, Error> {
+fn try_acquire(path: &Path) -> Result<Option<(File, bool)>, Error> {
     use std::os::windows::fs::OpenOptionsExt;
     /// FILE_FLAG_DELETE_ON_CLOSE (winbase.h).
     const DELETE_ON_CLOSE: u32 = 0x0400_0000;
     /// ERROR_ACCESS_DENIED, ERROR_SHARING_VIOLATION (winerror.h).
     const ACCESS_DENIED: i32 = 5;
     const SHARING_VIOLATION: i32 = 32;
-    let opened = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
+    let busy = |e: &std::io::Error| {
+        e.raw_os_error() == Some(SHARING_VIOLATION)
+            // A file pending deletion (its holder just closed it) refuses access.
+            || (e.raw_os_error() == Some(ACCESS_DENIED) && path.exists())
+    };
+    // Only a file this run creates is deleted on close.
+    let created = std::fs::OpenOptions::new()
+        .create_new(true)
         .write(true)
         .share_mode(0)
         .custom_flags(DELETE_ON_CLOSE)
         .open(path);
-    match opened {
-        Ok(file) => Ok(Some(file)),
-        Err(e) if e.raw_os_error() == Some(SHARING_VIOLATION) => Ok(None),
-        // A file pending deletion (its holder just closed it) refuses access.
-        Err(e) if e.raw_os_error() == Some(ACCESS_DENIED) && path.exists() => Ok(None),
-        Err(e) => Err(Error::io(path, "cannot create lock file", e)),
+    match created {
+        Ok(file) => return Ok(Some((file, true))),
+        Err(e) if busy(&e) => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(Error::io(path, "cannot create lock file", e)),
+    }
+    // A file of that name that no run holds: ours never outlives its holder,
+    // so it is someone else's. Held with no sharing, as the lock, and kept.
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .share_mode(0)
+        .open(path)
+    {
+        Ok(file) => Ok(Some((file, false))),
+        Err(e) if busy(&e) || e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path, "cannot open lock file", e)),
     }
 }
 
@@ -123,7 +190,9 @@ impl Drop for OutputLock {
         // run that locks the old file next sees it has no name and starts over.
         // On Windows the system deletes it on close instead.
         #[cfg(not(windows))]
-        let _ = std::fs::remove_file(&self.path);
+        if self.ours {
+            let _ = crate::writer::remove_file(&self.path);
+        }
     }
 }
 
@@ -197,6 +266,27 @@ mod tests {
             t.join().unwrap();
         }
         assert!(!dir.join(LOCK_FILE).exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A file named like the lock that ctstack did not create is used as the
+    /// lock but never removed; one a killed run left (the marker) is.
+    #[test]
+    fn only_a_lock_file_ctstack_created_is_removed() {
+        let dir = scratch("foreign");
+        let path = dir.join(LOCK_FILE);
+        std::fs::write(&path, b"the user's").unwrap();
+        drop(OutputLock::acquire(&dir, &CancelFlag::new()).unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), b"the user's");
+        std::fs::remove_file(&path).unwrap();
+        drop(OutputLock::acquire(&dir, &CancelFlag::new()).unwrap());
+        assert!(!path.exists(), "a lock file of its own left behind");
+        #[cfg(unix)]
+        for left in [MARKER, b""] {
+            std::fs::write(&path, left).unwrap(); // what a `kill -9` leaves
+            drop(OutputLock::acquire(&dir, &CancelFlag::new()).unwrap());
+            assert!(!path.exists(), "a killed run's lock file left behind");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::plan::{LevelShape, Plan};
+use crate::durable::{BackgroundSync, sync_dir, sync_dirs};
 use crate::stack::SliceRef;
-use crate::writer::write_atomically;
+use crate::writer::{parent_of, write_atomically_durable};
 use crate::{Error, SampleType};
 
 /// The manifest's file name, at the top of the output folder: a small JSON file,
@@ -365,18 +366,29 @@ impl Document for Manifest {
 
 /// Where a run lists the outputs it writes (the cascade's view of a [`Journal`]).
 pub(crate) trait Recorder {
-    /// Lists level-`k` slice `j` as written; saves if a checkpoint is due.
-    fn record(&mut self, k: usize, j: usize, file: FileRecord) -> Result<(), Error>;
+    /// Lists level-`k` slice `j`, written at `path`, as written; saves if a
+    /// checkpoint is due.
+    fn record(&mut self, k: usize, j: usize, path: &Path, file: FileRecord) -> Result<(), Error>;
 }
 
 /// A document of a run in progress: outputs are listed as they are written and
 /// saved at checkpoints and at the end, never rewritten when unchanged.
+///
+/// What a save writes is durable, and so is everything it lists: the files
+/// recorded since the last save are synced first, then their folders (the
+/// renames that put them in place), then the document is written atomically and
+/// synced with its folder (`src/durable.rs`). After a power loss the file on disk
+/// is an earlier save or this one, and every output it lists holds its data.
 pub(crate) struct Journal<D = Manifest> {
     path: PathBuf,
     doc: D,
     /// The bytes the file holds now (`None`: no file, or one not trusted).
     saved: Option<Vec<u8>>,
     last_save: Instant,
+    /// Syncs the files recorded, in the background; waited for at each save.
+    unsynced: BackgroundSync,
+    /// Whether the record folder's parent was synced (its entry for the folder).
+    parent_synced: bool,
 }
 
 impl Journal<Manifest> {
@@ -396,20 +408,43 @@ impl<D: Document> Journal<D> {
             doc,
             saved,
             last_save: Instant::now(),
+            unsynced: BackgroundSync::new(),
+            parent_synced: false,
         }
     }
 
-    /// Writes the document (atomically) unless the file already holds exactly it.
+    /// Syncs the files recorded since the last save and their folders, then
+    /// writes the document (atomically, durably) unless the file already holds
+    /// exactly it.
     pub fn save(&mut self) -> Result<(), Error> {
         self.last_save = Instant::now();
+        // The data of every file recorded since the last save is on disk.
+        let mut folders = self.unsynced.barrier()?;
         let bytes = to_bytes(&self.doc);
         if self.saved.as_ref() == Some(&bytes) {
-            return Ok(());
+            return sync_dirs(&folders);
         }
-        write_atomically(&self.path, |file| {
-            use std::io::Write;
-            file.write_all(&bytes)
-        })?;
+        // The level folders were made in the record's folder: their names too.
+        let folder = parent_of(&self.path);
+        folders.insert(folder.to_path_buf());
+        // Then the record's own data, then those folders (on a journaling
+        // filesystem one commit makes all of it durable), then its rename.
+        write_atomically_durable(
+            &self.path,
+            |file| {
+                use std::io::Write;
+                file.write_all(&bytes)
+            },
+            || sync_dirs(&folders),
+        )?;
+        // The record's folder may be new too: its name in its parent, best
+        // effort (the parent may not be readable), once per journal.
+        if !self.parent_synced {
+            self.parent_synced = true;
+            if let Some(up) = folder.parent().filter(|p| !p.as_os_str().is_empty()) {
+                let _ = sync_dir(up);
+            }
+        }
         self.saved = Some(bytes);
         Ok(())
     }
@@ -421,8 +456,9 @@ impl<D: Document> Journal<D> {
 }
 
 impl<D: Document> Recorder for Journal<D> {
-    fn record(&mut self, k: usize, j: usize, file: FileRecord) -> Result<(), Error> {
+    fn record(&mut self, k: usize, j: usize, path: &Path, file: FileRecord) -> Result<(), Error> {
         self.doc.set_file(k, j, file);
+        self.unsynced.push(path.to_path_buf());
         if self.last_save.elapsed() >= CHECKPOINT_INTERVAL {
             self.save()?;
         }

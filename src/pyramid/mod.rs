@@ -93,6 +93,15 @@ pub struct Summary {
 /// - Without a manifest (an older ctstack, another tool), nothing is trusted:
 ///   every planned file is rebuilt, and files outside the plan are reported, not
 ///   deleted.
+/// - Nothing else is ever removed, whatever the flags ([`PyramidBuilder::force`]
+///   included): temporary files only under the exact names ctstack's own writes
+///   use, the lock file only if ctstack created it. Inputs inside a level folder
+///   of the output folder (`ctstack pyramid OUT/1 --out OUT`) are refused
+///   ([`Error::Usage`]), as the outputs would replace them.
+/// - Durable before recorded: the manifest is saved (at checkpoints and at the
+///   end) only once every output it lists has its data and its folder synced,
+///   and is itself written atomically and synced. After a power loss it lists
+///   only complete outputs (see `src/durable.rs`).
 ///
 /// ```no_run
 /// use ctstack::PyramidBuilder;

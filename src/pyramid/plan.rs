@@ -154,8 +154,12 @@ impl Plan {
     /// Without a manifest nothing is trusted. See [`PyramidBuilder`](super::PyramidBuilder)
     /// for what is removed and what is only reported.
     ///
-    /// Every file appears atomically. The output folder is locked for the run
+    /// Every file appears atomically, and the manifest lists it only once it is
+    /// synced to disk with its folder. The output folder is locked for the run
     /// (concurrent runs on one folder take turns) and the lock leaves no file.
+    ///
+    /// Errors: [`Error::Usage`] if an input is inside a level folder of the
+    /// output folder.
     pub fn run(
         &self,
         progress: &mut dyn FnMut(u64, u64),

@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
-use super::manifest::{InputRecord, Journal, Leftover, Manifest};
+use super::manifest::{InputRecord, Journal, Leftover, MANIFEST_FILE, Manifest};
 use super::plan::{Plan, inputs_of, output_name};
-use crate::writer::is_temp_name;
-use crate::{OpenOptions, Slice};
+use crate::writer::{is_temp_name, remove_empty_dir, remove_file, temp_target};
+use crate::{Error, OpenOptions, Slice};
 
 /// For every output slice of the plan: kept as it is, or (re)built.
 #[derive(Debug, Clone)]
@@ -170,7 +170,7 @@ pub(super) fn remove_stale(
             }
             continue;
         }
-        match crate::fs_retry::remove_with_retry(&path) {
+        match remove_file(&path) {
             Ok(()) => removed += 1,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
@@ -187,18 +187,22 @@ pub(super) fn remove_stale(
     for k in old_levels.chain(old.leftovers.iter().map(|l| l.k)) {
         if k >= plan.levels.len() {
             // Succeeds only if nothing else is in it.
-            let _ = std::fs::remove_dir(plan.output_dir().join(k.to_string()));
+            let _ = remove_empty_dir(&plan.output_dir().join(k.to_string()));
         }
     }
     removed
 }
 
-/// Removes temporary files of killed runs (ours by their names) from the output
-/// folder and its level folders, and reports the files of level folders that
-/// are neither outputs of the plan nor `draft`'s leftovers: they are left in place.
+/// Removes temporary files of killed runs from the output folder and its level
+/// folders (ours by their names: a temporary name of the manifest or a slab
+/// record at the top, of an output name in a level folder; any other file is
+/// someone else's), and reports the files of level folders that are neither
+/// outputs of the plan nor `draft`'s leftovers: they are left in place.
 pub(super) fn sweep(plan: &Plan, draft: &Manifest, warnings: &mut Vec<String>) {
     let out = plan.output_dir();
-    remove_temps(out);
+    remove_temps(out, |target| {
+        target == MANIFEST_FILE || super::slab::is_record_name(target)
+    });
     let Ok(entries) = std::fs::read_dir(out) else {
         return;
     };
@@ -210,7 +214,12 @@ pub(super) fn sweep(plan: &Plan, draft: &Manifest, warnings: &mut Vec<String>) {
         if k == 0 || !entry.path().is_dir() {
             continue;
         }
-        remove_temps(&entry.path());
+        remove_temps(&entry.path(), |target| {
+            target
+                .strip_suffix(".tif")
+                .and_then(canonical_output)
+                .is_some()
+        });
         let count = plan.levels.get(k).map_or(0, |shape| shape.count);
         let mut unexpected: Vec<String> = std::fs::read_dir(entry.path())
             .into_iter()
@@ -255,11 +264,61 @@ fn canonical_output(stem: &str) -> Option<usize> {
         .filter(|&j| output_name(j).strip_suffix(".tif") == Some(stem))
 }
 
-/// Removes our temporary files directly in `dir` (safe: the caller holds the lock).
-fn remove_temps(dir: &Path) {
+/// Removes the temporary files directly in `dir` whose names are exactly what
+/// ctstack's atomic writes make for a target that `ours` accepts (safe: the
+/// caller holds the lock).
+fn remove_temps(dir: &Path, ours: impl Fn(&str) -> bool) {
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if is_temp_name(&entry.file_name().to_string_lossy()) {
-            let _ = std::fs::remove_file(entry.path());
+        let name = entry.file_name();
+        let is_ours = name.to_str().and_then(temp_target).is_some_and(&ours);
+        if is_ours && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = remove_file(&entry.path());
         }
     }
+}
+
+/// A usage error if an input slice is in a level folder of the output folder
+/// (`ctstack pyramid OUT/1 --out OUT`, or a level folder that is a link to the
+/// inputs' folder): its outputs would replace the inputs, and stale-output
+/// removal could delete them.
+pub(super) fn refuse_inputs_in_level_folders(plan: &Plan) -> Result<(), Error> {
+    let Ok(entries) = std::fs::read_dir(plan.output_dir()) else {
+        return Ok(()); // not there yet: nothing can be inside it
+    };
+    let mut folders: Vec<&Path> = plan
+        .inputs()
+        .iter()
+        .filter_map(|s| s.path.parent())
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
+        .collect();
+    folders.dedup();
+    let inputs: Vec<(&Path, std::path::PathBuf)> = folders
+        .into_iter()
+        .filter_map(|f| Some((f, std::fs::canonicalize(f).ok()?)))
+        .collect();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(k) = name.to_str().and_then(canonical_index).filter(|&k| k >= 1) else {
+            continue;
+        };
+        let Ok(level) = std::fs::canonicalize(entry.path()) else {
+            continue;
+        };
+        if let Some((folder, _)) = inputs.iter().find(|(_, c)| c.starts_with(&level)) {
+            return Err(Error::usage(format!(
+                "{}: the inputs are inside level folder {k} of the output folder {}, where \
+                 ctstack writes and removes level-{k} slices: choose an output folder that \
+                 does not contain them",
+                folder.display(),
+                plan.output_dir().display()
+            )));
+        }
+    }
+    Ok(())
 }

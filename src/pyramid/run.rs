@@ -21,6 +21,7 @@ pub(super) fn whole(
     cancel: &CancelFlag,
 ) -> Result<Summary, Error> {
     let out = plan.output_dir();
+    resume::refuse_inputs_in_level_folders(plan)?;
     std::fs::create_dir_all(out)
         .map_err(|e| Error::io(out, "cannot create output directory", e))?;
     let _lock = OutputLock::acquire(out, cancel)?;

@@ -56,6 +56,7 @@ use super::resume::{self, KeepTable};
 use super::run::{Run, build};
 use super::{CancelFlag, Summary};
 use crate::Error;
+use crate::writer::remove_file;
 
 /// Slab records are named `<PREFIX><start>-<end><SUFFIX>`.
 const PREFIX: &str = ".ctstack-slab-";
@@ -210,9 +211,18 @@ fn record_path(out: &Path, slab: &Range<usize>) -> PathBuf {
     out.join(format!("{PREFIX}{:09}-{:09}{SUFFIX}", slab.start, slab.end))
 }
 
-/// Whether `name` is a slab record's file name.
-fn is_record_name(name: &str) -> bool {
-    name.starts_with(PREFIX) && name.ends_with(SUFFIX)
+/// Whether `name` is a slab record's file name, exactly as [`record_path`]
+/// makes it.
+pub(super) fn is_record_name(name: &str) -> bool {
+    let Some(span) = name
+        .strip_prefix(PREFIX)
+        .and_then(|n| n.strip_suffix(SUFFIX))
+    else {
+        return false;
+    };
+    let nine_digits = |s: &str| s.len() == 9 && s.bytes().all(|b| b.is_ascii_digit());
+    span.split_once('-')
+        .is_some_and(|(a, b)| nine_digits(a) && nine_digits(b))
 }
 
 /// Builds slab `slab` (checked by the caller: aligned, non-empty) of `plan`.
@@ -224,6 +234,7 @@ pub(crate) fn run(
 ) -> Result<Summary, Error> {
     let started = Instant::now();
     let out = plan.output_dir();
+    resume::refuse_inputs_in_level_folders(plan)?;
     plan.create_dirs()?;
     let now = InputRecord::stat_all(
         &plan.inputs()[slab.clone()],
@@ -286,6 +297,7 @@ pub(crate) fn run(
 /// Finishes a slab build of `plan`: see the module doc.
 pub(crate) fn finish(plan: &Plan, cancel: &CancelFlag) -> Result<Summary, Error> {
     let out = plan.output_dir();
+    resume::refuse_inputs_in_level_folders(plan)?;
     std::fs::create_dir_all(out)
         .map_err(|e| Error::io(out, "cannot create output directory", e))?;
     let _lock = OutputLock::acquire(out, cancel)?;
@@ -339,9 +351,12 @@ pub(crate) fn finish(plan: &Plan, cancel: &CancelFlag) -> Result<Summary, Error>
         None => 0,
     };
     resume::sweep(plan, &draft, &mut warnings);
+    // Every file the draft lists is one a slab synced before saving the record
+    // that lists it; the manifest is written durably, and only then do the
+    // records go.
     Journal::new(out, draft, saved).save()?;
     for path in &record_paths {
-        if let Err(e) = crate::fs_retry::remove_with_retry(path)
+        if let Err(e) = remove_file(path)
             && e.kind() != std::io::ErrorKind::NotFound
         {
             warnings.push(format!("{}: cannot remove: {e}", path.display()));
@@ -359,8 +374,9 @@ pub(crate) fn finish(plan: &Plan, cancel: &CancelFlag) -> Result<Summary, Error>
     })
 }
 
-/// Every slab record in the output folder (paths of all, to remove) and those
-/// of this plan's pyramid (to trust); records not to trust are reported.
+/// Every slab record in the output folder (paths of those that are ctstack's
+/// records, to remove) and those of this plan's pyramid (to trust); files
+/// named like a record that are not one are reported and left in place.
 fn read_records(
     plan: &Plan,
     warnings: &mut Vec<String>,
@@ -368,18 +384,23 @@ fn read_records(
     let out = plan.output_dir();
     let entries =
         std::fs::read_dir(out).map_err(|e| Error::io(out, "cannot list output directory", e))?;
-    let mut paths: Vec<PathBuf> = entries
+    let mut named: Vec<PathBuf> = entries
         .flatten()
         .filter(|e| is_record_name(&e.file_name().to_string_lossy()))
         .map(|e| e.path())
         .collect();
-    paths.sort();
-    let mut records = Vec::new();
-    for path in &paths {
-        match SlabRecord::read(path) {
-            Ok(Some((record, _))) if record.fits(plan) => records.push(record),
-            Ok(_) => {}
-            Err(e) => warnings.push(format!("{e}: ignored")),
+    named.sort();
+    let (mut paths, mut records) = (Vec::new(), Vec::new());
+    for path in named {
+        match SlabRecord::read(&path) {
+            Ok(Some((record, _))) => {
+                if record.fits(plan) {
+                    records.push(record);
+                }
+                paths.push(path);
+            }
+            Ok(None) => {}
+            Err(e) => warnings.push(format!("{e}: ignored, left in place")),
         }
     }
     Ok((paths, records))

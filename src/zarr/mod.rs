@@ -233,7 +233,8 @@ impl ZarrBuilder {
             (None, _) => None,
             (Some(_), Ngff::V0_4) => {
                 return Err(Error::usage(
-                    "sharding needs Zarr v3 (OME-Zarr 0.5): drop --shard or --ngff 0.4",
+                    "sharding needs Zarr v3 (OME-Zarr 0.5), not ZarrBuilder::ngff(Ngff::V0_4): \
+                     drop the shard (ZarrBuilder::shard(None))",
                 ));
             }
             (Some(shard), Ngff::V0_5) => {
@@ -642,7 +643,7 @@ impl ZarrPlan {
                             root,
                             "exists and is not a ctstack OME-Zarr store (no \"ctstack\" \
                              attribute in its root zarr.json or .zattrs): left untouched; \
-                             pass --force (force(true)) to replace it",
+                             pass ZarrBuilder::force(true) to replace it",
                         ));
                     }
                     if meta.is_dir() {

@@ -25,6 +25,14 @@ wrong or cannot do:
 - the GIL is released while the library works, and the callback runs on the
   calling thread at a steady rate, so a GUI that pumps its events in the
   callback stays responsive;
+- the callback's return value: ``False`` cancels here, as in CTHarvester's
+  module (its ``progress_callback`` returns False when the user pressed
+  Cancel, ui/handlers/thumbnail_creation_handler.py). This is the one place
+  where ctstack reads a callback's return value: everywhere else
+  (:func:`ctstack.build_pyramid`, :func:`ctstack.crop`,
+  :func:`ctstack.compat.save_cropped_image_stack`) it is ignored and a
+  callback stops a run by raising. Only ``False`` itself cancels: None,
+  True and anything else go on;
 - errors are ctstack's exceptions (:class:`ctstack.CtstackIOError` is an
   :class:`OSError`, the others :class:`ctstack.CtstackError`), where
   CTHarvester's module raises RuntimeError; an exception raised by the

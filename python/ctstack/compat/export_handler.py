@@ -98,9 +98,10 @@ file_type``, ``idx`` the slice's index in its level). What differs:
   ``.tif``; ``"bmp"`` needs 8-bit slices (PIL cannot write 16-bit BMP either);
 - ``progress_callback(current, total)`` is called on the calling thread with
   ``(0, total)`` before anything is written, then as files are written
-  (``current`` rising to ``total``, about every 50 ms); returning False cancels:
-  the export stops, the files written so far are complete, and the call
-  returns None (a cancel that arrives after the last file returns the report).
+  (``current`` rising to ``total``, about every 50 ms); what it returns is
+  ignored (CTHarvester's ``_update_progress`` returns None), as for every
+  ctstack callback; an exception it raises stops the export (the files
+  written so far are complete) and is re-raised.
 """
 
 from __future__ import annotations
@@ -130,12 +131,6 @@ _MANIFEST = "ctstack.json"
 _LEVEL_NAME = re.compile(r"^\s*Level\s+(\d+)\s*$")
 
 LevelEntry = Mapping[str, Any]
-
-
-def _wants_cancel(result: object) -> bool:
-    """False (a bool, numpy's included) cancels; None and anything else go on,
-    as :mod:`ctstack.compat.ct_thumbnail`'s callback."""
-    return type(result).__name__ in ("bool", "bool_") and not result
 
 
 def _level_of(
@@ -212,7 +207,7 @@ def save_cropped_image_stack(
     skip_missing: bool = True,
     threads: Optional[int] = None,
     mmap: Optional[str] = None,
-) -> Optional["_crop.CropReport"]:
+) -> "_crop.CropReport":
     """Saves slices ``bottom_idx ..= top_idx`` of a level of the stack in
     ``input_dir``, cropped to ``(from_x, from_y, to_x, to_y)``, into
     ``target_dir`` as CTHarvester names them (see the module's documentation
@@ -234,7 +229,8 @@ def save_cropped_image_stack(
             settings: the originals are ``f"{prefix}{i:0{index_length}d}.{file_type}"``
             for i in ``seq_begin ..= seq_end`` (``seq_end`` None: any index),
             and the outputs are named the same way from ``seq_begin + idx``.
-        progress_callback: ``callback(current, total)``; False cancels.
+        progress_callback: ``callback(current, total)``; its return value is
+            ignored; an exception it raises stops the export and is re-raised.
         level_info: CTHarvester's ``window.level_info``.
         skip_missing: True (CTHarvester's behaviour): slices whose number has
             no file are left out, each run logged (logger ``"ctstack"``) and
@@ -243,7 +239,7 @@ def save_cropped_image_stack(
         threads, mmap: as for :func:`ctstack.crop`.
 
     Returns:
-        The :class:`ctstack.CropReport`, or None when the callback cancelled.
+        The :class:`ctstack.CropReport`.
 
     Raises:
         ctstack.InvalidArgumentError: a box or range outside the level (or
@@ -275,20 +271,22 @@ def save_cropped_image_stack(
         )
     last = _ANY_INDEX if seq_end is None else seq_end
     pattern = StackPattern(str(prefix), str(file_type), seq_begin, last, index_length)
-    box = None if from_x == -1 else (from_x, to_x, from_y, to_y)
-    if entry is not None:
-        _check_box(entry, k, box)
+    # PIL's box (from_x, from_y, to_x, to_y) as ctstack's ranges.
+    x, y = (None, None) if from_x == -1 else ((from_x, to_x), (from_y, to_y))
+    if entry is not None and x is not None and y is not None:
+        _check_box(entry, k, (x[0], x[1], y[0], y[1]))
     total = top_idx - bottom_idx + 1
-    # The first call, before anything is written: a cancel here writes nothing.
-    if progress_callback is not None and _wants_cancel(progress_callback(0, total)):
-        return None
+    # The first call, before anything is written: an exception here writes nothing.
+    if progress_callback is not None:
+        progress_callback(0, total)
     try:
         job = _crop.CropJob(
             input_dir,
             target_dir,
             k,
-            box,
-            (bottom_idx, top_idx + 1),
+            x=x,
+            y=y,
+            z=(bottom_idx, top_idx + 1),
             pattern=pattern,
             format=out_format[ext],
             name_prefix=str(prefix),
@@ -316,20 +314,21 @@ def save_cropped_image_stack(
         raise
     with job:
         last_reported = 0
-        while True:
-            running, done, total = job._poll()
-            # total is 0 until the job has started: CTHarvester divides by it.
-            if progress_callback is not None and total > 0 and done != last_reported:
-                last_reported = done
-                if _wants_cancel(progress_callback(done, total)):
-                    job.cancel()
-                    try:
-                        job.wait()
-                    except CancelledError:
-                        return None
-                    # It had finished before the cancel reached it.
-                    return job.report()
-            if not running:
-                break
-            time.sleep(CALLBACK_INTERVAL)
+        try:
+            while True:
+                running, done, total = job._poll()
+                # total is 0 until the job has started: CTHarvester divides by it.
+                if progress_callback is not None and total > 0 and done != last_reported:
+                    last_reported = done
+                    progress_callback(done, total)
+                if not running:
+                    break
+                time.sleep(CALLBACK_INTERVAL)
+        except BaseException:
+            job.cancel()
+            try:
+                job.wait()
+            except CancelledError:
+                pass
+            raise
         return job.report()

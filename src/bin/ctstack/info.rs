@@ -18,8 +18,10 @@ use crate::{Failure, ReadArgs};
 For a FILE: size, depth, compression, byte order and access path (or the error). \
 For a DIR: slice count, size and depth, access paths, numbering gaps, files that \
 will be skipped and why, and the slices a pyramid run would refuse. \
+For a built pyramid (a folder with ctstack.json) or an OME-Zarr store: its levels, \
+shapes, sample type, voxel size, and whether it is complete and current. \
 Exit status: 0 all readable, 1 a file or slice is not, 2 wrong command line, 3 a path that \
-does not exist or a folder with no slices.")]
+does not exist, a folder with no slices, or a pyramid or store that is incomplete or stale.")]
 pub struct InfoArgs {
     /// Slice files, or directories holding a stack.
     #[arg(value_name = "FILE|DIR", required = true)]
@@ -46,6 +48,8 @@ pub fn run(args: &InfoArgs) -> Result<(), Failure> {
             };
             println!("{}: error ({}): {e}", path.display(), e.kind());
             Err(crate::EXIT_STATE)
+        } else if let Some(verdict) = path.is_dir().then(|| describe_output(path)).flatten() {
+            verdict
         } else if path.is_dir() {
             describe_stack(path, &args.select, &options)?
         } else if describe_file(path, &options) {
@@ -271,6 +275,239 @@ fn file_name(path: &Path) -> String {
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     )
+}
+
+/// Whether `dir` is a built pyramid (holds ctstack's manifest) or an OME-Zarr
+/// store (a root `zarr.json` or `.zattrs`): `ctstack info` describes those
+/// instead of looking for slices in them.
+fn describe_output(dir: &Path) -> Option<Result<(), u8>> {
+    if dir.join(ctstack::MANIFEST_FILE).is_file() {
+        Some(describe_pyramid(dir))
+    } else if dir.join("zarr.json").is_file() || dir.join(".zattrs").is_file() {
+        Some(describe_zarr(dir))
+    } else {
+        None
+    }
+}
+
+/// A JSON file, or a one-line reason it cannot be read.
+fn read_json(path: &Path) -> Result<serde_json::Value, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("{}: not JSON: {e}", path.display()))
+}
+
+/// A built pyramid: its levels (read by [`ctstack::Pyramid`]), whether its
+/// build finished, and whether the inputs beside it are still the ones it was
+/// built from. Exit 0 complete and current, 3 incomplete or stale.
+fn describe_pyramid(dir: &Path) -> Result<(), u8> {
+    let name = dir.display();
+    let manifest = match read_json(&dir.join(ctstack::MANIFEST_FILE)) {
+        Ok(m) => m,
+        Err(e) => {
+            println!("{name}: ctstack pyramid, manifest unreadable: {e}");
+            return Err(crate::EXIT_FAILURE);
+        }
+    };
+    let inputs = manifest["inputs"].as_array().map_or(&[][..], |v| v);
+    let pyramid = match ctstack::Pyramid::open(dir) {
+        Ok(p) => p,
+        Err(e) if e.kind() == ctstack::ErrorKind::State => {
+            println!(
+                "{name}: ctstack pyramid of {}, incomplete (its last build did not finish): run \
+                 `ctstack pyramid` on the stack again to finish it",
+                plural(inputs.len(), "slice")
+            );
+            return Err(crate::EXIT_STATE);
+        }
+        Err(e) => {
+            println!("{name}: ctstack pyramid, unreadable: {e}");
+            return Err(crate::EXIT_FAILURE);
+        }
+    };
+    let sample_type = pyramid
+        .levels()
+        .first()
+        .map_or("?".into(), |l| l.sample_type.to_string());
+    println!(
+        "{name}: ctstack pyramid of {} ({} {}x{}), {} {sample_type}, complete",
+        plural(inputs.len(), "slice"),
+        inputs
+            .first()
+            .map_or("?", |i| i["sample_type"].as_str().unwrap_or("?")),
+        inputs
+            .first()
+            .map_or(0, |i| i["width"].as_u64().unwrap_or(0)),
+        inputs
+            .first()
+            .map_or(0, |i| i["height"].as_u64().unwrap_or(0)),
+        plural(pyramid.levels().len(), "level"),
+    );
+    for level in pyramid.levels() {
+        println!(
+            "  level {}: {} slices of {}x{} {} ({}/{}/)",
+            level.k, level.count, level.width, level.height, level.sample_type, name, level.k
+        );
+    }
+    println!("  voxel size: not recorded in a TIFF pyramid (each level halves x, y and z)");
+    // The inputs are recorded by name, size and time: check them where the
+    // default layout puts the pyramid (`<stack>/.thumbnail`, `STEM.thumbnail`).
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
+    let changed: Vec<&str> = inputs
+        .iter()
+        .filter_map(|i| {
+            let file = i["name"].as_str()?;
+            let path = parent.join(file);
+            let meta = std::fs::metadata(&path).ok();
+            let same = meta.as_ref().is_some_and(|m| {
+                Some(m.len()) == i["size"].as_u64() && mtime_ns(m) == i["mtime_ns"].as_i64()
+            });
+            (!same).then_some(file)
+        })
+        .collect();
+    if changed.is_empty() {
+        println!(
+            "  current: its {} are unchanged in {}",
+            plural(inputs.len(), "input"),
+            parent.display()
+        );
+        Ok(())
+    } else if changed.len() == inputs.len() {
+        println!(
+            "  current: unknown (its inputs are not in {}; run `ctstack pyramid` on the stack to \
+             check and update it)",
+            parent.display()
+        );
+        Ok(())
+    } else {
+        println!(
+            "  stale: {} changed or missing since it was built (first: {}): run `ctstack \
+             pyramid` on {} to update it",
+            plural(changed.len(), "input"),
+            changed[0],
+            parent.display()
+        );
+        Err(crate::EXIT_STATE)
+    }
+}
+
+/// A JSON array of numbers as `21 x 203 x 301`.
+fn by(values: &serde_json::Value) -> String {
+    let Some(values) = values.as_array() else {
+        return values.to_string();
+    };
+    let words: Vec<String> = values
+        .iter()
+        .map(|v| match (v.as_u64(), v.as_f64()) {
+            (Some(n), _) => n.to_string(),
+            (None, Some(x)) => x.to_string(),
+            _ => v.to_string(),
+        })
+        .collect();
+    words.join(" x ")
+}
+
+/// A file's modification time in nanoseconds since the epoch, as the manifest has it.
+fn mtime_ns(meta: &std::fs::Metadata) -> Option<i64> {
+    let t = meta.modified().ok()?;
+    let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+    i64::try_from(d.as_nanos()).ok()
+}
+
+/// An OME-Zarr store: its levels' shapes and data type, the voxel size of
+/// level 0, and whether ctstack finished writing it. Exit 0 complete, 3
+/// incomplete (a build that did not finish) or not a multiscale image.
+fn describe_zarr(dir: &Path) -> Result<(), u8> {
+    let name = dir.display();
+    // Zarr v3 (OME-Zarr 0.5): attributes in zarr.json; v2 (0.4): .zattrs.
+    let v3 = dir.join("zarr.json").is_file();
+    let root = match v3 {
+        true => read_json(&dir.join("zarr.json")).map(|doc| doc["attributes"].clone()),
+        false => read_json(&dir.join(".zattrs")),
+    };
+    let attrs = match root {
+        Ok(attrs) => attrs,
+        Err(e) => {
+            println!("{name}: Zarr store, metadata unreadable: {e}");
+            return Err(crate::EXIT_FAILURE);
+        }
+    };
+    let ours = &attrs["ctstack"];
+    let complete = ours["complete"].as_bool();
+    let multiscales = if v3 {
+        &attrs["ome"]["multiscales"]
+    } else {
+        &attrs["multiscales"]
+    };
+    let Some(datasets) = multiscales[0]["datasets"].as_array() else {
+        match complete {
+            Some(false) => println!(
+                "{name}: ctstack OME-Zarr store, incomplete (its last build did not finish): \
+                 run `ctstack zarr` again to finish it"
+            ),
+            _ => println!("{name}: Zarr store without OME multiscales metadata"),
+        }
+        return Err(crate::EXIT_STATE);
+    };
+    let version = if v3 {
+        attrs["ome"]["version"].as_str()
+    } else {
+        multiscales[0]["version"].as_str()
+    };
+    println!(
+        "{name}: OME-Zarr {} (Zarr v{}) multiscale image, {}{}",
+        version.unwrap_or("?"),
+        if v3 { 3 } else { 2 },
+        plural(datasets.len(), "level"),
+        match complete {
+            Some(true) => ", written by ctstack, complete",
+            Some(false) => ", written by ctstack, incomplete",
+            None => "",
+        }
+    );
+    let unit = multiscales[0]["axes"][2]["unit"].as_str().unwrap_or("");
+    for (k, dataset) in datasets.iter().enumerate() {
+        let path = dataset["path"].as_str().unwrap_or("?");
+        let array = if v3 {
+            read_json(&dir.join(path).join("zarr.json"))
+                .map(|a| (a["shape"].clone(), a["data_type"].clone()))
+        } else {
+            read_json(&dir.join(path).join(".zarray"))
+                .map(|a| (a["shape"].clone(), a["dtype"].clone()))
+        };
+        // Zarr v2 spells the data type as numpy does ("<u2"); v3 as ctstack does.
+        let array = array.map(|(shape, dtype)| {
+            let name = match dtype
+                .as_str()
+                .map(|t| t.trim_start_matches(['<', '>', '|']))
+            {
+                Some("u1") => "uint8".into(),
+                Some("u2") => "uint16".into(),
+                Some("i2") => "int16".into(),
+                Some("f4") => "float32".into(),
+                _ => dtype,
+            };
+            (shape, name)
+        });
+        let scale = dataset["coordinateTransformations"]
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["type"] == "scale"))
+            .map(|t| t["scale"].clone());
+        match array {
+            Ok((shape, dtype)) => println!(
+                "  level {k} ({name}/{path}): {} (z, y, x) {}, voxel {} {unit}",
+                by(&shape),
+                dtype.as_str().unwrap_or("?"),
+                scale.as_ref().map_or("?".into(), by),
+            ),
+            Err(e) => println!("  level {k}: {e}"),
+        }
+    }
+    match complete {
+        Some(false) => Err(crate::EXIT_STATE),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -185,7 +185,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Run(e)) => {
             let e = missing_input(e);
-            eprintln!("ctstack: error: {e}");
+            eprintln!("ctstack: error: {}", e.message_for(ctstack::Dialect::Cli));
             match e.kind() {
                 ErrorKind::Usage => {
                     eprintln!("\nFor more information, try 'ctstack {command} --help'.");

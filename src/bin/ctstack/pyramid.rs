@@ -86,8 +86,8 @@ impl StackArgs {
             None => {}
         }
         if !quiet {
-            let skipped = builder.listing().map_or(&[][..], |l| &l.skipped);
-            for note in left_out_notes(skipped, input) {
+            let notes = builder.listing().map(|l| l.left_out_notes());
+            for note in notes.unwrap_or_default() {
                 eprintln!("ctstack: note: {note}");
             }
         }
@@ -159,28 +159,6 @@ fn build(args: &PyramidArgs) -> Result<(), Failure> {
         );
     }
     Ok(())
-}
-
-/// How many left-out files are named one by one; beyond that, a count.
-const LEFT_OUT_SHOWN: usize = 3;
-
-/// The notes on the files the selection left out of `dir`: each one when there
-/// are few, else the first [`LEFT_OUT_SHOWN`] and a count, with the command that
-/// lists them all (a `--range 0:9` in a 200-file folder leaves out 190).
-fn left_out_notes(skipped: &[ctstack::stack::Skipped], dir: &Path) -> Vec<String> {
-    let line = |s: &ctstack::stack::Skipped| format!("left out {}: {}", s.path.display(), s.reason);
-    if skipped.len() <= LEFT_OUT_SHOWN + 1 {
-        return skipped.iter().map(line).collect();
-    }
-    let mut notes: Vec<String> = skipped[..LEFT_OUT_SHOWN].iter().map(line).collect();
-    notes.push(format!(
-        "... and {} more left out ({} in all; `ctstack info {}` with the same selection \
-         options lists every one and why)",
-        skipped.len() - LEFT_OUT_SHOWN,
-        skipped.len(),
-        dir.display()
-    ));
-    notes
 }
 
 /// The stack INPUT names: a directory's selected files, or a multi-page file (a
