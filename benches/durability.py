@@ -2,7 +2,7 @@
 """What syncing before recording costs: two ctstack binaries, the same pyramid, turns.
 
 usage: python3 benches/durability.py --before BIN --after BIN [--stack DIR] [--runs 21]
-                                     [--tail-runs 7]
+                                     [--tail-runs 7] [--job pyramid|zarr] [--compression C]
 
 Builds the pyramid of --stack (default /tmp/bench64: `python ../shared/tools/make_stack.py
 /tmp/bench64 -n 64`, 64 x 2752x2752 uint16) with each binary in turn, --runs rounds after one
@@ -10,6 +10,10 @@ warm-up each (inputs in the page cache, `--force` so every output is rewritten, 
 each run, not timed), every run a whole process timed from spawn to exit. Prints each binary's
 median and minimum, the ratio of the medians (after / before) and the median of the per-round
 ratios.
+
+With --job zarr the job is `ctstack zarr` (zstd level 3, the default) into a store removed before each
+run (not timed), so that every chunk is written and synced again (--compression: the store's codec,
+`zstd` by default, `none` writes the most bytes); --tail-runs is then ignored.
 
 With --tail-runs > 0 (needs strace) it also runs each binary under `strace -f -ttt` and prints
 the median time from the last output's rename to the manifest's rename: the wait that syncing
@@ -26,16 +30,25 @@ import tempfile
 import time
 
 
-def build(binary, stack, out):
-    subprocess.run(
-        [binary, "pyramid", stack, "--out", out, "--force", "-q"], check=True
-    )
+JOB = "pyramid"
+COMPRESSION = "zstd"
+
+
+def prepare(binary, stack, out):
+    """One run, untimed preparation included: a zarr store is removed first."""
+    if JOB == "zarr":
+        shutil.rmtree(out, ignore_errors=True)
+        command = [binary, "zarr", stack, "--out", out, "-q", "--compression", COMPRESSION]
+    else:
+        command = [binary, "pyramid", stack, "--out", out, "--force", "-q"]
+    return command
 
 
 def timed(binary, stack, out):
+    command = prepare(binary, stack, out)
     os.sync()
     start = time.perf_counter()
-    build(binary, stack, out)
+    subprocess.run(command, check=True)
     return time.perf_counter() - start
 
 
@@ -66,7 +79,11 @@ def main():
     ap.add_argument("--stack", default="/tmp/bench64")
     ap.add_argument("--runs", type=int, default=21)
     ap.add_argument("--tail-runs", type=int, default=7)
+    ap.add_argument("--job", choices=["pyramid", "zarr"], default="pyramid")
+    ap.add_argument("--compression", default="zstd")
     args = ap.parse_args()
+    global JOB, COMPRESSION
+    JOB, COMPRESSION = args.job, args.compression
     work = tempfile.mkdtemp(prefix="ctstack-durability-")
     bins = {"before": args.before, "after": args.after}
     outs = {k: os.path.join(work, k) for k in bins}
@@ -74,7 +91,7 @@ def main():
     try:
         print("load average at start: %.2f %.2f %.2f" % os.getloadavg())
         for k, b in bins.items():
-            build(b, args.stack, outs[k])  # warm-up
+            subprocess.run(prepare(b, args.stack, outs[k]), check=True)  # warm-up
         for _ in range(args.runs):
             for k, b in bins.items():
                 times[k].append(timed(b, args.stack, outs[k]))
@@ -84,7 +101,7 @@ def main():
         ratio = statistics.median(times["after"]) / statistics.median(times["before"])
         rounds = statistics.median(a / b for a, b in zip(times["after"], times["before"]))
         print("after / before: ratio of medians %.3f, median per-round ratio %.3f" % (ratio, rounds))
-        if args.tail_runs > 0 and shutil.which("strace"):
+        if args.tail_runs > 0 and JOB == "pyramid" and shutil.which("strace"):
             log = os.path.join(work, "trace.log")
             for k, b in bins.items():
                 v = [tail(b, args.stack, outs[k], log) for _ in range(args.tail_runs)]

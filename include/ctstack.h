@@ -317,12 +317,14 @@ typedef struct {
   int32_t compression;
   // zstd level, -7 ..= 22 (default 3).
   int32_t zstd_level;
-  // Level 0's voxel size z, y, x in `unit`s; all 0 (default): from the first
-  // slice's TIFF resolution tags (z = x unless ImageJ's spacing says), else 1, 1, 1.
+  // Level 0's voxel size z, y, x in `unit`s, stored exactly; all 0 (default):
+  // from the first slice's TIFF resolution tags (z = x unless ImageJ's spacing
+  // says), else unknown: 1, 1, 1 with no unit, and a report warning.
   double voxel_size[3];
   // An NGFF space unit; NULL: "micrometer".
   const char *unit;
-  // Nonzero: replace what is at `store` even if it is not a ctstack store.
+  // No effect (kept for existing callers): a ctstack store or an empty
+  // folder is written without it, and nothing else ever is.
   int32_t force;
   // `CTSTACK_ZARR_WHOLE` (default), `_PREPARE`, `_SLAB` or `_FINISH`.
   int32_t step;

@@ -733,7 +733,8 @@ fn ctrl_c_stops_the_run_cleanly() {
 
 /// `ctstack zarr`: a store of every level with the default name beside the
 /// input; bad options exit 2 with the reason; a store that is not ctstack's
-/// is refused (and untouched) unless --force.
+/// is refused (exit 3) and untouched, with --force too, and the message does
+/// not suggest it; a store in the input folder exits 2.
 #[cfg(feature = "ome-zarr")]
 #[test]
 fn zarr_writes_a_store_and_refuses_bad_options_and_foreign_stores() {
@@ -744,7 +745,14 @@ fn zarr_writes_a_store_and_refuses_bad_options_and_foreign_stores() {
         write_slice::<u16>(&input.join(format!("s{z}.tif")), 40, 30, &vec![z; 1200]).unwrap();
     }
     let input_arg = input.display().to_string();
-    let out = ctstack_ok(&["zarr", &input_arg, "--min-size", "8"]);
+    let out = ctstack_ok(&[
+        "zarr",
+        &input_arg,
+        "--min-size",
+        "8",
+        "--voxel-size",
+        "1,1,1",
+    ]);
     let store = dir.join("scan.ome.zarr");
     assert!(out.contains("4 arrays (5x30x40 down to 1x3x5)"), "{out}");
     assert!(out.contains(&store.display().to_string()), "{out}");
@@ -789,14 +797,49 @@ fn zarr_writes_a_store_and_refuses_bad_options_and_foreign_stores() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "state errors exit 3: {stderr}");
     assert!(
-        stderr.contains("not a ctstack OME-Zarr store") && stderr.contains("--force"),
+        stderr.contains("not a ctstack OME-Zarr store") && !stderr.contains("force"),
         "{stderr}"
     );
     // The command line's words only, not the Rust API's (issue 27).
     assert!(!stderr.contains("ZarrBuilder"), "{stderr}");
     assert_eq!(std::fs::read(foreign.join("notes.txt")).unwrap(), b"mine");
-    ctstack_ok(&["zarr", &input_arg, "--out", &foreign_arg, "-q", "--force"]);
-    assert!(!foreign.join("notes.txt").exists());
+    let out = ctstack(&["zarr", &input_arg, "--out", &foreign_arg, "-q", "--force"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read(foreign.join("notes.txt")).unwrap(), b"mine");
+    // The input folder itself, or a store inside it: exit 2, nothing written.
+    for out_dir in [input.clone(), input.join("in.ome.zarr")] {
+        let out_arg = out_dir.display().to_string();
+        let out = ctstack(&["zarr", &input_arg, "--out", &out_arg, "-q", "--force"]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        let error = stderr
+            .lines()
+            .find(|l| l.contains("error"))
+            .unwrap_or_default();
+        assert!(
+            error.contains("input folder") && !error.contains("force"),
+            "{stderr}"
+        );
+    }
+    assert_eq!(std::fs::read_dir(&input).unwrap().count(), 5);
+    // `ctstack zarr .` inside the scan: the default store is beside it, named after it.
+    std::fs::remove_dir_all(&store).unwrap();
+    let out = std::process::Command::new(BIN)
+        .current_dir(&input)
+        .args([
+            "zarr",
+            ".",
+            "-q",
+            "--min-size",
+            "8",
+            "--voxel-size",
+            "1,1,1",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(store.join("zarr.json").is_file());
+    assert_eq!(std::fs::read_dir(&input).unwrap().count(), 5);
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -910,7 +953,8 @@ fn info_describes_a_built_pyramid_and_an_ome_zarr_store() {
             "{out}"
         );
         assert!(out.contains("21 x 203 x 301 (z, y, x) uint16, "), "{out}");
-        assert!(out.contains("6 x 50 x 75 (z, y, x)"), "{out}");
+        // Level 2 keeps the 5 planes that average 4 slices each (of 21).
+        assert!(out.contains("5 x 50 x 75 (z, y, x)"), "{out}");
         assert!(out.contains("voxel 2.5 x 2.5 x 2.5 micrometer"), "{out}");
         assert!(out.contains("voxel 10 x 10 x 10 micrometer"), "{out}");
         assert!(!out.contains("0 slices"), "{out}");

@@ -379,8 +379,10 @@ fn the_time_spent_waiting_for_the_lock_is_not_the_runs() {
     let wall = started.elapsed();
     release.join().unwrap();
     assert!(wall >= HOLD, "the run did not wait: {wall:?}");
+    // Not a speed check: a run that counted the wait would report nearly all of
+    // `wall`; half the hold is a margin no loaded machine's scheduling eats.
     assert!(
-        summary.elapsed + HOLD - Duration::from_millis(100) <= wall,
+        summary.elapsed + HOLD / 2 <= wall,
         "elapsed {:?} counts the wait (wall {wall:?})",
         summary.elapsed
     );

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use common::pyramid::temp_dir;
 use ctstack::{
     ChunkCompression, ErrorKind, Ngff, OpenOptions, Pyramid, PyramidBuilder, SampleType, Slice,
-    ZarrBuilder, write_slice,
+    ZarrBuilder, ZarrSummary, write_slice,
 };
 use ome_zarr_metadata::Validate;
 use zarrs::array::Array;
@@ -110,19 +110,40 @@ fn check(builder: PyramidBuilder, options: impl Fn(ZarrBuilder) -> ZarrBuilder, 
         .plan()
         .unwrap();
     let summary = plan.run(&mut |_, _| {}, &Default::default()).unwrap();
-    assert_eq!(summary.levels, tiff.levels(), "{what}");
+    let n = tiff.levels()[0].count;
+    // The OME-Zarr levels: the TIFF levels, in z only the planes that average
+    // exactly 2^k slices (at least one).
+    let depth = |k: usize| (n >> k).max(1);
+    let shapes: Vec<_> = tiff
+        .levels()
+        .iter()
+        .enumerate()
+        .map(|(k, l)| ctstack::LevelShape {
+            count: depth(k),
+            ..*l
+        })
+        .collect();
+    assert_eq!(summary.levels, shapes, "{what}");
     let levels = zarr_levels(&store, tiff.levels().len());
+    let t = tiff.sample_type();
+    let invert = plan.notes().iter().any(|n| n.contains("MinIsWhite"));
     for (k, (shape, bytes)) in levels.iter().enumerate() {
         let l = tiff.levels()[k];
         assert_eq!(
             shape,
-            &[l.count as u64, l.height.into(), l.width.into()],
+            &[depth(k) as u64, l.height.into(), l.width.into()],
             "{what}: level {k}"
         );
-        let expected = match k {
+        let mut expected = match k {
             0 => input_bytes(&builder),
-            _ => tiff_level(&dir.join("tiff"), k, tiff.sample_type()),
+            _ => tiff_level(&dir.join("tiff"), k, t),
         };
+        expected.truncate(depth(k) * l.width as usize * l.height as usize * t.bytes());
+        if invert {
+            // MinIsWhite stacks are stored inverted (the fixture is 8-bit).
+            assert_eq!(t, SampleType::U8, "{what}");
+            expected.iter_mut().for_each(|v| *v = 255 - *v);
+        }
         assert_eq!(bytes.len(), expected.len(), "{what}: level {k} size");
         assert!(bytes == &expected, "{what}: level {k} differs");
     }
@@ -264,7 +285,11 @@ fn metadata_round_trips_through_ome_zarr_metadata() {
                         array["_ARRAY_DIMENSIONS"],
                         serde_json::json!(["z", "y", "x"])
                     );
-                    assert_eq!(read(&format!("{k}/.zarray"))["dimension_separator"], "/");
+                    let zarray = read(&format!("{k}/.zarray"));
+                    assert_eq!(zarray["dimension_separator"], "/");
+                    // The v2 specification's keys only.
+                    assert!(zarray.get("node_type").is_none(), "{zarray}");
+                    assert!(zarray.get("attributes").is_none(), "{zarray}");
                 }
                 (
                     serde_json::to_value(&m[0]).unwrap(),
@@ -295,13 +320,12 @@ fn metadata_round_trips_through_ome_zarr_metadata() {
             let translation: Vec<f64> =
                 serde_json::from_value(t[1]["translation"].clone()).unwrap();
             for a in 0..3 {
-                assert!(
-                    (scale[a] - s0[a] * f).abs() < 1e-6,
-                    "{ngff:?} level {k} scale {scale:?}"
-                );
+                // 9 slices: level 4 has one plane, averaging the whole stack.
+                let f = if a == 0 && k == 4 { 9.0 } else { f };
+                assert_eq!(scale[a], s0[a] * f, "{ngff:?} level {k} scale {scale:?}");
                 let want = s0[a] * (f - 1.0) / 2.0;
-                assert!(
-                    (translation[a] - want).abs() < 1e-6,
+                assert_eq!(
+                    translation[a], want,
                     "level {k} translation {translation:?}"
                 );
             }
@@ -310,8 +334,58 @@ fn metadata_round_trips_through_ome_zarr_metadata() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// Runs `builder` into `store` with `force`; the error if it fails.
+fn run_store(
+    builder: &PyramidBuilder,
+    store: &Path,
+    force: bool,
+) -> Result<ZarrSummary, ctstack::Error> {
+    ZarrBuilder::new(builder.clone(), store)
+        .force(force)
+        .plan()?
+        .run(&mut |_, _| {}, &Default::default())
+}
+
+/// A refusal names no flag that would make ctstack delete something.
+fn assert_no_destructive_hint(e: &ctstack::Error) {
+    let text = e.to_string();
+    assert!(
+        !text.contains("force"),
+        "the refusal invites a destructive flag: {text}"
+    );
+}
+
+/// Issue 26 item 0: a folder that is not a ctstack store is never replaced,
+/// with or without force; nothing in it is touched, and the message does not
+/// suggest --force.
 #[test]
-fn a_store_that_is_not_ctstacks_is_refused_without_force() {
+fn a_folder_holding_only_a_killed_runs_temporary_file_is_claimed() {
+    // A run killed before its first rename leaves `.zarr.json.PID.SEQ.ctstack-tmp`
+    // and nothing else; the rerun must build the store, not refuse the folder
+    // (found by python/tests/test_zarr.py's kill test).
+    let dir = temp_dir("zarr-killed-first");
+    let stack = make_stack(&dir.join("in"), 3, 20, 20, |z, i| (z + i) as u16);
+    let builder = PyramidBuilder::from_dir(&stack).unwrap().min_size(4);
+    let store = dir.join("s.ome.zarr");
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::write(store.join(".zarr.json.4242.0.ctstack-tmp"), b"{\"zarr_for").unwrap();
+    run_store(&builder, &store, false).unwrap();
+    assert!(store.join("zarr.json").is_file());
+    // A user's file with a temporary-looking name that is not ctstack's is not.
+    let other = dir.join("t.ome.zarr");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join(".notes.ctstack-tmp"), b"mine").unwrap();
+    let e = run_store(&builder, &other, false).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::State, "{e}");
+    assert_eq!(
+        std::fs::read(other.join(".notes.ctstack-tmp")).unwrap(),
+        b"mine"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_folder_that_is_not_a_ctstack_store_is_never_replaced() {
     let dir = temp_dir("zarr-foreign");
     let stack = make_stack(&dir.join("in"), 3, 20, 20, |z, i| (z + i) as u16);
     let builder = PyramidBuilder::from_dir(&stack).unwrap().min_size(4);
@@ -323,40 +397,304 @@ fn a_store_that_is_not_ctstacks_is_refused_without_force() {
     )
     .unwrap();
     std::fs::write(store.join("0/precious"), b"someone's data").unwrap();
-    let plan = ZarrBuilder::new(builder.clone(), &store).plan().unwrap();
-    let e = plan.run(&mut |_, _| {}, &Default::default()).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::State, "{e}");
-    assert_eq!(e.path(), Some(store.as_path()));
-    assert!(
-        e.to_string().contains("not a ctstack")
-            && e.to_string().contains("ZarrBuilder::force(true)"),
-        "{e}"
-    );
-    assert_eq!(
-        std::fs::read(store.join("0/precious")).unwrap(),
-        b"someone's data"
-    );
+    let before = files(&store);
+    for force in [false, true] {
+        let e = run_store(&builder, &store, force).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::State, "{e}");
+        assert_eq!(e.path(), Some(store.as_path()));
+        assert!(e.to_string().contains("not a ctstack"), "{e}");
+        assert_no_destructive_hint(&e);
+        assert_eq!(files(&store), before, "force {force}");
+    }
     // A plain file is not replaced either.
     let file = dir.join("file.ome.zarr");
     std::fs::write(&file, b"x").unwrap();
-    let e = ZarrBuilder::new(builder.clone(), &file)
+    for force in [false, true] {
+        let e = run_store(&builder, &file, force).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::State, "{e}");
+        assert_no_destructive_hint(&e);
+        assert_eq!(std::fs::read(&file).unwrap(), b"x");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Issue 26 item 0, the data-loss report: `ctstack zarr project/scanA --out
+/// project --force` (project holding the scan and a user's analysis.csv),
+/// `--out INPUT --force`, a store inside the input, a store reached through
+/// `..` or a symbolic link, and a store holding an input file of a list: all
+/// refused before anything is written, nothing deleted.
+#[test]
+fn a_store_path_at_in_or_around_the_input_is_refused() {
+    let dir = temp_dir("zarr-input-guard");
+    let project = dir.join("project");
+    let scan = make_stack(&project.join("scanA"), 3, 20, 20, |z, i| (z * 7 + i) as u16);
+    std::fs::write(project.join("analysis.csv"), b"a,b\n1,2\n").unwrap();
+    let before = files(&project);
+    let builder = PyramidBuilder::from_dir(&scan).unwrap().min_size(4);
+    let mut cases = vec![
+        (project.clone(), "contains the input folder"),
+        (scan.clone(), "is the input folder"),
+        (scan.join("out.ome.zarr"), "is inside the input folder"),
+        (project.join("scanA/../scanA"), "is the input folder"),
+        (
+            project.join("x/../scanA/new/deeper.zarr"),
+            "is inside the input folder",
+        ),
+    ];
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(&scan, dir.join("link")).unwrap();
+        cases.push((dir.join("link"), "is the input folder"));
+        cases.push((dir.join("link/inner.zarr"), "is inside the input folder"));
+    }
+    for (store, how) in &cases {
+        for force in [false, true] {
+            let e = run_store(&builder, store, force).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Usage, "{}: {e}", store.display());
+            assert!(e.to_string().contains(how), "{}: {e}", store.display());
+            assert_no_destructive_hint(&e);
+            assert_eq!(files(&project), before, "{}", store.display());
+        }
+    }
+    // An explicit list of files: a store that is, or holds, one of them.
+    let list: Vec<PathBuf> = builder
         .plan()
         .unwrap()
-        .run(&mut |_, _| {}, &Default::default());
-    assert!(e.is_err());
-    assert_eq!(std::fs::read(&file).unwrap(), b"x");
-    // With force it is replaced; then it is ctstack's, and a rerun needs no force.
-    let forced = ZarrBuilder::new(builder.clone(), &store)
-        .force(true)
-        .plan()
-        .unwrap();
-    forced.run(&mut |_, _| {}, &Default::default()).unwrap();
-    assert!(!store.join("0/precious").exists());
-    let again = ZarrBuilder::new(builder, &store).plan().unwrap();
-    let summary = again.run(&mut |_, _| {}, &Default::default()).unwrap();
-    // Only the root group is written again (marked incomplete, then complete).
-    assert_eq!(summary.written, 2, "{summary:?}");
-    assert!(summary.unchanged > 2, "{summary:?}");
+        .inputs()
+        .iter()
+        .map(|i| i.path.clone())
+        .collect();
+    let from_list = PyramidBuilder::from_files(list.clone(), dir.join("unused")).min_size(4);
+    for store in [scan.clone(), list[0].clone(), project.clone()] {
+        let e = run_store(&from_list, &store, true).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Usage, "{}: {e}", store.display());
+        assert_no_destructive_hint(&e);
+    }
+    assert_eq!(files(&project), before);
+    // Beside the input is fine.
+    run_store(&builder, &project.join("scanA.ome.zarr"), false).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A ctstack store is replaced by a store of another stack (another layout),
+/// but a user's files in it stay, and the summary says so; levels the new
+/// stack does not have go, with only ctstack's files.
+#[test]
+fn a_ctstack_store_is_replaced_and_a_users_files_in_it_stay() {
+    let dir = temp_dir("zarr-replace");
+    let a = make_stack(&dir.join("a"), 9, 64, 48, |z, i| (z * 3 + i) as u16);
+    let b = make_stack(&dir.join("b"), 5, 20, 24, |z, i| (z * 11 + i * 3) as u16);
+    let store = dir.join("s.ome.zarr");
+    let builder_a = PyramidBuilder::from_dir(&a).unwrap().min_size(4);
+    let first = run_store(&builder_a, &store, false).unwrap();
+    assert!(first.levels.len() > 3, "{first:?}");
+    std::fs::write(store.join("notes.txt"), b"mine").unwrap();
+    std::fs::write(store.join("0/notes.txt"), b"mine too").unwrap();
+    // Named like a temporary file, but not one ctstack's writer makes.
+    std::fs::write(store.join("0/.notes.ctstack-tmp"), b"mine, oddly named").unwrap();
+    let deepest = store.join((first.levels.len() - 1).to_string());
+    std::fs::write(deepest.join("keep.me"), b"and this").unwrap();
+    let builder_b = PyramidBuilder::from_dir(&b).unwrap().min_size(4);
+    for force in [true, false] {
+        let summary = run_store(&builder_b, &store, force).unwrap();
+        assert!(summary.levels.len() < first.levels.len());
+        assert_eq!(std::fs::read(store.join("notes.txt")).unwrap(), b"mine");
+        assert_eq!(
+            std::fs::read(store.join("0/.notes.ctstack-tmp")).unwrap(),
+            b"mine, oddly named"
+        );
+        assert_eq!(
+            std::fs::read(store.join("0/notes.txt")).unwrap(),
+            b"mine too"
+        );
+        assert_eq!(std::fs::read(deepest.join("keep.me")).unwrap(), b"and this");
+        if force {
+            let notes = summary.notes.join("\n");
+            for name in ["notes.txt", "keep.me"] {
+                assert!(notes.contains(name), "{notes}");
+            }
+        }
+        // The stale level is no array any more: only the user's file is left.
+        assert_eq!(
+            std::fs::read_dir(&deepest).unwrap().count(),
+            1,
+            "{:?}",
+            files(&deepest)
+        );
+        let levels = zarr_levels(&store, summary.levels.len());
+        assert_eq!(levels[0].1, input_bytes(&builder_b));
+    }
+    // An unchanged rerun writes nothing.
+    let again = run_store(&builder_b, &store, false).unwrap();
+    assert_eq!(again.written, 0, "{again:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The summary counts each file once: a fresh store's count equals the files
+/// on disk (the root group is written twice, first marked incomplete).
+#[test]
+fn the_summary_counts_the_files_on_disk() {
+    let dir = temp_dir("zarr-count");
+    let stack = make_stack(&dir.join("in"), 9, 40, 30, |z, i| (z + i) as u8);
+    let builder = PyramidBuilder::from_dir(&stack).unwrap().min_size(4);
+    for ngff in [Ngff::V0_5, Ngff::V0_4] {
+        let store = dir.join(format!("{}.zarr", ngff.name()));
+        let summary = ZarrBuilder::new(builder.clone(), &store)
+            .ngff(ngff)
+            .chunks([2, 8, 8])
+            .plan()
+            .unwrap()
+            .run(&mut |_, _| {}, &Default::default())
+            .unwrap();
+        assert_eq!(summary.written, files(&store).len(), "{ngff:?}");
+        assert_eq!(summary.unchanged, 0, "{ngff:?}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Issue 26 item 4: the voxel size is stored as the f64 given, and for the
+/// 21-slice fixture every level's z extent lies within the stack's
+/// [-0.5, 20.5] and every voxel's centre is the mean of its sources' centres
+/// (the sources as the TIFF pyramid's `inputs_of` says), in both versions.
+#[test]
+fn every_voxel_sits_at_the_centre_of_its_sources() {
+    let dir = temp_dir("zarr-centres");
+    let builder = fixture_builder("stack").min_size(2);
+    let s0 = [0.7, 0.3, 0.1];
+    for ngff in [Ngff::V0_5, Ngff::V0_4] {
+        let store = dir.join(format!("{}.zarr", ngff.name()));
+        let plan = ZarrBuilder::new(builder.clone(), &store)
+            .ngff(ngff)
+            .voxel_size(s0)
+            .plan()
+            .unwrap();
+        plan.run(&mut |_, _| {}, &Default::default()).unwrap();
+        let n = plan.levels()[0].count;
+        assert_eq!(n, 21);
+        let (text, multiscales) = match ngff {
+            Ngff::V0_5 => {
+                let text = std::fs::read_to_string(store.join("zarr.json")).unwrap();
+                let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+                (text, v["attributes"]["ome"]["multiscales"][0].clone())
+            }
+            _ => {
+                let text = std::fs::read_to_string(store.join(".zattrs")).unwrap();
+                let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+                (text, v["multiscales"][0].clone())
+            }
+        };
+        // Exactly as given, not through f32 (0.699999988079071, ...).
+        assert!(!text.contains("0.699999"), "{text}");
+        let datasets = multiscales["datasets"].as_array().unwrap();
+        assert_eq!(datasets.len(), plan.levels().len());
+        assert!(
+            plan.levels().len() > 5,
+            "the test needs levels with n < 2^k"
+        );
+        for (k, d) in datasets.iter().enumerate() {
+            let t = d["coordinateTransformations"].as_array().unwrap();
+            let scale: Vec<f64> = serde_json::from_value(t[0]["scale"].clone()).unwrap();
+            let shift: Vec<f64> = serde_json::from_value(t[1]["translation"].clone()).unwrap();
+            if k == 0 {
+                assert_eq!(scale, s0.to_vec());
+                assert_eq!(shift, vec![0.0; 3]);
+            }
+            let (sz, tz) = (scale[0] / s0[0], shift[0] / s0[0]);
+            let planes = plan.levels()[k].count;
+            // The extent, in level-0 voxels.
+            let low = tz - sz / 2.0;
+            let high = tz + (planes as f64 - 1.0) * sz + sz / 2.0;
+            assert!(
+                low >= -0.5 - 1e-9 && high <= 20.5 + 1e-9,
+                "level {k}: [{low}, {high}]"
+            );
+            for j in 0..planes {
+                let sources = ctstack::inputs_of(k, j, n);
+                let mean = sources.clone().map(|i| i as f64).sum::<f64>() / sources.len() as f64;
+                let centre = tz + j as f64 * sz;
+                assert!(
+                    (centre - mean).abs() < 1e-9,
+                    "level {k} plane {j}: {centre} vs {mean}"
+                );
+                // A kept plane averages 2^k slices, or is the level's only plane.
+                assert!(
+                    sources.len() == 1 << k || planes == 1,
+                    "level {k} plane {j}"
+                );
+            }
+            // y and x: level-k pixel i averages pixels i*2^k .. (i+1)*2^k.
+            for a in 1..3 {
+                let f = f64::from(1u32 << k);
+                assert!((scale[a] / s0[a] - f).abs() < 1e-9);
+                assert!((shift[a] / s0[a] - (f - 1.0) / 2.0).abs() < 1e-9);
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Issue 26 item 4: an unknown physical size (ResolutionUnit NONE, no voxel
+/// size given) is written without a unit, as the NGFF specification allows,
+/// and the plan warns; a given voxel size gets the unit.
+#[test]
+fn an_unknown_voxel_size_has_no_unit_and_a_warning() {
+    use tiff::encoder::{Rational, TiffEncoder, colortype};
+    use tiff::tags::ResolutionUnit;
+    let dir = temp_dir("zarr-unknown-unit");
+    let stack = dir.join("in");
+    std::fs::create_dir_all(&stack).unwrap();
+    for z in 0..3 {
+        let file = std::fs::File::create(stack.join(format!("s{z}.tif"))).unwrap();
+        let mut tiff = TiffEncoder::new(file).unwrap();
+        let mut image = tiff.new_image::<colortype::Gray16>(8, 6).unwrap();
+        image.resolution(ResolutionUnit::None, Rational { n: 72, d: 1 });
+        image.write_data(&[z as u16; 48]).unwrap();
+    }
+    let builder = PyramidBuilder::from_dir(&stack).unwrap().min_size(2);
+    for (given, unit) in [(None, None), (Some([2.0, 1.0, 1.0]), Some("micrometer"))] {
+        let store = dir.join(format!("{}.zarr", unit.unwrap_or("none")));
+        let mut z = ZarrBuilder::new(builder.clone(), &store);
+        if let Some(size) = given {
+            z = z.voxel_size(size);
+        }
+        let plan = z.plan().unwrap();
+        assert_eq!(plan.unit().as_deref(), unit);
+        let warned = plan
+            .warnings()
+            .iter()
+            .any(|w| w.contains("voxel size is unknown"));
+        assert_eq!(warned, given.is_none(), "{:?}", plan.warnings());
+        plan.run(&mut |_, _| {}, &Default::default()).unwrap();
+        let root: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(store.join("zarr.json")).unwrap()).unwrap();
+        let m = &root["attributes"]["ome"]["multiscales"][0];
+        for axis in m["axes"].as_array().unwrap() {
+            assert_eq!(axis.get("unit").and_then(|u| u.as_str()), unit, "{axis}");
+        }
+        let attrs: ome_zarr_metadata::v0_5::OmeZarrGroupAttributes =
+            serde_json::from_value(root["attributes"].clone()).unwrap();
+        attrs.validate().unwrap();
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Issue 26 item 4: a MinIsWhite stack is stored inverted (what napari and
+/// Fiji show then matches TIFF viewers), and the ctstack attribute says so.
+#[test]
+fn a_min_is_white_stack_is_stored_inverted_and_says_so() {
+    let dir = temp_dir("zarr-miniswhite");
+    let builder = fixture_builder("types_stacks/u8_miniswhite").min_size(2);
+    let store = dir.join("s.zarr");
+    let plan = ZarrBuilder::new(builder.clone(), &store).plan().unwrap();
+    plan.run(&mut |_, _| {}, &Default::default()).unwrap();
+    let got = &zarr_levels(&store, 1)[0].1;
+    let raw = input_bytes(&builder);
+    assert_eq!(got.len(), raw.len());
+    assert!(got.iter().zip(&raw).all(|(g, r)| *g == 255 - *r));
+    let root: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(store.join("zarr.json")).unwrap()).unwrap();
+    let values = root["attributes"]["ctstack"]["values"].as_str().unwrap();
+    assert!(values.contains("255 - v"), "{values}");
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -508,5 +846,179 @@ fn the_voxel_size_comes_from_the_resolution_tags() {
         .plan()
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Usage, "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// One completed system call of an strace log: the call's name and its
+/// arguments (with `-y`, file descriptors carry their path as `N</path>`).
+#[cfg(target_os = "linux")]
+fn strace_calls(log: &str) -> Vec<(String, String)> {
+    let mut pending: std::collections::HashMap<String, (String, String)> = Default::default();
+    let mut calls = Vec::new();
+    for line in log.lines() {
+        let Some((pid, rest)) = line.split_once(' ') else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        if let Some(resumed) = rest.strip_prefix("<... ") {
+            // "<... fdatasync resumed>) = 0": the call completes now.
+            if let Some((name, args)) = pending.remove(pid)
+                && !resumed.contains("= -1")
+            {
+                calls.push((name, args));
+            }
+            continue;
+        }
+        let Some((name, args)) = rest.split_once('(') else {
+            continue;
+        };
+        if args.ends_with("<unfinished ...>") {
+            pending.insert(pid.to_string(), (name.to_string(), args.to_string()));
+        } else if !args.contains("= -1") {
+            calls.push((name.to_string(), args.to_string()));
+        }
+    }
+    calls
+}
+
+/// Issue 26 item 5, in the order strace sees the calls: every chunk of level
+/// k is synced (fdatasync), and so are the folders holding them and the level's
+/// folder, before level k's metadata is renamed into place; each metadata file
+/// is synced before its rename; the complete root group is the last rename.
+/// Needs strace (fails without it, unless CTSTACK_ALLOW_SKIPS=1).
+#[cfg(target_os = "linux")]
+#[test]
+fn the_store_is_synced_before_its_metadata_vouches_for_it() {
+    let have = std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        common::missing_tool("strace", "apt-get install strace (Debian)");
+        return;
+    }
+    let dir = temp_dir("zarr-strace");
+    let stack = make_stack(&dir.join("in"), 9, 40, 30, |z, i| (z * 5 + i) as u16);
+    for (ngff, meta) in [
+        ("0.5", &["zarr.json"][..]),
+        ("0.4", &[".zattrs", ".zarray"][..]),
+    ] {
+        let store = dir.join(format!("s{ngff}.ome.zarr"));
+        let log = dir.join(format!("strace{ngff}.log"));
+        let status = std::process::Command::new("strace")
+            .args([
+                "-f",
+                "-y",
+                "-qq",
+                "-e",
+                "trace=fdatasync,fsync,rename,renameat,renameat2",
+            ])
+            .arg("-o")
+            .arg(&log)
+            .arg(env!("CARGO_BIN_EXE_ctstack"))
+            .arg("zarr")
+            .arg(&stack)
+            .arg("--out")
+            .arg(&store)
+            .args([
+                "--quiet",
+                "--min-size",
+                "4",
+                "--chunks",
+                "2,8,8",
+                "--ngff",
+                ngff,
+            ])
+            .args(["--voxel-size", "1,1,1"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let calls = strace_calls(&std::fs::read_to_string(&log).unwrap());
+        let path_of = |args: &str| -> String {
+            // "7</abs/path>" -> "/abs/path"
+            let start = args.find('<').map_or(0, |i| i + 1);
+            let end = args[start..].find('>').map_or(args.len(), |i| start + i);
+            args[start..end].to_string()
+        };
+        let target_of = |args: &str| -> String {
+            let quoted: Vec<&str> = args.split('"').collect();
+            quoted[quoted.len().saturating_sub(2)].to_string()
+        };
+        let mut synced = std::collections::BTreeSet::new();
+        let mut renamed = Vec::new();
+        let levels: Vec<PathBuf> = (0..)
+            .map(|k| store.join(k.to_string()))
+            .take_while(|p| p.is_dir())
+            .collect();
+        assert!(levels.len() >= 3);
+        for (name, args) in &calls {
+            if name == "fdatasync" || name == "fsync" {
+                synced.insert(path_of(args));
+                continue;
+            }
+            let target = PathBuf::from(target_of(args));
+            let source = args.split('"').nth(1).unwrap_or_default().to_string();
+            if target.starts_with(&store) {
+                let is_meta = meta
+                    .iter()
+                    .chain(["zarr.json", ".zgroup"].iter())
+                    .any(|m| target.file_name().is_some_and(|n| n == *m));
+                if is_meta {
+                    // The metadata file itself: synced under its temporary name.
+                    assert!(
+                        synced.contains(&source),
+                        "{} renamed unsynced",
+                        target.display()
+                    );
+                }
+                let level = levels.iter().find(|l| target.parent() == Some(l.as_path()));
+                if let Some(level) = level
+                    && meta
+                        .iter()
+                        .any(|m| target.file_name().is_some_and(|n| n == *m))
+                {
+                    for chunk in files(level).keys().filter(|k| !meta.contains(&k.as_str())) {
+                        let path = level.join(chunk);
+                        let shown = path.display().to_string();
+                        assert!(
+                            synced.contains(&shown),
+                            "{ngff}: {shown} not synced before {}",
+                            target.display()
+                        );
+                        let parent = path.parent().unwrap().display().to_string();
+                        assert!(
+                            synced.contains(&parent),
+                            "{ngff}: folder {parent} not synced before {}",
+                            target.display()
+                        );
+                    }
+                }
+                renamed.push(target);
+            }
+        }
+        // Every file of the store was renamed into place (the log is whole).
+        assert!(
+            renamed.len() >= files(&store).len(),
+            "{ngff}: {} renames",
+            renamed.len()
+        );
+        // The last rename is the root group's metadata with the OME attributes.
+        let root = store.join(if ngff == "0.5" {
+            "zarr.json"
+        } else {
+            ".zattrs"
+        });
+        assert_eq!(renamed.last(), Some(&root), "{ngff}");
+        for level in &levels {
+            for m in meta {
+                let at = renamed.iter().position(|r| r == &level.join(m));
+                assert!(
+                    at.is_some_and(|i| i + 1 < renamed.len()),
+                    "{ngff}: {} not renamed before the root",
+                    level.display()
+                );
+            }
+        }
+    }
     std::fs::remove_dir_all(&dir).ok();
 }

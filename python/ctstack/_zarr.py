@@ -4,10 +4,16 @@ background thread, polled), over the library's ``ctstack_zarr_*`` functions.
 The store: one array per level, ``<store>/0`` (the input stack) to
 ``<store>/L`` (the pyramid's levels, the same samples as
 :func:`ctstack.build_pyramid`'s), axes z, y, x; the multiscales metadata in
-the root group, written last (a store that has it is complete). OME-Zarr 0.5
-(Zarr v3) by default, 0.4 (Zarr v2) with ``ngff="0.4"``. Every file appears
-atomically; a rerun writes only the files that are missing or differ; a path
-holding something that is not a ctstack store is refused unless ``force``.
+the root group, written last (a store that has it is complete); each array's
+own metadata is written after its last chunk, and removed before a rerun
+changes one, so an array path opens as the whole, right array or not at all.
+OME-Zarr 0.5 (Zarr v3) by default, 0.4 (Zarr v2) with ``ngff="0.4"``. Every
+file appears atomically; a rerun writes only the files that are missing or
+differ. The store path must be new, an empty folder or a ctstack store;
+anything else is refused and left untouched, as is a path that is, holds or
+lies inside the input (``force`` changes nothing: ctstack never deletes a
+file it did not write). In z, level k keeps the planes that average exactly
+``2**k`` slices (README, "OME-Zarr").
 """
 
 from __future__ import annotations
@@ -112,9 +118,12 @@ class ZarrOptions:
         chunks: chunk shape (z, y, x), the same at every level.
         shard: shard shape (z, y, x), multiples of ``chunks`` (0.5 only), or None.
         compression: ``"none"``, ``"zstd"`` (level 3) or ``"zstd:LEVEL"``.
-        voxel_size: level 0's voxel size (z, y, x) in ``unit``; None: 1, 1, 1.
+        voxel_size: level 0's voxel size (z, y, x) in ``unit``, stored exactly;
+            None: from the resolution tags, else unknown (1, 1, 1 without a
+            unit, and a warning).
         unit: an NGFF space unit.
-        force: replace what is at the store's path even if not ctstack's.
+        force: no effect (kept for existing callers): a ctstack store is
+            replaced without it, and nothing else ever is.
     """
 
     ngff: str = "0.5"
@@ -169,8 +178,11 @@ class ZarrOptions:
 
 
 def default_store(input_path: PathArg) -> str:
-    """``scan`` -> ``scan.ome.zarr``; ``dir/stack.tif`` -> ``dir/stack.ome.zarr``."""
+    """``scan`` -> ``scan.ome.zarr``; ``dir/stack.tif`` -> ``dir/stack.ome.zarr``;
+    ``.`` or ``..`` are named after the folder they stand for."""
     path = os.path.normpath(os.fsdecode(input_path))
+    if os.path.basename(path) in ("", ".", ".."):
+        path = os.path.abspath(path)
     if os.path.isfile(path):
         path = os.path.splitext(path)[0]
     return path + ".ome.zarr"
@@ -259,9 +271,13 @@ def build_ome_zarr(
     right, ``output_dir``: the store, ``warnings``: also given to
     ``warnings.warn`` and the ``"ctstack"`` logger).
 
+    The report's warnings (a gap in the numbering, an unknown voxel size, a
+    user's file left in the store) are also issued as :class:`UserWarning`.
+
     Raises: the errors of :func:`ctstack.build_pyramid`; InvalidArgumentError
-    for a bad option, or a store path holding something that is not a ctstack
-    store (without ``force``).
+    for a bad option or a store path that is, holds or lies inside the input;
+    StateError for a store path holding something that is not a ctstack store
+    (whatever ``force`` says).
     """
     options = ZarrOptions(
         ngff=ngff,

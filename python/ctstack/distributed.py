@@ -346,13 +346,17 @@ def build_ome_zarr(
     ``options``: ngff, chunks, shard, compression, voxel_size, unit, force)
     on a Dask cluster, byte for byte the store a single machine writes.
 
-    The driver prepares the store (claims the folder, writes every array's
-    metadata); then one task per slab of ``slab_size`` inputs, a multiple of
-    the chunk (shard) depth times ``2**L``, so that at every level each slab
-    owns whole chunk files and no two tasks write the same file; then the
-    driver checks that every chunk is there and writes the multiscales
-    metadata, which declares the store complete. A retried task rewrites
-    only the files that are missing or differ.
+    The driver prepares the store (claims the folder, records the levels'
+    layout in the root group, marked incomplete); then one task per slab of
+    ``slab_size`` inputs, a multiple of the chunk (shard) depth times ``2**L``,
+    so that at every level each slab owns whole chunk files and no two tasks
+    write the same file; then the driver checks that every chunk is there,
+    syncs them, writes each array's metadata (no array opens before that) and
+    last the multiscales metadata, which declares the store complete. A
+    retried task rewrites only the files that are missing or differ. The
+    store path is checked as :func:`ctstack.build_ome_zarr` checks it: a
+    folder that is not a ctstack store, or a path at, in or around the
+    input, is refused and left untouched.
     """
     from ._zarr import STEP_FINISH, STEP_PREPARE, STEP_SLAB, ZarrOptions, zarr_slab_geometry
 

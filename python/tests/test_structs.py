@@ -69,6 +69,11 @@ def declared_structs():
     docstring (````ctstack_...````)."""
     found = {}
     for info in pkgutil.iter_modules(ctstack.__path__):
+        spec = info.module_finder.find_spec("ctstack." + info.name)
+        if spec is None or not (spec.origin or "").endswith((".py", "__init__.py")):
+            # The installed wheel carries libctstack.so beside the modules: a C
+            # library loaded by ctypes, not a Python extension to import.
+            continue
         module = importlib.import_module("ctstack." + info.name)
         for value in vars(module).values():
             if not (

@@ -10,8 +10,13 @@ dask + distributed for the cluster test); skipped without them unless
 CTSTACK_REQUIRE_EXTERNAL=1 (then they fail).
 """
 
+import json
 import logging
 import os
+import random
+import signal
+import subprocess
+import time
 import sys
 import shutil
 import tempfile
@@ -63,6 +68,13 @@ def reference_levels(volume, levels):
     return out
 
 
+def zarr_levels(levels):
+    """The OME-Zarr levels of ``reference_levels``: level k keeps, in z, the
+    planes that average exactly 2**k slices (at least one)."""
+    n = levels[0].shape[0]
+    return [v[: max(1, n >> k)] for k, v in enumerate(levels)]
+
+
 class ZarrTest(unittest.TestCase):
     def setUp(self):
         if MISSING:
@@ -99,7 +111,7 @@ class ZarrTest(unittest.TestCase):
             tiffs = self.scratch / ("tiff%s" % ngff)
             ctstack.build_pyramid(self.stack, tiffs, min_size=MIN_SIZE)
             tiff = ctstack.open_pyramid(tiffs)
-            reference = reference_levels(self.volume, 4)
+            reference = zarr_levels(reference_levels(self.volume, 4))
             group = zarr.open_group(str(store), mode="r")
             self.assertEqual(group.metadata.zarr_format, 3 if ngff == "0.5" else 2)
             for k in range(4):
@@ -107,7 +119,9 @@ class ZarrTest(unittest.TestCase):
                 got = array[...]
                 np.testing.assert_array_equal(got, reference[k], "ngff %s level %d" % (ngff, k))
                 if k > 0:
-                    np.testing.assert_array_equal(got, tiff.level(k).array())
+                    # The TIFF level, without its last plane when it averages
+                    # fewer than 2**k slices.
+                    np.testing.assert_array_equal(got, tiff.level(k).array()[: got.shape[0]])
                 self.assertEqual(got.dtype, np.uint16)
 
     def test_ome_zarr_models_validates_both_versions(self):
@@ -142,7 +156,7 @@ class ZarrTest(unittest.TestCase):
                 np.testing.assert_allclose(by_type["scale"]["scale"], scale)
                 np.testing.assert_allclose(by_type["translation"]["translation"], translation)
                 np.testing.assert_array_equal(
-                    np.asarray(image.data[k]), reference_levels(self.volume, 4)[k]
+                    np.asarray(image.data[k]), zarr_levels(reference_levels(self.volume, 4))[k]
                 )
 
     def test_ngff_zarr_reports_the_scales_and_translations(self):
@@ -158,21 +172,74 @@ class ZarrTest(unittest.TestCase):
                 np.testing.assert_allclose([image.translation[d] for d in "zyx"], translation)
                 self.assertEqual(image.axes_units["z"], "micrometer")
 
-    def test_rerun_writes_nothing_but_the_root_and_foreign_stores_are_refused(self):
+    def test_rerun_writes_nothing_and_foreign_stores_are_refused_even_with_force(self):
         store, first = self.build()
         self.assertGreater(first.rebuilt, 4)
         _, again = self.build()
-        self.assertEqual(again.rebuilt, 2)  # the root group: marked incomplete, then complete
-        self.assertEqual(again.kept, first.rebuilt + first.kept - 2)
+        self.assertEqual(again.rebuilt, 0)
+        self.assertEqual(again.kept, first.rebuilt + first.kept)
         foreign = self.scratch / "foreign.ome.zarr"
         foreign.mkdir()
         (foreign / "data").write_bytes(b"not ours")
-        with self.assertRaises(ctstack.StateError) as caught:
-            self.build(name="foreign.ome.zarr")
-        self.assertIn("not a ctstack", str(caught.exception))
-        self.assertEqual((foreign / "data").read_bytes(), b"not ours")
-        self.build(name="foreign.ome.zarr", force=True)
-        self.assertFalse((foreign / "data").exists())
+        for force in (False, True):
+            with self.assertRaises(ctstack.StateError) as caught:
+                self.build(name="foreign.ome.zarr", force=force)
+            self.assertIn("not a ctstack", str(caught.exception))
+            self.assertNotIn("force", str(caught.exception))
+            self.assertEqual((foreign / "data").read_bytes(), b"not ours")
+
+    def test_force_never_deletes_the_input_or_a_users_file(self):
+        """Issue 26 item 0: ``build_ome_zarr(scan, project, force=True)`` with
+        the scan and a user's analysis.csv in ``project``; the input itself;
+        a store inside the input: refused, nothing deleted."""
+        project = self.scratch / "project"
+        project.mkdir()
+        scan = project / "scanA"
+        shutil.copytree(self.stack, scan)
+        (project / "analysis.csv").write_bytes(b"a,b\n1,2\n")
+
+        def listing():
+            return {str(p): p.read_bytes() for p in sorted(project.rglob("*")) if p.is_file()}
+
+        before = listing()
+        for store in (project, scan, scan / "inside.ome.zarr"):
+            with self.assertRaises(ctstack.InvalidArgumentError) as caught:
+                ctstack.build_ome_zarr(scan, store, min_size=MIN_SIZE, force=True)
+            self.assertIn("input", str(caught.exception))
+            self.assertNotIn("force", str(caught.exception))
+            self.assertEqual(listing(), before, store)
+
+    def test_a_users_file_in_a_ctstack_store_stays_and_is_reported(self):
+        store, _ = self.build()
+        (store / "notes.txt").write_bytes(b"mine")
+        other = self.scratch / "other"
+        other.mkdir()
+        for z in range(3):
+            tifffile.imwrite(other / ("s%03d.tif" % z), self.volume[z, :20, :30])
+        with self.assertWarns(UserWarning) as caught:
+            report = ctstack.build_ome_zarr(
+                other, store, min_size=MIN_SIZE, force=True, voxel_size=VOXEL
+            )
+        self.assertTrue(any("notes.txt" in str(w.message) for w in caught.warnings))
+        self.assertTrue(any("notes.txt" in w for w in report.warnings), report.warnings)
+        self.assertEqual((store / "notes.txt").read_bytes(), b"mine")
+        group = zarr.open_group(str(store), mode="r")
+        np.testing.assert_array_equal(group["0"][...], self.volume[:3, :20, :30])
+
+    def test_an_unknown_voxel_size_has_no_unit_and_warns(self):
+        store = self.scratch / "nounit.ome.zarr"
+        with self.assertWarns(UserWarning) as caught:
+            ctstack.build_ome_zarr(self.stack, store, min_size=MIN_SIZE)
+        self.assertIn("voxel size is unknown", str(caught.warning))
+        axes = zarr.open_group(str(store), mode="r").attrs["ome"]["multiscales"][0]["axes"]
+        self.assertEqual([a.get("unit") for a in axes], [None, None, None])
+        # The voxel size as given, not through f32.
+        store = self.scratch / "exact.ome.zarr"
+        ctstack.build_ome_zarr(self.stack, store, min_size=MIN_SIZE, voxel_size=(0.7, 0.3, 0.1))
+        text = (store / "zarr.json").read_text()
+        self.assertNotIn("0.699999", text)
+        datasets = json.loads(text)["attributes"]["ome"]["multiscales"][0]["datasets"]
+        self.assertEqual(datasets[0]["coordinateTransformations"][0]["scale"], [0.7, 0.3, 0.1])
 
     def test_imagej_resolution_and_spacing_give_the_voxel_size(self):
         path = self.scratch / "ij.tif"
@@ -218,17 +285,195 @@ class ZarrTest(unittest.TestCase):
         report = ctstack.build_ome_zarr(big, store, **options)
         group = zarr.open_group(str(store), mode="r")
         self.assertIs(group.attrs["ctstack"]["complete"], True)
-        reference = reference_levels(volume, report.levels + 1)
+        reference = zarr_levels(reference_levels(volume, report.levels + 1))
         for k in range(report.levels + 1):
             np.testing.assert_array_equal(group[str(k)][...], reference[k])
 
     def test_sharded_store_reads_back(self):
         store, _ = self.build(name="sharded.ome.zarr", shard=(4, 16, 32))
         group = zarr.open_group(str(store), mode="r")
-        reference = reference_levels(self.volume, 4)
+        reference = zarr_levels(reference_levels(self.volume, 4))
         for k in range(4):
             np.testing.assert_array_equal(group[str(k)][...], reference[k])
             self.assertEqual(group[str(k)].shards, (4, 16, 32))
+
+
+def cli_binary():
+    """The ``ctstack`` command: ``CTSTACK_BIN``, else beside the library the
+    tests load (cargo builds both into target/debug or target/release), else
+    the checkout's target/debug or target/release, else on the PATH."""
+    env = os.environ.get("CTSTACK_BIN")
+    if env:
+        return env
+    from ctstack import _library
+
+    repo = Path(__file__).resolve().parents[2]
+    for candidate in (
+        Path(_library.library_path).with_name("ctstack"),
+        repo / "target" / "debug" / "ctstack",
+        repo / "target" / "release" / "ctstack",
+    ):
+        if candidate.is_file():
+            return str(candidate)
+    return shutil.which("ctstack")
+
+
+def files_written_since(root, start_ns):
+    """Files under ``root`` modified at or after ``start_ns`` (a rename into
+    place gives a new file a new time; copies keep their old one)."""
+    count = 0
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            try:
+                if os.stat(os.path.join(dirpath, name)).st_mtime_ns >= start_ns:
+                    count += 1
+            except FileNotFoundError:
+                pass
+    return count
+
+
+class InterruptedStoreTest(unittest.TestCase):
+    """Issue 26 item 3: ``ctstack zarr`` killed with SIGKILL at many points (a
+    fresh build, reruns of the interrupted store, and stack B written over a
+    finished store of stack A), in Zarr v3, v3 sharded and v2: after every kill,
+    each array path, opened with zarr-python as a reader that skips the OME
+    metadata would, either does not open or reads as a complete level of A or
+    of B, never a mix or a partly filled array. The kill points are spread over
+    the run by killing once the k-th file of the run has appeared, k random."""
+
+    CONFIGS = (
+        ("0.5", []),
+        ("0.5", ["--shard", "4,32,32"]),
+        ("0.4", []),
+    )
+    #: Kill points per configuration: reruns of an interrupted store, overwrites.
+    RERUN_KILLS, OVERWRITE_KILLS = 12, 7
+
+    def setUp(self):
+        if MISSING:
+            if REQUIRE_EXTERNAL:
+                self.fail("missing: " + MISSING)
+            self.skipTest("missing: " + MISSING)
+        self.binary = cli_binary()
+        if self.binary is None:
+            if REQUIRE_EXTERNAL:
+                self.fail("no ctstack binary beside the library (cargo build)")
+            self.skipTest("no ctstack binary beside the library (cargo build)")
+        self.scratch = Path(tempfile.mkdtemp(prefix="ctstack-zarr-kill-"))
+        self.addCleanup(shutil.rmtree, self.scratch, True)
+        rng = np.random.default_rng(26)
+        self.stacks = {}
+        # B: a rescan of the same shape; C: another shape (other arrays).
+        for name, depth in (("A", 14), ("B", 14), ("C", 11)):
+            stack = self.scratch / name
+            stack.mkdir()
+            volume = rng.integers(0, 65535, size=(depth, 80, 96), dtype=np.uint16)
+            for z in range(volume.shape[0]):
+                tifffile.imwrite(stack / ("s%03d.tif" % z), volume[z])
+            self.stacks[name] = stack
+
+    def command(self, stack, store, ngff, extra):
+        return [
+            self.binary, "zarr", str(stack), "--out", str(store), "--quiet",
+            "--min-size", "8", "--chunks", "2,16,16", "--compression", "zstd:15",
+            "--threads", "1", "--voxel-size", "1,1,1", "--ngff", ngff,
+        ] + extra
+
+    def levels_of(self, store):
+        """Every array of a finished store, read by zarr-python."""
+        group = zarr.open_group(str(store), mode="r")
+        self.assertIs(group.attrs["ctstack"]["complete"], True)
+        out, k = [], 0
+        while str(k) in group:
+            out.append(group[str(k)][...])
+            k += 1
+        return out
+
+    def check(self, store, candidates, what):
+        """Every array path either does not open, or reads as one candidate's
+        level, whole. Returns how many opened."""
+        opened = 0
+        for k in range(max(len(levels) for levels in candidates.values())):
+            try:
+                array = zarr.open_array(str(store), path=str(k), mode="r")
+            except Exception:
+                continue  # not an array: fine
+            got = array[...]
+            match = [
+                name
+                for name, levels in candidates.items()
+                if k < len(levels) and got.shape == levels[k].shape and np.array_equal(got, levels[k])
+            ]
+            self.assertTrue(match, "%s: level %d opens as an array that is no whole level" % (what, k))
+            opened += 1
+        return opened
+
+    def kill_after(self, command, store, target):
+        """Runs ``command``, kills it (SIGKILL) once ``target`` files of this run
+        are in ``store``; returns whether it was killed before it finished."""
+        start = time.time_ns() - 20_000_000  # file times are coarser than time_ns
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        while child.poll() is None:
+            if files_written_since(store, start) >= target:
+                child.send_signal(signal.SIGKILL)
+                break
+        child.wait()
+        if child.returncode not in (0, -signal.SIGKILL):
+            self.fail("%s: exit %s: %s" % (command, child.returncode, child.stderr.read()))
+        child.stderr.close()
+        return child.returncode == -signal.SIGKILL
+
+    def test_no_array_opens_partial_after_a_kill(self):
+        rng = random.Random(2026)
+        kills = 0
+        for ngff, extra in self.CONFIGS:
+            what = "ngff %s %s" % (ngff, " ".join(extra))
+            finished = {}
+            for name, stack in self.stacks.items():
+                store = self.scratch / ("clean-%s-%s-%d.ome.zarr" % (name, ngff, len(extra)))
+                subprocess.run(self.command(stack, store, ngff, extra), check=True)
+                finished[name] = store
+            levels = {name: self.levels_of(store) for name, store in finished.items()}
+            total = sum(len(f) for _, _, f in os.walk(finished["A"]))
+            # A fresh build, then reruns of the interrupted store.
+            store = self.scratch / ("rerun-%s-%d.ome.zarr" % (ngff, len(extra)))
+            done = 0
+            for attempt in range(10 * self.RERUN_KILLS):
+                if done == self.RERUN_KILLS:
+                    break
+                present = sum(len(f) for _, _, f in os.walk(store)) if store.exists() else 0
+                target = rng.randint(1, max(1, total - present))
+                command = self.command(self.stacks["A"], store, ngff, extra)
+                if self.kill_after(command, store, target):
+                    done += 1
+                    self.check(store, {"A": levels["A"]}, "%s, rerun kill %d" % (what, done))
+                else:
+                    # Ran to the end: it must be whole; start afresh.
+                    self.assertEqual(self.check(store, {"A": levels["A"]}, what), len(levels["A"]))
+                    shutil.rmtree(store)
+            self.assertEqual(done, self.RERUN_KILLS, what)
+            kills += done
+            # Stack B written over a finished store of stack A, killed.
+            done = 0
+            for attempt in range(10 * self.OVERWRITE_KILLS):
+                if done == self.OVERWRITE_KILLS:
+                    break
+                store = self.scratch / ("over-%s-%d-%d.ome.zarr" % (ngff, len(extra), attempt))
+                shutil.copytree(finished["A"], store)
+                target = rng.randint(1, total)
+                new = "B" if attempt % 2 == 0 else "C"
+                command = self.command(self.stacks[new], store, ngff, extra + ["--force"])
+                if self.kill_after(command, store, target):
+                    done += 1
+                    self.check(store, levels, "%s, overwrite by %s, kill %d" % (what, new, done))
+                    # A rerun finishes it: every array opens as the new stack's.
+                    subprocess.run(command, check=True)
+                    got = self.check(store, {new: levels[new]}, what)
+                    self.assertEqual(got, len(levels[new]))
+                shutil.rmtree(store)
+            self.assertEqual(done, self.OVERWRITE_KILLS, what)
+            kills += done
+        self.assertGreaterEqual(kills, 50)
 
 
 class DaskZarrTest(unittest.TestCase):
@@ -268,6 +513,13 @@ class DaskZarrTest(unittest.TestCase):
             report = cd.build_ome_zarr(
                 stack, many, client=client, min_size=5, slab_size=8, **options
             )
+            # Issue 26 item 0 on Dask too: a store at, in or around the input is
+            # refused, force or not, before anything is written.
+            before = sorted(p.name for p in stack.iterdir())
+            for store in (stack, stack / "inside.ome.zarr", scratch):
+                with self.assertRaises(ctstack.InvalidArgumentError):
+                    cd.build_ome_zarr(stack, store, client=client, min_size=5, force=True)
+            self.assertEqual(sorted(p.name for p in stack.iterdir()), before)
         self.assertGreater(report.slabs, 1)
         self.assertEqual(report.slab_size % 8, 0)
 

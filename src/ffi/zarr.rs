@@ -47,12 +47,14 @@ pub struct ctstack_zarr_options {
     pub compression: i32,
     /// zstd level, -7 ..= 22 (default 3).
     pub zstd_level: i32,
-    /// Level 0's voxel size z, y, x in `unit`s; all 0 (default): from the first
-    /// slice's TIFF resolution tags (z = x unless ImageJ's spacing says), else 1, 1, 1.
+    /// Level 0's voxel size z, y, x in `unit`s, stored exactly; all 0 (default):
+    /// from the first slice's TIFF resolution tags (z = x unless ImageJ's spacing
+    /// says), else unknown: 1, 1, 1 with no unit, and a report warning.
     pub voxel_size: [f64; 3],
     /// An NGFF space unit; NULL: "micrometer".
     pub unit: *const c_char,
-    /// Nonzero: replace what is at `store` even if it is not a ctstack store.
+    /// No effect (kept for existing callers): a ctstack store or an empty
+    /// folder is written without it, and nothing else ever is.
     pub force: i32,
     /// `CTSTACK_ZARR_WHOLE` (default), `_PREPARE`, `_SLAB` or `_FINISH`.
     pub step: i32,
@@ -126,13 +128,14 @@ impl ctstack_zarr_options {
             n => return Err(invalid(format!("zarr_options->compression is {n}: 0 or 1"))),
         };
         let shard = (self.shard != [0; 3]).then_some(self.shard);
-        let builder = ZarrBuilder::new(pyramid, PathBuf::from(store))
+        let mut builder = ZarrBuilder::new(pyramid, PathBuf::from(store))
             .ngff(ngff)
             .chunks(self.chunks)
             .shard(shard)
-            .compression(compression)
-            .unit(unit.unwrap_or("micrometer"))
-            .force(self.force != 0);
+            .compression(compression);
+        if let Some(unit) = unit {
+            builder = builder.unit(unit);
+        }
         Ok(match self.voxel_size {
             [0.0, 0.0, 0.0] => builder,
             size => builder.voxel_size(size),
@@ -240,6 +243,10 @@ impl ZarrRequest {
         ctstack_job::spawn(move |progress, cancel| {
             let plan = builder.plan()?;
             let z = ZarrRequest::run(&plan, step, progress, cancel)?;
+            // The plan's warnings (gaps, an unknown voxel size), then what the
+            // run found (a user's files left in the store).
+            let mut warnings = plan.warnings().to_vec();
+            warnings.extend(z.notes.iter().cloned());
             // The job report's counts: files written ("rebuilt") and files
             // already holding their bytes ("kept").
             Ok(JobReport::new(Summary {
@@ -248,10 +255,7 @@ impl ZarrRequest {
                 kept: z.unchanged,
                 rebuilt: z.written,
                 removed: 0,
-                warnings: left_out
-                    .into_iter()
-                    .chain(plan.warnings().iter().cloned())
-                    .collect(),
+                warnings: left_out.into_iter().chain(warnings).collect(),
                 input_bytes: z.input_bytes,
                 elapsed: z.elapsed,
             }))

@@ -21,34 +21,50 @@ pub(crate) const CTSTACK_KEY: &str = "ctstack";
 /// How each level is made, for the `metadata` of `multiscales`.
 const METHOD: &str = "exact 2x2x2 mean (ctstack): level k+1 sample = mean of a 2x2x2 block of \
                       level k, integers rounded half up once (sum + 4) / 8, floats summed in \
-                      f32 pairs; z halves as ceil(n / 2), an odd last slice averaged with \
-                      itself; y and x as floor(n / 2), an odd last row or column left out";
+                      f64; y and x as floor(n / 2), an odd last row or column left out; in z \
+                      level k keeps the floor(n / 2^k) planes that each average exactly 2^k \
+                      slices (at least one plane: then it averages the whole stack and spans \
+                      it), so that every voxel sits at the centre of the slices it averages";
 
-/// The axes, z y x, all of type space, in `unit`.
-fn axes(unit: AxisUnitSpace) -> Vec<Axis> {
+/// The axes, z y x, all of type space, in `unit` (none when unknown: the
+/// NGFF specification makes the unit optional, and a reader then takes the
+/// coordinates as plain voxel units).
+fn axes(unit: Option<AxisUnitSpace>) -> Vec<Axis> {
     ["z", "y", "x"]
         .into_iter()
         .map(|name| Axis {
             name: name.to_string(),
             r#type: Some(AxisType::Space),
-            unit: Some(AxisUnit::Space(unit)),
+            unit: unit.map(AxisUnit::Space),
         })
         .collect()
 }
 
-/// Level `k`'s scale and translation for level-0 voxel size `s0`: `s0 * 2^k`
-/// and `s0 * (2^k - 1) / 2` (voxel centres: a level-k voxel's centre is the
-/// centre of the 2^k level-0 voxels it averages).
-pub(crate) fn level_transform(s0: [f64; 3], k: usize) -> ([f64; 3], [f64; 3]) {
+/// Level `k`'s scale and translation (z, y, x) for level-0 voxel size `s0`
+/// and an `n`-slice stack, so that each voxel's centre is the centre of the
+/// level-0 voxels it averages: `s0 * 2^k` and `s0 * (2^k - 1) / 2`; in z, when
+/// the level's one plane averages the whole stack (`n < 2^k`), `s0 * n` and
+/// `s0 * (n - 1) / 2` (see the module docs of `zarr`).
+pub(crate) fn level_transform(s0: [f64; 3], n: usize, k: usize) -> ([f64; 3], [f64; 3]) {
     let f = (1u64 << k.min(62)) as f64;
-    (s0.map(|s| s * f), s0.map(|s| s * (f - 1.0) / 2.0))
+    let mut scale = s0.map(|s| s * f);
+    let mut translation = s0.map(|s| s * (f - 1.0) / 2.0);
+    if n.checked_shr(k as u32).unwrap_or(0) == 0 {
+        let n = n as f64;
+        scale[0] = s0[0] * n;
+        translation[0] = s0[0] * (n - 1.0) / 2.0;
+    }
+    (scale, translation)
 }
 
-/// The multiscales entry: one dataset per level, path `k`.
+/// The multiscales entry: one dataset per level, path `k`, with the
+/// transforms as f32 (the NGFF types' number, for their checks); the file
+/// gets the f64 values ([`exact_transforms`]).
 fn datasets(plan: &ZarrPlan) -> Vec<MultiscaleImageDataset> {
+    let n = plan.levels()[0].count;
     (0..plan.levels().len())
         .map(|k| {
-            let (scale, translation) = level_transform(plan.voxel_size, k);
+            let (scale, translation) = level_transform(plan.voxel_size, n, k);
             let f32s = |v: [f64; 3]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
             MultiscaleImageDataset {
                 path: k.to_string(),
@@ -59,6 +75,22 @@ fn datasets(plan: &ZarrPlan) -> Vec<MultiscaleImageDataset> {
             }
         })
         .collect()
+}
+
+/// Replaces the f32 transforms of the serialised `multiscales` entry with
+/// the f64 values, so the file holds the voxel size exactly as given.
+fn exact_transforms(plan: &ZarrPlan, image: &mut Value) {
+    let n = plan.levels()[0].count;
+    let Some(datasets) = image.get_mut("datasets").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for (k, dataset) in datasets.iter_mut().enumerate() {
+        let (scale, translation) = level_transform(plan.voxel_size, n, k);
+        dataset["coordinateTransformations"] = json!([
+            {"type": "scale", "scale": scale},
+            {"type": "translation", "translation": translation},
+        ]);
+    }
 }
 
 /// `metadata` of the multiscales entry: the method and who made it.
@@ -78,7 +110,7 @@ pub(crate) fn complete_attributes(plan: &ZarrPlan) -> Result<Map<String, Value>,
         .file_stem()
         .map(|n| n.to_string_lossy().trim_end_matches(".ome").to_string());
     let unit = plan.unit;
-    let mut attrs = ctstack_attributes(plan, true);
+    let mut attrs = ctstack_attributes(plan, true)?;
     match plan.ngff {
         Ngff::V0_4 => {
             let image = ome_zarr_metadata::v0_4::MultiscaleImage {
@@ -91,7 +123,9 @@ pub(crate) fn complete_attributes(plan: &ZarrPlan) -> Result<Map<String, Value>,
                 metadata: Some(method_metadata()),
             };
             image.validate().map_err(invalid)?;
-            attrs.insert("multiscales".into(), json!([to_value(&image)?]));
+            let mut image = to_value(&image)?;
+            exact_transforms(plan, &mut image);
+            attrs.insert("multiscales".into(), json!([image]));
         }
         Ngff::V0_5 => {
             let image = ome_zarr_metadata::v0_5::MultiscaleImage {
@@ -107,27 +141,69 @@ pub(crate) fn complete_attributes(plan: &ZarrPlan) -> Result<Map<String, Value>,
                 ..Default::default()
             };
             ome.validate().map_err(invalid)?;
-            attrs.insert("ome".into(), to_value(&ome)?);
+            let mut ome = to_value(&ome)?;
+            if let Some(images) = ome.get_mut("multiscales").and_then(Value::as_array_mut) {
+                images.iter_mut().for_each(|i| exact_transforms(plan, i));
+            }
+            attrs.insert("ome".into(), ome);
         }
     }
     Ok(attrs)
 }
 
-/// ctstack's attribute: who wrote the store, whether it is complete, and what
-/// the levels are made of (so a rerun with other options is told apart).
-pub(crate) fn ctstack_attributes(plan: &ZarrPlan, complete: bool) -> Map<String, Value> {
+/// ctstack's attribute: who wrote the store, whether it is complete, what
+/// the levels are made of, and each level's array layout (its metadata, so a
+/// rerun with other options is told apart while the arrays' own metadata is
+/// not there yet); for a MinIsWhite stack, how the values were inverted.
+pub(crate) fn ctstack_attributes(
+    plan: &ZarrPlan,
+    complete: bool,
+) -> Result<Map<String, Value>, Error> {
+    let arrays = (0..plan.levels().len())
+        .map(|k| array_record(plan, k))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut value = json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "complete": complete,
+        "levels": plan.levels().len(),
+        "sample_type": plan.sample_type().name(),
+        "photometric": format!("{:?}", plan.pyramid.photometric()),
+        "arrays": arrays,
+    });
+    if let Some(note) = plan.inversion_note() {
+        value["values"] = json!(note);
+    }
     let mut attrs = Map::new();
-    attrs.insert(
-        CTSTACK_KEY.into(),
-        json!({
-            "version": env!("CARGO_PKG_VERSION"),
-            "complete": complete,
-            "levels": plan.levels().len(),
-            "sample_type": plan.sample_type().name(),
-            "photometric": format!("{:?}", plan.pyramid.photometric()),
-        }),
-    );
-    attrs
+    attrs.insert(CTSTACK_KEY.into(), value);
+    Ok(attrs)
+}
+
+/// Level `k`'s array metadata as JSON: what the root group records as the
+/// level's layout.
+pub(crate) fn array_record(plan: &ZarrPlan, k: usize) -> Result<Value, Error> {
+    to_value(&array_metadata(plan, k)?)
+}
+
+/// Level `k`'s own metadata files, `(key, bytes)`, in the order they are
+/// written: `k/zarr.json` (v3); `k/.zattrs` then `k/.zarray` (v2, the file
+/// that makes the folder an array last; without v3's `node_type`, which the v2
+/// specification does not have).
+pub(crate) fn array_files(plan: &ZarrPlan, k: usize) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    let mut doc = array_record(plan, k)?;
+    Ok(match plan.ngff {
+        Ngff::V0_5 => vec![(format!("{k}/zarr.json"), pretty(&doc)?)],
+        Ngff::V0_4 => {
+            let object = doc
+                .as_object_mut()
+                .ok_or_else(|| Error::internal("array metadata is not a JSON object"))?;
+            object.remove("node_type");
+            let attributes = object.remove("attributes").unwrap_or_else(|| json!({}));
+            vec![
+                (format!("{k}/.zattrs"), pretty(&attributes)?),
+                (format!("{k}/.zarray"), pretty(&doc)?),
+            ]
+        }
+    })
 }
 
 fn to_value(v: &impl serde::Serialize) -> Result<Value, Error> {

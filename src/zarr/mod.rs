@@ -6,17 +6,50 @@
 //! Zarr writer (`sink.rs`) instead of the TIFF writer. One array per level, at
 //! `<store>/<k>`, axes z y x.
 //!
+//! # Where each voxel is
+//!
+//! Level-k voxel (z, y, x) of the metadata sits at the centre of the level-0
+//! voxels it averages: scale `s0 * 2^k` and translation `s0 * (2^k - 1) / 2`
+//! on every axis. In y and x that is exact as is (the pyramid drops an odd
+//! last row or column). In z, the TIFF pyramid pairs an odd last plane with
+//! itself (CTHarvester's rule), so a level's last plane can average fewer than
+//! `2^k` slices, with unequal weights: no regular grid places it. The OME-Zarr
+//! levels therefore keep only the planes that average exactly `2^k` slices,
+//! the first `floor(n / 2^k)` of the TIFF level (the same samples); when no
+//! plane does (`n < 2^k`), the level's one plane is kept and spans the stack:
+//! z scale `s0 * n`, translation `s0 * (n - 1) / 2` (its sources' centre; the
+//! weights within are the pairing's, equal only when `n` is a power of two).
+//! So a level is the TIFF level without its last plane exactly when `2^k`
+//! does not divide `n` and `n >= 2^k`. See `zarr_depth`.
+//!
 //! # The store, and interrupted runs
+//!
+//! At every instant of a build, a rerun or an overwrite, each array path
+//! either does not open as an array or opens as the complete, correct array,
+//! in any reader (zarr-python, tensorstore, dask, which skip the OME metadata):
 //!
 //! - Every file (chunk, shard, metadata) appears atomically (temporary name,
 //!   then rename), and a file that already holds the bytes a run would write is
 //!   not written again (`store.rs`).
-//! - The root group's OME metadata (`multiscales`) is written last, after every
-//!   chunk of every level is on disk: a store that has it is complete. Until
-//!   then the root group carries only ctstack's attribute (`"complete":
-//!   false`), by which a rerun recognises its own store and finishes it.
-//! - A folder that is neither empty nor a ctstack store is never overwritten or
-//!   deleted unless [`ZarrBuilder::force`] says so.
+//! - An array's own metadata (`zarr.json`, or `.zattrs` then `.zarray`) is
+//!   written only after its last chunk is on disk and synced, with the folders
+//!   that hold them ([`ZarrPlan::finish`]). Before the first chunk of a run
+//!   changes, every array's metadata is removed, the removal synced, and the
+//!   root group marked incomplete (`store.rs`, "withdrawing"): an unchanged
+//!   rerun touches nothing.
+//! - The root group's OME metadata (`multiscales`) is written last: a store
+//!   that has it is complete. Until then the root group carries only ctstack's
+//!   attribute (`"complete": false`, and each level's array layout), by which a
+//!   rerun recognises its own store and finishes it.
+//!
+//! # Whose files
+//!
+//! ctstack deletes only what it writes in a store: the metadata files, the
+//! chunk files of its levels (digit names), its temporary files, and folders
+//! of those once empty. A path that holds anything else and is not a ctstack
+//! store is refused, whatever the options; a file a user put inside a ctstack
+//! store is left in place (and named in [`ZarrSummary::notes`]). A store path
+//! equal to, inside, or containing an input is refused by the plan.
 //!
 //! # Memory
 //!
@@ -36,13 +69,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ome_zarr_metadata::v0_4::AxisUnitSpace;
-use zarrs::array::{Array, ArrayMetadataOptions};
+use serde_json::Value;
+use zarrs::array::Array;
 
-use self::metadata::{array_metadata, complete_attributes, ctstack_attributes, group_files};
+use self::metadata::{
+    CTSTACK_KEY, array_files, array_metadata, array_record, complete_attributes,
+    ctstack_attributes, group_files, read_ctstack_attribute,
+};
 use self::sink::ZarrSink;
-use self::store::{AtomicFolder, sweep_temps};
+use self::store::{
+    ARRAY_METADATA, AtomicFolder, Withdrawal, remove_chunks, remove_dir_if_empty,
+    remove_file_if_there, sweep_temps, sync_files_and_folders,
+};
+use crate::durable::sync_dir;
 use crate::pyramid::{self, LevelShape, Plan};
-use crate::{CancelFlag, Error, PyramidBuilder, SampleType};
+use crate::{CancelFlag, Error, Photometric, PyramidBuilder, SampleType, Slice};
 
 /// The default chunk: 16 slices of 256 x 256 (z, y, x). 1 MiB of u8, 2 MiB of
 /// u16/i16, 4 MiB of f32: large enough that a filesystem or object store
@@ -123,6 +164,22 @@ impl std::str::FromStr for ChunkCompression {
     }
 }
 
+/// Level `k`'s depth in the OME-Zarr store of an `n`-slice stack: the planes
+/// of the TIFF pyramid's level `k` that average exactly `2^k` slices,
+/// `floor(n / 2^k)`, or its one plane when none does (see the module docs).
+pub(crate) fn zarr_depth(n: usize, k: usize) -> usize {
+    n.checked_shr(k as u32).unwrap_or(0).max(1).min(n.max(1))
+}
+
+/// How MinIsWhite samples are stored so that viewers show them as TIFF viewers
+/// do: inverted, `max - v` for unsigned integers (`max = 2^bits - 1`, `bits` as
+/// stored in the file), `-1 - v` for `i16`, `-v` for `f32`: all exact.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Inversion {
+    /// `2^bits - 1` for unsigned samples.
+    pub max: u32,
+}
+
 /// Builds an OME-Zarr multiscale image from a stack of slices: the inputs and
 /// the levels as a [`PyramidBuilder`] says (its output folder and `force` are
 /// not used), the store's layout as set here.
@@ -146,8 +203,7 @@ pub struct ZarrBuilder {
     shard: Option<[u32; 3]>,
     compression: ChunkCompression,
     voxel_size: Option<[f64; 3]>,
-    unit: String,
-    force: bool,
+    unit: Option<String>,
 }
 
 impl ZarrBuilder {
@@ -161,8 +217,7 @@ impl ZarrBuilder {
             shard: None,
             compression: ChunkCompression::default(),
             voxel_size: None,
-            unit: "micrometer".into(),
-            force: false,
+            unit: None,
         }
     }
 
@@ -192,7 +247,9 @@ impl ZarrBuilder {
         self
     }
 
-    /// Level 0's voxel size z, y, x in [`ZarrBuilder::unit`]s (default 1, 1, 1).
+    /// Level 0's voxel size z, y, x in [`ZarrBuilder::unit`]s, stored exactly
+    /// as given. Without it: from the first slice's resolution tags, else
+    /// unknown (1, 1, 1 with no unit, and a warning).
     pub fn voxel_size(mut self, voxel_size: [f64; 3]) -> Self {
         self.voxel_size = Some(voxel_size);
         self
@@ -200,18 +257,23 @@ impl ZarrBuilder {
 
     /// The unit of the axes: an NGFF space unit, `micrometer` by default.
     pub fn unit(mut self, unit: impl Into<String>) -> Self {
-        self.unit = unit.into();
+        self.unit = Some(unit.into());
         self
     }
 
-    /// Replace whatever is at the store's path, even if it is not a ctstack store.
-    pub fn force(mut self, force: bool) -> Self {
-        self.force = force;
+    /// No effect, kept for existing callers: ctstack replaces only its own
+    /// stores (and fills empty folders), which needs no flag, and never
+    /// deletes what it did not write, whatever the options.
+    pub fn force(self, force: bool) -> Self {
+        let _ = force;
         self
     }
 
     /// Checks the options and every input slice's header (as
     /// [`PyramidBuilder::plan`]); writes nothing.
+    ///
+    /// Errors: [`Error::Usage`] for a bad option, or a store path that is an
+    /// input, holds one or lies inside the input folder.
     pub fn plan(&self) -> Result<ZarrPlan, Error> {
         self.plan_with(self.pyramid.plan()?)
     }
@@ -220,9 +282,19 @@ impl ZarrBuilder {
         if self.chunks.contains(&0) {
             return Err(Error::usage("chunk sizes must be at least 1"));
         }
+        self.check_store_apart_from_inputs(&pyramid)?;
+        let levels: Vec<LevelShape> = pyramid
+            .levels()
+            .iter()
+            .enumerate()
+            .map(|(k, l)| LevelShape {
+                count: zarr_depth(pyramid.levels()[0].count, k),
+                ..*l
+            })
+            .collect();
         // A chunk larger than the stack is cut to it (as other writers do): its
         // padding would only cost memory, time and disk.
-        let level0 = pyramid.levels()[0];
+        let level0 = levels[0];
         let extent = [
             level0.count as u64,
             level0.height.into(),
@@ -280,19 +352,41 @@ impl ZarrBuilder {
                 MAX_BAND_BYTES >> 30
             )));
         }
+        let unit_name = self.unit.as_deref().unwrap_or("micrometer");
+        let parsed_unit: AxisUnitSpace = serde_json::from_value(serde_json::json!(unit_name))
+            .map_err(|_| {
+                Error::usage(format!(
+                    "unit {unit_name:?} is not an NGFF space unit (micrometer, nanometer, \
+                     millimeter, ...)"
+                ))
+            })?;
         let from_tags = || {
             let first = pyramid.inputs().first()?;
-            resolution::from_tags(&first.path, &self.unit)
+            resolution::from_tags(&first.path, unit_name)
         };
-        let (voxel_size, voxel_note) = match self.voxel_size {
-            Some(size) => (size, None),
+        let mut warnings = pyramid.warnings().to_vec();
+        let (voxel_size, voxel_note, unit) = match self.voxel_size {
+            Some(size) => (size, None, Some(parsed_unit)),
             None => match from_tags() {
-                Some((size, note)) => (size, Some(note)),
-                None => ([1.0; 3], None),
+                Some((size, note)) => (size, Some(note), Some(parsed_unit)),
+                None => {
+                    warnings.push(format!(
+                        "the physical voxel size is unknown (no resolution tags in {}, no \
+                         voxel size given): the axes are written without a unit and scaled \
+                         in voxels (level 0: 1, 1, 1); give --voxel-size Z,Y,X (and --unit) \
+                         to record it",
+                        pyramid
+                            .inputs()
+                            .first()
+                            .map_or_else(String::new, |i| i.path.display().to_string())
+                    ));
+                    ([1.0; 3], None, None)
+                }
             },
         };
-        // Every level's scale must stay a finite f32 (the NGFF types' number).
-        let top = (1u64 << (pyramid.levels().len() - 1).min(63)) as f64;
+        // Every level's scale must stay a finite f32 (the NGFF types' number;
+        // the file holds the f64).
+        let top = (1u64 << (levels.len() - 1).min(63)).max(level0.count as u64) as f64;
         if voxel_size
             .iter()
             .any(|s| !s.is_finite() || *s <= 0.0 || !((s * top) as f32).is_finite())
@@ -301,15 +395,13 @@ impl ZarrBuilder {
                 "voxel size {voxel_size:?}: every value must be a number > 0 (and below 1e30)"
             )));
         }
-        let unit: AxisUnitSpace =
-            serde_json::from_value(serde_json::json!(self.unit)).map_err(|_| {
-                Error::usage(format!(
-                    "unit {:?} is not an NGFF space unit (micrometer, nanometer, millimeter, ...)",
-                    self.unit
-                ))
-            })?;
+        let inversion = match pyramid.photometric() {
+            Photometric::MinIsBlack => None,
+            Photometric::MinIsWhite => Some(inversion_of(&pyramid)?),
+        };
         Ok(ZarrPlan {
             pyramid,
+            levels,
             store: self.store.clone(),
             ngff: self.ngff,
             chunks,
@@ -318,9 +410,122 @@ impl ZarrBuilder {
             voxel_size,
             voxel_note,
             unit,
-            force: self.force,
+            warnings,
+            inversion,
         })
     }
+
+    /// Refuses a store path that is an input, holds one, or (for a folder of
+    /// slices) lies inside the input folder: compared as canonical paths, so
+    /// that `..`, `.` and symbolic links do not hide it.
+    fn check_store_apart_from_inputs(&self, pyramid: &Plan) -> Result<(), Error> {
+        let store = canonical_target(&self.store);
+        let refuse = |input: &Path, how: &str| {
+            Err(Error::usage(format!(
+                "the store {} {how} {}: ctstack does not write a store there (it would mix \
+                 with, or replace, the input); choose a store path outside it, e.g. {}",
+                self.store.display(),
+                input.display(),
+                suggested_store(input).display()
+            )))
+        };
+        // A folder of slices: the folder itself is the input.
+        let folder = self
+            .pyramid
+            .listing()
+            .and_then(|l| l.files.first())
+            .and_then(|f| f.parent())
+            .map(Path::to_path_buf);
+        if let Some(folder) = folder {
+            let input = canonical_target(&folder);
+            if store == input {
+                return refuse(&folder, "is the input folder");
+            }
+            if input.starts_with(&store) {
+                return refuse(&folder, "contains the input folder");
+            }
+            if store.starts_with(&input) {
+                return refuse(&folder, "is inside the input folder");
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for slice in pyramid.inputs() {
+            if !seen.insert(&slice.path) {
+                continue;
+            }
+            let input = canonical_target(&slice.path);
+            if store == input {
+                return refuse(&slice.path, "is the input file");
+            }
+            if input.starts_with(&store) {
+                return refuse(&slice.path, "contains the input file");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `path` made canonical as far as it exists (symbolic links resolved), the
+/// rest appended (`..` removing a component).
+fn canonical_target(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut rest = Vec::new();
+    let mut head = absolute.as_path();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(head) {
+            let mut out = real;
+            for part in rest.iter().rev() {
+                match part {
+                    std::path::Component::ParentDir => {
+                        out.pop();
+                    }
+                    std::path::Component::CurDir => {}
+                    other => out.push(other.as_os_str()),
+                }
+            }
+            return out;
+        }
+        match (head.parent(), head.components().next_back()) {
+            (Some(parent), Some(last)) => {
+                rest.push(last);
+                head = parent;
+            }
+            _ => return absolute,
+        }
+    }
+}
+
+/// `scan` -> `scan.ome.zarr` beside it (a file: its stem), named after the
+/// canonical path (so `.` gives a name).
+fn suggested_store(input: &Path) -> PathBuf {
+    let input = &canonical_target(input);
+    let mut name = match input.is_file() {
+        true => input.file_stem(),
+        false => input.file_name(),
+    }
+    .map_or_else(|| "stack".into(), std::ffi::OsStr::to_os_string);
+    name.push(".ome.zarr");
+    input.with_file_name(name)
+}
+
+/// The inversion of a MinIsWhite stack: `max` from the first slice's stored bits
+/// (or the sample type's, when the stack's depth is converted).
+fn inversion_of(pyramid: &Plan) -> Result<Inversion, Error> {
+    let bits = match pyramid.inputs().first() {
+        Some(first) => {
+            let slice = Slice::open_page(&first.path, first.page, pyramid.open_options())?;
+            match slice.sample_type() == pyramid.sample_type() {
+                true => slice.stored_bits(),
+                false => pyramid.sample_type().bits(),
+            }
+        }
+        None => pyramid.sample_type().bits(),
+    };
+    let max = match bits {
+        1..=31 => (1u32 << bits) - 1,
+        _ => u32::MAX,
+    };
+    Ok(Inversion { max })
 }
 
 /// The largest chunk or shard, uncompressed, ctstack writes: 2 GiB.
@@ -335,6 +540,8 @@ const MAX_BAND_BYTES: u64 = 8 << 30;
 #[derive(Debug, Clone)]
 pub struct ZarrPlan {
     pyramid: Plan,
+    /// The arrays' shapes: the pyramid's levels, z as `zarr_depth` says.
+    levels: Vec<LevelShape>,
     store: PathBuf,
     ngff: Ngff,
     chunks: [u64; 3],
@@ -343,8 +550,11 @@ pub struct ZarrPlan {
     voxel_size: [f64; 3],
     /// Where the voxel size came from, when not from the user nor the default.
     voxel_note: Option<String>,
-    unit: AxisUnitSpace,
-    force: bool,
+    /// The axes' unit; `None`: unknown (no unit written).
+    unit: Option<AxisUnitSpace>,
+    warnings: Vec<String>,
+    /// How MinIsWhite samples are stored; `None` for MinIsBlack.
+    inversion: Option<Inversion>,
 }
 
 /// What a run did.
@@ -353,9 +563,10 @@ pub struct ZarrPlan {
 pub struct ZarrSummary {
     /// The store.
     pub store: PathBuf,
-    /// Levels 0 ..= L.
+    /// The arrays' shapes, levels 0 ..= L.
     pub levels: Vec<LevelShape>,
-    /// Files (chunks, shards, metadata) this run wrote.
+    /// Files (chunks, shards, metadata) this run wrote; a file written twice
+    /// (the root group: first marked incomplete, then complete) counts once.
     pub written: usize,
     /// Files that already held what this run would have written: left alone.
     pub unchanged: usize,
@@ -363,6 +574,9 @@ pub struct ZarrSummary {
     pub input_bytes: u64,
     /// Wall time.
     pub elapsed: Duration,
+    /// What the user should know: files in the store that ctstack did not
+    /// write, left in place.
+    pub notes: Vec<String>,
 }
 
 impl ZarrPlan {
@@ -371,9 +585,13 @@ impl ZarrPlan {
         &self.pyramid
     }
 
-    /// Levels 0 ..= L, as the TIFF pyramid's.
+    /// The arrays' shapes, levels 0 ..= L: the TIFF pyramid's levels, but
+    /// in z only the planes that average exactly `2^k` slices, `floor(n / 2^k)`
+    /// (at least 1), so that the metadata places every voxel exactly at the
+    /// centre of the slices it averages. A level is the TIFF level without its
+    /// last plane when `2^k` does not divide `n` and `n >= 2^k`.
     pub fn levels(&self) -> &[LevelShape] {
-        self.pyramid.levels()
+        &self.levels
     }
 
     /// The stack's sample type: every level's data type.
@@ -381,21 +599,50 @@ impl ZarrPlan {
         self.pyramid.sample_type()
     }
 
-    /// Non-fatal findings of the plan (gaps in the numbering).
+    /// Non-fatal findings of the plan: gaps in the numbering, an unknown
+    /// physical voxel size.
     pub fn warnings(&self) -> &[String] {
-        self.pyramid.warnings()
+        &self.warnings
     }
 
     /// Level 0's voxel size (z, y, x): as given, else from the first slice's
-    /// TIFF resolution tags (see [`ZarrPlan::notes`]), else 1, 1, 1.
+    /// TIFF resolution tags (see [`ZarrPlan::notes`]), else 1, 1, 1 (unknown:
+    /// see [`ZarrPlan::unit`]).
     pub fn voxel_size(&self) -> [f64; 3] {
         self.voxel_size
     }
 
+    /// The axes' unit (`"micrometer"`, ...), or `None` when the physical size
+    /// is unknown and the axes carry no unit.
+    pub fn unit(&self) -> Option<String> {
+        let unit = self.unit?;
+        serde_json::to_value(unit)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+    }
+
     /// Notes on the plan: where the voxel size came from when the resolution
-    /// tags gave it.
+    /// tags gave it; how MinIsWhite samples are stored.
     pub fn notes(&self) -> Vec<String> {
-        self.voxel_note.iter().cloned().collect()
+        let mut notes: Vec<String> = self.voxel_note.iter().cloned().collect();
+        if let Some(note) = self.inversion_note() {
+            notes.push(note);
+        }
+        notes
+    }
+
+    /// What the stored values are, for a MinIsWhite stack.
+    fn inversion_note(&self) -> Option<String> {
+        let inversion = self.inversion?;
+        let rule = match self.sample_type() {
+            SampleType::I16 => "-1 - v".to_string(),
+            SampleType::F32 => "-v".to_string(),
+            _ => format!("{} - v", inversion.max),
+        };
+        Some(format!(
+            "the slices are MinIsWhite (0 is white): stored inverted, {rule} of the file's value \
+             v, so that viewers that read OME-Zarr show what TIFF viewers show"
+        ))
     }
 
     /// The store's folder.
@@ -444,54 +691,36 @@ impl ZarrPlan {
     /// whole stack, [`ZarrPlan::finish`]. A rerun after an interruption (or of a
     /// finished store) writes only the files that are missing or differ.
     ///
-    /// Errors: [`Error::State`] if the path holds something that is not a ctstack
-    /// store and [`ZarrBuilder::force`] is off; the pyramid's errors for bad inputs.
+    /// Errors: [`Error::State`] if the path holds something that is not a
+    /// ctstack store (nothing is written or removed then); the pyramid's errors
+    /// for bad inputs.
     pub fn run(
         &self,
         progress: &mut dyn FnMut(u64, u64),
         cancel: &CancelFlag,
     ) -> Result<ZarrSummary, Error> {
         let started = Instant::now();
-        let prepared = self.prepare()?;
-        let mut summary = self.run_slab(0..self.levels()[0].count, progress, cancel)?;
-        let finished = self.finish()?;
-        summary.written += prepared.written + finished.written;
-        summary.unchanged += prepared.unchanged + finished.unchanged;
-        summary.elapsed = started.elapsed();
+        let store = Arc::new(self.open_store()?);
+        let notes = self.prepare_in(&store)?;
+        let input_bytes = self.run_slab_in(&store, 0..self.levels()[0].count, progress, cancel)?;
+        self.finish_in(&store)?;
+        let mut summary = self.summary(&store, input_bytes, started);
+        summary.notes = notes;
         Ok(summary)
     }
 
     /// The first step: claims the folder (see [`ZarrPlan::run`] for what is
     /// refused), removes temporary files of killed runs and what an earlier
-    /// run made that no longer fits (arrays of other shapes or codecs, levels
-    /// beyond L), and writes the root group (marked incomplete) and every
-    /// level's array metadata. Slabs run after it.
+    /// run made that no longer fits (chunks of arrays of other shapes or
+    /// codecs, levels beyond L: only ctstack's files), and records the levels'
+    /// layout in the root group, marked incomplete. Slabs run after it.
     pub fn prepare(&self) -> Result<ZarrSummary, Error> {
         let started = Instant::now();
-        self.claim()?;
-        let store = Arc::new(AtomicFolder::new(&self.store));
-        for (key, bytes) in group_files(self.ngff, ctstack_attributes(self, false))? {
-            store.put(key, &bytes)?;
-        }
-        for (k, array) in self.arrays(&store)?.iter().enumerate() {
-            let before = store.counts().0;
-            // Without zarrs' own attribute (its version): a zarrs upgrade alone
-            // must not make a rerun think the array changed.
-            let options = ArrayMetadataOptions::default().with_include_zarrs_metadata(false);
-            array.store_metadata_opt(&options).map_err(|e| {
-                let what = "cannot write array metadata";
-                Error::io(
-                    &self.level_dir(k),
-                    what,
-                    std::io::Error::other(e.to_string()),
-                )
-            })?;
-            if store.counts().0 != before {
-                // New or different metadata: chunks left by another layout are not this array's.
-                self.clear_chunks(k)?;
-            }
-        }
-        Ok(self.summary(&store, 0, started))
+        let store = Arc::new(self.open_store()?);
+        let notes = self.prepare_in(&store)?;
+        let mut summary = self.summary(&store, 0, started);
+        summary.notes = notes;
+        Ok(summary)
     }
 
     /// Builds the chunks of every level that depend on inputs `span`, after
@@ -506,6 +735,126 @@ impl ZarrPlan {
         cancel: &CancelFlag,
     ) -> Result<ZarrSummary, Error> {
         let started = Instant::now();
+        let group = self.store.join(self.group_key());
+        if read_ctstack_attribute(&self.store)?.is_none_or(|a| a.is_null()) {
+            return Err(Error::state(
+                group,
+                "not a ctstack store: run prepare() before the slabs",
+            ));
+        }
+        let store = Arc::new(self.open_store()?);
+        let input_bytes = self.run_slab_in(&store, span, progress, cancel)?;
+        Ok(self.summary(&store, input_bytes, started))
+    }
+
+    /// The last step, after every slab: checks that every chunk of every level
+    /// is on disk; per level, syncs its chunks and their folders, then writes
+    /// the array's metadata (from then on it opens as an array); last, the root
+    /// group's OME metadata, which declares the store complete.
+    ///
+    /// Errors: [`Error::State`] naming a missing chunk (a slab did not finish:
+    /// run it again); no array metadata is written then.
+    pub fn finish(&self) -> Result<ZarrSummary, Error> {
+        let started = Instant::now();
+        let store = Arc::new(self.open_store()?);
+        self.finish_in(&store)?;
+        Ok(self.summary(&store, 0, started))
+    }
+
+    /// The store, withdrawn (root incomplete, array metadata removed) before
+    /// its first chunk changes.
+    fn open_store(&self) -> Result<AtomicFolder, Error> {
+        let root = group_files(self.ngff, ctstack_attributes(self, false)?)?;
+        let levels = (0..self.levels().len()).map(|k| k.to_string()).collect();
+        Ok(AtomicFolder::new(&self.store, Withdrawal { root, levels }))
+    }
+
+    fn prepare_in(&self, store: &AtomicFolder) -> Result<Vec<String>, Error> {
+        let root = &self.store;
+        let ours = self.claim()?;
+        let incomplete = ctstack_attributes(self, false)?;
+        let mut kept = Vec::new();
+        if ours {
+            sweep_temps(root);
+            let previous = read_ctstack_attribute(root)?.unwrap_or(Value::Null);
+            let recorded = previous.get("arrays").and_then(Value::as_array);
+            let n = self.levels().len();
+            let changed: Vec<usize> = (0..n)
+                .filter(|&k| {
+                    let was = recorded.and_then(|r| r.get(k));
+                    self.level_dir(k).exists() && array_record(self, k).ok().as_ref() != was
+                })
+                .collect();
+            let stale: Vec<PathBuf> = level_dirs(root)
+                .into_iter()
+                .filter(|(k, dir)| *k >= n && holds_ctstack_files(dir))
+                .map(|(_, dir)| dir)
+                .collect();
+            let other: Vec<PathBuf> = self
+                .other_version_files()
+                .iter()
+                .map(|name| root.join(name))
+                .filter(|p| p.is_file())
+                .collect();
+            let mut same = previous.clone();
+            if let Some(a) = same.as_object_mut() {
+                a.remove("complete");
+            }
+            let mut wanted = incomplete[CTSTACK_KEY].clone();
+            if let Some(a) = wanted.as_object_mut() {
+                a.remove("complete");
+            }
+            if !changed.is_empty() || !stale.is_empty() || !other.is_empty() || same != wanted {
+                store.withdraw()?;
+            }
+            for path in &other {
+                remove_file_if_there(path)?;
+            }
+            for dir in &stale {
+                for name in ARRAY_METADATA {
+                    remove_file_if_there(&dir.join(name))?;
+                }
+                kept.extend(remove_chunks(dir)?);
+                remove_dir_if_empty(dir)?;
+            }
+            for &k in &changed {
+                kept.extend(remove_chunks(&self.level_dir(k))?);
+            }
+            kept.extend(foreign_entries(root));
+            sync_dir(root)?;
+        }
+        // Left alone when it already says this (a finished store of the same
+        // layout stays complete until a chunk changes).
+        if !self.root_says_complete_with_same_layout()? {
+            for (key, bytes) in group_files(self.ngff, incomplete)? {
+                store.put_metadata(key, &bytes)?;
+            }
+        }
+        kept.sort();
+        kept.dedup();
+        Ok(kept
+            .iter()
+            .map(|p| format!("{}: not written by ctstack, left in place", p.display()))
+            .collect())
+    }
+
+    /// Whether the root group already holds this plan's complete attributes
+    /// (then a prepare has nothing to record).
+    fn root_says_complete_with_same_layout(&self) -> Result<bool, Error> {
+        let Some(current) = read_ctstack_attribute(&self.store)? else {
+            return Ok(false);
+        };
+        let complete = ctstack_attributes(self, true)?;
+        Ok(current == complete[CTSTACK_KEY])
+    }
+
+    fn run_slab_in(
+        &self,
+        store: &Arc<AtomicFolder>,
+        span: Range<usize>,
+        progress: &mut dyn FnMut(u64, u64),
+        cancel: &CancelFlag,
+    ) -> Result<u64, Error> {
         let count = self.levels()[0].count;
         let align = self.slab_alignment();
         let aligned = |i: usize| i.is_multiple_of(align) || i == count;
@@ -517,17 +866,9 @@ impl ZarrPlan {
                 span.start, span.end
             )));
         }
-        let group = self.store.join(self.group_key());
-        if metadata::read_ctstack_attribute(&self.store)?.is_none_or(|a| a.is_null()) {
-            return Err(Error::state(
-                group,
-                "not a ctstack store: run prepare() before the slabs",
-            ));
-        }
-        let store = Arc::new(AtomicFolder::new(&self.store));
-        let arrays = self.arrays(&store)?;
+        let arrays = self.arrays(store)?;
         let sink = ZarrSink::new(self, &arrays);
-        let input_bytes = if self.levels().len() == 1 {
+        if self.levels().len() == 1 {
             let total = span.len() as u64;
             progress(0, total);
             for (done, i) in span.enumerate() {
@@ -537,27 +878,17 @@ impl ZarrPlan {
                 sink.put_input(i)?;
                 progress(done as u64 + 1, total);
             }
-            sink.input_bytes()
+            Ok(sink.input_bytes())
         } else {
             let counts = pyramid::run_into(&self.pyramid, span, &sink, progress, cancel)?;
-            counts.input_bytes
-        };
-        let mut summary = self.summary(&store, input_bytes, started);
-        summary.input_bytes = input_bytes;
-        Ok(summary)
+            Ok(counts.input_bytes)
+        }
     }
 
-    /// The last step, after every slab: checks that every chunk of every level
-    /// is on disk, then writes the root group's OME metadata, which declares
-    /// the store complete.
-    ///
-    /// Errors: [`Error::State`] naming a missing chunk (a slab did not finish:
-    /// run it again); nothing is written then.
-    pub fn finish(&self) -> Result<ZarrSummary, Error> {
-        let started = Instant::now();
-        let store = Arc::new(AtomicFolder::new(&self.store));
-        for array in self.arrays(&store)? {
+    fn finish_in(&self, store: &Arc<AtomicFolder>) -> Result<(), Error> {
+        for (k, array) in self.arrays(store)?.iter().enumerate() {
             let grid = array.chunk_grid_shape().to_vec();
+            let mut chunks = Vec::new();
             for z in 0..grid[0] {
                 for y in 0..grid[1] {
                     for x in 0..grid[2] {
@@ -568,14 +899,22 @@ impl ZarrPlan {
                                 "missing: a slab did not finish (run it again, then finish)",
                             ));
                         }
+                        chunks.push(path);
                     }
                 }
             }
+            // The chunks (and the renames that put them there) are durable
+            // before the metadata that makes the level an array.
+            sync_files_and_folders(&chunks)?;
+            sync_dir(&self.level_dir(k))?;
+            for (key, bytes) in array_files(self, k)? {
+                store.put_metadata(&key, &bytes)?;
+            }
         }
         for (key, bytes) in group_files(self.ngff, complete_attributes(self)?)? {
-            store.put(key, &bytes)?;
+            store.put_metadata(key, &bytes)?;
         }
-        Ok(self.summary(&store, 0, started))
+        Ok(())
     }
 
     fn summary(&self, store: &AtomicFolder, input_bytes: u64, started: Instant) -> ZarrSummary {
@@ -587,6 +926,7 @@ impl ZarrPlan {
             unchanged,
             input_bytes,
             elapsed: started.elapsed(),
+            notes: Vec::new(),
         }
     }
 
@@ -595,6 +935,14 @@ impl ZarrPlan {
         match self.ngff {
             Ngff::V0_4 => ".zattrs",
             Ngff::V0_5 => "zarr.json",
+        }
+    }
+
+    /// The other Zarr version's root group files.
+    fn other_version_files(&self) -> &'static [&'static str] {
+        match self.ngff {
+            Ngff::V0_4 => &["zarr.json"],
+            Ngff::V0_5 => &[".zgroup", ".zattrs"],
         }
     }
 
@@ -617,103 +965,102 @@ impl ZarrPlan {
             .collect()
     }
 
-    /// Makes the store's folder ours: creates it, or checks that it is empty or
-    /// a ctstack store (removing it first under `force` if it is not), then
-    /// tidies a ctstack store for this plan.
-    fn claim(&self) -> Result<(), Error> {
+    /// Makes the store's folder ours: creates it, or checks that it is an empty
+    /// folder or a ctstack store (says which: `true` for a ctstack store).
+    /// Anything else is refused and left untouched.
+    fn claim(&self) -> Result<bool, Error> {
         let root = &self.store;
-        let io = |what: &str| {
-            let what = what.to_string();
-            move |e| Error::io(root, what, e)
-        };
-        match std::fs::symlink_metadata(root) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(root, "cannot inspect the store's path", e)),
-            Ok(meta) => {
-                let ours = meta.is_dir()
-                    && metadata::read_ctstack_attribute(root)?.is_some_and(|a| !a.is_null());
-                let empty = meta.is_dir()
-                    && std::fs::read_dir(root)
-                        .map_err(io("cannot list"))?
-                        .next()
-                        .is_none();
-                if !ours && !empty {
-                    if !self.force {
-                        return Err(Error::state(
-                            root,
-                            "exists and is not a ctstack OME-Zarr store (no \"ctstack\" \
-                             attribute in its root zarr.json or .zattrs): left untouched; \
-                             pass ZarrBuilder::force(true) to replace it",
-                        ));
-                    }
-                    if meta.is_dir() {
-                        std::fs::remove_dir_all(root).map_err(io("cannot remove (--force)"))?;
-                    } else {
-                        crate::fs_retry::remove_with_retry(root)
-                            .map_err(io("cannot remove (--force)"))?;
-                    }
+        match std::fs::metadata(root) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(root)
+                    .map_err(|e| Error::io(root, "cannot create the store's folder", e))?;
+                // The new folder's own entry, durable before anything in it is.
+                if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    sync_dir(parent)?;
                 }
-                if ours {
-                    self.tidy()?;
+                Ok(false)
+            }
+            Err(e) => Err(Error::io(root, "cannot inspect the store's path", e)),
+            Ok(meta) if !meta.is_dir() => Err(Error::state(
+                root,
+                "exists and is not a folder: left untouched; choose another store path",
+            )),
+            Ok(_) => {
+                if read_ctstack_attribute(root)?.is_some_and(|a| !a.is_null()) {
+                    return Ok(true);
                 }
+                // A run killed before its first rename leaves only its temporary
+                // files (exact names of ctstack's): the folder is still empty of
+                // anything else, so it is claimed as empty.
+                let empty = std::fs::read_dir(root)
+                    .map_err(|e| Error::io(root, "cannot list", e))?
+                    .flatten()
+                    .all(|entry| {
+                        crate::writer::temp_target(&entry.file_name().to_string_lossy()).is_some()
+                            && entry.file_type().is_ok_and(|t| t.is_file())
+                    });
+                if empty {
+                    return Ok(false);
+                }
+                Err(Error::state(
+                    root,
+                    "holds files and is not a ctstack OME-Zarr store (no \"ctstack\" attribute \
+                     in its root zarr.json or .zattrs): left untouched; ctstack writes a store \
+                     only into a new or empty folder, or over its own store: choose another \
+                     store path",
+                ))
             }
         }
-        std::fs::create_dir_all(root).map_err(io("cannot create the store's folder"))
-    }
-
-    /// In a ctstack store: removes temporary files of killed runs, the root
-    /// metadata of the other Zarr version, and levels beyond this plan's.
-    fn tidy(&self) -> Result<(), Error> {
-        let root = &self.store;
-        sweep_temps(root);
-        let other: &[&str] = match self.ngff {
-            Ngff::V0_4 => &["zarr.json"],
-            Ngff::V0_5 => &[".zgroup", ".zattrs"],
-        };
-        for name in other {
-            remove_file_if_there(&root.join(name))?;
-        }
-        let levels = self.levels().len();
-        for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let level = name.parse::<usize>().ok().filter(|k| k.to_string() == name);
-            if level.is_some_and(|k| k >= levels) && entry.path().is_dir() {
-                std::fs::remove_dir_all(entry.path())
-                    .map_err(|e| Error::io(&entry.path(), "cannot remove a stale level", e))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Removes everything in level `k`'s folder but its array metadata.
-    fn clear_chunks(&self, k: usize) -> Result<(), Error> {
-        let keep: &[&str] = match self.ngff {
-            Ngff::V0_4 => &[".zarray", ".zattrs"],
-            Ngff::V0_5 => &["zarr.json"],
-        };
-        let dir = self.level_dir(k);
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let name = entry.file_name();
-            if keep.iter().any(|k| name == *k) {
-                continue;
-            }
-            let path = entry.path();
-            let removed = if path.is_dir() {
-                std::fs::remove_dir_all(&path)
-            } else {
-                crate::fs_retry::remove_with_retry(&path)
-            };
-            removed.map_err(|e| Error::io(&path, "cannot remove an outdated chunk", e))?;
-        }
-        Ok(())
     }
 }
 
-fn remove_file_if_there(path: &Path) -> Result<(), Error> {
-    match crate::fs_retry::remove_with_retry(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(Error::io(path, "cannot remove", e))
-        }
-        _ => Ok(()),
-    }
+/// The level folders (`<k>`, decimal) of the store at `root`.
+fn level_dirs(root: &Path) -> Vec<(usize, PathBuf)> {
+    std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let k = name
+                .parse::<usize>()
+                .ok()
+                .filter(|k| k.to_string() == name)?;
+            e.file_type().ok()?.is_dir().then(|| (k, e.path()))
+        })
+        .collect()
+}
+
+/// Whether the level folder `dir` holds anything ctstack writes there (array
+/// metadata, chunk folders, temporary files), i.e. more than a user's files.
+fn holds_ctstack_files(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            ARRAY_METADATA.contains(&name.as_str())
+                || name == "c"
+                || name.bytes().all(|b| b.is_ascii_digit())
+                || crate::writer::temp_target(&name).is_some()
+        })
+}
+
+/// Entries of the store's root that ctstack does not write (a user's files):
+/// reported, never removed.
+fn foreign_entries(root: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let level = name.parse::<usize>().is_ok_and(|k| k.to_string() == name)
+                && e.file_type().is_ok_and(|t| t.is_dir());
+            let metadata = ["zarr.json", ".zgroup", ".zattrs"].contains(&name.as_str());
+            !level && !metadata
+        })
+        .map(|e| e.path())
+        .collect()
 }

@@ -23,7 +23,7 @@ use super::ZarrPlan;
 use super::store::AtomicFolder;
 use crate::pyramid::{LevelShape, SliceSink};
 use crate::sample::with_sample_type;
-use crate::{Error, Sample, Slice};
+use crate::{Error, Sample, SampleType, Slice};
 
 /// A level's slices waiting for their band to be whole.
 #[derive(Default)]
@@ -97,8 +97,14 @@ impl<'a> ZarrSink<'a> {
         )
     }
 
-    /// Adds level-`k` slice `j` (`pixels`) to its band, and stores the band once whole.
+    /// Adds level-`k` slice `j` (`pixels`) to its band, and stores the band
+    /// once whole. A plane past the array's depth (a TIFF level's last plane
+    /// that averages fewer than `2^k` slices: see the `zarr` module docs) is
+    /// not part of the array.
     fn store_slice(&self, k: usize, j: usize, pixels: &[u8]) -> Result<(), Error> {
+        if j >= self.plan.levels()[k].count {
+            return Ok(());
+        }
         let expected = slice_bytes(self.plan.levels()[k], self.plan);
         if pixels.len() != expected {
             return Err(Error::mismatch(format!(
@@ -136,7 +142,11 @@ impl<'a> ZarrSink<'a> {
                 band.start
             )));
         };
-        fill(&mut band.bytes[at * slice_bytes..(at + 1) * slice_bytes])?;
+        let slot = &mut band.bytes[at * slice_bytes..(at + 1) * slice_bytes];
+        fill(slot)?;
+        if let Some(inversion) = self.plan.inversion {
+            invert(self.plan.sample_type(), inversion.max, slot);
+        }
         if (at + 1) * slice_bytes == band.bytes.len() {
             self.store_band(k, &band)?;
             band.bytes.clear();
@@ -204,6 +214,28 @@ impl SliceSink for ZarrSink<'_> {
 /// Bytes of one slice of `shape`.
 fn slice_bytes(shape: LevelShape, plan: &ZarrPlan) -> usize {
     shape.width as usize * shape.height as usize * plan.sample_type().bytes()
+}
+
+/// Inverts MinIsWhite samples in place (native-endian bytes of `t`): `max - v`
+/// for unsigned integers, `-1 - v` (`!v`) for `i16`, `-v` for `f32`; each exact.
+fn invert(t: SampleType, max: u32, bytes: &mut [u8]) {
+    match t {
+        SampleType::U8 => bytes
+            .iter_mut()
+            .for_each(|b| *b = (max as u8).wrapping_sub(*b)),
+        SampleType::U16 => bytes.chunks_exact_mut(2).for_each(|b| {
+            let v = u16::from_ne_bytes([b[0], b[1]]);
+            b.copy_from_slice(&(max as u16).wrapping_sub(v).to_ne_bytes());
+        }),
+        SampleType::I16 => bytes.chunks_exact_mut(2).for_each(|b| {
+            let v = i16::from_ne_bytes([b[0], b[1]]);
+            b.copy_from_slice(&(!v).to_ne_bytes());
+        }),
+        SampleType::F32 => bytes.chunks_exact_mut(4).for_each(|b| {
+            let v = f32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+            b.copy_from_slice(&(-v).to_ne_bytes());
+        }),
+    }
 }
 
 /// Copies `slice`'s rows, as bytes, into `out` (exactly its size).

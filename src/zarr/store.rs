@@ -1,38 +1,76 @@
 //! The store the Zarr writer writes through: a folder, every file written
-//! atomically, an unchanged file left alone.
+//! atomically, an unchanged file left alone, and no array readable while its
+//! chunks change.
 //!
-//! zarrs encodes chunks (and shards) and serialises array metadata, then hands
-//! the bytes for a key to [`WritableStorageTraits::set`]. Here that becomes:
-//! if the file at the key already holds exactly these bytes, nothing is written
-//! (a rerun after an interruption rewrites only what is missing or different);
-//! otherwise the bytes go to a temporary file in the same folder, renamed into
-//! place (`crate::writer::write_atomically`), so a kill leaves either the old
-//! file or the new one under the key, never a torn one. Temporary files of a
-//! killed run are recognisable by name and removed by [`sweep_temps`].
+//! zarrs encodes chunks (and shards) and hands the bytes for a key to
+//! [`WritableStorageTraits::set`]. Here that becomes: if the file at the key
+//! already holds exactly these bytes, nothing is written (a rerun after an
+//! interruption rewrites only what is missing or different); otherwise the
+//! bytes go to a temporary file in the same folder, renamed into place
+//! (`crate::writer::write_atomically`), so a kill leaves either the old file or
+//! the new one under the key, never a torn one. Temporary files of a killed run
+//! are recognisable by name and removed by [`sweep_temps`].
+//!
+//! Before the first chunk that changes, the store is *withdrawn* once
+//! ([`Withdrawal`]): the root group is marked incomplete and every array's own
+//! metadata (`zarr.json`, `.zarray`, `.zattrs`) is removed, durably (the folders
+//! synced), so that from then until the writer puts the metadata back (after
+//! the last chunk, see `ZarrPlan::finish`) no array path opens as an array, in
+//! any reader. Array and group metadata are written by [`AtomicFolder::put_metadata`]:
+//! data synced before the rename, the folder synced after.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use zarrs::storage::{Bytes, StorageError, StoreKey, StorePrefix, WritableStorageTraits};
 
-use crate::writer::{is_temp_name, write_atomically};
+use crate::Error;
+use crate::durable::{start_writeback, sync_dir, sync_path};
+use crate::writer::{temp_target, write_atomically};
+
+/// The names of an array's own metadata files, in both Zarr versions: what
+/// makes a folder open as an array.
+pub(crate) const ARRAY_METADATA: [&str; 3] = ["zarr.json", ".zarray", ".zattrs"];
+
+/// What withdrawing the store means: the root group files that mark it
+/// incomplete, and the level folders whose array metadata goes.
+#[derive(Debug, Clone)]
+pub(crate) struct Withdrawal {
+    /// `(key, bytes)` of the root group marked incomplete.
+    pub root: Vec<(&'static str, Vec<u8>)>,
+    /// The level folders' keys (`"0"`, `"1"`, ...).
+    pub levels: Vec<String>,
+}
 
 /// A store rooted at a folder; see the module docs.
 #[derive(Debug)]
 pub(crate) struct AtomicFolder {
     root: PathBuf,
-    written: AtomicUsize,
-    unchanged: AtomicUsize,
+    /// Chunk (shard) files written, and found already holding their bytes.
+    chunks_written: AtomicUsize,
+    chunks_unchanged: AtomicUsize,
+    /// Metadata keys written, and found unchanged, in this run: a key written
+    /// twice (the root group, first incomplete, then complete) is one file.
+    metadata_written: Mutex<BTreeSet<String>>,
+    metadata_unchanged: Mutex<BTreeSet<String>>,
+    withdrawal: Option<Withdrawal>,
+    withdrawn: OnceLock<Result<(), String>>,
 }
 
 impl AtomicFolder {
-    pub fn new(root: impl Into<PathBuf>) -> AtomicFolder {
+    /// A store whose chunk writes first withdraw it as `withdrawal` says.
+    pub fn new(root: impl Into<PathBuf>, withdrawal: Withdrawal) -> AtomicFolder {
         AtomicFolder {
             root: root.into(),
-            written: AtomicUsize::new(0),
-            unchanged: AtomicUsize::new(0),
+            chunks_written: AtomicUsize::new(0),
+            chunks_unchanged: AtomicUsize::new(0),
+            metadata_written: Mutex::default(),
+            metadata_unchanged: Mutex::default(),
+            withdrawal: Some(withdrawal),
+            withdrawn: OnceLock::new(),
         }
     }
 
@@ -41,29 +79,103 @@ impl AtomicFolder {
         self.root.join(key)
     }
 
-    /// Files written so far, and files found already holding their bytes.
+    /// Files written so far, and files found already holding their bytes (a
+    /// file written at least once is not counted as unchanged).
     pub fn counts(&self) -> (usize, usize) {
+        let written = self
+            .metadata_written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let unchanged = self
+            .metadata_unchanged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         (
-            self.written.load(Ordering::Relaxed),
-            self.unchanged.load(Ordering::Relaxed),
+            self.chunks_written.load(Ordering::Relaxed) + written.len(),
+            self.chunks_unchanged.load(Ordering::Relaxed) + unchanged.difference(&written).count(),
         )
     }
 
-    /// Writes `bytes` at `key` unless the file already holds them; says whether it wrote.
-    pub fn put(&self, key: &str, bytes: &[u8]) -> Result<bool, crate::Error> {
+    /// Withdraws the store (once per run; see the module docs), as a chunk is
+    /// about to change, or as the plan is about to clear chunks.
+    pub fn withdraw(&self) -> Result<(), Error> {
+        let Some(withdrawal) = &self.withdrawal else {
+            return Ok(());
+        };
+        let result = self.withdrawn.get_or_init(|| {
+            let run = || -> Result<(), Error> {
+                for (key, bytes) in &withdrawal.root {
+                    self.put_metadata(key, bytes)?;
+                }
+                for level in &withdrawal.levels {
+                    let dir = self.path_of(level);
+                    let mut removed = false;
+                    for name in ARRAY_METADATA {
+                        removed |= remove_file_if_there(&dir.join(name))?;
+                    }
+                    if removed {
+                        sync_dir(&dir)?;
+                    }
+                }
+                Ok(())
+            };
+            run().map_err(|e| e.to_string())
+        });
+        result
+            .clone()
+            .map_err(|what| Error::state(&self.root, format!("cannot withdraw the store: {what}")))
+    }
+
+    /// Writes chunk `bytes` at `key` unless the file already holds them,
+    /// withdrawing the store first; says whether it wrote. Not synced: the
+    /// plan syncs every chunk before the metadata that vouches for it.
+    fn put_chunk(&self, key: &str, bytes: &[u8]) -> Result<bool, Error> {
         let path = self.path_of(key);
         if holds(&path, bytes) {
-            self.unchanged.fetch_add(1, Ordering::Relaxed);
+            self.chunks_unchanged.fetch_add(1, Ordering::Relaxed);
             return Ok(false);
         }
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| crate::Error::io(dir, "cannot create store directory", e))?;
-        }
-        write_atomically(&path, |file| file.write_all(bytes))?;
-        self.written.fetch_add(1, Ordering::Relaxed);
+        self.withdraw()?;
+        create_parent(&path)?;
+        write_atomically(&path, |file| {
+            file.write_all(bytes)?;
+            // The disk starts on it now; the plan's batch sync waits for it.
+            start_writeback(file);
+            Ok(())
+        })?;
+        self.chunks_written.fetch_add(1, Ordering::Relaxed);
         Ok(true)
     }
+
+    /// Writes metadata `bytes` at `key` unless the file already holds them:
+    /// synced before the rename, its folder synced after. Says whether it wrote.
+    pub fn put_metadata(&self, key: &str, bytes: &[u8]) -> Result<bool, Error> {
+        let path = self.path_of(key);
+        if holds(&path, bytes) {
+            lock(&self.metadata_unchanged).insert(key.to_string());
+            return Ok(false);
+        }
+        let dir = create_parent(&path)?;
+        write_atomically(&path, |file| {
+            file.write_all(bytes)?;
+            file.sync_data()
+        })?;
+        sync_dir(&dir)?;
+        lock(&self.metadata_written).insert(key.to_string());
+        Ok(true)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Creates `path`'s folder if needed; returns it.
+fn create_parent(path: &Path) -> Result<PathBuf, Error> {
+    let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::io(&dir, "cannot create store directory", e))?;
+    Ok(dir)
 }
 
 /// Whether the file at `path` exists and holds exactly `bytes` (read only if
@@ -73,14 +185,24 @@ fn holds(path: &Path, bytes: &[u8]) -> bool {
         && std::fs::read(path).is_ok_and(|old| old == bytes)
 }
 
+/// Removes the file at `path` if there is one; says whether it did.
+pub(crate) fn remove_file_if_there(path: &Path) -> Result<bool, Error> {
+    match crate::writer::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io(path, "cannot remove", e)),
+    }
+}
+
 /// A ctstack error as zarrs' storage error, the message kept whole.
-fn storage_error(e: crate::Error) -> StorageError {
+fn storage_error(e: Error) -> StorageError {
     StorageError::IOError(Arc::new(std::io::Error::other(e.to_string())))
 }
 
 impl WritableStorageTraits for AtomicFolder {
     fn set(&self, key: &StoreKey, value: Bytes) -> Result<(), StorageError> {
-        self.put(key.as_str(), &value)
+        // zarrs calls this for chunks (shards) only: ctstack writes metadata itself.
+        self.put_chunk(key.as_str(), &value)
             .map(|_| ())
             .map_err(storage_error)
     }
@@ -97,17 +219,20 @@ impl WritableStorageTraits for AtomicFolder {
     }
 
     fn erase(&self, key: &StoreKey) -> Result<(), StorageError> {
-        match crate::fs_retry::remove_with_retry(&self.path_of(key.as_str())) {
+        // Only ever a chunk of this store's own arrays (zarrs erases a chunk
+        // it would otherwise store as fill value; ctstack stores them all).
+        self.withdraw().map_err(storage_error)?;
+        match crate::writer::remove_file(&self.path_of(key.as_str())) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Arc::new(e).into()),
             _ => Ok(()),
         }
     }
 
     fn erase_prefix(&self, prefix: &StorePrefix) -> Result<(), StorageError> {
-        match std::fs::remove_dir_all(self.path_of(prefix.as_str())) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Arc::new(e).into()),
-            _ => Ok(()),
-        }
+        // Whole folders are never removed through zarrs: a user's file may be in one.
+        Err(StorageError::IOError(Arc::new(std::io::Error::other(
+            format!("{prefix}: ctstack's store does not remove folders"),
+        ))))
     }
 
     fn supports_set_partial(&self) -> bool {
@@ -128,12 +253,97 @@ pub(crate) fn sweep_temps(dir: &Path) -> usize {
             if kind.is_dir() {
                 stack.push(entry.path());
             } else if kind.is_file()
-                && is_temp_name(&entry.file_name().to_string_lossy())
-                && std::fs::remove_file(entry.path()).is_ok()
+                && is_ours_temp(&entry.file_name().to_string_lossy())
+                && crate::writer::remove_file(&entry.path()).is_ok()
             {
                 removed += 1;
             }
         }
     }
     removed
+}
+
+/// Whether `name` is a chunk key component ctstack writes: decimal digits.
+fn is_index(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Removes the chunk files of the level folder `dir`, both versions' (`c/z/y/x`
+/// for v3, `z/y/x` for v2), and their temporary files: only names ctstack
+/// writes; a folder is removed only once empty. Everything else (a user's file)
+/// stays and is returned. Symbolic links are never followed.
+pub(crate) fn remove_chunks(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let mut kept = Vec::new();
+    for entry in read_dir(dir)? {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        let kind = entry
+            .file_type()
+            .map_err(|e| Error::io(&path, "cannot inspect", e))?;
+        if kind.is_dir() && (name == "c" || is_index(&name)) {
+            remove_index_tree(&path, &mut kept)?;
+        } else if kind.is_file() && is_ours_temp(&name) {
+            remove_file_if_there(&path)?;
+        } else if !(kind.is_file() && ARRAY_METADATA.contains(&name.as_str())) {
+            kept.push(path);
+        }
+    }
+    Ok(kept)
+}
+
+/// Removes the chunk files (digit names) and temporary files under `dir`,
+/// then `dir` if empty; collects what it keeps into `kept`.
+fn remove_index_tree(dir: &Path, kept: &mut Vec<PathBuf>) -> Result<(), Error> {
+    for entry in read_dir(dir)? {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        let kind = entry
+            .file_type()
+            .map_err(|e| Error::io(&path, "cannot inspect", e))?;
+        if kind.is_dir() && is_index(&name) {
+            remove_index_tree(&path, kept)?;
+        } else if kind.is_file() && (is_index(&name) || is_ours_temp(&name)) {
+            remove_file_if_there(&path)?;
+        } else {
+            kept.push(path);
+        }
+    }
+    remove_dir_if_empty(dir)
+}
+
+/// Removes the folder `dir` if it is empty (a user's file keeps it).
+pub(crate) fn remove_dir_if_empty(dir: &Path) -> Result<(), Error> {
+    match crate::writer::remove_empty_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(_) if std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(dir, "cannot remove the empty folder", e)),
+    }
+}
+
+fn read_dir(dir: &Path) -> Result<Vec<std::fs::DirEntry>, Error> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .map(|e| e.map_err(|e| Error::io(dir, "cannot list", e)))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(Error::io(dir, "cannot list", e)),
+    }
+}
+
+/// Syncs every file of `paths` (written earlier, closed) and then every folder
+/// that holds one, in parallel: the batch that makes a level's chunks durable
+/// before its metadata is written.
+pub(crate) fn sync_files_and_folders(paths: &[PathBuf]) -> Result<(), Error> {
+    use rayon::prelude::*;
+    paths.par_iter().try_for_each(|p| sync_path(p))?;
+    let folders: BTreeSet<&Path> = paths.iter().filter_map(|p| p.parent()).collect();
+    folders.into_par_iter().try_for_each(sync_dir)
+}
+
+/// Whether `name` is exactly a temporary name ctstack's writer makes
+/// (`.{target}.{pid}.{seq}.ctstack-tmp`), not merely one that looks like it: a
+/// user's `.notes.ctstack-tmp` is the user's.
+fn is_ours_temp(name: &str) -> bool {
+    temp_target(name).is_some()
 }

@@ -888,8 +888,9 @@ static void test_zarr(void) {
           ctstack_last_error());
     ctstack_job_report r = {.struct_size = sizeof r};
     CHECK(finish_report(job, &r) == CTSTACK_OK, "zarr job: %s", ctstack_job_error(job));
-    /* 3 arrays: 6x4x5 + 3x2x3 + 2x1x2 chunks, 3 array metadata files, the root written twice. */
-    CHECK(r.levels == 2 && r.rebuilt == 120 + 18 + 4 + 3 + 2 && r.kept == 0, "%u levels, %llu written, %llu kept",
+    /* 3 arrays (21, 10 and 5 planes: in z the planes that average exactly 2^k slices): 6x4x5 + 3x2x3 +
+     * 2x1x2 chunks, 3 array metadata files, the root group (written twice, one file). */
+    CHECK(r.levels == 2 && r.rebuilt == 120 + 18 + 4 + 3 + 1 && r.kept == 0, "%u levels, %llu written, %llu kept",
           r.levels, (unsigned long long)r.rebuilt, (unsigned long long)r.kept);
     CHECK(strcmp(ctstack_job_output_dir(job), whole) == 0, "store %s", ctstack_job_output_dir(job));
     ctstack_job_free(job);
@@ -924,6 +925,19 @@ static void test_zarr(void) {
     CHECK(ctstack_zarr_job_start(path_of(fixtures, "stack"), &p, &z, &job) == CTSTACK_ERR_INVALID_ARGUMENT && job == NULL,
           "ngff 3 accepted");
     z.ngff = 5;
+    /* A store inside the input folder is refused, even with force, and nothing is written. */
+    char inside[1024];
+    snprintf(inside, sizeof inside, "%s", path_of(fixtures, "stack/inside.ome.zarr"));
+    z.store = inside;
+    z.force = 1;
+    CHECK(ctstack_zarr_job_start(path_of(fixtures, "stack"), &p, &z, &job) == CTSTACK_OK, "start inside");
+    CHECK(ctstack_job_wait(job) == CTSTACK_ERR_INVALID_ARGUMENT, "a store inside the input accepted");
+    CHECK(strstr(ctstack_job_error(job), "inside the input folder") != NULL, "%s", ctstack_job_error(job));
+    ctstack_job_free(job);
+    FILE *made = fopen(path_of(fixtures, "stack/inside.ome.zarr/zarr.json"), "rb");
+    CHECK(made == NULL, "a store was written inside the input");
+    if (made) fclose(made);
+    z.force = 0;
     z.store = NULL;
     CHECK(ctstack_zarr_job_start(path_of(fixtures, "stack"), &p, &z, &job) == CTSTACK_ERR_INVALID_ARGUMENT, "no store");
     CHECK(ctstack_zarr_job_start(path_of(fixtures, "stack"), &p, NULL, &job) == CTSTACK_ERR_INVALID_ARGUMENT, "NULL");

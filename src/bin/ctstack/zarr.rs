@@ -12,9 +12,14 @@ use crate::{Failure, interrupt, with_out_hint};
 #[derive(Args)]
 #[command(after_help = "\
 Output: one array per level, OUT/0 (the input) to OUT/L, axes z y x, and the multiscales \
-metadata in OUT's root group, written last: a store that has it is complete. An interrupted \
-or repeated run writes only the chunks that are missing or differ; every file appears \
-atomically. A path that holds something other than a ctstack store is refused unless --force. \
+metadata in OUT's root group, written last: a store that has it is complete. An array's own \
+metadata is written after its last chunk, and removed before a rerun changes a chunk: an \
+array path opens either as the whole, right array or not at all. An interrupted or repeated \
+run writes only the chunks that are missing or differ; every file appears atomically. OUT \
+must be new, an empty folder or a ctstack store; anything else is refused and left \
+untouched, as is a store path that is, holds or lies inside the input. In a ctstack store, \
+only what ctstack wrote is ever removed; other files stay. In z, level k keeps the planes \
+that average exactly 2^k slices (see the README, \"OME-Zarr\"). \
 Exit status: 0 done, 1 failed, 2 wrong command line, 3 INPUT missing or holding no slices, or OUT holds something that is not a ctstack store, 4 internal error, 130 interrupted.")]
 pub struct ZarrArgs {
     /// Directory of slices, or one multi-page TIFF (as for `ctstack pyramid`).
@@ -36,15 +41,17 @@ pub struct ZarrArgs {
     /// none, zstd (level 3) or zstd:LEVEL (-7 ..= 22).
     #[arg(long, value_name = "CODEC", default_value = "zstd", value_parser = compression)]
     compression: ChunkCompression,
-    /// Level 0's voxel size Z,Y,X, in --unit [default: from the first slice's TIFF
-    /// resolution tags (z = x unless ImageJ's spacing says), else 1,1,1].
+    /// Level 0's voxel size Z,Y,X, in --unit, stored exactly [default: from the first
+    /// slice's TIFF resolution tags (z = x unless ImageJ's spacing says), else unknown:
+    /// 1,1,1 with no unit, and a warning].
     #[arg(long, value_name = "Z,Y,X", value_parser = three::<f64>)]
     voxel_size: Option<[f64; 3]>,
-    /// Unit of the axes (an NGFF space unit).
-    #[arg(long, value_name = "UNIT", default_value = "micrometer")]
-    unit: String,
-    /// Replace what is at OUT even if it is not a ctstack store.
-    #[arg(long)]
+    /// Unit of the axes (an NGFF space unit) [default: micrometer].
+    #[arg(long, value_name = "UNIT")]
+    unit: Option<String>,
+    /// No effect (kept for scripts): a ctstack store is replaced without it, and
+    /// nothing else ever is.
+    #[arg(long, hide = true)]
     force: bool,
     /// No progress bar and no summary (warnings and errors still go to stderr).
     #[arg(long, short)]
@@ -70,11 +77,18 @@ fn build(args: &ZarrArgs) -> Result<(), Failure> {
         .ngff(Ngff::from_name(&args.ngff).unwrap_or_default())
         .chunks(args.chunks.unwrap_or(DEFAULT_CHUNKS))
         .shard(args.shard)
-        .compression(args.compression)
-        .unit(&args.unit)
-        .force(args.force);
+        .compression(args.compression);
+    if let Some(unit) = &args.unit {
+        builder = builder.unit(unit);
+    }
     if let Some(size) = args.voxel_size {
         builder = builder.voxel_size(size);
+    }
+    if args.force {
+        eprintln!(
+            "ctstack: note: --force has no effect: a ctstack store is replaced without it, and \
+             a folder holding anything else never is"
+        );
     }
     let plan = builder.plan()?;
     for warning in plan.warnings() {
@@ -94,6 +108,9 @@ fn build(args: &ZarrArgs) -> Result<(), Failure> {
             )
         },
     )?;
+    for note in &summary.notes {
+        eprintln!("ctstack: note: {note}");
+    }
     if !args.quiet {
         let secs = summary.elapsed.as_secs_f64();
         let shapes = plan.levels();
@@ -118,9 +135,15 @@ fn build(args: &ZarrArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `scan` -> `scan.ome.zarr`, `dir/stack.tif` -> `dir/stack.ome.zarr`.
+/// `scan` -> `scan.ome.zarr`, `dir/stack.tif` -> `dir/stack.ome.zarr`; `.`
+/// or `..` are named after the folder they stand for (a store inside the
+/// input folder would be refused).
 fn default_store(input: &Path) -> PathBuf {
-    let trimmed = input.components().as_path();
+    let named = match input.components().next_back() {
+        Some(std::path::Component::Normal(_)) => input.to_path_buf(),
+        _ => std::fs::canonicalize(input).unwrap_or_else(|_| input.to_path_buf()),
+    };
+    let trimmed = named.components().as_path();
     let mut name = match input.is_file() {
         true => trimmed.file_stem(),
         false => trimmed.file_name(),
