@@ -497,10 +497,8 @@ fn info_on_a_png_and_on_files_it_cannot_read() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// Ctrl-C in the middle of a run: exit 130 with one line, nothing partial or
-/// temporary left, only level folders (and the lock file) in the output; a rerun
-/// finishes the job.
-#[cfg(unix)]
+/// `info` on PNG, BMP, JPEG and TIFF files, one of them damaged: each file's
+/// line, the damaged one's error.
 #[test]
 fn info_reads_bmp_png_and_jpeg_or_says_what_is_wrong() {
     let dir = scratch("info-png");
