@@ -1,7 +1,8 @@
 """Checks a built ctstack wheel: its file name and WHEEL tag are
 ``py3-none-<platform>`` (one wheel for every CPython >= 3.9), it holds the
-shared library inside the package under cargo's file name, the typing marker
-and the PyInstaller hook, and nothing from the tests.
+shared library inside the package under cargo's file name, the typing marker,
+the PyInstaller hook and the napari plugin (napari.yaml and its entry point),
+and nothing from the tests.
 
 usage: python .ci/check_wheel.py DIST/ctstack-*.whl
 """
@@ -16,6 +17,9 @@ REQUIRED = {
     "ctstack/py.typed",
     "ctstack/compat/ct_thumbnail.py",
     "ctstack/_pyinstaller/hook-ctstack.py",
+    "ctstack/napari.yaml",
+    "ctstack/_napari.py",
+    "ctstack/_harvest.py",
 }
 
 
@@ -53,6 +57,8 @@ def check(path):
             or "ctstack._pyinstaller:get_hook_dirs" not in wheel.read(entry_points[0]).decode()
         ):
             problems.append("no pyinstaller40 entry point")
+        if not entry_points or "ctstack:napari.yaml" not in wheel.read(entry_points[0]).decode():
+            problems.append("no napari.manifest entry point (the napari reader)")
     return problems
 
 

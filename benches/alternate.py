@@ -16,7 +16,7 @@ Prints, per contender, the median, the minimum and every run in seconds.
 Build the binaries to compare first, e.g. `cargo build --release` on each
 commit, copying target/release/ctstack aside each time. Wall time is measured
 around the whole process with time.perf_counter(): use compare.py for the
-README's figures (peak RSS, fork-to-wait4 timing), this for quick A/B tests.
+figures of benches/results.md (peak RSS, fork-to-wait4 timing), this for quick A/B tests.
 """
 import argparse
 import glob

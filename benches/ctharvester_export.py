@@ -91,38 +91,9 @@ CTH_LOOP = ExportHandler._save_images_with_progress
 BEFORE = os.environ.get("CTH_WIRING") == "before"
 
 
-def ctstack_loop(self, target_dir, crop_info, progress_dialog, total_count):
-    """python/ctstack/compat/export_handler.py's documented wiring."""
-    settings = self.window.settings_hash
-    if BEFORE:
-        save_cropped_image_stack(
-            self.window.edtDirname.text(), target_dir,
-            crop_info["size_idx"], crop_info["from_x"], crop_info["from_y"],
-            crop_info["to_x"], crop_info["to_y"],
-            crop_info["bottom_idx"], crop_info["top_idx"],
-            settings["prefix"], settings["file_type"], int(settings["index_length"]),
-            int(settings["seq_begin"]), int(settings["seq_end"]),
-            lambda current, total: self._update_progress(progress_dialog, current, total),
-        )  # fmt: skip
-        return
-    try:
-        save_cropped_image_stack(
-            self.window.edtDirname.text(), target_dir,
-            crop_info["size_idx"], crop_info["from_x"], crop_info["from_y"],
-            crop_info["to_x"], crop_info["to_y"],
-            crop_info["bottom_idx"], crop_info["top_idx"],
-            settings["prefix"], settings["file_type"], int(settings["index_length"]),
-            int(settings["seq_begin"]), int(settings["seq_end"]),
-            lambda current, total: self._update_progress(progress_dialog, current, total),
-            level_info=self.window.level_info,
-        )  # fmt: skip
-    except ctstack.CtstackError as e:
-        QMessageBox.warning(self.window, self.window.tr("Export"), str(e))
-
-
-def ctstack_loop_unguarded(self, target_dir, crop_info, progress_dialog, total_count):
-    """The same call without the except: the error reaches CTHarvester's
-    @guard_slot, which shows EXPORT_FAILED's fixed text."""
+def documented_call(self, target_dir, crop_info, progress_dialog, **extra):
+    """The call of python/ctstack/compat/export_handler.py's documented wiring
+    (`extra`: `level_info=`, which older ctstack lacks)."""
     settings = self.window.settings_hash
     save_cropped_image_stack(
         self.window.edtDirname.text(), target_dir,
@@ -132,8 +103,25 @@ def ctstack_loop_unguarded(self, target_dir, crop_info, progress_dialog, total_c
         settings["prefix"], settings["file_type"], int(settings["index_length"]),
         int(settings["seq_begin"]), int(settings["seq_end"]),
         lambda current, total: self._update_progress(progress_dialog, current, total),
-        level_info=self.window.level_info,
+        **extra,
     )  # fmt: skip
+
+
+def ctstack_loop(self, target_dir, crop_info, progress_dialog, total_count):
+    """The documented wiring: errors shown in a message box of their own."""
+    if BEFORE:
+        documented_call(self, target_dir, crop_info, progress_dialog)
+        return
+    try:
+        documented_call(self, target_dir, crop_info, progress_dialog, level_info=self.window.level_info)
+    except ctstack.CtstackError as e:
+        QMessageBox.warning(self.window, self.window.tr("Export"), str(e))
+
+
+def ctstack_loop_unguarded(self, target_dir, crop_info, progress_dialog, total_count):
+    """The same call without the except: the error reaches CTHarvester's
+    @guard_slot, which shows EXPORT_FAILED's fixed text."""
+    documented_call(self, target_dir, crop_info, progress_dialog, level_info=self.window.level_info)
 
 
 # ---- stacks and truth ------------------------------------------------------
@@ -213,7 +201,8 @@ def run_case(label, folder, slices, menu_index, rng_, box, loop, thumbnails="cts
         window.save_result()
     name = menu[menu_index]
     k = int(name.split()[-1]) if name.split()[-1].isdigit() else 0
-    files = sorted(os.listdir(target))
+    # The outputs (not the crop's hidden record, .ctstack-crop.json).
+    files = sorted(f for f in os.listdir(target) if not f.startswith("."))
     equal = 0
     wrong = []
     x0, y0, x1, y1 = box

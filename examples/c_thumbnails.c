@@ -3,12 +3,9 @@
  * bar by polling, cancel on Ctrl-C, report what was kept and rebuilt, then load the
  * smallest level as a volume through the read-back API.
  *
- * Build it against the installed library (README, "Building and linking from C"):
- *
- *   cargo cinstall --release --prefix "$HOME/.local"
- *   export PKG_CONFIG_PATH="$HOME/.local/lib/pkgconfig"
- *   cc -std=c11 -Wall examples/c_thumbnails.c $(pkg-config --cflags --libs ctstack) -o c_thumbnails
- *   ./c_thumbnails fixtures/stack target/c-pyramid 80
+ * Build it against the installed library: docs/c.md, "Building and linking from C",
+ * gives the commands (cargo cinstall with --prefix and --libdir, then cc through
+ * pkg-config), and tests/c_pkgconfig.rs runs them on this file.
  *
  * Portable C11 plus one sleep call: nanosleep on POSIX systems, Sleep on Windows.
  */

@@ -323,9 +323,6 @@ typedef struct {
   double voxel_size[3];
   // An NGFF space unit; NULL: "micrometer".
   const char *unit;
-  // No effect (kept for existing callers): a ctstack store or an empty
-  // folder is written without it, and nothing else ever is.
-  int32_t force;
   // `CTSTACK_ZARR_WHOLE` (default), `_PREPARE`, `_SLAB` or `_FINISH`.
   int32_t step;
   // With `CTSTACK_ZARR_SLAB`: the inputs whose chunks to build, both
@@ -416,13 +413,48 @@ const char *ctstack_crop_warning(const ctstack_crop *crop, uint64_t i);
 // this thread.
 ctstack_status ctstack_crop_read(const ctstack_crop *crop, void *dst, size_t dst_len, ctstack_progress_fn progress, void *user_data);
 
+// Reads part of the crop into `dst`, numpy's `[z0:z1:zs, y0:y1:ys, x0:x1:xs]`:
+// `start`, `end` and `step` each point to 3 numbers, slices, rows, columns
+// (z, y, x), half-open ranges relative to the crop's box, steps >= 1. `dst`
+// receives one contiguous volume of `ceil((end - start) / step)` per axis,
+// row-major, native-endian; `dst_len` must be its size in bytes (else
+// CTSTACK_ERR_MISMATCH); `dst` needs no alignment. Only the kept slices are
+// read, and with a row step only the kept rows. One crop of a whole level
+// serves any number of these reads (planning reads every slice's header;
+// this reads only the box). Blocks; thread-safe on a shared crop. An empty
+// range, a step of 0 or a range outside the crop is CTSTACK_ERR_INVALID_ARGUMENT.
+//
+// # Safety
+// `crop` is NULL or a live crop handle; `start`, `end`, `step` are NULL or
+// readable for 3 `uint64_t`; `dst` is NULL or writable for `dst_len` bytes.
+ctstack_status ctstack_crop_read_box(const ctstack_crop *crop, const uint64_t *start, const uint64_t *end, const uint64_t *step, void *dst, size_t dst_len);
+
+// The physical voxel size (z, y, x) in `unit` (an NGFF space unit:
+// "micrometer", "millimeter", ...; NULL: "micrometer") that the resolution
+// tags of the crop's first source give, by the rule of the OME-Zarr writer
+// (XResolution, YResolution and ResolutionUnit, or an ImageJ file's `unit=`
+// and `spacing=`; without a z step, z equals x). `*found` is 1 and `size`
+// holds the three numbers when the tags give one; 0 (and `size` untouched)
+// when they do not (no tags, not a TIFF, an unknown unit): the size is then
+// unknown, not an error. At level k the source is the pyramid's slice, whose
+// tags carry the level's own (coarser) size. Built with the `ome-zarr`
+// feature (the default).
+//
+// # Safety
+// `crop` is NULL or a live crop handle; `unit` is NULL or NUL-terminated;
+// `size` is NULL or writable for 3 `double`s; `found` is NULL or writable.
+ctstack_status ctstack_crop_voxel_size(const ctstack_crop *crop, const char *unit, double *size, int32_t *found);
+
 // Starts writing the crop's files (into `options->output_dir` of the plan) on
 // a background thread and stores the job in `*out`: poll it with
 // `ctstack_job_progress` (one unit per file), cancel it with
 // `ctstack_job_cancel`, wait with `ctstack_job_wait`; its report
 // (`ctstack_job_report_get`) counts the files written in `rebuilt` and gives
 // the crop's notes as warnings. Every file appears atomically; a failing slice
-// stops the job with an error naming it. The job keeps its own copy of the
+// stops the job with an error naming it. A file at an output name that
+// ctstack did not write (the folder's `.ctstack-crop.json` lists what its
+// crops wrote) is never replaced: the job stops with `CTSTACK_ERR_STATE`
+// naming it, before anything is written. The job keeps its own copy of the
 // crop: `crop` may be freed at once. Ownership: the caller owns `*out` and
 // frees it with `ctstack_job_free`; on failure `*out` is NULL.
 //
@@ -619,10 +651,15 @@ void ctstack_pyramid_free(ctstack_pyramid *pyramid);
 // `ctstack_job_report` of at least its own `struct_size` bytes.
 ctstack_status ctstack_job_report_get(const ctstack_job *job, ctstack_job_report *report);
 
-// Warning `i` (0 ..< the report's `warnings`) of the finished job: a gap in
-// the numbering, files in the output folder that are not outputs, ... "" if
-// there is no such warning (or `job` is NULL or unfinished). Valid until
-// `ctstack_job_free`.
+// Warning `i` (0 ..< the report's `warnings`) of the finished job. A pyramid
+// or OME-Zarr job's warnings start with the image files of the input folder
+// that the selection left out (named, a few, with their count, as the
+// command line says it), then the run's own: gaps in the numbering, files in
+// the output folder that are not outputs (left in place), a ctstack manifest
+// it could not trust (pyramid); gaps, an unknown voxel size, the user's files
+// left in a replaced store (OME-Zarr). A crop job's (`ctstack_crop_start`)
+// are the missing slices it skipped, then its notes. "" if there is no such
+// warning (or `job` is NULL or unfinished). Valid until `ctstack_job_free`.
 //
 // # Safety
 // `job` is NULL or a live job handle.

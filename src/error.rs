@@ -219,30 +219,25 @@ impl Error {
 }
 
 /// The interface a message is shown in. ctstack's messages name the option
-/// that fixes a problem as the Rust API spells it (`ZarrBuilder::force(true)`,
+/// that fixes a problem as the Rust API spells it (`Crop::skip_missing(true)`,
 /// the `Display` a Rust caller sees); [`Error::message_for`] spells it the
 /// interface's way, so each says the same thing in its own words: the command
-/// line (`--force`) and the C ABI (`zarr_options.force = 1`, whose messages
-/// Python's binding spells `force=True`).
+/// line (`--skip-missing`) and the C ABI (`options.skip_missing = 1`, whose
+/// messages Python's binding spells `skip_missing=True`).
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
-    /// `ZarrBuilder::force(true)`: the message as it is.
+    /// `Crop::skip_missing(true)`: the message as it is.
     Rust,
-    /// `--force`.
+    /// `--skip-missing`.
     Cli,
-    /// `zarr_options.force = 1`.
+    /// `options.skip_missing = 1`.
     C,
 }
 
 /// Each option a message may name: its Rust, CLI and C spellings (Python's
 /// are in python/ctstack/_errors.py, from the C ones).
 const OPTION_WORDS: &[[&str; 3]] = &[
-    [
-        "ZarrBuilder::force(true)",
-        "--force",
-        "zarr_options.force = 1",
-    ],
     [
         "Crop::skip_missing(true)",
         "--skip-missing",
@@ -340,14 +335,14 @@ mod tests {
     #[test]
     fn each_interface_names_an_option_in_its_own_words() {
         let e = Error::state(
-            "/scans/s.ome.zarr",
-            "exists and is not a ctstack store: pass ZarrBuilder::force(true) to replace it",
+            "/scans/ct",
+            "number 15 (ct_0015.tif) is missing: skip it with Crop::skip_missing(true)",
         );
         let spelled = |d| e.message_for(d);
-        assert!(spelled(Dialect::Rust).contains("pass ZarrBuilder::force(true) to"));
+        assert!(spelled(Dialect::Rust).contains("with Crop::skip_missing(true)"));
         assert_eq!(spelled(Dialect::Rust), e.to_string());
-        assert!(spelled(Dialect::Cli).contains("pass --force to"));
-        assert!(spelled(Dialect::C).contains("pass zarr_options.force = 1 to"));
+        assert!(spelled(Dialect::Cli).contains("with --skip-missing"));
+        assert!(spelled(Dialect::C).contains("with options.skip_missing = 1"));
         // Every option's spellings are distinct, and none holds another's
         // Rust spelling (a rewrite never rewrites its own result).
         for words in OPTION_WORDS {

@@ -55,7 +55,7 @@ mod writer;
 #[cfg(feature = "ome-zarr")]
 mod zarr;
 
-pub use crop::{Crop, CropPlan, CropSummary, Naming, OutputFormat};
+pub use crop::{CROP_RECORD_FILE, Crop, CropPlan, CropSummary, Naming, OutputFormat};
 pub use error::{Dialect, Error, ErrorKind};
 pub use formats::Format;
 pub use kernels::{Kernel, average_pair, average_pair_with};
@@ -72,8 +72,15 @@ pub use writer::{write_slice, write_slice_as};
 #[cfg(feature = "ome-zarr")]
 pub use zarr::{ChunkCompression, DEFAULT_CHUNKS, Ngff, ZarrBuilder, ZarrPlan, ZarrSummary};
 
-/// README.md, whose Rust example `cargo test --doc` compiles and runs (from the
-/// package's folder, on its fixtures): a renamed or removed API fails the tests.
+/// The documentation's pages, whose Rust examples `cargo test --doc` compiles and
+/// runs (from the package's folder, on its fixtures): a renamed or removed API
+/// fails the tests. tests/docs.rs checks that every page with a Rust block is here.
 #[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-struct ReadmeDoctests;
+mod doc_pages {
+    #[doc = include_str!("../README.md")]
+    struct Readme;
+    #[doc = include_str!("../docs/rust.md")]
+    struct Rust;
+    #[doc = include_str!("../docs/harvest.md")]
+    struct Harvest;
+}

@@ -134,6 +134,9 @@ fn header<T: Sample>(
 /// Writes `samples` (row-major, `width` x `height`) as an uncompressed grayscale
 /// (min-is-black) TIFF at `path`, atomically: through a temporary file renamed
 /// into place. The SampleFormat tag says unsigned, signed or float, from `T`.
+/// A file already at `path` is replaced, as `std::fs::write` would: the caller
+/// named it. (ctstack's own commands never call this on a name they have not
+/// checked is theirs: see `src/crop/record.rs` and `PyramidBuilder`.)
 ///
 /// Atomic, not synced: a reader sees the old file or the whole new one, never
 /// part of one, but after a power loss the file may be empty or missing until

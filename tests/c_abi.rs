@@ -5,13 +5,14 @@
 //! .ci/windows builds the C example with the host's MinGW against ctstack.dll
 //! and runs it under Wine instead. The documentation check runs everywhere.
 
-use std::path::PathBuf;
+mod common;
+
+#[cfg(unix)]
+use std::path::{Path, PathBuf};
 #[cfg(unix)]
 use std::process::Command;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use common::docs::root;
 
 /// Builds the cdylib (debug profile) and returns the directory holding it.
 #[cfg(unix)]
@@ -28,6 +29,33 @@ fn build_library() -> PathBuf {
     target.join("debug")
 }
 
+/// Compiles `source` with `cc -std=c11 -Wall -Wextra -Werror` (and `flags`) against
+/// include/ctstack.h into `exe`, linked to the library in `lib_dir`; panics with
+/// the compiler's output, naming `what`, if it fails.
+#[cfg(unix)]
+fn compile_c(what: &str, source: &Path, exe: &Path, lib_dir: &Path, flags: &[&str]) {
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let output = Command::new(&cc)
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror"])
+        .args(flags)
+        .arg("-I")
+        .arg(root().join("include"))
+        .arg(source)
+        .arg("-o")
+        .arg(exe)
+        .arg("-L")
+        .arg(lib_dir)
+        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
+        .args(["-lctstack", "-lpthread"])
+        .output()
+        .expect("a C compiler (cc) is needed for this test");
+    assert!(
+        output.status.success(),
+        "{what} does not compile:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 #[test]
 #[cfg(unix)]
 fn c_program_uses_the_abi() {
@@ -36,30 +64,12 @@ fn c_program_uses_the_abi() {
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).unwrap();
     let exe = scratch.join("abi_test");
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let output = Command::new(&cc)
-        .args([
-            "-std=c11",
-            "-Wall",
-            "-Wextra",
-            "-Werror",
-            "-D_POSIX_C_SOURCE=200809L",
-        ])
-        .arg("-I")
-        .arg(root().join("include"))
-        .arg(root().join("tests/c/abi_test.c"))
-        .arg("-o")
-        .arg(&exe)
-        .arg("-L")
-        .arg(&lib_dir)
-        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
-        .args(["-lctstack", "-lpthread"])
-        .output()
-        .expect("a C compiler (cc) is needed for this test");
-    assert!(
-        output.status.success(),
-        "cc failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    compile_c(
+        "tests/c/abi_test.c",
+        &root().join("tests/c/abi_test.c"),
+        &exe,
+        &lib_dir,
+        &["-D_POSIX_C_SOURCE=200809L"],
     );
 
     let run = Command::new(&exe)
@@ -84,25 +94,8 @@ fn c_example_builds_and_runs() {
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).unwrap();
     let exe = scratch.join("c_thumbnails");
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let output = Command::new(&cc)
-        .args(["-std=c11", "-Wall", "-Wextra", "-Werror"])
-        .arg("-I")
-        .arg(root().join("include"))
-        .arg(root().join("examples/c_thumbnails.c"))
-        .arg("-o")
-        .arg(&exe)
-        .arg("-L")
-        .arg(&lib_dir)
-        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
-        .arg("-lctstack")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "cc failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let example = root().join("examples/c_thumbnails.c");
+    compile_c("examples/c_thumbnails.c", &example, &exe, &lib_dir, &[]);
     let run = Command::new(&exe)
         .arg(root().join("fixtures/stack"))
         .arg(scratch.join("out"))
@@ -122,85 +115,62 @@ fn c_example_builds_and_runs() {
     std::fs::remove_dir_all(&scratch).unwrap();
 }
 
-/// The fenced ```c blocks of a Markdown file, in order.
-#[cfg(unix)]
-fn c_blocks(markdown: &str) -> Vec<String> {
-    let mut blocks = Vec::new();
-    let mut current: Option<String> = None;
-    for line in markdown.lines() {
-        match (&mut current, line.trim_end()) {
-            (None, "```c") => current = Some(String::new()),
-            (Some(_), "```") => blocks.push(current.take().unwrap()),
-            (Some(block), _) => {
-                block.push_str(line);
-                block.push('\n');
-            }
-            (None, _) => {}
-        }
-    }
-    blocks
-}
-
-/// README's C example, as the body of `main` with the header and stdio included,
-/// compiled with -Wall -Wextra -Werror and run from a folder holding a copy of
-/// fixtures/stack (the example's paths are the checkout's): it must exit 0 and
-/// leave the pyramid it says.
+/// The documentation's C examples (every ```c block of README.md and docs/*.md),
+/// each as the body of `main` with the header and stdio included, compiled with
+/// -Wall -Wextra -Werror and run from a folder holding a copy of fixtures/stack
+/// (the examples' paths are the checkout's): each must exit 0, and the one that
+/// builds target/c-pyramid must leave that pyramid.
 #[test]
 #[cfg(unix)]
-fn readme_c_example_compiles_and_runs() {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let blocks = c_blocks(&readme);
-    assert_eq!(blocks.len(), 1, "README.md: one ```c block expected");
-    let lib_dir = build_library();
-    let scratch = std::env::temp_dir().join(format!("ctstack-c-readme-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&scratch);
-    let stack = scratch.join("fixtures/stack");
-    std::fs::create_dir_all(&stack).unwrap();
-    std::fs::create_dir_all(scratch.join("target")).unwrap();
-    for entry in std::fs::read_dir(root().join("fixtures/stack")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            std::fs::copy(&path, stack.join(path.file_name().unwrap())).unwrap();
+fn doc_c_examples_compile_and_run() {
+    let mut examples = Vec::new();
+    for page in common::docs::pages() {
+        let text = common::docs::read(&page);
+        for (line, block) in common::docs::fenced_blocks(&text, "c") {
+            examples.push((format!("{}:{line}", page.display()), block));
         }
     }
-    let source = scratch.join("readme.c");
-    std::fs::write(
-        &source,
-        format!(
-            "#include \"ctstack.h\"\n#include <stdio.h>\n\nint main(void) {{\n{}}}\n",
-            blocks[0]
-        ),
-    )
-    .unwrap();
-    let exe = scratch.join("readme");
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let output = Command::new(&cc)
-        .args(["-std=c11", "-Wall", "-Wextra", "-Werror"])
-        .arg("-I")
-        .arg(root().join("include"))
-        .arg(&source)
-        .arg("-o")
-        .arg(&exe)
-        .arg("-L")
-        .arg(&lib_dir)
-        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
-        .arg("-lctstack")
-        .output()
-        .expect("a C compiler (cc) is needed for this test");
-    assert!(
-        output.status.success(),
-        "README's C example does not compile:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let run = Command::new(&exe).current_dir(&scratch).output().unwrap();
-    assert!(
-        run.status.success(),
-        "README's C example failed: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let pyramid = ctstack::Pyramid::open(scratch.join("target/c-pyramid")).unwrap();
-    assert_eq!(pyramid.levels().len(), 2);
-    std::fs::remove_dir_all(&scratch).unwrap();
+    assert!(!examples.is_empty(), "no ```c block in the documentation");
+    let lib_dir = build_library();
+    for (n, (place, block)) in examples.iter().enumerate() {
+        let scratch =
+            std::env::temp_dir().join(format!("ctstack-c-doc-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&scratch);
+        let stack = scratch.join("fixtures/stack");
+        std::fs::create_dir_all(&stack).unwrap();
+        std::fs::create_dir_all(scratch.join("target")).unwrap();
+        for entry in std::fs::read_dir(root().join("fixtures/stack")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, stack.join(path.file_name().unwrap())).unwrap();
+            }
+        }
+        let source = scratch.join("example.c");
+        std::fs::write(
+            &source,
+            format!("#include \"ctstack.h\"\n#include <stdio.h>\n\nint main(void) {{\n{block}}}\n"),
+        )
+        .unwrap();
+        let exe = scratch.join("example");
+        compile_c(
+            &format!("{place}: the C example"),
+            &source,
+            &exe,
+            &lib_dir,
+            &[],
+        );
+        let run = Command::new(&exe).current_dir(&scratch).output().unwrap();
+        assert!(
+            run.status.success(),
+            "{place}: the C example failed: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        if block.contains("\"target/c-pyramid\"") {
+            let pyramid = ctstack::Pyramid::open(scratch.join("target/c-pyramid")).unwrap();
+            assert_eq!(pyramid.levels().len(), 2, "{place}");
+        }
+        std::fs::remove_dir_all(&scratch).unwrap();
+    }
 }
 
 /// docs/ABI.md names exactly the functions and constants of the header: a

@@ -1,6 +1,6 @@
 //! ctstack as C users get it: `cargo cinstall` (cargo-c) into a temporary prefix,
 //! then examples/c_thumbnails.c built through `pkg-config --cflags --libs ctstack`
-//! and run against the installed library, as README "Building and linking from C"
+//! and run against the installed library, as docs/c.md "Building and linking from C"
 //! says. Fails when cargo-c, pkg-config or cc is missing, saying how to install
 //! them, or skips with CTSTACK_ALLOW_SKIPS=1 (.ci/run installs them).
 
@@ -100,7 +100,7 @@ fn example_builds_against_the_installed_library_through_pkg_config() {
     let _ = std::fs::remove_dir_all(&scratch);
     let prefix = scratch.join("prefix");
     let libdir = prefix.join("lib");
-    // The README's command, in debug mode and without the static library to save
+    // docs/c.md's command, in debug mode and without the static library to save
     // build time; --libdir because cargo-c picks lib/<triplet> on Debian.
     run_ok(
         Command::new(env!("CARGO"))

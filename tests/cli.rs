@@ -731,8 +731,9 @@ fn ctrl_c_stops_the_run_cleanly() {
 
 /// `ctstack zarr`: a store of every level with the default name beside the
 /// input; bad options exit 2 with the reason; a store that is not ctstack's
-/// is refused (exit 3) and untouched, with --force too, and the message does
-/// not suggest it; a store in the input folder exits 2.
+/// is refused (exit 3) and untouched, and the message suggests no flag; the
+/// removed --force exits 2 saying none is needed; a store in the input folder
+/// exits 2.
 #[cfg(feature = "ome-zarr")]
 #[test]
 fn zarr_writes_a_store_and_refuses_bad_options_and_foreign_stores() {
@@ -801,13 +802,21 @@ fn zarr_writes_a_store_and_refuses_bad_options_and_foreign_stores() {
     // The command line's words only, not the Rust API's (issue 27).
     assert!(!stderr.contains("ZarrBuilder"), "{stderr}");
     assert_eq!(std::fs::read(foreign.join("notes.txt")).unwrap(), b"mine");
+    // --force is gone (it did nothing since no store is ever deleted): a usage
+    // error saying that a ctstack store is replaced without a flag.
     let out = ctstack(&["zarr", &input_arg, "--out", &foreign_arg, "-q", "--force"]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr
+            .contains("zarr has no --force: a store that is ctstack's is replaced without a flag"),
+        "{stderr}"
+    );
     assert_eq!(std::fs::read(foreign.join("notes.txt")).unwrap(), b"mine");
     // The input folder itself, or a store inside it: exit 2, nothing written.
     for out_dir in [input.clone(), input.join("in.ome.zarr")] {
         let out_arg = out_dir.display().to_string();
-        let out = ctstack(&["zarr", &input_arg, "--out", &out_arg, "-q", "--force"]);
+        let out = ctstack(&["zarr", &input_arg, "--out", &out_arg, "-q"]);
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         let error = stderr
@@ -1024,10 +1033,11 @@ fn range_means_file_numbers_and_crop_range_says_what_to_write() {
     assert!(!out.exists(), "a refused crop wrote {}", out.display());
     // The new spelling: 9 positions, and --indices the inclusive file numbers.
     ctstack_ok(&["crop", &stack, "--slices", "0:9", "-q", "--out", &out_arg]);
-    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 9);
+    // The outputs and the crop's record.
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 9 + 1);
     let numbered = dir.join("numbered").display().to_string();
     ctstack_ok(&["crop", &stack, "--indices", "0:9", "-q", "--out", &numbered]);
-    assert_eq!(std::fs::read_dir(&numbered).unwrap().count(), 10);
+    assert_eq!(std::fs::read_dir(&numbered).unwrap().count(), 10 + 1);
     let help = text(&ctstack(&["crop", "--help"]).stdout);
     assert!(help.contains("--slices <Z0:Z1>"), "{help}");
     assert!(!help.contains("--range <"), "{help}");
@@ -1233,6 +1243,23 @@ fn exit_statuses_follow_docs_cli_md() {
         cases.push((vec!["zarr", &missing, "--out", &out], 3, "does not exist"));
         cases.push((vec!["zarr", &empty, "--out", &out], 3, "no slice files"));
     }
+    // A file ctstack did not write at an output name: the crop's, the pyramid's.
+    let stack = common::fixtures().join("stack").display().to_string();
+    let users = dir.join("users");
+    std::fs::create_dir_all(users.join("1")).unwrap();
+    std::fs::write(users.join("slice_0000.tif"), b"the user's").unwrap();
+    std::fs::write(users.join("1/000000.tif"), b"the user's").unwrap();
+    let users = users.display().to_string();
+    cases.push((
+        vec!["crop", &stack, "--out", &users],
+        3,
+        "slice_0000.tif is at an output name of the crop, and ctstack did not write it",
+    ));
+    cases.push((
+        vec!["pyramid", &stack, "--min-size", "80", "--out", &users],
+        3,
+        "1/000000.tif is at an output name of the pyramid, and ctstack did not write it",
+    ));
     for (args, status, says) in cases {
         let run = ctstack(&args);
         let said = format!("{}{}", text(&run.stdout), text(&run.stderr));
@@ -1240,5 +1267,19 @@ fn exit_statuses_follow_docs_cli_md() {
         assert!(said.contains(says), "{args:?}: {said}");
     }
     assert!(!Path::new(&out).exists(), "a refused run wrote output");
+    let users = Path::new(&users);
+    assert_eq!(
+        std::fs::read(users.join("slice_0000.tif")).unwrap(),
+        b"the user's"
+    );
+    assert_eq!(
+        std::fs::read(users.join("1/000000.tif")).unwrap(),
+        b"the user's"
+    );
+    assert_eq!(
+        std::fs::read_dir(users).unwrap().count(),
+        2,
+        "a refused run wrote output"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

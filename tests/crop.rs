@@ -13,8 +13,8 @@ use std::sync::Arc;
 use common::fixtures;
 use common::pyramid::temp_dir;
 use ctstack::{
-    CancelFlag, Crop, Error, ErrorKind, Naming, OutputFormat, PyramidBuilder, Sample, Slice,
-    write_slice,
+    CROP_RECORD_FILE, CancelFlag, Crop, Error, ErrorKind, Naming, OutputFormat, PyramidBuilder,
+    Sample, Slice, write_slice,
 };
 
 /// Samples of `path` (page `page`) as f64 (exact for every sample type ctstack reads).
@@ -46,11 +46,13 @@ fn cut(v: &[f64], w: u32, x: std::ops::Range<u32>, y: std::ops::Range<u32>) -> V
     out
 }
 
+/// The files of `dir` but the crop's record ([`CROP_RECORD_FILE`]).
 fn files_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name != CROP_RECORD_FILE)
         .collect();
     names.sort();
     names
@@ -400,12 +402,15 @@ fn the_output_folder_holds_only_what_is_asked_and_sources_are_never_replaced() {
     std::fs::write(out.join("notes.txt"), b"mine").unwrap();
     std::fs::write(out.join(".other.tif.1.2.ctstack-tmp"), b"someone else's").unwrap();
     std::fs::write(out.join(".s_1.tif.99.0.ctstack-tmp"), b"ours, killed").unwrap();
-    std::fs::write(out.join("s_1.tif"), b"an old output").unwrap();
     let plan = Crop::from_dir(&dir)
         .slices(1..3)
         .output_dir(&out)
         .plan()
         .unwrap();
+    plan.run(&mut |_, _| {}, &CancelFlag::new()).unwrap();
+    assert!(out.join(CROP_RECORD_FILE).is_file());
+    // A rerun replaces its own outputs (the record vouches for them).
+    std::fs::write(out.join(".s_1.tif.99.0.ctstack-tmp"), b"ours, killed").unwrap();
     plan.run(&mut |_, _| {}, &CancelFlag::new()).unwrap();
     assert_eq!(
         files_in(&out),
@@ -462,6 +467,117 @@ fn the_output_folder_holds_only_what_is_asked_and_sources_are_never_replaced() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// ctstack never replaces a file it did not write: a file at an output name
+/// that the folder's crop record does not vouch for (the user's, or an output
+/// changed since), or a record file that is not one, refuses the crop before
+/// anything is written, naming the files and what to do. Two crops into one
+/// folder both stay ctstack's, and each rerun replaces its own outputs.
+#[test]
+fn a_file_the_crop_did_not_write_is_never_replaced() {
+    let dir = temp_dir("crop-foreign");
+    for i in 0..8u16 {
+        write_slice::<u16>(&dir.join(format!("s_{i}.tif")), 5, 4, &[i; 20]).unwrap();
+    }
+    let crop = |out: &Path, z: std::ops::Range<usize>| {
+        Crop::from_dir(&dir)
+            .slices(z)
+            .output_dir(out)
+            .plan()
+            .unwrap()
+            .run(&mut |_, _| {}, &CancelFlag::new())
+    };
+    let listing = |d: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut all: Vec<(String, Vec<u8>)> = std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                (name, std::fs::read(e.path()).unwrap_or_default())
+            })
+            .collect();
+        all.sort();
+        all
+    };
+    // The user's files at four output names: refused, named (three and a
+    // count), nothing written (not even the record).
+    let out = dir.join("users");
+    std::fs::create_dir_all(&out).unwrap();
+    for i in 1..5 {
+        std::fs::write(out.join(format!("s_{i}.tif")), b"the user's").unwrap();
+    }
+    let before = listing(&out);
+    let err = crop(&out, 0..8).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::State, "{err}");
+    let message = err.to_string();
+    for part in [
+        "4 files are at output names of the crop (s_1.tif, s_2.tif, s_3.tif, and 1 more)",
+        "ctstack did not write them",
+        "choose another output folder, or move them away",
+        "nothing was written",
+    ] {
+        assert!(message.contains(part), "{part:?} not in {message}");
+    }
+    assert_eq!(listing(&out), before);
+    // One file: named alone.
+    let one = dir.join("one");
+    std::fs::create_dir_all(&one).unwrap();
+    std::fs::write(one.join("s_6.tif"), b"the user's").unwrap();
+    let err = crop(&one, 0..8).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("s_6.tif is at an output name of the crop, and ctstack did not write it"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(one.join("s_6.tif")).unwrap(), b"the user's");
+    assert_eq!(files_in(&one), ["s_6.tif"]);
+
+    // Two crops into one folder, then both again: every output is ctstack's.
+    let shared = dir.join("shared");
+    crop(&shared, 0..3).unwrap();
+    crop(&shared, 3..8).unwrap();
+    crop(&shared, 0..3).unwrap();
+    crop(&shared, 2..6).unwrap();
+    assert_eq!(files_in(&shared).len(), 8);
+    // An output changed since ctstack wrote it is the user's now.
+    std::fs::write(shared.join("s_4.tif"), b"edited").unwrap();
+    let err = crop(&shared, 3..8).unwrap_err();
+    assert!(err.to_string().contains("s_4.tif"), "{err}");
+    assert_eq!(std::fs::read(shared.join("s_4.tif")).unwrap(), b"edited");
+    crop(&shared, 5..8).unwrap();
+    // A folder or a link at an output name is not ctstack's either.
+    std::fs::remove_file(shared.join("s_4.tif")).unwrap();
+    std::fs::create_dir(shared.join("s_4.tif")).unwrap();
+    assert_eq!(crop(&shared, 4..5).unwrap_err().kind(), ErrorKind::State);
+    std::fs::remove_dir(shared.join("s_4.tif")).unwrap();
+    #[cfg(unix)]
+    {
+        std::fs::write(dir.join("elsewhere.bin"), b"the user's").unwrap();
+        std::os::unix::fs::symlink(dir.join("elsewhere.bin"), shared.join("s_4.tif")).unwrap();
+        assert_eq!(crop(&shared, 4..5).unwrap_err().kind(), ErrorKind::State);
+        std::fs::remove_file(shared.join("s_4.tif")).unwrap();
+    }
+    crop(&shared, 4..5).unwrap();
+
+    // A record file that is not ctstack's record proves nothing and stays.
+    for foreign in [&b"{ not json"[..], br#"{"format": "mine", "files": {}}"#] {
+        std::fs::write(shared.join(CROP_RECORD_FILE), foreign).unwrap();
+        let err = crop(&shared, 0..2).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::State, "{err}");
+        assert!(
+            err.to_string().contains(CROP_RECORD_FILE)
+                && err
+                    .to_string()
+                    .contains("move it away or choose another output folder"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read(shared.join(CROP_RECORD_FILE)).unwrap(),
+            foreign
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// `ctstack crop` killed with SIGKILL in the middle, then run again: exactly the
 /// expected files, byte-identical to a clean run.
 #[cfg(unix)]
@@ -503,18 +619,21 @@ fn kill_9_mid_crop_then_rerun_gives_a_clean_runs_bytes() {
         let _ = std::fs::remove_dir_all(&killed);
         let mut child = args(&killed).spawn().unwrap();
         let started = std::time::Instant::now();
-        let nothing_yet = || !killed.exists() || files_in(&killed).is_empty();
+        // Outputs only: the lock file and the record appear first.
+        let outputs = |d: &Path| -> usize {
+            files_in(d)
+                .iter()
+                .filter(|n| n.starts_with("k_") && n.ends_with(".tif"))
+                .count()
+        };
+        let nothing_yet = || !killed.exists() || outputs(&killed) == 0;
         while nothing_yet() && started.elapsed() < std::time::Duration::from_secs(20) {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         let finished = child.try_wait().unwrap().is_some();
         child.kill().unwrap();
         child.wait().unwrap();
-        let n = if killed.exists() {
-            files_in(&killed).len()
-        } else {
-            0
-        };
+        let n = if killed.exists() { outputs(&killed) } else { 0 };
         if !finished && n > 0 && n < 44 {
             interrupted = true;
             break;
@@ -882,4 +1001,114 @@ fn the_command_line_refuses_a_gap_or_skips_it_with_a_warning() {
     assert!(!files_in(&out).contains(&"ct_0015.tif".to_string()));
     each_output_is_its_namesake(&dir, &out, 0..40, 0..30);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// numpy's `v[z0:z1:zs, y0:y1:ys, x0:x1:xs]` of a row-major (n, h, w) volume.
+fn strided(
+    v: &[u16],
+    (h, w): (usize, usize),
+    z: (usize, usize, usize),
+    y: (usize, usize, usize),
+    x: (usize, usize, usize),
+) -> Vec<u16> {
+    let mut out = Vec::new();
+    for i in (z.0..z.1).step_by(z.2) {
+        for r in (y.0..y.1).step_by(y.2) {
+            for c in (x.0..x.1).step_by(x.2) {
+                out.push(v[(i * h + r) * w + c]);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn one_plan_reads_any_strided_box_of_its_level() {
+    let stack = fixtures().join("stack");
+    let plan = Crop::from_dir(&stack).plan().unwrap();
+    let (n, h, w) = plan.shape();
+    let (h, w) = (h as usize, w as usize);
+    let mut whole = vec![0u16; plan.samples()];
+    plan.crop_to_array(&mut whole, &mut |_, _| {}, &CancelFlag::new())
+        .unwrap();
+    let cases = [
+        ((0, n, 1), (0, h, 1), (0, w, 1)),
+        ((20, 21, 1), (0, h, 1), (0, w, 1)),
+        ((3, 4, 1), (7, 8, 1), (0, w, 1)),
+        ((0, n, 5), (1, h, 3), (2, w, 7)),
+        ((1, 20, 2), (0, h, 1), (300, 301, 4)),
+        ((0, 1, 1), (202, 203, 9), (0, w, 300)),
+        ((2, 9, 3), (5, 100, 2), (10, 11, 1)),
+    ];
+    for (z, y, x) in cases {
+        let want = strided(&whole, (h, w), z, y, x);
+        let mut got = vec![0u16; want.len()];
+        plan.read_box(
+            (z.0..z.1, z.2),
+            (y.0 as u32..y.1 as u32, y.2),
+            (x.0 as u32..x.1 as u32, x.2),
+            &mut got,
+        )
+        .unwrap_or_else(|e| panic!("{z:?} {y:?} {x:?}: {e}"));
+        assert!(got == want, "{z:?} {y:?} {x:?}");
+    }
+    // Level 1 of the pyramid, through the same call.
+    let out = temp_dir("read-box-level-1");
+    PyramidBuilder::from_dir(&stack)
+        .unwrap()
+        .output_dir(&out)
+        .min_size(80)
+        .plan()
+        .unwrap()
+        .run(&mut |_, _| {}, &CancelFlag::new())
+        .unwrap();
+    let plan1 = Crop::from_dir(&stack)
+        .pyramid_dir(&out)
+        .level(1)
+        .plan()
+        .unwrap();
+    let mut level1 = vec![0u16; plan1.samples()];
+    plan1
+        .crop_to_array(&mut level1, &mut |_, _| {}, &CancelFlag::new())
+        .unwrap();
+    let (n1, h1, w1) = plan1.shape();
+    let want = strided(
+        &level1,
+        (h1 as usize, w1 as usize),
+        (1, n1, 4),
+        (0, 101, 10),
+        (3, 150, 2),
+    );
+    let mut got = vec![0u16; want.len()];
+    plan1
+        .read_box((1..n1, 4), (0..101, 10), (3..150, 2), &mut got)
+        .unwrap();
+    assert!(got == want);
+
+    // Refusals: out of the crop, empty, step 0, a wrong length or type.
+    let usage = |e: Error| assert_eq!(e.kind(), ErrorKind::Usage, "{e}");
+    usage(
+        plan.read_box((0..22, 1), (0..1, 1), (0..1, 1), &mut [0u16; 22])
+            .unwrap_err(),
+    );
+    usage(
+        plan.read_box((0..1, 1), (0..204, 1), (0..1, 1), &mut [0u16; 204])
+            .unwrap_err(),
+    );
+    usage(
+        plan.read_box((0..1, 1), (0..1, 1), (5..5, 1), &mut [0u16; 0])
+            .unwrap_err(),
+    );
+    usage(
+        plan.read_box((0..1, 0), (0..1, 1), (0..1, 1), &mut [0u16; 1])
+            .unwrap_err(),
+    );
+    let e = plan
+        .read_box((0..1, 1), (0..1, 1), (0..2, 1), &mut [0u16; 3])
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Mismatch, "{e}");
+    let e = plan
+        .read_box((0..1, 1), (0..1, 1), (0..2, 1), &mut [0u8; 2])
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Mismatch, "{e}");
 }

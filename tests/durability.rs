@@ -350,6 +350,7 @@ fn a_crop_into_its_source_folder_never_removes_the_users_files() {
 #[cfg(target_os = "linux")]
 mod strace {
     use super::*;
+    use ctstack::CROP_RECORD_FILE;
     use std::path::PathBuf;
 
     fn require() -> bool {
@@ -713,7 +714,8 @@ mod strace {
     }
 
     /// `ctstack crop`: each output's data is synced before its rename, and the
-    /// output folder after the last rename (before the command reports done).
+    /// output folder after the last rename, all before the crop's record that
+    /// vouches for them is written (itself synced with its folder).
     #[test]
     fn a_crop_syncs_each_output_and_its_folder() {
         if !have_strace() {
@@ -736,9 +738,11 @@ mod strace {
             "-q".as_ref(),
         ];
         let trace = Trace::new(trace(Path::new(BIN), &args, &[], &log));
-        let written = files(&out);
+        let mut written = files(&out);
+        assert!(written.remove(CROP_RECORD_FILE).is_some());
         assert_eq!(written.len(), 7);
-        let end = trace.calls.last().unwrap().end + 1;
+        // The crop's record, which says these files are ctstack's, comes last.
+        let end = trace.assert_record_durable(&out.join(CROP_RECORD_FILE), "crop");
         for name in written.keys() {
             let file = out.join(name);
             trace.assert_durable_before(&file, end, "crop");

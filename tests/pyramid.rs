@@ -7,7 +7,10 @@ use std::path::Path;
 
 use common::Rng;
 use common::pyramid::{pixels, reference_volume, temp_dir, tree};
-use ctstack::{CancelFlag, ErrorKind, PyramidBuilder, ReadMode, Sample, level_shapes, write_slice};
+use ctstack::{
+    CancelFlag, ErrorKind, MANIFEST_FILE, PyramidBuilder, ReadMode, Sample, level_shapes,
+    write_slice,
+};
 
 fn assert_same_pyramid(ours: &Path, reference: &Path) {
     let want = tree(reference);
@@ -169,7 +172,8 @@ fn resume_keeps_valid_outputs_and_rebuilds_damaged_ones() {
     let f = common::fixtures();
     let out = temp_dir("resume");
     build(&f.join("stack"), &out, 80);
-    // Damage three outputs: delete one, truncate one, and give one the wrong size.
+    // Damage three outputs: delete one, truncate one, and put a level-2 file at a
+    // level-1 name.
     std::fs::remove_file(out.join("1/000003.tif")).unwrap();
     let bytes = std::fs::read(out.join("1/000007.tif")).unwrap();
     std::fs::write(out.join("1/000007.tif"), &bytes[..bytes.len() / 2]).unwrap();
@@ -179,6 +183,31 @@ fn resume_keeps_valid_outputs_and_rebuilds_damaged_ones() {
         .modified()
         .unwrap();
 
+    // Files at output names that are neither what ctstack wrote nor a level
+    // slice of this stack are not ctstack's to replace: refused, nothing changed.
+    let plan = PyramidBuilder::from_dir(f.join("stack"))
+        .unwrap()
+        .output_dir(&out)
+        .min_size(80)
+        .plan()
+        .unwrap();
+    let manifest = std::fs::read(out.join(MANIFEST_FILE)).unwrap();
+    let err = plan.run(&mut |_, _| {}, &CancelFlag::new()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::State, "{err}");
+    assert!(
+        err.to_string()
+            .contains("2 files are at output names of the pyramid (1/000007.tif, 1/000009.tif)"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(out.join(MANIFEST_FILE)).unwrap(), manifest);
+    assert!(!out.join("1/000003.tif").exists());
+    assert_eq!(
+        std::fs::read(out.join("1/000007.tif")).unwrap(),
+        &bytes[..bytes.len() / 2]
+    );
+    // Moved away by the user: those three are rebuilt, the rest kept.
+    std::fs::remove_file(out.join("1/000007.tif")).unwrap();
+    std::fs::remove_file(out.join("1/000009.tif")).unwrap();
     let summary = build(&f.join("stack"), &out, 80);
     assert_eq!(summary.rebuilt, 3, "{summary:?}");
     assert_eq!(summary.kept, 17 - 3);

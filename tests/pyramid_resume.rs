@@ -264,6 +264,63 @@ fn run(via: Via, stack: &Stack, min_size: u32, force: bool) -> Counts {
     }
 }
 
+/// A run that must be refused as not in the state needed (CLI: exit 3): its
+/// message (the CLI's stderr).
+fn refused(via: Via, stack: &Stack, min_size: u32, force: bool) -> String {
+    match via {
+        Via::Library => {
+            let err = PyramidBuilder::from_dir(stack.input())
+                .unwrap()
+                .output_dir(stack.out())
+                .min_size(min_size)
+                .force(force)
+                .plan()
+                .unwrap()
+                .run(&mut |_, _| {}, &CancelFlag::new())
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::State, "{err}");
+            err.to_string()
+        }
+        Via::Cli => {
+            let mut cmd = Command::new(BIN);
+            cmd.arg("pyramid")
+                .arg(stack.input())
+                .arg("--out")
+                .arg(stack.out())
+                .args(["--min-size", &min_size.to_string()]);
+            if force {
+                cmd.arg("--force");
+            }
+            let output = cmd.output().unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+            assert_eq!(output.status.code(), Some(3), "{stderr}");
+            stderr
+        }
+    }
+}
+
+/// Every file under `dir` and its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut all = BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                let rel = path
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                all.insert(rel, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    all
+}
+
 /// What a successful `ctstack pyramid` printed.
 fn cli_counts(output: &std::process::Output) -> Counts {
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -565,6 +622,21 @@ fn an_output_folder_made_by_another_tool_loses_nothing() {
             std::fs::write(&path, bytes).unwrap();
             theirs.push(rel);
         }
+        // A file at an output name that is not a level slice of this stack
+        // is not ctstack's to replace, forced or not: refused, nothing changed.
+        let before = snapshot(&out);
+        for force in [false, true] {
+            let message = refused(via, &stack, MIN_SIZE, force);
+            assert!(
+                message.contains(
+                    "1/000000.tif is at an output name of the pyramid, and ctstack did not write it"
+                ) && message.contains("choose another output folder, or move it away"),
+                "{via:?}: {message}"
+            );
+            assert_eq!(snapshot(&out), before, "{via:?}");
+        }
+        let moved = out.join("1/000000.tif");
+        std::fs::remove_file(&moved).unwrap();
         let first = run(via, &stack, MIN_SIZE, false);
         // Nothing trusted: every planned file built, nothing removed.
         assert_eq!(
@@ -579,21 +651,135 @@ fn an_output_folder_made_by_another_tool_loses_nothing() {
     }
 }
 
+/// Files at output names that no manifest lists are taken over only if they
+/// are an earlier pyramid of this stack (a TIFF of the level's width, height
+/// and sample type: CTHarvester's own thumbnails) or hold nothing (empty, or
+/// zero bytes: what a power loss leaves of an unsynced output); anything else
+/// refuses the run, whole or slab, before anything is written.
+#[test]
+fn files_at_output_names_are_taken_over_only_when_they_are_an_earlier_pyramid() {
+    let stack = Stack::new("takeover", 13, 14);
+    let out = stack.out();
+    let shapes = level_shapes(W, H, 13, MIN_SIZE);
+    let (w1, h1) = (shapes[1].width, shapes[1].height);
+    std::fs::create_dir_all(out.join("1")).unwrap();
+    std::fs::create_dir_all(out.join("2")).unwrap();
+    // What CTHarvester's own thumbnails are: level slices at the same names.
+    write_slice::<u16>(
+        &out.join("1/000000.tif"),
+        w1,
+        h1,
+        &vec![7; (w1 * h1) as usize],
+    )
+    .unwrap();
+    std::fs::write(out.join("1/000001.tif"), b"").unwrap();
+    std::fs::write(out.join("1/000002.tif"), [0u8; 300]).unwrap();
+    let first = run(Via::Library, &stack, MIN_SIZE, false);
+    assert_eq!((first.rebuilt, first.kept), (outputs(13, MIN_SIZE), 0));
+    stack.assert_matches_reference(MIN_SIZE, &[]);
+
+    // Not an earlier pyramid of this stack: another sample type, another shape.
+    std::fs::remove_file(out.join(MANIFEST_FILE)).unwrap();
+    write_slice::<u8>(
+        &out.join("1/000003.tif"),
+        w1,
+        h1,
+        &vec![7; (w1 * h1) as usize],
+    )
+    .unwrap();
+    write_slice::<u16>(
+        &out.join("2/000000.tif"),
+        w1,
+        h1,
+        &vec![7; (w1 * h1) as usize],
+    )
+    .unwrap();
+    let before = snapshot(&out);
+    for via in VIAS {
+        let message = refused(via, &stack, MIN_SIZE, true);
+        assert!(
+            message.contains(
+                "2 files are at output names of the pyramid (1/000003.tif, 2/000000.tif)"
+            ) && message.contains("nor are they an earlier pyramid of this stack"),
+            "{via:?}: {message}"
+        );
+        assert_eq!(snapshot(&out), before, "{via:?}");
+    }
+    // A slab refuses the foreign files among its own outputs only.
+    let plan = slab_plan(&stack);
+    let err = plan
+        .run_slab(0..8, &mut |_, _| {}, &CancelFlag::new())
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::State, "{err}");
+    assert!(err.to_string().contains("1/000003.tif"), "{err}");
+    assert_eq!(snapshot(&out), before);
+    plan.run_slab(8..13, &mut |_, _| {}, &CancelFlag::new())
+        .unwrap();
+    std::fs::remove_file(out.join("1/000003.tif")).unwrap();
+    std::fs::remove_file(out.join("2/000000.tif")).unwrap();
+    plan.run_slab(0..8, &mut |_, _| {}, &CancelFlag::new())
+        .unwrap();
+    plan.finish_slabs(&CancelFlag::new()).unwrap();
+    stack.assert_matches_reference(MIN_SIZE, &[]);
+}
+
 /// Writes `bytes` as the manifest.
 fn damage_manifest(out: &Path, bytes: &[u8]) {
     std::fs::write(out.join(MANIFEST_FILE), bytes).unwrap();
 }
 
+/// A manifest file that is not ctstack's (not JSON, not an object, no
+/// `"format": "ctstack-pyramid"`) proves nothing and is not ctstack's to
+/// replace: the run is refused, naming it and saying what to do, and nothing
+/// changes; once it is moved away the outputs (earlier level slices of this
+/// stack) are taken over.
 #[test]
-fn a_corrupt_or_truncated_manifest_is_treated_as_absent() {
+fn a_manifest_file_that_is_not_ctstacks_is_refused_and_kept() {
+    for via in VIAS {
+        let stack = Stack::new(&format!("foreign-manifest-{via:?}"), 13, 11);
+        run(via, &stack, MIN_SIZE, false);
+        let good = std::fs::read(stack.out().join(MANIFEST_FILE)).unwrap();
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("truncated", good[..good.len() / 2].to_vec()),
+            ("empty", Vec::new()),
+            ("garbage", (0..=255u8).cycle().take(5000).collect()),
+            ("not an object", b"[1, 2, 3]".to_vec()),
+            (
+                "another tool's",
+                br#"{"format": "mine", "version": 1}"#.to_vec(),
+            ),
+        ];
+        for (what, bytes) in cases {
+            damage_manifest(&stack.out(), &bytes);
+            let before = snapshot(&stack.out());
+            for force in [false, true] {
+                let message = refused(via, &stack, MIN_SIZE, force);
+                assert!(
+                    message.contains(MANIFEST_FILE)
+                        && message.contains("not a ctstack manifest")
+                        && message.contains("move it away"),
+                    "{via:?} {what}: {message}"
+                );
+                assert_eq!(snapshot(&stack.out()), before, "{via:?} {what}");
+            }
+        }
+        std::fs::remove_file(stack.out().join(MANIFEST_FILE)).unwrap();
+        let again = run(via, &stack, MIN_SIZE, false);
+        assert_eq!((again.rebuilt, again.kept), (outputs(13, MIN_SIZE), 0));
+        stack.assert_matches_reference(MIN_SIZE, &[]);
+    }
+}
+
+/// A manifest of ctstack's own that this version cannot trust (another
+/// version, damaged) vouches for nothing: treated as absent, with a warning,
+/// and replaced.
+#[test]
+fn a_ctstack_manifest_it_cannot_trust_is_treated_as_absent() {
     let mut stack = Stack::new("corrupt-manifest", 13, 11);
     run(Via::Library, &stack, MIN_SIZE, false);
     let good = std::fs::read(stack.out().join(MANIFEST_FILE)).unwrap();
     let text = String::from_utf8(good.clone()).unwrap();
     let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("truncated", good[..good.len() / 2].to_vec()),
-        ("empty", Vec::new()),
-        ("garbage", (0..=255u8).cycle().take(5000).collect()),
         (
             "another version",
             text.replace("\"version\": 1", "\"version\": 99").into(),
@@ -603,7 +789,6 @@ fn a_corrupt_or_truncated_manifest_is_treated_as_absent() {
             text.replacen("\"count\": 7", "\"count\": 18446744073709551615", 1)
                 .into(),
         ),
-        ("not an object", b"[1, 2, 3]".to_vec()),
     ];
     for (what, bytes) in cases {
         assert_ne!(bytes, good, "{what}: not damaged");
@@ -627,7 +812,10 @@ fn a_corrupt_or_truncated_manifest_is_treated_as_absent() {
     }
     // Untrusted, it removes nothing: shortened under a damaged manifest, the
     // outputs beyond the plan stay (and are reported).
-    damage_manifest(&stack.out(), b"{");
+    damage_manifest(
+        &stack.out(),
+        text.replace("\"version\": 1", "\"version\": 99").as_bytes(),
+    );
     stack.shorten(4);
     let again = run(Via::Library, &stack, MIN_SIZE, false);
     assert_eq!(again.removed, 0);

@@ -334,14 +334,9 @@ fn metadata_round_trips_through_ome_zarr_metadata() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// Runs `builder` into `store` with `force`; the error if it fails.
-fn run_store(
-    builder: &PyramidBuilder,
-    store: &Path,
-    force: bool,
-) -> Result<ZarrSummary, ctstack::Error> {
+/// Runs `builder` into `store`; the error if it fails.
+fn run_store(builder: &PyramidBuilder, store: &Path) -> Result<ZarrSummary, ctstack::Error> {
     ZarrBuilder::new(builder.clone(), store)
-        .force(force)
         .plan()?
         .run(&mut |_, _| {}, &Default::default())
 }
@@ -356,8 +351,8 @@ fn assert_no_destructive_hint(e: &ctstack::Error) {
 }
 
 /// Issue 26 item 0: a folder that is not a ctstack store is never replaced,
-/// with or without force; nothing in it is touched, and the message does not
-/// suggest --force.
+/// (no option of ctstack's replaces one); nothing in it is touched, and the
+/// message does not suggest a flag.
 #[test]
 fn a_folder_holding_only_a_killed_runs_temporary_file_is_claimed() {
     // A run killed before its first rename leaves `.zarr.json.PID.SEQ.ctstack-tmp`
@@ -369,13 +364,13 @@ fn a_folder_holding_only_a_killed_runs_temporary_file_is_claimed() {
     let store = dir.join("s.ome.zarr");
     std::fs::create_dir_all(&store).unwrap();
     std::fs::write(store.join(".zarr.json.4242.0.ctstack-tmp"), b"{\"zarr_for").unwrap();
-    run_store(&builder, &store, false).unwrap();
+    run_store(&builder, &store).unwrap();
     assert!(store.join("zarr.json").is_file());
     // A user's file with a temporary-looking name that is not ctstack's is not.
     let other = dir.join("t.ome.zarr");
     std::fs::create_dir_all(&other).unwrap();
     std::fs::write(other.join(".notes.ctstack-tmp"), b"mine").unwrap();
-    let e = run_store(&builder, &other, false).unwrap_err();
+    let e = run_store(&builder, &other).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::State, "{e}");
     assert_eq!(
         std::fs::read(other.join(".notes.ctstack-tmp")).unwrap(),
@@ -398,19 +393,19 @@ fn a_folder_that_is_not_a_ctstack_store_is_never_replaced() {
     .unwrap();
     std::fs::write(store.join("0/precious"), b"someone's data").unwrap();
     let before = files(&store);
-    for force in [false, true] {
-        let e = run_store(&builder, &store, force).unwrap_err();
+    for attempt in 0..2 {
+        let e = run_store(&builder, &store).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::State, "{e}");
         assert_eq!(e.path(), Some(store.as_path()));
         assert!(e.to_string().contains("not a ctstack"), "{e}");
         assert_no_destructive_hint(&e);
-        assert_eq!(files(&store), before, "force {force}");
+        assert_eq!(files(&store), before, "attempt {attempt}");
     }
     // A plain file is not replaced either.
     let file = dir.join("file.ome.zarr");
     std::fs::write(&file, b"x").unwrap();
-    for force in [false, true] {
-        let e = run_store(&builder, &file, force).unwrap_err();
+    for _attempt in 0..2 {
+        let e = run_store(&builder, &file).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::State, "{e}");
         assert_no_destructive_hint(&e);
         assert_eq!(std::fs::read(&file).unwrap(), b"x");
@@ -451,8 +446,8 @@ fn a_store_path_at_in_or_around_the_input_is_refused() {
         cases.push((dir.join("link/inner.zarr"), "is inside the input folder"));
     }
     for (store, how) in &cases {
-        for force in [false, true] {
-            let e = run_store(&builder, store, force).unwrap_err();
+        for _attempt in 0..2 {
+            let e = run_store(&builder, store).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Usage, "{}: {e}", store.display());
             assert!(e.to_string().contains(how), "{}: {e}", store.display());
             assert_no_destructive_hint(&e);
@@ -469,13 +464,13 @@ fn a_store_path_at_in_or_around_the_input_is_refused() {
         .collect();
     let from_list = PyramidBuilder::from_files(list.clone(), dir.join("unused")).min_size(4);
     for store in [scan.clone(), list[0].clone(), project.clone()] {
-        let e = run_store(&from_list, &store, true).unwrap_err();
+        let e = run_store(&from_list, &store).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Usage, "{}: {e}", store.display());
         assert_no_destructive_hint(&e);
     }
     assert_eq!(files(&project), before);
     // Beside the input is fine.
-    run_store(&builder, &project.join("scanA.ome.zarr"), false).unwrap();
+    run_store(&builder, &project.join("scanA.ome.zarr")).unwrap();
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -489,7 +484,7 @@ fn a_ctstack_store_is_replaced_and_a_users_files_in_it_stay() {
     let b = make_stack(&dir.join("b"), 5, 20, 24, |z, i| (z * 11 + i * 3) as u16);
     let store = dir.join("s.ome.zarr");
     let builder_a = PyramidBuilder::from_dir(&a).unwrap().min_size(4);
-    let first = run_store(&builder_a, &store, false).unwrap();
+    let first = run_store(&builder_a, &store).unwrap();
     assert!(first.levels.len() > 3, "{first:?}");
     std::fs::write(store.join("notes.txt"), b"mine").unwrap();
     std::fs::write(store.join("0/notes.txt"), b"mine too").unwrap();
@@ -498,8 +493,8 @@ fn a_ctstack_store_is_replaced_and_a_users_files_in_it_stay() {
     let deepest = store.join((first.levels.len() - 1).to_string());
     std::fs::write(deepest.join("keep.me"), b"and this").unwrap();
     let builder_b = PyramidBuilder::from_dir(&b).unwrap().min_size(4);
-    for force in [true, false] {
-        let summary = run_store(&builder_b, &store, force).unwrap();
+    for replacing in [true, false] {
+        let summary = run_store(&builder_b, &store).unwrap();
         assert!(summary.levels.len() < first.levels.len());
         assert_eq!(std::fs::read(store.join("notes.txt")).unwrap(), b"mine");
         assert_eq!(
@@ -511,7 +506,7 @@ fn a_ctstack_store_is_replaced_and_a_users_files_in_it_stay() {
             b"mine too"
         );
         assert_eq!(std::fs::read(deepest.join("keep.me")).unwrap(), b"and this");
-        if force {
+        if replacing {
             let notes = summary.notes.join("\n");
             for name in ["notes.txt", "keep.me"] {
                 assert!(notes.contains(name), "{notes}");
@@ -528,7 +523,7 @@ fn a_ctstack_store_is_replaced_and_a_users_files_in_it_stay() {
         assert_eq!(levels[0].1, input_bytes(&builder_b));
     }
     // An unchanged rerun writes nothing.
-    let again = run_store(&builder_b, &store, false).unwrap();
+    let again = run_store(&builder_b, &store).unwrap();
     assert_eq!(again.written, 0, "{again:?}");
     std::fs::remove_dir_all(&dir).ok();
 }

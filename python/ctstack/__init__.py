@@ -21,6 +21,13 @@ Quick start::
     with ctstack.open_pyramid(report.output_dir) as pyramid:
         volume = numpy.asarray(pyramid[len(pyramid)])   # the smallest level
 
+A stack as a lazy multiscale volume (level 0 the slices, read only where
+indexed; levels 1.. the pyramid), for numpy, dask and napari::
+
+    volume = ctstack.open("scan")          # build=True builds a missing pyramid
+    plane = volume.levels[0][120]          # one slice, read now
+    small = numpy.asarray(volume.levels[-1])
+
 Harvest a box and a slice range, at level 0 or at level k of the pyramid::
 
     report = ctstack.crop("scan", "harvest", level=1, x=(100, 612), y=(40, 552), z=(8, 56))
@@ -86,6 +93,7 @@ from ._pyramid import (
 )
 from ._readback import Level, Pyramid, open_pyramid
 from ._slice import Slice, average_pair
+from ._volume import LevelArray, Volume, open
 from ._zarr import ZarrJob, ZarrOptions, build_ome_zarr
 
 __all__ = [
@@ -125,6 +133,9 @@ __all__ = [
     "Pyramid",
     "Level",
     "open_pyramid",
+    "open",
+    "Volume",
+    "LevelArray",
     "PyramidOptions",
     "StackPattern",
     "build_pyramid",

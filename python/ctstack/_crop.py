@@ -402,7 +402,10 @@ def crop(
             leave the folder, a ``box=``.
         StateError: at level k, a missing, stale or incomplete pyramid
             (build it again); a missing slice in the range (unless
-            ``skip_missing``), naming the numbers.
+            ``skip_missing``), naming the numbers; a file in ``output_dir``
+            at an output name that ctstack did not write (ctstack never
+            replaces one: ``output_dir/.ctstack-crop.json`` lists what its
+            crops wrote), named, before anything is written.
         CtstackIOError, TiffFormatError, ...: a slice that cannot be read or
             written, named.
     """

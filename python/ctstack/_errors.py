@@ -151,7 +151,6 @@ class CtstackWarning(UserWarning):
 #: (src/error.rs, OPTION_WORDS, holds the Rust, CLI and C spellings); this is
 #: Python's part of that.
 _PYTHON_WORDS = (
-    ("zarr_options.force = 1", "force=True"),
     ("options.skip_missing = 1", "skip_missing=True"),
     ("options.depth = 8|16", "depth=8|16"),
     ("zarr_options.shard = {0, 0, 0}", "shard=None"),

@@ -241,6 +241,7 @@ SIGNATURES: Dict[str, Tuple[Any, List[Any]]] = {
     "ctstack_crop_output_name": (_str, [CropP, _u64]),
     "ctstack_crop_warning": (_str, [CropP, _u64]),
     "ctstack_crop_read": (_i32, [CropP, _void, _size, PROGRESS_FN, _void]),
+    "ctstack_crop_read_box": (_i32, [CropP, _P(_u64), _P(_u64), _P(_u64), _void, _size]),
     "ctstack_crop_start": (_i32, [CropP, _P(JobP)]),
     "ctstack_crop_free": (None, [CropP]),
     "ctstack_set_mmap_policy": (_i32, [_i32]),

@@ -11,9 +11,10 @@ OME-Zarr 0.5 (Zarr v3) by default, 0.4 (Zarr v2) with ``ngff="0.4"``. Every
 file appears atomically; a rerun writes only the files that are missing or
 differ. The store path must be new, an empty folder or a ctstack store;
 anything else is refused and left untouched, as is a path that is, holds or
-lies inside the input (``force`` changes nothing: ctstack never deletes a
-file it did not write). In z, level k keeps the planes that average exactly
-``2**k`` slices (README, "OME-Zarr").
+lies inside the input (no option changes that: ctstack never deletes a file
+it did not write, and a store of its own needs no flag to be replaced). In z,
+level k keeps the planes that average exactly ``2**k`` slices
+(docs/ome-zarr.md, "Where each voxel is").
 """
 
 from __future__ import annotations
@@ -52,7 +53,6 @@ class ZarrOptionsT(ctypes.Structure):
         ("zstd_level", ctypes.c_int32),
         ("voxel_size", ctypes.c_double * 3),
         ("unit", ctypes.c_char_p),
-        ("force", ctypes.c_int32),
         ("step", ctypes.c_int32),
         ("slab_start", ctypes.c_uint64),
         ("slab_end", ctypes.c_uint64),
@@ -60,6 +60,11 @@ class ZarrOptionsT(ctypes.Structure):
 
 
 _ZARR_SIGNATURES = {
+    # The resolution tags' voxel size (the OME-Zarr writer's rule), for ctstack.open.
+    "ctstack_crop_voxel_size": (
+        ctypes.c_int32,
+        [_l.CropP, ctypes.c_char_p, ctypes.POINTER(ctypes.c_double), ctypes.POINTER(ctypes.c_int32)],
+    ),
     "ctstack_zarr_options_init": (None, [ctypes.POINTER(ZarrOptionsT), ctypes.c_size_t]),
     "ctstack_zarr_job_start": (
         ctypes.c_int32,
@@ -122,8 +127,6 @@ class ZarrOptions:
             None: from the resolution tags, else unknown (1, 1, 1 without a
             unit, and a warning).
         unit: an NGFF space unit.
-        force: no effect (kept for existing callers): a ctstack store is
-            replaced without it, and nothing else ever is.
     """
 
     ngff: str = "0.5"
@@ -132,7 +135,6 @@ class ZarrOptions:
     compression: str = "zstd"
     voxel_size: Optional[Tuple[float, float, float]] = None
     unit: str = "micrometer"
-    force: bool = False
 
     def __post_init__(self) -> None:
         if self.ngff not in ("0.4", "0.5"):
@@ -171,7 +173,6 @@ class ZarrOptions:
         if self.voxel_size is not None:
             native.voxel_size[:] = [float(v) for v in self.voxel_size]
         native.unit = self.unit.encode("utf-8")
-        native.force = 1 if self.force else 0
         native.step = step
         native.slab_start, native.slab_end = slab
         return native
@@ -252,7 +253,6 @@ def build_ome_zarr(
     compression: str = "zstd",
     voxel_size: Optional[Tuple[float, float, float]] = None,
     unit: str = "micrometer",
-    force: bool = False,
     progress: Optional[ProgressCallback] = None,
     pattern: Optional[StackPattern] = None,
     threads: Optional[int] = None,
@@ -277,7 +277,7 @@ def build_ome_zarr(
     Raises: the errors of :func:`ctstack.build_pyramid`; InvalidArgumentError
     for a bad option or a store path that is, holds or lies inside the input;
     StateError for a store path holding something that is not a ctstack store
-    (whatever ``force`` says).
+    (no option replaces it; a ctstack store is replaced with none).
     """
     options = ZarrOptions(
         ngff=ngff,
@@ -286,7 +286,6 @@ def build_ome_zarr(
         compression=compression,
         voxel_size=None if voxel_size is None else tuple(voxel_size),  # type: ignore[arg-type]
         unit=unit,
-        force=force,
     )
     job = ZarrJob(
         input_dir,

@@ -343,7 +343,7 @@ def build_ome_zarr(
     **options: Any,
 ) -> DistributedReport:
     """Writes the OME-Zarr store of :func:`ctstack.build_ome_zarr` (the same
-    ``options``: ngff, chunks, shard, compression, voxel_size, unit, force)
+    ``options``: ngff, chunks, shard, compression, voxel_size, unit)
     on a Dask cluster, byte for byte the store a single machine writes.
 
     The driver prepares the store (claims the folder, records the levels'

@@ -303,7 +303,8 @@ class SaveCroppedImageStackTest(unittest.TestCase):
                 )
         self.assertIn("ct_0015.tif", logged.output[0])
         want = ["ct_%04d.tif" % n for n in range(8, 36) if n != 15]
-        self.assertEqual(sorted(os.listdir(out)), want)
+        # The outputs and the crop's record of them (src/crop/record.rs).
+        self.assertEqual(sorted(os.listdir(out)), [".ctstack-crop.json"] + want)
         self.assertEqual(report.files, want)
         self.assertIn("ct_0015.tif", report.notes[0])
         for name in want:
@@ -317,6 +318,40 @@ class SaveCroppedImageStackTest(unittest.TestCase):
                 skip_missing=False,
             )  # fmt: skip
         self.assertFalse(os.path.exists(out) and os.listdir(out))
+
+    def test_files_ctstack_did_not_write_are_never_replaced(self):
+        # An export into a folder that holds the user's files at the names it
+        # would write: refused before anything is written, with a message that
+        # says what to do (CTHarvester's wiring shows str(e): see
+        # ctstack.compat.export_handler), the files unchanged.
+        self.write(range(0, 6), (40, 50))
+        out = os.path.join(self.dir, "export")
+        os.mkdir(out)
+        for n in (1, 2):
+            with open(os.path.join(out, "ct_%04d.tif" % n), "wb") as f:
+                f.write(b"the user's")
+        with self.assertRaises(ctstack.StateError) as raised:
+            save_cropped_image_stack(self.stack, out, 0, -1, 0, 0, 0, 0, 5, "ct_", "tif", 4, 0, 5)
+        message = str(raised.exception)
+        for part in (
+            "2 files are at output names of the crop (ct_0001.tif, ct_0002.tif)",
+            "ctstack did not write them",
+            "choose another output folder, or move them away",
+            "nothing was written",
+        ):
+            self.assertIn(part, message)
+        self.assertEqual(sorted(os.listdir(out)), ["ct_0001.tif", "ct_0002.tif"])
+        for n in (1, 2):
+            with open(os.path.join(out, "ct_%04d.tif" % n), "rb") as f:
+                self.assertEqual(f.read(), b"the user's")
+        # Moved away: exported; exported again over its own files.
+        for n in (1, 2):
+            os.remove(os.path.join(out, "ct_%04d.tif" % n))
+        for _ in range(2):
+            report = save_cropped_image_stack(
+                self.stack, out, 0, -1, 0, 0, 0, 0, 5, "ct_", "tif", 4, 0, 5
+            )
+            self.assertEqual(report.written, 6)
 
     def test_the_level_menu_position_is_mapped_through_level_info(self):
         # 1100x1000: levels 1 (550x500) and 2 (275x250); CTHarvester's menu is

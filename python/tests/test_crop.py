@@ -14,6 +14,9 @@ from pathlib import Path
 import ctstack
 from ctstack.compat import ct_thumbnail, save_cropped_image_stack
 
+#: The crop's record of the files it wrote, in each output folder (src/crop/record.rs).
+RECORD = ".ctstack-crop.json"
+
 try:
     import numpy as np
     import tifffile
@@ -243,10 +246,21 @@ class CropTest(Base):
 
         with self.assertRaisesRegex(KeyError, "from the callback"):
             ctstack.crop(folder, self.out("boom"), threads=1, progress=boom)
-        for name in os.listdir(self.out("boom")):  # complete files only
-            self.assertRegex(name, r"^slice_\d{4}\.tif$")
+        for name in os.listdir(self.out("boom")):  # complete files only, and the record
+            self.assertRegex(name, r"^(slice_\d{4}\.tif|\.ctstack-crop\.json)$")
         with self.assertRaisesRegex(KeyError, "from the callback"):
             ctstack.crop_to_array(folder, threads=1, progress=boom)
+        # A file ctstack did not write at an output name: refused, kept.
+        users = self.out("users")
+        os.makedirs(users)
+        (Path(users) / "slice_0003.tif").write_bytes(b"the user's")
+        with self.assertRaisesRegex(
+            ctstack.StateError,
+            r"slice_0003\.tif is at an output name of the crop, and ctstack did not write it",
+        ):
+            ctstack.crop(folder, users)
+        self.assertEqual(os.listdir(users), ["slice_0003.tif"])
+        self.assertEqual((Path(users) / "slice_0003.tif").read_bytes(), b"the user's")
         # A job's cancel() says so.
         with ctstack.CropJob(folder, self.out("job-cancel"), threads=1) as job:
             job.cancel()
@@ -375,7 +389,7 @@ class CTHarvesterExportTest(Base):
         with self.assertRaises(Stop):
             self.harvest(0, info, settings, target, cancel_second)
         self.assertEqual(len(calls), 2)
-        written = sorted(os.listdir(target))
+        written = sorted(n for n in os.listdir(target) if n != RECORD)
         for name in written:
             self.assertRegex(name, r"^s\d{3}\.tif$")  # complete files only, no temporaries
             self.assertEqual(tifffile.imread(str(target / name)).shape, (400, 300))

@@ -373,6 +373,8 @@ class HeaderTest(unittest.TestCase):
         "const void * *": ctypes.POINTER(ctypes.c_void_p),
         "size_t *": ctypes.POINTER(ctypes.c_size_t),
         "uint64_t *": ctypes.POINTER(ctypes.c_uint64),
+        "const uint64_t *": ctypes.POINTER(ctypes.c_uint64),
+        "double *": ctypes.POINTER(ctypes.c_double),
         "const char * const *": ctypes.POINTER(ctypes.c_char_p),
         "ctstack_progress_fn": ctstack.PROGRESS_FN,
         "ctstack_slice *": ctstack._library.SliceP,
@@ -1010,6 +1012,34 @@ class PyramidOptionsTest(PyramidAssertions):
                 forced = job.report()
             self.assertEqual((forced.kept, forced.rebuilt), (0, STACK_TOTAL))
             ctstack.build_pyramid(STACK, out, 80, force=True)
+            self.assertPyramidEqual(out, STACK_REF)
+
+    def test_a_file_ctstack_did_not_write_is_never_replaced(self):
+        """A user's file at an output name: StateError naming it, forced or
+        not, on build_pyramid and PyramidJob alike; the file and the folder
+        unchanged."""
+        with tempfile.TemporaryDirectory() as out:
+            os.makedirs(os.path.join(out, "1"))
+            theirs = os.path.join(out, "1", "000004.tif")
+            with open(theirs, "wb") as f:
+                f.write(b"the user's")
+            for force in (False, True):
+                with self.subTest(force=force):
+                    with self.assertRaisesRegex(
+                        ctstack.StateError,
+                        r"1/000004\.tif is at an output name of the pyramid, and ctstack did "
+                        r"not write it.*choose another output folder, or move it away",
+                    ):
+                        ctstack.build_pyramid(STACK, out, 80, force=force)
+                    job = ctstack.PyramidJob(STACK, out, 80, force=force)
+                    with job, self.assertRaises(ctstack.StateError):
+                        job.report()
+                    self.assertEqual(sorted(os.listdir(out)), ["1"])
+                    self.assertEqual(os.listdir(os.path.join(out, "1")), ["000004.tif"])
+                    with open(theirs, "rb") as f:
+                        self.assertEqual(f.read(), b"the user's")
+            os.remove(theirs)
+            ctstack.build_pyramid(STACK, out, 80)
             self.assertPyramidEqual(out, STACK_REF)
 
     def test_report_of_a_failed_job_raises_its_error(self):

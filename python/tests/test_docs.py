@@ -1,5 +1,5 @@
-"""The documentation's Python examples, run: every ```python block of README.md
-and python/README.md, so that a renamed or removed name fails the tests.
+"""The documentation's Python examples, run: every ```python block of README.md,
+python/README.md and docs/*.md, so that a renamed or removed name fails the tests.
 
 Each block runs as a script (``python -c``, as a user pasting it would) in a
 scratch folder holding a copy of ``fixtures/stack`` and an empty ``target/``: the
@@ -25,7 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRE_EXTERNAL = os.environ.get("CTSTACK_REQUIRE_EXTERNAL") == "1"
-DOCS = ("README.md", "python/README.md")
+DOCS = ("README.md", "python/README.md") + tuple(
+    sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))
+)
 COMPILE_ONLY = "<!-- docs-test: compile-only -->"
 #: Seconds a block may take (the Dask one starts a two-worker cluster).
 TIMEOUT = 300
@@ -66,8 +68,10 @@ def needs(code):
 
 
 class DocExamplesTest(unittest.TestCase):
-    def test_every_doc_has_python_examples(self):
-        for doc in DOCS:
+    def test_the_docs_have_python_examples(self):
+        # The Python page, the Dask page and the OME-Zarr page each show the API.
+        for doc in ("python/README.md", "docs/dask.md", "docs/ome-zarr.md"):
+            self.assertIn(doc, DOCS)
             self.assertTrue(python_blocks(doc), doc)
 
     def test_examples_run(self):

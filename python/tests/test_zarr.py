@@ -172,7 +172,7 @@ class ZarrTest(unittest.TestCase):
                 np.testing.assert_allclose([image.translation[d] for d in "zyx"], translation)
                 self.assertEqual(image.axes_units["z"], "micrometer")
 
-    def test_rerun_writes_nothing_and_foreign_stores_are_refused_even_with_force(self):
+    def test_rerun_writes_nothing_and_foreign_stores_are_refused(self):
         store, first = self.build()
         self.assertGreater(first.rebuilt, 4)
         _, again = self.build()
@@ -181,14 +181,20 @@ class ZarrTest(unittest.TestCase):
         foreign = self.scratch / "foreign.ome.zarr"
         foreign.mkdir()
         (foreign / "data").write_bytes(b"not ours")
-        for force in (False, True):
-            with self.assertRaises(ctstack.StateError) as caught:
-                self.build(name="foreign.ome.zarr", force=force)
-            self.assertIn("not a ctstack", str(caught.exception))
-            self.assertNotIn("force", str(caught.exception))
-            self.assertEqual((foreign / "data").read_bytes(), b"not ours")
+        with self.assertRaises(ctstack.StateError) as caught:
+            self.build(name="foreign.ome.zarr")
+        self.assertIn("not a ctstack", str(caught.exception))
+        self.assertNotIn("force", str(caught.exception))
+        self.assertEqual((foreign / "data").read_bytes(), b"not ours")
+        # force= is gone (it did nothing: no store is ever deleted, and a
+        # ctstack store needs no flag to be replaced).
+        with self.assertRaises(TypeError):
+            self.build(name="foreign.ome.zarr", force=True)
+        with self.assertRaises(TypeError):
+            ctstack.ZarrOptions(force=True)
+        self.assertEqual((foreign / "data").read_bytes(), b"not ours")
 
-    def test_force_never_deletes_the_input_or_a_users_file(self):
+    def test_a_store_never_deletes_the_input_or_a_users_file(self):
         """Issue 26 item 0: ``build_ome_zarr(scan, project, force=True)`` with
         the scan and a user's analysis.csv in ``project``; the input itself;
         a store inside the input: refused, nothing deleted."""
@@ -204,7 +210,7 @@ class ZarrTest(unittest.TestCase):
         before = listing()
         for store in (project, scan, scan / "inside.ome.zarr"):
             with self.assertRaises(ctstack.InvalidArgumentError) as caught:
-                ctstack.build_ome_zarr(scan, store, min_size=MIN_SIZE, force=True)
+                ctstack.build_ome_zarr(scan, store, min_size=MIN_SIZE)
             self.assertIn("input", str(caught.exception))
             self.assertNotIn("force", str(caught.exception))
             self.assertEqual(listing(), before, store)
@@ -218,7 +224,7 @@ class ZarrTest(unittest.TestCase):
             tifffile.imwrite(other / ("s%03d.tif" % z), self.volume[z, :20, :30])
         with self.assertWarns(UserWarning) as caught:
             report = ctstack.build_ome_zarr(
-                other, store, min_size=MIN_SIZE, force=True, voxel_size=VOXEL
+                other, store, min_size=MIN_SIZE, voxel_size=VOXEL
             )
         self.assertTrue(any("notes.txt" in str(w.message) for w in caught.warnings))
         self.assertTrue(any("notes.txt" in w for w in report.warnings), report.warnings)
@@ -462,7 +468,7 @@ class InterruptedStoreTest(unittest.TestCase):
                 shutil.copytree(finished["A"], store)
                 target = rng.randint(1, total)
                 new = "B" if attempt % 2 == 0 else "C"
-                command = self.command(self.stacks[new], store, ngff, extra + ["--force"])
+                command = self.command(self.stacks[new], store, ngff, extra)
                 if self.kill_after(command, store, target):
                     done += 1
                     self.check(store, levels, "%s, overwrite by %s, kill %d" % (what, new, done))
@@ -514,11 +520,11 @@ class DaskZarrTest(unittest.TestCase):
                 stack, many, client=client, min_size=5, slab_size=8, **options
             )
             # Issue 26 item 0 on Dask too: a store at, in or around the input is
-            # refused, force or not, before anything is written.
+            # refused before anything is written.
             before = sorted(p.name for p in stack.iterdir())
             for store in (stack, stack / "inside.ome.zarr", scratch):
                 with self.assertRaises(ctstack.InvalidArgumentError):
-                    cd.build_ome_zarr(stack, store, client=client, min_size=5, force=True)
+                    cd.build_ome_zarr(stack, store, client=client, min_size=5)
             self.assertEqual(sorted(p.name for p in stack.iterdir()), before)
         self.assertGreater(report.slabs, 1)
         self.assertEqual(report.slab_size % 8, 0)

@@ -48,10 +48,12 @@ use crate::{
 mod names;
 mod numbering;
 mod output;
+mod record;
 mod region;
 
 pub use names::Naming;
 pub use output::OutputFormat;
+pub use record::RECORD_FILE as CROP_RECORD_FILE;
 
 use numbering::Numbering;
 use output::Density;
@@ -521,15 +523,27 @@ impl CropPlan {
     ///
     /// Each file appears atomically (temporary name, rename), its data synced
     /// before the rename and the folder synced before the run returns (durable
-    /// once reported), replacing an existing output as a whole. Files of the
-    /// folder that are not outputs are never touched, except the temporary files
-    /// of these outputs that a killed run left (removed first). A slice that cannot be read or written stops the
-    /// run with an error naming it; the files written before it stay, complete.
-    /// A rerun writes the same bytes.
+    /// once reported).
+    ///
+    /// ctstack never replaces a file it did not write: an existing file at an
+    /// output name is replaced (as a whole) only if ctstack's crop wrote it,
+    /// which the folder's crop record [`CROP_RECORD_FILE`] proves (written
+    /// last, atomically and synced; see `src/crop/record.rs`). Any other file
+    /// at an output name refuses the crop before anything is written. Files
+    /// of the folder that are not outputs are never touched, except the
+    /// temporary files of these outputs that a killed run left (removed
+    /// first). The folder is locked for the run ([`crate::LOCK_FILE`], as a
+    /// pyramid's): crops into one folder take turns. A slice that cannot be
+    /// read or written stops the run with an error naming it; the files
+    /// written before it stay, complete, and are recorded. A rerun writes the
+    /// same bytes.
     ///
     /// Errors: no output folder given, or one that is the folder of a source
-    /// whose file an output would replace ([`Error::Usage`]); reading and
-    /// writing errors, naming the file.
+    /// whose file an output would replace ([`Error::Usage`]); a file at an
+    /// output name that ctstack did not write, or a file at
+    /// [`CROP_RECORD_FILE`] that is not a crop record ([`Error::State`],
+    /// naming the files and saying what to do); reading and writing errors,
+    /// naming the file.
     pub fn run(
         &self,
         progress: &mut dyn FnMut(u64, u64),
@@ -543,36 +557,23 @@ impl CropPlan {
             .map_err(|e| Error::io(out, "cannot create output directory", e))?;
         let paths: Vec<PathBuf> = self.names.iter().map(|n| out.join(n)).collect();
         self.refuse_overwriting_sources(out, &paths)?;
+        let _lock = crate::pyramid::lock::OutputLock::acquire(out, cancel)?;
+        let mut record = record::Record::read(out)?;
+        record.refuse_foreign(out, &paths)?;
         remove_own_temporaries(out, &self.names)?;
         let pool = self.pool()?;
+        let shape = record::Shape::new(self.x.len() as u32, self.y.len() as u32, self.sample_type);
+        record.save_writing(out, &self.names, &shape)?;
         let total = self.total_units();
         progress(0, total);
-        let batch = self.batch(pool.as_ref());
-        let mut done = 0u64;
-        for start in (0..self.sources.len()).step_by(batch) {
-            if cancel.is_cancelled() {
-                return Err(Error::Cancelled);
-            }
-            let end = (start + batch).min(self.sources.len());
-            let work = || -> Result<(), Error> {
-                use rayon::prelude::*;
-                (start..end)
-                    .into_par_iter()
-                    .map(|i| self.write_one(i, &paths[i]))
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .collect()
-            };
-            match &pool {
-                Some(p) => p.install(work)?,
-                None => work()?,
-            }
-            for _ in start..end {
-                done += 1;
-                progress(done, total);
-            }
-        }
-        output::finish(out)?;
+        let mut written = Vec::with_capacity(paths.len());
+        let wrote = self.write_all(&paths, pool.as_ref(), progress, cancel, &mut written);
+        // Whatever happened, what was written is synced, then recorded.
+        let finished = output::finish(out);
+        let recorded = record.save_written(out, &self.names, written);
+        wrote?;
+        finished?;
+        recorded?;
         Ok(CropSummary {
             output_dir: out.clone(),
             written: paths.len(),
@@ -582,14 +583,68 @@ impl CropPlan {
         })
     }
 
-    /// Reads slice `i`'s box and writes it to `path`.
-    fn write_one(&self, i: usize, path: &Path) -> Result<(), Error> {
+    /// Writes every output, in batches of one slice per thread; lists each
+    /// file written in `written` (its name and its size and time).
+    fn write_all(
+        &self,
+        paths: &[PathBuf],
+        pool: Option<&rayon::ThreadPool>,
+        progress: &mut dyn FnMut(u64, u64),
+        cancel: &CancelFlag,
+        written: &mut Vec<(String, crate::pyramid::FileRecord)>,
+    ) -> Result<(), Error> {
+        let total = self.total_units();
+        let batch = self.batch(pool);
+        let mut done = 0u64;
+        for start in (0..self.sources.len()).step_by(batch) {
+            if cancel.is_cancelled() {
+                return Err(Error::Cancelled);
+            }
+            let end = (start + batch).min(self.sources.len());
+            let work = || -> Vec<Result<std::fs::Metadata, Error>> {
+                use rayon::prelude::*;
+                (start..end)
+                    .into_par_iter()
+                    .map(|i| self.write_one(i, &paths[i]))
+                    .collect()
+            };
+            let results = match pool {
+                Some(p) => p.install(work),
+                None => work(),
+            };
+            let mut first_error = None;
+            for (i, result) in (start..end).zip(results) {
+                match result {
+                    Ok(metadata) => written.push((
+                        self.names[i].clone(),
+                        crate::pyramid::FileRecord::of(&metadata),
+                    )),
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            if let Some(e) = first_error {
+                return Err(e);
+            }
+            for _ in start..end {
+                done += 1;
+                progress(done, total);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads slice `i`'s box and writes it to `path`; the file's metadata.
+    fn write_one(&self, i: usize, path: &Path) -> Result<std::fs::Metadata, Error> {
         let (w, h) = (self.x.len() as u32, self.y.len() as u32);
         with_sample_type!(self.sample_type, T => {
             let mut buf = vec![T::default(); w as usize * h as usize];
             self.read_one(i, &mut buf)?;
             output::write(path, self.format, w, h, &buf, self.photometric, self.density)
-        })
+        })?;
+        // Under the folder's lock nothing else writes the name.
+        std::fs::symlink_metadata(path).map_err(|e| Error::io(path, "cannot read back", e))
     }
 
     /// Slice `i`'s box into `dst` (height x width samples).
@@ -663,6 +718,91 @@ impl CropPlan {
         Ok(())
     }
 
+    /// Part of the crop, numpy's `[z, y, x]` with steps: the crop's slices
+    /// `z.0` every `z.1`-th, rows `y.0` every `y.1`-th, columns `x.0` every
+    /// `x.1`-th (half-open ranges relative to the crop's box, steps >= 1), into
+    /// `dst`, one contiguous (slices, rows, columns) volume of
+    /// `ceil(len / step)` per axis, row-major. Only the kept slices are read,
+    /// and with a row step only the kept rows (each through the region
+    /// reader, touching the strips or tiles it meets); a column step reads the
+    /// columns from the first to the last kept one. Slices are read in
+    /// parallel on the crop's threads. One plan serves any number of such
+    /// reads: a viewer plans the whole level once, then reads what it shows.
+    ///
+    /// Errors: an empty range, a step of 0, or a range outside the crop
+    /// ([`Error::Usage`], naming the crop's shape); `dst` of another length or
+    /// sample type ([`Error::Mismatch`]); reading errors, naming the file.
+    pub fn read_box<T: Sample>(
+        &self,
+        z: (Range<usize>, usize),
+        y: (Range<u32>, usize),
+        x: (Range<u32>, usize),
+        dst: &mut [T],
+    ) -> Result<(), Error> {
+        if T::TYPE != self.sample_type {
+            return Err(Error::mismatch(format!(
+                "the stack holds {} samples, asked for {}",
+                self.sample_type,
+                T::TYPE
+            )));
+        }
+        let (n, h, w) = self.shape();
+        let (zs, ys, xs) = (
+            kept(z.0.start as u64..z.0.end as u64, z.1, n as u64, "slices z")?,
+            kept(y.0.start as u64..y.0.end as u64, y.1, h as u64, "rows y")?,
+            kept(x.0.start as u64..x.0.end as u64, x.1, w as u64, "columns x")?,
+        );
+        let plane = ys.count as usize * xs.count as usize;
+        if dst.len() as u128 != zs.count as u128 * plane as u128 {
+            return Err(Error::mismatch(format!(
+                "destination holds {} samples, the box ({} x {}x{}) has {}",
+                dst.len(),
+                zs.count,
+                ys.count,
+                xs.count,
+                zs.count as u128 * plane as u128
+            )));
+        }
+        // Columns read per row: the first to the last kept one, in crop coordinates.
+        let cols = xs.start as u32..xs.last as u32 + 1;
+        let cols = self.x.start + cols.start..self.x.start + cols.end;
+        let read_plane = |i: usize, out: &mut [T]| -> Result<(), Error> {
+            let slice = &self.sources[zs.start as usize + i * zs.step as usize];
+            let row = |r: u64| self.y.start + r as u32;
+            if ys.step == 1 && xs.step == 1 {
+                let rows = row(ys.start)..row(ys.last) + 1;
+                return region::read_region(slice, &self.open, rows, cols.clone(), out);
+            }
+            let mut buf = vec![T::default(); if xs.step == 1 { 0 } else { cols.len() }];
+            for (j, out_row) in out.chunks_mut(xs.count as usize).enumerate() {
+                let r = row(ys.start + j as u64 * ys.step);
+                if xs.step == 1 {
+                    region::read_region(slice, &self.open, r..r + 1, cols.clone(), out_row)?;
+                } else {
+                    region::read_region(slice, &self.open, r..r + 1, cols.clone(), &mut buf)?;
+                    let picked = buf.iter().step_by(xs.step as usize);
+                    out_row.iter_mut().zip(picked).for_each(|(o, v)| *o = *v);
+                }
+            }
+            Ok(())
+        };
+        let pool = self.pool()?;
+        let work = move || -> Result<(), Error> {
+            use rayon::prelude::*;
+            let dst = dst;
+            dst.par_chunks_mut(plane)
+                .enumerate()
+                .map(|(i, out)| read_plane(i, out))
+                .collect::<Vec<_>>()
+                .into_iter()
+                .collect()
+        };
+        match &pool {
+            Some(p) => p.install(work),
+            None => work(),
+        }
+    }
+
     /// A usage error if an output would replace a file of the stack.
     fn refuse_overwriting_sources(&self, out: &Path, paths: &[PathBuf]) -> Result<(), Error> {
         let canonical = |p: &Path| std::fs::canonicalize(p).ok();
@@ -708,4 +848,34 @@ fn remove_own_temporaries(out: &Path, names: &[String]) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// The indices an axis keeps: `count` of them, `start`, `start + step`, ..., `last`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Kept {
+    start: u64,
+    step: u64,
+    count: u64,
+    last: u64,
+}
+
+/// `range` every `step`-th within `0..len` (the crop's `what`), or a usage error.
+fn kept(range: Range<u64>, step: usize, len: u64, what: &str) -> Result<Kept, Error> {
+    if step == 0 {
+        return Err(Error::usage(format!("{what}: a step of 0")));
+    }
+    if range.start >= range.end || range.end > len {
+        return Err(Error::usage(format!(
+            "{what} {}..{} is not inside the crop's 0..{len} (half-open, non-empty)",
+            range.start, range.end
+        )));
+    }
+    let step = step as u64;
+    let count = (range.end - range.start).div_ceil(step);
+    Ok(Kept {
+        start: range.start,
+        step,
+        count,
+        last: range.start + (count - 1) * step,
+    })
 }

@@ -478,13 +478,141 @@ pub unsafe extern "C" fn ctstack_crop_read(
     }
 }
 
+/// Reads part of the crop into `dst`, numpy's `[z0:z1:zs, y0:y1:ys, x0:x1:xs]`:
+/// `start`, `end` and `step` each point to 3 numbers, slices, rows, columns
+/// (z, y, x), half-open ranges relative to the crop's box, steps >= 1. `dst`
+/// receives one contiguous volume of `ceil((end - start) / step)` per axis,
+/// row-major, native-endian; `dst_len` must be its size in bytes (else
+/// CTSTACK_ERR_MISMATCH); `dst` needs no alignment. Only the kept slices are
+/// read, and with a row step only the kept rows. One crop of a whole level
+/// serves any number of these reads (planning reads every slice's header;
+/// this reads only the box). Blocks; thread-safe on a shared crop. An empty
+/// range, a step of 0 or a range outside the crop is CTSTACK_ERR_INVALID_ARGUMENT.
+///
+/// # Safety
+/// `crop` is NULL or a live crop handle; `start`, `end`, `step` are NULL or
+/// readable for 3 `uint64_t`; `dst` is NULL or writable for `dst_len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ctstack_crop_read_box(
+    crop: *const ctstack_crop,
+    start: *const u64,
+    end: *const u64,
+    step: *const u64,
+    dst: *mut c_void,
+    dst_len: usize,
+) -> ctstack_status {
+    ffi_boundary! {
+        // SAFETY: per the contract above.
+        let plan = &unsafe { handle(crop, "crop") }?.plan;
+        // SAFETY: per the contract above.
+        let (start, end, step) = unsafe {
+            (triple(start, "start")?, triple(end, "end")?, triple(step, "step")?)
+        };
+        let (n, h, w) = plan.shape();
+        let bounds = [n as u64, u64::from(h), u64::from(w)];
+        for (i, axis) in ["z (slices)", "y (rows)", "x (columns)"].iter().enumerate() {
+            if start[i] > bounds[i] || end[i] > bounds[i] {
+                return Err(invalid(format!(
+                    "{axis} {}..{} is past the crop's 0..{} (the crop is {n} x {h}x{w})",
+                    start[i], end[i], bounds[i]
+                )));
+            }
+        }
+        // Within the bounds, so each fits its type.
+        let step_of = |i: usize| usize::try_from(step[i]).unwrap_or(usize::MAX);
+        let z = (start[0] as usize..end[0] as usize, step_of(0));
+        let y = (start[1] as u32..end[1] as u32, step_of(1));
+        let x = (start[2] as u32..end[2] as u32, step_of(2));
+        // SAFETY: per the contract above.
+        let dst = unsafe { buffer(dst, dst_len, "dst") }?;
+        let bytes = plan.sample_type().bytes();
+        if !dst_len.is_multiple_of(bytes) {
+            return Err(Failure {
+                status: ctstack_status::CTSTACK_ERR_MISMATCH,
+                message: format!(
+                    "dst_len is {dst_len} bytes, not a whole number of {} samples",
+                    plan.sample_type()
+                ),
+            });
+        }
+        with_sample_type!(plan.sample_type(), T => {
+            with_samples::<T>(dst, |samples| plan.read_box(z, y, x, samples))?
+        });
+        Ok(())
+    }
+}
+
+/// The physical voxel size (z, y, x) in `unit` (an NGFF space unit:
+/// "micrometer", "millimeter", ...; NULL: "micrometer") that the resolution
+/// tags of the crop's first source give, by the rule of the OME-Zarr writer
+/// (XResolution, YResolution and ResolutionUnit, or an ImageJ file's `unit=`
+/// and `spacing=`; without a z step, z equals x). `*found` is 1 and `size`
+/// holds the three numbers when the tags give one; 0 (and `size` untouched)
+/// when they do not (no tags, not a TIFF, an unknown unit): the size is then
+/// unknown, not an error. At level k the source is the pyramid's slice, whose
+/// tags carry the level's own (coarser) size. Built with the `ome-zarr`
+/// feature (the default).
+///
+/// # Safety
+/// `crop` is NULL or a live crop handle; `unit` is NULL or NUL-terminated;
+/// `size` is NULL or writable for 3 `double`s; `found` is NULL or writable.
+#[cfg(feature = "ome-zarr")]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ctstack_crop_voxel_size(
+    crop: *const ctstack_crop,
+    unit: *const c_char,
+    size: *mut f64,
+    found: *mut i32,
+) -> ctstack_status {
+    ffi_boundary! {
+        // SAFETY: per the contract above.
+        let plan = &unsafe { handle(crop, "crop") }?.plan;
+        // SAFETY: per the contract above.
+        let unit = unsafe { optional_utf8_arg(unit, "unit") }?.unwrap_or("micrometer");
+        if size.is_null() || found.is_null() {
+            return Err(invalid(if size.is_null() { "size is NULL" } else { "found is NULL" }));
+        }
+        let from_tags = plan
+            .sources()
+            .first()
+            .and_then(|s| crate::zarr::resolution::from_tags(&s.path, unit));
+        // SAFETY: non-NULL and writable per the contract above (3 doubles for size).
+        unsafe {
+            match from_tags {
+                Some((zyx, _)) => {
+                    std::ptr::write_unaligned(size.cast::<[f64; 3]>(), zyx);
+                    *found = 1;
+                }
+                None => *found = 0,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Three numbers (z, y, x) from a caller's array.
+///
+/// # Safety
+/// `ptr` is NULL or readable for 3 `u64`.
+unsafe fn triple(ptr: *const u64, name: &str) -> Result<[u64; 3], Failure> {
+    if ptr.is_null() {
+        return Err(invalid(format!("{name} is NULL")));
+    }
+    // SAFETY: non-NULL, and the caller guarantees 3 readable numbers; read
+    // unaligned, as a C caller's array may be packed anywhere.
+    Ok(unsafe { std::ptr::read_unaligned(ptr.cast::<[u64; 3]>()) })
+}
+
 /// Starts writing the crop's files (into `options->output_dir` of the plan) on
 /// a background thread and stores the job in `*out`: poll it with
 /// `ctstack_job_progress` (one unit per file), cancel it with
 /// `ctstack_job_cancel`, wait with `ctstack_job_wait`; its report
 /// (`ctstack_job_report_get`) counts the files written in `rebuilt` and gives
 /// the crop's notes as warnings. Every file appears atomically; a failing slice
-/// stops the job with an error naming it. The job keeps its own copy of the
+/// stops the job with an error naming it. A file at an output name that
+/// ctstack did not write (the folder's `.ctstack-crop.json` lists what its
+/// crops wrote) is never replaced: the job stops with `CTSTACK_ERR_STATE`
+/// naming it, before anything is written. The job keeps its own copy of the
 /// crop: `crop` may be freed at once. Ownership: the caller owns `*out` and
 /// frees it with `ctstack_job_free`; on failure `*out` is NULL.
 ///

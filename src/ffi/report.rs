@@ -143,10 +143,15 @@ pub unsafe extern "C" fn ctstack_job_report_get(
     }
 }
 
-/// Warning `i` (0 ..< the report's `warnings`) of the finished job: a gap in
-/// the numbering, files in the output folder that are not outputs, ... "" if
-/// there is no such warning (or `job` is NULL or unfinished). Valid until
-/// `ctstack_job_free`.
+/// Warning `i` (0 ..< the report's `warnings`) of the finished job. A pyramid
+/// or OME-Zarr job's warnings start with the image files of the input folder
+/// that the selection left out (named, a few, with their count, as the
+/// command line says it), then the run's own: gaps in the numbering, files in
+/// the output folder that are not outputs (left in place), a ctstack manifest
+/// it could not trust (pyramid); gaps, an unknown voxel size, the user's files
+/// left in a replaced store (OME-Zarr). A crop job's (`ctstack_crop_start`)
+/// are the missing slices it skipped, then its notes. "" if there is no such
+/// warning (or `job` is NULL or unfinished). Valid until `ctstack_job_free`.
 ///
 /// # Safety
 /// `job` is NULL or a live job handle.

@@ -53,9 +53,6 @@ pub struct ctstack_zarr_options {
     pub voxel_size: [f64; 3],
     /// An NGFF space unit; NULL: "micrometer".
     pub unit: *const c_char,
-    /// No effect (kept for existing callers): a ctstack store or an empty
-    /// folder is written without it, and nothing else ever is.
-    pub force: i32,
     /// `CTSTACK_ZARR_WHOLE` (default), `_PREPARE`, `_SLAB` or `_FINISH`.
     pub step: i32,
     /// With `CTSTACK_ZARR_SLAB`: the inputs whose chunks to build, both
@@ -88,7 +85,6 @@ impl ctstack_zarr_options {
             zstd_level: 3,
             voxel_size: [0.0; 3],
             unit: std::ptr::null(),
-            force: 0,
             step: CTSTACK_ZARR_WHOLE,
             slab_start: 0,
             slab_end: 0,

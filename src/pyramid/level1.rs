@@ -213,7 +213,7 @@ const PREFETCH_AHEAD: bool = true;
 /// (as `always` does). Both paths give identical pyramids and are tested;
 /// `--mmap always|never` picks one explicitly.
 ///
-/// Measured with `python3 benches/compare.py --cold --runs 5 --readme README.md`
+/// Measured with `python3 benches/compare.py --cold --runs 5` (benches/results.md)
 /// (64 x 2752x2752 u16, whole processes, medians of 5, quiet machine, load
 /// average 1.7), mapped (`always`) / streamed (`auto`, `never`): warm 0.143 /
 /// 0.141, 0.146 s; cold 0.826 / 0.768, 0.833 s. An earlier quiet run (before

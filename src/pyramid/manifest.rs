@@ -59,10 +59,12 @@ use crate::{Error, SampleType};
 pub const MANIFEST_FILE: &str = "ctstack.json";
 
 /// The `format` field: says the file is ours.
-const FORMAT: &str = "ctstack-pyramid";
+pub(super) const FORMAT: &str = "ctstack-pyramid";
 
 /// The `version` field: bumped when the meaning of a field changes (an older or
-/// newer manifest is then treated as absent: nothing trusted, nothing deleted).
+/// newer manifest is then treated as absent: nothing trusted, nothing deleted;
+/// a file of this name that is not a ctstack manifest at all refuses the run,
+/// see `resume::read_old`).
 const VERSION: u32 = 1;
 
 /// A manifest larger than this is not read (treated as absent): a bound on what
@@ -281,8 +283,9 @@ impl Manifest {
 
     /// The manifest of the output folder `out` and its bytes; `Ok(None)` if there
     /// is none. A manifest that cannot be trusted (unreadable, truncated,
-    /// malformed, of another format version) is an error: a run treats it as
-    /// absent and says why, a reader refuses it.
+    /// malformed, of another format version) is an error: a reader refuses
+    /// it; a run treats one of ctstack's own as absent and says why, and
+    /// refuses one that is not ctstack's (`resume::read_old`).
     pub fn read(out: &Path) -> Result<Option<(Manifest, Vec<u8>)>, Error> {
         let path = out.join(MANIFEST_FILE);
         let Some(bytes) = read_small(&path, "ctstack manifest")? else {

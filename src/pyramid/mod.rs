@@ -36,6 +36,7 @@ mod slab;
 pub(crate) use cascade::{SliceSink, run_into};
 pub use lock::LOCK_FILE;
 pub use manifest::MANIFEST_FILE;
+pub(crate) use manifest::{FileRecord, read_small, to_bytes};
 use plan::level_shapes_with;
 pub use plan::{LevelShape, Plan, inputs_of, level_shapes};
 pub use read::{Pyramid, PyramidLevel};
@@ -85,14 +86,29 @@ pub struct Summary {
 /// file, no temporary file.
 ///
 /// - An output is kept only if the manifest vouches for it (see [`Plan::run`]);
-///   everything else in the plan is rebuilt. [`PyramidBuilder::force`] rebuilds all.
+///   everything else in the plan is rebuilt. [`PyramidBuilder::force`] rebuilds all
+///   of ctstack's own outputs, and widens nothing else.
+/// - ctstack never replaces a file it did not write. A file at the name of an
+///   output to rebuild is replaced only if the manifest lists it unchanged, or
+///   it is recognisably an earlier pyramid of this stack (a TIFF of the
+///   planned level's width, height and sample type: the thumbnails CTHarvester
+///   writes into `.thumbnail` under the same names, which the drop-in
+///   replaces), or it holds nothing (empty or only zero bytes: what a power
+///   loss leaves of an output not yet synced). Anything else at an output
+///   name refuses the run before anything is written ([`Error::State`],
+///   naming the first files and their count).
+/// - A [`MANIFEST_FILE`] that is not a ctstack manifest (not JSON, no
+///   `"format": "ctstack-pyramid"`) proves nothing and is not replaced: the run
+///   is refused ([`Error::State`], saying to move it away). A ctstack manifest
+///   this version cannot trust (another version) is treated as absent, with
+///   a warning, and rewritten.
 /// - Outputs the plan no longer contains (a shorter stack, a larger `min_size`)
 ///   are removed, but only files the manifest lists as written by ctstack and
 ///   unchanged since. Anything else in a level folder is left in place and
 ///   reported in [`Summary::warnings`].
 /// - Without a manifest (an older ctstack, another tool), nothing is trusted:
-///   every planned file is rebuilt, and files outside the plan are reported, not
-///   deleted.
+///   every planned file is rebuilt (under the rule above), and files outside
+///   the plan are reported, not deleted.
 /// - Nothing else is ever removed, whatever the flags ([`PyramidBuilder::force`]
 ///   included): temporary files only under the exact names ctstack's own writes
 ///   use, the lock file only if ctstack created it. Inputs inside a level folder
@@ -244,7 +260,9 @@ impl PyramidBuilder {
         self
     }
 
-    /// Rebuild every output, trusting nothing an earlier run left (default off).
+    /// Rebuild every output, keeping none an earlier run left (default off).
+    /// It replaces only what ctstack may replace without it (its own listed
+    /// outputs, earlier level slices of this stack): no flag widens that.
     pub fn force(mut self, force: bool) -> Self {
         self.force = force;
         self

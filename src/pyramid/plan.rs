@@ -158,8 +158,13 @@ impl Plan {
     /// synced to disk with its folder. The output folder is locked for the run
     /// (concurrent runs on one folder take turns) and the lock leaves no file.
     ///
+    /// A file at an output name that ctstack did not write, and that is not an
+    /// earlier pyramid of this stack, refuses the run before anything is
+    /// written; see [`PyramidBuilder`](super::PyramidBuilder), "The output folder".
+    ///
     /// Errors: [`Error::Usage`] if an input is inside a level folder of the
-    /// output folder.
+    /// output folder; [`Error::State`] for a file at an output name that is
+    /// not ctstack's to replace, or a manifest file that is not ctstack's.
     pub fn run(
         &self,
         progress: &mut dyn FnMut(u64, u64),

@@ -3,10 +3,12 @@
 
 use std::path::Path;
 
-use super::manifest::{InputRecord, Journal, Leftover, MANIFEST_FILE, Manifest};
+use super::manifest::{
+    FORMAT, FileRecord, InputRecord, Journal, Leftover, MANIFEST_FILE, Manifest,
+};
 use super::plan::{Plan, inputs_of, output_name};
 use crate::writer::{is_temp_name, remove_empty_dir, remove_file, temp_target};
-use crate::{Error, OpenOptions, Slice};
+use crate::{Error, Format, OpenOptions, Slice};
 
 /// For every output slice of the plan: kept as it is, or (re)built.
 #[derive(Debug, Clone)]
@@ -52,39 +54,195 @@ pub(crate) struct Reconciled {
 /// old manifest lists that the plan does not contain, removes temporary files of
 /// killed runs, and reports files in level folders that are not outputs. The
 /// caller holds the output folder's lock.
-pub(crate) fn reconcile(plan: &Plan, inputs: Vec<InputRecord>, force: bool) -> Reconciled {
+///
+/// Errors (nothing changed then): a manifest file that is not ctstack's
+/// ([`read_old`]), a file at an output name to rebuild that ctstack did not
+/// write ([`refuse_foreign_outputs`]).
+pub(crate) fn reconcile(
+    plan: &Plan,
+    inputs: Vec<InputRecord>,
+    force: bool,
+) -> Result<Reconciled, Error> {
     let out = plan.output_dir();
     let mut warnings = Vec::new();
-    let (old, saved) = read_old(out, &mut warnings);
+    let (old, saved) = read_old(out, &mut warnings)?;
     let mut draft = Manifest::empty(plan, inputs);
     let keep = decide(plan, old.as_ref().filter(|_| !force), &mut draft);
+    let all = 0..plan.levels[0].count;
+    refuse_foreign_outputs(plan, &keep, all, |k, j| {
+        old.as_ref().and_then(|old| old.file(k, j))
+    })?;
     let removed = match &old {
         Some(old) => remove_stale(plan, old, &mut draft, &mut warnings),
         None => 0,
     };
     sweep(plan, &draft, &mut warnings);
-    Reconciled {
+    Ok(Reconciled {
         keep,
         removed,
         warnings,
         journal: Journal::new(out, draft, saved),
-    }
+    })
 }
 
-/// The manifest of output folder `out` and its bytes, if there is one to trust;
-/// if there is one not to trust, says why in `warnings`.
+/// The manifest of output folder `out` and its bytes, if there is one to
+/// trust.
+///
+/// A manifest ctstack cannot trust is one of two things. If it is ctstack's
+/// (JSON whose `format` is ctstack's: another version, or damaged), it
+/// vouches for nothing: treated as absent and replaced, with a warning. If it
+/// is not (not JSON, another format, too large, unreadable), it proves
+/// nothing, and ctstack does not replace a file it did not write: an
+/// [`Error::State`] saying to move it away or choose another output folder.
 pub(super) fn read_old(
     out: &Path,
     warnings: &mut Vec<String>,
-) -> (Option<Manifest>, Option<Vec<u8>>) {
+) -> Result<(Option<Manifest>, Option<Vec<u8>>), Error> {
     match Manifest::read(out) {
-        Ok(Some((manifest, bytes))) => (Some(manifest), Some(bytes)),
-        Ok(None) => (None, None),
-        Err(e) => {
+        Ok(Some((manifest, bytes))) => Ok((Some(manifest), Some(bytes))),
+        Ok(None) => Ok((None, None)),
+        Err(e) if is_ctstack_document(&out.join(MANIFEST_FILE), FORMAT) => {
             warnings.push(format!(
                 "{e}: treated as absent (nothing kept, nothing removed)"
             ));
-            (None, None)
+            Ok((None, None))
+        }
+        Err(e) => Err(Error::state(
+            out.join(MANIFEST_FILE),
+            format!(
+                "not a ctstack manifest ({}), so it cannot say which files here ctstack \
+                 wrote, and ctstack does not replace it: move it away (ctstack then rebuilds \
+                 the pyramid, taking over only files that are an earlier pyramid of this \
+                 stack) or choose another output folder; nothing was written",
+                e.to_string()
+                    .strip_prefix(&format!("{}: ", out.join(MANIFEST_FILE).display()))
+                    .unwrap_or(&e.to_string())
+            ),
+        )),
+    }
+}
+
+/// Whether the small file `path` is JSON whose `format` field is `format`:
+/// a record of ctstack's own (of any version), replaceable by ctstack.
+pub(super) fn is_ctstack_document(path: &Path, format: &str) -> bool {
+    let Ok(Some(bytes)) = super::manifest::read_small(path, "ctstack record") else {
+        return false;
+    };
+    serde_json::from_slice::<serde_json::Value>(&bytes)
+        .is_ok_and(|v| v.get("format").and_then(|f| f.as_str()) == Some(format))
+}
+
+/// How many files a refusal names (then a count).
+const NAMED: usize = 3;
+
+/// Refuses the run ([`Error::State`], before anything is written) if a file
+/// at the name of an output it would write (level-`k` slice `j` depending on
+/// inputs `span`, not kept) is not ctstack's to replace.
+///
+/// ctstack never replaces a file it did not write. A file at a planned name
+/// is replaced only if
+/// - `listed(k, j)` (the old manifest, or a slab's own record) lists it and
+///   it is unchanged since (same size and modification time): ctstack wrote it;
+/// - or it is recognisably an earlier pyramid of this stack: a TIFF that
+///   parses, of the planned level's width, height and sample type. This is
+///   the takeover of CTHarvester's own thumbnails (a `.thumbnail` folder
+///   CTHarvester made holds its levels under the same names), which the
+///   drop-in exists to replace, and of the outputs of an earlier ctstack run
+///   whose manifest is gone;
+/// - or it holds nothing: empty, or only zero bytes (what a power loss can
+///   leave of an output renamed into place before its data reached the disk;
+///   the manifest never lists such a file).
+///
+/// Anything else (another image, another size, a folder, a link) refuses the
+/// run, naming the first files and their count.
+pub(super) fn refuse_foreign_outputs<'a>(
+    plan: &Plan,
+    keep: &KeepTable,
+    span: std::ops::Range<usize>,
+    listed: impl Fn(usize, usize) -> Option<&'a FileRecord>,
+) -> Result<(), Error> {
+    let out = plan.output_dir();
+    let mut foreign = Vec::new();
+    for k in 1..plan.levels.len() {
+        let shape = plan.levels[k];
+        let slices = span.start >> k..span.end.div_ceil(1 << k).min(shape.count);
+        for j in slices {
+            if keep.keep(k, j) {
+                continue;
+            }
+            let path = plan.output_path(k, j);
+            let replaceable = match std::fs::symlink_metadata(&path) {
+                // No file seen there: nothing to replace (writing there fails
+                // with its own error: a level folder's name taken by a file).
+                Err(_) => true,
+                Ok(m) if !m.is_file() => false,
+                Ok(m) => {
+                    listed(k, j).is_some_and(|file| *file == FileRecord::of(&m))
+                        || earlier_level_slice(&path, shape.width, shape.height, plan)
+                        || holds_nothing(&path, m.len())
+                }
+            };
+            if !replaceable {
+                foreign.push(format!("{k}/{}", output_name(j)));
+            }
+        }
+    }
+    let Some(first) = foreign.first() else {
+        return Ok(());
+    };
+    let it = if foreign.len() == 1 { "it" } else { "them" };
+    let what = match foreign.len() {
+        1 => format!("{first} is at an output name of the pyramid"),
+        n => {
+            let mut named: Vec<String> = foreign.iter().take(NAMED).cloned().collect();
+            if n > NAMED {
+                named.push(format!("and {} more", n - NAMED));
+            }
+            format!(
+                "{n} files are at output names of the pyramid ({})",
+                named.join(", ")
+            )
+        }
+    };
+    Err(Error::state(
+        out,
+        format!(
+            "{what}, and ctstack did not write {it}, nor {is} an earlier pyramid of this \
+             stack (a TIFF of the level's width, height and sample type); ctstack never \
+             replaces a file it did not write: choose another output folder, or move {it} \
+             away; nothing was written",
+            is = if foreign.len() == 1 {
+                "is it"
+            } else {
+                "are they"
+            },
+        ),
+    ))
+}
+
+/// Whether `path` is a TIFF of `width` x `height` samples of the plan's type.
+fn earlier_level_slice(path: &Path, width: u32, height: u32, plan: &Plan) -> bool {
+    Slice::read_header(path, &OpenOptions::default()).is_ok_and(|h| {
+        h.format == Format::Tiff
+            && (h.width, h.height, h.sample_type) == (width, height, plan.sample_type)
+    })
+}
+
+/// Whether the file at `path` (`len` bytes) is empty or holds only zero bytes.
+fn holds_nothing(path: &Path, len: u64) -> bool {
+    use std::io::Read;
+    if len == 0 {
+        return true;
+    }
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(n) if buf[..n].iter().all(|&b| b == 0) => {}
+            _ => return false,
         }
     }
 }

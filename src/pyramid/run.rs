@@ -34,7 +34,7 @@ pub(super) fn whole(
         removed,
         warnings,
         mut journal,
-    } = resume::reconcile(plan, inputs, plan.builder.force);
+    } = resume::reconcile(plan, inputs, plan.builder.force)?;
     // Before any output is overwritten, the manifest stops vouching for the
     // ones to rebuild (a no-op when nothing changes).
     journal.save()?;

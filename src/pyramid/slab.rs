@@ -177,6 +177,12 @@ impl SlabRecord {
             })
     }
 
+    /// The record's level-`k` slice `j`, if it lists it (made from any inputs).
+    fn file(&self, k: usize, j: usize) -> Option<&FileRecord> {
+        let level = self.levels.get(k.checked_sub(1)?)?;
+        level.files.get(j.checked_sub(level.first)?)?.as_ref()
+    }
+
     /// The record's level-`k` slice `j`, if it lists it as made from `now` (the
     /// inputs it depends on now) and the file is still that one. The caller
     /// has checked [`SlabRecord::fits`].
@@ -235,7 +241,6 @@ pub(crate) fn run(
     let started = Instant::now();
     let out = plan.output_dir();
     resume::refuse_inputs_in_level_folders(plan)?;
-    plan.create_dirs()?;
     let now = InputRecord::stat_all(
         &plan.inputs()[slab.clone()],
         plan.levels[0],
@@ -243,17 +248,25 @@ pub(crate) fn run(
     )?;
     let mut warnings = Vec::new();
     let force = plan.builder.force;
-    let old = match force {
-        true => None,
-        false => resume::read_old(out, &mut warnings).0,
-    };
+    // Read even when forced: what it lists is ctstack's to replace.
+    let (listed, _) = resume::read_old(out, &mut warnings)?;
+    let old = listed.as_ref().filter(|_| !force);
     let path = record_path(out, &slab);
     let (previous, saved) = match SlabRecord::read(&path) {
         Ok(Some((record, bytes))) => (Some(record), Some(bytes)),
         Ok(None) => (None, None),
-        Err(e) => {
+        Err(e) if resume::is_ctstack_document(&path, FORMAT) => {
             warnings.push(format!("{e}: treated as absent (the slab is rebuilt)"));
             (None, None)
+        }
+        // Not ctstack's record: not replaced.
+        Err(e) => {
+            return Err(Error::state(
+                &path,
+                format!(
+                    "not a ctstack slab record ({e}), and ctstack does not replace a file it                      did not write: move it away; nothing was written"
+                ),
+            ));
         }
     };
     let previous = previous.filter(|r| r.fits(plan) && (r.start..r.end) == slab);
@@ -273,9 +286,15 @@ pub(crate) fn run(
             record.set_file(k, j, file.clone());
             return true;
         }
-        old.as_ref()
-            .is_some_and(|old| resume::manifest_vouches(plan, old, k, j, deps(k, j)))
+        old.is_some_and(|old| resume::manifest_vouches(plan, old, k, j, deps(k, j)))
     });
+    resume::refuse_foreign_outputs(plan, &keep, slab.clone(), |k, j| {
+        previous
+            .as_ref()
+            .and_then(|p| p.file(k, j))
+            .or_else(|| listed.as_ref().and_then(|old| old.file(k, j)))
+    })?;
+    plan.create_dirs()?;
     record.input_bytes = previous.as_ref().map_or(0, |p| p.input_bytes);
     let mut journal = Journal::at(path, record, saved);
     journal.save()?;
@@ -305,7 +324,7 @@ pub(crate) fn finish(plan: &Plan, cancel: &CancelFlag) -> Result<Summary, Error>
     let started = Instant::now();
     let now = InputRecord::stat_all(plan.inputs(), plan.levels[0], plan.sample_type)?;
     let mut warnings = Vec::new();
-    let (old, saved) = resume::read_old(out, &mut warnings);
+    let (old, saved) = resume::read_old(out, &mut warnings)?;
     let (record_paths, records) = read_records(plan, &mut warnings)?;
     let count = plan.levels[0].count;
     let mut draft = Manifest::empty(plan, now.clone());

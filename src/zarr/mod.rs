@@ -59,7 +59,7 @@
 //! stack's depth.
 
 mod metadata;
-mod resolution;
+pub(crate) mod resolution;
 mod sink;
 mod store;
 
@@ -182,7 +182,9 @@ pub(crate) struct Inversion {
 
 /// Builds an OME-Zarr multiscale image from a stack of slices: the inputs and
 /// the levels as a [`PyramidBuilder`] says (its output folder and `force` are
-/// not used), the store's layout as set here.
+/// not used), the store's layout as set here. The store path must be new, an
+/// empty folder or a ctstack store, which is replaced with no option needed
+/// (only ctstack's own files in it); anything else is refused and left as it is.
 ///
 /// ```no_run
 /// use ctstack::{PyramidBuilder, ZarrBuilder};
@@ -258,14 +260,6 @@ impl ZarrBuilder {
     /// The unit of the axes: an NGFF space unit, `micrometer` by default.
     pub fn unit(mut self, unit: impl Into<String>) -> Self {
         self.unit = Some(unit.into());
-        self
-    }
-
-    /// No effect, kept for existing callers: ctstack replaces only its own
-    /// stores (and fills empty folders), which needs no flag, and never
-    /// deletes what it did not write, whatever the options.
-    pub fn force(self, force: bool) -> Self {
-        let _ = force;
         self
     }
 

@@ -758,6 +758,24 @@ static void test_crop(void) {
         ctstack_slice_free(s);
     }
     CHECK(same, "the array is the box of the slices");
+    /* A strided part of the same crop: [1:4:2, 3:20:8, 5:40:10] of the volume above. */
+    {
+        uint64_t start[3] = {1, 3, 5}, end[3] = {4, 20, 40}, step[3] = {2, 8, 10};
+        uint16_t part[2 * 3 * 4];
+        CHECK(ctstack_crop_read_box(crop, start, end, step, part, sizeof part) == CTSTACK_OK, "read_box: %s",
+              ctstack_last_error());
+        int same_part = 1;
+        for (int i = 0; i < 2; i++)
+            for (int y = 0; y < 3; y++)
+                for (int x = 0; x < 4; x++)
+                    same_part &= part[(i * 3 + y) * 4 + x] == volume[((1 + 2 * i) * 20 + 3 + 8 * y) * 40 + 5 + 10 * x];
+        CHECK(same_part, "read_box is numpy's strided slice of the crop");
+        CHECK(ctstack_crop_read_box(crop, start, end, step, part, sizeof part - 2) == CTSTACK_ERR_MISMATCH,
+              "read_box: short dst");
+        uint64_t past[3] = {0, 0, 41};
+        CHECK(ctstack_crop_read_box(crop, start, past, step, part, sizeof part) == CTSTACK_ERR_INVALID_ARGUMENT,
+              "read_box: past the crop");
+    }
     int calls = 0;
     CHECK(ctstack_crop_read(crop, volume, 4 * 20 * 40 * 2, cancel_at_first, &calls) == CTSTACK_ERR_CANCELLED &&
               calls >= 2,
@@ -783,6 +801,24 @@ static void test_crop(void) {
     CHECK(memcmp(last, volume + 3 * 800, sizeof last) == 0, "the file is the array's last plane");
     ctstack_slice_free(out);
     free(volume);
+    /* An output changed since ctstack wrote it is not ctstack's: a rerun stops before writing anything. */
+    FILE *edited = fopen(path_of(scratch, "crop/slice_0006.tif"), "wb");
+    CHECK(edited && fputs("the user's", edited) >= 0 && fclose(edited) == 0, "edit an output");
+    o.output_dir = path_of(scratch, "crop");
+    CHECK(ctstack_crop_plan(path_of(fixtures, "stack"), &o, &crop) == CTSTACK_OK && crop, "plan again: %s",
+          ctstack_last_error());
+    CHECK(ctstack_crop_start(crop, &job) == CTSTACK_OK && job, "start again");
+    ctstack_crop_free(crop);
+    CHECK(ctstack_job_wait(job) == CTSTACK_ERR_STATE &&
+              strstr(ctstack_job_error(job),
+                     "slice_0006.tif is at an output name of the crop, and ctstack did not write it") != NULL,
+          "edited output: %s", ctstack_job_error(job));
+    ctstack_job_free(job);
+    FILE *kept = fopen(path_of(scratch, "crop/slice_0006.tif"), "rb");
+    char back[16] = {0};
+    CHECK(kept && fread(back, 1, sizeof back - 1, kept) == 10 && strcmp(back, "the user's") == 0, "kept: %s", back);
+    if (kept)
+        fclose(kept);
     /* A box outside the stack, a missing pyramid: invalid arguments naming what is wrong. */
     o.x1 = 302;
     CHECK(ctstack_crop_plan(path_of(fixtures, "stack"), &o, &crop) == CTSTACK_ERR_INVALID_ARGUMENT && !crop &&
@@ -925,11 +961,10 @@ static void test_zarr(void) {
     CHECK(ctstack_zarr_job_start(path_of(fixtures, "stack"), &p, &z, &job) == CTSTACK_ERR_INVALID_ARGUMENT && job == NULL,
           "ngff 3 accepted");
     z.ngff = 5;
-    /* A store inside the input folder is refused, even with force, and nothing is written. */
+    /* A store inside the input folder is refused (no option replaces one), and nothing is written. */
     char inside[1024];
     snprintf(inside, sizeof inside, "%s", path_of(fixtures, "stack/inside.ome.zarr"));
     z.store = inside;
-    z.force = 1;
     CHECK(ctstack_zarr_job_start(path_of(fixtures, "stack"), &p, &z, &job) == CTSTACK_OK, "start inside");
     CHECK(ctstack_job_wait(job) == CTSTACK_ERR_INVALID_ARGUMENT, "a store inside the input accepted");
     CHECK(strstr(ctstack_job_error(job), "inside the input folder") != NULL, "%s", ctstack_job_error(job));
@@ -937,7 +972,6 @@ static void test_zarr(void) {
     FILE *made = fopen(path_of(fixtures, "stack/inside.ome.zarr/zarr.json"), "rb");
     CHECK(made == NULL, "a store was written inside the input");
     if (made) fclose(made);
-    z.force = 0;
     z.store = NULL;
     CHECK(ctstack_zarr_job_start(path_of(fixtures, "stack"), &p, &z, &job) == CTSTACK_ERR_INVALID_ARGUMENT, "no store");
     CHECK(ctstack_zarr_job_start(path_of(fixtures, "stack"), &p, NULL, &job) == CTSTACK_ERR_INVALID_ARGUMENT, "NULL");

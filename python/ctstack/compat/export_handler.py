@@ -93,6 +93,13 @@ file_type``, ``idx`` the slice's index in its level). What differs:
   (no silent holes); every file appears whole (temporary name, rename), others
   in ``target_dir`` are left alone; a name that would leave ``target_dir`` (a
   prefix with ``/``, ``\\``, ``..`` or ``:``) is refused;
+- a file already in ``target_dir`` under an output name is replaced only if
+  ctstack wrote it (an earlier export: ``target_dir/.ctstack-crop.json``
+  lists it, unchanged); any other (CTHarvester's own export, the user's file)
+  refuses the export before anything is written, with a
+  :class:`ctstack.StateError` that names the files and says what to do
+  (another folder, or move them): the wiring above shows it where
+  CTHarvester's own dialog would say "Check available disk space";
 - ``file_type`` ``"jpg"``/``"jpeg"`` writes PNG files (``.png``), lossless,
   where PIL would compress the slices again; ``"tif"`` and ``"tiff"`` write
   ``.tif``; ``"bmp"`` needs 8-bit slices (PIL cannot write 16-bit BMP either);
@@ -248,7 +255,9 @@ def save_cropped_image_stack(
             the slices.
         ctstack.StateError: a missing, stale or incomplete pyramid, or
             thumbnails CTHarvester made itself (the message says to build them
-            with ctstack); missing slices under ``skip_missing=False``.
+            with ctstack); missing slices under ``skip_missing=False``; files
+            in ``target_dir`` at output names that ctstack did not write
+            (named; nothing is written).
         ctstack.CtstackError: a slice that cannot be read or written, named.
     """
     k, entry = _level_of(level, level_info)

@@ -466,7 +466,12 @@ fn describe_zarr(dir: &Path) -> Result<(), u8> {
             None => "",
         }
     );
-    let unit = multiscales[0]["axes"][2]["unit"].as_str().unwrap_or("");
+    // Without a unit the scale is in voxels (the size was unknown at build time).
+    let unit = multiscales[0]["axes"][2]["unit"]
+        .as_str()
+        .map_or(" (no unit: the size is unknown)".to_string(), |u| {
+            format!(" {u}")
+        });
     for (k, dataset) in datasets.iter().enumerate() {
         let path = dataset["path"].as_str().unwrap_or("?");
         let array = if v3 {
@@ -496,7 +501,7 @@ fn describe_zarr(dir: &Path) -> Result<(), u8> {
             .map(|t| t["scale"].clone());
         match array {
             Ok((shape, dtype)) => println!(
-                "  level {k} ({name}/{path}): {} (z, y, x) {}, voxel {} {unit}",
+                "  level {k} ({name}/{path}): {} (z, y, x) {}, voxel {}{unit}",
                 by(&shape),
                 dtype.as_str().unwrap_or("?"),
                 scale.as_ref().map_or("?".into(), by),

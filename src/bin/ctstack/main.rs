@@ -54,7 +54,7 @@ const EXIT_INTERNAL: u8 = 4;
 /// Exit status of a run stopped by Ctrl-C: 128 + SIGINT, what shells report.
 const EXIT_INTERRUPTED: u8 = 130;
 
-/// The exit statuses, as `--help` shows them (and README.md repeats).
+/// The exit statuses, as `--help` shows them (docs/cli.md has the causes per status).
 const EXIT_STATUSES: &str = "\
 Exit status:
   0    success
@@ -72,7 +72,7 @@ Exit status:
 Run 'ctstack <COMMAND> --help' for a command's options; docs/cli.md has the
 table of causes.";
 
-/// Thumbnail pyramids of CT-scan TIFF stacks, at memory-bus speed.
+/// Thumbnail pyramids, crops and OME-Zarr images of CT-scan slice stacks (TIFF, BMP, PNG, JPEG).
 #[derive(Parser)]
 // bin_name: help says `ctstack`, what users type, on Windows too (not `ctstack.exe`).
 #[command(
@@ -103,7 +103,7 @@ enum Command {
     Zarr(zarr::ZarrArgs),
 }
 
-/// How files are brought into memory (both commands).
+/// How files are brought into memory (every command: pyramid, zarr, crop, info).
 #[derive(Args)]
 struct ReadArgs {
     /// How files are brought into memory.

@@ -27,8 +27,9 @@ pub struct PyramidArgs {
     /// beside a file].
     #[arg(long, short, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Rebuild every output [default: keep those the manifest shows were made
-    /// from the unchanged inputs].
+    /// Rebuild every output of ctstack's [default: keep those the manifest shows
+    /// were made from the unchanged inputs]; a file ctstack did not write is never
+    /// replaced, with or without it.
     #[arg(long)]
     force: bool,
     /// No progress bar and no summary (warnings and errors still go to stderr).

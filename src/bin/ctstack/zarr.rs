@@ -19,7 +19,7 @@ run writes only the chunks that are missing or differ; every file appears atomic
 must be new, an empty folder or a ctstack store; anything else is refused and left \
 untouched, as is a store path that is, holds or lies inside the input. In a ctstack store, \
 only what ctstack wrote is ever removed; other files stay. In z, level k keeps the planes \
-that average exactly 2^k slices (see the README, \"OME-Zarr\"). \
+that average exactly 2^k slices (docs/ome-zarr.md, \"Where each voxel is\"). \
 Exit status: 0 done, 1 failed, 2 wrong command line, 3 INPUT missing or holding no slices, or OUT holds something that is not a ctstack store, 4 internal error, 130 interrupted.")]
 pub struct ZarrArgs {
     /// Directory of slices, or one multi-page TIFF (as for `ctstack pyramid`).
@@ -49,8 +49,8 @@ pub struct ZarrArgs {
     /// Unit of the axes (an NGFF space unit) [default: micrometer].
     #[arg(long, value_name = "UNIT")]
     unit: Option<String>,
-    /// No effect (kept for scripts): a ctstack store is replaced without it, and
-    /// nothing else ever is.
+    /// Gone: a ctstack store is replaced without a flag, and nothing else ever
+    /// is. Given, it is a usage error saying so ([`REMOVED_FORCE`]).
     #[arg(long, hide = true)]
     force: bool,
     /// No progress bar and no summary (warnings and errors still go to stderr).
@@ -61,6 +61,11 @@ pub struct ZarrArgs {
 }
 
 pub fn run(args: &ZarrArgs) -> Result<(), Failure> {
+    if args.force {
+        return Err(Failure::Run(ctstack::Error::Usage {
+            what: REMOVED_FORCE.into(),
+        }));
+    }
     build(args).map_err(|f| match f {
         Failure::Run(e) if args.out.is_none() => Failure::Run(with_out_hint(e, "--out DIR")),
         other => other,
@@ -83,12 +88,6 @@ fn build(args: &ZarrArgs) -> Result<(), Failure> {
     }
     if let Some(size) = args.voxel_size {
         builder = builder.voxel_size(size);
-    }
-    if args.force {
-        eprintln!(
-            "ctstack: note: --force has no effect: a ctstack store is replaced without it, and \
-             a folder holding anything else never is"
-        );
     }
     let plan = builder.plan()?;
     for warning in plan.warnings() {
@@ -169,3 +168,8 @@ where
 fn compression(text: &str) -> Result<ChunkCompression, String> {
     text.parse().map_err(|e: Error| e.to_string())
 }
+
+/// What `zarr --force` (removed before 0.1.0) says: why no flag is needed.
+const REMOVED_FORCE: &str = "zarr has no --force: a store that is ctstack's is replaced \
+    without a flag (only ctstack's own files in it), a new path or an empty folder is \
+    written, and a folder that holds anything else is never replaced: give --out a new path";
