@@ -4,7 +4,7 @@
  * this file differs from what the code generates (CTSTACK_BLESS=1 cargo test --test header rewrites it).
  *
  * Library: target/release/libctstack.so from `cargo build --release`, or installed with pkg-config
- * metadata by `cargo cinstall` (README: "Building and linking from C"). Contract: docs/ABI.md.
+ * metadata by `cargo cinstall` (docs/c.md: "Building and linking from C"). Contract: docs/ABI.md.
  * Conventions: every function returns or reports through int32_t status codes (CTSTACK_OK = 0), never
  * unwinds (a panic becomes CTSTACK_ERR_INTERNAL), returns CTSTACK_ERR_INVALID_ARGUMENT for NULL
  * arguments, and records the message of a failed call for ctstack_last_error() on the calling thread.
@@ -244,7 +244,7 @@ typedef struct {
   // For a directory input: only indices written with this many digits,
   // zero-padded. 0 (the default): any.
   uint32_t index_width;
-  // A slab build (one task of a distributed build, see README "On a Dask
+  // A slab build (one task of a distributed build, see docs/dask.md "On a Dask
   // cluster"): with `slab_end` > 0, the run builds only the outputs of inputs
   // `slab_start..slab_end` of the (whole, selected) stack, at the whole stack's
   // level shapes. Both must be multiples of 2^L (L: the level count; `slab_end`
@@ -261,6 +261,12 @@ typedef struct {
   // slices (CTSTACK_ERR_MISMATCH); the pyramid is written at this depth. 0
   // (the default): no conversion. The CLI's `--depth`.
   uint32_t depth;
+  // Nonzero: an input that is a file of one page is a stack of one slice.
+  // 0 (the default): such a file is refused (CTSTACK_ERR_INVALID_ARGUMENT,
+  // naming the folder to pass): one slice of a scan is most often given by
+  // mistake for its folder. A file list is always taken as given. The CLI's
+  // `--single-page`.
+  int32_t single_page;
 } ctstack_pyramid_options;
 
 // One level of a built pyramid.
@@ -319,7 +325,9 @@ typedef struct {
   int32_t zstd_level;
   // Level 0's voxel size z, y, x in `unit`s, stored exactly; all 0 (default):
   // from the first slice's TIFF resolution tags (z = x unless ImageJ's spacing
-  // says), else unknown: 1, 1, 1 with no unit, and a report warning.
+  // says), else from the scanner's file beside the slices (Bruker NRecon
+  // `*_rec.log`, Nikon `.xtekct`, GE phoenix `.pcr` / `.pca`), else unknown:
+  // 1, 1, 1 with no unit, and a report warning.
   double voxel_size[3];
   // An NGFF space unit; NULL: "micrometer".
   const char *unit;
@@ -430,12 +438,13 @@ ctstack_status ctstack_crop_read(const ctstack_crop *crop, void *dst, size_t dst
 ctstack_status ctstack_crop_read_box(const ctstack_crop *crop, const uint64_t *start, const uint64_t *end, const uint64_t *step, void *dst, size_t dst_len);
 
 // The physical voxel size (z, y, x) in `unit` (an NGFF space unit:
-// "micrometer", "millimeter", ...; NULL: "micrometer") that the resolution
-// tags of the crop's first source give, by the rule of the OME-Zarr writer
-// (XResolution, YResolution and ResolutionUnit, or an ImageJ file's `unit=`
-// and `spacing=`; without a z step, z equals x). `*found` is 1 and `size`
-// holds the three numbers when the tags give one; 0 (and `size` untouched)
-// when they do not (no tags, not a TIFF, an unknown unit): the size is then
+// "micrometer", "millimeter", ...; NULL: "micrometer") of the crop's first
+// source, by the rule of the OME-Zarr writer (`VoxelSize::of_stack`: its
+// resolution tags (XResolution, YResolution and ResolutionUnit, or an ImageJ
+// file's `unit=` and `spacing=`; without a z step, z equals x), else the
+// scanner's file beside it, such as a Bruker NRecon `.log`). `*found` is 1 and
+// `size` holds the three numbers when one is found; 0 (and `size` untouched)
+// when not (no tags, no scanner's file, an unknown unit): the size is then
 // unknown, not an error. At level k the source is the pyramid's slice, whose
 // tags carry the level's own (coarser) size. Built with the `ome-zarr`
 // feature (the default).

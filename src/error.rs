@@ -258,6 +258,21 @@ const OPTION_WORDS: &[[&str; 3]] = &[
         "--ngff 0.4",
         "zarr_options.ngff = 4",
     ],
+    [
+        "PyramidBuilder::single_page(true)",
+        "--single-page",
+        "options.single_page = 1",
+    ],
+    [
+        "build it with PyramidBuilder",
+        "build it with `ctstack pyramid`",
+        "build it with ctstack_pyramid_build",
+    ],
+    [
+        "PyramidBuilder::output_dir(DIR)",
+        "--out DIR",
+        "options.output_dir = DIR",
+    ],
 ];
 
 impl Error {

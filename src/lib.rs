@@ -51,6 +51,7 @@ mod source;
 pub mod stack;
 mod threads;
 mod tiff;
+mod voxel;
 mod writer;
 #[cfg(feature = "ome-zarr")]
 mod zarr;
@@ -68,6 +69,7 @@ pub use sample::{Sample, SampleType};
 pub use slice::{Access, AccessPath, OpenOptions, Rows, Slice, SliceHeader};
 pub use source::ReadMode;
 pub use tiff::{ByteOrder, Compression, Photometric};
+pub use voxel::{VoxelSize, VoxelSizeLookup};
 pub use writer::{write_slice, write_slice_as};
 #[cfg(feature = "ome-zarr")]
 pub use zarr::{ChunkCompression, DEFAULT_CHUNKS, Ngff, ZarrBuilder, ZarrPlan, ZarrSummary};

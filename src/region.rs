@@ -26,7 +26,7 @@ use crate::decode::ChunkDecoder;
 use crate::error::Problem;
 use crate::sample::{self, Sample, SampleType};
 use crate::source::Bytes;
-use crate::tiff::{ByteOrder, Chunks, ImageLayout};
+use crate::tiff::{ByteOrder, Chunks, ImageLayout, IndexedPage};
 use crate::{Error, Limits};
 
 /// A box of a page, half-open: rows `rows`, columns `cols`.
@@ -492,7 +492,9 @@ fn unpack_into<U>(src: &[u8], (bits, skip): (u32, u32), dst: &mut [U], narrow: i
 }
 
 /// Reads `region` of slice `slice` (a page of a file) into `dst`, row-major:
-/// the entry point of callers that read parts of slices (a crop).
+/// the entry point of callers that read parts of slices (a crop). `indexed`:
+/// the page's entry in a plan's page index, used while the file is unchanged
+/// since the plan (else the page is found by walking the file's chain).
 ///
 /// A TIFF page goes through the reading layer, so only the bytes of the
 /// chunks the region meets are touched: read by positional reads under
@@ -506,6 +508,7 @@ fn unpack_into<U>(src: &[u8], (bits, skip): (u32, u32), dst: &mut [U], narrow: i
 /// Errors as [`Page::read`]; the file's own errors name it.
 pub(crate) fn read_slice_region<T: Sample>(
     slice: &crate::stack::SliceRef,
+    indexed: Option<&IndexedPage>,
     options: &crate::OpenOptions,
     region: &Region,
     dst: &mut [T],
@@ -513,7 +516,7 @@ pub(crate) fn read_slice_region<T: Sample>(
     let path = slice.path.as_path();
     let limits = &options.limits;
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
-    let found = crate::tiff::page_layout(path, slice.page, &file, limits)?;
+    let found = crate::tiff::locate(path, slice.page, &file, indexed, limits)?;
     let converted = |layout: &ImageLayout| {
         options
             .convert_depth
@@ -546,7 +549,7 @@ pub(crate) fn read_slice_region<T: Sample>(
             }
         }
         _ => {
-            let opened = crate::Slice::open_page(path, slice.page, options)?;
+            let opened = crate::Slice::open_indexed(slice, indexed, options)?;
             region
                 .check_within(opened.width(), opened.height())
                 .map_err(|p| p.at(path))?;

@@ -10,8 +10,12 @@ use crate::depth;
 use crate::formats::{self, Format, Image, ImagePixels};
 use crate::region::{Page, Region};
 use crate::sample::{Sample, SampleType, Samples, with_sample_type};
-use crate::source::{Bytes, ReadMode, Source};
-use crate::tiff::{ByteOrder, Compression, ImageLayout, PageReader, Photometric, page_layout};
+use crate::source::{Bytes, FileStamp, ReadMode, Source};
+use crate::stack::SliceRef;
+use crate::tiff::{
+    ByteOrder, Compression, ImageLayout, IndexedPage, PageReader, Photometric, locate_in_memory,
+    page_layout,
+};
 use crate::{Error, Limits};
 
 /// How a slice's pixels reach the caller, in order of cost.
@@ -268,7 +272,23 @@ impl Slice {
     ) -> Result<Slice, Error> {
         let path = path.as_ref();
         let source = Source::open(path, options.read_mode, options.populate)?;
-        Slice::from_source(path, source, index, options)
+        Slice::from_source(path, source, index, options, None)
+    }
+
+    /// [`Slice::open_page`] of a plan's slice, its page located by `indexed`
+    /// (its entry in the plan's page index) while the file is unchanged since
+    /// the plan, not by walking the chain again.
+    pub(crate) fn open_indexed(
+        slice: &SliceRef,
+        indexed: Option<&IndexedPage>,
+        options: &OpenOptions,
+    ) -> Result<Slice, Error> {
+        let path = slice.path.as_path();
+        let Some(indexed) = indexed else {
+            return Slice::open_page(path, slice.page, options);
+        };
+        let (source, stamp) = Source::open_stamped(path, options.read_mode, options.populate)?;
+        Slice::from_source(path, source, slice.page, options, Some((stamp, indexed)))
     }
 
     /// The number of pages (IFDs) of the TIFF at `path`, without touching pixels:
@@ -357,14 +377,17 @@ impl Slice {
         bytes: &[u8],
         options: &OpenOptions,
     ) -> Result<Slice, Error> {
-        Slice::from_source(name.as_ref(), Source::copy_of(bytes), 0, options)
+        Slice::from_source(name.as_ref(), Source::copy_of(bytes), 0, options, None)
     }
 
+    /// The slice of page `page` of `source`, the bytes of the file at `path`;
+    /// `indexed`: the file's stamp as opened and the page's index entry.
     fn from_source(
         path: &Path,
         source: Source,
         page: usize,
         options: &OpenOptions,
+        indexed: Option<(FileStamp, &IndexedPage)>,
     ) -> Result<Slice, Error> {
         let depth = wanted_depth(options)?;
         let slice = match Format::sniff(source.bytes()) {
@@ -382,8 +405,18 @@ impl Slice {
                 Slice::from_image(path, format, source, image)
             }
             Some(_) => {
-                let layout =
-                    PageReader::in_memory(path, source.bytes(), &options.limits)?.page(page)?;
+                let layout = match indexed {
+                    Some((stamp, known)) => locate_in_memory(
+                        path,
+                        page,
+                        (source.bytes(), stamp),
+                        Some(known),
+                        &options.limits,
+                    )?,
+                    None => {
+                        PageReader::in_memory(path, source.bytes(), &options.limits)?.page(page)?
+                    }
+                };
                 let (access, pixels) = arrange(path, source, (page, &layout), &options.limits)?;
                 Slice {
                     path: path.to_path_buf(),
@@ -403,6 +436,8 @@ impl Slice {
                 }
             }
         };
+        #[cfg(test)]
+        crate::source::probe::pixels_read(path, slice.image_bytes() as u64);
         match depth {
             Some(to) if to != slice.sample_type => slice.converted_to(to, &options.limits),
             _ => Ok(slice),

@@ -145,6 +145,16 @@ impl Source {
     /// leave a map whose tail would raise SIGBUS when touched. That check narrows
     /// the window; only [`ReadMode::Buffered`] closes it.
     pub fn open(path: &Path, mode: ReadMode, populate: bool) -> Result<Source, Error> {
+        Source::open_as(path, mode, Purpose::Pixels { populate }).map(|(source, _)| source)
+    }
+
+    /// [`Source::open`], with the file's stamp as it was opened (its length is
+    /// the bytes'): what a page index entry is checked against.
+    pub fn open_stamped(
+        path: &Path,
+        mode: ReadMode,
+        populate: bool,
+    ) -> Result<(Source, FileStamp), Error> {
         Source::open_as(path, mode, Purpose::Pixels { populate })
     }
 
@@ -156,18 +166,24 @@ impl Source {
     /// for the microseconds the parse takes. Under `Buffered`, which never maps,
     /// headers are read with [`read_layout`] instead.
     pub fn open_header(path: &Path, mode: ReadMode) -> Result<Source, Error> {
-        Source::open_as(path, mode, Purpose::Header)
+        Source::open_as(path, mode, Purpose::Header).map(|(source, _)| source)
     }
 
-    fn open_as(path: &Path, mode: ReadMode, purpose: Purpose) -> Result<Source, Error> {
+    fn open_as(
+        path: &Path,
+        mode: ReadMode,
+        purpose: Purpose,
+    ) -> Result<(Source, FileStamp), Error> {
         let file = File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
-        let len = file_len(path, &file)?;
+        let stamp = FileStamp::of(path, &file)?;
+        let len = stamp.len;
         let len = usize::try_from(len).map_err(|_| Error::LimitsExceeded {
             path: path.to_path_buf(),
             what: format!("file of {len} bytes does not fit in this machine's address space"),
         })?;
+        let read = |file, why| Source::read(path, file, (len, stamp), why).map(|s| (s, stamp));
         let why = match mode {
-            ReadMode::Buffered => return Source::read(path, file, len, None),
+            ReadMode::Buffered => return read(file, None),
             ReadMode::Mmap => None,
             ReadMode::Auto => match purpose {
                 Purpose::Pixels { .. } => auto_read_reason(path, &file),
@@ -175,11 +191,11 @@ impl Source {
             },
         };
         if why.is_some() {
-            return Source::read(path, file, len, why);
+            return read(file, why);
         }
         // An empty file cannot be mapped on every platform; there is nothing to map anyway.
         if len == 0 {
-            return Source::read(path, file, len, None);
+            return read(file, None);
         }
         let mut options = MmapOptions::new();
         options.len(len);
@@ -209,11 +225,17 @@ impl Source {
             );
             return Err(Error::io(path, "cannot map", e));
         }
-        Ok(Source::Mapped(map))
+        Ok((Source::Mapped(map), stamp))
     }
 
-    fn read(path: &Path, mut file: File, len: usize, why: Option<String>) -> Result<Source, Error> {
-        let before = FileStamp::of(path, &file)?;
+    /// Reads the whole `file`, of `len` bytes, whose stamp was `before` when
+    /// it was opened: an error if it changed meanwhile.
+    fn read(
+        path: &Path,
+        mut file: File,
+        (len, before): (usize, FileStamp),
+        why: Option<String>,
+    ) -> Result<Source, Error> {
         let mut words = vec![0u16; len.div_ceil(2)];
         let bytes = &mut bytemuck::cast_slice_mut::<u16, u8>(&mut words)[..len];
         file.read_exact(bytes).map_err(|e| read_error(path, e))?;
@@ -670,6 +692,36 @@ fn windows_network_location(
 )))]
 fn network_filesystem(_path: &Path, _file: &File) -> Option<&'static str> {
     None
+}
+
+/// Test-only: the pixel bytes readers brought in from each file (a slice
+/// opened whole counts its image, a streamed read the rows read), so that tests
+/// can tell each input read once from inputs read twice.
+#[cfg(test)]
+pub(crate) mod probe {
+    use std::collections::HashMap;
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    static PIXEL_BYTES: Mutex<Option<HashMap<PathBuf, u64>>> = Mutex::new(None);
+
+    pub(crate) fn pixels_read(path: &Path, bytes: u64) {
+        let mut counts = PIXEL_BYTES.lock().unwrap_or_else(|e| e.into_inner());
+        *counts
+            .get_or_insert_with(HashMap::new)
+            .entry(path.to_path_buf())
+            .or_default() += bytes;
+    }
+
+    /// Pixel bytes brought in from the file at `path` so far.
+    pub(crate) fn pixel_bytes(path: &Path) -> u64 {
+        let counts = PIXEL_BYTES.lock().unwrap_or_else(|e| e.into_inner());
+        counts
+            .as_ref()
+            .and_then(|c| c.get(path))
+            .copied()
+            .unwrap_or(0)
+    }
 }
 
 #[cfg(test)]

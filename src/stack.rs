@@ -247,7 +247,8 @@ impl Candidate {
 ///
 /// An empty stack is not an error here (the listing says what was skipped);
 /// [`PyramidBuilder::from_selection`](crate::PyramidBuilder::from_selection) refuses one.
-/// Errors: the directory cannot be read ([`Error::Io`]); the selection names an
+/// Errors: the directory does not exist ([`Error::State`]) or cannot be read
+/// ([`Error::Io`]); the selection names an
 /// extension ctstack does not read or a range whose first index is after its
 /// last ([`Error::Usage`]).
 pub fn select(dir: &Path, selection: &Selection) -> Result<Listing, Error> {
@@ -325,7 +326,15 @@ pub fn select(dir: &Path, selection: &Selection) -> Result<Listing, Error> {
 
 /// The image files directly in `dir`.
 fn read_candidates(dir: &Path) -> Result<Vec<Candidate>, Error> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, "cannot list directory", e))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| match e.kind() {
+        // The disk not in the state the call needs (as an empty folder), not a
+        // failed read: the same kind, and status, in every interface.
+        std::io::ErrorKind::NotFound => Error::state(
+            dir,
+            "does not exist (the input is a folder of slices, or a multi-page TIFF)",
+        ),
+        _ => Error::io(dir, "cannot list directory", e),
+    })?;
     let mut out = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(dir, "cannot list directory", e))?;
@@ -841,8 +850,13 @@ mod tests {
             let err = select(&dir, &selection).unwrap_err();
             assert_eq!(err.kind(), crate::ErrorKind::Usage, "{err}");
         }
+        // A missing folder: the disk, not the call, is to blame (status 3 in
+        // the CLI, CTSTACK_ERR_STATE in C); a file in its place cannot be listed.
         let err = select(&dir.join("absent"), &Selection::default()).unwrap_err();
-        assert_eq!(err.kind(), crate::ErrorKind::Io);
+        assert_eq!(err.kind(), crate::ErrorKind::State, "{err}");
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        let err = select(&dir.join("s_1.tif"), &Selection::default()).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Io, "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

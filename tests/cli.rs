@@ -501,7 +501,7 @@ fn info_on_a_png_and_on_files_it_cannot_read() {
 /// line, the damaged one's error.
 #[test]
 fn info_reads_bmp_png_and_jpeg_or_says_what_is_wrong() {
-    let dir = scratch("info-png");
+    let dir = scratch("info-formats");
     let png = dir.join("slice.png");
     std::fs::write(&png, PNG_HEAD).unwrap();
     let f = common::fixtures();
@@ -932,6 +932,25 @@ fn info_describes_a_built_pyramid_and_an_ome_zarr_store() {
         text(&stale.stdout)
     );
     assert!(text(&stale.stdout).contains("slice_0003.tif"));
+    // Every input rewritten (a copied or touched scan): stale too, not "unknown".
+    for entry in std::fs::read_dir(&scan).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "tif") {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(2_000_000))
+                .unwrap();
+        }
+    }
+    let stale = ctstack(&["info", &thumbs]);
+    assert_eq!(stale.status.code(), Some(3), "{}", text(&stale.stdout));
+    assert!(
+        text(&stale.stdout).contains("stale: 21 inputs changed"),
+        "{}",
+        text(&stale.stdout)
+    );
 
     #[cfg(feature = "ome-zarr")]
     for ngff in ["0.5", "0.4"] {
@@ -1282,4 +1301,118 @@ fn exit_statuses_follow_docs_cli_md() {
         "a refused run wrote output"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `info` on a scan folder says the voxel size and where it came from: the
+/// scanner's log beside NRecon's BMPs (nothing when unknown, as before); a
+/// malformed log is a warning, not a failure.
+#[test]
+fn info_says_the_voxel_size_and_where_it_came_from() {
+    let dir = scratch("info-voxel");
+    for (sidecar, said) in [
+        (Some("bruker"), "voxel size 12.5 um from scan_rec.log"),
+        (None, "numbering: no gaps"),
+        (Some("bruker_bad"), "warning: "),
+    ] {
+        let scan =
+            common::stack_with_sidecar("stack_bmp", sidecar, &dir.join(sidecar.unwrap_or("none")));
+        let out = ctstack_ok(&["info", scan.to_str().unwrap()]);
+        assert!(out.contains(said), "{sidecar:?}: {out}");
+        assert_eq!(
+            out.contains("\n  voxel size "),
+            sidecar == Some("bruker"),
+            "{out}"
+        );
+    }
+    let out = ctstack(&["zarr", dir.join("bruker").to_str().unwrap(), "--out"]);
+    assert_eq!(out.status.code(), Some(2));
+    // The note says where the size came from; `-q` silences notes (not warnings).
+    let bruker = dir.join("bruker");
+    for (quiet, store) in [(false, "s.zarr"), (true, "q.zarr")] {
+        let store = dir.join(store);
+        let mut args = vec![
+            "zarr",
+            bruker.to_str().unwrap(),
+            "--out",
+            store.to_str().unwrap(),
+        ];
+        if quiet {
+            args.push("-q");
+        }
+        let out = ctstack(&args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        let said = "voxel size 12.5 x 12.5 x 12.5 micrometer (z, y, x) from scan_rec.log";
+        assert_eq!(stderr.contains(said), !quiet, "quiet {quiet}: {stderr}");
+        assert_eq!(stderr.contains("note:"), !quiet, "quiet {quiet}: {stderr}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `-q` means quiet in every command: a crop's notes (the outputs' resolution
+/// and where it came from) go to stderr without it and not with it.
+#[test]
+fn quiet_crops_print_no_notes() {
+    let dir = scratch("quiet-crop");
+    let scan = common::stack_with_sidecar("stack_bmp", Some("bruker"), &dir.join("scan"));
+    for (quiet, out_dir) in [(false, "loud"), (true, "quiet")] {
+        let out_dir = dir.join(out_dir);
+        let mut args = vec![
+            "crop",
+            scan.to_str().unwrap(),
+            "--box",
+            "0:8,0:8",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ];
+        if quiet {
+            args.push("-q");
+        }
+        let out = ctstack(&args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        assert_eq!(stderr.contains("note:"), !quiet, "quiet {quiet}: {stderr}");
+        assert_eq!(text(&out.stdout).is_empty(), quiet, "quiet {quiet}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The library names the option that writes elsewhere when the default output
+/// folder cannot be made (the CLI's `--out DIR`, however the folder refuses:
+/// here a file holds its name, which binds even for root).
+#[test]
+fn a_default_output_that_cannot_be_made_names_out() {
+    let scan = stack_copy("default-out", 2);
+    std::fs::write(scan.join(".thumbnail"), b"").unwrap();
+    let out = ctstack(&["pyramid", scan.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("pass --out DIR"), "{stderr}");
+    assert_eq!(stderr.matches("--out DIR").count(), 1, "{stderr}");
+    std::fs::remove_dir_all(scan.parent().unwrap()).ok();
+}
+
+/// A crop at a level whose pyramid is missing says how to build it in the
+/// CLI's words (`ctstack pyramid`), not the Rust type's.
+#[test]
+fn a_missing_pyramid_is_built_with_the_clis_command() {
+    let dir = scratch("crop-no-pyramid");
+    let scan = common::stack_with_sidecar("stack_bmp", None, &dir.join("scan"));
+    let out_dir = dir.join("out");
+    let out = ctstack(&[
+        "crop",
+        scan.to_str().unwrap(),
+        "--level",
+        "1",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("build it with `ctstack pyramid` first"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("PyramidBuilder"), "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -370,6 +370,70 @@ fn formats_names_and_resolution() {
     std::fs::remove_dir_all(&out).unwrap();
 }
 
+/// NRecon's BMP slices carry a screen's 96 dpi, not the voxel size: the
+/// scanner's log beside them gives the outputs' resolution (12.5 um: 80000
+/// pixels per metre), and the plan says which file; at level k, 2^k times
+/// coarser. Without the log the slices' own density is carried over.
+#[test]
+fn the_resolution_comes_from_the_scanners_log_when_the_slices_have_none() {
+    let dir = temp_dir("crop-sidecar");
+    let ppm = |path: &Path| {
+        let b = std::fs::read(path).unwrap();
+        (
+            i32::from_le_bytes(b[38..42].try_into().unwrap()),
+            i32::from_le_bytes(b[42..46].try_into().unwrap()),
+        )
+    };
+    let scan = common::stack_with_sidecar("stack_bmp", Some("bruker"), &dir.join("scan"));
+    let plan = Crop::from_dir(&scan)
+        .slices(0..2)
+        .output_dir(dir.join("out"))
+        .plan()
+        .unwrap();
+    assert!(
+        plan.notes()
+            .iter()
+            .any(|n| n.contains("12.5 um") && n.contains("scan_rec.log")),
+        "{:?}",
+        plan.notes()
+    );
+    let summary = plan.run(&mut |_, _| {}, &CancelFlag::new()).unwrap();
+    assert_eq!(ppm(&summary.files[0]), (80000, 80000));
+    // Level 1 (TIFF): 25 um, 400 pixels per centimetre.
+    PyramidBuilder::from_dir(&scan)
+        .unwrap()
+        .min_size(8)
+        .plan()
+        .unwrap()
+        .run(&mut |_, _| {}, &CancelFlag::new())
+        .unwrap();
+    let summary = Crop::from_dir(&scan)
+        .level(1)
+        .slices(0..1)
+        .output_dir(dir.join("out1"))
+        .plan()
+        .unwrap()
+        .run(&mut |_, _| {}, &CancelFlag::new())
+        .unwrap();
+    let tiff = std::fs::File::open(&summary.files[0]).unwrap();
+    let mut decoder = tiff::decoder::Decoder::new(tiff).unwrap();
+    assert_eq!(
+        decoder.find_tag(tiff::tags::Tag::XResolution).unwrap(),
+        Some(tiff::decoder::ifd::Value::Rational(800, 2))
+    );
+    // No log: the slices' 96 dpi as before.
+    let bare = common::stack_with_sidecar("stack_bmp", None, &dir.join("bare"));
+    let summary = Crop::from_dir(&bare)
+        .slices(0..1)
+        .output_dir(dir.join("out-bare"))
+        .plan()
+        .unwrap()
+        .run(&mut |_, _| {}, &CancelFlag::new())
+        .unwrap();
+    assert_eq!(ppm(&summary.files[0]), (3780, 3780));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// A 4x2 u16 TIFF (samples 0..8) at 300 x 150 pixels per inch, by the tiff crate.
 fn write_resolution_tiff(path: &Path) {
     use tiff::encoder::{Rational, TiffEncoder, colortype};

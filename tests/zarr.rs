@@ -544,7 +544,8 @@ fn the_summary_counts_the_files_on_disk() {
             .unwrap()
             .run(&mut |_, _| {}, &Default::default())
             .unwrap();
-        assert_eq!(summary.written, files(&store).len(), "{ngff:?}");
+        // Every file but the record of the inputs, which is not the image's.
+        assert_eq!(summary.written, files(&store).len() - 1, "{ngff:?}");
         assert_eq!(summary.unchanged, 0, "{ngff:?}");
     }
     std::fs::remove_dir_all(&dir).ok();
@@ -786,7 +787,10 @@ fn killed_mid_run_then_rerun_gives_the_clean_runs_bytes() {
     let (a, b) = (files(&clean), files(&killed));
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
     for (name, bytes) in &a {
-        assert!(bytes == &b[name], "{name} differs");
+        // The record lists the chunk files' times: its own to each store.
+        if name != "ctstack-inputs.json" {
+            assert!(bytes == &b[name], "{name} differs");
+        }
     }
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -1000,13 +1004,19 @@ fn the_store_is_synced_before_its_metadata_vouches_for_it() {
             "{ngff}: {} renames",
             renamed.len()
         );
-        // The last rename is the root group's metadata with the OME attributes.
+        // The last renames are the root group's metadata with the OME
+        // attributes, then the record of the inputs that vouches for it all.
         let root = store.join(if ngff == "0.5" {
             "zarr.json"
         } else {
             ".zattrs"
         });
-        assert_eq!(renamed.last(), Some(&root), "{ngff}");
+        assert_eq!(
+            renamed.last(),
+            Some(&store.join("ctstack-inputs.json")),
+            "{ngff}"
+        );
+        assert_eq!(renamed.iter().rev().nth(1), Some(&root), "{ngff}");
         for level in &levels {
             for m in meta {
                 let at = renamed.iter().position(|r| r == &level.join(m));
@@ -1017,6 +1027,200 @@ fn the_store_is_synced_before_its_metadata_vouches_for_it() {
                 );
             }
         }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Slices that carry no physical size (NRecon's BMPs; TIFFs without
+/// resolution tags) take the voxel size from the scanner's file beside them,
+/// and the plan says which file; a given size wins; a malformed log is a
+/// warning and leaves the size unknown.
+#[test]
+fn the_voxel_size_comes_from_the_scanners_file_beside_the_slices() {
+    let dir = temp_dir("zarr-sidecar");
+    // (stack, scanner's files, the size they give, what the plan says)
+    type Case<'a> = (&'a str, Option<&'a str>, Option<[f64; 3]>, &'a str);
+    let cases: [Case; 6] = [
+        ("stack_bmp", Some("bruker"), Some([12.5; 3]), "scan_rec.log"),
+        (
+            "stack_bmp",
+            Some("bruker_step2"),
+            Some([25.0, 12.5, 12.5]),
+            "Section to Section Step",
+        ),
+        (
+            "stack",
+            Some("nikon"),
+            Some([25.0, 20.0, 20.0]),
+            "scan.xtekct",
+        ),
+        ("stack", Some("phoenix"), Some([10.5; 3]), "scan.pcr"),
+        (
+            "stack_bmp",
+            Some("bruker_acq"),
+            None,
+            "voxel size is unknown",
+        ),
+        (
+            "stack_bmp",
+            Some("bruker_bad"),
+            None,
+            "Pixel Size (um) = \"n/a\"",
+        ),
+    ];
+    for (i, (stack, sidecar, size, said)) in cases.into_iter().enumerate() {
+        let scan = common::stack_with_sidecar(stack, sidecar, &dir.join(format!("scan{i}")));
+        let builder = PyramidBuilder::from_dir(&scan).unwrap().min_size(8);
+        let plan = ZarrBuilder::new(builder.clone(), dir.join(format!("s{i}.zarr")))
+            .plan()
+            .unwrap();
+        let said_by: Vec<String> = plan
+            .notes()
+            .into_iter()
+            .chain(plan.warnings().to_vec())
+            .collect();
+        assert!(
+            said_by.iter().any(|n| n.contains(said)),
+            "{sidecar:?}: {said_by:?}"
+        );
+        match size {
+            Some(size) => {
+                let got = plan.voxel_size();
+                assert!(
+                    got.iter().zip(size).all(|(g, s)| (g - s).abs() < 1e-9),
+                    "{sidecar:?}: {got:?}"
+                );
+                assert_eq!(plan.unit().as_deref(), Some("micrometer"));
+                // In millimetres, converted.
+                let mm = ZarrBuilder::new(builder.clone(), dir.join(format!("mm{i}.zarr")))
+                    .unit("millimeter")
+                    .plan()
+                    .unwrap();
+                assert!((mm.voxel_size()[2] - size[2] / 1000.0).abs() < 1e-12);
+            }
+            None => {
+                assert_eq!(plan.voxel_size(), [1.0; 3]);
+                assert_eq!(plan.unit(), None);
+            }
+        }
+        // A given size wins, without a note about the scanner's file.
+        let given = ZarrBuilder::new(builder, dir.join(format!("g{i}.zarr")))
+            .voxel_size([1.0, 2.0, 3.0])
+            .plan()
+            .unwrap();
+        assert_eq!(given.voxel_size(), [1.0, 2.0, 3.0]);
+        assert!(
+            given.notes().iter().all(|n| !n.contains("scan")),
+            "{:?}",
+            given.notes()
+        );
+    }
+    // The store records it.
+    let scan = common::stack_with_sidecar("stack_bmp", Some("bruker"), &dir.join("written"));
+    let store = dir.join("written.zarr");
+    ZarrBuilder::new(PyramidBuilder::from_dir(&scan).unwrap().min_size(8), &store)
+        .plan()
+        .unwrap()
+        .run(&mut |_, _| {}, &Default::default())
+        .unwrap();
+    let root: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(store.join("zarr.json")).unwrap()).unwrap();
+    let m = &root["attributes"]["ome"]["multiscales"][0];
+    assert_eq!(
+        m["datasets"][0]["coordinateTransformations"][0]["scale"],
+        serde_json::json!([12.5, 12.5, 12.5])
+    );
+    assert_eq!(m["axes"][2]["unit"], "micrometer");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A rerun of an unchanged, complete store reads no pixel and writes nothing
+/// (its record vouches for the inputs, the options and every chunk file); a
+/// change of any of them makes the run compare (and fix) as before, and a run
+/// that changes a chunk removes the record before it does.
+#[test]
+fn a_rerun_of_an_unchanged_complete_store_does_nothing() {
+    let dir = temp_dir("zarr-rerun-record");
+    let stack = make_stack(&dir.join("in"), 9, 40, 30, |z, i| (z * 7 + i) as u16);
+    let builder = PyramidBuilder::from_dir(&stack).unwrap().min_size(4);
+    let record = |store: &Path| store.join("ctstack-inputs.json");
+    for ngff in [Ngff::V0_5, Ngff::V0_4] {
+        let store = dir.join(format!("{}.zarr", ngff.name()));
+        let zarr = |compression| {
+            ZarrBuilder::new(builder.clone(), &store)
+                .ngff(ngff)
+                .chunks([2, 8, 8])
+                .compression(compression)
+                .plan()
+                .unwrap()
+        };
+        let run = |compression| {
+            zarr(compression)
+                .run(&mut |_, _| {}, &Default::default())
+                .unwrap()
+        };
+        let zstd = ChunkCompression::default();
+        let first = run(zstd);
+        assert!(record(&store).is_file(), "{ngff:?}");
+        // The image's files: all but the record.
+        let on_disk = files(&store).len() - 1;
+        assert_eq!(first.written, on_disk, "{ngff:?}");
+        // Unchanged: no pixel read, nothing written, every file unchanged.
+        let again = run(zstd);
+        assert_eq!(
+            (again.input_bytes, again.written, again.unchanged),
+            (0, 0, on_disk),
+            "{ngff:?}"
+        );
+        // An input touched (same pixels): read and compared, none of the
+        // image's files written (a new record); then unchanged again.
+        let recorded = std::fs::read(record(&store)).unwrap();
+        let input = stack.join("s0003.tif");
+        let file = std::fs::File::options().write(true).open(&input).unwrap();
+        file.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(7))
+            .unwrap();
+        drop(file);
+        let touched = run(zstd);
+        assert!(touched.input_bytes > 0, "{ngff:?}");
+        assert_eq!(touched.written, 0, "{ngff:?}");
+        assert_ne!(std::fs::read(record(&store)).unwrap(), recorded, "{ngff:?}");
+        assert_eq!(run(zstd).input_bytes, 0, "{ngff:?}");
+        // Other options: the store is rewritten.
+        let other = run(ChunkCompression::None);
+        assert!(other.input_bytes > 0 && other.written > 1, "{ngff:?}");
+        assert_eq!(run(ChunkCompression::None).input_bytes, 0, "{ngff:?}");
+        // A chunk deleted: the run puts it back.
+        let chunk = files(&store)
+            .into_keys()
+            .find(|f| f.starts_with("1/") && !f.ends_with("json") && !f.contains(".z"))
+            .unwrap();
+        std::fs::remove_file(store.join(&chunk)).unwrap();
+        let fixed = run(ChunkCompression::None);
+        assert!(
+            fixed.input_bytes > 0 && fixed.written >= 2,
+            "{ngff:?} {chunk}"
+        );
+        assert!(store.join(&chunk).is_file());
+        // A record that is not one is ignored and replaced.
+        std::fs::write(record(&store), b"{ not json").unwrap();
+        let replaced = run(ChunkCompression::None);
+        assert!(replaced.input_bytes > 0, "{ngff:?}");
+        assert_eq!(run(ChunkCompression::None).input_bytes, 0, "{ngff:?}");
+        // A run that changes chunks removes the record before the first: a
+        // cancelled one leaves none.
+        let cancel = ctstack::CancelFlag::new();
+        let result = zarr(zstd).run(
+            &mut |done, _| {
+                if done > 0 {
+                    cancel.cancel();
+                }
+            },
+            &cancel,
+        );
+        assert_eq!(result.unwrap_err().kind(), ErrorKind::Cancelled, "{ngff:?}");
+        assert!(!record(&store).exists(), "{ngff:?}");
+        let finished = run(zstd);
+        assert!(finished.input_bytes > 0 && record(&store).is_file());
     }
     std::fs::remove_dir_all(&dir).ok();
 }

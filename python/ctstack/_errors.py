@@ -18,6 +18,7 @@ status                         class                       also a
 ``ERR_INTERNAL``               :class:`InternalError`
 ``ERR_LIMITS_EXCEEDED``        :class:`LimitsExceededError`
 ``ERR_STATE``                  :class:`StateError`
+``ERR_STATE`` (input missing)  :class:`InputNotFoundError` :class:`FileNotFoundError`
 =============================  ==========================  ====================
 
 A status this version does not know (a newer library) raises
@@ -119,8 +120,19 @@ class StateError(CtstackError):
     """``ERR_STATE``: what is on disk is not what the call needs, though the
     call is right: a pyramid missing, incomplete (its build did not finish) or
     changed since it was built, outputs no slab built, an input folder with no
-    slices. Fix the folder (build again, run the missing slabs), not the
+    slices or none at all (:class:`InputNotFoundError`). Fix the folder (build again, run the missing slabs), not the
     arguments."""
+
+
+class InputNotFoundError(StateError, FileNotFoundError):
+    """``ERR_STATE`` for an input folder (or file) that does not exist: the
+    command line's status 3, as for an empty folder. Also a
+    :class:`FileNotFoundError` (an :class:`OSError`), as Python code expects
+    of a missing path."""
+
+
+#: How the library begins its message for a missing input (src/stack.rs).
+_MISSING_INPUT = "does not exist (the input is a folder of slices"
 
 
 _EXCEPTIONS: Dict[int, Type[CtstackError]] = {
@@ -155,6 +167,9 @@ _PYTHON_WORDS = (
     ("options.depth = 8|16", "depth=8|16"),
     ("zarr_options.shard = {0, 0, 0}", "shard=None"),
     ("zarr_options.ngff = 4", 'ngff="0.4"'),
+    ("options.single_page = 1", "single_page=True"),
+    ("options.output_dir = DIR", "output_dir=DIR"),
+    ("build it with ctstack_pyramid_build", "build it with ctstack.build_pyramid"),
 )
 
 
@@ -168,7 +183,10 @@ def python_words(message: str) -> str:
 def error_for(status: int, message: Optional[str]) -> CtstackError:
     """The exception for ``status`` with ``message`` (options named as
     Python's arguments)."""
-    return _EXCEPTIONS.get(status, CtstackError)(status, python_words(message or ""))
+    cls = _EXCEPTIONS.get(status, CtstackError)
+    if status == ERR_STATE and _MISSING_INPUT in (message or ""):
+        cls = InputNotFoundError
+    return cls(status, python_words(message or ""))
 
 
 def invalid_argument(message: str) -> InvalidArgumentError:

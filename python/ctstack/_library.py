@@ -134,6 +134,7 @@ class PyramidOptionsT(ctypes.Structure):
         ("slab_start", ctypes.c_uint64),
         ("slab_end", ctypes.c_uint64),
         ("depth", ctypes.c_uint32),
+        ("single_page", ctypes.c_int32),
     ]
 
 

@@ -24,6 +24,10 @@ from ._library import PathArg
 from ._errors import ERR_CANCELLED, ERR_INTERNAL, OK, CtstackWarning, error_for, invalid_argument
 
 _log = logging.getLogger("ctstack")
+# A library's logger stays silent until the application configures logging:
+# without a handler, logging's last resort would print each warning to stderr
+# a second time, beside warnings.warn's own line.
+_log.addHandler(logging.NullHandler())
 
 #: The default ``min_size``: halve while the width or height exceeds it.
 DEFAULT_MIN_SIZE = 500
@@ -143,6 +147,11 @@ class PyramidOptions:
             that mixes 8- and 16-bit slices (:class:`MismatchError`); the
             pyramid is written at this depth (the CLI's ``--depth``). None: no
             conversion.
+        single_page: an input that is a file of one page is a stack of one
+            slice. False (the default): such a file is refused
+            (:class:`InvalidArgumentError`, naming the folder to pass): one
+            slice of a scan is most often given by mistake for its folder. The
+            CLI's ``--single-page``.
     """
 
     min_size: int = DEFAULT_MIN_SIZE
@@ -152,6 +161,7 @@ class PyramidOptions:
     strict: bool = False
     force: bool = False
     depth: Optional[int] = None
+    single_page: bool = False
 
     def __post_init__(self) -> None:
         if self.depth not in (None, 8, 16):
@@ -176,6 +186,7 @@ class PyramidOptions:
         native.strict = 1 if self.strict else 0
         native.force = 1 if self.force else 0
         native.depth = self.depth or 0
+        native.single_page = 1 if self.single_page else 0
         return native
 
 
@@ -187,6 +198,7 @@ def _options(
     strict: bool,
     force: bool,
     depth: Optional[int] = None,
+    single_page: bool = False,
 ) -> PyramidOptions:
     """A checked PyramidOptions (InvalidArgumentError on a bad value)."""
     return PyramidOptions(
@@ -197,6 +209,7 @@ def _options(
         strict=strict,
         force=force,
         depth=depth,
+        single_page=single_page,
     )
 
 
@@ -254,13 +267,15 @@ def build_pyramid(
     strict: bool = False,
     force: bool = False,
     depth: Optional[int] = None,
+    single_page: bool = False,
 ) -> "JobReport":
     """Builds the thumbnail pyramid of the slices in ``input_dir`` (found by
     extension, natural order; or those ``pattern`` selects; a multi-page TIFF
     gives all its pages) into ``<output_dir>/<k>/<j:06>.tif`` (``output_dir``
     None: ``<input_dir>/.thumbnail``). ``input_dir`` may also name one
     multi-page TIFF (ImageJ/Fiji, tifffile), whose pages are the slices (output
-    None: ``STEM.thumbnail`` beside it). Blocks until done; the GIL is released while
+    None: ``STEM.thumbnail`` beside it); a file of one page only with
+    ``single_page=True``. Blocks until done; the GIL is released while
     the library works. Options as in :class:`PyramidOptions`.
 
     ``progress(done, total)`` is called on this thread about every 50 ms
@@ -288,6 +303,7 @@ def build_pyramid(
     job = PyramidJob(
         input_dir, output_dir, min_size, pattern=pattern, min_levels=min_levels,
         threads=threads, mmap=mmap, strict=strict, force=force, depth=depth,
+        single_page=single_page,
     )  # fmt: skip
     return run_job(job, progress, stacklevel=2)
 
@@ -524,6 +540,7 @@ class PyramidJob(Job):
         strict: bool = False,
         force: bool = False,
         depth: Optional[int] = None,
+        single_page: bool = False,
     ) -> None:
         """Starts building the pyramid of ``input_dir``.
 
@@ -535,7 +552,7 @@ class PyramidJob(Job):
                 otherwise :meth:`wait` reports it).
         """
         self._handle = None
-        options = _options(min_size, min_levels, threads, mmap, strict, force, depth)
+        options = _options(min_size, min_levels, threads, mmap, strict, force, depth, single_page)
         self._start(options, _Input(input_dir, output_dir, pattern))
 
     @classmethod

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 from . import _library as _l
-from ._errors import invalid_argument
+from ._errors import CtstackIOError, invalid_argument
 from ._library import PathArg
 from ._pyramid import DEFAULT_MIN_SIZE, JobReport, PyramidJob, StackPattern, _Input, _options, run_job
 
@@ -124,8 +124,10 @@ class ZarrOptions:
         shard: shard shape (z, y, x), multiples of ``chunks`` (0.5 only), or None.
         compression: ``"none"``, ``"zstd"`` (level 3) or ``"zstd:LEVEL"``.
         voxel_size: level 0's voxel size (z, y, x) in ``unit``, stored exactly;
-            None: from the resolution tags, else unknown (1, 1, 1 without a
-            unit, and a warning).
+            None: from the resolution tags, else from the scanner's file
+            beside the slices (Bruker NRecon ``*_rec.log``, Nikon ``.xtekct``,
+            GE phoenix ``.pcr``/``.pca``; a malformed one is a warning), else
+            unknown (1, 1, 1 without a unit, and a warning).
         unit: an NGFF space unit.
     """
 
@@ -207,6 +209,7 @@ class ZarrJob(PyramidJob):
         threads: Optional[int] = None,
         mmap: Optional[str] = None,
         strict: bool = False,
+        single_page: bool = False,
         _step: int = STEP_WHOLE,
         _slab: Tuple[int, int] = (0, 0),
     ) -> None:
@@ -218,7 +221,9 @@ class ZarrJob(PyramidJob):
             if store is None:
                 raise invalid_argument("store is required with an explicit file list")
             source = _Input(None, store, files=list(input_dir))
-        native = source.options(_options(min_size, 0, threads, mmap, strict, False))
+        native = source.options(
+            _options(min_size, 0, threads, mmap, strict, False, single_page=single_page)
+        )
         store_arg = _l.path_arg(store, "store")
         zarr = options._native(store_arg, _step, _slab)
         out = _l.JobP()
@@ -258,9 +263,11 @@ def build_ome_zarr(
     threads: Optional[int] = None,
     mmap: Optional[str] = None,
     strict: bool = False,
+    single_page: bool = False,
 ) -> JobReport:
-    """Writes the stack of ``input_dir`` (a directory, one multi-page TIFF, or
-    an ordered list of slice files with ``store`` required) and its pyramid as
+    """Writes the stack of ``input_dir`` (a directory, one multi-page TIFF (a
+    file of one page only with ``single_page=True``), or an ordered list of
+    slice files with ``store`` required) and its pyramid as
     an OME-Zarr multiscale image at ``store`` (default ``INPUT.ome.zarr``
     beside the input), the equivalent of ``ctstack zarr INPUT --out STORE``.
     Levels 1 ..= L hold exactly the samples of :func:`ctstack.build_pyramid`'s
@@ -277,7 +284,9 @@ def build_ome_zarr(
     Raises: the errors of :func:`ctstack.build_pyramid`; InvalidArgumentError
     for a bad option or a store path that is, holds or lies inside the input;
     StateError for a store path holding something that is not a ctstack store
-    (no option replaces it; a ctstack store is replaced with none).
+    (no option replaces it; a ctstack store is replaced with none);
+    CtstackIOError when the default store cannot be created beside a
+    read-only scan (the message says to pass ``store``).
     """
     options = ZarrOptions(
         ngff=ngff,
@@ -296,8 +305,18 @@ def build_ome_zarr(
         threads=threads,
         mmap=mmap,
         strict=strict,
+        single_page=single_page,
     )
-    return run_job(job, progress, stacklevel=2)
+    try:
+        return run_job(job, progress, stacklevel=2)
+    except CtstackIOError as e:
+        # The default store is beside the scan, which an archived or shared
+        # scan may not allow: say how to write elsewhere (as the library says
+        # of build_pyramid's default output_dir, and the CLI of --out).
+        if store is not None or "cannot create" not in e.message:
+            raise
+        hint = " (to write elsewhere, e.g. when the scan's folder is read-only, pass store=DIR)"
+        raise type(e)(e.status, e.message + hint) from e
 
 
 def zarr_slab_geometry(

@@ -193,7 +193,8 @@ class CropTest(Base):
 
     def test_level_k_against_the_pyramid_files_and_to_array(self):
         folder, _ = self.stack_with_pyramid()
-        with self.assertRaisesRegex(ctstack.StateError, "build it"):
+        # Said in Python's words: the function to call, not the CLI's command.
+        with self.assertRaisesRegex(ctstack.StateError, "build it with ctstack.build_pyramid first"):
             ctstack.crop(folder, self.out("none"), level=1)
         ctstack.build_pyramid(folder, min_size=10)
         for k in (1, 2, 3):

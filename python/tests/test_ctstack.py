@@ -17,6 +17,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -670,6 +672,51 @@ class AveragePairTest(unittest.TestCase):
                     self.assertEqual(bytes(out), want)
 
 
+class CommandLineTrapsTest(unittest.TestCase):
+    """The command line's traps, said in Python's words (issue 27): a one-page
+    file as input is refused unless ``single_page=True``; a default output that
+    cannot be created names the argument that writes elsewhere."""
+
+    def test_a_one_page_file_is_a_stack_only_if_asked(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            one = os.path.join(tmp, "slice_0000.tif")
+            shutil.copy(STACK / "slice_0000.tif", one)
+            calls = {
+                "p": lambda out, **kw: ctstack.build_pyramid(one, out, 80, **kw),
+                "s.ome.zarr": lambda out, **kw: ctstack.build_ome_zarr(one, out, **kw),
+            }
+            for name, call in calls.items():
+                out = os.path.join(tmp, name)
+                with self.assertRaises(ctstack.InvalidArgumentError, msg=name) as cm:
+                    call(out)
+                self.assertIn("single_page=True", cm.exception.message)
+                self.assertIn("pass the folder that holds the slices (%s)" % tmp, cm.exception.message)
+                self.assertFalse(os.path.exists(out))
+                call(out, single_page=True)
+                self.assertTrue(os.path.exists(out))
+            # A multi-page file needs nothing.
+            ctstack.build_pyramid(FIXTURES / "types" / "tiffcp_u16_3pages.tif", os.path.join(tmp, "m"), 2)
+
+    def test_a_default_output_that_cannot_be_made_names_the_argument(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            scan = os.path.join(tmp, "scan")
+            os.mkdir(scan)
+            for i in range(2):
+                shutil.copy(STACK / ("slice_%04d.tif" % i), scan)
+            # A file holds the default output's name (as a read-only scan
+            # folder refuses it, even to root); a dangling link the store's.
+            Path(scan, ".thumbnail").write_bytes(b"")
+            os.symlink(os.path.join(tmp, "nowhere", "x"), scan + ".ome.zarr")
+            with self.assertRaises(ctstack.CtstackIOError) as cm:
+                ctstack.build_pyramid(scan)
+            self.assertIn("pass output_dir=DIR", cm.exception.message)
+            with self.assertRaises(ctstack.CtstackIOError) as cm:
+                ctstack.build_ome_zarr(scan)
+            self.assertIn("pass store=DIR", cm.exception.message)
+            # Given elsewhere: no hint, and it works.
+            ctstack.build_pyramid(scan, os.path.join(tmp, "out"))
+
+
 class ErrorTest(unittest.TestCase):
     """Failures raise the right exception with the library's message."""
 
@@ -887,11 +934,24 @@ class BuildPyramidTest(PyramidAssertions):
             self.assertCleanOutput(out)
 
     def test_missing_input_dir(self):
+        # As the command line's status 3 (the disk, not the call, is to blame),
+        # and a FileNotFoundError as Python code expects of a missing path; the
+        # same from every call that takes an input folder.
         with tempfile.TemporaryDirectory() as out:
             missing = os.path.join(out, "no_such_stack")
-            with self.assertRaises(ctstack.CtstackIOError) as cm:
-                ctstack.build_pyramid(missing, os.path.join(out, "thumbs"), 80)
-            self.assertIn("no_such_stack", cm.exception.message)
+            calls = [
+                lambda: ctstack.build_pyramid(missing, os.path.join(out, "thumbs"), 80),
+                lambda: ctstack.crop(missing, os.path.join(out, "crop")),
+                lambda: ctstack.build_ome_zarr(missing, os.path.join(out, "s.zarr")),
+            ]
+            for call in calls:
+                with self.assertRaises(ctstack.InputNotFoundError) as cm:
+                    call()
+                self.assertIsInstance(cm.exception, ctstack.StateError)
+                self.assertIsInstance(cm.exception, FileNotFoundError)
+                self.assertEqual(cm.exception.status, ctstack.ERR_STATE)
+                self.assertIn("no_such_stack", cm.exception.message)
+                self.assertIn("does not exist", cm.exception.message)
 
     def test_mismatched_stack(self):
         with tempfile.TemporaryDirectory() as tmp:
@@ -1045,7 +1105,7 @@ class PyramidOptionsTest(PyramidAssertions):
     def test_report_of_a_failed_job_raises_its_error(self):
         with tempfile.TemporaryDirectory() as tmp:
             job = ctstack.PyramidJob(os.path.join(tmp, "no_such_scan"), os.path.join(tmp, "out"))
-            with job, self.assertRaises(ctstack.CtstackIOError):
+            with job, self.assertRaises(ctstack.StateError):
                 job.report()
 
     def test_report_lists_a_gap(self):
@@ -1103,6 +1163,23 @@ class PyramidOptionsTest(PyramidAssertions):
             self.assertEqual(len(logged.records), 3)
             self.assertPyramidEqual(got, want)
             self.assertProgressSane(events, 10 + 5)
+
+    def test_a_warning_is_printed_once_in_a_plain_script(self):
+        # warnings.warn prints it; the "ctstack" logger, unconfigured, must not
+        # print it again through logging's last resort.
+        with tempfile.TemporaryDirectory() as tmp:
+            stack, _ = self.gapped_stack(tmp)
+            script = (
+                "import ctstack\n"
+                "p = ctstack.StackPattern('slice_', 'tif', 0, 20, 4)\n"
+                "ctstack.build_pyramid(%r, %r, 80, pattern=p)\n" % (stack, os.path.join(tmp, "out"))
+            )
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+            run = subprocess.run(
+                [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+            )
+            self.assertEqual(run.returncode, 0, run.stderr)
+            self.assertEqual(run.stderr.count("number 5 is missing"), 1, run.stderr)
 
     def test_strict_refuses_a_gap(self):
         with tempfile.TemporaryDirectory() as tmp:
@@ -1396,7 +1473,7 @@ class PyramidJobTest(PyramidAssertions):
     def test_failure_message(self):
         with tempfile.TemporaryDirectory() as tmp:
             missing = os.path.join(tmp, "no_such_stack")
-            with self.assertRaises(ctstack.CtstackIOError) as cm:
+            with self.assertRaises(ctstack.StateError) as cm:
                 with ctstack.PyramidJob(missing, os.path.join(tmp, "out"), 80) as job:
                     job.wait()
             self.assertIn("no_such_stack", cm.exception.message)

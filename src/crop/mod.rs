@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 
 use crate::sample::with_sample_type;
 use crate::stack::{Selection, SliceRef};
+use crate::tiff::{IndexedPage, PageIndex};
 use crate::writer::{fits_classic_tiff, temp_target};
 use crate::{
     CancelFlag, Error, Format, Limits, OpenOptions, Photometric, Pyramid, PyramidBuilder, ReadMode,
@@ -229,7 +230,9 @@ impl Crop {
         }
         let builder = match &self.input {
             Input::Dir(dir, selection) => PyramidBuilder::from_selection(dir, selection)?,
-            Input::File(path) => PyramidBuilder::from_file(path),
+            // A crop of a file of one image is a crop of that image: a box
+            // named on purpose, not a stack given for its folder.
+            Input::File(path) => PyramidBuilder::from_file(path).single_page(true),
             Input::Files(files) => {
                 let out = self.pyramid_dir.clone().unwrap_or_default();
                 PyramidBuilder::from_files(files.clone(), out)
@@ -260,8 +263,8 @@ impl Crop {
         };
 
         let k = self.level;
+        let density = stack_density(first, head.format, &mut notes);
         let (shape, pyramid, source_format, density) = if k == 0 {
-            let density = output::read_density(&first.path, first.page, head.format);
             let shape = crate::LevelShape {
                 count: numbering.count_at(0),
                 ..stack_shape
@@ -281,8 +284,7 @@ impl Crop {
                 height: level.height,
                 count: numbering.count_at(k),
             };
-            let density = output::read_density(&first.path, first.page, head.format)
-                .and_then(|d| d.at_level(k));
+            let density = density.and_then(|d| d.at_level(k));
             notes.push(format!(
                 "level {k} slice j is the mean of level-0 slices j*{n} ..= j*{n} + {m} (cut at \
                  the stack's end)",
@@ -315,30 +317,38 @@ impl Crop {
         // Which slices of `z` exist, by number; at level k, each file is checked
         // to be the one the manifest lists.
         let mut warnings = Vec::new();
-        let (indices, sources, missing): (Vec<usize>, Vec<SliceRef>, Option<String>) =
-            match &pyramid {
-                None => {
-                    let level0 = numbering.level0(z.clone());
-                    let missing = (!level0.missing.is_empty())
-                        .then(|| numbering.level0_message(&input_dir, &level0.missing));
-                    let (indices, sources) = level0
-                        .present
-                        .iter()
-                        .map(|&(i, p)| (i, stack.inputs()[p].clone()))
-                        .unzip();
-                    (indices, sources, missing)
-                }
-                Some(pyramid) => {
-                    let (present, absent) = numbering.level_k(k, z.clone());
-                    let missing =
-                        (!absent.is_empty()).then(|| numbering.level_k_message(k, &absent));
-                    let sources = present
-                        .clone()
-                        .map(|j| Ok(SliceRef::new(pyramid.checked_slice_path(k, j)?, 0)))
-                        .collect::<Result<_, Error>>()?;
-                    (present.collect(), sources, missing)
-                }
-            };
+        type Found = (
+            Vec<usize>,
+            Vec<(SliceRef, Option<IndexedPage>)>,
+            Option<String>,
+        );
+        let (indices, found, missing): Found = match &pyramid {
+            None => {
+                let level0 = numbering.level0(z.clone());
+                let missing = (!level0.missing.is_empty())
+                    .then(|| numbering.level0_message(&input_dir, &level0.missing));
+                let (indices, sources) = level0
+                    .present
+                    .iter()
+                    .map(|&(i, p)| {
+                        let indexed = stack.page_index().get(p).cloned();
+                        (i, (stack.inputs()[p].clone(), indexed))
+                    })
+                    .unzip();
+                (indices, sources, missing)
+            }
+            Some(pyramid) => {
+                let (present, absent) = numbering.level_k(k, z.clone());
+                let missing = (!absent.is_empty()).then(|| numbering.level_k_message(k, &absent));
+                let sources = present
+                    .clone()
+                    .map(|j| Ok((SliceRef::new(pyramid.checked_slice_path(k, j)?, 0), None)))
+                    .collect::<Result<_, Error>>()?;
+                (present.collect(), sources, missing)
+            }
+        };
+        let (sources, index): (Vec<SliceRef>, Vec<Option<IndexedPage>>) = found.into_iter().unzip();
+        let index = PageIndex::new(index);
         if let Some(message) = missing {
             if !self.skip_missing {
                 return Err(Error::state(
@@ -388,6 +398,7 @@ impl Crop {
             format,
             density,
             sources,
+            index,
             names,
             stack_files: stack.inputs().iter().map(|s| s.path.clone()).collect(),
             output_dir: self.output_dir.clone(),
@@ -397,6 +408,30 @@ impl Crop {
             threads: self.threads,
         })
     }
+}
+
+/// The resolution of the stack's level 0 for the outputs, by
+/// [`crate::VoxelSize`]'s rule: a TIFF slice's own resolution tags when they
+/// have a length unit; else the scanner's voxel size from the file beside the
+/// slices (said in `notes`), which wins over the pixels per metre of a BMP, PNG
+/// or JPEG header (most writers fill those with a screen's 72 or 96 dpi); else
+/// what the slice has (such a density, a unitless aspect, or nothing).
+fn stack_density(first: &SliceRef, format: Format, notes: &mut Vec<String>) -> Option<Density> {
+    let own = output::read_density(&first.path, first.page, format);
+    if format == Format::Tiff && own.is_some_and(Density::has_length_unit) {
+        return own;
+    }
+    let lookup = crate::VoxelSize::from_sidecar(&first.path);
+    notes.extend(lookup.warnings);
+    let Some(size) = lookup.size else {
+        return own;
+    };
+    let [_, y, x] = size.micrometres;
+    let density = Density::from_micrometres(x, y);
+    if density.is_some() {
+        notes.push(format!("the outputs' resolution: {}", size.note()));
+    }
+    density.or(own)
 }
 
 /// A checked crop, ready to write files ([`CropPlan::run`]) or fill an array
@@ -413,6 +448,9 @@ pub struct CropPlan {
     density: Option<Density>,
     /// The level's files (or pages) of the slice range that exist, in order.
     sources: Vec<SliceRef>,
+    /// Their entries in the stack plan's page index (level 0), entry `i` for
+    /// source `i`: each page's place, found once by the plan.
+    index: PageIndex,
     /// Their output names.
     names: Vec<String>,
     /// Every file of the stack (never written to).
@@ -651,6 +689,7 @@ impl CropPlan {
     fn read_one<T: Sample>(&self, i: usize, dst: &mut [T]) -> Result<(), Error> {
         region::read_region(
             &self.sources[i],
+            self.index.get(i),
             &self.open,
             self.y.clone(),
             self.x.clone(),
@@ -767,19 +806,35 @@ impl CropPlan {
         let cols = xs.start as u32..xs.last as u32 + 1;
         let cols = self.x.start + cols.start..self.x.start + cols.end;
         let read_plane = |i: usize, out: &mut [T]| -> Result<(), Error> {
-            let slice = &self.sources[zs.start as usize + i * zs.step as usize];
+            let source = zs.start as usize + i * zs.step as usize;
+            let slice = &self.sources[source];
+            let indexed = self.index.get(source);
             let row = |r: u64| self.y.start + r as u32;
             if ys.step == 1 && xs.step == 1 {
                 let rows = row(ys.start)..row(ys.last) + 1;
-                return region::read_region(slice, &self.open, rows, cols.clone(), out);
+                return region::read_region(slice, indexed, &self.open, rows, cols.clone(), out);
             }
             let mut buf = vec![T::default(); if xs.step == 1 { 0 } else { cols.len() }];
             for (j, out_row) in out.chunks_mut(xs.count as usize).enumerate() {
                 let r = row(ys.start + j as u64 * ys.step);
                 if xs.step == 1 {
-                    region::read_region(slice, &self.open, r..r + 1, cols.clone(), out_row)?;
+                    region::read_region(
+                        slice,
+                        indexed,
+                        &self.open,
+                        r..r + 1,
+                        cols.clone(),
+                        out_row,
+                    )?;
                 } else {
-                    region::read_region(slice, &self.open, r..r + 1, cols.clone(), &mut buf)?;
+                    region::read_region(
+                        slice,
+                        indexed,
+                        &self.open,
+                        r..r + 1,
+                        cols.clone(),
+                        &mut buf,
+                    )?;
                     let picked = buf.iter().step_by(xs.step as usize);
                     out_row.iter_mut().zip(picked).for_each(|(o, v)| *o = *v);
                 }

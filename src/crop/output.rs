@@ -131,6 +131,35 @@ impl Density {
         }))
     }
 
+    /// Whether the unit is a length (inch, centimetre), not just an aspect ratio.
+    pub(super) fn has_length_unit(self) -> bool {
+        matches!(self.0.unit, 2 | 3)
+    }
+
+    /// The density of pixels `x_um` by `y_um` micrometres, as per-centimetre
+    /// rationals (`10^4 / size`, with as many decimals of the size as fit).
+    pub(super) fn from_micrometres(x_um: f64, y_um: f64) -> Option<Density> {
+        let per_cm = |um: f64| -> Option<(u32, u32)> {
+            if !(um.is_finite() && um > 0.0) {
+                return None;
+            }
+            // n / d = 10^4 / um with n = 10^(4 + p), d = um * 10^p, both u32.
+            (0..=5u32).rev().find_map(|p| {
+                let d = (um * 10f64.powi(p as i32)).round();
+                (d >= 1.0 && d <= f64::from(u32::MAX)).then(|| {
+                    let (n, d) = (10u32.pow(4 + p), d as u32);
+                    let g = gcd(n, d);
+                    (n / g, d / g)
+                })
+            })
+        };
+        Some(Density(Resolution {
+            x: per_cm(x_um)?,
+            y: per_cm(y_um)?,
+            unit: 3,
+        }))
+    }
+
     /// This density at pyramid level `k`: a pixel there is 2^k source pixels wide.
     pub(super) fn at_level(self, k: usize) -> Option<Density> {
         let scale = |(n, d): (u32, u32)| -> Option<(u32, u32)> {
@@ -143,6 +172,13 @@ impl Density {
             unit: self.0.unit,
         }))
     }
+}
+
+fn gcd(mut a: u32, mut b: u32) -> u32 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a.max(1)
 }
 
 /// The density recorded in `path` (page `page`; a JPEG's JFIF density), read
@@ -405,6 +441,25 @@ mod tests {
             unit: 1,
         });
         assert_eq!(none.per_metre(), None);
+        assert!(!none.has_length_unit() && inch.has_length_unit());
+    }
+
+    #[test]
+    fn a_size_in_micrometres_is_an_exact_density_where_it_can_be() {
+        // 12.5 um: 800 pixels per centimetre, 80000 per metre.
+        let d = Density::from_micrometres(12.5, 12.5).unwrap();
+        assert_eq!((d.0.x, d.0.unit), ((800, 1), 3));
+        assert_eq!(d.per_metre(), Some((80000, 80000)));
+        // An NRecon size with five decimals keeps them.
+        let d = Density::from_micrometres(8.55949, 19.79772).unwrap();
+        let um = |(n, d): (u32, u32)| 1e4 * f64::from(d) / f64::from(n);
+        assert!((um(d.0.x) - 8.55949).abs() < 1e-9 && (um(d.0.y) - 19.79772).abs() < 1e-9);
+        // Large sizes lose decimals, never the value; nonsense gives none.
+        let d = Density::from_micrometres(123_456.7, 1.0).unwrap();
+        assert!((um(d.0.x) - 123_456.7).abs() < 0.1, "{:?}", d.0.x);
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert_eq!(Density::from_micrometres(bad, 1.0), None);
+        }
     }
 
     #[test]

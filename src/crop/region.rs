@@ -12,15 +12,18 @@ use std::ops::Range;
 
 use crate::region::{Region, read_slice_region};
 use crate::stack::SliceRef;
+use crate::tiff::IndexedPage;
 use crate::{Error, OpenOptions, Sample};
 
 /// Copies rows `rows` and columns `cols` of `slice` (a page of a file), opened
-/// with `options`, into `dst`, row-major: `dst.len()` must be
+/// with `options` and located by `indexed` (its entry in the stack plan's page
+/// index, if any), into `dst`, row-major: `dst.len()` must be
 /// `rows.len() * cols.len()` ([`Error::Mismatch`] otherwise). `T` must be the
 /// slice's sample type as served ([`Error::Mismatch`]); an empty box, or one
 /// outside the slice, is an [`Error::Usage`] naming the file and its size.
 pub(crate) fn read_region<T: Sample>(
     slice: &SliceRef,
+    indexed: Option<&IndexedPage>,
     options: &OpenOptions,
     rows: Range<u32>,
     cols: Range<u32>,
@@ -32,7 +35,7 @@ pub(crate) fn read_region<T: Sample>(
             rows.start, rows.end, cols.start, cols.end
         )));
     }
-    read_slice_region(slice, options, &Region { rows, cols }, dst)
+    read_slice_region(slice, indexed, options, &Region { rows, cols }, dst)
 }
 
 #[cfg(test)]
@@ -50,16 +53,16 @@ mod tests {
         let slice = SliceRef::new(&path, 0);
         let options = OpenOptions::default();
         let mut dst = vec![0u16; 6];
-        read_region(&slice, &options, 1..3, 4..7, &mut dst).unwrap();
+        read_region(&slice, None, &options, 1..3, 4..7, &mut dst).unwrap();
         assert_eq!(dst, [11, 12, 13, 18, 19, 20]);
-        let err = read_region(&slice, &options, 0..6, 0..1, &mut [0u16; 6]).unwrap_err();
+        let err = read_region(&slice, None, &options, 0..6, 0..1, &mut [0u16; 6]).unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::Usage);
         assert!(err.to_string().contains("7x5"), "{err}");
-        let err = read_region(&slice, &options, 2..2, 0..1, &mut [0u16; 0]).unwrap_err();
+        let err = read_region(&slice, None, &options, 2..2, 0..1, &mut [0u16; 0]).unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::Usage);
-        let err = read_region(&slice, &options, 0..1, 0..2, &mut [0u16; 3]).unwrap_err();
+        let err = read_region(&slice, None, &options, 0..1, 0..2, &mut [0u16; 3]).unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::Mismatch);
-        let err = read_region(&slice, &options, 0..1, 0..1, &mut [0u8; 1]).unwrap_err();
+        let err = read_region(&slice, None, &options, 0..1, 0..1, &mut [0u8; 1]).unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::Mismatch);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -543,12 +543,13 @@ pub unsafe extern "C" fn ctstack_crop_read_box(
 }
 
 /// The physical voxel size (z, y, x) in `unit` (an NGFF space unit:
-/// "micrometer", "millimeter", ...; NULL: "micrometer") that the resolution
-/// tags of the crop's first source give, by the rule of the OME-Zarr writer
-/// (XResolution, YResolution and ResolutionUnit, or an ImageJ file's `unit=`
-/// and `spacing=`; without a z step, z equals x). `*found` is 1 and `size`
-/// holds the three numbers when the tags give one; 0 (and `size` untouched)
-/// when they do not (no tags, not a TIFF, an unknown unit): the size is then
+/// "micrometer", "millimeter", ...; NULL: "micrometer") of the crop's first
+/// source, by the rule of the OME-Zarr writer (`VoxelSize::of_stack`: its
+/// resolution tags (XResolution, YResolution and ResolutionUnit, or an ImageJ
+/// file's `unit=` and `spacing=`; without a z step, z equals x), else the
+/// scanner's file beside it, such as a Bruker NRecon `.log`). `*found` is 1 and
+/// `size` holds the three numbers when one is found; 0 (and `size` untouched)
+/// when not (no tags, no scanner's file, an unknown unit): the size is then
 /// unknown, not an error. At level k the source is the pyramid's slice, whose
 /// tags carry the level's own (coarser) size. Built with the `ome-zarr`
 /// feature (the default).
@@ -572,10 +573,11 @@ pub unsafe extern "C" fn ctstack_crop_voxel_size(
         if size.is_null() || found.is_null() {
             return Err(invalid(if size.is_null() { "size is NULL" } else { "found is NULL" }));
         }
-        let from_tags = plan
-            .sources()
-            .first()
-            .and_then(|s| crate::zarr::resolution::from_tags(&s.path, unit));
+        let from_tags = plan.sources().first().and_then(|s| {
+            let size = crate::VoxelSize::of_stack(&s.path).size?;
+            let per_unit = crate::zarr::micrometres_per(unit)?;
+            Some((size.micrometres.map(|v| v / per_unit), size.source))
+        });
         // SAFETY: non-NULL and writable per the contract above (3 doubles for size).
         unsafe {
             match from_tags {

@@ -59,7 +59,7 @@ pub struct ctstack_pyramid_options {
     /// For a directory input: only indices written with this many digits,
     /// zero-padded. 0 (the default): any.
     pub index_width: u32,
-    /// A slab build (one task of a distributed build, see README "On a Dask
+    /// A slab build (one task of a distributed build, see docs/dask.md "On a Dask
     /// cluster"): with `slab_end` > 0, the run builds only the outputs of inputs
     /// `slab_start..slab_end` of the (whole, selected) stack, at the whole stack's
     /// level shapes. Both must be multiples of 2^L (L: the level count; `slab_end`
@@ -76,6 +76,12 @@ pub struct ctstack_pyramid_options {
     /// slices (CTSTACK_ERR_MISMATCH); the pyramid is written at this depth. 0
     /// (the default): no conversion. The CLI's `--depth`.
     pub depth: u32,
+    /// Nonzero: an input that is a file of one page is a stack of one slice.
+    /// 0 (the default): such a file is refused (CTSTACK_ERR_INVALID_ARGUMENT,
+    /// naming the folder to pass): one slice of a scan is most often given by
+    /// mistake for its folder. A file list is always taken as given. The CLI's
+    /// `--single-page`.
+    pub single_page: i32,
 }
 
 // SAFETY: `#[repr(C)]`, `struct_size: usize` first, fields only appended, and
@@ -107,6 +113,7 @@ impl ctstack_pyramid_options {
             slab_start: 0,
             slab_end: 0,
             depth: 0,
+            single_page: 0,
         }
     }
 
@@ -187,7 +194,9 @@ impl ctstack_pyramid_options {
                 )));
             }
         }
-        Ok(b.strict(self.strict != 0).force(self.force != 0))
+        Ok(b.strict(self.strict != 0)
+            .force(self.force != 0)
+            .single_page(self.single_page != 0))
     }
 }
 

@@ -49,7 +49,9 @@ pub struct ctstack_zarr_options {
     pub zstd_level: i32,
     /// Level 0's voxel size z, y, x in `unit`s, stored exactly; all 0 (default):
     /// from the first slice's TIFF resolution tags (z = x unless ImageJ's spacing
-    /// says), else unknown: 1, 1, 1 with no unit, and a report warning.
+    /// says), else from the scanner's file beside the slices (Bruker NRecon
+    /// `*_rec.log`, Nikon `.xtekct`, GE phoenix `.pcr` / `.pca`), else unknown:
+    /// 1, 1, 1 with no unit, and a report warning.
     pub voxel_size: [f64; 3],
     /// An NGFF space unit; NULL: "micrometer".
     pub unit: *const c_char,

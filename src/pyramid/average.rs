@@ -99,6 +99,24 @@ pub(crate) fn average_inputs<T: Sample>(
     out: &mut [T],
     buffers: &BandBuffers<T>,
 ) -> Result<(), Error> {
+    check_pair_of::<T>(a, b, out.len())?;
+    let b_or_a = b.unwrap_or(a);
+    let (width, height) = (a.size().0 as usize, a.size().1 as usize);
+    if width / 2 == 0 || height / 2 == 0 {
+        return Ok(());
+    }
+    average_in_bands(kernel, a, b, out, band_rows::<T>(width), buffers)?;
+    a.check_unchanged()?;
+    b_or_a.check_unchanged()
+}
+
+/// An error unless `a` and `b` (`None`: `a` with itself) hold samples of type
+/// `T`, have the same size, and their mean has `out_len` samples.
+pub(crate) fn check_pair_of<T: Sample>(
+    a: &Input,
+    b: Option<&Input>,
+    out_len: usize,
+) -> Result<(), Error> {
     let b_or_a = b.unwrap_or(a);
     for input in [a, b_or_a] {
         if input.sample_type() != T::TYPE {
@@ -118,20 +136,14 @@ pub(crate) fn average_inputs<T: Sample>(
     }
     let (width, height) = (a.size().0 as usize, a.size().1 as usize);
     let (ow, oh) = (width / 2, height / 2);
-    if out.len() != ow * oh {
+    if out_len != ow * oh {
         return Err(Error::mismatch(format!(
-            "{}: output holds {} samples, the pair makes {}",
+            "{}: output holds {out_len} samples, the pair makes {}",
             a.path().display(),
-            out.len(),
             ow * oh
         )));
     }
-    if ow == 0 || oh == 0 {
-        return Ok(());
-    }
-    average_in_bands(kernel, a, b, out, band_rows::<T>(width), buffers)?;
-    a.check_unchanged()?;
-    b_or_a.check_unchanged()
+    Ok(())
 }
 
 /// The work of [`average_inputs`], on checked inputs, `band` output rows per task.

@@ -63,12 +63,22 @@ pub(crate) fn run(
 }
 
 /// Receives every level-k slice (k >= 1) of a run as soon as it is computed,
-/// in index order within each level, one call at a time (never concurrently,
-/// though not always from the same thread).
+/// and every input slice (level 0) as soon as it is averaged, in index order
+/// within each level, one call at a time (never concurrently, though not
+/// always from the same thread). Inputs are handed over from what the run
+/// read to average them: the sink reads no input again.
 pub(crate) trait SliceSink: Sync {
     /// Level-`k` slice `j`, `pixels` the samples of the plan's sample type, row
     /// after row, as bytes in the host's order.
     fn put(&self, k: usize, j: usize, pixels: &[u8]) -> Result<(), Error>;
+
+    /// Input slice `i`: `fill` writes its samples (as [`SliceSink::put`]'s
+    /// `pixels`) into the buffer it is given, of the slice's size.
+    fn put_input(
+        &self,
+        i: usize,
+        fill: &mut dyn FnMut(&mut [u8]) -> Result<(), Error>,
+    ) -> Result<(), Error>;
 }
 
 /// Where finished slices go.
@@ -133,6 +143,14 @@ impl Context<'_> {
     /// How input slices are opened.
     pub fn open_options(&self) -> &OpenOptions {
         &self.plan.builder.open
+    }
+
+    /// The sink that takes the input slices, if the run has one.
+    pub fn input_sink(&self) -> Option<&dyn SliceSink> {
+        match self.output {
+            Output::Sink(sink) => Some(sink),
+            Output::Tiff => None,
+        }
     }
 
     /// A kept level-`k` slice `j`: read back if a rebuilt slice needs it.

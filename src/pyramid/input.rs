@@ -13,12 +13,11 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use super::planned::{Planned, chunk_span};
 use crate::region::{Page, Region};
 use crate::sample::Sample;
 use crate::source::{self, Bytes, FileStamp};
 use crate::stack::SliceRef;
-use crate::tiff::{ImageLayout, PageReader, page_layout};
+use crate::tiff::{ImageLayout, IndexedPage, chunk_span, locate};
 use crate::{Error, Limits, OpenOptions, Rows, Slice};
 
 /// A raw TIFF page of an open file, read through the reading layer by
@@ -36,27 +35,19 @@ pub(crate) struct StreamedPage {
 }
 
 impl StreamedPage {
-    /// Opens `slice`'s file and takes its page's layout from `planned` if the
-    /// file has not changed since the plan parsed it, else parses it (walking
-    /// the chain by windows). `Ok(None)` if the page is not stored raw (or is
-    /// served converted, or is not a TIFF): it must be decoded instead.
+    /// Opens `slice`'s file and takes its page's layout from `indexed` (its
+    /// entry in the plan's page index) if the file has not changed since the
+    /// plan, else parses it (walking the chain by windows). `Ok(None)` if the
+    /// page is not stored raw (or is served converted, or is not a TIFF): it
+    /// must be decoded instead.
     pub fn open(
         slice: &SliceRef,
         options: &OpenOptions,
-        planned: Option<&Planned>,
+        indexed: Option<&IndexedPage>,
     ) -> Result<Option<StreamedPage>, Error> {
         let path = &slice.path;
         let file = File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
-        let found = match planned {
-            Some(p) if FileStamp::of(path, &file)? == p.stamp => match &p.layout {
-                Some(layout) => Some((layout.clone(), p.stamp)),
-                None => match PageReader::open_file(path, &file, &options.limits)? {
-                    Some(mut reader) => Some((reader.page_at(p.at)?, p.stamp)),
-                    None => None,
-                },
-            },
-            _ => page_layout(path, slice.page, &file, &options.limits)?,
-        };
+        let found = locate(path, slice.page, &file, indexed, &options.limits)?;
         let Some((layout, stamp)) = found else {
             return Ok(None);
         };
@@ -94,6 +85,8 @@ impl StreamedPage {
     ) -> Result<(), Error> {
         let width = self.layout.width;
         let rows = dst.len() / (width as usize).max(1);
+        #[cfg(test)]
+        source::probe::pixels_read(&self.path, std::mem::size_of_val(dst) as u64);
         let region = Region {
             rows: y0 as u32..(y0 + rows) as u32,
             cols: 0..width,
@@ -126,16 +119,16 @@ pub(crate) enum Input {
 
 impl Input {
     /// Opens `slice`: as a [`StreamedPage`] if its pixels are stored raw,
-    /// else as a [`Slice`] with `options`. `planned`: its header as the plan
-    /// parsed it, if kept.
+    /// else as a [`Slice`] with `options`. `indexed`: its entry in the plan's
+    /// page index, if it has one.
     pub fn open(
         slice: &SliceRef,
         options: &OpenOptions,
-        planned: Option<&Planned>,
+        indexed: Option<&IndexedPage>,
     ) -> Result<Input, Error> {
-        match StreamedPage::open(slice, options, planned)? {
+        match StreamedPage::open(slice, options, indexed)? {
             Some(page) => Ok(Input::Streamed(page)),
-            None => Slice::open_page(&slice.path, slice.page, options).map(Input::Opened),
+            None => Slice::open_indexed(slice, indexed, options).map(Input::Opened),
         }
     }
 
@@ -200,6 +193,28 @@ impl Input {
                 rows: s.rows::<T>()?,
                 first: y0,
             }),
+        }
+    }
+
+    /// The whole image's rows: a streamed input's read into `buffer` (resized
+    /// to the image; `bytes` is scratch for stored bytes that must be
+    /// converted), checked to come from the file as its header was read, or
+    /// an opened slice's viewed in place.
+    pub(super) fn read_whole<'a, T: Sample>(
+        &'a self,
+        buffer: &'a mut Vec<T>,
+        bytes: &mut Vec<u8>,
+    ) -> Result<Rows<'a, T>, Error> {
+        match self {
+            Input::Streamed(s) => {
+                let (width, height) = (s.layout.width as usize, s.layout.height as usize);
+                buffer.resize(width * height, T::default());
+                s.read_rows(0, buffer, bytes)?;
+                s.check_unchanged()?;
+                Ok(Rows::from_contiguous(buffer, width, height)
+                    .expect("the buffer holds the image's samples"))
+            }
+            Input::Opened(s) => s.rows::<T>(),
         }
     }
 

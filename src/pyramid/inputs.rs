@@ -1,5 +1,6 @@
 //! A stack's slices: the pages of its input files, found and checked once per
-//! plan, the headers kept for the run.
+//! plan, each page's place and layout kept in the plan's page index
+//! (`tiff/index.rs`) for every reader of the slices.
 //!
 //! Every file is opened once and its TIFF pages walked by positional reads of
 //! small windows (`tiff/walk.rs`), never mapped and never read whole: a stack
@@ -15,10 +16,9 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::planned::Planned;
 use crate::slice::wanted_depth;
 use crate::stack::SliceRef;
-use crate::tiff::PageReader;
+use crate::tiff::{IndexedPage, PageReader};
 use crate::{Error, OpenOptions, SampleType, Slice, SliceHeader};
 
 /// Header reads in flight at once: enough to keep a disk or a network
@@ -29,8 +29,8 @@ const READERS: usize = 8;
 pub(crate) struct Inspected {
     /// Every slice, in stack order.
     pub slices: Vec<SliceRef>,
-    /// By slice: its header as checked, where kept for the run.
-    pub planned: Vec<Option<Planned>>,
+    /// By slice: its page as the check found it (the plan's page index).
+    pub indexed: Vec<Option<IndexedPage>>,
     /// Slice 0's header.
     pub head: SliceHeader,
     /// Whether every slice's header was checked (not a slab task's partial view).
@@ -41,11 +41,11 @@ impl Inspected {
     /// Adds the slices of the file at `path`, each checked against slice 0 (`first`).
     fn add(&mut self, path: &Path, slices: FileSlices, first: &SliceRef) -> Result<(), Error> {
         let pages = slices.pages.into_iter();
-        for (page, (header, planned)) in pages.zip(slices.headers.into_iter().zip(slices.planned)) {
+        for (page, (header, indexed)) in pages.zip(slices.headers.into_iter().zip(slices.indexed)) {
             let slice = SliceRef::new(path, page);
             check_matches(&slice, &header, first, &self.head)?;
             self.slices.push(slice);
-            self.planned.push(planned);
+            self.indexed.push(indexed);
         }
         Ok(())
     }
@@ -55,7 +55,7 @@ impl Inspected {
 struct FileSlices {
     pages: Vec<usize>,
     headers: Vec<SliceHeader>,
-    planned: Vec<Option<Planned>>,
+    indexed: Vec<Option<IndexedPage>>,
 }
 
 /// Finds the slices of `files` and checks their headers against the first
@@ -88,7 +88,7 @@ pub(crate) fn inspect(
     };
     let mut inspected = Inspected {
         slices: Vec::with_capacity(files.len()),
-        planned: Vec::with_capacity(files.len()),
+        indexed: Vec::with_capacity(files.len()),
         head,
         all_checked: !partial,
     };
@@ -99,7 +99,7 @@ pub(crate) fn inspect(
         if !checked.contains(&file) {
             // Not checked: taken as its page 0, its header left to the run.
             inspected.slices.push(SliceRef::new(path, 0));
-            inspected.planned.push(None);
+            inspected.indexed.push(None);
             continue;
         }
         let slices = results.next().expect("one result per checked file")?;
@@ -203,7 +203,7 @@ fn inspect_file(path: &Path, options: &OpenOptions) -> Result<FileSlices, Error>
         return Ok(FileSlices {
             pages: vec![0],
             headers: vec![Slice::read_header(path, options)?],
-            planned: vec![None],
+            indexed: vec![None],
         });
     };
     let stamp = reader.stamp().expect("an open file's reader has a stamp");
@@ -211,7 +211,7 @@ fn inspect_file(path: &Path, options: &OpenOptions) -> Result<FileSlices, Error>
     let mut slices = FileSlices {
         pages: Vec::new(),
         headers: Vec::new(),
-        planned: Vec::new(),
+        indexed: Vec::new(),
     };
     // A thumbnail page after the image is not a slice.
     reader.walk(true, |page, layout, at| {
@@ -219,7 +219,9 @@ fn inspect_file(path: &Path, options: &OpenOptions) -> Result<FileSlices, Error>
         slices
             .headers
             .push(SliceHeader::of_tiff(&layout).served_as(depth));
-        slices.planned.push(Some(Planned::new(layout, at, stamp)));
+        slices
+            .indexed
+            .push(Some(IndexedPage::new(layout, at, page, stamp)));
         Ok(())
     })?;
     Ok(slices)

@@ -12,15 +12,21 @@
 //! Under [`ReadMode::Buffered`] raw inputs are not opened whole: they are read a
 //! band of rows at a time as they are averaged (`input.rs`, `average.rs`); the shape stays:
 //! open ahead, average, write behind.
+//!
+//! A run whose sink takes the inputs too (the OME-Zarr writer's level 0) reads
+//! each streamed input whole instead, averages the pair from memory, and hands
+//! both inputs to the sink with the level-1 slice they made, in the write
+//! behind: every input byte is read once, by this stream.
 
 use std::collections::VecDeque;
 use std::ops::Range;
 
-use super::average::{BandBuffers, average_inputs};
-use super::cascade::{Buffers, Context, Made};
+use super::average::{BandBuffers, average_inputs, check_pair_of};
+use super::cascade::{Buffers, Context, Made, SliceSink};
 use super::input::Input;
+use super::plan::LevelShape;
 use crate::source;
-use crate::{Error, Kernel, ReadMode, Sample, Slice};
+use crate::{Error, Kernel, ReadMode, Rows, Sample, Slice, average_pair_with};
 
 /// Level-1 slices of a span, in order, each as the cascade needs it.
 pub(crate) struct Level1Stream<'c, T> {
@@ -30,12 +36,29 @@ pub(crate) struct Level1Stream<'c, T> {
     /// The next pair to rebuild, opened while the previous one was averaged.
     ahead: Option<(usize, Result<InputPair, Error>)>,
     /// A computed slice not yet on disk: written while the next pair is averaged.
-    unwritten: Option<(usize, Vec<T>)>,
+    unwritten: Option<Unwritten<T>>,
     /// Slices ready for the cascade, in index order.
     ready: VecDeque<(usize, Made<T>)>,
     input_bytes: u64,
     /// The workers' band buffers, reused from pair to pair.
     bands: BandBuffers<T>,
+    /// Buffers for input pairs read whole for a sink that takes the inputs:
+    /// one pair is averaged while the one before is handed over.
+    spare_whole: Vec<Whole<T>>,
+}
+
+/// The buffers of an input pair read whole ([`InputPair::average_whole`]).
+type Whole<T> = [Vec<T>; 2];
+
+/// A written level-1 slice for the cascade, and its pair's buffers for reuse.
+type Written<T> = ((usize, Made<T>), Option<Whole<T>>);
+
+/// A computed level-1 slice not yet written, and the pair it was made from
+/// when a sink takes the inputs.
+struct Unwritten<T> {
+    j: usize,
+    pixels: Vec<T>,
+    held: Option<(InputPair, Whole<T>)>,
 }
 
 impl<'c, T: Sample> Level1Stream<'c, T> {
@@ -49,6 +72,7 @@ impl<'c, T: Sample> Level1Stream<'c, T> {
             ready: VecDeque::new(),
             input_bytes: 0,
             bands: BandBuffers::default(),
+            spare_whole: Vec::new(),
         }
     }
 
@@ -67,14 +91,14 @@ impl<'c, T: Sample> Level1Stream<'c, T> {
             let Some(j) = self.indices.next() else {
                 // The last slice computed has nothing left to overlap its write with.
                 return match self.unwritten.take() {
-                    Some(last) => Ok(Some(write(self.ctx, last)?)),
+                    Some(last) => Ok(Some(write(self.ctx, last)?.0)),
                     None => Ok(None),
                 };
             };
             if self.ctx.keep.keep(1, j) {
                 // Slices leave in order: an earlier one still unwritten goes first.
                 if let Some(earlier) = self.unwritten.take() {
-                    let item = write(self.ctx, earlier)?;
+                    let (item, _) = write(self.ctx, earlier)?;
                     self.ready.push_back(item);
                 }
                 self.ready.push_back((j, self.ctx.kept(1, j)?));
@@ -104,9 +128,18 @@ impl<'c, T: Sample> Level1Stream<'c, T> {
         }
         let previous = self.unwritten.take();
         let buffer = buffers.take(ctx.plan.levels[1]);
+        // A sink that takes the inputs: the pair is read whole into buffers
+        // kept until it is handed over.
+        let mut whole = ctx
+            .input_sink()
+            .map(|_| self.spare_whole.pop().unwrap_or_default());
+        let bands = &self.bands;
         let (pixels, (opened, written)) = ctx.parallel(|| {
             rayon::join(
-                || current.average(buffer, &self.bands),
+                || match whole.as_mut() {
+                    Some(whole) => current.average_whole(buffer, whole),
+                    None => current.average(buffer, bands),
+                },
                 || {
                     (
                         upcoming.map(|i| (i, InputPair::open(ctx, i))),
@@ -116,22 +149,37 @@ impl<'c, T: Sample> Level1Stream<'c, T> {
             )
         });
         self.ahead = opened;
-        if let Some(item) = written {
-            self.ready.push_back(item?);
+        if let Some(written) = written {
+            let (item, spare) = written?;
+            self.ready.push_back(item);
+            self.spare_whole.extend(spare);
         }
         self.input_bytes += current.image_bytes();
-        self.unwritten = Some((j, pixels?));
+        self.unwritten = Some(Unwritten {
+            j,
+            pixels: pixels?,
+            held: whole.map(|whole| (current, whole)),
+        });
         Ok(())
     }
 }
 
-/// Writes computed level-1 slice `j`, which then belongs to the cascade.
+/// Writes computed level-1 slice `j`, which then belongs to the cascade; a
+/// sink that takes the inputs gets the pair it was made from first. Returns
+/// the slice and the pair's buffers, for reuse.
 fn write<T: Sample>(
     ctx: &Context<'_>,
-    (j, pixels): (usize, Vec<T>),
-) -> Result<(usize, Made<T>), Error> {
+    Unwritten { j, pixels, held }: Unwritten<T>,
+) -> Result<Written<T>, Error> {
+    let spare = match (held, ctx.input_sink()) {
+        (Some((pair, whole)), Some(sink)) => {
+            pair.hand_over(sink, (2 * j, ctx.plan.levels[0]), &whole)?;
+            Some(whole)
+        }
+        _ => None,
+    };
     let file = ctx.write(1, j, &pixels)?;
-    Ok((j, Made::Built { pixels, file }))
+    Ok(((j, Made::Built { pixels, file }), spare))
 }
 
 /// The input slices of one level-1 slice: two, or one for an odd count's last.
@@ -155,9 +203,10 @@ impl InputPair {
         };
         let open = |i: usize| {
             if streamed {
-                Input::open(&inputs[i], opts, ctx.plan.planned_header(i))
+                Input::open(&inputs[i], opts, ctx.plan.page_index().get(i))
             } else {
-                Slice::open_page(&inputs[i].path, inputs[i].page, opts).map(Input::Opened)
+                Slice::open_indexed(&inputs[i], ctx.plan.page_index().get(i), opts)
+                    .map(Input::Opened)
             }
         };
         // An odd count: the last slice is paired with itself.
@@ -186,6 +235,71 @@ impl InputPair {
             bands,
         )?;
         Ok(out)
+    }
+
+    /// Averages the pair into `out`, a level-1 buffer, from the inputs read
+    /// whole (a streamed input into `whole[0]` or `whole[1]`), and returns it.
+    fn average_whole<T: Sample>(
+        &self,
+        mut out: Vec<T>,
+        whole: &mut [Vec<T>; 2],
+    ) -> Result<Vec<T>, Error> {
+        check_pair_of::<T>(&self.first, self.second.as_ref(), out.len())?;
+        let [wa, wb] = whole;
+        let (a, b) = rayon::join(
+            || self.first.read_whole(wa, &mut Vec::new()),
+            || {
+                let b = self.second.as_ref()?;
+                Some(b.read_whole(wb, &mut Vec::new()))
+            },
+        );
+        let a = a?;
+        let b = b.transpose()?.unwrap_or(a);
+        average_pair_with(Kernel::best(), &a, &b, &mut out)?;
+        Ok(out)
+    }
+
+    /// Hands the pair, averaged by [`InputPair::average_whole`] (`whole`: its
+    /// buffers), to `sink` as input slices `first` and `first + 1` of a stack
+    /// whose slices are `level0`'s size (an input of another size, changed
+    /// since the plan, is an [`Error::Mismatch`] naming it).
+    fn hand_over<T: Sample>(
+        &self,
+        sink: &dyn SliceSink,
+        (first, level0): (usize, LevelShape),
+        whole: &[Vec<T>; 2],
+    ) -> Result<(), Error> {
+        let inputs = std::iter::once(&self.first).chain(&self.second);
+        for ((i, input), held) in (first..).zip(inputs).zip(whole) {
+            let rows = match input {
+                Input::Streamed(_) => {
+                    let (w, h) = input.size();
+                    Rows::from_contiguous(held, w as usize, h as usize)
+                        .ok_or_else(|| Error::internal("an input read whole has another size"))?
+                }
+                Input::Opened(slice) => slice.rows::<T>()?,
+            };
+            if (rows.width(), rows.height()) != (level0.width as usize, level0.height as usize) {
+                return Err(Error::mismatch_at(
+                    input.path(),
+                    format!(
+                        "changed since the plan: now {}x{}, the stack is {}x{}",
+                        rows.width(),
+                        rows.height(),
+                        level0.width,
+                        level0.height
+                    ),
+                ));
+            }
+            sink.put_input(i, &mut |dst| {
+                let row_bytes = rows.width() * size_of::<T>();
+                for (y, out) in dst.chunks_exact_mut(row_bytes.max(1)).enumerate() {
+                    out.copy_from_slice(bytemuck::cast_slice(rows.row(y)));
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
     }
 
     /// Input pixel bytes this pair brought in.
@@ -235,14 +349,14 @@ fn pair_slices(j: usize, count: usize) -> Range<usize> {
 }
 
 /// Asks the OS to read input slice `i` into the page cache: the bytes its
-/// pixels span if the plan kept its header, else its whole file (only for the
+/// pixels span if the plan indexed its page, else its whole file (only for the
 /// first page: the whole of a multi-page file is far more than one slice).
 fn prefetch_slice(ctx: Context<'_>, i: usize) {
     let slice = &ctx.plan.inputs()[i];
-    match ctx.plan.planned_header(i) {
-        Some(planned) => {
+    match ctx.plan.page_index().get(i) {
+        Some(indexed) => {
             if let Ok(file) = std::fs::File::open(&slice.path) {
-                let span = planned.span();
+                let span = indexed.span();
                 source::advise_willneed(&file, span.start, span.end - span.start);
             }
         }

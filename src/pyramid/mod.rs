@@ -24,9 +24,8 @@ mod input;
 mod inputs;
 mod level1;
 pub(crate) mod lock;
-mod manifest;
+pub(crate) mod manifest;
 mod plan;
-mod planned;
 mod read;
 mod resume;
 mod run;
@@ -142,6 +141,13 @@ pub struct PyramidBuilder {
     open: OpenOptions,
     /// How the inputs were picked from a directory, if they were.
     listing: Option<stack::Listing>,
+    /// Whether `output_dir` is the default beside (or inside) the input, which
+    /// an archived or shared scan may not allow: its errors name the option.
+    default_output: bool,
+    /// Whether the input is one file ([`PyramidBuilder::from_file`]).
+    one_file: bool,
+    /// Whether a one-page file is accepted as a stack of one slice.
+    single_page: bool,
 }
 
 impl PyramidBuilder {
@@ -182,14 +188,16 @@ impl PyramidBuilder {
         }
         let mut builder = PyramidBuilder::from_files(listing.files.clone(), dir.join(".thumbnail"));
         builder.listing = Some(listing);
+        builder.default_output = true;
         Ok(builder)
     }
 
     /// A stack saved as one multi-page TIFF (ImageJ/Fiji, tifffile): its pages
     /// are the slices, in order. Output to `<stem>.thumbnail` beside the file
     /// (`scan/stack.tif` -> `scan/stack.thumbnail`) unless
-    /// [`PyramidBuilder::output_dir`] says otherwise. A file of one image is a
-    /// stack of one slice.
+    /// [`PyramidBuilder::output_dir`] says otherwise. A file of one image (one
+    /// slice of a scan, given by mistake for its folder) is refused by the plan
+    /// unless [`PyramidBuilder::single_page`] accepts it as a stack of one slice.
     pub fn from_file(path: impl AsRef<Path>) -> PyramidBuilder {
         let path = path.as_ref();
         let stem = path.file_stem().map_or_else(
@@ -198,7 +206,11 @@ impl PyramidBuilder {
         );
         let mut out = stem;
         out.push(".thumbnail");
-        PyramidBuilder::from_files(vec![path.to_path_buf()], path.with_file_name(out))
+        let mut builder =
+            PyramidBuilder::from_files(vec![path.to_path_buf()], path.with_file_name(out));
+        builder.default_output = true;
+        builder.one_file = true;
+        builder
     }
 
     /// An explicit, ordered list of slice files, written to `output_dir`. A
@@ -218,6 +230,9 @@ impl PyramidBuilder {
                 ..OpenOptions::default()
             },
             listing: None,
+            default_output: false,
+            one_file: false,
+            single_page: false,
         }
     }
 
@@ -231,6 +246,16 @@ impl PyramidBuilder {
     /// Where levels go: `<dir>/<k>/<j:06>.tif`.
     pub fn output_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.output_dir = dir.into();
+        self.default_output = false;
+        self
+    }
+
+    /// Accept a file of one page given to [`PyramidBuilder::from_file`] as a
+    /// stack of one slice (default false: the plan refuses it, naming the
+    /// folder to pass instead). An explicit file list
+    /// ([`PyramidBuilder::from_files`]) is always taken as given.
+    pub fn single_page(mut self, yes: bool) -> Self {
+        self.single_page = yes;
         self
     }
 
@@ -294,6 +319,29 @@ impl PyramidBuilder {
         self
     }
 
+    /// A usage error for a file of one page (`slices` is 1) given as the stack
+    /// ([`PyramidBuilder::from_file`]) unless [`PyramidBuilder::single_page`]:
+    /// one slice of a scan is most often given by mistake for its folder.
+    /// Checked after the file's pages are read, so that a file that cannot be
+    /// read says why first.
+    fn refuse_one_slice(&self, slices: usize) -> Result<(), Error> {
+        let [path] = self.inputs.as_slice() else {
+            return Ok(());
+        };
+        if !self.one_file || self.single_page || slices != 1 {
+            return Ok(());
+        }
+        let folder = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.display().to_string(),
+            _ => ".".into(),
+        };
+        Err(Error::usage(format!(
+            "{} holds one slice (one page), not a stack: pass the folder that holds the slices \
+             ({folder}), or PyramidBuilder::single_page(true) to make a stack of this one slice",
+            path.display()
+        )))
+    }
+
     /// Checks every input slice's header (nothing is written) and works out the levels.
     ///
     /// Errors: a slice that does not parse, or whose size or depth differs from the
@@ -335,10 +383,11 @@ impl PyramidBuilder {
         }
         let inputs::Inspected {
             slices,
-            planned,
+            indexed,
             head,
             all_checked,
         } = inputs::inspect(&self.inputs, check, &self.open)?;
+        self.refuse_one_slice(slices.len())?;
         let mut warnings = match &self.listing {
             Some(listing) => listing.gaps.clone(),
             None => stack::numbering_gaps(&self.inputs),
@@ -361,7 +410,7 @@ impl PyramidBuilder {
             levels,
             warnings,
             slices: slices.into(),
-            planned: planned.into(),
+            index: crate::tiff::PageIndex::new(indexed),
             all_checked,
         })
     }

@@ -1,10 +1,10 @@
 //! What a pyramid is made of: the level shapes, which inputs each output slice
 //! depends on, and the checked stack ready to run.
 
-use super::planned::Planned;
 use super::{CancelFlag, PyramidBuilder, Summary};
 use super::{run, slab};
 use crate::stack::SliceRef;
+use crate::tiff::PageIndex;
 use crate::{Error, Photometric, SampleType};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -80,8 +80,9 @@ pub struct Plan {
     pub(super) warnings: Vec<String>,
     /// The stack's slices: the input files' pages, in order.
     pub(super) slices: std::sync::Arc<[SliceRef]>,
-    /// By slice: its header as the check parsed it, where kept (see [`Planned`]).
-    pub(super) planned: std::sync::Arc<[Option<Planned>]>,
+    /// By slice: where its page is and how its pixels lie, as the check found
+    /// them (`tiff/index.rs`), for every reader of the slices.
+    pub(super) index: PageIndex,
     /// Whether every slice's header was checked (a slab task's plan of a stack
     /// of single-page files checks only the first file and its own).
     pub(super) all_checked: bool,
@@ -116,9 +117,9 @@ impl Plan {
         &self.slices
     }
 
-    /// Input `i`'s header as the plan parsed it, if kept.
-    pub(super) fn planned_header(&self, i: usize) -> Option<&Planned> {
-        self.planned.get(i).and_then(Option::as_ref)
+    /// The index of the inputs' pages: entry `i` for input `i`.
+    pub(crate) fn page_index(&self) -> &PageIndex {
+        &self.index
     }
 
     /// Progress units of a run: one per output slice.
@@ -170,7 +171,30 @@ impl Plan {
         progress: &mut dyn FnMut(u64, u64),
         cancel: &CancelFlag,
     ) -> Result<Summary, Error> {
-        run::whole(self, progress, cancel)
+        run::whole(self, progress, cancel).map_err(|e| self.with_output_hint(e))
+    }
+
+    /// `e` with, for a file or folder that cannot be created in the default
+    /// output folder (beside or inside the input, which an archived or shared
+    /// scan may not allow), the option that writes elsewhere.
+    pub(super) fn with_output_hint(&self, e: Error) -> Error {
+        match e {
+            Error::Io { path, what, source }
+                if self.builder.default_output
+                    && what.starts_with("cannot create")
+                    && path.starts_with(&self.builder.output_dir) =>
+            {
+                Error::Io {
+                    what: format!(
+                        "{what} (to write elsewhere, e.g. when the scan's folder is read-only, \
+                         pass PyramidBuilder::output_dir(DIR))"
+                    ),
+                    path,
+                    source,
+                }
+            }
+            other => other,
+        }
     }
 
     /// Builds only the outputs that depend on inputs `start..end` (a slab), byte
@@ -194,7 +218,7 @@ impl Plan {
         cancel: &CancelFlag,
     ) -> Result<Summary, Error> {
         self.check_slab(&inputs)?;
-        slab::run(self, inputs, progress, cancel)
+        slab::run(self, inputs, progress, cancel).map_err(|e| self.with_output_hint(e))
     }
 
     /// A usage error unless `inputs` is a slab of this plan (see [`Plan::run_slab`]).

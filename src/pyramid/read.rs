@@ -106,7 +106,7 @@ impl Pyramid {
         shape: LevelShape,
         sample_type: SampleType,
     ) -> Result<Pyramid, Error> {
-        let build = "build it with `ctstack pyramid` (or PyramidBuilder) first";
+        let build = "build it with PyramidBuilder first";
         let manifest = match Manifest::read(dir) {
             Ok(Some((manifest, _))) => manifest,
             Ok(None) => {

@@ -1,5 +1,6 @@
 //! TIFF structure parsing: header, the image directories (one per page), the
-//! walk along their chain, and the pixel layout a page describes (its chunks:
+//! walk along their chain, the index of a plan's pages (`index.rs`: the walk's
+//! findings kept for the readers), and the pixel layout a page describes (its chunks:
 //! strips or tiles). No policy about how pixels are served.
 //!
 //! Everything here checks every offset and size against the file's length with
@@ -9,6 +10,7 @@
 mod bytes;
 mod compression;
 mod ifd;
+mod index;
 mod layout;
 mod tags;
 mod walk;
@@ -16,6 +18,9 @@ mod walk;
 pub use bytes::ByteOrder;
 pub use compression::Compression;
 pub(crate) use ifd::{Directory, FileHeader};
+pub(crate) use index::{IndexedPage, PageIndex, chunk_span, locate, locate_in_memory};
 pub use layout::Photometric;
 pub(crate) use layout::{Chunks, ImageLayout};
+#[cfg(test)]
+pub(crate) use walk::probe;
 pub(crate) use walk::{PageAt, PageReader, page_layout};

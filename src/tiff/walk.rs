@@ -235,10 +235,11 @@ impl<'a> PageReader<'a> {
         Ok(chain.pages())
     }
 
-    /// The layout of the page at `at`, as [`PageReader::walk`] found it.
-    pub fn page_at(&mut self, at: PageAt) -> Result<ImageLayout, Error> {
+    /// The layout of page `index`, at `at` as [`PageReader::walk`] found it:
+    /// one IFD parsed, the chain not walked.
+    pub fn page_at(&mut self, at: PageAt, index: usize) -> Result<ImageLayout, Error> {
         match at {
-            PageAt::Ifd(offset) => self.parse_page(offset, 0),
+            PageAt::Ifd(offset) => self.parse_page(offset, index),
             PageAt::ImageJ { first_ifd, index } => {
                 Ok(self.parse_page(first_ifd, 0)?.imagej_page(index))
             }
@@ -346,6 +347,8 @@ impl<'a> PageReader<'a> {
         label: usize,
         parse: impl Fn(&[u8], u64) -> Result<R, Problem>,
     ) -> Result<R, Error> {
+        #[cfg(test)]
+        probe::ifd_read(self.path);
         let len = self.bytes.len();
         let mut attempt = 0;
         loop {
@@ -425,6 +428,35 @@ pub(crate) fn page_layout(
     let layout = reader.page(page)?;
     let stamp = reader.stamp().expect("an open file's reader has a stamp");
     Ok(Some((layout, stamp)))
+}
+
+/// Test-only: how many IFDs were located or parsed in each file, so that tests
+/// can tell a walk per plan from a walk per page.
+#[cfg(test)]
+pub(crate) mod probe {
+    use std::collections::HashMap;
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    static IFD_READS: Mutex<Option<HashMap<PathBuf, u64>>> = Mutex::new(None);
+
+    pub(super) fn ifd_read(path: &Path) {
+        let mut reads = IFD_READS.lock().unwrap_or_else(|e| e.into_inner());
+        *reads
+            .get_or_insert_with(HashMap::new)
+            .entry(path.to_path_buf())
+            .or_default() += 1;
+    }
+
+    /// IFDs located or parsed in the file at `path` so far.
+    pub(crate) fn ifd_reads(path: &Path) -> u64 {
+        let reads = IFD_READS.lock().unwrap_or_else(|e| e.into_inner());
+        reads
+            .as_ref()
+            .and_then(|r| r.get(path))
+            .copied()
+            .unwrap_or(0)
+    }
 }
 
 #[cfg(test)]

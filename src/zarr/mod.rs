@@ -59,7 +59,7 @@
 //! stack's depth.
 
 mod metadata;
-pub(crate) mod resolution;
+mod record;
 mod sink;
 mod store;
 
@@ -76,12 +76,14 @@ use self::metadata::{
     CTSTACK_KEY, array_files, array_metadata, array_record, complete_attributes,
     ctstack_attributes, group_files, read_ctstack_attribute,
 };
+use self::record::{RECORD_FILE, Record};
 use self::sink::ZarrSink;
 use self::store::{
-    ARRAY_METADATA, AtomicFolder, Withdrawal, remove_chunks, remove_dir_if_empty,
+    ARRAY_METADATA, AtomicFolder, Withdrawal, holds, remove_chunks, remove_dir_if_empty,
     remove_file_if_there, sweep_temps, sync_files_and_folders,
 };
 use crate::durable::sync_dir;
+use crate::pyramid::manifest::InputRecord;
 use crate::pyramid::{self, LevelShape, Plan};
 use crate::{CancelFlag, Error, Photometric, PyramidBuilder, SampleType, Slice};
 
@@ -251,6 +253,8 @@ impl ZarrBuilder {
 
     /// Level 0's voxel size z, y, x in [`ZarrBuilder::unit`]s, stored exactly
     /// as given. Without it: from the first slice's resolution tags, else
+    /// from the scanner's file beside the slices (a Bruker NRecon `*_rec.log`,
+    /// ...: see [`VoxelSize::of_stack`](crate::VoxelSize::of_stack)), else
     /// unknown (1, 1, 1 with no unit, and a warning).
     pub fn voxel_size(mut self, voxel_size: [f64; 3]) -> Self {
         self.voxel_size = Some(voxel_size);
@@ -354,21 +358,32 @@ impl ZarrBuilder {
                      millimeter, ...)"
                 ))
             })?;
-        let from_tags = || {
-            let first = pyramid.inputs().first()?;
-            resolution::from_tags(&first.path, unit_name)
-        };
         let mut warnings = pyramid.warnings().to_vec();
+        let mut found = || {
+            let first = pyramid.inputs().first()?;
+            let lookup = crate::VoxelSize::of_stack(&first.path);
+            warnings.extend(lookup.warnings);
+            let size = lookup.size?;
+            let per_unit = micrometres_per(unit_name)?;
+            Some((size.micrometres.map(|v| v / per_unit), size))
+        };
         let (voxel_size, voxel_note, unit) = match self.voxel_size {
             Some(size) => (size, None, Some(parsed_unit)),
-            None => match from_tags() {
-                Some((size, note)) => (size, Some(note), Some(parsed_unit)),
+            None => match found() {
+                Some((size, found)) => {
+                    let note = format!(
+                        "voxel size {} x {} x {} {unit_name} (z, y, x) from {} (--voxel-size \
+                         overrides)",
+                        size[0], size[1], size[2], found.source
+                    );
+                    (size, Some(note), Some(parsed_unit))
+                }
                 None => {
                     warnings.push(format!(
                         "the physical voxel size is unknown (no resolution tags in {}, no \
-                         voxel size given): the axes are written without a unit and scaled \
-                         in voxels (level 0: 1, 1, 1); give --voxel-size Z,Y,X (and --unit) \
-                         to record it",
+                         scanner's file beside it (NRecon .log, .xtekct, .pcr, .pca), no voxel \
+                         size given): the axes are written without a unit and scaled in voxels \
+                         (level 0: 1, 1, 1); give --voxel-size Z,Y,X (and --unit) to record it",
                         pyramid
                             .inputs()
                             .first()
@@ -507,7 +522,8 @@ fn suggested_store(input: &Path) -> PathBuf {
 fn inversion_of(pyramid: &Plan) -> Result<Inversion, Error> {
     let bits = match pyramid.inputs().first() {
         Some(first) => {
-            let slice = Slice::open_page(&first.path, first.page, pyramid.open_options())?;
+            let indexed = pyramid.page_index().get(0);
+            let slice = Slice::open_indexed(first, indexed, pyramid.open_options())?;
             match slice.sample_type() == pyramid.sample_type() {
                 true => slice.stored_bits(),
                 false => pyramid.sample_type().bits(),
@@ -520,6 +536,20 @@ fn inversion_of(pyramid: &Plan) -> Result<Inversion, Error> {
         _ => u32::MAX,
     };
     Ok(Inversion { max })
+}
+
+/// Micrometres per `unit`, for the NGFF space units a CT voxel is measured in.
+pub(crate) fn micrometres_per(unit: &str) -> Option<f64> {
+    Some(match unit {
+        "angstrom" => 1e-4,
+        "nanometer" => 1e-3,
+        "micrometer" => 1.0,
+        "millimeter" => 1e3,
+        "centimeter" => 1e4,
+        "meter" => 1e6,
+        "inch" => 25_400.0,
+        _ => return None,
+    })
 }
 
 /// The largest chunk or shard, uncompressed, ctstack writes: 2 GiB.
@@ -600,7 +630,8 @@ impl ZarrPlan {
     }
 
     /// Level 0's voxel size (z, y, x): as given, else from the first slice's
-    /// TIFF resolution tags (see [`ZarrPlan::notes`]), else 1, 1, 1 (unknown:
+    /// TIFF resolution tags or the scanner's file beside the slices (see
+    /// [`ZarrPlan::notes`]), else 1, 1, 1 (unknown:
     /// see [`ZarrPlan::unit`]).
     pub fn voxel_size(&self) -> [f64; 3] {
         self.voxel_size
@@ -682,8 +713,14 @@ impl ZarrPlan {
     }
 
     /// Builds the store: [`ZarrPlan::prepare`], [`ZarrPlan::run_slab`] over the
-    /// whole stack, [`ZarrPlan::finish`]. A rerun after an interruption (or of a
-    /// finished store) writes only the files that are missing or differ.
+    /// whole stack, [`ZarrPlan::finish`], then a record of the inputs and of
+    /// every chunk file (`ctstack-inputs.json`, written last). A rerun after an
+    /// interruption writes only the files that are missing or differ; a rerun of
+    /// a complete store whose record matches the inputs (names, sizes,
+    /// modification times), the options (every metadata file is what this plan
+    /// writes) and the chunk files (sizes, times) reads no pixel and writes
+    /// nothing (all the image's files count as unchanged; the record is not
+    /// counted).
     ///
     /// Errors: [`Error::State`] if the path holds something that is not a
     /// ctstack store (nothing is written or removed then); the pyramid's errors
@@ -694,13 +731,66 @@ impl ZarrPlan {
         cancel: &CancelFlag,
     ) -> Result<ZarrSummary, Error> {
         let started = Instant::now();
+        // The inputs as they are before any is read: a change during the run
+        // makes the record disagree with them, so the next run checks again.
+        let inputs = InputRecord::stat_all(
+            self.pyramid.inputs(),
+            self.pyramid.levels()[0],
+            self.pyramid.sample_type(),
+        )?;
         let store = Arc::new(self.open_store()?);
+        if let Some(files) = self.unchanged(&store, &inputs)? {
+            let total = self.total_units();
+            progress(total, total);
+            let mut summary = self.summary(&store, 0, started);
+            summary.unchanged = files;
+            summary.notes = foreign_notes(foreign_entries(&self.store));
+            return Ok(summary);
+        }
         let notes = self.prepare_in(&store)?;
         let input_bytes = self.run_slab_in(&store, 0..self.levels()[0].count, progress, cancel)?;
-        self.finish_in(&store)?;
+        let chunks = self.finish_in(&store)?;
+        // The record is not one of the image's files: the summary counts those.
+        Record::of(inputs, &chunks)?.write(&self.store)?;
         let mut summary = self.summary(&store, input_bytes, started);
         summary.notes = notes;
         Ok(summary)
+    }
+
+    /// The number of the image's files (metadata and chunks) when the store is
+    /// complete and its record vouches for it as this plan would write it from
+    /// `inputs` (see [`ZarrPlan::run`]); `None` when a run has work to do or
+    /// to check.
+    fn unchanged(
+        &self,
+        store: &Arc<AtomicFolder>,
+        inputs: &[InputRecord],
+    ) -> Result<Option<usize>, Error> {
+        let Some(record) = Record::read(&self.store) else {
+            return Ok(None);
+        };
+        if record.inputs != inputs {
+            return Ok(None);
+        }
+        let mut metadata: Vec<(String, Vec<u8>)> = (0..self.levels().len())
+            .map(|k| array_files(self, k))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .collect();
+        for (key, bytes) in group_files(self.ngff, complete_attributes(self)?)? {
+            metadata.push((key.to_string(), bytes));
+        }
+        if !metadata
+            .iter()
+            .all(|(key, bytes)| holds(&store.path_of(key), bytes))
+        {
+            return Ok(None);
+        }
+        let chunks = self.chunk_files(store)?;
+        Ok(record
+            .vouches_for(&chunks)
+            .then_some(metadata.len() + chunks.len()))
     }
 
     /// The first step: claims the folder (see [`ZarrPlan::run`] for what is
@@ -824,12 +914,7 @@ impl ZarrPlan {
                 store.put_metadata(key, &bytes)?;
             }
         }
-        kept.sort();
-        kept.dedup();
-        Ok(kept
-            .iter()
-            .map(|p| format!("{}: not written by ctstack, left in place", p.display()))
-            .collect())
+        Ok(foreign_notes(kept))
     }
 
     /// Whether the root group already holds this plan's complete attributes
@@ -869,7 +954,7 @@ impl ZarrPlan {
                 if cancel.is_cancelled() {
                     return Err(Error::Cancelled);
                 }
-                sink.put_input(i)?;
+                sink.read_input(i)?;
                 progress(done as u64 + 1, total);
             }
             Ok(sink.input_bytes())
@@ -879,24 +964,23 @@ impl ZarrPlan {
         }
     }
 
-    fn finish_in(&self, store: &Arc<AtomicFolder>) -> Result<(), Error> {
-        for (k, array) in self.arrays(store)?.iter().enumerate() {
-            let grid = array.chunk_grid_shape().to_vec();
-            let mut chunks = Vec::new();
-            for z in 0..grid[0] {
-                for y in 0..grid[1] {
-                    for x in 0..grid[2] {
-                        let path = store.path_of(array.chunk_key(&[z, y, x]).as_str());
-                        if !path.is_file() {
-                            return Err(Error::state(
-                                path,
-                                "missing: a slab did not finish (run it again, then finish)",
-                            ));
-                        }
-                        chunks.push(path);
-                    }
-                }
-            }
+    /// Checks, syncs and declares the store complete (see [`ZarrPlan::finish`]);
+    /// returns every level's chunk files, `(key, path)`.
+    fn finish_in(&self, store: &Arc<AtomicFolder>) -> Result<Vec<(String, PathBuf)>, Error> {
+        let all = self.chunk_files(store)?;
+        if let Some((_, path)) = all.iter().find(|(_, path)| !path.is_file()) {
+            return Err(Error::state(
+                path,
+                "missing: a slab did not finish (run it again, then finish)",
+            ));
+        }
+        for k in 0..self.levels().len() {
+            let prefix = format!("{k}/");
+            let chunks: Vec<PathBuf> = all
+                .iter()
+                .filter(|(key, _)| key.starts_with(&prefix))
+                .map(|(_, path)| path.clone())
+                .collect();
             // The chunks (and the renames that put them there) are durable
             // before the metadata that makes the level an array.
             sync_files_and_folders(&chunks)?;
@@ -908,7 +992,25 @@ impl ZarrPlan {
         for (key, bytes) in group_files(self.ngff, complete_attributes(self)?)? {
             store.put_metadata(key, &bytes)?;
         }
-        Ok(())
+        Ok(all)
+    }
+
+    /// Every level's chunk (shard) files, `(key, path)`, level by level in grid order.
+    fn chunk_files(&self, store: &Arc<AtomicFolder>) -> Result<Vec<(String, PathBuf)>, Error> {
+        let mut files = Vec::new();
+        for array in self.arrays(store)? {
+            let grid = array.chunk_grid_shape().to_vec();
+            for z in 0..grid[0] {
+                for y in 0..grid[1] {
+                    for x in 0..grid[2] {
+                        let key = array.chunk_key(&[z, y, x]).as_str().to_string();
+                        let path = store.path_of(&key);
+                        files.push((key, path));
+                    }
+                }
+            }
+        }
+        Ok(files)
     }
 
     fn summary(&self, store: &AtomicFolder, input_bytes: u64, started: Instant) -> ZarrSummary {
@@ -1041,6 +1143,15 @@ fn holds_ctstack_files(dir: &Path) -> bool {
         })
 }
 
+/// The notes that name a user's files left in the store.
+fn foreign_notes(mut kept: Vec<PathBuf>) -> Vec<String> {
+    kept.sort();
+    kept.dedup();
+    kept.iter()
+        .map(|p| format!("{}: not written by ctstack, left in place", p.display()))
+        .collect()
+}
+
 /// Entries of the store's root that ctstack does not write (a user's files):
 /// reported, never removed.
 fn foreign_entries(root: &Path) -> Vec<PathBuf> {
@@ -1052,7 +1163,8 @@ fn foreign_entries(root: &Path) -> Vec<PathBuf> {
             let name = e.file_name().to_string_lossy().into_owned();
             let level = name.parse::<usize>().is_ok_and(|k| k.to_string() == name)
                 && e.file_type().is_ok_and(|t| t.is_dir());
-            let metadata = ["zarr.json", ".zgroup", ".zattrs"].contains(&name.as_str());
+            let metadata =
+                ["zarr.json", ".zgroup", ".zattrs", RECORD_FILE].contains(&name.as_str());
             !level && !metadata
         })
         .map(|e| e.path())

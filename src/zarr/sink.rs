@@ -6,12 +6,16 @@
 //! slice arrives, every chunk of the band is cut out (zero-padded past the
 //! level's edges: the arrays' fill value), encoded by zarrs and stored through
 //! [`AtomicFolder`], on rayon's workers; then the band is emptied for the next.
-//! Level-0 slices are read from the inputs when the level-1 slice made from
-//! them arrives: the cascade has just read them, so they come from the page cache.
+//! Level-0 slices are the inputs as the cascade read them to average them,
+//! handed over once averaged ([`SliceSink::put_input`]): no input is read
+//! twice. A stack with no level above its own is read here, each input once
+//! ([`ZarrSink::read_input`]).
 //!
 //! Memory: one band per level, `D * W_k * H_k * b` bytes at level k (`b` bytes
 //! per sample), at most `D * W * H * b * 4 / 3` for all levels together, plus
-//! one chunk per worker while a band is encoded; flat in the stack's depth.
+//! one chunk per worker while a band is encoded, plus the two input pairs the
+//! cascade holds whole (one averaged while the other is handed over: `4 * W *
+//! H * b` for streamed inputs); flat in the stack's depth.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,7 +44,7 @@ pub(crate) struct ZarrSink<'a> {
     arrays: &'a [Array<AtomicFolder>],
     bands: Vec<Mutex<Band>>,
     options: CodecOptions,
-    /// Input pixel bytes read for level 0.
+    /// Input pixel bytes read here (a stack with no level above its own).
     input_bytes: AtomicU64,
 }
 
@@ -60,15 +64,17 @@ impl<'a> ZarrSink<'a> {
         }
     }
 
-    /// Input pixel bytes read for level 0.
+    /// Input pixel bytes read by [`ZarrSink::read_input`].
     pub fn input_bytes(&self) -> u64 {
         self.input_bytes.load(Ordering::Relaxed)
     }
 
-    /// Reads input slice `i` and stores it as level-0 slice `i`.
-    pub fn put_input(&self, i: usize) -> Result<(), Error> {
+    /// Reads input slice `i` and stores it as level-0 slice `i` (for a stack
+    /// with no level above its own: the cascade hands the inputs over otherwise).
+    pub fn read_input(&self, i: usize) -> Result<(), Error> {
         let input = &self.plan.pyramid.inputs()[i];
-        let slice = Slice::open_page(&input.path, input.page, self.plan.pyramid.open_options())?;
+        let indexed = self.plan.pyramid.page_index().get(i);
+        let slice = Slice::open_indexed(input, indexed, self.plan.pyramid.open_options())?;
         let level = self.plan.levels()[0];
         if (slice.width(), slice.height(), slice.sample_type())
             != (level.width, level.height, self.plan.sample_type())
@@ -200,14 +206,15 @@ impl<'a> ZarrSink<'a> {
 
 impl SliceSink for ZarrSink<'_> {
     fn put(&self, k: usize, j: usize, pixels: &[u8]) -> Result<(), Error> {
-        if k == 1 {
-            // The inputs level-1 slice j was made from, just read by the cascade.
-            let count = self.plan.levels()[0].count;
-            for i in 2 * j..(2 * j + 2).min(count) {
-                self.put_input(i)?;
-            }
-        }
         self.store_slice(k, j, pixels)
+    }
+
+    fn put_input(
+        &self,
+        i: usize,
+        fill: &mut dyn FnMut(&mut [u8]) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.store_with(0, i, fill)
     }
 }
 
@@ -247,3 +254,6 @@ fn copy_rows<T: Sample>(slice: &Slice, out: &mut [u8]) -> Result<(), Error> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -104,6 +104,10 @@ impl AtomicFolder {
         };
         let result = self.withdrawn.get_or_init(|| {
             let run = || -> Result<(), Error> {
+                // The record that vouches for the store goes first (`record.rs`).
+                if remove_file_if_there(&self.path_of(super::record::RECORD_FILE))? {
+                    sync_dir(&self.root)?;
+                }
                 for (key, bytes) in &withdrawal.root {
                     self.put_metadata(key, bytes)?;
                 }
@@ -180,7 +184,7 @@ fn create_parent(path: &Path) -> Result<PathBuf, Error> {
 
 /// Whether the file at `path` exists and holds exactly `bytes` (read only if
 /// its size already matches).
-fn holds(path: &Path, bytes: &[u8]) -> bool {
+pub(crate) fn holds(path: &Path, bytes: &[u8]) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64)
         && std::fs::read(path).is_ok_and(|old| old == bytes)
 }

@@ -451,7 +451,7 @@ static void test_pyramid(void) {
     /* A failing job reports its message; a cancelled one says so; free on a running job joins it. */
     CHECK(start(path_of(fixtures, "no_such_dir"), NULL, CTSTACK_DEFAULT_MIN_SIZE, &job) == CTSTACK_OK,
           "start bad");
-    CHECK(ctstack_job_wait(job) == CTSTACK_ERR_IO, "missing dir");
+    CHECK(ctstack_job_wait(job) == CTSTACK_ERR_STATE, "missing dir");
     CHECK(strstr(ctstack_job_error(job), "no_such_dir") != NULL, "%s", ctstack_job_error(job));
     ctstack_job_free(job);
     CHECK(start(path_of(fixtures, "stack"), path_of(scratch, "jobcancel"), 1, &job) == CTSTACK_OK,
@@ -563,8 +563,8 @@ static void test_job_report(void) {
     CHECK(strstr(ctstack_job_warning(job, 0), "number 8 is missing") != NULL, "%s", ctstack_job_warning(job, 0));
     ctstack_job_free(job);
     CHECK(start(path_of(fixtures, "no_such_dir"), NULL, 80, &job) == CTSTACK_OK, "start bad");
-    CHECK(ctstack_job_wait(job) == CTSTACK_ERR_IO, "missing dir");
-    CHECK(ctstack_job_report_get(job, &r) == CTSTACK_ERR_IO, "a failed job's report is its status");
+    CHECK(ctstack_job_wait(job) == CTSTACK_ERR_STATE, "missing dir");
+    CHECK(ctstack_job_report_get(job, &r) == CTSTACK_ERR_STATE, "a failed job's report is its status");
     CHECK(strcmp(ctstack_job_output_dir(job), "") == 0, "no output dir");
     ctstack_job_free(job);
     CHECK(ctstack_job_report_get(NULL, &r) == CTSTACK_ERR_INVALID_ARGUMENT, "job NULL");
@@ -977,6 +977,46 @@ static void test_zarr(void) {
     CHECK(ctstack_zarr_job_start(path_of(fixtures, "stack"), &p, NULL, &job) == CTSTACK_ERR_INVALID_ARGUMENT, "NULL");
 }
 
+/* Copies the file `from` to `to`; whether it did. */
+static int copy_file(const char *from, const char *to) {
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    char buf[65536];
+    size_t n;
+    int ok = in != NULL && out != NULL;
+    while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0) ok = fwrite(buf, 1, n, out) == n;
+    if (in) fclose(in);
+    if (out) ok &= fclose(out) == 0;
+    return ok;
+}
+
+/* The command line's three traps, said in C's words: a one-page file as input is refused unless
+ * options.single_page; a default output folder that cannot be created names options.output_dir;
+ * a missing input folder is CTSTACK_ERR_STATE (the CLI's status 3). */
+static void test_same_words(void) {
+    const char *one = path_of(path_of(fixtures, "stack"), "slice_0000.tif");
+    ctstack_pyramid_options o = options_with(path_of(scratch, "onepage"), 80);
+    CHECK(ctstack_pyramid_build(one, &o, NULL, NULL) == CTSTACK_ERR_INVALID_ARGUMENT, "one page");
+    CHECK(strstr(ctstack_last_error(), "options.single_page = 1") != NULL, "%s", ctstack_last_error());
+    CHECK(strstr(ctstack_last_error(), "/stack)") != NULL, "names the folder: %s", ctstack_last_error());
+    o.single_page = 1;
+    CHECK(ctstack_pyramid_build(one, &o, NULL, NULL) == CTSTACK_OK, "single_page: %s", ctstack_last_error());
+
+    /* The default output folder <scan>/.thumbnail cannot be made (here: a file holds its name, as a
+     * read-only scan folder refuses it, even to root). */
+    const char *scan = path_of(scratch, "roscan");
+    CHECK(mkdir(scan, 0755) == 0, "mkdir");
+    CHECK(copy_file(one, path_of(scan, "slice_0000.tif")), "copy");
+    CHECK(copy_file(one, path_of(scan, "slice_0001.tif")), "copy");
+    FILE *f = fopen(path_of(scan, ".thumbnail"), "w");
+    CHECK(f != NULL && fclose(f) == 0, "touch");
+    CHECK(build(scan, NULL, 80, NULL, NULL) == CTSTACK_ERR_IO, "default output");
+    CHECK(strstr(ctstack_last_error(), "options.output_dir = DIR") != NULL, "%s", ctstack_last_error());
+
+    CHECK(build(path_of(scratch, "no_such_scan"), path_of(scratch, "x"), 80, NULL, NULL) == CTSTACK_ERR_STATE,
+          "missing: %s", ctstack_last_error());
+    CHECK(strstr(ctstack_last_error(), "does not exist") != NULL, "%s", ctstack_last_error());
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: %s FIXTURES_DIR SCRATCH_DIR\n", argv[0]);
@@ -997,6 +1037,7 @@ int main(int argc, char **argv) {
     test_crop();
     test_crop_gap();
     test_zarr();
+    test_same_words();
     /* The same pyramid with every file read, not mapped. */
     CHECK(ctstack_set_mmap_policy(CTSTACK_MMAP_NEVER) == CTSTACK_OK, "never");
     const char *never = path_of(scratch, "never");

@@ -109,3 +109,21 @@ pub fn toml_string(text: &str, section: &str, key: &str) -> Option<String> {
             (k.trim() == key).then(|| v.trim().trim_matches('"').to_string())
         })
 }
+
+/// A copy of the image files of `fixtures/<stack>` in `dir` (created), with the
+/// scanner's files of `fixtures/sidecars/<sidecars>` beside them (none for
+/// `None`): a scan folder as the scanner's software leaves it.
+pub fn stack_with_sidecar(stack: &str, sidecars: Option<&str>, dir: &std::path::Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut sources = vec![fixtures().join(stack)];
+    sources.extend(sidecars.map(|s| fixtures().join("sidecars").join(s)));
+    for source in sources {
+        for entry in std::fs::read_dir(source).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+    dir.to_path_buf()
+}

@@ -57,7 +57,7 @@ pub struct CropArgs {
     /// Slices read and written at once (N >= 1) [default: one per CPU].
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = at_least_one::<usize>)]
     threads: Option<usize>,
-    /// No progress bar and no summary (warnings, notes and errors still go to stderr).
+    /// No progress bar, no notes and no summary (warnings and errors still go to stderr).
     #[arg(long, short)]
     quiet: bool,
     /// Leave out the slices of --slices whose number has no file (a warning on
@@ -152,8 +152,10 @@ pub fn run(args: &CropArgs) -> Result<(), Failure> {
     for warning in plan.warnings() {
         eprintln!("ctstack: warning: {warning}");
     }
-    for note in plan.notes() {
-        eprintln!("ctstack: note: {note}");
+    if !args.quiet {
+        for note in plan.notes() {
+            eprintln!("ctstack: note: {note}");
+        }
     }
     let summary = interrupt::run_with_progress(
         Progress::files(plan.total_units(), args.quiet),

@@ -157,6 +157,16 @@ fn describe_stack(
         println!("  access paths: {}", counts(&paths));
         println!("  compression: {}", counts(&compressions));
     }
+    if let Some(first) = slices.first() {
+        let lookup = ctstack::VoxelSize::of_stack(first);
+        // Said when known (an unknown size is what a stack has by default).
+        if let Some(size) = &lookup.size {
+            println!("  {}", size.note());
+        }
+        for warning in &lookup.warnings {
+            println!("    warning: {warning}");
+        }
+    }
     let gaps = &listing.gaps;
     if gaps.is_empty() {
         println!("  numbering: no gaps");
@@ -354,12 +364,14 @@ fn describe_pyramid(dir: &Path) -> Result<(), u8> {
     let Some(parent) = dir.parent() else {
         return Ok(());
     };
+    let mut missing = 0;
     let changed: Vec<&str> = inputs
         .iter()
         .filter_map(|i| {
             let file = i["name"].as_str()?;
             let path = parent.join(file);
             let meta = std::fs::metadata(&path).ok();
+            missing += usize::from(meta.is_none());
             let same = meta.as_ref().is_some_and(|m| {
                 Some(m.len()) == i["size"].as_u64() && mtime_ns(m) == i["mtime_ns"].as_i64()
             });
@@ -373,7 +385,9 @@ fn describe_pyramid(dir: &Path) -> Result<(), u8> {
             parent.display()
         );
         Ok(())
-    } else if changed.len() == inputs.len() {
+    } else if missing == inputs.len() {
+        // None of its inputs is beside it: a pyramid built with --out elsewhere,
+        // or moved; whether it is current cannot be told from here.
         println!(
             "  current: unknown (its inputs are not in {}; run `ctstack pyramid` on the stack to \
              check and update it)",

@@ -184,7 +184,6 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Run(e)) => {
-            let e = missing_input(e);
             eprintln!("ctstack: error: {}", e.message_for(ctstack::Dialect::Cli));
             match e.kind() {
                 ErrorKind::Usage => {
@@ -203,23 +202,6 @@ fn main() -> ExitCode {
             eprintln!("ctstack: {message}");
             ExitCode::from(EXIT_INTERRUPTED)
         }
-    }
-}
-
-/// A missing INPUT folder (the one folder a command lists) as what it is: the disk
-/// not in the state the command needs (status 3, as an empty folder), not a failed
-/// read (1). Other errors unchanged.
-fn missing_input(e: ctstack::Error) -> ctstack::Error {
-    match e {
-        ctstack::Error::Io { path, what, source }
-            if source.kind() == std::io::ErrorKind::NotFound && what == "cannot list directory" =>
-        {
-            ctstack::Error::State {
-                what: "does not exist (INPUT is a folder of slices, or a multi-page TIFF)".into(),
-                path,
-            }
-        }
-        other => other,
     }
 }
 

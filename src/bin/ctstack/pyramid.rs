@@ -4,11 +4,11 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use clap::Args;
-use ctstack::{DEFAULT_MIN_SIZE, Error, PyramidBuilder, SampleType, Slice};
+use ctstack::{DEFAULT_MIN_SIZE, Error, PyramidBuilder, SampleType};
 
 use crate::progress::Progress;
 use crate::select::SelectArgs;
-use crate::{Failure, ReadArgs, interrupt, with_out_hint};
+use crate::{Failure, ReadArgs, interrupt};
 
 #[derive(Args)]
 #[command(after_help = "\
@@ -96,11 +96,10 @@ impl StackArgs {
     }
 }
 
+/// Runs `ctstack pyramid` (a failure to create the default output folder
+/// names `--out DIR`: the library says so, in the CLI's words).
 pub fn run(args: &PyramidArgs) -> Result<(), Failure> {
-    build(args).map_err(|f| match f {
-        Failure::Run(e) if args.out.is_none() => Failure::Run(with_out_hint(e, "--out DIR")),
-        other => other,
-    })
+    build(args)
 }
 
 fn build(args: &PyramidArgs) -> Result<(), Failure> {
@@ -179,22 +178,8 @@ fn input_builder(
                 ),
             }));
         }
-        // A file that cannot be read is left to the builder, which says why.
-        let pages = Slice::page_count(input, &ctstack::OpenOptions::default()).unwrap_or(0);
-        if pages == 1 && !single_page {
-            let folder = match input.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p.display().to_string(),
-                _ => ".".into(),
-            };
-            return Err(Failure::Run(Error::Usage {
-                what: format!(
-                    "{} holds one slice (one page), not a stack: pass the folder that holds the \
-                     slices ({folder}), or --single-page to make a stack of this one slice",
-                    input.display()
-                ),
-            }));
-        }
-        Ok(PyramidBuilder::from_file(input))
+        // A file of one page is refused by the plan unless --single-page.
+        Ok(PyramidBuilder::from_file(input).single_page(single_page))
     } else {
         Ok(PyramidBuilder::from_selection(input, &select.selection())?)
     }

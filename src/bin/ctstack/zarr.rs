@@ -15,7 +15,9 @@ Output: one array per level, OUT/0 (the input) to OUT/L, axes z y x, and the mul
 metadata in OUT's root group, written last: a store that has it is complete. An array's own \
 metadata is written after its last chunk, and removed before a rerun changes a chunk: an \
 array path opens either as the whole, right array or not at all. An interrupted or repeated \
-run writes only the chunks that are missing or differ; every file appears atomically. OUT \
+run writes only the chunks that are missing or differ; every file appears atomically. A \
+rerun of a complete store whose inputs (names, sizes, modification times), options and chunk \
+files are those recorded in OUT/ctstack-inputs.json (written last) reads and writes nothing. OUT \
 must be new, an empty folder or a ctstack store; anything else is refused and left \
 untouched, as is a store path that is, holds or lies inside the input. In a ctstack store, \
 only what ctstack wrote is ever removed; other files stay. In z, level k keeps the planes \
@@ -42,8 +44,9 @@ pub struct ZarrArgs {
     #[arg(long, value_name = "CODEC", default_value = "zstd", value_parser = compression)]
     compression: ChunkCompression,
     /// Level 0's voxel size Z,Y,X, in --unit, stored exactly [default: from the first
-    /// slice's TIFF resolution tags (z = x unless ImageJ's spacing says), else unknown:
-    /// 1,1,1 with no unit, and a warning].
+    /// slice's TIFF resolution tags (z = x unless ImageJ's spacing says), else from the
+    /// scanner's file beside the slices (Bruker NRecon *_rec.log, Nikon .xtekct, GE
+    /// phoenix .pcr/.pca), else unknown: 1,1,1 with no unit, and a warning].
     #[arg(long, value_name = "Z,Y,X", value_parser = three::<f64>)]
     voxel_size: Option<[f64; 3]>,
     /// Unit of the axes (an NGFF space unit) [default: micrometer].
@@ -53,7 +56,7 @@ pub struct ZarrArgs {
     /// is. Given, it is a usage error saying so ([`REMOVED_FORCE`]).
     #[arg(long, hide = true)]
     force: bool,
-    /// No progress bar and no summary (warnings and errors still go to stderr).
+    /// No progress bar, no notes and no summary (warnings and errors still go to stderr).
     #[arg(long, short)]
     quiet: bool,
     #[command(flatten)]
@@ -93,8 +96,10 @@ fn build(args: &ZarrArgs) -> Result<(), Failure> {
     for warning in plan.warnings() {
         eprintln!("ctstack: warning: {warning}");
     }
-    for note in plan.notes() {
-        eprintln!("ctstack: note: {note}");
+    if !args.quiet {
+        for note in plan.notes() {
+            eprintln!("ctstack: note: {note}");
+        }
     }
     let summary = interrupt::run_with_progress(
         Progress::new(plan.pyramid(), args.quiet),
@@ -107,10 +112,10 @@ fn build(args: &ZarrArgs) -> Result<(), Failure> {
             )
         },
     )?;
-    for note in &summary.notes {
-        eprintln!("ctstack: note: {note}");
-    }
     if !args.quiet {
+        for note in &summary.notes {
+            eprintln!("ctstack: note: {note}");
+        }
         let secs = summary.elapsed.as_secs_f64();
         let shapes = plan.levels();
         let last = shapes[shapes.len() - 1];

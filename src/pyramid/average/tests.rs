@@ -7,10 +7,9 @@ use super::*;
 use crate::OpenOptions;
 use crate::Slice;
 use crate::pyramid::input::Input;
-use crate::pyramid::planned::Planned;
 use crate::sample::with_sample_type;
 use crate::stack::SliceRef;
-use crate::tiff::PageReader;
+use crate::tiff::{IndexedPage, PageReader};
 use crate::{ErrorKind, ReadMode, SampleType, average_pair_with};
 
 fn fixture(rel: &str) -> PathBuf {
@@ -51,9 +50,9 @@ impl Drop for TempDir {
 fn open_input(
     path: &Path,
     options: &OpenOptions,
-    planned: Option<&Planned>,
+    indexed: Option<&IndexedPage>,
 ) -> Result<Input, Error> {
-    Input::open(&SliceRef::new(path, 0), options, planned)
+    Input::open(&SliceRef::new(path, 0), options, indexed)
 }
 
 fn mapped() -> OpenOptions {
@@ -342,16 +341,16 @@ fn a_planned_header_is_used_only_while_the_file_is_unchanged() {
     reader
         .walk(false, |_, layout, at| {
             assert_eq!((layout.width, layout.height), (40, 30));
-            planned = Some(Planned::new(layout, at, stamp));
+            planned = Some(IndexedPage::new(layout, at, 0, stamp));
             Ok(())
         })
         .unwrap();
     let planned = planned.unwrap();
-    assert!(planned.layout.is_some(), "a one-strip header is kept");
+    assert!(planned.keeps_layout(), "a one-strip header is kept");
     let Input::Streamed(s) = open_input(&path, &options, Some(&planned)).unwrap() else {
         panic!("not streamed");
     };
-    assert_eq!(s.stamp, planned.stamp);
+    assert_eq!(s.stamp, planned.stamp());
     // Windows cannot rename over a file that is open (Wine, and Windows before
     // POSIX rename semantics): this "program" closes it before the rewrite.
     drop(s);

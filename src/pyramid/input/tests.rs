@@ -159,6 +159,7 @@ fn check_page<T: Sample>(path: &Path, page: usize, want: &[T]) -> usize {
             let mut got = vec![T::default(); region.samples()];
             crate::region::read_slice_region(
                 &SliceRef::new(path, page),
+                None,
                 &options(mode),
                 &region,
                 &mut got,
@@ -291,6 +292,7 @@ fn regions_of_other_formats_are_cut_from_the_slice() {
                     let mut got = vec![T::default(); region.samples()];
                     crate::region::read_slice_region(
                         &SliceRef::new(&path, 0),
+                        None,
                         &OpenOptions::default(),
                         &region,
                         &mut got,
@@ -302,6 +304,7 @@ fn regions_of_other_formats_are_cut_from_the_slice() {
                 let outside = Region { rows: 0..h, cols: 0..w + 1 };
                 let e = crate::region::read_slice_region(
                     &SliceRef::new(&path, 0),
+                    None,
                     &OpenOptions::default(),
                     &outside,
                     &mut vec![T::default(); outside.samples()],

@@ -1,8 +1,8 @@
-//! Level 0's voxel size from the first slice's TIFF tags, when the user gives
-//! none: XResolution / YResolution (pixels per ResolutionUnit: inch or
-//! centimetre), or, in an ImageJ file, pixels per the description's `unit=`
-//! with its `spacing=` as the z step. Without a z step, z is taken equal to x
-//! (CT reconstructions have cubic voxels); the plan's note says so.
+//! A voxel size from the first slice's TIFF tags: XResolution / YResolution
+//! (pixels per ResolutionUnit: inch or centimetre), or, in an ImageJ file,
+//! pixels per the description's `unit=` with its `spacing=` as the z step.
+//! Without a z step, z is taken equal to x (CT reconstructions have cubic
+//! voxels); the source says so.
 //!
 //! Read with the `tiff` crate (its first directory only), apart from the
 //! reading layer: a file it cannot parse simply gives no voxel size.
@@ -12,20 +12,6 @@ use std::path::Path;
 use tiff::decoder::Decoder;
 use tiff::decoder::ifd::Value;
 use tiff::tags::Tag;
-
-/// Micrometres per `unit` for the NGFF space units a CT voxel is measured in.
-fn micrometres_per(unit: &str) -> Option<f64> {
-    Some(match unit {
-        "angstrom" => 1e-4,
-        "nanometer" => 1e-3,
-        "micrometer" => 1.0,
-        "millimeter" => 1e3,
-        "centimeter" => 1e4,
-        "meter" => 1e6,
-        "inch" => 25_400.0,
-        _ => return None,
-    })
-}
 
 /// Micrometres per an ImageJ `unit=` value.
 fn imagej_unit(text: &str) -> Option<f64> {
@@ -52,10 +38,9 @@ fn ratio(value: Option<Value>) -> Option<f64> {
     (v.is_finite() && v > 0.0).then_some(v)
 }
 
-/// `(z, y, x)` in `unit` and a note naming where it came from, if the tags of
-/// the TIFF at `path` give a physical pixel size.
-pub(crate) fn from_tags(path: &Path, unit: &str) -> Option<([f64; 3], String)> {
-    let to_unit = micrometres_per(unit)?;
+/// `(z, y, x)` in micrometres and where it came from, if the tags of the TIFF
+/// at `path` give a physical pixel size (a length unit, or ImageJ's).
+pub(crate) fn from_tags(path: &Path) -> Option<([f64; 3], String)> {
     let file = std::fs::File::open(path).ok()?;
     let mut tiff = Decoder::new(std::io::BufReader::new(file)).ok()?;
     let x_res = ratio(tiff.find_tag(Tag::XResolution).ok()?)?;
@@ -97,16 +82,9 @@ pub(crate) fn from_tags(path: &Path, unit: &str) -> Option<([f64; 3], String)> {
         Some(z) => (z, "z from its ImageJ spacing"),
         None => (x, "z taken equal to x"),
     };
-    let size = [z, y, x].map(|v| v / to_unit);
+    let size = [z, y, x];
     size.iter().all(|v| v.is_finite() && *v > 0.0).then(|| {
-        let note = format!(
-            "voxel size {} x {} x {} {unit} (z, y, x) from the resolution tags of {} ({z_note}; \
-             --voxel-size overrides)",
-            size[0],
-            size[1],
-            size[2],
-            path.display()
-        );
-        (size, note)
+        let source = format!("the resolution tags of {} ({z_note})", path.display());
+        (size, source)
     })
 }

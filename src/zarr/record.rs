@@ -1,0 +1,109 @@
+//! The store's record of what it was made from, which lets a rerun of an
+//! unchanged, complete store do nothing, as cheaply as a pyramid's rerun.
+//!
+//! [`RECORD_FILE`] at the store's root lists the inputs as the pyramid's
+//! manifest does (name, page, size, modification time, shape, sample type:
+//! `pyramid::manifest::InputRecord`, the same rule and its same blind spot, a
+//! rewrite that keeps both size and time) and every chunk (shard) file of every
+//! level as written (size and time: `FileRecord`). It is written last, after
+//! the root group's metadata that declares the store complete, and removed
+//! first, before the store is withdrawn for a chunk that changes
+//! (`store.rs`): a record on disk always describes a complete store.
+//!
+//! A run skips all work when the record's inputs are the inputs now, every
+//! level's metadata and the root group's are exactly what this plan would write
+//! (so the layout, codecs, voxel size and every other option match), and every
+//! chunk file is still the one recorded. Otherwise it runs as without a record,
+//! comparing what it encodes with what is there, and writes a new record.
+//!
+//! A distributed build (`prepare`, slabs, `finish`) writes no record (its inputs
+//! are read by other processes, at other times): its reruns compare as before.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::store::holds;
+use crate::Error;
+use crate::pyramid::manifest::{FileRecord, InputRecord, read_small, to_bytes};
+use crate::writer::write_atomically_durable;
+
+/// The record's file name, at the store's root.
+pub(crate) const RECORD_FILE: &str = "ctstack-inputs.json";
+
+/// The `format` field: says the file is ctstack's record of a store.
+const FORMAT: &str = "ctstack-zarr-inputs";
+
+/// The `version` field: a record of another version is ignored.
+const VERSION: u32 = 1;
+
+/// What the record holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Record {
+    format: String,
+    version: u32,
+    /// The inputs, in stack order.
+    pub inputs: Vec<InputRecord>,
+    /// Every chunk (shard) file of every level by its key (`0/c/0/0/0`), as written.
+    pub chunks: BTreeMap<String, FileRecord>,
+}
+
+impl Record {
+    /// A record of `inputs` and the chunk files `chunks` (key, path) as they are now.
+    pub fn of(inputs: Vec<InputRecord>, chunks: &[(String, PathBuf)]) -> Result<Record, Error> {
+        let chunks = chunks
+            .iter()
+            .map(|(key, path)| {
+                let metadata =
+                    std::fs::metadata(path).map_err(|e| Error::io(path, "cannot inspect", e))?;
+                Ok((key.clone(), FileRecord::of(&metadata)))
+            })
+            .collect::<Result<_, Error>>()?;
+        Ok(Record {
+            format: FORMAT.into(),
+            version: VERSION,
+            inputs,
+            chunks,
+        })
+    }
+
+    /// The record of the store at `root`, if there is one ctstack can trust
+    /// (a file of another format or version, unreadable or malformed, is none:
+    /// the run then compares everything, and replaces it).
+    pub fn read(root: &Path) -> Option<Record> {
+        let bytes = read_small(&root.join(RECORD_FILE), "ctstack store record").ok()??;
+        let record: Record = serde_json::from_slice(&bytes).ok()?;
+        (record.format == FORMAT && record.version == VERSION).then_some(record)
+    }
+
+    /// Writes the record at `root`, atomically and durably, unless the file
+    /// already holds it.
+    pub fn write(&self, root: &Path) -> Result<(), Error> {
+        let bytes = to_bytes(self);
+        let path = root.join(RECORD_FILE);
+        if holds(&path, &bytes) {
+            return Ok(());
+        }
+        write_atomically_durable(
+            &path,
+            |file| {
+                use std::io::Write;
+                file.write_all(&bytes)
+            },
+            || Ok(()),
+        )?;
+        Ok(())
+    }
+
+    /// Whether the record lists exactly the chunk files `chunks` (key, path),
+    /// each still the file recorded.
+    pub fn vouches_for(&self, chunks: &[(String, PathBuf)]) -> bool {
+        self.chunks.len() == chunks.len()
+            && chunks.iter().all(|(key, path)| {
+                self.chunks
+                    .get(key)
+                    .is_some_and(|recorded| recorded.matches(path))
+            })
+    }
+}
