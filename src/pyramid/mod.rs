@@ -436,8 +436,10 @@ impl Plan {
 /// use std::sync::Arc;
 /// use ctstack::{CancelFlag, Error, PyramidBuilder, write_slice};
 ///
+/// // A new folder of its own (create_dir fails on one that exists), so that the
+/// // cleanup below removes only what this example wrote.
 /// let dir = std::env::temp_dir().join(format!("ctstack-doc-cancel-{}", std::process::id()));
-/// std::fs::create_dir_all(&dir).unwrap();
+/// std::fs::create_dir(&dir).unwrap();
 /// for k in 0..8 {
 ///     write_slice::<u16>(&dir.join(format!("s{k}.tif")), 64, 64, &vec![k; 64 * 64])?;
 /// }
