@@ -41,6 +41,7 @@ mod durable;
 mod error;
 mod ffi;
 mod formats;
+mod fs_retry;
 mod kernels;
 mod limits;
 mod pyramid;

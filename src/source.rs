@@ -80,8 +80,9 @@ pub enum ReadMode {
     /// by positional reads (measured as fast, and immune to a file truncated
     /// under the reader), and files on a network filesystem are read (detected
     /// with `fstatfs` on Linux and Android: NFS, SMB/CIFS, FUSE such as sshfs,
-    /// AFS, Ceph, 9P, Coda, NCP; on macOS: nfs, smbfs, afpfs, webdav, cifs).
-    /// Elsewhere (Windows, the BSDs) every such file is mapped.
+    /// AFS, Ceph, 9P, Coda, NCP; on macOS: nfs, smbfs, afpfs, webdav, cifs; on
+    /// Windows: UNC paths `\\server\share` and network drives, by
+    /// `GetDriveTypeW`). Elsewhere (the BSDs) every such file is mapped.
     /// [`Access`](crate::Access) tells which happened to a slice and why.
     ///
     /// Small local files are mapped too, although one `read` is faster for them
@@ -190,7 +191,7 @@ impl Source {
             ReadMode::Buffered => return read(file, None),
             ReadMode::Mmap => None,
             ReadMode::Auto => match purpose {
-                Purpose::Pixels { .. } => auto_read_reason(&file),
+                Purpose::Pixels { .. } => auto_read_reason(path, &file),
                 Purpose::Header => None,
             },
         };
@@ -558,9 +559,10 @@ fn file_len(path: &Path, file: &File) -> Result<u64, Error> {
         .len())
 }
 
-/// Why [`ReadMode::Auto`] should read rather than map `file`, or `None` to map it.
-fn auto_read_reason(file: &File) -> Option<String> {
-    network_filesystem(file).map(|fs| format!("auto: on a network filesystem ({fs})"))
+/// Why [`ReadMode::Auto`] should read rather than map `file` (opened from
+/// `path`), or `None` to map it.
+fn auto_read_reason(path: &Path, file: &File) -> Option<String> {
+    network_filesystem(path, file).map(|fs| format!("auto: on a network filesystem ({fs})"))
 }
 
 /// Linux `statfs.f_type` magic numbers of network filesystems (and FUSE, which
@@ -584,7 +586,7 @@ const NETWORK_FS_MAGIC: [(u32, &str); 12] = [
 
 /// The name of the network filesystem `file` lives on, if it does.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-fn network_filesystem(file: &File) -> Option<&'static str> {
+fn network_filesystem(_path: &Path, file: &File) -> Option<&'static str> {
     use std::os::fd::AsRawFd;
 
     let mut stats = std::mem::MaybeUninit::<libc::statfs>::uninit();
@@ -608,7 +610,7 @@ fn network_filesystem(file: &File) -> Option<&'static str> {
 
 /// The name of the network filesystem `file` lives on, if it does.
 #[cfg(target_os = "macos")]
-fn network_filesystem(file: &File) -> Option<&'static str> {
+fn network_filesystem(_path: &Path, file: &File) -> Option<&'static str> {
     use std::os::fd::AsRawFd;
 
     const NETWORK: [&str; 5] = ["nfs", "smbfs", "afpfs", "webdav", "cifs"];
@@ -633,11 +635,67 @@ fn network_filesystem(file: &File) -> Option<&'static str> {
         .find(|n| n.as_bytes() == name.as_slice())
 }
 
-/// Portable fallback (Windows, the BSDs, ...): no detection, every file is mapped.
-/// On Windows a network share could be recognised with `GetDriveTypeW`; mapping a
-/// file there works, and the truncation hazard is the writer's (error 1224).
-#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "macos")))]
-fn network_filesystem(_file: &File) -> Option<&'static str> {
+/// What kind of network location `path` (opened as `file`) is on, if it is one:
+/// a UNC path (`\\server\share\...`, `\\?\UNC\...`) or a drive letter that
+/// `GetDriveTypeW` calls `DRIVE_REMOTE` (a mapped network drive). A map of a file
+/// there raises `EXCEPTION_IN_PAGE_ERROR` (the process dies) if the share drops.
+#[cfg(windows)]
+fn network_filesystem(path: &Path, _file: &File) -> Option<&'static str> {
+    let absolute = std::path::absolute(path).ok()?;
+    windows_network_location(&absolute.to_string_lossy(), drive_is_remote)
+}
+
+/// Whether drive `letter` is a network drive (`GetDriveTypeW` on `X:\`).
+#[cfg(windows)]
+fn drive_is_remote(letter: char) -> bool {
+    use windows_sys::Win32::Storage::FileSystem::GetDriveTypeW;
+    use windows_sys::Win32::System::WindowsProgramming::DRIVE_REMOTE;
+    let root: Vec<u16> = format!("{letter}:\\\0").encode_utf16().collect();
+    // SAFETY: `root` is a NUL-terminated UTF-16 string that outlives the call,
+    // which only reads it.
+    unsafe { GetDriveTypeW(root.as_ptr()) == DRIVE_REMOTE }
+}
+
+/// The decision of the Windows [`network_filesystem`] on an absolute path's
+/// text, apart from the system call (`drive_is_remote`), so every OS tests it.
+#[cfg_attr(not(windows), allow(dead_code))]
+fn windows_network_location(
+    path: &str,
+    drive_is_remote: impl Fn(char) -> bool,
+) -> Option<&'static str> {
+    let path = path.replace('/', "\\");
+    let verbatim = path
+        .strip_prefix(r"\\?\")
+        .or_else(|| path.strip_prefix(r"\\.\"));
+    let rest = match verbatim {
+        Some(rest)
+            if rest
+                .get(..4)
+                .is_some_and(|p| p.eq_ignore_ascii_case("UNC\\")) =>
+        {
+            return Some("a UNC path to a network share");
+        }
+        Some(rest) => rest,
+        None if path.starts_with(r"\\") => return Some("a UNC path to a network share"),
+        None => &path,
+    };
+    let mut chars = rest.chars();
+    match (chars.next(), chars.next()) {
+        (Some(letter), Some(':')) if letter.is_ascii_alphabetic() && drive_is_remote(letter) => {
+            Some("a network drive")
+        }
+        _ => None,
+    }
+}
+
+/// Portable fallback (the BSDs, ...): no detection, every file is mapped.
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    windows
+)))]
+fn network_filesystem(_path: &Path, _file: &File) -> Option<&'static str> {
     None
 }
 
@@ -687,6 +745,9 @@ mod tests {
         }
     }
 
+    /// Unix only: Windows refuses to shorten a mapped file (the next test), so
+    /// no map there can outlast its file's length.
+    #[cfg(unix)]
     #[test]
     fn a_file_that_shrinks_as_it_is_mapped_is_an_error_not_a_map() {
         let dir = std::env::temp_dir().join(format!("ctstack-shrink-{}", std::process::id()));
@@ -710,6 +771,60 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// Windows' side of the mapping hazard: while ctstack maps a file, another
+    /// program cannot shorten it (ERROR_USER_MAPPED_FILE, 1224); once the map
+    /// is dropped, it can.
+    #[cfg(windows)]
+    #[test]
+    fn a_mapped_file_cannot_be_shortened_on_windows() {
+        let dir = std::env::temp_dir().join(format!("ctstack-shorten-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("mapped.bin");
+        std::fs::write(&path, vec![1u8; 256 * 1024]).unwrap();
+        let map = Source::open(&path, ReadMode::Mmap, false).unwrap();
+        assert!(map.is_mapped());
+        let other = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let e = other.set_len(10).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(1224), "{e}");
+        drop(map);
+        other.set_len(10).unwrap();
+        drop(other);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn windows_shares_and_network_drives_are_network_locations() {
+        let z_is_remote = |letter: char| letter.eq_ignore_ascii_case(&'Z');
+        let network = |p: &str| windows_network_location(p, z_is_remote);
+        for share in [
+            r"\\nas\scans\rec_0000.tif",
+            r"\\?\UNC\nas\scans\rec_0000.tif",
+            r"\\?\unc\nas\scans\rec_0000.tif",
+            "//nas/scans/rec_0000.tif",
+        ] {
+            assert_eq!(
+                network(share),
+                Some("a UNC path to a network share"),
+                "{share}"
+            );
+        }
+        for drive in [
+            r"Z:\scan\rec_0000.tif",
+            r"z:\scan",
+            r"\\?\Z:\scan\rec_0000.tif",
+        ] {
+            assert_eq!(network(drive), Some("a network drive"), "{drive}");
+        }
+        for local in [
+            r"C:\scan\rec_0000.tif",
+            r"\\?\C:\scan\rec_0000.tif",
+            r"\\?\Volume{0b1e2f3a-0000-0000-0000-100000000000}\scan",
+            "/home/scan/rec_0000.tif",
+        ] {
+            assert_eq!(network(local), None, "{local}");
+        }
+    }
+
     #[test]
     fn policy_names_round_trip() {
         for mode in [ReadMode::Auto, ReadMode::Mmap, ReadMode::Buffered] {
@@ -727,7 +842,7 @@ mod tests {
         let large = dir.join("large.bin");
         std::fs::write(&small, vec![7u8; 1000]).unwrap();
         std::fs::write(&large, vec![7u8; 200_000]).unwrap();
-        let on_network = network_filesystem(&File::open(&small).unwrap());
+        let on_network = network_filesystem(&small, &File::open(&small).unwrap());
         let s = Source::open(&small, ReadMode::Auto, false).unwrap();
         assert_eq!(s.is_mapped(), on_network.is_none(), "{:?}", s.read_reason());
         assert!(
@@ -740,6 +855,8 @@ mod tests {
         assert_eq!(l.bytes().len(), 200_000);
         let b = Source::open(&large, ReadMode::Buffered, false).unwrap();
         assert!(!b.is_mapped() && b.read_reason().is_none());
+        // Windows refuses to delete a mapped file: unmap first.
+        drop((s, l, b));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -70,7 +70,10 @@ pub const EXTENSIONS: [&str; 6] = ["tif", "tiff", "bmp", "png", "jpg", "jpeg"];
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Selection {
-    /// The text before the index, exactly (case-sensitive); `None`: the most common one.
+    /// The text before the index; `None`: the most common one. Compared as the
+    /// platform's file names are: ignoring case on Windows and macOS (whose
+    /// filesystems do, by default: `slice_` matches `SLICE_0000.TIF`), exactly
+    /// elsewhere.
     pub prefix: Option<String>,
     /// The extension, without the dot, any case (`tif` and `tiff` are two
     /// extensions); `None`: the most common one.
@@ -361,7 +364,7 @@ fn refusal(c: &Candidate, selection: &Selection, extension: Option<&str>) -> Opt
         return Some("no index before the extension".into());
     }
     if let Some(prefix) = &selection.prefix
-        && &c.prefix != prefix
+        && !same_name_part(&c.prefix, prefix, NAMES_IGNORE_CASE)
     {
         return Some(format!(
             "prefix {:?} is not the selected {prefix:?}",
@@ -385,6 +388,24 @@ fn refusal(c: &Candidate, selection: &Selection, extension: Option<&str>) -> Opt
         }
     }
     None
+}
+
+/// Whether file names ignore case here: on Windows (NTFS, FAT) and macOS (APFS
+/// and HFS+ as formatted by default) `SLICE_0000.TIF` and `slice_0000.tif` name
+/// one file. A case-sensitive volume on those systems is rare enough not to ask
+/// the filesystem each time.
+const NAMES_IGNORE_CASE: bool = cfg!(any(windows, target_os = "macos"));
+
+/// Whether two parts of file names are the same, ignoring case (Unicode simple
+/// case folding, as NTFS and APFS compare) when `ignore_case`.
+fn same_name_part(a: &str, b: &str, ignore_case: bool) -> bool {
+    if ignore_case {
+        a.chars()
+            .flat_map(char::to_lowercase)
+            .eq(b.chars().flat_map(char::to_lowercase))
+    } else {
+        a == b
+    }
 }
 
 /// A (prefix, extension) group: the prefix is `None` for names without an index.
@@ -773,6 +794,26 @@ mod tests {
             "{:?}",
             listing.skipped
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn prefixes_ignore_case_where_file_names_do() {
+        assert!(same_name_part("slice_", "SLICE_", true));
+        assert!(same_name_part("Schnitt_Ä", "schnitt_ä", true));
+        assert!(!same_name_part("slice_", "SLICE_", false));
+        assert!(!same_name_part("slice_", "slices_", true));
+        let dir = folder(
+            "prefix-case",
+            &["SLICE_0000.TIF", "SLICE_0001.TIF", "other_0000.tif"],
+        );
+        let listing = select(&dir, &Selection::default().prefix("slice_")).unwrap();
+        if NAMES_IGNORE_CASE {
+            assert_eq!(names(&listing.files), ["SLICE_0000.TIF", "SLICE_0001.TIF"]);
+        } else {
+            assert!(listing.files.is_empty(), "{:?}", listing.files);
+        }
+        assert_eq!(NAMES_IGNORE_CASE, cfg!(any(windows, target_os = "macos")));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

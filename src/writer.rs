@@ -204,8 +204,8 @@ pub(crate) fn fits_classic_tiff(bytes: u64) -> bool {
 
 /// Writes a file at `path` atomically: `fill` writes a temporary file in the same
 /// directory, which is renamed into place only once complete (and removed on any
-/// error). Returns the complete file's metadata, taken before the rename (a rename
-/// keeps size and modification time). Nothing is synced: the caller syncs the
+/// error). Returns the complete file's metadata, read once the file is closed and
+/// in place (Windows sets the last-write time when the last handle closes). Nothing is synced: the caller syncs the
 /// file ([`crate::durable::sync_path`]) and its folder before a record vouches
 /// for it.
 pub(crate) fn write_atomically(
@@ -256,9 +256,7 @@ fn write_temp_then_rename<B: FnOnce() -> Result<(), Error>>(
 ) -> Result<Metadata, Error> {
     let temp = TempFile::create(path)?;
     let mut file = temp.file();
-    let metadata = fill(&mut file)
-        .and_then(|()| file.metadata())
-        .map_err(|e| Error::io(path, format!("cannot write {}", temp.describe()), e))?;
+    fill(&mut file).map_err(|e| Error::io(path, format!("cannot write {}", temp.describe()), e))?;
     let folder = match durability {
         Durability::Renamed => false,
         Durability::DataSynced => {
@@ -276,7 +274,17 @@ fn write_temp_then_rename<B: FnOnce() -> Result<(), Error>>(
     if folder {
         crate::durable::sync_dir(parent_of(path))?;
     }
-    Ok(metadata)
+    metadata_after_close(path)
+}
+
+/// The metadata of the file just written and renamed into place (`persist`
+/// closed it): read now, because Windows sets a file's last-write time when its
+/// last handle closes, so a time read while it was open may not be the one the
+/// file keeps.
+fn metadata_after_close(path: &Path) -> Result<Metadata, Error> {
+    #[cfg(test)]
+    tests::after_close(path);
+    std::fs::metadata(path).map_err(|e| Error::io(path, "cannot read metadata", e))
 }
 
 /// The folder of `path` (`.` for a bare name).
@@ -288,15 +296,17 @@ pub(crate) fn parent_of(path: &Path) -> &Path {
 }
 
 /// Renames `from` to `to`, replacing `to` (every rename ctstack makes).
+/// On Windows, retried while another program holds either file ([`crate::fs_retry`]).
 pub(crate) fn rename(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::rename(from, to)
+    crate::fs_retry::rename_with_retry(from, to)
 }
 
 /// Removes the file `path` (every file removal ctstack makes; each caller has
 /// proved the file is its own: a temporary name of its own, or a file its record
 /// lists and that is unchanged since).
+/// On Windows, retried while another program holds it ([`crate::fs_retry`]).
 pub(crate) fn remove_file(path: &Path) -> std::io::Result<()> {
-    std::fs::remove_file(path)
+    crate::fs_retry::remove_with_retry(path)
 }
 
 /// Removes the folder `path` if it is empty (fails otherwise, removing nothing).
@@ -307,6 +317,44 @@ pub(crate) fn remove_empty_dir(path: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
+    use std::time::{Duration, SystemTime};
+
+    thread_local! {
+        /// Runs once a written file is closed and in place.
+        static AFTER_CLOSE: Cell<Option<fn(&Path)>> = const { Cell::new(None) };
+    }
+
+    pub(super) fn after_close(path: &Path) {
+        if let Some(hook) = AFTER_CLOSE.with(Cell::get) {
+            hook(path);
+        }
+    }
+
+    /// The time recorded is the one the file keeps once closed: on NTFS the
+    /// last-write time changes when the last handle closes (simulated here by the
+    /// hook, which sets it then), and a manifest holding the time read while the
+    /// file was open would take its own output for someone else's.
+    #[test]
+    fn the_metadata_is_read_after_the_file_is_closed() {
+        let dir = std::env::temp_dir().join(format!("ctstack-writer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("closed.bin");
+        AFTER_CLOSE.with(|h| {
+            h.set(Some(|p: &Path| {
+                let later = SystemTime::now() + Duration::from_secs(3600);
+                let f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
+                f.set_modified(later).unwrap();
+            }))
+        });
+        let written = write_atomically(&path, |file| file.write_all(b"pixels"));
+        AFTER_CLOSE.with(|h| h.set(None));
+        let written = written.unwrap();
+        let now = std::fs::metadata(&path).unwrap();
+        assert_eq!(written.modified().unwrap(), now.modified().unwrap());
+        assert_eq!(written.len(), 6);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     /// A failed write removes its own temporary file and nothing else: the
     /// target and a file named like a temporary one stay as they were.

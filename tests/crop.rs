@@ -302,6 +302,9 @@ fn formats_names_and_resolution() {
     let reader = png::Decoder::new(file).read_info().unwrap();
     let dims = reader.info().pixel_dims.unwrap();
     assert_eq!((dims.xppu, dims.yppu), (11811, 5906));
+    // Windows removes an open file only once it is closed (until then the
+    // folder is not empty): close the PNG first.
+    drop(reader);
     std::fs::remove_dir_all(&jfif).unwrap();
     // BMP keeps its pixels-per-metre; numbered names as CTHarvester writes them.
     let bmp = ctstack::stack::list_slices(&f.join("stack_bmp")).unwrap();
@@ -361,6 +364,8 @@ fn formats_names_and_resolution() {
         .plan()
         .unwrap_err();
     assert!(err.to_string().contains("uint16"), "{err}");
+    // Windows removes an open file only once it is closed: close both first.
+    drop((d, reader));
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_dir_all(&out).unwrap();
 }

@@ -262,7 +262,8 @@ fn inputs_inside_a_level_folder_of_the_output_are_refused() {
         assert_eq!(result.unwrap_err().kind(), ctstack::ErrorKind::Usage);
     }
     assert_eq!(files(&level1), before);
-    // A level folder that is a link to the inputs' folder.
+    // A level folder that is a link to the inputs' folder (Unix only: creating a
+    // symbolic link on Windows needs a privilege a user's account does not have).
     #[cfg(unix)]
     {
         let linked = root.join("linked");

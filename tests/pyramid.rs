@@ -385,17 +385,33 @@ fn an_empty_directory_is_a_state_error_and_bad_options_usage_errors() {
 /// A run that waits for another run's lock on the output folder does not count
 /// the wait in `Summary::elapsed` (the CLI's GB/s and the C report's seconds).
 #[test]
-#[cfg(unix)]
 fn the_time_spent_waiting_for_the_lock_is_not_the_runs() {
     use std::time::{Duration, Instant};
     const HOLD: Duration = Duration::from_millis(1500);
     let out = temp_dir("lock-wait");
     std::fs::create_dir_all(&out).unwrap();
-    let lock = std::fs::File::create(out.join(ctstack::LOCK_FILE)).unwrap();
-    lock.lock().unwrap();
+    // Held as another run holds it: on Unix a lock on the file; on Windows the
+    // file open with no sharing, ctstack's lock there (File::lock's byte-range
+    // lock is not; under Wine, unlocking it failed with a lock violation).
+    #[cfg(not(windows))]
+    let lock = {
+        let lock = std::fs::File::create(out.join(ctstack::LOCK_FILE)).unwrap();
+        lock.lock().unwrap();
+        lock
+    };
+    #[cfg(windows)]
+    let lock = {
+        use std::os::windows::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .share_mode(0)
+            .open(out.join(ctstack::LOCK_FILE))
+            .unwrap()
+    };
     let release = std::thread::spawn(move || {
         std::thread::sleep(HOLD);
-        lock.unlock().unwrap();
+        drop(lock);
     });
     let plan = PyramidBuilder::from_dir(common::fixtures().join("stack"))
         .unwrap()

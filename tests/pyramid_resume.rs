@@ -432,6 +432,50 @@ fn one_replaced_input_rebuilds_only_its_dependants() {
     }
 }
 
+/// A pyramid built on Linux and run again through Windows (a lab share seen from
+/// both, a disk moved between them) sees every time truncated to NTFS's 100 ns;
+/// one built on Windows and run again on Linux sees the reverse. Neither rebuilds.
+#[test]
+fn a_manifest_made_on_another_os_is_trusted_when_times_agree_at_100_ns() {
+    let stack = Stack::new("other-os", 9, 21);
+    run(Via::Library, &stack, MIN_SIZE, false);
+    let path = stack.out().join(MANIFEST_FILE);
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let truncate = |record: &mut serde_json::Value| {
+        let ns = record["mtime_ns"].as_i64().unwrap();
+        record["mtime_ns"] = (ns - ns.rem_euclid(100)).into();
+    };
+    manifest["inputs"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .for_each(truncate);
+    for level in manifest["levels"].as_array_mut().unwrap() {
+        level["files"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .for_each(truncate);
+    }
+    std::fs::write(&path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+    let again = run(Via::Library, &stack, MIN_SIZE, false);
+    assert_eq!(
+        (again.rebuilt, again.kept),
+        (0, outputs(9, MIN_SIZE)),
+        "{:?}",
+        again.warnings
+    );
+    // A time a whole 100 ns step away is a changed input: its dependants are rebuilt.
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let first = &mut manifest["inputs"][0]["mtime_ns"];
+    *first = (first.as_i64().unwrap() - 100).into();
+    std::fs::write(&path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+    let again = run(Via::Library, &stack, MIN_SIZE, false);
+    assert_eq!(again.rebuilt, dependants(0, 9, MIN_SIZE).len());
+}
+
 #[test]
 fn a_shortened_stack_removes_the_outputs_it_no_longer_has() {
     for via in VIAS {

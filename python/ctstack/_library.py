@@ -57,11 +57,24 @@ def find_library() -> str:
     )
 
 
+#: The handle of the folder added to Windows' DLL search path (kept: closing it
+#: would remove the folder again).
+_dll_directory: Any = None
+
+
 def _load(path: str) -> ctypes.CDLL:
     """Loads the library at ``path``."""
+    global _dll_directory
+    # Windows (Python >= 3.8) no longer searches PATH for a DLL's dependencies:
+    # the library's own folder is added, so a build that needs a DLL beside it
+    # (a MinGW runtime, a wheel repaired by delvewheel) loads from the wheel's
+    # folder, from a PyInstaller app or from CTSTACK_LIBRARY's folder alike.
+    # ctstack.dll as .ci/windows builds it needs system DLLs only.
+    add_dll_directory = getattr(os, "add_dll_directory", None)
+    if add_dll_directory is not None and _dll_directory is None:
+        _dll_directory = add_dll_directory(os.path.dirname(os.path.abspath(path)))
     try:
-        # A full path: on Windows (Python >= 3.8) that loads exactly this file;
-        # ctstack.dll depends only on system DLLs, so no search path is needed.
+        # A full path: on Windows (Python >= 3.8) that loads exactly this file.
         return ctypes.CDLL(path)
     except OSError as e:
         raise ImportError("ctstack: cannot load %s: %s" % (path, e)) from e

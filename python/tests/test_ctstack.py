@@ -277,6 +277,18 @@ class LibraryTest(unittest.TestCase):
         self.assertIn("CTSTACK_LIBRARY", message)
         self.assertNotIn("pip install ctstack", message)
 
+    def test_the_library_folder_is_on_the_windows_dll_search_path(self):
+        # Windows (Python >= 3.8): dependencies of ctstack.dll are found in its own
+        # folder, whichever way the library was found (wheel, CTSTACK_LIBRARY).
+        # Elsewhere os has no add_dll_directory; the call is checked with a stand-in.
+        added = []
+        fake = lambda folder: added.append(folder) or object()  # noqa: E731
+        with mock.patch.object(ctstack._library, "_dll_directory", None):
+            with mock.patch.object(os, "add_dll_directory", fake, create=True):
+                ctstack._library._load(ctstack.library_path)
+        self.assertEqual(added, [os.path.dirname(os.path.abspath(ctstack.library_path))])
+        self.assertEqual(ctstack._library.library_name("win32"), "ctstack.dll")
+
     def test_status_constants(self):
         self.assertEqual(
             [

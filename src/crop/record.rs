@@ -40,7 +40,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::pyramid::manifest::RecordKind;
-use crate::pyramid::{FileRecord, read_small, to_bytes};
+use crate::pyramid::{FileRecord, read_small, same_mtime, to_bytes};
 use crate::writer::write_atomically_durable;
 use crate::{Error, OpenOptions, SampleType, Slice};
 
@@ -191,7 +191,11 @@ impl Record {
             return false;
         }
         let now = FileRecord::of(&metadata);
-        if (entry.size, entry.mtime_ns) == (Some(now.size), Some(now.mtime_ns)) {
+        // The time at the coarser resolution when one side is Windows' (100 ns):
+        // a crop recorded on Linux is still ctstack's when seen from Windows.
+        if entry.size == Some(now.size)
+            && entry.mtime_ns.is_some_and(|t| same_mtime(t, now.mtime_ns))
+        {
             return true;
         }
         entry.writing.as_ref().is_some_and(|shape| {
@@ -261,5 +265,43 @@ impl Record {
             || Ok(()),
         )
         .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A crop recorded where times are nanoseconds (Linux) is still ctstack's
+    /// when the same file's time is read through Windows (100 ns steps), and a
+    /// time a whole step away is not.
+    #[test]
+    fn a_recorded_time_matches_at_windows_resolution() {
+        let dir = std::env::temp_dir().join(format!("ctstack-record-ntfs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("slice_0000.tif");
+        std::fs::write(&path, b"12345").unwrap();
+        // The file's time as Windows keeps it: a whole number of 100 ns steps.
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(1_796_159_193_326_627_600);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(at)
+            .unwrap();
+        let record = |mtime_ns: i64| {
+            let mut record = Record::empty();
+            let entry = Entry {
+                size: Some(5),
+                mtime_ns: Some(mtime_ns),
+                writing: None,
+            };
+            record.files.insert("slice_0000.tif".into(), entry);
+            record
+        };
+        // Recorded on Linux: the same instant with its nanoseconds.
+        assert!(record(1_796_159_193_326_627_631).vouches(&path));
+        assert!(!record(1_796_159_193_326_627_731).vouches(&path));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -46,8 +46,14 @@ use crate::{Error, SampleType};
 /// slice that is a page of a multi-page file also has `"page": N` (N >= 1;
 /// absent means page 0), and each page of a file has the file's size and time.
 ///
-/// An input's identity is its name, size and modification time (in nanoseconds),
-/// the rule make and rsync use: reading every input's pixels to decide would cost
+/// `"leftovers"` (absent when empty) lists outputs of an earlier plan that a run
+/// could not remove (on Windows, another program had them open), as
+/// `{ "k": 3, "j": 0, "size": ..., "mtime_ns": ... }`: they are still ctstack's,
+/// and the next run removes them.
+///
+/// An input's identity is its name, size and modification time (in nanoseconds;
+/// a time read through Windows, in 100 ns steps, matches the nanosecond time it
+/// truncates: see `same_mtime`), the rule make and rsync use: reading every input's pixels to decide would cost
 /// as much as building. What it cannot see: a rewrite that keeps both the size and
 /// the modification time (a tool that restores mtimes, or a filesystem with coarse
 /// timestamps rewritten within one tick). `force` rebuilds everything.
@@ -128,6 +134,23 @@ pub(crate) struct Manifest {
     pub inputs: Vec<InputRecord>,
     /// Levels 1 ..= L.
     pub levels: Vec<LevelRecord>,
+    /// Outputs of an earlier plan that a run had to remove but could not (on
+    /// Windows, another program had them open): still ctstack's, so the next run
+    /// tries again. Absent when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leftovers: Vec<Leftover>,
+}
+
+/// An output of an earlier plan not removed yet: level-`k` slice `j` as ctstack wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Leftover {
+    /// The level (>= 1).
+    pub k: usize,
+    /// The slice.
+    pub j: usize,
+    /// The file as written.
+    #[serde(flatten)]
+    pub file: FileRecord,
 }
 
 /// One input slice's identity.
@@ -186,10 +209,36 @@ impl FileRecord {
     }
 
     /// Whether the file at `path` is still the one recorded (a plain file of the
-    /// same size and modification time).
+    /// same size and modification time, [`same_mtime`]).
     pub fn matches(&self, path: &Path) -> bool {
-        std::fs::metadata(path).is_ok_and(|m| m.is_file() && FileRecord::of(&m) == *self)
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && FileRecord::of(&m).same_as(self))
     }
+
+    /// Whether both records describe the same file: same size, [`same_mtime`].
+    pub fn same_as(&self, other: &FileRecord) -> bool {
+        self.size == other.size && same_mtime(self.mtime_ns, other.mtime_ns)
+    }
+}
+
+/// NTFS (and SMB, which carries Windows' FILETIME) keeps times in 100 ns steps.
+const NTFS_TICK_NS: i64 = 100;
+
+/// Whether two modification times are the same time: equal, or, when one of them
+/// is a whole number of 100 ns steps, equal at that resolution. A file's time read
+/// on Linux or macOS (nanoseconds) and the same file's time read through Windows
+/// (a lab share seen from both, a disk moved between them) differ below 100 ns
+/// only, as Windows truncates: a manifest made on one is trusted on the other.
+/// Two nanosecond times that differ are different times.
+pub(crate) fn same_mtime(a: i64, b: i64) -> bool {
+    a == b
+        || ((a % NTFS_TICK_NS == 0 || b % NTFS_TICK_NS == 0)
+            && a.div_euclid(NTFS_TICK_NS) == b.div_euclid(NTFS_TICK_NS))
+}
+
+/// Whether two input lists name the same files, in order, with the same size,
+/// shape, type and [`same_mtime`] time.
+pub(crate) fn same_inputs(a: &[InputRecord], b: &[InputRecord]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.same_as(b))
 }
 
 /// Nanoseconds since the Unix epoch (negative before it), saturating.
@@ -202,6 +251,16 @@ fn mtime_ns(t: SystemTime) -> i64 {
 }
 
 impl InputRecord {
+    /// Whether both records describe the same input: every field equal but the
+    /// time, which is compared with [`same_mtime`].
+    pub fn same_as(&self, other: &InputRecord) -> bool {
+        let time_aside = |r: &InputRecord| InputRecord {
+            mtime_ns: 0,
+            ..r.clone()
+        };
+        time_aside(self) == time_aside(other) && same_mtime(self.mtime_ns, other.mtime_ns)
+    }
+
     /// The identity of every input now: one `stat` each, no read. `shape` and
     /// `sample_type` are the plan's (every input was checked against them).
     pub fn stat_all(
@@ -273,6 +332,7 @@ impl Manifest {
                     files: vec![None; shape.count],
                 })
                 .collect(),
+            leftovers: Vec::new(),
         }
     }
 
@@ -302,6 +362,9 @@ impl Manifest {
         self.kind.check(FORMAT, VERSION)?;
         if sample_type_named(&self.sample_type).is_none() {
             return Err(format!("unknown sample type {:?}", self.sample_type));
+        }
+        if let Some(bad) = self.leftovers.iter().find(|l| l.k == 0) {
+            return Err(format!("leftover {} of level 0 (the inputs)", bad.j));
         }
         for (i, level) in self.levels.iter().enumerate() {
             if level.k != i + 1 || level.files.len() != level.count {
@@ -484,4 +547,70 @@ pub(crate) fn to_bytes(doc: &impl Serialize) -> Vec<u8> {
     let mut bytes = serde_json::to_vec_pretty(doc).unwrap_or_default();
     bytes.push(b'\n');
     bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_agree_at_the_coarser_resolution_only() {
+        // Linux's nanoseconds and the same instant through Windows (truncated to 100 ns).
+        let linux = 1_796_159_193_326_627_631;
+        let windows = 1_796_159_193_326_627_600;
+        assert!(same_mtime(linux, windows) && same_mtime(windows, linux));
+        assert!(same_mtime(linux, linux));
+        // Two nanosecond times in one 100 ns step are still two times.
+        assert!(!same_mtime(linux, linux + 1));
+        // A whole step apart is a change.
+        assert!(!same_mtime(linux, windows + 100));
+        assert!(!same_mtime(windows, windows - 100));
+        // Before 1970 (negative), truncation is towards the earlier step.
+        assert!(same_mtime(-1_000, -950));
+        assert!(!same_mtime(-1_000, -1_050));
+    }
+
+    #[test]
+    fn inputs_compare_by_the_time_rule_and_every_other_field() {
+        let input = InputRecord {
+            name: "slice_0000.tif".into(),
+            page: 0,
+            size: 1000,
+            mtime_ns: 1_796_159_193_326_627_631,
+            width: 10,
+            height: 10,
+            sample_type: "uint16".into(),
+        };
+        let on_windows = InputRecord {
+            mtime_ns: 1_796_159_193_326_627_600,
+            ..input.clone()
+        };
+        let one = std::slice::from_ref(&input);
+        assert!(same_inputs(one, std::slice::from_ref(&on_windows)));
+        let resized = InputRecord {
+            size: 1001,
+            ..on_windows
+        };
+        assert!(!same_inputs(one, &[resized]));
+        assert!(!same_inputs(one, &[]));
+        let file = FileRecord {
+            size: 5,
+            mtime_ns: 1_796_159_193_326_627_631,
+        };
+        let file_on_windows = FileRecord {
+            size: 5,
+            mtime_ns: 1_796_159_193_326_627_600,
+        };
+        assert!(file.same_as(&file_on_windows));
+    }
+
+    #[test]
+    fn a_leftover_of_level_zero_is_refused() {
+        // Level 0 is the inputs: a manifest naming one must never make a run remove it.
+        let json = br#"{"format": "ctstack-pyramid", "version": 1, "min_size": 500,
+            "sample_type": "uint16", "inputs": [], "levels": [],
+            "leftovers": [{"k": 0, "j": 0, "size": 1, "mtime_ns": 0}]}"#;
+        let manifest: Manifest = serde_json::from_slice(json).unwrap();
+        assert!(manifest.check().unwrap_err().contains("level 0"));
+    }
 }

@@ -34,7 +34,7 @@ mod slices;
 
 pub use lock::LOCK_FILE;
 pub use manifest::MANIFEST_FILE;
-pub(crate) use manifest::{FileRecord, read_small, to_bytes};
+pub(crate) use manifest::{FileRecord, read_small, same_mtime, to_bytes};
 use plan::level_shapes_with;
 pub use plan::{LevelShape, Plan, inputs_of, level_shapes};
 pub use read::{Pyramid, PyramidLevel};

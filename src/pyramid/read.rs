@@ -124,12 +124,12 @@ impl Pyramid {
             }
         };
         let now = InputRecord::stat_all(inputs, shape, sample_type)?;
-        if manifest.inputs != now {
+        if !super::manifest::same_inputs(&manifest.inputs, &now) {
             let first_change = manifest
                 .inputs
                 .iter()
                 .zip(&now)
-                .position(|(a, b)| a != b)
+                .position(|(a, b)| !a.same_as(b))
                 .unwrap_or(manifest.inputs.len().min(now.len()));
             let what = match now.get(first_change) {
                 _ if manifest.inputs.len() != now.len() => format!(

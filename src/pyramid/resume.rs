@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use super::manifest::{FORMAT, FileRecord, InputRecord, Journal, MANIFEST_FILE, Manifest};
+use super::manifest::{
+    FORMAT, FileRecord, InputRecord, Journal, Leftover, MANIFEST_FILE, Manifest,
+};
 use super::plan::{Plan, inputs_of, output_name};
 use crate::temp::{Reach, is_temp_name, sweep as sweep_temps};
 use crate::writer::{remove_empty_dir, remove_file};
@@ -72,10 +74,10 @@ pub(crate) fn reconcile(
         old.as_ref().and_then(|old| old.file(k, j))
     })?;
     let removed = match &old {
-        Some(old) => remove_stale(plan, old, &mut warnings),
+        Some(old) => remove_stale(plan, old, &mut draft, &mut warnings),
         None => 0,
     };
-    sweep(plan, &mut warnings);
+    sweep(plan, &draft, &mut warnings);
     Ok(Reconciled {
         keep,
         removed,
@@ -287,7 +289,7 @@ pub(super) fn manifest_vouches(
     let path = plan.output_path(k, j);
     old.inputs
         .get(inputs_of(k, j, old.inputs.len()))
-        .is_some_and(|then| then == now)
+        .is_some_and(|then| super::manifest::same_inputs(then, now))
         && (level.width, level.height) == (shape.width, shape.height)
         && old.sample_type == plan.sample_type.name()
         && file.matches(&path)
@@ -296,34 +298,55 @@ pub(super) fn manifest_vouches(
         })
 }
 
-/// Removes the outputs `old` lists that the plan does not contain, if they are
-/// still the files ctstack wrote; returns how many. Level folders left empty
-/// beyond the plan's levels go too.
-pub(super) fn remove_stale(plan: &Plan, old: &Manifest, warnings: &mut Vec<String>) -> usize {
-    let mut removed = 0;
-    for level in &old.levels {
+/// Removes the outputs `old` lists that the plan does not contain (its levels'
+/// files and its leftovers), if they are still the files ctstack wrote; returns
+/// how many. One that cannot be removed is listed in `draft`'s leftovers, so the
+/// next run tries again. Level folders left empty beyond the plan's levels go too.
+pub(super) fn remove_stale(
+    plan: &Plan,
+    old: &Manifest,
+    draft: &mut Manifest,
+    warnings: &mut Vec<String>,
+) -> usize {
+    let listed = old.levels.iter().flat_map(|level| {
         let planned = plan.levels.get(level.k).map_or(0, |shape| shape.count);
-        for (j, file) in level.files.iter().enumerate().skip(planned) {
-            let Some(file) = file else { continue };
-            let path = plan.output_path(level.k, j);
-            if !file.matches(&path) {
-                if path.exists() {
-                    warnings.push(format!(
-                        "{}: changed since ctstack wrote it: left in place",
-                        path.display()
-                    ));
-                }
-                continue;
+        let files = level.files.iter().enumerate().skip(planned);
+        files.filter_map(|(j, file)| Some((level.k, j, file.as_ref()?)))
+    });
+    let leftovers = old.leftovers.iter().map(|l| (l.k, l.j, &l.file));
+    let mut removed = 0;
+    for (k, j, file) in listed.chain(leftovers) {
+        if plan.levels.get(k).is_some_and(|shape| j < shape.count) {
+            continue; // an output of this plan again: rebuilt or kept, not removed
+        }
+        let path = plan.output_path(k, j);
+        if !file.matches(&path) {
+            if path.exists() {
+                warnings.push(format!(
+                    "{}: changed since ctstack wrote it: left in place",
+                    path.display()
+                ));
             }
-            match remove_file(&path) {
-                Ok(()) => removed += 1,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => warnings.push(format!("{}: cannot remove: {e}", path.display())),
+            continue;
+        }
+        match remove_file(&path) {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                warnings.push(format!(
+                    "{}: cannot remove (the next run tries again): {e}",
+                    path.display()
+                ));
+                let file = file.clone();
+                draft.leftovers.push(Leftover { k, j, file });
             }
         }
-        if level.k >= plan.levels.len() {
+    }
+    let old_levels = old.levels.iter().map(|level| level.k);
+    for k in old_levels.chain(old.leftovers.iter().map(|l| l.k)) {
+        if k >= plan.levels.len() {
             // Succeeds only if nothing else is in it.
-            let _ = remove_empty_dir(&plan.output_dir().join(level.k.to_string()));
+            let _ = remove_empty_dir(&plan.output_dir().join(k.to_string()));
         }
     }
     removed
@@ -332,9 +355,9 @@ pub(super) fn remove_stale(plan: &Plan, old: &Manifest, warnings: &mut Vec<Strin
 /// Removes temporary files of killed runs from the output folder and its level
 /// folders (ours by their names: a temporary name of the manifest or a slab
 /// record at the top, of an output name in a level folder; any other file is
-/// someone else's), and reports the files of level folders that are not
-/// outputs of the plan: they are left in place.
-pub(super) fn sweep(plan: &Plan, warnings: &mut Vec<String>) {
+/// someone else's), and reports the files of level folders that are neither
+/// outputs of the plan nor `draft`'s leftovers: they are left in place.
+pub(super) fn sweep(plan: &Plan, draft: &Manifest, warnings: &mut Vec<String>) {
     let out = plan.output_dir();
     // Failures are left for the next run's sweep.
     let _ = sweep_temps(out, Reach::Folder, |target| {
@@ -368,7 +391,8 @@ pub(super) fn sweep(plan: &Plan, warnings: &mut Vec<String>) {
                     .strip_suffix(".tif")
                     .and_then(canonical_output)
                     .is_some_and(|j| j < count);
-                !planned && !is_temp_name(f)
+                let leftover = (draft.leftovers.iter()).any(|l| l.k == k && output_name(l.j) == *f);
+                !planned && !leftover && !is_temp_name(f)
             })
             .collect();
         if !unexpected.is_empty() {

@@ -189,7 +189,8 @@ impl SlabRecord {
         let then = self
             .inputs
             .get(deps.start.checked_sub(self.start)?..deps.end.checked_sub(self.start)?)?;
-        (then == now && file.matches(&plan.output_path(k, j))).then_some(file)
+        (super::manifest::same_inputs(then, now) && file.matches(&plan.output_path(k, j)))
+            .then_some(file)
     }
 }
 
@@ -361,10 +362,10 @@ pub(crate) fn finish(plan: &Plan, cancel: &CancelFlag) -> Result<Summary, Error>
         ));
     }
     let removed = match &old {
-        Some(old) => resume::remove_stale(plan, old, &mut warnings),
+        Some(old) => resume::remove_stale(plan, old, &mut draft, &mut warnings),
         None => 0,
     };
-    resume::sweep(plan, &mut warnings);
+    resume::sweep(plan, &draft, &mut warnings);
     // Every file the draft lists is one a slab synced before saving the record
     // that lists it; the manifest is written durably, and only then do the
     // records go.

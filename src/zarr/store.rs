@@ -194,7 +194,7 @@ pub(crate) fn holds(path: &Path, bytes: &[u8]) -> bool {
 
 /// Removes the file at `path` if there is one; says whether it did.
 pub(crate) fn remove_file_if_there(path: &Path) -> Result<bool, Error> {
-    match std::fs::remove_file(path) {
+    match crate::writer::remove_file(path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(Error::io(path, "cannot remove", e)),
@@ -259,7 +259,7 @@ impl WritableStorageTraits for AtomicFolder {
         // Only ever a chunk of this store's own arrays (zarrs erases a chunk
         // it would otherwise store as fill value; ctstack stores them all).
         self.withdraw().map_err(storage_error)?;
-        match std::fs::remove_file(self.path_of(key.as_str())) {
+        match crate::writer::remove_file(&self.path_of(key.as_str())) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Arc::new(e).into()),
             _ => Ok(()),
         }
@@ -334,7 +334,7 @@ fn remove_index_tree(dir: &Path, kept: &mut Vec<PathBuf>) -> Result<(), Error> {
 
 /// Removes the folder `dir` if it is empty (a user's file keeps it).
 pub(crate) fn remove_dir_if_empty(dir: &Path) -> Result<(), Error> {
-    match std::fs::remove_dir(dir) {
+    match crate::writer::remove_empty_dir(dir) {
         Ok(()) => Ok(()),
         Err(_) if std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -74,7 +74,13 @@ table of causes.";
 
 /// Thumbnail pyramids, crops and OME-Zarr images of CT-scan slice stacks (TIFF, BMP, PNG, JPEG).
 #[derive(Parser)]
-#[command(name = "ctstack", version, propagate_version = true)]
+// bin_name: help says `ctstack`, what users type, on Windows too (not `ctstack.exe`).
+#[command(
+    name = "ctstack",
+    bin_name = "ctstack",
+    version,
+    propagate_version = true
+)]
 #[command(after_help = EXIT_STATUSES)]
 struct Cli {
     #[command(subcommand)]
@@ -109,13 +115,29 @@ struct ReadArgs {
     no_mmap: bool,
 }
 
-/// The `--mmap` values.
+/// The `--mmap` values (the help says what mapping risks on this OS).
 #[derive(Clone, Copy, ValueEnum)]
 enum MmapPolicy {
-    /// Memory-map, but read files on network filesystems (NFS, SMB, sshfs/FUSE, ...)
+    #[cfg_attr(
+        not(windows),
+        doc = "Memory-map, but read files on network filesystems (NFS, SMB, sshfs/FUSE, ...)"
+    )]
+    #[cfg_attr(
+        windows,
+        doc = "Memory-map, but read files on network shares (\\\\server\\share paths, network drives)"
+    )]
     Auto,
-    /// Memory-map every file: zero-copy, but if another program truncates a file while
-    /// it is mapped, ctstack is killed by SIGBUS
+    #[cfg_attr(
+        not(windows),
+        doc = "Memory-map every file: zero-copy, but if another program truncates a file while \
+               it is mapped, ctstack is killed by SIGBUS"
+    )]
+    #[cfg_attr(
+        windows,
+        doc = "Memory-map every file: zero-copy, but if a network share drops while a file on \
+               it is mapped, ctstack is stopped by an in-page error; other programs cannot \
+               delete or shorten a file while it is mapped"
+    )]
     Always,
     /// Never map: read files (pyramid inputs in bands of rows, other files whole):
     /// immune to files changing while they are read; use it while a scanner or sync
