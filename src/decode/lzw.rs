@@ -3,21 +3,18 @@
 //! The `tiff` crate decodes LZW correctly but, on CT data (noise compresses
 //! poorly, so codes are short and many), at about half libtiff's speed: the
 //! decode was 85% of a pyramid run over an LZW stack. This decoder is the hot path
-//! for LZW strips; everything else compressed still goes to the `tiff` crate, which
-//! also serves as the reference in the tests.
+//! for LZW strips and tiles (driven by [`super::direct`], which undoes the byte
+//! order and predictor); the `tiff` crate, which gets old-style codes, also serves
+//! as the reference in the tests.
 //!
 //! The trick: every string in the code table is a run of bytes already written
 //! to the output (the string of the previous code plus one byte), so an entry is
 //! just (offset, length) into the output and emitting a code is a copy from
-//! earlier output. Strips decode independently, so a slice's strips decode in
+//! earlier output. Chunks decode independently, so a slice's chunks decode in
 //! parallel. Hostile data cannot read or write out of bounds: every offset comes
 //! from output already written, and output stops at the strip's size.
 
-use crate::SampleType;
-use crate::bytes::ByteOrder;
 use crate::error::{Problem, format_problem};
-use crate::sample::Sample;
-use crate::tiff::{Chunks, Compression, ImageLayout};
 
 const CLEAR: u16 = 256;
 const END: u16 = 257;
@@ -26,7 +23,7 @@ const MAX_CODES: usize = 4096;
 
 /// Whether `data` looks like the pre-1992 "old-style" (LSB-first) LZW, which this
 /// decoder does not read (the `tiff` crate gets such files).
-fn is_old_style(data: &[u8]) -> bool {
+pub(super) fn is_old_style(data: &[u8]) -> bool {
     data.len() >= 2 && data[0] == 0 && data[1] & 1 != 0
 }
 
@@ -43,7 +40,7 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Decodes one LZW strip into `out`, which must be filled exactly.
+/// Decodes one LZW chunk into `out`, which must be filled exactly.
 ///
 /// Data that ends early is an error; data that would decode to more than `out`
 /// holds is cut at its end (libtiff does the same).
@@ -175,90 +172,6 @@ fn decode_into(data: &[u8], buf: &mut [u8], n: usize) -> Result<usize, Problem> 
 #[inline(always)]
 fn mask_top(n: u32) -> u64 {
     if n >= 64 { u64::MAX } else { !(u64::MAX >> n) }
-}
-
-/// Whether this decoder reads the chunks of `layout`: LZW strips, predictor
-/// none or (for integers) horizontal, new-style codes (`first_chunk`: the
-/// first chunk's data, which tells the old style).
-pub(super) fn reads(layout: &ImageLayout, first_chunk: &[u8]) -> bool {
-    let predictor_ok = match layout.sample_type {
-        SampleType::F32 => layout.predictor == 1,
-        _ => matches!(layout.predictor, 1 | 2),
-    };
-    matches!(layout.chunks, Chunks::Strips { .. })
-        && layout.compression == Compression::Lzw
-        && predictor_ok
-        && !is_old_style(first_chunk)
-}
-
-/// Decodes one LZW strip (`data`) of a page that [`reads`] accepts into `dst`,
-/// whole rows of `width` samples, in the host's byte order, the predictor undone.
-pub(super) fn decode_strip<T: Sample>(
-    data: &[u8],
-    layout: &ImageLayout,
-    width: usize,
-    dst: &mut [T],
-) -> Result<(), Problem> {
-    decode(data, bytemuck::cast_slice_mut(dst))?;
-    let horizontal = layout.predictor == 2;
-    // Byte order and predictor work on bit patterns: horizontal
-    // differencing modulo 2^16 is the same for u16 and i16.
-    match T::TYPE.bytes() {
-        1 => {
-            if horizontal {
-                undo_horizontal(bytemuck::cast_slice_mut::<T, u8>(dst), width);
-            }
-        }
-        2 => {
-            let words = bytemuck::cast_slice_mut::<T, u16>(dst);
-            if layout.order != ByteOrder::host() {
-                words.iter_mut().for_each(|v| *v = v.swap_bytes());
-            }
-            if horizontal {
-                undo_horizontal(words, width);
-            }
-        }
-        _ => {
-            // 32-bit floats: `reads` takes them only without a predictor.
-            let words = bytemuck::cast_slice_mut::<T, u32>(dst);
-            if layout.order != ByteOrder::host() {
-                words.iter_mut().for_each(|v| *v = v.swap_bytes());
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Undoes horizontal differencing (Predictor 2): each sample was stored minus its
-/// left neighbour, modulo the sample's range.
-fn undo_horizontal<T: Copy + WrappingAdd>(samples: &mut [T], width: usize) {
-    if width == 0 {
-        return;
-    }
-    for row in samples.chunks_exact_mut(width) {
-        let mut left = row[0];
-        for v in &mut row[1..] {
-            *v = v.wrapping_add(left);
-            left = *v;
-        }
-    }
-}
-
-/// Addition modulo the type's range.
-trait WrappingAdd {
-    fn wrapping_add(self, other: Self) -> Self;
-}
-
-impl WrappingAdd for u8 {
-    fn wrapping_add(self, other: u8) -> u8 {
-        u8::wrapping_add(self, other)
-    }
-}
-
-impl WrappingAdd for u16 {
-    fn wrapping_add(self, other: u16) -> u16 {
-        u16::wrapping_add(self, other)
-    }
 }
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
 //! Decoding compressed TIFF images (LZW, Deflate, PackBits, JPEG, ZSTD, predictors):
-//! LZW strips by ctstack's own decoder ([`lzw`], for speed), everything else by
-//! the `tiff` crate ([`tiff_crate`]). Both run behind the same budget checks,
+//! LZW, Deflate, ZSTD and PackBits chunks by ctstack, straight into the slice's
+//! buffer ([`direct`], with its own LZW decoder [`lzw`], for speed), everything
+//! else by the `tiff` crate ([`tiff_crate`]). Both run behind the same budget checks,
 //! one chunk at a time ([`ChunkDecoder`]), so that a read of a region decodes
 //! only the chunks that meet it (`crate::region`).
 
+mod direct;
 mod jpeg_probe;
 mod lzw;
 mod tiff_crate;
@@ -16,8 +18,8 @@ use crate::source::{Bytes, PositionalReader};
 use crate::tiff::{Compression, ImageLayout};
 use crate::{Error, Limits};
 
-/// Decodes the compressed chunks of one page, one at a time: by ctstack's LZW
-/// decoder where it reads them, else by the `tiff` crate. One per thread: the
+/// Decodes the compressed chunks of one page, one at a time: by ctstack's
+/// direct decoder where it reads them, else by the `tiff` crate. One per thread: the
 /// `tiff` crate's decoder keeps a position in the file.
 pub(crate) struct ChunkDecoder<'a> {
     path: &'a Path,
@@ -29,7 +31,8 @@ pub(crate) struct ChunkDecoder<'a> {
 
 /// Which decoder reads the page's chunks.
 enum By<'a> {
-    Lzw,
+    /// Boxed: it holds the inflater's state, made once per thread.
+    Direct(Box<direct::Direct>),
     /// Boxed: the crate's decoder is large, and made once per thread.
     TiffCrate(Box<tiff_crate::TiffCrate<'a>>),
 }
@@ -57,12 +60,24 @@ impl<'a> ChunkDecoder<'a> {
             }
             _ => Vec::new(),
         };
-        let by = if lzw::reads(layout, &first) {
-            By::Lzw
+        let by = if layout.largest_ascii > bytes.len() {
+            // The `tiff` crate allocates an ASCII tag's count in full and, when that
+            // is over its limit, refuses through a stray `dbg!` (tiff 0.11.3, the
+            // newest release) that prints to the user's terminal. A count beyond the
+            // file is the file's fault, said here, for the direct decoder too (one
+            // rule for the page whichever decoder reads it); any other fits the
+            // crate's limit, which is raised to it (at most the file's length).
+            return Err(at(format_problem!(
+                "an ASCII tag claims {} bytes, more than the whole file ({} bytes)",
+                layout.largest_ascii,
+                bytes.len()
+            )));
+        } else if direct::reads(layout, &first) {
+            By::Direct(Box::default())
         } else {
             let reader = PositionalReader::new(bytes);
             By::TiffCrate(Box::new(
-                tiff_crate::TiffCrate::new(reader, bytes.len(), (index, layout.ifd_offset), layout)
+                tiff_crate::TiffCrate::new(reader, (index, layout.ifd_offset), layout)
                     .map_err(at)?,
             ))
         };
@@ -86,7 +101,6 @@ impl<'a> ChunkDecoder<'a> {
     ) -> Result<(), Problem> {
         let (offset, count) = (layout.offsets[chunk], layout.byte_counts[chunk]);
         let len = chunk_len(count, limits)?;
-        let width = layout.width as usize;
         let (path, bytes) = (self.path, self.bytes);
         // The chunk was checked to lie in the file: a read that fails means
         // the file shrank since.
@@ -102,9 +116,9 @@ impl<'a> ChunkDecoder<'a> {
                 .map_err(unreadable)??;
         }
         match &mut self.by {
-            By::Lzw => bytes
+            By::Direct(direct) => bytes
                 .with_range(path, (offset, len), &mut self.scratch, |data| {
-                    lzw::decode_strip(data, layout, width, dst)
+                    direct.decode_chunk(data, layout, chunk, dst, limits)
                 })
                 .map_err(unreadable)?,
             By::TiffCrate(decoder) => decoder.decode_chunk(chunk, dst),

@@ -24,25 +24,13 @@ pub(super) struct TiffCrate<'a> {
 
 impl<'a> TiffCrate<'a> {
     /// A decoder of page `index` (in chain order) of the file read through
-    /// `reader`, `file_len` bytes, validated as `layout` (within the caller's
-    /// budget): the crate's IFD must be the one ctstack parsed.
+    /// `reader`, validated as `layout` (within the caller's budget, its ASCII
+    /// tags within the file): the crate's IFD must be the one ctstack parsed.
     pub fn new(
         reader: PositionalReader<'a>,
-        file_len: u64,
         (index, ifd_offset): (usize, u64),
         layout: &ImageLayout,
     ) -> Result<TiffCrate<'a>, Problem> {
-        // The crate allocates an ASCII tag's count in full and, when that is over its
-        // limit, refuses through a stray `dbg!` (tiff 0.11.3, the newest release) that
-        // prints to the user's terminal. A count beyond the file is the file's fault,
-        // said here; any other fits the limit, which is raised to it (it is at most the
-        // file's length).
-        if layout.largest_ascii > file_len {
-            return Err(format_problem!(
-                "an ASCII tag claims {} bytes, more than the whole file ({file_len} bytes)",
-                layout.largest_ascii,
-            ));
-        }
         let budget = usize::try_from(decoder_budget(layout)).unwrap_or(usize::MAX);
         let mut tiff_limits = tiff::decoder::Limits::default();
         tiff_limits.decoding_buffer_size = budget;
