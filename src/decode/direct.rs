@@ -70,7 +70,9 @@ pub(super) struct Direct {
     libdeflate: Option<libdeflater::Decompressor>,
     inflate: Option<Decompress>,
     zstd: Option<zstd::bulk::Decompressor<'static>>,
-    tile: Vec<u8>,
+    /// Words, not bytes: a buffer of `u64` is aligned for every sample type, so
+    /// its bytes can be viewed as samples without a copy.
+    tile: Vec<u64>,
 }
 
 impl Direct {
@@ -116,18 +118,27 @@ impl Direct {
                 limits.max_decoded_bytes
             )));
         }
+        let bytes = bytes as usize;
         let mut tile = std::mem::take(&mut self.tile);
         tile.clear();
-        tile.resize(bytes as usize, 0);
-        let result = self.decode_bytes(data, layout.compression, &mut tile);
-        if result.is_ok() {
-            let padded: &mut [T] = bytemuck::cast_slice_mut(&mut tile);
-            finish(layout, padded, padded_width);
-            let width = cols.len();
-            for (row, out) in dst.chunks_exact_mut(width).take(rows.len()).enumerate() {
-                out.copy_from_slice(&padded[row * padded_width..row * padded_width + width]);
-            }
-        }
+        tile.resize(bytes.div_ceil(8), 0);
+        let raw = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut tile)[..bytes];
+        let result = self
+            .decode_bytes(data, layout.compression, raw)
+            .and_then(|()| {
+                // Aligned (a u64 buffer) and a whole number of samples (`bytes` is
+                // rows x padded width x the sample's size): the view cannot fail,
+                // and if it did it would be an error, not a panic.
+                let padded: &mut [T] = bytemuck::try_cast_slice_mut(raw).map_err(|e| {
+                    format_problem!("tile {chunk}: its buffer is not a slice of samples: {e}")
+                })?;
+                finish(layout, padded, padded_width);
+                let width = cols.len();
+                for (row, out) in dst.chunks_exact_mut(width).take(rows.len()).enumerate() {
+                    out.copy_from_slice(&padded[row * padded_width..row * padded_width + width]);
+                }
+                Ok(())
+            });
         self.tile = tile;
         result
     }
