@@ -10,9 +10,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use std::collections::BTreeMap;
-
 use common::pyramid::temp_dir;
+use common::tree_files;
 use ctstack::{
     ChunkCompression, ErrorKind, Ngff, OpenOptions, Pyramid, PyramidBuilder, SampleType, Slice,
     ZarrBuilder, ZarrSummary, write_slice,
@@ -401,14 +400,14 @@ fn a_folder_that_is_not_a_ctstack_store_is_never_replaced() {
     )
     .unwrap();
     std::fs::write(store.join("0/precious"), b"someone's data").unwrap();
-    let before = files(&store);
+    let before = tree_files(&store);
     for attempt in 0..2 {
         let e = run_store(&builder, &store).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::State, "{e}");
         assert_eq!(e.path(), Some(store.as_path()));
         assert!(e.to_string().contains("not a ctstack"), "{e}");
         assert_no_destructive_hint(&e);
-        assert_eq!(files(&store), before, "attempt {attempt}");
+        assert_eq!(tree_files(&store), before, "attempt {attempt}");
     }
     // A plain file is not replaced either.
     let file = dir.join("file.ome.zarr");
@@ -433,7 +432,7 @@ fn a_store_path_at_in_or_around_the_input_is_refused() {
     let project = dir.join("project");
     let scan = make_stack(&project.join("scanA"), 3, 20, 20, |z, i| (z * 7 + i) as u16);
     std::fs::write(project.join("analysis.csv"), b"a,b\n1,2\n").unwrap();
-    let before = files(&project);
+    let before = tree_files(&project);
     let builder = PyramidBuilder::from_dir(&scan).unwrap().min_size(4);
     // The symbolic-link cases are Unix only: creating one on Windows needs a privilege
     // (or developer mode) that a user's account and the CI's Wine do not have.
@@ -460,7 +459,7 @@ fn a_store_path_at_in_or_around_the_input_is_refused() {
             assert_eq!(e.kind(), ErrorKind::Usage, "{}: {e}", store.display());
             assert!(e.to_string().contains(how), "{}: {e}", store.display());
             assert_no_destructive_hint(&e);
-            assert_eq!(files(&project), before, "{}", store.display());
+            assert_eq!(tree_files(&project), before, "{}", store.display());
         }
     }
     // An explicit list of files: a store that is, or holds, one of them.
@@ -477,7 +476,7 @@ fn a_store_path_at_in_or_around_the_input_is_refused() {
         assert_eq!(e.kind(), ErrorKind::Usage, "{}: {e}", store.display());
         assert_no_destructive_hint(&e);
     }
-    assert_eq!(files(&project), before);
+    assert_eq!(tree_files(&project), before);
     // Beside the input is fine.
     run_store(&builder, &project.join("scanA.ome.zarr")).unwrap();
     std::fs::remove_dir_all(&dir).ok();
@@ -526,7 +525,7 @@ fn a_ctstack_store_is_replaced_and_a_users_files_in_it_stay() {
             std::fs::read_dir(&deepest).unwrap().count(),
             1,
             "{:?}",
-            files(&deepest)
+            tree_files(&deepest)
         );
         let levels = zarr_levels(&store, summary.levels.len());
         assert_eq!(levels[0].1, input_bytes(&builder_b));
@@ -554,7 +553,7 @@ fn the_summary_counts_the_files_on_disk() {
             .run(&mut |_, _| {}, &Default::default())
             .unwrap();
         // Every file but the record of the inputs, which is not the image's.
-        assert_eq!(summary.written, files(&store).len() - 1, "{ngff:?}");
+        assert_eq!(summary.written, tree_files(&store).len() - 1, "{ngff:?}");
         assert_eq!(summary.unchanged, 0, "{ngff:?}");
     }
     std::fs::remove_dir_all(&dir).ok();
@@ -706,30 +705,6 @@ fn a_min_is_white_stack_is_stored_inverted_and_says_so() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// Every file under `dir` (relative path, `/` between its parts on every
-/// platform -> bytes).
-fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).unwrap();
-                let rel = rel
-                    .iter()
-                    .map(|part| part.to_string_lossy())
-                    .collect::<Vec<_>>()
-                    .join("/");
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
-}
-
 /// `ctstack zarr` killed mid-run (SIGKILL; TerminateProcess on Windows) leaves a
 /// store marked incomplete; a rerun finishes it to the very bytes of a clean
 /// run, writing only what was missing.
@@ -772,7 +747,7 @@ fn killed_mid_run_then_rerun_gives_the_clean_runs_bytes() {
         "a killed store claims completeness"
     );
     assert_eq!(root["attributes"]["ctstack"]["complete"], false);
-    let before = files(&killed).len();
+    let before = tree_files(&killed).len();
     // A chunk finished before the kill: the rerun must leave that very file alone.
     let kept = killed.join("1/c/0/0/0");
     let identity = |p: &Path| {
@@ -787,7 +762,7 @@ fn killed_mid_run_then_rerun_gives_the_clean_runs_bytes() {
     };
     let kept_before = identity(&kept);
     assert!(
-        before < files(&clean).len(),
+        before < tree_files(&clean).len(),
         "killed after the end: make the stack larger"
     );
     // Its own store: no --force needed.
@@ -802,7 +777,7 @@ fn killed_mid_run_then_rerun_gives_the_clean_runs_bytes() {
         kept_before,
         "a chunk already right was rewritten"
     );
-    let (a, b) = (files(&clean), files(&killed));
+    let (a, b) = (tree_files(&clean), tree_files(&killed));
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
     for (name, bytes) in &a {
         // The record lists the chunk files' times: its own to each store.
@@ -997,7 +972,10 @@ fn the_store_is_synced_before_its_metadata_vouches_for_it() {
                         .iter()
                         .any(|m| target.file_name().is_some_and(|n| n == *m))
                 {
-                    for chunk in files(level).keys().filter(|k| !meta.contains(&k.as_str())) {
+                    for chunk in tree_files(level)
+                        .keys()
+                        .filter(|k| !meta.contains(&k.as_str()))
+                    {
                         let path = level.join(chunk);
                         let shown = path.display().to_string();
                         assert!(
@@ -1018,7 +996,7 @@ fn the_store_is_synced_before_its_metadata_vouches_for_it() {
         }
         // Every file of the store was renamed into place (the log is whole).
         assert!(
-            renamed.len() >= files(&store).len(),
+            renamed.len() >= tree_files(&store).len(),
             "{ngff}: {} renames",
             renamed.len()
         );
@@ -1181,7 +1159,7 @@ fn a_rerun_of_an_unchanged_complete_store_does_nothing() {
         let first = run(zstd);
         assert!(record(&store).is_file(), "{ngff:?}");
         // The image's files: all but the record.
-        let on_disk = files(&store).len() - 1;
+        let on_disk = tree_files(&store).len() - 1;
         assert_eq!(first.written, on_disk, "{ngff:?}");
         // Unchanged: no pixel read, nothing written, every file unchanged.
         let again = run(zstd);
@@ -1208,7 +1186,7 @@ fn a_rerun_of_an_unchanged_complete_store_does_nothing() {
         assert!(other.input_bytes > 0 && other.written > 1, "{ngff:?}");
         assert_eq!(run(ChunkCompression::None).input_bytes, 0, "{ngff:?}");
         // A chunk deleted: the run puts it back.
-        let chunk = files(&store)
+        let chunk = tree_files(&store)
             .into_keys()
             .find(|f| f.starts_with("1/") && !f.ends_with("json") && !f.contains(".z"))
             .unwrap();

@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use common::pyramid::temp_dir;
@@ -26,31 +25,18 @@ fn fnv(hash: &mut u64, bytes: &[u8]) {
 /// One digest of every chunk file of the store (path and bytes), leaving out
 /// the metadata (which names the store and its times).
 fn chunk_digest(store: &Path) -> (usize, String) {
-    let mut files = BTreeMap::new();
-    let mut todo = vec![store.to_path_buf()];
-    while let Some(dir) = todo.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                todo.push(path);
-                continue;
-            }
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            if [
-                "zarr.json",
-                ".zarray",
-                ".zattrs",
-                ".zgroup",
-                "ctstack-inputs.json",
-            ]
-            .contains(&name.as_str())
-            {
-                continue;
-            }
-            let rel = path.strip_prefix(store).unwrap().to_string_lossy();
-            files.insert(rel.replace('\\', "/"), std::fs::read(&path).unwrap());
-        }
-    }
+    let mut files = common::tree_files(store);
+    files.retain(|rel, _| {
+        let name = rel.rsplit('/').next().unwrap_or(rel);
+        ![
+            "zarr.json",
+            ".zarray",
+            ".zattrs",
+            ".zgroup",
+            "ctstack-inputs.json",
+        ]
+        .contains(&name)
+    });
     let mut hash = 0xcbf2_9ce4_8422_2325u64;
     for (rel, bytes) in &files {
         fnv(&mut hash, rel.as_bytes());

@@ -697,6 +697,19 @@ impl CropPlan {
         )
     }
 
+    /// [`Error::Mismatch`] unless the stack's samples are `T`: a caller's array
+    /// of another type is refused before anything is read.
+    fn holds<T: Sample>(&self) -> Result<(), Error> {
+        if T::TYPE == self.sample_type {
+            return Ok(());
+        }
+        Err(Error::mismatch(format!(
+            "the stack holds {} samples, asked for {}",
+            self.sample_type,
+            T::TYPE
+        )))
+    }
+
     /// The crop as one contiguous (slices, height, width) volume in `dst`, which
     /// must hold exactly [`CropPlan::samples`] samples of the stack's type `T`
     /// ([`Error::Mismatch`] otherwise): slice `i` at `dst[i * height * width ..]`,
@@ -707,13 +720,7 @@ impl CropPlan {
         progress: &mut dyn FnMut(u64, u64),
         cancel: &CancelFlag,
     ) -> Result<(), Error> {
-        if T::TYPE != self.sample_type {
-            return Err(Error::mismatch(format!(
-                "the stack holds {} samples, asked for {}",
-                self.sample_type,
-                T::TYPE
-            )));
-        }
+        self.holds::<T>()?;
         if dst.len() != self.samples() {
             let (n, h, w) = self.shape();
             return Err(Error::mismatch(format!(
@@ -778,13 +785,7 @@ impl CropPlan {
         x: (Range<u32>, usize),
         dst: &mut [T],
     ) -> Result<(), Error> {
-        if T::TYPE != self.sample_type {
-            return Err(Error::mismatch(format!(
-                "the stack holds {} samples, asked for {}",
-                self.sample_type,
-                T::TYPE
-            )));
-        }
+        self.holds::<T>()?;
         let (n, h, w) = self.shape();
         let (zs, ys, xs) = (
             kept(z.0.start as u64..z.0.end as u64, z.1, n as u64, "slices z")?,

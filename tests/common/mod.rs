@@ -127,3 +127,27 @@ pub fn stack_with_sidecar(stack: &str, sidecars: Option<&str>, dir: &std::path::
     }
     dir.to_path_buf()
 }
+
+/// Every file under `dir` (relative path, `/` between its parts on every
+/// platform -> bytes).
+pub fn tree_files(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap();
+                let rel = rel
+                    .iter()
+                    .map(|part| part.to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}

@@ -432,11 +432,7 @@ fn describe_pyramid(dir: &Path) -> Result<(), u8> {
         false => format!(" again (--out {name})"),
     };
     if changed.is_empty() {
-        println!(
-            "  current: its {} are unchanged in {}",
-            plural(inputs.len(), "input"),
-            folder.display()
-        );
+        say_current(inputs.len(), &folder);
         Ok(())
     } else if missing == inputs.len() {
         // None of its inputs is beside it nor where it was built from: moved
@@ -458,6 +454,16 @@ fn describe_pyramid(dir: &Path) -> Result<(), u8> {
         );
         Err(crate::EXIT_STATE)
     }
+}
+
+/// The line for a pyramid or store whose `inputs` recorded inputs are all
+/// unchanged in `folder`: one wording for both.
+fn say_current(inputs: usize, folder: &Path) {
+    println!(
+        "  current: its {} are unchanged in {}",
+        plural(inputs, "input"),
+        folder.display()
+    );
 }
 
 /// The recorded inputs (name, size, mtime_ns: the manifest's and the store
@@ -545,11 +551,7 @@ fn describe_zarr_currency(dir: &Path) -> Result<(), u8> {
     };
     let (changed, _) = compare_inputs(inputs, &folder);
     if changed.is_empty() {
-        println!(
-            "  current: its {} are unchanged in {}",
-            plural(inputs.len(), "input"),
-            folder.display()
-        );
+        say_current(inputs.len(), &folder);
         Ok(())
     } else {
         println!(
