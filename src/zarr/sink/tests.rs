@@ -445,3 +445,58 @@ fn png_jpeg_and_bmp_inputs_are_read_once() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Hostile one-strip pages read in bands: data that ends early, corrupt data
+/// and a Deflate stream whose checksum is wrong are format errors naming the
+/// file, never a panic or a store vouched for.
+#[test]
+fn broken_strips_read_in_bands_are_format_errors() {
+    let dir = temp_dir("broken-strips");
+    let (w, h) = (20u32, 40u32);
+    let pixels: Vec<u16> = (0..w * h).map(|v| (v as u16).wrapping_mul(7_919)).collect();
+    for (what, compression, damage) in [
+        ("truncated Deflate", 8u16, 0usize),
+        ("truncated ZSTD", 50000, 0),
+        ("truncated LZW", 5, 0),
+        ("corrupt LZW", 5, 1),
+        ("Deflate checksum", 8, 2),
+        ("ZSTD without its magic number", 50000, 3),
+    ] {
+        let stack = dir.join(what.replace(' ', "-"));
+        std::fs::create_dir_all(&stack).unwrap();
+        for i in 0..2 {
+            let mut file = compressed_tiff(w, h, &pixels, h, compression, 1);
+            let data_at = 8 + 2 + 12 * 9 + 4 + 8;
+            match damage {
+                // Keep a third of the strip (the byte count still claims it all:
+                // the file is cut).
+                0 => file.truncate(data_at + (file.len() - data_at) / 3),
+                // Bytes in the middle of the stream overwritten.
+                1 => {
+                    let mid = data_at + (file.len() - data_at) / 2;
+                    file[mid..mid + 8].fill(0xFF);
+                }
+                // The Adler-32 at the end of the zlib stream.
+                2 => *file.last_mut().unwrap() ^= 0x55,
+                // The frame's first bytes.
+                _ => file[data_at..data_at + 4].fill(0xFF),
+            }
+            std::fs::write(stack.join(format!("s{i}.tif")), &file).unwrap();
+        }
+        let pyramid = PyramidBuilder::from_dir(&stack).unwrap().min_size(4);
+        let result = ZarrBuilder::new(pyramid, dir.join(format!("{i}.ome.zarr", i = what.len())))
+            .chunks([2, 8, 8])
+            .plan()
+            .and_then(|plan| plan.run(&mut |_, _| {}, &CancelFlag::new()));
+        let err = result.expect_err(what);
+        assert!(
+            matches!(err.kind(), crate::ErrorKind::Format | crate::ErrorKind::Io),
+            "{what}: {err}"
+        );
+        assert!(
+            err.to_string().contains("s0.tif") || err.to_string().contains("s1.tif"),
+            "{what}: {err}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
