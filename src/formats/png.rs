@@ -140,10 +140,12 @@ pub(super) fn read(bytes: &[u8], limits: &Limits) -> Result<Image, Problem> {
 
 /// A PNG read in bands of rows, top to bottom, decoded once: the decoder (its
 /// inflater's 32 KiB window and two rows) kept between the bands, each row
-/// converted to gray as [`read`] converts the whole image. The file stays open
-/// from the first band to the last.
+/// converted to gray as [`read`] converts the whole image. The file is closed
+/// between bands ([`Parked`]): hundreds of inputs can be open at once.
 pub(crate) struct PngRows {
-    reader: png::Reader<BufReader<File>>,
+    reader: png::Reader<BufReader<Parked>>,
+    /// The decoder's file, closed after each band (opened again by the next read).
+    file: std::sync::Arc<std::sync::Mutex<Option<File>>>,
     header: Header,
     channels: usize,
     /// The row the decoder gives next.
@@ -165,8 +167,18 @@ impl PngRows {
         {
             return Ok(None);
         }
-        let reader =
-            open_from(BufReader::new(file), stamp.len, &options.limits).map_err(|p| p.at(path))?;
+        let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(file)));
+        let parked = Parked {
+            path: path.to_path_buf(),
+            file: slot.clone(),
+            pos: 0,
+        };
+        let reader = open_from(
+            BufReader::with_capacity(1 << 16, parked),
+            stamp.len,
+            &options.limits,
+        )
+        .map_err(|p| p.at(path))?;
         let header = header(&reader);
         let converted = options
             .convert_depth
@@ -175,8 +187,10 @@ impl PngRows {
             return Ok(None);
         }
         let channels = reader.output_color_type().0.samples();
+        slot.lock().unwrap_or_else(|e| e.into_inner()).take();
         Ok(Some(PngRows {
             reader,
+            file: slot,
             header,
             channels,
             next_row: 0,
@@ -201,11 +215,24 @@ impl PngRows {
         rows: Range<u32>,
         dst: &mut [T],
     ) -> Result<(), Error> {
-        let width = self.header.width as usize;
         let file = File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
         if FileStamp::of(path, &file)? != self.stamp {
             return Err(crate::source::changed_while_read(path));
         }
+        // The decoder reads through this file until the band is read, then it is closed.
+        *self.file.lock().unwrap_or_else(|e| e.into_inner()) = Some(file);
+        let read = self.read_rows(path, rows, dst);
+        self.file.lock().unwrap_or_else(|e| e.into_inner()).take();
+        read
+    }
+
+    fn read_rows<T: Sample>(
+        &mut self,
+        path: &Path,
+        rows: Range<u32>,
+        dst: &mut [T],
+    ) -> Result<(), Error> {
+        let width = self.header.width as usize;
         if T::TYPE != self.header.sample_type
             || rows.start < self.next_row
             || rows.end > self.header.height
@@ -271,6 +298,49 @@ impl PngRows {
         #[cfg(test)]
         crate::source::probe::pixels_read(path, size_of_val(dst) as u64);
         Ok(())
+    }
+}
+
+/// A file read from a position, whose handle [`PngRows`] puts in before a band
+/// and takes out after it: reads past a band with no file are an error.
+struct Parked {
+    path: std::path::PathBuf,
+    file: std::sync::Arc<std::sync::Mutex<Option<File>>>,
+    pos: u64,
+}
+
+impl std::io::Read for Parked {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut slot = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(file) = slot.as_mut() else {
+            return Err(std::io::Error::other(format!(
+                "{}: read between two bands",
+                self.path.display()
+            )));
+        };
+        file.seek(std::io::SeekFrom::Start(self.pos))?;
+        let n = file.read(buf)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for Parked {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let len = || -> std::io::Result<u64> {
+            let slot = self.file.lock().unwrap_or_else(|e| e.into_inner());
+            match slot.as_ref() {
+                Some(file) => Ok(file.metadata()?.len()),
+                None => Err(std::io::Error::other("seek from the end between two bands")),
+            }
+        };
+        let pos = match to {
+            std::io::SeekFrom::Start(p) => Some(p),
+            std::io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+            std::io::SeekFrom::End(d) => len()?.checked_add_signed(d),
+        };
+        self.pos = pos.ok_or_else(|| std::io::Error::other("seek before the start"))?;
+        Ok(self.pos)
     }
 }
 
