@@ -3,7 +3,8 @@
 
 usage: python3 benches/zarr_memory.py [--binary target/release/ctstack] [--work /tmp/ctstack-zarr-memory]
                                       [--stacks 2752x64,16384x16] [--baseline OTHER_BINARY] [--keep]
-       (a Python with numpy; a C compiler for benches/floor.c)
+                                      [--compress deflate|zstd|lzw]
+       (a Python with numpy; tifffile and imagecodecs for --compress; a C compiler for benches/floor.c)
 
 For each stack WIDTHxCOUNT it writes COUNT uncompressed uint16 TIFF slices of WIDTH x WIDTH (a smooth
 phantom with a little noise, one strip each) under WORK, warms the page cache with one read, then times, one after
@@ -18,6 +19,10 @@ and the child's peak RSS):
 
 With --baseline, `ctstack zarr` (both) is also timed with another build (an older ctstack), for stacks up
 to 4 GB (an older writer held 16 whole slices per level: 11 GB at 16384 wide).
+
+With --compress CODEC the slices are rewritten by tifffile compressed, each page in ONE strip
+(rowsperstrip = the height, the horizontal predictor), as tifffile, ImageJ and Pillow write them:
+`ctstack zarr` (and --baseline) and `ctstack pyramid` are timed on those (no uncompressed store, no floors).
 
 Each output is removed before the next run (disk is limited), and the stacks at the end unless --keep.
 The machine's load average is printed with the table: ratios within one run are what to compare.
@@ -96,6 +101,23 @@ def make_stack(directory, width, count):
     return files
 
 
+def compress_stack(files, directory, codec):
+    """The slices rewritten by tifffile with `codec`, each page in one strip (horizontal predictor)."""
+    import tifffile
+
+    directory.mkdir(parents=True, exist_ok=True)
+    out = [directory / f.name for f in files]
+    for src, dst in zip(files, out):
+        if dst.exists():
+            continue
+        pixels = tifffile.imread(src)
+        tmp = dst.with_name(".tmp-" + dst.name)
+        tifffile.imwrite(tmp, pixels, compression=codec, predictor=True,
+                         rowsperstrip=pixels.shape[0])
+        os.replace(tmp, dst)
+    return out
+
+
 def spawn(floor, cmd, tmp):
     """(seconds, peak RSS MB) of cmd, started through `floor spawn`."""
     result = tmp / "spawn.txt"
@@ -124,6 +146,7 @@ def main():
     ap.add_argument("--stacks", default="2752x64,16384x16")
     ap.add_argument("--baseline")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--compress", choices=["deflate", "zstd", "lzw"])
     a = ap.parse_args()
     floor = build_floor()
     work = Path(a.work)
@@ -136,16 +159,25 @@ def main():
         files = make_stack(stack, width, count)
         input_bytes = sum(f.stat().st_size for f in files)
         name = f"{count} x {width}x{width} u16 ({input_bytes / 1e9:.2f} GB)"
+        if a.compress:
+            raw = stack
+            stack = work / f"s{width}x{count}-{a.compress}"
+            files = compress_stack(files, stack, a.compress)
+            packed = sum(f.stat().st_size for f in files)
+            name = f"{count} x {width}x{width} u16, {a.compress} in one strip ({packed / 1e9:.2f} GB)"
+            if not a.keep:
+                remove(raw)
         subprocess.run([str(floor), "read", "2", *map(str, files)], stdout=subprocess.DEVNULL)
         store, out = work / "out.ome.zarr", work / "out"
         remove(store)
         small = input_bytes <= 4 << 30
+        uncompressed_runs = small and not a.compress
         builds = [("", a.binary)] + ([(" (baseline)", a.baseline)] if a.baseline and small else [])
         for tag, binary in builds:
             t, rss = spawn(floor, [binary, "zarr", stack, "--out", store, "-q", "--voxel-size", "1,1,1"], work)
             rows.append((name, f"ctstack zarr (default: zstd 3){tag}", t, rss, None))
             remove(store)
-        if small:
+        if uncompressed_runs:
             runs = []
             for tag, binary in builds:
                 t, rss = spawn(floor, [binary, "zarr", stack, "--out", store, "-q",
@@ -161,9 +193,12 @@ def main():
             rows.append((name, f"floor readwrite ({written / 1e9:.2f} GB written)", ft, frss, 1.0))
         t, rss = spawn(floor, [a.binary, "pyramid", stack, "--out", out, "-q"], work)
         remove(out)
-        ft, frss = spawn(floor, [floor, "read", "2", *files], work)
-        rows.append((name, "ctstack pyramid", t, rss, t / ft))
-        rows.append((name, "floor read", ft, frss, 1.0))
+        if a.compress:
+            rows.append((name, "ctstack pyramid", t, rss, None))
+        else:
+            ft, frss = spawn(floor, [floor, "read", "2", *files], work)
+            rows.append((name, "ctstack pyramid", t, rss, t / ft))
+            rows.append((name, "floor read", ft, frss, 1.0))
         loads.append(os.getloadavg()[0])
         if not a.keep:
             remove(stack)

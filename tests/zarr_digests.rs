@@ -183,3 +183,101 @@ fn chunk_files_are_those_of_the_whole_slice_writer() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Rewrites every slice of each folder argv[1:] into FOLDER-CODEC with
+/// tifffile, compressed with each codec, the page in ONE strip (as tifffile
+/// with `rowsperstrip` the height, ImageJ and Pillow write them), with the
+/// horizontal predictor but for PackBits.
+const ONE_STRIP_SCRIPT: &str = r#"
+import sys, pathlib, tifffile
+for raw in map(pathlib.Path, sys.argv[1:]):
+    for codec in ["deflate", "zstd", "lzw", "packbits"]:
+        out = raw.with_name(raw.name + "-" + codec)
+        out.mkdir(parents=True, exist_ok=True)
+        for src in sorted(raw.glob("*.tif")):
+            a = tifffile.imread(src)
+            tifffile.imwrite(out / src.name, a, compression=codec,
+                             predictor=codec != "packbits", rowsperstrip=a.shape[0])
+            with tifffile.TiffFile(out / src.name) as t:
+                assert len(t.pages[0].dataoffsets) == 1, "not one strip"
+"#;
+
+/// The u16 and u8 stacks above rewritten by tifffile as one-strip Deflate,
+/// ZSTD, LZW and PackBits pages, written in the two layouts with the most
+/// bands (16 and 18 rows over pages of 130 and 201 rows: bands end inside the
+/// strip, which is decoded once and handed out band by band,
+/// src/decode/stream.rs): the chunk files are those of the uncompressed
+/// stack's digests.
+#[test]
+fn one_strip_compressed_stacks_write_the_raw_stacks_chunks() {
+    use std::process::Command;
+    let python = std::env::var("CTSTACK_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = Command::new(&python)
+        .args(["-c", "import numpy, tifffile, imagecodecs"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        common::missing_tool(
+            &format!("{python} with numpy, tifffile and imagecodecs"),
+            common::PYTHON_PACKAGES,
+        );
+        return;
+    }
+    let expected = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/zarr_digests.txt"),
+    )
+    .unwrap();
+    let dir = temp_dir("zarr-digests-one-strip");
+    let raws: Vec<(&str, PathBuf, u32)> = vec![
+        (
+            "u16 37x201x163",
+            make_stack(&dir.join("e"), 37, 201, 163, |z, i| {
+                ((z * 7919 + i * 31) % 65521) as u16
+            }),
+            20,
+        ),
+        (
+            "u8 19x130x67",
+            make_stack(&dir.join("f"), 19, 130, 67, |z, i| {
+                ((z * 37 + i * 5) % 251) as u8
+            }),
+            3,
+        ),
+    ];
+    let run = Command::new(&python)
+        .args(["-c", ONE_STRIP_SCRIPT])
+        .args(raws.iter().map(|(_, raw, _)| raw))
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "tifffile failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let mut differ = Vec::new();
+    for (what, raw, min_size) in &raws {
+        for codec in ["deflate", "zstd", "lzw", "packbits"] {
+            let name = raw.file_name().unwrap().to_string_lossy();
+            let stack = dir.join(format!("{name}-{codec}"));
+            let builder = PyramidBuilder::from_dir(&stack)
+                .unwrap()
+                .min_size(*min_size);
+            for (layout, options) in &LAYOUTS[..2] {
+                let store = dir.join("s.ome.zarr");
+                let _ = std::fs::remove_dir_all(&store);
+                options(ZarrBuilder::new(builder.clone(), &store))
+                    .plan()
+                    .unwrap()
+                    .run(&mut |_, _| {}, &Default::default())
+                    .unwrap_or_else(|e| panic!("{what} {codec} {layout}: {e}"));
+                let (files, digest) = chunk_digest(&store);
+                let line = format!("{what}\t{layout}\t{files}\t{digest}");
+                if !expected.lines().any(|l| l == line) {
+                    differ.push(format!("{codec}: {line}"));
+                }
+            }
+        }
+    }
+    assert!(differ.is_empty(), "{differ:#?}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -255,7 +255,7 @@ fn zstd_stream_into(data: &[u8], out: &mut [u8]) -> Result<usize, Problem> {
 /// PackBits (Apple's run-length code): a header byte n, then n + 1 literal
 /// bytes (n >= 0) or one byte repeated 1 - n times (n < 0; -128 is skipped).
 /// Decodes into `out`, cut at its end; the bytes written.
-fn unpack_bits(data: &[u8], out: &mut [u8]) -> usize {
+pub(super) fn unpack_bits(data: &[u8], out: &mut [u8]) -> usize {
     let (mut i, mut o) = (0usize, 0usize);
     while i < data.len() && o < out.len() {
         let n = data[i] as i8;
@@ -283,7 +283,7 @@ fn unpack_bits(data: &[u8], out: &mut [u8]) -> usize {
 
 /// Puts a decoded chunk (rows of `row_len` samples) in the host's byte order
 /// and undoes the horizontal predictor, one pass per row.
-fn finish<T: Sample>(layout: &ImageLayout, samples: &mut [T], row_len: usize) {
+pub(super) fn finish<T: Sample>(layout: &ImageLayout, samples: &mut [T], row_len: usize) {
     let swap = layout.order != ByteOrder::host();
     let horizontal = layout.predictor == 2;
     match T::TYPE.bytes() {

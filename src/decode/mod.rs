@@ -8,7 +8,10 @@
 mod direct;
 mod jpeg_probe;
 mod lzw;
+mod stream;
 mod tiff_crate;
+
+pub(crate) use stream::{StripRows, streams};
 
 use std::path::Path;
 
@@ -115,6 +118,8 @@ impl<'a> ChunkDecoder<'a> {
                 )
                 .map_err(unreadable)??;
         }
+        #[cfg(test)]
+        probe::decoded(path, size_of_val(dst) as u64);
         match &mut self.by {
             By::Direct(direct) => bytes
                 .with_range(path, (offset, len), &mut self.scratch, |data| {
@@ -243,6 +248,54 @@ pub(crate) fn check_decoded_size(image_bytes: u64, limits: &Limits) -> Result<()
         )));
     }
     Ok(())
+}
+
+/// Test-only: per file, the bytes decoders made (a chunk decoded twice counts
+/// twice), the compressed bytes a [`StripRows`] read, and the strips it started,
+/// so that tests can tell each input decoded once from inputs decoded per band.
+#[cfg(test)]
+pub(crate) mod probe {
+    use std::collections::HashMap;
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    /// (decoded, compressed read, strips started) per file.
+    static COUNTS: Mutex<Option<HashMap<PathBuf, [u64; 3]>>> = Mutex::new(None);
+
+    fn add(path: &Path, which: usize, n: u64) {
+        let mut counts = COUNTS.lock().unwrap_or_else(|e| e.into_inner());
+        counts
+            .get_or_insert_with(HashMap::new)
+            .entry(path.to_path_buf())
+            .or_default()[which] += n;
+    }
+
+    pub(crate) fn decoded(path: &Path, bytes: u64) {
+        add(path, 0, bytes);
+    }
+
+    pub(crate) fn compressed_read(path: &Path, bytes: u64) {
+        add(path, 1, bytes);
+    }
+
+    pub(crate) fn strip_started(path: &Path) {
+        add(path, 2, 1);
+    }
+
+    /// TIFF's LZW of `data` (MSB first, early change), for tests that make files.
+    pub(crate) fn lzw_encode(data: &[u8]) -> Vec<u8> {
+        super::lzw::tests::encode(data)
+    }
+
+    /// Decoded bytes, compressed bytes read and strips started for `path` so far.
+    pub(crate) fn counts(path: &Path) -> [u64; 3] {
+        let counts = COUNTS.lock().unwrap_or_else(|e| e.into_inner());
+        counts
+            .as_ref()
+            .and_then(|c| c.get(path))
+            .copied()
+            .unwrap_or_default()
+    }
 }
 
 #[cfg(test)]

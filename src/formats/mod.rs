@@ -11,6 +11,8 @@ mod bmp;
 mod jpeg;
 mod png;
 
+pub(crate) use png::PngRows;
+
 use crate::Limits;
 use crate::bytes::ByteOrder;
 use crate::error::Problem;

@@ -11,9 +11,9 @@
 //! stack is one): slices are named by their index in the whole pyramid, and a
 //! level's last slice is paired with itself only at the end of the whole stack.
 //!
-//! Finished slices go to the TIFF level folders, listed in the manifest's
-//! journal. (The OME-Zarr writer walks the levels by bands of rows instead:
-//! `zarr/sink.rs`.)
+//! Finished slices go to a [`TiffSink`]: the TIFF level folders, each file
+//! listed in the run's journal. (The OME-Zarr writer walks the levels by bands
+//! of rows instead: `zarr/sink.rs`.)
 
 use std::ops::Range;
 
@@ -22,7 +22,7 @@ use super::level1::Level1Stream;
 use super::manifest::Recorder;
 use super::plan::Plan;
 use super::resume::KeepTable;
-use super::slices::{Buffers, Context, Made};
+use super::slices::{Buffers, Context, Made, TiffSink};
 use crate::sample::with_sample_type;
 use crate::{Error, Sample, average_pair};
 
@@ -42,13 +42,19 @@ pub(crate) fn run(
     keep: &KeepTable,
     span: Range<usize>,
     pool: Option<&rayon::ThreadPool>,
-    journal: &mut dyn Recorder,
+    journal: &mut (dyn Recorder + Send),
     progress: &mut dyn FnMut(u64, u64),
     cancel: &CancelFlag,
 ) -> Result<Counts, Error> {
-    let ctx = Context { plan, keep, pool };
+    let sink = TiffSink::new(plan, journal);
+    let ctx = Context {
+        plan,
+        keep,
+        pool,
+        sink: &sink,
+    };
     with_sample_type!(plan.sample_type, T => {
-        Cascade::<T>::new(&ctx, span, journal, progress, cancel).run()
+        Cascade::<T>::new(&ctx, span, progress, cancel).run()
     })
 }
 
@@ -57,7 +63,6 @@ struct Cascade<'c, T> {
     ctx: &'c Context<'c>,
     /// Level-1 slice indices to make.
     level1: Range<usize>,
-    journal: &'c mut dyn Recorder,
     progress: &'c mut dyn FnMut(u64, u64),
     cancel: &'c CancelFlag,
     /// `pending[k]`: a level-k slice whose partner is not made yet.
@@ -72,7 +77,6 @@ impl<'c, T: Sample> Cascade<'c, T> {
     fn new(
         ctx: &'c Context<'c>,
         span: Range<usize>,
-        journal: &'c mut dyn Recorder,
         progress: &'c mut dyn FnMut(u64, u64),
         cancel: &'c CancelFlag,
     ) -> Self {
@@ -83,7 +87,6 @@ impl<'c, T: Sample> Cascade<'c, T> {
         Cascade {
             ctx,
             level1: if levels.len() > 1 { range(1) } else { 0..0 },
-            journal,
             progress,
             cancel,
             pending: (0..levels.len()).map(|_| None).collect(),
@@ -120,13 +123,7 @@ impl<'c, T: Sample> Cascade<'c, T> {
     /// or with itself if it is its level's odd last slice, or make it pending.
     fn push(&mut self, k: usize, j: usize, made: Made<T>) -> Result<(), Error> {
         match &made {
-            Made::Built { file, .. } => {
-                self.counts.rebuilt += 1;
-                if let Some(file) = file {
-                    let path = self.ctx.plan.output_path(k, j);
-                    self.journal.record(k, j, &path, file.clone())?;
-                }
-            }
+            Made::Built { .. } => self.counts.rebuilt += 1,
             Made::Loaded(_) | Made::Skipped => self.counts.kept += 1,
         }
         self.done += 1;
@@ -162,8 +159,8 @@ impl<'c, T: Sample> Cascade<'c, T> {
             };
             let mut pixels = self.buffers.take(dst);
             ctx.parallel(|| average_pair(&ra, &rb, &mut pixels))?;
-            let file = ctx.write(k + 1, j, &pixels)?;
-            Made::Built { pixels, file }
+            ctx.sink.put(k + 1, j, &pixels)?;
+            Made::Built { pixels }
         };
         self.buffers.recycle(a);
         if let Some(b) = b {

@@ -137,8 +137,8 @@ fn write<T: Sample>(
     ctx: &Context<'_>,
     Unwritten { j, pixels }: Unwritten<T>,
 ) -> Result<(usize, Made<T>), Error> {
-    let file = ctx.write(1, j, &pixels)?;
-    Ok((j, Made::Built { pixels, file }))
+    ctx.sink.put(1, j, &pixels)?;
+    Ok((j, Made::Built { pixels }))
 }
 
 /// The input slices of one level-1 slice: two, or one for an odd count's last.

@@ -69,7 +69,7 @@ pub(super) struct Run {
 /// pool. `done` updates the journal's document from the counts of a run that
 /// succeeded; the journal is saved whatever happened, so that what was written
 /// stays usable by the next run or a retry.
-pub(super) fn build<D: Document>(
+pub(super) fn build<D: Document + Send>(
     plan: &Plan,
     (keep, span): (&KeepTable, Range<usize>),
     journal: &mut Journal<D>,

@@ -1,10 +1,12 @@
 //! What the cascade (`cascade.rs`) and the stream of level-1 slices
-//! (`level1.rs`) share: the run's context (plan, keep decisions, pool, where
-//! finished slices are written), a slice of level >= 1 as they hold it, and
-//! the spare buffers they pass between them. Neither imports the other's
+//! (`level1.rs`) share: the run's context (plan, keep decisions, pool, the
+//! [`TiffSink`] finished slices go to), a slice of level >= 1 as they hold it,
+//! and the spare buffers they pass between them. Neither imports the other's
 //! internals: the stream hands slices over as [`Made`].
 
-use super::manifest::FileRecord;
+use std::sync::Mutex;
+
+use super::manifest::{FileRecord, Recorder};
 use super::plan::{LevelShape, Plan};
 use super::resume::KeepTable;
 use crate::writer::write_slice_file;
@@ -15,7 +17,8 @@ use crate::{Error, OpenOptions, Rows, Sample, Slice};
 /// would only hold memory.
 const SPARE_BUFFERS: usize = 4;
 
-/// What every part of a run reads: the plan, the keep decisions, the thread pool.
+/// What every part of a run reads: the plan, the keep decisions, the thread
+/// pool, and where finished slices go.
 #[derive(Clone, Copy)]
 pub(crate) struct Context<'p> {
     pub plan: &'p Plan,
@@ -23,6 +26,49 @@ pub(crate) struct Context<'p> {
     /// The pool to average on (`None`: rayon's global pool). The cascade itself,
     /// and so the progress callback, stays on the caller's thread.
     pub pool: Option<&'p rayon::ThreadPool>,
+    pub sink: &'p TiffSink<'p>,
+}
+
+/// Where the cascade's finished slices go: the pyramid's TIFF level folders,
+/// each file listed in the run's journal (the manifest, or a slab's record)
+/// once it is written. The cascade's math hands it typed slices and knows
+/// nothing of files or records.
+///
+/// One type, not a trait: the OME-Zarr writer, the only other output, walks the
+/// levels by bands of rows (`crate::zarr`) and never takes whole slices from
+/// the cascade, so a trait would have this one implementation.
+pub(crate) struct TiffSink<'p> {
+    plan: &'p Plan,
+    /// Locked only to list a file: level-1 slices are written behind the
+    /// averaging, on a worker, the levels above on the cascade's thread, never
+    /// both at once.
+    journal: Mutex<&'p mut (dyn Recorder + Send)>,
+}
+
+impl<'p> TiffSink<'p> {
+    pub fn new(plan: &'p Plan, journal: &'p mut (dyn Recorder + Send)) -> TiffSink<'p> {
+        TiffSink {
+            plan,
+            journal: Mutex::new(journal),
+        }
+    }
+
+    /// Writes level-`k` slice `j` (`pixels`, of the level's shape) to its file
+    /// (atomically: `write_slice_file`), then lists it in the journal, whose
+    /// next save syncs it before the record names it.
+    pub fn put<T: Sample>(&self, k: usize, j: usize, pixels: &[T]) -> Result<(), Error> {
+        let shape = self.plan.levels[k];
+        let path = self.plan.output_path(k, j);
+        let metadata = write_slice_file(
+            &path,
+            shape.width,
+            shape.height,
+            pixels,
+            self.plan.photometric,
+        )?;
+        let mut journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+        journal.record(k, j, &path, FileRecord::of(&metadata))
+    }
 }
 
 impl Context<'_> {
@@ -47,34 +93,12 @@ impl Context<'_> {
         let slice = Slice::open_with(self.plan.output_path(k, j), &OpenOptions::default())?;
         Ok(Made::Loaded(slice))
     }
-
-    /// Writes level-`k` slice `j` and says what was written.
-    pub fn write<T: Sample>(
-        &self,
-        k: usize,
-        j: usize,
-        pixels: &[T],
-    ) -> Result<Option<FileRecord>, Error> {
-        let shape = self.plan.levels[k];
-        let path = self.plan.output_path(k, j);
-        let metadata = write_slice_file(
-            &path,
-            shape.width,
-            shape.height,
-            pixels,
-            self.plan.photometric,
-        )?;
-        Ok(Some(FileRecord::of(&metadata)))
-    }
 }
 
 /// A slice of level >= 1 as the cascade holds it.
 pub(crate) enum Made<T> {
-    /// Computed by this run and written (as `file`; `None`: handed to a sink).
-    Built {
-        pixels: Vec<T>,
-        file: Option<FileRecord>,
-    },
+    /// Computed by this run and handed to the [`TiffSink`].
+    Built { pixels: Vec<T> },
     /// Kept from an earlier run and read back, because a rebuilt slice needs it.
     Loaded(Slice),
     /// Kept from an earlier run; nothing needs its pixels.

@@ -24,6 +24,7 @@
 //! plane that averages fewer than `2^k` slices: see the `zarr` module docs) is
 //! computed when a level above needs it, and not stored.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::ops::Range;
 
@@ -32,6 +33,7 @@ use zarrs::array::{Array, ArrayBytes, CodecOptions};
 
 use super::ZarrPlan;
 use super::store::{AtomicFolder, from_zarrs};
+use crate::decode::{StripRows, streams};
 use crate::kernels::average_rows;
 use crate::pyramid::{LevelShape, Plan};
 use crate::region::{Page, Reach, Reading, Region, reach};
@@ -90,7 +92,35 @@ struct Writer<'a, T> {
     reads: u64,
     total: u64,
     input_bytes: u64,
+    /// The inputs read part way, by index: what is kept between their bands.
+    open: HashMap<usize, Open>,
+    /// Whether an input read whole for its first band ([`Open::Held`]) is kept
+    /// for its later bands: see [`HOLD_BUDGET`].
+    hold: bool,
 }
+
+/// What is kept of an input between its bands, from its first to its last:
+/// the walk reads an input's bands top to bottom, in the same top-level unit
+/// (see [`Writer::make`]), but reads the other inputs under that unit between
+/// them, so up to `du * 2^top` inputs are open at once.
+enum Open {
+    /// A compressed TIFF page whose strips span bands: the strip's decoder.
+    Strips(StripRows),
+    /// A PNG: the decoder, which gives rows in order.
+    Png(Box<crate::formats::PngRows>),
+    /// Any other input read whole (JPEG, BMP, a page served at another depth),
+    /// kept when [`Writer::hold`] says so.
+    Held(Slice),
+}
+
+/// The most bytes of whole inputs ([`Open::Held`]) the walk may keep at once:
+/// an input it reads whole (a JPEG, which cannot be decoded in parts; a BMP; a
+/// page served at another depth) is kept from its first band to its last when
+/// every input that can be open at once fits in this, and read again for each
+/// band otherwise (no more memory than a band, at the cost of a decode per band).
+/// 256 MiB: the memory the row-band writer needs at 16384 wide, so keeping
+/// inputs never more than doubles it.
+const HOLD_BUDGET: u64 = 256 << 20;
 
 impl<'a, T: Sample> Writer<'a, T> {
     fn new(
@@ -124,6 +154,10 @@ impl<'a, T: Sample> Writer<'a, T> {
             1 => span.len() as u64,
             _ => planes[1..].iter().map(|p| p.len() as u64).sum(),
         };
+        // Inputs under one top-level unit, open at once at most.
+        let at_once = span.len().min(du << (shapes.len() - 1)) as u64;
+        let slice_bytes = u64::from(shapes[0].width) * u64::from(shapes[0].height);
+        let hold = at_once.saturating_mul(slice_bytes * size_of::<T>() as u64) <= HOLD_BUDGET;
         let layout = Layout {
             plan,
             arrays,
@@ -149,6 +183,8 @@ impl<'a, T: Sample> Writer<'a, T> {
             reads: reads as u64,
             total,
             input_bytes: 0,
+            open: HashMap::new(),
+            hold,
         }
     }
 
@@ -236,15 +272,27 @@ impl<'a, T: Sample> Writer<'a, T> {
         let level0 = layout.shapes[0];
         let first = planes.start;
         let unit = &mut self.units[0];
+        let hold = self.hold;
+        let mut open: Vec<Option<Open>> = planes.clone().map(|i| self.open.remove(&i)).collect();
         on(self.pool.as_ref(), || {
             unit.par_chunks_mut(stride)
-                .take(planes.len())
+                .zip(open.par_iter_mut())
                 .enumerate()
-                .try_for_each(|(p, plane)| {
+                .try_for_each(|(p, (plane, open))| {
                     let dst = &mut plane[..rows.len() * width];
-                    read_rows(pyramid, first + p, level0, &region, dst)
+                    let input = Input {
+                        i: first + p,
+                        open,
+                        hold,
+                    };
+                    read_rows(pyramid, input, level0, &region, dst)
                 })
         })?;
+        for (i, kept) in planes.clone().zip(open) {
+            if let Some(kept) = kept {
+                self.open.insert(i, kept);
+            }
+        }
         self.input_bytes += (planes.len() * rows.len() * width * size_of::<T>()) as u64;
         Ok(())
     }
@@ -397,18 +445,30 @@ fn on<R: Send>(pool: Option<&rayon::ThreadPool>, f: impl FnOnce() -> R + Send) -
     }
 }
 
+/// An input being read, and what is kept of it between its bands.
+struct Input<'a> {
+    i: usize,
+    open: &'a mut Option<Open>,
+    /// Whether an input read whole is kept for its later bands.
+    hold: bool,
+}
+
 /// Reads `region` (whole rows) of input `i` of `pyramid` into `dst`, checking
 /// that the input is still of the stack's size and type (`level0`): a raw or
 /// compressed TIFF page through the reading layer (only the chunks that meet
-/// the rows; mapped or by positional reads as [`reach`] decides),
-/// anything else opened as a [`Slice`] and its rows copied.
+/// the rows; mapped or by positional reads as [`reach`] decides; a compressed
+/// page whose strips span bands by a [`StripRows`] kept in `open`, so each
+/// strip is decoded once), a PNG by its decoder kept in `open` (rows in order),
+/// anything else opened as a [`Slice`] (kept in `open` when `hold`) and its
+/// rows copied. `open` is emptied after the input's last band.
 fn read_rows<T: Sample>(
     pyramid: &Plan,
-    i: usize,
+    Input { i, open, hold }: Input<'_>,
     level0: LevelShape,
     region: &Region,
     dst: &mut [T],
 ) -> Result<(), Error> {
+    let last_band = region.rows.end == level0.height;
     let input = &pyramid.inputs()[i];
     let indexed = pyramid.page_index().get(i);
     let options = pyramid.open_options();
@@ -443,33 +503,92 @@ fn read_rows<T: Sample>(
                 index: input.page,
                 layout: &layout,
             };
+            let mut read = |page: Page<'_>, dst: &mut [T]| {
+                read_page(page, stamp, region, dst, &options.limits, open, last_band)
+            };
             if reached == Reach::Mapped {
                 let source = Source::open(path, options.read_mode, false)?;
                 if source.bytes().len() as u64 != stamp.len {
                     return Err(crate::source::changed_while_read(path));
                 }
-                page(Bytes::Memory(source.bytes())).read(region, dst, &options.limits)
+                read(page(Bytes::Memory(source.bytes())), dst)
             } else {
                 let bytes = Bytes::File {
                     file: &file,
                     len: stamp.len,
                 };
-                page(bytes).read(region, dst, &options.limits)?;
+                read(page(bytes), dst)?;
                 // A file rewritten meanwhile may have given a mix of two versions.
                 stamp.check_unchanged(path, &file)
             }
         }
-        _ => {
-            let slice = Slice::open_indexed(input, indexed, options)?;
+        (_, found) => {
+            let png = match open.take() {
+                Some(Open::Png(png)) => Some(png),
+                other => {
+                    *open = other;
+                    match found {
+                        None => crate::formats::PngRows::open(path, file, options)?.map(Box::new),
+                        Some(_) => None,
+                    }
+                }
+            };
+            if let Some(mut png) = png {
+                check(png.shape())?;
+                png.read(path, region.rows.clone(), dst)?;
+                if !last_band {
+                    *open = Some(Open::Png(png));
+                }
+                return Ok(());
+            }
+            let slice = match open.take() {
+                Some(Open::Held(slice)) => slice,
+                _ => Slice::open_indexed(input, indexed, options)?,
+            };
             check((slice.width(), slice.height(), slice.sample_type()))?;
             let rows = slice.rows::<T>()?;
             let width = region.width().max(1);
             for (y, out) in region.rows.clone().zip(dst.chunks_exact_mut(width)) {
                 out.copy_from_slice(&rows.row(y as usize)[..width]);
             }
+            if hold && !last_band {
+                *open = Some(Open::Held(slice));
+            }
             Ok(())
         }
     }
+}
+
+/// Reads `region` of a located TIFF `page` (its file's stamp `stamp`): by the
+/// [`StripRows`] in `open` if the page is being read in bands, or by a new one
+/// when its strips span bands ([`streams`]), else chunk by chunk.
+fn read_page<T: Sample>(
+    page: Page<'_>,
+    stamp: crate::source::FileStamp,
+    region: &Region,
+    dst: &mut [T],
+    limits: &crate::Limits,
+    open: &mut Option<Open>,
+    last_band: bool,
+) -> Result<(), Error> {
+    let whole_rows = region.cols == (0..page.layout.width);
+    let strips = match open.take() {
+        Some(Open::Strips(strips)) => {
+            strips.check_stamp(page.path, stamp)?;
+            strips
+        }
+        _ if whole_rows && streams(&page, &region.rows)? => StripRows::new(&page, stamp, limits)?,
+        _ => return page.read(region, dst, limits),
+    };
+    let strips = open.insert(Open::Strips(strips));
+    let Open::Strips(strips) = strips else {
+        unreachable!("just put")
+    };
+    strips.read(&page, region.rows.clone(), dst, limits)?;
+    if last_band {
+        *open = None;
+    }
+    Ok(())
 }
 
 /// Inverts MinIsWhite samples in place (native-endian bytes of `t`): `max - v`

@@ -201,3 +201,302 @@ fn a_store_error_keeps_its_kind_file_and_source_through_zarrs() {
     assert!(source.raw_os_error().is_some(), "{source:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A little-endian 16-bit TIFF of `pixels` (`w` x `h`) in strips of `rps` rows,
+/// compressed with `compression` (TIFF's code: 5 LZW, 8 Deflate, 32773
+/// PackBits, 50000 ZSTD) after the horizontal predictor when `predictor` is 2.
+fn compressed_tiff(
+    w: u32,
+    h: u32,
+    pixels: &[u16],
+    rps: u32,
+    compression: u16,
+    predictor: u16,
+) -> Vec<u8> {
+    let strips: Vec<Vec<u8>> = pixels
+        .chunks((w * rps) as usize)
+        .map(|rows| {
+            let mut raw = Vec::new();
+            for row in rows.chunks(w as usize) {
+                let mut left = 0u16;
+                for &v in row {
+                    let stored = if predictor == 2 {
+                        v.wrapping_sub(left)
+                    } else {
+                        v
+                    };
+                    raw.extend_from_slice(&stored.to_le_bytes());
+                    left = v;
+                }
+            }
+            match compression {
+                5 => crate::decode::probe::lzw_encode(&raw),
+                8 => {
+                    use std::io::Write;
+                    let level = flate2::Compression::default();
+                    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), level);
+                    z.write_all(&raw).unwrap();
+                    z.finish().unwrap()
+                }
+                32773 => raw
+                    .chunks(128)
+                    .flat_map(|run| {
+                        let mut literal = vec![(run.len() - 1) as u8];
+                        literal.extend_from_slice(run);
+                        literal
+                    })
+                    .collect(),
+                50000 => zstd::bulk::compress(&raw, 3).unwrap(),
+                other => panic!("compression {other}"),
+            }
+        })
+        .collect();
+    let n = strips.len() as u32;
+    let entries: [(u16, u16, u32, u32); 9] = [
+        (256, 4, 1, w),
+        (257, 4, 1, h),
+        (258, 3, 1, 16),
+        (259, 3, 1, u32::from(compression)),
+        (262, 3, 1, 1),
+        (273, 4, n, 0),
+        (278, 4, 1, rps),
+        (279, 4, n, 0),
+        (317, 3, 1, u32::from(predictor)),
+    ];
+    let ifd = 8 + 2 + 12 * entries.len() as u32 + 4;
+    let (offsets_at, counts_at) = (ifd, ifd + 4 * n);
+    let mut data_at = counts_at + 4 * n;
+    let mut offsets = Vec::new();
+    for s in &strips {
+        offsets.push(data_at);
+        data_at += s.len() as u32;
+    }
+    let mut file = b"II\x2a\0\x08\0\0\0".to_vec();
+    file.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    for (tag, ty, count, value) in entries {
+        let value = match (tag, n) {
+            (273, 1) => offsets[0],
+            (279, 1) => strips[0].len() as u32,
+            (273, _) => offsets_at,
+            (279, _) => counts_at,
+            _ => value,
+        };
+        file.extend_from_slice(&tag.to_le_bytes());
+        file.extend_from_slice(&ty.to_le_bytes());
+        file.extend_from_slice(&count.to_le_bytes());
+        file.extend_from_slice(&value.to_le_bytes());
+    }
+    file.extend_from_slice(&[0; 4]);
+    for o in &offsets {
+        file.extend_from_slice(&o.to_le_bytes());
+    }
+    for s in &strips {
+        file.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    }
+    for s in &strips {
+        file.extend_from_slice(s);
+    }
+    file
+}
+
+/// The chunk files of `store`, without the metadata that names the store.
+fn chunk_files(store: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    tree(store)
+        .into_iter()
+        .filter(|(p, _)| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            !["zarr.json", "ctstack-inputs.json"].contains(&name.as_str())
+        })
+        .collect()
+}
+
+/// Compressed pages whose strips span several bands (one strip for the whole
+/// page, as tifffile, ImageJ and Pillow write them; strips of 3 and 13 rows
+/// against bands of 8): every strip is decoded once, each compressed byte read
+/// once, under every read mode and codec, and the store is the one the same
+/// pixels make uncompressed. On main each band decoded the whole strip again:
+/// 5 bands, 5 decodes of every one-strip page.
+#[test]
+fn compressed_strips_spanning_bands_are_decoded_once() {
+    use crate::decode::probe::counts;
+    let dir = temp_dir("strips");
+    let (w, h, n) = (20u32, 40u32, 5u16);
+    let pixels = |i: u16| -> Vec<u16> {
+        (0..w * h)
+            .map(|v| (v as u16).wrapping_mul(2_971) ^ (i * 4_099))
+            .collect()
+    };
+    let raw = dir.join("raw");
+    std::fs::create_dir_all(&raw).unwrap();
+    for i in 0..n {
+        crate::write_slice(&raw.join(format!("s{i}.tif")), w, h, &pixels(i)).unwrap();
+    }
+    let write = |stack: &Path, store: &Path, mode: ReadMode| {
+        let pyramid = PyramidBuilder::from_dir(stack)
+            .unwrap()
+            .min_size(4)
+            .read_mode(mode);
+        ZarrBuilder::new(pyramid, store)
+            .chunks([2, 8, 8])
+            .plan()
+            .unwrap()
+            .run(&mut |_, _| {}, &CancelFlag::new())
+            .unwrap();
+        chunk_files(store)
+    };
+    let expected = write(&raw, &dir.join("raw.ome.zarr"), ReadMode::Auto);
+    assert!(expected.len() > 20, "{}", expected.len());
+    let image = u64::from(w * h * 2);
+    for (compression, predictor, rps) in [
+        (8, 1, h),
+        (8, 2, h),
+        (50000, 2, h),
+        (5, 2, h),
+        (5, 1, 13),
+        (32773, 1, h),
+        (8, 2, 3),
+        (50000, 1, 13),
+    ] {
+        let what = format!("compression {compression}, predictor {predictor}, {rps} rows/strip");
+        let stack = dir.join(format!("c{compression}-p{predictor}-r{rps}"));
+        std::fs::create_dir_all(&stack).unwrap();
+        let files: Vec<(PathBuf, u64)> = (0..n)
+            .map(|i| {
+                let path = stack.join(format!("s{i}.tif"));
+                let file = compressed_tiff(w, h, &pixels(i), rps, compression, predictor);
+                std::fs::write(&path, &file).unwrap();
+                // The strips' bytes: all of the file after the IFD and its arrays.
+                let strips = h.div_ceil(rps);
+                let header = 8 + 2 + 12 * 9 + 4 + 8 * strips;
+                (path, file.len() as u64 - u64::from(header))
+            })
+            .collect();
+        for mode in [ReadMode::Auto, ReadMode::Mmap, ReadMode::Buffered] {
+            let before: Vec<[u64; 3]> = files.iter().map(|(f, _)| counts(f)).collect();
+            let store = dir.join(format!("{}.ome.zarr", mode.policy_name()));
+            let got = write(&stack, &store, mode);
+            assert!(got == expected, "{what}, {mode:?}: the store differs");
+            for ((file, compressed), before) in files.iter().zip(before) {
+                let after = counts(file);
+                let [decoded, read, started] = [0, 1, 2].map(|k| after[k] - before[k]);
+                assert_eq!(decoded, image, "{what}, {mode:?}: bytes decoded");
+                // Strips of 3 rows: those that straddle two bands are
+                // streamed, the others decoded whole, each once.
+                if rps > 8 {
+                    assert_eq!(read, *compressed, "{what}, {mode:?}: bytes read");
+                    assert_eq!(started, u64::from(h.div_ceil(rps)), "{what}, {mode:?}");
+                }
+            }
+            std::fs::remove_dir_all(&store).unwrap();
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// PNG, JPEG and BMP stacks read in bands: each input decoded (brought in)
+/// once, not once per band as on main (PNG: its decoder kept between the
+/// bands; JPEG and BMP: held whole, within the budget).
+#[test]
+fn png_jpeg_and_bmp_inputs_are_read_once() {
+    let dir = temp_dir("formats");
+    for stack in ["stack_png", "stack_jpeg", "stack_bmp"] {
+        let stack = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(stack);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&stack)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| !p.to_string_lossy().ends_with("_spr.bmp"))
+            .collect();
+        files.sort();
+        for mode in [ReadMode::Auto, ReadMode::Buffered] {
+            let before: Vec<u64> = files.iter().map(|f| pixel_bytes(f)).collect();
+            let store = dir.join("s.ome.zarr");
+            let pyramid = PyramidBuilder::from_dir(&stack)
+                .unwrap()
+                .min_size(8)
+                .read_mode(mode);
+            let plan = ZarrBuilder::new(pyramid, &store)
+                .chunks([2, 8, 8])
+                .plan()
+                .unwrap();
+            let level0 = plan.levels()[0];
+            let image = u64::from(level0.width)
+                * u64::from(level0.height)
+                * plan.sample_type().bytes() as u64;
+            assert!(
+                level0.height > 16,
+                "{}: fewer than 3 bands",
+                stack.display()
+            );
+            plan.run(&mut |_, _| {}, &CancelFlag::new()).unwrap();
+            let read: Vec<u64> = files
+                .iter()
+                .zip(before)
+                .map(|(f, b)| pixel_bytes(f) - b)
+                .collect();
+            assert!(
+                read.iter().all(|&r| r == image),
+                "{}, {mode:?}: {read:?} bytes, each image {image}",
+                stack.display()
+            );
+            std::fs::remove_dir_all(&store).unwrap();
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Hostile one-strip pages read in bands: data that ends early, corrupt data
+/// and a Deflate stream whose checksum is wrong are format errors naming the
+/// file, never a panic or a store vouched for.
+#[test]
+fn broken_strips_read_in_bands_are_format_errors() {
+    let dir = temp_dir("broken-strips");
+    let (w, h) = (20u32, 40u32);
+    let pixels: Vec<u16> = (0..w * h).map(|v| (v as u16).wrapping_mul(7_919)).collect();
+    for (what, compression, damage) in [
+        ("truncated Deflate", 8u16, 0usize),
+        ("truncated ZSTD", 50000, 0),
+        ("truncated LZW", 5, 0),
+        ("corrupt LZW", 5, 1),
+        ("Deflate checksum", 8, 2),
+        ("ZSTD without its magic number", 50000, 3),
+    ] {
+        let stack = dir.join(what.replace(' ', "-"));
+        std::fs::create_dir_all(&stack).unwrap();
+        for i in 0..2 {
+            let mut file = compressed_tiff(w, h, &pixels, h, compression, 1);
+            let data_at = 8 + 2 + 12 * 9 + 4 + 8;
+            match damage {
+                // Keep a third of the strip (the byte count still claims it all:
+                // the file is cut).
+                0 => file.truncate(data_at + (file.len() - data_at) / 3),
+                // Bytes in the middle of the stream overwritten.
+                1 => {
+                    let mid = data_at + (file.len() - data_at) / 2;
+                    file[mid..mid + 8].fill(0xFF);
+                }
+                // The Adler-32 at the end of the zlib stream.
+                2 => *file.last_mut().unwrap() ^= 0x55,
+                // The frame's first bytes.
+                _ => file[data_at..data_at + 4].fill(0xFF),
+            }
+            std::fs::write(stack.join(format!("s{i}.tif")), &file).unwrap();
+        }
+        let pyramid = PyramidBuilder::from_dir(&stack).unwrap().min_size(4);
+        let result = ZarrBuilder::new(pyramid, dir.join(format!("{i}.ome.zarr", i = what.len())))
+            .chunks([2, 8, 8])
+            .plan()
+            .and_then(|plan| plan.run(&mut |_, _| {}, &CancelFlag::new()));
+        let err = result.expect_err(what);
+        assert!(
+            matches!(err.kind(), crate::ErrorKind::Format | crate::ErrorKind::Io),
+            "{what}: {err}"
+        );
+        assert!(
+            err.to_string().contains("s0.tif") || err.to_string().contains("s1.tif"),
+            "{what}: {err}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,469 @@
+//! A compressed, strip-organised TIFF page read in bands of rows, top to
+//! bottom, each strip decoded once however many bands it spans.
+//!
+//! A page whose strips are taller than the bands read from it (tifffile with
+//! `rowsperstrip` the height, ImageJ, Pillow: the whole page in one strip) would
+//! otherwise be decoded again for every band that meets a strip, from the
+//! strip's start, into a buffer of the whole strip. Here one [`StripRows`] per
+//! open page keeps the decoder of the strip being read between the bands: its
+//! state (Deflate's 32 KiB window, a ZSTD frame's window, LZW's code table,
+//! PackBits' pending run), a block of compressed bytes and where the next row
+//! starts. A band's rows are decoded straight into the caller's rows, the byte
+//! order and the horizontal predictor undone row by row ([`super::direct`]'s
+//! `finish`), so the memory is the decoder's state, not the strip.
+//!
+//! Deflate streams through flate2 (libdeflate, the whole-chunk decoder, cannot
+//! stop mid-stream), ZSTD through its streaming decoder with the window capped
+//! as [`super::direct`] caps it, LZW through `weezl` (the `tiff` crate's LZW
+//! decoder: ctstack's own [`super::lzw`] keeps the table as offsets into the
+//! whole chunk's output, so it cannot stop and resume), PackBits through a small
+//! resumable loop. The hostile-input rules are the whole-chunk decoder's: output
+//! only into the caller's rows (more data than the strip holds is never asked
+//! for), data that ends early or is corrupt a format error naming the strip,
+//! old-style LZW refused (the `tiff` crate reads it, whole), the page checked
+//! against the compression ratio limit before anything is decoded.
+//!
+//! Rows asked for out of order are served too (the strip is decoded again from
+//! its start): correct whatever the order, once per strip in the order the
+//! OME-Zarr writer asks (`crate::zarr`).
+
+use std::ops::Range;
+use std::path::Path;
+
+use flate2::{Decompress, FlushDecompress, Status};
+
+use super::{chunk_len, direct, lzw};
+use crate::error::{Problem, format_problem};
+use crate::region::Page;
+use crate::sample::Sample;
+use crate::source::FileStamp;
+use crate::tiff::{Chunks, Compression};
+use crate::{Error, Limits};
+
+/// Compressed bytes read from the file at a time (each read once).
+const READ_BLOCK: usize = 64 << 10;
+
+/// Whether rows `rows` of `page` are better read by a [`StripRows`] than
+/// chunk by chunk: a compressed page in strips the direct decoder reads, whose
+/// rows end inside a strip (so the next band would decode that strip again).
+pub(crate) fn streams(page: &Page<'_>, rows: &Range<u32>) -> Result<bool, Error> {
+    let layout = page.layout;
+    let Chunks::Strips { rows_per_strip } = layout.chunks else {
+        return Ok(false);
+    };
+    if layout.is_raw()
+        || rows.end >= layout.height
+        || rows.end.is_multiple_of(rows_per_strip.max(1))
+    {
+        return Ok(false);
+    }
+    let strip = (rows.end / rows_per_strip.max(1)) as usize;
+    let (Some(&offset), Some(&count)) = (layout.offsets.get(strip), layout.byte_counts.get(strip))
+    else {
+        return Ok(false);
+    };
+    // Two bytes tell the LZW code style.
+    let first = page.bytes.with_range(
+        page.path,
+        (offset, count.min(2) as usize),
+        &mut Vec::new(),
+        <[u8]>::to_vec,
+    )?;
+    Ok(direct::reads(layout, &first) && layout.largest_ascii <= page.bytes.len())
+}
+
+/// One page read in bands: the strip being decoded, kept between the bands.
+pub(crate) struct StripRows {
+    /// The file's stamp when the first band was read: a later band of a file
+    /// rewritten since is an error, not a stream continued in another file.
+    stamp: FileStamp,
+    strip: Option<Strip>,
+}
+
+/// The decoder of one strip, part way through.
+struct Strip {
+    index: usize,
+    /// The page row the decoder gives next.
+    next_row: u32,
+    codec: Codec,
+    /// Compressed bytes read and not yet consumed: `buffer[pos..len]`.
+    buffer: Vec<u8>,
+    pos: usize,
+    len: usize,
+    /// The next byte of the file to read, and the strip's end.
+    at: u64,
+    end: u64,
+    /// Bytes decoded, for messages.
+    made: u64,
+    /// The bytes the strip holds decoded.
+    size: u64,
+}
+
+enum Codec {
+    Deflate(Box<Decompress>),
+    Zstd(Box<zstd::stream::raw::Decoder<'static>>),
+    Lzw(Box<weezl::decode::Decoder>),
+    PackBits(PackBits),
+}
+
+/// PackBits between two calls: literal bytes still to copy, or a run still to write.
+#[derive(Default)]
+struct PackBits {
+    literal: usize,
+    run: Option<(u8, usize)>,
+}
+
+impl StripRows {
+    /// Starts reading `page` in bands (its file's stamp `stamp`), after the
+    /// same ratio check as the whole-chunk decoder.
+    pub fn new(page: &Page<'_>, stamp: FileStamp, limits: &Limits) -> Result<StripRows, Error> {
+        super::check_ratio((page.path, page.index), page.layout, page.bytes, limits)?;
+        Ok(StripRows { stamp, strip: None })
+    }
+
+    /// An error unless the file is the one the first band was read from.
+    pub fn check_stamp(&self, path: &Path, stamp: FileStamp) -> Result<(), Error> {
+        if stamp == self.stamp {
+            Ok(())
+        } else {
+            Err(crate::source::changed_while_read(path))
+        }
+    }
+
+    /// Reads whole rows `rows` of `page` into `dst` (`rows.len()` rows of the
+    /// page's width), continuing the strip being decoded when the rows follow
+    /// on from the last band's.
+    pub fn read<T: Sample>(
+        &mut self,
+        page: &Page<'_>,
+        rows: Range<u32>,
+        dst: &mut [T],
+        limits: &Limits,
+    ) -> Result<(), Error> {
+        let layout = page.layout;
+        let at = |p: Problem| p.on_page(page.index).at(page.path);
+        let width = layout.width as usize;
+        if rows.end > layout.height || dst.len() != rows.len() * width {
+            return Err(Error::mismatch_at(
+                page.path,
+                format!(
+                    "rows {}..{} into {} samples, the page is {}x{}",
+                    rows.start,
+                    rows.end,
+                    dst.len(),
+                    layout.width,
+                    layout.height
+                ),
+            ));
+        }
+        let rps = layout.band_rows().max(1);
+        let mut y = rows.start;
+        while y < rows.end {
+            let index = (y / rps) as usize;
+            let (strip_rows, _) = layout.chunk_rect(index);
+            let ys = y..strip_rows.end.min(rows.end);
+            let current = self
+                .strip
+                .as_ref()
+                .is_some_and(|s| s.index == index && s.next_row <= ys.start);
+            if !current {
+                self.strip = Some(Strip::open(page, index, limits).map_err(|e| match e {
+                    Opened::Problem(p) => at(p),
+                    Opened::Error(e) => e,
+                })?);
+            }
+            let Some(strip) = self.strip.as_mut() else {
+                unreachable!("a strip was just opened")
+            };
+            let row_bytes = layout.row_bytes() as usize;
+            // Rows of the strip before the band (asked for out of order): decoded, dropped.
+            if strip.next_row < ys.start {
+                let mut skip = vec![0u8; row_bytes];
+                while strip.next_row < ys.start {
+                    strip.fill(page, &mut skip).map_err(|e| e.into_error(&at))?;
+                    strip.next_row += 1;
+                }
+            }
+            let from = (ys.start - rows.start) as usize * width;
+            let out = &mut dst[from..from + ys.len() * width];
+            strip
+                .fill(page, bytemuck::cast_slice_mut(out))
+                .map_err(|e| e.into_error(&at))?;
+            direct::finish(layout, out, width);
+            strip.next_row = ys.end;
+            if ys.end == strip_rows.end {
+                strip.end_check(page).map_err(|e| e.into_error(&at))?;
+                self.strip = None;
+            }
+            y = ys.end;
+        }
+        Ok(())
+    }
+}
+
+/// What opening or filling a strip can fail with: the data's fault, or the file's.
+enum Opened {
+    Problem(Problem),
+    Error(Error),
+}
+
+impl Opened {
+    fn into_error(self, at: &impl Fn(Problem) -> Error) -> Error {
+        match self {
+            Opened::Problem(p) => at(p),
+            Opened::Error(e) => e,
+        }
+    }
+}
+
+impl From<Problem> for Opened {
+    fn from(p: Problem) -> Opened {
+        Opened::Problem(p)
+    }
+}
+
+impl From<Error> for Opened {
+    fn from(e: Error) -> Opened {
+        Opened::Error(e)
+    }
+}
+
+impl Strip {
+    fn open(page: &Page<'_>, index: usize, limits: &Limits) -> Result<Strip, Opened> {
+        let layout = page.layout;
+        let (offset, count) = (layout.offsets[index], layout.byte_counts[index]);
+        chunk_len(count, limits)?;
+        let size = layout.raw_chunk_bytes(index);
+        let corrupt = |what: &str, e: std::io::Error| format_problem!("{what}: {e}");
+        let codec = match layout.compression {
+            Compression::Deflate => Codec::Deflate(Box::new(Decompress::new(true))),
+            Compression::Zstd => {
+                let mut decoder = zstd::stream::raw::Decoder::new()
+                    .map_err(|e| corrupt("cannot start a ZSTD decoder", e))?;
+                // The window is capped at what the strip can need (at least
+                // 8 MiB), as the whole-chunk decoder caps it.
+                let window_log = (64 - size.saturating_sub(1).leading_zeros()).clamp(23, 31);
+                decoder
+                    .set_parameter(zstd::stream::raw::DParameter::WindowLogMax(window_log))
+                    .map_err(|e| corrupt("ZSTD data is corrupt", e))?;
+                Codec::Zstd(Box::new(decoder))
+            }
+            Compression::Lzw => Codec::Lzw(Box::new(
+                weezl::decode::Decoder::with_tiff_size_switch(weezl::BitOrder::Msb, 8),
+            )),
+            Compression::PackBits => Codec::PackBits(PackBits::default()),
+            other => {
+                return Err(
+                    Problem::Unsupported(format!("{} strips read in bands", other.name())).into(),
+                );
+            }
+        };
+        #[cfg(test)]
+        super::probe::strip_started(page.path);
+        let mut strip = Strip {
+            index,
+            next_row: layout.chunk_rect(index).0.start,
+            codec,
+            buffer: vec![0; READ_BLOCK.min(count as usize).max(16)],
+            pos: 0,
+            len: 0,
+            at: offset,
+            end: offset + count,
+            made: 0,
+            size,
+        };
+        if matches!(strip.codec, Codec::Lzw(_)) {
+            strip.refill(page)?;
+            if lzw::is_old_style(&strip.buffer[..strip.len]) {
+                return Err(Problem::Unsupported(format!(
+                    "old-style LZW in strip {index} read in bands"
+                ))
+                .into());
+            }
+        }
+        Ok(strip)
+    }
+
+    /// Moves the unread bytes to the front and reads the strip's next bytes behind them.
+    fn refill(&mut self, page: &Page<'_>) -> Result<(), Error> {
+        self.buffer.copy_within(self.pos..self.len, 0);
+        self.len -= self.pos;
+        self.pos = 0;
+        let n = ((self.end - self.at) as usize).min(self.buffer.len() - self.len);
+        if n > 0 {
+            page.bytes
+                .read_at(page.path, self.at, &mut self.buffer[self.len..self.len + n])?;
+            #[cfg(test)]
+            super::probe::compressed_read(page.path, n as u64);
+            self.at += n as u64;
+            self.len += n;
+        }
+        Ok(())
+    }
+
+    /// Decodes the strip's next `out.len()` bytes into `out`.
+    fn fill(&mut self, page: &Page<'_>, out: &mut [u8]) -> Result<(), Opened> {
+        let mut o = 0;
+        while o < out.len() {
+            if self.len - self.pos < 16 && self.at < self.end {
+                self.refill(page)?;
+            }
+            let input = &self.buffer[self.pos..self.len];
+            let (used, made, ended) = self.codec.step(input, &mut out[o..])?;
+            self.pos += used;
+            o += made;
+            self.made += made as u64;
+            #[cfg(test)]
+            super::probe::decoded(page.path, made as u64);
+            if o == out.len() {
+                break;
+            }
+            if ended || used == 0 && made == 0 {
+                return Err(format_problem!(
+                    "{} data of strip {} ends after {} of its {} bytes",
+                    page.layout.compression.name(),
+                    self.index,
+                    self.made,
+                    self.size
+                )
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    /// At a strip's last row: a Deflate stream must end there with its
+    /// checksum right, as the whole-chunk decoder (libdeflate) demands. More
+    /// data than the strip holds is cut, as there.
+    fn end_check(&mut self, page: &Page<'_>) -> Result<(), Opened> {
+        if !matches!(self.codec, Codec::Deflate(_)) {
+            return Ok(());
+        }
+        let mut sink = [0u8; 64];
+        loop {
+            if self.len - self.pos < 16 && self.at < self.end {
+                self.refill(page)?;
+            }
+            let input = &self.buffer[self.pos..self.len];
+            let (used, made, ended) = self.codec.step(input, &mut sink)?;
+            self.pos += used;
+            if ended || made > 0 {
+                return Ok(());
+            }
+            if used == 0 {
+                return Err(format_problem!(
+                    "Deflate data of strip {} is truncated (no end of stream after its {} bytes)",
+                    self.index,
+                    self.size
+                )
+                .into());
+            }
+        }
+    }
+}
+
+impl Codec {
+    /// Decodes from `input` into `out`: the bytes used, the bytes made, and
+    /// whether the stream has ended.
+    fn step(&mut self, input: &[u8], out: &mut [u8]) -> Result<(usize, usize, bool), Problem> {
+        match self {
+            Codec::Deflate(inflate) => {
+                let (i0, o0) = (inflate.total_in(), inflate.total_out());
+                let status = inflate
+                    .decompress(input, out, FlushDecompress::None)
+                    .map_err(|e| format_problem!("Deflate data is corrupt: {e}"))?;
+                let used = (inflate.total_in() - i0) as usize;
+                let made = (inflate.total_out() - o0) as usize;
+                Ok((used, made, status == Status::StreamEnd))
+            }
+            Codec::Zstd(decoder) => {
+                use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
+                let mut inb = InBuffer::around(input);
+                let mut outb = OutBuffer::around(out);
+                decoder
+                    .run(&mut inb, &mut outb)
+                    .map_err(|e| format_problem!("ZSTD data is corrupt: {e}"))?;
+                Ok((inb.pos(), outb.pos(), false))
+            }
+            Codec::Lzw(decoder) => {
+                let result = decoder.decode_bytes(input, out);
+                let status = result.status.map_err(|e| format_problem!("LZW: {e}"))?;
+                let ended = matches!(status, weezl::LzwStatus::Done);
+                Ok((result.consumed_in, result.consumed_out, ended))
+            }
+            Codec::PackBits(state) => Ok(state.step(input, out)),
+        }
+    }
+}
+
+impl PackBits {
+    /// PackBits as [`super::direct`]'s `unpack_bits`, resumable: a header
+    /// byte n, then n + 1 literal bytes (n >= 0) or the next byte repeated
+    /// 1 - n times (n < 0; -128 is skipped).
+    fn step(&mut self, input: &[u8], out: &mut [u8]) -> (usize, usize, bool) {
+        let (mut i, mut o) = (0usize, 0usize);
+        while o < out.len() {
+            if let Some((byte, n)) = self.run {
+                let k = n.min(out.len() - o);
+                out[o..o + k].fill(byte);
+                o += k;
+                self.run = (n > k).then_some((byte, n - k));
+            } else if self.literal > 0 {
+                let k = self.literal.min(input.len() - i).min(out.len() - o);
+                if k == 0 {
+                    break;
+                }
+                out[o..o + k].copy_from_slice(&input[i..i + k]);
+                (i, o, self.literal) = (i + k, o + k, self.literal - k);
+            } else {
+                let Some(&header) = input.get(i) else { break };
+                let n = header as i8;
+                if n >= 0 {
+                    self.literal = n as usize + 1;
+                    i += 1;
+                } else if n == -128 {
+                    i += 1;
+                } else {
+                    let Some(&byte) = input.get(i + 1) else { break };
+                    self.run = Some((byte, (1 - isize::from(n)) as usize));
+                    i += 2;
+                }
+            }
+        }
+        (i, o, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packbits_resumes_anywhere() {
+        let data = [
+            0xFE, 0xAA, 0x02, 0x80, 0x00, 0x2A, 0xFD, 0xAA, 0x03, 0x80, 0x00, 0x2A, 0x22, 0xF7,
+            0xAA,
+        ];
+        let mut whole = [0u8; 24];
+        assert_eq!(direct::unpack_bits(&data, &mut whole), 24);
+        // Every split of the input and of the output gives the same bytes.
+        for cut_in in 0..=data.len() {
+            for cut_out in 0..=24 {
+                let mut state = PackBits::default();
+                let mut out = [0u8; 24];
+                let (mut i, mut o) = (0, 0);
+                let (a, b, _) = state.step(&data[..cut_in], &mut out[..cut_out]);
+                i += a;
+                o += b;
+                while o < 24 {
+                    let (a, b, _) = state.step(&data[i..], &mut out[o..]);
+                    if a == 0 && b == 0 {
+                        break;
+                    }
+                    (i, o) = (i + a, o + b);
+                }
+                assert_eq!(out, whole, "{cut_in} {cut_out}");
+            }
+        }
+    }
+}
