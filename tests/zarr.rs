@@ -1199,14 +1199,14 @@ fn a_rerun_of_an_unchanged_complete_store_does_nothing() {
                 .run(&mut |_, _| {}, &Default::default())
                 .unwrap()
         };
-        let zstd = ChunkCompression::default();
-        let first = run(zstd);
+        let codec = ChunkCompression::default();
+        let first = run(codec);
         assert!(record(&store).is_file(), "{ngff:?}");
         // The image's files: all but the record.
         let on_disk = files(&store).len() - 1;
         assert_eq!(first.written, on_disk, "{ngff:?}");
         // Unchanged: no pixel read, nothing written, every file unchanged.
-        let again = run(zstd);
+        let again = run(codec);
         assert_eq!(
             (again.input_bytes, again.written, again.unchanged),
             (0, 0, on_disk),
@@ -1220,11 +1220,11 @@ fn a_rerun_of_an_unchanged_complete_store_does_nothing() {
         file.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(7))
             .unwrap();
         drop(file);
-        let touched = run(zstd);
+        let touched = run(codec);
         assert!(touched.input_bytes > 0, "{ngff:?}");
         assert_eq!(touched.written, 0, "{ngff:?}");
         assert_ne!(std::fs::read(record(&store)).unwrap(), recorded, "{ngff:?}");
-        assert_eq!(run(zstd).input_bytes, 0, "{ngff:?}");
+        assert_eq!(run(codec).input_bytes, 0, "{ngff:?}");
         // Other options: the store is rewritten.
         let other = run(ChunkCompression::None);
         assert!(other.input_bytes > 0 && other.written > 1, "{ngff:?}");
@@ -1249,7 +1249,7 @@ fn a_rerun_of_an_unchanged_complete_store_does_nothing() {
         // A run that changes chunks removes the record before the first: a
         // cancelled one leaves none.
         let cancel = ctstack::CancelFlag::new();
-        let result = zarr(zstd).run(
+        let result = zarr(codec).run(
             &mut |done, _| {
                 if done > 0 {
                     cancel.cancel();
@@ -1259,7 +1259,7 @@ fn a_rerun_of_an_unchanged_complete_store_does_nothing() {
         );
         assert_eq!(result.unwrap_err().kind(), ErrorKind::Cancelled, "{ngff:?}");
         assert!(!record(&store).exists(), "{ngff:?}");
-        let finished = run(zstd);
+        let finished = run(codec);
         assert!(finished.input_bytes > 0 && record(&store).is_file());
     }
     std::fs::remove_dir_all(&dir).ok();

@@ -128,7 +128,8 @@ class ZarrOptions:
         compression: ``"none"``, ``"zstd"`` (level 3) or ``"zstd:LEVEL"``, or
             Blosc: ``"blosc-lz4"``, ``"blosc-lz4-bitshuffle"``, ``"blosc-zstd"``,
             ``"blosc-zstd-bitshuffle"``, each with an optional ``":LEVEL"``
-            (0 ..= 9, default 5): the command line's ``--compression``.
+            (0 ..= 9, default 5): the command line's ``--compression``. Default
+            ``"blosc-lz4-bitshuffle"`` (docs/ome-zarr.md, "Compression").
         voxel_size: level 0's voxel size (z, y, x) in ``unit``, stored exactly;
             None: from the resolution tags, else from the scanner's file
             beside the slices (Bruker NRecon ``*_rec.log``, Nikon ``.xtekct``,
@@ -140,7 +141,7 @@ class ZarrOptions:
     ngff: str = "0.5"
     chunks: Tuple[int, int, int] = DEFAULT_CHUNKS
     shard: Optional[Tuple[int, int, int]] = None
-    compression: str = "zstd"
+    compression: str = "blosc-lz4-bitshuffle"
     voxel_size: Optional[Tuple[float, float, float]] = None
     unit: str = "micrometer"
 
@@ -273,7 +274,7 @@ def build_ome_zarr(
     ngff: str = "0.5",
     chunks: Tuple[int, int, int] = DEFAULT_CHUNKS,
     shard: Optional[Tuple[int, int, int]] = None,
-    compression: str = "zstd",
+    compression: str = "blosc-lz4-bitshuffle",
     voxel_size: Optional[Tuple[float, float, float]] = None,
     unit: str = "micrometer",
     progress: Optional[ProgressCallback] = None,

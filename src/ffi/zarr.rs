@@ -43,7 +43,7 @@ pub struct ctstack_zarr_options {
     pub chunks: [u32; 3],
     /// Shard shape z, y, x, multiples of the chunk's (v3 only); all 0 (default): none.
     pub shard: [u32; 3],
-    /// 0: none; 1: zstd (default) at `zstd_level`; 2: Blosc with
+    /// 0: none; 1: zstd at `zstd_level`; 2 (default): Blosc with
     /// `blosc_compressor`, `blosc_shuffle` and `blosc_level`.
     pub compression: i32,
     /// zstd level, -7 ..= 22 (default 3).
@@ -66,7 +66,7 @@ pub struct ctstack_zarr_options {
     pub slab_end: u64,
     /// With `compression` 2: 0: lz4 (default); 1: zstd.
     pub blosc_compressor: i32,
-    /// With `compression` 2: 1: byte shuffle (default); 2: bit shuffle
+    /// With `compression` 2: 1: byte shuffle; 2: bit shuffle (default)
     /// (numcodecs' numbers).
     pub blosc_shuffle: i32,
     /// With `compression` 2: 0 ..= 9 (default 5).
@@ -91,7 +91,7 @@ impl ctstack_zarr_options {
             ngff: 5,
             chunks: DEFAULT_CHUNKS,
             shard: [0; 3],
-            compression: 1,
+            compression: 2,
             zstd_level: 3,
             voxel_size: [0.0; 3],
             unit: std::ptr::null(),
@@ -99,7 +99,7 @@ impl ctstack_zarr_options {
             slab_start: 0,
             slab_end: 0,
             blosc_compressor: 0,
-            blosc_shuffle: 1,
+            blosc_shuffle: 2,
             blosc_level: 5,
         }
     }

@@ -169,9 +169,15 @@ pub enum BloscShuffle {
 }
 
 impl Default for ChunkCompression {
-    /// Zstandard level 3 (zstd's own default).
+    /// Blosc with LZ4 at level 5 after a bit shuffle (`blosc-lz4-bitshuffle`):
+    /// on CT stacks as small as zstd level 3 or smaller, in about half its time
+    /// (docs/ome-zarr.md, "Compression", has the table).
     fn default() -> Self {
-        ChunkCompression::Zstd(3)
+        ChunkCompression::Blosc {
+            compressor: BloscCompressor::Lz4,
+            shuffle: BloscShuffle::Bit,
+            level: 5,
+        }
     }
 }
 
@@ -231,7 +237,7 @@ impl std::str::FromStr for ChunkCompression {
         };
         match (name, level) {
             ("none", None) => Ok(ChunkCompression::None),
-            ("zstd", None) => Ok(ChunkCompression::default()),
+            ("zstd", None) => Ok(ChunkCompression::Zstd(3)),
             ("zstd", Some(level)) => level
                 .parse::<i32>()
                 .ok()
@@ -326,7 +332,8 @@ impl ZarrBuilder {
         self
     }
 
-    /// Chunk compression (default zstd level 3).
+    /// Chunk compression (default [`ChunkCompression::default`]:
+    /// `blosc-lz4-bitshuffle`).
     pub fn compression(mut self, compression: ChunkCompression) -> Self {
         self.compression = compression;
         self

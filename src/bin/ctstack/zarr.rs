@@ -43,7 +43,12 @@ pub struct ZarrArgs {
     /// none, zstd (level 3) or zstd:LEVEL (-7 ..= 22); Blosc: blosc-lz4,
     /// blosc-lz4-bitshuffle, blosc-zstd or blosc-zstd-bitshuffle, each with an optional
     /// :LEVEL (0 ..= 9, default 5).
-    #[arg(long, value_name = "CODEC", default_value = "zstd", value_parser = compression)]
+    #[arg(
+        long,
+        value_name = "CODEC",
+        default_value = "blosc-lz4-bitshuffle",
+        value_parser = compression
+    )]
     compression: ChunkCompression,
     /// Level 0's voxel size Z,Y,X, in --unit, stored exactly [default: from the first
     /// slice's TIFF resolution tags (z = x unless ImageJ's spacing says), else from the
