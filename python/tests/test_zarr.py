@@ -326,6 +326,24 @@ class ZarrTest(unittest.TestCase):
             with self.assertRaises(ctstack.InvalidArgumentError, msg=bad):
                 self.build(name="bad.ome.zarr", compression=bad)
 
+    def test_tensorstore_reads_the_default_blosc_store_in_both_versions(self):
+        """The default codec (blosc-lz4-bitshuffle) as tensorstore's own
+        C-Blosc decodes it: the v3 `blosc` codec and the v2 `blosc` compressor,
+        every level equal to the reference."""
+        ts = need("tensorstore")
+        reference = zarr_levels(reference_levels(self.volume, 4))
+        for ngff, driver in (("0.5", "zarr3"), ("0.4", "zarr")):
+            store, report = self.build(ngff, name="default-%s.ome.zarr" % ngff)
+            self.assertEqual(report.levels, 3)
+            for k in range(report.levels + 1):
+                array = ts.open({"driver": driver,
+                                 "kvstore": {"driver": "file", "path": str(store / str(k))}},
+                                open=True, read=True).result()
+                np.testing.assert_array_equal(array.read().result(), reference[k],
+                                              "%s level %d" % (ngff, k))
+            meta = store / "0" / ("zarr.json" if ngff == "0.5" else ".zarray")
+            self.assertIn('"blosc"', meta.read_text())
+
     def test_sharded_store_reads_back(self):
         store, _ = self.build(name="sharded.ome.zarr", shard=(4, 16, 32))
         group = zarr.open_group(str(store), mode="r")
