@@ -175,7 +175,7 @@ def main():
         builds = [("", a.binary)] + ([(" (baseline)", a.baseline)] if a.baseline and small else [])
         for tag, binary in builds:
             t, rss = spawn(floor, [binary, "zarr", stack, "--out", store, "-q", "--voxel-size", "1,1,1"], work)
-            rows.append((name, f"ctstack zarr (default: zstd 3){tag}", t, rss, None))
+            rows.append((name, f"ctstack zarr (its default codec){tag}", t, rss, None))
             remove(store)
         if uncompressed_runs:
             runs = []

@@ -4,7 +4,7 @@ ome-zarr-py, same chunks (16, 256, 256), same levels (3 halvings), on the
 stack's first N slices; wall time and peak RSS of the whole process (from
 /usr/bin/time), and each store's size on disk and level-0 codecs.
 
-usage: zarr_peers.py CTSTACK_BINARY STACK_DIR WORK_DIR [-n 64]
+usage: zarr_peers.py CTSTACK_BINARY STACK_DIR WORK_DIR [-n 64] [--runs 1]
        (run with a Python that has numpy, tifffile, dask, zarr>=3, ngff-zarr, ome-zarr)
 
 The peers read the slices with tifffile into a dask array chunked as the store
@@ -12,7 +12,10 @@ The peers read the slices with tifffile into a dask array chunked as the store
 TIFF series; ngff-zarr downsamples with DASK_BIN_SHRINK (its mean), ome-zarr-py
 with Methods.LOCAL_MEAN (a 2x2x2 mean for 3-D zyx data, scale_factors 2, 4, 8).
 Each writes its library's default compression (printed); ctstack is run with
-zstd level 3 (its default) and with none.
+its default (blosc-lz4-bitshuffle), zstd level 3 and none. With --runs R the
+five writers take turns R times (interleaved, so a change in the machine's load
+touches all of them); the table gives medians and each writer's time over
+ctstack's default in the same round.
 """
 
 import argparse
@@ -74,11 +77,12 @@ def codecs(store):
     return best[1]
 
 
-def run(label, cmd, store):
+def run(cmd, store):
+    """One run of `cmd` writing `store` (deleted and synced first): (wall s,
+    peak RSS MB, store MB, codecs), or the error's last line."""
     shutil.rmtree(store, ignore_errors=True)
     os.sync()
     timing = Path(str(store) + ".time")
-    started = time.time()
     r = subprocess.run(
         ["/usr/bin/time", "-f", "%e %M", "-o", str(timing), *cmd],
         stdout=subprocess.DEVNULL,
@@ -86,15 +90,22 @@ def run(label, cmd, store):
         text=True,
     )
     if r.returncode != 0:
-        print(f"| {label} | failed: {r.stderr.strip().splitlines()[-1:]} | | | |")
-        return
+        return "failed: %s" % r.stderr.strip().splitlines()[-1:]
     wall, rss_kib = timing.read_text().split()[-2:]
-    print(
-        f"| {label} | {float(wall):.2f} | {int(rss_kib) / 1024:.0f} | {du(store) / 1e6:.0f} | "
-        f"`{codecs(store)}` |",
-        flush=True,
-    )
-    del started
+    return float(wall), int(rss_kib) / 1024, du(store) / 1e6, codecs(store)
+
+
+def median(values):
+    v = sorted(values)
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+
+
+def cpu_model():
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "?"
 
 
 def main():
@@ -103,34 +114,58 @@ def main():
     p.add_argument("stack")
     p.add_argument("work")
     p.add_argument("-n", type=int, default=64)
+    p.add_argument("--runs", type=int, default=1, help="rounds; each runs every writer once, in turn")
     a = p.parse_args()
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
-    load = open("/proc/loadavg").read().split()[:3]
-    print(f"{a.n} slices of {a.stack}, load average at start {' '.join(load)}\n")
-    print("| writer | wall s | peak RSS MB | store MB | level-0 codecs |")
-    print("|---|---|---|---|---|")
     base = [a.ctstack, "zarr", a.stack, "--range", f"0:{a.n - 1}", "--chunks", "16,256,256", "-q"]
-    run(
-        "ctstack zarr (zstd:3)",
-        base + ["--out", str(work / "ctstack.ome.zarr")],
-        work / "ctstack.ome.zarr",
+    writers = [
+        ("ctstack zarr (default: blosc-lz4-bitshuffle)", base + ["--out", str(work / "ctstack.ome.zarr")],
+         work / "ctstack.ome.zarr"),
+        ("ctstack zarr --compression zstd:3",
+         base + ["--compression", "zstd:3", "--out", str(work / "ctstack-zstd.ome.zarr")],
+         work / "ctstack-zstd.ome.zarr"),
+        ("ctstack zarr --compression none",
+         base + ["--compression", "none", "--out", str(work / "ctstack-raw.ome.zarr")],
+         work / "ctstack-raw.ome.zarr"),
+        ("ngff-zarr (DASK_BIN_SHRINK)",
+         [sys.executable, "-c", NGFF_ZARR, a.stack, str(work / "ngff.ome.zarr"), str(a.n)],
+         work / "ngff.ome.zarr"),
+        ("ome-zarr-py (LOCAL_MEAN)",
+         [sys.executable, "-c", OME_ZARR, a.stack, str(work / "omezarr.ome.zarr"), str(a.n)],
+         work / "omezarr.ome.zarr"),
+    ]
+    load = " ".join(open("/proc/loadavg").read().split()[:3])
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    results = {label: [] for label, _, _ in writers}
+    for r in range(a.runs):
+        for label, cmd, store in writers:
+            results[label].append(run(cmd, store))
+            print(f"round {r + 1}: {label}: {results[label][-1]}", file=sys.stderr, flush=True)
+    end_load = " ".join(open("/proc/loadavg").read().split()[:3])
+    print(
+        f"{a.n} slices of {a.stack}; {cpu_model()}, {os.cpu_count()} CPUs; {a.runs} interleaved "
+        f"round(s), {started}; load average at start {load}, at end {end_load}. Wall s: median "
+        "(min-max); x ctstack: the median over rounds of the writer's time over ctstack's default "
+        "in the same round.\n"
     )
-    run(
-        "ctstack zarr --compression none",
-        base + ["--compression", "none", "--out", str(work / "ctstack-raw.ome.zarr")],
-        work / "ctstack-raw.ome.zarr",
-    )
-    run(
-        "ngff-zarr (DASK_BIN_SHRINK)",
-        [sys.executable, "-c", NGFF_ZARR, a.stack, str(work / "ngff.ome.zarr"), str(a.n)],
-        work / "ngff.ome.zarr",
-    )
-    run(
-        "ome-zarr-py (LOCAL_MEAN)",
-        [sys.executable, "-c", OME_ZARR, a.stack, str(work / "omezarr.ome.zarr"), str(a.n)],
-        work / "omezarr.ome.zarr",
-    )
+    print("| writer | wall s | x ctstack | peak RSS MB | store MB | level-0 codecs |")
+    print("|---|---|---|---|---|---|")
+    ours = results[writers[0][0]]
+    for label, _, _ in writers:
+        runs = results[label]
+        failed = [x for x in runs if isinstance(x, str)]
+        if failed:
+            print(f"| {label} | {failed[0]} | | | | |")
+            continue
+        walls = [x[0] for x in runs]
+        ratios = [x[0] / o[0] for x, o in zip(runs, ours) if not isinstance(o, str)]
+        print(
+            f"| {label} | {median(walls):.2f} ({min(walls):.2f}-{max(walls):.2f}) | "
+            f"{median(ratios):.2f} | {max(x[1] for x in runs):.0f} | {runs[-1][2]:.0f} | "
+            f"`{runs[-1][3]}` |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

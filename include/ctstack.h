@@ -347,7 +347,8 @@ typedef struct {
   uint32_t chunks[3];
   // Shard shape z, y, x, multiples of the chunk's (v3 only); all 0 (default): none.
   uint32_t shard[3];
-  // 0: none; 1: zstd (default) at `zstd_level`.
+  // 0: none; 1: zstd at `zstd_level`; 2 (default): Blosc with
+  // `blosc_compressor`, `blosc_shuffle` and `blosc_level`.
   int32_t compression;
   // zstd level, -7 ..= 22 (default 3).
   int32_t zstd_level;
@@ -367,6 +368,13 @@ typedef struct {
   uint64_t slab_start;
   // See `slab_start`.
   uint64_t slab_end;
+  // With `compression` 2: 0: lz4 (default); 1: zstd.
+  int32_t blosc_compressor;
+  // With `compression` 2: 1: byte shuffle; 2: bit shuffle (default)
+  // (numcodecs' numbers).
+  int32_t blosc_shuffle;
+  // With `compression` 2: 0 ..= 9 (default 5).
+  int32_t blosc_level;
 } ctstack_zarr_options;
 
 #ifdef __cplusplus

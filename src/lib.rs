@@ -75,7 +75,10 @@ pub use tiff::{Compression, Photometric};
 pub use voxel::{VoxelSize, VoxelSizeLookup};
 pub use writer::{write_slice, write_slice_as};
 #[cfg(feature = "ome-zarr")]
-pub use zarr::{ChunkCompression, DEFAULT_CHUNKS, Ngff, ZarrBuilder, ZarrPlan, ZarrSummary};
+pub use zarr::{
+    BloscCompressor, BloscShuffle, ChunkCompression, DEFAULT_CHUNKS, Ngff, ZarrBuilder, ZarrPlan,
+    ZarrSummary,
+};
 
 /// The documentation's pages, whose Rust examples `cargo test --doc` compiles and
 /// runs (from the package's folder, on its fixtures): a renamed or removed API

@@ -182,6 +182,28 @@ fn every_sample_type_fixture_matches_the_tiff_pyramid_in_both_versions() {
     }
 }
 
+/// Blosc, read back by zarrs' own Blosc codec (C-Blosc): 1-, 2- and 4-byte
+/// samples (its type size), both shuffles, both compressors, both versions.
+#[test]
+fn blosc_stores_match_the_tiff_pyramid_in_both_versions() {
+    for (rel, codec) in [
+        ("stack", "blosc-lz4-bitshuffle"),
+        ("stack_u8", "blosc-lz4:9"),
+        ("types_stacks/f32", "blosc-zstd:1"),
+        ("types_stacks/i16", "blosc-zstd-bitshuffle:3"),
+    ] {
+        for ngff in [Ngff::V0_5, Ngff::V0_4] {
+            let compression: ChunkCompression = codec.parse().unwrap();
+            let what = format!("{rel} {} {codec}", ngff.name());
+            check(
+                fixture_builder(rel).min_size(2),
+                |z| z.chunks([2, 8, 16]).ngff(ngff).compression(compression),
+                &what,
+            );
+        }
+    }
+}
+
 #[test]
 fn odd_and_tiny_shapes_match_the_tiff_pyramid() {
     let dir = temp_dir("zarr-shapes");
@@ -1155,14 +1177,14 @@ fn a_rerun_of_an_unchanged_complete_store_does_nothing() {
                 .run(&mut |_, _| {}, &Default::default())
                 .unwrap()
         };
-        let zstd = ChunkCompression::default();
-        let first = run(zstd);
+        let codec = ChunkCompression::default();
+        let first = run(codec);
         assert!(record(&store).is_file(), "{ngff:?}");
         // The image's files: all but the record.
         let on_disk = tree_files(&store).len() - 1;
         assert_eq!(first.written, on_disk, "{ngff:?}");
         // Unchanged: no pixel read, nothing written, every file unchanged.
-        let again = run(zstd);
+        let again = run(codec);
         assert_eq!(
             (again.input_bytes, again.written, again.unchanged),
             (0, 0, on_disk),
@@ -1176,11 +1198,11 @@ fn a_rerun_of_an_unchanged_complete_store_does_nothing() {
         file.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(7))
             .unwrap();
         drop(file);
-        let touched = run(zstd);
+        let touched = run(codec);
         assert!(touched.input_bytes > 0, "{ngff:?}");
         assert_eq!(touched.written, 0, "{ngff:?}");
         assert_ne!(std::fs::read(record(&store)).unwrap(), recorded, "{ngff:?}");
-        assert_eq!(run(zstd).input_bytes, 0, "{ngff:?}");
+        assert_eq!(run(codec).input_bytes, 0, "{ngff:?}");
         // Other options: the store is rewritten.
         let other = run(ChunkCompression::None);
         assert!(other.input_bytes > 0 && other.written > 1, "{ngff:?}");
@@ -1205,7 +1227,7 @@ fn a_rerun_of_an_unchanged_complete_store_does_nothing() {
         // A run that changes chunks removes the record before the first: a
         // cancelled one leaves none.
         let cancel = ctstack::CancelFlag::new();
-        let result = zarr(zstd).run(
+        let result = zarr(codec).run(
             &mut |done, _| {
                 if done > 0 {
                     cancel.cancel();
@@ -1215,8 +1237,62 @@ fn a_rerun_of_an_unchanged_complete_store_does_nothing() {
         );
         assert_eq!(result.unwrap_err().kind(), ErrorKind::Cancelled, "{ngff:?}");
         assert!(!record(&store).exists(), "{ngff:?}");
-        let finished = run(zstd);
+        let finished = run(codec);
         assert!(finished.input_bytes > 0 && record(&store).is_file());
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The codecs' spelling: what `--compression`, `ZarrOptions.compression` and
+/// `ChunkCompression`'s `FromStr` read, written back by its `Display`.
+#[test]
+fn compression_spellings_round_trip_and_bad_ones_are_usage_errors() {
+    use ctstack::{BloscCompressor, BloscShuffle};
+    let cases = [
+        ("none", "none", ChunkCompression::None),
+        ("zstd", "zstd:3", ChunkCompression::Zstd(3)),
+        ("zstd:-7", "zstd:-7", ChunkCompression::Zstd(-7)),
+        (
+            "blosc-lz4",
+            "blosc-lz4:5",
+            ChunkCompression::Blosc {
+                compressor: BloscCompressor::Lz4,
+                shuffle: BloscShuffle::Byte,
+                level: 5,
+            },
+        ),
+        (
+            "blosc-zstd-bitshuffle:9",
+            "blosc-zstd-bitshuffle:9",
+            ChunkCompression::Blosc {
+                compressor: BloscCompressor::Zstd,
+                shuffle: BloscShuffle::Bit,
+                level: 9,
+            },
+        ),
+    ];
+    for (text, shown, want) in cases {
+        let got: ChunkCompression = text.parse().unwrap();
+        assert_eq!(got, want, "{text}");
+        assert_eq!(got.to_string(), shown, "{text}");
+        assert_eq!(shown.parse::<ChunkCompression>().unwrap(), want, "{shown}");
+    }
+    for bad in [
+        "",
+        "none:1",
+        "zstd:23",
+        "blosc",
+        "blosc-lz4:10",
+        "blosc-lz4:-1",
+        "blosc-lz4-shuffle",
+        "blosc-snappy",
+        "lz4",
+    ] {
+        let err = bad.parse::<ChunkCompression>().unwrap_err();
+        assert_eq!(err.kind(), ctstack::ErrorKind::Usage, "{bad}: {err}");
+        assert!(
+            err.to_string().contains("blosc-lz4-bitshuffle"),
+            "{bad}: {err}"
+        );
+    }
 }

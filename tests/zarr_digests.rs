@@ -2,9 +2,10 @@
 //! the writer of 0.1.0's main (one band of `D` whole slices per level, before
 //! the row-band writer) wrote for the same stacks and options: every sample
 //! type, odd sizes and slice counts, odd chunk shapes, shards, both Zarr
-//! versions, with and without compression. `tests/zarr_digests.txt` holds
-//! them; `CTSTACK_WRITE_DIGESTS=1` rewrites it (only ever from a writer known
-//! to be right: the file is the specification).
+//! versions, with and without compression (and one Blosc layout, see
+//! `LAYOUTS`). `tests/zarr_digests.txt` holds them; `CTSTACK_WRITE_DIGESTS=1`
+//! rewrites it (only ever from a writer known to be right: the file is the
+//! specification).
 #![cfg(feature = "ome-zarr")]
 
 mod common;
@@ -12,7 +13,9 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::pyramid::temp_dir;
-use ctstack::{ChunkCompression, Ngff, PyramidBuilder, ZarrBuilder, write_slice};
+use ctstack::{
+    BloscCompressor, BloscShuffle, ChunkCompression, Ngff, PyramidBuilder, ZarrBuilder, write_slice,
+};
 
 /// FNV-1a, 64 bits: enough to tell two stores apart, with no dependency.
 fn fnv(hash: &mut u64, bytes: &[u8]) {
@@ -73,22 +76,43 @@ fn fixture_builder(rel: &str) -> PyramidBuilder {
 
 type Options = fn(ZarrBuilder) -> ZarrBuilder;
 
-/// The layouts every stack is written with.
-const LAYOUTS: [(&str, Options); 6] = [
-    ("c2.16.32-zstd", |z| z.chunks([2, 16, 32])),
+/// The layouts every stack is written with. Each names its compression: the
+/// default codec may change, what these digests pin may not.
+const LAYOUTS: [(&str, Options); 7] = [
+    ("c2.16.32-zstd", |z| {
+        z.chunks([2, 16, 32]).compression(ChunkCompression::Zstd(3))
+    }),
     ("c3.9.7-none-v2", |z| {
         z.chunks([3, 9, 7])
             .ngff(Ngff::V0_4)
             .compression(ChunkCompression::None)
     }),
     ("c2.8.16-shard4.16.32", |z| {
-        z.chunks([2, 8, 16]).shard(Some([4, 16, 32]))
+        z.chunks([2, 8, 16])
+            .shard(Some([4, 16, 32]))
+            .compression(ChunkCompression::Zstd(3))
     }),
-    ("c5.33.17-zstd", |z| z.chunks([5, 33, 17])),
+    ("c5.33.17-zstd", |z| {
+        z.chunks([5, 33, 17]).compression(ChunkCompression::Zstd(3))
+    }),
     ("c4.32.32-none", |z| {
         z.chunks([4, 32, 32]).compression(ChunkCompression::None)
     }),
-    ("default", |z| z),
+    ("default-chunks-zstd", |z| {
+        z.compression(ChunkCompression::Zstd(3))
+    }),
+    // Not from the whole-slice writer (it had no Blosc): written by the
+    // row-band writer with C-Blosc 1.21 (blosc-src 0.3.8), after
+    // tests/zarr.rs and python/tests/test_zarr.py had read such stores back
+    // as the TIFF pyramid. Pins the Blosc configuration (type size, shuffle,
+    // level, block size) and the bytes on every platform.
+    ("c4.32.32-blosc-lz4-bitshuffle", |z| {
+        z.chunks([4, 32, 32]).compression(ChunkCompression::Blosc {
+            compressor: BloscCompressor::Lz4,
+            shuffle: BloscShuffle::Bit,
+            level: 5,
+        })
+    }),
 ];
 
 #[test]

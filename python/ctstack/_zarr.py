@@ -56,6 +56,9 @@ class ZarrOptionsT(ctypes.Structure):
         ("step", ctypes.c_int32),
         ("slab_start", ctypes.c_uint64),
         ("slab_end", ctypes.c_uint64),
+        ("blosc_compressor", ctypes.c_int32),
+        ("blosc_shuffle", ctypes.c_int32),
+        ("blosc_level", ctypes.c_int32),
     ]
 
 
@@ -122,7 +125,11 @@ class ZarrOptions:
         ngff: ``"0.5"`` (Zarr v3, default) or ``"0.4"`` (Zarr v2).
         chunks: chunk shape (z, y, x), the same at every level.
         shard: shard shape (z, y, x), multiples of ``chunks`` (0.5 only), or None.
-        compression: ``"none"``, ``"zstd"`` (level 3) or ``"zstd:LEVEL"``.
+        compression: ``"none"``, ``"zstd"`` (level 3) or ``"zstd:LEVEL"``, or
+            Blosc: ``"blosc-lz4"``, ``"blosc-lz4-bitshuffle"``, ``"blosc-zstd"``,
+            ``"blosc-zstd-bitshuffle"``, each with an optional ``":LEVEL"``
+            (0 ..= 9, default 5): the command line's ``--compression``. Default
+            ``"blosc-lz4-bitshuffle"`` (docs/ome-zarr.md, "Compression").
         voxel_size: level 0's voxel size (z, y, x) in ``unit``, stored exactly;
             None: from the resolution tags, else from the scanner's file
             beside the slices (Bruker NRecon ``*_rec.log``, Nikon ``.xtekct``,
@@ -134,7 +141,7 @@ class ZarrOptions:
     ngff: str = "0.5"
     chunks: Tuple[int, int, int] = DEFAULT_CHUNKS
     shard: Optional[Tuple[int, int, int]] = None
-    compression: str = "zstd"
+    compression: str = "blosc-lz4-bitshuffle"
     voxel_size: Optional[Tuple[float, float, float]] = None
     unit: str = "micrometer"
 
@@ -147,18 +154,28 @@ class ZarrOptions:
                 raise invalid_argument("%s %r: three values (z, y, x)" % (name, value))
         self._compression()
 
-    def _compression(self) -> Tuple[int, int]:
+    def _compression(self) -> Tuple[int, int, int, int, int]:
+        """(compression, zstd_level, blosc_compressor, blosc_shuffle,
+        blosc_level) of ``ctstack_zarr_options``; the library checks the levels."""
         text = self.compression
-        if text == "none":
-            return 0, 3
-        if text == "zstd":
-            return 1, 3
-        if isinstance(text, str) and text.startswith("zstd:"):
+        if isinstance(text, str):
+            name, _, level = text.partition(":")
             try:
-                return 1, int(text[5:])
+                if name == "none" and not level:
+                    return 0, 3, 0, 1, 5
+                if name == "zstd":
+                    return 1, int(level) if level else 3, 0, 1, 5
+                if name.startswith("blosc-"):
+                    cname, _, shuffle = name[6:].partition("-")
+                    if cname in ("lz4", "zstd") and shuffle in ("", "bitshuffle"):
+                        return (2, 3, 0 if cname == "lz4" else 1, 2 if shuffle else 1,
+                                int(level) if level else 5)
             except ValueError:
                 pass
-        raise invalid_argument("compression %r: 'none', 'zstd' or 'zstd:LEVEL'" % (text,))
+        raise invalid_argument(
+            "compression %r: 'none', 'zstd' or 'zstd:LEVEL', or 'blosc-lz4', "
+            "'blosc-lz4-bitshuffle', 'blosc-zstd', 'blosc-zstd-bitshuffle' with an optional "
+            "':LEVEL'" % (text,))
 
     def _native(
         self, store: bytes, step: int = STEP_WHOLE, slab: Tuple[int, int] = (0, 0)
@@ -171,7 +188,8 @@ class ZarrOptions:
         native.ngff = 4 if self.ngff == "0.4" else 5
         native.chunks[:] = [int(v) for v in self.chunks]
         native.shard[:] = [int(v) for v in self.shard] if self.shard is not None else [0, 0, 0]
-        native.compression, native.zstd_level = self._compression()
+        (native.compression, native.zstd_level, native.blosc_compressor, native.blosc_shuffle,
+         native.blosc_level) = self._compression()
         if self.voxel_size is not None:
             native.voxel_size[:] = [float(v) for v in self.voxel_size]
         native.unit = self.unit.encode("utf-8")
@@ -256,7 +274,7 @@ def build_ome_zarr(
     ngff: str = "0.5",
     chunks: Tuple[int, int, int] = DEFAULT_CHUNKS,
     shard: Optional[Tuple[int, int, int]] = None,
-    compression: str = "zstd",
+    compression: str = "blosc-lz4-bitshuffle",
     voxel_size: Optional[Tuple[float, float, float]] = None,
     unit: str = "micrometer",
     progress: Optional[ProgressCallback] = None,

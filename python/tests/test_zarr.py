@@ -295,6 +295,55 @@ class ZarrTest(unittest.TestCase):
         for k in range(report.levels + 1):
             np.testing.assert_array_equal(group[str(k)][...], reference[k])
 
+    def test_blosc_stores_read_back_with_their_codec_in_both_versions(self):
+        """Blosc (lz4 and zstd, byte and bit shuffle) as zarr-python decodes it
+        (numcodecs' C-Blosc), and named in the metadata the way each version
+        spells it."""
+        reference = zarr_levels(reference_levels(self.volume, 4))
+        for ngff in ("0.5", "0.4"):
+            for codec in ("blosc-lz4", "blosc-lz4-bitshuffle:9", "blosc-zstd:1",
+                          "blosc-zstd-bitshuffle"):
+                name = "%s-%s.ome.zarr" % (codec.replace(":", "-"), ngff)
+                store, _ = self.build(ngff, name=name, compression=codec)
+                group = zarr.open_group(str(store), mode="r")
+                for k in range(4):
+                    np.testing.assert_array_equal(group[str(k)][...], reference[k], name)
+                cname = "zstd" if "zstd" in codec else "lz4"
+                bits = "bitshuffle" in codec
+                if ngff == "0.5":
+                    meta = json.loads((store / "0" / "zarr.json").read_text())
+                    (blosc,) = [c for c in meta["codecs"] if c["name"] == "blosc"]
+                    self.assertEqual(blosc["configuration"]["cname"], cname)
+                    self.assertEqual(blosc["configuration"]["shuffle"],
+                                     "bitshuffle" if bits else "shuffle")
+                    self.assertEqual(blosc["configuration"]["typesize"], 2)
+                else:
+                    meta = json.loads((store / "0" / ".zarray").read_text())
+                    self.assertEqual(meta["compressor"]["id"], "blosc")
+                    self.assertEqual(meta["compressor"]["cname"], cname)
+                    self.assertEqual(meta["compressor"]["shuffle"], 2 if bits else 1)
+        for bad in ("blosc", "blosc-lz4:10", "blosc-snappy", "blosc-lz4-shuffle"):
+            with self.assertRaises(ctstack.InvalidArgumentError, msg=bad):
+                self.build(name="bad.ome.zarr", compression=bad)
+
+    def test_tensorstore_reads_the_default_blosc_store_in_both_versions(self):
+        """The default codec (blosc-lz4-bitshuffle) as tensorstore's own
+        C-Blosc decodes it: the v3 `blosc` codec and the v2 `blosc` compressor,
+        every level equal to the reference."""
+        ts = need("tensorstore")
+        reference = zarr_levels(reference_levels(self.volume, 4))
+        for ngff, driver in (("0.5", "zarr3"), ("0.4", "zarr")):
+            store, report = self.build(ngff, name="default-%s.ome.zarr" % ngff)
+            self.assertEqual(report.levels, 3)
+            for k in range(report.levels + 1):
+                array = ts.open({"driver": driver,
+                                 "kvstore": {"driver": "file", "path": str(store / str(k))}},
+                                open=True, read=True).result()
+                np.testing.assert_array_equal(array.read().result(), reference[k],
+                                              "%s level %d" % (ngff, k))
+            meta = store / "0" / ("zarr.json" if ngff == "0.5" else ".zarray")
+            self.assertIn('"blosc"', meta.read_text())
+
     def test_sharded_store_reads_back(self):
         store, _ = self.build(name="sharded.ome.zarr", shard=(4, 16, 32))
         group = zarr.open_group(str(store), mode="r")

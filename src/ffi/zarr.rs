@@ -43,7 +43,8 @@ pub struct ctstack_zarr_options {
     pub chunks: [u32; 3],
     /// Shard shape z, y, x, multiples of the chunk's (v3 only); all 0 (default): none.
     pub shard: [u32; 3],
-    /// 0: none; 1: zstd (default) at `zstd_level`.
+    /// 0: none; 1: zstd at `zstd_level`; 2 (default): Blosc with
+    /// `blosc_compressor`, `blosc_shuffle` and `blosc_level`.
     pub compression: i32,
     /// zstd level, -7 ..= 22 (default 3).
     pub zstd_level: i32,
@@ -63,6 +64,13 @@ pub struct ctstack_zarr_options {
     pub slab_start: u64,
     /// See `slab_start`.
     pub slab_end: u64,
+    /// With `compression` 2: 0: lz4 (default); 1: zstd.
+    pub blosc_compressor: i32,
+    /// With `compression` 2: 1: byte shuffle; 2: bit shuffle (default)
+    /// (numcodecs' numbers).
+    pub blosc_shuffle: i32,
+    /// With `compression` 2: 0 ..= 9 (default 5).
+    pub blosc_level: i32,
 }
 
 // SAFETY: `#[repr(C)]`, `struct_size: usize` first, fields only appended, and
@@ -83,13 +91,16 @@ impl ctstack_zarr_options {
             ngff: 5,
             chunks: DEFAULT_CHUNKS,
             shard: [0; 3],
-            compression: 1,
+            compression: 2,
             zstd_level: 3,
             voxel_size: [0.0; 3],
             unit: std::ptr::null(),
             step: CTSTACK_ZARR_WHOLE,
             slab_start: 0,
             slab_end: 0,
+            blosc_compressor: 0,
+            blosc_shuffle: 2,
+            blosc_level: 5,
         }
     }
 
@@ -123,7 +134,32 @@ impl ctstack_zarr_options {
         let compression = match self.compression {
             0 => ChunkCompression::None,
             1 => format!("zstd:{}", self.zstd_level).parse()?,
-            n => return Err(invalid(format!("zarr_options->compression is {n}: 0 or 1"))),
+            2 => {
+                let compressor = match self.blosc_compressor {
+                    0 => "lz4",
+                    1 => "zstd",
+                    n => {
+                        return Err(invalid(format!(
+                            "zarr_options->blosc_compressor is {n}: 0 (lz4) or 1 (zstd)"
+                        )));
+                    }
+                };
+                let shuffle = match self.blosc_shuffle {
+                    1 => "",
+                    2 => "-bitshuffle",
+                    n => {
+                        return Err(invalid(format!(
+                            "zarr_options->blosc_shuffle is {n}: 1 (byte) or 2 (bit)"
+                        )));
+                    }
+                };
+                format!("blosc-{compressor}{shuffle}:{}", self.blosc_level).parse()?
+            }
+            n => {
+                return Err(invalid(format!(
+                    "zarr_options->compression is {n}: 0, 1 or 2"
+                )));
+            }
         };
         let shard = (self.shard != [0; 3]).then_some(self.shard);
         let mut builder = ZarrBuilder::new(pyramid, PathBuf::from(store))

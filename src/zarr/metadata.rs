@@ -12,7 +12,7 @@ use ome_zarr_metadata::v0_4::{
 use zarrs::array::{ArrayMetadata, ArrayMetadataV2};
 use zarrs::metadata::v3::ArrayMetadataV3;
 
-use super::{ChunkCompression, Ngff, ZarrPlan};
+use super::{BloscCompressor, BloscShuffle, ChunkCompression, Ngff, ZarrPlan};
 use crate::{Error, SampleType};
 
 /// The key of ctstack's attribute in the root group's attributes.
@@ -267,10 +267,25 @@ pub(crate) fn array_metadata(plan: &ZarrPlan, k: usize) -> Result<ArrayMetadata,
         Ngff::V0_5 => {
             let bytes = json!({"name": "bytes", "configuration": {"endian": "little"}});
             let mut inner = vec![bytes.clone()];
-            if let ChunkCompression::Zstd(level) = plan.compression {
-                inner.push(
+            match plan.compression {
+                ChunkCompression::None => {}
+                ChunkCompression::Zstd(level) => inner.push(
                     json!({"name": "zstd", "configuration": {"level": level, "checksum": false}}),
-                );
+                ),
+                ChunkCompression::Blosc {
+                    compressor,
+                    shuffle,
+                    level,
+                } => inner.push(json!({"name": "blosc", "configuration": {
+                    "cname": blosc_cname(compressor),
+                    "clevel": level,
+                    "shuffle": match shuffle {
+                        BloscShuffle::Byte => "shuffle",
+                        BloscShuffle::Bit => "bitshuffle",
+                    },
+                    "typesize": plan.sample_type().bytes(),
+                    "blocksize": 0,
+                }})),
             }
             let (grid, codecs) = match plan.shard {
                 Some(shard) => (
@@ -305,6 +320,21 @@ pub(crate) fn array_metadata(plan: &ZarrPlan, k: usize) -> Result<ArrayMetadata,
         Ngff::V0_4 => {
             let compressor = match plan.compression {
                 ChunkCompression::Zstd(level) => json!({"id": "zstd", "level": level}),
+                // numcodecs' Blosc: the shuffle by number, the type size from the dtype.
+                ChunkCompression::Blosc {
+                    compressor,
+                    shuffle,
+                    level,
+                } => json!({
+                    "id": "blosc",
+                    "cname": blosc_cname(compressor),
+                    "clevel": level,
+                    "shuffle": match shuffle {
+                        BloscShuffle::Byte => 1,
+                        BloscShuffle::Bit => 2,
+                    },
+                    "blocksize": 0,
+                }),
                 ChunkCompression::None => Value::Null,
             };
             let doc = json!({
@@ -344,4 +374,12 @@ pub(crate) fn read_ctstack_attribute(root: &std::path::Path) -> Result<Option<Va
             .or(Some(Value::Null)));
     }
     Ok(None)
+}
+
+/// Blosc's name for `compressor` (its `cname`).
+fn blosc_cname(compressor: BloscCompressor) -> &'static str {
+    match compressor {
+        BloscCompressor::Lz4 => "lz4",
+        BloscCompressor::Zstd => "zstd",
+    }
 }

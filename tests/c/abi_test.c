@@ -917,7 +917,9 @@ static void test_zarr(void) {
     p.min_size = 80;
     ctstack_zarr_options z;
     ctstack_zarr_options_init(&z, sizeof z);
-    CHECK(z.ngff == 5 && z.chunks[0] == 16 && z.compression == 1 && z.step == CTSTACK_ZARR_WHOLE, "defaults");
+    CHECK(z.ngff == 5 && z.chunks[0] == 16 && z.compression == 2 && z.blosc_compressor == 0
+              && z.blosc_shuffle == 2 && z.blosc_level == 5 && z.step == CTSTACK_ZARR_WHOLE,
+          "defaults");
     z.chunks[0] = 4, z.chunks[1] = 64, z.chunks[2] = 64;
     char whole[1024], slabs[1024];
     snprintf(whole, sizeof whole, "%s", path_of(scratch, "zarr_whole/s.ome.zarr"));

@@ -40,8 +40,15 @@ pub struct ZarrArgs {
     /// Shard shape Z,Y,X, multiples of the chunk's (0.5 only) [default: no sharding].
     #[arg(long, value_name = "Z,Y,X", value_parser = three::<u32>)]
     shard: Option<[u32; 3]>,
-    /// none, zstd (level 3) or zstd:LEVEL (-7 ..= 22).
-    #[arg(long, value_name = "CODEC", default_value = "zstd", value_parser = compression)]
+    /// none, zstd (level 3) or zstd:LEVEL (-7 ..= 22); Blosc: blosc-lz4,
+    /// blosc-lz4-bitshuffle, blosc-zstd or blosc-zstd-bitshuffle, each with an optional
+    /// :LEVEL (0 ..= 9, default 5).
+    #[arg(
+        long,
+        value_name = "CODEC",
+        default_value = "blosc-lz4-bitshuffle",
+        value_parser = compression
+    )]
     compression: ChunkCompression,
     /// Level 0's voxel size Z,Y,X, in --unit, stored exactly [default: from the first
     /// slice's TIFF resolution tags (z = x unless ImageJ's spacing says), else from the
