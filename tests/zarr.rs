@@ -1398,3 +1398,43 @@ fn two_distributed_builds_never_interleave_and_one_builds_slabs_run_at_once() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Review s27 1c: a rerun's sweep removes a killed run's temporary files only
+/// where ctstack writes (level folders, the root's own metadata names), and
+/// never one whose pid is a live process on this host (another run's, still
+/// writing); a user's file named like a temporary file stays.
+#[test]
+fn the_stores_sweep_spares_live_processes_and_the_users_files() {
+    let dir = temp_dir("zarr-sweep");
+    let stack = make_stack(&dir.join("in"), 4, 40, 30, |z, i| (z * 7 + i) as u16);
+    let builder = PyramidBuilder::from_dir(&stack).unwrap().min_size(16);
+    let store = dir.join("s.ome.zarr");
+    run_store(&builder, &store).unwrap();
+    let me = std::process::id();
+    // Above Linux's largest pid_max (2^22): no such process, a killed run's.
+    let dead = 4_999_999;
+    let live = store.join(format!("0/c/0/0/.0.{me}.3.ctstack-tmp"));
+    let killed = [
+        store.join(format!("0/c/0/0/.0.{dead}.3.ctstack-tmp")),
+        store.join(format!(".zarr.json.{dead}.1.ctstack-tmp")),
+    ];
+    std::fs::create_dir_all(store.join("labels")).unwrap();
+    let users = [
+        store.join(format!("labels/.0.{dead}.1.ctstack-tmp")),
+        store.join(format!(".notes.txt.{dead}.1.ctstack-tmp")),
+    ];
+    for f in killed.iter().chain(&users).chain([&live]) {
+        std::fs::write(f, b"x").unwrap();
+    }
+    // Without the record the rerun prepares (and sweeps) as after a kill.
+    std::fs::remove_file(store.join("ctstack-inputs.json")).unwrap();
+    run_store(&builder, &store).unwrap();
+    #[cfg(unix)]
+    for f in &killed {
+        assert!(!f.exists(), "{} left", f.display());
+    }
+    for f in users.iter().chain([&live]) {
+        assert!(f.exists(), "{} removed", f.display());
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

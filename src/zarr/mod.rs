@@ -919,7 +919,7 @@ impl ZarrPlan {
         let incomplete = ctstack_attributes(self, false)?;
         let mut kept = Vec::new();
         if ours {
-            sweep_temps(root);
+            sweep_temps(root, &ROOT_FILES);
             let previous = read_ctstack_attribute(root)?.unwrap_or(Value::Null);
             let recorded = previous.get("arrays").and_then(Value::as_array);
             let n = self.levels().len();
@@ -1013,7 +1013,8 @@ impl ZarrPlan {
                 return Err(Error::state(
                     &self.store,
                     format!(
-                        "not prepared for this build (no {BUILD_FILE}: a finish, or another                          build, came since its prepare): run prepare() again, then the slabs"
+                        "not prepared for this build (no {BUILD_FILE}: a finish, or another \
+                         build, came since its prepare): run prepare() again, then the slabs"
                     ),
                 ));
             }
@@ -1022,7 +1023,9 @@ impl ZarrPlan {
         if found != self.build_identity()? {
             return Err(Error::state(
                 &self.store,
-                "prepared for another build since this one's prepare (other inputs or                  options): its slabs and finish are refused so that the two never mix in one                  store; run prepare() again, then the slabs",
+                "prepared for another build since this one's prepare (other inputs or \
+                 options): its slabs and finish are refused so that the two never mix in one \
+                 store; run prepare() again, then the slabs",
             ));
         }
         Ok(())
@@ -1037,7 +1040,9 @@ impl ZarrPlan {
             Error::state(
                 &self.store,
                 format!(
-                    "another ctstack run is writing this store ({holder} holds its {LOCK_FILE}):                      left untouched; wait for it to end, or stop it (a killed run's lock is                      free again)"
+                    "another ctstack run is writing this store ({holder} holds its {LOCK_FILE}): \
+                     left untouched; wait for it to end, or stop it (a killed run's lock is \
+                     free again)"
                 ),
             )
         })
@@ -1224,6 +1229,10 @@ impl ZarrPlan {
     }
 }
 
+/// The files ctstack writes at a store's root (beside the level folders and
+/// the lock).
+const ROOT_FILES: [&str; 5] = ["zarr.json", ".zgroup", ".zattrs", RECORD_FILE, BUILD_FILE];
+
 /// The file, at the store's root, that names the build the store was last
 /// prepared for (see the module docs); removed by `finish`.
 pub(crate) const BUILD_FILE: &str = ".ctstack-build.json";
@@ -1281,15 +1290,7 @@ fn foreign_entries(root: &Path) -> Vec<PathBuf> {
             let name = e.file_name().to_string_lossy().into_owned();
             let level = name.parse::<usize>().is_ok_and(|k| k.to_string() == name)
                 && e.file_type().is_ok_and(|t| t.is_dir());
-            let metadata = [
-                "zarr.json",
-                ".zgroup",
-                ".zattrs",
-                RECORD_FILE,
-                BUILD_FILE,
-                LOCK_FILE,
-            ]
-            .contains(&name.as_str());
+            let metadata = ROOT_FILES.contains(&name.as_str()) || name == LOCK_FILE;
             !level && !metadata
         })
         .map(|e| e.path())

@@ -277,11 +277,26 @@ impl WritableStorageTraits for AtomicFolder {
     }
 }
 
-/// Removes ctstack's temporary files (a killed run's) anywhere under `dir`;
-/// returns how many. Symbolic links are not followed.
-pub(crate) fn sweep_temps(dir: &Path) -> usize {
+/// Removes the temporary files killed runs left in the store at `root`, only
+/// where ctstack writes: at the root, those of its own metadata names
+/// (`root_names`); under each level folder (`<k>`, decimal), those of array
+/// metadata and chunk files (digit names). Never a temporary file whose pid may
+/// be a live process on this host (`temp::sweep_dead`), nor anything else (a
+/// user's file named like a temporary file in a folder of the user's stays).
+/// Called under the store's exclusive lock. Returns how many it removed.
+/// Symbolic links are not followed.
+pub(crate) fn sweep_temps(root: &Path, root_names: &[&str]) -> usize {
+    use crate::temp::{Reach, sweep_dead};
     // What cannot be removed now is left for the next run's sweep.
-    crate::temp::sweep(dir, crate::temp::Reach::Tree, |_| true).unwrap_or(0)
+    let mut removed = sweep_dead(root, Reach::Folder, |t| root_names.contains(&t)).unwrap_or(0);
+    for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if is_index(&name) && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let ours = |t: &str| is_index(t) || ARRAY_METADATA.contains(&t);
+            removed += sweep_dead(&entry.path(), Reach::Tree, ours).unwrap_or(0);
+        }
+    }
+    removed
 }
 
 /// Whether `name` is a chunk key component ctstack writes: decimal digits.
