@@ -949,7 +949,22 @@ impl ZarrPlan {
                 a.remove("complete");
             }
             if !changed.is_empty() || !stale.is_empty() || !other.is_empty() || same != wanted {
-                store.withdraw()?;
+                // The root keeps recording the layout of the chunks on disk until
+                // those that no longer fit are gone (a run stopped in between
+                // finds them changed again and clears them); the new layout is
+                // recorded below, after.
+                let mut old = previous.clone();
+                if let Some(a) = old.as_object_mut() {
+                    a.insert("complete".into(), Value::Bool(false));
+                }
+                let root_files = match old.is_object() {
+                    true => group_files(
+                        self.ngff,
+                        serde_json::Map::from_iter([(CTSTACK_KEY.to_string(), old)]),
+                    )?,
+                    false => group_files(self.ngff, incomplete.clone())?,
+                };
+                store.withdraw_as(&root_files)?;
             }
             for path in &other {
                 remove_file_if_there(path)?;
