@@ -1438,3 +1438,45 @@ fn the_stores_sweep_spares_live_processes_and_the_users_files() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Review s27 2: finish says "missing" only for a chunk that is not there;
+/// any other error inspecting one is that error (kind Io, the path and the
+/// system's message), not a slab to rerun. Unix only: a path through a file
+/// is ENOTDIR there; Windows reports it as not found.
+#[cfg(unix)]
+#[test]
+fn finish_reports_a_chunk_it_cannot_inspect_as_that_error() {
+    let dir = temp_dir("zarr-finish-stat");
+    let stack = make_stack(&dir.join("in"), 8, 40, 30, |z, i| (z * 7 + i) as u16);
+    let builder = PyramidBuilder::from_dir(&stack).unwrap().min_size(16);
+    let store = dir.join("s.ome.zarr");
+    let plan = ZarrBuilder::new(builder, &store)
+        .chunks([1, 8, 8])
+        .plan()
+        .unwrap();
+    plan.prepare().unwrap();
+    plan.run_slab(0..8, &mut |_, _| {}, &Default::default())
+        .unwrap();
+    // Level 1's chunk row folder replaced by a file: its chunks' paths now
+    // pass through a file.
+    let row = store.join("1/c/0/0");
+    std::fs::remove_dir_all(&row).unwrap();
+    std::fs::write(&row, b"x").unwrap();
+    let err = plan.finish().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+    let text = err.to_string();
+    assert!(!text.contains("missing"), "{text}");
+    assert!(text.contains("1/c/0/0/0"), "{text}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Review s27 2: two test folders of one name in one process are two folders
+/// (the pid alone let two runs share, and wipe, one).
+#[test]
+fn temp_dir_gives_a_new_folder_per_call() {
+    let (a, b) = (temp_dir("zarr-twice"), temp_dir("zarr-twice"));
+    assert_ne!(a, b);
+    assert!(a.is_dir() && b.is_dir());
+    std::fs::remove_dir_all(&a).ok();
+    std::fs::remove_dir_all(&b).ok();
+}

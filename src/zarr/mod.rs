@@ -1099,11 +1099,24 @@ impl ZarrPlan {
     /// returns every level's chunk files, `(key, path)`.
     fn finish_in(&self, store: &Arc<AtomicFolder>) -> Result<Vec<(String, PathBuf)>, Error> {
         let all = self.chunk_files(store)?;
-        if let Some((_, path)) = all.iter().find(|(_, path)| !path.is_file()) {
-            return Err(Error::state(
-                path,
-                "missing: a slab did not finish (run it again, then finish)",
-            ));
+        for (_, path) in &all {
+            match std::fs::metadata(path) {
+                Ok(meta) if meta.is_file() => {}
+                Ok(_) => {
+                    return Err(Error::state(
+                        path,
+                        "is not a file: a chunk file was expected here",
+                    ));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(Error::state(
+                        path,
+                        "missing: a slab did not finish (run it again, then finish)",
+                    ));
+                }
+                // Not a slab's fault: the system's error, as it is.
+                Err(e) => return Err(Error::io(path, "cannot inspect the chunk file", e)),
+            }
         }
         for k in 0..self.levels().len() {
             let prefix = format!("{k}/");
