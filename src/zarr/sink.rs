@@ -448,7 +448,12 @@ fn read_rows<T: Sample>(
                 if source.bytes().len() as u64 != stamp.len {
                     return Err(crate::source::changed_while_read(path));
                 }
-                page(Bytes::Memory(source.bytes())).read(region, dst, &options.limits)
+                page(Bytes::Memory(source.bytes())).read(region, dst, &options.limits)?;
+                #[cfg(test)]
+                tests::after_mapped_read(path);
+                // As below: a file rewritten in place at the same size while
+                // mapped may have given a mix of two versions.
+                stamp.check_unchanged(path, &file)
             } else {
                 let bytes = Bytes::File {
                     file: &file,
