@@ -873,6 +873,8 @@ impl ZarrPlan {
         cancel: &CancelFlag,
     ) -> Result<ZarrSummary, Error> {
         let started = Instant::now();
+        // The call's own mistakes first, then what is on disk.
+        self.check_span(&span)?;
         let group = self.store.join(self.group_key());
         if read_ctstack_attribute(&self.store)?.is_none_or(|a| a.is_null()) {
             return Err(Error::state(
@@ -1080,6 +1082,13 @@ impl ZarrPlan {
         progress: &mut dyn FnMut(u64, u64),
         cancel: &CancelFlag,
     ) -> Result<u64, Error> {
+        self.check_span(&span)?;
+        let arrays = self.arrays(store)?;
+        sink::write_span(self, &arrays, span, progress, cancel)
+    }
+
+    /// Refuses a slab that is empty, beyond the stack or off the alignment.
+    fn check_span(&self, span: &Range<usize>) -> Result<(), Error> {
         let count = self.levels()[0].count;
         let align = self.slab_alignment();
         let aligned = |i: usize| i.is_multiple_of(align) || i == count;
@@ -1091,8 +1100,7 @@ impl ZarrPlan {
                 span.start, span.end
             )));
         }
-        let arrays = self.arrays(store)?;
-        sink::write_span(self, &arrays, span, progress, cancel)
+        Ok(())
     }
 
     /// Checks, syncs and declares the store complete (see [`ZarrPlan::finish`]);
