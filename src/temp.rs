@@ -105,6 +105,38 @@ pub(crate) fn temp_target(name: &str) -> Option<&str> {
     (decimal(seq) && decimal(pid) && !target.is_empty()).then_some(target)
 }
 
+/// The pid in temporary name `name` (`.{target}.{pid}.{seq}.ctstack-tmp`),
+/// if it is exactly one.
+pub(crate) fn temp_pid(name: &str) -> Option<u32> {
+    temp_target(name)?;
+    let inner = name.strip_prefix('.')?.strip_suffix(TEMP_SUFFIX)?;
+    let (rest, _seq) = inner.rsplit_once('.')?;
+    rest.rsplit_once('.')?.1.parse().ok()
+}
+
+/// Whether process `pid` may be alive on this host: on Unix, whether it
+/// exists (`kill(pid, 0)` succeeds or is refused for permission); elsewhere
+/// only this process is known to be.
+pub(crate) fn may_be_live(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    #[cfg(unix)]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            return false;
+        };
+        if pid <= 0 {
+            return false;
+        }
+        // SAFETY: signal 0 sends nothing: it only asks whether `pid` exists.
+        let rc = unsafe { libc::kill(pid, 0) };
+        rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+    #[cfg(not(unix))]
+    false
+}
+
 /// Where [`sweep`] looks for temporary files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reach {
@@ -122,6 +154,27 @@ pub(crate) enum Reach {
 /// tries every one, and an error (a folder it cannot list, a file it cannot
 /// remove, each named) is the first it met.
 pub(crate) fn sweep(dir: &Path, reach: Reach, ours: impl Fn(&str) -> bool) -> Result<usize, Error> {
+    sweep_with(dir, reach, ours, false)
+}
+
+/// [`sweep`], leaving also every temporary file whose pid may be a live
+/// process on this host ([`may_be_live`]): for a folder where a live process
+/// could still be writing (the OME-Zarr store, whose slabs run on many
+/// processes).
+pub(crate) fn sweep_dead(
+    dir: &Path,
+    reach: Reach,
+    ours: impl Fn(&str) -> bool,
+) -> Result<usize, Error> {
+    sweep_with(dir, reach, ours, true)
+}
+
+fn sweep_with(
+    dir: &Path,
+    reach: Reach,
+    ours: impl Fn(&str) -> bool,
+    skip_live: bool,
+) -> Result<usize, Error> {
     let mut removed = 0;
     let mut first_error = None;
     let mut folders = vec![dir.to_path_buf()];
@@ -144,6 +197,10 @@ pub(crate) fn sweep(dir: &Path, reach: Reach, ours: impl Fn(&str) -> bool) -> Re
             let name = entry.file_name();
             let is_ours = name.to_str().and_then(temp_target).is_some_and(&ours);
             if !(is_ours && kind.is_file()) {
+                continue;
+            }
+            let live = || name.to_str().and_then(temp_pid).is_some_and(may_be_live);
+            if skip_live && live() {
                 continue;
             }
             let path = entry.path();
@@ -231,5 +288,15 @@ mod tests {
         let missing = sweep(&dir.join("absent"), Reach::Folder, |_| true).unwrap_err();
         assert!(missing.to_string().contains("cannot list"), "{missing}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_temporary_name_says_its_pid_and_this_process_is_live() {
+        assert_eq!(temp_pid(".000003.tif.41.7.ctstack-tmp"), Some(41));
+        assert_eq!(temp_pid(".notes.ctstack-tmp"), None);
+        assert!(may_be_live(std::process::id()));
+        // Above Linux's largest pid_max (2^22): no such process.
+        #[cfg(unix)]
+        assert!(!may_be_live(4_999_999));
     }
 }

@@ -1296,3 +1296,247 @@ fn compression_spellings_round_trip_and_bad_ones_are_usage_errors() {
         );
     }
 }
+
+/// Runs `work` on a thread of its own with a progress callback that, at its
+/// first call (the lock held, the first unit done), says so and waits until
+/// `release` is sent; returns once that first call came, with the thread.
+fn paused_at_first_progress<T: Send + 'static>(
+    work: impl FnOnce(&mut dyn FnMut(u64, u64)) -> T + Send + 'static,
+) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<T>) {
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let mut first = true;
+        work(&mut |_, _| {
+            if std::mem::take(&mut first) {
+                started_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+            }
+        })
+    });
+    started_rx
+        .recv()
+        .expect("the first writer never reported progress");
+    (release_tx, thread)
+}
+
+/// Review s27 2b: a second writer on a store a live run is writing is refused
+/// with an error naming the store and the holder (pid, host), and writes
+/// nothing; the first run then ends with its own, unmixed store.
+#[test]
+fn a_second_writer_on_a_store_being_written_is_refused_naming_the_holder() {
+    let dir = temp_dir("zarr-held");
+    let stack = make_stack(&dir.join("in"), 8, 40, 30, |z, i| (z * 7 + i) as u16);
+    let builder = PyramidBuilder::from_dir(&stack).unwrap().min_size(4);
+    let store = dir.join("s.ome.zarr");
+    let plan = |compression| {
+        ZarrBuilder::new(builder.clone(), &store)
+            .chunks([2, 8, 8])
+            .compression(compression)
+            .plan()
+            .unwrap()
+    };
+    let first = plan(ChunkCompression::None);
+    let (release, thread) =
+        paused_at_first_progress(move |progress| first.run(progress, &Default::default()));
+    let before = tree_files(&store);
+    let second = plan(ChunkCompression::default()).run(&mut |_, _| {}, &Default::default());
+    let err = second.expect_err("a second writer ran beside the first");
+    assert_eq!(err.kind(), ErrorKind::State, "{err}");
+    let text = err.to_string();
+    assert!(text.starts_with(&store.display().to_string()), "{text}");
+    let pid = format!("pid {} on host ", std::process::id());
+    assert!(
+        text.contains(&pid) && text.contains(ctstack::LOCK_FILE),
+        "{text}"
+    );
+    assert_eq!(
+        tree_files(&store),
+        before,
+        "the refused writer changed the store"
+    );
+    release.send(()).unwrap();
+    thread.join().unwrap().unwrap();
+    // The first run's store, whole: the same bytes as a run of its own.
+    let alone = dir.join("alone.ome.zarr");
+    ZarrBuilder::new(builder.clone(), &alone)
+        .chunks([2, 8, 8])
+        .compression(ChunkCompression::None)
+        .plan()
+        .unwrap()
+        .run(&mut |_, _| {}, &Default::default())
+        .unwrap();
+    let (a, b) = (tree_files(&alone), tree_files(&store));
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (name, bytes) in &a {
+        if name != "ctstack-inputs.json" && name != "zarr.json" {
+            assert!(bytes == &b[name], "{name} differs");
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Review s27 2b, distributed: the slabs of one build run at once (the lock
+/// shared) while a prepare or finish is refused; once another build (other
+/// options) has prepared the store, the first build's slabs and finish are
+/// refused, so the two never mix.
+#[test]
+fn two_distributed_builds_never_interleave_and_one_builds_slabs_run_at_once() {
+    let dir = temp_dir("zarr-builds");
+    let stack = make_stack(&dir.join("in"), 16, 40, 30, |z, i| (z * 7 + i) as u16);
+    let builder = PyramidBuilder::from_dir(&stack).unwrap().min_size(16);
+    let store = dir.join("s.ome.zarr");
+    let plan = |compression| {
+        ZarrBuilder::new(builder.clone(), &store)
+            .chunks([1, 8, 8])
+            .compression(compression)
+            .plan()
+            .unwrap()
+    };
+    let a = plan(ChunkCompression::None);
+    let align = a.slab_alignment();
+    let count = a.levels()[0].count;
+    assert!(count >= 2 * align, "one slab only: make the stack deeper");
+    a.prepare().unwrap();
+    let slab = a.clone();
+    let (release, thread) = paused_at_first_progress(move |progress| {
+        slab.run_slab(0..align, progress, &Default::default())
+    });
+    // Another slab of the same build runs beside it.
+    a.run_slab(align..count, &mut |_, _| {}, &Default::default())
+        .unwrap();
+    // A prepare or finish (of any build) is refused while a slab runs.
+    let b = plan(ChunkCompression::default());
+    let pid = format!("pid {} on host ", std::process::id());
+    for err in [b.prepare().unwrap_err(), a.finish().unwrap_err()] {
+        assert_eq!(err.kind(), ErrorKind::State, "{err}");
+        assert!(err.to_string().contains(&pid), "{err}");
+    }
+    release.send(()).unwrap();
+    thread.join().unwrap().unwrap();
+    // Build b prepares between a's slabs: a's slabs and finish are refused.
+    b.prepare().unwrap();
+    for err in [
+        a.run_slab(0..align, &mut |_, _| {}, &Default::default())
+            .unwrap_err(),
+        a.finish().unwrap_err(),
+    ] {
+        assert_eq!(err.kind(), ErrorKind::State, "{err}");
+        assert!(err.to_string().contains("another build"), "{err}");
+    }
+    b.run_slab(0..count, &mut |_, _| {}, &Default::default())
+        .unwrap();
+    b.finish().unwrap();
+    // Finished: a slab of b can no longer join.
+    let late = b.run_slab(0..align, &mut |_, _| {}, &Default::default());
+    assert_eq!(late.unwrap_err().kind(), ErrorKind::State);
+    // b's store, the bytes of a run of b alone.
+    let alone = dir.join("alone.ome.zarr");
+    ZarrBuilder::new(builder.clone(), &alone)
+        .chunks([1, 8, 8])
+        .plan()
+        .unwrap()
+        .run(&mut |_, _| {}, &Default::default())
+        .unwrap();
+    let x = tree_files(&alone);
+    // The late slab's shared lock: removed by it on Unix (the last holder out);
+    // on Windows left for the next exclusive holder.
+    let y: std::collections::BTreeMap<String, Vec<u8>> = tree_files(&store)
+        .into_iter()
+        .filter(|(k, _)| !cfg!(windows) || k != ctstack::LOCK_FILE)
+        .collect();
+    assert_eq!(
+        x.keys()
+            .filter(|k| *k != "ctstack-inputs.json")
+            .collect::<Vec<_>>(),
+        y.keys().collect::<Vec<_>>()
+    );
+    for (name, bytes) in &y {
+        if name != "zarr.json" {
+            assert!(bytes == &x[name], "{name} differs");
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Review s27 1c: a rerun's sweep removes a killed run's temporary files only
+/// where ctstack writes (level folders, the root's own metadata names), and
+/// never one whose pid is a live process on this host (another run's, still
+/// writing); a user's file named like a temporary file stays.
+#[test]
+fn the_stores_sweep_spares_live_processes_and_the_users_files() {
+    let dir = temp_dir("zarr-sweep");
+    let stack = make_stack(&dir.join("in"), 4, 40, 30, |z, i| (z * 7 + i) as u16);
+    let builder = PyramidBuilder::from_dir(&stack).unwrap().min_size(16);
+    let store = dir.join("s.ome.zarr");
+    run_store(&builder, &store).unwrap();
+    let me = std::process::id();
+    // Above Linux's largest pid_max (2^22): no such process, a killed run's.
+    let dead = 4_999_999;
+    let live = store.join(format!("0/c/0/0/.0.{me}.3.ctstack-tmp"));
+    let killed = [
+        store.join(format!("0/c/0/0/.0.{dead}.3.ctstack-tmp")),
+        store.join(format!(".zarr.json.{dead}.1.ctstack-tmp")),
+    ];
+    std::fs::create_dir_all(store.join("labels")).unwrap();
+    let users = [
+        store.join(format!("labels/.0.{dead}.1.ctstack-tmp")),
+        store.join(format!(".notes.txt.{dead}.1.ctstack-tmp")),
+    ];
+    for f in killed.iter().chain(&users).chain([&live]) {
+        std::fs::write(f, b"x").unwrap();
+    }
+    // Without the record the rerun prepares (and sweeps) as after a kill.
+    std::fs::remove_file(store.join("ctstack-inputs.json")).unwrap();
+    run_store(&builder, &store).unwrap();
+    #[cfg(unix)]
+    for f in &killed {
+        assert!(!f.exists(), "{} left", f.display());
+    }
+    for f in users.iter().chain([&live]) {
+        assert!(f.exists(), "{} removed", f.display());
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Review s27 2: finish says "missing" only for a chunk that is not there;
+/// any other error inspecting one is that error (kind Io, the path and the
+/// system's message), not a slab to rerun. Unix only: a path through a file
+/// is ENOTDIR there; Windows reports it as not found.
+#[cfg(unix)]
+#[test]
+fn finish_reports_a_chunk_it_cannot_inspect_as_that_error() {
+    let dir = temp_dir("zarr-finish-stat");
+    let stack = make_stack(&dir.join("in"), 8, 40, 30, |z, i| (z * 7 + i) as u16);
+    let builder = PyramidBuilder::from_dir(&stack).unwrap().min_size(16);
+    let store = dir.join("s.ome.zarr");
+    let plan = ZarrBuilder::new(builder, &store)
+        .chunks([1, 8, 8])
+        .plan()
+        .unwrap();
+    plan.prepare().unwrap();
+    plan.run_slab(0..8, &mut |_, _| {}, &Default::default())
+        .unwrap();
+    // Level 1's chunk row folder replaced by a file: its chunks' paths now
+    // pass through a file.
+    let row = store.join("1/c/0/0");
+    std::fs::remove_dir_all(&row).unwrap();
+    std::fs::write(&row, b"x").unwrap();
+    let err = plan.finish().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+    let text = err.to_string();
+    assert!(!text.contains("missing"), "{text}");
+    assert!(text.contains("1/c/0/0/0"), "{text}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Review s27 2: two test folders of one name in one process are two folders
+/// (the pid alone let two runs share, and wipe, one).
+#[test]
+fn temp_dir_gives_a_new_folder_per_call() {
+    let (a, b) = (temp_dir("zarr-twice"), temp_dir("zarr-twice"));
+    assert_ne!(a, b);
+    assert!(a.is_dir() && b.is_dir());
+    std::fs::remove_dir_all(&a).ok();
+    std::fs::remove_dir_all(&b).ok();
+}

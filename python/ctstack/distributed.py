@@ -356,6 +356,13 @@ def build_ome_zarr(
     store path is checked as :func:`ctstack.build_ome_zarr` checks it: a
     folder that is not a ctstack store, or a path at, in or around the
     input, is refused and left untouched.
+
+    The store is locked: prepare and finish hold its lock alone, the slab
+    tasks share it, so another build (or a ``ctstack zarr`` run) on the same
+    store is refused while this one writes, naming the holder's pid and
+    host; and a slab or finish of a build another build has since prepared
+    the store for (other inputs or options) is refused, so two builds never
+    mix in one store.
     """
     from ._zarr import STEP_FINISH, STEP_PREPARE, STEP_SLAB, ZarrOptions, zarr_slab_geometry
 

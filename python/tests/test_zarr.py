@@ -352,6 +352,38 @@ class ZarrTest(unittest.TestCase):
             np.testing.assert_array_equal(group[str(k)][...], reference[k])
             self.assertEqual(group[str(k)].shards, (4, 16, 32))
 
+    def test_a_slab_of_a_build_another_build_prepared_over_is_refused(self):
+        # The steps a Dask build runs (prepare on the driver, slabs on workers,
+        # finish on the driver), through the C library: once another build
+        # (other options) has prepared the store, the first build's slab and
+        # finish are refused (StateError), so the two never mix; the second
+        # build's own steps go through.
+        from ctstack._zarr import STEP_FINISH, STEP_PREPARE, STEP_SLAB, ZarrJob, ZarrOptions
+
+        store = self.scratch / "two.ome.zarr"
+
+        def step(compression, which, slab=(0, 0)):
+            options = ZarrOptions(chunks=(2, 8, 16), compression=compression)
+            job = ZarrJob(
+                self.stack, store, min_size=MIN_SIZE, options=options, _step=which, _slab=slab
+            )
+            try:
+                job.wait()
+            finally:
+                job.close()
+
+        step("none", STEP_PREPARE)
+        step("zstd", STEP_PREPARE)
+        with self.assertRaises(ctstack.StateError) as refused:
+            step("none", STEP_SLAB, (0, DEPTH))
+        self.assertIn("another build", str(refused.exception))
+        with self.assertRaises(ctstack.StateError):
+            step("none", STEP_FINISH)
+        step("zstd", STEP_SLAB, (0, DEPTH))
+        step("zstd", STEP_FINISH)
+        self.assertFalse((store / ".ctstack-build.json").exists())
+        self.assertFalse((store / ".ctstack.lock").exists())
+
 
 def cli_binary():
     """The ``ctstack`` command: ``CTSTACK_BIN``, else beside the library the

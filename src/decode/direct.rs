@@ -42,7 +42,8 @@ fn max_ratio(compression: Compression) -> u64 {
 
 /// Whether this module decodes the chunks of `layout`: Deflate, ZSTD, PackBits
 /// or new-style LZW (`first_chunk`: the first chunk's first bytes, which tell
-/// the old style); whole 8-, 16- or 32-bit samples with bits in their usual
+/// the old style; every chunk is checked again as it is decoded, since a page
+/// can mix them, and an old-style one refused); whole 8-, 16- or 32-bit samples with bits in their usual
 /// order; no predictor, or (for integers) the horizontal one. MinIsWhite floats
 /// stay with the `tiff` crate, which refuses them (ctstack serves samples as
 /// stored).

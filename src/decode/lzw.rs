@@ -4,8 +4,9 @@
 //! poorly, so codes are short and many), at about half libtiff's speed: the
 //! decode was 85% of a pyramid run over an LZW stack. This decoder is the hot path
 //! for LZW strips and tiles (driven by [`super::direct`], which undoes the byte
-//! order and predictor); the `tiff` crate, which gets old-style codes, also serves
-//! as the reference in the tests.
+//! order and predictor); the `tiff` crate serves as the reference in the tests.
+//! Old-style (pre-1992) codes are read by neither: a chunk in them is refused
+//! (`super::ChunkDecoder::decode`, chunk by chunk).
 //!
 //! The trick: every string in the code table is a run of bytes already written
 //! to the output (the string of the previous code plus one byte), so an entry is
@@ -21,8 +22,10 @@ const END: u16 = 257;
 const FIRST_FREE: u16 = 258;
 const MAX_CODES: usize = 4096;
 
-/// Whether `data` looks like the pre-1992 "old-style" (LSB-first) LZW, which this
-/// decoder does not read (the `tiff` crate gets such files).
+/// Whether `data` (a chunk's first bytes) looks like the pre-1992 "old-style"
+/// (LSB-first) LZW, which this decoder does not read (nor the `tiff` crate's:
+/// such a chunk is refused as unsupported). libtiff's test: a Clear code
+/// written LSB-first makes byte 0 zero and sets bit 0 of byte 1.
 pub(super) fn is_old_style(data: &[u8]) -> bool {
     data.len() >= 2 && data[0] == 0 && data[1] & 1 != 0
 }

@@ -120,15 +120,47 @@ impl<'a> ChunkDecoder<'a> {
         }
         #[cfg(test)]
         probe::decoded(path, size_of_val(dst) as u64);
+        // Old-style (pre-1992, LSB-first) LZW is told by a chunk's first bytes,
+        // chunk by chunk: a page two writers made can mix the styles. Neither
+        // ctstack's decoder nor the `tiff` crate's reads old-style codes (the
+        // crate calls them corrupt; libtiff decodes every strip with the first
+        // strip's decoder), so such a chunk is refused, named, never decoded
+        // as the other style into other pixels.
+        let lzw = layout.compression == Compression::Lzw;
+        let same_style = move |data: &[u8]| match lzw && lzw::is_old_style(data) {
+            true => Err(old_style_lzw(layout, chunk)),
+            false => Ok(()),
+        };
         match &mut self.by {
             By::Direct(direct) => bytes
                 .with_range(path, (offset, len), &mut self.scratch, |data| {
+                    same_style(data)?;
                     direct.decode_chunk(data, layout, chunk, dst, limits)
                 })
                 .map_err(unreadable)?,
-            By::TiffCrate(decoder) => decoder.decode_chunk(chunk, dst),
+            By::TiffCrate(decoder) => {
+                if lzw {
+                    let head = (offset, len.min(2));
+                    bytes
+                        .with_range(path, head, &mut self.scratch, same_style)
+                        .map_err(unreadable)??;
+                }
+                decoder.decode_chunk(chunk, dst)
+            }
         }
     }
+}
+
+/// The refusal of chunk `chunk` of `layout`, in old-style LZW codes.
+fn old_style_lzw(layout: &ImageLayout, chunk: usize) -> Problem {
+    let kind = match layout.chunks {
+        crate::tiff::Chunks::Strips { .. } => "strip",
+        _ => "tile",
+    };
+    Problem::Unsupported(format!(
+        "{kind} {chunk} is in old-style (pre-1992, LSB-first) LZW codes, which ctstack does \
+         not decode: convert the file with a reader that does (tifffile)"
+    ))
 }
 
 /// The most bytes ZSTD can inflate one byte to: an RLE block stores up to 128 KiB
@@ -369,6 +401,31 @@ mod tests {
         match decoder.read_image().unwrap() {
             tiff::decoder::DecodingResult::U16(v) => assert_eq!(v, pixels),
             _ => panic!("not 16-bit"),
+        }
+    }
+
+    /// Review s27 1b item 2: a page whose strips mix the two LZW code styles
+    /// (fixtures/make_lzw_fixtures.py: new-style then old-style, and the
+    /// reverse) is decoded right or refused as unsupported, naming the
+    /// old-style strip; never other pixels, never the file blamed.
+    #[test]
+    fn a_page_mixing_lzw_code_styles_is_decoded_right_or_refused() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/lzw_styles");
+        let (w, h) = (16usize, 8usize);
+        let want: Vec<u8> = (0..w * h)
+            .map(|i| (((i % w) * 7 + (i / w) * 13) % 256) as u8)
+            .collect();
+        for (name, old) in [("new_then_old.tif", 1), ("old_then_new.tif", 0)] {
+            let path = dir.join(name);
+            let got = Slice::open(&path).and_then(|s| s.contiguous::<u8>().map(<[u8]>::to_vec));
+            match got {
+                Ok(pixels) => assert_eq!(pixels, want, "{name}: other pixels"),
+                Err(e) => {
+                    assert_eq!(e.kind(), crate::ErrorKind::Unsupported, "{name}: {e}");
+                    let strip = format!("strip {old} is in old-style");
+                    assert!(e.to_string().contains(&strip), "{name}: {e}");
+                }
+            }
         }
     }
 }

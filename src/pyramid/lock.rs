@@ -19,6 +19,14 @@
 //! killed in between), and a file of that name that holds anything else (the
 //! user's) is locked and used, but never removed; on Windows only a file
 //! created by the run is opened delete-on-close.
+//!
+//! The OME-Zarr writer takes the same lock on its store, but does not wait:
+//! [`OutputLock::try_acquire`] says who holds it instead (the pid and host a
+//! holder writes after [`MARKER`]), and it may be taken *shared*, by the slabs
+//! of one distributed build, which then run at once while an exclusive holder
+//! (a run, a prepare, a finish) is refused, and the other way round. A shared
+//! holder removes the file only if it is the last (on Windows never: the
+//! next exclusive holder does).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -30,37 +38,45 @@ use crate::Error;
 /// Name of the lock file that keeps two runs from writing one output folder at once.
 pub const LOCK_FILE: &str = ".ctstack.lock";
 
-/// What a lock file ctstack created holds (Unix): the proof it may be removed.
-#[cfg(not(windows))]
+/// What a lock file ctstack created starts with: the proof it may be removed.
+/// The holder's pid and host follow it on a line of their own.
 const MARKER: &[u8] = b"ctstack output folder lock\n";
+
+/// The most bytes a holder line takes after [`MARKER`]: a longer file is not ctstack's.
+const HOLDER_MAX: usize = 512;
+
+/// How a lock is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Share {
+    /// By one run alone.
+    Exclusive,
+    /// By any number of shared holders at once (the slabs of one distributed
+    /// build), never while an exclusive holder has it.
+    Shared,
+}
 
 /// How long a waiting run sleeps between attempts.
 const RETRY: Duration = Duration::from_millis(20);
 
 /// The output folder's lock; released (and its file removed) on drop.
 pub(crate) struct OutputLock {
-    /// Removed on drop (on Windows the system deletes the file on close).
-    #[cfg_attr(windows, allow(dead_code))]
+    /// Removed on drop (on Windows the system deletes a file it created on close).
     path: PathBuf,
     /// Held open for the lock's lifetime.
-    _file: File,
+    _file: Option<File>,
     /// Whether the file is ctstack's (else it is left in place on drop).
-    #[cfg_attr(windows, allow(dead_code))]
     ours: bool,
+    /// Whether this holder may remove the file on drop (an exclusive one).
+    removes: bool,
 }
 
 impl OutputLock {
     /// Takes the lock of output folder `out`, waiting for another run to finish
     /// (raising `cancel` stops the wait with [`Error::Cancelled`]).
     pub fn acquire(out: &Path, cancel: &CancelFlag) -> Result<OutputLock, Error> {
-        let path = out.join(LOCK_FILE);
         loop {
-            if let Some((file, ours)) = try_acquire(&path)? {
-                return Ok(OutputLock {
-                    path,
-                    _file: file,
-                    ours,
-                });
+            if let Some(lock) = OutputLock::try_once(out, Share::Exclusive)? {
+                return Ok(lock);
             }
             if cancel.is_cancelled() {
                 return Err(Error::Cancelled);
@@ -68,23 +84,140 @@ impl OutputLock {
             std::thread::sleep(RETRY);
         }
     }
+
+    /// Takes the lock of folder `out` as `share` says if no one holds it in a
+    /// way that excludes this; else `Err(holder)`: who holds it, as its file
+    /// says (`pid 4242 on host node7`, or that it does not say).
+    pub(crate) fn try_acquire(
+        out: &Path,
+        share: Share,
+    ) -> Result<Result<OutputLock, String>, Error> {
+        match OutputLock::try_once(out, share)? {
+            Some(lock) => Ok(Ok(lock)),
+            None => Ok(Err(holder(&out.join(LOCK_FILE)))),
+        }
+    }
+
+    fn try_once(out: &Path, share: Share) -> Result<Option<OutputLock>, Error> {
+        let path = out.join(LOCK_FILE);
+        Ok(try_acquire(&path, share)?.map(|(file, ours)| OutputLock {
+            path,
+            _file: Some(file),
+            ours,
+            removes: share == Share::Exclusive,
+        }))
+    }
 }
 
-/// The lock file, locked, and whether it is ctstack's; `None` if another run
-/// holds it (or it changed under us: try again).
+/// This process and host, as a holder writes them after [`MARKER`].
+fn holder_line() -> Vec<u8> {
+    let mut line = format!("pid {} on host {}\n", std::process::id(), host_name()).into_bytes();
+    line.truncate(HOLDER_MAX);
+    line
+}
+
+/// This machine's name (`unknown` if the system does not say).
+fn host_name() -> String {
+    #[cfg(unix)]
+    {
+        let mut buf = [0u8; 256];
+        // SAFETY: `buf` is writable for its whole length, which is passed; the
+        // name is NUL-terminated within it when it fits (cut at the first NUL
+        // below, and the last byte is never written).
+        let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len() - 1) };
+        if rc == 0 {
+            let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+            let name = String::from_utf8_lossy(&buf[..end]).into_owned();
+            if !name.is_empty() {
+                return name;
+            }
+        }
+    }
+    #[cfg(windows)]
+    if let Ok(name) = std::env::var("COMPUTERNAME") {
+        return name;
+    }
+    "unknown".to_string()
+}
+
+/// Who holds the lock file at `path`, as the holder line after [`MARKER`] says.
+fn holder(path: &Path) -> String {
+    use std::io::Read;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::OpenOptionsExt;
+        // FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE: beside the holder.
+        options.share_mode(7);
+    }
+    let mut head = Vec::new();
+    let read = options.open(path).and_then(|file| {
+        file.take((MARKER.len() + HOLDER_MAX) as u64)
+            .read_to_end(&mut head)
+    });
+    let line = match read {
+        Ok(_) => head.strip_prefix(MARKER).map(|rest| {
+            let rest = String::from_utf8_lossy(rest);
+            rest.lines().next().unwrap_or("").trim().to_string()
+        }),
+        Err(_) => None,
+    };
+    match line {
+        Some(line) if !line.is_empty() => line,
+        _ => format!("a process that {} does not name", LOCK_FILE),
+    }
+}
+
+/// Whether a lock file's first bytes say it is ctstack's: the marker (and a
+/// holder line), or nothing (a run killed between creating it and writing the
+/// marker: an empty file holds nothing to lose). `head` is read with a bound
+/// one byte past what ctstack writes, so a large foreign file is not read whole.
+fn is_ours(head: &[u8]) -> bool {
+    head.is_empty() || (head.starts_with(MARKER) && head.len() <= MARKER.len() + HOLDER_MAX)
+}
+
+/// Reads the first bytes of `file` (bounded, see [`is_ours`]).
+fn read_head(file: &mut File) -> Vec<u8> {
+    use std::io::{Read, Seek};
+    let mut head = Vec::new();
+    if file.rewind().is_err()
+        || file
+            .take((MARKER.len() + HOLDER_MAX + 1) as u64)
+            .read_to_end(&mut head)
+            .is_err()
+    {
+        // Unreadable: not shown to be ours.
+        return vec![0];
+    }
+    head
+}
+
+/// Writes the marker and this holder into `file`, which is ctstack's.
+fn write_holder(path: &Path, file: &mut File) -> Result<(), Error> {
+    use std::io::{Seek, Write};
+    let mut bytes = MARKER.to_vec();
+    bytes.extend(holder_line());
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| file.write_all(&bytes))
+        .map_err(|e| Error::io(path, "cannot write lock file", e))
+}
+
+/// The lock file, locked as `share` says, and whether it is ctstack's; `None`
+/// if another run holds it so (or it changed under us: try again).
 #[cfg(not(windows))]
-fn try_acquire(path: &Path) -> Result<Option<(File, bool)>, Error> {
-    use std::io::{ErrorKind, Read, Seek, Write};
+fn try_acquire(path: &Path, share: Share) -> Result<Option<(File, bool)>, Error> {
+    use std::io::ErrorKind;
     let created = std::fs::OpenOptions::new()
         .create_new(true)
         .read(true)
         .write(true)
         .open(path);
-    let file = match created {
+    let (file, new) = match created {
         Ok(mut file) => {
-            file.write_all(MARKER)
-                .map_err(|e| Error::io(path, "cannot write lock file", e))?;
-            file
+            write_holder(path, &mut file)?;
+            (file, true)
         }
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {
             match std::fs::OpenOptions::new()
@@ -92,7 +225,7 @@ fn try_acquire(path: &Path) -> Result<Option<(File, bool)>, Error> {
                 .write(true)
                 .open(path)
             {
-                Ok(file) => file,
+                Ok(file) => (file, false),
                 // Removed by its holder in between: try again.
                 Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(Error::io(path, "cannot open lock file", e)),
@@ -100,27 +233,27 @@ fn try_acquire(path: &Path) -> Result<Option<(File, bool)>, Error> {
         }
         Err(e) => return Err(Error::io(path, "cannot create lock file", e)),
     };
-    let Some(mut file) = lock_opened(path, file)? else {
+    let Some(mut file) = lock_opened(path, file, share)? else {
         return Ok(None);
     };
-    // Ours if it holds the marker (a file left by a killed run included), or
-    // nothing (a run killed between creating it and writing the marker: an
-    // empty file holds nothing to lose); the bound keeps a large foreign file
-    // from being read whole.
-    let mut head = Vec::new();
-    let ours = file.rewind().is_ok()
-        && (&mut file)
-            .take(MARKER.len() as u64 + 1)
-            .read_to_end(&mut head)
-            .is_ok_and(|_| head.is_empty() || head == MARKER);
+    let ours = is_ours(&read_head(&mut file));
+    // An exclusive holder says who it is (a shared one leaves the line of the
+    // holder that created the file: several write at once).
+    if ours && !new && share == Share::Exclusive {
+        write_holder(path, &mut file)?;
+    }
     Ok(Some((file, ours)))
 }
 
-/// Locks `file`, opened from `path`: `None` if another run holds it, or if the
-/// name no longer is that file.
+/// Locks `file`, opened from `path`, as `share` says: `None` if another run
+/// holds it so, or if the name no longer is that file.
 #[cfg(not(windows))]
-fn lock_opened(path: &Path, file: File) -> Result<Option<File>, Error> {
-    match file.try_lock() {
+fn lock_opened(path: &Path, file: File, share: Share) -> Result<Option<File>, Error> {
+    let locked = match share {
+        Share::Exclusive => file.try_lock(),
+        Share::Shared => file.try_lock_shared(),
+    };
+    match locked {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
         Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(path, "cannot lock", e)),
@@ -145,40 +278,64 @@ fn names_file(_path: &Path, _file: &File) -> bool {
     true
 }
 
+/// Windows: exclusive is a handle no one else may open for writing (others
+/// may read who holds it); shared, one every shared holder opens alike.
 #[cfg(windows)]
-fn try_acquire(path: &Path) -> Result<Option<(File, bool)>, Error> {
+fn try_acquire(path: &Path, share: Share) -> Result<Option<(File, bool)>, Error> {
     use std::os::windows::fs::OpenOptionsExt;
     /// FILE_FLAG_DELETE_ON_CLOSE (winbase.h).
     const DELETE_ON_CLOSE: u32 = 0x0400_0000;
     /// ERROR_ACCESS_DENIED, ERROR_SHARING_VIOLATION (winerror.h).
     const ACCESS_DENIED: i32 = 5;
     const SHARING_VIOLATION: i32 = 32;
+    /// FILE_SHARE_READ; FILE_SHARE_READ | FILE_SHARE_WRITE.
+    const SHARE_READ: u32 = 1;
+    const SHARE_READ_WRITE: u32 = 3;
     let busy = |e: &std::io::Error| {
         e.raw_os_error() == Some(SHARING_VIOLATION)
             // A file pending deletion (its holder just closed it) refuses access.
             || (e.raw_os_error() == Some(ACCESS_DENIED) && path.exists())
     };
-    // Only a file this run creates is deleted on close.
-    let created = std::fs::OpenOptions::new()
+    let mode = match share {
+        Share::Exclusive => SHARE_READ,
+        Share::Shared => SHARE_READ_WRITE,
+    };
+    // Only a file an exclusive holder creates is deleted on close; a shared
+    // holder's stays for the next exclusive holder to remove (others may hold it).
+    let mut create = std::fs::OpenOptions::new();
+    create
         .create_new(true)
+        .read(true)
         .write(true)
-        .share_mode(0)
-        .custom_flags(DELETE_ON_CLOSE)
-        .open(path);
-    match created {
-        Ok(file) => return Ok(Some((file, true))),
+        .share_mode(mode);
+    if share == Share::Exclusive {
+        create.custom_flags(DELETE_ON_CLOSE);
+    }
+    match create.open(path) {
+        Ok(mut file) => {
+            write_holder(path, &mut file)?;
+            return Ok(Some((file, true)));
+        }
         Err(e) if busy(&e) => return Ok(None),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(Error::io(path, "cannot create lock file", e)),
     }
-    // A file of that name that no run holds: ours never outlives its holder,
-    // so it is someone else's. Held with no sharing, as the lock, and kept.
+    // A file of that name that no exclusive holder has: a shared holder's
+    // (the marker) or someone else's. Held as the lock; removed on drop only
+    // if it is ctstack's.
     match std::fs::OpenOptions::new()
+        .read(true)
         .write(true)
-        .share_mode(0)
+        .share_mode(mode)
         .open(path)
     {
-        Ok(file) => Ok(Some((file, false))),
+        Ok(mut file) => {
+            let ours = is_ours(&read_head(&mut file));
+            if ours && share == Share::Exclusive {
+                write_holder(path, &mut file)?;
+            }
+            Ok(Some((file, ours)))
+        }
         Err(e) if busy(&e) || e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io(path, "cannot open lock file", e)),
     }
@@ -186,12 +343,40 @@ fn try_acquire(path: &Path) -> Result<Option<(File, bool)>, Error> {
 
 impl Drop for OutputLock {
     fn drop(&mut self) {
+        if !self.ours {
+            return;
+        }
+        // The last shared holder out removes the file too: it upgrades to
+        // exclusive, which only succeeds when no one else holds the file
+        // (losing the shared lock on the way is harmless: it is leaving), and
+        // the name must still be that file.
+        #[cfg(not(windows))]
+        if !self.removes {
+            let alone = self
+                ._file
+                .as_ref()
+                .is_some_and(|file| file.try_lock().is_ok() && names_file(&self.path, file));
+            if !alone {
+                return;
+            }
+        }
+        #[cfg(windows)]
+        if !self.removes {
+            return;
+        }
         // Removed while still locked (the file closes after this), so a waiting
         // run that locks the old file next sees it has no name and starts over.
-        // On Windows the system deletes it on close instead.
         #[cfg(not(windows))]
-        if self.ours {
-            let _ = crate::writer::remove_file(&self.path);
+        let _ = crate::writer::remove_file(&self.path);
+        // On Windows a file this run created is deleted by the system on close;
+        // one a shared holder left is removed once closed (a run that opened
+        // it meanwhile keeps it: the removal then fails, and is left).
+        #[cfg(windows)]
+        {
+            drop(self._file.take());
+            // Not through fs_retry: a sharing violation here means another run
+            // holds the file now, and the removal is then theirs to do.
+            let _ = std::fs::remove_file(&self.path);
         }
     }
 }
@@ -237,7 +422,10 @@ mod tests {
         let b = File::options().write(true).open(&path).unwrap();
         drop(a);
         let c = OutputLock::acquire(&dir, &CancelFlag::new()).unwrap();
-        assert!(lock_opened(&path, b).unwrap().is_none(), "two holders");
+        assert!(
+            lock_opened(&path, b, Share::Exclusive).unwrap().is_none(),
+            "two holders"
+        );
         drop(c);
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -299,6 +487,37 @@ mod tests {
         let err = OutputLock::acquire(&dir, &cancel).err().unwrap();
         assert_eq!(err.kind(), crate::ErrorKind::Cancelled);
         drop(_held);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The store lock's modes: shared holders coexist, an exclusive one
+    /// excludes them and they it; a refused run is told who holds the lock;
+    /// a shared holder leaves the file, the next exclusive holder removes it.
+    #[test]
+    fn shared_holders_coexist_and_exclude_an_exclusive_one() {
+        let dir = scratch("shared");
+        let path = dir.join(LOCK_FILE);
+        let take = |share| OutputLock::try_acquire(&dir, share).unwrap();
+        let a = take(Share::Shared).expect("first shared holder");
+        let b = take(Share::Shared).expect("a second shared holder");
+        let refused = take(Share::Exclusive)
+            .err()
+            .expect("exclusive beside shared holders");
+        let me = format!("pid {} on host {}", std::process::id(), host_name());
+        assert_eq!(refused, me);
+        drop(a);
+        assert!(
+            path.exists(),
+            "a shared holder removed the file another holds"
+        );
+        drop(b);
+        #[cfg(unix)]
+        assert!(!path.exists(), "the last shared holder left the lock file");
+        let c = take(Share::Exclusive).expect("exclusive once free");
+        assert_eq!(take(Share::Shared).err().as_deref(), Some(me.as_str()));
+        assert_eq!(take(Share::Exclusive).err().as_deref(), Some(me.as_str()));
+        drop(c);
+        assert!(!path.exists(), "the exclusive holder left the lock file");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

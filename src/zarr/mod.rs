@@ -51,6 +51,18 @@
 //! store is left in place (and named in [`ZarrSummary::notes`]). A store path
 //! equal to, inside, or containing an input is refused by the plan.
 //!
+//! # One writer at a time
+//!
+//! A run, a `prepare` and a `finish` hold the store's lock ([`LOCK_FILE`], the
+//! pyramid's) exclusively; the slabs of a distributed build hold it shared, so
+//! they run at once. A writer that finds it held in a way that excludes it is
+//! refused ([`Error::State`] naming the store and the holder's pid and host),
+//! never made to wait or let in. Between the slabs, `prepare` leaves the
+//! build's identity in [`BUILD_FILE`] (the plan's layout and the inputs' names,
+//! sizes and times); a slab or `finish` of another build (other inputs or
+//! options) finds it differs and is refused, so two builds never mix in one
+//! store. `finish` removes it.
+//!
 //! # Memory
 //!
 //! One unit of rows per level (`sink.rs`): the grid cell's depth `D` by its
@@ -84,6 +96,8 @@ use self::store::{
     remove_file_if_there, sweep_temps, sync_files_and_folders,
 };
 use crate::durable::sync_dir;
+use crate::pyramid::LOCK_FILE;
+use crate::pyramid::lock::{OutputLock, Share};
 use crate::pyramid::manifest::InputRecord;
 use crate::pyramid::{LevelShape, Plan};
 use crate::{CancelFlag, Error, Photometric, PyramidBuilder, SampleType, Slice};
@@ -851,6 +865,7 @@ impl ZarrPlan {
         cancel: &CancelFlag,
     ) -> Result<ZarrSummary, Error> {
         let started = Instant::now();
+        let _lock = self.lock(Share::Exclusive)?;
         // The inputs as they are before any is read: a change during the run
         // makes the record disagree with them, so the next run checks again.
         let inputs = InputRecord::stat_all(
@@ -921,6 +936,7 @@ impl ZarrPlan {
     /// layout in the root group, marked incomplete. Slabs run after it.
     pub fn prepare(&self) -> Result<ZarrSummary, Error> {
         let started = Instant::now();
+        let _lock = self.lock(Share::Exclusive)?;
         let store = Arc::new(self.open_store()?);
         let notes = self.prepare_in(&store)?;
         let mut summary = self.summary(&store, 0, started);
@@ -933,6 +949,10 @@ impl ZarrPlan {
     /// [`ZarrPlan::slab_alignment`] (or end at the stack's end). Slabs write
     /// disjoint chunk files, so they may run at once, on many machines sharing
     /// the folder, in any order, any number of times.
+    ///
+    /// Errors: [`Error::State`] if the store was not prepared for this very
+    /// build (another build's prepare, a run or a finish came since), or a
+    /// run, prepare or finish holds its lock.
     pub fn run_slab(
         &self,
         span: Range<usize>,
@@ -940,6 +960,8 @@ impl ZarrPlan {
         cancel: &CancelFlag,
     ) -> Result<ZarrSummary, Error> {
         let started = Instant::now();
+        // The call's own mistakes first, then what is on disk.
+        self.check_span(&span)?;
         let group = self.store.join(self.group_key());
         if read_ctstack_attribute(&self.store)?.is_none_or(|a| a.is_null()) {
             return Err(Error::state(
@@ -947,6 +969,8 @@ impl ZarrPlan {
                 "not a ctstack store: run prepare() before the slabs",
             ));
         }
+        let _lock = self.lock(Share::Shared)?;
+        self.check_build()?;
         let store = Arc::new(self.open_store()?);
         let input_bytes = self.run_slab_in(&store, span, progress, cancel)?;
         Ok(self.summary(&store, input_bytes, started))
@@ -958,9 +982,13 @@ impl ZarrPlan {
     /// group's OME metadata, which declares the store complete.
     ///
     /// Errors: [`Error::State`] naming a missing chunk (a slab did not finish:
-    /// run it again); no array metadata is written then.
+    /// run it again), or saying that the store was not prepared for this very
+    /// build, or that another run or running slabs hold its lock; no array
+    /// metadata is written then.
     pub fn finish(&self) -> Result<ZarrSummary, Error> {
         let started = Instant::now();
+        let _lock = self.lock(Share::Exclusive)?;
+        self.check_build()?;
         let store = Arc::new(self.open_store()?);
         self.finish_in(&store)?;
         Ok(self.summary(&store, 0, started))
@@ -980,7 +1008,7 @@ impl ZarrPlan {
         let incomplete = ctstack_attributes(self, false)?;
         let mut kept = Vec::new();
         if ours {
-            sweep_temps(root);
+            sweep_temps(root, &ROOT_FILES);
             let previous = read_ctstack_attribute(root)?.unwrap_or(Value::Null);
             let recorded = previous.get("arrays").and_then(Value::as_array);
             let n = self.levels().len();
@@ -1010,7 +1038,22 @@ impl ZarrPlan {
                 a.remove("complete");
             }
             if !changed.is_empty() || !stale.is_empty() || !other.is_empty() || same != wanted {
-                store.withdraw()?;
+                // The root keeps recording the layout of the chunks on disk until
+                // those that no longer fit are gone (a run stopped in between
+                // finds them changed again and clears them); the new layout is
+                // recorded below, after.
+                let mut old = previous.clone();
+                if let Some(a) = old.as_object_mut() {
+                    a.insert("complete".into(), Value::Bool(false));
+                }
+                let root_files = match old.is_object() {
+                    true => group_files(
+                        self.ngff,
+                        serde_json::Map::from_iter([(CTSTACK_KEY.to_string(), old)]),
+                    )?,
+                    false => group_files(self.ngff, incomplete.clone())?,
+                };
+                store.withdraw_as(&root_files)?;
             }
             for path in &other {
                 remove_file_if_there(path)?;
@@ -1035,7 +1078,78 @@ impl ZarrPlan {
                 store.put_metadata(key, &bytes)?;
             }
         }
+        let build = self.build_identity()?;
+        let path = self.store.join(BUILD_FILE);
+        if !holds(&path, &build) {
+            crate::writer::write_atomically_durable(
+                &path,
+                |file| std::io::Write::write_all(file, &build),
+                || Ok(()),
+            )?;
+        }
         Ok(foreign_notes(kept))
+    }
+
+    /// This build's identity, as [`BUILD_FILE`] holds it: the layout the root
+    /// group records and the inputs' names, sizes and times.
+    fn build_identity(&self) -> Result<Vec<u8>, Error> {
+        let inputs = InputRecord::stat_all(
+            self.pyramid.inputs(),
+            self.pyramid.levels()[0],
+            self.pyramid.sample_type(),
+        )?;
+        let identity = serde_json::json!({
+            "format": "ctstack-zarr-build",
+            "attributes": ctstack_attributes(self, false)?,
+            "inputs": inputs,
+        });
+        serde_json::to_vec(&identity)
+            .map_err(|e| Error::internal(format!("cannot serialise the build's identity: {e}")))
+    }
+
+    /// Refuses a slab or finish of a build that is not the one the store was
+    /// last prepared for (see the module docs).
+    fn check_build(&self) -> Result<(), Error> {
+        let path = self.store.join(BUILD_FILE);
+        let found = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::state(
+                    &self.store,
+                    format!(
+                        "not prepared for this build (no {BUILD_FILE}: a finish, or another \
+                         build, came since its prepare): run prepare() again, then the slabs"
+                    ),
+                ));
+            }
+            Err(e) => return Err(Error::io(&path, "cannot read", e)),
+        };
+        if found != self.build_identity()? {
+            return Err(Error::state(
+                &self.store,
+                "prepared for another build since this one's prepare (other inputs or \
+                 options): its slabs and finish are refused so that the two never mix in one \
+                 store; run prepare() again, then the slabs",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Takes the store's lock as `share` says (see the module docs), after
+    /// checking (or creating) the folder as [`ZarrPlan::claim`] does, so that
+    /// no lock file is ever made in a folder that is not a store.
+    fn lock(&self, share: Share) -> Result<OutputLock, Error> {
+        self.claim()?;
+        OutputLock::try_acquire(&self.store, share)?.map_err(|holder| {
+            Error::state(
+                &self.store,
+                format!(
+                    "another ctstack run is writing this store ({holder} holds its {LOCK_FILE}): \
+                     left untouched; wait for it to end, or stop it (a killed run's lock is \
+                     free again)"
+                ),
+            )
+        })
     }
 
     /// Whether the root group already holds this plan's complete attributes
@@ -1055,6 +1169,13 @@ impl ZarrPlan {
         progress: &mut dyn FnMut(u64, u64),
         cancel: &CancelFlag,
     ) -> Result<u64, Error> {
+        self.check_span(&span)?;
+        let arrays = self.arrays(store)?;
+        sink::write_span(self, &arrays, span, progress, cancel)
+    }
+
+    /// Refuses a slab that is empty, beyond the stack or off the alignment.
+    fn check_span(&self, span: &Range<usize>) -> Result<(), Error> {
         let count = self.levels()[0].count;
         let align = self.slab_alignment();
         let aligned = |i: usize| i.is_multiple_of(align) || i == count;
@@ -1066,19 +1187,31 @@ impl ZarrPlan {
                 span.start, span.end
             )));
         }
-        let arrays = self.arrays(store)?;
-        sink::write_span(self, &arrays, span, progress, cancel)
+        Ok(())
     }
 
     /// Checks, syncs and declares the store complete (see [`ZarrPlan::finish`]);
     /// returns every level's chunk files, `(key, path)`.
     fn finish_in(&self, store: &Arc<AtomicFolder>) -> Result<Vec<(String, PathBuf)>, Error> {
         let all = self.chunk_files(store)?;
-        if let Some((_, path)) = all.iter().find(|(_, path)| !path.is_file()) {
-            return Err(Error::state(
-                path,
-                "missing: a slab did not finish (run it again, then finish)",
-            ));
+        for (_, path) in &all {
+            match std::fs::metadata(path) {
+                Ok(meta) if meta.is_file() => {}
+                Ok(_) => {
+                    return Err(Error::state(
+                        path,
+                        "is not a file: a chunk file was expected here",
+                    ));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(Error::state(
+                        path,
+                        "missing: a slab did not finish (run it again, then finish)",
+                    ));
+                }
+                // Not a slab's fault: the system's error, as it is.
+                Err(e) => return Err(Error::io(path, "cannot inspect the chunk file", e)),
+            }
         }
         for k in 0..self.levels().len() {
             let prefix = format!("{k}/");
@@ -1098,6 +1231,8 @@ impl ZarrPlan {
         for (key, bytes) in group_files(self.ngff, complete_attributes(self)?)? {
             store.put_metadata(key, &bytes)?;
         }
+        // The build is over: a slab of it can no longer join.
+        remove_file_if_there(&self.store.join(BUILD_FILE))?;
         Ok(all)
     }
 
@@ -1198,7 +1333,8 @@ impl ZarrPlan {
                     .map_err(|e| Error::io(root, "cannot list", e))?
                     .flatten()
                     .all(|entry| {
-                        crate::temp::temp_target(&entry.file_name().to_string_lossy()).is_some()
+                        let name = entry.file_name().to_string_lossy().into_owned();
+                        (crate::temp::temp_target(&name).is_some() || name == LOCK_FILE)
                             && entry.file_type().is_ok_and(|t| t.is_file())
                     });
                 if empty {
@@ -1215,6 +1351,14 @@ impl ZarrPlan {
         }
     }
 }
+
+/// The files ctstack writes at a store's root (beside the level folders and
+/// the lock).
+const ROOT_FILES: [&str; 5] = ["zarr.json", ".zgroup", ".zattrs", RECORD_FILE, BUILD_FILE];
+
+/// The file, at the store's root, that names the build the store was last
+/// prepared for (see the module docs); removed by `finish`.
+pub(crate) const BUILD_FILE: &str = ".ctstack-build.json";
 
 /// The level folders (`<k>`, decimal) of the store at `root`.
 fn level_dirs(root: &Path) -> Vec<(usize, PathBuf)> {
@@ -1269,8 +1413,7 @@ fn foreign_entries(root: &Path) -> Vec<PathBuf> {
             let name = e.file_name().to_string_lossy().into_owned();
             let level = name.parse::<usize>().is_ok_and(|k| k.to_string() == name)
                 && e.file_type().is_ok_and(|t| t.is_dir());
-            let metadata =
-                ["zarr.json", ".zgroup", ".zattrs", RECORD_FILE].contains(&name.as_str());
+            let metadata = ROOT_FILES.contains(&name.as_str()) || name == LOCK_FILE;
             !level && !metadata
         })
         .map(|e| e.path())

@@ -511,7 +511,12 @@ fn read_rows<T: Sample>(
                 if source.bytes().len() as u64 != stamp.len {
                     return Err(crate::source::changed_while_read(path));
                 }
-                read(page(Bytes::Memory(source.bytes())), dst)
+                read(page(Bytes::Memory(source.bytes())), dst)?;
+                #[cfg(test)]
+                tests::after_mapped_read(path);
+                // As below: a file rewritten in place at the same size while
+                // mapped may have given a mix of two versions.
+                stamp.check_unchanged(path, &file)
             } else {
                 let bytes = Bytes::File {
                     file: &file,

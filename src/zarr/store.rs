@@ -100,37 +100,46 @@ impl AtomicFolder {
     }
 
     /// Withdraws the store (once per run; see the module docs), as a chunk is
-    /// about to change, or as the plan is about to clear chunks.
+    /// about to change.
     pub fn withdraw(&self) -> Result<(), Error> {
         let Some(withdrawal) = &self.withdrawal else {
             return Ok(());
         };
         let result = self.withdrawn.get_or_init(|| {
-            let run = || -> Result<(), Error> {
-                // The record that vouches for the store goes first (`record.rs`).
-                if remove_file_if_there(&self.path_of(super::record::RECORD_FILE))? {
-                    sync_dir(&self.root)?;
-                }
-                for (key, bytes) in &withdrawal.root {
-                    self.put_metadata(key, bytes)?;
-                }
-                for level in &withdrawal.levels {
-                    let dir = self.path_of(level);
-                    let mut removed = false;
-                    for name in ARRAY_METADATA {
-                        removed |= remove_file_if_there(&dir.join(name))?;
-                    }
-                    if removed {
-                        sync_dir(&dir)?;
-                    }
-                }
-                Ok(())
-            };
-            run().map_err(|e| e.to_string())
+            self.withdraw_as(&withdrawal.root)
+                .map_err(|e| e.to_string())
         });
         result
             .clone()
             .map_err(|what| Error::state(&self.root, format!("cannot withdraw the store: {what}")))
+    }
+
+    /// Withdraws the store with `root` as the root group's files: the record
+    /// removed, the root group written as `root` says (marked incomplete), every
+    /// level's array metadata removed, each durably. The plan clears chunks of
+    /// another layout after withdrawing with the root still recording the
+    /// layout they have (a run killed before they are gone then clears them
+    /// again), and records the new layout only after.
+    pub fn withdraw_as(&self, root: &[(&'static str, Vec<u8>)]) -> Result<(), Error> {
+        // The record that vouches for the store goes first (`record.rs`).
+        if remove_file_if_there(&self.path_of(super::record::RECORD_FILE))? {
+            sync_dir(&self.root)?;
+        }
+        for (key, bytes) in root {
+            self.put_metadata(key, bytes)?;
+        }
+        let levels = self.withdrawal.as_ref().map_or(&[][..], |w| &w.levels[..]);
+        for level in levels {
+            let dir = self.path_of(level);
+            let mut removed = false;
+            for name in ARRAY_METADATA {
+                removed |= remove_file_if_there(&dir.join(name))?;
+            }
+            if removed {
+                sync_dir(&dir)?;
+            }
+        }
+        Ok(())
     }
 
     /// Writes chunk `bytes` at `key` unless the file already holds them,
@@ -277,11 +286,26 @@ impl WritableStorageTraits for AtomicFolder {
     }
 }
 
-/// Removes ctstack's temporary files (a killed run's) anywhere under `dir`;
-/// returns how many. Symbolic links are not followed.
-pub(crate) fn sweep_temps(dir: &Path) -> usize {
+/// Removes the temporary files killed runs left in the store at `root`, only
+/// where ctstack writes: at the root, those of its own metadata names
+/// (`root_names`); under each level folder (`<k>`, decimal), those of array
+/// metadata and chunk files (digit names). Never a temporary file whose pid may
+/// be a live process on this host (`temp::sweep_dead`), nor anything else (a
+/// user's file named like a temporary file in a folder of the user's stays).
+/// Called under the store's exclusive lock. Returns how many it removed.
+/// Symbolic links are not followed.
+pub(crate) fn sweep_temps(root: &Path, root_names: &[&str]) -> usize {
+    use crate::temp::{Reach, sweep_dead};
     // What cannot be removed now is left for the next run's sweep.
-    crate::temp::sweep(dir, crate::temp::Reach::Tree, |_| true).unwrap_or(0)
+    let mut removed = sweep_dead(root, Reach::Folder, |t| root_names.contains(&t)).unwrap_or(0);
+    for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if is_index(&name) && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let ours = |t: &str| is_index(t) || ARRAY_METADATA.contains(&t);
+            removed += sweep_dead(&entry.path(), Reach::Tree, ours).unwrap_or(0);
+        }
+    }
+    removed
 }
 
 /// Whether `name` is a chunk key component ctstack writes: decimal digits.
@@ -294,6 +318,11 @@ fn is_index(name: &str) -> bool {
 /// writes; a folder is removed only once empty. Everything else (a user's file)
 /// stays and is returned. Symbolic links are never followed.
 pub(crate) fn remove_chunks(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    #[cfg(test)]
+    if tests::FAIL_REMOVE_CHUNKS.with(|f| f.replace(false)) {
+        let injected = std::io::Error::other("injected by a test");
+        return Err(Error::io(dir, "cannot remove the chunks", injected));
+    }
     let mut kept = Vec::new();
     for entry in read_dir(dir)? {
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -367,4 +396,76 @@ pub(crate) fn sync_files_and_folders(paths: &[PathBuf]) -> Result<(), Error> {
 /// user's `.notes.ctstack-tmp` is the user's.
 fn is_ours_temp(name: &str) -> bool {
     temp_target(name).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::path::{Path, PathBuf};
+
+    use crate::{ChunkCompression, PyramidBuilder, ZarrBuilder};
+
+    thread_local! {
+        /// The next `remove_chunks` on this thread fails (then resets).
+        pub(super) static FAIL_REMOVE_CHUNKS: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Every file under `dir`, relative to it, `/`-separated.
+    fn files(dir: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            for entry in std::fs::read_dir(&d).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    todo.push(path);
+                } else {
+                    let rel: Vec<String> = path
+                        .strip_prefix(dir)
+                        .unwrap()
+                        .iter()
+                        .map(|p| p.to_string_lossy().into_owned())
+                        .collect();
+                    out.push(rel.join("/"));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Review s27 2c: a run over a store of another chunk layout that stops
+    /// between withdrawing the store and removing the old chunks (here: the
+    /// removal fails) leaves the root recording the old layout, so the rerun
+    /// clears them: the store ends with exactly a fresh store's files.
+    #[test]
+    fn a_run_stopped_before_the_old_chunks_are_gone_clears_them_on_rerun() {
+        let dir = std::env::temp_dir().join(format!("ctstack-store-clear-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let stack = dir.join("in");
+        std::fs::create_dir_all(&stack).unwrap();
+        for z in 0..4u16 {
+            let pixels: Vec<u16> = (0..40 * 30).map(|i| i as u16 + z * 7).collect();
+            crate::write_slice(&stack.join(format!("s{z}.tif")), 40, 30, &pixels).unwrap();
+        }
+        let pyramid = PyramidBuilder::from_dir(&stack).unwrap().min_size(16);
+        let run = |store: &PathBuf, chunks: [u32; 3]| {
+            ZarrBuilder::new(pyramid.clone(), store)
+                .chunks(chunks)
+                .compression(ChunkCompression::None)
+                .plan()
+                .unwrap()
+                .run(&mut |_, _| {}, &Default::default())
+        };
+        let store = dir.join("s.ome.zarr");
+        run(&store, [1, 8, 8]).unwrap();
+        FAIL_REMOVE_CHUNKS.with(|f| f.set(true));
+        let stopped = run(&store, [2, 16, 16]).unwrap_err();
+        assert!(stopped.to_string().contains("injected"), "{stopped}");
+        run(&store, [2, 16, 16]).unwrap();
+        let fresh = dir.join("fresh.ome.zarr");
+        run(&fresh, [2, 16, 16]).unwrap();
+        assert_eq!(files(&store), files(&fresh), "old chunk files left");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

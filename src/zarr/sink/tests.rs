@@ -6,6 +6,76 @@ use std::path::{Path, PathBuf};
 use crate::source::probe::pixel_bytes;
 use crate::{CancelFlag, PyramidBuilder, ReadMode, ZarrBuilder};
 
+/// The input whose mapped read runs [`after_mapped_read`]'s hook, and the hook
+/// (a path of its own, so tests running at once do not meet it).
+static AFTER_MAPPED_READ: std::sync::Mutex<Option<PathHook>> = std::sync::Mutex::new(None);
+
+/// A hook and the one path it runs for.
+type PathHook = (PathBuf, fn(&Path));
+
+/// Called by `read_rows` after a mapped read, before its check: runs the hook
+/// set for `path`, if any.
+pub(super) fn after_mapped_read(path: &Path) {
+    let hook = AFTER_MAPPED_READ
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if let Some((at, hook)) = hook
+        && at == path
+    {
+        hook(path);
+    }
+}
+
+/// Review s27 1d: under `--mmap always`, an input rewritten in place at the
+/// same size while its rows are read (a scanner re-exporting) is an error
+/// (the file changed while it was read), as under positional reads, not a
+/// store of mixed pixels.
+#[test]
+fn a_mapped_input_rewritten_at_the_same_size_while_read_is_an_error() {
+    let dir = temp_dir("rewritten");
+    let stack = dir.join("stack");
+    std::fs::create_dir_all(&stack).unwrap();
+    let (w, h) = (20u32, 15u32);
+    for i in 0..4u16 {
+        let pixels: Vec<u16> = (0..w * h).map(|v| v as u16 + i * 101).collect();
+        crate::write_slice(&stack.join(format!("s{i:02}.tif")), w, h, &pixels).unwrap();
+    }
+    let victim = stack.join("s02.tif");
+    *AFTER_MAPPED_READ.lock().unwrap() = Some((victim.clone(), |path: &Path| {
+        // Same size, other pixels, a later time: what an in-place rewrite does.
+        use std::io::Write;
+        let pixels: Vec<u16> = (0..20 * 15).map(|v| 9000 - v as u16).collect();
+        let other = path.with_extension("other");
+        crate::write_slice(&other, 20, 15, &pixels).unwrap();
+        let bytes = std::fs::read(&other).unwrap();
+        assert_eq!(std::fs::metadata(path).unwrap().len(), bytes.len() as u64);
+        // In place: the same file (a rename would leave the mapped one as it was).
+        let mut file = std::fs::File::options().write(true).open(path).unwrap();
+        file.write_all(&bytes).unwrap();
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+        file.set_modified(later).unwrap();
+    }));
+    let pyramid = PyramidBuilder::from_dir(&stack)
+        .unwrap()
+        .min_size(4)
+        .read_mode(ReadMode::Mmap);
+    let result = ZarrBuilder::new(pyramid, dir.join("s.ome.zarr"))
+        .chunks([4, 8, 8])
+        .plan()
+        .unwrap()
+        .run(&mut |_, _| {}, &CancelFlag::new());
+    *AFTER_MAPPED_READ.lock().unwrap() = None;
+    let err = result.expect_err("a rewritten input read as if unchanged");
+    assert_eq!(err.kind(), crate::ErrorKind::Io, "{err}");
+    assert!(
+        err.to_string().contains("changed while it was read"),
+        "{err}"
+    );
+    assert_eq!(err.path(), Some(victim.as_path()), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// A fresh folder under the system's temporary folder.
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ctstack-sink-{name}-{}", std::process::id()));
