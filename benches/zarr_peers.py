@@ -4,7 +4,7 @@ ome-zarr-py, same chunks (16, 256, 256), same levels (3 halvings), on the
 stack's first N slices; wall time and peak RSS of the whole process (from
 /usr/bin/time), and each store's size on disk and level-0 codecs.
 
-usage: zarr_peers.py CTSTACK_BINARY STACK_DIR WORK_DIR [-n 64]
+usage: zarr_peers.py CTSTACK_BINARY STACK_DIR WORK_DIR [-n 64] [--out-md FILE]
        (run with a Python that has numpy, tifffile, dask, zarr>=3, ngff-zarr, ome-zarr)
 
 The peers read the slices with tifffile into a dask array chunked as the store
@@ -12,7 +12,9 @@ The peers read the slices with tifffile into a dask array chunked as the store
 TIFF series; ngff-zarr downsamples with DASK_BIN_SHRINK (its mean), ome-zarr-py
 with Methods.LOCAL_MEAN (a 2x2x2 mean for 3-D zyx data, scale_factors 2, 4, 8).
 Each writes its library's default compression (printed); ctstack is run with
-zstd level 3 (its default) and with none.
+zstd level 3 (its default) and with none. With --out-md the table also goes
+into FILE between its zarr_peers.py markers (benches/results.md), as
+compare.py's and crop.py's do.
 """
 
 import argparse
@@ -74,6 +76,14 @@ def codecs(store):
     return best[1]
 
 
+LINES = []
+
+
+def out(line):
+    print(line, flush=True)
+    LINES.append(line)
+
+
 def run(label, cmd, store):
     shutil.rmtree(store, ignore_errors=True)
     os.sync()
@@ -86,13 +96,12 @@ def run(label, cmd, store):
         text=True,
     )
     if r.returncode != 0:
-        print(f"| {label} | failed: {r.stderr.strip().splitlines()[-1:]} | | | |")
+        out(f"| {label} | failed: {r.stderr.strip().splitlines()[-1:]} | | | |")
         return
     wall, rss_kib = timing.read_text().split()[-2:]
-    print(
+    out(
         f"| {label} | {float(wall):.2f} | {int(rss_kib) / 1024:.0f} | {du(store) / 1e6:.0f} | "
-        f"`{codecs(store)}` |",
-        flush=True,
+        f"`{codecs(store)}` |"
     )
     del started
 
@@ -103,13 +112,19 @@ def main():
     p.add_argument("stack")
     p.add_argument("work")
     p.add_argument("-n", type=int, default=64)
+    p.add_argument("--out-md", help="also write the table into this page's zarr_peers.py block")
     a = p.parse_args()
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     load = open("/proc/loadavg").read().split()[:3]
-    print(f"{a.n} slices of {a.stack}, load average at start {' '.join(load)}\n")
-    print("| writer | wall s | peak RSS MB | store MB | level-0 codecs |")
-    print("|---|---|---|---|---|")
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
+                if l.startswith("model name")), "?")
+    out(f"One run of `python benches/zarr_peers.py CTSTACK STACK WORK -n {a.n}` "
+        f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; CPU {cpu}, {os.cpu_count()} "
+        f"cores): {a.n} slices of {Path(a.stack).name}, load average at start {' '.join(load)}.")
+    out("")
+    out("| writer | wall s | peak RSS MB | store MB | level-0 codecs |")
+    out("|---|---|---|---|---|")
     base = [a.ctstack, "zarr", a.stack, "--range", f"0:{a.n - 1}", "--chunks", "16,256,256", "-q"]
     run(
         "ctstack zarr (zstd:3)",
@@ -131,6 +146,27 @@ def main():
         [sys.executable, "-c", OME_ZARR, a.stack, str(work / "omezarr.ome.zarr"), str(a.n)],
         work / "omezarr.ome.zarr",
     )
+    if a.out_md:
+        write_block(Path(a.out_md), LINES)
+
+
+def write_block(md, lines):
+    """Replaces the zarr_peers.py block of `md` with `lines` (added before the
+    row-band memory section, or at the end, if the page has none yet)."""
+    begin, end = "<!-- zarr_peers.py begin -->", "<!-- zarr_peers.py end -->"
+    block = "\n".join([begin, *lines, end])
+    text = md.read_text()
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
+    else:
+        anchor = "### Memory by bands of rows"
+        if anchor in text:
+            head, rest = text.split(anchor, 1)
+            text = head + block + "\n\n" + anchor + rest
+        else:
+            text = text.rstrip("\n") + "\n\n" + block + "\n"
+    md.write_text(text)
 
 
 if __name__ == "__main__":
