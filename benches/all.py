@@ -121,8 +121,8 @@ def main(argv=None):
     ]
     begin, end = "<!-- all.py begin -->", "<!-- all.py end -->"
     md = Path(a.out_md)
-    text = md.read_text()
     kept = {}  # step name -> its row from an earlier run, for steps not run now
+    text = md.read_text()  # read again below, after the steps wrote their blocks
     if begin in text and end in text:
         for row in text.split(begin, 1)[1].split(end, 1)[0].splitlines():
             cells = [c.strip() for c in row.strip().strip("|").split("|")]
@@ -162,6 +162,7 @@ def main(argv=None):
                  f"{' '.join('%.2f' % x for x in os.getloadavg())}.")
     table = "\n".join(lines)
     print(table)
+    text = md.read_text()
     block = f"{begin}\n{table}\n{end}"
     if begin in text and end in text:
         head, rest = text.split(begin, 1)

@@ -119,7 +119,8 @@ def run(cmd):
 
 
 def check_crop(out, pages, page, np, tifffile):
-    files = sorted(out.iterdir())
+    # The crop's own record (.ctstack-crop.json) sits beside the slices it wrote.
+    files = sorted(f for f in out.iterdir() if f.suffix == ".tif")
     if len(files) != pages:
         sys.exit(f"pages: {out}: {len(files)} files, expected {pages}")
     x0, x1, y0, y1 = BOX
