@@ -19,7 +19,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{ImageLayout, PageAt, PageReader, page_layout};
-use crate::region::PageKind;
 use crate::source::FileStamp;
 use crate::{Error, Limits};
 
@@ -42,8 +41,6 @@ pub(crate) struct IndexedPage {
     stamp: FileStamp,
     /// The file bytes the page's chunks span, for read-ahead hints.
     span: Range<u64>,
-    /// How its pixels are stored, for [`crate::region::reach_kind`].
-    kind: PageKind,
 }
 
 impl IndexedPage {
@@ -51,20 +48,13 @@ impl IndexedPage {
     /// page at `at` with `layout`.
     pub fn new(layout: ImageLayout, at: PageAt, page: usize, stamp: FileStamp) -> IndexedPage {
         let span = chunk_span(&layout);
-        let kind = PageKind::of(&layout);
         IndexedPage {
             layout: (layout.offsets.len() <= KEPT_MAX_CHUNKS).then_some(layout),
             at,
             page,
             stamp,
             span,
-            kind,
         }
-    }
-
-    /// How the page's pixels are stored (sample type, raw or not).
-    pub fn kind(&self) -> PageKind {
-        self.kind
     }
 
     /// The file bytes the page's pixels lie in.
