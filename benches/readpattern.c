@@ -12,8 +12,8 @@
  * (thread t takes pieces t, t + 2, ...). Prints seconds and a checksum.
  *
  * build: cc -O3 -march=native -pthread -o readpattern benches/readpattern.c
- * e.g.   readpattern 118 1 1 0 STACK/*.tif   (ctstack's pattern, hints and halves)
- *        readpattern 118 0 0 2 STACK/*.tif   (in order, no hint)
+ * e.g.   readpattern 118 1 1 0 STACK/slice_*  (ctstack's pattern, hints and halves)
+ *        readpattern 118 0 0 2 STACK/slice_*  (in order, no hint)
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
