@@ -687,6 +687,11 @@ def main():
                   [str(floor), "readwrite", str(threads), str(out / "floor-readwrite"),
                    str(w1 * w1 * 2), *map(str, raw)], raw, out / "floor-readwrite",
                   kind="readwrite", group="floor", short="floor: read + write level 1 (C)"),
+        Contender("floor-readwrite-sync", f"floor: the same, each output synced (fdatasync) "
+                                          f"before it is closed, as ctstack makes level 1 durable",
+                  [str(floor), "readwrite-sync", str(threads), str(out / "floor-readwrite-sync"),
+                   str(w1 * w1 * 2), *map(str, raw)], raw, out / "floor-readwrite-sync",
+                  kind="readwrite", group="floor", short="floor: read + write level 1, synced (C)"),
         cth_rust("cth-rust", raw, "raw"),
         peer("tinybrain", "tinybrain 2x2x2 (Python, tifffile I/O)", "tinybrain", raw,
              check="diff"),

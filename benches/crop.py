@@ -118,7 +118,7 @@ def main(argv=None):
                     d,
                     "--box",
                     bx,
-                    "--range",
+                    "--slices",
                     f"{z[0]}:{z[1]}",
                     "--out",
                     out,

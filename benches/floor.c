@@ -10,6 +10,10 @@
  *                                    read of a whole 15 MB file, or 4 MiB chunks,
  *                                    fall out of cache before they are summed).
  *                                    compare.py's "x floor" is relative to it
+ *   floor readwrite-sync THREADS OUTDIR BYTES FILE...
+ *                                    readwrite, each output synced (fdatasync)
+ *                                    before it is closed: the I/O a pyramid that
+ *                                    makes its level-1 files durable must do
  *   floor write    OUTDIR COUNT BYTES  write COUNT files of BYTES bytes each
  *                                    (OUTDIR/000000.bin ...) with write(): the
  *                                    cost of putting level 1 on disk (page cache)
@@ -169,6 +173,10 @@ static unsigned char *output_buffer(long long bytes) {
     return buf;
 }
 
+/* Whether write_file syncs each output (fdatasync) before closing it: the
+ * readwrite-sync floor, what a pyramid that makes its outputs durable must do. */
+static int sync_outputs;
+
 static void write_file(const char *path, const unsigned char *buf, long long bytes) {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0666);
     if (fd < 0) die("open", path);
@@ -181,6 +189,7 @@ static void write_file(const char *path, const unsigned char *buf, long long byt
         }
         off += put;
     }
+    if (sync_outputs && fdatasync(fd) != 0) die("fdatasync", path);
     if (close(fd) != 0) die("close", path);
 }
 
@@ -376,6 +385,10 @@ int main(int argc, char **argv) {
         return run_read(!strcmp(argv[1], "mmap"), atoi(argv[2]), argv + 3, argc - 3);
     if (argc == 5 && !strcmp(argv[1], "write"))
         return run_write(argv[2], atol(argv[3]), atoll(argv[4]));
+    if (argc >= 6 && !strcmp(argv[1], "readwrite-sync")) {
+        sync_outputs = 1;
+        return run_readwrite(atoi(argv[2]), argv[3], atoll(argv[4]), argv + 5, argc - 5);
+    }
     if (argc >= 6 && !strcmp(argv[1], "readwrite"))
         return run_readwrite(atoi(argv[2]), argv[3], atoll(argv[4]), argv + 5, argc - 5);
     if (argc >= 12 && !strcmp(argv[1], "crop")) {

@@ -119,7 +119,8 @@ def run(cmd):
 
 
 def check_crop(out, pages, page, np, tifffile):
-    files = sorted(out.iterdir())
+    # The crop's own record (.ctstack-crop.json) sits beside the slices it wrote.
+    files = sorted(f for f in out.iterdir() if f.suffix == ".tif")
     if len(files) != pages:
         sys.exit(f"pages: {out}: {len(files)} files, expected {pages}")
     x0, x1, y0, y1 = BOX
@@ -171,12 +172,18 @@ def main(argv=None):
         for name, b in binaries:
             if name == "baseline" and a.baseline_pages and str(n) not in a.baseline_pages.split(","):
                 continue
-            for kind, label, args in jobs:
-                out = work / "out"
-                cmd = [str(b), args[0], str(stack), *args[1:], "--out", str(out), "-q"]
+            for j, (kind, label, args) in enumerate(jobs):
                 times, cpus = [], []
                 for i in range(a.runs + 1):
-                    shutil.rmtree(out, ignore_errors=True)
+                    # A fresh folder per run, every output kept until the end: on ext4
+                    # without a journal (this VM's root), an inode freed in the last 60 s
+                    # is skipped when a new one is allocated (fs/ext4/ialloc.c,
+                    # recently_deleted), so removing the last run's N files before this
+                    # one made each new file scan past them: system time per page grew
+                    # with N (0.24 ms per page for 500 and for 10,000 pages in fresh
+                    # folders; 3x more at 10,000 right after removing 10,000).
+                    out = work / f"out-{name}-{n}-{j}-{i}"
+                    cmd = [str(b), args[0], str(stack), *args[1:], "--out", str(out), "-q"]
                     os.sync()
                     t, cpu = run(cmd)
                     if i == 0 and kind == "crop":
@@ -188,9 +195,10 @@ def main(argv=None):
                 medians.setdefault((name, label), {})[n] = (m, c)
                 log(f"{name} {label}, {n} pages: median {m:.3f} s, CPU {c:.3f} s "
                     f"({1e3 * m / n:.3f} ms/page; runs {', '.join(f'{t:.3f}' for t in times)})")
-                shutil.rmtree(out, ignore_errors=True)
         if not a.keep:
             stack.unlink()
+    for out in work.glob("out-*"):
+        shutil.rmtree(out, ignore_errors=True)
 
     cmd = "python3 benches/pages.py " + " ".join(
         (sys.argv[1:] if argv is None else argv))
@@ -201,8 +209,9 @@ def main(argv=None):
         f"- **data**: one file per stack, N pages of {SIZE}x{SIZE} uint16, one IFD each "
         "(tifffile), made by the script",
         f"- **method**: each job a whole process, wall clock, median of {a.runs} runs after one "
-        "warm-up, input in the page cache, output folder removed and `sync` before each run "
-        "(not timed); a crop writes one 40x40 TIFF per page, each synced before its rename. "
+        "warm-up, input in the page cache, each run into a fresh output folder (all removed at "
+        "the end, none between runs: see the script on ext4's recently deleted inodes), `sync` "
+        "before each run (not timed); a crop writes one 40x40 TIFF per page, each synced before its rename. "
         "Wall: seconds, and ms per page (median / N); CPU: user + system seconds of all the "
         "process's threads (median), less sensitive than wall time to other load on the machine "
         "and to the disk's sync latency. Growth: per page of the largest stack timed / per page "

@@ -4,7 +4,7 @@ ome-zarr-py, same chunks (16, 256, 256), same levels (3 halvings), on the
 stack's first N slices; wall time and peak RSS of the whole process (from
 /usr/bin/time), and each store's size on disk and level-0 codecs.
 
-usage: zarr_peers.py CTSTACK_BINARY STACK_DIR WORK_DIR [-n 64] [--runs 1]
+usage: zarr_peers.py CTSTACK_BINARY STACK_DIR WORK_DIR [-n 64] [--runs 1] [--out-md FILE]
        (run with a Python that has numpy, tifffile, dask, zarr>=3, ngff-zarr, ome-zarr)
 
 The peers read the slices with tifffile into a dask array chunked as the store
@@ -15,7 +15,9 @@ Each writes its library's default compression (printed); ctstack is run with
 its default (blosc-lz4-bitshuffle), zstd level 3 and none. With --runs R the
 five writers take turns R times (interleaved, so a change in the machine's load
 touches all of them); the table gives medians and each writer's time over
-ctstack's default in the same round.
+ctstack's default in the same round. With --out-md the table also goes into
+FILE between its zarr_peers.py markers (benches/results.md), as compare.py's
+and crop.py's do.
 """
 
 import argparse
@@ -115,6 +117,7 @@ def main():
     p.add_argument("work")
     p.add_argument("-n", type=int, default=64)
     p.add_argument("--runs", type=int, default=1, help="rounds; each runs every writer once, in turn")
+    p.add_argument("--out-md", help="also write the table into this page's zarr_peers.py block")
     a = p.parse_args()
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -143,29 +146,56 @@ def main():
             results[label].append(run(cmd, store))
             print(f"round {r + 1}: {label}: {results[label][-1]}", file=sys.stderr, flush=True)
     end_load = " ".join(open("/proc/loadavg").read().split()[:3])
-    print(
+    lines = []
+
+    def out(line):
+        print(line, flush=True)
+        lines.append(line)
+
+    out(
         f"{a.n} slices of {a.stack}; {cpu_model()}, {os.cpu_count()} CPUs; {a.runs} interleaved "
         f"round(s), {started}; load average at start {load}, at end {end_load}. Wall s: median "
         "(min-max); x ctstack: the median over rounds of the writer's time over ctstack's default "
-        "in the same round.\n"
+        "in the same round."
     )
-    print("| writer | wall s | x ctstack | peak RSS MB | store MB | level-0 codecs |")
-    print("|---|---|---|---|---|---|")
+    out("")
+    out("| writer | wall s | x ctstack | peak RSS MB | store MB | level-0 codecs |")
+    out("|---|---|---|---|---|---|")
     ours = results[writers[0][0]]
     for label, _, _ in writers:
         runs = results[label]
         failed = [x for x in runs if isinstance(x, str)]
         if failed:
-            print(f"| {label} | {failed[0]} | | | | |")
+            out(f"| {label} | {failed[0]} | | | | |")
             continue
         walls = [x[0] for x in runs]
         ratios = [x[0] / o[0] for x, o in zip(runs, ours) if not isinstance(o, str)]
-        print(
+        out(
             f"| {label} | {median(walls):.2f} ({min(walls):.2f}-{max(walls):.2f}) | "
             f"{median(ratios):.2f} | {max(x[1] for x in runs):.0f} | {runs[-1][2]:.0f} | "
-            f"`{runs[-1][3]}` |",
-            flush=True,
+            f"`{runs[-1][3]}` |"
         )
+    if a.out_md:
+        write_block(Path(a.out_md), lines)
+
+
+def write_block(md, lines):
+    """Replaces the zarr_peers.py block of `md` with `lines` (added before the
+    row-band memory section, or at the end, if the page has none yet)."""
+    begin, end = "<!-- zarr_peers.py begin -->", "<!-- zarr_peers.py end -->"
+    block = "\n".join([begin, *lines, end])
+    text = md.read_text()
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
+    else:
+        anchor = "### Memory by bands of rows"
+        if anchor in text:
+            head, rest = text.split(anchor, 1)
+            text = head + block + "\n\n" + anchor + rest
+        else:
+            text = text.rstrip("\n") + "\n\n" + block + "\n"
+    md.write_text(text)
 
 
 if __name__ == "__main__":
