@@ -11,7 +11,7 @@ each run, not timed), every run a whole process timed from spawn to exit. Prints
 median and minimum, the ratio of the medians (after / before) and the median of the per-round
 ratios.
 
-With --job zarr the job is `ctstack zarr` (zstd level 3, the default) into a store removed before each
+With --job zarr the job is `ctstack zarr` (zstd level 3 unless --compression says otherwise; the command's own default is Blosc) into a store removed before each
 run (not timed), so that every chunk is written and synced again (--compression: the store's codec,
 `zstd` by default, `none` writes the most bytes); --tail-runs is then ignored.
 

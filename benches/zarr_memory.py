@@ -11,7 +11,7 @@ phantom with a little noise, one strip each) under WORK, warms the page cache wi
 the other in one run, each started through `floor spawn` (benches/floor.c: wall time from fork to wait4
 and the child's peak RSS):
 
-- `ctstack zarr STACK --out STORE -q` (default options: chunks 16x256x256, zstd level 3);
+- `ctstack zarr STACK --out STORE -q` (default options: chunks 16x256x256, blosc-lz4-bitshuffle);
 - `ctstack zarr ... --compression none`, only for stacks up to 4 GB (its store is as large as the input),
   against `floor readwrite 2 OUT BYTES STACK/*` (reads every input byte, writes as many bytes as the
   store's chunk files hold, in (COUNT+1)/2 files): the read + write floor;
