@@ -43,6 +43,43 @@ use crate::{Error, Limits};
 /// Compressed bytes read from the file at a time (each read once).
 const READ_BLOCK: usize = 64 << 10;
 
+/// The largest ZSTD window (log2) a strip read in bands may use: 8 MiB, the
+/// window of zstd's levels up to 19. Each open page keeps its window between
+/// bands, and many pages are open at once, so a page whose first frame asks
+/// for more is read chunk by chunk instead ([`streams`]), and a later frame
+/// that asks for more is refused by the decoder (a format error).
+const ZSTD_WINDOW_LOG: u32 = 23;
+
+/// The window a ZSTD frame starting `data` asks for (RFC 8878, 3.1.1.1), or
+/// `None` if `data` does not start with a whole frame header.
+fn zstd_window(data: &[u8]) -> Option<u64> {
+    let (magic, rest) = data.split_first_chunk::<4>()?;
+    if u32::from_le_bytes(*magic) != 0xFD2F_B528 {
+        return None;
+    }
+    let (&descriptor, rest) = rest.split_first()?;
+    let single_segment = descriptor & 0x20 != 0;
+    if !single_segment {
+        let &window = rest.first()?;
+        let log = 10 + u64::from(window >> 3);
+        let base = 1u64 << log;
+        return Some(base + (base / 8) * u64::from(window & 7));
+    }
+    // A single segment's window is its content size, after the dictionary id.
+    let id_bytes = [0, 1, 2, 4][usize::from(descriptor & 3)];
+    let size = rest.get(id_bytes..)?;
+    match descriptor >> 6 {
+        0 => size.first().map(|&b| u64::from(b)),
+        1 => size
+            .first_chunk::<2>()
+            .map(|b| u64::from(u16::from_le_bytes(*b)) + 256),
+        2 => size
+            .first_chunk::<4>()
+            .map(|b| u64::from(u32::from_le_bytes(*b))),
+        _ => size.first_chunk::<8>().map(|b| u64::from_le_bytes(*b)),
+    }
+}
+
 /// Whether rows `rows` of `page` are better read by a [`StripRows`] than
 /// chunk by chunk: a compressed page in strips the direct decoder reads, whose
 /// rows end inside a strip (so the next band would decode that strip again).
@@ -62,14 +99,16 @@ pub(crate) fn streams(page: &Page<'_>, rows: &Range<u32>) -> Result<bool, Error>
     else {
         return Ok(false);
     };
-    // Two bytes tell the LZW code style.
+    // Two bytes tell the LZW code style; a ZSTD frame's header its window.
     let first = page.bytes.with_range(
         page.path,
-        (offset, count.min(2) as usize),
+        (offset, count.min(18) as usize),
         &mut Vec::new(),
         <[u8]>::to_vec,
     )?;
-    Ok(direct::reads(layout, &first) && layout.largest_ascii <= page.bytes.len())
+    let window_fits = layout.compression != Compression::Zstd
+        || zstd_window(&first).is_some_and(|w| w <= 1 << ZSTD_WINDOW_LOG);
+    Ok(window_fits && direct::reads(layout, &first) && layout.largest_ascii <= page.bytes.len())
 }
 
 /// One page read in bands: the strip being decoded, kept between the bands.
@@ -119,6 +158,19 @@ impl StripRows {
     pub fn new(page: &Page<'_>, stamp: FileStamp, limits: &Limits) -> Result<StripRows, Error> {
         super::check_ratio((page.path, page.index), page.layout, page.bytes, limits)?;
         Ok(StripRows { stamp, strip: None })
+    }
+
+    /// The most bytes a [`StripRows`] of a page laid out as `layout` holds
+    /// between bands: its block of compressed bytes and its decoder's state
+    /// (with room: flate2's inflate state is about 43 KiB, weezl's LZW table
+    /// about 20 KiB, a ZSTD context about 160 KiB plus its block buffer of
+    /// 128 KiB and the window, at most 2^[`ZSTD_WINDOW_LOG`]).
+    pub fn most_bytes(layout: &crate::tiff::ImageLayout) -> u64 {
+        let state: u64 = match layout.compression {
+            Compression::Zstd => (1 << ZSTD_WINDOW_LOG) + (512 << 10),
+            _ => 128 << 10,
+        };
+        READ_BLOCK as u64 + state
     }
 
     /// An error unless the file is the one the first band was read from.
@@ -240,11 +292,10 @@ impl Strip {
             Compression::Zstd => {
                 let mut decoder = zstd::stream::raw::Decoder::new()
                     .map_err(|e| corrupt("cannot start a ZSTD decoder", e))?;
-                // The window is capped at what the strip can need (at least
-                // 8 MiB), as the whole-chunk decoder caps it.
-                let window_log = (64 - size.saturating_sub(1).leading_zeros()).clamp(23, 31);
+                // The window is capped at 8 MiB: this decoder is kept between
+                // bands, with many others (see `ZSTD_WINDOW_LOG`).
                 decoder
-                    .set_parameter(zstd::stream::raw::DParameter::WindowLogMax(window_log))
+                    .set_parameter(zstd::stream::raw::DParameter::WindowLogMax(ZSTD_WINDOW_LOG))
                     .map_err(|e| corrupt("ZSTD data is corrupt", e))?;
                 Codec::Zstd(Box::new(decoder))
             }
@@ -437,6 +488,39 @@ impl PackBits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The window a frame's header asks for, as zstd writes it and as a
+    /// hostile header claims it: what decides whether a page is streamed.
+    #[test]
+    fn a_zstd_frames_window_is_read_from_its_header() {
+        // One-shot, content size known: a single segment, window = content.
+        let data = vec![7u8; 5000];
+        let frame = zstd::bulk::compress(&data, 3).unwrap();
+        assert_eq!(zstd_window(&frame), Some(5000));
+        // Streamed with no size given: a window descriptor (level 3: 2 MiB at most).
+        let mut streamed = zstd::stream::Encoder::new(Vec::new(), 3).unwrap();
+        std::io::Write::write_all(&mut streamed, &data).unwrap();
+        let frame = streamed.finish().unwrap();
+        let window = zstd_window(&frame).unwrap();
+        assert!(
+            (1 << 10..=1 << ZSTD_WINDOW_LOG).contains(&window),
+            "{window}"
+        );
+        // A header asking for 2^27 + 3/8 of it, and one for 2^41: too large to keep open.
+        let magic = 0xFD2F_B528u32.to_le_bytes();
+        let big = [&magic[..], &[0x00, (17 << 3) | 3]].concat();
+        assert_eq!(zstd_window(&big), Some((1 << 27) + 3 * (1 << 24)));
+        let huge = [&magic[..], &[0x00, 31 << 3]].concat();
+        assert_eq!(zstd_window(&huge), Some(1 << 41));
+        // Single segment, 2-byte content size (+256), a 1-byte dictionary id first.
+        let single = [&magic[..], &[0x61, 0x09, 0x10, 0x00]].concat();
+        assert_eq!(zstd_window(&single), Some(0x10 + 256));
+        // Not a frame, or cut short: no window, so not streamed.
+        assert_eq!(zstd_window(b"\x28\xb5\x2f\xfc\x00\x00"), None);
+        assert_eq!(zstd_window(&magic), None);
+        assert_eq!(zstd_window(&[&magic[..], &[0x00]].concat()), None);
+        assert_eq!(zstd_window(&[&magic[..], &[0xE0, 1, 2]].concat()), None);
+    }
 
     #[test]
     fn packbits_resumes_anywhere() {

@@ -27,6 +27,8 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 use zarrs::array::{Array, ArrayBytes, CodecOptions};
@@ -97,6 +99,8 @@ struct Writer<'a, T> {
     /// Whether an input read whole for its first band ([`Open::Held`]) is kept
     /// for its later bands: see [`HOLD_BUDGET`].
     hold: bool,
+    /// What the decoders kept between bands hold: see [`STREAM_BUDGET`].
+    streams: Arc<StreamBudget>,
 }
 
 /// What is kept of an input between its bands, from its first to its last:
@@ -104,10 +108,11 @@ struct Writer<'a, T> {
 /// (see [`Writer::make`]), but reads the other inputs under that unit between
 /// them, so up to `du * 2^top` inputs are open at once.
 enum Open {
-    /// A compressed TIFF page whose strips span bands: the strip's decoder.
-    Strips(StripRows),
-    /// A PNG: the decoder, which gives rows in order.
-    Png(Box<crate::formats::PngRows>),
+    /// A compressed TIFF page whose strips span bands: the strip's decoder,
+    /// and its share of [`STREAM_BUDGET`].
+    Strips(StripRows, Ticket),
+    /// A PNG: the decoder, which gives rows in order, and its share.
+    Png(Box<crate::formats::PngRows>, Ticket),
     /// Any other input read whole (JPEG, BMP, a page served at another depth),
     /// kept when [`Writer::hold`] says so.
     Held(Slice),
@@ -121,6 +126,56 @@ enum Open {
 /// 256 MiB: the memory the row-band writer needs at 16384 wide, so keeping
 /// inputs never more than doubles it.
 const HOLD_BUDGET: u64 = 256 << 20;
+
+/// The most bytes the decoders kept between bands ([`Open::Strips`],
+/// [`Open::Png`]) may hold at once, by what each can hold at most
+/// ([`StripRows::most_bytes`]: a ZSTD frame's window, capped at 8 MiB, is the
+/// large one). Up to `du * 2^top` inputs can be open at once (a thousand with
+/// deep chunks and many levels), so an input that would go over it is read
+/// chunk by chunk for each band instead, as an input whose strips end with the
+/// band is: the same pixels, a decode per band, no more memory than a band.
+const STREAM_BUDGET: u64 = 256 << 20;
+
+/// The bytes the kept decoders have reserved, of [`STREAM_BUDGET`]; shared by
+/// the workers reading one unit's inputs in parallel.
+#[derive(Debug, Default)]
+struct StreamBudget(AtomicU64);
+
+/// A reservation of [`StreamBudget`], given back when the decoder it was
+/// taken for is dropped (after its input's last band, or on an error).
+#[derive(Debug)]
+struct Ticket {
+    budget: Arc<StreamBudget>,
+    bytes: u64,
+}
+
+impl StreamBudget {
+    /// Reserves `bytes`, or `None` if that would pass [`STREAM_BUDGET`].
+    fn take(self: &Arc<Self>, bytes: u64) -> Option<Ticket> {
+        let mut used = self.0.load(Ordering::Relaxed);
+        loop {
+            let next = used.checked_add(bytes).filter(|&n| n <= STREAM_BUDGET)?;
+            match self
+                .0
+                .compare_exchange_weak(used, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    return Some(Ticket {
+                        budget: Arc::clone(self),
+                        bytes,
+                    });
+                }
+                Err(now) => used = now,
+            }
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.budget.0.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
 
 impl<'a, T: Sample> Writer<'a, T> {
     fn new(
@@ -185,6 +240,7 @@ impl<'a, T: Sample> Writer<'a, T> {
             input_bytes: 0,
             open: HashMap::new(),
             hold,
+            streams: Arc::default(),
         }
     }
 
@@ -273,6 +329,7 @@ impl<'a, T: Sample> Writer<'a, T> {
         let first = planes.start;
         let unit = &mut self.units[0];
         let hold = self.hold;
+        let streams = &self.streams;
         let mut open: Vec<Option<Open>> = planes.clone().map(|i| self.open.remove(&i)).collect();
         on(self.pool.as_ref(), || {
             unit.par_chunks_mut(stride)
@@ -284,6 +341,7 @@ impl<'a, T: Sample> Writer<'a, T> {
                         i: first + p,
                         open,
                         hold,
+                        streams,
                     };
                     read_rows(pyramid, input, level0, &region, dst)
                 })
@@ -451,6 +509,8 @@ struct Input<'a> {
     open: &'a mut Option<Open>,
     /// Whether an input read whole is kept for its later bands.
     hold: bool,
+    /// The budget of the decoders kept between bands.
+    streams: &'a Arc<StreamBudget>,
 }
 
 /// Reads `region` (whole rows) of input `i` of `pyramid` into `dst`, checking
@@ -463,7 +523,12 @@ struct Input<'a> {
 /// rows copied. `open` is emptied after the input's last band.
 fn read_rows<T: Sample>(
     pyramid: &Plan,
-    Input { i, open, hold }: Input<'_>,
+    Input {
+        i,
+        open,
+        hold,
+        streams,
+    }: Input<'_>,
     level0: LevelShape,
     region: &Region,
     dst: &mut [T],
@@ -504,7 +569,8 @@ fn read_rows<T: Sample>(
                 layout: &layout,
             };
             let mut read = |page: Page<'_>, dst: &mut [T]| {
-                read_page(page, stamp, region, dst, &options.limits, open, last_band)
+                let kept = Kept { open, streams };
+                read_page(page, stamp, region, dst, &options.limits, kept, last_band)
             };
             if reached == Reach::Mapped {
                 let source = Source::open(path, options.read_mode, false)?;
@@ -529,20 +595,26 @@ fn read_rows<T: Sample>(
         }
         (_, found) => {
             let png = match open.take() {
-                Some(Open::Png(png)) => Some(png),
+                Some(Open::Png(png, ticket)) => Some((png, ticket)),
                 other => {
                     *open = other;
-                    match found {
-                        None => crate::formats::PngRows::open(path, file, options)?.map(Box::new),
-                        Some(_) => None,
+                    // A PNG is decoded in rows only if its decoder can be kept.
+                    let ticket = match (&found, last_band) {
+                        (None, false) => streams.take(png_bytes(level0)),
+                        _ => None,
+                    };
+                    match ticket {
+                        Some(ticket) => crate::formats::PngRows::open(path, file, options)?
+                            .map(|png| (Box::new(png), ticket)),
+                        None => None,
                     }
                 }
             };
-            if let Some(mut png) = png {
+            if let Some((mut png, ticket)) = png {
                 check(png.shape())?;
                 png.read(path, region.rows.clone(), dst)?;
                 if !last_band {
-                    *open = Some(Open::Png(png));
+                    *open = Some(Open::Png(png, ticket));
                 }
                 return Ok(());
             }
@@ -573,20 +645,31 @@ fn read_page<T: Sample>(
     region: &Region,
     dst: &mut [T],
     limits: &crate::Limits,
-    open: &mut Option<Open>,
+    Kept {
+        open,
+        streams: streams_budget,
+    }: Kept<'_>,
     last_band: bool,
 ) -> Result<(), Error> {
     let whole_rows = region.cols == (0..page.layout.width);
-    let strips = match open.take() {
-        Some(Open::Strips(strips)) => {
+    let kept = match open.take() {
+        Some(Open::Strips(strips, ticket)) => {
             strips.check_stamp(page.path, stamp)?;
-            strips
+            Some((strips, ticket))
         }
-        _ if whole_rows && streams(&page, &region.rows)? => StripRows::new(&page, stamp, limits)?,
-        _ => return page.read(region, dst, limits),
+        _ if whole_rows && streams(&page, &region.rows)? => {
+            match streams_budget.take(StripRows::most_bytes(page.layout)) {
+                Some(ticket) => Some((StripRows::new(&page, stamp, limits)?, ticket)),
+                None => None,
+            }
+        }
+        _ => None,
     };
-    let strips = open.insert(Open::Strips(strips));
-    let Open::Strips(strips) = strips else {
+    let Some((strips, ticket)) = kept else {
+        return page.read(region, dst, limits);
+    };
+    let strips = open.insert(Open::Strips(strips, ticket));
+    let Open::Strips(strips, _) = strips else {
         unreachable!("just put")
     };
     strips.read(&page, region.rows.clone(), dst, limits)?;
@@ -594,6 +677,19 @@ fn read_page<T: Sample>(
         *open = None;
     }
     Ok(())
+}
+
+/// What is kept of an input between its bands, and the budget for it.
+struct Kept<'a> {
+    open: &'a mut Option<Open>,
+    streams: &'a Arc<StreamBudget>,
+}
+
+/// The most a [`crate::formats::PngRows`] holds between bands: its read
+/// buffer and inflate state (256 KiB with room), and a few rows of the widest
+/// pixels a PNG has (RGBA, 16 bits: 8 bytes).
+fn png_bytes(level0: LevelShape) -> u64 {
+    (256 << 10) + 4 * u64::from(level0.width) * 8
 }
 
 /// Inverts MinIsWhite samples in place (native-endian bytes of `t`): `max - v`

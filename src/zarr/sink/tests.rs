@@ -570,3 +570,19 @@ fn broken_strips_read_in_bands_are_format_errors() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The decoders kept between bands share one budget: a reservation that would
+/// pass it is refused (the input is then read chunk by chunk per band), and a
+/// decoder dropped gives its share back.
+#[test]
+fn kept_decoders_stay_within_their_budget() {
+    let budget = std::sync::Arc::new(super::StreamBudget::default());
+    let zstd = (8 << 20) + (576 << 10);
+    let kept: Vec<_> = std::iter::from_fn(|| budget.take(zstd)).collect();
+    assert_eq!(kept.len() as u64, super::STREAM_BUDGET / zstd);
+    assert!(budget.take(zstd).is_none());
+    assert!(budget.take(u64::MAX).is_none());
+    drop(kept);
+    assert_eq!(budget.0.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert!(budget.take(super::STREAM_BUDGET).is_some());
+}
