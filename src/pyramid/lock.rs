@@ -58,6 +58,22 @@ pub(crate) enum Share {
 /// How long a waiting run sleeps between attempts.
 const RETRY: Duration = Duration::from_millis(20);
 
+/// How many times [`OutputLock::try_acquire`] starts over at once when the
+/// lock file changed under it (its holder leaving) before it gives up.
+const CHANGED_RETRIES: usize = 8;
+
+/// One attempt at the lock.
+#[derive(Debug)]
+enum Attempt<T> {
+    /// Taken.
+    Got(T),
+    /// Another run holds it in a way that excludes this one.
+    Busy,
+    /// The file was removed or replaced under us (its holder leaving): no
+    /// one may hold it now, try again.
+    Changed,
+}
+
 /// The output folder's lock; released (and its file removed) on drop.
 pub(crate) struct OutputLock {
     /// Removed on drop (on Windows the system deletes a file it created on close).
@@ -75,7 +91,7 @@ impl OutputLock {
     /// (raising `cancel` stops the wait with [`Error::Cancelled`]).
     pub fn acquire(out: &Path, cancel: &CancelFlag) -> Result<OutputLock, Error> {
         loop {
-            if let Some(lock) = OutputLock::try_once(out, Share::Exclusive)? {
+            if let Attempt::Got(lock) = OutputLock::try_once(out, Share::Exclusive)? {
                 return Ok(lock);
             }
             if cancel.is_cancelled() {
@@ -87,25 +103,35 @@ impl OutputLock {
 
     /// Takes the lock of folder `out` as `share` says if no one holds it in a
     /// way that excludes this; else `Err(holder)`: who holds it, as its file
-    /// says (`pid 4242 on host node7`, or that it does not say).
+    /// says (`pid 4242 on host node7`, or that it does not say). A lock file
+    /// removed or replaced under it (its holder leaving just then) is not a
+    /// refusal: it starts over, up to [`CHANGED_RETRIES`] times.
     pub(crate) fn try_acquire(
         out: &Path,
         share: Share,
     ) -> Result<Result<OutputLock, String>, Error> {
-        match OutputLock::try_once(out, share)? {
-            Some(lock) => Ok(Ok(lock)),
-            None => Ok(Err(holder(&out.join(LOCK_FILE)))),
+        for _ in 0..=CHANGED_RETRIES {
+            match OutputLock::try_once(out, share)? {
+                Attempt::Got(lock) => return Ok(Ok(lock)),
+                Attempt::Busy => break,
+                Attempt::Changed => {}
+            }
         }
+        Ok(Err(holder(&out.join(LOCK_FILE))))
     }
 
-    fn try_once(out: &Path, share: Share) -> Result<Option<OutputLock>, Error> {
+    fn try_once(out: &Path, share: Share) -> Result<Attempt<OutputLock>, Error> {
         let path = out.join(LOCK_FILE);
-        Ok(try_acquire(&path, share)?.map(|(file, ours)| OutputLock {
-            path,
-            _file: Some(file),
-            ours,
-            removes: share == Share::Exclusive,
-        }))
+        Ok(match try_acquire(&path, share)? {
+            Attempt::Got((file, ours)) => Attempt::Got(OutputLock {
+                path,
+                _file: Some(file),
+                ours,
+                removes: share == Share::Exclusive,
+            }),
+            Attempt::Busy => Attempt::Busy,
+            Attempt::Changed => Attempt::Changed,
+        })
     }
 }
 
@@ -204,10 +230,17 @@ fn write_holder(path: &Path, file: &mut File) -> Result<(), Error> {
         .map_err(|e| Error::io(path, "cannot write lock file", e))
 }
 
-/// The lock file, locked as `share` says, and whether it is ctstack's; `None`
-/// if another run holds it so (or it changed under us: try again).
+#[cfg(all(test, not(windows)))]
+thread_local! {
+    /// Test hook: runs between opening an existing lock file and locking it.
+    static AFTER_OPEN: std::cell::RefCell<Option<Box<dyn FnMut()>>> =
+        std::cell::RefCell::new(None);
+}
+
+/// The lock file, locked as `share` says, and whether it is ctstack's; `Busy`
+/// if another run holds it so, `Changed` if it changed under us.
 #[cfg(not(windows))]
-fn try_acquire(path: &Path, share: Share) -> Result<Option<(File, bool)>, Error> {
+fn try_acquire(path: &Path, share: Share) -> Result<Attempt<(File, bool)>, Error> {
     use std::io::ErrorKind;
     let created = std::fs::OpenOptions::new()
         .create_new(true)
@@ -227,14 +260,20 @@ fn try_acquire(path: &Path, share: Share) -> Result<Option<(File, bool)>, Error>
             {
                 Ok(file) => (file, false),
                 // Removed by its holder in between: try again.
-                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Attempt::Changed),
                 Err(e) => return Err(Error::io(path, "cannot open lock file", e)),
             }
         }
         Err(e) => return Err(Error::io(path, "cannot create lock file", e)),
     };
-    let Some(mut file) = lock_opened(path, file, share)? else {
-        return Ok(None);
+    #[cfg(test)]
+    if !new {
+        AFTER_OPEN.with(|hook| hook.borrow_mut().as_mut().map(|hook| hook()));
+    }
+    let mut file = match lock_opened(path, file, share)? {
+        Attempt::Got(file) => file,
+        Attempt::Busy => return Ok(Attempt::Busy),
+        Attempt::Changed => return Ok(Attempt::Changed),
     };
     let ours = is_ours(&read_head(&mut file));
     // An exclusive holder says who it is (a shared one leaves the line of the
@@ -242,24 +281,28 @@ fn try_acquire(path: &Path, share: Share) -> Result<Option<(File, bool)>, Error>
     if ours && !new && share == Share::Exclusive {
         write_holder(path, &mut file)?;
     }
-    Ok(Some((file, ours)))
+    Ok(Attempt::Got((file, ours)))
 }
 
-/// Locks `file`, opened from `path`, as `share` says: `None` if another run
-/// holds it so, or if the name no longer is that file.
+/// Locks `file`, opened from `path`, as `share` says: `Busy` if another run
+/// holds it so, `Changed` if the name no longer is that file.
 #[cfg(not(windows))]
-fn lock_opened(path: &Path, file: File, share: Share) -> Result<Option<File>, Error> {
+fn lock_opened(path: &Path, file: File, share: Share) -> Result<Attempt<File>, Error> {
     let locked = match share {
         Share::Exclusive => file.try_lock(),
         Share::Shared => file.try_lock_shared(),
     };
     match locked {
         Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+        Err(std::fs::TryLockError::WouldBlock) => return Ok(Attempt::Busy),
         Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(path, "cannot lock", e)),
     }
     // The previous holder may have removed the name after we opened the file.
-    Ok(names_file(path, &file).then_some(file))
+    Ok(if names_file(path, &file) {
+        Attempt::Got(file)
+    } else {
+        Attempt::Changed
+    })
 }
 
 /// Whether `path` names the open `file` (same device and inode).
@@ -281,7 +324,7 @@ fn names_file(_path: &Path, _file: &File) -> bool {
 /// Windows: exclusive is a handle no one else may open for writing (others
 /// may read who holds it); shared, one every shared holder opens alike.
 #[cfg(windows)]
-fn try_acquire(path: &Path, share: Share) -> Result<Option<(File, bool)>, Error> {
+fn try_acquire(path: &Path, share: Share) -> Result<Attempt<(File, bool)>, Error> {
     use std::os::windows::fs::OpenOptionsExt;
     /// FILE_FLAG_DELETE_ON_CLOSE (winbase.h).
     const DELETE_ON_CLOSE: u32 = 0x0400_0000;
@@ -314,9 +357,9 @@ fn try_acquire(path: &Path, share: Share) -> Result<Option<(File, bool)>, Error>
     match create.open(path) {
         Ok(mut file) => {
             write_holder(path, &mut file)?;
-            return Ok(Some((file, true)));
+            return Ok(Attempt::Got((file, true)));
         }
-        Err(e) if busy(&e) => return Ok(None),
+        Err(e) if busy(&e) => return Ok(Attempt::Busy),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(Error::io(path, "cannot create lock file", e)),
     }
@@ -334,9 +377,11 @@ fn try_acquire(path: &Path, share: Share) -> Result<Option<(File, bool)>, Error>
             if ours && share == Share::Exclusive {
                 write_holder(path, &mut file)?;
             }
-            Ok(Some((file, ours)))
+            Ok(Attempt::Got((file, ours)))
         }
-        Err(e) if busy(&e) || e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) if busy(&e) => Ok(Attempt::Busy),
+        // Removed by its holder in between: try again.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Attempt::Changed),
         Err(e) => Err(Error::io(path, "cannot open lock file", e)),
     }
 }
@@ -423,10 +468,93 @@ mod tests {
         drop(a);
         let c = OutputLock::acquire(&dir, &CancelFlag::new()).unwrap();
         assert!(
-            lock_opened(&path, b, Share::Exclusive).unwrap().is_none(),
+            matches!(
+                lock_opened(&path, b, Share::Exclusive).unwrap(),
+                Attempt::Changed
+            ),
             "two holders"
         );
         drop(c);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Sets (or clears) the hook that runs between opening an existing lock
+    /// file and locking it, on this thread.
+    #[cfg(unix)]
+    fn after_open(hook: Option<Box<dyn FnMut()>>) {
+        AFTER_OPEN.with(|slot| *slot.borrow_mut() = hook);
+    }
+
+    /// A slab (or any store run) that opens the lock file just as its holder
+    /// leaves (removing it) is not refused: the file changed under it, and it
+    /// starts over and takes the lock. A busy lock is refused at once.
+    #[cfg(unix)]
+    #[test]
+    fn a_lock_file_removed_between_open_and_lock_is_retried_not_refused() {
+        use std::cell::{Cell, RefCell};
+        use std::rc::Rc;
+        let dir = scratch("changed");
+        let path = dir.join(LOCK_FILE);
+        for (before, share) in [
+            (Share::Exclusive, Share::Shared),
+            (Share::Shared, Share::Shared),
+            (Share::Shared, Share::Exclusive),
+            (Share::Exclusive, Share::Exclusive),
+        ] {
+            let held = OutputLock::try_acquire(&dir, before).unwrap().unwrap();
+            let held = Rc::new(RefCell::new(Some(held)));
+            let calls = Rc::new(Cell::new(0));
+            let (hook_held, hook_calls) = (Rc::clone(&held), Rc::clone(&calls));
+            after_open(Some(Box::new(move || {
+                hook_calls.set(hook_calls.get() + 1);
+                drop(hook_held.borrow_mut().take()); // the holder leaves
+            })));
+            let got = OutputLock::try_acquire(&dir, share).unwrap();
+            after_open(None);
+            let lock = got.unwrap_or_else(|holder| {
+                panic!("{before:?} then {share:?}: refused ({holder}) though no one holds it")
+            });
+            assert!(held.borrow().is_none());
+            assert_eq!(calls.get(), 1, "{before:?} then {share:?}");
+            drop(lock);
+            assert!(!path.exists(), "{before:?} then {share:?}: lock file left");
+        }
+        // Busy: refused without starting over.
+        let held = OutputLock::try_acquire(&dir, Share::Exclusive)
+            .unwrap()
+            .unwrap();
+        let calls = Rc::new(Cell::new(0));
+        let hook_calls = Rc::clone(&calls);
+        after_open(Some(Box::new(move || hook_calls.set(hook_calls.get() + 1))));
+        let got = OutputLock::try_acquire(&dir, Share::Shared).unwrap();
+        after_open(None);
+        assert!(got.is_err(), "taken beside an exclusive holder");
+        assert_eq!(calls.get(), 1, "a busy lock was tried again");
+        drop(held);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A lock file replaced under it every time (runs taking and leaving it in
+    /// a tight loop) is tried a bounded number of times, then refused.
+    #[cfg(unix)]
+    #[test]
+    fn a_lock_file_that_keeps_changing_is_refused_after_bounded_retries() {
+        use std::cell::Cell;
+        use std::rc::Rc;
+        let dir = scratch("churn");
+        let path = dir.join(LOCK_FILE);
+        std::fs::write(&path, MARKER).unwrap();
+        let calls = Rc::new(Cell::new(0));
+        let (hook_path, hook_calls) = (path.clone(), Rc::clone(&calls));
+        after_open(Some(Box::new(move || {
+            hook_calls.set(hook_calls.get() + 1);
+            std::fs::remove_file(&hook_path).unwrap();
+            std::fs::write(&hook_path, MARKER).unwrap(); // a new file, a new inode
+        })));
+        let got = OutputLock::try_acquire(&dir, Share::Shared).unwrap();
+        after_open(None);
+        assert!(got.is_err(), "took a lock file that changed under it");
+        assert_eq!(calls.get(), CHANGED_RETRIES + 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -1141,12 +1141,23 @@ impl ZarrPlan {
     fn lock(&self, share: Share) -> Result<OutputLock, Error> {
         self.claim()?;
         OutputLock::try_acquire(&self.store, share)?.map_err(|holder| {
+            // Refused an exclusive lock: the holders may be slabs, which hold it
+            // shared: its file names only the slab that created it, which may
+            // have ended while others run (a shared request is refused only by
+            // an exclusive holder, which names itself).
+            let holders = match share {
+                Share::Exclusive => format!(
+                    "{holder} holds its {LOCK_FILE}, or slabs of a distributed build do: \
+                     the file names only the slab that created it, and others may hold it \
+                     still; do not remove it while any runs"
+                ),
+                Share::Shared => format!("{holder} holds its {LOCK_FILE}"),
+            };
             Error::state(
                 &self.store,
                 format!(
-                    "another ctstack run is writing this store ({holder} holds its {LOCK_FILE}): \
-                     left untouched; wait for it to end, or stop it (a killed run's lock is \
-                     free again)"
+                    "another ctstack run is writing this store ({holders}): left untouched; \
+                     wait for it to end, or stop it (a killed run's lock is free again)"
                 ),
             )
         })
