@@ -447,6 +447,11 @@ enum Purpose {
 pub(crate) struct FileStamp {
     pub len: u64,
     modified: Option<std::time::SystemTime>,
+    /// On Unix, the file's device and inode: a file replaced by another of
+    /// the same size and time (rsync and `cp -p` rename a new file over the
+    /// old one) is another file, which a reader that reopens the path between
+    /// two reads (a decoder kept between bands) must not carry on into.
+    identity: Option<(u64, u64)>,
 }
 
 impl FileStamp {
@@ -455,9 +460,17 @@ impl FileStamp {
         let m = file
             .metadata()
             .map_err(|e| Error::io(path, "cannot read metadata", e))?;
+        #[cfg(unix)]
+        let identity = {
+            use std::os::unix::fs::MetadataExt;
+            Some((m.dev(), m.ino()))
+        };
+        #[cfg(not(unix))]
+        let identity = None;
         Ok(FileStamp {
             len: m.len(),
             modified: m.modified().ok(),
+            identity,
         })
     }
 
@@ -743,6 +756,33 @@ mod tests {
         if let Some(hook) = AFTER_MAP.with(Cell::get) {
             hook(path);
         }
+    }
+
+    /// A file replaced by another of the same size and time (rsync, `cp -p`:
+    /// a new file renamed over the old) does not have the old one's stamp, so
+    /// a reader that reopens the path between bands does not carry on into it.
+    /// Unix only: the identity is the inode, which Windows' stable std lacks.
+    #[cfg(unix)]
+    #[test]
+    fn a_file_replaced_at_the_same_size_and_time_is_another_file() {
+        let dir = std::env::temp_dir().join(format!("ctstack-stamp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (path, new) = (dir.join("s.tif"), dir.join("s.tif.new"));
+        std::fs::write(&path, [1u8; 64]).unwrap();
+        std::fs::write(&new, [2u8; 64]).unwrap();
+        let time = std::fs::metadata(&path).unwrap().modified().unwrap();
+        File::options()
+            .write(true)
+            .open(&new)
+            .unwrap()
+            .set_modified(time)
+            .unwrap();
+        let before = FileStamp::of(&path, &File::open(&path).unwrap()).unwrap();
+        std::fs::rename(&new, &path).unwrap();
+        let after = FileStamp::of(&path, &File::open(&path).unwrap()).unwrap();
+        assert_eq!((before.len, before.modified), (after.len, after.modified));
+        assert_ne!(before, after);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// Unix only: Windows refuses to shorten a mapped file (the next test), so

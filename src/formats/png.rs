@@ -222,8 +222,13 @@ impl PngRows {
         // The decoder reads through this file until the band is read, then it is closed.
         *self.file.lock().unwrap_or_else(|e| e.into_inner()) = Some(file);
         let read = self.read_rows(path, rows, dst);
-        self.file.lock().unwrap_or_else(|e| e.into_inner()).take();
-        read
+        let file = self.file.lock().unwrap_or_else(|e| e.into_inner()).take();
+        read?;
+        // A file rewritten in place during the band may have given a mix of two versions.
+        match file {
+            Some(file) if FileStamp::of(path, &file)? == self.stamp => Ok(()),
+            _ => Err(crate::source::changed_while_read(path)),
+        }
     }
 
     fn read_rows<T: Sample>(
