@@ -134,6 +134,9 @@ struct Strip {
     end: u64,
     /// Bytes decoded, for messages.
     made: u64,
+    /// Whether the codec's last step ended its stream (a ZSTD frame: decoded
+    /// and its checksum checked).
+    ended: bool,
     /// The bytes the strip holds decoded.
     size: u64,
 }
@@ -321,6 +324,7 @@ impl Strip {
             at: offset,
             end: offset + count,
             made: 0,
+            ended: false,
             size,
         };
         if matches!(strip.codec, Codec::Lzw(_)) {
@@ -364,6 +368,10 @@ impl Strip {
             self.pos += used;
             o += made;
             self.made += made as u64;
+            self.ended = ended;
+            // A strip may hold ZSTD frames one after the other: a frame's end
+            // ends the data only when no frame follows (no progress below).
+            let ended = ended && !matches!(self.codec, Codec::Zstd(_));
             #[cfg(test)]
             super::probe::decoded(page.path, made as u64);
             if o == out.len() {
@@ -383,11 +391,11 @@ impl Strip {
         Ok(())
     }
 
-    /// At a strip's last row: a Deflate stream must end there with its
-    /// checksum right, as the whole-chunk decoder (libdeflate) demands. More
-    /// data than the strip holds is cut, as there.
+    /// At a strip's last row: a Deflate stream or a ZSTD frame must end there
+    /// with its checksum right (if it has one), as the whole-chunk decoders
+    /// demand. More data than the strip holds is cut, as there.
     fn end_check(&mut self, page: &Page<'_>) -> Result<(), Opened> {
-        if !matches!(self.codec, Codec::Deflate(_)) {
+        if !matches!(self.codec, Codec::Deflate(_) | Codec::Zstd(_)) || self.ended {
             return Ok(());
         }
         let mut sink = [0u8; 64];
@@ -403,7 +411,8 @@ impl Strip {
             }
             if used == 0 {
                 return Err(format_problem!(
-                    "Deflate data of strip {} is truncated (no end of stream after its {} bytes)",
+                    "{} data of strip {} is truncated (no end of stream after its {} bytes)",
+                    page.layout.compression.name(),
                     self.index,
                     self.size
                 )
@@ -431,10 +440,11 @@ impl Codec {
                 use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
                 let mut inb = InBuffer::around(input);
                 let mut outb = OutBuffer::around(out);
-                decoder
+                // A hint of 0: the frame is decoded, its checksum checked.
+                let hint = decoder
                     .run(&mut inb, &mut outb)
                     .map_err(|e| format_problem!("ZSTD data is corrupt: {e}"))?;
-                Ok((inb.pos(), outb.pos(), false))
+                Ok((inb.pos(), outb.pos(), hint == 0))
             }
             Codec::Lzw(decoder) => {
                 let result = decoder.decode_bytes(input, out);

@@ -316,7 +316,12 @@ fn compressed_tiff(
                         literal
                     })
                     .collect(),
-                50000 => zstd::bulk::compress(&raw, 3).unwrap(),
+                // With the frame's checksum, as libtiff and imagecodecs write it.
+                50000 => {
+                    let mut zstd = zstd::bulk::Compressor::new(3).unwrap();
+                    zstd.include_checksum(true).unwrap();
+                    zstd.compress(&raw).unwrap()
+                }
                 other => panic!("compression {other}"),
             }
         })
@@ -517,7 +522,7 @@ fn png_jpeg_and_bmp_inputs_are_read_once() {
 }
 
 /// Hostile one-strip pages read in bands: data that ends early, corrupt data
-/// and a Deflate stream whose checksum is wrong are format errors naming the
+/// and a Deflate stream or ZSTD frame whose checksum is wrong are format errors naming the
 /// file, never a panic or a store vouched for.
 #[test]
 fn broken_strips_read_in_bands_are_format_errors() {
@@ -530,6 +535,7 @@ fn broken_strips_read_in_bands_are_format_errors() {
         ("truncated LZW", 5, 0),
         ("corrupt LZW", 5, 1),
         ("Deflate checksum", 8, 2),
+        ("ZSTD checksum", 50000, 2),
         ("ZSTD without its magic number", 50000, 3),
     ] {
         let stack = dir.join(what.replace(' ', "-"));
@@ -546,7 +552,8 @@ fn broken_strips_read_in_bands_are_format_errors() {
                     let mid = data_at + (file.len() - data_at) / 2;
                     file[mid..mid + 8].fill(0xFF);
                 }
-                // The Adler-32 at the end of the zlib stream.
+                // The checksum at the end of the zlib stream (Adler-32) or of
+                // the ZSTD frame (XXH64's low 32 bits).
                 2 => *file.last_mut().unwrap() ^= 0x55,
                 // The frame's first bytes.
                 _ => file[data_at..data_at + 4].fill(0xFF),
