@@ -1459,6 +1459,107 @@ fn two_distributed_builds_never_interleave_and_one_builds_slabs_run_at_once() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// Review (build mix): a store complete from build B, then a distributed
+/// build A of the same layout from other inputs (the stack rescanned, same
+/// names and shapes, other pixels) whose later slabs never ran: its finish
+/// must not find B's chunks in their place and declare the store complete
+/// with A's pixels in some slices and B's in the rest. Its prepare clears
+/// chunks it cannot tell are A's (B's store finished by a run or by a
+/// distributed build, or A's own killed run over B's chunks); once every slab
+/// has run, the store is a run of A alone, byte for byte.
+#[test]
+fn a_distributed_build_never_finishes_on_another_builds_chunks() {
+    for how in ["run", "distributed", "killed run"] {
+        let dir = temp_dir("zarr-build-mix");
+        let input = dir.join("in");
+        let stack = make_stack(&input, 16, 40, 30, |z, i| (z * 7 + i) as u16);
+        let store = dir.join("mixed/s.ome.zarr");
+        let plan = |store: &Path| {
+            let builder = PyramidBuilder::from_dir(&stack).unwrap().min_size(16);
+            ZarrBuilder::new(builder, store)
+                .chunks([1, 8, 8])
+                .plan()
+                .unwrap()
+        };
+        let b = plan(&store);
+        let count = b.levels()[0].count;
+        let align = b.slab_alignment();
+        assert!(count >= 2 * align, "one slab only: make the stack deeper");
+        match how {
+            "distributed" => {
+                b.prepare().unwrap();
+                b.run_slab(0..count, &mut |_, _| {}, &Default::default())
+                    .unwrap();
+                b.finish().unwrap();
+            }
+            _ => {
+                b.run(&mut |_, _| {}, &Default::default()).unwrap();
+            }
+        }
+        // Rescanned: same names, sizes and shape, other pixels and times.
+        make_stack(&input, 16, 40, 30, |z, i| (z * 7 + i + 1000) as u16);
+        for entry in std::fs::read_dir(&input).unwrap() {
+            let file = std::fs::File::options()
+                .write(true)
+                .open(entry.unwrap().path())
+                .unwrap();
+            file.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(7))
+                .unwrap();
+        }
+        let a = plan(&store);
+        if how == "killed run" {
+            // A's run stopped after its first unit: some chunks A's, the rest B's.
+            let cancel = ctstack::CancelFlag::new();
+            let result = a.run(
+                &mut |done, _| {
+                    if done > 0 {
+                        cancel.cancel();
+                    }
+                },
+                &cancel,
+            );
+            assert_eq!(result.unwrap_err().kind(), ErrorKind::Cancelled, "{how}");
+        }
+        a.prepare().unwrap();
+        a.run_slab(0..align, &mut |_, _| {}, &Default::default())
+            .unwrap();
+        let err = a.finish().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::State, "{how}: {err}");
+        assert!(err.to_string().contains("missing"), "{how}: {err}");
+        let root: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(store.join("zarr.json")).unwrap()).unwrap();
+        assert!(
+            root["attributes"].get("ome").is_none(),
+            "{how}: the store claims completeness"
+        );
+        assert!(!store.join("ctstack-inputs.json").exists(), "{how}");
+        // The other slab, then finish: A's store.
+        a.run_slab(align..count, &mut |_, _| {}, &Default::default())
+            .unwrap();
+        a.finish().unwrap();
+        let alone = dir.join("alone/s.ome.zarr");
+        plan(&alone)
+            .run(&mut |_, _| {}, &Default::default())
+            .unwrap();
+        let ours = |files: std::collections::BTreeMap<String, Vec<u8>>| {
+            files
+                .into_iter()
+                .filter(|(k, _)| k != "ctstack-inputs.json" && k != ctstack::LOCK_FILE)
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let (x, y) = (ours(tree_files(&alone)), ours(tree_files(&store)));
+        assert_eq!(
+            x.keys().collect::<Vec<_>>(),
+            y.keys().collect::<Vec<_>>(),
+            "{how}"
+        );
+        for (name, bytes) in &x {
+            assert!(bytes == &y[name], "{how}: {name} differs");
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
+
 /// Review s27 1c: a rerun's sweep removes a killed run's temporary files only
 /// where ctstack writes (level folders, the root's own metadata names), and
 /// never one whose pid is a live process on this host (another run's, still

@@ -60,8 +60,17 @@
 //! never made to wait or let in. Between the slabs, `prepare` leaves the
 //! build's identity in [`BUILD_FILE`] (the plan's layout and the inputs' names,
 //! sizes and times); a slab or `finish` of another build (other inputs or
-//! options) finds it differs and is refused, so two builds never mix in one
-//! store. `finish` removes it.
+//! options) finds it differs and is refused. `prepare` also removes every
+//! chunk file it cannot tell is this build's, as it does chunks of another
+//! layout: unless [`BUILD_FILE`] is this build's (a rerun of its prepare,
+//! say after a kill), or there is none and the record names these very
+//! inputs (a complete store made from them), the chunks may be another
+//! build's of the same layout (a rescanned stack), which `finish`, checking
+//! only that each chunk file is there, would take for a slab that never ran.
+//! So two builds never mix in one store. `finish` removes [`BUILD_FILE`]; a
+//! run removes it too (no slab may join a run), so a distributed rerun of a
+//! store last finished by slabs, or after a killed run, writes every chunk
+//! again.
 //!
 //! # Memory
 //!
@@ -882,7 +891,7 @@ impl ZarrPlan {
             summary.notes = foreign_notes(foreign_entries(&self.store));
             return Ok(summary);
         }
-        let notes = self.prepare_in(&store)?;
+        let notes = self.prepare_in(&store, false)?;
         let input_bytes = self.run_slab_in(&store, 0..self.levels()[0].count, progress, cancel)?;
         let chunks = self.finish_in(&store)?;
         // The record is not one of the image's files: the summary counts those.
@@ -932,13 +941,14 @@ impl ZarrPlan {
     /// The first step: claims the folder (see [`ZarrPlan::run`] for what is
     /// refused), removes temporary files of killed runs and what an earlier
     /// run made that no longer fits (chunks of arrays of other shapes or
-    /// codecs, levels beyond L: only ctstack's files), and records the levels'
+    /// codecs, levels beyond L, and every chunk not known to be this build's:
+    /// see the module docs; only ctstack's files), and records the levels'
     /// layout in the root group, marked incomplete. Slabs run after it.
     pub fn prepare(&self) -> Result<ZarrSummary, Error> {
         let started = Instant::now();
         let _lock = self.lock(Share::Exclusive)?;
         let store = Arc::new(self.open_store()?);
-        let notes = self.prepare_in(&store)?;
+        let notes = self.prepare_in(&store, true)?;
         let mut summary = self.summary(&store, 0, started);
         summary.notes = notes;
         Ok(summary)
@@ -1002,20 +1012,29 @@ impl ZarrPlan {
         Ok(AtomicFolder::new(&self.store, Withdrawal { root, levels }))
     }
 
-    fn prepare_in(&self, store: &AtomicFolder) -> Result<Vec<String>, Error> {
+    /// `distributed`: for [`ZarrPlan::prepare`], whose slabs may not all run
+    /// before a `finish`: chunks on disk that are not known to be this build's
+    /// are removed (see the module docs); a run writes every chunk itself.
+    fn prepare_in(&self, store: &AtomicFolder, distributed: bool) -> Result<Vec<String>, Error> {
         let root = &self.store;
         let ours = self.claim()?;
         let incomplete = ctstack_attributes(self, false)?;
+        let build = self.build_identity()?;
         let mut kept = Vec::new();
         if ours {
             sweep_temps(root, &ROOT_FILES);
             let previous = read_ctstack_attribute(root)?.unwrap_or(Value::Null);
             let recorded = previous.get("arrays").and_then(Value::as_array);
             let n = self.levels().len();
+            // Another build's chunks (other inputs, same layout) would pass
+            // finish's check for a slab of this one that never ran: cleared
+            // as chunks of another layout are.
+            let foreign = distributed && !self.chunks_are_this_builds(&build)?;
             let changed: Vec<usize> = (0..n)
                 .filter(|&k| {
                     let was = recorded.and_then(|r| r.get(k));
-                    self.level_dir(k).exists() && array_record(self, k).ok().as_ref() != was
+                    self.level_dir(k).exists()
+                        && (foreign || array_record(self, k).ok().as_ref() != was)
                 })
                 .collect();
             let stale: Vec<PathBuf> = level_dirs(root)
@@ -1078,9 +1097,12 @@ impl ZarrPlan {
                 store.put_metadata(key, &bytes)?;
             }
         }
-        let build = self.build_identity()?;
         let path = self.store.join(BUILD_FILE);
-        if !holds(&path, &build) {
+        if !distributed {
+            // A run is no distributed build: no slab may join it, and a
+            // prepare after it was killed does not take its chunks for its own.
+            remove_file_if_there(&path)?;
+        } else if !holds(&path, &build) {
             crate::writer::write_atomically_durable(
                 &path,
                 |file| std::io::Write::write_all(file, &build),
@@ -1088,6 +1110,28 @@ impl ZarrPlan {
             )?;
         }
         Ok(foreign_notes(kept))
+    }
+
+    /// Whether the chunks on disk are known to be this build's (identity
+    /// `build`): [`BUILD_FILE`] is this build's (a prepare of it came last), or
+    /// there is none and the record names these very inputs (a complete store
+    /// made from them). Otherwise they may be another build's, or a killed
+    /// run's.
+    fn chunks_are_this_builds(&self, build: &[u8]) -> Result<bool, Error> {
+        match std::fs::read(self.store.join(BUILD_FILE)) {
+            Ok(found) => return Ok(found == build),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => return Ok(false),
+        }
+        let Some(record) = Record::read(&self.store) else {
+            return Ok(false);
+        };
+        let inputs = InputRecord::stat_all(
+            self.pyramid.inputs(),
+            self.pyramid.levels()[0],
+            self.pyramid.sample_type(),
+        )?;
+        Ok(record.inputs == inputs)
     }
 
     /// This build's identity, as [`BUILD_FILE`] holds it: the layout the root

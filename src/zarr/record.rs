@@ -17,7 +17,10 @@
 //! comparing what it encodes with what is there, and writes a new record.
 //!
 //! A distributed build (`prepare`, slabs, `finish`) writes no record (its inputs
-//! are read by other processes, at other times): its reruns compare as before.
+//! are read by other processes, at other times). Its `prepare` keeps the chunks
+//! of a store whose record names its very inputs, and removes them otherwise
+//! (`mod.rs`, "One writer at a time"), so its reruns of its own store write
+//! every chunk again.
 //!
 //! The record also names the folder that held the inputs (`folder`, absolute),
 //! so that `ctstack info` and `ctstack.open` can tell whether a store is still
