@@ -93,7 +93,7 @@ pub fn missing_tool(missing: &str, install: &str) {
 
 /// How to install the Python packages the tests read outputs with (what .ci/run installs).
 pub const PYTHON_PACKAGES: &str = "python3 -m pip install numpy tifffile imagecodecs Pillow dask \
-     distributed tqdm \"zarr>=3\" ome-zarr-models ome-zarr ngff-zarr, or set CTSTACK_PYTHON to a \
+     distributed tqdm \"zarr>=3\" ome-zarr-models ome-zarr ngff-zarr tensorstore, or set CTSTACK_PYTHON to a \
      Python that has them";
 
 /// The value of `key = "..."` in section `[section]` of a TOML file's text.
