@@ -49,6 +49,24 @@ fn chunk_digest(store: &Path) -> (usize, String) {
     (files.len(), format!("{hash:016x}"))
 }
 
+/// The odd-sized u16 stack (name in the digests file, folder, min size): one
+/// definition for the writer's digests and the one-strip stacks that must
+/// give the same chunks.
+fn odd_u16_stack(dir: &Path) -> (&'static str, PathBuf, u32) {
+    let raw = make_stack(&dir.join("e"), 37, 201, 163, |z, i| {
+        ((z * 7919 + i * 31) % 65521) as u16
+    });
+    ("u16 37x201x163", raw, 20)
+}
+
+/// The odd-sized u8 stack, as [`odd_u16_stack`].
+fn odd_u8_stack(dir: &Path) -> (&'static str, PathBuf, u32) {
+    let raw = make_stack(&dir.join("f"), 19, 130, 67, |z, i| {
+        ((z * 37 + i * 5) % 251) as u8
+    });
+    ("u8 19x130x67", raw, 3)
+}
+
 /// Writes a stack of `count` slices of `w` x `h` of `T` (values from `value(z, i)`).
 fn make_stack<T: ctstack::Sample>(
     dir: &Path,
@@ -158,20 +176,8 @@ fn chunk_files_are_those_of_the_whole_slice_writer() {
             }),
             4,
         ),
-        (
-            "u16 37x201x163",
-            make_stack(&dir.join("e"), 37, 201, 163, |z, i| {
-                ((z * 7919 + i * 31) % 65521) as u16
-            }),
-            20,
-        ),
-        (
-            "u8 19x130x67",
-            make_stack(&dir.join("f"), 19, 130, 67, |z, i| {
-                ((z * 37 + i * 5) % 251) as u8
-            }),
-            3,
-        ),
+        odd_u16_stack(&dir),
+        odd_u8_stack(&dir),
     ];
     for (what, stack, min_size) in made {
         let builder = PyramidBuilder::from_dir(&stack).unwrap().min_size(min_size);
@@ -252,22 +258,7 @@ fn one_strip_compressed_stacks_write_the_raw_stacks_chunks() {
     )
     .unwrap();
     let dir = temp_dir("zarr-digests-one-strip");
-    let raws: Vec<(&str, PathBuf, u32)> = vec![
-        (
-            "u16 37x201x163",
-            make_stack(&dir.join("e"), 37, 201, 163, |z, i| {
-                ((z * 7919 + i * 31) % 65521) as u16
-            }),
-            20,
-        ),
-        (
-            "u8 19x130x67",
-            make_stack(&dir.join("f"), 19, 130, 67, |z, i| {
-                ((z * 37 + i * 5) % 251) as u8
-            }),
-            3,
-        ),
-    ];
+    let raws: Vec<(&str, PathBuf, u32)> = vec![odd_u16_stack(&dir), odd_u8_stack(&dir)];
     let run = Command::new(&python)
         .args(["-c", ONE_STRIP_SCRIPT])
         .args(raws.iter().map(|(_, raw, _)| raw))
