@@ -35,7 +35,7 @@ use zarrs::array::{Array, ArrayBytes, CodecOptions};
 
 use super::ZarrPlan;
 use super::store::{AtomicFolder, from_zarrs};
-use crate::decode::{StripRows, streams};
+use crate::decode::StripRows;
 use crate::kernels::average_rows;
 use crate::pyramid::{LevelShape, Plan};
 use crate::region::{Page, Reach, Reading, Region, reach};
@@ -129,8 +129,9 @@ const HOLD_BUDGET: u64 = 256 << 20;
 
 /// The most bytes the decoders kept between bands ([`Open::Strips`],
 /// [`Open::Png`]) may hold at once, by what each can hold at most
-/// ([`StripRows::most_bytes`]: a ZSTD frame's window, capped at 8 MiB, is the
-/// large one). Up to `du * 2^top` inputs can be open at once (a thousand with
+/// ([`StripRows::most_bytes`]: the window a page's first ZSTD frame asks for,
+/// capped at 8 MiB, is the large one; 2 MiB for tifffile's whole 2752^2
+/// slices). Up to `du * 2^top` inputs can be open at once (a thousand with
 /// deep chunks and many levels), so an input that would go over it is read
 /// chunk by chunk for each band instead, as an input whose strips end with the
 /// band is: the same pixels, a decode per band, no more memory than a band.
@@ -657,12 +658,12 @@ fn read_page<T: Sample>(
             strips.check_stamp(page.path, stamp)?;
             Some((strips, ticket))
         }
-        _ if whole_rows && streams(&page, &region.rows)? => {
-            match streams_budget.take(StripRows::most_bytes(page.layout)) {
-                Some(ticket) => Some((StripRows::new(&page, stamp, limits)?, ticket)),
-                None => None,
-            }
-        }
+        _ if whole_rows => match StripRows::start(&page, &region.rows, stamp, limits)? {
+            Some(strips) => streams_budget
+                .take(strips.most_bytes())
+                .map(|ticket| (strips, ticket)),
+            None => None,
+        },
         _ => None,
     };
     let Some((strips, ticket)) = kept else {
@@ -672,7 +673,12 @@ fn read_page<T: Sample>(
     let Open::Strips(strips, _) = strips else {
         unreachable!("just put")
     };
-    strips.read(&page, region.rows.clone(), dst, limits)?;
+    if !strips.read(&page, region.rows.clone(), dst, limits)? {
+        // A strip asks for a wider ZSTD window than was reserved: this band
+        // and the page's later ones are read chunk by chunk.
+        *open = None;
+        return page.read(region, dst, limits);
+    }
     if last_band {
         *open = None;
     }

@@ -283,9 +283,54 @@ fn compressed_tiff(
     compression: u16,
     predictor: u16,
 ) -> Vec<u8> {
+    compressed_tiff_by(w, h, pixels, rps, compression, predictor, &|_, raw| {
+        encode(compression, raw)
+    })
+}
+
+/// Strip `raw` compressed as `compression` (see [`compressed_tiff`]).
+fn encode(compression: u16, raw: &[u8]) -> Vec<u8> {
+    match compression {
+        5 => crate::decode::probe::lzw_encode(raw),
+        8 => {
+            use std::io::Write;
+            let level = flate2::Compression::default();
+            let mut z = flate2::write::ZlibEncoder::new(Vec::new(), level);
+            z.write_all(raw).unwrap();
+            z.finish().unwrap()
+        }
+        32773 => raw
+            .chunks(128)
+            .flat_map(|run| {
+                let mut literal = vec![(run.len() - 1) as u8];
+                literal.extend_from_slice(run);
+                literal
+            })
+            .collect(),
+        // With the frame's checksum, as libtiff and imagecodecs write it.
+        50000 => {
+            let mut zstd = zstd::bulk::Compressor::new(3).unwrap();
+            zstd.include_checksum(true).unwrap();
+            zstd.compress(raw).unwrap()
+        }
+        other => panic!("compression {other}"),
+    }
+}
+
+/// [`compressed_tiff`] with strip `i`'s bytes `raw` compressed by `encode(i, raw)`.
+fn compressed_tiff_by(
+    w: u32,
+    h: u32,
+    pixels: &[u16],
+    rps: u32,
+    compression: u16,
+    predictor: u16,
+    encode: &dyn Fn(usize, &[u8]) -> Vec<u8>,
+) -> Vec<u8> {
     let strips: Vec<Vec<u8>> = pixels
         .chunks((w * rps) as usize)
-        .map(|rows| {
+        .enumerate()
+        .map(|(i, rows)| {
             let mut raw = Vec::new();
             for row in rows.chunks(w as usize) {
                 let mut left = 0u16;
@@ -299,31 +344,7 @@ fn compressed_tiff(
                     left = v;
                 }
             }
-            match compression {
-                5 => crate::decode::probe::lzw_encode(&raw),
-                8 => {
-                    use std::io::Write;
-                    let level = flate2::Compression::default();
-                    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), level);
-                    z.write_all(&raw).unwrap();
-                    z.finish().unwrap()
-                }
-                32773 => raw
-                    .chunks(128)
-                    .flat_map(|run| {
-                        let mut literal = vec![(run.len() - 1) as u8];
-                        literal.extend_from_slice(run);
-                        literal
-                    })
-                    .collect(),
-                // With the frame's checksum, as libtiff and imagecodecs write it.
-                50000 => {
-                    let mut zstd = zstd::bulk::Compressor::new(3).unwrap();
-                    zstd.include_checksum(true).unwrap();
-                    zstd.compress(&raw).unwrap()
-                }
-                other => panic!("compression {other}"),
-            }
+            encode(i, &raw)
         })
         .collect();
     let n = strips.len() as u32;
@@ -464,6 +485,78 @@ fn compressed_strips_spanning_bands_are_decoded_once() {
             }
             std::fs::remove_dir_all(&store).unwrap();
         }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A page read in bands reserves the ZSTD window its first frame asks for
+/// (1 KiB here, not the 8 MiB cap: a 2752^2 tifffile slice asks 2 MiB; on
+/// main, at 8 MiB each, 29 of these 40 open inputs were kept and the others
+/// decoded again for every band, as they were in a 64-slice 2752^2 stack); a
+/// later strip asking for more (1 MiB) is read chunk by chunk from there on:
+/// the same store.
+#[test]
+fn a_zstd_page_reserves_its_first_frames_window_and_a_wider_strip_still_reads() {
+    let dir = temp_dir("zstd-windows");
+    let (w, h, n, rps) = (20u32, 40u32, 40u16, 13u32);
+    let pixels = |i: u16| -> Vec<u16> {
+        (0..w * h)
+            .map(|v| (v as u16).wrapping_mul(40_503) ^ (i * 7))
+            .collect()
+    };
+    let write = |stack: &Path, store: &Path| {
+        let pyramid = PyramidBuilder::from_dir(stack).unwrap().min_size(4);
+        ZarrBuilder::new(pyramid, store)
+            .chunks([16, 8, 8])
+            .plan()
+            .unwrap()
+            .run(&mut |_, _| {}, &CancelFlag::new())
+            .unwrap();
+        chunk_files(store)
+    };
+    // A frame streamed with a window of 2^20 and no content size in its header.
+    let wide = |raw: &[u8]| {
+        use zstd::stream::raw::CParameter;
+        let mut z = zstd::stream::Encoder::new(Vec::new(), 3).unwrap();
+        z.set_parameter(CParameter::WindowLog(20)).unwrap();
+        z.include_checksum(true).unwrap();
+        std::io::Write::write_all(&mut z, raw).unwrap();
+        z.finish().unwrap()
+    };
+    let [narrow_stack, mixed_stack] = ["narrow", "mixed"].map(|s| dir.join(s));
+    for i in 0..n {
+        let name = format!("s{i}.tif");
+        let narrow = compressed_tiff(w, h, &pixels(i), rps, 50000, 2);
+        let mixed = compressed_tiff_by(w, h, &pixels(i), rps, 50000, 2, &|k, raw| match k {
+            0 => encode(50000, raw),
+            _ => wide(raw),
+        });
+        for (stack, file) in [(&narrow_stack, narrow), (&mixed_stack, mixed)] {
+            std::fs::create_dir_all(stack).unwrap();
+            std::fs::write(stack.join(&name), file).unwrap();
+        }
+    }
+    use crate::decode::probe::counts;
+    let decoded = |stack: &Path, i: u16| counts(&stack.join(format!("s{i}.tif")))[0];
+    let expected = write(&narrow_stack, &dir.join("narrow.ome.zarr"));
+    let got = write(&mixed_stack, &dir.join("mixed.ome.zarr"));
+    assert!(
+        got == expected,
+        "the store of the mixed-window stack differs"
+    );
+    // Each byte decoded once where every frame fits; a page with the wider
+    // strip read chunk by chunk after it (its strips decoded again per band).
+    let image = u64::from(w * h * 2);
+    let more: Vec<u16> = (0..n)
+        .filter(|&i| decoded(&narrow_stack, i) != image)
+        .collect();
+    assert!(more.is_empty(), "decoded more than once: {more:?}");
+    for i in 0..n {
+        assert!(
+            decoded(&mixed_stack, i) > image,
+            "s{i}: {}",
+            decoded(&mixed_stack, i)
+        );
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
