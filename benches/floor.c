@@ -14,16 +14,18 @@
  *                                    readwrite, each output synced (fdatasync)
  *                                    before it is closed: the I/O a pyramid that
  *                                    makes its level-1 files durable must do
- *   floor store THREADS OUTDIR COUNT BYTES FILE...
+ *   floor store THREADS OUTDIR LIST FILE...
  *                                    the floor of an uncompressed OME-Zarr store:
- *                                    readwrite-sync with COUNT outputs (as many as
- *                                    the store's chunk files), each written under a
- *                                    temporary name, synced (fdatasync) and renamed
- *                                    into place, the folder synced at the end: the
- *                                    least a writer whose every file is atomic and
- *                                    durable does. Outputs are dealt to the input
- *                                    pairs in proportion
- *   floor store-batch THREADS OUTDIR COUNT BYTES FILE...
+ *                                    reads every input once and writes the files
+ *                                    LIST names (lines "BYTES RELATIVE/PATH": a
+ *                                    store's chunk files, their sizes and folders),
+ *                                    each under a temporary name, synced
+ *                                    (fdatasync) and renamed into place, every
+ *                                    folder synced at the end: the least a writer
+ *                                    whose every file is atomic and durable does.
+ *                                    Outputs are dealt to the input pairs in
+ *                                    proportion
+ *   floor store-batch THREADS OUTDIR LIST FILE...
  *                                    the same, but each output's writeback only
  *                                    started (sync_file_range) as it is written
  *                                    and every output synced once all are written,
@@ -187,6 +189,53 @@ static unsigned char *output_buffer(long long bytes) {
     return buf;
 }
 
+/* The store floors' outputs: path relative to OUTDIR and size of each. */
+static char **list_paths;
+static long long *list_bytes;
+
+/* Reads LIST ("BYTES RELATIVE/PATH" lines) into list_paths / list_bytes;
+ * returns the count and sets *largest. */
+static long read_list(const char *list, long long *largest) {
+    FILE *f = fopen(list, "r");
+    if (!f) die("fopen", list);
+    long n = 0, cap = 0;
+    long long bytes;
+    char rel[4096];
+    *largest = 0;
+    while (fscanf(f, "%lld %4095s", &bytes, rel) == 2) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 1024;
+            list_paths = realloc(list_paths, (size_t)cap * sizeof *list_paths);
+            list_bytes = realloc(list_bytes, (size_t)cap * sizeof *list_bytes);
+            if (!list_paths || !list_bytes) die("realloc", NULL);
+        }
+        list_paths[n] = strdup(rel);
+        list_bytes[n] = bytes;
+        if (bytes > *largest) *largest = bytes;
+        n++;
+    }
+    fclose(f);
+    return n;
+}
+
+/* mkdir -p of the folder holding `path` (errors but EEXIST are fatal). */
+static void make_parents(const char *path) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    for (char *p = dir + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(dir, 0777) != 0 && errno != EEXIST) die("mkdir", dir);
+        *p = '/';
+    }
+}
+
+static void sync_folder(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0 || fsync(fd) != 0) die("fsync", dir);
+    close(fd);
+}
+
 /* Whether write_file syncs each output (fdatasync) before closing it: the
  * readwrite-sync floor, what a pyramid that makes its outputs durable must do.
  * 2: it only starts the output's writeback (sync_file_range), and the store
@@ -260,8 +309,10 @@ static void *pair_worker(void *arg) {
             snprintf(path, sizeof path, "%s/%06ld.bin", j->dir, o);
             if (j->atomic) {
                 char temp[4200];
+                snprintf(path, sizeof path, "%s/%s", j->dir, list_paths[o]);
+                make_parents(path);
                 snprintf(temp, sizeof temp, "%s.tmp", path);
-                write_file(temp, j->out, j->out_bytes);
+                write_file(temp, j->out, list_bytes[o]);
                 if (rename(temp, path) != 0) die("rename", temp);
             } else {
                 write_file(path, j->out, j->out_bytes);
@@ -293,19 +344,27 @@ static int run_readwrite(int nthreads, const char *dir, long outputs, long long 
         bytes += jobs[t].bytes;
     }
     free(out);
+    char path[4096], last[4096] = "";
     if (sync_outputs == 2) {
-        char path[4096];
         for (long o = 0; o < outputs; o++) {
-            snprintf(path, sizeof path, "%s/%06ld.bin", dir, o);
+            snprintf(path, sizeof path, "%s/%s", dir, list_paths[o]);
             int fd = open(path, O_RDONLY);
             if (fd < 0 || fdatasync(fd) != 0) die("fdatasync", path);
             close(fd);
         }
     }
     if (atomic) {
-        int fd = open(dir, O_RDONLY | O_DIRECTORY);
-        if (fd < 0 || fsync(fd) != 0) die("fsync", dir);
-        close(fd);
+        /* Every folder that received a file (LIST lists a folder's files together). */
+        for (long o = 0; o < outputs; o++) {
+            snprintf(path, sizeof path, "%s/%s", dir, list_paths[o]);
+            char *slash = strrchr(path, '/');
+            *slash = 0;
+            if (strcmp(path, last) != 0) {
+                sync_folder(path);
+                snprintf(last, sizeof last, "%s", path);
+            }
+        }
+        sync_folder(dir);
     }
     printf("files %d bytes %llu sum %llu outputs %ld of %lld bytes\n", nfiles,
            (unsigned long long)bytes, (unsigned long long)sum, outputs, out_bytes);
@@ -439,9 +498,11 @@ int main(int argc, char **argv) {
     }
     if (argc >= 6 && !strcmp(argv[1], "readwrite"))
         return run_readwrite(atoi(argv[2]), argv[3], (argc - 4) / 2, atoll(argv[4]), 0, argv + 5, argc - 5);
-    if (argc >= 7 && (!strcmp(argv[1], "store") || !strcmp(argv[1], "store-batch"))) {
+    if (argc >= 6 && (!strcmp(argv[1], "store") || !strcmp(argv[1], "store-batch"))) {
         sync_outputs = !strcmp(argv[1], "store") ? 1 : 2;
-        return run_readwrite(atoi(argv[2]), argv[3], atol(argv[4]), atoll(argv[5]), 1, argv + 6, argc - 6);
+        long long largest;
+        long count = read_list(argv[4], &largest);
+        return run_readwrite(atoi(argv[2]), argv[3], count, largest, 1, argv + 5, argc - 5);
     }
     if (argc >= 12 && !strcmp(argv[1], "crop")) {
         long long v[7];
@@ -455,7 +516,7 @@ int main(int argc, char **argv) {
     fprintf(stderr,
             "usage: floor mmap|read THREADS FILE... | floor write OUTDIR COUNT BYTES | "
             "floor readwrite[-sync] THREADS OUTDIR BYTES FILE... | "
-            "floor store THREADS OUTDIR COUNT BYTES FILE... | "
+            "floor store[-batch] THREADS OUTDIR LIST FILE... | "
             "floor crop THREADS OUTDIR OFFSET WIDTH BPS X0 X1 Y0 Y1 FILE... | "
             "floor resident FILE... | floor spawn RESULT CMD ARG...\n");
     return 2;

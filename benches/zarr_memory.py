@@ -15,10 +15,11 @@ and the child's peak RSS):
 - `ctstack zarr ... --compression none`, only for stacks up to 4 GB (its store is as large as the input),
   against the two store floors of benches/floor.c, taking turns --runs times (medians; ctstack's
   ratio is the median of its ratios to the faster floor of the same round): `floor store` and
-  `floor store-batch 2 OUT COUNT BYTES STACK/*` read every input byte and write as many files as the
-  store has chunk files, as many bytes, each under a temporary name, synced and renamed: the least a
-  writer does whose every file is atomic and durable (one syncs each file as it is written, the
-  other starts each file's writeback and syncs them all at the end, as ctstack does per level);
+  `floor store-batch 2 OUT LIST STACK/*` read every input byte and write the store's chunk files
+  (LIST: the names, folders and sizes of the store ctstack just wrote), each under a temporary
+  name, synced and renamed, every folder synced: the least a writer does whose every file is
+  atomic and durable (one syncs each file as it is written, the other starts each file's
+  writeback and syncs them all at the end, as ctstack does per level);
 - `ctstack pyramid STACK --out OUT -q` against `floor read 2 STACK/*` (reads every input byte).
 
 With --baseline, `ctstack zarr` (both) is also timed with another build (an older ctstack), for stacks up
@@ -150,13 +151,16 @@ def uncompressed_rounds(floor, builds, stack, files, name, work, runs):
             store = work / f"none-{r}{tag.strip(' ()')}.ome.zarr"
             t, rss = spawn(floor, [binary, "zarr", stack, "--out", store, "-q",
                                    "--voxel-size", "1,1,1", "--compression", "none"], work)
-            chunks = [p for p in store.rglob("*") if p.is_file() and "/c/" in str(p)]
+            chunks = sorted(p for p in store.rglob("*") if p.is_file() and "/c/" in str(p))
             count, written = len(chunks), sum(p.stat().st_size for p in chunks)
+            # The floors write the same files: names, folders and sizes.
+            listing = work / "chunks.txt"
+            listing.write_text("".join(f"{p.stat().st_size} {p.relative_to(store)}\n" for p in chunks))
             remove(store)
             round_times[f"ctstack zarr --compression none{tag}"] = (t, rss)
         for mode in ("store", "store-batch"):
             out = work / f"{mode}-{r}"
-            t, rss = spawn(floor, [floor, mode, "2", out, count, written // count, *files], work)
+            t, rss = spawn(floor, [floor, mode, "2", out, listing, *files], work)
             remove(out)
             round_times[f"floor {mode} ({count} files, {written / 1e9:.2f} GB)"] = (t, rss)
         fastest = min(t for what, (t, _) in round_times.items() if what.startswith("floor"))
