@@ -1674,8 +1674,13 @@ fn a_chunk_over_what_blosc_compresses_is_refused_by_the_plan() {
     tiff.extend_from_slice(&[0; 4]);
     let path = stack.join("s0.tif");
     std::fs::write(&path, &tiff).unwrap();
-    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-    file.set_len(tiff.len() as u64 + data).unwrap();
+    // Closed at once: Windows cannot remove the folder of an open file.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(tiff.len() as u64 + data)
+        .unwrap();
     let plan = |compression: ChunkCompression| {
         let pyramid = PyramidBuilder::from_dir(&stack).unwrap();
         ZarrBuilder::new(pyramid, dir.join("s.ome.zarr"))
