@@ -144,8 +144,21 @@ struct Strip {
 enum Codec {
     Deflate(Box<Decompress>),
     Zstd(Box<zstd::stream::raw::Decoder<'static>>),
-    Lzw(Box<weezl::decode::Decoder>),
+    Lzw(Box<Lzw>),
     PackBits(PackBits),
+}
+
+/// LZW through `weezl`, and a bad code it met ahead of the bytes asked for.
+///
+/// `weezl` reads codes ahead of the output it was given and reports a bad one
+/// in the call that fills that output. ctstack's whole-chunk decoder (and
+/// libtiff) stop at the last byte asked for and never see such a code: the
+/// bytes made are given, the error kept for the next call, so that both
+/// decoders agree on every stream (`the_two_lzw_decoders_agree`).
+/// [`Lzw::step`] also hides `weezl`'s idle calls (see there).
+struct Lzw {
+    decoder: weezl::decode::Decoder,
+    failed: Option<weezl::LzwError>,
 }
 
 /// PackBits between two calls: literal bytes still to copy, or a run still to write.
@@ -302,9 +315,7 @@ impl Strip {
                     .map_err(|e| corrupt("ZSTD data is corrupt", e))?;
                 Codec::Zstd(Box::new(decoder))
             }
-            Compression::Lzw => Codec::Lzw(Box::new(
-                weezl::decode::Decoder::with_tiff_size_switch(weezl::BitOrder::Msb, 8),
-            )),
+            Compression::Lzw => Codec::Lzw(Box::new(Lzw::new())),
             Compression::PackBits => Codec::PackBits(PackBits::default()),
             other => {
                 return Err(
@@ -446,13 +457,54 @@ impl Codec {
                     .map_err(|e| format_problem!("ZSTD data is corrupt: {e}"))?;
                 Ok((inb.pos(), outb.pos(), hint == 0))
             }
-            Codec::Lzw(decoder) => {
-                let result = decoder.decode_bytes(input, out);
-                let status = result.status.map_err(|e| format_problem!("LZW: {e}"))?;
-                let ended = matches!(status, weezl::LzwStatus::Done);
-                Ok((result.consumed_in, result.consumed_out, ended))
-            }
+            Codec::Lzw(lzw) => lzw.step(input, out),
             Codec::PackBits(state) => Ok(state.step(input, out)),
+        }
+    }
+}
+
+impl Lzw {
+    fn new() -> Lzw {
+        Lzw {
+            decoder: weezl::decode::Decoder::with_tiff_size_switch(weezl::BitOrder::Msb, 8),
+            failed: None,
+        }
+    }
+
+    fn step(&mut self, input: &[u8], out: &mut [u8]) -> Result<(usize, usize, bool), Problem> {
+        let bad = |e: weezl::LzwError| format_problem!("LZW: {e}");
+        if let Some(e) = self.failed {
+            return Err(bad(e));
+        }
+        // A call can take no input and make no output and yet not be at the
+        // data's end: after two Clear codes in a row (Ok), or with codes left
+        // in the bits it holds once the input is used up (NoProgress, then the
+        // next call decodes them). The caller would take an idle call for the
+        // data's end, so call again (the bits held are at most a few codes).
+        let mut result = self.decoder.decode_bytes(input, out);
+        for _ in 0..8 {
+            let idle = result.consumed_in == 0 && result.consumed_out == 0;
+            let more = matches!(
+                result.status,
+                Ok(weezl::LzwStatus::Ok | weezl::LzwStatus::NoProgress)
+            );
+            if !(idle && more && !out.is_empty()) {
+                break;
+            }
+            result = self.decoder.decode_bytes(input, out);
+        }
+        match result.status {
+            Ok(status) => Ok((
+                result.consumed_in,
+                result.consumed_out,
+                matches!(status, weezl::LzwStatus::Done),
+            )),
+            // Every byte asked for was made before the bad code: given.
+            Err(e) if result.consumed_out == out.len() && !out.is_empty() => {
+                self.failed = Some(e);
+                Ok((result.consumed_in, result.consumed_out, false))
+            }
+            Err(e) => Err(bad(e)),
         }
     }
 }
@@ -530,6 +582,223 @@ mod tests {
         assert_eq!(zstd_window(&magic), None);
         assert_eq!(zstd_window(&[&magic[..], &[0x00]].concat()), None);
         assert_eq!(zstd_window(&[&magic[..], &[0xE0, 1, 2]].concat()), None);
+    }
+
+    /// `data` decoded by the banded reader's LZW codec into `n` bytes, fed as
+    /// [`Strip::fill`] feeds it (a block of `block` compressed bytes refilled
+    /// when fewer than 16 are left) and asked for `rows` bytes at a time.
+    fn banded_lzw(data: &[u8], n: usize, block: usize, rows: usize) -> Result<Vec<u8>, Problem> {
+        let mut codec = Codec::Lzw(Box::new(Lzw::new()));
+        let mut out = vec![0u8; n];
+        let (mut pos, mut len) = (0usize, block.min(data.len()));
+        let mut o = 0;
+        while o < n {
+            let want = (o + rows).min(n);
+            while o < want {
+                if len - pos < 16 && len < data.len() {
+                    len = (pos + block).min(data.len()).max(len);
+                }
+                let (used, made, ended) = codec.step(&data[pos..len], &mut out[o..want])?;
+                pos += used;
+                o += made;
+                if o < want && (ended || used == 0 && made == 0) {
+                    return Err(format_problem!("LZW data ends after {o} of {n} bytes"));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `data` decoded whole by ctstack's LZW decoder into `n` bytes.
+    fn whole_lzw(data: &[u8], n: usize) -> Result<Vec<u8>, Problem> {
+        let mut out = vec![0u8; n];
+        lzw::decode(data, &mut out).map(|()| out)
+    }
+
+    /// TIFF LZW of `data` that never clears: once the table holds 4096
+    /// entries the codes stay 12 bits wide and no entry is added (libtiff's
+    /// decoder reads such streams; its encoder clears at 4094).
+    fn lzw_without_clear(data: &[u8]) -> Vec<u8> {
+        use std::collections::HashMap;
+        let mut out = Vec::new();
+        let (mut acc, mut nacc) = (0u64, 0u32);
+        let mut put = |code: u32, width: u32, out: &mut Vec<u8>| {
+            acc = (acc << width) | u64::from(code);
+            nacc += width;
+            while nacc >= 8 {
+                out.push((acc >> (nacc - 8)) as u8);
+                nacc -= 8;
+            }
+        };
+        let mut table: HashMap<Vec<u8>, u32> = HashMap::new();
+        let (mut next, mut width) = (258u32, 9u32);
+        let code_of = |w: &[u8], table: &HashMap<Vec<u8>, u32>| match w.len() {
+            1 => u32::from(w[0]),
+            _ => table[w],
+        };
+        put(256, width, &mut out);
+        let mut w: Vec<u8> = Vec::new();
+        for &b in data {
+            let mut wb = w.clone();
+            wb.push(b);
+            if wb.len() == 1 || table.contains_key(&wb) {
+                w = wb;
+                continue;
+            }
+            put(code_of(&w, &table), width, &mut out);
+            if next < 4096 {
+                table.insert(wb, next);
+                next += 1;
+                // Early change (the decoder's table lags the encoder's by one entry).
+                if next >= (1 << width) && width < 12 {
+                    width += 1;
+                }
+            }
+            w = vec![b];
+        }
+        put(code_of(&w, &table), width, &mut out);
+        if next < 4096 {
+            next += 1;
+            if next >= (1 << width) && width < 12 {
+                width += 1;
+            }
+        }
+        put(257, width, &mut out);
+        put(0, 7, &mut out);
+        out
+    }
+
+    /// The bytes of fixtures/lzw_styles/noise_runs.lzw, made as
+    /// fixtures/make_lzw_fixtures.py makes them.
+    fn noise_runs() -> Vec<u8> {
+        let mut state = 12345u32;
+        (0..60_000u32)
+            .map(|i| {
+                let block = i / 1000;
+                if block % 2 == 1 {
+                    return block as u8;
+                }
+                state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                let byte = (state >> 16) as u8;
+                if block % 4 == 2 { byte & 3 } else { byte }
+            })
+            .collect()
+    }
+
+    /// Review s27: the banded reader decodes LZW with `weezl`, whole chunks
+    /// go through ctstack's own decoder. Both must give the same bytes, or
+    /// both refuse, on every stream: random data, what tifffile writes,
+    /// a table that fills without a Clear code, streams cut short, hostile
+    /// bytes; and the banded one however its input and output are cut.
+    #[test]
+    fn the_two_lzw_decoders_agree() {
+        let mut state = 99u32;
+        let mut noise = move || {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            (state >> 16) as u8
+        };
+        let random: Vec<u8> = (0..40_000).map(|_| noise()).collect();
+        let runs: Vec<u8> = (0..30_000u32).map(|i| (i / 3000) as u8).collect();
+        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/lzw_styles/noise_runs.lzw");
+        let tifffile = std::fs::read(&fixture).unwrap();
+        let streams: Vec<(&str, Vec<u8>, Vec<u8>)> = vec![
+            ("random", lzw::tests::encode(&random), random.clone()),
+            ("runs", lzw::tests::encode(&runs), runs.clone()),
+            ("tifffile", tifffile, noise_runs()),
+            (
+                "full table, no clear",
+                lzw_without_clear(&random),
+                random.clone(),
+            ),
+            (
+                "full table, runs",
+                lzw_without_clear(&noise_runs()),
+                noise_runs(),
+            ),
+        ];
+        for (name, packed, want) in &streams {
+            let n = want.len();
+            let same = |got: Result<Vec<u8>, Problem>, want: &[u8], what: &str| match got {
+                Ok(got) => assert!(got == want, "{name}: {what}: other bytes"),
+                Err(e) => panic!("{name}: {what}: {e:?}"),
+            };
+            same(whole_lzw(packed, n), want, "whole");
+            for (block, rows) in [(READ_BLOCK, n), (READ_BLOCK, 997), (4096, 64), (17, 1)] {
+                same(
+                    banded_lzw(packed, n, block, rows),
+                    want,
+                    &format!("banded {block} {rows}"),
+                );
+            }
+            // Fewer bytes asked for: both cut; more: both refuse.
+            for m in [1, n / 3, n - 1] {
+                same(
+                    whole_lzw(packed, m),
+                    &want[..m],
+                    &format!("whole {m} of {n}"),
+                );
+                same(
+                    banded_lzw(packed, m, 4096, 500),
+                    &want[..m],
+                    &format!("banded {m} of {n}"),
+                );
+            }
+            assert!(whole_lzw(packed, n + 1).is_err(), "{name}: one byte more");
+            assert!(
+                banded_lzw(packed, n + 1, 4096, 500).is_err(),
+                "{name}: one byte more"
+            );
+            // Cut short anywhere: both refuse.
+            for k in (0..packed.len()).step_by(packed.len() / 37 + 1) {
+                let (a, b) = (
+                    whole_lzw(&packed[..k], n),
+                    banded_lzw(&packed[..k], n, 4096, 500),
+                );
+                assert!(
+                    a.is_err() && b.is_err(),
+                    "{name}: cut at {k}: {:?} {:?}",
+                    a.err(),
+                    b.err()
+                );
+            }
+        }
+        // Hostile bytes (after a Clear code, so that they are read as codes):
+        // the same bytes or both refuse.
+        let mut agreed = [0usize; 2];
+        for seed in 0..2000u32 {
+            let mut s = seed.wrapping_mul(2_654_435_761) | 1;
+            let mut byte = move || {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                s as u8
+            };
+            let len = 2 + usize::from(byte()) % 64;
+            let (data, n) = if seed % 2 == 0 {
+                // Random codes after a Clear.
+                let data: Vec<u8> = std::iter::once(0x80)
+                    .chain((0..len).map(|_| byte()))
+                    .collect();
+                (data, 1 + usize::from(byte()) % 96)
+            } else {
+                // A valid stream (few byte values: long strings) with one bit flipped.
+                let plain: Vec<u8> = (0..len * 4).map(|_| byte() % 3).collect();
+                let mut data = lzw::tests::encode(&plain);
+                let bit = usize::from(byte()) * 7 % (data.len() * 8);
+                data[bit / 8] ^= 0x80 >> (bit % 8);
+                (data, plain.len())
+            };
+            let (a, b) = (whole_lzw(&data, n), banded_lzw(&data, n, 4096, 7));
+            match (&a, &b) {
+                (Ok(x), Ok(y)) => assert_eq!(x, y, "seed {seed}: {data:02x?}"),
+                (Err(_), Err(_)) => {}
+                _ => panic!("seed {seed}: {data:02x?}: whole {a:?}, banded {b:?}"),
+            }
+            agreed[usize::from(a.is_ok())] += 1;
+        }
+        // Both kinds of outcome were met, often.
+        assert!(agreed[0] > 200 && agreed[1] > 200, "{agreed:?}");
     }
 
     #[test]
