@@ -201,7 +201,25 @@ impl StripRows {
     /// Reads whole rows `rows` of `page` into `dst` (`rows.len()` rows of the
     /// page's width), continuing the strip being decoded when the rows follow
     /// on from the last band's.
+    ///
+    /// A read that fails drops the strip's decoder, which may have stopped
+    /// anywhere in the band: the next read starts the strip again (a failure
+    /// that lasts is then met again, the same error).
     pub fn read<T: Sample>(
+        &mut self,
+        page: &Page<'_>,
+        rows: Range<u32>,
+        dst: &mut [T],
+        limits: &Limits,
+    ) -> Result<(), Error> {
+        let result = self.read_rows(page, rows, dst, limits);
+        if result.is_err() {
+            self.strip = None;
+        }
+        result
+    }
+
+    fn read_rows<T: Sample>(
         &mut self,
         page: &Page<'_>,
         rows: Range<u32>,
@@ -799,6 +817,117 @@ mod tests {
         }
         // Both kinds of outcome were met, often.
         assert!(agreed[0] > 200 && agreed[1] > 200, "{agreed:?}");
+    }
+
+    /// A little-endian 8-bit TIFF of `pixels` (`w` x `h`) in one LZW strip,
+    /// and where the strip's data starts.
+    fn one_strip_lzw_tiff(w: u32, h: u32, pixels: &[u8]) -> (Vec<u8>, usize) {
+        let strip = lzw::tests::encode(pixels);
+        let entries: [(u16, u16, u32); 8] = [
+            (256, 4, w),
+            (257, 4, h),
+            (258, 3, 8),
+            (259, 3, 5),
+            (262, 3, 1),
+            (273, 4, 0), // the data's offset, below
+            (278, 4, h),
+            (279, 4, strip.len() as u32),
+        ];
+        let data_at = 8 + 2 + 12 * entries.len() + 4;
+        let mut file = b"II*\0\x08\0\0\0".to_vec();
+        file.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+        for (tag, kind, value) in entries {
+            let value = if tag == 273 { data_at as u32 } else { value };
+            file.extend_from_slice(&tag.to_le_bytes());
+            file.extend_from_slice(&kind.to_le_bytes());
+            file.extend_from_slice(&1u32.to_le_bytes());
+            file.extend_from_slice(&value.to_le_bytes());
+        }
+        file.extend_from_slice(&[0; 4]);
+        file.extend_from_slice(&strip);
+        (file, data_at)
+    }
+
+    /// Review s27: a band whose read fails midway (here the file's bytes end
+    /// inside the strip, a short read) left the strip's decoder part way
+    /// through the band while the reader still said the band's first row came
+    /// next; the next band was then cut from the wrong rows. A failed band now
+    /// drops the decoder: the next band starts the strip again and is right,
+    /// and a failure that lasts is the same error again.
+    #[test]
+    fn a_band_after_a_failed_band_is_read_from_its_own_rows() {
+        let (w, h) = (512u32, 512u32);
+        let mut state = 7u32;
+        let pixels: Vec<u8> = (0..w * h)
+            .map(|_| {
+                state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                (state >> 16) as u8
+            })
+            .collect();
+        let (file, data_at) = one_strip_lzw_tiff(w, h, &pixels);
+        // Noise does not compress: the strip is larger than one block of
+        // compressed bytes, so band 2 needs a second read.
+        assert!(file.len() - data_at > 2 * READ_BLOCK, "{}", file.len());
+        let path = Path::new("band-after-failure.tif");
+        let limits = Limits::default();
+        let layout = crate::tiff::PageReader::in_memory(path, &file, &limits)
+            .unwrap()
+            .page(0)
+            .unwrap();
+        let cut = &file[..data_at + READ_BLOCK + 5000];
+        fn page<'a>(
+            path: &'a Path,
+            bytes: &'a [u8],
+            layout: &'a crate::tiff::ImageLayout,
+        ) -> Page<'a> {
+            Page {
+                path,
+                bytes: crate::source::Bytes::Memory(bytes),
+                index: 0,
+                layout,
+            }
+        }
+        let page = |bytes| page(path, bytes, &layout);
+        let own = std::fs::File::open(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let stamp = FileStamp::of(path, &own).unwrap();
+        let band = |k: u32| k * 64..(k + 1) * 64;
+        let want = |k: u32| &pixels[(k * 64 * w) as usize..((k + 1) * 64 * w) as usize];
+        let mut dst = vec![0u8; (64 * w) as usize];
+
+        let mut strips = StripRows::new(&page(&file), stamp, &limits).unwrap();
+        strips
+            .read(&page(&file), band(0), &mut dst, &limits)
+            .unwrap();
+        assert!(dst == want(0));
+        // Band 1 breaks off: the bytes end inside it.
+        let first = strips
+            .read(&page(cut), band(1), &mut dst, &limits)
+            .unwrap_err();
+        assert_eq!(first.kind(), crate::ErrorKind::Io, "{first}");
+        // The same bytes again: the same error.
+        let again = strips
+            .read(&page(cut), band(1), &mut dst, &limits)
+            .unwrap_err();
+        assert_eq!(again.to_string(), first.to_string());
+        // The whole file again: the next band, then the failed one, right.
+        strips
+            .read(&page(&file), band(2), &mut dst, &limits)
+            .unwrap();
+        assert!(dst == want(2), "band 2 after a failed band 1: other rows");
+        let mut strips = StripRows::new(&page(&file), stamp, &limits).unwrap();
+        strips
+            .read(&page(&file), band(0), &mut dst, &limits)
+            .unwrap();
+        strips
+            .read(&page(cut), band(1), &mut dst, &limits)
+            .unwrap_err();
+        strips
+            .read(&page(&file), band(1), &mut dst, &limits)
+            .unwrap();
+        assert!(
+            dst == want(1),
+            "band 1 read again after it failed: other rows"
+        );
     }
 
     #[test]
