@@ -1641,3 +1641,27 @@ fn temp_dir_gives_a_new_folder_per_call() {
     std::fs::remove_dir_all(&a).ok();
     std::fs::remove_dir_all(&b).ok();
 }
+
+/// Review s27: finish (and a slab) on a store that is not there refuses with
+/// nothing written: on main finish created the store's folder, and the folders
+/// above it, before saying the store was not prepared.
+#[test]
+fn finish_on_a_missing_store_refuses_and_writes_nothing() {
+    let dir = temp_dir("zarr-finish-missing");
+    let stack = make_stack(&dir.join("in"), 4, 20, 16, |z, i| (z * 3 + i) as u16);
+    let builder = PyramidBuilder::from_dir(&stack).unwrap().min_size(8);
+    let above = dir.join("not-yet");
+    let plan = ZarrBuilder::new(builder, above.join("s.ome.zarr"))
+        .chunks([1, 8, 8])
+        .plan()
+        .unwrap();
+    let err = plan.finish().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::State, "{err}");
+    assert!(err.to_string().contains("not prepared"), "{err}");
+    let err = plan
+        .run_slab(0..4, &mut |_, _| {}, &Default::default())
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::State, "{err}");
+    assert!(!above.exists(), "{} was created", above.display());
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -997,6 +997,13 @@ impl ZarrPlan {
     /// metadata is written then.
     pub fn finish(&self) -> Result<ZarrSummary, Error> {
         let started = Instant::now();
+        // A store that is not there was never prepared: said before the lock,
+        // which would create its folder (and the folders above it).
+        if std::fs::symlink_metadata(&self.store)
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        {
+            return Err(self.not_prepared());
+        }
         let _lock = self.lock(Share::Exclusive)?;
         self.check_build()?;
         let store = Arc::new(self.open_store()?);
@@ -1158,13 +1165,7 @@ impl ZarrPlan {
         let found = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::state(
-                    &self.store,
-                    format!(
-                        "not prepared for this build (no {BUILD_FILE}: a finish, or another \
-                         build, came since its prepare): run prepare() again, then the slabs"
-                    ),
-                ));
+                return Err(self.not_prepared());
             }
             Err(e) => return Err(Error::io(&path, "cannot read", e)),
         };
@@ -1177,6 +1178,17 @@ impl ZarrPlan {
             ));
         }
         Ok(())
+    }
+
+    /// The refusal of a store without this build's [`BUILD_FILE`].
+    fn not_prepared(&self) -> Error {
+        Error::state(
+            &self.store,
+            format!(
+                "not prepared for this build (no {BUILD_FILE}: a finish, or another build, came \
+                 since its prepare, or no prepare ran): run prepare() again, then the slabs"
+            ),
+        )
     }
 
     /// Takes the store's lock as `share` says (see the module docs), after
