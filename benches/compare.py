@@ -464,14 +464,8 @@ def sh(cmd, cwd=None):
 def machine_info():
     from importlib import metadata
 
-    cpu = "?"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    import machine
+
     commit = sh(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT)
     if sh(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT) not in ("", "?"):
         commit += " (plus uncommitted changes)"
@@ -481,11 +475,10 @@ def machine_info():
             versions.append(f"{pkg} {metadata.version(pkg)}")
         except metadata.PackageNotFoundError:
             versions.append(f"{pkg} ?")
-    load = os.getloadavg()
     return [
-        ("CPU", f"{cpu}, {os.cpu_count()} cores"),
+        ("CPU", machine.cpu()),
         ("kernel", platform.release()),
-        ("load average at start", f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"),
+        ("load average at start", machine.load()),
         ("Rust", sh(["rustc", "--version"])),
         ("C compiler", sh(["cc", "--version"]).splitlines()[0]),
         ("ctstack commit", commit),

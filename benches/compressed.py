@@ -124,18 +124,6 @@ def run_tifffile_slices(tifffile, paths, pool):
     list(pool.map(lambda p: tifffile.imread(p, maxworkers=1), paths))
 
 
-def machine():
-    cpu = "?"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -158,8 +146,9 @@ def main(argv=None):
     import tifffile
     import imagecodecs
     import ctstack
+    import machine
 
-    load_start = os.getloadavg()
+    load_start = machine.load()
     stacks = {c: ensure_stack(a, c) for c in codecs}
     for c, paths in stacks.items():
         for path in paths:
@@ -187,15 +176,15 @@ def main(argv=None):
                     times[(c, k)].append(dt)
                     cpu[(c, k)].append(dc)
         log(f"round {r}/{a.runs} done")
-    load_end = os.getloadavg()
+    load_end = machine.load()
 
     med = {key: statistics.median(v) for key, v in times.items()}
     mcpu = {key: statistics.median(v) for key, v in cpu.items()}
     lines = [
         f"One run of `python benches/compressed.py --slices {a.slices} --size {a.size} "
-        f"--runs {a.runs} --codecs {a.codecs}` ({machine()}; load average at start "
-        f"{' '.join('%.2f' % x for x in load_start)}, at end "
-        f"{' '.join('%.2f' % x for x in load_end)}; tifffile {tifffile.__version__}, "
+        f"--runs {a.runs} --codecs {a.codecs}` ({machine.cpu()}, {platform.system()} "
+        f"{platform.release()}; load average at start {load_start}, at end {load_end}; "
+        f"tifffile {tifffile.__version__}, "
         f"imagecodecs {imagecodecs.__version__}, numpy {np.__version__}; "
         f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}). Task: decode every slice "
         f"of {a.slices} x {a.size}x{a.size} uint16 into memory, page cache warm; medians of "

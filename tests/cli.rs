@@ -996,7 +996,7 @@ fn info_says_whether_a_store_is_current() {
         out.contains("current: unknown (its inputs are not in"),
         "{out}"
     );
-    // No record (a distributed build writes none): unknown, said plainly.
+    // No record (a build that did not finish has none): unknown, said plainly.
     std::fs::remove_file(moved.join("scan.ome.zarr").join("ctstack-inputs.json")).unwrap();
     let out = ctstack_ok(&["info", &moved_store]);
     assert!(

@@ -189,7 +189,7 @@ def _store_note(store: Path) -> Optional[str]:
     except FileNotFoundError:
         return (
             "whether %s is current is unknown: it has no record of its inputs (%s; a "
-            "distributed build writes none)" % (store, _STORE_RECORD)
+            "build that did not finish has none)" % (store, _STORE_RECORD)
         )
     except (OSError, ValueError) as e:
         return "whether %s is current is unknown: %s: %s" % (store, _STORE_RECORD, e)

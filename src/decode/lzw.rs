@@ -183,6 +183,13 @@ pub(crate) mod tests {
 
     /// A plain TIFF LZW encoder (MSB-first, early change), for round trips.
     pub(crate) fn encode(data: &[u8]) -> Vec<u8> {
+        encode_with(data, true)
+    }
+
+    /// [`encode`], clearing the table at 4094 entries as libtiff's encoder
+    /// does (`clear`), or never: the table then fills (4096 entries) and
+    /// stays, the codes 12 bits wide (libtiff's decoder reads such streams).
+    pub(crate) fn encode_with(data: &[u8], clear: bool) -> Vec<u8> {
         use std::collections::HashMap;
         let mut out = Vec::new();
         let (mut acc, mut nacc) = (0u64, 0u32);
@@ -212,15 +219,17 @@ pub(crate) mod tests {
                 table[&w]
             };
             put(code, width, &mut out);
-            table.insert(wb, next);
-            next += 1;
+            if next < 4096 {
+                table.insert(wb, next);
+                next += 1;
+            }
             // libtiff's encoder: clear at 4094 entries, widen past the code mask.
-            if next == 4094 {
+            if clear && next == 4094 {
                 put(256, width, &mut out);
                 table.clear();
                 next = 258;
                 width = 9;
-            } else if next > (1 << width) - 1 {
+            } else if next > (1 << width) - 1 && width < 12 {
                 width += 1;
             }
             w = vec![b];

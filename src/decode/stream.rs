@@ -165,8 +165,21 @@ struct Strip {
 enum Codec {
     Deflate(Box<Decompress>),
     Zstd(Box<zstd::stream::raw::Decoder<'static>>),
-    Lzw(Box<weezl::decode::Decoder>),
+    Lzw(Box<Lzw>),
     PackBits(PackBits),
+}
+
+/// LZW through `weezl`, and a bad code it met ahead of the bytes asked for.
+///
+/// `weezl` reads codes ahead of the output it was given and reports a bad one
+/// in the call that fills that output. ctstack's whole-chunk decoder (and
+/// libtiff) stop at the last byte asked for and never see such a code: the
+/// bytes made are given, the error kept for the next call, so that both
+/// decoders agree on every stream (`the_two_lzw_decoders_agree`).
+/// [`Lzw::step`] also hides `weezl`'s idle calls (see there).
+struct Lzw {
+    decoder: weezl::decode::Decoder,
+    failed: Option<weezl::LzwError>,
 }
 
 /// PackBits between two calls: literal bytes still to copy, or a run still to write.
@@ -227,7 +240,25 @@ impl StripRows {
     /// larger window than this reader was given ([`Self::most_bytes`]):
     /// nothing is kept then, and these rows and the page's later bands must be
     /// read another way (chunk by chunk).
+    ///
+    /// A read that fails drops the strip's decoder, which may have stopped
+    /// anywhere in the band: the next read starts the strip again (a failure
+    /// that lasts is then met again, the same error).
     pub fn read<T: Sample>(
+        &mut self,
+        page: &Page<'_>,
+        rows: Range<u32>,
+        dst: &mut [T],
+        limits: &Limits,
+    ) -> Result<bool, Error> {
+        let result = self.read_rows(page, rows, dst, limits);
+        if result.is_err() {
+            self.strip = None;
+        }
+        result
+    }
+
+    fn read_rows<T: Sample>(
         &mut self,
         page: &Page<'_>,
         rows: Range<u32>,
@@ -356,9 +387,7 @@ impl Strip {
                     .map_err(|e| corrupt("ZSTD data is corrupt", e))?;
                 Codec::Zstd(Box::new(decoder))
             }
-            Compression::Lzw => Codec::Lzw(Box::new(
-                weezl::decode::Decoder::with_tiff_size_switch(weezl::BitOrder::Msb, 8),
-            )),
+            Compression::Lzw => Codec::Lzw(Box::new(Lzw::new())),
             Compression::PackBits => Codec::PackBits(PackBits::default()),
             other => {
                 return Err(
@@ -508,13 +537,54 @@ impl Codec {
                     .map_err(|e| format_problem!("ZSTD data is corrupt: {e}"))?;
                 Ok((inb.pos(), outb.pos(), hint == 0))
             }
-            Codec::Lzw(decoder) => {
-                let result = decoder.decode_bytes(input, out);
-                let status = result.status.map_err(|e| format_problem!("LZW: {e}"))?;
-                let ended = matches!(status, weezl::LzwStatus::Done);
-                Ok((result.consumed_in, result.consumed_out, ended))
-            }
+            Codec::Lzw(lzw) => lzw.step(input, out),
             Codec::PackBits(state) => Ok(state.step(input, out)),
+        }
+    }
+}
+
+impl Lzw {
+    fn new() -> Lzw {
+        Lzw {
+            decoder: weezl::decode::Decoder::with_tiff_size_switch(weezl::BitOrder::Msb, 8),
+            failed: None,
+        }
+    }
+
+    fn step(&mut self, input: &[u8], out: &mut [u8]) -> Result<(usize, usize, bool), Problem> {
+        let bad = |e: weezl::LzwError| format_problem!("LZW: {e}");
+        if let Some(e) = self.failed {
+            return Err(bad(e));
+        }
+        // A call can take no input and make no output and yet not be at the
+        // data's end: after two Clear codes in a row (Ok), or with codes left
+        // in the bits it holds once the input is used up (NoProgress, then the
+        // next call decodes them). The caller would take an idle call for the
+        // data's end, so call again (the bits held are at most a few codes).
+        let mut result = self.decoder.decode_bytes(input, out);
+        for _ in 0..8 {
+            let idle = result.consumed_in == 0 && result.consumed_out == 0;
+            let more = matches!(
+                result.status,
+                Ok(weezl::LzwStatus::Ok | weezl::LzwStatus::NoProgress)
+            );
+            if !(idle && more && !out.is_empty()) {
+                break;
+            }
+            result = self.decoder.decode_bytes(input, out);
+        }
+        match result.status {
+            Ok(status) => Ok((
+                result.consumed_in,
+                result.consumed_out,
+                matches!(status, weezl::LzwStatus::Done),
+            )),
+            // Every byte asked for was made before the bad code: given.
+            Err(e) if result.consumed_out == out.len() && !out.is_empty() => {
+                self.failed = Some(e);
+                Ok((result.consumed_in, result.consumed_out, false))
+            }
+            Err(e) => Err(bad(e)),
         }
     }
 }
@@ -605,6 +675,287 @@ mod tests {
         assert_eq!(zstd_window(&magic), None);
         assert_eq!(zstd_window(&[&magic[..], &[0x00]].concat()), None);
         assert_eq!(zstd_window(&[&magic[..], &[0xE0, 1, 2]].concat()), None);
+    }
+
+    /// `data` decoded by the banded reader's LZW codec into `n` bytes, fed as
+    /// [`Strip::fill`] feeds it (a block of `block` compressed bytes refilled
+    /// when fewer than 16 are left) and asked for `rows` bytes at a time.
+    fn banded_lzw(data: &[u8], n: usize, block: usize, rows: usize) -> Result<Vec<u8>, Problem> {
+        let mut codec = Codec::Lzw(Box::new(Lzw::new()));
+        let mut out = vec![0u8; n];
+        let (mut pos, mut len) = (0usize, block.min(data.len()));
+        let mut o = 0;
+        while o < n {
+            let want = (o + rows).min(n);
+            while o < want {
+                if len - pos < 16 && len < data.len() {
+                    len = (pos + block).min(data.len()).max(len);
+                }
+                let (used, made, ended) = codec.step(&data[pos..len], &mut out[o..want])?;
+                pos += used;
+                o += made;
+                if o < want && (ended || used == 0 && made == 0) {
+                    return Err(format_problem!("LZW data ends after {o} of {n} bytes"));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `data` decoded whole by ctstack's LZW decoder into `n` bytes.
+    fn whole_lzw(data: &[u8], n: usize) -> Result<Vec<u8>, Problem> {
+        let mut out = vec![0u8; n];
+        lzw::decode(data, &mut out).map(|()| out)
+    }
+
+    /// The bytes of fixtures/lzw_styles/noise_runs.lzw, made as
+    /// fixtures/make_lzw_fixtures.py makes them.
+    fn noise_runs() -> Vec<u8> {
+        let mut state = 12345u32;
+        (0..60_000u32)
+            .map(|i| {
+                let block = i / 1000;
+                if block % 2 == 1 {
+                    return block as u8;
+                }
+                state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                let byte = (state >> 16) as u8;
+                if block % 4 == 2 { byte & 3 } else { byte }
+            })
+            .collect()
+    }
+
+    /// Review s27: the banded reader decodes LZW with `weezl`, whole chunks
+    /// go through ctstack's own decoder. Both must give the same bytes, or
+    /// both refuse, on every stream: random data, what tifffile writes,
+    /// a table that fills without a Clear code, streams cut short, hostile
+    /// bytes; and the banded one however its input and output are cut.
+    #[test]
+    fn the_two_lzw_decoders_agree() {
+        let mut state = 99u32;
+        let mut noise = move || {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            (state >> 16) as u8
+        };
+        let random: Vec<u8> = (0..40_000).map(|_| noise()).collect();
+        let runs: Vec<u8> = (0..30_000u32).map(|i| (i / 3000) as u8).collect();
+        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/lzw_styles/noise_runs.lzw");
+        let tifffile = std::fs::read(&fixture).unwrap();
+        let streams: Vec<(&str, Vec<u8>, Vec<u8>)> = vec![
+            ("random", lzw::tests::encode(&random), random.clone()),
+            ("runs", lzw::tests::encode(&runs), runs.clone()),
+            ("tifffile", tifffile, noise_runs()),
+            (
+                "full table, no clear",
+                lzw::tests::encode_with(&random, false),
+                random.clone(),
+            ),
+            (
+                "full table, runs",
+                lzw::tests::encode_with(&noise_runs(), false),
+                noise_runs(),
+            ),
+        ];
+        for (name, packed, want) in &streams {
+            let n = want.len();
+            let same = |got: Result<Vec<u8>, Problem>, want: &[u8], what: &str| match got {
+                Ok(got) => assert!(got == want, "{name}: {what}: other bytes"),
+                Err(e) => panic!("{name}: {what}: {e:?}"),
+            };
+            same(whole_lzw(packed, n), want, "whole");
+            for (block, rows) in [(READ_BLOCK, n), (READ_BLOCK, 997), (4096, 64), (17, 1)] {
+                same(
+                    banded_lzw(packed, n, block, rows),
+                    want,
+                    &format!("banded {block} {rows}"),
+                );
+            }
+            // Fewer bytes asked for: both cut; more: both refuse.
+            for m in [1, n / 3, n - 1] {
+                same(
+                    whole_lzw(packed, m),
+                    &want[..m],
+                    &format!("whole {m} of {n}"),
+                );
+                same(
+                    banded_lzw(packed, m, 4096, 500),
+                    &want[..m],
+                    &format!("banded {m} of {n}"),
+                );
+            }
+            assert!(whole_lzw(packed, n + 1).is_err(), "{name}: one byte more");
+            assert!(
+                banded_lzw(packed, n + 1, 4096, 500).is_err(),
+                "{name}: one byte more"
+            );
+            // Cut short anywhere: both refuse.
+            for k in (0..packed.len()).step_by(packed.len() / 37 + 1) {
+                let (a, b) = (
+                    whole_lzw(&packed[..k], n),
+                    banded_lzw(&packed[..k], n, 4096, 500),
+                );
+                assert!(
+                    a.is_err() && b.is_err(),
+                    "{name}: cut at {k}: {:?} {:?}",
+                    a.err(),
+                    b.err()
+                );
+            }
+        }
+        // Hostile bytes (after a Clear code, so that they are read as codes):
+        // the same bytes or both refuse.
+        let mut agreed = [0usize; 2];
+        for seed in 0..2000u32 {
+            let mut s = seed.wrapping_mul(2_654_435_761) | 1;
+            let mut byte = move || {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                s as u8
+            };
+            let len = 2 + usize::from(byte()) % 64;
+            let (data, n) = if seed % 2 == 0 {
+                // Random codes after a Clear.
+                let data: Vec<u8> = std::iter::once(0x80)
+                    .chain((0..len).map(|_| byte()))
+                    .collect();
+                (data, 1 + usize::from(byte()) % 96)
+            } else {
+                // A valid stream (few byte values: long strings) with one bit flipped.
+                let plain: Vec<u8> = (0..len * 4).map(|_| byte() % 3).collect();
+                let mut data = lzw::tests::encode(&plain);
+                let bit = usize::from(byte()) * 7 % (data.len() * 8);
+                data[bit / 8] ^= 0x80 >> (bit % 8);
+                (data, plain.len())
+            };
+            let (a, b) = (whole_lzw(&data, n), banded_lzw(&data, n, 4096, 7));
+            match (&a, &b) {
+                (Ok(x), Ok(y)) => assert_eq!(x, y, "seed {seed}: {data:02x?}"),
+                (Err(_), Err(_)) => {}
+                _ => panic!("seed {seed}: {data:02x?}: whole {a:?}, banded {b:?}"),
+            }
+            agreed[usize::from(a.is_ok())] += 1;
+        }
+        // Both kinds of outcome were met, often.
+        assert!(agreed[0] > 200 && agreed[1] > 200, "{agreed:?}");
+    }
+
+    /// A little-endian 8-bit TIFF of `pixels` (`w` x `h`) in one LZW strip,
+    /// and where the strip's data starts.
+    fn one_strip_lzw_tiff(w: u32, h: u32, pixels: &[u8]) -> (Vec<u8>, usize) {
+        let strip = lzw::tests::encode(pixels);
+        let entries: [(u16, u16, u32); 8] = [
+            (256, 4, w),
+            (257, 4, h),
+            (258, 3, 8),
+            (259, 3, 5),
+            (262, 3, 1),
+            (273, 4, 0), // the data's offset, below
+            (278, 4, h),
+            (279, 4, strip.len() as u32),
+        ];
+        let data_at = 8 + 2 + 12 * entries.len() + 4;
+        let mut file = b"II*\0\x08\0\0\0".to_vec();
+        file.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+        for (tag, kind, value) in entries {
+            let value = if tag == 273 { data_at as u32 } else { value };
+            file.extend_from_slice(&tag.to_le_bytes());
+            file.extend_from_slice(&kind.to_le_bytes());
+            file.extend_from_slice(&1u32.to_le_bytes());
+            file.extend_from_slice(&value.to_le_bytes());
+        }
+        file.extend_from_slice(&[0; 4]);
+        file.extend_from_slice(&strip);
+        (file, data_at)
+    }
+
+    /// Review s27: a band whose read fails midway (here the file's bytes end
+    /// inside the strip, a short read) left the strip's decoder part way
+    /// through the band while the reader still said the band's first row came
+    /// next; the next band was then cut from the wrong rows. A failed band now
+    /// drops the decoder: the next band starts the strip again and is right,
+    /// and a failure that lasts is the same error again.
+    #[test]
+    fn a_band_after_a_failed_band_is_read_from_its_own_rows() {
+        let (w, h) = (512u32, 512u32);
+        let mut state = 7u32;
+        let pixels: Vec<u8> = (0..w * h)
+            .map(|_| {
+                state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                (state >> 16) as u8
+            })
+            .collect();
+        let (file, data_at) = one_strip_lzw_tiff(w, h, &pixels);
+        // Noise does not compress: the strip is larger than one block of
+        // compressed bytes, so band 2 needs a second read.
+        assert!(file.len() - data_at > 2 * READ_BLOCK, "{}", file.len());
+        let path = Path::new("band-after-failure.tif");
+        let limits = Limits::default();
+        let layout = crate::tiff::PageReader::in_memory(path, &file, &limits)
+            .unwrap()
+            .page(0)
+            .unwrap();
+        let cut = &file[..data_at + READ_BLOCK + 5000];
+        fn page<'a>(
+            path: &'a Path,
+            bytes: &'a [u8],
+            layout: &'a crate::tiff::ImageLayout,
+        ) -> Page<'a> {
+            Page {
+                path,
+                bytes: crate::source::Bytes::Memory(bytes),
+                index: 0,
+                layout,
+            }
+        }
+        let page = |bytes| page(path, bytes, &layout);
+        let own = std::fs::File::open(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let stamp = FileStamp::of(path, &own).unwrap();
+        let band = |k: u32| k * 64..(k + 1) * 64;
+        let want = |k: u32| &pixels[(k * 64 * w) as usize..((k + 1) * 64 * w) as usize];
+        let mut dst = vec![0u8; (64 * w) as usize];
+
+        // A reader that has read band 0 of the whole file.
+        let started = |dst: &mut [u8]| {
+            let mut strips = StripRows::start(&page(&file), &band(0), stamp, &limits)
+                .unwrap()
+                .expect("a band ending inside the strip is streamed");
+            assert!(strips.read(&page(&file), band(0), dst, &limits).unwrap());
+            strips
+        };
+        let mut strips = started(&mut dst);
+        assert!(dst == want(0));
+        // Band 1 breaks off: the bytes end inside it.
+        let first = strips
+            .read(&page(cut), band(1), &mut dst, &limits)
+            .unwrap_err();
+        assert_eq!(first.kind(), crate::ErrorKind::Io, "{first}");
+        // The same bytes again: the same error.
+        let again = strips
+            .read(&page(cut), band(1), &mut dst, &limits)
+            .unwrap_err();
+        assert_eq!(again.to_string(), first.to_string());
+        // The whole file again: the next band, then the failed one, right.
+        assert!(
+            strips
+                .read(&page(&file), band(2), &mut dst, &limits)
+                .unwrap()
+        );
+        assert!(dst == want(2), "band 2 after a failed band 1: other rows");
+        let mut strips = started(&mut dst);
+        strips
+            .read(&page(cut), band(1), &mut dst, &limits)
+            .unwrap_err();
+        assert!(
+            strips
+                .read(&page(&file), band(1), &mut dst, &limits)
+                .unwrap()
+        );
+        assert!(
+            dst == want(1),
+            "band 1 read again after it failed: other rows"
+        );
     }
 
     #[test]

@@ -63,8 +63,9 @@ const RETRY: Duration = Duration::from_millis(20);
 #[cfg(not(windows))]
 const LEAVING: Duration = Duration::from_millis(100);
 
-/// How many times [`OutputLock::try_acquire`] starts over at once when the
-/// lock file changed under it (its holder leaving) before it gives up.
+/// How many times [`OutputLock::try_acquire`] starts over (at once, then
+/// after 1, 2, 4, ... ms) when the lock file changed under it (its holder
+/// leaving) before it gives up.
 const CHANGED_RETRIES: usize = 8;
 
 /// One attempt at the lock.
@@ -115,7 +116,12 @@ impl OutputLock {
         out: &Path,
         share: Share,
     ) -> Result<Result<OutputLock, String>, Error> {
-        for _ in 0..=CHANGED_RETRIES {
+        for attempt in 0..=CHANGED_RETRIES {
+            if attempt > 1 {
+                // A holder's file can take a moment to go (on Windows, until
+                // every handle to it is closed): 1, 2, 4, ... ms, 127 ms in all.
+                std::thread::sleep(Duration::from_millis(1 << (attempt - 2)));
+            }
             match OutputLock::try_once(out, share)? {
                 Attempt::Got(lock) => return Ok(Ok(lock)),
                 Attempt::Busy => break,
@@ -346,22 +352,33 @@ fn names_file(_path: &Path, _file: &File) -> bool {
 
 /// Windows: exclusive is a handle no one else may open for writing (others
 /// may read who holds it); shared, one every shared holder opens alike.
+/// What a Windows error creating or opening the lock file says, if it says
+/// anything about the lock: a sharing violation is another holder (busy);
+/// access denied or delete pending is a file on its way out (its exclusive
+/// holder closed it, and the system deletes it once no handle is left, such
+/// as a waiting run's reading who held it): changed, try again. `None`: an
+/// error of its own (or the file exists, or is gone: the caller's cases).
+#[cfg(any(windows, test))]
+fn windows_lock_error<T>(e: &std::io::Error) -> Option<Attempt<T>> {
+    /// ERROR_ACCESS_DENIED, ERROR_SHARING_VIOLATION, ERROR_DELETE_PENDING (winerror.h).
+    const ACCESS_DENIED: i32 = 5;
+    const SHARING_VIOLATION: i32 = 32;
+    const DELETE_PENDING: i32 = 303;
+    match e.raw_os_error()? {
+        SHARING_VIOLATION => Some(Attempt::Busy),
+        ACCESS_DENIED | DELETE_PENDING => Some(Attempt::Changed),
+        _ => None,
+    }
+}
+
 #[cfg(windows)]
 fn try_acquire(path: &Path, share: Share) -> Result<Attempt<(File, bool)>, Error> {
     use std::os::windows::fs::OpenOptionsExt;
     /// FILE_FLAG_DELETE_ON_CLOSE (winbase.h).
     const DELETE_ON_CLOSE: u32 = 0x0400_0000;
-    /// ERROR_ACCESS_DENIED, ERROR_SHARING_VIOLATION (winerror.h).
-    const ACCESS_DENIED: i32 = 5;
-    const SHARING_VIOLATION: i32 = 32;
     /// FILE_SHARE_READ; FILE_SHARE_READ | FILE_SHARE_WRITE.
     const SHARE_READ: u32 = 1;
     const SHARE_READ_WRITE: u32 = 3;
-    let busy = |e: &std::io::Error| {
-        e.raw_os_error() == Some(SHARING_VIOLATION)
-            // A file pending deletion (its holder just closed it) refuses access.
-            || (e.raw_os_error() == Some(ACCESS_DENIED) && path.exists())
-    };
     let mode = match share {
         Share::Exclusive => SHARE_READ,
         Share::Shared => SHARE_READ_WRITE,
@@ -382,9 +399,11 @@ fn try_acquire(path: &Path, share: Share) -> Result<Attempt<(File, bool)>, Error
             write_holder(path, &mut file)?;
             return Ok(Attempt::Got((file, true)));
         }
-        Err(e) if busy(&e) => return Ok(Attempt::Busy),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(Error::io(path, "cannot create lock file", e)),
+        Err(e) => match windows_lock_error(&e) {
+            Some(attempt) => return Ok(attempt),
+            None if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            None => return Err(Error::io(path, "cannot create lock file", e)),
+        },
     }
     // A file of that name that no exclusive holder has: a shared holder's
     // (the marker) or someone else's. Held as the lock; removed on drop only
@@ -402,10 +421,12 @@ fn try_acquire(path: &Path, share: Share) -> Result<Attempt<(File, bool)>, Error
             }
             Ok(Attempt::Got((file, ours)))
         }
-        Err(e) if busy(&e) => Ok(Attempt::Busy),
-        // Removed by its holder in between: try again.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Attempt::Changed),
-        Err(e) => Err(Error::io(path, "cannot open lock file", e)),
+        Err(e) => match windows_lock_error(&e) {
+            Some(attempt) => Ok(attempt),
+            // Removed by its holder in between: try again.
+            None if e.kind() == std::io::ErrorKind::NotFound => Ok(Attempt::Changed),
+            None => Err(Error::io(path, "cannot open lock file", e)),
+        },
     }
 }
 
@@ -578,6 +599,63 @@ mod tests {
         after_open(None);
         assert!(got.is_err(), "took a lock file that changed under it");
         assert_eq!(calls.get(), CHANGED_RETRIES + 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Windows: a lock file being deleted (its exclusive holder just closed
+    /// it; access denied, or delete pending) is one changing under the run,
+    /// retried, not another holder (on main access denied was busy, and the
+    /// run refused); a sharing violation is a holder; any other error is itself.
+    #[test]
+    fn a_windows_lock_file_being_deleted_is_retried_not_busy() {
+        let code = |c: i32| windows_lock_error::<()>(&std::io::Error::from_raw_os_error(c));
+        assert!(matches!(code(5), Some(Attempt::Changed)), "access denied");
+        assert!(
+            matches!(code(303), Some(Attempt::Changed)),
+            "delete pending"
+        );
+        assert!(matches!(code(32), Some(Attempt::Busy)), "sharing violation");
+        for other in [2, 3, 80, 112] {
+            assert!(code(other).is_none(), "error {other}");
+        }
+        let made = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "no code");
+        assert!(windows_lock_error::<()>(&made).is_none());
+    }
+
+    /// The same on Windows itself: a lock file whose exclusive holder has
+    /// closed it while another handle (a waiting run reading who held it)
+    /// keeps it open is pending deletion; a run meeting it is never refused
+    /// as busy: it starts over (Windows: access denied), or takes the lock
+    /// (Wine 8 removes the name at the holder's close, so there the file is
+    /// simply gone). On main the first case was busy, a refusal.
+    #[cfg(windows)]
+    #[test]
+    fn a_lock_file_pending_deletion_is_not_busy() {
+        let dir = scratch("pending");
+        let path = dir.join(LOCK_FILE);
+        for share in [Share::Exclusive, Share::Shared] {
+            let held = OutputLock::try_acquire(&dir, Share::Exclusive)
+                .unwrap()
+                .unwrap();
+            let reader = {
+                use std::os::windows::fs::OpenOptionsExt;
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .share_mode(7)
+                    .open(&path)
+                    .unwrap()
+            };
+            drop(held);
+            let attempt = match OutputLock::try_once(&dir, share).unwrap() {
+                Attempt::Got(_) => "taken",
+                Attempt::Busy => "busy",
+                Attempt::Changed => "changed",
+            };
+            assert_ne!(attempt, "busy", "{share:?}");
+            drop(reader);
+            let lock = OutputLock::try_acquire(&dir, share).unwrap();
+            assert!(lock.is_ok(), "{share:?}: not taken once the file was gone");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -67,10 +67,11 @@
 //! inputs (a complete store made from them), the chunks may be another
 //! build's of the same layout (a rescanned stack), which `finish`, checking
 //! only that each chunk file is there, would take for a slab that never ran.
-//! So two builds never mix in one store. `finish` removes [`BUILD_FILE`]; a
-//! run removes it too (no slab may join a run), so a distributed rerun of a
-//! store last finished by slabs, or after a killed run, writes every chunk
-//! again.
+//! So two builds never mix in one store. `finish` removes [`BUILD_FILE`] and
+//! writes the record, as a run does: a distributed rerun of a store its slabs
+//! finished keeps the chunks and rewrites none that hold what it encodes. A
+//! run removes [`BUILD_FILE`] too (no slab may join a run), so a distributed
+//! rerun after a killed run writes every chunk again.
 //!
 //! # Memory
 //!
@@ -1004,8 +1005,10 @@ impl ZarrPlan {
 
     /// The last step, after every slab: checks that every chunk of every level
     /// is on disk; per level, syncs its chunks and their folders, then writes
-    /// the array's metadata (from then on it opens as an array); last, the root
-    /// group's OME metadata, which declares the store complete.
+    /// the array's metadata (from then on it opens as an array); then the root
+    /// group's OME metadata, which declares the store complete; last, the
+    /// store's record of its inputs and chunks, as a run writes it (a rerun of
+    /// the same build then rewrites no chunk).
     ///
     /// Errors: [`Error::State`] naming a missing chunk (a slab did not finish:
     /// run it again), or saying that the store was not prepared for this very
@@ -1013,10 +1016,28 @@ impl ZarrPlan {
     /// metadata is written then.
     pub fn finish(&self) -> Result<ZarrSummary, Error> {
         let started = Instant::now();
+        // A store that is not there was never prepared: said before the lock,
+        // which would create its folder (and the folders above it).
+        if std::fs::symlink_metadata(&self.store)
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        {
+            return Err(self.not_prepared());
+        }
         let _lock = self.lock(Share::Exclusive)?;
+        // The inputs as the build's identity names them (checked next: the
+        // slabs and this finish saw the same names, sizes and times).
+        let inputs = InputRecord::stat_all(
+            self.pyramid.inputs(),
+            self.pyramid.levels()[0],
+            self.pyramid.sample_type(),
+        )?;
         self.check_build()?;
         let store = Arc::new(self.open_store()?);
-        self.finish_in(&store)?;
+        let chunks = self.finish_in(&store)?;
+        // The record, as a run writes it: a rerun of this build (distributed
+        // or not) keeps the chunks and rewrites none that hold what it encodes.
+        let folder = crate::pyramid::manifest::input_folder(self.pyramid.inputs());
+        Record::of(folder, inputs, &chunks)?.write(&self.store)?;
         Ok(self.summary(&store, 0, started))
     }
 
@@ -1178,13 +1199,7 @@ impl ZarrPlan {
         let found = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::state(
-                    &self.store,
-                    format!(
-                        "not prepared for this build (no {BUILD_FILE}: a finish, or another \
-                         build, came since its prepare): run prepare() again, then the slabs"
-                    ),
-                ));
+                return Err(self.not_prepared());
             }
             Err(e) => return Err(Error::io(&path, "cannot read", e)),
         };
@@ -1197,6 +1212,17 @@ impl ZarrPlan {
             ));
         }
         Ok(())
+    }
+
+    /// The refusal of a store without this build's [`BUILD_FILE`].
+    fn not_prepared(&self) -> Error {
+        Error::state(
+            &self.store,
+            format!(
+                "not prepared for this build (no {BUILD_FILE}: a finish, or another build, came \
+                 since its prepare, or no prepare ran): run prepare() again, then the slabs"
+            ),
+        )
     }
 
     /// Takes the store's lock as `share` says (see the module docs), after

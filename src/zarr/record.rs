@@ -16,11 +16,13 @@
 //! chunk file is still the one recorded. Otherwise it runs as without a record,
 //! comparing what it encodes with what is there, and writes a new record.
 //!
-//! A distributed build (`prepare`, slabs, `finish`) writes no record (its inputs
-//! are read by other processes, at other times). Its `prepare` keeps the chunks
-//! of a store whose record names its very inputs, and removes them otherwise
-//! (`mod.rs`, "One writer at a time"), so its reruns of its own store write
-//! every chunk again.
+//! A distributed build (`prepare`, slabs, `finish`) has its `finish` write the
+//! record: the inputs as the build's identity names them (each slab and the
+//! finish checked that they are the ones its `prepare` saw), and the chunks
+//! the finish checked. Its `prepare` keeps the chunks of a store whose record
+//! names its very inputs, and removes them otherwise (`mod.rs`, "One writer
+//! at a time"), so its reruns of its own finished store rewrite no chunk that
+//! holds what they encode.
 //!
 //! The record also names the folder that held the inputs (`folder`, absolute),
 //! so that `ctstack info` and `ctstack.open` can tell whether a store is still

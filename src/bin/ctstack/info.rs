@@ -496,9 +496,8 @@ fn describe_zarr_currency(dir: &Path) -> Result<(), u8> {
     let path = dir.join(ZARR_RECORD);
     if !path.is_file() {
         println!(
-            "  current: unknown (no record of its inputs, {ZARR_RECORD}: a distributed build, \
-             or a build that did not finish, writes none; run `ctstack zarr` on the stack to \
-             check and update it)"
+            "  current: unknown (no record of its inputs, {ZARR_RECORD}: a build that did not \
+             finish has none; run `ctstack zarr` on the stack to check and update it)"
         );
         return Ok(());
     }
