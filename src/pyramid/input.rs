@@ -208,10 +208,14 @@ impl Input {
 /// pair's, and the pair after it) only adds streams for the disk to serve at
 /// once, and Linux caps one hint at the device's read-ahead size
 /// (`max(read_ahead_kb, max_sectors_kb)`), so the rest of a 15 MB slice was
-/// read by small on-demand requests anyway. Measured cold on 64 x 2752x2752
-/// u16 (AMD EPYC VM, virtio disk with read_ahead_kb 8192, quiet machine, runs
-/// interleaved, `benches/results.md`): hints and halves 1.3x the read floor,
-/// in order without hints at the floor.
+/// read by small on-demand requests anyway (a hint's pages carry no read-ahead
+/// mark, so the reader that passes their end starts its read-ahead over from a
+/// small window). Measured cold on 64 x 2752x2752 u16 (AMD EPYC VM, virtio disk
+/// with read_ahead_kb 8192, quiet machine, six interleaved sets,
+/// `benches/coldab.py`, `benches/results.md`): halves and hints 1.44x the read
+/// floor, in order with hints 1.55x, halves without hints 1.46x, in order
+/// without hints 1.08x (477 disk requests per run, as the floor's 450-550,
+/// against 700-1180).
 pub(crate) fn hinted(options: &OpenOptions, indexed: &IndexedPage) -> bool {
     reach_kind(options, Some(indexed.kind()), Reading::Bands) != Reach::Positional
 }
