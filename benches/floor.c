@@ -14,6 +14,22 @@
  *                                    readwrite, each output synced (fdatasync)
  *                                    before it is closed: the I/O a pyramid that
  *                                    makes its level-1 files durable must do
+ *   floor store THREADS OUTDIR LIST FILE...
+ *                                    the floor of an uncompressed OME-Zarr store:
+ *                                    reads every input once and writes the files
+ *                                    LIST names (lines "BYTES RELATIVE/PATH": a
+ *                                    store's chunk files, their sizes and folders),
+ *                                    each under a temporary name, synced
+ *                                    (fdatasync) and renamed into place, every
+ *                                    folder synced at the end: the least a writer
+ *                                    whose every file is atomic and durable does.
+ *                                    Outputs are dealt to the input pairs in
+ *                                    proportion
+ *   floor store-batch THREADS OUTDIR LIST FILE...
+ *                                    the same, but each output's writeback only
+ *                                    started (sync_file_range) as it is written
+ *                                    and every output synced once all are written,
+ *                                    as ctstack syncs a level's chunks in a batch
  *   floor write    OUTDIR COUNT BYTES  write COUNT files of BYTES bytes each
  *                                    (OUTDIR/000000.bin ...) with write(): the
  *                                    cost of putting level 1 on disk (page cache)
@@ -173,8 +189,58 @@ static unsigned char *output_buffer(long long bytes) {
     return buf;
 }
 
+/* The store floors' outputs: path relative to OUTDIR and size of each. */
+static char **list_paths;
+static long long *list_bytes;
+
+/* Reads LIST ("BYTES RELATIVE/PATH" lines) into list_paths / list_bytes;
+ * returns the count and sets *largest. */
+static long read_list(const char *list, long long *largest) {
+    FILE *f = fopen(list, "r");
+    if (!f) die("fopen", list);
+    long n = 0, cap = 0;
+    long long bytes;
+    char rel[4096];
+    *largest = 0;
+    while (fscanf(f, "%lld %4095s", &bytes, rel) == 2) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 1024;
+            list_paths = realloc(list_paths, (size_t)cap * sizeof *list_paths);
+            list_bytes = realloc(list_bytes, (size_t)cap * sizeof *list_bytes);
+            if (!list_paths || !list_bytes) die("realloc", NULL);
+        }
+        list_paths[n] = strdup(rel);
+        list_bytes[n] = bytes;
+        if (bytes > *largest) *largest = bytes;
+        n++;
+    }
+    fclose(f);
+    return n;
+}
+
+/* mkdir -p of the folder holding `path` (errors but EEXIST are fatal). */
+static void make_parents(const char *path) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    for (char *p = dir + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(dir, 0777) != 0 && errno != EEXIST) die("mkdir", dir);
+        *p = '/';
+    }
+}
+
+static void sync_folder(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0 || fsync(fd) != 0) die("fsync", dir);
+    close(fd);
+}
+
 /* Whether write_file syncs each output (fdatasync) before closing it: the
- * readwrite-sync floor, what a pyramid that makes its outputs durable must do. */
+ * readwrite-sync floor, what a pyramid that makes its outputs durable must do.
+ * 2: it only starts the output's writeback (sync_file_range), and the store
+ * floor syncs every output once all are written (a batch: the disk merges the
+ * writes, one journal commit covers many files). */
 static int sync_outputs;
 
 static void write_file(const char *path, const unsigned char *buf, long long bytes) {
@@ -189,7 +255,8 @@ static void write_file(const char *path, const unsigned char *buf, long long byt
         }
         off += put;
     }
-    if (sync_outputs && fdatasync(fd) != 0) die("fdatasync", path);
+    if (sync_outputs == 2) sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    else if (sync_outputs && fdatasync(fd) != 0) die("fdatasync", path);
     if (close(fd) != 0) die("close", path);
 }
 
@@ -217,6 +284,8 @@ struct pair_job {
     const char *dir;
     const unsigned char *out;
     long long out_bytes;
+    long outputs;   /* outputs in all, dealt to the pairs in proportion */
+    int atomic;     /* each output written under a temporary name, then renamed */
     uint64_t sum, bytes;
 };
 
@@ -234,14 +303,30 @@ static void *pair_worker(void *arg) {
             read_sum(fd, j->files[i], buf, &j->sum, &j->bytes);
             close(fd);
         }
-        snprintf(path, sizeof path, "%s/%06d.bin", j->dir, k);
-        write_file(path, j->out, j->out_bytes);
+        long first = (long)((long long)k * j->outputs / pairs);
+        long end = (long)((long long)(k + 1) * j->outputs / pairs);
+        for (long o = first; o < end; o++) {
+            snprintf(path, sizeof path, "%s/%06ld.bin", j->dir, o);
+            if (j->atomic) {
+                char temp[4200];
+                snprintf(path, sizeof path, "%s/%s", j->dir, list_paths[o]);
+                make_parents(path);
+                snprintf(temp, sizeof temp, "%s.tmp", path);
+                write_file(temp, j->out, list_bytes[o]);
+                if (rename(temp, path) != 0) die("rename", temp);
+            } else {
+                write_file(path, j->out, j->out_bytes);
+            }
+        }
     }
     free(buf);
     return NULL;
 }
 
-static int run_readwrite(int nthreads, const char *dir, long long out_bytes, char **files, int nfiles) {
+/* Reads every input once and writes `outputs` files of `out_bytes` (one per
+ * input pair for readwrite and readwrite-sync); `atomic`: the store floor. */
+static int run_readwrite(int nthreads, const char *dir, long outputs, long long out_bytes, int atomic,
+                         char **files, int nfiles) {
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) die("mkdir", dir);
     unsigned char *out = output_buffer(out_bytes);
     if (nthreads < 1) nthreads = 1;
@@ -249,7 +334,7 @@ static int run_readwrite(int nthreads, const char *dir, long long out_bytes, cha
     pthread_t th[256];
     struct pair_job jobs[256];
     for (int t = 0; t < nthreads; t++) {
-        jobs[t] = (struct pair_job){t, nthreads, files, nfiles, dir, out, out_bytes, 0, 0};
+        jobs[t] = (struct pair_job){t, nthreads, files, nfiles, dir, out, out_bytes, outputs, atomic, 0, 0};
         if (pthread_create(&th[t], NULL, pair_worker, &jobs[t]) != 0) die("pthread_create", NULL);
     }
     uint64_t sum = 0, bytes = 0;
@@ -259,8 +344,30 @@ static int run_readwrite(int nthreads, const char *dir, long long out_bytes, cha
         bytes += jobs[t].bytes;
     }
     free(out);
-    printf("files %d bytes %llu sum %llu outputs %d of %lld bytes\n", nfiles,
-           (unsigned long long)bytes, (unsigned long long)sum, (nfiles + 1) / 2, out_bytes);
+    char path[4096], last[4096] = "";
+    if (sync_outputs == 2) {
+        for (long o = 0; o < outputs; o++) {
+            snprintf(path, sizeof path, "%s/%s", dir, list_paths[o]);
+            int fd = open(path, O_RDONLY);
+            if (fd < 0 || fdatasync(fd) != 0) die("fdatasync", path);
+            close(fd);
+        }
+    }
+    if (atomic) {
+        /* Every folder that received a file (LIST lists a folder's files together). */
+        for (long o = 0; o < outputs; o++) {
+            snprintf(path, sizeof path, "%s/%s", dir, list_paths[o]);
+            char *slash = strrchr(path, '/');
+            *slash = 0;
+            if (strcmp(path, last) != 0) {
+                sync_folder(path);
+                snprintf(last, sizeof last, "%s", path);
+            }
+        }
+        sync_folder(dir);
+    }
+    printf("files %d bytes %llu sum %llu outputs %ld of %lld bytes\n", nfiles,
+           (unsigned long long)bytes, (unsigned long long)sum, outputs, out_bytes);
     return 0;
 }
 
@@ -387,10 +494,16 @@ int main(int argc, char **argv) {
         return run_write(argv[2], atol(argv[3]), atoll(argv[4]));
     if (argc >= 6 && !strcmp(argv[1], "readwrite-sync")) {
         sync_outputs = 1;
-        return run_readwrite(atoi(argv[2]), argv[3], atoll(argv[4]), argv + 5, argc - 5);
+        return run_readwrite(atoi(argv[2]), argv[3], (argc - 4) / 2, atoll(argv[4]), 0, argv + 5, argc - 5);
     }
     if (argc >= 6 && !strcmp(argv[1], "readwrite"))
-        return run_readwrite(atoi(argv[2]), argv[3], atoll(argv[4]), argv + 5, argc - 5);
+        return run_readwrite(atoi(argv[2]), argv[3], (argc - 4) / 2, atoll(argv[4]), 0, argv + 5, argc - 5);
+    if (argc >= 6 && (!strcmp(argv[1], "store") || !strcmp(argv[1], "store-batch"))) {
+        sync_outputs = !strcmp(argv[1], "store") ? 1 : 2;
+        long long largest;
+        long count = read_list(argv[4], &largest);
+        return run_readwrite(atoi(argv[2]), argv[3], count, largest, 1, argv + 5, argc - 5);
+    }
     if (argc >= 12 && !strcmp(argv[1], "crop")) {
         long long v[7];
         for (int i = 0; i < 7; i++) v[i] = atoll(argv[4 + i]);
@@ -402,7 +515,8 @@ int main(int argc, char **argv) {
         return run_spawn(argv[2], argv + 3);
     fprintf(stderr,
             "usage: floor mmap|read THREADS FILE... | floor write OUTDIR COUNT BYTES | "
-            "floor readwrite THREADS OUTDIR BYTES FILE... | "
+            "floor readwrite[-sync] THREADS OUTDIR BYTES FILE... | "
+            "floor store[-batch] THREADS OUTDIR LIST FILE... | "
             "floor crop THREADS OUTDIR OFFSET WIDTH BPS X0 X1 Y0 Y1 FILE... | "
             "floor resident FILE... | floor spawn RESULT CMD ARG...\n");
     return 2;

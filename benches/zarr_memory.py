@@ -3,7 +3,7 @@
 
 usage: python3 benches/zarr_memory.py [--binary target/release/ctstack] [--work /tmp/ctstack-zarr-memory]
                                       [--stacks 2752x64,16384x16] [--baseline OTHER_BINARY] [--keep]
-                                      [--compress deflate|zstd|lzw]
+                                      [--compress deflate|zstd|lzw] [--runs 3]
        (a Python with numpy; tifffile and imagecodecs for --compress; a C compiler for benches/floor.c)
 
 For each stack WIDTHxCOUNT it writes COUNT uncompressed uint16 TIFF slices of WIDTH x WIDTH (a smooth
@@ -13,8 +13,13 @@ and the child's peak RSS):
 
 - `ctstack zarr STACK --out STORE -q` (default options: chunks 16x256x256, blosc-lz4-bitshuffle);
 - `ctstack zarr ... --compression none`, only for stacks up to 4 GB (its store is as large as the input),
-  against `floor readwrite 2 OUT BYTES STACK/*` (reads every input byte, writes as many bytes as the
-  store's chunk files hold, in (COUNT+1)/2 files): the read + write floor;
+  against the two store floors of benches/floor.c, taking turns --runs times (medians; ctstack's
+  ratio is the median of its ratios to the faster floor of the same round): `floor store` and
+  `floor store-batch 2 OUT LIST STACK/*` read every input byte and write the store's chunk files
+  (LIST: the names, folders and sizes of the store ctstack just wrote), each under a temporary
+  name, synced and renamed, every folder synced: the least a writer does whose every file is
+  atomic and durable (one syncs each file as it is written, the other starts each file's
+  writeback and syncs them all at the end, as ctstack does per level);
 - `ctstack pyramid STACK --out OUT -q` against `floor read 2 STACK/*` (reads every input byte).
 
 With --baseline, `ctstack zarr` (both) is also timed with another build (an older ctstack), for stacks up
@@ -129,14 +134,45 @@ def spawn(floor, cmd, tmp):
     return float(seconds), int(kib) / 1024
 
 
-def chunk_bytes(store):
-    return sum(p.stat().st_size for p in Path(store).rglob("*")
-               if p.is_file() and "/c/" in str(p))
-
-
 def remove(path):
     if Path(path).is_dir():
         shutil.rmtree(path)
+
+
+def uncompressed_rounds(floor, builds, stack, files, name, work, runs):
+    """`ctstack zarr --compression none` (each build) and the two store floors, taking turns `runs`
+    times; rows of medians, each ctstack ratio the median of its same-round ratios to the faster
+    floor of that round."""
+    times = {}
+    ratios = {}
+    for r in range(runs):
+        round_times = {}
+        for tag, binary in builds:
+            store = work / f"none-{r}{tag.strip(' ()')}.ome.zarr"
+            t, rss = spawn(floor, [binary, "zarr", stack, "--out", store, "-q",
+                                   "--voxel-size", "1,1,1", "--compression", "none"], work)
+            chunks = sorted(p for p in store.rglob("*") if p.is_file() and "/c/" in str(p))
+            count, written = len(chunks), sum(p.stat().st_size for p in chunks)
+            # The floors write the same files: names, folders and sizes.
+            listing = work / "chunks.txt"
+            listing.write_text("".join(f"{p.stat().st_size} {p.relative_to(store)}\n" for p in chunks))
+            remove(store)
+            round_times[f"ctstack zarr --compression none{tag}"] = (t, rss)
+        for mode in ("store", "store-batch"):
+            out = work / f"{mode}-{r}"
+            t, rss = spawn(floor, [floor, mode, "2", out, listing, *files], work)
+            remove(out)
+            round_times[f"floor {mode} ({count} files, {written / 1e9:.2f} GB)"] = (t, rss)
+        fastest = min(t for what, (t, _) in round_times.items() if what.startswith("floor"))
+        for what, (t, rss) in round_times.items():
+            times.setdefault(what, []).append((t, rss))
+            ratios.setdefault(what, []).append(t / fastest)
+    rows = []
+    for what, runs_of in times.items():
+        med = lambda xs: sorted(xs)[len(xs) // 2]
+        ratio = med(ratios[what]) if what.startswith("ctstack") else None
+        rows.append((name, what, med([t for t, _ in runs_of]), max(r for _, r in runs_of), ratio))
+    return rows
 
 
 def main():
@@ -147,6 +183,8 @@ def main():
     ap.add_argument("--baseline")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--compress", choices=["deflate", "zstd", "lzw"])
+    ap.add_argument("--runs", type=int, default=3,
+                    help="rounds of the uncompressed store against its floors (medians)")
     a = ap.parse_args()
     floor = build_floor()
     work = Path(a.work)
@@ -178,19 +216,7 @@ def main():
             rows.append((name, f"ctstack zarr (its default codec){tag}", t, rss, None))
             remove(store)
         if uncompressed_runs:
-            runs = []
-            for tag, binary in builds:
-                t, rss = spawn(floor, [binary, "zarr", stack, "--out", store, "-q",
-                                       "--voxel-size", "1,1,1", "--compression", "none"], work)
-                written = chunk_bytes(store)
-                remove(store)
-                runs.append((tag, t, rss))
-            per_file = written // ((count + 1) // 2)
-            ft, frss = spawn(floor, [floor, "readwrite", "2", out, per_file, *files], work)
-            remove(out)
-            for tag, t, rss in runs:
-                rows.append((name, f"ctstack zarr --compression none{tag}", t, rss, t / ft))
-            rows.append((name, f"floor readwrite ({written / 1e9:.2f} GB written)", ft, frss, 1.0))
+            rows += uncompressed_rounds(floor, builds, stack, files, name, work, a.runs)
         t, rss = spawn(floor, [a.binary, "pyramid", stack, "--out", out, "-q"], work)
         remove(out)
         if a.compress:

@@ -1641,3 +1641,85 @@ fn temp_dir_gives_a_new_folder_per_call() {
     std::fs::remove_dir_all(&a).ok();
     std::fs::remove_dir_all(&b).ok();
 }
+
+/// A chunk Blosc cannot compress (over `INT_MAX - 16` bytes: here exactly the
+/// 2 GiB ctstack allows, 1 x 32768 x 32768 u16) is refused by the plan, before
+/// any input is read (on main the run failed at its first chunk, after reading
+/// its band); zstd takes it. The stack is one sparse file (no disk used).
+#[test]
+fn a_chunk_over_what_blosc_compresses_is_refused_by_the_plan() {
+    let dir = temp_dir("blosc-limit");
+    let stack = dir.join("stack");
+    std::fs::create_dir_all(&stack).unwrap();
+    let side = 32768u32;
+    let data = u64::from(side) * u64::from(side) * 2;
+    let mut tiff = b"II\x2a\0\x08\0\0\0".to_vec();
+    let entries: [(u16, u16, u32); 8] = [
+        (256, 4, side),
+        (257, 4, side),
+        (258, 3, 16),
+        (259, 3, 1),
+        (262, 3, 1),
+        (273, 4, 8 + 2 + 8 * 12 + 4),
+        (278, 4, side),
+        (279, 4, data as u32),
+    ];
+    tiff.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    for (tag, ty, value) in entries {
+        tiff.extend_from_slice(&tag.to_le_bytes());
+        tiff.extend_from_slice(&ty.to_le_bytes());
+        tiff.extend_from_slice(&1u32.to_le_bytes());
+        tiff.extend_from_slice(&value.to_le_bytes());
+    }
+    tiff.extend_from_slice(&[0; 4]);
+    let path = stack.join("s0.tif");
+    std::fs::write(&path, &tiff).unwrap();
+    // Closed at once: Windows cannot remove the folder of an open file.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(tiff.len() as u64 + data)
+        .unwrap();
+    let plan = |compression: ChunkCompression| {
+        let pyramid = PyramidBuilder::from_dir(&stack).unwrap();
+        ZarrBuilder::new(pyramid, dir.join("s.ome.zarr"))
+            .chunks([1, side, side])
+            .compression(compression)
+            .plan()
+    };
+    let err = plan(ChunkCompression::default()).unwrap_err();
+    assert_eq!(err.kind(), ctstack::ErrorKind::Usage, "{err}");
+    assert!(err.to_string().contains("Blosc"), "{err}");
+    plan(ChunkCompression::Zstd(3)).expect("zstd compresses 2 GiB chunks");
+    assert!(!dir.join("s.ome.zarr").exists(), "a plan writes nothing");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Any folder may be named as a store: a root `zarr.json` larger than any
+/// group's metadata is refused by name after a bounded read, not read whole
+/// (on main a sparse 1 GiB file was read into memory before the refusal).
+#[test]
+fn a_huge_root_metadata_file_is_refused_without_reading_it_whole() {
+    let dir = temp_dir("huge-root");
+    let store = dir.join("data");
+    std::fs::create_dir_all(&store).unwrap();
+    let huge = store.join("zarr.json");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    let pyramid = PyramidBuilder::from_dir(common::fixtures().join("stack")).unwrap();
+    let err = ZarrBuilder::new(pyramid, &store)
+        .plan()
+        .and_then(|plan| plan.run(&mut |_, _| {}, &ctstack::CancelFlag::new()))
+        .unwrap_err();
+    assert!(err.to_string().contains("larger than"), "{err}");
+    assert!(err.to_string().contains("zarr.json"), "{err}");
+    assert_eq!(
+        std::fs::metadata(&huge).unwrap().len(),
+        1 << 30,
+        "left as it was"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

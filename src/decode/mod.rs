@@ -11,7 +11,7 @@ mod lzw;
 mod stream;
 mod tiff_crate;
 
-pub(crate) use stream::{StripRows, streams};
+pub(crate) use stream::StripRows;
 
 use std::path::Path;
 

@@ -46,9 +46,21 @@ const READ_BLOCK: usize = 64 << 10;
 /// The largest ZSTD window (log2) a strip read in bands may use: 8 MiB, the
 /// window of zstd's levels up to 19. Each open page keeps its window between
 /// bands, and many pages are open at once, so a page whose first frame asks
-/// for more is read chunk by chunk instead ([`streams`]), and a later frame
-/// that asks for more is refused by the decoder (a format error).
+/// for more is read chunk by chunk instead ([`StripRows::start`]). A page is
+/// given the window its first frame asks for (rounded up to a power of two;
+/// tifffile's level 5 asks 2 MiB for a whole 2752^2 slice) and reserves only
+/// that ([`StripRows::most_bytes`]); a later strip asking for more is read
+/// chunk by chunk from there on, and a later frame inside one strip that asks
+/// for more is refused by the decoder (a format error).
 const ZSTD_WINDOW_LOG: u32 = 23;
+
+/// The smallest window (log2) the ZSTD decoder takes (`ZSTD_WINDOWLOG_ABSOLUTEMIN`).
+const ZSTD_WINDOW_LOG_MIN: u32 = 10;
+
+/// The window (log2) a page's ZSTD decoder is given for a frame asking `window`.
+fn window_log(window: u64) -> u32 {
+    (u64::BITS - window.saturating_sub(1).leading_zeros()).max(ZSTD_WINDOW_LOG_MIN)
+}
 
 /// The window a ZSTD frame starting `data` asks for (RFC 8878, 3.1.1.1), or
 /// `None` if `data` does not start with a whole frame header.
@@ -83,21 +95,22 @@ fn zstd_window(data: &[u8]) -> Option<u64> {
 /// Whether rows `rows` of `page` are better read by a [`StripRows`] than
 /// chunk by chunk: a compressed page in strips the direct decoder reads, whose
 /// rows end inside a strip (so the next band would decode that strip again).
-pub(crate) fn streams(page: &Page<'_>, rows: &Range<u32>) -> Result<bool, Error> {
+/// `Some` with the window (log2) its ZSTD decoder needs (0 for other codecs).
+fn streams(page: &Page<'_>, rows: &Range<u32>) -> Result<Option<u32>, Error> {
     let layout = page.layout;
     let Chunks::Strips { rows_per_strip } = layout.chunks else {
-        return Ok(false);
+        return Ok(None);
     };
     if layout.is_raw()
         || rows.end >= layout.height
         || rows.end.is_multiple_of(rows_per_strip.max(1))
     {
-        return Ok(false);
+        return Ok(None);
     }
     let strip = (rows.end / rows_per_strip.max(1)) as usize;
     let (Some(&offset), Some(&count)) = (layout.offsets.get(strip), layout.byte_counts.get(strip))
     else {
-        return Ok(false);
+        return Ok(None);
     };
     // Two bytes tell the LZW code style; a ZSTD frame's header its window.
     let first = page.bytes.with_range(
@@ -106,9 +119,15 @@ pub(crate) fn streams(page: &Page<'_>, rows: &Range<u32>) -> Result<bool, Error>
         &mut Vec::new(),
         <[u8]>::to_vec,
     )?;
-    let window_fits = layout.compression != Compression::Zstd
-        || zstd_window(&first).is_some_and(|w| w <= 1 << ZSTD_WINDOW_LOG);
-    Ok(window_fits && direct::reads(layout, &first) && layout.largest_ascii <= page.bytes.len())
+    let window = match layout.compression {
+        Compression::Zstd => match zstd_window(&first).map(window_log) {
+            Some(log) if log <= ZSTD_WINDOW_LOG => log,
+            _ => return Ok(None),
+        },
+        _ => 0,
+    };
+    let reads = direct::reads(layout, &first) && layout.largest_ascii <= page.bytes.len();
+    Ok(reads.then_some(window))
 }
 
 /// One page read in bands: the strip being decoded, kept between the bands.
@@ -116,6 +135,8 @@ pub(crate) struct StripRows {
     /// The file's stamp when the first band was read: a later band of a file
     /// rewritten since is an error, not a stream continued in another file.
     stamp: FileStamp,
+    /// The window (log2) its ZSTD decoders are given (0 for other codecs).
+    window_log: u32,
     strip: Option<Strip>,
 }
 
@@ -156,22 +177,37 @@ struct PackBits {
 }
 
 impl StripRows {
-    /// Starts reading `page` in bands (its file's stamp `stamp`), after the
-    /// same ratio check as the whole-chunk decoder.
-    pub fn new(page: &Page<'_>, stamp: FileStamp, limits: &Limits) -> Result<StripRows, Error> {
+    /// Starts reading `page` in bands (its file's stamp `stamp`) if rows
+    /// `rows`, its first band, are better read so: a compressed page in strips
+    /// the direct decoder reads, whose band ends inside a strip (else `None`:
+    /// read it chunk by chunk). Checks the page against the compression ratio
+    /// limit first, as the whole-chunk decoder does.
+    pub fn start(
+        page: &Page<'_>,
+        rows: &Range<u32>,
+        stamp: FileStamp,
+        limits: &Limits,
+    ) -> Result<Option<StripRows>, Error> {
+        let Some(window_log) = streams(page, rows)? else {
+            return Ok(None);
+        };
         super::check_ratio((page.path, page.index), page.layout, page.bytes, limits)?;
-        Ok(StripRows { stamp, strip: None })
+        Ok(Some(StripRows {
+            stamp,
+            window_log,
+            strip: None,
+        }))
     }
 
-    /// The most bytes a [`StripRows`] of a page laid out as `layout` holds
-    /// between bands: its block of compressed bytes and its decoder's state
-    /// (with room: flate2's inflate state is about 43 KiB, weezl's LZW table
-    /// about 20 KiB, a ZSTD context about 160 KiB plus its block buffer of
-    /// 128 KiB and the window, at most 2^[`ZSTD_WINDOW_LOG`]).
-    pub fn most_bytes(layout: &crate::tiff::ImageLayout) -> u64 {
-        let state: u64 = match layout.compression {
-            Compression::Zstd => (1 << ZSTD_WINDOW_LOG) + (512 << 10),
-            _ => 128 << 10,
+    /// The most bytes this reader holds between bands: its block of
+    /// compressed bytes and its decoder's state (with room: flate2's inflate
+    /// state is about 43 KiB, weezl's LZW table about 20 KiB, a ZSTD context
+    /// about 160 KiB plus its block buffer of 128 KiB and the window its first
+    /// frame asked for, at most 2^[`ZSTD_WINDOW_LOG`]).
+    pub fn most_bytes(&self) -> u64 {
+        let state: u64 = match self.window_log {
+            0 => 128 << 10,
+            log => (1 << log) + (512 << 10),
         };
         READ_BLOCK as u64 + state
     }
@@ -187,14 +223,17 @@ impl StripRows {
 
     /// Reads whole rows `rows` of `page` into `dst` (`rows.len()` rows of the
     /// page's width), continuing the strip being decoded when the rows follow
-    /// on from the last band's.
+    /// on from the last band's. `false` when a strip's ZSTD frame asks for a
+    /// larger window than this reader was given ([`Self::most_bytes`]):
+    /// nothing is kept then, and these rows and the page's later bands must be
+    /// read another way (chunk by chunk).
     pub fn read<T: Sample>(
         &mut self,
         page: &Page<'_>,
         rows: Range<u32>,
         dst: &mut [T],
         limits: &Limits,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         let layout = page.layout;
         let at = |p: Problem| p.on_page(page.index).at(page.path);
         let width = layout.width as usize;
@@ -222,10 +261,12 @@ impl StripRows {
                 .as_ref()
                 .is_some_and(|s| s.index == index && s.next_row <= ys.start);
             if !current {
-                self.strip = Some(Strip::open(page, index, limits).map_err(|e| match e {
-                    Opened::Problem(p) => at(p),
-                    Opened::Error(e) => e,
-                })?);
+                self.strip = None;
+                self.strip = match Strip::open(page, index, self.window_log, limits) {
+                    Ok(strip) => Some(strip),
+                    Err(Opened::Wider) => return Ok(false),
+                    Err(e) => return Err(e.into_error(&at)),
+                };
             }
             let Some(strip) = self.strip.as_mut() else {
                 unreachable!("a strip was just opened")
@@ -252,14 +293,17 @@ impl StripRows {
             }
             y = ys.end;
         }
-        Ok(())
+        Ok(true)
     }
 }
 
-/// What opening or filling a strip can fail with: the data's fault, or the file's.
+/// What opening or filling a strip can fail with: the data's fault, or the
+/// file's; or, opening it, a ZSTD frame asking for a larger window than the
+/// reader was given (not a fault: the strip is read another way).
 enum Opened {
     Problem(Problem),
     Error(Error),
+    Wider,
 }
 
 impl Opened {
@@ -267,6 +311,9 @@ impl Opened {
         match self {
             Opened::Problem(p) => at(p),
             Opened::Error(e) => e,
+            Opened::Wider => at(format_problem!(
+                "a ZSTD frame asks for a larger window than its strip was given"
+            )),
         }
     }
 }
@@ -284,7 +331,13 @@ impl From<Error> for Opened {
 }
 
 impl Strip {
-    fn open(page: &Page<'_>, index: usize, limits: &Limits) -> Result<Strip, Opened> {
+    /// Opens strip `index`, a ZSTD decoder given a window of 2^`allowed_log`.
+    fn open(
+        page: &Page<'_>,
+        index: usize,
+        allowed_log: u32,
+        limits: &Limits,
+    ) -> Result<Strip, Opened> {
         let layout = page.layout;
         let (offset, count) = (layout.offsets[index], layout.byte_counts[index]);
         chunk_len(count, limits)?;
@@ -295,10 +348,11 @@ impl Strip {
             Compression::Zstd => {
                 let mut decoder = zstd::stream::raw::Decoder::new()
                     .map_err(|e| corrupt("cannot start a ZSTD decoder", e))?;
-                // The window is capped at 8 MiB: this decoder is kept between
-                // bands, with many others (see `ZSTD_WINDOW_LOG`).
+                // The window is the one reserved for it: this decoder is kept
+                // between bands, with many others (see `ZSTD_WINDOW_LOG`).
+                let log = allowed_log.clamp(ZSTD_WINDOW_LOG_MIN, ZSTD_WINDOW_LOG);
                 decoder
-                    .set_parameter(zstd::stream::raw::DParameter::WindowLogMax(ZSTD_WINDOW_LOG))
+                    .set_parameter(zstd::stream::raw::DParameter::WindowLogMax(log))
                     .map_err(|e| corrupt("ZSTD data is corrupt", e))?;
                 Codec::Zstd(Box::new(decoder))
             }
@@ -334,6 +388,14 @@ impl Strip {
                     "old-style LZW in strip {index} read in bands"
                 ))
                 .into());
+            }
+        }
+        if matches!(strip.codec, Codec::Zstd(_)) {
+            strip.refill(page)?;
+            // A frame whose header cannot be read is left to the decoder's error.
+            let window = zstd_window(&strip.buffer[..strip.len]);
+            if window.is_some_and(|w| window_log(w) > allowed_log) {
+                return Err(Opened::Wider);
             }
         }
         Ok(strip)
@@ -498,6 +560,19 @@ impl PackBits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A page's ZSTD decoder is given the power of two that holds its first
+    /// frame's window, never less than zstd's least.
+    #[test]
+    fn a_frames_window_is_rounded_up_to_a_power_of_two() {
+        assert_eq!(window_log(0), ZSTD_WINDOW_LOG_MIN);
+        assert_eq!(window_log(520), ZSTD_WINDOW_LOG_MIN);
+        assert_eq!(window_log(1024), 10);
+        assert_eq!(window_log(1025), 11);
+        assert_eq!(window_log(2 << 20), 21);
+        assert_eq!(window_log((2 << 20) + (2 << 20) / 8), 22);
+        assert_eq!(window_log(u64::MAX), 64);
+    }
 
     /// The window a frame's header asks for, as zstd writes it and as a
     /// hostile header claims it: what decides whether a page is streamed.

@@ -361,10 +361,9 @@ pub(crate) fn array_metadata(plan: &ZarrPlan, k: usize) -> Result<ArrayMetadata,
 pub(crate) fn read_ctstack_attribute(root: &std::path::Path) -> Result<Option<Value>, Error> {
     for (file, pointer) in [("zarr.json", "/attributes"), (".zattrs", "")] {
         let path = root.join(file);
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::io(&path, "cannot read", e)),
+        // Any folder may be named as --out: its metadata is read bounded.
+        let Some(bytes) = crate::pyramid::read_small(&path, "Zarr group's metadata")? else {
+            continue;
         };
         let doc: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         return Ok(doc

@@ -447,6 +447,19 @@ impl ZarrBuilder {
                 MAX_GRID_BYTES >> 30
             )));
         }
+        // C-Blosc compresses at most 2^31 - 1 - 16 bytes at once (a shard's
+        // inner chunks are what it compresses): refused now, not at the first
+        // chunk after reading its inputs.
+        let chunk_bytes = chunks.iter().try_fold(sample, |a, &n| a.checked_mul(n));
+        if matches!(self.compression, ChunkCompression::Blosc { .. })
+            && chunk_bytes.is_none_or(|n| n > MAX_BLOSC_BYTES)
+        {
+            return Err(Error::usage(format!(
+                "a {chunks:?} chunk of {} samples is more than Blosc compresses at once \
+                 ({MAX_BLOSC_BYTES} bytes): choose smaller chunks, or zstd",
+                pyramid.sample_type(),
+            )));
+        }
         // The writer holds one unit of rows per level (see the module docs):
         // the grid cell's depth and height (doubled when odd) across the width.
         let unit = |n: u64, extent: u64| (if n.is_multiple_of(2) { n } else { 2 * n }).min(extent);
@@ -677,6 +690,9 @@ pub(crate) fn micrometres_per(unit: &str) -> Option<f64> {
 
 /// The largest chunk or shard, uncompressed, ctstack writes: 2 GiB.
 const MAX_GRID_BYTES: u64 = 2 << 30;
+
+/// The largest chunk Blosc compresses: `BLOSC_MAX_BUFFERSIZE`, `INT_MAX - 16`.
+const MAX_BLOSC_BYTES: u64 = i32::MAX as u64 - 16;
 
 /// The most the writer's bands may hold, all levels together: 8 GiB (a guard
 /// against a mistyped chunk shape, far above any sensible one: the default
@@ -1101,7 +1117,11 @@ impl ZarrPlan {
         if !distributed {
             // A run is no distributed build: no slab may join it, and a
             // prepare after it was killed does not take its chunks for its own.
-            remove_file_if_there(&path)?;
+            // Synced before any chunk changes: after a power loss the old
+            // build's file must not vouch for this run's chunks.
+            if remove_file_if_there(&path)? {
+                sync_dir(&self.store)?;
+            }
         } else if !holds(&path, &build) {
             crate::writer::write_atomically_durable(
                 &path,

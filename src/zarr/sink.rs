@@ -35,12 +35,12 @@ use zarrs::array::{Array, ArrayBytes, CodecOptions};
 
 use super::ZarrPlan;
 use super::store::{AtomicFolder, from_zarrs};
-use crate::decode::{StripRows, streams};
+use crate::decode::StripRows;
 use crate::kernels::average_rows;
 use crate::pyramid::{LevelShape, Plan};
 use crate::region::{Page, Reach, Reading, Region, reach};
 use crate::sample::with_sample_type;
-use crate::source::{Bytes, Source};
+use crate::source::{Bytes, FileStamp, Source};
 use crate::{CancelFlag, Error, Kernel, Sample, SampleType, Slice};
 
 /// Builds every chunk of every level that depends on inputs `span` (aligned
@@ -96,6 +96,10 @@ struct Writer<'a, T> {
     input_bytes: u64,
     /// The inputs read part way, by index: what is kept between their bands.
     open: HashMap<usize, Open>,
+    /// The stamp of each input read part way, taken at its first band: a later
+    /// band from another file (renamed over it, `rsync -a`, `cp -p`) or from the
+    /// same file rewritten is an error, never rows of two files in one chunk.
+    first_seen: HashMap<usize, FileStamp>,
     /// Whether an input read whole for its first band ([`Open::Held`]) is kept
     /// for its later bands: see [`HOLD_BUDGET`].
     hold: bool,
@@ -129,8 +133,9 @@ const HOLD_BUDGET: u64 = 256 << 20;
 
 /// The most bytes the decoders kept between bands ([`Open::Strips`],
 /// [`Open::Png`]) may hold at once, by what each can hold at most
-/// ([`StripRows::most_bytes`]: a ZSTD frame's window, capped at 8 MiB, is the
-/// large one). Up to `du * 2^top` inputs can be open at once (a thousand with
+/// ([`StripRows::most_bytes`]: the window a page's first ZSTD frame asks for,
+/// capped at 8 MiB, is the large one; 2 MiB for tifffile's whole 2752^2
+/// slices). Up to `du * 2^top` inputs can be open at once (a thousand with
 /// deep chunks and many levels), so an input that would go over it is read
 /// chunk by chunk for each band instead, as an input whose strips end with the
 /// band is: the same pixels, a decode per band, no more memory than a band.
@@ -239,6 +244,7 @@ impl<'a, T: Sample> Writer<'a, T> {
             total,
             input_bytes: 0,
             open: HashMap::new(),
+            first_seen: HashMap::new(),
             hold,
             streams: Arc::default(),
         }
@@ -330,25 +336,32 @@ impl<'a, T: Sample> Writer<'a, T> {
         let unit = &mut self.units[0];
         let hold = self.hold;
         let streams = &self.streams;
-        let mut open: Vec<Option<Open>> = planes.clone().map(|i| self.open.remove(&i)).collect();
+        let mut open: Vec<(Option<Open>, Option<FileStamp>)> = planes
+            .clone()
+            .map(|i| (self.open.remove(&i), self.first_seen.remove(&i)))
+            .collect();
         on(self.pool.as_ref(), || {
             unit.par_chunks_mut(stride)
                 .zip(open.par_iter_mut())
                 .enumerate()
-                .try_for_each(|(p, (plane, open))| {
+                .try_for_each(|(p, (plane, (open, first_seen)))| {
                     let dst = &mut plane[..rows.len() * width];
                     let input = Input {
                         i: first + p,
                         open,
+                        first_seen,
                         hold,
                         streams,
                     };
                     read_rows(pyramid, input, level0, &region, dst)
                 })
         })?;
-        for (i, kept) in planes.clone().zip(open) {
+        for (i, (kept, seen)) in planes.clone().zip(open) {
             if let Some(kept) = kept {
                 self.open.insert(i, kept);
+            }
+            if let Some(seen) = seen {
+                self.first_seen.insert(i, seen);
             }
         }
         self.input_bytes += (planes.len() * rows.len() * width * size_of::<T>()) as u64;
@@ -507,6 +520,8 @@ fn on<R: Send>(pool: Option<&rayon::ThreadPool>, f: impl FnOnce() -> R + Send) -
 struct Input<'a> {
     i: usize,
     open: &'a mut Option<Open>,
+    /// The input's stamp at its first band (see [`Writer::first_seen`]).
+    first_seen: &'a mut Option<FileStamp>,
     /// Whether an input read whole is kept for its later bands.
     hold: bool,
     /// The budget of the decoders kept between bands.
@@ -526,6 +541,7 @@ fn read_rows<T: Sample>(
     Input {
         i,
         open,
+        first_seen,
         hold,
         streams,
     }: Input<'_>,
@@ -554,6 +570,12 @@ fn read_rows<T: Sample>(
         ))
     };
     let file = File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
+    // The file of every band is the file of the first; forgotten after the last.
+    let now = FileStamp::of(path, &file)?;
+    match *first_seen {
+        Some(first) if first != now => return Err(crate::source::changed_while_read(path)),
+        _ => *first_seen = (!last_band).then_some(now),
+    }
     let found = crate::tiff::locate(path, input.page, &file, indexed, &options.limits)?;
     // How the page is reached is the reading layer's one decision.
     let reached = reach(options, found.as_ref().map(|(l, _)| l), Reading::Region);
@@ -573,8 +595,9 @@ fn read_rows<T: Sample>(
                 read_page(page, stamp, region, dst, &options.limits, kept, last_band)
             };
             if reached == Reach::Mapped {
-                let source = Source::open(path, options.read_mode, false)?;
-                if source.bytes().len() as u64 != stamp.len {
+                // Mapped by path: the map must be of the file located above.
+                let (source, mapped) = Source::open_stamped(path, options.read_mode, false)?;
+                if mapped != stamp || source.bytes().len() as u64 != stamp.len {
                     return Err(crate::source::changed_while_read(path));
                 }
                 read(page(Bytes::Memory(source.bytes())), dst)?;
@@ -641,7 +664,7 @@ fn read_rows<T: Sample>(
 /// when its strips span bands ([`streams`]), else chunk by chunk.
 fn read_page<T: Sample>(
     page: Page<'_>,
-    stamp: crate::source::FileStamp,
+    stamp: FileStamp,
     region: &Region,
     dst: &mut [T],
     limits: &crate::Limits,
@@ -657,12 +680,12 @@ fn read_page<T: Sample>(
             strips.check_stamp(page.path, stamp)?;
             Some((strips, ticket))
         }
-        _ if whole_rows && streams(&page, &region.rows)? => {
-            match streams_budget.take(StripRows::most_bytes(page.layout)) {
-                Some(ticket) => Some((StripRows::new(&page, stamp, limits)?, ticket)),
-                None => None,
-            }
-        }
+        _ if whole_rows => match StripRows::start(&page, &region.rows, stamp, limits)? {
+            Some(strips) => streams_budget
+                .take(strips.most_bytes())
+                .map(|ticket| (strips, ticket)),
+            None => None,
+        },
         _ => None,
     };
     let Some((strips, ticket)) = kept else {
@@ -672,7 +695,12 @@ fn read_page<T: Sample>(
     let Open::Strips(strips, _) = strips else {
         unreachable!("just put")
     };
-    strips.read(&page, region.rows.clone(), dst, limits)?;
+    if !strips.read(&page, region.rows.clone(), dst, limits)? {
+        // A strip asks for a wider ZSTD window than was reserved: this band
+        // and the page's later ones are read chunk by chunk.
+        *open = None;
+        return page.read(region, dst, limits);
+    }
     if last_band {
         *open = None;
     }

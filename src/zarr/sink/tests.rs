@@ -283,9 +283,54 @@ fn compressed_tiff(
     compression: u16,
     predictor: u16,
 ) -> Vec<u8> {
+    compressed_tiff_by(w, h, pixels, rps, compression, predictor, &|_, raw| {
+        encode(compression, raw)
+    })
+}
+
+/// Strip `raw` compressed as `compression` (see [`compressed_tiff`]).
+fn encode(compression: u16, raw: &[u8]) -> Vec<u8> {
+    match compression {
+        5 => crate::decode::probe::lzw_encode(raw),
+        8 => {
+            use std::io::Write;
+            let level = flate2::Compression::default();
+            let mut z = flate2::write::ZlibEncoder::new(Vec::new(), level);
+            z.write_all(raw).unwrap();
+            z.finish().unwrap()
+        }
+        32773 => raw
+            .chunks(128)
+            .flat_map(|run| {
+                let mut literal = vec![(run.len() - 1) as u8];
+                literal.extend_from_slice(run);
+                literal
+            })
+            .collect(),
+        // With the frame's checksum, as libtiff and imagecodecs write it.
+        50000 => {
+            let mut zstd = zstd::bulk::Compressor::new(3).unwrap();
+            zstd.include_checksum(true).unwrap();
+            zstd.compress(raw).unwrap()
+        }
+        other => panic!("compression {other}"),
+    }
+}
+
+/// [`compressed_tiff`] with strip `i`'s bytes `raw` compressed by `encode(i, raw)`.
+fn compressed_tiff_by(
+    w: u32,
+    h: u32,
+    pixels: &[u16],
+    rps: u32,
+    compression: u16,
+    predictor: u16,
+    encode: &dyn Fn(usize, &[u8]) -> Vec<u8>,
+) -> Vec<u8> {
     let strips: Vec<Vec<u8>> = pixels
         .chunks((w * rps) as usize)
-        .map(|rows| {
+        .enumerate()
+        .map(|(i, rows)| {
             let mut raw = Vec::new();
             for row in rows.chunks(w as usize) {
                 let mut left = 0u16;
@@ -299,31 +344,7 @@ fn compressed_tiff(
                     left = v;
                 }
             }
-            match compression {
-                5 => crate::decode::probe::lzw_encode(&raw),
-                8 => {
-                    use std::io::Write;
-                    let level = flate2::Compression::default();
-                    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), level);
-                    z.write_all(&raw).unwrap();
-                    z.finish().unwrap()
-                }
-                32773 => raw
-                    .chunks(128)
-                    .flat_map(|run| {
-                        let mut literal = vec![(run.len() - 1) as u8];
-                        literal.extend_from_slice(run);
-                        literal
-                    })
-                    .collect(),
-                // With the frame's checksum, as libtiff and imagecodecs write it.
-                50000 => {
-                    let mut zstd = zstd::bulk::Compressor::new(3).unwrap();
-                    zstd.include_checksum(true).unwrap();
-                    zstd.compress(&raw).unwrap()
-                }
-                other => panic!("compression {other}"),
-            }
+            encode(i, &raw)
         })
         .collect();
     let n = strips.len() as u32;
@@ -468,6 +489,78 @@ fn compressed_strips_spanning_bands_are_decoded_once() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A page read in bands reserves the ZSTD window its first frame asks for
+/// (1 KiB here, not the 8 MiB cap: a 2752^2 tifffile slice asks 2 MiB; on
+/// main, at 8 MiB each, 29 of these 40 open inputs were kept and the others
+/// decoded again for every band, as they were in a 64-slice 2752^2 stack); a
+/// later strip asking for more (1 MiB) is read chunk by chunk from there on:
+/// the same store.
+#[test]
+fn a_zstd_page_reserves_its_first_frames_window_and_a_wider_strip_still_reads() {
+    let dir = temp_dir("zstd-windows");
+    let (w, h, n, rps) = (20u32, 40u32, 40u16, 13u32);
+    let pixels = |i: u16| -> Vec<u16> {
+        (0..w * h)
+            .map(|v| (v as u16).wrapping_mul(40_503) ^ (i * 7))
+            .collect()
+    };
+    let write = |stack: &Path, store: &Path| {
+        let pyramid = PyramidBuilder::from_dir(stack).unwrap().min_size(4);
+        ZarrBuilder::new(pyramid, store)
+            .chunks([16, 8, 8])
+            .plan()
+            .unwrap()
+            .run(&mut |_, _| {}, &CancelFlag::new())
+            .unwrap();
+        chunk_files(store)
+    };
+    // A frame streamed with a window of 2^20 and no content size in its header.
+    let wide = |raw: &[u8]| {
+        use zstd::stream::raw::CParameter;
+        let mut z = zstd::stream::Encoder::new(Vec::new(), 3).unwrap();
+        z.set_parameter(CParameter::WindowLog(20)).unwrap();
+        z.include_checksum(true).unwrap();
+        std::io::Write::write_all(&mut z, raw).unwrap();
+        z.finish().unwrap()
+    };
+    let [narrow_stack, mixed_stack] = ["narrow", "mixed"].map(|s| dir.join(s));
+    for i in 0..n {
+        let name = format!("s{i}.tif");
+        let narrow = compressed_tiff(w, h, &pixels(i), rps, 50000, 2);
+        let mixed = compressed_tiff_by(w, h, &pixels(i), rps, 50000, 2, &|k, raw| match k {
+            0 => encode(50000, raw),
+            _ => wide(raw),
+        });
+        for (stack, file) in [(&narrow_stack, narrow), (&mixed_stack, mixed)] {
+            std::fs::create_dir_all(stack).unwrap();
+            std::fs::write(stack.join(&name), file).unwrap();
+        }
+    }
+    use crate::decode::probe::counts;
+    let decoded = |stack: &Path, i: u16| counts(&stack.join(format!("s{i}.tif")))[0];
+    let expected = write(&narrow_stack, &dir.join("narrow.ome.zarr"));
+    let got = write(&mixed_stack, &dir.join("mixed.ome.zarr"));
+    assert!(
+        got == expected,
+        "the store of the mixed-window stack differs"
+    );
+    // Each byte decoded once where every frame fits; a page with the wider
+    // strip read chunk by chunk after it (its strips decoded again per band).
+    let image = u64::from(w * h * 2);
+    let more: Vec<u16> = (0..n)
+        .filter(|&i| decoded(&narrow_stack, i) != image)
+        .collect();
+    assert!(more.is_empty(), "decoded more than once: {more:?}");
+    for i in 0..n {
+        assert!(
+            decoded(&mixed_stack, i) > image,
+            "s{i}: {}",
+            decoded(&mixed_stack, i)
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// PNG, JPEG and BMP stacks read in bands: each input decoded (brought in)
 /// once, not once per band as on main (PNG: its decoder kept between the
 /// bands; JPEG and BMP: held whole, within the budget).
@@ -592,4 +685,164 @@ fn kept_decoders_stay_within_their_budget() {
     drop(kept);
     assert_eq!(budget.0.load(std::sync::atomic::Ordering::Relaxed), 0);
     assert!(budget.take(super::STREAM_BUDGET).is_some());
+}
+
+/// An input replaced by rename between two of its bands (rsync -a, `cp -p`:
+/// a new file of the same size and time renamed over the old) is an error,
+/// never a store whose chunks hold rows of both files (on main the second band
+/// was read from the new file and the store declared complete; a rerun then
+/// found every chunk done). Mapped reads, where the band reopens by path.
+#[cfg(unix)]
+#[test]
+fn an_input_replaced_between_its_bands_is_an_error() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static DONE: AtomicBool = AtomicBool::new(false);
+    let dir = temp_dir("replaced-between-bands");
+    let stack = dir.join("stack");
+    std::fs::create_dir_all(&stack).unwrap();
+    let (w, h) = (20u32, 15u32);
+    for i in 0..4u16 {
+        let pixels: Vec<u16> = (0..w * h).map(|v| v as u16 + i * 101).collect();
+        crate::write_slice(&stack.join(format!("s{i:02}.tif")), w, h, &pixels).unwrap();
+    }
+    let victim = stack.join("s02.tif");
+    *AFTER_MAPPED_READ.lock().unwrap() = Some((victim.clone(), |path: &Path| {
+        if DONE.swap(true, Ordering::SeqCst) {
+            return; // once, after the first band
+        }
+        let time = std::fs::metadata(path).unwrap().modified().unwrap();
+        let pixels: Vec<u16> = (0..20 * 15).map(|v| 9000 - v as u16).collect();
+        let new = path.with_extension("new");
+        crate::write_slice(&new, 20, 15, &pixels).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&new)
+            .unwrap()
+            .set_modified(time)
+            .unwrap();
+        std::fs::rename(&new, path).unwrap(); // what rsync -a does
+    }));
+    let pyramid = PyramidBuilder::from_dir(&stack)
+        .unwrap()
+        .min_size(4)
+        .read_mode(ReadMode::Mmap);
+    let result = ZarrBuilder::new(pyramid, dir.join("s.ome.zarr"))
+        .chunks([4, 8, 8]) // two bands of rows: 0..8, 8..15
+        .compression(crate::ChunkCompression::None)
+        .plan()
+        .unwrap()
+        .run(&mut |_, _| {}, &CancelFlag::new());
+    *AFTER_MAPPED_READ.lock().unwrap() = None;
+    assert!(DONE.load(Ordering::SeqCst), "the hook did not run");
+    let err = result.expect_err("rows of two files stored as one input, store declared complete");
+    assert!(err.to_string().contains("changed"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A valid ZSTD page whose first strip asks for a window over 8 MiB (a frame
+/// streamed with 2^24 declared) and whose shorter last strip does not: the band
+/// that ends in the last strip starts a StripRows given the last strip's
+/// window, and the first strip's tail, asking for more, is read chunk by chunk
+/// (on main it was opened with the window capped at 8 MiB and refused as "ZSTD
+/// data is corrupt", a file the whole-chunk decoder reads).
+#[test]
+fn a_zstd_page_whose_first_strip_asks_a_wider_window_than_its_last_still_reads() {
+    let dir = temp_dir("zstd-large-first-strip");
+    let (w, h, rps) = (8192u32, 1000u32, 600u32); // strips of 9.8 MB and 6.5 MB
+    let [zstd_stack, raw_stack] = ["zstd", "raw"].map(|s| dir.join(s));
+    for stack in [&zstd_stack, &raw_stack] {
+        std::fs::create_dir_all(stack).unwrap();
+    }
+    for i in 0..2u16 {
+        let pixels: Vec<u16> = (0..w * h).map(|v| (v % 4099) as u16 ^ (i * 7)).collect();
+        let name = format!("s{i}.tif");
+        // Strip 0: a frame streamed with a 2^24 window declared (no content
+        // size), as zstd's levels 20-22 write a 9.8 MB strip; strip 1: level 3.
+        let strips: Vec<Vec<u8>> = pixels
+            .chunks((w * rps) as usize)
+            .enumerate()
+            .map(|(k, rows)| {
+                let raw: Vec<u8> = rows.iter().flat_map(|v| v.to_le_bytes()).collect();
+                use zstd::stream::raw::CParameter;
+                let mut z = zstd::stream::Encoder::new(Vec::new(), 3).unwrap();
+                if k == 0 {
+                    z.set_parameter(CParameter::WindowLog(24)).unwrap();
+                }
+                z.include_checksum(true).unwrap();
+                std::io::Write::write_all(&mut z, &raw).unwrap();
+                z.finish().unwrap()
+            })
+            .collect();
+        std::fs::write(zstd_stack.join(&name), tiff_of_strips(w, h, rps, &strips)).unwrap();
+        crate::write_slice(&raw_stack.join(&name), w, h, &pixels).unwrap();
+    }
+    let write = |stack: &Path, store: &Path| {
+        let pyramid = PyramidBuilder::from_dir(stack).unwrap().min_size(4096);
+        ZarrBuilder::new(pyramid, store)
+            .chunks([2, 256, 256])
+            .compression(crate::ChunkCompression::None)
+            .plan()
+            .unwrap()
+            .run(&mut |_, _| {}, &CancelFlag::new())
+            .map(|_| chunk_files(store))
+    };
+    // The whole-page decoder reads the file (window up to the strip's size).
+    {
+        // Dropped before the folder is removed (Windows cannot remove open files).
+        let whole = crate::Slice::open(zstd_stack.join("s0.tif")).unwrap();
+        let raw = crate::Slice::open(raw_stack.join("s0.tif")).unwrap();
+        assert!(whole.contiguous::<u16>().unwrap() == raw.contiguous::<u16>().unwrap());
+    }
+    let expected = write(&raw_stack, &dir.join("raw.ome.zarr")).unwrap();
+    let got = write(&zstd_stack, &dir.join("zstd.ome.zarr"))
+        .expect("a valid ZSTD page refused when read in bands");
+    assert!(got == expected, "other pixels");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A little-endian 16-bit ZSTD TIFF whose strips are `strips` (already compressed).
+fn tiff_of_strips(w: u32, h: u32, rps: u32, strips: &[Vec<u8>]) -> Vec<u8> {
+    let n = strips.len() as u32;
+    let entries: [(u16, u16, u32, u32); 8] = [
+        (256, 4, 1, w),
+        (257, 4, 1, h),
+        (258, 3, 1, 16),
+        (259, 3, 1, 50000),
+        (262, 3, 1, 1),
+        (273, 4, n, 0),
+        (278, 4, 1, rps),
+        (279, 4, n, 0),
+    ];
+    let ifd = 8 + 2 + 12 * entries.len() as u32 + 4;
+    let (offsets_at, counts_at) = (ifd, ifd + 4 * n);
+    let mut data_at = counts_at + 4 * n;
+    let mut offsets = Vec::new();
+    for s in strips {
+        offsets.push(data_at);
+        data_at += s.len() as u32;
+    }
+    let mut file = b"II\x2a\0\x08\0\0\0".to_vec();
+    file.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    for (tag, ty, count, value) in entries {
+        let value = match tag {
+            273 => offsets_at,
+            279 => counts_at,
+            _ => value,
+        };
+        file.extend_from_slice(&tag.to_le_bytes());
+        file.extend_from_slice(&ty.to_le_bytes());
+        file.extend_from_slice(&count.to_le_bytes());
+        file.extend_from_slice(&value.to_le_bytes());
+    }
+    file.extend_from_slice(&[0; 4]);
+    for o in &offsets {
+        file.extend_from_slice(&o.to_le_bytes());
+    }
+    for s in strips {
+        file.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    }
+    for s in strips {
+        file.extend_from_slice(s);
+    }
+    file
 }
