@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Cold A/B sets of ctstack pyramid variants, interleaved, with the disk's counters.
 
-usage: python3 benches/coldab.py STACK_DIR --floor FLOOR [--sets 6] [--rounds 5]
+usage: python3 benches/coldab.py STACK_DIR --floor FLOOR [--sets 6] [--rounds 5] [--warm]
+                                 [--fresh] [--args '--min-size 16'] [--log RUNS.jsonl]
                                  LABEL=[ENV=VAL,...:]BINARY ...
 
+FLOOR is benches/floor.c compiled (`cc -O2 -pthread benches/floor.c -o floor`, or
+compare.py's target/compare-bin/floor).
 A set is `--rounds` rounds; a round runs every contender once, in an order
 rotated from round to round, each run cold: the previous output removed,
 os.sync(), the stack evicted (posix_fadvise DONTNEED) and checked evicted with
@@ -11,7 +14,9 @@ os.sync(), the stack evicted (posix_fadvise DONTNEED) and checked evicted with
 Contender `floor` (`FLOOR read 2 FILES`) is always added. Prints per set the
 median of every contender and its ratio to the floor's median of the set, then
 the medians over sets; per run /sys/block/vda/stat's deltas (read and write
-requests, MB, and the disk's busy time) go to --log as JSON lines.
+requests, MB, the disk's read, write, flush and busy times) and the child's user and
+system CPU time go to --log as JSON lines. --warm skips the eviction; --fresh writes
+each run into a new folder (none removed until the end).
 """
 import argparse
 import glob
