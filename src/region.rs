@@ -533,13 +533,39 @@ pub(crate) fn reach(
     layout: Option<&ImageLayout>,
     reading: Reading,
 ) -> Reach {
-    let Some(layout) = layout else {
+    reach_kind(options, layout.map(PageKind::of), reading)
+}
+
+/// What [`reach`] needs of a page's layout, which the page index keeps for
+/// every page it indexed (even where it does not keep the layout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PageKind {
+    sample_type: crate::SampleType,
+    raw: bool,
+}
+
+impl PageKind {
+    pub fn of(layout: &ImageLayout) -> PageKind {
+        PageKind {
+            sample_type: layout.sample_type,
+            raw: layout.is_raw(),
+        }
+    }
+}
+
+/// [`reach`] for a page known by its [`PageKind`] (`None`: not a TIFF).
+pub(crate) fn reach_kind(
+    options: &crate::OpenOptions,
+    page: Option<PageKind>,
+    reading: Reading,
+) -> Reach {
+    let Some(page) = page else {
         return Reach::Slice;
     };
     let converted = options
         .convert_depth
-        .is_some_and(|to| to != layout.sample_type);
-    if converted || (reading == Reading::Bands && !layout.is_raw()) {
+        .is_some_and(|to| to != page.sample_type);
+    if converted || (reading == Reading::Bands && !page.raw) {
         return Reach::Slice;
     }
     match options.read_mode {

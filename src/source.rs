@@ -731,6 +731,25 @@ pub(crate) mod probe {
             .or_default() += bytes;
     }
 
+    static ROWS_READ: Mutex<Vec<(PathBuf, usize)>> = Mutex::new(Vec::new());
+
+    /// A streamed read of rows from `y0` of the file at `path` starts.
+    pub(crate) fn rows_read(path: &Path, y0: usize) {
+        let mut reads = ROWS_READ.lock().unwrap_or_else(|e| e.into_inner());
+        reads.push((path.to_path_buf(), y0));
+    }
+
+    /// The first rows of the streamed reads of the file at `path` so far, in
+    /// the order they started.
+    pub(crate) fn rows_reads(path: &Path) -> Vec<usize> {
+        let reads = ROWS_READ.lock().unwrap_or_else(|e| e.into_inner());
+        reads
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|&(_, y0)| y0)
+            .collect()
+    }
+
     /// Pixel bytes brought in from the file at `path` so far.
     pub(crate) fn pixel_bytes(path: &Path) -> u64 {
         let counts = PIXEL_BYTES.lock().unwrap_or_else(|e| e.into_inner());

@@ -13,11 +13,11 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use crate::region::{Page, Reach, Reading, Region, reach};
+use crate::region::{Page, Reach, Reading, Region, reach, reach_kind};
 use crate::sample::Sample;
-use crate::source::{self, Bytes, FileStamp};
+use crate::source::{Bytes, FileStamp};
 use crate::stack::SliceRef;
-use crate::tiff::{ImageLayout, IndexedPage, chunk_span, locate};
+use crate::tiff::{ImageLayout, IndexedPage, locate};
 use crate::{Error, Limits, OpenOptions, Rows, Slice};
 
 /// A raw TIFF page of an open file, read through the reading layer by
@@ -64,12 +64,6 @@ impl StreamedPage {
         }))
     }
 
-    /// Asks the OS to bring the file's pixel bytes into the page cache now.
-    pub fn prefetch(&self) {
-        let span = chunk_span(&self.layout);
-        source::advise_willneed(&self.file, span.start, span.end - span.start);
-    }
-
     /// Reads rows `y0 .. y0 + dst.len() / width` into `dst`, in the host's
     /// byte order; `scratch` holds stored bytes that must be converted.
     fn read_rows<T: Sample>(
@@ -81,7 +75,10 @@ impl StreamedPage {
         let width = self.layout.width;
         let rows = dst.len() / (width as usize).max(1);
         #[cfg(test)]
-        source::probe::pixels_read(&self.path, std::mem::size_of_val(dst) as u64);
+        {
+            crate::source::probe::pixels_read(&self.path, std::mem::size_of_val(dst) as u64);
+            crate::source::probe::rows_read(&self.path, y0);
+        }
         let region = Region {
             rows: y0 as u32..(y0 + rows) as u32,
             cols: 0..width,
@@ -157,11 +154,12 @@ impl Input {
         u64::from(w) * u64::from(h) * self.sample_type().bytes() as u64
     }
 
-    /// Asks the OS to read the pixels ahead: the chunks of a streamed input, the
-    /// map of a mapped slice (a no-op for slices already in memory).
+    /// Asks the OS to read the pixels ahead: the map of a mapped slice (a no-op
+    /// for slices in memory). A streamed input is read in order, and the
+    /// kernel's read-ahead serves it better than a hint ([`hinted`]).
     pub fn prefetch(&self) {
         match self {
-            Input::Streamed(s) => s.prefetch(),
+            Input::Streamed(_) => {}
             Input::Opened(s) => s.prefetch(),
         }
     }
@@ -198,6 +196,28 @@ impl Input {
             Input::Opened(_) => Ok(()),
         }
     }
+}
+
+/// Whether the pyramid asks the OS to read `indexed`'s page ahead of use
+/// (`posix_fadvise` WILLNEED): not when it will be streamed.
+///
+/// A streamed input is read front to back, a band at a time in order
+/// (`average.rs`), and the kernel's sequential read-ahead then issues large
+/// requests, one stream per file, as it does for a program that `read()`s the
+/// file. A WILLNEED hint of the file's pixels on top of that (the look-ahead
+/// pair's, and the pair after it) only adds streams for the disk to serve at
+/// once, and Linux caps one hint at the device's read-ahead size
+/// (`max(read_ahead_kb, max_sectors_kb)`), so the rest of a 15 MB slice was
+/// read by small on-demand requests anyway (a hint's pages carry no read-ahead
+/// mark, so the reader that passes their end starts its read-ahead over from a
+/// small window). Measured cold on 64 x 2752x2752 u16 (AMD EPYC VM, virtio disk
+/// with read_ahead_kb 8192, quiet machine, six interleaved sets,
+/// `benches/coldab.py`, `benches/results.md`): halves and hints 1.44x the read
+/// floor, in order with hints 1.55x, halves without hints 1.46x, in order
+/// without hints 1.08x (477 disk requests per run, as the floor's 450-550,
+/// against 700-1180).
+pub(crate) fn hinted(options: &OpenOptions, indexed: &IndexedPage) -> bool {
+    reach_kind(options, Some(indexed.kind()), Reading::Bands) != Reach::Positional
 }
 
 /// Rows `first ..` of `rows`, renumbered from 0.

@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 use std::ops::Range;
 
 use super::average::{BandBuffers, average_inputs};
-use super::input::Input;
+use super::input::{Input, hinted};
 use super::slices::{Buffers, Context, Made};
 use crate::source;
 use crate::{Error, Kernel, Sample};
@@ -192,16 +192,15 @@ impl InputPair {
 }
 
 /// Whether the OS is asked to read input ahead of use: the look-ahead pair's
-/// pixels when it opens (`posix_fadvise` / `madvise` WILLNEED), and the files
-/// of the pair after it, so two pairs' reads are in flight while one pair is
-/// averaged. A hint, in order, at most two pairs (60 MB for 15 MB slices) ahead.
+/// pixels when it opens (`madvise` WILLNEED), and the files of the pair after
+/// it, so two pairs' reads are in flight while one pair is averaged. A hint, in
+/// order, at most two pairs (60 MB for 15 MB slices) ahead, for inputs that
+/// are mapped or read whole: streamed inputs are read in order and left to the
+/// kernel's read-ahead ([`super::input::hinted`] says why).
+///
 /// Measured on the 64 x 2752x2752 stack, input evicted before each run, `--mmap
 /// never`, 2 cores shared with other jobs: 2.05-2.26 s with the look-ahead
-/// pair advised, 2.55-3.22 s without. On the quiet machine (default policy, 11
-/// runs each, alternating) the hint neither helps nor hurts beyond the noise:
-/// medians 0.786 s with, 0.766 s without (cold floor 0.668). It is kept for the
-/// loaded case, where reads go on while the process waits for a core: a
-/// pyramid built while a viewer and other work share the machine.
+/// pair advised, 2.55-3.22 s without (bands then read in halves, not in order).
 const PREFETCH_AHEAD: bool = true;
 
 /// The input slices of level-1 slice `j`, of a stack of `count`.
@@ -215,6 +214,7 @@ fn pair_slices(j: usize, count: usize) -> Range<usize> {
 fn prefetch_slice(ctx: Context<'_>, i: usize) {
     let slice = &ctx.plan.inputs()[i];
     match ctx.plan.page_index().get(i) {
+        Some(indexed) if !hinted(ctx.open_options(), indexed) => {}
         Some(indexed) => {
             if let Ok(file) = std::fs::File::open(&slice.path) {
                 let span = indexed.span();

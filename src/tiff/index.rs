@@ -19,6 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{ImageLayout, PageAt, PageReader, page_layout};
+use crate::region::PageKind;
 use crate::source::FileStamp;
 use crate::{Error, Limits};
 
@@ -41,6 +42,8 @@ pub(crate) struct IndexedPage {
     stamp: FileStamp,
     /// The file bytes the page's chunks span, for read-ahead hints.
     span: Range<u64>,
+    /// How its pixels are stored, for [`crate::region::reach_kind`].
+    kind: PageKind,
 }
 
 impl IndexedPage {
@@ -48,13 +51,20 @@ impl IndexedPage {
     /// page at `at` with `layout`.
     pub fn new(layout: ImageLayout, at: PageAt, page: usize, stamp: FileStamp) -> IndexedPage {
         let span = chunk_span(&layout);
+        let kind = PageKind::of(&layout);
         IndexedPage {
             layout: (layout.offsets.len() <= KEPT_MAX_CHUNKS).then_some(layout),
             at,
             page,
             stamp,
             span,
+            kind,
         }
+    }
+
+    /// How the page's pixels are stored (sample type, raw or not).
+    pub fn kind(&self) -> PageKind {
+        self.kind
     }
 
     /// The file bytes the page's pixels lie in.

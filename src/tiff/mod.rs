@@ -18,7 +18,7 @@ mod walk;
 
 pub use compression::Compression;
 pub(crate) use ifd::{Directory, FileHeader};
-pub(crate) use index::{IndexedPage, PageIndex, chunk_span, locate, locate_in_memory};
+pub(crate) use index::{IndexedPage, PageIndex, locate, locate_in_memory};
 pub use layout::Photometric;
 pub(crate) use layout::{Chunks, ImageLayout};
 pub(crate) use resolution::Resolution;

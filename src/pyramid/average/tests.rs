@@ -362,3 +362,64 @@ fn a_planned_header_is_used_only_while_the_file_is_unchanged() {
     let input = open_input(&path, &options, Some(&planned)).unwrap();
     assert_eq!(input.size(), (20, 10));
 }
+
+/// Two workers read a streamed pair's bands in order, each file front to back
+/// as one stream: a read starts at most one band (the other worker's claim)
+/// before the furthest one started so far, unless its worker was preempted
+/// between its claim and its read (rare: at most a quarter of the reads is
+/// allowed). Split in halves, the second worker started in the middle of each
+/// file and about half of the reads came after one further on (the kernel's
+/// read-ahead then saw no sequence: `input::hinted`).
+#[test]
+fn bands_are_read_in_order_by_every_worker() {
+    let dir = TempDir::new("in-order");
+    let (w, h) = (1024u32, 800u32);
+    let (pa, pb) = (dir.0.join("a.tif"), dir.0.join("b.tif"));
+    let pixels: Vec<u16> = (0..w * h).map(|i| (i % 65_536) as u16).collect();
+    crate::write_slice(&pa, w, h, &pixels).unwrap();
+    crate::write_slice(&pb, w, h, &pixels).unwrap();
+    let options = OpenOptions {
+        read_mode: ReadMode::Buffered,
+        ..OpenOptions::default()
+    };
+    let (ia, ib) = (
+        open_input(&pa, &options, None).unwrap(),
+        open_input(&pb, &options, None).unwrap(),
+    );
+    assert!(matches!(ia, Input::Streamed(_)));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let band = 1; // output rows per task: two input rows per read
+    let mut out = vec![0u16; (w as usize / 2) * (h as usize / 2)];
+    pool.install(|| {
+        average_in_bands(
+            Kernel::Scalar,
+            &ia,
+            Some(&ib),
+            &mut out,
+            band,
+            &BandBuffers::default(),
+        )
+    })
+    .unwrap();
+    for path in [&pa, &pb] {
+        let reads = crate::source::probe::rows_reads(path);
+        assert_eq!(reads.len(), h as usize / 2, "{}", path.display());
+        let mut furthest = 0;
+        let mut behind = 0;
+        for &y0 in &reads {
+            if y0 + 2 * band < furthest {
+                behind += 1;
+            }
+            furthest = furthest.max(y0);
+        }
+        assert!(
+            behind <= reads.len() / 4,
+            "{}: {behind} of {} reads started more than a band before one already started: {reads:?}",
+            path.display(),
+            reads.len()
+        );
+    }
+}
