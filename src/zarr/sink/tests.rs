@@ -6,9 +6,22 @@ use std::path::{Path, PathBuf};
 use crate::source::probe::pixel_bytes;
 use crate::{CancelFlag, PyramidBuilder, ReadMode, ZarrBuilder};
 
-/// The input whose mapped read runs [`after_mapped_read`]'s hook, and the hook
-/// (a path of its own, so tests running at once do not meet it).
-static AFTER_MAPPED_READ: std::sync::Mutex<Option<PathHook>> = std::sync::Mutex::new(None);
+/// The inputs whose mapped reads run a hook ([`after_mapped_read`]), each
+/// with its hook: one per test, on a path of its own, so that tests running at
+/// once neither meet nor replace each other's.
+static AFTER_MAPPED_READ: std::sync::Mutex<Vec<PathHook>> = std::sync::Mutex::new(Vec::new());
+
+/// Sets `hook` for mapped reads of `path` ([`AFTER_MAPPED_READ`]).
+fn hook_mapped_reads(path: &Path, hook: fn(&Path)) {
+    let mut hooks = AFTER_MAPPED_READ.lock().unwrap_or_else(|e| e.into_inner());
+    hooks.push((path.to_path_buf(), hook));
+}
+
+/// Removes the hook of `path`.
+fn unhook_mapped_reads(path: &Path) {
+    let mut hooks = AFTER_MAPPED_READ.lock().unwrap_or_else(|e| e.into_inner());
+    hooks.retain(|(at, _)| at != path);
+}
 
 /// A hook and the one path it runs for.
 type PathHook = (PathBuf, fn(&Path));
@@ -19,10 +32,10 @@ pub(super) fn after_mapped_read(path: &Path) {
     let hook = AFTER_MAPPED_READ
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    if let Some((at, hook)) = hook
-        && at == path
-    {
+        .iter()
+        .find(|(at, _)| at == path)
+        .map(|&(_, hook)| hook);
+    if let Some(hook) = hook {
         hook(path);
     }
 }
@@ -34,15 +47,8 @@ pub(super) fn after_mapped_read(path: &Path) {
 #[test]
 fn a_mapped_input_rewritten_at_the_same_size_while_read_is_an_error() {
     let dir = temp_dir("rewritten");
-    let stack = dir.join("stack");
-    std::fs::create_dir_all(&stack).unwrap();
-    let (w, h) = (20u32, 15u32);
-    for i in 0..4u16 {
-        let pixels: Vec<u16> = (0..w * h).map(|v| v as u16 + i * 101).collect();
-        crate::write_slice(&stack.join(format!("s{i:02}.tif")), w, h, &pixels).unwrap();
-    }
-    let victim = stack.join("s02.tif");
-    *AFTER_MAPPED_READ.lock().unwrap() = Some((victim.clone(), |path: &Path| {
+    let (stack, victim) = four_slices(&dir);
+    hook_mapped_reads(&victim, |path: &Path| {
         // Same size, other pixels, a later time: what an in-place rewrite does.
         use std::io::Write;
         let pixels: Vec<u16> = (0..20 * 15).map(|v| 9000 - v as u16).collect();
@@ -55,17 +61,9 @@ fn a_mapped_input_rewritten_at_the_same_size_while_read_is_an_error() {
         file.write_all(&bytes).unwrap();
         let later = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
         file.set_modified(later).unwrap();
-    }));
-    let pyramid = PyramidBuilder::from_dir(&stack)
-        .unwrap()
-        .min_size(4)
-        .read_mode(ReadMode::Mmap);
-    let result = ZarrBuilder::new(pyramid, dir.join("s.ome.zarr"))
-        .chunks([4, 8, 8])
-        .plan()
-        .unwrap()
-        .run(&mut |_, _| {}, &CancelFlag::new());
-    *AFTER_MAPPED_READ.lock().unwrap() = None;
+    });
+    let result = write_mapped(&stack, &dir.join("s.ome.zarr"));
+    unhook_mapped_reads(&victim);
     let err = result.expect_err("a rewritten input read as if unchanged");
     assert_eq!(err.kind(), crate::ErrorKind::Io, "{err}");
     assert!(
@@ -74,6 +72,34 @@ fn a_mapped_input_rewritten_at_the_same_size_while_read_is_an_error() {
     );
     assert_eq!(err.path(), Some(victim.as_path()), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Four 20x15 u16 slices in `dir`/stack, and the third's path (the one the
+/// tests change while it is read).
+fn four_slices(dir: &Path) -> (PathBuf, PathBuf) {
+    let stack = dir.join("stack");
+    std::fs::create_dir_all(&stack).unwrap();
+    let (w, h) = (20u32, 15u32);
+    for i in 0..4u16 {
+        let pixels: Vec<u16> = (0..w * h).map(|v| v as u16 + i * 101).collect();
+        crate::write_slice(&stack.join(format!("s{i:02}.tif")), w, h, &pixels).unwrap();
+    }
+    let victim = stack.join("s02.tif");
+    (stack, victim)
+}
+
+/// `stack` written to `store` with its inputs mapped, in chunks of 4x8x8 (two
+/// bands of rows of each 15-row slice: 0..8, 8..15).
+fn write_mapped(stack: &Path, store: &Path) -> Result<crate::ZarrSummary, crate::Error> {
+    let pyramid = PyramidBuilder::from_dir(stack)
+        .unwrap()
+        .min_size(4)
+        .read_mode(ReadMode::Mmap);
+    ZarrBuilder::new(pyramid, store)
+        .chunks([4, 8, 8])
+        .plan()
+        .unwrap()
+        .run(&mut |_, _| {}, &CancelFlag::new())
 }
 
 /// A fresh folder under the system's temporary folder.
@@ -698,15 +724,8 @@ fn an_input_replaced_between_its_bands_is_an_error() {
     use std::sync::atomic::{AtomicBool, Ordering};
     static DONE: AtomicBool = AtomicBool::new(false);
     let dir = temp_dir("replaced-between-bands");
-    let stack = dir.join("stack");
-    std::fs::create_dir_all(&stack).unwrap();
-    let (w, h) = (20u32, 15u32);
-    for i in 0..4u16 {
-        let pixels: Vec<u16> = (0..w * h).map(|v| v as u16 + i * 101).collect();
-        crate::write_slice(&stack.join(format!("s{i:02}.tif")), w, h, &pixels).unwrap();
-    }
-    let victim = stack.join("s02.tif");
-    *AFTER_MAPPED_READ.lock().unwrap() = Some((victim.clone(), |path: &Path| {
+    let (stack, victim) = four_slices(&dir);
+    hook_mapped_reads(&victim, |path: &Path| {
         if DONE.swap(true, Ordering::SeqCst) {
             return; // once, after the first band
         }
@@ -721,18 +740,9 @@ fn an_input_replaced_between_its_bands_is_an_error() {
             .set_modified(time)
             .unwrap();
         std::fs::rename(&new, path).unwrap(); // what rsync -a does
-    }));
-    let pyramid = PyramidBuilder::from_dir(&stack)
-        .unwrap()
-        .min_size(4)
-        .read_mode(ReadMode::Mmap);
-    let result = ZarrBuilder::new(pyramid, dir.join("s.ome.zarr"))
-        .chunks([4, 8, 8]) // two bands of rows: 0..8, 8..15
-        .compression(crate::ChunkCompression::None)
-        .plan()
-        .unwrap()
-        .run(&mut |_, _| {}, &CancelFlag::new());
-    *AFTER_MAPPED_READ.lock().unwrap() = None;
+    });
+    let result = write_mapped(&stack, &dir.join("s.ome.zarr"));
+    unhook_mapped_reads(&victim);
     assert!(DONE.load(Ordering::SeqCst), "the hook did not run");
     let err = result.expect_err("rows of two files stored as one input, store declared complete");
     assert!(err.to_string().contains("changed"), "{err}");
@@ -758,22 +768,17 @@ fn a_zstd_page_whose_first_strip_asks_a_wider_window_than_its_last_still_reads()
         let name = format!("s{i}.tif");
         // Strip 0: a frame streamed with a 2^24 window declared (no content
         // size), as zstd's levels 20-22 write a 9.8 MB strip; strip 1: level 3.
-        let strips: Vec<Vec<u8>> = pixels
-            .chunks((w * rps) as usize)
-            .enumerate()
-            .map(|(k, rows)| {
-                let raw: Vec<u8> = rows.iter().flat_map(|v| v.to_le_bytes()).collect();
-                use zstd::stream::raw::CParameter;
-                let mut z = zstd::stream::Encoder::new(Vec::new(), 3).unwrap();
-                if k == 0 {
-                    z.set_parameter(CParameter::WindowLog(24)).unwrap();
-                }
-                z.include_checksum(true).unwrap();
-                std::io::Write::write_all(&mut z, &raw).unwrap();
-                z.finish().unwrap()
-            })
-            .collect();
-        std::fs::write(zstd_stack.join(&name), tiff_of_strips(w, h, rps, &strips)).unwrap();
+        let file = compressed_tiff_by(w, h, &pixels, rps, 50000, 1, &|k, raw| {
+            use zstd::stream::raw::CParameter;
+            let mut z = zstd::stream::Encoder::new(Vec::new(), 3).unwrap();
+            if k == 0 {
+                z.set_parameter(CParameter::WindowLog(24)).unwrap();
+            }
+            z.include_checksum(true).unwrap();
+            std::io::Write::write_all(&mut z, raw).unwrap();
+            z.finish().unwrap()
+        });
+        std::fs::write(zstd_stack.join(&name), file).unwrap();
         crate::write_slice(&raw_stack.join(&name), w, h, &pixels).unwrap();
     }
     let write = |stack: &Path, store: &Path| {
@@ -798,51 +803,4 @@ fn a_zstd_page_whose_first_strip_asks_a_wider_window_than_its_last_still_reads()
         .expect("a valid ZSTD page refused when read in bands");
     assert!(got == expected, "other pixels");
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-/// A little-endian 16-bit ZSTD TIFF whose strips are `strips` (already compressed).
-fn tiff_of_strips(w: u32, h: u32, rps: u32, strips: &[Vec<u8>]) -> Vec<u8> {
-    let n = strips.len() as u32;
-    let entries: [(u16, u16, u32, u32); 8] = [
-        (256, 4, 1, w),
-        (257, 4, 1, h),
-        (258, 3, 1, 16),
-        (259, 3, 1, 50000),
-        (262, 3, 1, 1),
-        (273, 4, n, 0),
-        (278, 4, 1, rps),
-        (279, 4, n, 0),
-    ];
-    let ifd = 8 + 2 + 12 * entries.len() as u32 + 4;
-    let (offsets_at, counts_at) = (ifd, ifd + 4 * n);
-    let mut data_at = counts_at + 4 * n;
-    let mut offsets = Vec::new();
-    for s in strips {
-        offsets.push(data_at);
-        data_at += s.len() as u32;
-    }
-    let mut file = b"II\x2a\0\x08\0\0\0".to_vec();
-    file.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-    for (tag, ty, count, value) in entries {
-        let value = match tag {
-            273 => offsets_at,
-            279 => counts_at,
-            _ => value,
-        };
-        file.extend_from_slice(&tag.to_le_bytes());
-        file.extend_from_slice(&ty.to_le_bytes());
-        file.extend_from_slice(&count.to_le_bytes());
-        file.extend_from_slice(&value.to_le_bytes());
-    }
-    file.extend_from_slice(&[0; 4]);
-    for o in &offsets {
-        file.extend_from_slice(&o.to_le_bytes());
-    }
-    for s in strips {
-        file.extend_from_slice(&(s.len() as u32).to_le_bytes());
-    }
-    for s in strips {
-        file.extend_from_slice(s);
-    }
-    file
 }
