@@ -42,6 +42,8 @@ import sys
 import time
 from pathlib import Path
 
+from machine import cpu_model  # benches/machine.py
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCHES = ROOT / "benches"
 
@@ -67,13 +69,7 @@ def disk_of(path):
 
 
 def machine(workdir):
-    cpu = "?"
-    try:
-        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
-                   if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return (f"CPU {cpu}, {os.cpu_count()} cores; disk {disk_of(workdir)}; "
+    return (f"CPU {cpu_model()}, {os.cpu_count()} cores; disk {disk_of(workdir)}; "
             f"{platform.system()} {platform.release()}")
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benches"))
 import compressed  # noqa: E402  (the phantom generator)
+import machine  # noqa: E402  (the CPU model)
 
 CODECS = ["none", "zstd:3", "zstd:1", "blosc-lz4", "blosc-lz4-bitshuffle", "blosc-zstd:1",
           "blosc-zstd-bitshuffle:1", "blosc-zstd-bitshuffle:5"]
@@ -92,8 +93,7 @@ def main(argv=None):
     shutil.rmtree(work / "store.ome.zarr", ignore_errors=True)
     load_end = os.getloadavg()
 
-    cpu_model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
-                      if l.startswith("model name")), "?")
+    cpu_model = machine.cpu_model()
     lines = [
         f"One run of `python benches/zarr_codecs.py --slices {a.slices} --size {a.size} "
         f"--runs {a.runs}` ({cpu_model}, {os.cpu_count()} cores, {platform.system()} "

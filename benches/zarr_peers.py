@@ -29,6 +29,8 @@ import sys
 import time
 from pathlib import Path
 
+from machine import cpu_model  # benches/machine.py
+
 NGFF_ZARR = """
 import sys, glob, dask, dask.array as da, tifffile, numpy as np
 import ngff_zarr as nz
@@ -101,13 +103,6 @@ def median(values):
     v = sorted(values)
     n = len(v)
     return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
-
-
-def cpu_model():
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "?"
 
 
 def main():
